@@ -1,0 +1,19 @@
+/*
+ * ctl - the commands of certsyncctl. Offline commands (files only, no agent)
+ * live in ctl_offline.c; commands that talk to the status socket come later.
+ */
+#ifndef CS_CTL_H
+#define CS_CTL_H
+
+struct ctl_cmd {
+	const char *name;
+	/* argv[0] is the command name; returns the process exit status. */
+	int (*run)(int argc, char **argv);
+	const char *usage; /* one line: "inspect [--json] FILE..." */
+	const char *help;  /* one line of description */
+};
+
+/* The offline commands, terminated by an entry whose name is NULL. */
+extern const struct ctl_cmd ctl_offline_cmds[];
+
+#endif

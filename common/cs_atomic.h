@@ -1,0 +1,33 @@
+/*
+ * cs_atomic - crash-safe replacement of one file.
+ *
+ * A temp file is created in the target's directory with O_EXCL|O_NOFOLLOW and
+ * the final mode, owner and group are applied with fchown/fchmod before the
+ * first byte is written; then write, fsync, rename over the target, fsync of
+ * the directory. Readers see the old file or the new one, never a mix. On any
+ * error the old file is untouched and the temp file is removed.
+ */
+#ifndef CS_ATOMIC_H
+#define CS_ATOMIC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define CS_ATOMIC_FOLLOW_SYMLINK 0x1 /* replace the file a final symlink names */
+#define CS_ATOMIC_NO_FSYNC 0x2       /* skip fsyncs (tests, benchmarks only) */
+
+struct cs_atomic_opts {
+	mode_t mode; /* final mode, e.g. 0600 for anything holding a key */
+	uid_t uid;   /* (uid_t)-1: leave as created (the caller's) */
+	gid_t gid;   /* (gid_t)-1: leave as created */
+	unsigned flags;
+};
+
+/*
+ * Replaces path with len bytes of data. Returns 0 or a negative errno, with a
+ * message naming the path in err.
+ */
+int cs_atomic_write(const char *path, const void *data, size_t len,
+		    const struct cs_atomic_opts *opts, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,151 @@
+/*
+ * testutil - helpers for the Check suites. See testutil.h.
+ */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *cs_test_mkdtemp(void)
+{
+	const char *base = getenv("TMPDIR");
+	char *path;
+
+	if (base == NULL || *base == '\0')
+		base = "/tmp";
+	if (asprintf(&path, "%s/cstest.XXXXXX", base) < 0)
+		return NULL;
+	if (mkdtemp(path) == NULL) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(p);
+	return 0;
+}
+
+void cs_test_rmrf(const char *path)
+{
+	if (path != NULL)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *cs_test_write(const char *dir, const char *name, const char *s, mode_t mode)
+{
+	char *path;
+	int fd;
+
+	if (dir != NULL) {
+		if (asprintf(&path, "%s/%s", dir, name) < 0)
+			return NULL;
+	} else {
+		path = strdup(name);
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	if (fd < 0) {
+		free(path);
+		return NULL;
+	}
+	size_t len = strlen(s);
+	if (write(fd, s, len) != (ssize_t)len) {
+		close(fd);
+		free(path);
+		return NULL;
+	}
+	fchmod(fd, mode);
+	close(fd);
+	return path;
+}
+
+char *cs_test_read(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0, used = 0;
+
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (used + 4096 + 1 > cap) {
+			cap = (cap + 4096) * 2;
+			char *n = realloc(buf, cap);
+			if (n == NULL) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = n;
+		}
+		size_t r = fread(buf + used, 1, 4096, f);
+		used += r;
+		if (r == 0)
+			break;
+	}
+	fclose(f);
+	buf[used] = '\0';
+	if (len != NULL)
+		*len = used;
+	return buf;
+}
+
+int cs_test_run(const char *cmdline, char **out)
+{
+	char *full;
+	FILE *p;
+
+	if (asprintf(&full, "%s 2>&1", cmdline) < 0)
+		return -1;
+	p = popen(full, "r");
+	free(full);
+	if (p == NULL)
+		return -1;
+	char *buf = NULL;
+	size_t cap = 0, used = 0;
+	for (;;) {
+		if (used + 4097 > cap) {
+			cap = (cap + 4097) * 2;
+			buf = realloc(buf, cap);
+			if (buf == NULL)
+				break;
+		}
+		size_t r = fread(buf + used, 1, 4096, p);
+		used += r;
+		if (r == 0)
+			break;
+	}
+	if (buf != NULL)
+		buf[used] = '\0';
+	int st = pclose(p);
+	if (out != NULL)
+		*out = buf;
+	else
+		free(buf);
+	if (st < 0 || !WIFEXITED(st))
+		return -1;
+	return WEXITSTATUS(st);
+}
+
+char *cs_test_build_path(const char *rel)
+{
+	const char *b = getenv("CS_BUILD_DIR");
+	char *p;
+
+	if (b == NULL)
+		b = ".";
+	if (asprintf(&p, "%s/%s", b, rel) < 0)
+		return NULL;
+	return p;
+}

@@ -1,0 +1,32 @@
+/*
+ * testutil - small helpers shared by the Check suites: temporary directories,
+ * whole-file reads and writes, running a command.
+ */
+#ifndef CS_TESTUTIL_H
+#define CS_TESTUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Returns a new directory under $TMPDIR (malloc'd path; remove with cs_test_rmrf). */
+char *cs_test_mkdtemp(void);
+
+/* Removes path recursively; ignores errors. */
+void cs_test_rmrf(const char *path);
+
+/* Writes s to dir/name (or to name when dir is NULL) with mode; returns the malloc'd path. */
+char *cs_test_write(const char *dir, const char *name, const char *s, mode_t mode);
+
+/* Returns the whole file as a NUL-terminated malloc'd buffer (length in *len), or NULL. */
+char *cs_test_read(const char *path, size_t *len);
+
+/*
+ * Runs a shell command line; returns its exit status (or -1) and, when out is
+ * not NULL, its stdout+stderr as a malloc'd string.
+ */
+int cs_test_run(const char *cmdline, char **out);
+
+/* Returns $CS_BUILD_DIR/rel (malloc'd), for locating built programs. */
+char *cs_test_build_path(const char *rel);
+
+#endif

@@ -1,6 +1,7 @@
 /*
  * ctl - the commands of certsyncctl. Offline commands (files only, no agent)
- * live in ctl_offline.c; commands that talk to the status socket come later.
+ * live in ctl_offline.c (inspect, convert) and ctl_fp.c (fingerprint, tlsa);
+ * commands that talk to the status socket come later.
  */
 #ifndef CS_CTL_H
 #define CS_CTL_H
@@ -15,5 +16,10 @@ struct ctl_cmd {
 
 /* The offline commands, terminated by an entry whose name is NULL. */
 extern const struct ctl_cmd ctl_offline_cmds[];
+
+int ctl_inspect_main(int argc, char **argv);     /* ctl_offline.c */
+int ctl_convert_main(int argc, char **argv);     /* ctl_offline.c */
+int ctl_fingerprint_main(int argc, char **argv); /* ctl_fp.c */
+int ctl_tlsa_main(int argc, char **argv);        /* ctl_fp.c */
 
 #endif

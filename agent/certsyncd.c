@@ -1,7 +1,172 @@
-/* certsyncd - placeholder until the agent main lands in this session. */
+/*
+ * certsyncd - the certsync agent: parses the command line, loads the
+ * configuration, sets up logging and runs the event loop.
+ */
+#include "cs_agent.h"
+#include "cs_config.h"
+#include "cs_log.h"
+
+#include <getopt.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+static void usage(FILE *out)
 {
-	printf("certsyncd %s\n", CS_VERSION);
+	fprintf(out,
+		"usage: certsyncd [-c FILE] [-f] [--once] [--check-config] [--log-level LEVEL]\n"
+		"\n"
+		"  -c, --config FILE    configuration file (default %s)\n"
+		"  -f, --foreground     stay in the foreground and log to stderr\n"
+		"      --once           one full pass (examine, renew what is due, deploy,\n"
+		"                       rehash, reload, verify), then exit: 0 all well,\n"
+		"                       1 something failed, 2 configuration error\n"
+		"      --check-config   report every error in the configuration and exit\n"
+		"                       (0: valid, 2: errors)\n"
+		"      --log-level L    error, warning, notice, info (default) or debug\n"
+		"  -h, --help           this text\n"
+		"      --version        the version\n"
+		"\n"
+		"Signals: SIGTERM/SIGINT stop, SIGHUP re-reads the configuration.\n"
+		"See certsyncd(8) and certsync.conf(5).\n",
+		CS_DEFAULT_CONFIG);
+}
+
+enum { OPT_ONCE = 256, OPT_CHECK, OPT_VERSION, OPT_LOGLEVEL };
+
+static const struct option long_opts[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "foreground", no_argument, NULL, 'f' },
+	{ "once", no_argument, NULL, OPT_ONCE },
+	{ "check-config", no_argument, NULL, OPT_CHECK },
+	{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int check_config(const char *path)
+{
+	struct cs_cfg_errors errs;
+	struct cs_config *cfg = cs_config_load(path, &errs);
+
+	if (cfg == NULL) {
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.v[i]);
+		fprintf(stderr, "%s: %zu error(s)\n", path, errs.n);
+		cs_cfg_errors_free(&errs);
+		return 2;
+	}
+	printf("%s: configuration OK (%zu file(s): %zu cert(s), %zu issuer(s), %zu capath(s), "
+	       "%zu clientcerts, %zu reloader(s))\n",
+	       path, cfg->files.n, cfg->n_certs, cfg->n_issuers, cfg->n_capaths,
+	       cfg->n_clientcerts, cfg->n_reloads);
+	cs_config_free(cfg);
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config = CS_DEFAULT_CONFIG;
+	bool foreground = false, once = false, check = false;
+	int log_level = -1;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:fh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case OPT_ONCE:
+			once = true;
+			break;
+		case OPT_CHECK:
+			check = true;
+			break;
+		case OPT_LOGLEVEL:
+			log_level = cs_log_level_parse(optarg);
+			if (log_level < 0) {
+				fprintf(stderr, "certsyncd: --log-level: '%s' is not one of error, "
+						"warning, notice, info, debug\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("certsyncd %s\n", CS_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "certsyncd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (check)
+		return check_config(config);
+
+	/* --once is for scripts and terminals: it always logs to stderr. */
+	if (once)
+		foreground = true;
+	cs_log_open("certsyncd", foreground ? CS_LOG_STDERR : CS_LOG_SYSLOG,
+		    log_level >= 0 ? (enum cs_log_level)log_level : CS_LOG_INFO);
+
+	struct cs_cfg_errors errs;
+	struct cs_config *cfg = cs_config_load(config, &errs);
+	if (cfg == NULL) {
+		for (size_t i = 0; i < errs.n; i++)
+			cs_err("%s", errs.v[i]);
+		cs_err("%s: %zu error(s); not starting", config, errs.n);
+		cs_cfg_errors_free(&errs);
+		return 2;
+	}
+	if (log_level < 0)
+		cs_log_set_level((enum cs_log_level)cfg->agent.log_level);
+
+	if (!foreground && daemon(0, 0) < 0) {
+		cs_err("cannot detach from the terminal: %m");
+		cs_config_free(cfg);
+		return 1;
+	}
+
+	uv_loop_t loop;
+	int rc = uv_loop_init(&loop);
+	if (rc < 0) {
+		cs_err("cannot create the event loop: %s", uv_strerror(rc));
+		cs_config_free(cfg);
+		return 1;
+	}
+	struct cs_agent *agent = cs_agent_new(&loop, config, cfg);
+	if (agent == NULL) {
+		cs_err("out of memory");
+		cs_config_free(cfg);
+		uv_loop_close(&loop);
+		return 1;
+	}
+	if (cs_agent_start(agent, once) < 0) {
+		cs_agent_stop(agent);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		cs_agent_free(agent);
+		uv_loop_close(&loop);
+		return 1;
+	}
+	cs_notice("certsyncd %s started%s", CS_VERSION, once ? " (one pass)" : "");
+	uv_run(&loop, UV_RUN_DEFAULT);
+	int status = cs_agent_exit_status(agent);
+	cs_agent_free(agent);
+	if (uv_loop_close(&loop) != 0)
+		cs_warn("event loop closed with handles still open");
+	cs_notice("certsyncd stopped");
+	return status;
 }

@@ -1,0 +1,159 @@
+/*
+ * cs_agent - the running agent: signals, configuration reloads and service
+ * manager notifications around the work of the pipeline. See cs_agent.h.
+ */
+#include "cs_agent.h"
+#include "cs_log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef CS_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+struct cs_agent {
+	uv_loop_t *loop;
+	char *config_path;
+	struct cs_config *cfg;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	bool started;
+	bool stopping;
+	bool once;
+	int exit_status;
+};
+
+void cs_agent_notify(const char *state)
+{
+#ifdef CS_HAVE_SYSTEMD
+	if (getenv("NOTIFY_SOCKET") != NULL)
+		sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+static void log_summary(const struct cs_agent *a)
+{
+	const struct cs_config *c = a->cfg;
+
+	cs_info("configuration %s: %zu cert(s), %zu issuer(s), %zu capath(s), "
+		"%zu clientcerts map(s), %zu reloader(s)",
+		a->config_path, c->n_certs, c->n_issuers, c->n_capaths, c->n_clientcerts,
+		c->n_reloads);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct cs_agent *a = h->data;
+
+	if (signum == SIGHUP) {
+		cs_agent_reload(a);
+		return;
+	}
+	cs_notice("%s received, stopping", strsignal(signum));
+	cs_agent_stop(a);
+}
+
+struct cs_agent *cs_agent_new(uv_loop_t *loop, const char *config_path, struct cs_config *cfg)
+{
+	struct cs_agent *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return NULL;
+	a->config_path = strdup(config_path);
+	if (a->config_path == NULL) {
+		free(a);
+		return NULL;
+	}
+	a->loop = loop;
+	a->cfg = cfg;
+	return a;
+}
+
+static int start_signal(struct cs_agent *a, uv_signal_t *h, int signum)
+{
+	int rc = uv_signal_init(a->loop, h);
+
+	if (rc < 0)
+		return rc;
+	h->data = a;
+	return uv_signal_start(h, on_signal, signum);
+}
+
+int cs_agent_start(struct cs_agent *a, bool once)
+{
+	int rc;
+
+	a->once = once;
+	if ((rc = start_signal(a, &a->sig_term, SIGTERM)) < 0 ||
+	    (rc = start_signal(a, &a->sig_int, SIGINT)) < 0 ||
+	    (rc = start_signal(a, &a->sig_hup, SIGHUP)) < 0) {
+		cs_err("cannot install signal handlers: %s", uv_strerror(rc));
+		return rc;
+	}
+	a->started = true;
+	log_summary(a);
+	cs_agent_notify("READY=1\nSTATUS=running");
+	if (once)
+		cs_agent_stop(a);
+	return 0;
+}
+
+int cs_agent_reload(struct cs_agent *a)
+{
+	struct cs_cfg_errors errs;
+	struct cs_config *cfg;
+
+	cs_agent_notify("RELOADING=1");
+	cs_notice("SIGHUP: re-reading %s", a->config_path);
+	cfg = cs_config_load(a->config_path, &errs);
+	if (cfg == NULL) {
+		for (size_t i = 0; i < errs.n; i++)
+			cs_err("%s", errs.v[i]);
+		cs_err("%zu error(s) in the new configuration; keeping the previous one",
+		       errs.n);
+		cs_cfg_errors_free(&errs);
+		cs_agent_notify("READY=1\nSTATUS=running (configuration reload failed)");
+		return -EINVAL;
+	}
+	cs_config_free(a->cfg);
+	a->cfg = cfg;
+	cs_notice("configuration reloaded");
+	log_summary(a);
+	cs_agent_notify("READY=1\nSTATUS=running");
+	return 0;
+}
+
+static void on_close(uv_handle_t *h)
+{
+	(void)h;
+}
+
+void cs_agent_stop(struct cs_agent *a)
+{
+	if (a->stopping)
+		return;
+	a->stopping = true;
+	cs_agent_notify("STOPPING=1");
+	if (a->started) {
+		uv_close((uv_handle_t *)&a->sig_term, on_close);
+		uv_close((uv_handle_t *)&a->sig_int, on_close);
+		uv_close((uv_handle_t *)&a->sig_hup, on_close);
+	}
+}
+
+int cs_agent_exit_status(const struct cs_agent *a)
+{
+	return a->exit_status;
+}
+
+void cs_agent_free(struct cs_agent *a)
+{
+	if (a == NULL)
+		return;
+	cs_config_free(a->cfg);
+	free(a->config_path);
+	free(a);
+}

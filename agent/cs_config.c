@@ -1,0 +1,1570 @@
+/*
+ * cs_config - parse certsync.conf and its drop-ins. See cs_config.h.
+ *
+ * Two phases. First every file is read with inih into a list of raw sections
+ * (type, name, line) holding raw key/value pairs with their lines; a reader
+ * callback counts lines so that each pair knows where it came from. Then each
+ * raw section is turned into its typed struct through a table of key
+ * descriptors, and references between sections are checked. Errors are
+ * collected, never fatal, so that one run reports all of them.
+ */
+#include "cs_config.h"
+#include "cs_fp.h"
+#include "cs_log.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <glob.h>
+#include <grp.h>
+#include <ini.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_LINE 4096
+
+struct raw_pair {
+	char *key;
+	char *value;
+	int line;
+	bool used;
+};
+
+struct raw_section {
+	char *type; /* "agent", "cert", ... */
+	char *name; /* NULL for [agent] */
+	const char *file;
+	int line;
+	struct raw_pair *pairs;
+	size_t n_pairs;
+};
+
+struct parser {
+	struct cs_config *cfg;
+	struct cs_cfg_errors *errs;
+	struct raw_section *secs;
+	size_t n_secs;
+	/* the file being read */
+	FILE *fp;
+	const char *file;
+	int line;
+	bool bad_section; /* pairs of a malformed header are dropped */
+	bool is_dropin;
+};
+
+/* ---- errors ---- */
+
+static void add_error(struct cs_cfg_errors *errs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void add_error(struct cs_cfg_errors *errs, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+	char **v;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (msg == NULL)
+		return;
+	v = realloc(errs->v, (errs->n + 1) * sizeof(*v));
+	if (v == NULL) {
+		free(msg);
+		return;
+	}
+	errs->v = v;
+	errs->v[errs->n++] = msg;
+}
+
+void cs_cfg_errors_free(struct cs_cfg_errors *errs)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		free(errs->v[i]);
+	free(errs->v);
+	errs->v = NULL;
+	errs->n = 0;
+}
+
+/* "[cert "mail"]" or "[agent]", for messages. */
+static void section_label(const struct raw_section *s, char *out, size_t len)
+{
+	if (s->name != NULL)
+		snprintf(out, len, "[%s \"%s\"]", s->type, s->name);
+	else
+		snprintf(out, len, "[%s]", s->type);
+}
+
+static void pair_error(struct parser *p, const struct raw_section *s, const struct raw_pair *kv,
+		       const char *msg)
+{
+	char label[300];
+
+	section_label(s, label, sizeof(label));
+	add_error(p->errs, "%s:%d: %s %s: %s", s->file, kv->line, label, kv->key, msg);
+}
+
+static void section_error(struct parser *p, const struct raw_section *s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void section_error(struct parser *p, const struct raw_section *s, const char *fmt, ...)
+{
+	char label[300], msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	section_label(s, label, sizeof(label));
+	add_error(p->errs, "%s:%d: %s: %s", s->file, s->line, label, msg);
+}
+
+/* ---- value parsers ---- */
+
+int cs_cfg_parse_duration(const char *s, int64_t *out, char *err, size_t errlen)
+{
+	static const struct {
+		char unit;
+		int64_t seconds;
+	} units[] = {
+		{ 's', 1 },	   { 'm', 60 },	       { 'h', 3600 },
+		{ 'd', 86400 }, { 'w', 7 * 86400 }, { 'y', 365 * 86400 },
+	};
+	const char *q = s;
+	int64_t total = 0;
+	bool any = false;
+
+	while (*q != '\0') {
+		char *end;
+		long long n;
+
+		while (*q == ' ')
+			q++;
+		if (*q == '\0')
+			break;
+		if (!isdigit((unsigned char)*q))
+			goto bad;
+		errno = 0;
+		n = strtoll(q, &end, 10);
+		if (errno != 0 || n > 1000000)
+			goto bad;
+		size_t i;
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (*end == units[i].unit)
+				break;
+		if (i == sizeof(units) / sizeof(units[0]))
+			goto bad;
+		total += n * units[i].seconds;
+		q = end + 1;
+		any = true;
+	}
+	if (!any || total <= 0)
+		goto bad;
+	*out = total;
+	return 0;
+bad:
+	snprintf(err, errlen,
+		 "'%s' is not a duration (a number with a unit: 30s, 15m, 12h, 90d, 2w, 10y)", s);
+	return -1;
+}
+
+void cs_cfg_format_duration(int64_t seconds, char *out, size_t outlen)
+{
+	static const struct {
+		const char *unit;
+		int64_t seconds;
+	} units[] = { { "d", 86400 }, { "h", 3600 }, { "m", 60 }, { "s", 1 } };
+	size_t used = 0;
+	int parts = 0;
+
+	out[0] = '\0';
+	if (seconds <= 0) {
+		snprintf(out, outlen, "0s");
+		return;
+	}
+	for (size_t i = 0; i < 4 && parts < 2; i++) {
+		int64_t n = seconds / units[i].seconds;
+		if (n == 0)
+			continue;
+		seconds -= n * units[i].seconds;
+		used += snprintf(out + used, used < outlen ? outlen - used : 0, "%s%lld%s",
+				 parts ? " " : "", (long long)n, units[i].unit);
+		parts++;
+	}
+}
+
+int cs_cfg_parse_span(const char *s, struct cs_cfg_span *out, char *err, size_t errlen)
+{
+	size_t len = strlen(s);
+
+	memset(out, 0, sizeof(*out));
+	if (len > 0 && s[len - 1] == '%') {
+		char *end;
+		double v;
+
+		errno = 0;
+		v = strtod(s, &end);
+		if (errno != 0 || end != s + len - 1 || len == 1 || !(v >= 0 && v < 100) ||
+		    !isdigit((unsigned char)s[0])) {
+			snprintf(err, errlen, "'%s' is not a percentage between 0%% and 99%%", s);
+			return -1;
+		}
+		out->is_percent = true;
+		out->percent = v;
+		out->set = true;
+		return 0;
+	}
+	if (cs_cfg_parse_duration(s, &out->seconds, err, errlen) < 0) {
+		snprintf(err, errlen,
+			 "'%s' is neither a percentage of the lifetime (33%%) nor a duration "
+			 "(30d, 12h)",
+			 s);
+		return -1;
+	}
+	out->set = true;
+	return 0;
+}
+
+int cs_cfg_parse_mode(const char *s, mode_t *out, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long v;
+
+	if (s[0] != '0' || strlen(s) < 3 || strlen(s) > 5)
+		goto bad;
+	errno = 0;
+	v = strtoul(s, &end, 8);
+	if (errno != 0 || *end != '\0' || v > 07777)
+		goto bad;
+	*out = (mode_t)v;
+	return 0;
+bad:
+	snprintf(err, errlen, "'%s' is not an octal file mode such as 0600 or 0644", s);
+	return -1;
+}
+
+int cs_cfg_parse_bool(const char *s, bool *out, char *err, size_t errlen)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "'%s' is not yes or no", s);
+	return -1;
+}
+
+static bool all_digits(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+int cs_cfg_parse_user(const char *s, uid_t *out, char *err, size_t errlen)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (all_digits(s)) {
+		*out = (uid_t)strtoul(s, NULL, 10);
+		return 0;
+	}
+	if (getpwnam_r(s, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
+		snprintf(err, errlen, "unknown user '%s'", s);
+		return -1;
+	}
+	*out = pw.pw_uid;
+	return 0;
+}
+
+int cs_cfg_parse_group(const char *s, gid_t *out, char *err, size_t errlen)
+{
+	struct group gr, *res = NULL;
+	char buf[8192];
+
+	if (all_digits(s)) {
+		*out = (gid_t)strtoul(s, NULL, 10);
+		return 0;
+	}
+	if (getgrnam_r(s, &gr, buf, sizeof(buf), &res) != 0 || res == NULL) {
+		snprintf(err, errlen, "unknown group '%s'", s);
+		return -1;
+	}
+	*out = gr.gr_gid;
+	return 0;
+}
+
+static bool is_ip(const char *s)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+int cs_cfg_parse_name(const char *s, char *err, size_t errlen)
+{
+	size_t len = strlen(s);
+	const char *label = s;
+
+	if (is_ip(s))
+		return 0;
+	if (len == 0 || len > 253)
+		goto bad;
+	if (strncmp(s, "*.", 2) == 0)
+		label = s + 2;
+	for (const char *q = label;;) {
+		const char *dot = strchr(q, '.');
+		size_t l = dot ? (size_t)(dot - q) : strlen(q);
+
+		if (l == 0 || l > 63 || q[0] == '-' || q[l - 1] == '-')
+			goto bad;
+		for (size_t i = 0; i < l; i++)
+			if (!isalnum((unsigned char)q[i]) && q[i] != '-')
+				goto bad;
+		if (dot == NULL)
+			break;
+		q = dot + 1;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen,
+		 "'%s' is neither a DNS name (letters, digits, hyphens, dots; "
+		 "a leading '*.' allowed) nor an IP address",
+		 s);
+	return -1;
+}
+
+static const char *const verify_schemes[] = { "smtp",  "submission", "imap", "pop3",
+					       "smtps", "imaps",      "pop3s" };
+
+int cs_cfg_parse_verify_url(const char *s, char *err, size_t errlen)
+{
+	const char *sep = strstr(s, "://");
+	size_t i;
+
+	if (sep == NULL)
+		goto bad;
+	for (i = 0; i < sizeof(verify_schemes) / sizeof(verify_schemes[0]); i++)
+		if (strlen(verify_schemes[i]) == (size_t)(sep - s) &&
+		    strncmp(s, verify_schemes[i], (size_t)(sep - s)) == 0)
+			break;
+	if (i == sizeof(verify_schemes) / sizeof(verify_schemes[0]))
+		goto bad;
+	const char *host = sep + 3;
+	if (*host == '\0' || *host == ':' || *host == '/' || *host == '?')
+		goto bad;
+	const char *port = NULL;
+	if (*host == '[') {
+		const char *close = strchr(host, ']');
+		if (close == NULL)
+			goto bad;
+		if (close[1] == ':')
+			port = close + 2;
+	} else {
+		port = strchr(host, ':');
+		if (port != NULL)
+			port++;
+	}
+	if (port != NULL) {
+		char *end;
+		long v = strtol(port, &end, 10);
+		if (end == port || v < 1 || v > 65535 || (*end != '\0' && *end != '/' && *end != '?'))
+			goto bad;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen,
+		 "'%s' is not a verify URL (smtp://, submission://, imap://, pop3://, "
+		 "smtps://, imaps:// or pop3s:// HOST[:PORT][?sni=NAME])",
+		 s);
+	return -1;
+}
+
+static int parse_abs_path(const char *s, char *err, size_t errlen)
+{
+	if (s[0] != '/') {
+		snprintf(err, errlen, "'%s' is not an absolute path", s);
+		return -1;
+	}
+	return 0;
+}
+
+/* Splits a comma-separated list; empty items are an error. */
+static int parse_list(const char *s, struct cs_cfg_list *out, char *err, size_t errlen)
+{
+	const char *q = s;
+
+	memset(out, 0, sizeof(*out));
+	for (;;) {
+		const char *comma = strchr(q, ',');
+		size_t len = comma ? (size_t)(comma - q) : strlen(q);
+
+		while (len > 0 && isspace((unsigned char)*q)) {
+			q++;
+			len--;
+		}
+		while (len > 0 && isspace((unsigned char)q[len - 1]))
+			len--;
+		if (len == 0) {
+			snprintf(err, errlen, "empty item in the list '%s'", s);
+			return -1;
+		}
+		char **v = realloc(out->v, (out->n + 1) * sizeof(*v));
+		if (v == NULL)
+			return -1;
+		out->v = v;
+		out->v[out->n] = strndup(q, len);
+		if (out->v[out->n++] == NULL)
+			return -1;
+		if (comma == NULL)
+			return 0;
+		q = comma + 1;
+	}
+}
+
+static void list_free(struct cs_cfg_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* ---- key tables ---- */
+
+enum vtype {
+	V_STR,
+	V_PATH,
+	V_DURATION,
+	V_SPAN,
+	V_KEYTYPE,
+	V_MODE,
+	V_BOOL,
+	V_USER,
+	V_GROUP,
+	V_LIST,
+	V_NAMES,
+	V_URLS,
+	V_CONTACTS,
+	V_ENUM,
+	V_LOGLEVEL,
+	V_HOSTPORT,
+	V_INCLUDE,
+};
+
+struct enum_val {
+	const char *name;
+	int value;
+};
+
+static const struct enum_val e_issuer_type[] = { { "local-ca", CS_ISSUER_LOCAL_CA },
+						 { "acme", CS_ISSUER_ACME },
+						 { NULL, 0 } };
+static const struct enum_val e_challenge[] = { { "http-01", CS_CHALLENGE_HTTP01 },
+					       { "dns-01", CS_CHALLENGE_DNS01 },
+					       { "tls-alpn-01", CS_CHALLENGE_TLSALPN01 },
+					       { NULL, 0 } };
+static const struct enum_val e_usage[] = { { "server", CS_USAGE_SERVER },
+					   { "client", CS_USAGE_CLIENT },
+					   { NULL, 0 } };
+static const struct enum_val e_fp_of[] = { { "cert", CS_FP_OF_CERT },
+					   { "pubkey", CS_FP_OF_PUBKEY },
+					   { NULL, 0 } };
+static const struct enum_val e_digest[] = { { "sha256", CS_DIGEST_SHA256 },
+					    { "sha1", CS_DIGEST_SHA1 },
+					    { "md5", CS_DIGEST_MD5 },
+					    { NULL, 0 } };
+static const struct enum_val e_reload_type[] = { { "postfix", CS_RELOAD_POSTFIX },
+						 { "dovecot", CS_RELOAD_DOVECOT },
+						 { "exec", CS_RELOAD_EXEC },
+						 { "plugin", CS_RELOAD_PLUGIN },
+						 { NULL, 0 } };
+static const struct enum_val e_map_type[] = { { "hash", 0 },	 { "lmdb", 1 }, { "cdb", 2 },
+					      { "btree", 3 },	 { "texthash", 4 },
+					      { NULL, 0 } };
+
+/* Sub-type masks: which keys a section of a given type accepts. */
+#define ANY 0xffu
+#define T(x) (1u << (x))
+
+struct keydef {
+	const char *key;
+	enum vtype type;
+	size_t off;
+	unsigned applies;	  /* mask of sub-types (issuer or reload type) */
+	const struct enum_val *e; /* for V_ENUM and V_STR enums stored as strings */
+};
+
+#define AG(f) offsetof(struct cs_cfg_agent, f)
+static const struct keydef agent_keys[] = {
+	{ "state_dir", V_PATH, AG(state_dir), ANY, NULL },
+	{ "socket", V_PATH, AG(socket), ANY, NULL },
+	{ "socket_group", V_GROUP, AG(socket_group), ANY, NULL },
+	{ "socket_mode", V_MODE, AG(socket_mode), ANY, NULL },
+	{ "admin_group", V_GROUP, AG(admin_group), ANY, NULL },
+	{ "plugin_dir", V_PATH, AG(plugin_dir), ANY, NULL },
+	{ "metrics_file", V_PATH, AG(metrics_file), ANY, NULL },
+	{ "log_level", V_LOGLEVEL, AG(log_level), ANY, NULL },
+	{ "renew_before", V_SPAN, AG(renew_before), ANY, NULL },
+	{ "jitter", V_SPAN, AG(jitter), ANY, NULL },
+	{ "include", V_INCLUDE, 0, ANY, NULL },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+#define LOCAL T(CS_ISSUER_LOCAL_CA)
+#define ACME T(CS_ISSUER_ACME)
+#define IS(f) offsetof(struct cs_cfg_issuer, f)
+static const struct keydef issuer_keys[] = {
+	{ "type", V_ENUM, IS(type), ANY, e_issuer_type },
+	{ "dir", V_PATH, IS(dir), LOCAL, NULL },
+	{ "subject", V_STR, IS(subject), LOCAL, NULL },
+	{ "key", V_KEYTYPE, IS(key), LOCAL, NULL },
+	{ "validity", V_DURATION, IS(validity), LOCAL, NULL },
+	{ "ca_validity", V_DURATION, IS(ca_validity), LOCAL, NULL },
+	{ "directory", V_STR, IS(directory), ACME, NULL },
+	{ "contact", V_CONTACTS, IS(contact), ACME, NULL },
+	{ "challenge", V_ENUM, IS(challenge), ACME, e_challenge },
+	{ "webroot", V_PATH, IS(webroot), ACME, NULL },
+	{ "http_listen", V_HOSTPORT, IS(http_listen), ACME, NULL },
+	{ "dns_hook", V_PATH, IS(dns_hook), ACME, NULL },
+	{ "ca_bundle", V_PATH, IS(ca_bundle), ACME, NULL },
+	{ "eab_kid", V_STR, IS(eab_kid), ACME, NULL },
+	{ "eab_hmac_key", V_STR, IS(eab_hmac_key), ACME, NULL },
+	{ "preferred_chain", V_STR, IS(preferred_chain), ACME, NULL },
+	{ "profile", V_STR, IS(profile), ACME, NULL },
+	{ "account_key", V_KEYTYPE, IS(account_key), ACME, NULL },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+#define CE(f) offsetof(struct cs_cfg_cert, f)
+static const struct keydef cert_keys[] = {
+	{ "issuer", V_STR, CE(issuer), ANY, NULL },
+	{ "names", V_NAMES, CE(names), ANY, NULL },
+	{ "key", V_KEYTYPE, CE(key), ANY, NULL },
+	{ "usage", V_ENUM, CE(usage), ANY, e_usage },
+	{ "reuse_key", V_BOOL, CE(reuse_key), ANY, NULL },
+	{ "bundle", V_PATH, CE(bundle), ANY, NULL },
+	{ "fullchain", V_PATH, CE(fullchain), ANY, NULL },
+	{ "cert", V_PATH, CE(cert), ANY, NULL },
+	{ "chain", V_PATH, CE(chain), ANY, NULL },
+	{ "keyfile", V_PATH, CE(keyfile), ANY, NULL },
+	{ "owner", V_USER, CE(owner), ANY, NULL },
+	{ "group", V_GROUP, CE(group), ANY, NULL },
+	{ "mode", V_MODE, CE(mode), ANY, NULL },
+	{ "cert_mode", V_MODE, CE(cert_mode), ANY, NULL },
+	{ "reload", V_LIST, CE(reload), ANY, NULL },
+	{ "verify", V_URLS, CE(verify), ANY, NULL },
+	{ "renew_before", V_SPAN, CE(renew_before), ANY, NULL },
+	{ "jitter", V_SPAN, CE(jitter), ANY, NULL },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+#define CP(f) offsetof(struct cs_cfg_capath, f)
+static const struct keydef capath_keys[] = {
+	{ "dir", V_PATH, CP(dir), ANY, NULL },
+	{ "cafile", V_PATH, CP(cafile), ANY, NULL },
+	{ "issuers", V_LIST, CP(issuers), ANY, NULL },
+	{ "reload", V_LIST, CP(reload), ANY, NULL },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+#define CC(f) offsetof(struct cs_cfg_clientcerts, f)
+static const struct keydef clientcerts_keys[] = {
+	{ "dir", V_PATH, CC(dir), ANY, NULL },
+	{ "map", V_PATH, CC(map), ANY, NULL },
+	{ "digest", V_ENUM, CC(digest), ANY, e_digest },
+	{ "fingerprint", V_ENUM, CC(fingerprint), ANY, e_fp_of },
+	{ "map_type", V_STR, CC(map_type), ANY, e_map_type },
+	{ "reload", V_LIST, CC(reload), ANY, NULL },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+#define RL(f) offsetof(struct cs_cfg_reload, f)
+static const struct keydef reload_keys[] = {
+	{ "type", V_ENUM, RL(type), ANY, e_reload_type },
+	{ "config_dir", V_PATH, RL(config_dir), T(CS_RELOAD_POSTFIX), NULL },
+	{ "config", V_PATH, RL(config), T(CS_RELOAD_DOVECOT), NULL },
+	{ "pid_file", V_PATH, RL(pid_file), T(CS_RELOAD_DOVECOT), NULL },
+	{ "command", V_STR, RL(command), T(CS_RELOAD_EXEC), NULL },
+	{ "timeout", V_DURATION, RL(timeout), ANY, NULL },
+	{ "plugin", V_STR, RL(plugin), T(CS_RELOAD_PLUGIN), NULL },
+	{ "args", V_STR, RL(args), T(CS_RELOAD_PLUGIN), NULL },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+static const char *enum_names(const struct enum_val *e, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (; e->name; e++)
+		used += snprintf(buf + used, used < len ? len - used : 0, "%s%s",
+				 used ? ", " : "", e->name);
+	return buf;
+}
+
+static int enum_lookup(const struct enum_val *e, const char *s)
+{
+	for (; e->name; e++)
+		if (strcmp(e->name, s) == 0)
+			return e->value;
+	return -1;
+}
+
+/*
+ * Stores one value into the struct at base. Returns 0, or -1 with err set.
+ * V_INCLUDE is handled by the caller.
+ */
+static int store_value(const struct keydef *d, void *base, const char *value, char *err,
+		       size_t errlen)
+{
+	char *field = (char *)base + d->off;
+	char names[256];
+
+	switch (d->type) {
+	case V_STR:
+		if (*value == '\0') {
+			snprintf(err, errlen, "empty value");
+			return -1;
+		}
+		if (d->e != NULL && enum_lookup(d->e, value) < 0) {
+			snprintf(err, errlen, "'%s' is not one of: %s", value,
+				 enum_names(d->e, names, sizeof(names)));
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = strdup(value);
+		return 0;
+	case V_PATH:
+		if (parse_abs_path(value, err, errlen) < 0)
+			return -1;
+		free(*(char **)field);
+		*(char **)field = strdup(value);
+		return 0;
+	case V_HOSTPORT: {
+		const char *colon = strrchr(value, ':');
+		char *end;
+		long port;
+
+		if (colon == NULL || colon == value)
+			goto bad_hostport;
+		port = strtol(colon + 1, &end, 10);
+		if (*end != '\0' || port < 1 || port > 65535)
+			goto bad_hostport;
+		free(*(char **)field);
+		*(char **)field = strdup(value);
+		return 0;
+bad_hostport:
+		snprintf(err, errlen, "'%s' is not ADDRESS:PORT (e.g. 0.0.0.0:80 or [::]:80)",
+			 value);
+		return -1;
+	}
+	case V_DURATION:
+		return cs_cfg_parse_duration(value, (int64_t *)field, err, errlen);
+	case V_SPAN:
+		return cs_cfg_parse_span(value, (struct cs_cfg_span *)field, err, errlen);
+	case V_KEYTYPE: {
+		enum cs_keytype t = cs_key_parse(value);
+		if (t == CS_KEY_NONE) {
+			snprintf(err, errlen, "'%s' is not a key type (one of: %s)", value,
+				 cs_key_names());
+			return -1;
+		}
+		*(enum cs_keytype *)field = t;
+		return 0;
+	}
+	case V_MODE:
+		return cs_cfg_parse_mode(value, (mode_t *)field, err, errlen);
+	case V_BOOL:
+		return cs_cfg_parse_bool(value, (bool *)field, err, errlen);
+	case V_USER:
+		return cs_cfg_parse_user(value, (uid_t *)field, err, errlen);
+	case V_GROUP:
+		return cs_cfg_parse_group(value, (gid_t *)field, err, errlen);
+	case V_LIST:
+	case V_NAMES:
+	case V_URLS:
+	case V_CONTACTS: {
+		struct cs_cfg_list l;
+
+		if (parse_list(value, &l, err, errlen) < 0) {
+			list_free(&l);
+			return -1;
+		}
+		for (size_t i = 0; i < l.n; i++) {
+			int rc = 0;
+
+			if (d->type == V_NAMES)
+				rc = cs_cfg_parse_name(l.v[i], err, errlen);
+			else if (d->type == V_URLS)
+				rc = cs_cfg_parse_verify_url(l.v[i], err, errlen);
+			else if (d->type == V_CONTACTS && strncmp(l.v[i], "mailto:", 7) != 0) {
+				snprintf(err, errlen, "'%s' is not a mailto: URL", l.v[i]);
+				rc = -1;
+			}
+			if (rc < 0) {
+				list_free(&l);
+				return -1;
+			}
+		}
+		list_free((struct cs_cfg_list *)field);
+		*(struct cs_cfg_list *)field = l;
+		return 0;
+	}
+	case V_ENUM: {
+		int v = enum_lookup(d->e, value);
+		if (v < 0) {
+			snprintf(err, errlen, "'%s' is not one of: %s", value,
+				 enum_names(d->e, names, sizeof(names)));
+			return -1;
+		}
+		*(int *)field = v;
+		return 0;
+	}
+	case V_LOGLEVEL: {
+		int v = cs_log_level_parse(value);
+		if (v < 0) {
+			snprintf(err, errlen,
+				 "'%s' is not a log level (error, warning, notice, info, debug)",
+				 value);
+			return -1;
+		}
+		*(int *)field = v;
+		return 0;
+	}
+	case V_INCLUDE:
+		return 0;
+	}
+	return 0;
+}
+
+/* ---- phase 1: reading files ---- */
+
+static void trim(char *s)
+{
+	char *start = s, *end;
+
+	while (isspace((unsigned char)*start))
+		start++;
+	end = start + strlen(start);
+	while (end > start && isspace((unsigned char)end[-1]))
+		end--;
+	memmove(s, start, (size_t)(end - start));
+	s[end - start] = '\0';
+}
+
+static bool valid_section_name(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+			return false;
+	return true;
+}
+
+static const char *const section_types[] = { "agent",	    "issuer", "cert", "capath",
+					      "clientcerts", "reload", NULL };
+
+/* Parses a section header line: [type "name"] or [agent]. */
+static void start_section(struct parser *p, const char *line)
+{
+	char buf[MAX_LINE];
+	char *close, *type, *name = NULL;
+	size_t i;
+
+	p->bad_section = true;
+	snprintf(buf, sizeof(buf), "%s", line + 1);
+	close = strrchr(buf, ']');
+	if (close == NULL) {
+		add_error(p->errs, "%s:%d: section header without ']'", p->file, p->line);
+		return;
+	}
+	*close = '\0';
+	trim(buf);
+	type = buf;
+	char *sp = strpbrk(buf, " \t");
+	if (sp != NULL) {
+		*sp = '\0';
+		name = sp + 1;
+		trim(name);
+		size_t nl = strlen(name);
+		if (nl < 2 || name[0] != '"' || name[nl - 1] != '"') {
+			add_error(p->errs, "%s:%d: [%s]: the section name must be in double quotes: "
+					   "[%s \"NAME\"]",
+				  p->file, p->line, type, type);
+			return;
+		}
+		name[nl - 1] = '\0';
+		name++;
+	}
+	for (i = 0; section_types[i]; i++)
+		if (strcmp(type, section_types[i]) == 0)
+			break;
+	if (section_types[i] == NULL) {
+		add_error(p->errs,
+			  "%s:%d: [%s]: unknown section (known: agent, issuer, cert, capath, "
+			  "clientcerts, reload)",
+			  p->file, p->line, type);
+		return;
+	}
+	if (strcmp(type, "agent") == 0) {
+		if (name != NULL) {
+			add_error(p->errs, "%s:%d: [agent]: this section takes no name", p->file,
+				  p->line);
+			return;
+		}
+		if (p->is_dropin) {
+			add_error(p->errs,
+				  "%s:%d: [agent]: only the main configuration file may hold "
+				  "[agent]",
+				  p->file, p->line);
+			return;
+		}
+	} else if (name == NULL) {
+		add_error(p->errs, "%s:%d: [%s]: this section needs a name: [%s \"NAME\"]",
+			  p->file, p->line, type, type);
+		return;
+	} else if (!valid_section_name(name)) {
+		add_error(p->errs,
+			  "%s:%d: [%s \"%s\"]: a name may hold only letters, digits, '-', '_' "
+			  "and '.'",
+			  p->file, p->line, type, name);
+		return;
+	}
+	/* Duplicate section names, in this file or an earlier one. */
+	for (size_t k = 0; k < p->n_secs; k++) {
+		struct raw_section *o = &p->secs[k];
+		if (strcmp(o->type, type) != 0)
+			continue;
+		if ((name == NULL && o->name == NULL) ||
+		    (name != NULL && o->name != NULL && strcmp(name, o->name) == 0)) {
+			add_error(p->errs, "%s:%d: [%s%s%s%s]: duplicate section, first defined at %s:%d",
+				  p->file, p->line, type, name ? " \"" : "", name ? name : "",
+				  name ? "\"" : "", o->file, o->line);
+			return;
+		}
+	}
+	struct raw_section *secs = realloc(p->secs, (p->n_secs + 1) * sizeof(*secs));
+	if (secs == NULL)
+		return;
+	p->secs = secs;
+	struct raw_section *s = &p->secs[p->n_secs++];
+	memset(s, 0, sizeof(*s));
+	s->type = strdup(type);
+	s->name = name ? strdup(name) : NULL;
+	s->file = p->file;
+	s->line = p->line;
+	p->bad_section = false;
+}
+
+/*
+ * inih's reader: hands over one line at a time so that p->line always names
+ * the line the handler is looking at, and checks the lines inih would treat
+ * loosely: section headers (validated here) and lines with no '='.
+ */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parser *p = stream;
+	char line[MAX_LINE];
+
+	for (;;) {
+		if (fgets(line, sizeof(line), p->fp) == NULL)
+			return NULL;
+		p->line++;
+		size_t len = strlen(line);
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+			add_error(p->errs, "%s:%d: line longer than %d characters", p->file,
+				  p->line, MAX_LINE - 2);
+			int c;
+			while ((c = fgetc(p->fp)) != EOF && c != '\n')
+				;
+			continue;
+		}
+		char t[MAX_LINE];
+		snprintf(t, sizeof(t), "%s", line);
+		trim(t);
+		if (t[0] == '\0' || t[0] == '#' || t[0] == ';')
+			continue;
+		if (t[0] == '[') {
+			start_section(p, t);
+			/* inih still needs the header to track its own section. */
+			snprintf(str, (size_t)num, "%s\n", t);
+			return str;
+		}
+		if (strchr(t, '=') == NULL) {
+			add_error(p->errs, "%s:%d: expected 'key = value', found '%.60s'", p->file,
+				  p->line, t);
+			continue;
+		}
+		/*
+		 * Inline comments start with '#' or ';' after white space, as in
+		 * the documented examples; inih alone would only know ';'.
+		 */
+		for (char *q = t + 1; *q; q++) {
+			if ((*q == '#' || *q == ';') && isspace((unsigned char)q[-1])) {
+				*q = '\0';
+				trim(t);
+				break;
+			}
+		}
+		/* Leading white space would make inih treat this as a continuation. */
+		if ((int)strlen(t) + 2 > num) {
+			add_error(p->errs, "%s:%d: line too long", p->file, p->line);
+			continue;
+		}
+		snprintf(str, (size_t)num, "%s\n", t);
+		return str;
+	}
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parser *p = user;
+
+	(void)section;
+	if (p->bad_section)
+		return 1;
+	if (p->n_secs == 0 || p->secs[p->n_secs - 1].file != p->file) {
+		add_error(p->errs, "%s:%d: %s: key outside of any section", p->file, p->line, name);
+		return 1;
+	}
+	struct raw_section *s = &p->secs[p->n_secs - 1];
+	for (size_t i = 0; i < s->n_pairs; i++) {
+		if (strcmp(s->pairs[i].key, name) == 0) {
+			char label[300];
+			section_label(s, label, sizeof(label));
+			add_error(p->errs, "%s:%d: %s %s: duplicate key, first set at line %d",
+				  p->file, p->line, label, name, s->pairs[i].line);
+			return 1;
+		}
+	}
+	struct raw_pair *pairs = realloc(s->pairs, (s->n_pairs + 1) * sizeof(*pairs));
+	if (pairs == NULL)
+		return 0;
+	s->pairs = pairs;
+	struct raw_pair *kv = &s->pairs[s->n_pairs++];
+	kv->key = strdup(name);
+	kv->value = strdup(value);
+	kv->line = p->line;
+	kv->used = false;
+	return 1;
+}
+
+static const char *remember_file(struct cs_config *cfg, const char *path)
+{
+	char **v = realloc(cfg->files.v, (cfg->files.n + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return path;
+	cfg->files.v = v;
+	cfg->files.v[cfg->files.n] = strdup(path);
+	return cfg->files.v[cfg->files.n++];
+}
+
+static void read_file(struct parser *p, const char *path, bool dropin)
+{
+	FILE *fp = fopen(path, "r");
+
+	if (fp == NULL) {
+		add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
+		return;
+	}
+	p->fp = fp;
+	p->file = remember_file(p->cfg, path);
+	p->line = 0;
+	p->bad_section = true; /* until the first header */
+	p->is_dropin = dropin;
+	/* Keys before any section are reported by the handler. */
+	p->bad_section = false;
+	ini_parse_stream(reader, p, handler, p);
+	fclose(fp);
+	p->fp = NULL;
+}
+
+/* ---- phase 2: typed sections ---- */
+
+static const struct raw_pair *find_pair(struct raw_section *s, const char *key)
+{
+	for (size_t i = 0; i < s->n_pairs; i++)
+		if (strcmp(s->pairs[i].key, key) == 0)
+			return &s->pairs[i];
+	return NULL;
+}
+
+/*
+ * Stores every pair of s through the key table. subtype selects which keys
+ * apply (-1: all that have ANY). Unknown keys and keys of another sub-type
+ * are errors.
+ */
+static void apply_keys(struct parser *p, struct raw_section *s, const struct keydef *table,
+		       void *base, int subtype, const char *subtype_name)
+{
+	for (size_t i = 0; i < s->n_pairs; i++) {
+		struct raw_pair *kv = &s->pairs[i];
+		const struct keydef *d;
+		char err[1024];
+
+		for (d = table; d->key; d++)
+			if (strcmp(d->key, kv->key) == 0)
+				break;
+		if (d->key == NULL) {
+			char known[512];
+			size_t used = 0;
+			known[0] = '\0';
+			for (const struct keydef *k = table; k->key; k++)
+				if (subtype < 0 || (k->applies & T(subtype)))
+					used += snprintf(known + used,
+							 used < sizeof(known) ? sizeof(known) - used : 0,
+							 "%s%s", used ? ", " : "", k->key);
+			snprintf(err, sizeof(err), "unknown key (known here: %s)", known);
+			pair_error(p, s, kv, err);
+			continue;
+		}
+		if (subtype >= 0 && !(d->applies & T(subtype))) {
+			snprintf(err, sizeof(err), "not a key of type = %s", subtype_name);
+			pair_error(p, s, kv, err);
+			continue;
+		}
+		if (store_value(d, base, kv->value, err, sizeof(err)) < 0)
+			pair_error(p, s, kv, err);
+	}
+}
+
+static void require(struct parser *p, struct raw_section *s, const void *value, const char *key,
+		    const char *why)
+{
+	/* A key that is present but bad has had its own error already. */
+	if (value == NULL && find_pair(s, key) == NULL)
+		section_error(p, s, "'%s' is required%s", key, why ? why : "");
+}
+
+static char *dup_default(char *v, const char *def)
+{
+	return v != NULL ? v : strdup(def);
+}
+
+static void build_agent(struct parser *p, struct raw_section *s)
+{
+	struct cs_cfg_agent *a = &p->cfg->agent;
+
+	if (s != NULL)
+		apply_keys(p, s, agent_keys, a, -1, NULL);
+	a->state_dir = dup_default(a->state_dir, "/var/lib/certsync");
+	a->socket = dup_default(a->socket, "/run/certsync/certsync.sock");
+	a->plugin_dir = dup_default(a->plugin_dir, CS_DEFAULT_PLUGINDIR);
+}
+
+/* Looks up the sub-type key ("type") first, so that the right keys apply. */
+static int section_subtype(struct parser *p, struct raw_section *s, const struct enum_val *e)
+{
+	const struct raw_pair *kv = find_pair(s, "type");
+	char names[256], err[400];
+	int v;
+
+	if (kv == NULL) {
+		section_error(p, s, "'type' is required (one of: %s)",
+			      enum_names(e, names, sizeof(names)));
+		return -1;
+	}
+	v = enum_lookup(e, kv->value);
+	if (v < 0) {
+		snprintf(err, sizeof(err), "'%s' is not one of: %s", kv->value,
+			 enum_names(e, names, sizeof(names)));
+		pair_error(p, s, kv, err);
+	}
+	return v;
+}
+
+static void build_issuer(struct parser *p, struct raw_section *s, struct cs_cfg_issuer *is)
+{
+	int type = section_subtype(p, s, e_issuer_type);
+
+	is->name = strdup(s->name);
+	is->origin = (struct cs_cfg_origin){ s->file, s->line };
+	is->key = CS_KEY_EC_P256;
+	is->account_key = CS_KEY_EC_P256;
+	is->validity = 90 * 86400;
+	is->ca_validity = 10 * 365 * 86400;
+	if (type < 0)
+		return;
+	apply_keys(p, s, issuer_keys, is, type, e_issuer_type[type].name);
+	if (type == CS_ISSUER_LOCAL_CA) {
+		require(p, s, is->dir, "dir", " for type = local-ca (the CA directory)");
+		is->subject = dup_default(is->subject, "/O=certsync/CN=certsync local CA");
+		if (is->validity > is->ca_validity)
+			section_error(p, s, "validity is longer than ca_validity");
+	} else {
+		require(p, s, is->directory, "directory", " for type = acme (the directory URL)");
+		if (is->directory != NULL && strncmp(is->directory, "https://", 8) != 0 &&
+		    strncmp(is->directory, "http://", 7) != 0)
+			pair_error(p, s, find_pair(s, "directory"), "not an http(s) URL");
+		if (is->account_key != CS_KEY_EC_P256 && is->account_key != CS_KEY_RSA_2048 &&
+		    is->account_key != CS_KEY_RSA_3072 && is->account_key != CS_KEY_RSA_4096)
+			pair_error(p, s, find_pair(s, "account_key"),
+				   "ACME account keys are ec:P-256 (ES256) or rsa:* (RS256)");
+		if (is->challenge == CS_CHALLENGE_HTTP01 && is->webroot == NULL &&
+		    is->http_listen == NULL)
+			section_error(p, s, "challenge = http-01 needs webroot or http_listen");
+		if (is->challenge == CS_CHALLENGE_DNS01 && is->dns_hook == NULL)
+			section_error(p, s, "challenge = dns-01 needs dns_hook");
+		if (is->challenge == CS_CHALLENGE_TLSALPN01 && is->http_listen == NULL)
+			section_error(p, s,
+				      "challenge = tls-alpn-01 needs http_listen (the address "
+				      "to answer on, port 443)");
+		if ((is->eab_kid == NULL) != (is->eab_hmac_key == NULL))
+			section_error(p, s, "eab_kid and eab_hmac_key go together");
+	}
+}
+
+static void build_cert(struct parser *p, struct raw_section *s, struct cs_cfg_cert *c)
+{
+	c->name = strdup(s->name);
+	c->origin = (struct cs_cfg_origin){ s->file, s->line };
+	c->key = CS_KEY_EC_P256;
+	c->owner = (uid_t)-1;
+	c->group = (gid_t)-1;
+	c->mode = 0600;
+	c->cert_mode = 0644;
+	apply_keys(p, s, cert_keys, c, -1, NULL);
+	require(p, s, c->issuer, "issuer", NULL);
+	if (c->names.n == 0 && find_pair(s, "names") == NULL)
+		section_error(p, s, "'names' is required (the DNS names and addresses to certify)");
+	if (!find_pair(s, "bundle") && !find_pair(s, "fullchain") && !find_pair(s, "cert") &&
+	    !find_pair(s, "chain") && !find_pair(s, "keyfile"))
+		section_error(p, s,
+			      "no output: set at least one of bundle, fullchain, cert, chain, "
+			      "keyfile");
+	if ((c->fullchain || c->cert) && !find_pair(s, "bundle") && !find_pair(s, "keyfile"))
+		section_error(p, s,
+			      "the certificate is written without its key: set keyfile or "
+			      "bundle too");
+	if (c->mode & 0007) {
+		const struct raw_pair *kv = find_pair(s, "mode");
+		if (kv)
+			pair_error(p, s, kv,
+				   "files holding the private key must not be readable by "
+				   "others (use 0600 or 0640)");
+	}
+}
+
+static void build_capath(struct parser *p, struct raw_section *s, struct cs_cfg_capath *c)
+{
+	c->name = strdup(s->name);
+	c->origin = (struct cs_cfg_origin){ s->file, s->line };
+	apply_keys(p, s, capath_keys, c, -1, NULL);
+	require(p, s, c->dir, "dir", " (the hashed CA directory)");
+}
+
+static void build_clientcerts(struct parser *p, struct raw_section *s,
+			      struct cs_cfg_clientcerts *c)
+{
+	c->name = strdup(s->name);
+	c->origin = (struct cs_cfg_origin){ s->file, s->line };
+	c->digest = CS_DIGEST_SHA256;
+	apply_keys(p, s, clientcerts_keys, c, -1, NULL);
+	require(p, s, c->dir, "dir", " (the directory of client certificates)");
+	require(p, s, c->map, "map", " (the Postfix lookup table to write)");
+	c->map_type = dup_default(c->map_type, "hash");
+}
+
+static void build_reload(struct parser *p, struct raw_section *s, struct cs_cfg_reload *r)
+{
+	int type = section_subtype(p, s, e_reload_type);
+
+	r->name = strdup(s->name);
+	r->origin = (struct cs_cfg_origin){ s->file, s->line };
+	r->timeout = 60;
+	if (type < 0)
+		return;
+	apply_keys(p, s, reload_keys, r, type, e_reload_type[type].name);
+	if (type == CS_RELOAD_POSTFIX)
+		r->config_dir = dup_default(r->config_dir, "/etc/postfix");
+	else if (type == CS_RELOAD_DOVECOT)
+		r->config = dup_default(r->config, "/etc/dovecot/dovecot.conf");
+	else if (type == CS_RELOAD_EXEC)
+		require(p, s, r->command, "command", " for type = exec");
+	else
+		require(p, s, r->plugin, "plugin", " for type = plugin (the shared object name)");
+}
+
+/* Reports each name in list that has no section of the wanted kind. */
+static void check_refs(struct parser *p, struct raw_section *s, const char *key,
+		       const struct cs_cfg_list *list, const char *kind,
+		       bool (*exists)(const struct cs_config *, const char *))
+{
+	const struct raw_pair *kv = find_pair(s, key);
+
+	for (size_t i = 0; i < list->n; i++) {
+		if (exists(p->cfg, list->v[i]))
+			continue;
+		char err[400];
+		snprintf(err, sizeof(err), "no [%s \"%s\"] section is defined", kind, list->v[i]);
+		if (kv != NULL)
+			pair_error(p, s, kv, err);
+		else
+			section_error(p, s, "%s", err);
+	}
+}
+
+static bool has_issuer(const struct cs_config *c, const char *n)
+{
+	return cs_config_issuer(c, n) != NULL;
+}
+
+static bool has_local_issuer(const struct cs_config *c, const char *n)
+{
+	const struct cs_cfg_issuer *is = cs_config_issuer(c, n);
+	return is != NULL && is->type == CS_ISSUER_LOCAL_CA;
+}
+
+static bool has_reload(const struct cs_config *c, const char *n)
+{
+	return cs_config_reload(c, n) != NULL;
+}
+
+/* Two certs must never write the same file: they would overwrite each other. */
+static void check_output_paths(struct parser *p, struct raw_section **cert_secs)
+{
+	struct out {
+		const char *path;
+		size_t cert;
+		const char *key;
+	} *outs = calloc(p->cfg->n_certs * 5 + 1, sizeof(*outs));
+	size_t n = 0;
+
+	if (outs == NULL)
+		return;
+	for (size_t i = 0; i < p->cfg->n_certs; i++) {
+		struct cs_cfg_cert *c = &p->cfg->certs[i];
+		const char *paths[5] = { c->bundle, c->fullchain, c->cert, c->chain, c->keyfile };
+		const char *keys[5] = { "bundle", "fullchain", "cert", "chain", "keyfile" };
+		for (size_t k = 0; k < 5; k++) {
+			if (paths[k] == NULL)
+				continue;
+			for (size_t j = 0; j < n; j++) {
+				if (strcmp(outs[j].path, paths[k]) != 0)
+					continue;
+				char err[600];
+				snprintf(err, sizeof(err), "%s is also written as %s of [cert \"%s\"]",
+					 paths[k], outs[j].key, p->cfg->certs[outs[j].cert].name);
+				pair_error(p, cert_secs[i], find_pair(cert_secs[i], keys[k]), err);
+			}
+			outs[n++] = (struct out){ paths[k], i, keys[k] };
+		}
+	}
+	free(outs);
+}
+
+static void build_all(struct parser *p)
+{
+	struct cs_config *cfg = p->cfg;
+	struct raw_section *agent = NULL;
+	struct raw_section **cert_secs = calloc(p->n_secs + 1, sizeof(*cert_secs));
+	struct raw_section **capath_secs = calloc(p->n_secs + 1, sizeof(*capath_secs));
+	struct raw_section **cc_secs = calloc(p->n_secs + 1, sizeof(*cc_secs));
+
+	cfg->issuers = calloc(p->n_secs + 1, sizeof(*cfg->issuers));
+	cfg->certs = calloc(p->n_secs + 1, sizeof(*cfg->certs));
+	cfg->capaths = calloc(p->n_secs + 1, sizeof(*cfg->capaths));
+	cfg->clientcerts = calloc(p->n_secs + 1, sizeof(*cfg->clientcerts));
+	cfg->reloads = calloc(p->n_secs + 1, sizeof(*cfg->reloads));
+	if (!cert_secs || !capath_secs || !cc_secs || !cfg->issuers || !cfg->certs ||
+	    !cfg->capaths || !cfg->clientcerts || !cfg->reloads) {
+		add_error(p->errs, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < p->n_secs; i++) {
+		struct raw_section *s = &p->secs[i];
+		if (strcmp(s->type, "agent") == 0)
+			agent = s;
+		else if (strcmp(s->type, "issuer") == 0)
+			build_issuer(p, s, &cfg->issuers[cfg->n_issuers++]);
+		else if (strcmp(s->type, "cert") == 0) {
+			cert_secs[cfg->n_certs] = s;
+			build_cert(p, s, &cfg->certs[cfg->n_certs++]);
+		} else if (strcmp(s->type, "capath") == 0) {
+			capath_secs[cfg->n_capaths] = s;
+			build_capath(p, s, &cfg->capaths[cfg->n_capaths++]);
+		} else if (strcmp(s->type, "clientcerts") == 0) {
+			cc_secs[cfg->n_clientcerts] = s;
+			build_clientcerts(p, s, &cfg->clientcerts[cfg->n_clientcerts++]);
+		} else if (strcmp(s->type, "reload") == 0)
+			build_reload(p, s, &cfg->reloads[cfg->n_reloads++]);
+	}
+	build_agent(p, agent);
+
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		struct cs_cfg_cert *c = &cfg->certs[i];
+		if (c->issuer != NULL) {
+			struct cs_cfg_list one = { &c->issuer, 1 };
+			check_refs(p, cert_secs[i], "issuer", &one, "issuer", has_issuer);
+		}
+		check_refs(p, cert_secs[i], "reload", &c->reload, "reload", has_reload);
+	}
+	for (size_t i = 0; i < cfg->n_capaths; i++) {
+		check_refs(p, capath_secs[i], "reload", &cfg->capaths[i].reload, "reload",
+			   has_reload);
+		const struct raw_pair *kv = find_pair(capath_secs[i], "issuers");
+		for (size_t k = 0; k < cfg->capaths[i].issuers.n; k++) {
+			const char *n = cfg->capaths[i].issuers.v[k];
+			if (has_local_issuer(cfg, n))
+				continue;
+			char err[400];
+			snprintf(err, sizeof(err), "no [issuer \"%s\"] of type local-ca is defined",
+				 n);
+			pair_error(p, capath_secs[i], kv, err);
+		}
+	}
+	for (size_t i = 0; i < cfg->n_clientcerts; i++)
+		check_refs(p, cc_secs[i], "reload", &cfg->clientcerts[i].reload, "reload",
+			   has_reload);
+	check_output_paths(p, cert_secs);
+out:
+	free(cert_secs);
+	free(capath_secs);
+	free(cc_secs);
+}
+
+/* Reads the drop-ins named by [agent] include, relative to the main file. */
+static void read_includes(struct parser *p, const char *main_path)
+{
+	struct raw_section *agent = NULL;
+
+	for (size_t i = 0; i < p->n_secs; i++)
+		if (strcmp(p->secs[i].type, "agent") == 0)
+			agent = &p->secs[i];
+	if (agent == NULL)
+		return;
+	const struct raw_pair *inc = find_pair(agent, "include");
+	if (inc == NULL)
+		return;
+
+	struct cs_cfg_list pats;
+	char err[PATH_MAX + 64];
+	if (parse_list(inc->value, &pats, err, sizeof(err)) < 0) {
+		pair_error(p, agent, inc, err);
+		list_free(&pats);
+		return;
+	}
+	char *dircopy = strdup(main_path);
+	const char *base = dirname(dircopy);
+	for (size_t i = 0; i < pats.n; i++) {
+		char pattern[PATH_MAX];
+		glob_t g;
+
+		if (pats.v[i][0] == '/')
+			snprintf(pattern, sizeof(pattern), "%s", pats.v[i]);
+		else
+			snprintf(pattern, sizeof(pattern), "%s/%s", base, pats.v[i]);
+		int rc = glob(pattern, GLOB_ERR, NULL, &g);
+		if (rc == GLOB_NOMATCH)
+			continue;
+		if (rc != 0) {
+			snprintf(err, sizeof(err), "cannot expand '%s'", pattern);
+			pair_error(p, agent, inc, err);
+			continue;
+		}
+		/* glob() sorts, so drop-ins are read in name order. */
+		for (size_t k = 0; k < g.gl_pathc; k++)
+			read_file(p, g.gl_pathv[k], true);
+		globfree(&g);
+	}
+	free(dircopy);
+	list_free(&pats);
+}
+
+static void free_raw(struct parser *p)
+{
+	for (size_t i = 0; i < p->n_secs; i++) {
+		struct raw_section *s = &p->secs[i];
+		for (size_t k = 0; k < s->n_pairs; k++) {
+			free(s->pairs[k].key);
+			free(s->pairs[k].value);
+		}
+		free(s->pairs);
+		free(s->type);
+		free(s->name);
+	}
+	free(p->secs);
+}
+
+/* Position of an error "FILE:LINE: ..." for sorting: file order, then line. */
+static long error_rank(const char *e, const struct cs_config *cfg)
+{
+	for (size_t i = 0; i < cfg->files.n; i++) {
+		size_t fl = strlen(cfg->files.v[i]);
+		if (strncmp(e, cfg->files.v[i], fl) == 0 && e[fl] == ':')
+			return (long)i * 10000000L + strtol(e + fl + 1, NULL, 10);
+	}
+	return 0;
+}
+
+/* Puts errors in file and line order (stable: insertion sort, lists are short). */
+static void sort_errors(struct cs_cfg_errors *errs, const struct cs_config *cfg)
+{
+	for (size_t i = 1; i < errs->n; i++) {
+		char *cur = errs->v[i];
+		long r = error_rank(cur, cfg);
+		size_t j = i;
+		while (j > 0 && error_rank(errs->v[j - 1], cfg) > r) {
+			errs->v[j] = errs->v[j - 1];
+			j--;
+		}
+		errs->v[j] = cur;
+	}
+}
+
+struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs)
+{
+	struct parser p;
+	struct cs_config *cfg = calloc(1, sizeof(*cfg));
+
+	memset(errs, 0, sizeof(*errs));
+	if (cfg == NULL) {
+		add_error(errs, "%s: out of memory", path);
+		return NULL;
+	}
+	cfg->agent.socket_group = (gid_t)-1;
+	cfg->agent.admin_group = (gid_t)-1;
+	cfg->agent.socket_mode = 0660;
+	cfg->agent.log_level = CS_LOG_INFO;
+
+	memset(&p, 0, sizeof(p));
+	p.cfg = cfg;
+	p.errs = errs;
+	read_file(&p, path, false);
+	if (errs->n == 0 || cfg->files.n > 0)
+		read_includes(&p, path);
+	build_all(&p);
+	free_raw(&p);
+	sort_errors(errs, cfg);
+	if (errs->n > 0) {
+		cs_config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+static void free_issuer(struct cs_cfg_issuer *is)
+{
+	free(is->name);
+	free(is->dir);
+	free(is->subject);
+	free(is->directory);
+	list_free(&is->contact);
+	free(is->webroot);
+	free(is->http_listen);
+	free(is->dns_hook);
+	free(is->ca_bundle);
+	free(is->eab_kid);
+	free(is->eab_hmac_key);
+	free(is->preferred_chain);
+	free(is->profile);
+}
+
+static void free_cert(struct cs_cfg_cert *c)
+{
+	free(c->name);
+	free(c->issuer);
+	list_free(&c->names);
+	free(c->bundle);
+	free(c->fullchain);
+	free(c->cert);
+	free(c->chain);
+	free(c->keyfile);
+	list_free(&c->reload);
+	list_free(&c->verify);
+}
+
+void cs_config_free(struct cs_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	list_free(&cfg->files);
+	free(cfg->agent.state_dir);
+	free(cfg->agent.socket);
+	free(cfg->agent.plugin_dir);
+	free(cfg->agent.metrics_file);
+	for (size_t i = 0; i < cfg->n_issuers; i++)
+		free_issuer(&cfg->issuers[i]);
+	free(cfg->issuers);
+	for (size_t i = 0; i < cfg->n_certs; i++)
+		free_cert(&cfg->certs[i]);
+	free(cfg->certs);
+	for (size_t i = 0; i < cfg->n_capaths; i++) {
+		struct cs_cfg_capath *c = &cfg->capaths[i];
+		free(c->name);
+		free(c->dir);
+		free(c->cafile);
+		list_free(&c->issuers);
+		list_free(&c->reload);
+	}
+	free(cfg->capaths);
+	for (size_t i = 0; i < cfg->n_clientcerts; i++) {
+		struct cs_cfg_clientcerts *c = &cfg->clientcerts[i];
+		free(c->name);
+		free(c->dir);
+		free(c->map);
+		free(c->map_type);
+		list_free(&c->reload);
+	}
+	free(cfg->clientcerts);
+	for (size_t i = 0; i < cfg->n_reloads; i++) {
+		struct cs_cfg_reload *r = &cfg->reloads[i];
+		free(r->name);
+		free(r->config_dir);
+		free(r->config);
+		free(r->pid_file);
+		free(r->command);
+		free(r->plugin);
+		free(r->args);
+	}
+	free(cfg->reloads);
+	free(cfg);
+}
+
+const struct cs_cfg_issuer *cs_config_issuer(const struct cs_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_issuers; i++)
+		if (cfg->issuers[i].name && strcmp(cfg->issuers[i].name, name) == 0)
+			return &cfg->issuers[i];
+	return NULL;
+}
+
+const struct cs_cfg_reload *cs_config_reload(const struct cs_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_reloads; i++)
+		if (cfg->reloads[i].name && strcmp(cfg->reloads[i].name, name) == 0)
+			return &cfg->reloads[i];
+	return NULL;
+}
+
+const struct cs_cfg_cert *cs_config_cert(const struct cs_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_certs; i++)
+		if (cfg->certs[i].name && strcmp(cfg->certs[i].name, name) == 0)
+			return &cfg->certs[i];
+	return NULL;
+}

@@ -1,0 +1,206 @@
+/*
+ * cs_config - certsync.conf and its drop-ins, parsed (with inih) into one
+ * immutable struct cs_config.
+ *
+ * Parsing is strict and never stops at the first mistake: every unknown
+ * section or key, bad value, duplicate and dangling reference becomes one
+ * error "FILE:LINE: [section] key: message" in the error list, so that
+ * `certsyncd --check-config` can print them all. A configuration with errors
+ * is never handed to the agent: the caller keeps running on the old one.
+ */
+#ifndef CS_CONFIG_H
+#define CS_CONFIG_H
+
+#include "cs_issuer.h"
+#include "cs_key.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Where a value came from, for messages that point at the configuration. */
+struct cs_cfg_origin {
+	const char *file; /* owned by struct cs_config's file list */
+	int line;
+};
+
+/* renew_before / jitter: a share of the lifetime or a fixed duration. */
+struct cs_cfg_span {
+	bool is_percent;
+	double percent;  /* 0..100 when is_percent */
+	int64_t seconds; /* otherwise */
+	bool set;        /* false: not given, use the default */
+};
+
+struct cs_cfg_list {
+	char **v;
+	size_t n;
+};
+
+struct cs_cfg_agent {
+	char *state_dir;
+	char *socket;
+	gid_t socket_group; /* (gid_t)-1 when not set */
+	gid_t admin_group;  /* (gid_t)-1 when not set */
+	mode_t socket_mode;
+	char *plugin_dir;
+	char *metrics_file; /* NULL when not set */
+	int log_level;      /* enum cs_log_level */
+	struct cs_cfg_span renew_before;
+	struct cs_cfg_span jitter;
+};
+
+enum cs_issuer_type {
+	CS_ISSUER_LOCAL_CA = 0,
+	CS_ISSUER_ACME,
+};
+
+enum cs_challenge {
+	CS_CHALLENGE_HTTP01 = 0,
+	CS_CHALLENGE_DNS01,
+	CS_CHALLENGE_TLSALPN01,
+};
+
+struct cs_cfg_issuer {
+	char *name;
+	struct cs_cfg_origin origin;
+	enum cs_issuer_type type;
+	/* local-ca */
+	char *dir;
+	char *subject;
+	enum cs_keytype key;
+	int64_t validity;    /* seconds */
+	int64_t ca_validity; /* seconds */
+	/* acme */
+	char *directory;
+	struct cs_cfg_list contact;
+	enum cs_challenge challenge;
+	char *webroot;
+	char *http_listen;
+	char *dns_hook;
+	char *ca_bundle;
+	char *eab_kid;
+	char *eab_hmac_key;
+	char *preferred_chain;
+	char *profile;
+	enum cs_keytype account_key;
+};
+
+struct cs_cfg_cert {
+	char *name;
+	struct cs_cfg_origin origin;
+	char *issuer;          /* name of a [issuer] */
+	struct cs_cfg_list names;
+	enum cs_keytype key;
+	enum cs_usage usage;
+	bool reuse_key;
+	char *bundle, *fullchain, *cert, *chain, *keyfile;
+	uid_t owner;           /* (uid_t)-1 when not set */
+	gid_t group;           /* (gid_t)-1 when not set */
+	mode_t mode;           /* for files holding the key */
+	mode_t cert_mode;      /* for files without the key */
+	struct cs_cfg_list reload; /* names of [reload] sections */
+	struct cs_cfg_list verify; /* URLs */
+	struct cs_cfg_span renew_before; /* overrides [agent] when set */
+	struct cs_cfg_span jitter;
+};
+
+struct cs_cfg_capath {
+	char *name;
+	struct cs_cfg_origin origin;
+	char *dir;
+	char *cafile;
+	struct cs_cfg_list issuers; /* local-ca issuers whose CA is published here */
+	struct cs_cfg_list reload;
+};
+
+enum cs_fp_of { CS_FP_OF_CERT = 0, CS_FP_OF_PUBKEY };
+
+struct cs_cfg_clientcerts {
+	char *name;
+	struct cs_cfg_origin origin;
+	char *dir;
+	char *map;
+	int digest;     /* enum cs_digest */
+	enum cs_fp_of fingerprint;
+	char *map_type; /* hash | lmdb | cdb | texthash (no postmap) */
+	struct cs_cfg_list reload;
+};
+
+enum cs_reload_type {
+	CS_RELOAD_POSTFIX = 0,
+	CS_RELOAD_DOVECOT,
+	CS_RELOAD_EXEC,
+	CS_RELOAD_PLUGIN,
+};
+
+struct cs_cfg_reload {
+	char *name;
+	struct cs_cfg_origin origin;
+	enum cs_reload_type type;
+	char *config_dir; /* postfix */
+	char *config;     /* dovecot */
+	char *pid_file;   /* dovecot, optional */
+	char *command;    /* exec: argv with shell-like quoting, no shell */
+	int64_t timeout;  /* seconds, exec and plugin */
+	char *plugin;     /* plugin: shared object name in plugin_dir */
+	char *args;       /* plugin: free-form string handed to the plugin */
+};
+
+struct cs_config {
+	struct cs_cfg_list files; /* every file read, main file first */
+	struct cs_cfg_agent agent;
+	struct cs_cfg_issuer *issuers;
+	size_t n_issuers;
+	struct cs_cfg_cert *certs;
+	size_t n_certs;
+	struct cs_cfg_capath *capaths;
+	size_t n_capaths;
+	struct cs_cfg_clientcerts *clientcerts;
+	size_t n_clientcerts;
+	struct cs_cfg_reload *reloads;
+	size_t n_reloads;
+};
+
+/* Every error found, in file and line order. */
+struct cs_cfg_errors {
+	char **v;
+	size_t n;
+};
+
+/*
+ * Parses the file at path and everything it includes. Returns the
+ * configuration (free with cs_config_free) when there were no errors, else
+ * NULL with all errors in *errs (free with cs_cfg_errors_free).
+ */
+struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs);
+
+/* Frees the configuration; accepts NULL. */
+void cs_config_free(struct cs_config *cfg);
+
+/* Frees the strings in errs and empties it. */
+void cs_cfg_errors_free(struct cs_cfg_errors *errs);
+
+/* Lookups by name; return NULL when there is no such section. */
+const struct cs_cfg_issuer *cs_config_issuer(const struct cs_config *cfg, const char *name);
+const struct cs_cfg_reload *cs_config_reload(const struct cs_config *cfg, const char *name);
+const struct cs_cfg_cert *cs_config_cert(const struct cs_config *cfg, const char *name);
+
+/*
+ * Value parsers, shared with the tests and the command line. Each returns 0,
+ * or -1 with a message for a person in err.
+ */
+int cs_cfg_parse_duration(const char *s, int64_t *out, char *err, size_t errlen);
+int cs_cfg_parse_span(const char *s, struct cs_cfg_span *out, char *err, size_t errlen);
+int cs_cfg_parse_mode(const char *s, mode_t *out, char *err, size_t errlen);
+int cs_cfg_parse_bool(const char *s, bool *out, char *err, size_t errlen);
+int cs_cfg_parse_user(const char *s, uid_t *out, char *err, size_t errlen);
+int cs_cfg_parse_group(const char *s, gid_t *out, char *err, size_t errlen);
+int cs_cfg_parse_name(const char *s, char *err, size_t errlen);
+int cs_cfg_parse_verify_url(const char *s, char *err, size_t errlen);
+
+/* Formats a duration for people: "90d", "12h", "1d 6h". */
+void cs_cfg_format_duration(int64_t seconds, char *out, size_t outlen);
+
+#endif

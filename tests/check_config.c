@@ -1,0 +1,683 @@
+/*
+ * check_config - the configuration parser: every value type, every error,
+ * includes, and that all errors of a file are reported at once with the file,
+ * line and key.
+ */
+#include "cs_config.h"
+#include "cs_fp.h"
+#include "cs_log.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *tmp;
+
+static void setup(void)
+{
+	tmp = cs_test_mkdtemp();
+	ck_assert_ptr_nonnull(tmp);
+}
+
+static void teardown(void)
+{
+	cs_test_rmrf(tmp);
+	free(tmp);
+}
+
+/* ---- value parsers, table-driven ---- */
+
+static const struct {
+	const char *in;
+	int ok;
+	int64_t seconds;
+} durations[] = {
+	{ "30s", 1, 30 },	 { "15m", 1, 900 },	     { "12h", 1, 43200 },
+	{ "90d", 1, 7776000 }, { "2w", 1, 1209600 },    { "10y", 1, 315360000 },
+	{ "1d 12h", 1, 129600 }, { "90", 0, 0 },	     { "d", 0, 0 },
+	{ "-5d", 0, 0 },	 { "5x", 0, 0 },	     { "", 0, 0 },
+	{ "0d", 0, 0 },	 { "12h30", 0, 0 },	     { "99999999d", 0, 0 },
+};
+
+START_TEST(test_config_duration)
+{
+	int64_t v = -1;
+	char err[256] = "";
+	int rc = cs_cfg_parse_duration(durations[_i].in, &v, err, sizeof(err));
+
+	if (durations[_i].ok) {
+		ck_assert_int_eq(rc, 0);
+		ck_assert_int_eq(v, durations[_i].seconds);
+	} else {
+		ck_assert_int_eq(rc, -1);
+		ck_assert_ptr_nonnull(strstr(err, "is not a duration"));
+	}
+}
+END_TEST
+
+static const struct {
+	const char *in;
+	int ok;
+	int is_percent;
+	double percent;
+	int64_t seconds;
+} spans[] = {
+	{ "33%", 1, 1, 33.0, 0 },  { "2.5%", 1, 1, 2.5, 0 },	  { "0%", 1, 1, 0.0, 0 },
+	{ "30d", 1, 0, 0, 2592000 }, { "12h", 1, 0, 0, 43200 },  { "100%", 0, 0, 0, 0 },
+	{ "%", 0, 0, 0, 0 },	     { "-3%", 0, 0, 0, 0 },	  { "abc%", 0, 0, 0, 0 },
+	{ "33", 0, 0, 0, 0 },
+};
+
+START_TEST(test_config_span)
+{
+	struct cs_cfg_span s;
+	char err[256] = "";
+	int rc = cs_cfg_parse_span(spans[_i].in, &s, err, sizeof(err));
+
+	if (!spans[_i].ok) {
+		ck_assert_int_eq(rc, -1);
+		ck_assert_msg(strstr(err, spans[_i].in) != NULL, "error names the value: %s", err);
+		return;
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert(s.set);
+	ck_assert_int_eq(s.is_percent, spans[_i].is_percent);
+	if (s.is_percent)
+		ck_assert_double_eq_tol(s.percent, spans[_i].percent, 1e-9);
+	else
+		ck_assert_int_eq(s.seconds, spans[_i].seconds);
+}
+END_TEST
+
+static const struct {
+	const char *in;
+	int ok;
+	unsigned mode;
+} modes[] = {
+	{ "0600", 1, 0600 }, { "0640", 1, 0640 }, { "0644", 1, 0644 }, { "0750", 1, 0750 },
+	{ "01777", 1, 01777 }, { "600", 0, 0 },   { "0689", 0, 0 },	  { "0x1ff", 0, 0 },
+	{ "rw-", 0, 0 },     { "077777", 0, 0 },
+};
+
+START_TEST(test_config_mode)
+{
+	mode_t m = 0;
+	char err[256] = "";
+	int rc = cs_cfg_parse_mode(modes[_i].in, &m, err, sizeof(err));
+
+	if (modes[_i].ok) {
+		ck_assert_int_eq(rc, 0);
+		ck_assert_uint_eq(m, modes[_i].mode);
+	} else {
+		ck_assert_int_eq(rc, -1);
+		ck_assert_ptr_nonnull(strstr(err, "octal file mode"));
+	}
+}
+END_TEST
+
+static const struct {
+	const char *in;
+	int ok;
+	int value;
+} bools[] = {
+	{ "yes", 1, 1 }, { "no", 1, 0 },  { "true", 1, 1 },  { "false", 1, 0 }, { "on", 1, 1 },
+	{ "off", 1, 0 }, { "1", 1, 1 },	  { "0", 1, 0 },     { "YES", 1, 1 },	 { "maybe", 0, 0 },
+	{ "", 0, 0 },
+};
+
+START_TEST(test_config_bool)
+{
+	bool b = false;
+	char err[256] = "";
+	int rc = cs_cfg_parse_bool(bools[_i].in, &b, err, sizeof(err));
+
+	if (bools[_i].ok) {
+		ck_assert_int_eq(rc, 0);
+		ck_assert_int_eq(b, bools[_i].value);
+	} else {
+		ck_assert_int_eq(rc, -1);
+		ck_assert_ptr_nonnull(strstr(err, "is not yes or no"));
+	}
+}
+END_TEST
+
+START_TEST(test_config_user_group)
+{
+	uid_t u = 99;
+	gid_t g = 99;
+	char err[256] = "";
+
+	ck_assert_int_eq(cs_cfg_parse_user("root", &u, err, sizeof(err)), 0);
+	ck_assert_uint_eq(u, 0);
+	ck_assert_int_eq(cs_cfg_parse_user("1234", &u, err, sizeof(err)), 0);
+	ck_assert_uint_eq(u, 1234);
+	ck_assert_int_eq(cs_cfg_parse_user("no-such-user-cs", &u, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "unknown user 'no-such-user-cs'");
+	ck_assert_int_eq(cs_cfg_parse_group("root", &g, err, sizeof(err)), 0);
+	ck_assert_uint_eq(g, 0);
+	ck_assert_int_eq(cs_cfg_parse_group("no-such-group-cs", &g, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "unknown group 'no-such-group-cs'");
+}
+END_TEST
+
+static const struct {
+	const char *in;
+	int ok;
+} names[] = {
+	{ "milly.example.com", 1 }, { "*.example.com", 1 }, { "localhost", 1 },
+	{ "127.0.0.1", 1 },	    { "::1", 1 },	    { "2001:db8::25", 1 },
+	{ "a-b.c", 1 },		    { "-bad.example", 0 },  { "bad-.example", 0 },
+	{ "a..b", 0 },		    { "a b.example", 0 },   { "x.*.example", 0 },
+	{ "", 0 },		    { "under_score.example", 0 },
+};
+
+START_TEST(test_config_name)
+{
+	char err[256] = "";
+	int rc = cs_cfg_parse_name(names[_i].in, err, sizeof(err));
+
+	ck_assert_int_eq(rc, names[_i].ok ? 0 : -1);
+	if (!names[_i].ok)
+		ck_assert_ptr_nonnull(strstr(err, "is neither a DNS name"));
+}
+END_TEST
+
+static const struct {
+	const char *in;
+	int ok;
+} urls[] = {
+	{ "smtp://127.0.0.1:25", 1 },
+	{ "submission://mail.example.com:587", 1 },
+	{ "imap://127.0.0.1:143", 1 },
+	{ "pop3://127.0.0.1", 1 },
+	{ "smtps://[::1]:465", 1 },
+	{ "imaps://127.0.0.1:993?sni=mail.example.com", 1 },
+	{ "pop3s://h:995", 1 },
+	{ "http://127.0.0.1:80", 0 },
+	{ "smtp://", 0 },
+	{ "smtp://:25", 0 },
+	{ "smtp://host:0", 0 },
+	{ "smtp://host:99999", 0 },
+	{ "127.0.0.1:25", 0 },
+	{ "smtp://[::1", 0 },
+};
+
+START_TEST(test_config_verify_url)
+{
+	char err[256] = "";
+	int rc = cs_cfg_parse_verify_url(urls[_i].in, err, sizeof(err));
+
+	ck_assert_msg(rc == (urls[_i].ok ? 0 : -1), "%s: rc %d", urls[_i].in, rc);
+	if (!urls[_i].ok)
+		ck_assert_ptr_nonnull(strstr(err, "is not a verify URL"));
+}
+END_TEST
+
+START_TEST(test_config_format_duration)
+{
+	char buf[64];
+
+	cs_cfg_format_duration(90 * 86400, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "90d");
+	cs_cfg_format_duration(86400 + 6 * 3600 + 5, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "1d 6h");
+	cs_cfg_format_duration(59, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "59s");
+}
+END_TEST
+
+/* ---- whole files ---- */
+
+static const char good_conf[] =
+	"# a complete configuration, as in the documentation\n"
+	"[agent]\n"
+	"state_dir    = /var/lib/certsync          # schedule, generations\n"
+	"socket       = /run/certsync/certsync.sock\n"
+	"socket_group = root\n"
+	"admin_group  = 0\n"
+	"socket_mode  = 0660\n"
+	"renew_before = 33%\n"
+	"jitter       = 5%\n"
+	"log_level    = debug\n"
+	"metrics_file = /var/lib/node_exporter/certsync.prom\n"
+	"\n"
+	"[issuer \"local\"]\n"
+	"type     = local-ca\n"
+	"dir      = /var/lib/certsync/ca\n"
+	"subject  = /C=US/ST=Minnesota/L=Saint Paul/O=The Milly Server/OU=milly.example.com/CN=Milly CA\n"
+	"key      = ec:P-384\n"
+	"validity = 90d\n"
+	"ca_validity = 10y\n"
+	"\n"
+	"[issuer \"acme\"]\n"
+	"type      = acme\n"
+	"directory = https://acme.example/directory\n"
+	"contact   = mailto:hostmaster@example.com\n"
+	"challenge = http-01\n"
+	"webroot   = /var/www/html\n"
+	"ca_bundle = /etc/ssl/certs/ca-certificates.crt\n"
+	"\n"
+	"[cert \"mail\"]\n"
+	"issuer    = local\n"
+	"names     = milly.example.com, smtp.milly.example.com, 192.0.2.25\n"
+	"key       = rsa:3072\n"
+	"usage     = server\n"
+	"bundle    = /etc/postfix/milly.pem\n"
+	"fullchain = /etc/dovecot/private/milly.crt\n"
+	"keyfile   = /etc/dovecot/private/milly.key\n"
+	"owner     = root\n"
+	"group     = root\n"
+	"mode      = 0640\n"
+	"reuse_key = yes\n"
+	"reload    = postfix, dovecot\n"
+	"verify    = smtp://127.0.0.1:25, imap://127.0.0.1:143, imaps://127.0.0.1:993\n"
+	"renew_before = 30d\n"
+	"\n"
+	"[capath \"postfix\"]\n"
+	"dir     = /etc/postfix/certs\n"
+	"cafile  = /etc/postfix/CAcert.pem\n"
+	"issuers = local\n"
+	"reload  = postfix\n"
+	"\n"
+	"[clientcerts \"relay\"]\n"
+	"dir     = /etc/postfix/clientcerts\n"
+	"map     = /etc/postfix/relay_clientcerts\n"
+	"digest  = sha1\n"
+	"fingerprint = pubkey\n"
+	"map_type = lmdb\n"
+	"reload  = postfix\n"
+	"\n"
+	"[reload \"postfix\"]\n"
+	"type       = postfix\n"
+	"config_dir = /etc/postfix\n"
+	"\n"
+	"[reload \"dovecot\"]\n"
+	"type   = dovecot\n"
+	"config = /etc/dovecot/dovecot.conf\n"
+	"\n"
+	"[reload \"hook\"]\n"
+	"type    = exec\n"
+	"command = /usr/local/bin/notify \"cert renewed\"\n"
+	"timeout = 30s\n";
+
+START_TEST(test_config_good_file)
+{
+	struct cs_cfg_errors errs;
+	char *path = cs_test_write(tmp, "good.conf", good_conf, 0644);
+	struct cs_config *cfg = cs_config_load(path, &errs);
+
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "unexpected: %s\n", errs.v[i]);
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_int_eq(errs.n, 0);
+	ck_assert_str_eq(cfg->agent.state_dir, "/var/lib/certsync");
+	ck_assert_uint_eq(cfg->agent.socket_group, 0);
+	ck_assert_uint_eq(cfg->agent.socket_mode, 0660);
+	ck_assert_int_eq(cfg->agent.log_level, CS_LOG_DEBUG);
+	ck_assert(cfg->agent.renew_before.is_percent);
+	ck_assert_double_eq_tol(cfg->agent.renew_before.percent, 33.0, 1e-9);
+	ck_assert_int_eq(cfg->n_issuers, 2);
+	const struct cs_cfg_issuer *local = cs_config_issuer(cfg, "local");
+	ck_assert_ptr_nonnull(local);
+	ck_assert_int_eq(local->type, CS_ISSUER_LOCAL_CA);
+	ck_assert_int_eq(local->key, CS_KEY_EC_P384);
+	ck_assert_int_eq(local->validity, 90 * 86400);
+	ck_assert_str_eq(local->subject, "/C=US/ST=Minnesota/L=Saint Paul/O=The Milly "
+					 "Server/OU=milly.example.com/CN=Milly CA");
+	const struct cs_cfg_issuer *acme = cs_config_issuer(cfg, "acme");
+	ck_assert_int_eq(acme->type, CS_ISSUER_ACME);
+	ck_assert_int_eq(acme->contact.n, 1);
+	ck_assert_str_eq(acme->webroot, "/var/www/html");
+	const struct cs_cfg_cert *c = cs_config_cert(cfg, "mail");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(c->names.n, 3);
+	ck_assert_str_eq(c->names.v[2], "192.0.2.25");
+	ck_assert_int_eq(c->key, CS_KEY_RSA_3072);
+	ck_assert(c->reuse_key);
+	ck_assert_uint_eq(c->mode, 0640);
+	ck_assert_uint_eq(c->cert_mode, 0644);
+	ck_assert_str_eq(c->bundle, "/etc/postfix/milly.pem");
+	ck_assert_int_eq(c->reload.n, 2);
+	ck_assert_int_eq(c->verify.n, 3);
+	ck_assert(!c->renew_before.is_percent);
+	ck_assert_int_eq(c->renew_before.seconds, 30 * 86400);
+	ck_assert_int_eq(cfg->n_capaths, 1);
+	ck_assert_str_eq(cfg->capaths[0].issuers.v[0], "local");
+	ck_assert_int_eq(cfg->clientcerts[0].digest, CS_DIGEST_SHA1);
+	ck_assert_int_eq(cfg->clientcerts[0].fingerprint, CS_FP_OF_PUBKEY);
+	ck_assert_str_eq(cfg->clientcerts[0].map_type, "lmdb");
+	const struct cs_cfg_reload *hook = cs_config_reload(cfg, "hook");
+	ck_assert_int_eq(hook->type, CS_RELOAD_EXEC);
+	ck_assert_str_eq(hook->command, "/usr/local/bin/notify \"cert renewed\"");
+	ck_assert_int_eq(hook->timeout, 30);
+	cs_config_free(cfg);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_config_defaults)
+{
+	struct cs_cfg_errors errs;
+	char *path = cs_test_write(tmp, "min.conf",
+				   "[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n"
+				   "[cert \"www\"]\nissuer = ca\nnames = www.example\n"
+				   "bundle = /srv/www.pem\n",
+				   0644);
+	struct cs_config *cfg = cs_config_load(path, &errs);
+
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_str_eq(cfg->agent.state_dir, "/var/lib/certsync");
+	ck_assert_str_eq(cfg->agent.socket, "/run/certsync/certsync.sock");
+	ck_assert(!cfg->agent.renew_before.set);
+	ck_assert_int_eq(cfg->issuers[0].key, CS_KEY_EC_P256);
+	ck_assert_int_eq(cfg->issuers[0].validity, 90 * 86400);
+	ck_assert_int_eq(cfg->issuers[0].ca_validity, 3650 * 86400);
+	ck_assert_ptr_nonnull(cfg->issuers[0].subject);
+	ck_assert_int_eq(cfg->certs[0].key, CS_KEY_EC_P256);
+	ck_assert_int_eq(cfg->certs[0].usage, CS_USAGE_SERVER);
+	ck_assert_uint_eq(cfg->certs[0].mode, 0600);
+	ck_assert_uint_eq(cfg->certs[0].owner, (uid_t)-1);
+	cs_config_free(cfg);
+	free(path);
+}
+END_TEST
+
+/*
+ * Each case: a configuration (appended to a valid base that defines issuer
+ * "ca", reloader "pf" and cert "base") and the error expected, as the line
+ * number in the whole file and a fragment of the message. The base is 11
+ * lines long, so the case's first line is line 12.
+ */
+static const char err_base[] = "[agent]\n"		     /* 1 */
+			       "state_dir = /tmp/cs\n"	     /* 2 */
+			       "[issuer \"ca\"]\n"	     /* 3 */
+			       "type = local-ca\n"	     /* 4 */
+			       "dir = /srv/ca\n"	     /* 5 */
+			       "[reload \"pf\"]\n"	     /* 6 */
+			       "type = postfix\n"	     /* 7 */
+			       "[cert \"base\"]\n"	     /* 8 */
+			       "issuer = ca\n"		     /* 9 */
+			       "names = base.example\nbundle = /srv/base.pem\n"; /* 10, 11 */
+
+static const struct {
+	const char *conf;
+	int line;
+	const char *fragment;
+} error_cases[] = {
+	{ "[bogus]\n", 12, "[bogus]: unknown section" },
+	{ "[cert mail]\n", 12, "must be in double quotes" },
+	{ "[cert]\n", 12, "this section needs a name" },
+	{ "[cert \"a b\"]\n", 12, "a name may hold only" },
+	{ "[cert \"base\"]\nissuer = ca\n", 12, "duplicate section, first defined at" },
+	{ "[cert \"x\"\n", 12, "section header without ']'" },
+	{ "just words\n", 12, "expected 'key = value'" },
+	{ "[agent]\n", 12, "duplicate section" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ncolour = blue\n",
+	  16, "[cert \"m\"] colour: unknown key" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nbundle = /x\n", 16,
+	  "bundle: duplicate key, first set at line 15" },
+	{ "[cert \"m\"]\nissuer = nope\nnames = m.example\nbundle = /srv/m.pem\n", 13,
+	  "issuer: no [issuer \"nope\"] section is defined" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nreload = pf, dc\n",
+	  16, "reload: no [reload \"dc\"] section is defined" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = srv/m.pem\n", 15,
+	  "bundle: 'srv/m.pem' is not an absolute path" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nkey = dsa:1024\n",
+	  16, "key: 'dsa:1024' is not a key type" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nmode = 644\n", 16,
+	  "mode: '644' is not an octal file mode" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nmode = 0644\n", 16,
+	  "must not be readable by others" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nowner = nobody-cs\n",
+	  16, "owner: unknown user 'nobody-cs'" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ngroup = nogroup-cs\n",
+	  16, "group: unknown group 'nogroup-cs'" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nreuse_key = perhaps\n",
+	  16, "reuse_key: 'perhaps' is not yes or no" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nusage = both\n", 16,
+	  "usage: 'both' is not one of: server, client" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example, bad_name\nbundle = /srv/m.pem\n", 14,
+	  "names: 'bad_name' is neither a DNS name" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example,,x.example\nbundle = /srv/m.pem\n", 14,
+	  "names: empty item in the list" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nverify = ftp://h\n",
+	  16, "verify: 'ftp://h' is not a verify URL" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nrenew_before = 3 days\n",
+	  16, "renew_before: '3 days' is neither a percentage" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\njitter = 120%\n",
+	  16, "jitter: '120%' is not a percentage between 0% and 99%" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\n", 12,
+	  "no output: set at least one of bundle" },
+	{ "[cert \"m\"]\nissuer = ca\nbundle = /srv/m.pem\n", 12, "'names' is required" },
+	{ "[cert \"m\"]\nnames = m.example\nbundle = /srv/m.pem\n", 12, "'issuer' is required" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nfullchain = /srv/m.crt\n", 12,
+	  "the certificate is written without its key" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/base.pem\n", 15,
+	  "/srv/base.pem is also written as bundle of [cert \"base\"]" },
+	{ "[issuer \"i\"]\ndir = /srv/i\n", 12, "'type' is required (one of: local-ca, acme)" },
+	{ "[issuer \"i\"]\ntype = vault\n", 13, "type: 'vault' is not one of: local-ca, acme" },
+	{ "[issuer \"i\"]\ntype = local-ca\n", 12, "'dir' is required for type = local-ca" },
+	{ "[issuer \"i\"]\ntype = local-ca\ndir = /srv/i\nvalidity = forever\n", 15,
+	  "validity: 'forever' is not a duration" },
+	{ "[issuer \"i\"]\ntype = local-ca\ndir = /srv/i\nvalidity = 20y\n", 12,
+	  "validity is longer than ca_validity" },
+	{ "[issuer \"i\"]\ntype = local-ca\ndir = /srv/i\nwebroot = /var/www\n", 15,
+	  "webroot: not a key of type = local-ca" },
+	{ "[issuer \"i\"]\ntype = acme\nwebroot = /var/www\n", 12, "'directory' is required" },
+	{ "[issuer \"i\"]\ntype = acme\ndirectory = https://a/dir\n", 12,
+	  "challenge = http-01 needs webroot or http_listen" },
+	{ "[issuer \"i\"]\ntype = acme\ndirectory = https://a/d\nchallenge = dns-01\n", 12,
+	  "challenge = dns-01 needs dns_hook" },
+	{ "[issuer \"i\"]\ntype = acme\ndirectory = https://a/d\nchallenge = dns-02\n", 15,
+	  "challenge: 'dns-02' is not one of: http-01, dns-01, tls-alpn-01" },
+	{ "[issuer \"i\"]\ntype = acme\ndirectory = https://a/d\nhttp_listen = 80\n", 15,
+	  "http_listen: '80' is not ADDRESS:PORT" },
+	{ "[issuer \"i\"]\ntype = acme\ndirectory = https://a/d\nwebroot = /w\ncontact = me@x\n",
+	  16, "contact: 'me@x' is not a mailto: URL" },
+	{ "[issuer \"i\"]\ntype = acme\ndirectory = https://a/d\nwebroot = /w\neab_kid = k\n", 12,
+	  "eab_kid and eab_hmac_key go together" },
+	{ "[issuer \"i\"]\ntype = acme\ndirectory = https://a/d\nwebroot = /w\naccount_key = ed25519\n",
+	  16, "account_key: ACME account keys are ec:P-256" },
+	{ "[issuer \"i\"]\ntype = acme\ndirectory = ftp://a/d\nwebroot = /w\n", 14,
+	  "directory: not an http(s) URL" },
+	{ "[capath \"c\"]\ncafile = /srv/ca.pem\n", 12, "'dir' is required" },
+	{ "[capath \"c\"]\ndir = /srv/c\nissuers = nope\n", 14,
+	  "issuers: no [issuer \"nope\"] of type local-ca is defined" },
+	{ "[capath \"c\"]\ndir = /srv/c\nreload = nope\n", 14,
+	  "reload: no [reload \"nope\"] section is defined" },
+	{ "[clientcerts \"r\"]\ndir = /srv/cc\n", 12, "'map' is required" },
+	{ "[clientcerts \"r\"]\ndir = /srv/cc\nmap = /srv/map\ndigest = sha512\n", 15,
+	  "digest: 'sha512' is not one of: sha256, sha1, md5" },
+	{ "[clientcerts \"r\"]\ndir = /srv/cc\nmap = /srv/map\nmap_type = dbm\n", 15,
+	  "map_type: 'dbm' is not one of: hash, lmdb, cdb" },
+	{ "[clientcerts \"r\"]\ndir = /srv/cc\nmap = /srv/map\nfingerprint = key\n", 15,
+	  "fingerprint: 'key' is not one of: cert, pubkey" },
+	{ "[reload \"r\"]\ntype = exec\n", 12, "'command' is required for type = exec" },
+	{ "[reload \"r\"]\ntype = systemd\n", 13, "type: 'systemd' is not one of: postfix" },
+	{ "[reload \"r\"]\ntype = postfix\nconfig = /etc/dovecot.conf\n", 14,
+	  "config: not a key of type = postfix" },
+	{ "[reload \"r\"]\ntype = exec\ncommand = /bin/true\ntimeout = soon\n", 15,
+	  "timeout: 'soon' is not a duration" },
+	{ "[reload \"r\"]\ntype = plugin\n", 12, "'plugin' is required for type = plugin" },
+};
+
+START_TEST(test_config_errors)
+{
+	struct cs_cfg_errors errs;
+	char *conf, *path, want[512];
+	bool found = false;
+
+	ck_assert_int_ge(asprintf(&conf, "%s%s", err_base, error_cases[_i].conf), 0);
+	path = cs_test_write(tmp, "bad.conf", conf, 0644);
+	struct cs_config *cfg = cs_config_load(path, &errs);
+	ck_assert_ptr_null(cfg);
+	ck_assert_int_ge(errs.n, 1);
+	snprintf(want, sizeof(want), "%s:%d: ", path, error_cases[_i].line);
+	for (size_t i = 0; i < errs.n; i++)
+		if (strncmp(errs.v[i], want, strlen(want)) == 0 &&
+		    strstr(errs.v[i], error_cases[_i].fragment) != NULL)
+			found = true;
+	if (!found)
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "case %d got: %s\n", _i, errs.v[i]);
+	ck_assert_msg(found, "case %d: no error '%s...%s'", _i, want, error_cases[_i].fragment);
+	cs_cfg_errors_free(&errs);
+	free(conf);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_config_base_is_valid)
+{
+	struct cs_cfg_errors errs;
+	char *path = cs_test_write(tmp, "base.conf", err_base, 0644);
+	struct cs_config *cfg = cs_config_load(path, &errs);
+
+	ck_assert_ptr_nonnull(cfg);
+	cs_config_free(cfg);
+	free(path);
+}
+END_TEST
+
+/* Five different mistakes: all five are reported, in line order. */
+START_TEST(test_config_all_errors_reported)
+{
+	static const char five[] = "[agent]\n"
+				   "renew_before = soon\n"	  /* 2 */
+				   "[issuer \"ca\"]\n"
+				   "type = local-ca\n"
+				   "dir = relative/ca\n"	  /* 5 */
+				   "[cert \"m\"]\n"
+				   "issuer = ca\n"
+				   "names = m.example\n"
+				   "bundle = /srv/m.pem\n"
+				   "key = rsa:1024\n"		  /* 10 */
+				   "reload = missing\n"		  /* 11 */
+				   "[frobnicate]\n";		  /* 12 */
+	struct cs_cfg_errors errs;
+	char *path = cs_test_write(tmp, "five.conf", five, 0644);
+	struct cs_config *cfg = cs_config_load(path, &errs);
+	static const int lines[] = { 2, 5, 10, 11, 12 };
+
+	ck_assert_ptr_null(cfg);
+	ck_assert_int_eq(errs.n, 5);
+	for (size_t i = 0; i < 5; i++) {
+		char want[300];
+		snprintf(want, sizeof(want), "%s:%d: ", path, lines[i]);
+		ck_assert_msg(strncmp(errs.v[i], want, strlen(want)) == 0, "error %zu: %s", i,
+			      errs.v[i]);
+	}
+	cs_cfg_errors_free(&errs);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_config_includes)
+{
+	struct cs_cfg_errors errs;
+	char *dir;
+
+	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", tmp), 0);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	char *main_path = cs_test_write(tmp, "certsync.conf",
+					"[agent]\ninclude = conf.d/*.conf\n"
+					"[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n",
+					0644);
+	cs_test_write(dir, "20-b.conf",
+		      "[cert \"b\"]\nissuer = ca\nnames = b.example\nbundle = /srv/b.pem\n", 0644);
+	cs_test_write(dir, "10-a.conf",
+		      "[cert \"a\"]\nissuer = ca\nnames = a.example\nbundle = /srv/a.pem\n", 0644);
+	cs_test_write(dir, "ignored.txt", "garbage\n", 0644);
+	struct cs_config *cfg = cs_config_load(main_path, &errs);
+
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_int_eq(cfg->files.n, 3);
+	ck_assert_int_eq(cfg->n_certs, 2);
+	ck_assert_str_eq(cfg->certs[0].name, "a"); /* drop-ins in name order */
+	ck_assert_str_eq(cfg->certs[1].name, "b");
+	cs_config_free(cfg);
+
+	/* A broken drop-in is reported with its own file name and line. */
+	char *bad = cs_test_write(dir, "30-bad.conf",
+				  "[cert \"c\"]\nissuer = ca\nnames = c.example\n"
+				  "bundle = /srv/c.pem\nkey = rsa:512\n",
+				  0644);
+	cfg = cs_config_load(main_path, &errs);
+	ck_assert_ptr_null(cfg);
+	ck_assert_int_eq(errs.n, 1);
+	char want[600];
+	snprintf(want, sizeof(want), "%s:5: [cert \"c\"] key: 'rsa:512' is not a key type", bad);
+	ck_assert_msg(strncmp(errs.v[0], want, strlen(want)) == 0, "got %s", errs.v[0]);
+	cs_cfg_errors_free(&errs);
+	unlink(bad);
+
+	/* [agent] belongs to the main file only. */
+	bad = cs_test_write(dir, "40-agent.conf", "[agent]\nsocket = /tmp/x.sock\n", 0644);
+	cfg = cs_config_load(main_path, &errs);
+	ck_assert_ptr_null(cfg);
+	ck_assert_ptr_nonnull(strstr(errs.v[0], "only the main configuration file may hold"));
+	cs_cfg_errors_free(&errs);
+	free(bad);
+	free(dir);
+	free(main_path);
+}
+END_TEST
+
+START_TEST(test_config_missing_file)
+{
+	struct cs_cfg_errors errs;
+	char *path;
+
+	ck_assert_int_ge(asprintf(&path, "%s/nope.conf", tmp), 0);
+	ck_assert_ptr_null(cs_config_load(path, &errs));
+	ck_assert_int_eq(errs.n, 1);
+	ck_assert_ptr_nonnull(strstr(errs.v[0], "nope.conf: cannot read: No such file"));
+	cs_cfg_errors_free(&errs);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_config_key_outside_section)
+{
+	struct cs_cfg_errors errs;
+	char *path = cs_test_write(tmp, "k.conf", "state_dir = /x\n[agent]\n", 0644);
+
+	ck_assert_ptr_null(cs_config_load(path, &errs));
+	ck_assert_int_eq(errs.n, 1);
+	ck_assert_ptr_nonnull(strstr(errs.v[0], ":1: state_dir: key outside of any section"));
+	cs_cfg_errors_free(&errs);
+	free(path);
+}
+END_TEST
+
+Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("values");
+
+	tcase_add_loop_test(tc, test_config_duration, 0, sizeof(durations) / sizeof(durations[0]));
+	tcase_add_loop_test(tc, test_config_span, 0, sizeof(spans) / sizeof(spans[0]));
+	tcase_add_loop_test(tc, test_config_mode, 0, sizeof(modes) / sizeof(modes[0]));
+	tcase_add_loop_test(tc, test_config_bool, 0, sizeof(bools) / sizeof(bools[0]));
+	tcase_add_loop_test(tc, test_config_name, 0, sizeof(names) / sizeof(names[0]));
+	tcase_add_loop_test(tc, test_config_verify_url, 0, sizeof(urls) / sizeof(urls[0]));
+	tcase_add_test(tc, test_config_user_group);
+	tcase_add_test(tc, test_config_format_duration);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("files");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_config_good_file);
+	tcase_add_test(tc, test_config_defaults);
+	tcase_add_test(tc, test_config_base_is_valid);
+	tcase_add_loop_test(tc, test_config_errors, 0,
+			    sizeof(error_cases) / sizeof(error_cases[0]));
+	tcase_add_test(tc, test_config_all_errors_reported);
+	tcase_add_test(tc, test_config_includes);
+	tcase_add_test(tc, test_config_missing_file);
+	tcase_add_test(tc, test_config_key_outside_section);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,25 @@
+# Shared helpers for the integration scripts (sourced, not a test itself).
+set -euo pipefail
+: "${CS_BUILD_DIR:?run through ctest}"
+: "${CS_SOURCE_DIR:?run through ctest}"
+CERTSYNCD=$CS_BUILD_DIR/agent/certsyncd
+CERTSYNCCTL=$CS_BUILD_DIR/agent/certsyncctl
+T=$(mktemp -d /tmp/cs-it.XXXXXX)
+CS_PIDS=()
+cleanup() {
+	for p in "${CS_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+	if [ "${CS_KEEP:-}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+# wait_for FILE PATTERN [SECONDS]: until grep -q PATTERN FILE, or fail.
+wait_for() {
+	local f=$1 pat=$2 secs=${3:-10} i
+	for ((i = 0; i < secs * 20; i++)); do
+		grep -q -- "$pat" "$f" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "--- $f" >&2; cat "$f" >&2 || true
+	fail "timed out waiting for '$pat' in $f"
+}

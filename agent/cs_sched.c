@@ -1,0 +1,106 @@
+/*
+ * cs_sched - renewal timing. See cs_sched.h.
+ */
+#include "cs_sched.h"
+
+#include <math.h>
+
+uint64_t cs_sched_seed(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* A fraction in [0, 1) drawn from seed and a salt, stable for the same inputs. */
+static double seeded_fraction(uint64_t seed, uint64_t salt)
+{
+	uint64_t x = seed ^ (salt * 0x9E3779B97F4A7C15ULL);
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb93f53fe1a85ULL;
+	x ^= x >> 33;
+	return (double)(x >> 11) / (double)(1ULL << 53);
+}
+
+time_t cs_sched_due(const struct cs_sched_in *in, const char **reason)
+{
+	int64_t life = (int64_t)in->not_after - (int64_t)in->not_before;
+	int64_t before, jitter;
+	time_t due;
+
+	if (life <= 0) {
+		*reason = "the certificate has no valid lifetime";
+		return in->now;
+	}
+	if (in->has_window && in->window_end > in->window_start) {
+		/* RFC 9773: pick a uniform random moment inside the window. */
+		double f = seeded_fraction(in->seed, 1);
+		*reason = "inside the issuer's renewal window (ARI)";
+		return in->window_start +
+		       (time_t)(f * (double)(in->window_end - in->window_start));
+	}
+	if (in->renew_before.set && !in->renew_before.is_percent) {
+		before = in->renew_before.seconds;
+		*reason = "renew_before before expiry";
+		/* A fixed duration longer than the lifetime would renew at once, forever. */
+		if (before >= life) {
+			before = life / 2;
+			*reason = "half of the lifetime left (renew_before exceeds the lifetime)";
+		}
+	} else {
+		double pct;
+		if (in->renew_before.set) {
+			pct = in->renew_before.percent;
+			*reason = "renew_before share of the lifetime left";
+		} else if (life < 10 * 86400) {
+			pct = 50.0;
+			*reason = "50% of the lifetime left (short-lived certificate)";
+		} else {
+			pct = 33.0;
+			*reason = "33% of the lifetime left";
+		}
+		before = (int64_t)llround((double)life * pct / 100.0);
+	}
+	if (in->jitter.set && !in->jitter.is_percent)
+		jitter = in->jitter.seconds;
+	else
+		jitter = (int64_t)llround((double)life *
+					  (in->jitter.set ? in->jitter.percent : 5.0) / 100.0);
+	/* Jitter only ever renews earlier, and never before half of what remains. */
+	if (jitter > (life - before) / 2)
+		jitter = (life - before) / 2;
+	due = in->not_after - (time_t)before -
+	      (time_t)(seeded_fraction(in->seed, 2) * (double)jitter);
+	return due;
+}
+
+int64_t cs_sched_backoff(int failures, time_t now, time_t not_after, int64_t retry_after,
+			 uint64_t seed)
+{
+	double delay = CS_SCHED_BACKOFF_MIN;
+
+	for (int i = 1; i < failures && delay < CS_SCHED_BACKOFF_MAX; i++)
+		delay *= 2;
+	if (delay > CS_SCHED_BACKOFF_MAX)
+		delay = CS_SCHED_BACKOFF_MAX;
+	/* Up to 20% less, so that a fleet failing together does not retry together. */
+	delay -= delay * 0.2 * seeded_fraction(seed, (uint64_t)failures + 3);
+	if (not_after > now) {
+		double quarter = (double)(not_after - now) / 4.0;
+		if (delay > quarter)
+			delay = quarter;
+	}
+	if (delay < CS_SCHED_BACKOFF_MIN)
+		delay = CS_SCHED_BACKOFF_MIN;
+	if (retry_after > 0 && delay < (double)retry_after)
+		delay = (double)retry_after;
+	return (int64_t)delay;
+}

@@ -1,0 +1,48 @@
+/*
+ * cs_sched - when to renew: pure functions from a certificate's lifetime, the
+ * configured policy, the issuer's window (ACME ARI) and the failure history to
+ * one due moment with the reason for it. No clock is read here: the caller
+ * passes `now`, so that the tests can ask about any moment.
+ */
+#ifndef CS_SCHED_H
+#define CS_SCHED_H
+
+#include "cs_config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define CS_SCHED_BACKOFF_MIN 60        /* first retry after a failure, seconds */
+#define CS_SCHED_BACKOFF_MAX (6 * 3600) /* cap */
+
+struct cs_sched_in {
+	time_t now;
+	time_t not_before, not_after;  /* of the deployed leaf */
+	struct cs_cfg_span renew_before; /* cert's or agent's; !set = default */
+	struct cs_cfg_span jitter;       /* !set = default 5% */
+	uint64_t seed;                   /* stable per leaf: spreads a fleet */
+	bool has_window;                 /* issuer's suggested renewal window */
+	time_t window_start, window_end;
+};
+
+/*
+ * Returns the moment the leaf described by in should be renewed and sets
+ * *reason to a static string saying why ("33% of lifetime left", "ARI window").
+ */
+time_t cs_sched_due(const struct cs_sched_in *in, const char **reason);
+
+/*
+ * Returns the delay in seconds before retry number `failures` (1 = after the
+ * first failure): exponential from 1 minute up to 6 hours, with up to 20%
+ * jitter from seed, never less than retry_after, and shortened as the
+ * current certificate's expiry approaches (at most a quarter of the time
+ * left, but not under a minute). not_after 0 means nothing valid is deployed.
+ */
+int64_t cs_sched_backoff(int failures, time_t now, time_t not_after, int64_t retry_after,
+			 uint64_t seed);
+
+/* Returns a 64-bit seed from bytes (FNV-1a), for cs_sched_in.seed. */
+uint64_t cs_sched_seed(const void *data, size_t len);
+
+#endif

@@ -74,4 +74,10 @@ struct cs_issuer {
 	char *name; /* the [issuer "NAME"] */
 };
 
+/*
+ * An issuer that fails every request with msg: stands in for one that could
+ * not be set up, so that the agent runs on and reports why. NULL on ENOMEM.
+ */
+cs_issuer *cs_issuer_broken_new(uv_loop_t *loop, const char *name, const char *msg);
+
 #endif

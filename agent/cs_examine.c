@@ -1,0 +1,222 @@
+/*
+ * cs_examine - judge what is deployed for one [cert]. See cs_examine.h.
+ */
+#include "cs_examine.h"
+#include "cs_ingest.h"
+#include "cs_key.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char *cs_verdict_name(enum cs_verdict v)
+{
+	static const char *const names[] = {
+		[CS_EX_OK] = "ok",
+		[CS_EX_MISSING] = "missing",
+		[CS_EX_UNPARSABLE] = "unparsable",
+		[CS_EX_MISMATCH] = "mismatched",
+		[CS_EX_INCONSISTENT] = "inconsistent",
+		[CS_EX_EXPIRED] = "expired",
+		[CS_EX_NAMES] = "names not covered",
+		[CS_EX_KEYTYPE] = "wrong key type",
+	};
+	return names[v];
+}
+
+int cs_x509_times(const X509 *x, time_t *not_before, time_t *not_after)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) != 1)
+		return -1;
+	*not_before = timegm(&tm);
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		return -1;
+	*not_after = timegm(&tm);
+	return 0;
+}
+
+void cs_x509_serial_hex(const X509 *x, char *out, size_t len)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+
+	snprintf(out, len, "%s", hex ? hex : "");
+	OPENSSL_free(hex);
+	BN_free(bn);
+}
+
+static enum cs_verdict set(struct cs_examined *ex, enum cs_verdict v, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum cs_verdict set(struct cs_examined *ex, enum cs_verdict v, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ex->reason, sizeof(ex->reason), fmt, ap);
+	va_end(ap);
+	ex->verdict = v;
+	return v;
+}
+
+static bool covers(X509 *leaf, const char *name)
+{
+	unsigned char buf[16];
+
+	if (inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1)
+		return X509_check_ip_asc(leaf, name, 0) == 1;
+	return X509_check_host(leaf, name, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
+}
+
+enum cs_verdict cs_examine_material(const struct cs_cfg_cert *c, const cs_material *m,
+				    time_t now, struct cs_examined *ex)
+{
+	if (m->key == NULL)
+		return set(ex, CS_EX_UNPARSABLE, "no private key found");
+	if (m->leaf == NULL)
+		return set(ex, CS_EX_UNPARSABLE, "no certificate found");
+	cs_x509_serial_hex(m->leaf, ex->serial, sizeof(ex->serial));
+	cs_fp_cert(m->leaf, CS_DIGEST_SHA256, ex->sha256, sizeof(ex->sha256));
+	if (cs_x509_times(m->leaf, &ex->not_before, &ex->not_after) < 0)
+		return set(ex, CS_EX_UNPARSABLE, "the certificate's validity dates are unreadable");
+	if (X509_check_private_key(m->leaf, m->key) != 1) {
+		ERR_clear_error();
+		return set(ex, CS_EX_MISMATCH,
+			   "the private key does not belong to the certificate (serial %s)",
+			   ex->serial);
+	}
+	if (ex->not_after <= now)
+		return set(ex, CS_EX_EXPIRED, "the certificate (serial %s) has expired", ex->serial);
+	if (ex->not_before > now + 300)
+		return set(ex, CS_EX_EXPIRED, "the certificate (serial %s) is not valid yet",
+			   ex->serial);
+	for (size_t i = 0; i < c->names.n; i++)
+		if (!covers(m->leaf, c->names.v[i]))
+			return set(ex, CS_EX_NAMES, "the certificate does not cover '%s'",
+				   c->names.v[i]);
+	enum cs_keytype kt = cs_key_type_of(m->key);
+	if (kt != c->key)
+		return set(ex, CS_EX_KEYTYPE, "the key is %s, the configuration asks for %s",
+			   cs_key_name(kt), cs_key_name(c->key));
+	return set(ex, CS_EX_OK, "valid");
+}
+
+/* Reads one output into its own set; returns 0, or a verdict with ex set. */
+static enum cs_verdict read_output(const char *path, cs_material **out, struct cs_examined *ex)
+{
+	char err[512] = "";
+	struct stat sb;
+	cs_material *m;
+
+	*out = NULL;
+	if (stat(path, &sb) < 0) {
+		if (errno == ENOENT)
+			return set(ex, CS_EX_MISSING, "%s does not exist", path);
+		return set(ex, CS_EX_UNPARSABLE, "%s: %s", path, strerror(errno));
+	}
+	m = cs_material_new();
+	if (m == NULL)
+		return set(ex, CS_EX_UNPARSABLE, "out of memory");
+	if (cs_ingest_file(m, path, NULL, err, sizeof(err)) < 0) {
+		cs_material_free(m);
+		return set(ex, CS_EX_UNPARSABLE, "%s", err);
+	}
+	*out = m;
+	return CS_EX_OK;
+}
+
+static bool same_cert(X509 *a, X509 *b)
+{
+	return a != NULL && b != NULL && X509_cmp(a, b) == 0;
+}
+
+enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_examined *ex)
+{
+	const char *paths[] = { c->bundle, c->fullchain, c->cert, c->keyfile, c->chain };
+	cs_material *got[5] = { NULL };
+	cs_material *m = NULL;
+	enum cs_verdict v = CS_EX_OK;
+
+	memset(ex, 0, sizeof(*ex));
+	for (size_t i = 0; i < 5 && v == CS_EX_OK; i++)
+		if (paths[i] != NULL)
+			v = read_output(paths[i], &got[i], ex);
+	if (v != CS_EX_OK)
+		goto out;
+
+	/* Put one set together: key from bundle or keyfile, leaf from the first that has one. */
+	m = cs_material_new();
+	if (m == NULL) {
+		v = set(ex, CS_EX_UNPARSABLE, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < 4; i++) {
+		cs_material *g = got[i];
+		if (g == NULL)
+			continue;
+		if (i == 3 || i == 0) { /* keyfile, bundle */
+			if (g->key == NULL) {
+				v = set(ex, CS_EX_UNPARSABLE, "%s holds no private key", paths[i]);
+				goto out;
+			}
+			if (m->key == NULL) {
+				EVP_PKEY_up_ref(g->key);
+				m->key = g->key;
+			} else if (EVP_PKEY_eq(m->key, g->key) != 1) {
+				v = set(ex, CS_EX_INCONSISTENT, "%s holds another key than %s",
+					paths[i], c->bundle);
+				goto out;
+			}
+		}
+		if (i == 3)
+			continue;
+		if (g->leaf == NULL) {
+			v = set(ex, CS_EX_UNPARSABLE, "%s holds no certificate", paths[i]);
+			goto out;
+		}
+		if (m->leaf == NULL) {
+			X509_up_ref(g->leaf);
+			m->leaf = g->leaf;
+			for (int k = 0; k < sk_X509_num(g->chain); k++) {
+				X509 *x = sk_X509_value(g->chain, k);
+				X509_up_ref(x);
+				sk_X509_push(m->chain, x);
+			}
+		} else if (!same_cert(m->leaf, g->leaf)) {
+			v = set(ex, CS_EX_INCONSISTENT, "%s holds another certificate than %s",
+				paths[i], paths[0] ? paths[0] : paths[1]);
+			goto out;
+		}
+	}
+	if (m->leaf == NULL && got[4] != NULL) {
+		v = set(ex, CS_EX_UNPARSABLE, "only a chain is deployed");
+		goto out;
+	}
+	v = cs_examine_material(c, m, now, ex);
+	if (v == CS_EX_OK) {
+		ex->m = m;
+		m = NULL;
+	} else if (m->leaf != NULL) {
+		/* Keep the details of what is there, for status, even when unusable. */
+		ex->m = m;
+		m = NULL;
+	}
+out:
+	cs_material_free(m);
+	for (size_t i = 0; i < 5; i++)
+		cs_material_free(got[i]);
+	return v;
+}
+
+void cs_examined_clear(struct cs_examined *ex)
+{
+	cs_material_free(ex->m);
+	ex->m = NULL;
+}

@@ -1,0 +1,87 @@
+/*
+ * cs_pipeline - the renewal pipeline of the agent: for every [cert], examine
+ * what is deployed, decide when to renew, renew (key, CSR, issuer, validate,
+ * deploy with the previous generation kept for rollback), reload the services
+ * (debounced) and keep the state in state_dir. One timer for the earliest due
+ * moment; inotify for outside changes.
+ *
+ * The pipeline owns the issuers and reloaders built from the configuration
+ * and the per-cert runtime status that the status socket reads.
+ */
+#ifndef CS_PIPELINE_H
+#define CS_PIPELINE_H
+
+#include "cs_config.h"
+#include "cs_examine.h"
+#include "cs_state.h"
+
+#include <stdbool.h>
+#include <uv.h>
+
+enum cs_cert_state {
+	CS_CERT_UNKNOWN = 0,
+	CS_CERT_VALID,
+	CS_CERT_DUE,
+	CS_CERT_RENEWING,
+	CS_CERT_FAILED,
+	CS_CERT_EXPIRED,
+	CS_CERT_MISSING,
+};
+
+/* The status of one cert, as the socket and --once report it. */
+struct cs_cert_status {
+	const char *name;
+	enum cs_cert_state state;
+	enum cs_verdict verdict;
+	const char *verdict_reason;
+	const char *issuer;
+	const char *serial;
+	const char *sha256;
+	time_t not_before, not_after;
+	time_t next_renewal;
+	const char *next_reason;
+	time_t last_renewal;
+	int failures;
+	const char *last_error;
+	const char *last_reload; /* "postfix: ok; dovecot: ..." or NULL */
+};
+
+struct cs_pipeline;
+
+/* Returns the name of s ("valid", "due", ...). */
+const char *cs_cert_state_name(enum cs_cert_state s);
+
+/*
+ * Creates the pipeline for cfg on loop (cfg stays owned by the caller and
+ * must outlive the pipeline or be replaced with cs_pipeline_apply). Returns
+ * NULL with err set.
+ */
+struct cs_pipeline *cs_pipeline_new(uv_loop_t *loop, const struct cs_config *cfg, char *err,
+				    size_t errlen);
+
+/*
+ * Examines every cert and starts the schedule. With once, renews what is due
+ * now, reloads, and calls done_cb(arg, failures) when all of it is finished.
+ */
+int cs_pipeline_start(struct cs_pipeline *pl, bool once, void (*done_cb)(void *arg, int failures),
+		      void *arg);
+
+/*
+ * Switches to a new configuration (after SIGHUP). When renewals are in
+ * flight the switch waits for them; old_cfg_release(arg, old) is called
+ * when the previous configuration is no longer used.
+ */
+void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
+		       void (*old_cfg_release)(void *arg, const struct cs_config *old), void *arg);
+
+/* Renews a cert now (force: even when not due). Returns 0, -ENOENT or -EBUSY. */
+int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force);
+
+/* Number of certs and the status of cert i (valid until the next loop turn). */
+size_t cs_pipeline_count(const struct cs_pipeline *pl);
+void cs_pipeline_status(const struct cs_pipeline *pl, size_t i, struct cs_cert_status *out);
+
+/* Stops timers and watches, waits for in-flight work, then calls close_cb. */
+void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void *arg);
+
+#endif

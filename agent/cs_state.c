@@ -1,0 +1,180 @@
+/*
+ * cs_state - per-certificate agent state in JSON (jansson). See cs_state.h.
+ */
+#include "cs_state.h"
+#include "cs_atomic.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int state_path(const char *state_dir, const char *name, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s/certs/%s.json", state_dir, name);
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+int cs_state_mkdirs(const char *dir, mode_t mode, char *err, size_t errlen)
+{
+	char buf[PATH_MAX];
+
+	if (snprintf(buf, sizeof(buf), "%s", dir) >= (int)sizeof(buf)) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		return -ENAMETOOLONG;
+	}
+	for (char *p = buf + 1;; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+			*p = '\0';
+			if (mkdir(buf, mode) < 0 && errno != EEXIST) {
+				int e = errno;
+				snprintf(err, errlen, "cannot create directory %s: %s", buf, strerror(e));
+				return -e;
+			}
+			*p = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	return 0;
+}
+
+void cs_state_set_error(struct cs_state *st, const char *msg)
+{
+	free(st->last_error);
+	st->last_error = msg ? strdup(msg) : NULL;
+}
+
+void cs_state_push_gen(struct cs_state *st, const struct cs_state_gen *g)
+{
+	size_t keep = st->n_gens < CS_STATE_GENERATIONS ? st->n_gens : CS_STATE_GENERATIONS - 1;
+
+	memmove(&st->gens[1], &st->gens[0], keep * sizeof(st->gens[0]));
+	st->gens[0] = *g;
+	st->n_gens = keep + 1;
+}
+
+void cs_state_clear(struct cs_state *st)
+{
+	free(st->last_error);
+	memset(st, 0, sizeof(*st));
+}
+
+static void copy_str(char *dst, size_t len, json_t *v)
+{
+	const char *s = json_string_value(v);
+	snprintf(dst, len, "%s", s ? s : "");
+}
+
+int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, char *err,
+		  size_t errlen)
+{
+	char path[PATH_MAX];
+	json_error_t jerr;
+	json_t *root;
+
+	memset(st, 0, sizeof(*st));
+	st->next_gen = 1;
+	if (state_path(state_dir, name, path, sizeof(path)) < 0) {
+		snprintf(err, errlen, "%s/certs/%s.json: path too long", state_dir, name);
+		return -ENAMETOOLONG;
+	}
+	root = json_load_file(path, 0, &jerr);
+	if (root == NULL) {
+		struct stat sb;
+		if (stat(path, &sb) < 0 && errno == ENOENT)
+			return 0;
+		char aside[PATH_MAX + 16];
+		snprintf(aside, sizeof(aside), "%s.corrupt", path);
+		rename(path, aside);
+		snprintf(err, errlen, "%s:%d: unreadable state (%s); moved aside to %s", path,
+			 jerr.line, jerr.text, aside);
+		return 1;
+	}
+	st->last_attempt = (time_t)json_integer_value(json_object_get(root, "last_attempt"));
+	st->last_success = (time_t)json_integer_value(json_object_get(root, "last_success"));
+	st->failures = (int)json_integer_value(json_object_get(root, "failures"));
+	const char *e = json_string_value(json_object_get(root, "last_error"));
+	st->last_error = e ? strdup(e) : NULL;
+	st->next_attempt = (time_t)json_integer_value(json_object_get(root, "next_attempt"));
+	st->retry_after = json_integer_value(json_object_get(root, "retry_after"));
+	st->next_gen = (int)json_integer_value(json_object_get(root, "next_generation"));
+	if (st->next_gen < 1)
+		st->next_gen = 1;
+	json_t *gens = json_object_get(root, "generations");
+	size_t i;
+	json_t *g;
+	json_array_foreach(gens, i, g) {
+		if (st->n_gens == CS_STATE_GENERATIONS)
+			break;
+		struct cs_state_gen *sg = &st->gens[st->n_gens++];
+		sg->n = (int)json_integer_value(json_object_get(g, "n"));
+		copy_str(sg->serial, sizeof(sg->serial), json_object_get(g, "serial"));
+		copy_str(sg->sha256, sizeof(sg->sha256), json_object_get(g, "sha256"));
+		sg->not_after = (time_t)json_integer_value(json_object_get(g, "not_after"));
+		sg->deployed = (time_t)json_integer_value(json_object_get(g, "deployed"));
+	}
+	json_decref(root);
+	return 0;
+}
+
+int cs_state_save(const char *state_dir, const char *name, const struct cs_state *st,
+		  char *err, size_t errlen)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	json_t *root = json_object(), *gens = json_array();
+	int rc;
+
+	if (state_path(state_dir, name, path, sizeof(path)) < 0) {
+		snprintf(err, errlen, "%s/certs/%s.json: path too long", state_dir, name);
+		json_decref(root);
+		json_decref(gens);
+		return -ENAMETOOLONG;
+	}
+	snprintf(dir, sizeof(dir), "%s/certs", state_dir);
+	if ((rc = cs_state_mkdirs(dir, 0700, err, errlen)) < 0) {
+		json_decref(root);
+		json_decref(gens);
+		return rc;
+	}
+	json_object_set_new(root, "last_attempt", json_integer(st->last_attempt));
+	json_object_set_new(root, "last_success", json_integer(st->last_success));
+	json_object_set_new(root, "failures", json_integer(st->failures));
+	json_object_set_new(root, "last_error",
+			    st->last_error ? json_string(st->last_error) : json_null());
+	json_object_set_new(root, "next_attempt", json_integer(st->next_attempt));
+	json_object_set_new(root, "retry_after", json_integer(st->retry_after));
+	json_object_set_new(root, "next_generation", json_integer(st->next_gen));
+	for (size_t i = 0; i < st->n_gens; i++) {
+		const struct cs_state_gen *g = &st->gens[i];
+		json_array_append_new(gens, json_pack("{s:i, s:s, s:s, s:I, s:I}", "n", g->n,
+						      "serial", g->serial, "sha256", g->sha256,
+						      "not_after", (json_int_t)g->not_after,
+						      "deployed", (json_int_t)g->deployed));
+	}
+	json_object_set_new(root, "generations", gens);
+	char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(root);
+	if (text == NULL) {
+		snprintf(err, errlen, "%s: cannot encode state", path);
+		return -ENOMEM;
+	}
+	size_t len = strlen(text);
+	text[len] = '\0';
+	struct cs_atomic_opts o = { .mode = 0600, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	char *withnl = malloc(len + 2);
+	if (withnl == NULL) {
+		free(text);
+		return -ENOMEM;
+	}
+	memcpy(withnl, text, len);
+	withnl[len] = '\n';
+	rc = cs_atomic_write(path, withnl, len + 1, &o, err, errlen);
+	free(withnl);
+	free(text);
+	return rc;
+}

@@ -1,0 +1,63 @@
+/*
+ * cs_state - what the agent remembers about each certificate across restarts,
+ * kept as one JSON file per cert under state_dir/certs/NAME.json and written
+ * with the atomic writer: the deployed generation, the last renewal and its
+ * result, failures and the last error, when the next attempt is due, and the
+ * history of generations kept for rollback.
+ */
+#ifndef CS_STATE_H
+#define CS_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define CS_STATE_GENERATIONS 3 /* generations kept under state_dir for rollback */
+
+struct cs_state_gen {
+	int n;               /* generation number, increasing */
+	char serial[80];     /* hex */
+	char sha256[100];    /* Postfix format */
+	time_t not_after;
+	time_t deployed;
+};
+
+struct cs_state {
+	time_t last_attempt;   /* 0: never */
+	time_t last_success;   /* 0: never */
+	int failures;          /* consecutive */
+	char *last_error;      /* NULL when none; malloc'd */
+	time_t next_attempt;   /* earliest retry after a failure, 0 when none */
+	int64_t retry_after;   /* the issuer asked to wait this long, seconds */
+	int next_gen;          /* number of the next generation */
+	struct cs_state_gen gens[CS_STATE_GENERATIONS]; /* newest first */
+	size_t n_gens;
+};
+
+/*
+ * Loads state_dir/certs/name.json into *st. A missing file is an empty state
+ * (returns 0); a corrupt one is reported in err, renamed aside to
+ * NAME.json.corrupt and also gives an empty state (returns 1).
+ */
+int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, char *err,
+		  size_t errlen);
+
+/* Writes st atomically; returns 0 or a negative errno with err set. */
+int cs_state_save(const char *state_dir, const char *name, const struct cs_state *st,
+		  char *err, size_t errlen);
+
+/* Sets last_error (copied; NULL clears). */
+void cs_state_set_error(struct cs_state *st, const char *msg);
+
+/* Adds g as the newest generation, dropping the oldest beyond the limit. */
+void cs_state_push_gen(struct cs_state *st, const struct cs_state_gen *g);
+
+/* Frees what st owns (not st itself). */
+void cs_state_clear(struct cs_state *st);
+
+/* Creates dir and its parents with mode (existing ones are left alone). */
+int cs_state_mkdirs(const char *dir, mode_t mode, char *err, size_t errlen);
+
+#endif

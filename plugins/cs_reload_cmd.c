@@ -1,0 +1,454 @@
+/*
+ * cs_reload_cmd - the built-in reloaders, each a short sequence of commands
+ * run with uv_spawn (no shell) under a time limit:
+ *   postfix  postfix -c DIR check; postfix -c DIR reload
+ *   dovecot  doveconf -c FILE -n; doveadm -c FILE reload (or SIGHUP to the
+ *            master named in pid_file)
+ *   exec     the configured command, with CERTSYNC_* in the environment
+ * Output of a failing command goes into the result message.
+ */
+#include "cs_reloader.h"
+#include "cs_log.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_STEPS 3
+#define OUT_MAX 2048
+
+enum kind { K_POSTFIX, K_DOVECOT, K_EXEC, K_BROKEN };
+
+struct cmd_reloader {
+	struct cs_reloader base;
+	enum kind kind;
+	char **steps[MAX_STEPS]; /* argv per step */
+	int n_steps;
+	char *pid_file;          /* dovecot: signal the master instead of doveadm */
+	char *broken_msg;
+	int64_t timeout_ms;
+	/* the run in flight */
+	bool busy;
+	int step;
+	uv_process_t proc;
+	uv_pipe_t out, err;
+	uv_timer_t timer;
+	int open_handles;
+	bool timed_out;
+	int64_t exit_status;
+	int term_signal;
+	char output[OUT_MAX];
+	size_t out_len;
+	const struct cs_reload_ctx *ctx;
+	char env_name[1024], env_files[4096], env_serial[1024];
+	cs_reload_cb cb;
+	void *cb_arg;
+};
+
+void cs_argv_free(char **argv)
+{
+	if (argv == NULL)
+		return;
+	for (char **p = argv; *p; p++)
+		free(*p);
+	free(argv);
+}
+
+char **cs_argv_split(const char *cmd, char *err, size_t errlen)
+{
+	size_t cap = 8, n = 0, len = strlen(cmd);
+	char **argv = calloc(cap, sizeof(*argv));
+	char *word = malloc(len + 1);
+	const char *p = cmd;
+
+	if (argv == NULL || word == NULL)
+		goto fail;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			break;
+		size_t w = 0;
+		while (*p != '\0' && *p != ' ' && *p != '\t') {
+			if (*p == '\'') {
+				const char *end = strchr(p + 1, '\'');
+				if (end == NULL) {
+					snprintf(err, errlen, "unterminated ' in: %s", cmd);
+					goto fail;
+				}
+				memcpy(word + w, p + 1, (size_t)(end - p - 1));
+				w += (size_t)(end - p - 1);
+				p = end + 1;
+			} else if (*p == '"') {
+				p++;
+				while (*p != '"') {
+					if (*p == '\0') {
+						snprintf(err, errlen, "unterminated \" in: %s", cmd);
+						goto fail;
+					}
+					if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+						p++;
+					word[w++] = *p++;
+				}
+				p++;
+			} else if (*p == '\\' && p[1] != '\0') {
+				word[w++] = p[1];
+				p += 2;
+			} else {
+				word[w++] = *p++;
+			}
+		}
+		word[w] = '\0';
+		if (n + 2 > cap) {
+			cap *= 2;
+			char **nv = realloc(argv, cap * sizeof(*argv));
+			if (nv == NULL)
+				goto fail;
+			argv = nv;
+		}
+		argv[n] = strdup(word);
+		if (argv[n++] == NULL)
+			goto fail;
+		argv[n] = NULL;
+	}
+	free(word);
+	if (n == 0) {
+		snprintf(err, errlen, "empty command");
+		cs_argv_free(argv);
+		return NULL;
+	}
+	return argv;
+fail:
+	free(word);
+	cs_argv_free(argv);
+	if (err[0] == '\0')
+		snprintf(err, errlen, "out of memory");
+	return NULL;
+}
+
+static void finish(struct cmd_reloader *r, int status, int not_running, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void finish(struct cmd_reloader *r, int status, int not_running, const char *fmt, ...)
+{
+	struct cs_reload_result res = { .status = status, .not_running = not_running };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(res.message, sizeof(res.message), fmt, ap);
+	va_end(ap);
+	r->busy = false;
+	cs_reload_cb cb = r->cb;
+	r->cb = NULL;
+	cb(r->cb_arg, &res);
+}
+
+static void start_step(struct cmd_reloader *r);
+
+static void step_done(struct cmd_reloader *r)
+{
+	char **argv = r->steps[r->step];
+
+	/* Drop the trailing newline so that messages read as one line. */
+	while (r->out_len > 0 && (r->output[r->out_len - 1] == '\n'))
+		r->out_len--;
+	r->output[r->out_len] = '\0';
+	if (r->timed_out) {
+		finish(r, -ETIMEDOUT, 0, "%s timed out after %lld s and was killed", argv[0],
+		       (long long)(r->timeout_ms / 1000));
+		return;
+	}
+	if (r->term_signal != 0) {
+		finish(r, -EINTR, 0, "%s was killed by signal %d%s%s", argv[0], r->term_signal,
+		       r->out_len ? ": " : "", r->output);
+		return;
+	}
+	if (r->exit_status != 0) {
+		int not_running = (r->kind == K_POSTFIX && strstr(r->output, "not running")) ||
+				  (r->kind == K_DOVECOT && (strstr(r->output, "not running") ||
+							    strstr(r->output, "connect(")));
+		finish(r, -EIO, not_running, "%s %s exited with status %lld%s%s", argv[0],
+		       argv[1] ? argv[1] : "", (long long)r->exit_status,
+		       r->out_len ? ": " : "", r->output);
+		return;
+	}
+	r->step++;
+	if (r->step < r->n_steps) {
+		start_step(r);
+		return;
+	}
+	finish(r, 0, 0, "%s%s%s", argv[0], r->out_len ? ": " : " ok", r->output);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct cmd_reloader *r = h->data;
+
+	if (--r->open_handles == 0)
+		step_done(r);
+}
+
+static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
+{
+	struct cmd_reloader *r = p->data;
+
+	r->exit_status = status;
+	r->term_signal = sig;
+	uv_timer_stop(&r->timer);
+	uv_close((uv_handle_t *)&r->timer, on_handle_closed);
+	uv_close((uv_handle_t *)p, on_handle_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	static char scratch[512];
+	(void)h;
+	(void)hint;
+	*buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct cmd_reloader *r = s->data;
+
+	if (n > 0) {
+		size_t room = OUT_MAX - 1 - r->out_len;
+		size_t take = (size_t)n < room ? (size_t)n : room;
+		memcpy(r->output + r->out_len, buf->base, take);
+		r->out_len += take;
+		return;
+	}
+	if (n < 0)
+		uv_close((uv_handle_t *)s, on_handle_closed);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+	struct cmd_reloader *r = t->data;
+
+	r->timed_out = true;
+	uv_process_kill(&r->proc, SIGKILL);
+}
+
+static void start_step(struct cmd_reloader *r)
+{
+	char **argv = r->steps[r->step];
+	char *env[8];
+	int n = 0;
+	int rc;
+
+	r->out_len = 0;
+	r->timed_out = false;
+	r->exit_status = 0;
+	r->term_signal = 0;
+	env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	env[n++] = "LC_ALL=C";
+	if (r->ctx != NULL) {
+		snprintf(r->env_name, sizeof(r->env_name), "CERTSYNC_NAME=%s",
+			 r->ctx->names ? r->ctx->names : "");
+		snprintf(r->env_files, sizeof(r->env_files), "CERTSYNC_FILES=%s",
+			 r->ctx->files ? r->ctx->files : "");
+		snprintf(r->env_serial, sizeof(r->env_serial), "CERTSYNC_SERIAL=%s",
+			 r->ctx->serial ? r->ctx->serial : "");
+		env[n++] = r->env_name;
+		env[n++] = r->env_files;
+		env[n++] = r->env_serial;
+	}
+	env[n] = NULL;
+
+	uv_pipe_init(r->base.loop, &r->out, 0);
+	uv_pipe_init(r->base.loop, &r->err, 0);
+	r->out.data = r;
+	r->err.data = r;
+	/* stdout and stderr both end up in the result message. */
+	uv_stdio_container_t stdio[3] = {
+		{ .flags = UV_IGNORE },
+		{ .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&r->out },
+		{ .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&r->err },
+	};
+	uv_process_options_t o = {
+		.exit_cb = on_proc_exit,
+		.file = argv[0],
+		.args = argv,
+		.env = env,
+		.stdio_count = 3,
+		.stdio = stdio,
+	};
+	r->proc.data = r;
+	rc = uv_spawn(r->base.loop, &r->proc, &o);
+	if (rc < 0) {
+		r->open_handles = 3;
+		r->exit_status = 127;
+		snprintf(r->output, OUT_MAX, "cannot run: %s", uv_strerror(rc));
+		r->out_len = strlen(r->output);
+		uv_close((uv_handle_t *)&r->out, on_handle_closed);
+		uv_close((uv_handle_t *)&r->err, on_handle_closed);
+		uv_close((uv_handle_t *)&r->proc, on_handle_closed);
+		return;
+	}
+	/* process, two pipes and the timer must all close before the step is done */
+	r->open_handles = 4;
+	uv_read_start((uv_stream_t *)&r->out, on_alloc, on_read);
+	uv_read_start((uv_stream_t *)&r->err, on_alloc, on_read);
+	uv_timer_init(r->base.loop, &r->timer);
+	r->timer.data = r;
+	uv_timer_start(&r->timer, on_timeout, (uint64_t)r->timeout_ms, 0);
+}
+
+static int cmd_reload(cs_reloader *base, const struct cs_reload_ctx *ctx, cs_reload_cb cb,
+		      void *arg)
+{
+	struct cmd_reloader *r = (struct cmd_reloader *)base;
+
+	if (r->busy)
+		return -EBUSY;
+	r->cb = cb;
+	r->cb_arg = arg;
+	r->ctx = ctx;
+	r->busy = true;
+	r->step = 0;
+	if (r->kind == K_BROKEN) {
+		finish(r, -EINVAL, 0, "%s", r->broken_msg);
+		return 0;
+	}
+	if (r->kind == K_DOVECOT && r->pid_file != NULL && r->n_steps == 1) {
+		/* Validate with doveconf (step 0), then signal the master ourselves. */
+		FILE *f = fopen(r->pid_file, "r");
+		long pid = 0;
+		if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+			if (f)
+				fclose(f);
+			finish(r, -ESRCH, 1, "%s: no dovecot master pid", r->pid_file);
+			return 0;
+		}
+		fclose(f);
+		if (kill((pid_t)pid, SIGHUP) < 0) {
+			finish(r, -errno, errno == ESRCH, "SIGHUP to dovecot pid %ld: %s", pid,
+			       strerror(errno));
+			return 0;
+		}
+		finish(r, 0, 0, "SIGHUP sent to dovecot master pid %ld", pid);
+		return 0;
+	}
+	start_step(r);
+	return 0;
+}
+
+static void cmd_close(cs_reloader *base)
+{
+	struct cmd_reloader *r = (struct cmd_reloader *)base;
+
+	for (int i = 0; i < r->n_steps; i++)
+		cs_argv_free(r->steps[i]);
+	free(r->pid_file);
+	free(r->broken_msg);
+	free(r->base.name);
+	free(r);
+}
+
+static const struct cs_reloader_ops ops_postfix = { "postfix", cmd_reload, cmd_close };
+static const struct cs_reloader_ops ops_dovecot = { "dovecot", cmd_reload, cmd_close };
+static const struct cs_reloader_ops ops_exec = { "exec", cmd_reload, cmd_close };
+static const struct cs_reloader_ops ops_broken = { "broken", cmd_reload, cmd_close };
+
+static struct cmd_reloader *new_cmd(uv_loop_t *loop, const char *name, enum kind kind,
+				    const struct cs_reloader_ops *ops, int64_t timeout_s)
+{
+	struct cmd_reloader *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->base.ops = ops;
+	r->base.loop = loop;
+	r->base.name = strdup(name);
+	r->kind = kind;
+	r->timeout_ms = (timeout_s > 0 ? timeout_s : 60) * 1000;
+	return r;
+}
+
+/* Adds a step from a printf-formatted command line. */
+static int add_step(struct cmd_reloader *r, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int add_step(struct cmd_reloader *r, char *err, size_t errlen, const char *fmt, ...)
+{
+	char line[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	r->steps[r->n_steps] = cs_argv_split(line, err, errlen);
+	if (r->steps[r->n_steps] == NULL)
+		return -EINVAL;
+	r->n_steps++;
+	return 0;
+}
+
+cs_reloader *cs_reloader_postfix_new(uv_loop_t *loop, const char *name, const char *config_dir,
+				     int64_t timeout_s, char *err, size_t errlen)
+{
+	struct cmd_reloader *r = new_cmd(loop, name, K_POSTFIX, &ops_postfix, timeout_s);
+
+	if (r == NULL)
+		return NULL;
+	if (add_step(r, err, errlen, "postfix -c '%s' check", config_dir) < 0 ||
+	    add_step(r, err, errlen, "postfix -c '%s' reload", config_dir) < 0) {
+		cmd_close(&r->base);
+		return NULL;
+	}
+	return &r->base;
+}
+
+cs_reloader *cs_reloader_dovecot_new(uv_loop_t *loop, const char *name, const char *config,
+				     const char *pid_file, int64_t timeout_s, char *err,
+				     size_t errlen)
+{
+	struct cmd_reloader *r = new_cmd(loop, name, K_DOVECOT, &ops_dovecot, timeout_s);
+
+	if (r == NULL)
+		return NULL;
+	if (add_step(r, err, errlen, "doveconf -c '%s' -n", config) < 0 ||
+	    (pid_file == NULL && add_step(r, err, errlen, "doveadm -c '%s' reload", config) < 0)) {
+		cmd_close(&r->base);
+		return NULL;
+	}
+	if (pid_file != NULL)
+		r->pid_file = strdup(pid_file);
+	return &r->base;
+}
+
+cs_reloader *cs_reloader_exec_new(uv_loop_t *loop, const char *name, const char *command,
+				  int64_t timeout_s, char *err, size_t errlen)
+{
+	struct cmd_reloader *r = new_cmd(loop, name, K_EXEC, &ops_exec, timeout_s);
+
+	if (r == NULL)
+		return NULL;
+	r->steps[0] = cs_argv_split(command, err, errlen);
+	if (r->steps[0] == NULL) {
+		cmd_close(&r->base);
+		return NULL;
+	}
+	r->n_steps = 1;
+	return &r->base;
+}
+
+cs_reloader *cs_reloader_broken_new(uv_loop_t *loop, const char *name, const char *msg)
+{
+	struct cmd_reloader *r = new_cmd(loop, name, K_BROKEN, &ops_broken, 1);
+
+	if (r == NULL)
+		return NULL;
+	r->broken_msg = strdup(msg);
+	return &r->base;
+}
+
+void cs_reloader_close(cs_reloader *r)
+{
+	if (r != NULL)
+		r->ops->close(r);
+}

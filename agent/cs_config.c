@@ -528,6 +528,8 @@ static const struct keydef agent_keys[] = {
 	{ "log_level", V_LOGLEVEL, AG(log_level), ANY, NULL },
 	{ "renew_before", V_SPAN, AG(renew_before), ANY, NULL },
 	{ "jitter", V_SPAN, AG(jitter), ANY, NULL },
+	{ "retry_min", V_DURATION, AG(retry_min), ANY, NULL },
+	{ "retry_max", V_DURATION, AG(retry_max), ANY, NULL },
 	{ "include", V_INCLUDE, 0, ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },
 };
@@ -1074,6 +1076,8 @@ static void build_agent(struct parser *p, struct raw_section *s)
 	a->state_dir = dup_default(a->state_dir, "/var/lib/certsync");
 	a->socket = dup_default(a->socket, "/run/certsync/certsync.sock");
 	a->plugin_dir = dup_default(a->plugin_dir, CS_DEFAULT_PLUGINDIR);
+	if (a->retry_min > a->retry_max && s != NULL)
+		section_error(p, s, "retry_min is longer than retry_max");
 }
 
 /* Looks up the sub-type key ("type") first, so that the right keys apply. */
@@ -1450,6 +1454,8 @@ struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs)
 	cfg->agent.admin_group = (gid_t)-1;
 	cfg->agent.socket_mode = 0660;
 	cfg->agent.log_level = CS_LOG_INFO;
+	cfg->agent.retry_min = 60;
+	cfg->agent.retry_max = 6 * 3600;
 
 	memset(&p, 0, sizeof(p));
 	p.cfg = cfg;

@@ -49,6 +49,8 @@ struct cs_cfg_agent {
 	int log_level;      /* enum cs_log_level */
 	struct cs_cfg_span renew_before;
 	struct cs_cfg_span jitter;
+	int64_t retry_min; /* first retry after a failure, seconds (default 1m) */
+	int64_t retry_max; /* longest wait between retries (default 6h) */
 };
 
 enum cs_issuer_type {

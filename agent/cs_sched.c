@@ -82,15 +82,15 @@ time_t cs_sched_due(const struct cs_sched_in *in, const char **reason)
 	return due;
 }
 
-int64_t cs_sched_backoff(int failures, time_t now, time_t not_after, int64_t retry_after,
-			 uint64_t seed)
+int64_t cs_sched_backoff(const struct cs_backoff *b, int failures, time_t now, time_t not_after,
+			 int64_t retry_after, uint64_t seed)
 {
-	double delay = CS_SCHED_BACKOFF_MIN;
+	double delay = (double)b->min;
 
-	for (int i = 1; i < failures && delay < CS_SCHED_BACKOFF_MAX; i++)
+	for (int i = 1; i < failures && delay < (double)b->max; i++)
 		delay *= 2;
-	if (delay > CS_SCHED_BACKOFF_MAX)
-		delay = CS_SCHED_BACKOFF_MAX;
+	if (delay > (double)b->max)
+		delay = (double)b->max;
 	/* Up to 20% less, so that a fleet failing together does not retry together. */
 	delay -= delay * 0.2 * seeded_fraction(seed, (uint64_t)failures + 3);
 	if (not_after > now) {
@@ -98,8 +98,8 @@ int64_t cs_sched_backoff(int failures, time_t now, time_t not_after, int64_t ret
 		if (delay > quarter)
 			delay = quarter;
 	}
-	if (delay < CS_SCHED_BACKOFF_MIN)
-		delay = CS_SCHED_BACKOFF_MIN;
+	if (delay < (double)b->min)
+		delay = (double)b->min;
 	if (retry_after > 0 && delay < (double)retry_after)
 		delay = (double)retry_after;
 	return (int64_t)delay;

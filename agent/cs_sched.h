@@ -13,8 +13,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#define CS_SCHED_BACKOFF_MIN 60        /* first retry after a failure, seconds */
-#define CS_SCHED_BACKOFF_MAX (6 * 3600) /* cap */
+#define CS_SCHED_BACKOFF_MIN 60        /* default first retry after a failure, seconds */
+#define CS_SCHED_BACKOFF_MAX (6 * 3600) /* default cap */
 
 struct cs_sched_in {
 	time_t now;
@@ -32,15 +32,20 @@ struct cs_sched_in {
  */
 time_t cs_sched_due(const struct cs_sched_in *in, const char **reason);
 
+struct cs_backoff {
+	int64_t min, max; /* seconds: [agent] retry_min, retry_max */
+};
+
 /*
  * Returns the delay in seconds before retry number `failures` (1 = after the
- * first failure): exponential from 1 minute up to 6 hours, with up to 20%
- * jitter from seed, never less than retry_after, and shortened as the
- * current certificate's expiry approaches (at most a quarter of the time
- * left, but not under a minute). not_after 0 means nothing valid is deployed.
+ * first failure): exponential from b->min (1 minute by default) up to b->max
+ * (6 hours), with up to 20% jitter from seed, never less than retry_after,
+ * and shortened as the current certificate's expiry approaches (at most a
+ * quarter of the time left, but not under b->min). not_after 0 means nothing
+ * valid is deployed.
  */
-int64_t cs_sched_backoff(int failures, time_t now, time_t not_after, int64_t retry_after,
-			 uint64_t seed);
+int64_t cs_sched_backoff(const struct cs_backoff *b, int failures, time_t now, time_t not_after,
+			 int64_t retry_after, uint64_t seed);
 
 /* Returns a 64-bit seed from bytes (FNV-1a), for cs_sched_in.seed. */
 uint64_t cs_sched_seed(const void *data, size_t len);

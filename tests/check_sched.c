@@ -9,6 +9,8 @@
 
 #define DAY 86400
 
+static const struct cs_backoff defaults = { CS_SCHED_BACKOFF_MIN, CS_SCHED_BACKOFF_MAX };
+
 static const struct {
 	int64_t life;                 /* lifetime in seconds */
 	int rb_set, rb_pct;           /* renew_before: set?, percent? */
@@ -106,7 +108,7 @@ START_TEST(test_sched_backoff_grows_to_cap)
 	int64_t prev = 0;
 
 	for (int f = 1; f <= 20; f++) {
-		int64_t d = cs_sched_backoff(f, now, now + 60 * DAY, 0, 99);
+		int64_t d = cs_sched_backoff(&defaults, f, now, now + 60 * DAY, 0, 99);
 		ck_assert_int_ge(d, CS_SCHED_BACKOFF_MIN);
 		ck_assert_int_le(d, CS_SCHED_BACKOFF_MAX);
 		if (f <= 8)
@@ -115,7 +117,7 @@ START_TEST(test_sched_backoff_grows_to_cap)
 		prev = d;
 	}
 	ck_assert_int_ge(prev, CS_SCHED_BACKOFF_MAX * 8 / 10);
-	ck_assert_int_eq(cs_sched_backoff(1, now, 0, 0, 1) >= 60, 1);
+	ck_assert_int_eq(cs_sched_backoff(&defaults, 1, now, 0, 0, 1) >= 60, 1);
 }
 END_TEST
 
@@ -124,13 +126,27 @@ START_TEST(test_sched_backoff_near_expiry_and_retry_after)
 	const time_t now = 1700000000;
 
 	/* Two hours left: no retry may wait longer than half an hour. */
-	ck_assert_int_le(cs_sched_backoff(10, now, now + 7200, 0, 5), 1800);
+	ck_assert_int_le(cs_sched_backoff(&defaults, 10, now, now + 7200, 0, 5), 1800);
 	/* Already expired: the cap applies, nothing shortens it. */
-	ck_assert_int_ge(cs_sched_backoff(12, now, now - 10, 0, 5), CS_SCHED_BACKOFF_MAX * 8 / 10);
+	ck_assert_int_ge(cs_sched_backoff(&defaults, 12, now, now - 10, 0, 5), CS_SCHED_BACKOFF_MAX * 8 / 10);
 	/* The server's Retry-After wins over a shorter delay. */
-	ck_assert_int_eq(cs_sched_backoff(1, now, now + 60 * DAY, 900, 5), 900);
+	ck_assert_int_eq(cs_sched_backoff(&defaults, 1, now, now + 60 * DAY, 900, 5), 900);
 	/* Never under a minute, even with seconds to live. */
-	ck_assert_int_eq(cs_sched_backoff(3, now, now + 30, 0, 5), 60);
+	ck_assert_int_eq(cs_sched_backoff(&defaults, 3, now, now + 30, 0, 5), 60);
+}
+END_TEST
+
+/* A configured retry_min/retry_max (here 1 s to 8 s) bounds the same curve. */
+START_TEST(test_sched_backoff_configured)
+{
+	const struct cs_backoff fast = { 1, 8 };
+	const time_t now = 1700000000;
+
+	ck_assert_int_eq(cs_sched_backoff(&fast, 1, now, 0, 0, 7), 1);
+	ck_assert_int_ge(cs_sched_backoff(&fast, 3, now, 0, 0, 7), 3);
+	ck_assert_int_le(cs_sched_backoff(&fast, 3, now, 0, 0, 7), 4);
+	ck_assert_int_le(cs_sched_backoff(&fast, 30, now, 0, 0, 7), 8);
+	ck_assert_int_ge(cs_sched_backoff(&fast, 30, now, 0, 0, 7), 6);
 }
 END_TEST
 
@@ -144,6 +160,7 @@ Suite *sched_suite(void)
 	tcase_add_test(tc, test_sched_ari_window);
 	tcase_add_test(tc, test_sched_backoff_grows_to_cap);
 	tcase_add_test(tc, test_sched_backoff_near_expiry_and_retry_after);
+	tcase_add_test(tc, test_sched_backoff_configured);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -44,6 +44,8 @@ struct cs_cert_status {
 	int failures;
 	const char *last_error;
 	const char *last_reload; /* "postfix: ok; dovecot: ..." or NULL */
+	char *const *names;      /* the configured names */
+	size_t n_names;
 };
 
 struct cs_pipeline;

@@ -1,0 +1,79 @@
+/*
+ * cs_validate - decide whether a normalised cs_material set is fit to deploy,
+ * and say every reason it is not: each problem is its own entry with its own
+ * message, so a person (or the agent's status) sees all of them at once.
+ *
+ * The set is expected to be normalised (cs_chain_normalise): leaf first,
+ * chain nearest issuer first. Validation never changes the set.
+ */
+#ifndef CS_VALIDATE_H
+#define CS_VALIDATE_H
+
+#include "cs_key.h"
+#include "cs_material.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+enum cs_problem_code {
+	CS_PROB_NO_KEY = 1,    /* the set has no private key */
+	CS_PROB_NO_LEAF,       /* the set has no certificate */
+	CS_PROB_KEY_MISMATCH,  /* the key does not belong to the leaf */
+	CS_PROB_TRUST,         /* the chain does not verify to the trust */
+	CS_PROB_NAME,          /* a requested name is not covered by the leaf */
+	CS_PROB_NOT_YET_VALID, /* a certificate's notBefore is after now */
+	CS_PROB_EXPIRED,       /* a certificate's notAfter is before now */
+	CS_PROB_KEY_TYPE,      /* the key is not of the expected type */
+	CS_PROB_KEY_WEAK,      /* RSA key smaller than the minimum */
+};
+
+/* Which trust the chain must verify to. */
+enum cs_trust {
+	CS_TRUST_NONE = 0, /* do not verify the chain */
+	CS_TRUST_OWN_ROOT, /* the set's own self-signed top certificate */
+	CS_TRUST_STORE,    /* cafile and/or capath */
+};
+
+struct cs_validate_opts {
+	bool require_key;         /* a set without a key is a problem (deployable bundles) */
+	enum cs_trust trust;
+	const char *cafile;       /* CS_TRUST_STORE: PEM bundle of trusted CAs, or NULL */
+	const char *capath;       /* CS_TRUST_STORE: hashed directory, or NULL */
+	const char *const *names; /* DNS names or IP addresses the leaf must cover,
+				     NULL-terminated; NULL: not checked */
+	time_t now;               /* the moment validity is judged at; 0: time(NULL) */
+	enum cs_keytype keytype;  /* CS_KEY_NONE: any type */
+	int min_rsa_bits;         /* 0: 2048 */
+};
+
+struct cs_problem {
+	enum cs_problem_code code;
+	int depth; /* certificate the problem is about: 0 leaf, 1 first issuer...; -1 none */
+	char msg[512];
+};
+
+struct cs_problems {
+	size_t n;
+	struct cs_problem *v;
+};
+
+/* Returns an empty list (caller frees with cs_problems_free), NULL on ENOMEM. */
+struct cs_problems *cs_problems_new(void);
+
+/* Frees the list and its entries; accepts NULL. */
+void cs_problems_free(struct cs_problems *p);
+
+/* Returns true when p holds a problem with the given code. */
+bool cs_problems_has(const struct cs_problems *p, enum cs_problem_code code);
+
+/*
+ * Checks m against o and appends one entry to out per problem found. Returns
+ * the number of problems (0: fit to deploy), or a negative code with a
+ * message in err when the check itself could not run (out of memory; a
+ * CAfile/CApath that cannot be loaded is reported as a CS_PROB_TRUST problem).
+ */
+int cs_validate(const cs_material *m, const struct cs_validate_opts *o,
+		struct cs_problems *out, char *err, size_t errlen);
+
+#endif

@@ -88,16 +88,17 @@ static int check_dates(const cs_material *m, time_t now, struct cs_problems *out
 				 "(%s%ld day%s from now)",
 				 cs_x509_subject(x, subj, sizeof(subj)),
 				 cs_x509_time(nb, 0, when, sizeof(when)), days < 1 ? "less than " : "",
-				 days < 1 ? 1 : days, days > 1 ? "s" : "");
+				 days < 1 ? 1L : days, days > 1 ? "s" : "");
 		}
 		if (rc == 0 && X509_cmp_time(na, &t) < 0) {
 			long days = -cs_x509_days_until(na, now);
 
 			rc = add(out, CS_PROB_EXPIRED, d,
-				 "the certificate %s has expired: its validity ended at %s (%ld "
+				 "the certificate %s has expired: its validity ended at %s (%s%ld "
 				 "day%s ago)",
 				 cs_x509_subject(x, subj, sizeof(subj)),
-				 cs_x509_time(na, 0, when, sizeof(when)), days, days == 1 ? "" : "s");
+				 cs_x509_time(na, 0, when, sizeof(when)), days < 1 ? "less than " : "",
+				 days < 1 ? 1L : days, days > 1 ? "s" : "");
 		}
 		if (rc < 0)
 			return rc;

@@ -112,9 +112,7 @@ long cs_x509_days_until(const ASN1_TIME *t, time_t now)
 	}
 	when = timegm(&tm);
 	diff = (long long)when - (long long)now;
-	/* Floor, so that one second past notAfter already counts as day -1. */
-	if (diff < 0)
-		return (long)((diff - 86399) / 86400);
+	/* Whole days, rounded toward zero: "3 days left" until the fourth-last day ends. */
 	return (long)(diff / 86400);
 }
 

@@ -31,8 +31,8 @@ char *cs_x509_serial(const X509 *x, char *buf, size_t len);
 char *cs_x509_time(const ASN1_TIME *t, int iso, char *buf, size_t len);
 
 /*
- * Returns the whole days from now until t (negative when t is past), or
- * INT32_MIN when t cannot be read.
+ * Returns the whole days from now until t, rounded toward zero (negative
+ * when t is more than a day past), or INT32_MIN when t cannot be read.
  */
 long cs_x509_days_until(const ASN1_TIME *t, time_t now);
 

@@ -3,7 +3,10 @@
  */
 #include "cs_examine.h"
 #include "cs_ingest.h"
+#include "cs_chain.h"
 #include "cs_key.h"
+#include "cs_validate.h"
+#include "cs_x509.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,15 +45,6 @@ int cs_x509_times(const X509 *x, time_t *not_before, time_t *not_after)
 	return 0;
 }
 
-void cs_x509_serial_hex(const X509 *x, char *out, size_t len)
-{
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
-
-	snprintf(out, len, "%s", hex ? hex : "");
-	OPENSSL_free(hex);
-	BN_free(bn);
-}
 
 static enum cs_verdict set(struct cs_examined *ex, enum cs_verdict v, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -66,46 +60,66 @@ static enum cs_verdict set(struct cs_examined *ex, enum cs_verdict v, const char
 	return v;
 }
 
-static bool covers(X509 *leaf, const char *name)
+/* The examine verdict for the first problem cs_validate found. */
+static enum cs_verdict verdict_of(enum cs_problem_code code)
 {
-	unsigned char buf[16];
-
-	if (inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1)
-		return X509_check_ip_asc(leaf, name, 0) == 1;
-	return X509_check_host(leaf, name, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
+	switch (code) {
+	case CS_PROB_NO_KEY:
+	case CS_PROB_NO_LEAF:
+		return CS_EX_UNPARSABLE;
+	case CS_PROB_KEY_MISMATCH:
+		return CS_EX_MISMATCH;
+	case CS_PROB_NAME:
+		return CS_EX_NAMES;
+	case CS_PROB_NOT_YET_VALID:
+	case CS_PROB_EXPIRED:
+		return CS_EX_EXPIRED;
+	case CS_PROB_KEY_TYPE:
+	case CS_PROB_KEY_WEAK:
+		return CS_EX_KEYTYPE;
+	case CS_PROB_TRUST:
+		break;
+	}
+	return CS_EX_UNPARSABLE;
 }
 
 enum cs_verdict cs_examine_material(const struct cs_cfg_cert *c, const cs_material *m,
 				    time_t now, struct cs_examined *ex)
 {
-	if (m->key == NULL)
-		return set(ex, CS_EX_UNPARSABLE, "no private key found");
-	if (m->leaf == NULL)
-		return set(ex, CS_EX_UNPARSABLE, "no certificate found");
-	cs_x509_serial_hex(m->leaf, ex->serial, sizeof(ex->serial));
-	cs_fp_cert(m->leaf, CS_DIGEST_SHA256, ex->sha256, sizeof(ex->sha256));
-	if (cs_x509_times(m->leaf, &ex->not_before, &ex->not_after) < 0)
-		return set(ex, CS_EX_UNPARSABLE, "the certificate's validity dates are unreadable");
-	if (X509_check_private_key(m->leaf, m->key) != 1) {
-		ERR_clear_error();
-		return set(ex, CS_EX_MISMATCH,
-			   "the private key does not belong to the certificate (serial %s)",
-			   ex->serial);
-	}
-	if (ex->not_after <= now)
-		return set(ex, CS_EX_EXPIRED, "the certificate (serial %s) has expired", ex->serial);
-	if (ex->not_before > now + 300)
-		return set(ex, CS_EX_EXPIRED, "the certificate (serial %s) is not valid yet",
-			   ex->serial);
+	const char *names[c->names.n + 1];
+	struct cs_validate_opts o = {
+		.require_key = true,
+		.trust = CS_TRUST_NONE,
+		.names = names,
+		.now = now,
+		.keytype = c->key,
+	};
+	struct cs_problems *probs = cs_problems_new();
+	char err[512] = "";
+	enum cs_verdict v;
+
 	for (size_t i = 0; i < c->names.n; i++)
-		if (!covers(m->leaf, c->names.v[i]))
-			return set(ex, CS_EX_NAMES, "the certificate does not cover '%s'",
-				   c->names.v[i]);
-	enum cs_keytype kt = cs_key_type_of(m->key);
-	if (kt != c->key)
-		return set(ex, CS_EX_KEYTYPE, "the key is %s, the configuration asks for %s",
-			   cs_key_name(kt), cs_key_name(c->key));
-	return set(ex, CS_EX_OK, "valid");
+		names[i] = c->names.v[i];
+	names[c->names.n] = NULL;
+	if (m->leaf != NULL) {
+		cs_x509_serial(m->leaf, ex->serial, sizeof(ex->serial));
+		cs_fp_cert(m->leaf, CS_DIGEST_SHA256, ex->sha256, sizeof(ex->sha256));
+		if (cs_x509_times(m->leaf, &ex->not_before, &ex->not_after) < 0) {
+			cs_problems_free(probs);
+			return set(ex, CS_EX_UNPARSABLE,
+				   "the certificate's validity dates are unreadable");
+		}
+	}
+	if (probs == NULL || cs_validate(m, &o, probs, err, sizeof(err)) < 0) {
+		cs_problems_free(probs);
+		return set(ex, CS_EX_UNPARSABLE, "%s", err[0] ? err : "out of memory");
+	}
+	if (probs->n == 0)
+		v = set(ex, CS_EX_OK, "valid");
+	else
+		v = set(ex, verdict_of(probs->v[0].code), "%s", probs->v[0].msg);
+	cs_problems_free(probs);
+	return v;
 }
 
 /* Reads one output into its own set; returns 0, or a verdict with ex set. */
@@ -124,9 +138,10 @@ static enum cs_verdict read_output(const char *path, cs_material **out, struct c
 	m = cs_material_new();
 	if (m == NULL)
 		return set(ex, CS_EX_UNPARSABLE, "out of memory");
-	if (cs_ingest_file(m, path, NULL, err, sizeof(err)) < 0) {
+	if (cs_ingest_file(m, path, NULL, err, sizeof(err)) < 0 ||
+	    cs_chain_normalise(m, NULL, 0) < 0) {
 		cs_material_free(m);
-		return set(ex, CS_EX_UNPARSABLE, "%s", err);
+		return set(ex, CS_EX_UNPARSABLE, "%s", err[0] ? err : "cannot order the chain");
 	}
 	*out = m;
 	return CS_EX_OK;

@@ -57,7 +57,4 @@ void cs_examined_clear(struct cs_examined *ex);
 /* Reads notBefore/notAfter of x as time_t; returns 0 or -1. */
 int cs_x509_times(const X509 *x, time_t *not_before, time_t *not_after);
 
-/* Writes the serial of x as uppercase hex into out. */
-void cs_x509_serial_hex(const X509 *x, char *out, size_t len);
-
 #endif

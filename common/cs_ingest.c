@@ -28,6 +28,8 @@
 
 /* Larger inputs are not certificate material; refusing them bounds memory. */
 #define INGEST_MAX_BYTES (64u * 1024 * 1024)
+/* Far above what any tool writes (OpenSSL: 2048, Windows: 2000-10000). */
+#define PKCS12_MAX_ITER 1000000
 
 struct ingest {
 	cs_material *m;
@@ -420,6 +422,19 @@ static int ingest_pkcs12(struct ingest *in, PKCS12 *p12)
 
 	in->info->format = CS_FMT_PKCS12;
 	if (PKCS12_mac_present(p12)) {
+		const ASN1_INTEGER *iter = NULL;
+		long n;
+
+		/* The file sets the MAC's iteration count: a huge one would stall us. */
+		PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
+		n = iter != NULL ? ASN1_INTEGER_get(iter) : 1;
+		if (n < 1 || n > PKCS12_MAX_ITER) {
+			set_err(in, "the PKCS#12 file asks for %ld MAC iterations (at most %d are "
+				    "accepted)", n, PKCS12_MAX_ITER);
+			ERR_clear_error();
+			rc = -EBADMSG;
+			goto out;
+		}
 		if (pw != NULL) {
 			if (!PKCS12_verify_mac(p12, pw, -1)) {
 				rc = wrong_password(in, "the PKCS#12 file", " (MAC check failed)");

@@ -1,0 +1,190 @@
+/*
+ * cs_atomic - crash-safe replacement of one file. See cs_atomic.h.
+ *
+ * Every step works relative to an O_DIRECTORY descriptor of the target's
+ * directory, so that a directory swapped for a symlink between the steps
+ * cannot redirect the write: the temp file, the rename and the fsync all
+ * happen in the directory that was opened first.
+ */
+#include "cs_atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Splits path into its directory and final component (both copied). */
+static int split_path(const char *path, char *dir, char *base)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	if (snprintf(a, sizeof(a), "%s", path) >= (int)sizeof(a))
+		return -ENAMETOOLONG;
+	snprintf(b, sizeof(b), "%s", path);
+	snprintf(dir, PATH_MAX, "%s", dirname(a));
+	snprintf(base, NAME_MAX + 1, "%s", basename(b));
+	if (base[0] == '\0' || strcmp(base, "/") == 0 || strcmp(base, ".") == 0 ||
+	    strcmp(base, "..") == 0)
+		return -EISDIR;
+	return 0;
+}
+
+/* Writes all of len bytes, retrying short writes and EINTR. */
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Resolves a symlink at the final component to the file it names. */
+static int resolve_final(const char *path, char *out, size_t outlen)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	if (target[0] == '/') {
+		snprintf(out, outlen, "%s", target);
+	} else {
+		char d[PATH_MAX];
+		snprintf(d, sizeof(d), "%s", path);
+		if (snprintf(out, outlen, "%s/%s", dirname(d), target) >= (int)outlen)
+			return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+int cs_atomic_write(const char *path, const void *data, size_t len,
+		    const struct cs_atomic_opts *opts, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], base[NAME_MAX + 1], tmp[NAME_MAX + 1], real[PATH_MAX];
+	struct stat sb;
+	int dfd = -1, fd = -1, rc;
+	int depth = 0;
+
+	if (strlen(path) >= PATH_MAX) {
+		snprintf(err, errlen, "%.64s...: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	snprintf(real, sizeof(real), "%s", path);
+	/* A symlink at the final component: refused, or followed when asked to. */
+	while (lstat(real, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+		if (!(opts->flags & CS_ATOMIC_FOLLOW_SYMLINK)) {
+			snprintf(err, errlen,
+				 "%s is a symbolic link; refusing to replace it (write to its "
+				 "target instead)",
+				 path);
+			return -ELOOP;
+		}
+		char next[PATH_MAX];
+		if (++depth > 8 || (rc = resolve_final(real, next, sizeof(next))) < 0) {
+			snprintf(err, errlen, "%s: cannot follow the symbolic link", path);
+			return -ELOOP;
+		}
+		snprintf(real, sizeof(real), "%s", next);
+	}
+	if ((rc = split_path(real, dir, base)) < 0) {
+		snprintf(err, errlen, "%s: not a file path", path);
+		return rc;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot open directory %s: %s", path, dir, strerror(-rc));
+		return rc;
+	}
+	if (fstatat(dfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode)) {
+		snprintf(err, errlen, "%s is a directory", real);
+		close(dfd);
+		return -EISDIR;
+	}
+	/* A random name, created exclusively, never through a symlink. */
+	for (int attempt = 0;; attempt++) {
+		unsigned char r[6];
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			for (size_t i = 0; i < sizeof(r); i++)
+				r[i] = (unsigned char)(rand() & 0xff);
+		snprintf(tmp, sizeof(tmp), ".%.200s.%02x%02x%02x%02x%02x%02x", base, r[0], r[1],
+			 r[2], r[3], r[4], r[5]);
+		/* 0600 from the start: nothing is ever readable before fchmod. */
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			break;
+		if (errno != EEXIST || attempt > 16) {
+			rc = -errno;
+			snprintf(err, errlen, "%s: cannot create a temporary file in %s: %s", path,
+				 dir, strerror(-rc));
+			close(dfd);
+			return rc;
+		}
+	}
+	if ((opts->uid != (uid_t)-1 || opts->gid != (gid_t)-1) &&
+	    fchown(fd, opts->uid, opts->gid) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot set owner %d:%d: %s", path, (int)opts->uid,
+			 (int)opts->gid, strerror(-rc));
+		goto fail;
+	}
+	if (fchmod(fd, opts->mode & 07777) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot set mode %04o: %s", path, opts->mode & 07777,
+			 strerror(-rc));
+		goto fail;
+	}
+	if ((rc = write_all(fd, data, len)) < 0) {
+		snprintf(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
+		goto fail;
+	}
+	if (!(opts->flags & CS_ATOMIC_NO_FSYNC) && fsync(fd) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot sync to disk: %s", path, strerror(-rc));
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
+		goto fail;
+	}
+	fd = -1;
+	if (renameat(dfd, tmp, dfd, base) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot replace: %s", path, strerror(-rc));
+		goto fail;
+	}
+	if (!(opts->flags & CS_ATOMIC_NO_FSYNC) && fsync(dfd) < 0) {
+		/* The file is in place; only its durability across a crash is in doubt. */
+		rc = -errno;
+		snprintf(err, errlen, "%s: replaced, but syncing the directory failed: %s", path,
+			 strerror(-rc));
+		close(dfd);
+		return rc;
+	}
+	close(dfd);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dfd, tmp, 0);
+	close(dfd);
+	return rc;
+}

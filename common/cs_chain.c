@@ -137,17 +137,25 @@ static void report_add(char *report, size_t len, const char *fmt, ...)
 
 static void report_add(char *report, size_t len, const char *fmt, ...)
 {
-	size_t used;
+	static const char more[] = "(more lines not shown)\n";
+	char line[1024];
+	size_t used, n;
 	va_list ap;
 
 	if (report == NULL || len == 0)
 		return;
 	used = strlen(report);
-	if (used + 1 >= len)
+	if (used >= sizeof(more) - 1 && strcmp(report + used - (sizeof(more) - 1), more) == 0)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(report + used, len - used, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	n = strlen(line);
+	/* Whole lines only, keeping room to say that some were left out. */
+	if (used + n + sizeof(more) <= len)
+		memcpy(report + used, line, n + 1);
+	else if (used + sizeof(more) <= len)
+		memcpy(report + used, more, sizeof(more));
 }
 
 /* Moves every certificate of m into one stack, leaf first; NULL on ENOMEM. */

@@ -585,11 +585,13 @@ START_TEST(test_config_includes)
 					"[agent]\ninclude = conf.d/*.conf\n"
 					"[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n",
 					0644);
-	cs_test_write(dir, "20-b.conf",
-		      "[cert \"b\"]\nissuer = ca\nnames = b.example\nbundle = /srv/b.pem\n", 0644);
-	cs_test_write(dir, "10-a.conf",
-		      "[cert \"a\"]\nissuer = ca\nnames = a.example\nbundle = /srv/a.pem\n", 0644);
-	cs_test_write(dir, "ignored.txt", "garbage\n", 0644);
+	free(cs_test_write(dir, "20-b.conf",
+			   "[cert \"b\"]\nissuer = ca\nnames = b.example\nbundle = /srv/b.pem\n",
+			   0644));
+	free(cs_test_write(dir, "10-a.conf",
+			   "[cert \"a\"]\nissuer = ca\nnames = a.example\nbundle = /srv/a.pem\n",
+			   0644));
+	free(cs_test_write(dir, "ignored.txt", "garbage\n", 0644));
 	struct cs_config *cfg = cs_config_load(main_path, &errs);
 
 	ck_assert_ptr_nonnull(cfg);
@@ -612,6 +614,7 @@ START_TEST(test_config_includes)
 	ck_assert_msg(strncmp(errs.v[0], want, strlen(want)) == 0, "got %s", errs.v[0]);
 	cs_cfg_errors_free(&errs);
 	unlink(bad);
+	free(bad);
 
 	/* [agent] belongs to the main file only. */
 	bad = cs_test_write(dir, "40-agent.conf", "[agent]\nsocket = /tmp/x.sock\n", 0644);

@@ -1,0 +1,332 @@
+/*
+ * ctl_fp - the certsyncctl commands that print digests of a certificate:
+ * `fingerprint` (Postfix's format, for relay_clientcerts, check_ccert_access
+ * and smtp_tls_fingerprint_cert_match) and `tlsa` (a DANE TLSA record in
+ * zone-file syntax). Both read any format the toolkit ingests and use the
+ * file's leaf: the certificate that matches the file's key, or without a key
+ * the one at the bottom of the chain.
+ *
+ * Exit status: 0 printed, 1 a file could not be read, 2 bad usage.
+ */
+#include "ctl.h"
+
+#include "cs_chain.h"
+#include "cs_fp.h"
+#include "cs_ingest.h"
+
+#include <getopt.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Reads path into a normalised set. Returns it (caller frees), or NULL after
+ * printing a message for cmd on stderr.
+ */
+static cs_material *load(const char *cmd, const char *path, const char *pw)
+{
+	struct cs_ingest_opts io = { .password = pw };
+	cs_material *m = cs_material_new();
+	char err[1024];
+
+	if (m == NULL) {
+		fprintf(stderr, "certsyncctl %s: out of memory\n", cmd);
+		return NULL;
+	}
+	if (cs_ingest_file(m, path, &io, err, sizeof(err)) < 0) {
+		fprintf(stderr, "certsyncctl %s: %s\n", cmd, err);
+		goto fail;
+	}
+	if (cs_chain_normalise(m, err, sizeof(err)) < 0) {
+		fprintf(stderr, "certsyncctl %s: %s: %s\n", cmd, path, err);
+		goto fail;
+	}
+	if (m->leaf == NULL) {
+		fprintf(stderr, "certsyncctl %s: %s: no certificate in the file\n", cmd, path);
+		goto fail;
+	}
+	return m;
+fail:
+	cs_material_free(m);
+	return NULL;
+}
+
+/* Reads --password-file/--password-env; returns 0 or 1 after a message. */
+static int password(const char *cmd, const char *file, const char *env, char **pw)
+{
+	char err[512];
+
+	*pw = NULL;
+	if (file == NULL && env == NULL)
+		return 0;
+	*pw = cs_ingest_password_read(file, env, err, sizeof(err));
+	if (*pw == NULL) {
+		fprintf(stderr, "certsyncctl %s: %s\n", cmd, err);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- fingerprint ---- */
+
+static void fingerprint_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: certsyncctl fingerprint [--digest sha256|sha1|md5] [--pubkey]\n"
+		"                   [--password-file F | --password-env VAR] FILE...\n\n"
+		"Prints the fingerprint of each FILE's leaf certificate as Postfix prints it\n"
+		"(uppercase hex pairs joined by colons), the same value as\n"
+		"`openssl x509 -noout -fingerprint -sha256`. With more than one FILE each\n"
+		"line starts with the file name.\n\n"
+		"  --digest D           sha256 (default), sha1 or md5, as\n"
+		"                       smtpd_tls_fingerprint_digest\n"
+		"  --pubkey             digest of the public key (SubjectPublicKeyInfo) instead\n"
+		"                       of the certificate: it survives a renewal that keeps\n"
+		"                       the key (check_ccert_access, relay_clientcerts)\n"
+		"  --password-file F    password for encrypted keys and PKCS#12 (first line of F)\n"
+		"  --password-env VAR   the same, from environment variable VAR\n");
+}
+
+int ctl_fingerprint_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "digest", required_argument, NULL, 'd' },
+		{ "pubkey", no_argument, NULL, 'k' },
+		{ "password-file", required_argument, NULL, 'p' },
+		{ "password-env", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	enum cs_digest dg = CS_DIGEST_SHA256;
+	const char *pwfile = NULL, *pwenv = NULL;
+	bool pubkey = false;
+	char *pw = NULL, fp[CS_FP_MAX];
+	int c, status = 0;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			if (cs_digest_parse(optarg, &dg) != 0) {
+				fprintf(stderr, "certsyncctl fingerprint: --digest %s: expected "
+						"sha256, sha1 or md5\n", optarg);
+				return 2;
+			}
+			break;
+		case 'k':
+			pubkey = true;
+			break;
+		case 'p':
+			pwfile = optarg;
+			break;
+		case 'e':
+			pwenv = optarg;
+			break;
+		case 'h':
+			fingerprint_usage(stdout);
+			return 0;
+		default:
+			fingerprint_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc || (pwfile != NULL && pwenv != NULL)) {
+		fingerprint_usage(stderr);
+		return 2;
+	}
+	if (password("fingerprint", pwfile, pwenv, &pw) != 0)
+		return 1;
+	for (int i = optind; i < argc; i++) {
+		cs_material *m = load("fingerprint", argv[i], pw);
+		int rc;
+
+		if (m == NULL) {
+			status = 1;
+			continue;
+		}
+		rc = pubkey ? cs_fp_pubkey(m->leaf, dg, fp, sizeof(fp))
+			    : cs_fp_cert(m->leaf, dg, fp, sizeof(fp));
+		if (rc != 0) {
+			fprintf(stderr, "certsyncctl fingerprint: %s: cannot encode the %s\n",
+				argv[i], pubkey ? "public key" : "certificate");
+			ERR_clear_error();
+			status = 1;
+		} else if (argc - optind > 1) {
+			printf("%s: %s\n", argv[i], fp);
+		} else {
+			printf("%s\n", fp);
+		}
+		cs_material_free(m);
+	}
+	cs_ingest_password_free(pw);
+	return status;
+}
+
+/* ---- tlsa ---- */
+
+static void tlsa_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: certsyncctl tlsa [--usage 2|3] [--selector 0|1] [--matching 1|2]\n"
+		"                   [--host H] [--port P] [--proto tcp|udp]\n"
+		"                   [--password-file F | --password-env VAR] FILE\n\n"
+		"Prints a DANE TLSA record (RFC 6698, RFC 7671) for FILE in zone-file syntax:\n"
+		"  _25._tcp.mail.example.com. IN TLSA 3 1 1 <hex>\n\n"
+		"  --usage U      3 DANE-EE: the leaf itself (default); 2 DANE-TA: the topmost\n"
+		"                 issuer in FILE, which the server must send in its chain\n"
+		"  --selector S   1 SubjectPublicKeyInfo (default; survives key reuse),\n"
+		"                 0 the whole certificate\n"
+		"  --matching M   1 SHA-256 (default), 2 SHA-512\n"
+		"  --host H       owner name (default: the leaf's first DNS name)\n"
+		"  --port P       port (default 25, SMTP)\n"
+		"  --proto P      tcp (default) or udp\n"
+		"  --password-file F, --password-env VAR   as for inspect\n");
+}
+
+/* Parses a small non-negative integer in [lo, hi]; returns it or -1. */
+static long small_int(const char *s, long lo, long hi)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (end == s || *end != '\0' || v < lo || v > hi)
+		return -1;
+	return v;
+}
+
+/* The first DNS name of x's subjectAltName, else its CN, into buf; false if none. */
+static bool first_dns_name(X509 *x, char *buf, size_t len)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	bool found = false;
+
+	for (int i = 0; !found && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+
+		if (g->type != GEN_DNS)
+			continue;
+		snprintf(buf, len, "%.*s", ASN1_STRING_length(g->d.dNSName),
+			 (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+		found = buf[0] != '\0';
+	}
+	GENERAL_NAMES_free(gens);
+	if (!found && X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf,
+						(int)len) > 0)
+		found = true;
+	ERR_clear_error();
+	return found;
+}
+
+int ctl_tlsa_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "usage", required_argument, NULL, 'u' },
+		{ "selector", required_argument, NULL, 's' },
+		{ "matching", required_argument, NULL, 'm' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'P' },
+		{ "proto", required_argument, NULL, 'T' },
+		{ "password-file", required_argument, NULL, 'p' },
+		{ "password-env", required_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	long usage = 3, selector = 1, matching = 1, port = 25;
+	const char *host = NULL, *proto = "tcp", *pwfile = NULL, *pwenv = NULL;
+	char *pw = NULL, data[EVP_MAX_MD_SIZE * 2 + 1], name[256];
+	cs_material *m = NULL;
+	X509 *x;
+	int c, status = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'u':
+			if ((usage = small_int(optarg, 2, 3)) < 0)
+				goto bad;
+			break;
+		case 's':
+			if ((selector = small_int(optarg, 0, 1)) < 0)
+				goto bad;
+			break;
+		case 'm':
+			if ((matching = small_int(optarg, 1, 2)) < 0)
+				goto bad;
+			break;
+		case 'P':
+			if ((port = small_int(optarg, 1, 65535)) < 0)
+				goto bad;
+			break;
+		case 'H':
+			if (*optarg == '\0')
+				goto bad;
+			host = optarg;
+			break;
+		case 'T':
+			if (strcmp(optarg, "tcp") != 0 && strcmp(optarg, "udp") != 0)
+				goto bad;
+			proto = optarg;
+			break;
+		case 'p':
+			pwfile = optarg;
+			break;
+		case 'e':
+			pwenv = optarg;
+			break;
+		case 'h':
+			tlsa_usage(stdout);
+			return 0;
+		default:
+			tlsa_usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 1 || (pwfile != NULL && pwenv != NULL)) {
+		tlsa_usage(stderr);
+		return 2;
+	}
+	if (password("tlsa", pwfile, pwenv, &pw) != 0)
+		return 1;
+	m = load("tlsa", argv[optind], pw);
+	if (m == NULL)
+		goto out;
+	x = m->leaf;
+	if (usage == 2) {
+		int n = sk_X509_num(m->chain);
+
+		if (n == 0) {
+			fprintf(stderr, "certsyncctl tlsa: %s: --usage 2 needs the issuer "
+					"certificates in the file (a fullchain or bundle)\n",
+				argv[optind]);
+			goto out;
+		}
+		x = sk_X509_value(m->chain, n - 1);
+	}
+	if (host == NULL) {
+		if (!first_dns_name(m->leaf, name, sizeof(name))) {
+			fprintf(stderr, "certsyncctl tlsa: %s: the certificate names no host; "
+					"give --host\n", argv[optind]);
+			goto out;
+		}
+		host = name;
+	}
+	if (cs_tlsa_data(x, (int)selector, (int)matching, data, sizeof(data)) != 0) {
+		fprintf(stderr, "certsyncctl tlsa: %s: cannot encode the certificate\n",
+			argv[optind]);
+		ERR_clear_error();
+		goto out;
+	}
+	printf("_%ld._%s.%s%s IN TLSA %ld %ld %ld %s\n", port, proto, host,
+	       host[strlen(host) - 1] == '.' ? "" : ".", usage, selector, matching, data);
+	status = 0;
+out:
+	cs_material_free(m);
+	cs_ingest_password_free(pw);
+	return status;
+bad:
+	fprintf(stderr, "certsyncctl tlsa: invalid value '%s' (see --help)\n", optarg);
+	return 2;
+}

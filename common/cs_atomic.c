@@ -8,10 +8,13 @@
  */
 #include "cs_atomic.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,4 +190,50 @@ fail:
 	unlinkat(dfd, tmp, 0);
 	close(dfd);
 	return rc;
+}
+
+/* True when name is ".BASE." followed by the 12 hex digits cs_atomic_write uses. */
+static bool is_temp_of(const char *name, const char *base)
+{
+	size_t bl = strnlen(base, 200), nl = strlen(name);
+
+	if (nl != 1 + bl + 1 + 12 || name[0] != '.' || strncmp(name + 1, base, bl) != 0 ||
+	    name[1 + bl] != '.')
+		return false;
+	for (const char *p = name + bl + 2; *p != '\0'; p++)
+		if (!isxdigit((unsigned char)*p) || isupper((unsigned char)*p))
+			return false;
+	return true;
+}
+
+int cs_atomic_sweep(const char *path, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], base[NAME_MAX + 1];
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+	int dfd, rc, n = 0;
+
+	if ((rc = split_path(path, dir, base)) < 0) {
+		snprintf(err, errlen, "%s: not a file path", path);
+		return rc;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
+		rc = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		snprintf(err, errlen, "%s: cannot open directory %s: %s", path, dir, strerror(-rc));
+		return rc;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (!is_temp_of(de->d_name, base))
+			continue;
+		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+			continue;
+		if (unlinkat(dfd, de->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }

@@ -30,4 +30,12 @@ struct cs_atomic_opts {
 int cs_atomic_write(const char *path, const void *data, size_t len,
 		    const struct cs_atomic_opts *opts, char *err, size_t errlen);
 
+/*
+ * Removes the temp files that writers of path killed before their rename left
+ * behind (".NAME.XXXXXXXXXXXX" in path's directory, regular files only).
+ * Call it only when no other writer of path runs. Returns the number removed
+ * or a negative errno, with a message in err.
+ */
+int cs_atomic_sweep(const char *path, char *err, size_t errlen);
+
 #endif

@@ -1,0 +1,1538 @@
+/*
+ * cs_localca - the local-ca issuer. See cs_localca.h for the directory layout.
+ *
+ * This module owns one CA directory while it is open: the CA key and
+ * certificate in memory, a descriptor of DIR/.certsync.lock, and a mutex.
+ * Every change to the directory happens with both held, so that threads of
+ * this process and other certsync processes never interleave (`openssl ca`
+ * takes no lock; an administrator runs it while certsync is quiet).
+ *
+ * Files are written the way `openssl ca` writes them, so that either tool can
+ * carry on where the other stopped: index.txt lines of six tab-separated
+ * fields, serials as even-length uppercase hex, `serial` holding the issued
+ * serial plus one, newcerts/SERIAL.pem. Serials are 127 random bits rather
+ * than the next value of `serial`, so they are unpredictable and never
+ * collide with the ones `openssl ca` hands out from `serial`.
+ *
+ * Issuance writes newcerts/SERIAL.pem, then index.txt, then serial, each
+ * through the atomic writer: a crash leaves at worst a certificate file that
+ * no index line names (never handed to anyone) or a stale `serial` (unused by
+ * us), and index.txt is always the old or the new whole file.
+ *
+ * Creating a CA writes DIR/.certsync-creating first and removes it last: a
+ * directory holding that marker and no cacert.pem is a creation that was cut
+ * short, and is created again.
+ */
+#include "cs_localca.h"
+#include "cs_atomic.h"
+#include "cs_csr.h"
+#include "cs_log.h"
+#include "cs_x509.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOCK_NAME ".certsync.lock"
+#define CREATING_NAME ".certsync-creating"
+#define INDEX_MAX (256L * 1024 * 1024)
+
+struct cs_localca {
+	char *dir;
+	int64_t validity_s;
+	X509 *cacert;
+	EVP_PKEY *cakey;
+	X509_CRL *crl; /* latest DIR/crl.pem, or NULL */
+	int lockfd;
+	pthread_mutex_t mu;
+};
+
+/* The CRL reasons as `openssl ca` spells them in index.txt, by code. */
+static const char *const crl_reasons[] = {
+	"unspecified",	      "keyCompromise", "CACompromise",	 "affiliationChanged",
+	"superseded",	      "cessationOfOperation", "certificateHold", NULL,
+	"removeFromCRL",
+};
+#define N_REASONS (sizeof(crl_reasons) / sizeof(crl_reasons[0]))
+
+/* ---- small file helpers ---- */
+
+static char *path_join(const char *dir, const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+/*
+ * Reads the whole of dir/name into a NUL-terminated malloc'd buffer. Returns
+ * 0, -ENOENT when it does not exist, or another negative code with err set.
+ */
+static int read_file(const char *dir, const char *name, char **buf, size_t *len, char *err,
+		     size_t errlen)
+{
+	char *path = path_join(dir, name), *b = NULL;
+	struct stat sb;
+	size_t used = 0;
+	int fd = -1, rc = 0;
+
+	*buf = NULL;
+	if (path == NULL)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		if (rc != -ENOENT)
+			snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
+		goto out;
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > INDEX_MAX) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "%s: not a regular file of reasonable size", path);
+		goto out;
+	}
+	b = malloc((size_t)sb.st_size + 1);
+	if (b == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	while (used < (size_t)sb.st_size) {
+		ssize_t n = read(fd, b + used, (size_t)sb.st_size - used);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-rc));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	b[used] = '\0';
+	*buf = b;
+	b = NULL;
+	if (len != NULL)
+		*len = used;
+out:
+	free(b);
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return rc;
+}
+
+/*
+ * Replaces dir/name with data through the atomic writer. An existing file
+ * keeps its mode (and owner, where we may set it); a new one gets mode.
+ */
+static int write_file(const char *dir, const char *name, const void *data, size_t len,
+		      mode_t mode, char *err, size_t errlen)
+{
+	struct cs_atomic_opts ao = { .mode = mode, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	char *path = path_join(dir, name);
+	struct stat sb;
+	int rc;
+
+	if (path == NULL)
+		return -ENOMEM;
+	if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		ao.mode = sb.st_mode & 07777;
+		if (sb.st_uid != geteuid())
+			ao.uid = sb.st_uid;
+		if (sb.st_gid != getegid())
+			ao.gid = sb.st_gid;
+	}
+	rc = cs_atomic_write(path, data, len, &ao, err, errlen);
+	free(path);
+	return rc;
+}
+
+/* Writes x as PEM into a malloc'd buffer (*out, *len). Returns 0 or -ENOMEM. */
+static int pem_of(int (*w)(BIO *, void *), void *x, char **out, size_t *len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p = NULL;
+	long n;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	if (b == NULL || !w(b, x))
+		goto out;
+	n = BIO_get_mem_data(b, &p);
+	if (n <= 0 || (*out = malloc((size_t)n)) == NULL)
+		goto out;
+	memcpy(*out, p, (size_t)n);
+	*len = (size_t)n;
+	rc = 0;
+out:
+	if (b != NULL && p != NULL)
+		OPENSSL_cleanse(p, (size_t)BIO_get_mem_data(b, &p));
+	BIO_free(b);
+	return rc;
+}
+
+static int w_x509(BIO *b, void *x)
+{
+	return PEM_write_bio_X509(b, x);
+}
+
+static int w_crl(BIO *b, void *x)
+{
+	return PEM_write_bio_X509_CRL(b, x);
+}
+
+static int w_key(BIO *b, void *x)
+{
+	return PEM_write_bio_PrivateKey(b, x, NULL, NULL, 0, NULL, NULL);
+}
+
+/* Hex of a positive integer as `openssl ca` writes it: uppercase, even length, "00" for 0. */
+static char *bn_hex(const BIGNUM *bn)
+{
+	char *h;
+
+	if (BN_is_zero(bn))
+		return OPENSSL_strdup("00");
+	h = BN_bn2hex(bn);
+	return h;
+}
+
+/* ---- locking ---- */
+
+static int lock_ca(cs_localca *ca, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&ca->mu);
+	while (flock(ca->lockfd, LOCK_EX) < 0) {
+		int rc = -errno;
+		if (rc == -EINTR)
+			continue;
+		snprintf(err, errlen, "%s/%s: cannot lock: %s", ca->dir, LOCK_NAME,
+			 strerror(-rc));
+		pthread_mutex_unlock(&ca->mu);
+		return rc;
+	}
+	return 0;
+}
+
+static void unlock_ca(cs_localca *ca)
+{
+	flock(ca->lockfd, LOCK_UN);
+	pthread_mutex_unlock(&ca->mu);
+}
+
+/* ---- subject names ---- */
+
+X509_NAME *cs_localca_parse_subject(const char *s, char *err, size_t errlen)
+{
+	X509_NAME *name = X509_NAME_new();
+	X509_NAME *ret = NULL;
+	char *copy = NULL, *field, *val;
+	const char *p = s;
+
+	if (name == NULL || (copy = malloc(strlen(s) + 1)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (*p != '/') {
+		snprintf(err, errlen, "subject \"%s\": must start with '/' (\"/O=Example/CN=Example CA\")",
+			 s);
+		goto out;
+	}
+	p++;
+	while (*p != '\0') {
+		char *q = copy;
+
+		/* One field: up to the next unescaped '/', with "\/" and "\\" unescaped. */
+		while (*p != '\0' && *p != '/') {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			*q++ = *p++;
+		}
+		*q = '\0';
+		if (*p == '/')
+			p++;
+		field = copy;
+		val = strchr(copy, '=');
+		if (val == NULL || val == field || val[1] == '\0') {
+			snprintf(err, errlen, "subject \"%s\": \"%s\" is not FIELD=value", s, copy);
+			goto out;
+		}
+		*val++ = '\0';
+		if (OBJ_txt2nid(field) == NID_undef) {
+			snprintf(err, errlen,
+				 "subject \"%s\": unknown field \"%s\" (use C, ST, L, O, OU, CN, "
+				 "emailAddress)",
+				 s, field);
+			goto out;
+		}
+		if (!X509_NAME_add_entry_by_txt(name, field, MBSTRING_UTF8,
+						(const unsigned char *)val, -1, -1, 0)) {
+			snprintf(err, errlen, "subject \"%s\": bad value for %s", s, field);
+			cs_log_ssl_errors(err, errlen);
+			goto out;
+		}
+	}
+	if (X509_NAME_entry_count(name) == 0) {
+		snprintf(err, errlen, "subject \"%s\" is empty", s);
+		goto out;
+	}
+	ret = name;
+	name = NULL;
+out:
+	free(copy);
+	X509_NAME_free(name);
+	return ret;
+}
+
+/* ---- certificate building ---- */
+
+/* Adds extension nid with value (openssl.cnf syntax) in context ctx. */
+static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+{
+	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+	int ok;
+
+	if (ext == NULL)
+		return 0;
+	ok = X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok;
+}
+
+/* A random positive serial of 127 bits, never zero. Returns it or NULL. */
+static BIGNUM *random_serial(void)
+{
+	unsigned char b[16];
+	BIGNUM *bn;
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return NULL;
+	b[0] &= 0x7f;
+	if (b[0] == 0)
+		b[0] = 0x01; /* full length, so every serial has 32 hex digits */
+	bn = BN_bin2bn(b, sizeof(b), NULL);
+	OPENSSL_cleanse(b, sizeof(b));
+	return bn;
+}
+
+/* Sets the validity of x to [now, now + secs]. Returns 1 or 0. */
+static int set_validity(X509 *x, time_t now, int64_t secs)
+{
+	int days = (int)(secs / 86400);
+	long rest = (long)(secs % 86400);
+
+	return ASN1_TIME_adj(X509_getm_notBefore(x), now, 0, 0) != NULL &&
+	       ASN1_TIME_adj(X509_getm_notAfter(x), now, days, rest) != NULL;
+}
+
+/* The self-signed CA certificate for key. Returns it or NULL with err set. */
+static X509 *make_cacert(EVP_PKEY *key, X509_NAME *subj, int64_t validity_s, char *err,
+			 size_t errlen)
+{
+	X509 *x = X509_new(), *ret = NULL;
+	BIGNUM *serial = random_serial();
+	X509V3_CTX ctx;
+
+	if (x == NULL || serial == NULL || !X509_set_version(x, 2) ||
+	    BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) == NULL ||
+	    !X509_set_subject_name(x, subj) || !X509_set_issuer_name(x, subj) ||
+	    !set_validity(x, time(NULL), validity_s) || !X509_set_pubkey(x, key))
+		goto ssl_fail;
+	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+	if (!X509V3_set_issuer_pkey(&ctx, key) ||
+	    !add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE") ||
+	    !add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") ||
+	    !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
+	    !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
+		goto ssl_fail;
+	if (X509_sign(x, key, cs_csr_sign_md(key)) <= 0)
+		goto ssl_fail;
+	ret = x;
+	x = NULL;
+	goto out;
+ssl_fail:
+	snprintf(err, errlen, "cannot build the CA certificate");
+	cs_log_ssl_errors(err, errlen);
+out:
+	BN_free(serial);
+	X509_free(x);
+	return ret;
+}
+
+/* ---- creating and adopting ---- */
+
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+/* Loads and checks cacert.pem and private/cakey.pem into ca. Returns 0 or a negative code. */
+static int load_ca(cs_localca *ca, char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	BIO *b = NULL;
+	int rc;
+
+	if ((rc = read_file(ca->dir, "cacert.pem", &buf, &len, err, errlen)) < 0) {
+		if (rc == -ENOENT)
+			snprintf(err, errlen, "%s/cacert.pem: no such file", ca->dir);
+		goto out;
+	}
+	rc = -EINVAL;
+	if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL ||
+	    (ca->cacert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "%s/cacert.pem: no PEM certificate", ca->dir);
+		cs_log_ssl_errors(err, errlen);
+		goto out;
+	}
+	if (X509_check_ca(ca->cacert) == 0) {
+		snprintf(err, errlen, "%s/cacert.pem: not a CA certificate (no basicConstraints CA:TRUE)",
+			 ca->dir);
+		goto out;
+	}
+	BIO_free(b);
+	b = NULL;
+	free(buf);
+	buf = NULL;
+	if ((rc = read_file(ca->dir, "private/cakey.pem", &buf, &len, err, errlen)) < 0) {
+		if (rc == -ENOENT)
+			snprintf(err, errlen, "%s/private/cakey.pem: no such file", ca->dir);
+		goto out;
+	}
+	rc = -EINVAL;
+	if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL ||
+	    (ca->cakey = PEM_read_bio_PrivateKey(b, NULL, no_password, NULL)) == NULL) {
+		snprintf(err, errlen,
+			 "%s/private/cakey.pem: no unencrypted PEM private key (an encrypted CA "
+			 "key cannot be used unattended)",
+			 ca->dir);
+		cs_log_ssl_errors(err, errlen);
+		goto out;
+	}
+	if (X509_check_private_key(ca->cacert, ca->cakey) != 1) {
+		snprintf(err, errlen, "%s/private/cakey.pem does not match %s/cacert.pem", ca->dir,
+			 ca->dir);
+		ERR_clear_error();
+		goto out;
+	}
+	rc = 0;
+out:
+	BIO_free(b);
+	if (buf != NULL)
+		OPENSSL_cleanse(buf, len);
+	free(buf);
+	return rc;
+}
+
+/* Loads DIR/crl.pem into ca->crl when there is one. Returns 0 or a negative code. */
+static int load_crl(cs_localca *ca, char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	BIO *b = NULL;
+	int rc = read_file(ca->dir, "crl.pem", &buf, &len, err, errlen);
+
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if ((b = BIO_new_mem_buf(buf, (int)len)) == NULL ||
+	    (ca->crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL)) == NULL) {
+		/* A bad crl.pem is replaced by the next gencrl; it does not stop issuing. */
+		cs_warn("%s/crl.pem: no PEM CRL; ignored until the next one is generated",
+			ca->dir);
+		ERR_clear_error();
+	}
+	BIO_free(b);
+	free(buf);
+	return 0;
+}
+
+/* mkdir that accepts an existing directory; applies mode to a new one. */
+static int make_dir(const char *path, mode_t mode, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (mkdir(path, mode) == 0)
+		return chmod(path, mode) == 0 ? 0 : -errno;
+	if (errno == EEXIST && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return 0;
+	snprintf(err, errlen, "%s: cannot create directory: %s", path, strerror(errno));
+	return -errno;
+}
+
+/* Creates a new CA in ca->dir (which is empty but for our lock and marker). */
+static int create_ca(cs_localca *ca, const struct cs_localca_opts *o, char *err, size_t errlen)
+{
+	static const char attr[] = "unique_subject = no\n";
+	X509_NAME *subj = NULL;
+	char *pem = NULL, *sub = NULL;
+	size_t len = 0;
+	int rc = -EINVAL;
+
+	if (o->subject == NULL || o->key == CS_KEY_NONE || o->ca_validity_s <= 0) {
+		snprintf(err, errlen, "%s: to create a CA there, subject, key and ca_validity are needed",
+			 ca->dir);
+		goto out;
+	}
+	if ((subj = cs_localca_parse_subject(o->subject, err, errlen)) == NULL)
+		goto out;
+	if ((rc = write_file(ca->dir, CREATING_NAME, "", 0, 0600, err, errlen)) < 0)
+		goto out;
+	rc = -ENOMEM;
+	if ((sub = path_join(ca->dir, "private")) == NULL)
+		goto out;
+	if ((rc = make_dir(sub, 0700, err, errlen)) < 0)
+		goto out;
+	free(sub);
+	if ((sub = path_join(ca->dir, "newcerts")) == NULL)
+		goto out;
+	if ((rc = make_dir(sub, 0755, err, errlen)) < 0)
+		goto out;
+	if ((rc = write_file(ca->dir, "index.txt", "", 0, 0644, err, errlen)) < 0 ||
+	    (rc = write_file(ca->dir, "index.txt.attr", attr, sizeof(attr) - 1, 0644, err,
+			     errlen)) < 0 ||
+	    (rc = write_file(ca->dir, "serial", "01\n", 3, 0644, err, errlen)) < 0 ||
+	    (rc = write_file(ca->dir, "crlnumber", "01\n", 3, 0644, err, errlen)) < 0)
+		goto out;
+	rc = -EINVAL;
+	if ((ca->cakey = cs_key_generate(o->key, err, errlen)) == NULL)
+		goto out;
+	if ((ca->cacert = make_cacert(ca->cakey, subj, o->ca_validity_s, err, errlen)) == NULL)
+		goto out;
+	rc = -ENOMEM;
+	if (pem_of(w_key, ca->cakey, &pem, &len) < 0)
+		goto out;
+	/* Written with 0600 before its first byte; a leftover from a cut creation is replaced. */
+	rc = write_file(ca->dir, "private/cakey.pem", pem, len, 0600, err, errlen);
+	OPENSSL_cleanse(pem, len);
+	free(pem);
+	pem = NULL;
+	if (rc < 0)
+		goto out;
+	rc = -ENOMEM;
+	if (pem_of(w_x509, ca->cacert, &pem, &len) < 0)
+		goto out;
+	if ((rc = write_file(ca->dir, "cacert.pem", pem, len, 0644, err, errlen)) < 0)
+		goto out;
+	free(sub);
+	if ((sub = path_join(ca->dir, CREATING_NAME)) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	unlink(sub);
+	cs_notice("%s: created CA \"%s\" (%s key)", ca->dir, o->subject, cs_key_name(o->key));
+	rc = 0;
+out:
+	if (rc == -ENOMEM && err[0] == '\0')
+		snprintf(err, errlen, "%s: out of memory", ca->dir);
+	free(pem);
+	free(sub);
+	X509_NAME_free(subj);
+	return rc;
+}
+
+/*
+ * Decides what ca->dir holds: 1 for a CA to adopt, 0 for nothing (create one
+ * there), or a negative code with err set for something else.
+ */
+static int survey_dir(cs_localca *ca, char *err, size_t errlen)
+{
+	DIR *d = opendir(ca->dir);
+	struct dirent *e;
+	bool cacert = false, creating = false, other = false;
+	char first_other[256] = "";
+
+	if (d == NULL) {
+		snprintf(err, errlen, "%s: cannot open directory: %s", ca->dir, strerror(errno));
+		return -errno;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+		    strcmp(e->d_name, LOCK_NAME) == 0)
+			continue;
+		if (strcmp(e->d_name, "cacert.pem") == 0)
+			cacert = true;
+		else if (strcmp(e->d_name, CREATING_NAME) == 0)
+			creating = true;
+		else if (!other) {
+			other = true;
+			snprintf(first_other, sizeof(first_other), "%s", e->d_name);
+		}
+	}
+	closedir(d);
+	if (cacert && creating) {
+		/* Cut short after cacert.pem was in place: the CA is complete. */
+		char *p = path_join(ca->dir, CREATING_NAME);
+		if (p != NULL)
+			unlink(p);
+		free(p);
+	}
+	if (cacert)
+		return 1;
+	if (creating || !other)
+		return 0;
+	snprintf(err, errlen,
+		 "%s: holds no cacert.pem but is not empty (%s): refusing to create a CA over "
+		 "it",
+		 ca->dir, first_other);
+	return -EEXIST;
+}
+
+/*
+ * Brings an adopted directory up to what issuing needs, creating only what
+ * is missing: index.txt, index.txt.attr (unique_subject = no), newcerts/.
+ */
+static int complete_layout(cs_localca *ca, char *err, size_t errlen)
+{
+	static const char attr[] = "unique_subject = no\n";
+	char *p = NULL;
+	struct stat sb;
+	int rc = -ENOMEM;
+
+	if ((p = path_join(ca->dir, "newcerts")) == NULL)
+		goto out;
+	if ((rc = make_dir(p, 0755, err, errlen)) < 0)
+		goto out;
+	free(p);
+	if ((p = path_join(ca->dir, "index.txt")) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (stat(p, &sb) < 0 && (rc = write_file(ca->dir, "index.txt", "", 0, 0644, err, errlen)) < 0)
+		goto out;
+	free(p);
+	if ((p = path_join(ca->dir, "index.txt.attr")) == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* Without the file `openssl ca` assumes unique_subject = yes, which renewals break. */
+	if (stat(p, &sb) < 0 &&
+	    (rc = write_file(ca->dir, "index.txt.attr", attr, sizeof(attr) - 1, 0644, err,
+			     errlen)) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(p);
+	return rc;
+}
+
+cs_localca *cs_localca_open(const struct cs_localca_opts *o, char *err, size_t errlen)
+{
+	cs_localca *ca = calloc(1, sizeof(*ca)), *ret = NULL;
+	char *lockpath = NULL;
+	bool locked = false;
+	int rc;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (ca == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ca->lockfd = -1;
+	pthread_mutex_init(&ca->mu, NULL);
+	if ((ca->dir = strdup(o->dir)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	ca->validity_s = o->validity_s > 0 ? o->validity_s : 90 * 86400;
+	if (make_dir(ca->dir, 0755, err, errlen) < 0)
+		goto out;
+	if ((lockpath = path_join(ca->dir, LOCK_NAME)) == NULL)
+		goto out;
+	ca->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (ca->lockfd < 0) {
+		snprintf(err, errlen, "%s: cannot open: %s", lockpath, strerror(errno));
+		goto out;
+	}
+	if (lock_ca(ca, err, errlen) < 0)
+		goto out;
+	locked = true;
+	if ((rc = survey_dir(ca, err, errlen)) < 0)
+		goto out;
+	if (rc == 0) {
+		if (create_ca(ca, o, err, errlen) < 0)
+			goto out;
+	} else {
+		if (load_ca(ca, err, errlen) < 0 || complete_layout(ca, err, errlen) < 0)
+			goto out;
+		if (cs_key_type_of(ca->cakey) == CS_KEY_NONE) {
+			char kd[64];
+			cs_warn("%s: CA key is %s, none of certsync's key types; used as it is",
+				ca->dir, cs_x509_key_desc(ca->cakey, kd, sizeof(kd)));
+		}
+	}
+	if (load_crl(ca, err, errlen) < 0)
+		goto out;
+	ret = ca;
+	ca = NULL;
+out:
+	if (locked)
+		unlock_ca(ret != NULL ? ret : ca);
+	free(lockpath);
+	cs_localca_close(ca);
+	return ret;
+}
+
+void cs_localca_close(cs_localca *ca)
+{
+	if (ca == NULL)
+		return;
+	X509_free(ca->cacert);
+	EVP_PKEY_free(ca->cakey);
+	X509_CRL_free(ca->crl);
+	if (ca->lockfd >= 0)
+		close(ca->lockfd);
+	pthread_mutex_destroy(&ca->mu);
+	free(ca->dir);
+	free(ca);
+}
+
+X509 *cs_localca_cacert(cs_localca *ca)
+{
+	return ca->cacert;
+}
+
+/* ---- index.txt ---- */
+
+/* One line of index.txt, split in place: status, expiry, revocation, serial, file, subject. */
+struct index_line {
+	char *f[6];
+	const char *start; /* of the line in the unsplit buffer */
+	size_t len;        /* of the line, newline included */
+};
+
+struct index {
+	char *raw;   /* the file as read */
+	char *split; /* a copy with fields cut by NULs */
+	size_t rawlen;
+	struct index_line *lines;
+	size_t n;
+};
+
+static void index_free(struct index *ix)
+{
+	free(ix->raw);
+	free(ix->split);
+	free(ix->lines);
+	memset(ix, 0, sizeof(*ix));
+}
+
+/* Reads and checks DIR/index.txt into ix. Returns 0 or a negative code with err set. */
+static int index_read(cs_localca *ca, struct index *ix, char *err, size_t errlen)
+{
+	size_t cap = 0, lineno = 0;
+	char *p, *line;
+	int rc;
+
+	memset(ix, 0, sizeof(*ix));
+	rc = read_file(ca->dir, "index.txt", &ix->raw, &ix->rawlen, err, errlen);
+	if (rc == -ENOENT) {
+		snprintf(err, errlen, "%s/index.txt: no such file", ca->dir);
+		return rc;
+	}
+	if (rc < 0)
+		return rc;
+	if ((ix->split = malloc(ix->rawlen + 1)) == NULL)
+		goto nomem;
+	memcpy(ix->split, ix->raw, ix->rawlen + 1);
+	for (p = ix->split; *p != '\0'; p = line) {
+		char *nl = strchr(p, '\n'), *q = p;
+		struct index_line *l;
+
+		lineno++;
+		line = nl != NULL ? nl + 1 : p + strlen(p);
+		if (nl != NULL)
+			*nl = '\0';
+		if (*p == '\0')
+			continue;
+		if (ix->n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct index_line *nl2 = realloc(ix->lines, ncap * sizeof(*nl2));
+			if (nl2 == NULL)
+				goto nomem;
+			ix->lines = nl2;
+			cap = ncap;
+		}
+		l = &ix->lines[ix->n];
+		l->start = ix->raw + (p - ix->split);
+		l->len = (size_t)(line - p);
+		for (int i = 0; i < 6; i++) {
+			char *tab = strchr(q, '\t');
+			l->f[i] = q;
+			if (i < 5) {
+				if (tab == NULL) {
+					snprintf(err, errlen,
+						 "%s/index.txt line %zu: %d fields, not 6 "
+						 "tab-separated ones",
+						 ca->dir, lineno, i + 1);
+					return -EINVAL;
+				}
+				*tab = '\0';
+				q = tab + 1;
+			}
+		}
+		if (strchr("VRE", l->f[0][0]) == NULL || l->f[0][1] != '\0' || l->f[3][0] == '\0') {
+			snprintf(err, errlen,
+				 "%s/index.txt line %zu: status \"%s\" is not V, R or E, or the "
+				 "serial is empty",
+				 ca->dir, lineno, l->f[0]);
+			return -EINVAL;
+		}
+		ix->n++;
+	}
+	return 0;
+nomem:
+	snprintf(err, errlen, "%s/index.txt: out of memory", ca->dir);
+	return -ENOMEM;
+}
+
+static struct index_line *index_find(struct index *ix, const char *serial_hex)
+{
+	for (size_t i = 0; i < ix->n; i++)
+		if (strcasecmp(ix->lines[i].f[3], serial_hex) == 0)
+			return &ix->lines[i];
+	return NULL;
+}
+
+/* Reads index.txt.attr: true unless it says unique_subject = yes (or is absent). */
+static bool subjects_may_repeat(cs_localca *ca)
+{
+	char *buf = NULL, err[256];
+	bool ret = false;
+
+	if (read_file(ca->dir, "index.txt.attr", &buf, NULL, err, sizeof(err)) < 0)
+		return false;
+	for (char *l = strtok(buf, "\n"); l != NULL; l = strtok(NULL, "\n")) {
+		char key[64], val[64];
+		if (sscanf(l, " %63[^= ] = %63s", key, val) == 2 &&
+		    strcmp(key, "unique_subject") == 0)
+			ret = !(strcasecmp(val, "yes") == 0 || strcasecmp(val, "y") == 0 ||
+				strcasecmp(val, "true") == 0);
+	}
+	free(buf);
+	return ret;
+}
+
+/* ---- issuing ---- */
+
+/* Returns 1 when k is a key type certsync issues for, with a description in kd. */
+static int leaf_key_ok(EVP_PKEY *k, char *kd, size_t kdlen)
+{
+	cs_x509_key_desc(k, kd, kdlen);
+	return cs_key_type_of(k) != CS_KEY_NONE;
+}
+
+/* Builds and signs the leaf. Returns it or NULL with err set. */
+static X509 *make_leaf(cs_localca *ca, EVP_PKEY *pub, const BIGNUM *serial, char *const *names,
+		       size_t n, enum cs_usage usage, char *err, size_t errlen)
+{
+	X509 *x = X509_new(), *ret = NULL;
+	X509_EXTENSION *san = NULL;
+	X509_NAME *subj = NULL;
+	X509V3_CTX ctx;
+	time_t now = time(NULL);
+	char cn[65];
+	const char *ku = EVP_PKEY_is_a(pub, "RSA") ? "critical,digitalSignature,keyEncipherment"
+						   : "critical,digitalSignature";
+
+	snprintf(cn, sizeof(cn), "%s", names[0]);
+	if (x == NULL || (subj = X509_NAME_new()) == NULL ||
+	    !X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_UTF8, (unsigned char *)cn, -1, -1,
+					0) ||
+	    !X509_set_version(x, 2) ||
+	    BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) == NULL ||
+	    !X509_set_subject_name(x, subj) ||
+	    !X509_set_issuer_name(x, X509_get_subject_name(ca->cacert)) ||
+	    !set_validity(x, now, ca->validity_s) || !X509_set_pubkey(x, pub))
+		goto ssl_fail;
+	/* Never valid beyond the CA: such a certificate would fail before its notAfter. */
+	if (ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca->cacert)) > 0 &&
+	    !X509_set1_notAfter(x, X509_get0_notAfter(ca->cacert)))
+		goto ssl_fail;
+	X509V3_set_ctx(&ctx, ca->cacert, x, NULL, NULL, 0);
+	if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
+	    !add_ext(x, &ctx, NID_key_usage, ku) ||
+	    !add_ext(x, &ctx, NID_ext_key_usage,
+		     usage == CS_USAGE_CLIENT ? "clientAuth" : "serverAuth") ||
+	    !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
+	    !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
+		goto ssl_fail;
+	if ((san = cs_csr_san_ext(names, n, err, errlen)) == NULL)
+		goto out;
+	if (!X509_add_ext(x, san, -1))
+		goto ssl_fail;
+	if (X509_sign(x, ca->cakey, cs_csr_sign_md(ca->cakey)) <= 0)
+		goto ssl_fail;
+	ret = x;
+	x = NULL;
+	goto out;
+ssl_fail:
+	snprintf(err, errlen, "%s: cannot build the certificate for %s", ca->dir, names[0]);
+	cs_log_ssl_errors(err, errlen);
+out:
+	X509_EXTENSION_free(san);
+	X509_NAME_free(subj);
+	X509_free(x);
+	return ret;
+}
+
+/* Returns true when newcerts/HEX.pem exists (a serial used before, maybe unrecorded). */
+static bool newcert_exists(cs_localca *ca, const char *hex)
+{
+	char name[128];
+	struct stat sb;
+	char *p;
+	bool ret;
+
+	snprintf(name, sizeof(name), "newcerts/%s.pem", hex);
+	if ((p = path_join(ca->dir, name)) == NULL)
+		return true;
+	ret = lstat(p, &sb) == 0;
+	free(p);
+	return ret;
+}
+
+/* Checks that names are usable: at least one, none empty or holding control bytes. */
+static int check_names(char *const *names, size_t n, char *err, size_t errlen)
+{
+	if (n == 0) {
+		snprintf(err, errlen, "no names to issue for");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char *s = (const unsigned char *)names[i];
+		if (s == NULL || *s == '\0') {
+			snprintf(err, errlen, "name %zu is empty", i + 1);
+			return -EINVAL;
+		}
+		for (; *s != '\0'; s++)
+			if (*s <= ' ' || *s == 0x7f || *s == '/') {
+				snprintf(err, errlen, "name \"%s\" holds a space, '/' or control byte",
+					 names[i]);
+				return -EINVAL;
+			}
+	}
+	return 0;
+}
+
+int cs_localca_issue(cs_localca *ca, X509_REQ *csr, char *const *names, size_t n,
+		     enum cs_usage usage, X509 **leaf, STACK_OF(X509) **chain, char *err,
+		     size_t errlen)
+{
+	struct index ix = { 0 };
+	EVP_PKEY *pub = NULL;
+	BIGNUM *serial = NULL;
+	X509 *x = NULL;
+	STACK_OF(X509) *ch = NULL;
+	char *hex = NULL, *nexthex = NULL, *pem = NULL, *line = NULL, *newindex = NULL;
+	char *subj = NULL, kd[64], name[128];
+	size_t pemlen = 0;
+	bool locked = false;
+	int rc, linelen;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	*leaf = NULL;
+	*chain = NULL;
+	if ((rc = check_names(names, n, err, errlen)) < 0)
+		goto out;
+	rc = -EINVAL;
+	if ((pub = X509_REQ_get_pubkey(csr)) == NULL || X509_REQ_verify(csr, pub) != 1) {
+		snprintf(err, errlen, "%s: the request for %s carries no key or a bad signature",
+			 ca->dir, names[0]);
+		cs_log_ssl_errors(err, errlen);
+		goto out;
+	}
+	if (!leaf_key_ok(pub, kd, sizeof(kd))) {
+		snprintf(err, errlen, "%s: the request for %s has a %s key, none of %s", ca->dir,
+			 names[0], kd, cs_key_names());
+		goto out;
+	}
+	if ((rc = lock_ca(ca, err, errlen)) < 0)
+		goto out;
+	locked = true;
+	if ((rc = index_read(ca, &ix, err, errlen)) < 0)
+		goto out;
+	/* 127 random bits collide with nothing in practice; checked all the same. */
+	for (int attempt = 0;; attempt++) {
+		BN_free(serial);
+		OPENSSL_free(hex);
+		hex = NULL;
+		rc = -ENOMEM;
+		if ((serial = random_serial()) == NULL || (hex = bn_hex(serial)) == NULL)
+			goto ssl_fail;
+		if (index_find(&ix, hex) == NULL && !newcert_exists(ca, hex))
+			break;
+		if (attempt > 8) {
+			rc = -EEXIST;
+			snprintf(err, errlen, "%s: cannot find an unused serial", ca->dir);
+			goto out;
+		}
+	}
+	rc = -EINVAL;
+	if ((x = make_leaf(ca, pub, serial, names, n, usage, err, errlen)) == NULL)
+		goto out;
+	if ((subj = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0)) == NULL)
+		goto ssl_fail;
+	if (!subjects_may_repeat(ca))
+		for (size_t i = 0; i < ix.n; i++)
+			if (ix.lines[i].f[0][0] == 'V' && strcmp(ix.lines[i].f[5], subj) == 0) {
+				rc = -EEXIST;
+				snprintf(err, errlen,
+					 "%s/index.txt.attr asks for unique subjects and %s is "
+					 "still valid as serial %s: revoke it or set "
+					 "unique_subject = no",
+					 ca->dir, subj, ix.lines[i].f[3]);
+				goto out;
+			}
+	rc = -ENOMEM;
+	if (pem_of(w_x509, x, &pem, &pemlen) < 0)
+		goto ssl_fail;
+	snprintf(name, sizeof(name), "newcerts/%s.pem", hex);
+	if ((rc = write_file(ca->dir, name, pem, pemlen, 0644, err, errlen)) < 0)
+		goto out;
+	linelen = asprintf(&line, "V\t%.*s\t\t%s\tunknown\t%s\n",
+			   ASN1_STRING_length(X509_get0_notAfter(x)),
+			   (const char *)ASN1_STRING_get0_data(X509_get0_notAfter(x)), hex, subj);
+	rc = -ENOMEM;
+	if (linelen < 0 || (newindex = malloc(ix.rawlen + (size_t)linelen + 2)) == NULL)
+		goto ssl_fail;
+	memcpy(newindex, ix.raw, ix.rawlen);
+	size_t nlen = ix.rawlen;
+	if (nlen > 0 && newindex[nlen - 1] != '\n')
+		newindex[nlen++] = '\n';
+	memcpy(newindex + nlen, line, (size_t)linelen);
+	nlen += (size_t)linelen;
+	if ((rc = write_file(ca->dir, "index.txt", newindex, nlen, 0644, err, errlen)) < 0)
+		goto out;
+	/* As `openssl ca` leaves it: the serial after the one just issued. */
+	rc = -ENOMEM;
+	if (!BN_add_word(serial, 1) || (nexthex = bn_hex(serial)) == NULL)
+		goto ssl_fail;
+	free(line);
+	if ((linelen = asprintf(&line, "%s\n", nexthex)) < 0) {
+		line = NULL;
+		goto ssl_fail;
+	}
+	if ((rc = write_file(ca->dir, "serial", line, (size_t)linelen, 0644, err, errlen)) < 0)
+		goto out;
+	rc = -ENOMEM;
+	if ((ch = sk_X509_new_null()) == NULL || !X509_up_ref(ca->cacert))
+		goto ssl_fail;
+	if (!sk_X509_push(ch, ca->cacert)) {
+		X509_free(ca->cacert);
+		goto ssl_fail;
+	}
+	cs_info("%s: issued serial %s to %s", ca->dir, hex, subj);
+	*leaf = x;
+	*chain = ch;
+	x = NULL;
+	ch = NULL;
+	rc = 0;
+	goto out;
+ssl_fail:
+	if (err[0] == '\0') {
+		snprintf(err, errlen, "%s: cannot issue for %s", ca->dir, names[0]);
+		cs_log_ssl_errors(err, errlen);
+	}
+out:
+	if (locked)
+		unlock_ca(ca);
+	index_free(&ix);
+	EVP_PKEY_free(pub);
+	BN_free(serial);
+	OPENSSL_free(hex);
+	OPENSSL_free(nexthex);
+	OPENSSL_free(subj);
+	free(pem);
+	free(line);
+	free(newindex);
+	X509_free(x);
+	sk_X509_pop_free(ch, X509_free);
+	return rc;
+}
+
+/* ---- revocation and CRLs ---- */
+
+/* Returns the index of reason in crl_reasons (case-insensitive), or -1. */
+static int reason_code(const char *reason)
+{
+	for (size_t i = 0; i < N_REASONS; i++)
+		if (crl_reasons[i] != NULL && strcasecmp(reason, crl_reasons[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason, char *err,
+		      size_t errlen)
+{
+	struct index ix = { 0 };
+	struct index_line *l;
+	ASN1_TIME *now = NULL;
+	char *newindex = NULL, *rline = NULL;
+	bool locked = false;
+	int rc = -EINVAL, code = -1, rlen;
+	size_t nlen, before;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (reason != NULL && ((code = reason_code(reason)) < 0 || code == 8)) {
+		snprintf(err, errlen,
+			 "unknown revocation reason \"%s\" (unspecified, keyCompromise, "
+			 "CACompromise, affiliationChanged, superseded, cessationOfOperation, "
+			 "certificateHold)",
+			 reason);
+		goto out;
+	}
+	if ((rc = lock_ca(ca, err, errlen)) < 0)
+		goto out;
+	locked = true;
+	if ((rc = index_read(ca, &ix, err, errlen)) < 0)
+		goto out;
+	/* "0A" and "a" name the same serial; index.txt spells it the openssl way. */
+	l = NULL;
+	{
+		BIGNUM *bn = NULL;
+		char *canon = NULL;
+
+		if (BN_hex2bn(&bn, serial_hex) == (int)strlen(serial_hex) && strlen(serial_hex) > 0)
+			canon = bn_hex(bn);
+		BN_free(bn);
+		if (canon == NULL) {
+			rc = -EINVAL;
+			snprintf(err, errlen, "\"%s\" is not a hexadecimal serial", serial_hex);
+			ERR_clear_error();
+			goto out;
+		}
+		l = index_find(&ix, canon);
+		OPENSSL_free(canon);
+	}
+	if (l == NULL || l->f[0][0] != 'V') {
+		rc = -ENOENT;
+		snprintf(err, errlen, "%s/index.txt: no valid certificate has serial %s%s", ca->dir,
+			 serial_hex, l != NULL && l->f[0][0] == 'R' ? " (already revoked)" : "");
+		goto out;
+	}
+	rc = -ENOMEM;
+	if ((now = X509_gmtime_adj(NULL, 0)) == NULL)
+		goto out;
+	rlen = asprintf(&rline, "R\t%s\t%.*s%s%s\t%s\t%s\t%s\n", l->f[1],
+			ASN1_STRING_length(now), (const char *)ASN1_STRING_get0_data(now),
+			code >= 0 ? "," : "", code >= 0 ? crl_reasons[code] : "", l->f[3], l->f[4],
+			l->f[5]);
+	if (rlen < 0) {
+		rline = NULL;
+		goto out;
+	}
+	if ((newindex = malloc(ix.rawlen + (size_t)rlen + 1)) == NULL)
+		goto out;
+	before = (size_t)(l->start - ix.raw);
+	memcpy(newindex, ix.raw, before);
+	memcpy(newindex + before, rline, (size_t)rlen);
+	nlen = before + (size_t)rlen;
+	if (before + l->len < ix.rawlen) {
+		size_t after = before + l->len;
+		/* l->len counts the newline when there was one; skip it. */
+		if (ix.raw[after - 1] != '\n' && ix.raw[after] == '\n')
+			after++;
+		memcpy(newindex + nlen, ix.raw + after, ix.rawlen - after);
+		nlen += ix.rawlen - after;
+	}
+	if ((rc = write_file(ca->dir, "index.txt", newindex, nlen, 0644, err, errlen)) < 0)
+		goto out;
+	cs_notice("%s: revoked serial %s (%s)", ca->dir, l->f[3],
+		  code >= 0 ? crl_reasons[code] : "no reason given");
+	rc = 0;
+out:
+	if (rc == -ENOMEM && err[0] == '\0')
+		snprintf(err, errlen, "%s: out of memory", ca->dir);
+	if (locked)
+		unlock_ca(ca);
+	index_free(&ix);
+	ASN1_TIME_free(now);
+	free(rline);
+	free(newindex);
+	return rc;
+}
+
+/* Adds the revoked entry of index line l to crl. Returns 1, or 0 with err set. */
+static int crl_add(cs_localca *ca, X509_CRL *crl, const struct index_line *l, char *err,
+		   size_t errlen)
+{
+	X509_REVOKED *r = X509_REVOKED_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+	ASN1_ENUMERATED *re = NULL;
+	ASN1_INTEGER *sn = NULL;
+	BIGNUM *bn = NULL;
+	char date[32], *comma;
+	int code = -1, ok = 0;
+
+	snprintf(date, sizeof(date), "%s", l->f[2]);
+	if ((comma = strchr(date, ',')) != NULL) {
+		const char *why = l->f[2] + (comma - date) + 1;
+		char w[64];
+		*comma = '\0';
+		snprintf(w, sizeof(w), "%s", why);
+		if ((comma = strchr(w, ',')) != NULL)
+			*comma = '\0';
+		/* keyTime/CAkeyTime come from `openssl ca -crl_compromise`. */
+		if (strcasecmp(w, "keyTime") == 0)
+			code = 1;
+		else if (strcasecmp(w, "CAkeyTime") == 0)
+			code = 2;
+		else if (strcasecmp(w, "holdInstruction") == 0)
+			code = 6;
+		else
+			code = reason_code(w);
+	}
+	if (r == NULL || t == NULL || !ASN1_TIME_set_string(t, date)) {
+		snprintf(err, errlen, "%s/index.txt: serial %s: bad revocation date \"%s\"", ca->dir,
+			 l->f[3], l->f[2]);
+		goto out;
+	}
+	if (!BN_hex2bn(&bn, l->f[3]) || (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL) {
+		snprintf(err, errlen, "%s/index.txt: bad serial \"%s\"", ca->dir, l->f[3]);
+		goto out;
+	}
+	if (!X509_REVOKED_set_serialNumber(r, sn) || !X509_REVOKED_set_revocationDate(r, t))
+		goto ssl_fail;
+	/* RFC 5280 5.3.1: unspecified (0) is left out rather than written. */
+	if (code > 0) {
+		if ((re = ASN1_ENUMERATED_new()) == NULL || !ASN1_ENUMERATED_set(re, code) ||
+		    !X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, re, 0, 0))
+			goto ssl_fail;
+	}
+	if (!X509_CRL_add0_revoked(crl, r))
+		goto ssl_fail;
+	r = NULL;
+	ok = 1;
+	goto out;
+ssl_fail:
+	snprintf(err, errlen, "%s: cannot add serial %s to the CRL", ca->dir, l->f[3]);
+	cs_log_ssl_errors(err, errlen);
+out:
+	X509_REVOKED_free(r);
+	ASN1_TIME_free(t);
+	ASN1_ENUMERATED_free(re);
+	ASN1_INTEGER_free(sn);
+	BN_free(bn);
+	return ok;
+}
+
+int cs_localca_gencrl(cs_localca *ca, int64_t next_update_s, X509_CRL **out, char *err,
+		      size_t errlen)
+{
+	struct index ix = { 0 };
+	X509_CRL *crl = NULL;
+	ASN1_TIME *t = NULL;
+	ASN1_INTEGER *num = NULL;
+	BIGNUM *bn = NULL;
+	char *numbuf = NULL, *pem = NULL, *next = NULL, *line = NULL;
+	X509V3_CTX ctx;
+	X509_EXTENSION *aki = NULL;
+	size_t pemlen = 0;
+	bool locked = false;
+	time_t now = time(NULL);
+	int rc, linelen;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (out != NULL)
+		*out = NULL;
+	if ((rc = lock_ca(ca, err, errlen)) < 0)
+		goto out;
+	locked = true;
+	if ((rc = index_read(ca, &ix, err, errlen)) < 0)
+		goto out;
+	rc = read_file(ca->dir, "crlnumber", &numbuf, NULL, err, errlen);
+	if (rc < 0 && rc != -ENOENT)
+		goto out;
+	if (numbuf != NULL) {
+		numbuf[strcspn(numbuf, " \t\r\n")] = '\0';
+		if (BN_hex2bn(&bn, numbuf) != (int)strlen(numbuf) || numbuf[0] == '\0') {
+			rc = -EINVAL;
+			snprintf(err, errlen, "%s/crlnumber: \"%s\" is not a hexadecimal number",
+				 ca->dir, numbuf);
+			ERR_clear_error();
+			goto out;
+		}
+	}
+	rc = -ENOMEM;
+	if ((crl = X509_CRL_new()) == NULL || !X509_CRL_set_version(crl, 1) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cacert)) ||
+	    (t = ASN1_TIME_adj(NULL, now, 0, 0)) == NULL || !X509_CRL_set1_lastUpdate(crl, t) ||
+	    ASN1_TIME_adj(t, now, (int)(next_update_s / 86400), (long)(next_update_s % 86400)) ==
+		    NULL ||
+	    !X509_CRL_set1_nextUpdate(crl, t))
+		goto ssl_fail;
+	rc = -EINVAL;
+	for (size_t i = 0; i < ix.n; i++)
+		if (ix.lines[i].f[0][0] == 'R' && !crl_add(ca, crl, &ix.lines[i], err, errlen))
+			goto out;
+	rc = -ENOMEM;
+	X509V3_set_ctx(&ctx, ca->cacert, NULL, NULL, crl, 0);
+	if ((aki = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always")) ==
+		    NULL ||
+	    !X509_CRL_add_ext(crl, aki, -1))
+		goto ssl_fail;
+	/* Without a crlnumber file, as `openssl ca -gencrl`, the CRL carries no number. */
+	if (bn != NULL && ((num = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+			   !X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0)))
+		goto ssl_fail;
+	X509_CRL_sort(crl);
+	if (X509_CRL_sign(crl, ca->cakey, cs_csr_sign_md(ca->cakey)) <= 0)
+		goto ssl_fail;
+	if (pem_of(w_crl, crl, &pem, &pemlen) < 0)
+		goto ssl_fail;
+	if ((rc = write_file(ca->dir, "crl.pem", pem, pemlen, 0644, err, errlen)) < 0)
+		goto out;
+	if (bn != NULL) {
+		rc = -ENOMEM;
+		if (!BN_add_word(bn, 1) || (next = bn_hex(bn)) == NULL)
+			goto ssl_fail;
+		if ((linelen = asprintf(&line, "%s\n", next)) < 0) {
+			line = NULL;
+			goto ssl_fail;
+		}
+		if ((rc = write_file(ca->dir, "crlnumber", line, (size_t)linelen, 0644, err,
+				     errlen)) < 0)
+			goto out;
+	}
+	X509_CRL_free(ca->crl);
+	ca->crl = crl;
+	if (out != NULL) {
+		X509_CRL_up_ref(crl);
+		*out = crl;
+	}
+	crl = NULL;
+	rc = 0;
+	goto out;
+ssl_fail:
+	snprintf(err, errlen, "%s: cannot build the CRL", ca->dir);
+	cs_log_ssl_errors(err, errlen);
+out:
+	if (locked)
+		unlock_ca(ca);
+	index_free(&ix);
+	X509_CRL_free(crl);
+	ASN1_TIME_free(t);
+	ASN1_INTEGER_free(num);
+	X509_EXTENSION_free(aki);
+	BN_free(bn);
+	free(numbuf);
+	free(pem);
+	OPENSSL_free(next);
+	free(line);
+	return rc;
+}
+
+/* Returns new references to the CA certificate and the latest CRL (or NULL). */
+static int localca_material(cs_localca *ca, X509 **cacert, X509_CRL **crl)
+{
+	pthread_mutex_lock(&ca->mu);
+	X509_up_ref(ca->cacert);
+	*cacert = ca->cacert;
+	*crl = ca->crl;
+	if (*crl != NULL)
+		X509_CRL_up_ref(*crl);
+	pthread_mutex_unlock(&ca->mu);
+	return 0;
+}
+
+/* ---- the asynchronous issuer ---- */
+
+struct localca_issuer;
+
+struct localca_work {
+	uv_work_t w;
+	struct localca_issuer *li;
+	struct localca_work *next;
+	X509_REQ *csr; /* borrowed from the request */
+	char **names;
+	size_t n;
+	enum cs_usage usage;
+	char *cert_name;
+	cs_issue_cb cb;
+	void *arg;
+	struct cs_issue_result res;
+};
+
+struct localca_issuer {
+	struct cs_issuer base;
+	cs_localca *ca;
+	struct localca_work *pending; /* queued or running, in no particular order */
+	bool closing;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+static void work_free(struct localca_work *wk)
+{
+	for (size_t i = 0; i < wk->n; i++)
+		free(wk->names[i]);
+	free(wk->names);
+	free(wk->cert_name);
+	free(wk);
+}
+
+static void issuer_finish_close(struct localca_issuer *li)
+{
+	void (*cb)(void *) = li->close_cb;
+	void *arg = li->close_arg;
+
+	cs_localca_close(li->ca);
+	free(li->base.name);
+	free(li);
+	if (cb != NULL)
+		cb(arg);
+}
+
+/* On a worker thread: the signing and the file updates. */
+static void issue_work(uv_work_t *w)
+{
+	struct localca_work *wk = w->data;
+
+	wk->res.status = cs_localca_issue(wk->li->ca, wk->csr, wk->names, wk->n, wk->usage,
+					  &wk->res.leaf, &wk->res.chain, wk->res.error,
+					  sizeof(wk->res.error));
+}
+
+/* On the loop thread: hands the result over and, when closing, finishes the close. */
+static void issue_done(uv_work_t *w, int status)
+{
+	struct localca_work *wk = w->data, **pp;
+	struct localca_issuer *li = wk->li;
+
+	for (pp = &li->pending; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == wk) {
+			*pp = wk->next;
+			break;
+		}
+	if (status == UV_ECANCELED) {
+		wk->res.status = -ECANCELED;
+		snprintf(wk->res.error, sizeof(wk->res.error),
+			 "issuer %s closed before the request for %s ran", li->base.name,
+			 wk->cert_name);
+	} else if (wk->res.status < 0) {
+		cs_warn("issuer %s: %s: %s", li->base.name, wk->cert_name, wk->res.error);
+	}
+	wk->cb(&wk->res, wk->arg);
+	work_free(wk);
+	if (li->closing && li->pending == NULL)
+		issuer_finish_close(li);
+}
+
+static int localca_issue_op(cs_issuer *is, const struct cs_issue_request *req, cs_issue_cb cb,
+			    void *arg)
+{
+	struct localca_issuer *li = (struct localca_issuer *)is;
+	struct localca_work *wk;
+	int rc;
+
+	if (li->closing)
+		return -ECANCELED;
+	if (req->csr == NULL || req->n_names == 0)
+		return -EINVAL;
+	if ((wk = calloc(1, sizeof(*wk))) == NULL)
+		return -ENOMEM;
+	wk->li = li;
+	wk->csr = req->csr;
+	wk->usage = req->usage;
+	wk->cb = cb;
+	wk->arg = arg;
+	wk->w.data = wk;
+	wk->cert_name = strdup(req->cert_name != NULL ? req->cert_name : req->names[0]);
+	wk->names = calloc(req->n_names, sizeof(*wk->names));
+	if (wk->cert_name == NULL || wk->names == NULL) {
+		work_free(wk);
+		return -ENOMEM;
+	}
+	for (; wk->n < req->n_names; wk->n++)
+		if ((wk->names[wk->n] = strdup(req->names[wk->n])) == NULL) {
+			work_free(wk);
+			return -ENOMEM;
+		}
+	if ((rc = uv_queue_work(is->loop, &wk->w, issue_work, issue_done)) < 0) {
+		work_free(wk);
+		return rc;
+	}
+	wk->next = li->pending;
+	li->pending = wk;
+	return 0;
+}
+
+static int localca_material_op(cs_issuer *is, X509 **cacert, X509_CRL **crl)
+{
+	return localca_material(((struct localca_issuer *)is)->ca, cacert, crl);
+}
+
+static void localca_close_op(cs_issuer *is, void (*close_cb)(void *arg), void *arg)
+{
+	struct localca_issuer *li = (struct localca_issuer *)is;
+
+	li->closing = true;
+	li->close_cb = close_cb;
+	li->close_arg = arg;
+	if (li->pending == NULL) {
+		issuer_finish_close(li);
+		return;
+	}
+	/* Requests not yet started are cancelled; a running one finishes normally. */
+	for (struct localca_work *wk = li->pending; wk != NULL; wk = wk->next)
+		uv_cancel((uv_req_t *)&wk->w);
+}
+
+static const struct cs_issuer_ops localca_ops = {
+	.type = "local-ca",
+	.issue = localca_issue_op,
+	.ca_material = localca_material_op,
+	.close = localca_close_op,
+};
+
+cs_issuer *cs_localca_issuer_new(uv_loop_t *loop, const char *name,
+				 const struct cs_localca_opts *o, char *err, size_t errlen)
+{
+	struct localca_issuer *li = calloc(1, sizeof(*li));
+
+	if (li == NULL || (li->base.name = strdup(name)) == NULL) {
+		snprintf(err, errlen, "issuer %s: out of memory", name);
+		goto fail;
+	}
+	li->base.ops = &localca_ops;
+	li->base.loop = loop;
+	if ((li->ca = cs_localca_open(o, err, errlen)) == NULL)
+		goto fail;
+	return &li->base;
+fail:
+	if (li != NULL)
+		free(li->base.name);
+	free(li);
+	return NULL;
+}

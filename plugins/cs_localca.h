@@ -1,0 +1,88 @@
+/*
+ * cs_localca - the local-ca issuer: certsync as its own CA, in the directory
+ * layout of the OpenSSL `ca` command, so that a CA made with `CA.pl -newca`
+ * works unchanged and `openssl ca` keeps working on one that certsync made:
+ *
+ *   DIR/cacert.pem          CA certificate
+ *   DIR/private/cakey.pem   CA key (0600, directory 0700)
+ *   DIR/index.txt           V/R/E lines, as `openssl ca` writes them
+ *   DIR/index.txt.attr      unique_subject = no (renewals reuse subjects)
+ *   DIR/serial              next serial, hex
+ *   DIR/crlnumber           next CRL number, hex
+ *   DIR/newcerts/SERIAL.pem every issued certificate
+ *   DIR/crl.pem             the latest CRL
+ *
+ * Updates of index.txt, serial and crlnumber go through the atomic writer,
+ * under an flock on DIR/.certsync.lock, so that a crash never leaves half a
+ * line and two writers never interleave.
+ */
+#ifndef CS_LOCALCA_H
+#define CS_LOCALCA_H
+
+#include "cs_issuer.h"
+#include "cs_key.h"
+
+#include <openssl/x509.h>
+#include <stdint.h>
+
+struct cs_localca_opts {
+	const char *dir;
+	const char *subject;   /* "/C=US/O=Example/CN=Example CA", used when creating */
+	enum cs_keytype key;   /* CA key type, used when creating */
+	int64_t validity_s;    /* of issued certificates */
+	int64_t ca_validity_s; /* of a CA certificate created here */
+};
+
+typedef struct cs_localca cs_localca;
+
+/*
+ * Opens the CA in o->dir, creating it when the directory is empty or absent,
+ * adopting an existing one otherwise. Returns it (close with
+ * cs_localca_close) or NULL with err set.
+ */
+cs_localca *cs_localca_open(const struct cs_localca_opts *o, char *err, size_t errlen);
+
+/* Closes the CA; accepts NULL. */
+void cs_localca_close(cs_localca *ca);
+
+/* The CA certificate (borrowed: valid until cs_localca_close). */
+X509 *cs_localca_cacert(cs_localca *ca);
+
+/*
+ * Issues a certificate for csr's key with the given names and usage. On
+ * success returns 0 with *leaf and *chain (the CA certificate) owned by the
+ * caller; else a negative code with err set. Safe to call from a worker
+ * thread; calls for one CA are serialised.
+ */
+int cs_localca_issue(cs_localca *ca, X509_REQ *csr, char *const *names, size_t n,
+		     enum cs_usage usage, X509 **leaf, STACK_OF(X509) **chain, char *err,
+		     size_t errlen);
+
+/*
+ * Marks the certificate with serial_hex revoked in index.txt with reason
+ * (unspecified, keyCompromise, CACompromise, affiliationChanged, superseded,
+ * cessationOfOperation, certificateHold; NULL: unspecified). Returns 0,
+ * -ENOENT when no valid certificate has that serial, or another negative code.
+ */
+int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason, char *err,
+		      size_t errlen);
+
+/*
+ * Generates a CRL of every revoked certificate, valid for next_update_s,
+ * numbered from crlnumber (which is then advanced), and writes DIR/crl.pem.
+ * Returns 0 and the CRL in *out (caller frees; out may be NULL).
+ */
+int cs_localca_gencrl(cs_localca *ca, int64_t next_update_s, X509_CRL **out, char *err,
+		      size_t errlen);
+
+/* Parses "/C=US/O=Ex/CN=Name" into a name (caller frees), or NULL with err set. */
+X509_NAME *cs_localca_parse_subject(const char *s, char *err, size_t errlen);
+
+/*
+ * The asynchronous issuer over a CA in o->dir (see cs_issuer.h): signing runs
+ * on the libuv work queue, one request at a time. NULL with err set.
+ */
+cs_issuer *cs_localca_issuer_new(uv_loop_t *loop, const char *name,
+				 const struct cs_localca_opts *o, char *err, size_t errlen);
+
+#endif

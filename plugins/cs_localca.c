@@ -604,9 +604,11 @@ static int survey_dir(cs_localca *ca, char *err, size_t errlen)
 	return -EEXIST;
 }
 
+static bool subjects_may_repeat(cs_localca *ca);
+
 /*
  * Brings an adopted directory up to what issuing needs, creating only what
- * is missing: index.txt, index.txt.attr (unique_subject = no), newcerts/.
+ * is missing or in the way: index.txt, index.txt.attr, newcerts/.
  */
 static int complete_layout(cs_localca *ca, char *err, size_t errlen)
 {
@@ -631,11 +633,21 @@ static int complete_layout(cs_localca *ca, char *err, size_t errlen)
 		rc = -ENOMEM;
 		goto out;
 	}
-	/* Without the file `openssl ca` assumes unique_subject = yes, which renewals break. */
-	if (stat(p, &sb) < 0 &&
-	    (rc = write_file(ca->dir, "index.txt.attr", attr, sizeof(attr) - 1, 0644, err,
-			     errlen)) < 0)
-		goto out;
+	/*
+	 * Renewal issues a certificate for a subject whose previous certificate is
+	 * still valid, which `openssl ca` refuses under unique_subject = yes, its
+	 * default without the file and what it writes there on its first run. So
+	 * adopting a CA sets unique_subject = no, once, and says so; a yes set after
+	 * that is honoured (see cs_localca_issue).
+	 */
+	if ((stat(p, &sb) < 0 || !subjects_may_repeat(ca))) {
+		if ((rc = write_file(ca->dir, "index.txt.attr", attr, sizeof(attr) - 1, 0644, err,
+				     errlen)) < 0)
+			goto out;
+		cs_notice("%s/index.txt.attr: set unique_subject = no, so that certificates can be "
+			  "renewed before they expire",
+			  ca->dir);
+	}
 	rc = 0;
 out:
 	free(p);

@@ -654,6 +654,44 @@ out:
 	return rc;
 }
 
+/*
+ * Removes what a killed writer left in dir/sub: the atomic writer's temp
+ * files, named ".NAME.XXXXXXXXXXXX" (12 hex digits) beside the file they were
+ * to replace. Only names of our files are touched, and only under the lock,
+ * when no writer of ours is at work.
+ */
+static void remove_stale_temps(cs_localca *ca, const char *sub)
+{
+	static const char *const ours[] = { "index.txt", "index.txt.attr", "serial", "crlnumber",
+					    "crl.pem",   "cacert.pem",     "cakey.pem", CREATING_NAME };
+	char *path = sub[0] != '\0' ? path_join(ca->dir, sub) : strdup(ca->dir);
+	DIR *d = path != NULL ? opendir(path) : NULL;
+	struct dirent *e;
+
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name), base;
+		bool match = false;
+
+		if (e->d_name[0] != '.' || len < 15 || e->d_name[len - 13] != '.' ||
+		    strspn(e->d_name + len - 12, "0123456789abcdef") != 12)
+			continue;
+		base = len - 14;
+		for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+			if (strlen(ours[i]) == base && strncmp(e->d_name + 1, ours[i], base) == 0)
+				match = true;
+		/* newcerts/SERIAL.pem */
+		if (base > 4 && strncmp(e->d_name + 1 + base - 4, ".pem", 4) == 0 &&
+		    strspn(e->d_name + 1, "0123456789ABCDEF") == base - 4)
+			match = true;
+		if (match && unlinkat(dirfd(d), e->d_name, 0) == 0)
+			cs_info("%s/%s: removed, left over by a writer that was stopped", path,
+				e->d_name);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(path);
+}
+
 cs_localca *cs_localca_open(const struct cs_localca_opts *o, char *err, size_t errlen)
 {
 	cs_localca *ca = calloc(1, sizeof(*ca)), *ret = NULL;
@@ -686,6 +724,9 @@ cs_localca *cs_localca_open(const struct cs_localca_opts *o, char *err, size_t e
 	if (lock_ca(ca, err, errlen) < 0)
 		goto out;
 	locked = true;
+	remove_stale_temps(ca, "");
+	remove_stale_temps(ca, "newcerts");
+	remove_stale_temps(ca, "private");
 	if ((rc = survey_dir(ca, err, errlen)) < 0)
 		goto out;
 	if (rc == 0) {

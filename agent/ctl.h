@@ -6,6 +6,9 @@
 #ifndef CS_CTL_H
 #define CS_CTL_H
 
+#include <openssl/x509.h>
+#include <time.h>
+
 struct ctl_cmd {
 	const char *name;
 	/* argv[0] is the command name; returns the process exit status. */
@@ -21,5 +24,9 @@ int ctl_inspect_main(int argc, char **argv);     /* ctl_offline.c */
 int ctl_convert_main(int argc, char **argv);     /* ctl_offline.c */
 int ctl_fingerprint_main(int argc, char **argv); /* ctl_fp.c */
 int ctl_tlsa_main(int argc, char **argv);        /* ctl_fp.c */
+int ctl_probe_main(int argc, char **argv);       /* ctl_probe.c */
+
+/* Prints certificate n (role "leaf", "intermediate", ...) as inspect shows it. */
+void ctl_print_cert(X509 *x, int n, const char *role, time_t now);
 
 #endif

@@ -37,6 +37,8 @@ const struct ctl_cmd ctl_offline_cmds[] = {
 	  "certificate or public-key fingerprint, as Postfix prints it" },
 	{ "tlsa", ctl_tlsa_main, "tlsa FILE [--selector 0|1] [--matching 1|2]",
 	  "DANE TLSA record for the certificate" },
+	{ "probe", ctl_probe_main, "probe URL [--expect FILE] [--wait S]",
+	  "the certificate a server presents (STARTTLS or implicit TLS)" },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -176,14 +178,14 @@ static json_t *cert_json(const cs_material *m, X509 *x, int depth, time_t now)
 	return o;
 }
 
-static void cert_text(const cs_material *m, X509 *x, int n, int depth, time_t now)
+void ctl_print_cert(X509 *x, int n, const char *role, time_t now)
 {
 	char buf[2048], fp[CS_FP_MAX];
 	const ASN1_TIME *nb = X509_get0_notBefore(x), *na = X509_get0_notAfter(x);
 	EVP_PKEY *pk = X509_get0_pubkey(x);
 	long days = cs_x509_days_until(na, now);
 
-	printf("  certificate %d: %s\n", n, role_of(m, x, depth));
+	printf("  certificate %d: %s\n", n, role);
 	printf("    subject:    %s\n", cs_x509_subject(x, buf, sizeof(buf)));
 	cs_x509_sans(x, buf, sizeof(buf));
 	printf("    SANs:       %s\n", buf[0] != '\0' ? buf : "(none)");
@@ -201,6 +203,11 @@ static void cert_text(const cs_material *m, X509 *x, int n, int depth, time_t no
 	if (cs_fp_cert(x, CS_DIGEST_SHA256, fp, sizeof(fp)) == 0)
 		printf("    sha256:     %s\n", fp);
 	ERR_clear_error();
+}
+
+static void cert_text(const cs_material *m, X509 *x, int n, int depth, time_t now)
+{
+	ctl_print_cert(x, n, role_of(m, x, depth), now);
 }
 
 /* Copies the (file-ordered) strays of a fresh ingest, taking references. */

@@ -1,0 +1,226 @@
+/*
+ * ctl_probe - `certsyncctl probe URL`: what a mail server presents over
+ * STARTTLS or implicit TLS, as `openssl s_client -starttls smtp` shows it
+ * when troubleshooting, and whether it is the certificate in a deployed file.
+ *
+ * Exit status: 0 the server presented a certificate (and, with --expect, the
+ * expected one), 1 it did not or it is another one, 2 bad usage.
+ */
+#include "ctl.h"
+
+#include "cs_chain.h"
+#include "cs_fp.h"
+#include "cs_ingest.h"
+#include "cs_probe.h"
+#include "cs_x509.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void probe_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: certsyncctl probe URL [--expect FILE] [--wait SECONDS] [--timeout SECONDS]\n"
+		"                   [--json]\n\n"
+		"Connects to URL, negotiates TLS and shows the certificates the server presents:\n"
+		"  smtp://HOST[:25]  submission://HOST[:587]  imap://HOST[:143]  pop3://HOST[:110]\n"
+		"      plaintext, then STARTTLS (SMTP, IMAP) or STLS (POP3)\n"
+		"  smtps://HOST[:465]  imaps://HOST[:993]  pop3s://HOST[:995]   implicit TLS\n"
+		"The server name sent (SNI) is HOST when it is a name; ?sni=NAME sets another.\n\n"
+		"  --expect FILE     compare the served leaf with the leaf in FILE (any format\n"
+		"                    inspect reads: the deployed bundle, fullchain or cert)\n"
+		"  --wait SECONDS    with --expect, try again until it matches or SECONDS pass\n"
+		"                    (a reload is asynchronous)\n"
+		"  --timeout SECONDS for one connection (default 10)\n"
+		"  --json            one JSON document instead of text\n\n"
+		"Exit status: 0 served (and matching with --expect), 1 connection or TLS failure\n"
+		"or another certificate served, 2 bad usage.\n");
+}
+
+/* The SHA-256 fingerprint of FILE's leaf into fp; returns 0 or 1 after a message. */
+static int expected_fp(const char *path, char *fp, size_t len)
+{
+	struct cs_ingest_opts io = { 0 };
+	cs_material *m = cs_material_new();
+	char err[1024];
+	int status = 1;
+
+	if (m == NULL || cs_ingest_file(m, path, &io, err, sizeof(err)) < 0) {
+		fprintf(stderr, "certsyncctl probe: %s\n", m == NULL ? "out of memory" : err);
+		goto out;
+	}
+	if (cs_chain_normalise(m, NULL, 0) < 0 || m->leaf == NULL) {
+		fprintf(stderr, "certsyncctl probe: %s: no certificate in the file\n", path);
+		goto out;
+	}
+	if (cs_fp_cert(m->leaf, CS_DIGEST_SHA256, fp, len) != 0) {
+		fprintf(stderr, "certsyncctl probe: %s: cannot encode the certificate\n", path);
+		goto out;
+	}
+	status = 0;
+out:
+	cs_material_free(m);
+	return status;
+}
+
+static const char *role(STACK_OF(X509) *chain, int i)
+{
+	X509 *x = sk_X509_value(chain, i);
+
+	if (i == 0)
+		return "leaf (served first)";
+	return cs_chain_self_signed(x) ? "root" : "intermediate";
+}
+
+static void print_text(const struct cs_probe_url *u, const char *url,
+		       const struct cs_probe_result *r, time_t now)
+{
+	printf("%s: %s, %s%s%s, %s, %s\n", url, u->implicit_tls ? "implicit TLS" : "STARTTLS",
+	       u->sni[0] ? "SNI " : "no SNI", u->sni, "", r->tls_version, r->cipher);
+	for (int i = 0; i < sk_X509_num(r->chain); i++)
+		ctl_print_cert(sk_X509_value(r->chain, i), i + 1, role(r->chain, i), now);
+}
+
+static json_t *result_json(const char *url, const struct cs_probe_result *r)
+{
+	json_t *o = json_object(), *certs = json_array();
+	char buf[2048], fp[CS_FP_MAX];
+
+	json_object_set_new(o, "url", json_string(url));
+	json_object_set_new(o, "tls_version", json_string(r->tls_version));
+	json_object_set_new(o, "cipher", json_string(r->cipher));
+	for (int i = 0; i < sk_X509_num(r->chain); i++) {
+		X509 *x = sk_X509_value(r->chain, i);
+		json_t *c = json_object();
+
+		json_object_set_new(c, "subject", json_string(cs_x509_subject(x, buf, sizeof(buf))));
+		json_object_set_new(c, "sans", json_string(cs_x509_sans(x, buf, sizeof(buf))));
+		json_object_set_new(c, "issuer", json_string(cs_x509_issuer(x, buf, sizeof(buf))));
+		json_object_set_new(c, "serial", json_string(cs_x509_serial(x, buf, sizeof(buf))));
+		json_object_set_new(c, "not_after", json_string(cs_x509_time(
+								X509_get0_notAfter(x), 1, buf,
+								sizeof(buf))));
+		json_object_set_new(c, "days_left", json_integer(cs_x509_days_until(
+								X509_get0_notAfter(x), time(NULL))));
+		if (cs_fp_cert(x, CS_DIGEST_SHA256, fp, sizeof(fp)) == 0)
+			json_object_set_new(c, "sha256", json_string(fp));
+		json_array_append_new(certs, c);
+	}
+	json_object_set_new(o, "certificates", certs);
+	return o;
+}
+
+/* Parses a positive number of seconds; returns it or -1. */
+static double seconds(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	return end == s || *end != '\0' || v < 0 || v > 86400 ? -1 : v;
+}
+
+int ctl_probe_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "expect", required_argument, NULL, 'e' },
+		{ "wait", required_argument, NULL, 'w' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *expect = NULL, *url;
+	double wait_s = 0, timeout_s = 10;
+	bool json = false, match = false;
+	char want[CS_FP_MAX] = "", served[CS_FP_MAX] = "", err[512];
+	struct cs_probe_url u;
+	struct cs_probe_result r = { 0 };
+	struct timespec start, t;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'e':
+			expect = optarg;
+			break;
+		case 'w':
+		case 't':
+			if (seconds(optarg) < 0) {
+				fprintf(stderr, "certsyncctl probe: --%s %s: expected seconds\n",
+					c == 'w' ? "wait" : "timeout", optarg);
+				return 2;
+			}
+			*(c == 'w' ? &wait_s : &timeout_s) = seconds(optarg);
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			probe_usage(stdout);
+			return 0;
+		default:
+			probe_usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 1) {
+		probe_usage(stderr);
+		return 2;
+	}
+	url = argv[optind];
+	if (cs_probe_url_parse(url, &u, err, sizeof(err)) < 0) {
+		fprintf(stderr, "certsyncctl probe: %s\n", err);
+		return 2;
+	}
+	if (expect != NULL && expected_fp(expect, want, sizeof(want)) != 0)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		cs_probe_result_clear(&r);
+		rc = cs_probe_run(&u, (int)(timeout_s * 1000), &r);
+		if (rc == 0) {
+			cs_fp_cert(sk_X509_value(r.chain, 0), CS_DIGEST_SHA256, served,
+				   sizeof(served));
+			match = strcmp(served, want) == 0;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (expect == NULL || match ||
+		    (double)(t.tv_sec - start.tv_sec) + (t.tv_nsec - start.tv_nsec) / 1e9 >= wait_s)
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 250000000 }, NULL);
+	}
+	if (rc < 0) {
+		fprintf(stderr, "certsyncctl probe: %s: %s\n", url, r.error);
+		cs_probe_result_clear(&r);
+		return 1;
+	}
+	if (json) {
+		json_t *o = result_json(url, &r);
+		char *s;
+
+		if (expect != NULL) {
+			json_object_set_new(o, "expect_file", json_string(expect));
+			json_object_set_new(o, "expect_sha256", json_string(want));
+			json_object_set_new(o, "matches", json_boolean(match));
+		}
+		s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		if (s != NULL)
+			printf("%s\n", s);
+		free(s);
+		json_decref(o);
+	} else {
+		print_text(&u, url, &r, time(NULL));
+		if (expect != NULL && match)
+			printf("  matches %s: yes\n", expect);
+		else if (expect != NULL)
+			printf("  matches %s: NO (it holds sha256 %s)\n", expect, want);
+	}
+	cs_probe_result_clear(&r);
+	return expect != NULL && !match ? 1 : 0;
+}

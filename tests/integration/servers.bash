@@ -1,0 +1,113 @@
+# Private Postfix and Dovecot instances for the integration tests (sourced
+# after lib.bash). Each listens on 127.0.0.1 on a free port, keeps all its
+# state under $T, and is stopped by the EXIT trap. Needs root, as a real
+# mail server does. Facts in ../shared/TESTING.md.
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT [SECONDS]: until something accepts on 127.0.0.1:PORT.
+wait_port() {
+	local i
+	for ((i = 0; i < ${2:-10} * 20; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	fail "nothing listens on 127.0.0.1:$1"
+}
+
+CS_STOPS=()
+stop_servers() {
+	local s
+	for s in "${CS_STOPS[@]}"; do eval "$s" >/dev/null 2>&1 || true; done
+}
+trap 'stop_servers; cleanup' EXIT
+
+# postfix_start DIR BUNDLE PORT: a private Postfix with smtpd on 127.0.0.1:PORT
+# serving BUNDLE (smtpd_tls_chain_files) over STARTTLS.
+postfix_start() {
+	local d=$1 bundle=$2 port=$3
+	mkdir -p "$d/queue" "$d/data"
+	# The postfix user must reach its data directory; keys stay in 0700 dirs.
+	chmod 755 "$T" "$d"
+	chown postfix "$d/data"
+	cat >"$d/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $d/queue
+data_directory = $d/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = mail.example.test
+mydestination =
+smtpd_tls_chain_files = $bundle
+smtpd_tls_security_level = may
+maillog_file = $d/maillog
+maillog_file_prefixes = /var, $d
+CF
+	sed -e 's/^smtp \{1,\}inet.*/#&/' /etc/postfix/master.cf >"$d/master.cf"
+	echo "127.0.0.1:$port inet n - n - - smtpd" >>"$d/master.cf"
+	postfix -c "$d" check || fail "postfix check: $(cat "$d/maillog" 2>/dev/null)"
+	postfix -c "$d" start >/dev/null 2>&1 || fail "postfix start: $(cat "$d/maillog" 2>/dev/null)"
+	CS_STOPS+=("postfix -c '$d' stop")
+	wait_port "$port"
+}
+
+# dovecot_start DIR CERT KEY IMAP_PORT POP3_PORT IMAPS_PORT: a private Dovecot
+# with IMAP (STARTTLS), POP3 (STLS) and IMAPS on 127.0.0.1.
+dovecot_start() {
+	local d=$1 cert=$2 key=$3 imap=$4 pop3=$5 imaps=$6
+	mkdir -p "$d/run" "$d/state" "$d/mail"
+	cat >"$d/dovecot.conf" <<CF
+base_dir = $d/run
+state_dir = $d/state
+log_path = $d/dovecot.log
+listen = 127.0.0.1
+protocols = imap pop3
+ssl = yes
+ssl_cert = <$cert
+ssl_key = <$key
+mail_location = maildir:$d/mail/%u
+passdb {
+  driver = static
+  args = password=test
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$d/mail/%u
+}
+service imap-login {
+  inet_listener imap {
+    port = $imap
+  }
+  inet_listener imaps {
+    port = $imaps
+    ssl = yes
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = $pop3
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+service stats {
+  unix_listener stats-reader {
+    mode = 0666
+  }
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+CF
+	dovecot -c "$d/dovecot.conf" || fail "dovecot start: $(cat "$d/dovecot.log" 2>/dev/null)"
+	CS_STOPS+=("doveadm -c '$d/dovecot.conf' stop")
+	wait_port "$imap"
+	wait_port "$pop3"
+	wait_port "$imaps"
+}

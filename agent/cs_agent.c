@@ -4,6 +4,7 @@
  */
 #include "cs_agent.h"
 #include "cs_log.h"
+#include "cs_pipeline.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -16,7 +17,8 @@
 struct cs_agent {
 	uv_loop_t *loop;
 	char *config_path;
-	struct cs_config *cfg;
+	struct cs_config *cfg; /* the newest configuration handed to the pipeline */
+	struct cs_pipeline *pl;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool started;
 	bool stopping;
@@ -82,11 +84,32 @@ static int start_signal(struct cs_agent *a, uv_signal_t *h, int signum)
 	return uv_signal_start(h, on_signal, signum);
 }
 
+static void on_pass_done(void *arg, int failures)
+{
+	struct cs_agent *a = arg;
+
+	a->exit_status = failures > 0 ? 1 : 0;
+	cs_agent_stop(a);
+}
+
+/* The pipeline no longer uses old: free it (it may be the newest one, refused while stopping). */
+static void release_config(void *arg, const struct cs_config *old)
+{
+	struct cs_agent *a = arg;
+
+	if (old == a->cfg)
+		a->cfg = NULL;
+	cs_config_free((struct cs_config *)old);
+}
+
 int cs_agent_start(struct cs_agent *a, bool once)
 {
+	char err[512];
 	int rc;
 
 	a->once = once;
+	/* Until a pass finishes, a stop (SIGTERM) means it did not. */
+	a->exit_status = once ? 1 : 0;
 	if ((rc = start_signal(a, &a->sig_term, SIGTERM)) < 0 ||
 	    (rc = start_signal(a, &a->sig_int, SIGINT)) < 0 ||
 	    (rc = start_signal(a, &a->sig_hup, SIGHUP)) < 0) {
@@ -95,9 +118,13 @@ int cs_agent_start(struct cs_agent *a, bool once)
 	}
 	a->started = true;
 	log_summary(a);
+	a->pl = cs_pipeline_new(a->loop, a->cfg, err, sizeof(err));
+	if (a->pl == NULL) {
+		cs_err("%s", err);
+		return -ENOMEM;
+	}
+	cs_pipeline_start(a->pl, once, on_pass_done, a);
 	cs_agent_notify("READY=1\nSTATUS=running");
-	if (once)
-		cs_agent_stop(a);
 	return 0;
 }
 
@@ -118,8 +145,13 @@ int cs_agent_reload(struct cs_agent *a)
 		cs_agent_notify("READY=1\nSTATUS=running (configuration reload failed)");
 		return -EINVAL;
 	}
-	cs_config_free(a->cfg);
-	a->cfg = cfg;
+	if (a->pl != NULL && !a->stopping) {
+		a->cfg = cfg;
+		cs_pipeline_apply(a->pl, cfg, release_config, a);
+	} else {
+		cs_config_free(a->cfg);
+		a->cfg = cfg;
+	}
 	cs_notice("configuration reloaded");
 	log_summary(a);
 	cs_agent_notify("READY=1\nSTATUS=running");
@@ -129,6 +161,13 @@ int cs_agent_reload(struct cs_agent *a)
 static void on_close(uv_handle_t *h)
 {
 	(void)h;
+}
+
+static void on_pipeline_closed(void *arg)
+{
+	struct cs_agent *a = arg;
+
+	a->pl = NULL;
 }
 
 void cs_agent_stop(struct cs_agent *a)
@@ -142,6 +181,8 @@ void cs_agent_stop(struct cs_agent *a)
 		uv_close((uv_handle_t *)&a->sig_int, on_close);
 		uv_close((uv_handle_t *)&a->sig_hup, on_close);
 	}
+	if (a->pl != NULL)
+		cs_pipeline_close(a->pl, on_pipeline_closed, a);
 }
 
 int cs_agent_exit_status(const struct cs_agent *a)

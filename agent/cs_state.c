@@ -102,6 +102,7 @@ int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, 
 	st->last_error = e ? strdup(e) : NULL;
 	st->next_attempt = (time_t)json_integer_value(json_object_get(root, "next_attempt"));
 	st->retry_after = json_integer_value(json_object_get(root, "retry_after"));
+	st->next_due = (time_t)json_integer_value(json_object_get(root, "next_due"));
 	st->next_gen = (int)json_integer_value(json_object_get(root, "next_generation"));
 	if (st->next_gen < 1)
 		st->next_gen = 1;
@@ -148,6 +149,7 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 			    st->last_error ? json_string(st->last_error) : json_null());
 	json_object_set_new(root, "next_attempt", json_integer(st->next_attempt));
 	json_object_set_new(root, "retry_after", json_integer(st->retry_after));
+	json_object_set_new(root, "next_due", json_integer(st->next_due));
 	json_object_set_new(root, "next_generation", json_integer(st->next_gen));
 	for (size_t i = 0; i < st->n_gens; i++) {
 		const struct cs_state_gen *g = &st->gens[i];

@@ -30,6 +30,7 @@ struct cs_state {
 	int failures;          /* consecutive */
 	char *last_error;      /* NULL when none; malloc'd */
 	time_t next_attempt;   /* earliest retry after a failure, 0 when none */
+	time_t next_due;       /* when the pipeline plans the next renewal, 0: unknown */
 	int64_t retry_after;   /* the issuer asked to wait this long, seconds */
 	int next_gen;          /* number of the next generation */
 	struct cs_state_gen gens[CS_STATE_GENERATIONS]; /* newest first */

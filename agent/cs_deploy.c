@@ -1,0 +1,253 @@
+/*
+ * cs_deploy - validate, keep a generation, write the outputs, roll back on a
+ * failed write. See cs_deploy.h.
+ */
+#include "cs_deploy.h"
+#include "cs_atomic.h"
+#include "cs_chain.h"
+#include "cs_examine.h"
+#include "cs_ingest.h"
+#include "cs_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void cs_deploy_outputs_of(const struct cs_cfg_cert *c, struct cs_deploy_outputs *out)
+{
+	/*
+	 * The bundle first: it is self-contained. The key file last, so that a
+	 * crash in between leaves the old key with the old certificate where
+	 * that is possible, and the generation file repairs the rest.
+	 */
+	const struct {
+		const char *path;
+		enum cs_output_kind kind;
+	} all[] = {
+		{ c->bundle, CS_OUT_BUNDLE }, { c->fullchain, CS_OUT_FULLCHAIN },
+		{ c->cert, CS_OUT_CERT },     { c->chain, CS_OUT_CHAIN },
+		{ c->keyfile, CS_OUT_KEY },
+	};
+
+	out->n = 0;
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (all[i].path == NULL)
+			continue;
+		out->path[out->n] = all[i].path;
+		out->kind[out->n] = all[i].kind;
+		out->n++;
+	}
+}
+
+static void digest(const void *data, size_t len, unsigned char out[32])
+{
+	unsigned int n = 32;
+
+	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
+		memset(out, 0, 32);
+}
+
+/* Digest of the file at path; returns 0, or -errno when it cannot be read. */
+static int digest_file(const char *path, unsigned char out[32])
+{
+	EVP_MD_CTX *ctx;
+	unsigned char buf[8192];
+	unsigned int n = 32;
+	ssize_t got;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while ((got = read(fd, buf, sizeof(buf))) != 0) {
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			goto out;
+		}
+		EVP_DigestUpdate(ctx, buf, (size_t)got);
+	}
+	if (EVP_DigestFinal_ex(ctx, out, &n) != 1)
+		rc = -EIO;
+out:
+	OPENSSL_cleanse(buf, sizeof(buf));
+	EVP_MD_CTX_free(ctx);
+	close(fd);
+	return rc;
+}
+
+void cs_deploy_digest_files(const struct cs_cfg_cert *c, struct cs_deploy_digests *out)
+{
+	struct cs_deploy_outputs o;
+
+	memset(out, 0, sizeof(*out));
+	cs_deploy_outputs_of(c, &o);
+	for (size_t i = 0; i < o.n; i++)
+		out->present[i] = digest_file(o.path[i], out->sha256[i]) == 0;
+	out->valid = true;
+}
+
+bool cs_deploy_digests_equal(const struct cs_deploy_digests *a, const struct cs_deploy_digests *b)
+{
+	if (!a->valid || !b->valid)
+		return false;
+	for (size_t i = 0; i < CS_DEPLOY_MAX_OUTPUTS; i++) {
+		if (a->present[i] != b->present[i])
+			return false;
+		if (a->present[i] && memcmp(a->sha256[i], b->sha256[i], 32) != 0)
+			return false;
+	}
+	return true;
+}
+
+int cs_deploy_gen_path(const char *state_dir, const char *name, int gen, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/generations/%s/%d.pem", state_dir, name, gen);
+
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+int cs_deploy_save_gen(const char *state_dir, const char *name, int gen, const cs_material *m,
+		       char *err, size_t errlen)
+{
+	struct cs_atomic_opts o = { .mode = 0600, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	char path[PATH_MAX], dir[PATH_MAX];
+	int rc;
+
+	if (cs_deploy_gen_path(state_dir, name, gen, path, sizeof(path)) < 0) {
+		snprintf(err, errlen, "%s/generations/%s: path too long", state_dir, name);
+		return -ENAMETOOLONG;
+	}
+	snprintf(dir, sizeof(dir), "%s/generations/%s", state_dir, name);
+	if ((rc = cs_state_mkdirs(dir, 0700, err, errlen)) < 0)
+		return rc;
+	rc = cs_output_write(m, CS_OUT_BUNDLE, path, &o, err, errlen);
+	if (rc < 0)
+		return rc;
+	/* Older generations than the ones the state remembers are of no use. */
+	for (int old = gen - CS_STATE_GENERATIONS; old > 0; old--) {
+		if (cs_deploy_gen_path(state_dir, name, old, path, sizeof(path)) < 0 ||
+		    (unlink(path) < 0 && errno == ENOENT))
+			break;
+	}
+	return 0;
+}
+
+int cs_deploy_load_gen(const char *state_dir, const char *name, int gen, cs_material **out,
+		       char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	cs_material *m;
+	int rc;
+
+	*out = NULL;
+	if (cs_deploy_gen_path(state_dir, name, gen, path, sizeof(path)) < 0) {
+		snprintf(err, errlen, "%s/generations/%s: path too long", state_dir, name);
+		return -ENAMETOOLONG;
+	}
+	if (access(path, F_OK) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	m = cs_material_new();
+	if (m == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = cs_ingest_file(m, path, NULL, err, errlen);
+	if (rc == 0 && cs_chain_normalise(m, NULL, 0) < 0) {
+		snprintf(err, errlen, "%s: cannot order the chain", path);
+		rc = -EBADMSG;
+	}
+	if (rc < 0) {
+		cs_material_free(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+/* Writes kind k of m to path with c's modes; the digest of the bytes goes to sha. */
+static int write_output(const struct cs_cfg_cert *c, const cs_material *m,
+			enum cs_output_kind k, const char *path, unsigned char sha[32],
+			char *err, size_t errlen)
+{
+	struct cs_atomic_opts o = {
+		.mode = cs_output_has_key(k) ? c->mode : c->cert_mode,
+		.uid = c->owner,
+		.gid = c->group,
+		/* An administrator may point an output at a file elsewhere. */
+		.flags = CS_ATOMIC_FOLLOW_SYMLINK,
+	};
+	char *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (cs_output_has_key(k) && (o.mode & 0027)) {
+		snprintf(err, errlen,
+			 "%s: mode %04o would let others read the private key (use 0600 or 0640)",
+			 path, o.mode & 07777);
+		return -EPERM;
+	}
+	rc = cs_output_render(m, k, &buf, &len, err, errlen);
+	if (rc < 0) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", err);
+		snprintf(err, errlen, "%s: %s", path, msg);
+		return rc;
+	}
+	digest(buf, len, sha);
+	rc = cs_atomic_write(path, buf, len, &o, err, errlen);
+	OPENSSL_clear_free(buf, len);
+	return rc;
+}
+
+int cs_deploy(const struct cs_cfg_cert *c, const cs_material *m, const cs_material *prev,
+	      const char *state_dir, int gen, time_t now, struct cs_deploy_digests *written,
+	      char *err, size_t errlen)
+{
+	struct cs_deploy_outputs o;
+	struct cs_deploy_digests d;
+	struct cs_examined ex;
+	int rc;
+
+	memset(&ex, 0, sizeof(ex));
+	if (cs_examine_material(c, m, now, &ex) != CS_EX_OK) {
+		snprintf(err, errlen, "refusing to deploy: %s", ex.reason);
+		return -EINVAL;
+	}
+	if (gen > 0 && (rc = cs_deploy_save_gen(state_dir, c->name, gen, m, err, errlen)) < 0)
+		return rc;
+	memset(&d, 0, sizeof(d));
+	cs_deploy_outputs_of(c, &o);
+	for (size_t i = 0; i < o.n; i++) {
+		rc = write_output(c, m, o.kind[i], o.path[i], d.sha256[i], err, errlen);
+		if (rc == 0) {
+			d.present[i] = true;
+			continue;
+		}
+		/* Put back what was replaced, so that no output is left beside the others. */
+		if (prev != NULL) {
+			char e2[256];
+			unsigned char sha[32];
+			for (size_t k = 0; k < i; k++)
+				write_output(c, prev, o.kind[k], o.path[k], sha, e2, sizeof(e2));
+		}
+		return rc;
+	}
+	d.valid = true;
+	if (written != NULL)
+		*written = d;
+	return 0;
+}

@@ -1,0 +1,75 @@
+/*
+ * cs_deploy - putting one set of material in place for a [cert]: validate it
+ * against the configuration, keep it as a numbered generation under
+ * state_dir/generations/NAME/N.pem (so that a broken or deleted output can be
+ * repaired and a failed deploy rolled back), then write every configured
+ * output through the atomic writer. Also the content digests with which the
+ * pipeline tells its own writes from an administrator's.
+ *
+ * Everything here is synchronous file work: the pipeline calls it from the
+ * libuv work queue, never on the loop thread.
+ */
+#ifndef CS_DEPLOY_H
+#define CS_DEPLOY_H
+
+#include "cs_config.h"
+#include "cs_material.h"
+#include "cs_output.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#define CS_DEPLOY_MAX_OUTPUTS 5
+
+/* The configured outputs of a cert, in the order they are written. */
+struct cs_deploy_outputs {
+	size_t n;
+	const char *path[CS_DEPLOY_MAX_OUTPUTS]; /* borrowed from the configuration */
+	enum cs_output_kind kind[CS_DEPLOY_MAX_OUTPUTS];
+};
+
+/* SHA-256 of each output's bytes, in the order of cs_deploy_outputs. */
+struct cs_deploy_digests {
+	bool valid;                                 /* false: nothing recorded yet */
+	bool present[CS_DEPLOY_MAX_OUTPUTS];
+	unsigned char sha256[CS_DEPLOY_MAX_OUTPUTS][32];
+};
+
+/* Fills *out with the outputs c configures. */
+void cs_deploy_outputs_of(const struct cs_cfg_cert *c, struct cs_deploy_outputs *out);
+
+/* Reads every output of c and records its digest (or its absence) in *out. */
+void cs_deploy_digest_files(const struct cs_cfg_cert *c, struct cs_deploy_digests *out);
+
+/* Returns true when a and b record the same bytes for every output. */
+bool cs_deploy_digests_equal(const struct cs_deploy_digests *a, const struct cs_deploy_digests *b);
+
+/*
+ * Deploys m for c at time now: refuses (-EINVAL, reason in err) material that
+ * cs_examine_material does not find valid; when gen > 0 first stores m as
+ * generation gen under state_dir (dropping generations older than the last
+ * CS_STATE_GENERATIONS); then writes each output. When an output cannot be
+ * written, the outputs already replaced are put back from prev (when not
+ * NULL) and the error names the file. On success *written (may be NULL)
+ * holds the digests of what was written. Returns 0 or a negative code.
+ */
+int cs_deploy(const struct cs_cfg_cert *c, const cs_material *m, const cs_material *prev,
+	      const char *state_dir, int gen, time_t now, struct cs_deploy_digests *written,
+	      char *err, size_t errlen);
+
+/* Stores m as generation gen of cert name (0600 bundle). Returns 0 or a negative code. */
+int cs_deploy_save_gen(const char *state_dir, const char *name, int gen, const cs_material *m,
+		       char *err, size_t errlen);
+
+/*
+ * Reads generation gen of cert name into *out (caller frees with
+ * cs_material_free). Returns 0, -ENOENT, or another negative code with err set.
+ */
+int cs_deploy_load_gen(const char *state_dir, const char *name, int gen, cs_material **out,
+		       char *err, size_t errlen);
+
+/* Writes the path of generation gen of cert name into buf; returns 0 or -ENAMETOOLONG. */
+int cs_deploy_gen_path(const char *state_dir, const char *name, int gen, char *buf, size_t len);
+
+#endif

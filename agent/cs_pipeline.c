@@ -1,0 +1,1621 @@
+/*
+ * cs_pipeline - the renewal pipeline. See cs_pipeline.h.
+ *
+ * Threads: everything here runs on the loop thread except the bodies of the
+ * work-queue jobs (examine, key generation and CSR, deploy, state saves),
+ * which only read the configuration and the job's own copies. A cert with a
+ * job in flight is "busy": the loop does not touch what the job reads, and
+ * watch events for it are remembered (dirty) and looked at afterwards.
+ *
+ * Own writes: after every deploy (and every examine) the digests of the
+ * output files are kept in cert->known. A watch event leads to a check that
+ * first digests the files again; when nothing differs from what is known,
+ * the event was ours (or changed nothing) and is ignored.
+ *
+ * Configuration switches (SIGHUP) and close wait until nothing is in flight
+ * (pl->inflight counts queued jobs, issuances, state saves and reloads),
+ * then tear the issuers, reloaders and certs down and build them again.
+ */
+#include "cs_pipeline.h"
+#include "cs_csr.h"
+#include "cs_deploy.h"
+#include "cs_key.h"
+#include "cs_localca.h"
+#include "cs_log.h"
+#include "cs_reloader.h"
+#include "cs_sched.h"
+#include "cs_watch.h"
+#include "cs_x509.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHECK_DELAY_MS 100        /* settle time after a watch event */
+#define RELOAD_DEBOUNCE_MS 1000   /* quiet time before reloading after a renewal */
+#define RELOAD_DEBOUNCE_MAX_MS 10000
+#define TIMER_MAX_MS (24LL * 3600 * 1000) /* re-check the clock at least daily */
+
+enum once_result { ONCE_PENDING = 0, ONCE_VALID, ONCE_RENEWED, ONCE_REPAIRED, ONCE_FAILED };
+
+struct interest {
+	char *dir, *name;
+};
+
+struct cert {
+	struct cs_pipeline *pl;
+	const struct cs_cfg_cert *cfg;
+	cs_issuer *issuer; /* borrowed from pl->issuers */
+	uint64_t seed;
+
+	struct cs_state st;
+	bool state_loaded;
+
+	/* What the last examine found. */
+	enum cs_verdict verdict;
+	char reason[1024];
+	cs_material *m; /* deployed material (NULL when none could be read) */
+	time_t not_before, not_after;
+	char serial[80];
+	char sha256[CS_FP_MAX];
+	struct cs_deploy_digests known;
+
+	enum cs_cert_state state;
+	time_t due;
+	const char *due_reason;
+	char last_reload[512];
+
+	bool busy;          /* a job is in flight */
+	bool dirty;         /* a watch event arrived while busy */
+	bool full_check;    /* examine even when the digests did not change */
+	bool saving, save_again;
+	uv_timer_t check_timer;
+	enum once_result once;
+
+	struct interest *interest;
+	size_t n_interest;
+};
+
+struct reload_slot {
+	struct cs_pipeline *pl;
+	cs_reloader *r;
+	bool running;
+	struct cert **batch, **flight;
+	size_t n_batch, n_flight;
+	char names[1024], files[4096], serials[1024];
+};
+
+struct cs_pipeline {
+	uv_loop_t *loop;
+	const struct cs_config *cfg;
+	cs_issuer **issuers;
+	size_t n_issuers;
+	struct reload_slot *reloads;
+	size_t n_reloads;
+	struct cert **certs;
+	size_t n_certs;
+
+	uv_timer_t timer;
+	uv_timer_t reload_timer;
+	uint64_t reload_first; /* loop time of the first unflushed reload request */
+	struct cs_watch *watch;
+
+	unsigned inflight;
+	unsigned closing_handles;
+	size_t issuers_open;
+	bool issuers_closing;
+	bool started, once, closing, draining, tearing_down;
+	bool once_done;
+	int once_failures;
+	void (*done_cb)(void *arg, int failures);
+	void *done_arg;
+
+	const struct cs_config *pending_cfg;
+	void (*release_cb)(void *arg, const struct cs_config *old);
+	void *release_arg;
+
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+static void arm_timer(struct cs_pipeline *pl);
+static void maybe_quiesced(struct cs_pipeline *pl);
+static void start_check(struct cert *c);
+static bool start_renew(struct cert *c);
+static void schedule_check(struct cert *c);
+static void close_issuers(struct cs_pipeline *pl);
+static void save_state(struct cert *c);
+static void rewatch(struct cs_pipeline *pl);
+
+const char *cs_cert_state_name(enum cs_cert_state s)
+{
+	static const char *const names[] = {
+		[CS_CERT_UNKNOWN] = "unknown",   [CS_CERT_VALID] = "valid",
+		[CS_CERT_DUE] = "due",           [CS_CERT_RENEWING] = "renewing",
+		[CS_CERT_FAILED] = "failed",     [CS_CERT_EXPIRED] = "expired",
+		[CS_CERT_MISSING] = "missing",
+	};
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}
+
+static char *fmt_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (t == 0) {
+		snprintf(buf, len, "never");
+		return buf;
+	}
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm);
+	return buf;
+}
+
+static char *fmt_delay(int64_t s, char *buf, size_t len)
+{
+	if (s <= 0)
+		snprintf(buf, len, "now");
+	else
+		cs_cfg_format_duration(s, buf, len);
+	return buf;
+}
+
+/* ---- state saves ---------------------------------------------------- */
+
+struct save_job {
+	uv_work_t req;
+	struct cert *c;
+	const char *state_dir;
+	const char *name;
+	struct cs_state snap;
+	int rc;
+	char err[512];
+};
+
+static void save_work(uv_work_t *req)
+{
+	struct save_job *j = req->data;
+
+	j->rc = cs_state_save(j->state_dir, j->name, &j->snap, j->err, sizeof(j->err));
+}
+
+static void save_done(uv_work_t *req, int status)
+{
+	struct save_job *j = req->data;
+	struct cert *c = j->c;
+	struct cs_pipeline *pl = c->pl;
+
+	(void)status;
+	if (j->rc < 0)
+		cs_err("%s: cannot save the state: %s", c->cfg->name, j->err);
+	cs_state_clear(&j->snap);
+	free(j);
+	c->saving = false;
+	pl->inflight--;
+	if (c->save_again) {
+		c->save_again = false;
+		save_state(c);
+	}
+	maybe_quiesced(pl);
+}
+
+/* Writes a snapshot of c's state in the background; one save per cert at a time. */
+static void save_state(struct cert *c)
+{
+	struct cs_pipeline *pl = c->pl;
+	struct save_job *j;
+
+	if (c->saving) {
+		c->save_again = true;
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		cs_err("%s: cannot save the state: out of memory", c->cfg->name);
+		return;
+	}
+	j->req.data = j;
+	j->c = c;
+	j->state_dir = pl->cfg->agent.state_dir;
+	j->name = c->cfg->name;
+	j->snap = c->st;
+	j->snap.last_error = c->st.last_error ? strdup(c->st.last_error) : NULL;
+	if (uv_queue_work(pl->loop, &j->req, save_work, save_done) < 0) {
+		cs_err("%s: cannot save the state: cannot queue work", c->cfg->name);
+		cs_state_clear(&j->snap);
+		free(j);
+		return;
+	}
+	c->saving = true;
+	pl->inflight++;
+}
+
+/* ---- schedule ----------------------------------------------------------- */
+
+static bool verdict_ok(const struct cert *c)
+{
+	return c->verdict == CS_EX_OK && c->m != NULL;
+}
+
+/* Sets c->due and c->state from what is deployed and the failure history. */
+static void schedule(struct cert *c, time_t now)
+{
+	const struct cs_config *cfg = c->pl->cfg;
+
+	if (verdict_ok(c)) {
+		struct cs_sched_in in = {
+			.now = now,
+			.not_before = c->not_before,
+			.not_after = c->not_after,
+			.renew_before = c->cfg->renew_before.set ? c->cfg->renew_before
+								 : cfg->agent.renew_before,
+			.jitter = c->cfg->jitter.set ? c->cfg->jitter : cfg->agent.jitter,
+			.seed = c->seed,
+			/* The issuers give no renewal window yet (ACME ARI lands with acme). */
+			.has_window = false,
+		};
+		c->due = cs_sched_due(&in, &c->due_reason);
+		c->state = c->due <= now ? CS_CERT_DUE : CS_CERT_VALID;
+	} else {
+		c->due = now;
+		c->due_reason = "nothing usable is deployed";
+		c->state = c->verdict == CS_EX_MISSING   ? CS_CERT_MISSING
+			   : c->verdict == CS_EX_EXPIRED ? CS_CERT_EXPIRED
+							 : CS_CERT_DUE;
+	}
+	if (c->st.failures > 0 && c->st.next_attempt > c->due) {
+		c->due = c->st.next_attempt;
+		c->due_reason = "retry after a failure";
+	}
+	if (c->st.failures > 0 && c->state != CS_CERT_VALID)
+		c->state = CS_CERT_FAILED;
+	c->st.next_due = c->due;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct cs_pipeline *pl = t->data;
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		struct cert *c = pl->certs[i];
+		if (!c->busy && c->due <= now && !start_renew(c))
+			c->due = now + (time_t)pl->cfg->agent.retry_min; /* no busy loop */
+	}
+	arm_timer(pl);
+}
+
+/* One timer for the earliest due moment of all certs that are not busy. */
+static void arm_timer(struct cs_pipeline *pl)
+{
+	time_t earliest = 0;
+	bool any = false;
+
+	if (pl->once || pl->closing || pl->draining || pl->tearing_down)
+		return;
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		struct cert *c = pl->certs[i];
+		if (c->busy)
+			continue;
+		if (!any || c->due < earliest)
+			earliest = c->due;
+		any = true;
+	}
+	if (!any) {
+		uv_timer_stop(&pl->timer);
+		return;
+	}
+	int64_t delay = (int64_t)earliest * 1000 - now_ms();
+	if (delay < 0)
+		delay = 0;
+	if (delay > TIMER_MAX_MS)
+		delay = TIMER_MAX_MS;
+	uv_timer_start(&pl->timer, on_timer, (uint64_t)delay, 0);
+}
+
+static void log_schedule(const struct cert *c, time_t now)
+{
+	char t1[40], t2[40], d[40];
+
+	if (verdict_ok(c))
+		cs_info("%s: valid until %s; next renewal %s (in %s: %s)", c->cfg->name,
+			fmt_time(c->not_after, t1, sizeof(t1)), fmt_time(c->due, t2, sizeof(t2)),
+			fmt_delay(c->due - now, d, sizeof(d)), c->due_reason);
+	else
+		cs_info("%s: next attempt %s (in %s: %s)", c->cfg->name,
+			fmt_time(c->due, t2, sizeof(t2)), fmt_delay(c->due - now, d, sizeof(d)),
+			c->due_reason);
+}
+
+/* ---- once mode ---------------------------------------------------------- */
+
+static void once_finish(struct cert *c, enum once_result r)
+{
+	if (!c->pl->once)
+		return;
+	/* A repair may be followed by a renewal; the renewal's outcome counts. */
+	if (c->once != ONCE_PENDING && !(c->once == ONCE_REPAIRED && r != ONCE_VALID))
+		return;
+	c->once = r;
+	if (r == ONCE_FAILED)
+		c->pl->once_failures++;
+}
+
+static void once_summary(struct cs_pipeline *pl)
+{
+	size_t counts[5] = { 0 };
+
+	for (size_t i = 0; i < pl->n_certs; i++)
+		counts[pl->certs[i]->once]++;
+	cs_notice("one pass over %zu cert(s): %zu renewed, %zu repaired, %zu valid, %zu failed%s",
+		  pl->n_certs, counts[ONCE_RENEWED], counts[ONCE_REPAIRED], counts[ONCE_VALID],
+		  counts[ONCE_FAILED] + counts[ONCE_PENDING],
+		  pl->once_failures > (int)counts[ONCE_FAILED] ? " (and a reload failed)" : "");
+}
+
+/* ---- reloads ------------------------------------------------------------ */
+
+static struct reload_slot *reload_slot(struct cs_pipeline *pl, const char *name)
+{
+	for (size_t i = 0; i < pl->n_reloads; i++)
+		if (strcmp(pl->reloads[i].r->name, name) == 0)
+			return &pl->reloads[i];
+	return NULL;
+}
+
+static bool reloads_pending(const struct cs_pipeline *pl)
+{
+	for (size_t i = 0; i < pl->n_reloads; i++)
+		if (pl->reloads[i].n_batch > 0)
+			return true;
+	return false;
+}
+
+static void append(char *buf, size_t len, const char *s)
+{
+	size_t used = strlen(buf);
+
+	snprintf(buf + used, len - used, "%s%s", used ? " " : "", s);
+}
+
+/* The hook for the verify probes (a later issue): runs after a successful reload. */
+static void verify_after_reload(struct cert *c, const char *reloader)
+{
+	if (c->cfg->verify.n > 0)
+		cs_debug("%s: reloaded by %s; verify probes are not implemented yet",
+			 c->cfg->name, reloader);
+}
+
+static void flush_reloads(struct cs_pipeline *pl);
+static void on_reload_timer(uv_timer_t *t);
+
+static void reload_result(struct reload_slot *s, const struct cs_reload_result *res)
+{
+	struct cs_pipeline *pl = s->pl;
+
+	for (size_t i = 0; i < s->n_flight; i++) {
+		struct cert *c = s->flight[i];
+		char item[300];
+		if (res->status == 0) {
+			snprintf(item, sizeof(item), "%s: %s", s->r->name,
+				 res->not_running ? "not running" : "ok");
+			verify_after_reload(c, s->r->name);
+		} else {
+			char msg[1200];
+			snprintf(item, sizeof(item), "%s: failed", s->r->name);
+			snprintf(msg, sizeof(msg), "reload %s failed: %s", s->r->name, res->message);
+			cs_state_set_error(&c->st, msg);
+			save_state(c);
+			if (pl->once)
+				pl->once_failures++;
+		}
+		size_t used = strlen(c->last_reload);
+		snprintf(c->last_reload + used, sizeof(c->last_reload) - used, "%s%s",
+			 used ? "; " : "", item);
+	}
+	if (res->status == 0)
+		cs_notice("reload %s: %s (for %s)", s->r->name,
+			  res->not_running ? "the service is not running" : "done", s->names);
+	else
+		cs_err("reload %s failed (for %s): %s", s->r->name, s->names, res->message);
+	free(s->flight);
+	s->flight = NULL;
+	s->n_flight = 0;
+}
+
+static void on_reloaded(void *arg, const struct cs_reload_result *res)
+{
+	struct reload_slot *s = arg;
+	struct cs_pipeline *pl = s->pl;
+
+	s->running = false;
+	pl->inflight--;
+	reload_result(s, res);
+	if (s->n_batch > 0) {
+		if (pl->once || pl->closing || pl->draining)
+			flush_reloads(pl);
+		else if (!uv_is_active((uv_handle_t *)&pl->reload_timer))
+			uv_timer_start(&pl->reload_timer, on_reload_timer, RELOAD_DEBOUNCE_MS, 0);
+	}
+	maybe_quiesced(pl);
+}
+
+static void start_reload(struct reload_slot *s)
+{
+	struct cs_pipeline *pl = s->pl;
+	struct cs_reload_ctx ctx = { s->names, s->files, s->serials };
+	int rc;
+
+	s->names[0] = s->files[0] = s->serials[0] = '\0';
+	for (size_t i = 0; i < s->n_batch; i++) {
+		struct cert *c = s->batch[i];
+		struct cs_deploy_outputs o;
+		append(s->names, sizeof(s->names), c->cfg->name);
+		append(s->serials, sizeof(s->serials), c->serial);
+		cs_deploy_outputs_of(c->cfg, &o);
+		for (size_t k = 0; k < o.n; k++)
+			append(s->files, sizeof(s->files), o.path[k]);
+	}
+	s->flight = s->batch;
+	s->n_flight = s->n_batch;
+	s->batch = NULL;
+	s->n_batch = 0;
+	s->running = true;
+	pl->inflight++;
+	rc = s->r->ops->reload(s->r, &ctx, on_reloaded, s);
+	if (rc < 0) {
+		struct cs_reload_result res = { .status = rc };
+		snprintf(res.message, sizeof(res.message), "cannot start: %s", strerror(-rc));
+		on_reloaded(s, &res);
+	}
+}
+
+/* Starts every pending reload that is not already running. */
+static void flush_reloads(struct cs_pipeline *pl)
+{
+	uv_timer_stop(&pl->reload_timer);
+	pl->reload_first = 0;
+	for (size_t i = 0; i < pl->n_reloads; i++) {
+		struct reload_slot *s = &pl->reloads[i];
+		if (s->n_batch > 0 && !s->running)
+			start_reload(s);
+	}
+}
+
+static void on_reload_timer(uv_timer_t *t)
+{
+	flush_reloads(t->data);
+}
+
+/* Asks for c's reloads; a burst of requests leads to one reload per service. */
+static void request_reloads(struct cert *c)
+{
+	struct cs_pipeline *pl = c->pl;
+	bool any = false;
+
+	c->last_reload[0] = '\0';
+	for (size_t i = 0; i < c->cfg->reload.n; i++) {
+		struct reload_slot *s = reload_slot(pl, c->cfg->reload.v[i]);
+		bool there = false;
+		if (s == NULL)
+			continue;
+		for (size_t k = 0; k < s->n_batch; k++)
+			there |= s->batch[k] == c;
+		if (there)
+			continue;
+		struct cert **v = realloc(s->batch, (s->n_batch + 1) * sizeof(*v));
+		if (v == NULL) {
+			cs_err("%s: reload %s: out of memory", c->cfg->name, s->r->name);
+			continue;
+		}
+		s->batch = v;
+		s->batch[s->n_batch++] = c;
+		any = true;
+	}
+	if (!any || pl->once)
+		return; /* once: all reloads run together at the end of the pass */
+	uint64_t t = uv_now(pl->loop);
+	if (pl->reload_first == 0)
+		pl->reload_first = t;
+	if (t - pl->reload_first + RELOAD_DEBOUNCE_MS <= RELOAD_DEBOUNCE_MAX_MS ||
+	    !uv_is_active((uv_handle_t *)&pl->reload_timer))
+		uv_timer_start(&pl->reload_timer, on_reload_timer, RELOAD_DEBOUNCE_MS, 0);
+}
+
+/* ---- details of the deployed material ------------------------------------ */
+
+/* Takes over ex's findings (and its material) as what c has deployed. */
+static void take_examined(struct cert *c, struct cs_examined *ex)
+{
+	cs_material_free(c->m);
+	c->m = ex->m;
+	ex->m = NULL;
+	c->verdict = ex->verdict;
+	snprintf(c->reason, sizeof(c->reason), "%s", ex->reason);
+	c->not_before = ex->not_before;
+	c->not_after = ex->not_after;
+	snprintf(c->serial, sizeof(c->serial), "%s", ex->serial);
+	snprintf(c->sha256, sizeof(c->sha256), "%s", ex->sha256);
+	c->seed = cs_sched_seed(c->sha256, strlen(c->sha256)) ^
+		  cs_sched_seed(c->cfg->name, strlen(c->cfg->name));
+}
+
+static void push_gen(struct cert *c, int n, time_t now)
+{
+	struct cs_state_gen g = { .n = n, .not_after = c->not_after, .deployed = now };
+
+	snprintf(g.serial, sizeof(g.serial), "%s", c->serial);
+	snprintf(g.sha256, sizeof(g.sha256), "%.99s", c->sha256);
+	cs_state_push_gen(&c->st, &g);
+	if (n >= c->st.next_gen)
+		c->st.next_gen = n + 1;
+}
+
+/* ---- check: digest, examine, adopt or repair ------------------------------ */
+
+enum check_outcome { CHECK_UNCHANGED, CHECK_EXAMINED, CHECK_ADOPTED, CHECK_REPAIRED };
+
+struct check_job {
+	uv_work_t req;
+	struct cert *c;
+	const struct cs_cfg_cert *cfg;
+	const char *state_dir;
+	time_t now;
+	bool full;
+	bool load_state;
+	struct cs_state st; /* copy (or loaded) */
+	int state_rc;
+	char state_err[512];
+	struct cs_deploy_digests known, seen;
+	enum check_outcome outcome;
+	struct cs_examined ex;
+	int gen;                /* adopted: its number; repaired: where from */
+	char repair_err[1024];  /* why a repair was not possible */
+	char adopt_err[512];
+};
+
+static void check_work(uv_work_t *req)
+{
+	struct check_job *j = req->data;
+	const struct cs_cfg_cert *cfg = j->cfg;
+
+	if (j->load_state)
+		j->state_rc = cs_state_load(j->state_dir, cfg->name, &j->st, j->state_err,
+					    sizeof(j->state_err));
+	cs_deploy_digest_files(cfg, &j->seen);
+	if (!j->full && cs_deploy_digests_equal(&j->seen, &j->known)) {
+		j->outcome = CHECK_UNCHANGED;
+		return;
+	}
+	j->outcome = CHECK_EXAMINED;
+	cs_examine(cfg, j->now, &j->ex);
+	if (j->ex.verdict == CS_EX_OK) {
+		if (j->st.n_gens > 0 && strcmp(j->st.gens[0].sha256, j->ex.sha256) == 0)
+			return;
+		/* Another valid certificate that fits: keep it as a generation too. */
+		j->gen = j->st.next_gen;
+		if (cs_deploy_save_gen(j->state_dir, cfg->name, j->gen, j->ex.m, j->adopt_err,
+				       sizeof(j->adopt_err)) < 0)
+			j->gen = 0;
+		j->outcome = CHECK_ADOPTED;
+		return;
+	}
+	/* Unusable: put back the newest generation that is still valid. */
+	j->repair_err[0] = '\0';
+	for (size_t i = 0; i < j->st.n_gens; i++) {
+		cs_material *m = NULL;
+		struct cs_examined gx;
+		char err[512];
+		int n = j->st.gens[i].n;
+		memset(&gx, 0, sizeof(gx));
+		if (cs_deploy_load_gen(j->state_dir, cfg->name, n, &m, err, sizeof(err)) < 0) {
+			snprintf(j->repair_err, sizeof(j->repair_err), "%s", err);
+			continue;
+		}
+		if (cs_examine_material(cfg, m, j->now, &gx) != CS_EX_OK) {
+			snprintf(j->repair_err, sizeof(j->repair_err), "generation %d: %.900s", n,
+				 gx.reason);
+			cs_material_free(m);
+			continue;
+		}
+		if (cs_deploy(cfg, m, NULL, j->state_dir, 0, j->now, &j->seen, err,
+			      sizeof(err)) < 0) {
+			snprintf(j->repair_err, sizeof(j->repair_err), "%s", err);
+			cs_material_free(m);
+			continue;
+		}
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", j->ex.reason);
+		cs_examined_clear(&j->ex);
+		cs_examine_material(cfg, m, j->now, &j->ex);
+		snprintf(j->ex.reason, sizeof(j->ex.reason), "%s", why);
+		j->ex.m = m;
+		j->gen = n;
+		j->outcome = CHECK_REPAIRED;
+		return;
+	}
+}
+
+static void cert_idle(struct cert *c)
+{
+	c->busy = false;
+	if (c->dirty && !c->pl->closing && !c->pl->tearing_down) {
+		c->dirty = false;
+		schedule_check(c);
+	}
+}
+
+static void check_done(uv_work_t *req, int status)
+{
+	struct check_job *j = req->data;
+	struct cert *c = j->c;
+	struct cs_pipeline *pl = c->pl;
+	time_t now = time(NULL);
+	char t1[40];
+	bool was_ok = verdict_ok(c);
+
+	(void)status;
+	pl->inflight--;
+	if (j->load_state) {
+		if (j->state_rc != 0)
+			cs_warn("%s: %s", c->cfg->name, j->state_err);
+		cs_state_clear(&c->st);
+		c->st = j->st;
+		c->state_loaded = true;
+	} else {
+		free(j->st.last_error);
+	}
+	c->known = j->seen;
+	switch (j->outcome) {
+	case CHECK_UNCHANGED:
+		break;
+	case CHECK_EXAMINED:
+		take_examined(c, &j->ex);
+		if (verdict_ok(c)) {
+			cs_info("%s: deployed certificate %s is valid", c->cfg->name, c->serial);
+			break;
+		}
+		if (j->repair_err[0])
+			cs_warn("%s: %s; no generation to repair it from (%s); it needs a new "
+				"certificate",
+				c->cfg->name, c->reason, j->repair_err);
+		else
+			cs_warn("%s: %s; it needs a new certificate", c->cfg->name, c->reason);
+		break;
+	case CHECK_ADOPTED:
+		take_examined(c, &j->ex);
+		if (c->st.n_gens == 0)
+			cs_notice("%s: adopting the deployed certificate %s (valid until %s)",
+				  c->cfg->name, c->serial, fmt_time(c->not_after, t1, sizeof(t1)));
+		else
+			cs_notice("%s: the deployed files now hold another valid certificate "
+				  "(serial %s, valid until %s) that fits the configuration; "
+				  "accepting it",
+				  c->cfg->name, c->serial, fmt_time(c->not_after, t1, sizeof(t1)));
+		if (j->gen > 0)
+			push_gen(c, j->gen, now);
+		else
+			cs_warn("%s: cannot keep the accepted certificate as a generation: %s",
+				c->cfg->name, j->adopt_err);
+		/* The administrator's choice settles earlier failures. */
+		c->st.failures = 0;
+		c->st.next_attempt = 0;
+		c->st.retry_after = 0;
+		cs_state_set_error(&c->st, NULL);
+		break;
+	case CHECK_REPAIRED:
+		take_examined(c, &j->ex);
+		c->verdict = CS_EX_OK;
+		cs_notice("%s: repaired from generation %d (%s)", c->cfg->name, j->gen, c->reason);
+		snprintf(c->reason, sizeof(c->reason), "valid");
+		once_finish(c, ONCE_REPAIRED);
+		request_reloads(c);
+		break;
+	}
+	enum check_outcome outcome = j->outcome;
+	cs_examined_clear(&j->ex);
+	free(j);
+	if (outcome != CHECK_UNCHANGED || !was_ok) {
+		schedule(c, now);
+		save_state(c);
+		if (!pl->once && !pl->closing)
+			log_schedule(c, now);
+	}
+	rewatch(pl);
+	cert_idle(c);
+	if (pl->once) {
+		/* One pass: what is due now is renewed now, backoff or not. */
+		if (c->verdict != CS_EX_OK || c->m == NULL ||
+		    (verdict_ok(c) && c->due <= now)) {
+			if (!start_renew(c))
+				once_finish(c, ONCE_FAILED);
+		} else {
+			once_finish(c, ONCE_VALID);
+		}
+	}
+	arm_timer(pl);
+	maybe_quiesced(pl);
+}
+
+static void start_check(struct cert *c)
+{
+	struct cs_pipeline *pl = c->pl;
+	struct check_job *j;
+
+	if (c->busy) {
+		c->dirty = true;
+		return;
+	}
+	if (pl->closing || pl->tearing_down || pl->draining)
+		return;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		cs_err("%s: cannot examine: out of memory", c->cfg->name);
+		return;
+	}
+	j->req.data = j;
+	j->c = c;
+	j->cfg = c->cfg;
+	j->state_dir = pl->cfg->agent.state_dir;
+	j->now = time(NULL);
+	j->full = c->full_check || !c->known.valid;
+	j->load_state = !c->state_loaded;
+	if (!j->load_state) {
+		j->st = c->st;
+		j->st.last_error = NULL;
+	}
+	j->known = c->known;
+	if (uv_queue_work(pl->loop, &j->req, check_work, check_done) < 0) {
+		cs_err("%s: cannot examine: cannot queue work", c->cfg->name);
+		free(j);
+		return;
+	}
+	c->full_check = false;
+	c->busy = true;
+	pl->inflight++;
+}
+
+static void on_check_timer(uv_timer_t *t)
+{
+	start_check(t->data);
+}
+
+/* ---- renewal --------------------------------------------------------------- */
+
+struct renew_job {
+	uv_work_t req;
+	struct cert *c;
+	const struct cs_cfg_cert *cfg;
+	const char *state_dir;
+	EVP_PKEY *reuse;  /* the deployed key, when reuse_key = yes */
+	EVP_PKEY *key;
+	X509_REQ *csr;
+	X509 *replaces;
+	cs_material *m;   /* the new set */
+	cs_material *prev;
+	int gen;
+	time_t now;
+	int rc;
+	int64_t retry_after;
+	struct cs_deploy_digests written;
+	struct cs_examined ex;
+	char err[1024];
+};
+
+static void renew_job_free(struct renew_job *j)
+{
+	EVP_PKEY_free(j->reuse);
+	EVP_PKEY_free(j->key);
+	X509_REQ_free(j->csr);
+	X509_free(j->replaces);
+	cs_material_free(j->m);
+	cs_material_free(j->prev);
+	cs_examined_clear(&j->ex);
+	free(j);
+}
+
+static void renew_failed(struct renew_job *j, const char *msg, int64_t retry_after)
+{
+	struct cert *c = j->c;
+	struct cs_pipeline *pl = c->pl;
+	time_t now = time(NULL);
+	struct cs_backoff b = { pl->cfg->agent.retry_min, pl->cfg->agent.retry_max };
+	char d[40], t[40];
+
+	renew_job_free(j);
+	if (pl->closing || pl->tearing_down) {
+		cs_info("%s: renewal abandoned while stopping (%s)", c->cfg->name, msg);
+		cert_idle(c);
+		maybe_quiesced(pl);
+		return;
+	}
+	c->st.failures++;
+	c->st.retry_after = retry_after;
+	cs_state_set_error(&c->st, msg);
+	int64_t delay = cs_sched_backoff(&b, c->st.failures, now, verdict_ok(c) ? c->not_after : 0,
+					 retry_after, c->seed);
+	c->st.next_attempt = now + (time_t)delay;
+	schedule(c, now);
+	if (pl->once) {
+		cs_err("%s: renewal failed: %s", c->cfg->name, msg);
+		once_finish(c, ONCE_FAILED);
+	} else {
+		cs_err("%s: renewal failed (%d in a row): %s; next attempt in %s (%lld s, at %s)",
+		       c->cfg->name, c->st.failures, msg, fmt_delay(delay, d, sizeof(d)),
+		       (long long)delay, fmt_time(c->st.next_attempt, t, sizeof(t)));
+	}
+	save_state(c);
+	cert_idle(c);
+	arm_timer(pl);
+	maybe_quiesced(pl);
+}
+
+static void deploy_work(uv_work_t *req)
+{
+	struct renew_job *j = req->data;
+
+	j->rc = cs_deploy(j->cfg, j->m, j->prev, j->state_dir, j->gen, j->now, &j->written,
+			  j->err, sizeof(j->err));
+	if (j->rc == 0)
+		cs_examine_material(j->cfg, j->m, j->now, &j->ex);
+}
+
+static void deploy_done(uv_work_t *req, int status)
+{
+	struct renew_job *j = req->data;
+	struct cert *c = j->c;
+	struct cs_pipeline *pl = c->pl;
+	time_t now = time(NULL);
+	char t1[40], t2[40], d[40];
+
+	(void)status;
+	pl->inflight--;
+	if (j->rc < 0) {
+		char msg[1100];
+		snprintf(msg, sizeof(msg), "deploy: %s", j->err);
+		renew_failed(j, msg, 0);
+		return;
+	}
+	j->ex.m = j->m;
+	j->m = NULL;
+	take_examined(c, &j->ex);
+	c->known = j->written;
+	push_gen(c, j->gen, now);
+	c->st.last_success = now;
+	c->st.failures = 0;
+	c->st.next_attempt = 0;
+	c->st.retry_after = 0;
+	cs_state_set_error(&c->st, NULL);
+	schedule(c, now);
+	cs_notice("%s: renewed: serial %s, valid until %s, generation %d; next renewal %s (in %s)",
+		  c->cfg->name, c->serial, fmt_time(c->not_after, t1, sizeof(t1)), j->gen,
+		  fmt_time(c->due, t2, sizeof(t2)), fmt_delay(c->due - now, d, sizeof(d)));
+	renew_job_free(j);
+	once_finish(c, ONCE_RENEWED);
+	request_reloads(c);
+	save_state(c);
+	rewatch(pl);
+	cert_idle(c);
+	arm_timer(pl);
+	maybe_quiesced(pl);
+}
+
+static void on_issued(struct cs_issue_result *res, void *arg)
+{
+	struct renew_job *j = arg;
+	struct cs_pipeline *pl = j->c->pl;
+	char msg[1200];
+
+	pl->inflight--;
+	if (res->status < 0 || res->leaf == NULL) {
+		snprintf(msg, sizeof(msg), "issuer %s: %s", j->c->issuer->name,
+			 res->error[0] ? res->error : strerror(-res->status));
+		X509_free(res->leaf);
+		sk_X509_pop_free(res->chain, X509_free);
+		renew_failed(j, msg, res->retry_after);
+		return;
+	}
+	j->m = cs_material_new();
+	if (j->m == NULL) {
+		X509_free(res->leaf);
+		sk_X509_pop_free(res->chain, X509_free);
+		renew_failed(j, "out of memory", 0);
+		return;
+	}
+	j->m->key = j->key;
+	j->key = NULL;
+	j->m->leaf = res->leaf;
+	for (int i = 0; res->chain != NULL && i < sk_X509_num(res->chain); i++) {
+		X509 *x = sk_X509_value(res->chain, i);
+		X509_up_ref(x);
+		sk_X509_push(j->m->chain, x);
+	}
+	sk_X509_pop_free(res->chain, X509_free);
+	if (pl->closing || pl->tearing_down) {
+		/* A certificate was issued: still put it in place, that is quick. */
+		cs_info("%s: deploying the certificate issued while stopping", j->c->cfg->name);
+	}
+	j->gen = j->c->st.next_gen;
+	j->c->st.next_gen++;
+	j->now = time(NULL);
+	if (uv_queue_work(pl->loop, &j->req, deploy_work, deploy_done) < 0) {
+		renew_failed(j, "cannot queue the deploy", 0);
+		return;
+	}
+	pl->inflight++;
+}
+
+static void keycsr_work(uv_work_t *req)
+{
+	struct renew_job *j = req->data;
+
+	if (j->reuse != NULL) {
+		j->key = j->reuse;
+		j->reuse = NULL;
+	} else {
+		j->key = cs_key_generate(j->cfg->key, j->err, sizeof(j->err));
+		if (j->key == NULL) {
+			j->rc = -EINVAL;
+			return;
+		}
+	}
+	j->csr = cs_csr_new(j->key, j->cfg->names.v, j->cfg->names.n, j->err, sizeof(j->err));
+	if (j->csr == NULL)
+		j->rc = -EINVAL;
+}
+
+static void keycsr_done(uv_work_t *req, int status)
+{
+	struct renew_job *j = req->data;
+	struct cert *c = j->c;
+	struct cs_pipeline *pl = c->pl;
+	char msg[1100];
+	int rc;
+
+	(void)status;
+	pl->inflight--;
+	if (j->rc < 0) {
+		snprintf(msg, sizeof(msg), "key or CSR: %s", j->err);
+		renew_failed(j, msg, 0);
+		return;
+	}
+	if (pl->closing || pl->tearing_down) {
+		renew_failed(j, "stopping", 0);
+		return;
+	}
+	struct cs_issue_request ir = {
+		.cert_name = c->cfg->name,
+		.names = c->cfg->names.v,
+		.n_names = c->cfg->names.n,
+		.usage = c->cfg->usage,
+		.csr = j->csr,
+		.replaces = j->replaces,
+	};
+	pl->inflight++;
+	rc = c->issuer->ops->issue(c->issuer, &ir, on_issued, j);
+	if (rc < 0) {
+		pl->inflight--;
+		snprintf(msg, sizeof(msg), "issuer %s: cannot start: %s", c->issuer->name,
+			 strerror(-rc));
+		renew_failed(j, msg, 0);
+	}
+}
+
+/* Starts a renewal of c; returns false when it could not start. */
+static bool start_renew(struct cert *c)
+{
+	struct cs_pipeline *pl = c->pl;
+	struct renew_job *j;
+	char t[40];
+
+	if (c->busy || pl->closing || pl->draining || pl->tearing_down)
+		return false;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		cs_err("%s: cannot renew: out of memory", c->cfg->name);
+		return false;
+	}
+	j->req.data = j;
+	j->c = c;
+	j->cfg = c->cfg;
+	j->state_dir = pl->cfg->agent.state_dir;
+	if (c->m != NULL && c->m->leaf != NULL) {
+		X509_up_ref(c->m->leaf);
+		j->replaces = c->m->leaf;
+	}
+	if (verdict_ok(c)) {
+		/* What to put back if writing the new set fails half-way. */
+		j->prev = cs_material_new();
+		if (j->prev != NULL) {
+			EVP_PKEY_up_ref(c->m->key);
+			j->prev->key = c->m->key;
+			X509_up_ref(c->m->leaf);
+			j->prev->leaf = c->m->leaf;
+			for (int i = 0; i < sk_X509_num(c->m->chain); i++) {
+				X509 *x = sk_X509_value(c->m->chain, i);
+				X509_up_ref(x);
+				sk_X509_push(j->prev->chain, x);
+			}
+		}
+	}
+	if (c->cfg->reuse_key && c->m != NULL && c->m->key != NULL &&
+	    cs_key_type_of(c->m->key) == c->cfg->key) {
+		EVP_PKEY_up_ref(c->m->key);
+		j->reuse = c->m->key;
+	}
+	if (uv_queue_work(pl->loop, &j->req, keycsr_work, keycsr_done) < 0) {
+		cs_err("%s: cannot renew: cannot queue work", c->cfg->name);
+		renew_job_free(j);
+		return false;
+	}
+	pl->inflight++;
+	c->busy = true;
+	c->state = CS_CERT_RENEWING;
+	c->st.last_attempt = time(NULL);
+	cs_notice("%s: renewing with issuer %s (%s%s%s)", c->cfg->name, c->issuer->name,
+		  verdict_ok(c) ? c->due_reason : c->reason, verdict_ok(c) ? ", due " : "",
+		  verdict_ok(c) ? fmt_time(c->due, t, sizeof(t)) : "");
+	return true;
+}
+
+/* ---- watching ------------------------------------------------------------ */
+
+static void add_interest(struct cert *c, const char *path)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	snprintf(a, sizeof(a), "%s", path);
+	snprintf(b, sizeof(b), "%s", path);
+	struct interest *v = realloc(c->interest, (c->n_interest + 1) * sizeof(*v));
+	if (v == NULL)
+		return;
+	c->interest = v;
+	v[c->n_interest].dir = strdup(dirname(a));
+	v[c->n_interest].name = strdup(basename(b));
+	if (v[c->n_interest].dir == NULL || v[c->n_interest].name == NULL) {
+		free(v[c->n_interest].dir);
+		free(v[c->n_interest].name);
+		return;
+	}
+	c->n_interest++;
+}
+
+static void clear_interest(struct cert *c)
+{
+	for (size_t i = 0; i < c->n_interest; i++) {
+		free(c->interest[i].dir);
+		free(c->interest[i].name);
+	}
+	free(c->interest);
+	c->interest = NULL;
+	c->n_interest = 0;
+}
+
+/*
+ * What c must hear about: each output in its directory; the file a symbolic
+ * link at the output leads to; and a symbolic link standing for the
+ * output's directory, in the directory above (a swap of either is a change).
+ */
+static void compute_interest(struct cert *c)
+{
+	struct cs_deploy_outputs o;
+	char real[PATH_MAX], d[PATH_MAX];
+	struct stat sb;
+
+	clear_interest(c);
+	cs_deploy_outputs_of(c->cfg, &o);
+	for (size_t i = 0; i < o.n; i++) {
+		add_interest(c, o.path[i]);
+		if (realpath(o.path[i], real) != NULL && strcmp(real, o.path[i]) != 0)
+			add_interest(c, real);
+		snprintf(d, sizeof(d), "%s", o.path[i]);
+		char *dir = dirname(d);
+		if (lstat(dir, &sb) == 0 && S_ISLNK(sb.st_mode))
+			add_interest(c, dir);
+	}
+}
+
+static void rewatch(struct cs_pipeline *pl)
+{
+	const char **dirs = NULL;
+	size_t n = 0;
+
+	if (pl->watch == NULL)
+		return;
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		struct cert *c = pl->certs[i];
+		compute_interest(c);
+		for (size_t k = 0; k < c->n_interest; k++) {
+			bool seen = false;
+			for (size_t m = 0; m < n && !seen; m++)
+				seen = strcmp(dirs[m], c->interest[k].dir) == 0;
+			if (seen)
+				continue;
+			const char **v = realloc(dirs, (n + 1) * sizeof(*v));
+			if (v == NULL)
+				break;
+			dirs = v;
+			dirs[n++] = c->interest[k].dir;
+		}
+	}
+	cs_watch_set(pl->watch, dirs, n);
+	free(dirs);
+}
+
+static void schedule_check(struct cert *c)
+{
+	if (c->busy) {
+		c->dirty = true;
+		return;
+	}
+	uv_timer_start(&c->check_timer, on_check_timer, CHECK_DELAY_MS, 0);
+}
+
+static void on_watch(void *arg, const char *dir, const char *name, uint32_t mask)
+{
+	struct cs_pipeline *pl = arg;
+	bool dir_event = name[0] == '\0';
+
+	if (pl->closing || pl->tearing_down)
+		return;
+	if ((mask & IN_CREATE) && !dir_event) {
+		/* A new regular file is judged once written (IN_CLOSE_WRITE); a new
+		 * symbolic link is complete at once. */
+		char p[PATH_MAX];
+		struct stat sb;
+		snprintf(p, sizeof(p), "%s/%s", dir, name);
+		if (lstat(p, &sb) < 0 || !S_ISLNK(sb.st_mode))
+			return;
+	}
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		struct cert *c = pl->certs[i];
+		for (size_t k = 0; k < c->n_interest; k++) {
+			if (strcmp(c->interest[k].dir, dir) != 0 ||
+			    (!dir_event && strcmp(c->interest[k].name, name) != 0))
+				continue;
+			cs_debug("%s: change in %s/%s (mask %#x)", c->cfg->name, dir, name,
+				 (unsigned)mask);
+			schedule_check(c);
+			break;
+		}
+	}
+}
+
+static void on_overflow(void *arg)
+{
+	struct cs_pipeline *pl = arg;
+
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		pl->certs[i]->full_check = true;
+		schedule_check(pl->certs[i]);
+	}
+	rewatch(pl);
+}
+
+/* ---- building and tearing down ------------------------------------------- */
+
+static cs_issuer *make_issuer(uv_loop_t *loop, const struct cs_cfg_issuer *ci)
+{
+	char err[1024] = "", msg[1200];
+	cs_issuer *is = NULL;
+
+	if (ci->type == CS_ISSUER_LOCAL_CA) {
+		struct cs_localca_opts o = {
+			.dir = ci->dir,
+			.subject = ci->subject,
+			.key = ci->key,
+			.validity_s = ci->validity,
+			.ca_validity_s = ci->ca_validity,
+		};
+		is = cs_localca_issuer_new(loop, ci->name, &o, err, sizeof(err));
+	} else {
+		snprintf(err, sizeof(err), "the acme issuer is not available in this build yet");
+	}
+	if (is != NULL)
+		return is;
+	snprintf(msg, sizeof(msg), "issuer %s cannot be used: %s", ci->name, err);
+	cs_err("%s", msg);
+	return cs_issuer_broken_new(loop, ci->name, msg);
+}
+
+static cs_reloader *make_reloader(uv_loop_t *loop, const struct cs_cfg_reload *cr)
+{
+	char err[1024] = "", msg[1200];
+	cs_reloader *r = NULL;
+
+	switch (cr->type) {
+	case CS_RELOAD_POSTFIX:
+		r = cs_reloader_postfix_new(loop, cr->name, cr->config_dir, cr->timeout, err,
+					    sizeof(err));
+		break;
+	case CS_RELOAD_DOVECOT:
+		r = cs_reloader_dovecot_new(loop, cr->name, cr->config, cr->pid_file, cr->timeout,
+					    err, sizeof(err));
+		break;
+	case CS_RELOAD_EXEC:
+		r = cs_reloader_exec_new(loop, cr->name, cr->command, cr->timeout, err,
+					 sizeof(err));
+		break;
+	case CS_RELOAD_PLUGIN:
+		snprintf(err, sizeof(err), "reloader plugins are not available in this build yet");
+		break;
+	}
+	if (r != NULL)
+		return r;
+	snprintf(msg, sizeof(msg), "reload %s cannot be used: %s", cr->name, err);
+	cs_err("%s", msg);
+	return cs_reloader_broken_new(loop, cr->name, msg);
+}
+
+/* Builds issuers, reloaders and certs for pl->cfg; returns 0 or -ENOMEM. */
+static int build(struct cs_pipeline *pl)
+{
+	const struct cs_config *cfg = pl->cfg;
+
+	pl->issuers = calloc(cfg->n_issuers + 1, sizeof(*pl->issuers));
+	pl->reloads = calloc(cfg->n_reloads + 1, sizeof(*pl->reloads));
+	pl->certs = calloc(cfg->n_certs + 1, sizeof(*pl->certs));
+	if (pl->issuers == NULL || pl->reloads == NULL || pl->certs == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_issuers; i++) {
+		pl->issuers[i] = make_issuer(pl->loop, &cfg->issuers[i]);
+		if (pl->issuers[i] == NULL)
+			return -ENOMEM;
+		pl->n_issuers++;
+	}
+	for (size_t i = 0; i < cfg->n_reloads; i++) {
+		pl->reloads[i].pl = pl;
+		pl->reloads[i].r = make_reloader(pl->loop, &cfg->reloads[i]);
+		if (pl->reloads[i].r == NULL)
+			return -ENOMEM;
+		pl->n_reloads++;
+	}
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		struct cert *c = calloc(1, sizeof(*c));
+		if (c == NULL)
+			return -ENOMEM;
+		c->pl = pl;
+		c->cfg = &cfg->certs[i];
+		for (size_t k = 0; k < pl->n_issuers; k++)
+			if (strcmp(pl->issuers[k]->name, c->cfg->issuer) == 0)
+				c->issuer = pl->issuers[k];
+		if (c->issuer == NULL) {
+			/* The parser refuses dangling issuers; this is a safety net. */
+			free(c);
+			return -EINVAL;
+		}
+		c->verdict = CS_EX_MISSING;
+		snprintf(c->reason, sizeof(c->reason), "not examined yet");
+		c->due = time(NULL);
+		c->due_reason = "not examined yet";
+		uv_timer_init(pl->loop, &c->check_timer);
+		c->check_timer.data = c;
+		pl->certs[pl->n_certs++] = c;
+	}
+	return 0;
+}
+
+static void free_cert(struct cert *c)
+{
+	clear_interest(c);
+	cs_material_free(c->m);
+	cs_state_clear(&c->st);
+	free(c);
+}
+
+static void teardown_step(struct cs_pipeline *pl);
+
+static void on_issuer_closed(void *arg)
+{
+	struct cs_pipeline *pl = arg;
+
+	if (--pl->issuers_open > 0)
+		return;
+	free(pl->issuers);
+	pl->issuers = NULL;
+	pl->n_issuers = 0;
+	teardown_step(pl);
+}
+
+/*
+ * Closes every issuer (once): issuances in flight are cancelled and their
+ * callbacks run before the issuer's close callback.
+ */
+static void close_issuers(struct cs_pipeline *pl)
+{
+	size_t n = pl->n_issuers;
+
+	if (pl->issuers_closing)
+		return;
+	pl->issuers_closing = true;
+	/* One extra count, so that issuers closing at once cannot free the array under us. */
+	pl->issuers_open = n + 1;
+	for (size_t i = 0; i < n; i++)
+		pl->issuers[i]->ops->close(pl->issuers[i], on_issuer_closed, pl);
+	on_issuer_closed(pl);
+}
+
+static void on_cert_closed(uv_handle_t *h)
+{
+	struct cert *c = h->data;
+	struct cs_pipeline *pl = c->pl;
+
+	free_cert(c);
+	pl->closing_handles--;
+	teardown_step(pl);
+}
+
+static void after_teardown(struct cs_pipeline *pl);
+
+/* Closes reloaders, certs and issuers (asynchronously); then after_teardown. */
+static void teardown(struct cs_pipeline *pl)
+{
+	pl->tearing_down = true;
+	uv_timer_stop(&pl->timer);
+	uv_timer_stop(&pl->reload_timer);
+	pl->closing_handles = 1; /* held until everything has been started */
+	for (size_t i = 0; i < pl->n_reloads; i++) {
+		free(pl->reloads[i].batch);
+		free(pl->reloads[i].flight);
+		cs_reloader_close(pl->reloads[i].r);
+	}
+	free(pl->reloads);
+	pl->reloads = NULL;
+	pl->n_reloads = 0;
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		pl->closing_handles++;
+		uv_close((uv_handle_t *)&pl->certs[i]->check_timer, on_cert_closed);
+	}
+	free(pl->certs);
+	pl->certs = NULL;
+	pl->n_certs = 0;
+	close_issuers(pl);
+	pl->closing_handles--;
+	teardown_step(pl);
+}
+
+static void teardown_step(struct cs_pipeline *pl)
+{
+	if (pl->tearing_down && pl->closing_handles == 0 && pl->issuers_open == 0) {
+		pl->tearing_down = false;
+		pl->issuers_closing = false;
+		after_teardown(pl);
+	}
+}
+
+/* Examines every cert (the start of a run, and after a new configuration). */
+static void examine_all(struct cs_pipeline *pl)
+{
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		pl->certs[i]->full_check = true;
+		start_check(pl->certs[i]);
+	}
+}
+
+static void pipeline_handle_gone(struct cs_pipeline *pl)
+{
+	if (--pl->closing_handles == 0) {
+		void (*cb)(void *) = pl->close_cb;
+		void *arg = pl->close_arg;
+		free(pl);
+		if (cb)
+			cb(arg);
+	}
+}
+
+static void on_pipeline_handle_closed(uv_handle_t *h)
+{
+	pipeline_handle_gone(h->data);
+}
+
+static void on_watch_closed(void *arg)
+{
+	pipeline_handle_gone(arg);
+}
+
+static void after_teardown(struct cs_pipeline *pl)
+{
+	if (pl->closing) {
+		/* Everything cert-related is gone; now the pipeline's own handles. */
+		if (pl->pending_cfg != NULL && pl->release_cb)
+			pl->release_cb(pl->release_arg, pl->cfg); /* the newest stays the caller's */
+		pl->closing_handles = 3;
+		uv_close((uv_handle_t *)&pl->timer, on_pipeline_handle_closed);
+		uv_close((uv_handle_t *)&pl->reload_timer, on_pipeline_handle_closed);
+		struct cs_watch *w = pl->watch;
+		pl->watch = NULL;
+		cs_watch_close(w, on_watch_closed, pl);
+		return;
+	}
+	/* A new configuration: release the old one, build and examine again. */
+	const struct cs_config *old = pl->cfg;
+	pl->cfg = pl->pending_cfg;
+	pl->pending_cfg = NULL;
+	pl->draining = false;
+	if (pl->release_cb)
+		pl->release_cb(pl->release_arg, old);
+	if (build(pl) < 0)
+		cs_err("cannot apply the new configuration completely: out of memory");
+	cs_notice("pipeline: %zu cert(s) under the new configuration", pl->n_certs);
+	rewatch(pl);
+	examine_all(pl);
+	maybe_quiesced(pl);
+}
+
+static void maybe_quiesced(struct cs_pipeline *pl)
+{
+	if (pl->tearing_down)
+		return;
+	if (pl->once && !pl->once_done && !pl->closing) {
+		bool all = true;
+		for (size_t i = 0; i < pl->n_certs; i++)
+			all &= pl->certs[i]->once != ONCE_PENDING;
+		if (all && reloads_pending(pl))
+			flush_reloads(pl);
+		if (all && pl->inflight == 0) {
+			pl->once_done = true;
+			once_summary(pl);
+			if (pl->done_cb)
+				pl->done_cb(pl->done_arg, pl->once_failures);
+			return;
+		}
+	}
+	if ((pl->closing || pl->draining) && reloads_pending(pl))
+		flush_reloads(pl);
+	if (pl->inflight > 0 || reloads_pending(pl))
+		return;
+	if (pl->closing || (pl->draining && pl->pending_cfg != NULL))
+		teardown(pl);
+}
+
+/* ---- the interface -------------------------------------------------------- */
+
+struct cs_pipeline *cs_pipeline_new(uv_loop_t *loop, const struct cs_config *cfg, char *err,
+				    size_t errlen)
+{
+	struct cs_pipeline *pl = calloc(1, sizeof(*pl));
+
+	if (pl == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pl->loop = loop;
+	pl->cfg = cfg;
+	uv_timer_init(loop, &pl->timer);
+	pl->timer.data = pl;
+	uv_timer_init(loop, &pl->reload_timer);
+	pl->reload_timer.data = pl;
+	if (build(pl) < 0) {
+		snprintf(err, errlen, "cannot set up the pipeline: out of memory");
+		pl->closing = true;
+		teardown(pl); /* frees pl once its handles have closed */
+		return NULL;
+	}
+	return pl;
+}
+
+int cs_pipeline_start(struct cs_pipeline *pl, bool once, void (*done_cb)(void *arg, int failures),
+		      void *arg)
+{
+	char err[256];
+
+	pl->once = once;
+	pl->done_cb = done_cb;
+	pl->done_arg = arg;
+	pl->started = true;
+	if (!once) {
+		pl->watch = cs_watch_new(pl->loop, on_watch, on_overflow, pl, err, sizeof(err));
+		if (pl->watch == NULL)
+			cs_err("cannot watch the deployed files (changes by others will be seen "
+			       "at the next renewal only): %s",
+			       err);
+		rewatch(pl);
+	}
+	examine_all(pl);
+	maybe_quiesced(pl);
+	return 0;
+}
+
+void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
+		       void (*old_cfg_release)(void *arg, const struct cs_config *old), void *arg)
+{
+	pl->release_cb = old_cfg_release;
+	pl->release_arg = arg;
+	if (pl->closing) {
+		if (old_cfg_release)
+			old_cfg_release(arg, cfg);
+		return;
+	}
+	if (pl->pending_cfg != NULL && old_cfg_release)
+		old_cfg_release(arg, pl->pending_cfg); /* superseded before it was used */
+	pl->pending_cfg = cfg;
+	pl->draining = true;
+	uv_timer_stop(&pl->timer);
+	if (pl->inflight > 0)
+		cs_notice("pipeline: the new configuration applies once %u task(s) in flight "
+			  "are done",
+			  pl->inflight);
+	maybe_quiesced(pl);
+}
+
+int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force)
+{
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		struct cert *c = pl->certs[i];
+		if (strcmp(c->cfg->name, name) != 0)
+			continue;
+		if (c->busy || pl->draining || pl->closing || pl->tearing_down)
+			return -EBUSY;
+		if (!force && c->due > time(NULL))
+			return 0;
+		start_renew(c);
+		arm_timer(pl);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+size_t cs_pipeline_count(const struct cs_pipeline *pl)
+{
+	return pl->n_certs;
+}
+
+void cs_pipeline_status(const struct cs_pipeline *pl, size_t i, struct cs_cert_status *out)
+{
+	const struct cert *c = pl->certs[i];
+
+	memset(out, 0, sizeof(*out));
+	out->name = c->cfg->name;
+	out->state = c->state;
+	out->verdict = c->verdict;
+	out->verdict_reason = c->reason;
+	out->issuer = c->cfg->issuer;
+	out->serial = c->serial[0] ? c->serial : NULL;
+	out->sha256 = c->sha256[0] ? c->sha256 : NULL;
+	out->not_before = c->not_before;
+	out->not_after = c->not_after;
+	out->next_renewal = c->due;
+	out->next_reason = c->due_reason;
+	out->last_renewal = c->st.last_success;
+	out->failures = c->st.failures;
+	out->last_error = c->st.last_error;
+	out->last_reload = c->last_reload[0] ? c->last_reload : NULL;
+	out->names = c->cfg->names.v;
+	out->n_names = c->cfg->names.n;
+}
+
+void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void *arg)
+{
+	if (pl == NULL) {
+		if (close_cb)
+			close_cb(arg);
+		return;
+	}
+	pl->close_cb = close_cb;
+	pl->close_arg = arg;
+	if (pl->closing)
+		return;
+	pl->closing = true;
+	uv_timer_stop(&pl->timer);
+	for (size_t i = 0; i < pl->n_certs; i++)
+		uv_timer_stop(&pl->certs[i]->check_timer);
+	close_issuers(pl);
+	/* Issuances in flight are cancelled by closing the issuers; wait for the rest. */
+	if (pl->inflight > 0)
+		cs_info("pipeline: waiting for %u task(s) in flight", pl->inflight);
+	maybe_quiesced(pl);
+}

@@ -53,6 +53,15 @@ cs_reloader *cs_reloader_exec_new(uv_loop_t *loop, const char *name, const char 
 				  int64_t timeout_s, char *err, size_t errlen);
 
 /*
+ * A reloader from the shared object plugin_dir/plugin (see
+ * certsync/reloader_plugin.h), opened with args. NULL with err set when it
+ * cannot be loaded, has another ABI version or refuses the arguments.
+ */
+cs_reloader *cs_reloader_plugin_new(uv_loop_t *loop, const char *name, const char *plugin_dir,
+				    const char *plugin, const char *args, int64_t timeout_s,
+				    char *err, size_t errlen);
+
+/*
  * A reloader that fails every call with msg: stands in for one that could
  * not be created, so that the agent keeps running and reports the error.
  */

@@ -1352,6 +1352,16 @@ out:
 }
 
 /* Reads the drop-ins named by [agent] include, relative to the main file. */
+/* The errno of the last directory glob() could not read (glob runs on one thread). */
+static int glob_errno;
+
+static int glob_error(const char *path, int e)
+{
+	(void)path;
+	glob_errno = e;
+	return 1;
+}
+
 static void read_includes(struct parser *p, const char *main_path)
 {
 	struct raw_section *agent = NULL;
@@ -1382,11 +1392,19 @@ static void read_includes(struct parser *p, const char *main_path)
 			snprintf(pattern, sizeof(pattern), "%s", pats.v[i]);
 		else
 			snprintf(pattern, sizeof(pattern), "%s/%s", base, pats.v[i]);
-		int rc = glob(pattern, GLOB_ERR, NULL, &g);
-		if (rc == GLOB_NOMATCH)
+		glob_errno = 0;
+		int rc = glob(pattern, GLOB_ERR, glob_error, &g);
+		/* No drop-ins, or no drop-in directory at all: nothing to include. */
+		if (rc == GLOB_NOMATCH || (rc == GLOB_ABORTED && glob_errno == ENOENT)) {
+			if (rc == GLOB_ABORTED)
+				globfree(&g);
 			continue;
+		}
 		if (rc != 0) {
-			snprintf(err, sizeof(err), "cannot expand '%s'", pattern);
+			snprintf(err, sizeof(err), "cannot expand '%s': %s", pattern,
+				 glob_errno ? strerror(glob_errno) : "out of memory");
+			if (rc == GLOB_ABORTED)
+				globfree(&g);
 			pair_error(p, agent, inc, err);
 			continue;
 		}

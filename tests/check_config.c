@@ -628,6 +628,29 @@ START_TEST(test_config_includes)
 }
 END_TEST
 
+/* The packaged default: an include glob with no drop-in (or no directory) yet. */
+START_TEST(test_config_include_nothing_yet)
+{
+	struct cs_cfg_errors errs;
+	char *main_path = cs_test_write(tmp, "certsync.conf",
+					"[agent]\ninclude = conf.d/*.conf\n", 0644);
+	struct cs_config *cfg = cs_config_load(main_path, &errs);
+
+	ck_assert_msg(cfg != NULL, "%s", errs.n ? errs.v[0] : "");
+	ck_assert_int_eq(cfg->n_certs, 0);
+	cs_config_free(cfg);
+
+	char *dir;
+	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", tmp), 0);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	cfg = cs_config_load(main_path, &errs);
+	ck_assert_ptr_nonnull(cfg);
+	cs_config_free(cfg);
+	free(dir);
+	free(main_path);
+}
+END_TEST
+
 START_TEST(test_config_missing_file)
 {
 	struct cs_cfg_errors errs;
@@ -679,6 +702,7 @@ Suite *config_suite(void)
 			    sizeof(error_cases) / sizeof(error_cases[0]));
 	tcase_add_test(tc, test_config_all_errors_reported);
 	tcase_add_test(tc, test_config_includes);
+	tcase_add_test(tc, test_config_include_nothing_yet);
 	tcase_add_test(tc, test_config_missing_file);
 	tcase_add_test(tc, test_config_key_outside_section);
 	suite_add_tcase(s, tc);

@@ -1232,7 +1232,8 @@ static cs_issuer *make_issuer(uv_loop_t *loop, const struct cs_cfg_issuer *ci)
 	return cs_issuer_broken_new(loop, ci->name, msg);
 }
 
-static cs_reloader *make_reloader(uv_loop_t *loop, const struct cs_cfg_reload *cr)
+static cs_reloader *make_reloader(uv_loop_t *loop, const char *plugin_dir,
+				  const struct cs_cfg_reload *cr)
 {
 	char err[1024] = "", msg[1200];
 	cs_reloader *r = NULL;
@@ -1251,7 +1252,8 @@ static cs_reloader *make_reloader(uv_loop_t *loop, const struct cs_cfg_reload *c
 					 sizeof(err));
 		break;
 	case CS_RELOAD_PLUGIN:
-		snprintf(err, sizeof(err), "reloader plugins are not available in this build yet");
+		r = cs_reloader_plugin_new(loop, cr->name, plugin_dir, cr->plugin, cr->args,
+					   cr->timeout, err, sizeof(err));
 		break;
 	}
 	if (r != NULL)
@@ -1279,7 +1281,7 @@ static int build(struct cs_pipeline *pl)
 	}
 	for (size_t i = 0; i < cfg->n_reloads; i++) {
 		pl->reloads[i].pl = pl;
-		pl->reloads[i].r = make_reloader(pl->loop, &cfg->reloads[i]);
+		pl->reloads[i].r = make_reloader(pl->loop, cfg->agent.plugin_dir, &cfg->reloads[i]);
 		if (pl->reloads[i].r == NULL)
 			return -ENOMEM;
 		pl->n_reloads++;

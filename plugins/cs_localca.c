@@ -58,9 +58,10 @@ struct cs_localca {
 	int64_t validity_s;
 	X509 *cacert;
 	EVP_PKEY *cakey;
-	X509_CRL *crl; /* latest DIR/crl.pem, or NULL */
+	X509_CRL *crl; /* latest DIR/crl.pem, or NULL; under crl_mu */
 	int lockfd;
-	pthread_mutex_t mu;
+	pthread_mutex_t mu;     /* held with the flock for every change in the directory */
+	pthread_mutex_t crl_mu; /* only around ca->crl, so that readers never wait on a writer */
 };
 
 /* The CRL reasons as `openssl ca` spells them in index.txt, by code. */
@@ -185,9 +186,7 @@ static int pem_of(int (*w)(BIO *, void *), void *x, char **out, size_t *len)
 	*len = (size_t)n;
 	rc = 0;
 out:
-	if (b != NULL && p != NULL)
-		OPENSSL_cleanse(p, (size_t)BIO_get_mem_data(b, &p));
-	BIO_free(b);
+	BIO_free(b); /* a memory BIO clears its buffer when freed */
 	return rc;
 }
 
@@ -478,12 +477,16 @@ static int make_dir(const char *path, mode_t mode, char *err, size_t errlen)
 {
 	struct stat sb;
 
-	if (mkdir(path, mode) == 0)
-		return chmod(path, mode) == 0 ? 0 : -errno;
-	if (errno == EEXIST && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+	int rc;
+
+	/* chmod because mkdir's mode passes through the umask. */
+	if (mkdir(path, mode) == 0 && chmod(path, mode) == 0)
 		return 0;
-	snprintf(err, errlen, "%s: cannot create directory: %s", path, strerror(errno));
-	return -errno;
+	rc = -errno;
+	if (rc == -EEXIST && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+		return 0;
+	snprintf(err, errlen, "%s: cannot create directory: %s", path, strerror(-rc));
+	return rc;
 }
 
 /* Creates a new CA in ca->dir (which is empty but for our lock and marker). */
@@ -692,12 +695,19 @@ static void remove_stale_temps(cs_localca *ca, const char *sub)
 	free(path);
 }
 
-cs_localca *cs_localca_open(const struct cs_localca_opts *o, char *err, size_t errlen)
+/*
+ * Opens the CA in o->dir. When there is none yet, creates it if may_create,
+ * else returns NULL with *rcp = -EAGAIN and err untouched.
+ */
+static cs_localca *open_ca(const struct cs_localca_opts *o, bool may_create, int *rcp, char *err,
+			   size_t errlen)
 {
 	cs_localca *ca = calloc(1, sizeof(*ca)), *ret = NULL;
 	char *lockpath = NULL;
 	bool locked = false;
 	int rc;
+
+	*rcp = -EINVAL;
 
 	if (errlen > 0)
 		err[0] = '\0';
@@ -707,11 +717,16 @@ cs_localca *cs_localca_open(const struct cs_localca_opts *o, char *err, size_t e
 	}
 	ca->lockfd = -1;
 	pthread_mutex_init(&ca->mu, NULL);
+	pthread_mutex_init(&ca->crl_mu, NULL);
 	if ((ca->dir = strdup(o->dir)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
 	ca->validity_s = o->validity_s > 0 ? o->validity_s : 90 * 86400;
+	if (!may_create && access(ca->dir, F_OK) < 0 && errno == ENOENT) {
+		*rcp = -EAGAIN;
+		goto out;
+	}
 	if (make_dir(ca->dir, 0755, err, errlen) < 0)
 		goto out;
 	if ((lockpath = path_join(ca->dir, LOCK_NAME)) == NULL)
@@ -729,6 +744,10 @@ cs_localca *cs_localca_open(const struct cs_localca_opts *o, char *err, size_t e
 	remove_stale_temps(ca, "private");
 	if ((rc = survey_dir(ca, err, errlen)) < 0)
 		goto out;
+	if (rc == 0 && !may_create) {
+		*rcp = -EAGAIN;
+		goto out;
+	}
 	if (rc == 0) {
 		if (create_ca(ca, o, err, errlen) < 0)
 			goto out;
@@ -745,12 +764,20 @@ cs_localca *cs_localca_open(const struct cs_localca_opts *o, char *err, size_t e
 		goto out;
 	ret = ca;
 	ca = NULL;
+	*rcp = 0;
 out:
 	if (locked)
 		unlock_ca(ret != NULL ? ret : ca);
 	free(lockpath);
 	cs_localca_close(ca);
 	return ret;
+}
+
+cs_localca *cs_localca_open(const struct cs_localca_opts *o, char *err, size_t errlen)
+{
+	int rc;
+
+	return open_ca(o, true, &rc, err, errlen);
 }
 
 void cs_localca_close(cs_localca *ca)
@@ -763,6 +790,7 @@ void cs_localca_close(cs_localca *ca)
 	if (ca->lockfd >= 0)
 		close(ca->lockfd);
 	pthread_mutex_destroy(&ca->mu);
+	pthread_mutex_destroy(&ca->crl_mu);
 	free(ca->dir);
 	free(ca);
 }
@@ -1210,14 +1238,9 @@ int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason
 	memcpy(newindex, ix.raw, before);
 	memcpy(newindex + before, rline, (size_t)rlen);
 	nlen = before + (size_t)rlen;
-	if (before + l->len < ix.rawlen) {
-		size_t after = before + l->len;
-		/* l->len counts the newline when there was one; skip it. */
-		if (ix.raw[after - 1] != '\n' && ix.raw[after] == '\n')
-			after++;
-		memcpy(newindex + nlen, ix.raw + after, ix.rawlen - after);
-		nlen += ix.rawlen - after;
-	}
+	/* l->len counts the line's newline; rline brings its own. */
+	memcpy(newindex + nlen, ix.raw + before + l->len, ix.rawlen - before - l->len);
+	nlen += ix.rawlen - before - l->len;
 	if ((rc = write_file(ca->dir, "index.txt", newindex, nlen, 0644, err, errlen)) < 0)
 		goto out;
 	cs_notice("%s: revoked serial %s (%s)", ca->dir, l->f[3],
@@ -1378,8 +1401,10 @@ int cs_localca_gencrl(cs_localca *ca, int64_t next_update_s, X509_CRL **out, cha
 				     errlen)) < 0)
 			goto out;
 	}
+	pthread_mutex_lock(&ca->crl_mu);
 	X509_CRL_free(ca->crl);
 	ca->crl = crl;
+	pthread_mutex_unlock(&ca->crl_mu);
 	if (out != NULL) {
 		X509_CRL_up_ref(crl);
 		*out = crl;
@@ -1409,18 +1434,26 @@ out:
 /* Returns new references to the CA certificate and the latest CRL (or NULL). */
 static int localca_material(cs_localca *ca, X509 **cacert, X509_CRL **crl)
 {
-	pthread_mutex_lock(&ca->mu);
+	/* The certificate never changes while open; the CRL has its own short lock. */
 	X509_up_ref(ca->cacert);
 	*cacert = ca->cacert;
+	pthread_mutex_lock(&ca->crl_mu);
 	*crl = ca->crl;
 	if (*crl != NULL)
 		X509_CRL_up_ref(*crl);
-	pthread_mutex_unlock(&ca->mu);
+	pthread_mutex_unlock(&ca->crl_mu);
 	return 0;
 }
 
 /* ---- the asynchronous issuer ---- */
 
+/*
+ * Requests wait in a FIFO and go to the libuv work queue one at a time, so
+ * that a burst of renewals occupies one pool thread (the others stay free for
+ * the rest of the agent) rather than all of them blocked on the CA's lock.
+ * A CA that does not exist yet is created by the first request, on the work
+ * queue: generating an RSA-4096 key takes seconds the loop cannot spare.
+ */
 struct localca_issuer;
 
 struct localca_work {
@@ -1434,13 +1467,17 @@ struct localca_work {
 	char *cert_name;
 	cs_issue_cb cb;
 	void *arg;
+	cs_localca *ca;     /* the open CA, or NULL: open (create) it first */
+	cs_localca *opened; /* set by the worker when it opened the CA */
 	struct cs_issue_result res;
 };
 
 struct localca_issuer {
 	struct cs_issuer base;
-	cs_localca *ca;
-	struct localca_work *pending; /* queued or running, in no particular order */
+	cs_localca *ca; /* NULL until the CA exists; written on the loop thread only */
+	struct cs_localca_opts opts; /* for the deferred creation (strings owned) */
+	struct localca_work *head, *tail; /* waiting */
+	struct localca_work *running;	  /* on the work queue */
 	bool closing;
 	void (*close_cb)(void *arg);
 	void *close_arg;
@@ -1455,39 +1492,101 @@ static void work_free(struct localca_work *wk)
 	free(wk);
 }
 
+static void issuer_free(struct localca_issuer *li)
+{
+	cs_localca_close(li->ca);
+	free((char *)li->opts.dir);
+	free((char *)li->opts.subject);
+	free(li->base.name);
+	free(li);
+}
+
 static void issuer_finish_close(struct localca_issuer *li)
 {
 	void (*cb)(void *) = li->close_cb;
 	void *arg = li->close_arg;
 
-	cs_localca_close(li->ca);
-	free(li->base.name);
-	free(li);
+	issuer_free(li);
 	if (cb != NULL)
 		cb(arg);
 }
 
-/* On a worker thread: the signing and the file updates. */
+/* On a worker thread: opening (creating) the CA when needed, the signing, the files. */
 static void issue_work(uv_work_t *w)
 {
 	struct localca_work *wk = w->data;
+	cs_localca *ca = wk->ca;
+	int rc;
 
-	wk->res.status = cs_localca_issue(wk->li->ca, wk->csr, wk->names, wk->n, wk->usage,
-					  &wk->res.leaf, &wk->res.chain, wk->res.error,
+	if (ca == NULL) {
+		ca = wk->opened = open_ca(&wk->li->opts, true, &rc, wk->res.error,
 					  sizeof(wk->res.error));
+		if (ca == NULL) {
+			wk->res.status = rc < 0 ? rc : -EINVAL;
+			return;
+		}
+	}
+	wk->res.status = cs_localca_issue(ca, wk->csr, wk->names, wk->n, wk->usage, &wk->res.leaf,
+					  &wk->res.chain, wk->res.error, sizeof(wk->res.error));
 }
 
-/* On the loop thread: hands the result over and, when closing, finishes the close. */
+static void issue_done(uv_work_t *w, int status);
+
+/* Hands the first waiting request to the work queue. */
+static void start_next(struct localca_issuer *li)
+{
+	struct localca_work *wk = li->head;
+	int rc;
+
+	if (wk == NULL || li->running != NULL)
+		return;
+	li->head = wk->next;
+	if (li->head == NULL)
+		li->tail = NULL;
+	wk->next = NULL;
+	wk->ca = li->ca;
+	li->running = wk;
+	if ((rc = uv_queue_work(li->base.loop, &wk->w, issue_work, issue_done)) < 0) {
+		/* Only for a bad argument; reported like any failure, from the loop. */
+		li->running = NULL;
+		wk->res.status = rc;
+		snprintf(wk->res.error, sizeof(wk->res.error), "issuer %s: cannot queue work: %s",
+			 li->base.name, uv_strerror(rc));
+		wk->cb(&wk->res, wk->arg);
+		work_free(wk);
+	}
+}
+
+/* Calls back every waiting request with -ECANCELED (the issuer is closing). */
+static void cancel_waiting(struct localca_issuer *li)
+{
+	struct localca_work *wk;
+
+	while ((wk = li->head) != NULL) {
+		li->head = wk->next;
+		wk->res.status = -ECANCELED;
+		snprintf(wk->res.error, sizeof(wk->res.error),
+			 "issuer %s closed before the request for %s ran", li->base.name,
+			 wk->cert_name);
+		wk->cb(&wk->res, wk->arg);
+		work_free(wk);
+	}
+	li->tail = NULL;
+}
+
+/* On the loop thread: hands the result over, then starts the next or finishes closing. */
 static void issue_done(uv_work_t *w, int status)
 {
-	struct localca_work *wk = w->data, **pp;
+	struct localca_work *wk = w->data;
 	struct localca_issuer *li = wk->li;
 
-	for (pp = &li->pending; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == wk) {
-			*pp = wk->next;
-			break;
-		}
+	li->running = NULL;
+	if (wk->opened != NULL) {
+		if (li->ca == NULL)
+			li->ca = wk->opened;
+		else
+			cs_localca_close(wk->opened);
+	}
 	if (status == UV_ECANCELED) {
 		wk->res.status = -ECANCELED;
 		snprintf(wk->res.error, sizeof(wk->res.error),
@@ -1498,8 +1597,12 @@ static void issue_done(uv_work_t *w, int status)
 	}
 	wk->cb(&wk->res, wk->arg);
 	work_free(wk);
-	if (li->closing && li->pending == NULL)
+	if (li->closing) {
+		cancel_waiting(li);
 		issuer_finish_close(li);
+		return;
+	}
+	start_next(li);
 }
 
 static int localca_issue_op(cs_issuer *is, const struct cs_issue_request *req, cs_issue_cb cb,
@@ -1507,7 +1610,6 @@ static int localca_issue_op(cs_issuer *is, const struct cs_issue_request *req, c
 {
 	struct localca_issuer *li = (struct localca_issuer *)is;
 	struct localca_work *wk;
-	int rc;
 
 	if (li->closing)
 		return -ECANCELED;
@@ -1532,18 +1634,26 @@ static int localca_issue_op(cs_issuer *is, const struct cs_issue_request *req, c
 			work_free(wk);
 			return -ENOMEM;
 		}
-	if ((rc = uv_queue_work(is->loop, &wk->w, issue_work, issue_done)) < 0) {
-		work_free(wk);
-		return rc;
-	}
-	wk->next = li->pending;
-	li->pending = wk;
+	if (li->tail != NULL)
+		li->tail->next = wk;
+	else
+		li->head = wk;
+	li->tail = wk;
+	/* A new request only waits when one is running: then issue_done starts it. */
+	start_next(li);
 	return 0;
 }
 
+/* -EAGAIN while the CA is still to be created by the first request. */
 static int localca_material_op(cs_issuer *is, X509 **cacert, X509_CRL **crl)
 {
-	return localca_material(((struct localca_issuer *)is)->ca, cacert, crl);
+	struct localca_issuer *li = (struct localca_issuer *)is;
+
+	*cacert = NULL;
+	*crl = NULL;
+	if (li->ca == NULL)
+		return -EAGAIN;
+	return localca_material(li->ca, cacert, crl);
 }
 
 static void localca_close_op(cs_issuer *is, void (*close_cb)(void *arg), void *arg)
@@ -1553,13 +1663,13 @@ static void localca_close_op(cs_issuer *is, void (*close_cb)(void *arg), void *a
 	li->closing = true;
 	li->close_cb = close_cb;
 	li->close_arg = arg;
-	if (li->pending == NULL) {
+	/* Nothing runs, so nothing waits (start_next leaves no request idle). */
+	if (li->running == NULL) {
 		issuer_finish_close(li);
 		return;
 	}
-	/* Requests not yet started are cancelled; a running one finishes normally. */
-	for (struct localca_work *wk = li->pending; wk != NULL; wk = wk->next)
-		uv_cancel((uv_req_t *)&wk->w);
+	/* A request the pool has not picked up yet is cancelled; else it finishes. */
+	uv_cancel((uv_req_t *)&li->running->w);
 }
 
 static const struct cs_issuer_ops localca_ops = {
@@ -1573,19 +1683,41 @@ cs_issuer *cs_localca_issuer_new(uv_loop_t *loop, const char *name,
 				 const struct cs_localca_opts *o, char *err, size_t errlen)
 {
 	struct localca_issuer *li = calloc(1, sizeof(*li));
+	X509_NAME *subj = NULL;
+	int rc;
 
-	if (li == NULL || (li->base.name = strdup(name)) == NULL) {
+	if (errlen > 0)
+		err[0] = '\0';
+	if (li == NULL || (li->base.name = strdup(name)) == NULL ||
+	    (li->opts.dir = strdup(o->dir)) == NULL ||
+	    (o->subject != NULL && (li->opts.subject = strdup(o->subject)) == NULL)) {
 		snprintf(err, errlen, "issuer %s: out of memory", name);
 		goto fail;
 	}
 	li->base.ops = &localca_ops;
 	li->base.loop = loop;
-	if ((li->ca = cs_localca_open(o, err, errlen)) == NULL)
+	li->opts.key = o->key;
+	li->opts.validity_s = o->validity_s;
+	li->opts.ca_validity_s = o->ca_validity_s;
+	/* An existing CA is read now (two small files), so that its faults show at once. */
+	if ((li->ca = open_ca(o, false, &rc, err, errlen)) != NULL)
+		return &li->base;
+	if (rc != -EAGAIN)
 		goto fail;
+	/* To be created: what can be checked without creating it is checked now. */
+	if (o->subject == NULL || o->key == CS_KEY_NONE || o->ca_validity_s <= 0) {
+		snprintf(err, errlen,
+			 "%s: holds no CA, and to create one subject, key and ca_validity are "
+			 "needed",
+			 o->dir);
+		goto fail;
+	}
+	if ((subj = cs_localca_parse_subject(o->subject, err, errlen)) == NULL)
+		goto fail;
+	X509_NAME_free(subj);
 	return &li->base;
 fail:
 	if (li != NULL)
-		free(li->base.name);
-	free(li);
+		issuer_free(li);
 	return NULL;
 }

@@ -80,7 +80,10 @@ X509_NAME *cs_localca_parse_subject(const char *s, char *err, size_t errlen);
 
 /*
  * The asynchronous issuer over a CA in o->dir (see cs_issuer.h): signing runs
- * on the libuv work queue, one request at a time. NULL with err set.
+ * on the libuv work queue, one request at a time. An existing CA is read at
+ * once (its faults make this return NULL); a CA still to be created is made
+ * by the first request on the work queue, and until then ca_material returns
+ * -EAGAIN. NULL with err set.
  */
 cs_issuer *cs_localca_issuer_new(uv_loop_t *loop, const char *name,
 				 const struct cs_localca_opts *o, char *err, size_t errlen);

@@ -682,6 +682,14 @@ START_TEST(test_localca_issuer_async)
 	is = cs_localca_issuer_new(&loop, "local", &o, err, sizeof(err));
 	ck_assert_msg(is != NULL, "%s", err);
 	ck_assert_str_eq(is->ops->type, "local-ca");
+	/* The CA is created by the first request, on the work queue, not by issuer_new. */
+	{
+		char *p = ca_path("cacert.pem");
+
+		ck_assert_int_ne(access(p, F_OK), 0);
+		free(p);
+	}
+	ck_assert_int_eq(is->ops->ca_material(is, &cacert, &crl), -EAGAIN);
 	for (int i = 0; i < 5; i++)
 		ck_assert_int_eq(is->ops->issue(is, &req, on_issued, &st), 0);
 	/* Nothing is called back before the loop runs: the work is off the caller's turn. */
@@ -730,7 +738,7 @@ START_TEST(test_localca_issuer_async)
 }
 END_TEST
 
-/* A CA that cannot be opened is reported by issuer_new with the reason. */
+/* A CA that cannot be opened or created is reported by issuer_new with the reason. */
 START_TEST(test_localca_issuer_new_reports)
 {
 	struct cs_localca_opts o = opts(CS_KEY_EC_P256);
@@ -741,6 +749,12 @@ START_TEST(test_localca_issuer_new_reports)
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	ck_assert_ptr_null(cs_localca_issuer_new(&loop, "local", &o, err, sizeof(err)));
 	ck_assert_msg(strstr(err, "unknown field \"QQ\"") != NULL, "%s", err);
+	/* An existing CA is read at once: a damaged one is reported by name. */
+	ck_assert_int_eq(mkdir(cadir, 0755), 0);
+	free(cs_test_write(cadir, "cacert.pem", "garbage\n", 0644));
+	o.subject = subject;
+	ck_assert_ptr_null(cs_localca_issuer_new(&loop, "local", &o, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "/ca/cacert.pem: no PEM certificate") != NULL, "%s", err);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 }
 END_TEST

@@ -534,6 +534,18 @@ START_TEST(test_localca_rejects_bad_requests)
 	ck_assert_int_eq(cs_localca_issue(ca, csr, names, 0, CS_USAGE_SERVER, &leaf, &chain, err,
 					  sizeof(err)),
 			 -EINVAL);
+	ck_assert_str_eq(err, "no names to issue for");
+	{
+		char *spaced[] = { "a b.example.test" };
+
+		X509_REQ_free(csr);
+		csr = cs_csr_new(k1, names, 1, err, sizeof(err));
+		ck_assert_int_eq(cs_localca_issue(ca, csr, spaced, 1, CS_USAGE_SERVER, &leaf,
+						  &chain, err, sizeof(err)),
+				 -EINVAL);
+		ck_assert_msg(strstr(err, "\"a b.example.test\" holds a space") != NULL, "%s",
+			      err);
+	}
 	ck_assert_ptr_null(leaf);
 	ck_assert_ptr_null(chain);
 	s = read_ca_file("index.txt");
@@ -543,6 +555,26 @@ START_TEST(test_localca_rejects_bad_requests)
 	EVP_PKEY_free(k1);
 	EVP_PKEY_free(k2);
 	EVP_PKEY_free(weak);
+	cs_localca_close(ca);
+}
+END_TEST
+
+/* A leaf never outlives its CA: notAfter is cut to the CA's. */
+START_TEST(test_localca_leaf_within_ca_validity)
+{
+	struct cs_localca_opts o = opts(CS_KEY_EC_P256);
+	char *names[] = { "short.example.test" }, err[1024] = "";
+	cs_localca *ca;
+	X509 *leaf;
+
+	o.ca_validity_s = 10 * 86400;
+	ca = cs_localca_open(&o, err, sizeof(err));
+	ck_assert_msg(ca != NULL, "%s", err);
+	leaf = issue(ca, CS_KEY_EC_P256, names, 1, CS_USAGE_SERVER, NULL, NULL);
+	ck_assert_int_eq(ASN1_TIME_compare(X509_get0_notAfter(leaf),
+					   X509_get0_notAfter(cs_localca_cacert(ca))),
+			 0);
+	X509_free(leaf);
 	cs_localca_close(ca);
 }
 END_TEST
@@ -775,6 +807,7 @@ Suite *localca_suite(void)
 	tcase_add_test(tc, test_localca_refuses_foreign_dir);
 	tcase_add_test(tc, test_localca_resumes_cut_creation);
 	tcase_add_test(tc, test_localca_rejects_bad_requests);
+	tcase_add_test(tc, test_localca_leaf_within_ca_validity);
 	tcase_add_loop_test(tc, test_localca_revoke_and_crl, 0, N_KEYTYPES);
 	tcase_add_test(tc, test_localca_issuer_async);
 	tcase_add_test(tc, test_localca_issuer_new_reports);

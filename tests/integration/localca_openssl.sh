@@ -105,6 +105,16 @@ osslca "$h" -updatedb || fail "openssl ca -updatedb on the hand-made CA failed"
 index_ok "$h"
 pass "certsync adopts a hand-made openssl req -x509 CA and issues alongside openssl ca"
 
+# --- an encrypted CA key cannot be used unattended: refused, with the file named.
+e=$T/enc
+mkdir -p "$e/private" "$e/newcerts"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -passout pass:secret \
+	-keyout "$e/private/cakey.pem" -out "$e/cacert.pem" -subj "/CN=Encrypted CA" -days 30 2>/dev/null
+touch "$e/index.txt"
+"$DRV" -d "$e" issue enc.example.test >/dev/null 2>"$T/err" </dev/null && fail "issued with an encrypted CA key"
+grep -q "$e/private/cakey.pem: no unencrypted PEM private key" "$T/err" || fail "encrypted key: $(cat "$T/err")"
+pass "an encrypted CA key is refused with a message naming it"
+
 # --- 1,000 issuances.
 k=$T/thousand
 "$DRV" -d "$k" issue -n 1000 many.example.test >"$T/serials" || fail "1,000 issuances failed"

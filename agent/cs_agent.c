@@ -3,6 +3,7 @@
  * manager notifications around the work of the pipeline. See cs_agent.h.
  */
 #include "cs_agent.h"
+#include "cs_ctlsock.h"
 #include "cs_log.h"
 #include "cs_pipeline.h"
 
@@ -19,6 +20,7 @@ struct cs_agent {
 	char *config_path;
 	struct cs_config *cfg; /* the newest configuration handed to the pipeline */
 	struct cs_pipeline *pl;
+	struct cs_ctlsock *sock; /* status socket and metrics file */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool started;
 	bool stopping;
@@ -123,6 +125,7 @@ int cs_agent_start(struct cs_agent *a, bool once)
 		cs_err("%s", err);
 		return -ENOMEM;
 	}
+	a->sock = cs_ctlsock_for_agent(a->loop, a->cfg, a->pl, !once);
 	cs_pipeline_start(a->pl, once, on_pass_done, a);
 	cs_agent_notify("READY=1\nSTATUS=running");
 	return 0;
@@ -148,6 +151,7 @@ int cs_agent_reload(struct cs_agent *a)
 	if (a->pl != NULL && !a->stopping) {
 		a->cfg = cfg;
 		cs_pipeline_apply(a->pl, cfg, release_config, a);
+		cs_ctlsock_apply_config(a->sock, cfg, !a->once);
 	} else {
 		cs_config_free(a->cfg);
 		a->cfg = cfg;
@@ -181,6 +185,8 @@ void cs_agent_stop(struct cs_agent *a)
 		uv_close((uv_handle_t *)&a->sig_int, on_close);
 		uv_close((uv_handle_t *)&a->sig_hup, on_close);
 	}
+	cs_ctlsock_close(a->sock, NULL, NULL);
+	a->sock = NULL;
 	if (a->pl != NULL)
 		cs_pipeline_close(a->pl, on_pipeline_closed, a);
 }

@@ -1,0 +1,1181 @@
+/*
+ * cs_ctlsock - the status socket server and the metrics file writer. See
+ * cs_ctlsock.h for the protocol and the rules.
+ *
+ * The socket is made without touching the process umask (worker threads
+ * create files at the same time): it is bound in a fresh 0700 directory next
+ * to its final path, given its group and mode there, and renamed into place.
+ * The rename also replaces a stale socket atomically; a live one (connect()
+ * succeeds) is never replaced.
+ *
+ * Handles: the listener, the state-dir watch, the metrics timer and two per
+ * client (pipe and idle timer). s->handles counts those still open; s and
+ * each client are freed only from close callbacks.
+ */
+#include "cs_ctlsock.h"
+#include "cs_log.h"
+#include "cs_metrics.h"
+#include "cs_state.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_QUEUED (8u * 1024 * 1024) /* answers waiting for one client */
+#define METRICS_DEBOUNCE_MS 200
+/* Reloads run up to 10 s after a renewal (debounced): write once more after that. */
+#define METRICS_LATE_MS 11000
+#define METRICS_FIRST_MS 2000
+
+struct listener {
+	uv_pipe_t pipe;
+	struct cs_ctlsock *s;
+	char *path;
+	mode_t mode;
+	gid_t group;
+	dev_t dev;
+	ino_t ino;
+};
+
+struct client {
+	uv_pipe_t pipe;
+	uv_timer_t timer;
+	struct cs_ctlsock *s;
+	struct client *prev, *next;
+	int access; /* 0 none, 1 read, 2 change */
+	uid_t uid;
+	char *in;
+	size_t len, cap;
+	size_t queued; /* bytes of answers not yet written */
+	unsigned writes;
+	int handles;
+	bool closing, paused, eof, close_after_write;
+};
+
+struct wreq {
+	uv_write_t req;
+	struct client *c;
+	size_t len;
+	char data[];
+};
+
+enum mphase { M_IDLE = 0, M_DEBOUNCE, M_LATE };
+
+struct cs_ctlsock {
+	uv_loop_t *loop;
+	struct cs_ctlsock_backend be;
+	struct listener *lis;
+	gid_t admin_group;
+	size_t max_request;
+	uint64_t idle_ms;
+	size_t max_clients;
+	char *metrics_file;
+	char *state_dir;
+
+	struct client *clients;
+	unsigned n_clients;
+	struct cs_metrics *metrics;
+	struct cs_metrics_agent ag;
+
+	uv_fs_event_t watch;
+	bool watching;
+	uv_timer_t mtimer;
+	enum mphase mphase;
+
+	int handles;
+	bool closing;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+int cs_ctlsock_access(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
+		      gid_t socket_group, gid_t admin_group, uid_t self)
+{
+	bool in_admin = false, in_sock = false;
+
+	if (uid == 0 || uid == self)
+		return 2;
+	if (admin_group != (gid_t)-1 && gid == admin_group)
+		in_admin = true;
+	if (socket_group != (gid_t)-1 && gid == socket_group)
+		in_sock = true;
+	for (size_t i = 0; i < n_groups; i++) {
+		if (admin_group != (gid_t)-1 && groups[i] == admin_group)
+			in_admin = true;
+		if (socket_group != (gid_t)-1 && groups[i] == socket_group)
+			in_sock = true;
+	}
+	if (in_admin)
+		return 2;
+	if (in_sock || socket_group == (gid_t)-1)
+		return 1;
+	return 0;
+}
+
+/* ---- closing ---------------------------------------------------------- */
+
+static void maybe_freed(struct cs_ctlsock *s)
+{
+	if (!s->closing || s->handles > 0)
+		return;
+	void (*cb)(void *) = s->close_cb;
+	void *arg = s->close_arg;
+	cs_metrics_free(s->metrics);
+	free(s->metrics_file);
+	free(s->state_dir);
+	free(s);
+	if (cb != NULL)
+		cb(arg);
+}
+
+static void on_client_handle_closed(uv_handle_t *h)
+{
+	struct client *c = h->data;
+	struct cs_ctlsock *s = c->s;
+
+	if (--c->handles > 0)
+		return;
+	free(c->in);
+	free(c);
+	s->n_clients--;
+	s->handles--;
+	maybe_freed(s);
+}
+
+static void close_client(struct client *c)
+{
+	struct cs_ctlsock *s = c->s;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->clients = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	uv_close((uv_handle_t *)&c->pipe, on_client_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, on_client_handle_closed);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct listener *l = h->data;
+	struct cs_ctlsock *s = l->s;
+	struct stat st;
+
+	/* Remove the socket file only when it is still the one made here. */
+	if (lstat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+		unlink(l->path);
+	free(l->path);
+	free(l);
+	s->handles--;
+	maybe_freed(s);
+}
+
+static void close_listener(struct listener *l)
+{
+	if (l != NULL)
+		uv_close((uv_handle_t *)&l->pipe, on_listener_closed);
+}
+
+static void on_plain_closed(uv_handle_t *h)
+{
+	struct cs_ctlsock *s = h->data;
+
+	s->handles--;
+	maybe_freed(s);
+}
+
+/* ---- answers ----------------------------------------------------------- */
+
+static void process(struct client *c);
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+	struct client *c = w->c;
+
+	c->queued -= w->len;
+	c->writes--;
+	free(w);
+	if (status < 0 || c->closing) {
+		close_client(c);
+		return;
+	}
+	if (c->close_after_write && c->writes == 0) {
+		close_client(c);
+		return;
+	}
+	if (c->paused && c->queued < MAX_QUEUED / 2) {
+		c->paused = false;
+		process(c);
+		if (!c->paused && !c->closing && !c->eof)
+			uv_read_start((uv_stream_t *)&c->pipe, NULL, NULL);
+	}
+}
+
+/* Queues text (one line, newline added) for the client. */
+static void send_line(struct client *c, const char *text)
+{
+	size_t len = strlen(text);
+	struct wreq *w;
+	uv_buf_t buf;
+
+	if (c->closing)
+		return;
+	w = malloc(sizeof(*w) + len + 1);
+	if (w == NULL) {
+		close_client(c);
+		return;
+	}
+	memcpy(w->data, text, len);
+	w->data[len] = '\n';
+	w->len = len + 1;
+	w->c = c;
+	buf = uv_buf_init(w->data, (unsigned)w->len);
+	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_written) < 0) {
+		free(w);
+		close_client(c);
+		return;
+	}
+	c->writes++;
+	c->queued += w->len;
+}
+
+static void send_json(struct client *c, json_t *j)
+{
+	char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	if (text == NULL)
+		send_line(c, "{\"ok\":false,\"error\":\"out of memory\",\"code\":\"internal\"}");
+	else
+		send_line(c, text);
+	free(text);
+	json_decref(j);
+}
+
+static json_t *error_json(const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static json_t *error_json(const char *code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return json_pack("{s:b,s:s,s:s}", "ok", 0, "error", msg, "code", code);
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static json_t *time_json(time_t t)
+{
+	struct tm tm;
+	char buf[32];
+
+	if (t == 0)
+		return json_null();
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+static json_t *str_json(const char *s)
+{
+	return s != NULL ? json_string(s) : json_null();
+}
+
+static json_t *cert_json(const struct cs_cert_status *st, time_t now, bool full)
+{
+	json_t *o = json_object();
+	json_t *names = json_array();
+
+	if (o == NULL || names == NULL) {
+		json_decref(o);
+		json_decref(names);
+		return NULL;
+	}
+	for (size_t i = 0; i < st->n_names; i++)
+		json_array_append_new(names, json_string(st->names[i]));
+	json_object_set_new(o, "name", json_string(st->name));
+	json_object_set_new(o, "state", json_string(cs_cert_state_name(st->state)));
+	json_object_set_new(o, "names", names);
+	json_object_set_new(o, "issuer", str_json(st->issuer));
+	json_object_set_new(o, "serial", str_json(st->serial));
+	json_object_set_new(o, "sha256", str_json(st->sha256));
+	json_object_set_new(o, "not_before", time_json(st->not_before));
+	json_object_set_new(o, "not_after", time_json(st->not_after));
+	if (st->not_after != 0) {
+		int64_t left = (int64_t)st->not_after - (int64_t)now;
+		int64_t days = left >= 0 ? left / 86400 : -((-left + 86399) / 86400);
+		json_object_set_new(o, "days_left", json_integer(days));
+	} else {
+		json_object_set_new(o, "days_left", json_null());
+	}
+	json_object_set_new(o, "next_renewal", time_json(st->next_renewal));
+	json_object_set_new(o, "next_renewal_reason", str_json(st->next_reason));
+	json_object_set_new(o, "last_renewal", time_json(st->last_renewal));
+	json_object_set_new(o, "failures", json_integer(st->failures));
+	json_object_set_new(o, "last_error", str_json(st->last_error));
+	json_object_set_new(o, "last_reload", str_json(st->last_reload));
+	if (full) {
+		json_object_set_new(o, "deployed", json_string(cs_verdict_name(st->verdict)));
+		json_object_set_new(o, "deployed_reason",
+				    st->verdict != CS_EX_OK ? str_json(st->verdict_reason)
+							    : json_null());
+	}
+	return o;
+}
+
+static bool bad_state(enum cs_cert_state st)
+{
+	return st == CS_CERT_FAILED || st == CS_CERT_EXPIRED || st == CS_CERT_MISSING;
+}
+
+static json_t *cmd_list(struct cs_ctlsock *s)
+{
+	size_t n = s->be.count(s->be.arg);
+	json_t *arr = json_array();
+	time_t now = time(NULL);
+
+	if (arr == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		struct cs_cert_status st;
+		s->be.status(s->be.arg, i, &st);
+		if (json_array_append_new(arr, cert_json(&st, now, false)) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return json_pack("{s:b,s:o}", "ok", 1, "certs", arr);
+}
+
+static json_t *cmd_show(struct cs_ctlsock *s, const char *name)
+{
+	size_t n = s->be.count(s->be.arg);
+	time_t now = time(NULL);
+
+	if (name == NULL)
+		return error_json("bad_request", "show needs a \"name\"");
+	for (size_t i = 0; i < n; i++) {
+		struct cs_cert_status st;
+		s->be.status(s->be.arg, i, &st);
+		if (strcmp(st.name, name) == 0)
+			return json_pack("{s:b,s:o}", "ok", 1, "cert", cert_json(&st, now, true));
+	}
+	return error_json("not_found", "no cert \"%s\" in the configuration", name);
+}
+
+static json_t *cmd_status(struct cs_ctlsock *s)
+{
+	static const enum cs_cert_state states[] = {
+		CS_CERT_VALID,   CS_CERT_DUE,     CS_CERT_RENEWING, CS_CERT_FAILED,
+		CS_CERT_EXPIRED, CS_CERT_MISSING, CS_CERT_UNKNOWN,
+	};
+	size_t n = s->be.count(s->be.arg), count[7] = { 0 };
+	json_t *by = json_object(), *problems = json_array();
+	time_t next = 0;
+	const char *next_name = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		struct cs_cert_status st;
+		s->be.status(s->be.arg, i, &st);
+		for (size_t k = 0; k < 7; k++)
+			if (st.state == states[k])
+				count[k]++;
+		if (bad_state(st.state))
+			json_array_append_new(problems,
+					      json_pack("{s:s,s:s,s:o,s:i}", "name", st.name,
+							"state", cs_cert_state_name(st.state),
+							"last_error", str_json(st.last_error),
+							"failures", st.failures));
+		if (st.next_renewal != 0 && (next == 0 || st.next_renewal < next)) {
+			next = st.next_renewal;
+			next_name = st.name;
+		}
+	}
+	for (size_t k = 0; k < 7; k++)
+		json_object_set_new(by, cs_cert_state_name(states[k]), json_integer((json_int_t)count[k]));
+	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o}", "ok", 1, "version",
+			 CS_VERSION, "pid", (json_int_t)getpid(), "started",
+			 time_json(s->ag.start_time), "uptime",
+			 (json_int_t)(time(NULL) - s->ag.start_time), "certs", (json_int_t)n,
+			 "states", by, "problems", problems, "next_renewal", time_json(next),
+			 "next_renewal_cert", str_json(next_name));
+}
+
+static const char *renew_result(struct cs_ctlsock *s, const char *name, bool force)
+{
+	int rc = s->be.renew(s->be.arg, name, force);
+	size_t n;
+
+	if (rc == -ENOENT)
+		return NULL;
+	if (rc == -EBUSY)
+		return "busy";
+	if (rc < 0)
+		return "error";
+	n = s->be.count(s->be.arg);
+	for (size_t i = 0; i < n; i++) {
+		struct cs_cert_status st;
+		s->be.status(s->be.arg, i, &st);
+		if (strcmp(st.name, name) == 0)
+			return st.state == CS_CERT_RENEWING ? "started" : "not_due";
+	}
+	return "not_due";
+}
+
+static json_t *cmd_renew(struct cs_ctlsock *s, const char *name, bool force)
+{
+	if (name == NULL)
+		return error_json("bad_request", "renew needs a \"name\" (a cert or \"all\")");
+	if (strcmp(name, "all") != 0) {
+		const char *r = renew_result(s, name, force);
+		if (r == NULL)
+			return error_json("not_found", "no cert \"%s\" in the configuration", name);
+		cs_notice("status socket: renew %s%s: %s", name, force ? " (forced)" : "", r);
+		return json_pack("{s:b,s:s,s:s}", "ok", 1, "name", name, "result", r);
+	}
+	size_t n = s->be.count(s->be.arg);
+	json_t *arr = json_array();
+	/* Names first: renewing one cert changes nothing about the list, but be safe. */
+	char **names = calloc(n ? n : 1, sizeof(*names));
+	if (names == NULL || arr == NULL) {
+		free(names);
+		json_decref(arr);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct cs_cert_status st;
+		s->be.status(s->be.arg, i, &st);
+		names[i] = strdup(st.name);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (names[i] == NULL)
+			continue;
+		const char *r = renew_result(s, names[i], force);
+		json_array_append_new(arr, json_pack("{s:s,s:s}", "name", names[i], "result",
+						     r ? r : "error"));
+		free(names[i]);
+	}
+	free(names);
+	cs_notice("status socket: renew all%s", force ? " (forced)" : "");
+	return json_pack("{s:b,s:o}", "ok", 1, "results", arr);
+}
+
+static json_t *cmd_hook(struct cs_ctlsock *s, const char *cmd, const char *name,
+			int (*hook)(void *, const char *, char *, size_t))
+{
+	char err[512] = "";
+	int rc;
+
+	if (hook == NULL)
+		return error_json("unavailable",
+				  "%s is not available yet: the pipeline has no %s step this "
+				  "agent can trigger",
+				  cmd, cmd);
+	rc = hook(s->be.arg, name, err, sizeof(err));
+	if (rc == -ENOENT)
+		return error_json("not_found", "%s", err[0] ? err : "no such name");
+	if (rc < 0)
+		return error_json("failed", "%s", err[0] ? err : strerror(-rc));
+	return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *cmd_metrics(struct cs_ctlsock *s)
+{
+	char *text;
+	json_t *j;
+
+	s->ag.clients = s->n_clients;
+	size_t n = s->be.count(s->be.arg);
+	struct cs_cert_status *v = calloc(n ? n : 1, sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		s->be.status(s->be.arg, i, &v[i]);
+	text = cs_metrics_render(s->metrics, v, n, &s->ag, time(NULL));
+	free(v);
+	if (text == NULL)
+		return NULL;
+	j = json_pack("{s:b,s:s}", "ok", 1, "metrics", text);
+	free(text);
+	return j;
+}
+
+/* Answers one request line. */
+static void handle(struct client *c, const char *line, size_t len)
+{
+	struct cs_ctlsock *s = c->s;
+	json_error_t jerr;
+	json_t *req, *resp = NULL;
+	const char *cmd = NULL, *name = NULL;
+	bool change = false;
+
+	req = json_loadb(line, len, 0, &jerr);
+	if (req == NULL || !json_is_object(req)) {
+		s->ag.requests_error++;
+		send_json(c, req == NULL ? error_json("bad_request", "malformed JSON: %s", jerr.text)
+					 : error_json("bad_request",
+						      "a request is a JSON object with \"cmd\""));
+		json_decref(req);
+		return;
+	}
+	cmd = json_string_value(json_object_get(req, "cmd"));
+	name = json_string_value(json_object_get(req, "name"));
+	if (cmd == NULL) {
+		resp = error_json("bad_request", "a request needs \"cmd\" (a string)");
+		goto out;
+	}
+	change = strcmp(cmd, "renew") == 0 || strcmp(cmd, "rehash") == 0 ||
+		 strcmp(cmd, "reload") == 0;
+	if (c->access < 1 || (change && c->access < 2)) {
+		s->ag.requests_refused++;
+		cs_notice("status socket: refused \"%s\" from uid %u", cmd, (unsigned)c->uid);
+		send_json(c, error_json("refused",
+					"permission denied: uid %u may not %s (%s)",
+					(unsigned)c->uid, change ? "change anything" : "read the status",
+					change ? "needs uid 0 or admin_group"
+					       : "needs socket_group or admin_group"));
+		json_decref(req);
+		return;
+	}
+	if (strcmp(cmd, "list") == 0)
+		resp = cmd_list(s);
+	else if (strcmp(cmd, "show") == 0)
+		resp = cmd_show(s, name);
+	else if (strcmp(cmd, "status") == 0)
+		resp = cmd_status(s);
+	else if (strcmp(cmd, "renew") == 0)
+		resp = cmd_renew(s, name, json_is_true(json_object_get(req, "force")));
+	else if (strcmp(cmd, "reload") == 0)
+		resp = name == NULL ? error_json("bad_request", "reload needs a \"name\"")
+				    : cmd_hook(s, "reload", name, s->be.reload);
+	else if (strcmp(cmd, "rehash") == 0)
+		resp = cmd_hook(s, "rehash", name, s->be.rehash);
+	else if (strcmp(cmd, "metrics") == 0)
+		resp = cmd_metrics(s);
+	else
+		resp = error_json("bad_request", "unknown command \"%s\"", cmd);
+out:
+	if (resp == NULL)
+		resp = error_json("internal", "out of memory");
+	if (json_is_true(json_object_get(resp, "ok")))
+		s->ag.requests_ok++;
+	else
+		s->ag.requests_error++;
+	send_json(c, resp);
+	json_decref(req);
+}
+
+/* Answers every complete line buffered, unless the client's answers pile up. */
+static void process(struct client *c)
+{
+	size_t off = 0;
+
+	while (!c->closing && !c->paused) {
+		char *nl = memchr(c->in + off, '\n', c->len - off);
+		if (nl == NULL)
+			break;
+		size_t n = (size_t)(nl - (c->in + off));
+		size_t linelen = n;
+		if (linelen > 0 && c->in[off + linelen - 1] == '\r')
+			linelen--;
+		if (n > c->s->max_request) {
+			send_json(c, error_json("too_long", "request longer than %zu bytes",
+						c->s->max_request));
+			c->s->ag.requests_error++;
+			c->close_after_write = true;
+			uv_read_stop((uv_stream_t *)&c->pipe);
+			off = c->len;
+			break;
+		}
+		if (linelen > 0) {
+			handle(c, c->in + off, linelen);
+			uv_timer_again(&c->timer);
+		}
+		off += n + 1;
+		if (c->queued >= MAX_QUEUED) {
+			c->paused = true;
+			uv_read_stop((uv_stream_t *)&c->pipe);
+		}
+	}
+	if (off > 0) {
+		memmove(c->in, c->in + off, c->len - off);
+		c->len -= off;
+	}
+	if (c->closing || c->close_after_write)
+		return;
+	if (c->len > c->s->max_request) {
+		c->s->ag.requests_error++;
+		send_json(c, error_json("too_long", "request longer than %zu bytes",
+					c->s->max_request));
+		c->close_after_write = true;
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		return;
+	}
+	if (c->eof && !c->paused) {
+		/* A last request without its newline is still answered. */
+		if (c->len > 0) {
+			handle(c, c->in, c->len);
+			c->len = 0;
+		}
+		if (c->writes == 0)
+			close_client(c);
+		else
+			c->close_after_write = true;
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct client *c = h->data;
+	size_t want = c->len + 16384;
+
+	(void)suggested;
+	if (want > c->cap) {
+		size_t cap = c->cap ? c->cap : 16384;
+		while (cap < want)
+			cap *= 2;
+		char *p = realloc(c->in, cap);
+		if (p == NULL) {
+			*buf = uv_buf_init(NULL, 0);
+			return;
+		}
+		c->in = p;
+		c->cap = cap;
+	}
+	*buf = uv_buf_init(c->in + c->len, (unsigned)(c->cap - c->len));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct client *c = st->data;
+
+	(void)buf;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		uv_read_stop(st);
+		if (nread != UV_EOF) {
+			close_client(c);
+			return;
+		}
+		c->eof = true;
+		process(c);
+		return;
+	}
+	c->len += (size_t)nread;
+	process(c);
+}
+
+static void on_idle(uv_timer_t *t)
+{
+	struct client *c = t->data;
+
+	/* No complete request within the timeout: drop it without another word. */
+	cs_debug("status socket: dropping idle client (uid %u)", (unsigned)c->uid);
+	close_client(c);
+}
+
+static void peer_access(const struct listener *l, struct client *c, int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	gid_t groups[256], *g = groups;
+	socklen_t glen = sizeof(groups);
+	size_t n = 0;
+
+	c->access = 0;
+	c->uid = (uid_t)-1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return;
+	c->uid = cr.uid;
+#ifdef SO_PEERGROUPS
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &glen) == 0) {
+		n = glen / sizeof(gid_t);
+	} else if (errno == ERANGE && (g = malloc(glen)) != NULL) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, g, &glen) == 0)
+			n = glen / sizeof(gid_t);
+	} else {
+		g = groups;
+	}
+#endif
+	c->access = cs_ctlsock_access(cr.uid, cr.gid, g, n, l->group, l->s->admin_group,
+				      geteuid());
+	if (g != groups)
+		free(g);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct listener *l = server->data;
+	struct cs_ctlsock *s = l->s;
+	struct client *c;
+	uv_os_fd_t fd;
+
+	if (status < 0 || s->closing)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return;
+	c->s = s;
+	uv_pipe_init(s->loop, &c->pipe, 0);
+	uv_timer_init(s->loop, &c->timer);
+	c->pipe.data = c;
+	c->timer.data = c;
+	c->handles = 2;
+	s->handles++;
+	s->n_clients++;
+	c->next = s->clients;
+	if (s->clients != NULL)
+		s->clients->prev = c;
+	s->clients = c;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
+		close_client(c);
+		return;
+	}
+	if (s->n_clients > s->max_clients) {
+		cs_warn("status socket: more than %zu clients; refusing one", s->max_clients);
+		close_client(c);
+		return;
+	}
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0)
+		peer_access(l, c, fd);
+	uv_timer_start(&c->timer, on_idle, s->idle_ms, s->idle_ms);
+	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+/* ---- the socket file ---------------------------------------------------- */
+
+/* Is someone listening at path? 1 yes, 0 no (stale), negative errno on odd errors. */
+static int socket_live(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, rc;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	int e = errno;
+	close(fd);
+	if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
+		return 1;
+	if (e == ECONNREFUSED || e == ENOENT)
+		return 0;
+	return -e;
+}
+
+static int make_socket(const char *path, mode_t mode, gid_t group, int *out, struct stat *st,
+		       char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[PATH_MAX], tmpdir[PATH_MAX], tmp[PATH_MAX + 8];
+	struct stat old;
+	int fd = -1, rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "%s: path too long for a Unix socket (at most %zu bytes)",
+			 path, sizeof(sa.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	if (lstat(path, &old) == 0) {
+		if (!S_ISSOCK(old.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket; not replacing it",
+				 path);
+			return -EEXIST;
+		}
+		rc = socket_live(path);
+		if (rc > 0) {
+			snprintf(err, errlen,
+				 "%s: another process is listening there (is another certsyncd "
+				 "running?); not taking it over",
+				 path);
+			return -EADDRINUSE;
+		}
+		if (rc < 0) {
+			snprintf(err, errlen, "%s: cannot tell whether it is in use: %s", path,
+				 strerror(-rc));
+			return rc;
+		}
+		cs_notice("status socket %s is stale (nobody listening); replacing it", path);
+	}
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", dirname(tmp));
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+		return rc;
+	}
+	if (snprintf(tmpdir, sizeof(tmpdir), "%s/.csXXXXXX", dir) >= (int)sizeof(tmpdir) ||
+	    mkdtemp(tmpdir) == NULL) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot create a temporary directory in %s: %s", dir,
+			 strerror(errno));
+		return rc;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/s", tmpdir);
+	if (strlen(tmp) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "%s: directory path too long for a Unix socket", dir);
+		rc = -ENAMETOOLONG;
+		goto out_dir;
+	}
+	memcpy(sa.sun_path, tmp, strlen(tmp) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		goto out_dir;
+	}
+	/* Nobody can reach tmp until the rename: its directory is 0700 and ours. */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    (group != (gid_t)-1 && chown(tmp, (uid_t)-1, group) < 0) || chmod(tmp, mode) < 0 ||
+	    listen(fd, SOMAXCONN) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out_sock;
+	}
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot move the socket to %s: %s", path, strerror(errno));
+		goto out_sock;
+	}
+	rmdir(tmpdir);
+	if (lstat(path, st) < 0)
+		memset(st, 0, sizeof(*st));
+	*out = fd;
+	return 0;
+out_sock:
+	close(fd);
+	unlink(tmp);
+out_dir:
+	rmdir(tmpdir);
+	return rc;
+}
+
+static struct listener *listener_new(struct cs_ctlsock *s, const struct cs_ctlsock_opts *o,
+				     char *err, size_t errlen)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+	struct stat st;
+	int fd, rc;
+
+	if (l == NULL || (l->path = strdup(o->path)) == NULL) {
+		free(l);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->s = s;
+	l->mode = o->mode;
+	l->group = o->group;
+	if (make_socket(o->path, o->mode, o->group, &fd, &st, err, errlen) < 0) {
+		free(l->path);
+		free(l);
+		return NULL;
+	}
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
+	uv_pipe_init(s->loop, &l->pipe, 0);
+	l->pipe.data = l;
+	s->handles++;
+	if ((rc = uv_pipe_open(&l->pipe, fd)) < 0 ||
+	    (rc = uv_listen((uv_stream_t *)&l->pipe, SOMAXCONN, on_connection)) < 0) {
+		snprintf(err, errlen, "%s: cannot listen: %s", o->path, uv_strerror(rc));
+		close_listener(l);
+		return NULL;
+	}
+	return l;
+}
+
+/* ---- metrics file -------------------------------------------------------- */
+
+int cs_ctlsock_write_metrics(struct cs_ctlsock *s)
+{
+	char err[512];
+	char *text;
+	size_t n;
+	struct cs_cert_status *v;
+	int rc;
+
+	if (s == NULL || s->metrics_file == NULL)
+		return 0;
+	n = s->be.count(s->be.arg);
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (v == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		s->be.status(s->be.arg, i, &v[i]);
+	s->ag.clients = s->n_clients;
+	text = cs_metrics_render(s->metrics, v, n, &s->ag, time(NULL));
+	free(v);
+	if (text == NULL)
+		return -ENOMEM;
+	rc = cs_metrics_write_file(s->metrics_file, text, err, sizeof(err));
+	free(text);
+	if (rc < 0) {
+		s->ag.metrics_writes_failed++;
+		cs_err("metrics_file: %s", err);
+	}
+	return rc;
+}
+
+static void on_mtimer(uv_timer_t *t)
+{
+	struct cs_ctlsock *s = t->data;
+
+	cs_ctlsock_write_metrics(s);
+	if (s->mphase == M_DEBOUNCE) {
+		s->mphase = M_LATE;
+		uv_timer_start(&s->mtimer, on_mtimer, METRICS_LATE_MS, 0);
+	} else {
+		s->mphase = M_IDLE;
+	}
+}
+
+static void metrics_soon(struct cs_ctlsock *s, uint64_t ms)
+{
+	if (s->metrics_file == NULL || s->closing || s->mphase == M_DEBOUNCE)
+		return;
+	s->mphase = M_DEBOUNCE;
+	uv_timer_start(&s->mtimer, on_mtimer, ms, 0);
+}
+
+static void on_state_event(uv_fs_event_t *h, const char *name, int events, int status)
+{
+	(void)name;
+	(void)events;
+	(void)status;
+	metrics_soon(h->data, METRICS_DEBOUNCE_MS);
+}
+
+static void watch_state(struct cs_ctlsock *s)
+{
+	char dir[PATH_MAX], err[512];
+	int rc;
+
+	if (s->watching) {
+		uv_fs_event_stop(&s->watch);
+		s->watching = false;
+	}
+	if (s->state_dir == NULL || s->metrics_file == NULL)
+		return;
+	snprintf(dir, sizeof(dir), "%s/certs", s->state_dir);
+	if (cs_state_mkdirs(dir, 0700, err, sizeof(err)) < 0) {
+		cs_warn("metrics_file: %s; written only at start and stop", err);
+		return;
+	}
+	if ((rc = uv_fs_event_start(&s->watch, on_state_event, dir, 0)) < 0) {
+		cs_warn("metrics_file: cannot watch %s: %s", dir, uv_strerror(rc));
+		return;
+	}
+	s->watching = true;
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+static int set_str(char **dst, const char *src)
+{
+	char *p = NULL;
+
+	if (src != NULL && (p = strdup(src)) == NULL)
+		return -ENOMEM;
+	free(*dst);
+	*dst = p;
+	return 0;
+}
+
+struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts *o,
+				  const struct cs_ctlsock_backend *be, char *err, size_t errlen)
+{
+	struct cs_ctlsock *s = calloc(1, sizeof(*s));
+
+	if (s == NULL || (s->metrics = cs_metrics_new()) == NULL) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->loop = loop;
+	s->be = *be;
+	s->admin_group = o->admin_group;
+	s->max_request = o->max_request ? o->max_request : CS_CTLSOCK_MAX_REQUEST;
+	s->idle_ms = o->idle_ms ? o->idle_ms : CS_CTLSOCK_IDLE_MS;
+	s->max_clients = o->max_clients ? o->max_clients : 4096;
+	s->ag.start_time = time(NULL);
+	if (set_str(&s->metrics_file, o->metrics_file) < 0 ||
+	    set_str(&s->state_dir, o->state_dir) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	uv_timer_init(loop, &s->mtimer);
+	s->mtimer.data = s;
+	uv_fs_event_init(loop, &s->watch);
+	s->watch.data = s;
+	s->handles += 2;
+	if (o->path != NULL && (s->lis = listener_new(s, o, err, errlen)) == NULL) {
+		/* Handles are open: free through the close callbacks, without a metrics write. */
+		free(s->metrics_file);
+		s->metrics_file = NULL;
+		cs_ctlsock_close(s, NULL, NULL);
+		return NULL;
+	}
+	watch_state(s);
+	metrics_soon(s, METRICS_FIRST_MS);
+	return s;
+fail:
+	cs_metrics_free(s->metrics);
+	free(s->metrics_file);
+	free(s->state_dir);
+	free(s);
+	return NULL;
+}
+
+int cs_ctlsock_apply(struct cs_ctlsock *s, const struct cs_ctlsock_opts *o, char *err,
+		     size_t errlen)
+{
+	int rc = 0;
+
+	s->admin_group = o->admin_group;
+	if (set_str(&s->metrics_file, o->metrics_file) < 0 ||
+	    set_str(&s->state_dir, o->state_dir) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	watch_state(s);
+	metrics_soon(s, METRICS_DEBOUNCE_MS);
+	bool same = s->lis != NULL && o->path != NULL && strcmp(s->lis->path, o->path) == 0 &&
+		    s->lis->mode == o->mode && s->lis->group == o->group;
+	if (same || (s->lis == NULL && o->path == NULL))
+		return 0;
+	struct listener *old = s->lis, *nl = NULL;
+	if (o->path != NULL) {
+		if (old != NULL && strcmp(old->path, o->path) == 0) {
+			/* Same path, new mode or group: change the file in place. */
+			if ((o->group != (gid_t)-1 && chown(old->path, (uid_t)-1, o->group) < 0) ||
+			    chmod(old->path, o->mode) < 0) {
+				rc = -errno;
+				snprintf(err, errlen, "%s: %s", old->path, strerror(errno));
+				return rc;
+			}
+			old->mode = o->mode;
+			old->group = o->group;
+			return 0;
+		}
+		nl = listener_new(s, o, err, errlen);
+		if (nl == NULL)
+			return -EADDRNOTAVAIL;
+	}
+	s->lis = nl;
+	close_listener(old);
+	return rc;
+}
+
+const char *cs_ctlsock_path(const struct cs_ctlsock *s)
+{
+	return s != NULL && s->lis != NULL ? s->lis->path : NULL;
+}
+
+void cs_ctlsock_close(struct cs_ctlsock *s, void (*close_cb)(void *arg), void *arg)
+{
+	if (s == NULL) {
+		if (close_cb != NULL)
+			close_cb(arg);
+		return;
+	}
+	if (s->closing)
+		return;
+	cs_ctlsock_write_metrics(s);
+	s->closing = true;
+	s->close_cb = close_cb;
+	s->close_arg = arg;
+	while (s->clients != NULL)
+		close_client(s->clients);
+	close_listener(s->lis);
+	s->lis = NULL;
+	uv_close((uv_handle_t *)&s->mtimer, on_plain_closed);
+	uv_close((uv_handle_t *)&s->watch, on_plain_closed);
+}
+
+/* ---- the agent's wiring ------------------------------------------------------ */
+
+static size_t pl_count(void *arg)
+{
+	return cs_pipeline_count(arg);
+}
+
+static void pl_status(void *arg, size_t i, struct cs_cert_status *out)
+{
+	cs_pipeline_status(arg, i, out);
+}
+
+static int pl_renew(void *arg, const char *name, bool force)
+{
+	return cs_pipeline_renew(arg, name, force);
+}
+
+static void opts_of(const struct cs_config *cfg, bool listen, struct cs_ctlsock_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->path = listen ? cfg->agent.socket : NULL;
+	o->mode = cfg->agent.socket_mode;
+	o->group = cfg->agent.socket_group;
+	o->admin_group = cfg->agent.admin_group;
+	o->metrics_file = cfg->agent.metrics_file;
+	o->state_dir = cfg->agent.state_dir;
+}
+
+struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config *cfg,
+					struct cs_pipeline *pl, bool listen)
+{
+	struct cs_ctlsock_backend be = { pl_count, pl_status, pl_renew, NULL, NULL, pl };
+	struct cs_ctlsock_opts o;
+	struct cs_ctlsock *s;
+	char err[1024];
+
+	opts_of(cfg, listen, &o);
+	s = cs_ctlsock_new(loop, &o, &be, err, sizeof(err));
+	if (s == NULL && o.path != NULL) {
+		cs_err("status socket: %s; running without it", err);
+		o.path = NULL;
+		s = cs_ctlsock_new(loop, &o, &be, err, sizeof(err));
+	}
+	if (s == NULL)
+		cs_err("status socket and metrics: %s", err);
+	else if (o.path != NULL)
+		cs_info("status socket listening on %s (mode %04o)", o.path, (unsigned)o.mode);
+	return s;
+}
+
+void cs_ctlsock_apply_config(struct cs_ctlsock *s, const struct cs_config *cfg, bool listen)
+{
+	struct cs_ctlsock_opts o;
+	char err[1024];
+	const char *before;
+
+	if (s == NULL)
+		return;
+	opts_of(cfg, listen, &o);
+	before = cs_ctlsock_path(s);
+	bool moved = (before == NULL) != (o.path == NULL) ||
+		     (before != NULL && o.path != NULL && strcmp(before, o.path) != 0);
+	if (cs_ctlsock_apply(s, &o, err, sizeof(err)) < 0)
+		cs_err("status socket: %s; keeping the previous one", err);
+	else if (moved && o.path != NULL)
+		cs_notice("status socket now listening on %s", o.path);
+}

@@ -1,0 +1,116 @@
+/*
+ * cs_ctlsock - the agent's status socket and metrics file.
+ *
+ * A Unix stream socket; one JSON object per line each way:
+ *   {"cmd":"list"}                          -> {"ok":true,"certs":[{...}, ...]}
+ *   {"cmd":"show","name":"mail"}            -> {"ok":true,"cert":{...}}
+ *   {"cmd":"status"}                        -> {"ok":true,"version":...,"states":{...}}
+ *   {"cmd":"renew","name":"mail"|"all","force":true}
+ *   {"cmd":"rehash","name":"postfix"}  {"cmd":"reload","name":"mail"}
+ *   {"cmd":"metrics"}                       -> {"ok":true,"metrics":"# HELP ..."}
+ * Errors: {"ok":false,"error":"text for people","code":"refused"|"bad_request"|
+ * "not_found"|"too_long"|"unavailable"|"internal"}.
+ *
+ * The peer's credentials (SO_PEERCRED, SO_PEERGROUPS) decide: uid 0, the
+ * agent's own uid and admin_group members may change things; socket_group
+ * members may read; when no socket_group is set, whoever can open the socket
+ * (its mode and group decide) may read. Everyone else is refused.
+ *
+ * Clients are served on the loop with per-client buffers: a request line is
+ * limited in size, a client that does not finish a request within the idle
+ * timeout is dropped, and a client that does not read its answers stops
+ * being read from (its answers are bounded) without holding anyone else up.
+ *
+ * The same object keeps the metrics tracker and writes metrics_file after
+ * every change of the state files (a renewal, a failure) and at close.
+ */
+#ifndef CS_CTLSOCK_H
+#define CS_CTLSOCK_H
+
+#include "cs_pipeline.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+/* Where certsyncctl looks when -s is not given (the configuration's default). */
+#define CS_CTLSOCK_DEFAULT_PATH "/run/certsync/certsync.sock"
+#define CS_CTLSOCK_MAX_REQUEST (64 * 1024)
+#define CS_CTLSOCK_IDLE_MS 30000
+
+/* What the server asks about certs (the agent wires it to its pipeline). */
+struct cs_ctlsock_backend {
+	size_t (*count)(void *arg);
+	void (*status)(void *arg, size_t i, struct cs_cert_status *out);
+	/* 0, -ENOENT or -EBUSY, as cs_pipeline_renew. */
+	int (*renew)(void *arg, const char *name, bool force);
+	/* NULL: the command answers "not available". 0 or negative, err set. */
+	int (*reload)(void *arg, const char *name, char *err, size_t errlen);
+	int (*rehash)(void *arg, const char *name, char *err, size_t errlen);
+	void *arg;
+};
+
+struct cs_ctlsock_opts {
+	const char *path;       /* NULL: no socket (metrics file only) */
+	mode_t mode;            /* socket_mode */
+	gid_t group;            /* socket_group, (gid_t)-1 when not set */
+	gid_t admin_group;      /* (gid_t)-1 when not set */
+	const char *metrics_file; /* NULL when not set */
+	const char *state_dir;  /* watched for state changes (NULL: not watched) */
+	size_t max_request;     /* 0: CS_CTLSOCK_MAX_REQUEST */
+	uint64_t idle_ms;       /* 0: CS_CTLSOCK_IDLE_MS */
+	size_t max_clients;     /* 0: 4096 */
+};
+
+struct cs_ctlsock;
+
+/* Access a peer has: 0 none, 1 read, 2 read and change. */
+int cs_ctlsock_access(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
+		      gid_t socket_group, gid_t admin_group, uid_t self);
+
+/*
+ * Creates the socket at o->path (replacing a stale one, never a live one),
+ * with the configured mode and group before anyone can connect, and starts
+ * serving the backend. Returns NULL with err set; the caller keeps running.
+ * Strings in o are copied.
+ */
+struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts *o,
+				  const struct cs_ctlsock_backend *be, char *err, size_t errlen);
+
+/*
+ * Takes a new configuration (after SIGHUP): the socket is made again when
+ * its path, mode or group changed (the old one stays when that fails), the
+ * rest is taken over; clients stay connected and counters keep counting.
+ * Returns 0 or a negative errno with err set.
+ */
+int cs_ctlsock_apply(struct cs_ctlsock *s, const struct cs_ctlsock_opts *o, char *err,
+		     size_t errlen);
+
+/* The path of the socket being served, or NULL. */
+const char *cs_ctlsock_path(const struct cs_ctlsock *s);
+
+/* Re-renders and writes metrics_file now (when set). Returns 0 or negative errno. */
+int cs_ctlsock_write_metrics(struct cs_ctlsock *s);
+
+/*
+ * Writes the metrics file one last time, drops every client, removes the
+ * socket file (when it is still the one made here) and frees s once all its
+ * handles are closed; then calls close_cb (may be NULL). Accepts NULL.
+ */
+void cs_ctlsock_close(struct cs_ctlsock *s, void (*close_cb)(void *arg), void *arg);
+
+/*
+ * The agent's status socket and metrics file for cfg, served from pl (which
+ * must outlive it). Without listen (--once) only the metrics file is kept.
+ * When the socket cannot be made, the error is logged and the metrics file
+ * is still kept. Returns NULL (logged) only when nothing could be set up.
+ */
+struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config *cfg,
+					struct cs_pipeline *pl, bool listen);
+
+/* cs_ctlsock_apply for a new configuration; errors are logged. Accepts NULL. */
+void cs_ctlsock_apply_config(struct cs_ctlsock *s, const struct cs_config *cfg, bool listen);
+
+#endif

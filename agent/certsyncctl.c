@@ -1,8 +1,10 @@
 /*
- * certsyncctl - the command-line client of certsync: offline commands on
- * certificate files, and (later) the agent's status socket.
+ * certsyncctl - the command-line client of certsync: commands that talk to
+ * the running agent over its status socket, and offline commands on
+ * certificate files.
  */
 #include "ctl.h"
+#include "cs_ctlsock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,31 +12,64 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: certsyncctl [--help] [--version] COMMAND [ARGS]\n\n"
-		     "Offline commands (no agent needed):\n");
+	fprintf(out, "usage: certsyncctl [-s SOCKET] [--json] [--help] [--version] COMMAND [ARGS]\n\n"
+		     "  -s, --socket SOCKET  the agent's status socket (default %s)\n"
+		     "      --json           the agent's answer as JSON, for scripts\n\n"
+		     "Agent commands (status socket):\n",
+		CS_CTLSOCK_DEFAULT_PATH);
+	for (const struct ctl_cmd *c = ctl_online_cmds; c->name != NULL; c++)
+		fprintf(out, "  %-50s %s\n", c->usage, c->help);
+	fprintf(out, "\nOffline commands (no agent needed):\n");
 	for (const struct ctl_cmd *c = ctl_offline_cmds; c->name != NULL; c++)
 		fprintf(out, "  %-50s %s\n", c->usage, c->help);
-	fprintf(out, "\nSee certsyncctl(8).\n");
+	fprintf(out, "\nExit status: 0 ok, 1 a cert failed or the request was refused, 2 bad usage,\n"
+		     "3 the agent cannot be reached. See certsyncctl(8).\n");
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
+	int i = 1;
+
+	/* Global options, before the command. */
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "--socket") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "certsyncctl: %s needs a path\n", argv[i]);
+				return 2;
+			}
+			ctl_socket_path = argv[i + 1];
+			i += 2;
+		} else if (strncmp(argv[i], "--socket=", 9) == 0) {
+			ctl_socket_path = argv[i] + 9;
+			i++;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			ctl_json = true;
+			i++;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("certsyncctl %s\n", CS_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "certsyncctl: unknown option '%s' (try --help)\n", argv[i]);
+			return 2;
+		}
+	}
+	if (i >= argc) {
 		usage(stderr);
 		return 2;
 	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
+	if (strcmp(argv[i], "help") == 0) {
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(argv[1], "--version") == 0) {
-		printf("certsyncctl %s\n", CS_VERSION);
-		return 0;
-	}
+	for (const struct ctl_cmd *c = ctl_online_cmds; c->name != NULL; c++)
+		if (strcmp(argv[i], c->name) == 0)
+			return c->run(argc - i, argv + i);
 	for (const struct ctl_cmd *c = ctl_offline_cmds; c->name != NULL; c++)
-		if (strcmp(argv[1], c->name) == 0)
-			return c->run(argc - 1, argv + 1);
-	fprintf(stderr, "certsyncctl: unknown command '%s' (try --help)\n", argv[1]);
+		if (strcmp(argv[i], c->name) == 0)
+			return c->run(argc - i, argv + i);
+	fprintf(stderr, "certsyncctl: unknown command '%s' (try --help)\n", argv[i]);
 	return 2;
 }

@@ -1,12 +1,13 @@
 /*
  * ctl - the commands of certsyncctl. Offline commands (files only, no agent)
  * live in ctl_offline.c (inspect, convert) and ctl_fp.c (fingerprint, tlsa);
- * commands that talk to the status socket come later.
+ * commands that talk to the status socket in ctl_online.c.
  */
 #ifndef CS_CTL_H
 #define CS_CTL_H
 
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <time.h>
 
 struct ctl_cmd {
@@ -19,12 +20,25 @@ struct ctl_cmd {
 
 /* The offline commands, terminated by an entry whose name is NULL. */
 extern const struct ctl_cmd ctl_offline_cmds[];
+/* The commands that talk to the agent's status socket (ctl_online.c). */
+extern const struct ctl_cmd ctl_online_cmds[];
+
+/* Global options of the online commands: -s SOCKET (NULL: the default), --json. */
+extern const char *ctl_socket_path;
+extern bool ctl_json;
 
 int ctl_inspect_main(int argc, char **argv);     /* ctl_offline.c */
 int ctl_convert_main(int argc, char **argv);     /* ctl_offline.c */
 int ctl_fingerprint_main(int argc, char **argv); /* ctl_fp.c */
 int ctl_tlsa_main(int argc, char **argv);        /* ctl_fp.c */
 int ctl_probe_main(int argc, char **argv);       /* ctl_probe.c */
+int ctl_status_main(int argc, char **argv);      /* ctl_online.c */
+int ctl_list_main(int argc, char **argv);        /* ctl_online.c */
+int ctl_show_main(int argc, char **argv);        /* ctl_online.c */
+int ctl_renew_main(int argc, char **argv);       /* ctl_online.c */
+int ctl_rehash_main(int argc, char **argv);      /* ctl_online.c */
+int ctl_reload_main(int argc, char **argv);      /* ctl_online.c */
+int ctl_metrics_main(int argc, char **argv);     /* ctl_online.c */
 
 /* Prints certificate n (role "leaf", "intermediate", ...) as inspect shows it. */
 void ctl_print_cert(X509 *x, int n, const char *role, time_t now);

@@ -1,0 +1,778 @@
+/*
+ * ctl_online - certsyncctl commands that talk to a running certsyncd over its
+ * status socket: status, list, show, renew, rehash, reload, metrics.
+ *
+ * One connection per command; requests and answers are single JSON lines
+ * (see cs_ctlsock.h). Tables for people by default (colour only on a
+ * terminal), the agent's JSON as it came with --json.
+ *
+ * Exit status: 0 all well; 1 the agent refused or could not do it, or a cert
+ * shown is failed, expired or missing; 2 bad usage; 3 the agent cannot be
+ * reached.
+ */
+#include "ctl.h"
+#include "cs_ctlsock.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EX_FAIL 1
+#define EX_USAGE 2
+#define EX_UNREACHABLE 3
+#define READ_TIMEOUT_MS 30000
+
+const char *ctl_socket_path;
+bool ctl_json;
+
+const struct ctl_cmd ctl_online_cmds[] = {
+	{ "status", ctl_status_main, "status", "the agent: version, uptime, certs by state, problems" },
+	{ "list", ctl_list_main, "list", "every cert: state, days left, expiry, next renewal" },
+	{ "show", ctl_show_main, "show NAME", "everything the agent knows about one cert" },
+	{ "renew", ctl_renew_main, "renew NAME|all [--force] [--wait [--timeout S]]",
+	  "renew a cert now (when due, or always with --force)" },
+	{ "rehash", ctl_rehash_main, "rehash [NAME]", "rebuild CApath hash links" },
+	{ "reload", ctl_reload_main, "reload NAME", "reload the services of a cert" },
+	{ "metrics", ctl_metrics_main, "metrics", "the Prometheus metrics (text format)" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+/* ---- talking to the agent ------------------------------------------------ */
+
+struct conn {
+	int fd;
+	char *buf;
+	size_t len, cap;
+};
+
+static const char *sock_path(void)
+{
+	return ctl_socket_path != NULL ? ctl_socket_path : CS_CTLSOCK_DEFAULT_PATH;
+}
+
+/* Returns 0, or EX_UNREACHABLE with a message on stderr. */
+static int conn_open(struct conn *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = sock_path();
+
+	memset(c, 0, sizeof(*c));
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "certsyncctl: %s: path too long for a Unix socket\n", path);
+		return EX_UNREACHABLE;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		fprintf(stderr, "certsyncctl: cannot reach the agent at %s: %s%s\n", path,
+			strerror(e),
+			e == ENOENT || e == ECONNREFUSED ? " (is certsyncd running? -s SOCKET)"
+			: e == EACCES			 ? " (not in socket_group?)"
+							 : "");
+		if (c->fd >= 0)
+			close(c->fd);
+		c->fd = -1;
+		return EX_UNREACHABLE;
+	}
+	return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->buf);
+	c->fd = -1;
+	c->buf = NULL;
+}
+
+/*
+ * Sends req (consumed) and reads one answer line into *resp (the raw line in
+ * *line, valid until the next call). Returns 0 or EX_UNREACHABLE.
+ */
+static int conn_call(struct conn *c, json_t *req, json_t **resp, const char **line)
+{
+	char *text = json_dumps(req, JSON_COMPACT);
+	size_t off = 0, len;
+	json_error_t jerr;
+
+	json_decref(req);
+	*resp = NULL;
+	if (text == NULL) {
+		fprintf(stderr, "certsyncctl: out of memory\n");
+		return EX_FAIL;
+	}
+	len = strlen(text);
+	text[len++] = '\n'; /* json_dumps leaves room: the NUL becomes the newline */
+	while (off < len) {
+		ssize_t n = send(c->fd, text + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "certsyncctl: the agent at %s went away: %s\n", sock_path(),
+				strerror(errno));
+			free(text);
+			return EX_UNREACHABLE;
+		}
+		off += (size_t)n;
+	}
+	free(text);
+	/* Drop the previous answer, keep anything after it. */
+	char *nl = c->buf ? memchr(c->buf, '\0', c->len) : NULL;
+	if (nl != NULL) {
+		size_t used = (size_t)(nl - c->buf) + 1;
+		memmove(c->buf, c->buf + used, c->len - used);
+		c->len -= used;
+	}
+	for (;;) {
+		nl = c->buf ? memchr(c->buf, '\n', c->len) : NULL;
+		if (nl != NULL)
+			break;
+		if (c->cap - c->len < 65536) {
+			size_t cap = c->cap ? c->cap * 2 : 65536;
+			char *p = realloc(c->buf, cap);
+			if (p == NULL) {
+				fprintf(stderr, "certsyncctl: out of memory\n");
+				return EX_FAIL;
+			}
+			c->buf = p;
+			c->cap = cap;
+		}
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int pr = poll(&pfd, 1, READ_TIMEOUT_MS);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr == 0) {
+			fprintf(stderr, "certsyncctl: no answer from the agent within %d s\n",
+				READ_TIMEOUT_MS / 1000);
+			return EX_UNREACHABLE;
+		}
+		ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "certsyncctl: the agent at %s closed the connection%s%s\n",
+				sock_path(), n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+			return EX_UNREACHABLE;
+		}
+		c->len += (size_t)n;
+	}
+	*nl = '\0';
+	*line = c->buf;
+	*resp = json_loads(c->buf, 0, &jerr);
+	if (*resp == NULL || !json_is_object(*resp)) {
+		fprintf(stderr, "certsyncctl: the agent's answer is not JSON: %s\n", jerr.text);
+		json_decref(*resp);
+		*resp = NULL;
+		return EX_FAIL;
+	}
+	return 0;
+}
+
+/* One request on a new connection; returns 0 or an exit status (message printed). */
+static int call(json_t *req, json_t **resp, char **line)
+{
+	struct conn c;
+	const char *l = NULL;
+	int rc = conn_open(&c);
+
+	*resp = NULL;
+	*line = NULL;
+	if (rc != 0) {
+		json_decref(req);
+		return rc;
+	}
+	rc = conn_call(&c, req, resp, &l);
+	if (rc == 0 && (*line = strdup(l)) == NULL)
+		rc = EX_FAIL;
+	conn_close(&c);
+	return rc;
+}
+
+/* Prints the agent's error; returns EX_FAIL. */
+static int agent_error(const char *cmd, json_t *resp)
+{
+	const char *msg = json_string_value(json_object_get(resp, "error"));
+
+	fprintf(stderr, "certsyncctl %s: %s\n", cmd, msg ? msg : "the agent said no");
+	return EX_FAIL;
+}
+
+/* ---- presentation --------------------------------------------------------- */
+
+static bool use_colour(void)
+{
+	const char *term = getenv("TERM");
+
+	return isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL && term != NULL &&
+	       strcmp(term, "dumb") != 0;
+}
+
+static const char *state_colour(const char *state)
+{
+	if (state == NULL)
+		return "";
+	if (strcmp(state, "valid") == 0)
+		return "\033[32m";
+	if (strcmp(state, "due") == 0 || strcmp(state, "renewing") == 0)
+		return "\033[33m";
+	if (strcmp(state, "unknown") == 0)
+		return "";
+	return "\033[1;31m";
+}
+
+static bool bad_state(const char *state)
+{
+	return state != NULL && (strcmp(state, "failed") == 0 || strcmp(state, "expired") == 0 ||
+				 strcmp(state, "missing") == 0);
+}
+
+static const char *jstr(json_t *o, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s != NULL ? s : dflt;
+}
+
+static time_t parse_time(const char *s)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (s == NULL || strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) == NULL)
+		return 0;
+	return timegm(&tm);
+}
+
+/* "2026-11-23 16:47" from an answer's time, or "-". */
+static const char *short_time(const char *iso, char *buf, size_t len)
+{
+	time_t t = parse_time(iso);
+	struct tm tm;
+
+	if (t == 0)
+		return "-";
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M", &tm);
+	return buf;
+}
+
+/* "[#####-----]": the share of the lifetime left. */
+static void days_bar(json_t *cert, char *out, size_t len)
+{
+	time_t nb = parse_time(jstr(cert, "not_before", NULL));
+	time_t na = parse_time(jstr(cert, "not_after", NULL));
+	time_t now = time(NULL);
+	int filled = 0;
+
+	if (na == 0 || nb == 0 || na <= nb) {
+		snprintf(out, len, "%s", "");
+		return;
+	}
+	double share = (double)(na - now) / (double)(na - nb);
+	if (share < 0)
+		share = 0;
+	if (share > 1)
+		share = 1;
+	filled = (int)(share * 10 + 0.5);
+	snprintf(out, len, "[%.*s%.*s]", filled, "##########", 10 - filled, "----------");
+}
+
+static void days_text(json_t *cert, char *out, size_t len)
+{
+	json_t *d = json_object_get(cert, "days_left");
+	time_t na = parse_time(jstr(cert, "not_after", NULL));
+
+	if (!json_is_integer(d)) {
+		snprintf(out, len, "-");
+		return;
+	}
+	if (json_integer_value(d) == 0 && na > time(NULL))
+		snprintf(out, len, "%lldh", (long long)(na - time(NULL)) / 3600);
+	else
+		snprintf(out, len, "%lld", (long long)json_integer_value(d));
+}
+
+static void print_list(json_t *certs)
+{
+	bool colour = use_colour();
+	size_t wname = 4, wstate = 5, i;
+	json_t *c;
+	char bar[16], days[32], t1[32], t2[32];
+
+	json_array_foreach(certs, i, c) {
+		size_t n = strlen(jstr(c, "name", ""));
+		size_t s = strlen(jstr(c, "state", ""));
+		if (n > wname)
+			wname = n;
+		if (s > wstate)
+			wstate = s;
+	}
+	printf("%-*s  %-*s  %5s %-12s  %-16s  %-16s  %4s  %s\n", (int)wname, "NAME", (int)wstate,
+	       "STATE", "DAYS", "", "NOT AFTER", "NEXT RENEWAL", "FAIL", "LAST ERROR");
+	json_array_foreach(certs, i, c) {
+		const char *state = jstr(c, "state", "?");
+		const char *err = jstr(c, "last_error", "");
+		days_bar(c, bar, sizeof(bar));
+		days_text(c, days, sizeof(days));
+		printf("%-*s  %s%-*s%s  %5s %-12s  %-16s  %-16s  %4lld  %.60s\n", (int)wname,
+		       jstr(c, "name", "?"), colour ? state_colour(state) : "", (int)wstate, state,
+		       colour ? "\033[0m" : "", days, bar,
+		       short_time(jstr(c, "not_after", NULL), t1, sizeof(t1)),
+		       short_time(jstr(c, "next_renewal", NULL), t2, sizeof(t2)),
+		       (long long)json_integer_value(json_object_get(c, "failures")), err);
+	}
+}
+
+static void print_field(const char *label, const char *value)
+{
+	printf("  %-20s %s\n", label, value != NULL ? value : "-");
+}
+
+static void print_cert(json_t *c)
+{
+	bool colour = use_colour();
+	const char *state = jstr(c, "state", "?");
+	char bar[16], days[32], buf[4096] = "";
+	size_t i;
+	json_t *n;
+
+	printf("%s\n", jstr(c, "name", "?"));
+	printf("  %-20s %s%s%s\n", "state", colour ? state_colour(state) : "", state,
+	       colour ? "\033[0m" : "");
+	json_array_foreach(json_object_get(c, "names"), i, n) {
+		size_t used = strlen(buf);
+		snprintf(buf + used, sizeof(buf) - used, "%s%s", i ? ", " : "",
+			 json_string_value(n));
+	}
+	print_field("names", buf);
+	print_field("issuer", jstr(c, "issuer", NULL));
+	print_field("serial", jstr(c, "serial", NULL));
+	print_field("sha256", jstr(c, "sha256", NULL));
+	print_field("not before", jstr(c, "not_before", NULL));
+	print_field("not after", jstr(c, "not_after", NULL));
+	days_bar(c, bar, sizeof(bar));
+	days_text(c, days, sizeof(days));
+	snprintf(buf, sizeof(buf), "%s %s", days, bar);
+	print_field("days left", buf);
+	snprintf(buf, sizeof(buf), "%s (%s)", jstr(c, "next_renewal", "-"),
+		 jstr(c, "next_renewal_reason", "no reason given"));
+	print_field("next renewal", buf);
+	print_field("last renewal", jstr(c, "last_renewal", "never"));
+	snprintf(buf, sizeof(buf), "%lld",
+		 (long long)json_integer_value(json_object_get(c, "failures")));
+	print_field("failures", buf);
+	print_field("last error", jstr(c, "last_error", NULL));
+	print_field("last reload", jstr(c, "last_reload", NULL));
+	if (json_object_get(c, "deployed") != NULL) {
+		const char *why = jstr(c, "deployed_reason", NULL);
+		snprintf(buf, sizeof(buf), "%s%s%s", jstr(c, "deployed", "?"), why ? ": " : "",
+			 why ? why : "");
+		print_field("deployed files", buf);
+	}
+}
+
+/* ---- commands ------------------------------------------------------------- */
+
+enum { OPT_JSON = 256, OPT_FORCE, OPT_WAIT, OPT_ALL, OPT_TIMEOUT, OPT_HELP };
+
+static const struct option online_opts[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "socket", required_argument, NULL, 's' },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "wait", no_argument, NULL, OPT_WAIT },
+	{ "all", no_argument, NULL, OPT_ALL },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct args {
+	bool force, wait, all;
+	long timeout;
+	char *pos[4];
+	int n_pos;
+};
+
+/* Parses the options every online command shares; returns 0, EX_USAGE or -1 (help shown). */
+static int parse(int argc, char **argv, const char *usage, int min_pos, int max_pos, struct args *a)
+{
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->timeout = 600;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:h", online_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			ctl_json = true;
+			break;
+		case 's':
+			ctl_socket_path = optarg;
+			break;
+		case OPT_FORCE:
+			a->force = true;
+			break;
+		case OPT_WAIT:
+			a->wait = true;
+			break;
+		case OPT_ALL:
+			a->all = true;
+			break;
+		case OPT_TIMEOUT: {
+			char *end;
+			a->timeout = strtol(optarg, &end, 10);
+			if (*end != '\0' || a->timeout <= 0) {
+				fprintf(stderr, "certsyncctl: --timeout wants seconds, not '%s'\n",
+					optarg);
+				return EX_USAGE;
+			}
+			break;
+		}
+		case 'h':
+		case OPT_HELP:
+			printf("usage: certsyncctl [-s SOCKET] [--json] %s\nSee certsyncctl(8).\n",
+			       usage);
+			return -1;
+		default:
+			fprintf(stderr, "usage: certsyncctl [-s SOCKET] [--json] %s\n", usage);
+			return EX_USAGE;
+		}
+	}
+	for (int i = optind; i < argc; i++) {
+		if (a->n_pos >= max_pos || a->n_pos >= 4) {
+			fprintf(stderr, "certsyncctl: unexpected argument '%s'\nusage: certsyncctl %s\n",
+				argv[i], usage);
+			return EX_USAGE;
+		}
+		a->pos[a->n_pos++] = argv[i];
+	}
+	if (a->n_pos < min_pos) {
+		fprintf(stderr, "usage: certsyncctl [-s SOCKET] [--json] %s\n", usage);
+		return EX_USAGE;
+	}
+	return 0;
+}
+
+/* Sends req; with --json prints the answer line. Returns 0 (ok) or an exit status. */
+static int simple(const char *cmd, json_t *req, json_t **resp)
+{
+	char *line;
+	int rc = call(req, resp, &line);
+
+	if (rc != 0)
+		return rc;
+	if (ctl_json)
+		printf("%s\n", line);
+	free(line);
+	if (!json_is_true(json_object_get(*resp, "ok"))) {
+		if (!ctl_json)
+			agent_error(cmd, *resp);
+		return EX_FAIL;
+	}
+	return 0;
+}
+
+int ctl_status_main(int argc, char **argv)
+{
+	struct args a;
+	json_t *resp = NULL, *p;
+	int rc = parse(argc, argv, "status", 0, 0, &a);
+	size_t i;
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	rc = simple("status", json_pack("{s:s}", "cmd", "status"), &resp);
+	if (rc == 0) {
+		json_t *states = json_object_get(resp, "states");
+		const char *k;
+		json_t *v;
+		char buf[1024] = "";
+		long long up = json_integer_value(json_object_get(resp, "uptime"));
+		json_object_foreach(states, k, v) {
+			if (json_integer_value(v) == 0)
+				continue;
+			size_t used = strlen(buf);
+			snprintf(buf + used, sizeof(buf) - used, "%s%lld %s", used ? ", " : "",
+				 (long long)json_integer_value(v), k);
+		}
+		if (!ctl_json) {
+			printf("certsyncd %s (pid %lld), up %lldd %lldh %lldm\n",
+			       jstr(resp, "version", "?"),
+			       (long long)json_integer_value(json_object_get(resp, "pid")),
+			       up / 86400, up % 86400 / 3600, up % 3600 / 60);
+			printf("certs: %lld%s%s%s\n",
+			       (long long)json_integer_value(json_object_get(resp, "certs")),
+			       buf[0] ? " (" : "", buf, buf[0] ? ")" : "");
+			printf("next renewal: %s%s%s%s\n", jstr(resp, "next_renewal", "none"),
+			       json_is_string(json_object_get(resp, "next_renewal_cert")) ? " (" : "",
+			       jstr(resp, "next_renewal_cert", ""),
+			       json_is_string(json_object_get(resp, "next_renewal_cert")) ? ")" : "");
+		}
+		json_array_foreach(json_object_get(resp, "problems"), i, p) {
+			if (!ctl_json)
+				printf("problem: %s is %s (%lld failure(s)): %s\n", jstr(p, "name", "?"),
+				       jstr(p, "state", "?"),
+				       (long long)json_integer_value(json_object_get(p, "failures")),
+				       jstr(p, "last_error", "no error recorded"));
+			rc = EX_FAIL;
+		}
+	}
+	json_decref(resp);
+	return rc;
+}
+
+int ctl_list_main(int argc, char **argv)
+{
+	struct args a;
+	json_t *resp = NULL, *c;
+	int rc = parse(argc, argv, "list", 0, 0, &a);
+	size_t i;
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	rc = simple("list", json_pack("{s:s}", "cmd", "list"), &resp);
+	if (rc == 0) {
+		json_t *certs = json_object_get(resp, "certs");
+		if (!ctl_json)
+			print_list(certs);
+		json_array_foreach(certs, i, c)
+			if (bad_state(jstr(c, "state", NULL)))
+				rc = EX_FAIL;
+	}
+	json_decref(resp);
+	return rc;
+}
+
+int ctl_show_main(int argc, char **argv)
+{
+	struct args a;
+	json_t *resp = NULL;
+	int rc = parse(argc, argv, "show NAME", 1, 1, &a);
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	rc = simple("show", json_pack("{s:s,s:s}", "cmd", "show", "name", a.pos[0]), &resp);
+	if (rc == 0) {
+		json_t *c = json_object_get(resp, "cert");
+		if (!ctl_json)
+			print_cert(c);
+		if (bad_state(jstr(c, "state", NULL)))
+			rc = EX_FAIL;
+	}
+	json_decref(resp);
+	return rc;
+}
+
+/* The state of cert name now ("renewing", ...) into st; 0 or an exit status. */
+static int poll_state(struct conn *c, const char *name, char *st, size_t len, char *err,
+		      size_t errlen)
+{
+	json_t *resp;
+	const char *line;
+	int rc = conn_call(c, json_pack("{s:s,s:s}", "cmd", "show", "name", name), &resp, &line);
+
+	if (rc != 0)
+		return rc;
+	if (!json_is_true(json_object_get(resp, "ok"))) {
+		rc = agent_error("renew", resp);
+	} else {
+		json_t *cert = json_object_get(resp, "cert");
+		snprintf(st, len, "%s", jstr(cert, "state", "?"));
+		snprintf(err, errlen, "%s", jstr(cert, "last_error", ""));
+	}
+	json_decref(resp);
+	return rc;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Follows the renewal of names until none is "renewing" (or busy) any more;
+ * prints each outcome. Returns 0 when all ended valid, else an exit status.
+ */
+static int wait_for(char **names, size_t n, long timeout)
+{
+	struct conn c;
+	time_t end = time(NULL) + timeout;
+	int rc = conn_open(&c), worst = 0;
+	bool *done = calloc(n ? n : 1, sizeof(*done));
+	size_t left = n;
+
+	if (rc != 0 || done == NULL) {
+		free(done);
+		return rc ? rc : EX_FAIL;
+	}
+	while (left > 0) {
+		for (size_t i = 0; i < n; i++) {
+			char st[32], err[1024];
+			if (done[i])
+				continue;
+			/* A connection is dropped after the idle timeout: open a new one then. */
+			rc = poll_state(&c, names[i], st, sizeof(st), err, sizeof(err));
+			if (rc == EX_UNREACHABLE) {
+				conn_close(&c);
+				if ((rc = conn_open(&c)) != 0 ||
+				    (rc = poll_state(&c, names[i], st, sizeof(st), err, sizeof(err))) != 0)
+					goto out;
+			} else if (rc != 0) {
+				goto out;
+			}
+			if (strcmp(st, "renewing") == 0)
+				continue;
+			done[i] = true;
+			left--;
+			if (!ctl_json)
+				printf("%s: %s%s%s\n", names[i], st, err[0] ? ": " : "", err);
+			if (strcmp(st, "valid") != 0)
+				worst = EX_FAIL;
+		}
+		if (left == 0)
+			break;
+		if (time(NULL) >= end) {
+			fprintf(stderr, "certsyncctl renew: still renewing after %ld s\n", timeout);
+			rc = EX_FAIL;
+			goto out;
+		}
+		sleep_ms(250);
+	}
+	rc = worst;
+out:
+	conn_close(&c);
+	free(done);
+	return rc;
+}
+
+int ctl_renew_main(int argc, char **argv)
+{
+	struct args a;
+	json_t *resp = NULL, *r;
+	const char *name;
+	char **follow = NULL;
+	size_t n_follow = 0, i;
+	int rc = parse(argc, argv, "renew NAME|all [--force] [--wait [--timeout S]]", 0, 2, &a);
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	/* "renew mail force" and "renew all" as well as --force and --all. */
+	if (a.n_pos == 2 && strcmp(a.pos[1], "force") == 0) {
+		a.force = true;
+		a.n_pos = 1;
+	}
+	if (a.n_pos == 1 && a.all) {
+		fprintf(stderr, "certsyncctl renew: a NAME or --all, not both\n");
+		return EX_USAGE;
+	}
+	if (a.n_pos > 1 || (a.n_pos == 0 && !a.all)) {
+		fprintf(stderr, "usage: certsyncctl renew NAME|all [--force] [--wait]\n");
+		return EX_USAGE;
+	}
+	name = a.all ? "all" : a.pos[0];
+	/* A check in flight makes the agent answer "busy" for a moment: ask again. */
+	for (int tries = 0;; tries++) {
+		json_decref(resp);
+		resp = NULL;
+		rc = simple("renew",
+			    json_pack("{s:s,s:s,s:b}", "cmd", "renew", "name", name, "force",
+				      a.force),
+			    &resp);
+		if (rc != 0 || strcmp(name, "all") == 0 || !a.wait ||
+		    strcmp(jstr(resp, "result", ""), "busy") != 0 || tries >= 20)
+			break;
+		sleep_ms(250);
+	}
+	if (rc != 0)
+		goto out;
+	json_t *results = json_object_get(resp, "results");
+	if (results == NULL) {
+		results = json_array();
+		json_array_append_new(results, json_pack("{s:s,s:s}", "name", name, "result",
+							 jstr(resp, "result", "?")));
+	} else {
+		json_incref(results);
+	}
+	follow = calloc(json_array_size(results) + 1, sizeof(*follow));
+	json_array_foreach(results, i, r) {
+		const char *res = jstr(r, "result", "?");
+		const char *what = strcmp(res, "started") == 0	 ? "renewal started"
+				   : strcmp(res, "not_due") == 0 ? "not due (use --force to renew anyway)"
+				   : strcmp(res, "busy") == 0	 ? "busy (a renewal or check is in flight)"
+								 : res;
+		if (!ctl_json && !(a.wait && strcmp(res, "started") == 0))
+			printf("%s: %s\n", jstr(r, "name", "?"), what);
+		if (strcmp(res, "started") == 0 && follow != NULL)
+			follow[n_follow++] = strdup(jstr(r, "name", "?"));
+		else if (strcmp(res, "error") == 0)
+			rc = EX_FAIL;
+	}
+	json_decref(results);
+	if (a.wait && n_follow > 0) {
+		int w = wait_for(follow, n_follow, a.timeout);
+		if (w != 0)
+			rc = w;
+	}
+out:
+	for (i = 0; i < n_follow; i++)
+		free(follow[i]);
+	free(follow);
+	json_decref(resp);
+	return rc;
+}
+
+static int named(int argc, char **argv, const char *cmd, const char *usage, int min)
+{
+	struct args a;
+	json_t *resp = NULL, *req;
+	int rc = parse(argc, argv, usage, min, 1, &a);
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	req = a.n_pos ? json_pack("{s:s,s:s}", "cmd", cmd, "name", a.pos[0])
+		      : json_pack("{s:s}", "cmd", cmd);
+	rc = simple(cmd, req, &resp);
+	if (rc == 0 && !ctl_json)
+		printf("%s%s%s: done\n", cmd, a.n_pos ? " " : "", a.n_pos ? a.pos[0] : "");
+	json_decref(resp);
+	return rc;
+}
+
+int ctl_rehash_main(int argc, char **argv)
+{
+	return named(argc, argv, "rehash", "rehash [NAME]", 0);
+}
+
+int ctl_reload_main(int argc, char **argv)
+{
+	return named(argc, argv, "reload", "reload NAME", 1);
+}
+
+int ctl_metrics_main(int argc, char **argv)
+{
+	struct args a;
+	json_t *resp = NULL;
+	int rc = parse(argc, argv, "metrics", 0, 0, &a);
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	rc = simple("metrics", json_pack("{s:s}", "cmd", "metrics"), &resp);
+	if (rc == 0 && !ctl_json)
+		fputs(jstr(resp, "metrics", ""), stdout);
+	json_decref(resp);
+	return rc;
+}

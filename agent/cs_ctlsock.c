@@ -957,12 +957,31 @@ static void metrics_soon(struct cs_ctlsock *s, uint64_t ms)
 	uv_timer_start(&s->mtimer, on_mtimer, ms, 0);
 }
 
+/* Feeds the current status to the counters (they are derived from changes). */
+static void observe(struct cs_ctlsock *s)
+{
+	size_t n = s->be.count(s->be.arg);
+	struct cs_cert_status *v = calloc(n ? n : 1, sizeof(*v));
+
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		s->be.status(s->be.arg, i, &v[i]);
+	cs_metrics_observe(s->metrics, v, n);
+	free(v);
+}
+
+/* A state file changed: a renewal, a failure or a reload failure was recorded. */
 static void on_state_event(uv_fs_event_t *h, const char *name, int events, int status)
 {
-	(void)name;
+	struct cs_ctlsock *s = h->data;
+
 	(void)events;
 	(void)status;
-	metrics_soon(h->data, METRICS_DEBOUNCE_MS);
+	if (name == NULL || strstr(name, ".json") == NULL || name[0] == '.')
+		return; /* the temp files of the atomic writer */
+	observe(s);
+	metrics_soon(s, METRICS_DEBOUNCE_MS);
 }
 
 static void watch_state(struct cs_ctlsock *s)
@@ -974,15 +993,15 @@ static void watch_state(struct cs_ctlsock *s)
 		uv_fs_event_stop(&s->watch);
 		s->watching = false;
 	}
-	if (s->state_dir == NULL || s->metrics_file == NULL)
+	if (s->state_dir == NULL)
 		return;
 	snprintf(dir, sizeof(dir), "%s/certs", s->state_dir);
 	if (cs_state_mkdirs(dir, 0700, err, sizeof(err)) < 0) {
-		cs_warn("metrics_file: %s; written only at start and stop", err);
+		cs_warn("metrics: %s; counters and metrics_file not updated on changes", err);
 		return;
 	}
 	if ((rc = uv_fs_event_start(&s->watch, on_state_event, dir, 0)) < 0) {
-		cs_warn("metrics_file: cannot watch %s: %s", dir, uv_strerror(rc));
+		cs_warn("metrics: cannot watch %s: %s", dir, uv_strerror(rc));
 		return;
 	}
 	s->watching = true;
@@ -1006,7 +1025,7 @@ struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts 
 {
 	struct cs_ctlsock *s = calloc(1, sizeof(*s));
 
-	if (s == NULL || (s->metrics = cs_metrics_new()) == NULL) {
+	if (s == NULL || (s->metrics = cs_metrics_new(time(NULL))) == NULL) {
 		free(s);
 		snprintf(err, errlen, "out of memory");
 		return NULL;

@@ -34,6 +34,7 @@ struct reload_count {
 struct cs_metrics {
 	struct seen *seen;
 	size_t n_seen;
+	time_t since; /* renewals after this moment count even at first sight */
 	uint64_t renew_ok, renew_failed;
 	struct reload_count *reloads;
 	size_t n_reloads;
@@ -104,9 +105,13 @@ static void cert_sample(struct buf *b, const char *metric, const char *cert, lon
 	put(b, "\"} %lld\n", v);
 }
 
-struct cs_metrics *cs_metrics_new(void)
+struct cs_metrics *cs_metrics_new(time_t since)
 {
-	return calloc(1, sizeof(struct cs_metrics));
+	struct cs_metrics *m = calloc(1, sizeof(struct cs_metrics));
+
+	if (m != NULL)
+		m->since = since;
+	return m;
 }
 
 void cs_metrics_free(struct cs_metrics *m)
@@ -186,6 +191,8 @@ int cs_metrics_observe(struct cs_metrics *m, const struct cs_cert_status *v, siz
 		struct seen *s = i < m->n_seen && strcmp(m->seen[i].name, st->name) == 0
 					 ? &m->seen[i]
 					 : find_seen(m, st->name);
+		if (s == NULL && st->state == CS_CERT_UNKNOWN)
+			continue; /* its state is not loaded yet: no baseline */
 		if (s == NULL) {
 			struct seen *sv = realloc(m->seen, (m->n_seen + 1) * sizeof(*sv));
 			if (sv == NULL)
@@ -200,6 +207,8 @@ int cs_metrics_observe(struct cs_metrics *m, const struct cs_cert_status *v, siz
 			s->failures = st->failures;
 			s->last_reload = st->last_reload ? strdup(st->last_reload) : NULL;
 			m->n_seen++;
+			if (st->last_renewal >= m->since && m->since != 0)
+				m->renew_ok++;
 			continue;
 		}
 		if (st->last_renewal > s->last_renewal)

@@ -31,15 +31,19 @@ struct cs_metrics_agent {
 
 struct cs_metrics;
 
-/* Returns a new tracker with all counters at zero, or NULL on ENOMEM. */
-struct cs_metrics *cs_metrics_new(void);
+/*
+ * Returns a new tracker with all counters at zero, or NULL on ENOMEM. A
+ * renewal at or after since (the agent's start) is counted even when the
+ * cert is first seen after it; failures only when seen to increase.
+ */
+struct cs_metrics *cs_metrics_new(time_t since);
 
 /* Frees the tracker; accepts NULL. */
 void cs_metrics_free(struct cs_metrics *m);
 
 /*
  * Counts what changed since the previous snapshot. A cert seen for the first
- * time only sets the baseline. Returns 0 or -ENOMEM.
+ * time (in a state other than unknown) sets the baseline. Returns 0 or -ENOMEM.
  */
 int cs_metrics_observe(struct cs_metrics *m, const struct cs_cert_status *v, size_t n);
 

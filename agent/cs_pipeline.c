@@ -66,6 +66,11 @@ struct cert {
 	char sha256[CS_FP_MAX];
 	struct cs_deploy_digests known;
 
+	/* The issuer's renewal window (ARI) for the leaf with sha256 win_sha. */
+	bool has_window;
+	time_t win_start, win_end;
+	char win_sha[CS_FP_MAX];
+
 	enum cs_cert_state state;
 	time_t due;
 	const char *due_reason;
@@ -257,8 +262,9 @@ static void schedule(struct cert *c, time_t now)
 								 : cfg->agent.renew_before,
 			.jitter = c->cfg->jitter.set ? c->cfg->jitter : cfg->agent.jitter,
 			.seed = c->seed,
-			/* The issuers give no renewal window yet (ACME ARI lands with acme). */
-			.has_window = false,
+			.has_window = c->has_window && strcmp(c->win_sha, c->sha256) == 0,
+			.window_start = c->win_start,
+			.window_end = c->win_end,
 		};
 		c->due = cs_sched_due(&in, &c->due_reason);
 		c->state = c->due <= now ? CS_CERT_DUE : CS_CERT_VALID;
@@ -1566,6 +1572,31 @@ int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force)
 			return 0;
 		start_renew(c);
 		arm_timer(pl);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int cs_pipeline_set_window(struct cs_pipeline *pl, const char *name, time_t start, time_t end)
+{
+	time_t now = time(NULL);
+
+	if (end <= start)
+		return -EINVAL;
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		struct cert *c = pl->certs[i];
+		if (strcmp(c->cfg->name, name) != 0)
+			continue;
+		c->has_window = true;
+		c->win_start = start;
+		c->win_end = end;
+		snprintf(c->win_sha, sizeof(c->win_sha), "%s", c->sha256);
+		if (!c->busy) {
+			schedule(c, now);
+			log_schedule(c, now);
+			save_state(c);
+			arm_timer(pl);
+		}
 		return 0;
 	}
 	return -ENOENT;

@@ -79,6 +79,14 @@ void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
 /* Renews a cert now (force: even when not due). Returns 0, -ENOENT or -EBUSY. */
 int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force);
 
+/*
+ * Gives the pipeline the issuer's suggested renewal window for the leaf now
+ * deployed for cert name (ACME ARI, RFC 9773): the renewal moment is then
+ * picked inside [start, end) instead of from renew_before. The window is
+ * forgotten when another leaf is deployed. Returns 0, -ENOENT or -EINVAL.
+ */
+int cs_pipeline_set_window(struct cs_pipeline *pl, const char *name, time_t start, time_t end);
+
 /* Number of certs and the status of cert i (valid until the next loop turn). */
 size_t cs_pipeline_count(const struct cs_pipeline *pl);
 void cs_pipeline_status(const struct cs_pipeline *pl, size_t i, struct cs_cert_status *out);

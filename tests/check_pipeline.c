@@ -636,6 +636,48 @@ START_TEST(test_pipeline_once_failure_in_state)
 }
 END_TEST
 
+/* The issuer's renewal window (ARI) decides the next renewal when there is one. */
+START_TEST(test_pipeline_window_sets_next_renewal)
+{
+	char certs[1024], err[512];
+	uv_loop_t loop;
+	struct pass p = { 0 };
+	struct cs_cert_status st;
+
+	snprintf(certs, sizeof(certs),
+		 "[cert \"a\"]\nissuer = local\nnames = a.example.test\nbundle = %s/a.pem\n", tmp);
+	char *text = conf_text(certs);
+	struct cs_config *cfg = load_conf(text);
+	uv_loop_init(&loop);
+	struct cs_pipeline *pl = cs_pipeline_new(&loop, cfg, err, sizeof(err));
+	ck_assert_msg(pl != NULL, "%s", err);
+	cs_pipeline_start(pl, true, on_done, &p);
+	while (p.done == 0 && uv_run(&loop, UV_RUN_ONCE))
+		;
+	ck_assert_int_eq(p.failures, 0);
+	cs_pipeline_status(pl, 0, &st);
+	time_t before = st.next_renewal;
+	/* 90 days of validity: renew_before would say about 60 days from now. */
+	ck_assert_int_gt(before, time(NULL) + 50 * 86400);
+
+	time_t ws = time(NULL) + 10 * 86400, we = ws + 86400;
+	ck_assert_int_eq(cs_pipeline_set_window(pl, "a", ws, we), 0);
+	cs_pipeline_status(pl, 0, &st);
+	ck_assert_int_ge(st.next_renewal, ws);
+	ck_assert_int_lt(st.next_renewal, we);
+	ck_assert_msg(strstr(st.next_reason, "window") != NULL, "%s", st.next_reason);
+	ck_assert_int_eq(cs_pipeline_set_window(pl, "a", we, ws), -EINVAL);
+	ck_assert_int_eq(cs_pipeline_set_window(pl, "nope", ws, we), -ENOENT);
+
+	cs_pipeline_close(pl, on_closed, &p);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(p.closed, 1);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	free(text);
+	cs_config_free(cfg);
+}
+END_TEST
+
 Suite *pipeline_suite(void)
 {
 	Suite *s = suite_create("pipeline");
@@ -651,6 +693,7 @@ Suite *pipeline_suite(void)
 	tcase_add_test(tc, test_pipeline_watch_close_write_and_symlink_swap);
 	tcase_add_test(tc, test_pipeline_once_issues_and_debounces);
 	tcase_add_test(tc, test_pipeline_once_failure_in_state);
+	tcase_add_test(tc, test_pipeline_window_sets_next_renewal);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -905,17 +905,18 @@ static struct index_line *index_find(struct index *ix, const char *serial_hex)
 /* Reads index.txt.attr: true unless it says unique_subject = yes (or is absent). */
 static bool subjects_may_repeat(cs_localca *ca)
 {
-	char *buf = NULL, err[256];
+	char *buf = NULL, *save = NULL, err[256];
 	bool ret = false;
 
 	if (read_file(ca->dir, "index.txt.attr", &buf, NULL, err, sizeof(err)) < 0)
 		return false;
-	for (char *l = strtok(buf, "\n"); l != NULL; l = strtok(NULL, "\n")) {
+	for (char *l = strtok_r(buf, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
 		char key[64], val[64];
+
+		/* Read as openssl reads it: y, t, 1 and "on" mean yes. */
 		if (sscanf(l, " %63[^= ] = %63s", key, val) == 2 &&
 		    strcmp(key, "unique_subject") == 0)
-			ret = !(strcasecmp(val, "yes") == 0 || strcasecmp(val, "y") == 0 ||
-				strcasecmp(val, "true") == 0);
+			ret = !(strchr("yYtT1", val[0]) != NULL || strcasecmp(val, "on") == 0);
 	}
 	free(buf);
 	return ret;

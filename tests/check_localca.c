@@ -559,6 +559,46 @@ START_TEST(test_localca_rejects_bad_requests)
 }
 END_TEST
 
+/*
+ * Adopting sets unique_subject = no (renewals repeat subjects); a yes written
+ * while the CA is open is honoured, as openssl ca would, with a message.
+ */
+START_TEST(test_localca_unique_subject)
+{
+	char *a[] = { "u.example.test" }, *b[] = { "v.example.test" }, *s, err[1024] = "";
+	cs_localca *ca = open_ca(CS_KEY_EC_P256);
+	X509 *x = issue(ca, CS_KEY_EC_P256, a, 1, CS_USAGE_SERVER, NULL, NULL), *y = NULL;
+	EVP_PKEY *k = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
+	X509_REQ *csr = cs_csr_new(k, a, 1, err, sizeof(err));
+	STACK_OF(X509) *chain = NULL;
+
+	X509_free(x);
+	x = issue(ca, CS_KEY_EC_P256, a, 1, CS_USAGE_SERVER, NULL, NULL);
+	X509_free(x);
+	free(cs_test_write(cadir, "index.txt.attr", "unique_subject = yes\n", 0644));
+	ck_assert_int_eq(cs_localca_issue(ca, csr, a, 1, CS_USAGE_SERVER, &y, &chain, err,
+					  sizeof(err)),
+			 -EEXIST);
+	ck_assert_msg(strstr(err, "asks for unique subjects and /CN=u.example.test is still valid"),
+		      "%s", err);
+	x = issue(ca, CS_KEY_EC_P256, b, 1, CS_USAGE_SERVER, NULL, NULL);
+	X509_free(x);
+	cs_localca_close(ca);
+	ca = open_ca(CS_KEY_EC_P256);
+	s = read_ca_file("index.txt.attr");
+	ck_assert_str_eq(s, "unique_subject = no\n");
+	free(s);
+	ck_assert_int_eq(cs_localca_issue(ca, csr, a, 1, CS_USAGE_SERVER, &y, &chain, err,
+					  sizeof(err)),
+			 0);
+	X509_free(y);
+	sk_X509_pop_free(chain, X509_free);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(k);
+	cs_localca_close(ca);
+}
+END_TEST
+
 /* A leaf never outlives its CA: notAfter is cut to the CA's. */
 START_TEST(test_localca_leaf_within_ca_validity)
 {
@@ -611,8 +651,8 @@ START_TEST(test_localca_revoke_and_crl)
 	/* R, expiry, revocation date (UTCTime of now) with the reason, then the rest unchanged. */
 	ck_assert_uint_eq(strcspn(s + strlen(want_prefix), "\t"), 13 + strlen(",keyCompromise"));
 	ck_assert_msg(strstr(s, "Z,keyCompromise\t") != NULL, "%s", s);
-	snprintf(want_b, sizeof(want_b), "\t%s\tunknown\t/CN=r.example.test\nV\t%s\t\t%s\tunknown\t/CN=r.example.test\n",
-		 ha, (const char *)ASN1_STRING_get0_data(X509_get0_notAfter(b)), hb);
+	snprintf(want_b, sizeof(want_b),
+		 "\t%s\tunknown\t/CN=r.example.test\nV\t%s\t\t%s\tunknown\t/CN=r.example.test\n", ha, (const char *)ASN1_STRING_get0_data(X509_get0_notAfter(b)), hb);
 	ck_assert_msg(strstr(s, want_b) != NULL, "%s", s);
 	free(s);
 
@@ -808,6 +848,7 @@ Suite *localca_suite(void)
 	tcase_add_test(tc, test_localca_resumes_cut_creation);
 	tcase_add_test(tc, test_localca_rejects_bad_requests);
 	tcase_add_test(tc, test_localca_leaf_within_ca_validity);
+	tcase_add_test(tc, test_localca_unique_subject);
 	tcase_add_loop_test(tc, test_localca_revoke_and_crl, 0, N_KEYTYPES);
 	tcase_add_test(tc, test_localca_issuer_async);
 	tcase_add_test(tc, test_localca_issuer_new_reports);

@@ -279,7 +279,8 @@ static void schedule(struct cert *c, time_t now)
 		c->due = c->st.next_attempt;
 		c->due_reason = "retry after a failure";
 	}
-	if (c->st.failures > 0 && c->state != CS_CERT_VALID)
+	/* Failing renewals show, unless what is deployed is already gone or expired. */
+	if (c->st.failures > 0 && c->state != CS_CERT_MISSING && c->state != CS_CERT_EXPIRED)
 		c->state = CS_CERT_FAILED;
 	c->st.next_due = c->due;
 }
@@ -1570,7 +1571,8 @@ int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force)
 			return -EBUSY;
 		if (!force && c->due > time(NULL))
 			return 0;
-		start_renew(c);
+		if (!start_renew(c))
+			return -ENOMEM;
 		arm_timer(pl);
 		return 0;
 	}

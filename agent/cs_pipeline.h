@@ -76,7 +76,11 @@ int cs_pipeline_start(struct cs_pipeline *pl, bool once, void (*done_cb)(void *a
 void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
 		       void (*old_cfg_release)(void *arg, const struct cs_config *old), void *arg);
 
-/* Renews a cert now (force: even when not due). Returns 0, -ENOENT or -EBUSY. */
+/*
+ * Renews a cert now (force: even when not due; without force a cert that is
+ * not due is left alone). Returns 0, -ENOENT, -EBUSY (a renewal or a
+ * configuration switch in progress) or -ENOMEM.
+ */
 int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force);
 
 /*

@@ -216,6 +216,9 @@ static void save_state(struct cert *c)
 	struct cs_pipeline *pl = c->pl;
 	struct save_job *j;
 
+	/* Never over what is on disk before it has been read. */
+	if (!c->state_loaded)
+		return;
 	if (c->saving) {
 		c->save_again = true;
 		return;

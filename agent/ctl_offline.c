@@ -39,6 +39,7 @@ const struct ctl_cmd ctl_offline_cmds[] = {
 	  "DANE TLSA record for the certificate" },
 	{ "probe", ctl_probe_main, "probe URL [--expect FILE] [--wait S]",
 	  "the certificate a server presents (STARTTLS or implicit TLS)" },
+	{ "rehash-dir", ctl_rehash_dir_main, "rehash-dir [--cafile F] DIR...", "hash links of CApath directories, as openssl rehash makes them" },
 	{ NULL, NULL, NULL, NULL },
 };
 

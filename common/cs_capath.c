@@ -1,0 +1,1267 @@
+/*
+ * cs_capath - hash links of an OpenSSL CApath directory, full and
+ * incremental, and the CAfile bundle next to them. See cs_capath.h for the
+ * rules; this file holds the in-memory picture of the directory (files by
+ * name, buckets by type and hash, the links of each bucket by index) and the
+ * one routine that decides and writes the links of a bucket.
+ *
+ * The decision for a bucket replays what `openssl rehash` does for it: the
+ * bucket's links and files are taken in strcmp order of their names; a link
+ * makes an entry for its target remembering the lowest index seen; a file
+ * that is not a duplicate makes its entry wanted. Wanted entries whose index
+ * is below the number wanted keep it; the others take the lowest free
+ * indices in entry order. Only the fixes listed in the header differ.
+ */
+#include "cs_capath.h"
+
+#include "cs_atomic.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_COLLISIONS 256 /* as openssl rehash */
+#define MAX_LINK_ID 65535  /* openssl keeps indices in an unsigned short */
+#define SHA1_LEN 20
+
+enum kind { KIND_NONE = 0, KIND_CERT, KIND_CRL };
+
+struct bucket;
+
+struct cfile {
+	char *name;
+	enum kind kind;
+	uint32_t hash;
+	unsigned char sha1[SHA1_LEN];
+	unsigned char *der; /* certificates: DER, for the CAfile */
+	int derlen;
+	char *skip;         /* why it is not linked, or NULL */
+	int skip_err;       /* the reason is an error, not a rule */
+	int linked;
+	struct bucket *b;
+	struct cfile *next; /* hash chain */
+};
+
+struct link {
+	char *target; /* NULL: no symlink at this index */
+	int blocked;  /* something that is not a symlink has this name */
+};
+
+struct bucket {
+	int crl;
+	uint32_t hash;
+	struct link *links;
+	int nlinks; /* indices 0..nlinks-1 are allocated */
+	struct cfile **mem;
+	int nmem, capmem;
+	struct bucket *next;
+};
+
+struct cs_capath {
+	char *dir;
+	char *cafile;
+	mode_t cafile_mode;
+	unsigned flags;
+	cs_capath_report_cb report;
+	void *report_arg;
+	int scanned;
+	int dirfd; /* open during a call */
+	unsigned tmpseq;
+	int cafile_dirty;
+	struct cfile **ftab;
+	size_t fsize, fcount;
+	struct bucket **btab;
+	size_t bsize, bcount;
+	struct cs_capath_stats *st;
+};
+
+static const char *const suffixes[] = { "pem", "crt", "cer", "crl" };
+
+/* ---- names ---- */
+
+int cs_capath_name_eligible(const char *name)
+{
+	const char *ext = strrchr(name, '.');
+
+	if (ext == NULL)
+		return 0;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
+		if (strcasecmp(ext + 1, suffixes[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Parses a canonical link name; returns 1 and fills the outputs, or 0. */
+static int parse_link(const char *name, int *crl, uint32_t *hash, int *id)
+{
+	uint32_t h = 0;
+	const char *p;
+	long v = 0;
+
+	for (int i = 0; i < 8; i++) {
+		char c = name[i];
+
+		if (c >= '0' && c <= '9')
+			h = h << 4 | (uint32_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			h = h << 4 | (uint32_t)(c - 'a' + 10);
+		else
+			return 0;
+	}
+	if (name[8] != '.')
+		return 0;
+	p = name + 9;
+	*crl = 0;
+	if (*p == 'r') {
+		*crl = 1;
+		p++;
+	}
+	if (*p < '0' || *p > '9' || (*p == '0' && p[1] != '\0'))
+		return 0;
+	for (; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return 0;
+		v = v * 10 + (*p - '0');
+		if (v > MAX_LINK_ID)
+			return 0;
+	}
+	*hash = h;
+	*id = (int)v;
+	return 1;
+}
+
+int cs_capath_name_is_link(const char *name)
+{
+	int crl, id;
+	uint32_t h;
+
+	return parse_link(name, &crl, &h, &id);
+}
+
+static void link_name(const struct bucket *b, int id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%08x.%s%d", (unsigned)b->hash, b->crl ? "r" : "", id);
+}
+
+static void report(cs_capath *cp, enum cs_capath_event ev, const char *name, const char *detail)
+{
+	if (cp->report != NULL)
+		cp->report(cp->report_arg, ev, name, detail);
+}
+
+/* ---- tables ---- */
+
+static size_t str_hash(const char *s)
+{
+	size_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+static size_t bkey(int crl, uint32_t hash)
+{
+	return (size_t)hash * 2654435761u + (size_t)crl;
+}
+
+static int grow_files(cs_capath *cp)
+{
+	size_t nsize = cp->fsize ? cp->fsize * 2 : 1024;
+	struct cfile **t = calloc(nsize, sizeof(*t));
+
+	if (t == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < cp->fsize; i++)
+		for (struct cfile *f = cp->ftab[i], *n; f != NULL; f = n) {
+			size_t k = str_hash(f->name) & (nsize - 1);
+
+			n = f->next;
+			f->next = t[k];
+			t[k] = f;
+		}
+	free(cp->ftab);
+	cp->ftab = t;
+	cp->fsize = nsize;
+	return 0;
+}
+
+static struct cfile *file_find(const cs_capath *cp, const char *name)
+{
+	if (cp->fsize == 0)
+		return NULL;
+	for (struct cfile *f = cp->ftab[str_hash(name) & (cp->fsize - 1)]; f != NULL; f = f->next)
+		if (strcmp(f->name, name) == 0)
+			return f;
+	return NULL;
+}
+
+static void file_clear(struct cfile *f)
+{
+	free(f->der);
+	f->der = NULL;
+	f->derlen = 0;
+	f->kind = KIND_NONE;
+}
+
+static void file_free(struct cfile *f)
+{
+	if (f == NULL)
+		return;
+	file_clear(f);
+	free(f->skip);
+	free(f->name);
+	free(f);
+}
+
+static struct cfile *file_add(cs_capath *cp, const char *name)
+{
+	struct cfile *f;
+	size_t k;
+
+	if ((cp->fcount + 1 > cp->fsize * 2 || cp->fsize == 0) && grow_files(cp) < 0)
+		return NULL;
+	f = calloc(1, sizeof(*f));
+	if (f == NULL || (f->name = strdup(name)) == NULL) {
+		free(f);
+		return NULL;
+	}
+	k = str_hash(name) & (cp->fsize - 1);
+	f->next = cp->ftab[k];
+	cp->ftab[k] = f;
+	cp->fcount++;
+	return f;
+}
+
+static void file_remove(cs_capath *cp, struct cfile *f)
+{
+	struct cfile **pp = &cp->ftab[str_hash(f->name) & (cp->fsize - 1)];
+
+	for (; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			cp->fcount--;
+			break;
+		}
+	file_free(f);
+}
+
+static int grow_buckets(cs_capath *cp)
+{
+	size_t nsize = cp->bsize ? cp->bsize * 2 : 1024;
+	struct bucket **t = calloc(nsize, sizeof(*t));
+
+	if (t == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < cp->bsize; i++)
+		for (struct bucket *b = cp->btab[i], *n; b != NULL; b = n) {
+			size_t k = bkey(b->crl, b->hash) & (nsize - 1);
+
+			n = b->next;
+			b->next = t[k];
+			t[k] = b;
+		}
+	free(cp->btab);
+	cp->btab = t;
+	cp->bsize = nsize;
+	return 0;
+}
+
+static struct bucket *bucket_get(cs_capath *cp, int crl, uint32_t hash, int create)
+{
+	struct bucket *b;
+	size_t k;
+
+	if (cp->bsize != 0)
+		for (b = cp->btab[bkey(crl, hash) & (cp->bsize - 1)]; b != NULL; b = b->next)
+			if (b->crl == crl && b->hash == hash)
+				return b;
+	if (!create)
+		return NULL;
+	if ((cp->bcount + 1 > cp->bsize * 2 || cp->bsize == 0) && grow_buckets(cp) < 0)
+		return NULL;
+	b = calloc(1, sizeof(*b));
+	if (b == NULL)
+		return NULL;
+	b->crl = crl;
+	b->hash = hash;
+	k = bkey(crl, hash) & (cp->bsize - 1);
+	b->next = cp->btab[k];
+	cp->btab[k] = b;
+	cp->bcount++;
+	return b;
+}
+
+static void bucket_free(struct bucket *b)
+{
+	for (int i = 0; i < b->nlinks; i++)
+		free(b->links[i].target);
+	free(b->links);
+	free(b->mem);
+	free(b);
+}
+
+/* Makes index id addressable; returns 0 or -ENOMEM. */
+static int bucket_reserve(struct bucket *b, int id)
+{
+	struct link *n;
+	int nn;
+
+	if (id < b->nlinks)
+		return 0;
+	nn = b->nlinks ? b->nlinks : 4;
+	while (nn <= id)
+		nn *= 2;
+	n = realloc(b->links, (size_t)nn * sizeof(*n));
+	if (n == NULL)
+		return -ENOMEM;
+	memset(n + b->nlinks, 0, (size_t)(nn - b->nlinks) * sizeof(*n));
+	b->links = n;
+	b->nlinks = nn;
+	return 0;
+}
+
+static int bucket_set_link(struct bucket *b, int id, const char *target, int blocked)
+{
+	char *t = NULL;
+
+	if (bucket_reserve(b, id) < 0)
+		return -ENOMEM;
+	if (target != NULL && (t = strdup(target)) == NULL)
+		return -ENOMEM;
+	free(b->links[id].target);
+	b->links[id].target = t;
+	b->links[id].blocked = blocked;
+	return 0;
+}
+
+static int bucket_add_member(struct bucket *b, struct cfile *f)
+{
+	if (b->nmem == b->capmem) {
+		int nc = b->capmem ? b->capmem * 2 : 4;
+		struct cfile **n = realloc(b->mem, (size_t)nc * sizeof(*n));
+
+		if (n == NULL)
+			return -ENOMEM;
+		b->mem = n;
+		b->capmem = nc;
+	}
+	b->mem[b->nmem++] = f;
+	f->b = b;
+	return 0;
+}
+
+static void bucket_del_member(struct bucket *b, struct cfile *f)
+{
+	for (int i = 0; i < b->nmem; i++)
+		if (b->mem[i] == f) {
+			memmove(b->mem + i, b->mem + i + 1, (size_t)(b->nmem - i - 1) * sizeof(*b->mem));
+			b->nmem--;
+			break;
+		}
+	f->b = NULL;
+}
+
+static void state_reset(cs_capath *cp)
+{
+	for (size_t i = 0; i < cp->fsize; i++)
+		for (struct cfile *f = cp->ftab[i], *n; f != NULL; f = n) {
+			n = f->next;
+			file_free(f);
+		}
+	for (size_t i = 0; i < cp->bsize; i++)
+		for (struct bucket *b = cp->btab[i], *n; b != NULL; b = n) {
+			n = b->next;
+			bucket_free(b);
+		}
+	free(cp->ftab);
+	free(cp->btab);
+	cp->ftab = NULL;
+	cp->btab = NULL;
+	cp->fsize = cp->fcount = cp->bsize = cp->bcount = 0;
+	cp->scanned = 0;
+}
+
+/* ---- reading a file ---- */
+
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf, (void)size, (void)rwflag, (void)u;
+	return -1;
+}
+
+/* Sets the reason: prefix followed by arg. */
+static void set_skip(struct cfile *f, int is_err, const char *prefix, const char *arg)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s%s", prefix, arg);
+	free(f->skip);
+	f->skip = strdup(buf);
+	f->skip_err = is_err;
+}
+
+/*
+ * Reads dir/f->name into f (kind, hash, digest, DER, or a skip reason).
+ * Returns 0, or -ENOENT when the file does not exist (f untouched).
+ */
+static int file_load(cs_capath *cp, struct cfile *f)
+{
+	struct stat st;
+	STACK_OF(X509_INFO) *inf = NULL;
+	X509_INFO *xi;
+	const X509_NAME *nm;
+	BIO *bio = NULL;
+	int fd, ok = 0;
+	unsigned int dlen;
+
+	if (fstatat(cp->dirfd, f->name, &st, 0) < 0) {
+		if (errno == ENOENT) {
+			struct stat lst;
+
+			/* A dangling symlink exists but cannot be read. */
+			if (fstatat(cp->dirfd, f->name, &lst, AT_SYMLINK_NOFOLLOW) < 0)
+				return -ENOENT;
+		}
+		file_clear(f);
+		set_skip(f, 1, "cannot be read: ", strerror(errno));
+		return 0;
+	}
+	file_clear(f);
+	free(f->skip);
+	f->skip = NULL;
+	f->skip_err = 0;
+	if (!S_ISREG(st.st_mode)) {
+		set_skip(f, 0, "", "not a regular file");
+		return 0;
+	}
+	fd = openat(cp->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		set_skip(f, 1, "cannot be read: ", strerror(errno));
+		return 0;
+	}
+	bio = BIO_new_fd(fd, BIO_CLOSE);
+	if (bio == NULL) {
+		close(fd);
+		set_skip(f, 1, "", "out of memory");
+		goto out;
+	}
+	inf = PEM_X509_INFO_read_bio(bio, NULL, no_password, NULL);
+	if (inf == NULL) {
+		set_skip(f, 0, "", "not readable as PEM");
+		goto out;
+	}
+	if (sk_X509_INFO_num(inf) != 1) {
+		set_skip(f, 0, "", "does not contain exactly one certificate or CRL");
+		goto out;
+	}
+	xi = sk_X509_INFO_value(inf, 0);
+	if (xi->x509 != NULL) {
+		f->kind = KIND_CERT;
+		nm = X509_get_subject_name(xi->x509);
+		if (!X509_digest(xi->x509, EVP_sha1(), f->sha1, &dlen)) {
+			set_skip(f, 1, "", "cannot compute its SHA-1 fingerprint");
+			f->kind = KIND_NONE;
+			goto out;
+		}
+		f->derlen = i2d_X509(xi->x509, &f->der);
+		if (f->derlen <= 0) {
+			f->der = NULL;
+			f->derlen = 0;
+		}
+	} else if (xi->crl != NULL) {
+		f->kind = KIND_CRL;
+		nm = X509_CRL_get_issuer(xi->crl);
+		if (!X509_CRL_digest(xi->crl, EVP_sha1(), f->sha1, &dlen)) {
+			set_skip(f, 1, "", "cannot compute its SHA-1 fingerprint");
+			f->kind = KIND_NONE;
+			goto out;
+		}
+	} else {
+		set_skip(f, 1, "", "holds neither a certificate nor a CRL");
+		goto out;
+	}
+	f->hash = (uint32_t)X509_NAME_hash_ex(nm, NULL, NULL, &ok);
+	if (!ok) {
+		set_skip(f, 1, "", "cannot hash its name");
+		file_clear(f);
+	}
+out:
+	sk_X509_INFO_pop_free(inf, X509_INFO_free);
+	BIO_free(bio);
+	ERR_clear_error();
+	return 0;
+}
+
+/* ---- the decision for one bucket ---- */
+
+struct item {
+	char name[32];      /* link name, or empty for a file */
+	const char *sort;   /* the name the item sorts by */
+	int id;             /* link index, or -1 for a file */
+	struct cfile *f;    /* file items */
+};
+
+struct entry {
+	const char *target;
+	int old_id;
+	struct cfile *f; /* non-NULL: wanted */
+};
+
+static int item_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct item *)a)->sort, ((const struct item *)b)->sort);
+}
+
+static struct entry *entry_find(struct entry *e, int n, const char *target)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(e[i].target, target) == 0)
+			return &e[i];
+	return NULL;
+}
+
+/* Re-reads the links of b from the directory (indices up to the known ones and one past). */
+static int bucket_refresh(cs_capath *cp, struct bucket *b)
+{
+	int top = b->nlinks;
+	char name[32], target[PATH_MAX];
+
+	if (top < b->nmem + 1)
+		top = b->nmem + 1;
+	for (int id = 0; id <= top && id <= MAX_LINK_ID; id++) {
+		struct stat st;
+		ssize_t n;
+		int r;
+
+		link_name(b, id, name, sizeof(name));
+		if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (id < b->nlinks)
+				r = bucket_set_link(b, id, NULL, 0);
+			else
+				continue;
+		} else if (!S_ISLNK(st.st_mode)) {
+			r = bucket_set_link(b, id, NULL, 1);
+		} else {
+			n = readlinkat(cp->dirfd, name, target, sizeof(target) - 1);
+			if (n < 0)
+				r = bucket_set_link(b, id, NULL, 0);
+			else {
+				target[n] = '\0';
+				r = bucket_set_link(b, id, target, 0);
+			}
+			if (id == top && top < MAX_LINK_ID)
+				top++; /* keep going while links continue */
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Points link id of b at target through a temporary name; returns 0 or -errno. */
+static int make_link(cs_capath *cp, struct bucket *b, int id, const char *target)
+{
+	char name[32], tmp[96];
+	struct stat st;
+
+	link_name(b, id, name, sizeof(name));
+	if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode)) {
+		report(cp, CS_CAPATH_ERROR, name, "not a symbolic link: left alone");
+		bucket_set_link(b, id, NULL, 1);
+		return -EEXIST;
+	}
+	for (;;) {
+		snprintf(tmp, sizeof(tmp), ".%s.%ld.%u.tmp", name, (long)getpid(), cp->tmpseq++);
+		if (symlinkat(target, cp->dirfd, tmp) == 0)
+			break;
+		if (errno != EEXIST) {
+			int e = errno;
+
+			report(cp, CS_CAPATH_ERROR, name, strerror(e));
+			return -e;
+		}
+	}
+	if (renameat(cp->dirfd, tmp, cp->dirfd, name) < 0) {
+		int e = errno;
+
+		unlinkat(cp->dirfd, tmp, 0);
+		report(cp, CS_CAPATH_ERROR, name, strerror(e));
+		return -e;
+	}
+	if (b->links != NULL && id < b->nlinks && b->links[id].target != NULL)
+		report(cp, CS_CAPATH_UNLINKED, name, b->links[id].target);
+	report(cp, CS_CAPATH_LINKED, name, target);
+	return bucket_set_link(b, id, target, 0);
+}
+
+static int drop_link(cs_capath *cp, struct bucket *b, int id)
+{
+	char name[32];
+	struct stat st;
+
+	link_name(b, id, name, sizeof(name));
+	if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) &&
+	    unlinkat(cp->dirfd, name, 0) < 0 && errno != ENOENT) {
+		int e = errno;
+
+		report(cp, CS_CAPATH_ERROR, name, strerror(e));
+		return -e;
+	}
+	report(cp, CS_CAPATH_UNLINKED, name, b->links[id].target);
+	if (cp->st != NULL)
+		cp->st->unlinked++;
+	return bucket_set_link(b, id, NULL, 0);
+}
+
+/*
+ * Decides and writes the links of b from its members and its current links.
+ * Returns 0, or a negative errno when some link could not be made (counted
+ * and reported).
+ */
+static int bucket_sync(cs_capath *cp, struct bucket *b)
+{
+	int nitems = 0, nent = 0, needed = 0, rc = 0, top;
+	struct item *items = NULL;
+	struct entry *ent = NULL;
+	struct cfile **want = NULL;
+	unsigned char *used = NULL;
+
+	items = calloc((size_t)(b->nlinks + b->nmem + 1), sizeof(*items));
+	ent = calloc((size_t)(b->nlinks + b->nmem + 1), sizeof(*ent));
+	if (items == NULL || ent == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (int id = 0; id < b->nlinks; id++) {
+		if (b->links[id].target == NULL)
+			continue;
+		link_name(b, id, items[nitems].name, sizeof(items[nitems].name));
+		items[nitems].sort = items[nitems].name;
+		items[nitems].id = id;
+		nitems++;
+	}
+	for (int i = 0; i < b->nmem; i++) {
+		items[nitems].sort = b->mem[i]->name;
+		items[nitems].id = -1;
+		items[nitems].f = b->mem[i];
+		nitems++;
+	}
+	qsort(items, (size_t)nitems, sizeof(*items), item_cmp);
+
+	for (int i = 0; i < nitems; i++) {
+		struct item *it = &items[i];
+		struct entry *e;
+
+		if (it->id >= 0) {
+			const char *t = b->links[it->id].target;
+
+			e = entry_find(ent, nent, t);
+			if (e == NULL) {
+				e = &ent[nent++];
+				e->target = t;
+				e->old_id = INT_MAX;
+			}
+			if (it->id < e->old_id)
+				e->old_id = it->id;
+			continue;
+		}
+		struct cfile *f = it->f, *dup = NULL;
+		char *old_skip = f->skip ? strdup(f->skip) : NULL;
+
+		for (int j = 0; j < nent && dup == NULL; j++)
+			if (ent[j].f != NULL && memcmp(ent[j].f->sha1, f->sha1, SHA1_LEN) == 0)
+				dup = ent[j].f;
+		free(f->skip);
+		f->skip = NULL;
+		f->skip_err = 0;
+		if (dup != NULL) {
+			set_skip(f, 0, "duplicate of ", dup->name);
+		} else {
+			e = entry_find(ent, nent, f->name);
+			if (e == NULL && needed >= MAX_COLLISIONS) {
+				char why[96];
+
+				snprintf(why, sizeof(why), "more than %d %s with hash %08x",
+					 MAX_COLLISIONS, b->crl ? "CRLs" : "certificates",
+					 (unsigned)b->hash);
+				set_skip(f, 1, "", why);
+			} else {
+				if (e == NULL) {
+					e = &ent[nent++];
+					e->target = f->name;
+					e->old_id = INT_MAX;
+				}
+				e->f = f;
+				needed++;
+			}
+		}
+		if (f->skip != NULL && (old_skip == NULL || strcmp(old_skip, f->skip) != 0)) {
+			report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
+			       f->skip);
+			if (cp->st != NULL) {
+				if (f->skip_err)
+					cp->st->errors++;
+				else
+					cp->st->skipped++;
+			}
+		}
+		free(old_skip);
+	}
+
+	/* Indices: kept below `needed`, others fill the lowest free, blocked ones skipped. */
+	top = needed;
+	for (int id = 0; id < b->nlinks && id < top; id++)
+		if (b->links[id].blocked)
+			top++;
+	want = calloc((size_t)top + 1, sizeof(*want));
+	used = calloc((size_t)top + 1, 1);
+	if (want == NULL || used == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (int id = 0; id < top && id < b->nlinks; id++)
+		used[id] = (unsigned char)b->links[id].blocked;
+	for (int i = 0; i < nent; i++)
+		if (ent[i].f != NULL && ent[i].old_id < needed && !used[ent[i].old_id]) {
+			want[ent[i].old_id] = ent[i].f;
+			used[ent[i].old_id] = 1;
+		}
+	for (int i = 0, next = 0; i < nent; i++) {
+		if (ent[i].f == NULL || (ent[i].old_id < needed && want[ent[i].old_id] == ent[i].f))
+			continue;
+		while (next < top && used[next])
+			next++;
+		if (next >= top)
+			break; /* cannot happen: top counts every wanted entry */
+		want[next] = ent[i].f;
+		used[next] = 1;
+	}
+
+	for (int i = 0; i < b->nmem; i++)
+		b->mem[i]->linked = 0;
+	for (int id = 0; id < top; id++) {
+		struct cfile *f = want[id];
+
+		if (f == NULL)
+			continue;
+		if (id >= b->nlinks || b->links[id].target == NULL ||
+		    strcmp(b->links[id].target, f->name) != 0) {
+			int r = make_link(cp, b, id, f->name);
+
+			if (r < 0) {
+				rc = r;
+				if (cp->st != NULL)
+					cp->st->errors++;
+				continue;
+			}
+			if (cp->st != NULL)
+				cp->st->linked++;
+			if (f->kind == KIND_CERT)
+				cp->cafile_dirty = 1;
+		}
+		f->linked = 1;
+	}
+	for (int id = b->nlinks - 1; id >= 0; id--) {
+		if (b->links[id].target == NULL || (id < top && want[id] != NULL))
+			continue;
+		int r = drop_link(cp, b, id);
+
+		if (r < 0) {
+			rc = r;
+			if (cp->st != NULL)
+				cp->st->errors++;
+		}
+		if (!b->crl)
+			cp->cafile_dirty = 1;
+	}
+out:
+	free(items);
+	free(ent);
+	free(want);
+	free(used);
+	return rc;
+}
+
+/* ---- CAfile ---- */
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp((*(struct cfile *const *)a)->name, (*(struct cfile *const *)b)->name);
+}
+
+/* Collects the linked files of kind k sorted by name; returns a malloc'd array. */
+static struct cfile **linked_sorted(const cs_capath *cp, enum kind k, size_t *n)
+{
+	struct cfile **v = malloc((cp->fcount + 1) * sizeof(*v));
+
+	*n = 0;
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < cp->fsize; i++)
+		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
+			if (f->linked && f->kind == k && (k != KIND_CERT || f->der != NULL))
+				v[(*n)++] = f;
+	qsort(v, *n, sizeof(*v), name_cmp);
+	return v;
+}
+
+static int same_content(const char *path, const char *data, size_t len)
+{
+	FILE *fp = fopen(path, "rb");
+	char buf[65536];
+	size_t off = 0, n;
+	int same = 1;
+
+	if (fp == NULL)
+		return 0;
+	while (same && (n = fread(buf, 1, sizeof(buf), fp)) > 0) {
+		if (off + n > len || memcmp(buf, data + off, n) != 0)
+			same = 0;
+		off += n;
+	}
+	fclose(fp);
+	return same && off == len;
+}
+
+/* Rewrites the CAfile when its content differs; returns 0 or a negative errno. */
+static int cafile_sync(cs_capath *cp, char *err, size_t errlen)
+{
+	size_t n = 0;
+	struct cfile **v;
+	BIO *mem = NULL;
+	char *data;
+	long len;
+	int rc = 0;
+
+	cp->cafile_dirty = 0;
+	if (cp->cafile == NULL)
+		return 0;
+	v = linked_sorted(cp, KIND_CERT, &n);
+	mem = BIO_new(BIO_s_mem());
+	if (v == NULL || mem == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "%s: out of memory", cp->cafile);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!PEM_write_bio(mem, "CERTIFICATE", "", v[i]->der, v[i]->derlen)) {
+			rc = -ENOMEM;
+			snprintf(err, errlen, "%s: out of memory", cp->cafile);
+			goto out;
+		}
+	len = BIO_get_mem_data(mem, &data);
+	if (!same_content(cp->cafile, data, (size_t)len)) {
+		struct cs_atomic_opts ao = { cp->cafile_mode, (uid_t)-1, (gid_t)-1,
+					     (cp->flags & CS_CAPATH_NO_FSYNC) ? CS_ATOMIC_NO_FSYNC : 0 };
+		char msg[64];
+
+		rc = cs_atomic_write(cp->cafile, data, (size_t)len, &ao, err, errlen);
+		if (rc == 0) {
+			snprintf(msg, sizeof(msg), "%zu certificates", n);
+			report(cp, CS_CAPATH_CAFILE, cp->cafile, msg);
+			if (cp->st != NULL)
+				cp->st->cafile_written = 1;
+		} else {
+			report(cp, CS_CAPATH_ERROR, cp->cafile, err);
+		}
+	}
+out:
+	BIO_free(mem);
+	free(v);
+	return rc;
+}
+
+/* ---- public ---- */
+
+cs_capath *cs_capath_new(const char *dir, const struct cs_capath_opts *opts, char *err,
+			 size_t errlen)
+{
+	cs_capath *cp = calloc(1, sizeof(*cp));
+
+	if (cp == NULL || (cp->dir = strdup(dir)) == NULL)
+		goto fail;
+	cp->dirfd = -1;
+	cp->cafile_mode = 0644;
+	if (opts != NULL) {
+		if (opts->cafile != NULL && (cp->cafile = strdup(opts->cafile)) == NULL)
+			goto fail;
+		if (opts->cafile_mode != 0)
+			cp->cafile_mode = opts->cafile_mode;
+		cp->flags = opts->flags;
+		cp->report = opts->report;
+		cp->report_arg = opts->report_arg;
+	}
+	return cp;
+fail:
+	snprintf(err, errlen, "%s: out of memory", dir);
+	if (cp != NULL)
+		free(cp->dir);
+	free(cp);
+	return NULL;
+}
+
+void cs_capath_free(cs_capath *cp)
+{
+	if (cp == NULL)
+		return;
+	state_reset(cp);
+	free(cp->dir);
+	free(cp->cafile);
+	free(cp);
+}
+
+const char *cs_capath_dir(const cs_capath *cp)
+{
+	return cp->dir;
+}
+
+static int open_dir(cs_capath *cp, char *err, size_t errlen)
+{
+	cp->dirfd = open(cp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cp->dirfd < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "%s: %s", cp->dir, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static void close_dir(cs_capath *cp)
+{
+	if (cp->dirfd >= 0) {
+		if (!(cp->flags & CS_CAPATH_NO_FSYNC))
+			fsync(cp->dirfd);
+		close(cp->dirfd);
+	}
+	cp->dirfd = -1;
+}
+
+static void count_linked(cs_capath *cp, struct cs_capath_stats *st)
+{
+	st->certs = st->crls = 0;
+	for (size_t i = 0; i < cp->fsize; i++)
+		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
+			if (f->linked) {
+				if (f->kind == KIND_CERT)
+					st->certs++;
+				else if (f->kind == KIND_CRL)
+					st->crls++;
+			}
+}
+
+/* Ends a call: CAfile, counts, message for errors. */
+static int finish(cs_capath *cp, int rc, int force_cafile, char *err, size_t errlen)
+{
+	if (force_cafile || cp->cafile_dirty) {
+		char cerr[512] = "";
+		int r = cafile_sync(cp, cerr, sizeof(cerr));
+
+		if (r < 0 && rc == 0) {
+			snprintf(err, errlen, "%s", cerr);
+			rc = r;
+		}
+	}
+	close_dir(cp);
+	if (cp->st != NULL)
+		count_linked(cp, cp->st);
+	if (rc < 0 && err[0] == '\0')
+		snprintf(err, errlen, "%s: %u problem(s) with files or links (see log)", cp->dir,
+			 cp->st ? cp->st->errors : 0u);
+	cp->st = NULL;
+	return rc;
+}
+
+int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t errlen)
+{
+	struct cs_capath_stats dummy;
+	DIR *d;
+	struct dirent *de;
+	int rc = 0, fd;
+
+	memset(&dummy, 0, sizeof(dummy));
+	if (st == NULL)
+		st = &dummy;
+	memset(st, 0, sizeof(*st));
+	if (errlen > 0)
+		err[0] = '\0';
+	state_reset(cp);
+	if ((rc = open_dir(cp, err, errlen)) < 0)
+		return rc;
+	cp->st = st;
+	fd = dup(cp->dirfd);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		snprintf(err, errlen, "%s: %s", cp->dir, strerror(e));
+		close_dir(cp);
+		cp->st = NULL;
+		return -e;
+	}
+	while ((de = readdir(d)) != NULL) {
+		const char *name = de->d_name;
+		int crl, id;
+		uint32_t hash;
+
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (parse_link(name, &crl, &hash, &id)) {
+			struct stat lst;
+			struct bucket *b;
+			char target[PATH_MAX];
+			ssize_t n;
+
+			if (fstatat(cp->dirfd, name, &lst, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			b = bucket_get(cp, crl, hash, 1);
+			if (b == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			if (!S_ISLNK(lst.st_mode)) {
+				bucket_set_link(b, id, NULL, 1);
+				continue;
+			}
+			n = readlinkat(cp->dirfd, name, target, sizeof(target) - 1);
+			if (n < 0)
+				continue;
+			target[n] = '\0';
+			if (bucket_set_link(b, id, target, 0) < 0) {
+				rc = -ENOMEM;
+				break;
+			}
+			continue;
+		}
+		if (!cs_capath_name_eligible(name))
+			continue;
+		struct cfile *f = file_add(cp, name);
+
+		if (f == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (file_load(cp, f) < 0) {
+			file_remove(cp, f); /* gone while we read */
+			continue;
+		}
+		if (f->kind == KIND_NONE) {
+			report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
+			       f->skip);
+			if (f->skip_err) {
+				st->errors++;
+				rc = -EIO;
+			} else {
+				st->skipped++;
+			}
+			continue;
+		}
+		struct bucket *b = bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
+
+		if (b == NULL || bucket_add_member(b, f) < 0) {
+			rc = -ENOMEM;
+			break;
+		}
+	}
+	closedir(d);
+	if (rc == -ENOMEM) {
+		snprintf(err, errlen, "%s: out of memory", cp->dir);
+		close_dir(cp);
+		cp->st = NULL;
+		state_reset(cp);
+		return rc;
+	}
+	for (size_t i = 0; i < cp->bsize; i++)
+		for (struct bucket *b = cp->btab[i]; b != NULL; b = b->next) {
+			int r = bucket_sync(cp, b);
+
+			if (r < 0)
+				rc = r == -ENOMEM ? r : -EIO;
+			for (int j = 0; j < b->nmem; j++)
+				if (b->mem[j]->skip_err)
+					rc = -EIO;
+		}
+	cp->scanned = 1;
+	return finish(cp, rc, 1, err, errlen);
+}
+
+int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st, char *err,
+		     size_t errlen)
+{
+	struct cs_capath_stats dummy;
+	struct bucket *ob = NULL, *nb = NULL;
+	struct cfile *f;
+	int rc = 0, crl, id;
+	uint32_t hash;
+
+	memset(&dummy, 0, sizeof(dummy));
+	if (st == NULL)
+		st = &dummy;
+	memset(st, 0, sizeof(*st));
+	if (errlen > 0)
+		err[0] = '\0';
+	if (!cp->scanned) {
+		snprintf(err, errlen, "%s: no full pass yet", cp->dir);
+		return -EINVAL;
+	}
+	if (name[0] == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0)
+		return 0;
+	if (parse_link(name, &crl, &hash, &id)) {
+		nb = bucket_get(cp, crl, hash, 1);
+		if (nb == NULL) {
+			snprintf(err, errlen, "%s: out of memory", cp->dir);
+			return -ENOMEM;
+		}
+	} else if (!cs_capath_name_eligible(name)) {
+		return 0;
+	}
+	if ((rc = open_dir(cp, err, errlen)) < 0)
+		return rc;
+	cp->st = st;
+	if (nb == NULL) {
+		f = file_find(cp, name);
+		if (f == NULL && (f = file_add(cp, name)) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		ob = f->b;
+		if (ob != NULL) {
+			bucket_del_member(ob, f);
+			if (f->linked && f->kind == KIND_CERT)
+				cp->cafile_dirty = 1;
+			f->linked = 0;
+		}
+		char *old_skip = f->skip != NULL && f->kind == KIND_NONE ? strdup(f->skip) : NULL;
+
+		if (file_load(cp, f) < 0) {
+			file_remove(cp, f);
+			f = NULL;
+		} else if (f->kind == KIND_NONE) {
+			if (old_skip == NULL || strcmp(old_skip, f->skip) != 0) {
+				report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED,
+				       f->name, f->skip);
+				if (f->skip_err)
+					st->errors++;
+				else
+					st->skipped++;
+			}
+			if (f->skip_err)
+				rc = -EIO;
+		} else {
+			nb = bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
+			if (nb == NULL || bucket_add_member(nb, f) < 0) {
+				free(old_skip);
+				rc = -ENOMEM;
+				goto out;
+			}
+			free(f->skip); /* recomputed by the bucket (duplicates) */
+			f->skip = old_skip;
+			old_skip = NULL;
+		}
+		free(old_skip);
+	}
+	struct bucket *todo[2] = { ob, nb };
+
+	for (int i = 0; i < 2; i++) {
+		int r;
+
+		if (todo[i] == NULL || (i == 1 && todo[1] == todo[0]))
+			continue;
+		r = bucket_refresh(cp, todo[i]);
+		if (r == 0)
+			r = bucket_sync(cp, todo[i]);
+		if (r < 0)
+			rc = r == -ENOMEM ? r : -EIO;
+	}
+out:
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "%s: out of memory", cp->dir);
+	return finish(cp, rc, 0, err, errlen);
+}
+
+int cs_capath_publish(cs_capath *cp, const char *name, X509 *x, X509_CRL *crl,
+		      struct cs_capath_stats *st, char *err, size_t errlen)
+{
+	BIO *mem = BIO_new(BIO_s_mem());
+	struct cs_atomic_opts ao = { 0644, (uid_t)-1, (gid_t)-1,
+				     (cp->flags & CS_CAPATH_NO_FSYNC) ? CS_ATOMIC_NO_FSYNC : 0 };
+	char *path = NULL, *data;
+	long len;
+	int rc = 0;
+
+	if (st != NULL)
+		memset(st, 0, sizeof(*st));
+	if (strchr(name, '/') != NULL || !cs_capath_name_eligible(name) ||
+	    cs_capath_name_is_link(name) || (x == NULL && crl == NULL)) {
+		snprintf(err, errlen, "%s/%s: not a name for a certificate or CRL file", cp->dir,
+			 name);
+		rc = -EINVAL;
+		goto out;
+	}
+	if (mem == NULL || asprintf(&path, "%s/%s", cp->dir, name) < 0 ||
+	    !(x != NULL ? PEM_write_bio_X509(mem, x) : PEM_write_bio_X509_CRL(mem, crl))) {
+		path = NULL;
+		snprintf(err, errlen, "%s/%s: out of memory", cp->dir, name);
+		rc = -ENOMEM;
+		goto out;
+	}
+	len = BIO_get_mem_data(mem, &data);
+	if (!same_content(path, data, (size_t)len)) {
+		rc = cs_atomic_write(path, data, (size_t)len, &ao, err, errlen);
+		if (rc < 0)
+			goto out;
+	}
+	rc = cs_capath_update(cp, name, st, err, errlen);
+out:
+	ERR_clear_error();
+	BIO_free(mem);
+	free(path);
+	return rc;
+}
+
+size_t cs_capath_problems(const cs_capath *cp, cs_capath_report_cb cb, void *arg)
+{
+	struct cfile **v = malloc((cp->fcount + 1) * sizeof(*v));
+	size_t n = 0;
+
+	if (v == NULL)
+		return 0;
+	for (size_t i = 0; i < cp->fsize; i++)
+		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
+			if (f->skip != NULL)
+				v[n++] = f;
+	qsort(v, n, sizeof(*v), name_cmp);
+	for (size_t i = 0; i < n && cb != NULL; i++)
+		cb(arg, v[i]->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, v[i]->name,
+		   v[i]->skip);
+	free(v);
+	return n;
+}
+
+int cs_capath_rehash(const char *dir, const struct cs_capath_opts *opts,
+		     struct cs_capath_stats *st, char *err, size_t errlen)
+{
+	cs_capath *cp = cs_capath_new(dir, opts, err, errlen);
+	int rc;
+
+	if (cp == NULL)
+		return -ENOMEM;
+	rc = cs_capath_full(cp, st, err, errlen);
+	cs_capath_free(cp);
+	return rc;
+}

@@ -32,7 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_QUEUED (8u * 1024 * 1024) /* answers waiting for one client */
+#define MAX_QUEUED (1024u * 1024) /* answers waiting for one client */
+#define BATCH 16 /* requests of one client answered per loop turn */
 #define METRICS_DEBOUNCE_MS 200
 /* Reloads run up to 10 s after a renewal (debounced): write once more after that. */
 #define METRICS_LATE_MS 11000
@@ -61,6 +62,8 @@ struct client {
 	unsigned writes;
 	int handles;
 	bool closing, paused, eof, close_after_write;
+	bool backlogged; /* more lines buffered than one turn answers */
+	struct client *bprev, *bnext;
 };
 
 struct wreq {
@@ -92,6 +95,8 @@ struct cs_ctlsock {
 	bool watching;
 	uv_timer_t mtimer;
 	enum mphase mphase;
+	uv_idle_t idle; /* runs while clients are backlogged */
+	struct client *backlog;
 
 	int handles;
 	bool closing;
@@ -153,6 +158,20 @@ static void on_client_handle_closed(uv_handle_t *h)
 	maybe_freed(s);
 }
 
+static void backlog_remove(struct client *c)
+{
+	if (!c->backlogged)
+		return;
+	if (c->bprev != NULL)
+		c->bprev->bnext = c->bnext;
+	else
+		c->s->backlog = c->bnext;
+	if (c->bnext != NULL)
+		c->bnext->bprev = c->bprev;
+	c->bprev = c->bnext = NULL;
+	c->backlogged = false;
+}
+
 static void close_client(struct client *c)
 {
 	struct cs_ctlsock *s = c->s;
@@ -160,6 +179,7 @@ static void close_client(struct client *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	backlog_remove(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -202,6 +222,8 @@ static void on_plain_closed(uv_handle_t *h)
 /* ---- answers ----------------------------------------------------------- */
 
 static void process(struct client *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 static void on_written(uv_write_t *req, int status)
 {
@@ -222,8 +244,8 @@ static void on_written(uv_write_t *req, int status)
 	if (c->paused && c->queued < MAX_QUEUED / 2) {
 		c->paused = false;
 		process(c);
-		if (!c->paused && !c->closing && !c->eof)
-			uv_read_start((uv_stream_t *)&c->pipe, NULL, NULL);
+		if (!c->paused && !c->backlogged && !c->closing && !c->eof)
+			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 	}
 }
 
@@ -584,12 +606,53 @@ out:
 	json_decref(req);
 }
 
-/* Answers every complete line buffered, unless the client's answers pile up. */
+static void on_idle_turn(uv_idle_t *h)
+{
+	struct cs_ctlsock *s = h->data;
+	struct client *c = s->backlog, *next;
+
+	/* Each backlogged client gets one more batch; new arrivals wait a turn. */
+	s->backlog = NULL;
+	for (; c != NULL; c = next) {
+		next = c->bnext;
+		c->bprev = c->bnext = NULL;
+		c->backlogged = false;
+		if (c->closing)
+			continue;
+		process(c);
+		if (!c->paused && !c->backlogged && !c->closing && !c->eof &&
+		    !c->close_after_write)
+			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	}
+	if (s->backlog == NULL)
+		uv_idle_stop(&s->idle);
+}
+
+static void backlog_add(struct client *c)
+{
+	struct cs_ctlsock *s = c->s;
+
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	c->backlogged = true;
+	c->bprev = NULL;
+	c->bnext = s->backlog;
+	if (s->backlog != NULL)
+		s->backlog->bprev = c;
+	s->backlog = c;
+	uv_idle_start(&s->idle, on_idle_turn);
+}
+
+/*
+ * Answers the complete lines buffered: at most BATCH per turn (the rest on
+ * the next turns, so that a client sending thousands of requests at once
+ * does not hold the others up), and none while its answers pile up unread.
+ */
 static void process(struct client *c)
 {
 	size_t off = 0;
+	int done = 0;
 
-	while (!c->closing && !c->paused) {
+	while (!c->closing && !c->paused && !c->backlogged) {
 		char *nl = memchr(c->in + off, '\n', c->len - off);
 		if (nl == NULL)
 			break;
@@ -609,11 +672,14 @@ static void process(struct client *c)
 		if (linelen > 0) {
 			handle(c, c->in + off, linelen);
 			uv_timer_again(&c->timer);
+			done++;
 		}
 		off += n + 1;
 		if (c->queued >= MAX_QUEUED) {
 			c->paused = true;
 			uv_read_stop((uv_stream_t *)&c->pipe);
+		} else if (done >= BATCH && memchr(c->in + off, '\n', c->len - off) != NULL) {
+			backlog_add(c);
 		}
 	}
 	if (off > 0) {
@@ -630,7 +696,7 @@ static void process(struct client *c)
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		return;
 	}
-	if (c->eof && !c->paused) {
+	if (c->eof && !c->paused && !c->backlogged) {
 		/* A last request without its newline is still answered. */
 		if (c->len > 0) {
 			handle(c, c->in, c->len);
@@ -1053,7 +1119,9 @@ struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts 
 	s->mtimer.data = s;
 	uv_fs_event_init(loop, &s->watch);
 	s->watch.data = s;
-	s->handles += 2;
+	uv_idle_init(loop, &s->idle);
+	s->idle.data = s;
+	s->handles += 3;
 	if (o->path != NULL && (s->lis = listener_new(s, o, err, errlen)) == NULL) {
 		/* Handles are open: free through the close callbacks, without a metrics write. */
 		free(s->metrics_file);
@@ -1136,6 +1204,7 @@ void cs_ctlsock_close(struct cs_ctlsock *s, void (*close_cb)(void *arg), void *a
 	s->lis = NULL;
 	uv_close((uv_handle_t *)&s->mtimer, on_plain_closed);
 	uv_close((uv_handle_t *)&s->watch, on_plain_closed);
+	uv_close((uv_handle_t *)&s->idle, on_plain_closed);
 }
 
 /* ---- the agent's wiring ------------------------------------------------------ */

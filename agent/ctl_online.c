@@ -285,7 +285,9 @@ static void days_bar(json_t *cert, char *out, size_t len)
 	if (share > 1)
 		share = 1;
 	filled = (int)(share * 10 + 0.5);
-	snprintf(out, len, "[%.*s%.*s]", filled, "##########", 10 - filled, "----------");
+	if (filled < 0 || filled > 10)
+		filled = 10;
+	snprintf(out, len, "[%s%s]", "##########" + (10 - filled), "----------" + filled);
 }
 
 static void days_text(json_t *cert, char *out, size_t len)
@@ -308,7 +310,7 @@ static void print_list(json_t *certs)
 	bool colour = use_colour();
 	size_t wname = 4, wstate = 5, i;
 	json_t *c;
-	char bar[16], days[32], t1[32], t2[32];
+	char bar[32], days[32], t1[32], t2[32];
 
 	json_array_foreach(certs, i, c) {
 		size_t n = strlen(jstr(c, "name", ""));
@@ -343,7 +345,7 @@ static void print_cert(json_t *c)
 {
 	bool colour = use_colour();
 	const char *state = jstr(c, "state", "?");
-	char bar[16], days[32], buf[4096] = "";
+	char bar[32], days[32], buf[4096] = "";
 	size_t i;
 	json_t *n;
 

@@ -433,6 +433,16 @@ static int load_ca(cs_localca *ca, char *err, size_t errlen)
 		cs_log_ssl_errors(err, errlen);
 		goto out;
 	}
+	{
+		char *kp = path_join(ca->dir, "private/cakey.pem");
+		struct stat sb;
+
+		/* Not refused (the administrator's choice), but worth a word. */
+		if (kp != NULL && stat(kp, &sb) == 0 && (sb.st_mode & 077) != 0)
+			cs_warn("%s: the CA key is readable by others than its owner (mode %04o)",
+				kp, (unsigned)(sb.st_mode & 07777));
+		free(kp);
+	}
 	if (X509_check_private_key(ca->cacert, ca->cakey) != 1) {
 		snprintf(err, errlen, "%s/private/cakey.pem does not match %s/cacert.pem", ca->dir,
 			 ca->dir);

@@ -339,16 +339,19 @@ static void arm_timer(struct cs_pipeline *pl)
 
 static void log_schedule(const struct cert *c, time_t now)
 {
-	char t1[40], t2[40], d[40];
+	char t1[40], t2[40], d[48];
 
-	if (verdict_ok(c))
-		cs_info("%s: valid until %s; next renewal %s (in %s: %s)", c->cfg->name,
-			fmt_time(c->not_after, t1, sizeof(t1)), fmt_time(c->due, t2, sizeof(t2)),
-			fmt_delay(c->due - now, d, sizeof(d)), c->due_reason);
+	if (c->due <= now)
+		snprintf(d, sizeof(d), "now");
 	else
-		cs_info("%s: next attempt %s (in %s: %s)", c->cfg->name,
-			fmt_time(c->due, t2, sizeof(t2)), fmt_delay(c->due - now, d, sizeof(d)),
+		snprintf(d, sizeof(d), "in %s", fmt_delay(c->due - now, t2, sizeof(t2)));
+	if (verdict_ok(c))
+		cs_info("%s: valid until %s; next renewal %s (%s: %s)", c->cfg->name,
+			fmt_time(c->not_after, t1, sizeof(t1)), fmt_time(c->due, t2, sizeof(t2)), d,
 			c->due_reason);
+	else
+		cs_info("%s: next attempt %s (%s: %s)", c->cfg->name,
+			fmt_time(c->due, t2, sizeof(t2)), d, c->due_reason);
 }
 
 /* ---- once mode ---------------------------------------------------------- */

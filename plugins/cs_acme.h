@@ -1,0 +1,84 @@
+/*
+ * cs_acme - the acme issuer: certificates from any ACME CA (RFC 8555), on
+ * libcurl multi driven by the libuv loop (cs_http). It never blocks the loop
+ * and never sleeps: polling, Retry-After and badNonce retries run on uv
+ * timers; key generation and challenge files on the work queue; DNS hooks
+ * through uv_spawn.
+ *
+ * The interface is deliberately narrow (names and a CSR in, a chain out; a
+ * certificate in, a window or a revocation out), and the issuer holds no
+ * globals, so that it can later run in an unprivileged child process.
+ *
+ * State kept under STATE_DIR/acme/NAME/ (directory 0700): account.key, the
+ * account key in PEM (0600, written mode-first), created on first use.
+ */
+#ifndef CS_ACME_H
+#define CS_ACME_H
+
+#include "cs_acme_msg.h"
+#include "cs_issuer.h"
+#include "cs_key.h"
+
+#include <openssl/x509.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum cs_acme_challenge {
+	CS_ACME_HTTP01 = 0, /* webroot, or the built-in responder on http_listen */
+	CS_ACME_DNS01,      /* dns_hook add|del NAME VALUE */
+};
+
+struct cs_acme_opts {
+	const char *directory;     /* https URL of the directory */
+	char *const *contact;      /* "mailto:..." URLs, may be none */
+	size_t n_contact;
+	enum cs_acme_challenge challenge;
+	const char *webroot;       /* http-01: files go to WEBROOT/.well-known/acme-challenge/ */
+	const char *http_listen;   /* http-01: "ADDR:PORT" of the built-in responder */
+	const char *dns_hook;      /* dns-01: program run as HOOK add|del NAME VALUE */
+	const char *ca_bundle;     /* trust for the ACME server, NULL: the system's */
+	const char *eab_kid;       /* External Account Binding, both or neither */
+	const char *eab_hmac_key;  /* base64url; never logged */
+	const char *preferred_chain; /* issuer CN of the top certificate of the wanted chain */
+	const char *profile;       /* sent when the directory offers it */
+	enum cs_keytype account_key; /* of a new account key; CS_KEY_NONE: ec:P-256 */
+	int64_t poll_timeout_s;    /* give up polling an order after this; 0: 600 */
+};
+
+/*
+ * Returns the acme issuer NAME (see cs_issuer.h; close through its ops),
+ * keeping its account under state_dir, or NULL with err set. Nothing is
+ * sent before the first request.
+ */
+cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs_acme_opts *o,
+			      const char *state_dir, char *err, size_t errlen);
+
+/* Returns 1 when is was made by cs_acme_issuer_new, else 0. */
+int cs_acme_is(const cs_issuer *is);
+
+/*
+ * Called once with the result of cs_acme_renewal_info: status 0 and the
+ * window; -ENOTSUP when the CA has no renewalInfo; another negative code with
+ * error (a problem document verbatim where the CA sent one).
+ */
+typedef void (*cs_acme_ari_cb)(int status, const struct cs_acme_window *w, const char *error,
+			       void *arg);
+
+/*
+ * Asks the CA for the suggested renewal window of cert (RFC 9773). Returns 0
+ * when cb will run once, or a negative code (cb never runs). cert is only
+ * read during the call.
+ */
+int cs_acme_renewal_info(cs_issuer *is, X509 *cert, cs_acme_ari_cb cb, void *arg);
+
+/* Called once with the result of cs_acme_revoke: 0, or a negative code with error. */
+typedef void (*cs_acme_done_cb)(int status, const char *error, void *arg);
+
+/*
+ * Revokes cert with the account (RFC 8555 section 7.6), giving reason (an
+ * RFC 5280 CRLReason code, or -1 for none). Returns 0 when cb will run once,
+ * or a negative code. cert is only read during the call.
+ */
+int cs_acme_revoke(cs_issuer *is, X509 *cert, int reason, cs_acme_done_cb cb, void *arg);
+
+#endif

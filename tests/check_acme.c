@@ -1,0 +1,816 @@
+/*
+ * check_acme - the pieces of the acme issuer that do not need a CA: base64url
+ * (RFC 4648 vectors), JWK thumbprints (the RFC 7638 example), JWS that verify
+ * with the account key and carry the right protected header, the EAB MAC,
+ * problem documents, Retry-After, Link headers, RFC 3339 times, newOrder
+ * payloads (identifiers, replaces, profile), ARI certificate identifiers and
+ * renewalInfo parsing (the RFC 9773 examples: Debian's Pebble serves no ARI),
+ * cs_http against the built-in http-01 responder on the loop, and the
+ * constructor's refusals.
+ *
+ * With CS_ACME_DIRECTORY set (tests/integration/acme_revoke.sh and
+ * acme_ari.sh set it after starting Pebble or an ARI fixture), a "live"
+ * case also revokes a certificate at Pebble or reads a renewal window.
+ */
+#include "cs_acme.h"
+#include "cs_acme_http01.h"
+#include "cs_acme_jws.h"
+#include "cs_acme_msg.h"
+#include "cs_b64url.h"
+#include "cs_http.h"
+#include "cs_csr.h"
+#include "cs_key.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ecdsa.h>
+#include <openssl/hmac.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+/* ---- base64url --------------------------------------------------------- */
+
+static const struct {
+	const char *plain, *enc;
+} b64_cases[] = {
+	{ "", "" },	      { "f", "Zg" },	     { "fo", "Zm8" },	     { "foo", "Zm9v" },
+	{ "foob", "Zm9vYg" }, { "fooba", "Zm9vYmE" }, { "foobar", "Zm9vYmFy" }, { "\xfb\xff", "-_8" },
+};
+
+START_TEST(test_acme_b64url_vectors)
+{
+	const char *p = b64_cases[_i].plain, *e = b64_cases[_i].enc;
+	char *enc = cs_b64url_encode(p, strlen(p));
+	size_t n = 99;
+	unsigned char *dec = cs_b64url_decode(e, strlen(e), &n);
+
+	ck_assert_str_eq(enc, e);
+	ck_assert_ptr_nonnull(dec);
+	ck_assert_uint_eq(n, strlen(p));
+	ck_assert(memcmp(dec, p, n) == 0);
+	free(enc);
+	free(dec);
+}
+END_TEST
+
+START_TEST(test_acme_b64url_refuses)
+{
+	size_t n;
+
+	/* The standard alphabet's + and /, a length no encoding has, stray bits. */
+	ck_assert_ptr_null(cs_b64url_decode("+/8", 3, &n));
+	ck_assert_ptr_null(cs_b64url_decode("Zm9vY", 5, &n));
+	ck_assert_ptr_null(cs_b64url_decode("Zh", 2, &n));
+	ck_assert_ptr_null(cs_b64url_decode("Zm 9v", 5, &n));
+}
+END_TEST
+
+/* ---- JWK, JWS, EAB -------------------------------------------------------- */
+
+/* The RSA key of RFC 7638 section 3.1. */
+static const char rfc7638_n[] =
+	"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_B"
+	"JECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_F"
+	"DW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4v"
+	"MQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+
+static EVP_PKEY *rsa_from_jwk(const char *n64, const char *e64)
+{
+	size_t nl, el;
+	unsigned char *n = cs_b64url_decode(n64, strlen(n64), &nl);
+	unsigned char *e = cs_b64url_decode(e64, strlen(e64), &el);
+	BIGNUM *bn = BN_bin2bn(n, (int)nl, NULL), *be = BN_bin2bn(e, (int)el, NULL);
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	EVP_PKEY *key = NULL;
+
+	OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn);
+	OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be);
+	params = OSSL_PARAM_BLD_to_param(bld);
+	ck_assert_int_eq(EVP_PKEY_fromdata_init(ctx), 1);
+	ck_assert_int_eq(EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params), 1);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	EVP_PKEY_CTX_free(ctx);
+	BN_free(bn);
+	BN_free(be);
+	free(n);
+	free(e);
+	return key;
+}
+
+START_TEST(test_acme_jwk_thumbprint_rfc7638)
+{
+	EVP_PKEY *key = rsa_from_jwk(rfc7638_n, "AQAB");
+	char *t = cs_acme_jws_thumbprint(key);
+
+	ck_assert_str_eq(t, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+	free(t);
+	EVP_PKEY_free(key);
+}
+END_TEST
+
+/* Decodes one base64url member of a flattened JWS. */
+static char *member(json_t *jws, const char *name, size_t *len)
+{
+	const char *v = json_string_value(json_object_get(jws, name));
+	size_t n = 0;
+	unsigned char *d;
+
+	ck_assert_ptr_nonnull(v);
+	d = cs_b64url_decode(v, strlen(v), &n);
+	ck_assert_ptr_nonnull(d);
+	char *s = malloc(n + 1);
+	memcpy(s, d, n);
+	s[n] = '\0';
+	free(d);
+	if (len != NULL)
+		*len = n;
+	return s;
+}
+
+/* Verifies a flattened JWS with key; returns 1 when the signature is good. */
+static int jws_verifies(json_t *jws, EVP_PKEY *key)
+{
+	const char *p = json_string_value(json_object_get(jws, "protected"));
+	const char *pl = json_string_value(json_object_get(jws, "payload"));
+	size_t siglen;
+	char *sig = member(jws, "signature", &siglen), *input;
+	unsigned char *der = NULL;
+	int derlen, ok;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	ck_assert_int_ge(asprintf(&input, "%s.%s", p, pl), 0);
+	if (EVP_PKEY_get_base_id(key) == EVP_PKEY_EC) {
+		size_t w = siglen / 2;
+		ECDSA_SIG *es = ECDSA_SIG_new();
+		/* JWS holds r || s at the curve's width: exactly 64 bytes for P-256. */
+		ck_assert_uint_eq(siglen, EVP_PKEY_get_bits(key) == 256 ? 64 : 96);
+		ECDSA_SIG_set0(es, BN_bin2bn((unsigned char *)sig, (int)w, NULL),
+			       BN_bin2bn((unsigned char *)sig + w, (int)w, NULL));
+		derlen = i2d_ECDSA_SIG(es, &der);
+		ECDSA_SIG_free(es);
+	} else {
+		der = OPENSSL_memdup(sig, siglen);
+		derlen = (int)siglen;
+	}
+	ok = EVP_DigestVerifyInit(ctx, NULL,
+				  EVP_PKEY_get_bits(key) == 384 ? EVP_sha384() : EVP_sha256(), NULL,
+				  key) == 1 &&
+	     EVP_DigestVerify(ctx, der, (size_t)derlen, (unsigned char *)input, strlen(input)) == 1;
+	EVP_MD_CTX_free(ctx);
+	OPENSSL_free(der);
+	free(input);
+	free(sig);
+	return ok;
+}
+
+static const enum cs_keytype jws_keys[] = { CS_KEY_EC_P256, CS_KEY_EC_P384, CS_KEY_RSA_2048 };
+static const char *const jws_algs[] = { "ES256", "ES384", "RS256" };
+
+START_TEST(test_acme_jws_signs_and_names_key)
+{
+	char err[256] = "";
+	EVP_PKEY *key = cs_key_generate(jws_keys[_i], err, sizeof(err));
+	char *s, *prot, *payload;
+	json_t *jws, *ph;
+
+	ck_assert_ptr_nonnull(key);
+	/* By JWK (newAccount). */
+	s = cs_acme_jws_sign(key, NULL, "nonce-1", "https://ca/new-acct", "{\"a\":1}", err,
+			     sizeof(err));
+	ck_assert_msg(s != NULL, "%s", err);
+	jws = json_loads(s, 0, NULL);
+	ck_assert_ptr_nonnull(jws);
+	ck_assert(jws_verifies(jws, key));
+	prot = member(jws, "protected", NULL);
+	ph = json_loads(prot, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(ph, "alg")), jws_algs[_i]);
+	ck_assert_str_eq(json_string_value(json_object_get(ph, "nonce")), "nonce-1");
+	ck_assert_str_eq(json_string_value(json_object_get(ph, "url")), "https://ca/new-acct");
+	ck_assert_ptr_null(json_object_get(ph, "kid"));
+	json_t *jwk = cs_acme_jws_jwk(key);
+	ck_assert(json_equal(json_object_get(ph, "jwk"), jwk));
+	json_decref(jwk);
+	payload = member(jws, "payload", NULL);
+	ck_assert_str_eq(payload, "{\"a\":1}");
+	free(payload);
+	free(prot);
+	json_decref(ph);
+	json_decref(jws);
+	free(s);
+
+	/* By kid, with the empty payload of a POST-as-GET. */
+	s = cs_acme_jws_sign(key, "https://ca/acct/7", "nonce-2", "https://ca/order/1", NULL, err,
+			     sizeof(err));
+	jws = json_loads(s, 0, NULL);
+	ck_assert(jws_verifies(jws, key));
+	ck_assert_str_eq(json_string_value(json_object_get(jws, "payload")), "");
+	prot = member(jws, "protected", NULL);
+	ph = json_loads(prot, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(ph, "kid")), "https://ca/acct/7");
+	ck_assert_ptr_null(json_object_get(ph, "jwk"));
+	free(prot);
+	json_decref(ph);
+	json_decref(jws);
+	free(s);
+
+	/* Another key does not verify it: the check above can fail. */
+	EVP_PKEY *other = cs_key_generate(jws_keys[_i], err, sizeof(err));
+	s = cs_acme_jws_sign(key, NULL, "n", "u", "{}", err, sizeof(err));
+	jws = json_loads(s, 0, NULL);
+	ck_assert(!jws_verifies(jws, other));
+	json_decref(jws);
+	free(s);
+	EVP_PKEY_free(other);
+	EVP_PKEY_free(key);
+}
+END_TEST
+
+START_TEST(test_acme_jws_refuses_ed25519)
+{
+	char err[256] = "";
+	EVP_PKEY *key = cs_key_generate(CS_KEY_ED25519, err, sizeof(err));
+
+	ck_assert_ptr_null(cs_acme_jws_sign(key, NULL, "n", "u", "{}", err, sizeof(err)));
+	ck_assert_str_eq(err, "the account key is neither P-256, P-384 nor RSA");
+	EVP_PKEY_free(key);
+}
+END_TEST
+
+START_TEST(test_acme_eab_mac)
+{
+	char err[256] = "";
+	EVP_PKEY *key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
+	/* Pebble's test MAC key style: base64url of 32 bytes. */
+	const char *hmac64 = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+	json_t *eab = cs_acme_jws_eab("kid-1", hmac64, key, "https://ca/new-acct", err,
+				      sizeof(err));
+	size_t klen;
+	unsigned char *k = cs_b64url_decode(hmac64, strlen(hmac64), &klen), mac[32];
+	unsigned int maclen;
+	char *input, *expect, *prot, *payload;
+	json_t *ph, *jwk;
+
+	ck_assert_msg(eab != NULL, "%s", err);
+	prot = member(eab, "protected", NULL);
+	ph = json_loads(prot, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(ph, "alg")), "HS256");
+	ck_assert_str_eq(json_string_value(json_object_get(ph, "kid")), "kid-1");
+	ck_assert_str_eq(json_string_value(json_object_get(ph, "url")), "https://ca/new-acct");
+	payload = member(eab, "payload", NULL);
+	jwk = cs_acme_jws_jwk(key);
+	json_t *pj = json_loads(payload, 0, NULL);
+	ck_assert(json_equal(pj, jwk));
+	ck_assert_int_ge(asprintf(&input, "%s.%s",
+				  json_string_value(json_object_get(eab, "protected")),
+				  json_string_value(json_object_get(eab, "payload"))),
+			 0);
+	HMAC(EVP_sha256(), k, (int)klen, (unsigned char *)input, strlen(input), mac, &maclen);
+	expect = cs_b64url_encode(mac, maclen);
+	ck_assert_str_eq(json_string_value(json_object_get(eab, "signature")), expect);
+	/* A key that is not base64url is refused, and the message does not repeat it. */
+	ck_assert_ptr_null(cs_acme_jws_eab("kid-1", "not base64!", key, "u", err, sizeof(err)));
+	ck_assert_str_eq(err, "eab_hmac_key is not base64url");
+	json_decref(pj);
+	json_decref(jwk);
+	json_decref(ph);
+	json_decref(eab);
+	free(prot);
+	free(payload);
+	free(input);
+	free(expect);
+	free(k);
+	EVP_PKEY_free(key);
+}
+END_TEST
+
+/* ---- messages ------------------------------------------------------------ */
+
+START_TEST(test_acme_problem_type)
+{
+	const char *bad = "{\n  \"type\": \"urn:ietf:params:acme:error:badNonce\",\n"
+			  "  \"detail\": \"JWS has an invalid anti-replay nonce\",\n"
+			  "  \"status\": 400\n}";
+	char type[128] = "";
+
+	ck_assert_int_eq(cs_acme_msg_problem(bad, strlen(bad), type, sizeof(type)), 0);
+	ck_assert_str_eq(type, "urn:ietf:params:acme:error:badNonce");
+	ck_assert_int_eq(cs_acme_msg_problem("<html>", 6, type, sizeof(type)), -1);
+	ck_assert_int_eq(cs_acme_msg_problem("{\"detail\":\"x\"}", 14, type, sizeof(type)), -1);
+}
+END_TEST
+
+START_TEST(test_acme_retry_after)
+{
+	/* 2026-01-01T00:00:00Z */
+	int64_t now = 1767225600;
+
+	ck_assert_int_eq(cs_acme_msg_retry_after("120", now), 120);
+	ck_assert_int_eq(cs_acme_msg_retry_after(" 0 ", now), 0);
+	ck_assert_int_eq(cs_acme_msg_retry_after("Thu, 01 Jan 2026 00:01:30 GMT", now), 90);
+	ck_assert_int_eq(cs_acme_msg_retry_after("Wed, 31 Dec 2025 23:00:00 GMT", now), 0);
+	ck_assert_int_eq(cs_acme_msg_retry_after("soon", now), -1);
+	ck_assert_int_eq(cs_acme_msg_retry_after("-5", now), -1);
+}
+END_TEST
+
+START_TEST(test_acme_link_alternates)
+{
+	char *urls[8] = { 0 };
+	size_t n = cs_acme_msg_links("<https://ca/dir>;rel=\"index\", "
+				     "<https://ca/cert/1/1>;rel=\"alternate\", "
+				     "<https://ca/cert/1/2>; rel=alternate",
+				     "alternate", urls, 8);
+
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(urls[0], "https://ca/cert/1/1");
+	ck_assert_str_eq(urls[1], "https://ca/cert/1/2");
+	free(urls[0]);
+	free(urls[1]);
+	n = cs_acme_msg_links("<https://ca/dir>;rel=\"index\"", "alternate", urls, 8);
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+static const struct {
+	const char *s;
+	int64_t t; /* -1: refused */
+} time_cases[] = {
+	{ "2025-01-02T04:00:00Z", 1735790400 },
+	{ "2025-01-02T04:00:00.123456Z", 1735790400 },
+	{ "2025-01-02T05:30:00+01:30", 1735790400 },
+	{ "2025-01-01T23:00:00-05:00", 1735790400 },
+	{ "2025-01-02T04:00:00", -1 },
+	{ "2025-13-02T04:00:00Z", -1 },
+	{ "2025-01-02", -1 },
+	{ "2025-01-02T04:00:00Zjunk", -1 },
+};
+
+START_TEST(test_acme_rfc3339)
+{
+	int64_t t = 0;
+	int rc = cs_acme_msg_time(time_cases[_i].s, &t);
+
+	if (time_cases[_i].t < 0) {
+		ck_assert_int_eq(rc, -1);
+	} else {
+		ck_assert_int_eq(rc, 0);
+		ck_assert_int_eq(t, time_cases[_i].t);
+	}
+}
+END_TEST
+
+START_TEST(test_acme_new_order_payload)
+{
+	char *names[] = { "a.example.test", "192.0.2.1", "2001:db8::1", "*.example.test" };
+	char *s = cs_acme_msg_new_order(names, 4, NULL, NULL);
+
+	ck_assert_str_eq(s, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example.test\"},"
+			    "{\"type\":\"ip\",\"value\":\"192.0.2.1\"},"
+			    "{\"type\":\"ip\",\"value\":\"2001:db8::1\"},"
+			    "{\"type\":\"dns\",\"value\":\"*.example.test\"}]}");
+	free(s);
+	s = cs_acme_msg_new_order(names, 1, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", "shortlived");
+	ck_assert_str_eq(s, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example.test\"}],"
+			    "\"replaces\":\"aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE\","
+			    "\"profile\":\"shortlived\"}");
+	free(s);
+}
+END_TEST
+
+START_TEST(test_acme_profile_offered)
+{
+	json_t *d = json_loads("{\"newOrder\":\"x\",\"meta\":{\"profiles\":"
+			       "{\"classic\":\"The same as ever\",\"shortlived\":\"6 days\"}}}",
+			       0, NULL);
+	json_t *none = json_loads("{\"newOrder\":\"x\",\"meta\":{}}", 0, NULL);
+
+	ck_assert_int_eq(cs_acme_msg_profile_offered(d, "shortlived"), 1);
+	ck_assert_int_eq(cs_acme_msg_profile_offered(d, "tlsserver"), 0);
+	ck_assert_int_eq(cs_acme_msg_profile_offered(none, "shortlived"), 0);
+	json_decref(d);
+	json_decref(none);
+}
+END_TEST
+
+/* A certificate with the AKI keyIdentifier and serial of RFC 9773 section 4.1. */
+static X509 *rfc9773_cert(void)
+{
+	static const unsigned char kid[] = { 0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40,
+					     0x41, 0xE1, 0xB3, 0x7B, 0x84, 0x7B, 0xA0,
+					     0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4 };
+	char err[128];
+	X509 *x = X509_new();
+	AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
+	BIGNUM *bn = NULL;
+	EVP_PKEY *key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
+
+	akid->keyid = ASN1_OCTET_STRING_new();
+	ASN1_OCTET_STRING_set(akid->keyid, kid, sizeof(kid));
+	ck_assert_int_eq(X509_add1_ext_i2d(x, NID_authority_key_identifier, akid, 0, 0), 1);
+	BN_hex2bn(&bn, "87654321");
+	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+	X509_set_pubkey(x, key);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
+	AUTHORITY_KEYID_free(akid);
+	BN_free(bn);
+	EVP_PKEY_free(key);
+	return x;
+}
+
+START_TEST(test_acme_ari_certid_rfc9773)
+{
+	char err[256] = "";
+	X509 *x = rfc9773_cert(), *bare = X509_new();
+	char *id = cs_acme_msg_certid(x, err, sizeof(err));
+
+	ck_assert_msg(id != NULL, "%s", err);
+	/* The identifier of RFC 9773's example; the serial's leading zero octet is kept. */
+	ck_assert_str_eq(id, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+	free(id);
+	ck_assert_ptr_null(cs_acme_msg_certid(bare, err, sizeof(err)));
+	ck_assert_str_eq(err, "the certificate has no authority key identifier");
+	X509_free(bare);
+	X509_free(x);
+}
+END_TEST
+
+START_TEST(test_acme_ari_window)
+{
+	const char *ok = "{\n  \"suggestedWindow\": {\n"
+			 "    \"start\": \"2025-01-02T04:00:00Z\",\n"
+			 "    \"end\": \"2025-01-03T04:00:00Z\"\n  },\n"
+			 "  \"explanationURL\": \"https://acme.example.com/docs/ari\"\n}";
+	struct cs_acme_window w = { 0 };
+	char err[256] = "";
+
+	ck_assert_int_eq(cs_acme_msg_ari(ok, strlen(ok), &w, err, sizeof(err)), 0);
+	ck_assert_int_eq(w.start, 1735790400);
+	ck_assert_int_eq(w.end, 1735790400 + 86400);
+	ck_assert_str_eq(w.explanation, "https://acme.example.com/docs/ari");
+
+	const char *backwards = "{\"suggestedWindow\":{\"start\":\"2025-01-03T04:00:00Z\","
+				"\"end\":\"2025-01-02T04:00:00Z\"}}";
+	ck_assert_int_eq(cs_acme_msg_ari(backwards, strlen(backwards), &w, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "renewalInfo: the window ends (2025-01-02T04:00:00Z) before it "
+			      "starts (2025-01-03T04:00:00Z)");
+	const char *missing = "{\"suggestedWindow\":{\"start\":\"2025-01-03T04:00:00Z\"}}";
+	ck_assert_int_eq(cs_acme_msg_ari(missing, strlen(missing), &w, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "renewalInfo has no suggestedWindow with start and end");
+	ck_assert_int_eq(cs_acme_msg_ari("nope", 4, &w, err, sizeof(err)), -1);
+}
+END_TEST
+
+/* ---- cs_http against the built-in responder ------------------------------ */
+
+struct got {
+	int n;
+	int status[4];
+	long code[4];
+	char body[4][256];
+	cs_acme_http01 *srv;
+	cs_http *http;
+};
+
+static void on_got(const struct cs_http_response *r, void *arg)
+{
+	struct got *g = arg;
+
+	g->status[g->n] = r->status;
+	g->code[g->n] = r->code;
+	snprintf(g->body[g->n], sizeof(g->body[0]), "%s", r->status == 0 ? r->body : r->error);
+	if (++g->n == 3) {
+		cs_acme_http01_close(g->srv, NULL, NULL);
+		cs_http_close(g->http, NULL, NULL);
+	}
+}
+
+START_TEST(test_acme_http01_responder)
+{
+	uv_loop_t loop;
+	char err[256] = "", url[3][256];
+	struct got g = { 0 };
+	struct cs_http_opts ho = { 0 };
+
+	uv_loop_init(&loop);
+	g.srv = cs_acme_http01_new(&loop, "127.0.0.1:0", err, sizeof(err));
+	ck_assert_msg(g.srv != NULL, "%s", err);
+	g.http = cs_http_new(&loop, &ho, err, sizeof(err));
+	ck_assert_ptr_nonnull(g.http);
+	ck_assert_int_eq(cs_acme_http01_add(g.srv, "tok-A_1", "tok-A_1.thumb"), 0);
+	ck_assert_int_eq(cs_acme_http01_add(g.srv, "gone", "gone.thumb"), 0);
+	cs_acme_http01_remove(g.srv, "gone");
+	int port = cs_acme_http01_port(g.srv);
+	snprintf(url[0], sizeof(url[0]), "http://127.0.0.1:%d/.well-known/acme-challenge/tok-A_1",
+		 port);
+	snprintf(url[1], sizeof(url[1]), "http://127.0.0.1:%d/.well-known/acme-challenge/gone",
+		 port);
+	snprintf(url[2], sizeof(url[2]), "http://127.0.0.1:%d/tok-A_1", port);
+	for (int i = 0; i < 3; i++) {
+		struct cs_http_request rq = { .method = "GET", .url = url[i] };
+		ck_assert_int_eq(cs_http_send(g.http, &rq, on_got, &g, NULL), 0);
+	}
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(g.n, 3);
+	/* The answers can come in any order: find each by its code. */
+	int ok = 0, nf = 0;
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(g.status[i], 0);
+		if (g.code[i] == 200) {
+			ck_assert_str_eq(g.body[i], "tok-A_1.thumb");
+			ok++;
+		} else if (g.code[i] == 404) {
+			nf++;
+		}
+	}
+	ck_assert_int_eq(ok, 1);
+	ck_assert_int_eq(nf, 2);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+static void on_refused(const struct cs_http_response *r, void *arg)
+{
+	struct got *g = arg;
+
+	g->status[g->n++] = r->status;
+	snprintf(g->body[0], sizeof(g->body[0]), "%s", r->error ? r->error : "");
+}
+
+START_TEST(test_acme_http_refused_and_closed)
+{
+	uv_loop_t loop;
+	char err[256] = "";
+	struct got g = { 0 };
+	struct cs_http_opts ho = { 0 };
+	cs_acme_http01 *srv;
+	int port;
+
+	/* A port that was just free: nothing listens there now. */
+	uv_loop_init(&loop);
+	srv = cs_acme_http01_new(&loop, "127.0.0.1:0", err, sizeof(err));
+	port = cs_acme_http01_port(srv);
+	cs_acme_http01_close(srv, NULL, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	g.http = cs_http_new(&loop, &ho, err, sizeof(err));
+	char url[128];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	struct cs_http_request rq = { .method = "GET", .url = url };
+	ck_assert_int_eq(cs_http_send(g.http, &rq, on_refused, &g, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(g.n, 1);
+	ck_assert_int_eq(g.status[0], -ECONNREFUSED);
+	ck_assert_msg(strstr(g.body[0], "onnect") != NULL, "%s", g.body[0]);
+	/* Closing with a request pending runs its callback with -ECANCELED. */
+	ck_assert_int_eq(cs_http_send(g.http, &rq, on_refused, &g, NULL), 0);
+	cs_http_close(g.http, NULL, NULL);
+	ck_assert_int_eq(g.n, 2);
+	ck_assert_int_eq(g.status[1], -ECANCELED);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+/* ---- the issuer's constructor ------------------------------------------ */
+
+static const struct {
+	struct cs_acme_opts o;
+	const char *err;
+} refusals[] = {
+	{ { .directory = "http://ca/dir", .webroot = "/w" }, "directory must be an https:// URL" },
+	{ { .directory = "https://ca/dir" }, "http-01 needs webroot or http_listen" },
+	{ { .directory = "https://ca/dir", .challenge = CS_ACME_DNS01 }, "dns-01 needs dns_hook" },
+	{ { .directory = "https://ca/dir", .webroot = "/w", .account_key = CS_KEY_ED25519 },
+	  "account_key ed25519 cannot sign ACME requests" },
+	{ { .directory = "https://ca/dir", .webroot = "/w", .eab_kid = "k" },
+	  "eab_kid and eab_hmac_key go together" },
+};
+
+START_TEST(test_acme_issuer_refuses)
+{
+	uv_loop_t loop;
+	char err[256] = "";
+
+	uv_loop_init(&loop);
+	ck_assert_ptr_null(cs_acme_issuer_new(&loop, "x", &refusals[_i].o, "/tmp", err, sizeof(err)));
+	ck_assert_str_eq(err, refusals[_i].err);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+static void on_closed(void *arg)
+{
+	*(int *)arg = 1;
+}
+
+static void on_issue_cancelled(struct cs_issue_result *res, void *arg)
+{
+	int *st = arg;
+
+	*st = res->status;
+}
+
+START_TEST(test_acme_issuer_close_cancels)
+{
+	uv_loop_t loop;
+	char err[256] = "", *names[] = { "a.example.test" };
+	struct cs_acme_opts o = { .directory = "https://127.0.0.1:1/dir", .webroot = "/nonexistent" };
+	int closed = 0, st = 1;
+	EVP_PKEY *key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
+	X509_REQ *csr = cs_csr_new(key, names, 1, err, sizeof(err));
+	struct cs_issue_request rq = { .cert_name = "a", .names = names, .n_names = 1, .csr = csr };
+	cs_issuer *is;
+
+	uv_loop_init(&loop);
+	is = cs_acme_issuer_new(&loop, "x", &o, "/nonexistent", err, sizeof(err));
+	ck_assert_msg(is != NULL, "%s", err);
+	ck_assert(cs_acme_is(is));
+	ck_assert_int_eq(is->ops->issue(is, &rq, on_issue_cancelled, &st), 0);
+	/* The callback never runs inside issue(). */
+	ck_assert_int_eq(st, 1);
+	is->ops->close(is, on_closed, &closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(st, -ECANCELED);
+	ck_assert_int_eq(closed, 1);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(key);
+}
+END_TEST
+
+/* ---- live: against Pebble or the ARI fixture (set up by a shell test) ------ */
+
+struct live {
+	int done, status;
+	char error[1024];
+	struct cs_acme_window w;
+	cs_issuer *is;
+};
+
+static void on_live_done(int status, const char *error, void *arg)
+{
+	struct live *l = arg;
+
+	l->done++;
+	l->status = status;
+	snprintf(l->error, sizeof(l->error), "%s", error ? error : "");
+}
+
+static void on_live_ari(int status, const struct cs_acme_window *w, const char *error,
+			void *arg)
+{
+	struct live *l = arg;
+
+	l->done++;
+	l->status = status;
+	if (w != NULL)
+		l->w = *w;
+	snprintf(l->error, sizeof(l->error), "%s", error ? error : "");
+}
+
+static X509 *read_cert(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x;
+
+	ck_assert_msg(f != NULL, "%s", path);
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	ck_assert_ptr_nonnull(x);
+	return x;
+}
+
+static cs_issuer *live_issuer(uv_loop_t *loop)
+{
+	char err[256] = "";
+	struct cs_acme_opts o = {
+		.directory = getenv("CS_ACME_DIRECTORY"),
+		.ca_bundle = getenv("CS_ACME_CA_BUNDLE"),
+		.webroot = "/nonexistent",
+	};
+	cs_issuer *is = cs_acme_issuer_new(loop, getenv("CS_ACME_ISSUER"), &o,
+					   getenv("CS_ACME_STATE_DIR"), err, sizeof(err));
+	ck_assert_msg(is != NULL, "%s", err);
+	return is;
+}
+
+/* Revokes CS_ACME_CERT with the account that obtained it; a second revocation is refused. */
+START_TEST(test_acme_live_revoke)
+{
+	uv_loop_t loop;
+	struct live l = { 0 };
+	X509 *x = read_cert(getenv("CS_ACME_CERT"));
+	int closed = 0;
+
+	uv_loop_init(&loop);
+	l.is = live_issuer(&loop);
+	ck_assert_int_eq(cs_acme_revoke(l.is, x, 4 /* superseded */, on_live_done, &l), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(l.done, 1);
+	ck_assert_msg(l.status == 0, "%s", l.error);
+	ck_assert_int_eq(cs_acme_revoke(l.is, x, -1, on_live_done, &l), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(l.done, 2);
+	ck_assert_int_lt(l.status, 0);
+	ck_assert_msg(strstr(l.error, "urn:ietf:params:acme:error:alreadyRevoked") != NULL, "%s",
+		      l.error);
+	l.is->ops->close(l.is, on_closed, &closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(closed, 1);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	X509_free(x);
+}
+END_TEST
+
+/* Reads the window of CS_ACME_CERT; the fixture answers CS_ACME_ARI_START/END. */
+START_TEST(test_acme_live_ari)
+{
+	uv_loop_t loop;
+	struct live l = { 0 };
+	X509 *x = read_cert(getenv("CS_ACME_CERT"));
+	int closed = 0;
+	int64_t start, end;
+
+	uv_loop_init(&loop);
+	l.is = live_issuer(&loop);
+	ck_assert_int_eq(cs_acme_renewal_info(l.is, x, on_live_ari, &l), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(l.done, 1);
+	if (getenv("CS_ACME_ARI_START") == NULL) {
+		/* A CA without renewalInfo (Debian's Pebble). */
+		ck_assert_int_eq(l.status, -ENOTSUP);
+	} else {
+		ck_assert_msg(l.status == 0, "%s", l.error);
+		ck_assert_int_eq(cs_acme_msg_time(getenv("CS_ACME_ARI_START"), &start), 0);
+		ck_assert_int_eq(cs_acme_msg_time(getenv("CS_ACME_ARI_END"), &end), 0);
+		ck_assert_int_eq(l.w.start, start);
+		ck_assert_int_eq(l.w.end, end);
+		ck_assert_int_eq(l.w.retry_after, 21600);
+	}
+	l.is->ops->close(l.is, on_closed, &closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(closed, 1);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	X509_free(x);
+}
+END_TEST
+
+Suite *acme_suite(void)
+{
+	Suite *s = suite_create("acme");
+	TCase *tc = tcase_create("codec");
+
+	tcase_add_loop_test(tc, test_acme_b64url_vectors, 0,
+			    (int)(sizeof(b64_cases) / sizeof(b64_cases[0])));
+	tcase_add_test(tc, test_acme_b64url_refuses);
+	tcase_add_test(tc, test_acme_jwk_thumbprint_rfc7638);
+	tcase_add_loop_test(tc, test_acme_jws_signs_and_names_key, 0, 3);
+	tcase_add_test(tc, test_acme_jws_refuses_ed25519);
+	tcase_add_test(tc, test_acme_eab_mac);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("messages");
+	tcase_add_test(tc, test_acme_problem_type);
+	tcase_add_test(tc, test_acme_retry_after);
+	tcase_add_test(tc, test_acme_link_alternates);
+	tcase_add_loop_test(tc, test_acme_rfc3339, 0,
+			    (int)(sizeof(time_cases) / sizeof(time_cases[0])));
+	tcase_add_test(tc, test_acme_new_order_payload);
+	tcase_add_test(tc, test_acme_profile_offered);
+	tcase_add_test(tc, test_acme_ari_certid_rfc9773);
+	tcase_add_test(tc, test_acme_ari_window);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("loop");
+	tcase_add_test(tc, test_acme_http01_responder);
+	tcase_add_test(tc, test_acme_http_refused_and_closed);
+	tcase_add_loop_test(tc, test_acme_issuer_refuses, 0,
+			    (int)(sizeof(refusals) / sizeof(refusals[0])));
+	tcase_add_test(tc, test_acme_issuer_close_cancels);
+	suite_add_tcase(s, tc);
+
+	/* Only when a shell test has started a CA for us (see the header comment). */
+	if (getenv("CS_ACME_DIRECTORY") != NULL) {
+		tc = tcase_create("live");
+		tcase_set_timeout(tc, 60);
+		if (getenv("CS_ACME_LIVE_REVOKE") != NULL)
+			tcase_add_test(tc, test_acme_live_revoke);
+		if (getenv("CS_ACME_LIVE_ARI") != NULL)
+			tcase_add_test(tc, test_acme_live_ari);
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}

@@ -1018,7 +1018,10 @@ static void on_mtimer(uv_timer_t *t)
 
 static void metrics_soon(struct cs_ctlsock *s, uint64_t ms)
 {
-	if (s->metrics_file == NULL || s->closing || s->mphase == M_DEBOUNCE)
+	if (s->metrics_file == NULL || s->closing)
+		return;
+	/* A write already due sooner covers this change too. */
+	if (s->mphase == M_DEBOUNCE && uv_timer_get_due_in(&s->mtimer) <= ms)
 		return;
 	s->mphase = M_DEBOUNCE;
 	uv_timer_start(&s->mtimer, on_mtimer, ms, 0);

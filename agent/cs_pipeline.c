@@ -13,7 +13,8 @@
  * the event was ours (or changed nothing) and is ignored.
  *
  * Configuration switches (SIGHUP) and close wait until nothing is in flight
- * (pl->inflight counts queued jobs, issuances, state saves and reloads),
+ * (pl->inflight counts queued jobs, issuances and state saves; reloads are
+ * counted by cs_reloads),
  * then tear the issuers, reloaders and certs down and build them again.
  */
 #include "cs_pipeline.h"
@@ -23,7 +24,7 @@
 #include "cs_key.h"
 #include "cs_localca.h"
 #include "cs_log.h"
-#include "cs_reloader.h"
+#include "cs_reloads.h"
 #include "cs_sched.h"
 #include "cs_watch.h"
 #include "cs_x509.h"
@@ -39,8 +40,6 @@
 #include <unistd.h>
 
 #define CHECK_DELAY_MS 100        /* settle time after a watch event */
-#define RELOAD_DEBOUNCE_MS 1000   /* quiet time before reloading after a renewal */
-#define RELOAD_DEBOUNCE_MAX_MS 10000
 #define TIMER_MAX_MS (24LL * 3600 * 1000) /* re-check the clock at least daily */
 
 enum once_result { ONCE_PENDING = 0, ONCE_VALID, ONCE_RENEWED, ONCE_REPAIRED, ONCE_FAILED };
@@ -88,28 +87,16 @@ struct cert {
 	size_t n_interest;
 };
 
-struct reload_slot {
-	struct cs_pipeline *pl;
-	cs_reloader *r;
-	bool running;
-	struct cert **batch, **flight;
-	size_t n_batch, n_flight;
-	char names[1024], files[4096], serials[1024];
-};
-
 struct cs_pipeline {
 	uv_loop_t *loop;
 	const struct cs_config *cfg;
 	cs_issuer **issuers;
 	size_t n_issuers;
-	struct reload_slot *reloads;
-	size_t n_reloads;
+	struct cs_reloads *rl; /* the reloaders, debounced */
 	struct cert **certs;
 	size_t n_certs;
 
 	uv_timer_t timer;
-	uv_timer_t reload_timer;
-	uint64_t reload_first; /* loop time of the first unflushed reload request */
 	struct cs_watch *watch;
 
 	unsigned inflight;
@@ -383,27 +370,20 @@ static void once_summary(struct cs_pipeline *pl)
 
 /* ---- reloads ------------------------------------------------------------ */
 
-static struct reload_slot *reload_slot(struct cs_pipeline *pl, const char *name)
-{
-	for (size_t i = 0; i < pl->n_reloads; i++)
-		if (strcmp(pl->reloads[i].r->name, name) == 0)
-			return &pl->reloads[i];
-	return NULL;
-}
-
 static bool reloads_pending(const struct cs_pipeline *pl)
 {
-	for (size_t i = 0; i < pl->n_reloads; i++)
-		if (pl->reloads[i].n_batch > 0)
-			return true;
-	return false;
+	return pl->rl != NULL && cs_reloads_pending(pl->rl);
 }
 
-static void append(char *buf, size_t len, const char *s)
+static bool reloads_busy(const struct cs_pipeline *pl)
 {
-	size_t used = strlen(buf);
+	return pl->rl != NULL && (cs_reloads_pending(pl->rl) || cs_reloads_running(pl->rl) > 0);
+}
 
-	snprintf(buf + used, len - used, "%s%s", used ? " " : "", s);
+static void flush_reloads(struct cs_pipeline *pl)
+{
+	if (pl->rl != NULL)
+		cs_reloads_flush(pl->rl);
 }
 
 /* The hook for the verify probes (a later issue): runs after a successful reload. */
@@ -414,140 +394,52 @@ static void verify_after_reload(struct cert *c, const char *reloader)
 			 c->cfg->name, reloader);
 }
 
-static void flush_reloads(struct cs_pipeline *pl);
-static void on_reload_timer(uv_timer_t *t);
-
-static void reload_result(struct reload_slot *s, const struct cs_reload_result *res)
+static void on_reload_result(void *arg, void *owner, const char *reloader,
+			     const struct cs_reload_result *res)
 {
-	struct cs_pipeline *pl = s->pl;
+	struct cs_pipeline *pl = arg;
+	struct cert *c = owner;
+	char item[300];
 
-	for (size_t i = 0; i < s->n_flight; i++) {
-		struct cert *c = s->flight[i];
-		char item[300];
-		if (res->status == 0) {
-			snprintf(item, sizeof(item), "%s: %s", s->r->name,
-				 res->not_running ? "not running" : "ok");
-			verify_after_reload(c, s->r->name);
-		} else {
-			char msg[1200];
-			snprintf(item, sizeof(item), "%s: failed", s->r->name);
-			snprintf(msg, sizeof(msg), "reload %s failed: %s", s->r->name, res->message);
-			cs_state_set_error(&c->st, msg);
-			save_state(c);
-			if (pl->once)
-				pl->once_failures++;
-		}
-		size_t used = strlen(c->last_reload);
-		snprintf(c->last_reload + used, sizeof(c->last_reload) - used, "%s%s",
-			 used ? "; " : "", item);
+	if (c == NULL) {
+		maybe_quiesced(pl);
+		return;
 	}
-	if (res->status == 0)
-		cs_notice("reload %s: %s (for %s)", s->r->name,
-			  res->not_running ? "the service is not running" : "done", s->names);
-	else
-		cs_err("reload %s failed (for %s): %s", s->r->name, s->names, res->message);
-	free(s->flight);
-	s->flight = NULL;
-	s->n_flight = 0;
-}
-
-static void on_reloaded(void *arg, const struct cs_reload_result *res)
-{
-	struct reload_slot *s = arg;
-	struct cs_pipeline *pl = s->pl;
-
-	s->running = false;
-	pl->inflight--;
-	reload_result(s, res);
-	if (s->n_batch > 0) {
-		if (pl->once || pl->closing || pl->draining)
-			flush_reloads(pl);
-		else if (!uv_is_active((uv_handle_t *)&pl->reload_timer))
-			uv_timer_start(&pl->reload_timer, on_reload_timer, RELOAD_DEBOUNCE_MS, 0);
+	if (res->status == 0) {
+		snprintf(item, sizeof(item), "%s: %s", reloader,
+			 res->not_running ? "not running" : "ok");
+		verify_after_reload(c, reloader);
+	} else {
+		char msg[1200];
+		snprintf(item, sizeof(item), "%s: failed", reloader);
+		snprintf(msg, sizeof(msg), "reload %s failed: %s", reloader, res->message);
+		cs_state_set_error(&c->st, msg);
+		save_state(c);
+		if (pl->once)
+			pl->once_failures++;
 	}
-	maybe_quiesced(pl);
-}
-
-static void start_reload(struct reload_slot *s)
-{
-	struct cs_pipeline *pl = s->pl;
-	struct cs_reload_ctx ctx = { s->names, s->files, s->serials };
-	int rc;
-
-	s->names[0] = s->files[0] = s->serials[0] = '\0';
-	for (size_t i = 0; i < s->n_batch; i++) {
-		struct cert *c = s->batch[i];
-		struct cs_deploy_outputs o;
-		append(s->names, sizeof(s->names), c->cfg->name);
-		append(s->serials, sizeof(s->serials), c->serial);
-		cs_deploy_outputs_of(c->cfg, &o);
-		for (size_t k = 0; k < o.n; k++)
-			append(s->files, sizeof(s->files), o.path[k]);
-	}
-	s->flight = s->batch;
-	s->n_flight = s->n_batch;
-	s->batch = NULL;
-	s->n_batch = 0;
-	s->running = true;
-	pl->inflight++;
-	rc = s->r->ops->reload(s->r, &ctx, on_reloaded, s);
-	if (rc < 0) {
-		struct cs_reload_result res = { .status = rc };
-		snprintf(res.message, sizeof(res.message), "cannot start: %s", strerror(-rc));
-		on_reloaded(s, &res);
-	}
-}
-
-/* Starts every pending reload that is not already running. */
-static void flush_reloads(struct cs_pipeline *pl)
-{
-	uv_timer_stop(&pl->reload_timer);
-	pl->reload_first = 0;
-	for (size_t i = 0; i < pl->n_reloads; i++) {
-		struct reload_slot *s = &pl->reloads[i];
-		if (s->n_batch > 0 && !s->running)
-			start_reload(s);
-	}
-}
-
-static void on_reload_timer(uv_timer_t *t)
-{
-	flush_reloads(t->data);
+	size_t used = strlen(c->last_reload);
+	snprintf(c->last_reload + used, sizeof(c->last_reload) - used, "%s%s", used ? "; " : "",
+		 item);
 }
 
 /* Asks for c's reloads; a burst of requests leads to one reload per service. */
 static void request_reloads(struct cert *c)
 {
 	struct cs_pipeline *pl = c->pl;
-	bool any = false;
+	struct cs_deploy_outputs o;
+	char files[4096] = "";
 
-	c->last_reload[0] = '\0';
-	for (size_t i = 0; i < c->cfg->reload.n; i++) {
-		struct reload_slot *s = reload_slot(pl, c->cfg->reload.v[i]);
-		bool there = false;
-		if (s == NULL)
-			continue;
-		for (size_t k = 0; k < s->n_batch; k++)
-			there |= s->batch[k] == c;
-		if (there)
-			continue;
-		struct cert **v = realloc(s->batch, (s->n_batch + 1) * sizeof(*v));
-		if (v == NULL) {
-			cs_err("%s: reload %s: out of memory", c->cfg->name, s->r->name);
-			continue;
-		}
-		s->batch = v;
-		s->batch[s->n_batch++] = c;
-		any = true;
+	if (pl->rl == NULL || c->cfg->reload.n == 0)
+		return;
+	cs_deploy_outputs_of(c->cfg, &o);
+	for (size_t k = 0; k < o.n; k++) {
+		size_t used = strlen(files);
+		snprintf(files + used, sizeof(files) - used, "%s%s", used ? " " : "", o.path[k]);
 	}
-	if (!any || pl->once)
-		return; /* once: all reloads run together at the end of the pass */
-	uint64_t t = uv_now(pl->loop);
-	if (pl->reload_first == 0)
-		pl->reload_first = t;
-	if (t - pl->reload_first + RELOAD_DEBOUNCE_MS <= RELOAD_DEBOUNCE_MAX_MS ||
-	    !uv_is_active((uv_handle_t *)&pl->reload_timer))
-		uv_timer_start(&pl->reload_timer, on_reload_timer, RELOAD_DEBOUNCE_MS, 0);
+	c->last_reload[0] = '\0';
+	/* once: all reloads run together at the end of the pass */
+	cs_reloads_request(pl->rl, c, &c->cfg->reload, c->cfg->name, files, c->serial, !pl->once);
 }
 
 /* ---- details of the deployed material ------------------------------------ */
@@ -1266,59 +1158,21 @@ static cs_issuer *make_issuer(uv_loop_t *loop, const struct cs_cfg_issuer *ci,
 	return cs_issuer_broken_new(loop, ci->name, msg);
 }
 
-static cs_reloader *make_reloader(uv_loop_t *loop, const char *plugin_dir,
-				  const struct cs_cfg_reload *cr)
-{
-	char err[1024] = "", msg[1200];
-	cs_reloader *r = NULL;
-
-	switch (cr->type) {
-	case CS_RELOAD_POSTFIX:
-		r = cs_reloader_postfix_new(loop, cr->name, cr->config_dir, cr->timeout, err,
-					    sizeof(err));
-		break;
-	case CS_RELOAD_DOVECOT:
-		r = cs_reloader_dovecot_new(loop, cr->name, cr->config, cr->pid_file, cr->timeout,
-					    err, sizeof(err));
-		break;
-	case CS_RELOAD_EXEC:
-		r = cs_reloader_exec_new(loop, cr->name, cr->command, cr->timeout, err,
-					 sizeof(err));
-		break;
-	case CS_RELOAD_PLUGIN:
-		r = cs_reloader_plugin_new(loop, cr->name, plugin_dir, cr->plugin, cr->args,
-					   cr->timeout, err, sizeof(err));
-		break;
-	}
-	if (r != NULL)
-		return r;
-	snprintf(msg, sizeof(msg), "reload %s cannot be used: %s", cr->name, err);
-	cs_err("%s", msg);
-	return cs_reloader_broken_new(loop, cr->name, msg);
-}
-
 /* Builds issuers, reloaders and certs for pl->cfg; returns 0 or -ENOMEM. */
 static int build(struct cs_pipeline *pl)
 {
 	const struct cs_config *cfg = pl->cfg;
 
 	pl->issuers = calloc(cfg->n_issuers + 1, sizeof(*pl->issuers));
-	pl->reloads = calloc(cfg->n_reloads + 1, sizeof(*pl->reloads));
 	pl->certs = calloc(cfg->n_certs + 1, sizeof(*pl->certs));
-	if (pl->issuers == NULL || pl->reloads == NULL || pl->certs == NULL)
+	pl->rl = cs_reloads_new(pl->loop, cfg, on_reload_result, pl);
+	if (pl->issuers == NULL || pl->certs == NULL || pl->rl == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_issuers; i++) {
 		pl->issuers[i] = make_issuer(pl->loop, &cfg->issuers[i], cfg->agent.state_dir);
 		if (pl->issuers[i] == NULL)
 			return -ENOMEM;
 		pl->n_issuers++;
-	}
-	for (size_t i = 0; i < cfg->n_reloads; i++) {
-		pl->reloads[i].pl = pl;
-		pl->reloads[i].r = make_reloader(pl->loop, cfg->agent.plugin_dir, &cfg->reloads[i]);
-		if (pl->reloads[i].r == NULL)
-			return -ENOMEM;
-		pl->n_reloads++;
 	}
 	for (size_t i = 0; i < cfg->n_certs; i++) {
 		struct cert *c = calloc(1, sizeof(*c));
@@ -1385,6 +1239,14 @@ static void close_issuers(struct cs_pipeline *pl)
 	on_issuer_closed(pl);
 }
 
+static void on_reloads_closed(void *arg)
+{
+	struct cs_pipeline *pl = arg;
+
+	pl->closing_handles--;
+	teardown_step(pl);
+}
+
 static void on_cert_closed(uv_handle_t *h)
 {
 	struct cert *c = h->data;
@@ -1402,16 +1264,9 @@ static void teardown(struct cs_pipeline *pl)
 {
 	pl->tearing_down = true;
 	uv_timer_stop(&pl->timer);
-	uv_timer_stop(&pl->reload_timer);
-	pl->closing_handles = 1; /* held until everything has been started */
-	for (size_t i = 0; i < pl->n_reloads; i++) {
-		free(pl->reloads[i].batch);
-		free(pl->reloads[i].flight);
-		cs_reloader_close(pl->reloads[i].r);
-	}
-	free(pl->reloads);
-	pl->reloads = NULL;
-	pl->n_reloads = 0;
+	pl->closing_handles = 2; /* one held until everything has been started */
+	cs_reloads_close(pl->rl, on_reloads_closed, pl);
+	pl->rl = NULL;
 	for (size_t i = 0; i < pl->n_certs; i++) {
 		pl->closing_handles++;
 		uv_close((uv_handle_t *)&pl->certs[i]->check_timer, on_cert_closed);
@@ -1469,9 +1324,8 @@ static void after_teardown(struct cs_pipeline *pl)
 		/* Everything cert-related is gone; now the pipeline's own handles. */
 		if (pl->pending_cfg != NULL && pl->release_cb)
 			pl->release_cb(pl->release_arg, pl->cfg); /* the newest stays the caller's */
-		pl->closing_handles = 3;
+		pl->closing_handles = 2;
 		uv_close((uv_handle_t *)&pl->timer, on_pipeline_handle_closed);
-		uv_close((uv_handle_t *)&pl->reload_timer, on_pipeline_handle_closed);
 		struct cs_watch *w = pl->watch;
 		pl->watch = NULL;
 		cs_watch_close(w, on_watch_closed, pl);
@@ -1502,7 +1356,10 @@ static void maybe_quiesced(struct cs_pipeline *pl)
 			all &= pl->certs[i]->once != ONCE_PENDING;
 		if (all && reloads_pending(pl))
 			flush_reloads(pl);
-		if (all && pl->inflight == 0) {
+		/* A reload that could not start has ended already, and may have finished this. */
+		if (pl->once_done || pl->tearing_down || pl->closing)
+			return;
+		if (all && pl->inflight == 0 && !reloads_busy(pl)) {
 			pl->once_done = true;
 			once_summary(pl);
 			if (pl->done_cb)
@@ -1512,7 +1369,7 @@ static void maybe_quiesced(struct cs_pipeline *pl)
 	}
 	if ((pl->closing || pl->draining) && reloads_pending(pl))
 		flush_reloads(pl);
-	if (pl->inflight > 0 || reloads_pending(pl))
+	if (pl->tearing_down || pl->inflight > 0 || reloads_busy(pl))
 		return;
 	if (pl->closing || (pl->draining && pl->pending_cfg != NULL))
 		teardown(pl);
@@ -1533,8 +1390,6 @@ struct cs_pipeline *cs_pipeline_new(uv_loop_t *loop, const struct cs_config *cfg
 	pl->cfg = cfg;
 	uv_timer_init(loop, &pl->timer);
 	pl->timer.data = pl;
-	uv_timer_init(loop, &pl->reload_timer);
-	pl->reload_timer.data = pl;
 	if (build(pl) < 0) {
 		snprintf(err, errlen, "cannot set up the pipeline: out of memory");
 		pl->closing = true;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -949,6 +950,44 @@ static void close_dir(cs_capath *cp)
 	cp->dirfd = -1;
 }
 
+/*
+ * Removes a temporary link (".HHHHHHHH.N.PID.SEQ.tmp", a symlink) left by a
+ * writer that was killed between symlink and rename: its process is gone.
+ * Returns 1 when name had that form (removed or not), else 0.
+ */
+static int stale_tmp_link(cs_capath *cp, const char *name)
+{
+	char buf[96], *p_seq, *p_pid;
+	size_t len = strlen(name);
+	int crl, id;
+	uint32_t hash;
+	long pid;
+	struct stat st;
+
+	if (len < 4 || len >= sizeof(buf) || strcmp(name + len - 4, ".tmp") != 0)
+		return 0;
+	memcpy(buf, name + 1, len - 5);
+	buf[len - 5] = '\0'; /* "HHHHHHHH.N.PID.SEQ" */
+	p_seq = strrchr(buf, '.');
+	if (p_seq == NULL)
+		return 0;
+	*p_seq++ = '\0';
+	p_pid = strrchr(buf, '.');
+	if (p_pid == NULL)
+		return 0;
+	*p_pid++ = '\0';
+	if (!parse_link(buf, &crl, &hash, &id) || p_pid[0] == '\0' ||
+	    strspn(p_pid, "0123456789") != strlen(p_pid) || p_seq[0] == '\0' ||
+	    strspn(p_seq, "0123456789") != strlen(p_seq))
+		return 0;
+	pid = strtol(p_pid, NULL, 10);
+	if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) &&
+	    pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH &&
+	    unlinkat(cp->dirfd, name, 0) == 0)
+		report(cp, CS_CAPATH_UNLINKED, name, "temporary link of a killed writer");
+	return 1;
+}
+
 static void count_linked(cs_capath *cp, struct cs_capath_stats *st)
 {
 	st->certs = st->crls = 0;
@@ -1019,6 +1058,8 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		uint32_t hash;
 
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (name[0] == '.' && stale_tmp_link(cp, name))
 			continue;
 		if (parse_link(name, &crl, &hash, &id)) {
 			struct stat lst;

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""ARI fixture for tests/integration/acme_ari.sh: Debian's Pebble (2.4) serves
+no renewalInfo and no profiles, so this HTTPS server stands in front of it.
+It serves Pebble's directory with "renewalInfo" and meta.profiles added,
+answers GET /renewalInfo/CERTID with the RFC 9773 window given on the command
+line (and Retry-After: 21600), logs every CERTID asked for and every newOrder
+payload, and forwards everything else to Pebble unchanged, keeping the Host
+header so that Pebble's URLs and JWS url checks name this server.
+
+usage: acme_ari_fixture.py PORT CERT KEY PEBBLE_PORT PEBBLE_CA START END LOGDIR
+"""
+import base64
+import http.client
+import http.server
+import json
+import os
+import ssl
+import sys
+
+port, cert, key, pebble_port, pebble_ca, start, end, logdir = sys.argv[1:9]
+pebble_ctx = ssl.create_default_context(cafile=pebble_ca)
+
+
+def b64url_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        with open(os.path.join(logdir, "fixture.log"), "a") as f:
+            f.write("%s\n" % (fmt % args))
+
+    def send(self, code, body, headers=()):
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def forward(self, body=None):
+        conn = http.client.HTTPSConnection("127.0.0.1", int(pebble_port), context=pebble_ctx)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "content-length"}
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        conn.request(self.command, self.path, body=body, headers=headers)
+        r = conn.getresponse()
+        data = r.read()
+        hdrs = [(k, v) for k, v in r.getheaders()
+                if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+        conn.close()
+        return r.status, data, hdrs
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        if self.path.startswith("/renewalInfo/"):
+            with open(os.path.join(logdir, "certids.log"), "a") as f:
+                f.write(self.path[len("/renewalInfo/"):] + "\n")
+            body = json.dumps({"suggestedWindow": {"start": start, "end": end},
+                               "explanationURL": "https://ca.example/ari"}).encode()
+            self.send(200, body, [("Content-Type", "application/json"),
+                                  ("Retry-After", "21600")])
+            return
+        status, data, hdrs = self.forward()
+        if self.path == "/dir" and status == 200:
+            d = json.loads(data)
+            d["renewalInfo"] = "https://%s/renewalInfo" % self.headers["Host"]
+            d.setdefault("meta", {})["profiles"] = {
+                "classic": "the usual", "shortlived": "six days"}
+            data = json.dumps(d).encode()
+        self.send(status, data, hdrs)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.startswith("/order-plz"):
+            payload = b64url_decode(json.loads(body)["payload"]).decode()
+            with open(os.path.join(logdir, "orders.log"), "a") as f:
+                f.write(payload + "\n")
+        status, data, hdrs = self.forward(body)
+        self.send(status, data, hdrs)
+
+
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print("listening", flush=True)
+srv.serve_forever()

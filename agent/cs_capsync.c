@@ -1,0 +1,732 @@
+/*
+ * cs_capsync - [capath] and [clientcerts] sections driven from the event
+ * loop (see cs_capsync.h). Each section has requests pending (touched on
+ * the loop thread only) and, while a job runs, a copy of them the worker
+ * thread works through; results come back to the loop thread in the
+ * after-work callback. uv_queue_work orders the two, so no lock is needed.
+ */
+#include "cs_capsync.h"
+
+#include "cs_atomic.h"
+#include "cs_capath.h"
+#include "cs_clientmap.h"
+#include "cs_log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* More pending names than this in one section: a full pass is cheaper. */
+#define MAX_PENDING_NAMES 512
+
+struct problem {
+	char *file;
+	char *reason;
+};
+
+struct plist {
+	struct problem *v;
+	size_t n;
+};
+
+struct pub {
+	char *name;
+	X509 *x;
+	X509_CRL *crl;
+};
+
+struct section {
+	bool is_capath;
+	char *label; /* "capath NAME" */
+	char *name;
+	char *dir;
+	char **reload;
+	size_t nreload;
+	/* capath */
+	char *cafile;
+	char **issuers;
+	size_t nissuers;
+	cs_capath *cp;
+	/* clientcerts */
+	char *map;
+	char *map_type;
+	char *config_dir; /* postmap -c, from a postfix reloader of the section */
+	int digest;
+	bool pubkey;
+	bool scanned; /* first full pass done (temp files swept) */
+	/* requests, loop thread */
+	bool p_full;
+	char **p_names;
+	size_t p_n;
+	struct pub *p_pubs;
+	size_t p_npub;
+	/* the running job, worker thread */
+	bool j_full;
+	char **j_names;
+	size_t j_n;
+	struct pub *j_pubs;
+	size_t j_npub;
+	bool j_changed;
+	bool j_failed;
+	bool j_ran;
+	struct plist j_problems;
+	/* after the last job, loop thread */
+	struct plist problems;
+};
+
+struct cs_capsync {
+	uv_loop_t *loop;
+	cs_capsync_done_cb cb;
+	void *arg;
+	struct section *s;
+	size_t ns;
+	char **dirs;
+	size_t ndirs;
+	uv_work_t work;
+	bool running;
+	bool closing;
+	bool job_full;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+static char **list_dup(const struct cs_cfg_list *l, size_t *n)
+{
+	char **v = calloc(l->n + 1, sizeof(*v));
+
+	*n = 0;
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++) {
+		if ((v[i] = strdup(l->v[i])) == NULL)
+			return v; /* caller sees *n short of l->n */
+		(*n)++;
+	}
+	return v;
+}
+
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; v != NULL && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void plist_free(struct plist *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->v[i].file);
+		free(p->v[i].reason);
+	}
+	free(p->v);
+	p->v = NULL;
+	p->n = 0;
+}
+
+static void plist_add(struct plist *p, const char *file, const char *reason)
+{
+	struct problem *n = realloc(p->v, (p->n + 1) * sizeof(*n));
+
+	if (n == NULL)
+		return;
+	p->v = n;
+	n[p->n].file = strdup(file);
+	n[p->n].reason = strdup(reason);
+	if (n[p->n].file == NULL || n[p->n].reason == NULL) {
+		free(n[p->n].file);
+		free(n[p->n].reason);
+		return;
+	}
+	p->n++;
+}
+
+static void pubs_free(struct pub *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].name);
+		X509_free(v[i].x);
+		X509_CRL_free(v[i].crl);
+	}
+	free(v);
+}
+
+static void section_free(struct section *s)
+{
+	free(s->label);
+	free(s->name);
+	free(s->dir);
+	strv_free(s->reload, s->nreload);
+	free(s->cafile);
+	strv_free(s->issuers, s->nissuers);
+	cs_capath_free(s->cp);
+	free(s->map);
+	free(s->map_type);
+	free(s->config_dir);
+	strv_free(s->p_names, s->p_n);
+	pubs_free(s->p_pubs, s->p_npub);
+	strv_free(s->j_names, s->j_n);
+	pubs_free(s->j_pubs, s->j_npub);
+	plist_free(&s->j_problems);
+	plist_free(&s->problems);
+}
+
+static void capsync_free(struct cs_capsync *cs)
+{
+	void (*cb)(void *) = cs->close_cb;
+	void *arg = cs->close_arg;
+
+	for (size_t i = 0; i < cs->ns; i++)
+		section_free(&cs->s[i]);
+	free(cs->s);
+	free(cs->dirs);
+	free(cs);
+	if (cb != NULL)
+		cb(arg);
+}
+
+/* ---- the worker ---- */
+
+static void capath_report(void *arg, enum cs_capath_event ev, const char *name, const char *detail)
+{
+	const struct section *s = arg;
+
+	switch (ev) {
+	case CS_CAPATH_LINKED:
+		cs_info("%s: %s/%s -> %s", s->label, s->dir, name, detail);
+		break;
+	case CS_CAPATH_UNLINKED:
+		cs_info("%s: removed %s/%s (was -> %s)", s->label, s->dir, name, detail);
+		break;
+	case CS_CAPATH_SKIPPED:
+		cs_notice("%s: skipped %s/%s: %s", s->label, s->dir, name, detail);
+		break;
+	case CS_CAPATH_ERROR:
+		cs_err("%s: %s/%s: %s", s->label, s->dir, name, detail);
+		break;
+	case CS_CAPATH_CAFILE:
+		cs_info("%s: wrote %s (%s)", s->label, name, detail);
+		break;
+	}
+}
+
+static void collect_problem(void *arg, enum cs_capath_event ev, const char *name,
+			    const char *detail)
+{
+	(void)ev;
+	plist_add(arg, name, detail);
+}
+
+static bool stats_changed(const struct cs_capath_stats *st)
+{
+	return st->linked > 0 || st->unlinked > 0 || st->cafile_written;
+}
+
+/* Removes temp files of killed writers of the files this section writes. */
+static void sweep(struct section *s)
+{
+	char err[512], *p;
+
+	if (s->is_capath) {
+		if (s->cafile != NULL && cs_atomic_sweep(s->cafile, err, sizeof(err)) < 0)
+			cs_warn("%s: %s", s->label, err);
+		for (size_t i = 0; i < s->nissuers; i++)
+			for (int k = 0; k < 2; k++) {
+				if (asprintf(&p, "%s/%s-ca.%s", s->dir, s->issuers[i],
+					     k ? "crl" : "pem") < 0)
+					continue;
+				if (cs_atomic_sweep(p, err, sizeof(err)) < 0)
+					cs_warn("%s: %s", s->label, err);
+				free(p);
+			}
+	} else if (cs_atomic_sweep(s->map, err, sizeof(err)) < 0) {
+		cs_warn("%s: %s", s->label, err);
+	}
+}
+
+static void fail(struct section *s, const char *err)
+{
+	cs_err("%s: %s", s->label, err);
+	s->j_failed = true;
+	plist_add(&s->j_problems, "", err);
+}
+
+static void work_capath(struct section *s)
+{
+	struct cs_capath_stats st;
+	char err[1024];
+	int rc;
+
+	if (s->cp == NULL) {
+		struct cs_capath_opts o = { .cafile = s->cafile, .report = capath_report,
+					    .report_arg = s };
+
+		s->cp = cs_capath_new(s->dir, &o, err, sizeof(err));
+		if (s->cp == NULL) {
+			fail(s, err);
+			return;
+		}
+	}
+	if (s->j_full || !s->scanned) {
+		if (!s->scanned)
+			sweep(s);
+		rc = cs_capath_full(s->cp, &st, err, sizeof(err));
+		if (rc == 0 || rc == -EIO)
+			s->scanned = true;
+		if (stats_changed(&st))
+			s->j_changed = true;
+		if (rc < 0 && rc != -EIO) {
+			fail(s, err);
+			return;
+		}
+		if (rc == -EIO)
+			s->j_failed = true;
+	}
+	for (size_t i = 0; i < s->j_npub; i++) {
+		struct pub *p = &s->j_pubs[i];
+
+		rc = cs_capath_publish(s->cp, p->name, p->x, p->crl, &st, err, sizeof(err));
+		if (stats_changed(&st))
+			s->j_changed = true;
+		if (rc < 0)
+			fail(s, err);
+		else
+			cs_info("%s: published %s/%s", s->label, s->dir, p->name);
+	}
+	for (size_t i = 0; !s->j_full && i < s->j_n; i++) {
+		rc = cs_capath_update(s->cp, s->j_names[i], &st, err, sizeof(err));
+		if (stats_changed(&st))
+			s->j_changed = true;
+		if (rc < 0 && rc != -EIO)
+			fail(s, err);
+	}
+	cs_capath_problems(s->cp, collect_problem, &s->j_problems);
+}
+
+static void work_clientcerts(struct section *s)
+{
+	struct cs_clientmap_opts o = {
+		.dir = s->dir, .map = s->map, .digest = (enum cs_digest)s->digest,
+		.pubkey = s->pubkey, .map_type = s->map_type, .config_dir = s->config_dir,
+	};
+	struct cs_clientmap_result res;
+	char err[1024];
+	int rc;
+
+	if (!s->scanned)
+		sweep(s);
+	s->scanned = true;
+	rc = cs_clientmap_build(&o, &res, err, sizeof(err));
+	if (res.map_written || res.postmap_run)
+		s->j_changed = true;
+	for (size_t i = 0; i < res.nproblems; i++) {
+		cs_notice("%s: left %s/%s out of %s: %s", s->label, s->dir, res.problems[i].file,
+			  s->map, res.problems[i].reason);
+		plist_add(&s->j_problems, res.problems[i].file, res.problems[i].reason);
+	}
+	if (rc < 0)
+		fail(s, err);
+	else if (res.map_written)
+		cs_info("%s: wrote %s (%zu entries)%s", s->label, s->map, res.entries,
+			res.postmap_run ? " and ran postmap" : "");
+	cs_clientmap_result_free(&res);
+}
+
+static void work_cb(uv_work_t *w)
+{
+	struct cs_capsync *cs = w->data;
+
+	for (size_t i = 0; i < cs->ns; i++) {
+		struct section *s = &cs->s[i];
+
+		if (!s->j_ran)
+			continue;
+		if (s->is_capath)
+			work_capath(s);
+		else
+			work_clientcerts(s);
+	}
+}
+
+/* ---- the loop side ---- */
+
+static bool section_pending(const struct section *s)
+{
+	return s->p_full || s->p_n > 0 || s->p_npub > 0;
+}
+
+static void after_work_cb(uv_work_t *w, int status);
+
+static void maybe_start(struct cs_capsync *cs)
+{
+	bool any = false;
+
+	if (cs->running || cs->closing)
+		return;
+	cs->job_full = true;
+	for (size_t i = 0; i < cs->ns; i++) {
+		struct section *s = &cs->s[i];
+
+		s->j_ran = section_pending(s);
+		if (!s->j_ran) {
+			cs->job_full = false;
+			continue;
+		}
+		any = true;
+		s->j_full = s->p_full;
+		if (!s->j_full)
+			cs->job_full = false;
+		s->j_names = s->p_names;
+		s->j_n = s->p_n;
+		s->j_pubs = s->p_pubs;
+		s->j_npub = s->p_npub;
+		s->p_full = false;
+		s->p_names = NULL;
+		s->p_n = 0;
+		s->p_pubs = NULL;
+		s->p_npub = 0;
+		s->j_changed = s->j_failed = false;
+		plist_free(&s->j_problems);
+	}
+	if (!any)
+		return;
+	cs->work.data = cs;
+	if (uv_queue_work(cs->loop, &cs->work, work_cb, after_work_cb) == 0) {
+		cs->running = true;
+		return;
+	}
+	/* Cannot happen with a live loop; run it here rather than lose it. */
+	work_cb(&cs->work);
+	after_work_cb(&cs->work, 0);
+}
+
+static bool in_list(const char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+	struct cs_capsync *cs = w->data;
+	const char **reloads = calloc(1, sizeof(*reloads)), **changed;
+	size_t nr = 0, nc = 0, nf = 0, cap_r = 0;
+	struct cs_capsync_report rep;
+
+	(void)status;
+	cs->running = false;
+	changed = calloc(cs->ns + 1, sizeof(*changed));
+	for (size_t i = 0; i < cs->ns; i++) {
+		struct section *s = &cs->s[i];
+
+		if (!s->j_ran)
+			continue;
+		s->j_ran = false;
+		strv_free(s->j_names, s->j_n);
+		s->j_names = NULL;
+		s->j_n = 0;
+		pubs_free(s->j_pubs, s->j_npub);
+		s->j_pubs = NULL;
+		s->j_npub = 0;
+		plist_free(&s->problems);
+		s->problems = s->j_problems;
+		s->j_problems = (struct plist){ NULL, 0 };
+		if (s->j_failed)
+			nf++;
+		if (!s->j_changed)
+			continue;
+		if (changed != NULL)
+			changed[nc++] = s->label;
+		for (size_t k = 0; k < s->nreload; k++) {
+			if (reloads == NULL || in_list(reloads, nr, s->reload[k]))
+				continue;
+			if (nr + 1 >= cap_r) {
+				const char **n;
+
+				cap_r = cap_r ? cap_r * 2 : 8;
+				n = realloc(reloads, cap_r * sizeof(*n));
+				if (n == NULL)
+					continue;
+				reloads = n;
+			}
+			reloads[nr++] = s->reload[k];
+		}
+	}
+	if (cs->closing) {
+		free(reloads);
+		free(changed);
+		capsync_free(cs);
+		return;
+	}
+	rep = (struct cs_capsync_report){ reloads, nr, changed, nc, nf, cs->job_full };
+	if (cs->cb != NULL)
+		cs->cb(cs->arg, &rep);
+	free(reloads);
+	free(changed);
+	maybe_start(cs);
+}
+
+/* ---- public ---- */
+
+struct cs_capsync *cs_capsync_new(uv_loop_t *loop, const struct cs_config *cfg,
+				  cs_capsync_done_cb done_cb, void *arg, char *err, size_t errlen)
+{
+	struct cs_capsync *cs = calloc(1, sizeof(*cs));
+	size_t n = cfg->n_capaths + cfg->n_clientcerts;
+
+	if (cs == NULL)
+		goto nomem;
+	cs->loop = loop;
+	cs->cb = done_cb;
+	cs->arg = arg;
+	cs->s = calloc(n + 1, sizeof(*cs->s));
+	cs->dirs = calloc(n + 1, sizeof(*cs->dirs));
+	if (cs->s == NULL || cs->dirs == NULL)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		struct section *s = &cs->s[cs->ns++];
+		const struct cs_cfg_list *rl;
+		size_t want;
+
+		if (i < cfg->n_capaths) {
+			const struct cs_cfg_capath *c = &cfg->capaths[i];
+
+			s->is_capath = true;
+			s->name = strdup(c->name);
+			s->dir = strdup(c->dir);
+			if (c->cafile != NULL && (s->cafile = strdup(c->cafile)) == NULL)
+				goto nomem;
+			s->issuers = list_dup(&c->issuers, &s->nissuers);
+			if (s->issuers == NULL || s->nissuers != c->issuers.n)
+				goto nomem;
+			rl = &c->reload;
+		} else {
+			const struct cs_cfg_clientcerts *c = &cfg->clientcerts[i - cfg->n_capaths];
+
+			s->name = strdup(c->name);
+			s->dir = strdup(c->dir);
+			s->map = strdup(c->map);
+			s->map_type = strdup(c->map_type != NULL ? c->map_type : "hash");
+			s->digest = c->digest;
+			s->pubkey = c->fingerprint == CS_FP_OF_PUBKEY;
+			if (s->map == NULL || s->map_type == NULL)
+				goto nomem;
+			rl = &c->reload;
+			/* postmap reads the main.cf of the Postfix instance it is for. */
+			for (size_t k = 0; k < rl->n && s->config_dir == NULL; k++) {
+				const struct cs_cfg_reload *r = cs_config_reload(cfg, rl->v[k]);
+
+				if (r != NULL && r->type == CS_RELOAD_POSTFIX && r->config_dir != NULL &&
+				    (s->config_dir = strdup(r->config_dir)) == NULL)
+					goto nomem;
+			}
+		}
+		if (s->name == NULL || s->dir == NULL ||
+		    asprintf(&s->label, "%s %s", s->is_capath ? "capath" : "clientcerts",
+			     s->name) < 0) {
+			s->label = NULL;
+			goto nomem;
+		}
+		want = rl->n;
+		s->reload = list_dup(rl, &s->nreload);
+		if (s->reload == NULL || s->nreload != want)
+			goto nomem;
+		if (!in_list((const char *const *)cs->dirs, cs->ndirs, s->dir))
+			cs->dirs[cs->ndirs++] = s->dir;
+	}
+	return cs;
+nomem:
+	snprintf(err, errlen, "capath/clientcerts: out of memory");
+	if (cs != NULL && cs->s != NULL)
+		for (size_t i = 0; i < cs->ns; i++)
+			section_free(&cs->s[i]);
+	if (cs != NULL) {
+		free(cs->s);
+		free(cs->dirs);
+	}
+	free(cs);
+	return NULL;
+}
+
+const char *const *cs_capsync_dirs(const struct cs_capsync *cs, size_t *n)
+{
+	*n = cs->ndirs;
+	return (const char *const *)cs->dirs;
+}
+
+static void request_full(struct section *s)
+{
+	s->p_full = true;
+	strv_free(s->p_names, s->p_n);
+	s->p_names = NULL;
+	s->p_n = 0;
+}
+
+void cs_capsync_full(struct cs_capsync *cs)
+{
+	for (size_t i = 0; i < cs->ns; i++)
+		request_full(&cs->s[i]);
+	maybe_start(cs);
+}
+
+int cs_capsync_rehash(struct cs_capsync *cs, const char *name)
+{
+	int found = 0;
+
+	for (size_t i = 0; i < cs->ns; i++)
+		if (strcmp(cs->s[i].name, name) == 0) {
+			request_full(&cs->s[i]);
+			found = 1;
+		}
+	if (!found)
+		return -ENOENT;
+	maybe_start(cs);
+	return 0;
+}
+
+/* Adds name to the pending names of s (once); falls back to a full pass when too many. */
+static void request_name(struct section *s, const char *name)
+{
+	char **n;
+
+	if (s->p_full)
+		return;
+	if (!s->is_capath) {
+		/* The map is rebuilt from the whole directory: one marker is enough. */
+		if (s->p_n > 0)
+			return;
+		name = "";
+	}
+	for (size_t i = 0; i < s->p_n; i++)
+		if (strcmp(s->p_names[i], name) == 0)
+			return;
+	if (s->p_n >= MAX_PENDING_NAMES) {
+		request_full(s);
+		return;
+	}
+	n = realloc(s->p_names, (s->p_n + 1) * sizeof(*n));
+	if (n == NULL) {
+		request_full(s);
+		return;
+	}
+	s->p_names = n;
+	if ((n[s->p_n] = strdup(name)) == NULL) {
+		request_full(s);
+		return;
+	}
+	s->p_n++;
+}
+
+/* True when name (in s->dir) is the section's map or a file postmap made from it. */
+static bool is_map_file(const struct section *s, const char *name)
+{
+	size_t dl = strlen(s->dir), nl = strlen(name);
+
+	while (dl > 1 && s->dir[dl - 1] == '/')
+		dl--;
+	if (strncmp(s->map, s->dir, dl) != 0 || s->map[dl] != '/' || strchr(s->map + dl + 1, '/'))
+		return false;
+	return strncmp(name, s->map + dl + 1, strlen(s->map + dl + 1)) == 0 &&
+	       nl >= strlen(s->map + dl + 1);
+}
+
+bool cs_capsync_changed(struct cs_capsync *cs, const char *dir, const char *name)
+{
+	bool used = false;
+
+	for (size_t i = 0; i < cs->ns; i++) {
+		struct section *s = &cs->s[i];
+
+		if (strcmp(s->dir, dir) != 0)
+			continue;
+		used = true;
+		if (name[0] == '\0')
+			request_full(s); /* the directory itself moved or was replaced */
+		else if (s->is_capath && !cs_capath_name_eligible(name) &&
+			 !cs_capath_name_is_link(name))
+			continue; /* temp files, other extensions: openssl ignores them too */
+		else if (!s->is_capath && (name[0] == '.' || is_map_file(s, name)))
+			continue; /* temp files of writers; the map and its .db if kept here */
+		else
+			request_name(s, name);
+	}
+	if (used)
+		maybe_start(cs);
+	return used;
+}
+
+size_t cs_capsync_publish_issuer(struct cs_capsync *cs, const char *issuer, X509 *ca,
+				 X509_CRL *crl)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cs->ns; i++) {
+		struct section *s = &cs->s[i];
+		struct pub *v;
+
+		if (!s->is_capath || !in_list((const char *const *)s->issuers, s->nissuers, issuer))
+			continue;
+		n++;
+		for (int k = 0; k < 2; k++) {
+			struct pub *p;
+
+			if ((k == 0 && ca == NULL) || (k == 1 && crl == NULL))
+				continue;
+			v = realloc(s->p_pubs, (s->p_npub + 1) * sizeof(*v));
+			if (v == NULL)
+				continue;
+			s->p_pubs = v;
+			p = &v[s->p_npub];
+			memset(p, 0, sizeof(*p));
+			if (asprintf(&p->name, "%s-ca.%s", issuer, k ? "crl" : "pem") < 0)
+				continue;
+			if (k == 0 && X509_up_ref(ca))
+				p->x = ca;
+			else if (k == 1 && X509_CRL_up_ref(crl))
+				p->crl = crl;
+			else {
+				free(p->name);
+				continue;
+			}
+			s->p_npub++;
+		}
+	}
+	if (n > 0)
+		maybe_start(cs);
+	return n;
+}
+
+bool cs_capsync_busy(const struct cs_capsync *cs)
+{
+	if (cs->running)
+		return true;
+	for (size_t i = 0; i < cs->ns; i++)
+		if (section_pending(&cs->s[i]))
+			return true;
+	return false;
+}
+
+size_t cs_capsync_problems(const struct cs_capsync *cs, cs_capsync_problem_cb cb, void *arg)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cs->ns; i++)
+		for (size_t k = 0; k < cs->s[i].problems.n; k++, n++)
+			if (cb != NULL)
+				cb(arg, cs->s[i].label, cs->s[i].problems.v[k].file,
+				   cs->s[i].problems.v[k].reason);
+	return n;
+}
+
+void cs_capsync_close(struct cs_capsync *cs, void (*close_cb)(void *arg), void *arg)
+{
+	if (cs == NULL)
+		return;
+	cs->closing = true;
+	cs->close_cb = close_cb;
+	cs->close_arg = arg;
+	if (!cs->running)
+		capsync_free(cs);
+}

@@ -7,6 +7,11 @@ line (and Retry-After: 21600), logs every CERTID asked for and every newOrder
 payload, and forwards everything else to Pebble unchanged, keeping the Host
 header so that Pebble's URLs and JWS url checks name this server.
 
+With FIXTURE_ORDER_FAILS="CODE:SECONDS,..." in the environment, the first
+newOrder requests are answered with those statuses, a rateLimited problem
+document and Retry-After: SECONDS (one entry per request) instead of being
+forwarded (tests/integration/acme_retry_after.sh).
+
 usage: acme_ari_fixture.py PORT CERT KEY PEBBLE_PORT PEBBLE_CA START END LOGDIR
 """
 import base64
@@ -19,6 +24,7 @@ import sys
 
 port, cert, key, pebble_port, pebble_ca, start, end, logdir = sys.argv[1:9]
 pebble_ctx = ssl.create_default_context(cafile=pebble_ca)
+order_fails = [f.split(":") for f in os.environ.get("FIXTURE_ORDER_FAILS", "").split(",") if f]
 
 
 def b64url_decode(s):
@@ -81,6 +87,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             payload = b64url_decode(json.loads(body)["payload"]).decode()
             with open(os.path.join(logdir, "orders.log"), "a") as f:
                 f.write(payload + "\n")
+            if order_fails:
+                code, secs = order_fails.pop(0)
+                problem = json.dumps({"type": "urn:ietf:params:acme:error:rateLimited",
+                                      "detail": "fixture: slow down (%s s)" % secs,
+                                      "status": int(code)}).encode()
+                self.send(int(code), problem, [("Content-Type", "application/problem+json"),
+                                               ("Retry-After", secs)])
+                return
         status, data, hdrs = self.forward(body)
         self.send(status, data, hdrs)
 

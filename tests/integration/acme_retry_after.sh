@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Retry-After on 503 and 429 (RFC 8555 section 6.6), with the fixture of
+# acme_ari.sh in front of Pebble answering the first newOrder requests itself:
+# - 503 with Retry-After: 1: the issuer waits the second on a timer and
+#   sends the order again; the certificate is issued in the same run;
+# - 429 with Retry-After: 7200: too long to wait inside one issuance, so it
+#   fails with the CA's problem document, verbatim, as the cert's last error,
+#   and the scheduler gets the two hours (the state's retry_after, the log's
+#   next attempt).
+. "$(dirname "$0")/lib.bash"
+. "$(dirname "$0")/acme_lib.bash"
+
+export PEBBLE_VA_ALWAYS_VALID=1 # not a test of challenges
+start_pebble
+start_fixture() {
+	FIX_PORT=$(free_port)
+	FIXTURE_ORDER_FAILS=$1 python3 "$(dirname "$0")/acme_ari_fixture.py" "$FIX_PORT" \
+		"$T/pebble.pem" "$T/pebble.key" "$PEBBLE_PORT" "$T/pebble-ca.pem" \
+		2031-01-02T04:00:00Z 2031-01-03T04:00:00Z "$T" >"$T/fixture-$1.out" 2>&1 &
+	FIX_PID=$!
+	CS_PIDS+=($FIX_PID)
+	wait_for "$T/fixture-$1.out" listening 10
+	ACME_DIR=https://127.0.0.1:$FIX_PORT/dir
+}
+
+start_fixture 503:1
+write_conf "http_listen = 127.0.0.1:$HTTP_PORT"
+t0=$(date +%s%N)
+"$CERTSYNCD" --once -c "$T/certsync.conf" 2>"$T/agent.log" ||
+	{ cat "$T/agent.log" >&2; fail "certsyncd --once failed"; }
+t1=$(date +%s%N)
+check_deployed
+grep -q "HTTP 503, retrying in 1 s as the CA asks" "$T/agent.log" ||
+	fail "the log does not show the wait: $(cat "$T/agent.log")"
+[ "$(wc -l <"$T/orders.log")" = 2 ] || fail "not exactly two newOrder requests: $(cat "$T/orders.log")"
+[ $(((t1 - t0) / 1000000)) -ge 1000 ] || fail "issued in under a second: Retry-After was not waited"
+pass "503 with Retry-After: 1: waited on a timer, ordered again, issued"
+
+kill "$FIX_PID"
+rm -rf "$T/out" "$T/state/generations" "$T/state/certs" "$T/orders.log"
+mkdir -p "$T/out"
+start_fixture 429:7200
+write_conf "http_listen = 127.0.0.1:$HTTP_PORT"
+if "$CERTSYNCD" --once -c "$T/certsync.conf" 2>"$T/agent2.log"; then
+	fail "--once succeeded although the CA said 429 for two hours"
+fi
+st=$T/state/certs/web.json
+grep -q '"retry_after": 7200' "$st" || fail "the state has no retry_after of 7200: $(cat "$st")"
+grep -q 'fixture: slow down (7200 s)' "$st" && grep -q 'urn:ietf:params:acme:error:rateLimited' "$st" ||
+	fail "the problem document is not the last error: $(cat "$st")"
+grep -q 'HTTP 429: {"type": "urn:ietf:params:acme:error:rateLimited", "detail": "fixture: slow down (7200 s)", "status": 429}' "$T/agent2.log" ||
+	fail "the problem document is not in the log verbatim: $(cat "$T/agent2.log")"
+[ "$(wc -l <"$T/orders.log")" = 1 ] || fail "the order was sent again despite Retry-After: 7200"
+pass "429 with Retry-After: 7200: fails at once, the problem document verbatim, retry_after 7200 for the scheduler"

@@ -66,11 +66,17 @@ struct client {
 	struct client *bprev, *bnext;
 };
 
+/* An answer line (newline included), shared by every write of it. */
+struct answer {
+	unsigned refs;
+	size_t len;
+	char data[];
+};
+
 struct wreq {
 	uv_write_t req;
 	struct client *c;
-	size_t len;
-	char data[];
+	struct answer *a;
 };
 
 enum mphase { M_IDLE = 0, M_DEBOUNCE, M_LATE };
@@ -97,6 +103,10 @@ struct cs_ctlsock {
 	enum mphase mphase;
 	uv_idle_t idle; /* runs while clients are backlogged */
 	struct client *backlog;
+	/* The last `list` answer and the loop time it was made at: clients
+	   asking in the same loop turn get the same bytes. */
+	struct answer *list_cache;
+	uint64_t list_cache_at;
 
 	int handles;
 	bool closing;
@@ -130,6 +140,12 @@ int cs_ctlsock_access(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups
 
 /* ---- closing ---------------------------------------------------------- */
 
+static void answer_unref(struct answer *a)
+{
+	if (a != NULL && --a->refs == 0)
+		free(a);
+}
+
 static void maybe_freed(struct cs_ctlsock *s)
 {
 	if (!s->closing || s->handles > 0)
@@ -139,6 +155,7 @@ static void maybe_freed(struct cs_ctlsock *s)
 	cs_metrics_free(s->metrics);
 	free(s->metrics_file);
 	free(s->state_dir);
+	answer_unref(s->list_cache);
 	free(s);
 	if (cb != NULL)
 		cb(arg);
@@ -230,8 +247,9 @@ static void on_written(uv_write_t *req, int status)
 	struct wreq *w = (struct wreq *)req;
 	struct client *c = w->c;
 
-	c->queued -= w->len;
+	c->queued -= w->a->len;
 	c->writes--;
+	answer_unref(w->a);
 	free(w);
 	if (status < 0 || c->closing) {
 		close_client(c);
@@ -249,44 +267,71 @@ static void on_written(uv_write_t *req, int status)
 	}
 }
 
-/* Queues text (one line, newline added) for the client. */
-static void send_line(struct client *c, const char *text)
+/* Queues the answer a (one more reference taken) for the client. */
+static void send_answer(struct client *c, struct answer *a)
 {
-	size_t len = strlen(text);
 	struct wreq *w;
 	uv_buf_t buf;
 
 	if (c->closing)
 		return;
-	w = malloc(sizeof(*w) + len + 1);
+	w = malloc(sizeof(*w));
 	if (w == NULL) {
 		close_client(c);
 		return;
 	}
-	memcpy(w->data, text, len);
-	w->data[len] = '\n';
-	w->len = len + 1;
+	a->refs++;
+	w->a = a;
 	w->c = c;
-	buf = uv_buf_init(w->data, (unsigned)w->len);
+	buf = uv_buf_init(a->data, (unsigned)a->len);
 	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_written) < 0) {
+		answer_unref(a);
 		free(w);
 		close_client(c);
 		return;
 	}
 	c->writes++;
-	c->queued += w->len;
+	c->queued += a->len;
+}
+
+/* Returns a new answer of text plus a newline (one reference), or NULL. */
+static struct answer *answer_new(const char *text)
+{
+	size_t len = strlen(text);
+	struct answer *a = malloc(sizeof(*a) + len + 1);
+
+	if (a == NULL)
+		return NULL;
+	a->refs = 1;
+	a->len = len + 1;
+	memcpy(a->data, text, len);
+	a->data[len] = '\n';
+	return a;
+}
+
+/* Returns the answer for j (consumed), or an "out of memory" one; NULL only on ENOMEM. */
+static struct answer *answer_json(json_t *j)
+{
+	char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	struct answer *a;
+
+	a = answer_new(text != NULL ? text
+				    : "{\"ok\":false,\"error\":\"out of memory\",\"code\":\"internal\"}");
+	free(text);
+	json_decref(j);
+	return a;
 }
 
 static void send_json(struct client *c, json_t *j)
 {
-	char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	struct answer *a = answer_json(j);
 
-	if (text == NULL)
-		send_line(c, "{\"ok\":false,\"error\":\"out of memory\",\"code\":\"internal\"}");
-	else
-		send_line(c, text);
-	free(text);
-	json_decref(j);
+	if (a == NULL) {
+		close_client(c);
+		return;
+	}
+	send_answer(c, a);
+	answer_unref(a);
 }
 
 static json_t *error_json(const char *code, const char *fmt, ...)
@@ -578,9 +623,30 @@ static void handle(struct client *c, const char *line, size_t len)
 		json_decref(req);
 		return;
 	}
-	if (strcmp(cmd, "list") == 0)
-		resp = cmd_list(s);
-	else if (strcmp(cmd, "show") == 0)
+	if (change && s->list_cache != NULL) {
+		answer_unref(s->list_cache); /* this may change what list says */
+		s->list_cache = NULL;
+	}
+	if (strcmp(cmd, "list") == 0) {
+		uint64_t t = uv_now(s->loop);
+		if (s->list_cache == NULL || s->list_cache_at != t) {
+			resp = cmd_list(s);
+			if (resp == NULL)
+				goto out;
+			answer_unref(s->list_cache);
+			s->list_cache = answer_json(resp);
+			s->list_cache_at = t;
+			if (s->list_cache == NULL) {
+				close_client(c);
+				json_decref(req);
+				return;
+			}
+		}
+		s->ag.requests_ok++;
+		send_answer(c, s->list_cache);
+		json_decref(req);
+		return;
+	} else if (strcmp(cmd, "show") == 0)
 		resp = cmd_show(s, name);
 	else if (strcmp(cmd, "status") == 0)
 		resp = cmd_status(s);

@@ -70,6 +70,10 @@ struct cert {
 	bool has_window;
 	time_t win_start, win_end;
 	char win_sha[CS_FP_MAX];
+	/* Asking an ACME issuer for that window: in flight, next time (0: not). */
+	bool ari_busy;
+	time_t ari_next;
+	char ari_sha[CS_FP_MAX];
 
 	enum cs_cert_state state;
 	time_t due;
@@ -125,6 +129,8 @@ static void schedule_check(struct cert *c);
 static void close_issuers(struct cs_pipeline *pl);
 static void save_state(struct cert *c);
 static void rewatch(struct cs_pipeline *pl);
+static void ari_fetch(struct cert *c);
+static void log_schedule(const struct cert *c, time_t now);
 
 const char *cs_cert_state_name(enum cs_cert_state s)
 {
@@ -293,6 +299,8 @@ static void on_timer(uv_timer_t *t)
 		struct cert *c = pl->certs[i];
 		if (!c->busy && c->due <= now && !start_renew(c))
 			c->due = now + (time_t)pl->cfg->agent.retry_min; /* no busy loop */
+		if (!c->busy && c->ari_next != 0 && c->ari_next <= now)
+			ari_fetch(c);
 	}
 	arm_timer(pl);
 }
@@ -311,6 +319,8 @@ static void arm_timer(struct cs_pipeline *pl)
 			continue;
 		if (!any || c->due < earliest)
 			earliest = c->due;
+		if (c->ari_next != 0 && !c->ari_busy && c->ari_next < earliest)
+			earliest = c->ari_next;
 		any = true;
 	}
 	if (!any) {
@@ -340,6 +350,97 @@ static void log_schedule(const struct cert *c, time_t now)
 	else
 		cs_info("%s: next attempt %s (%s: %s)", c->cfg->name,
 			fmt_time(c->due, t2, sizeof(t2)), d, c->due_reason);
+}
+
+/* ---- the issuer's renewal window (ACME ARI) -------------------------------- */
+
+#define ARI_POLL_S (6 * 3600)   /* ask again this often (RFC 9773 suggests hours) */
+#define ARI_RETRY_S 3600        /* after an error */
+
+/* Takes the window start..end for the leaf c->ari_sha, when it is still deployed. */
+static void set_window(struct cert *c, time_t start, time_t end, time_t now)
+{
+	c->has_window = true;
+	c->win_start = start;
+	c->win_end = end;
+	snprintf(c->win_sha, sizeof(c->win_sha), "%s", c->sha256);
+	if (!c->busy) {
+		schedule(c, now);
+		log_schedule(c, now);
+		save_state(c);
+		arm_timer(c->pl);
+	}
+}
+
+static void on_ari(int status, const struct cs_acme_window *w, const char *error, void *arg)
+{
+	struct cert *c = arg;
+	struct cs_pipeline *pl = c->pl;
+	time_t now = time(NULL);
+
+	pl->inflight--;
+	c->ari_busy = false;
+	if (pl->closing || pl->tearing_down || pl->draining) {
+		maybe_quiesced(pl);
+		return;
+	}
+	if (strcmp(c->ari_sha, c->sha256) != 0) {
+		/* Another leaf was deployed meanwhile: ask about that one. */
+		c->ari_next = now;
+	} else if (status == 0) {
+		int64_t again = w->retry_after > 0 ? w->retry_after : ARI_POLL_S;
+		if (again < 60)
+			again = 60;
+		if (again > 86400)
+			again = 86400;
+		c->ari_next = now + (time_t)again;
+		cs_info("%s: the issuer suggests renewing between %s and %s%s%s", c->cfg->name,
+			fmt_time((time_t)w->start, (char[40]){ 0 }, 40),
+			fmt_time((time_t)w->end, (char[40]){ 0 }, 40),
+			w->explanation[0] ? "; see " : "", w->explanation);
+		/*
+		 * A window that opened before this certificate was issued was not
+		 * meant for it (a CA answering for the certificate it replaced):
+		 * following it would renew again at once, and again after that.
+		 */
+		if ((time_t)w->start < c->not_before)
+			cs_info("%s: that window opened before this certificate was issued; "
+				"keeping the renew_before schedule",
+				c->cfg->name);
+		else
+			set_window(c, (time_t)w->start, (time_t)w->end, now);
+	} else if (status == -ENOTSUP) {
+		cs_debug("%s: issuer %s gives no renewal windows", c->cfg->name, c->issuer->name);
+		c->ari_next = 0;
+	} else {
+		cs_warn("%s: cannot get the renewal window from issuer %s: %s", c->cfg->name,
+			c->issuer->name, error ? error : strerror(-status));
+		c->ari_next = now + ARI_RETRY_S;
+	}
+	arm_timer(pl);
+	maybe_quiesced(pl);
+}
+
+/* Asks an ACME issuer for the renewal window of the deployed leaf. */
+static void ari_fetch(struct cert *c)
+{
+	struct cs_pipeline *pl = c->pl;
+	int rc;
+
+	c->ari_next = 0;
+	if (!cs_acme_is(c->issuer) || !verdict_ok(c) || c->ari_busy || pl->once ||
+	    pl->closing || pl->draining || pl->tearing_down)
+		return;
+	snprintf(c->ari_sha, sizeof(c->ari_sha), "%s", c->sha256);
+	rc = cs_acme_renewal_info(c->issuer, c->m->leaf, on_ari, c);
+	if (rc < 0) {
+		cs_warn("%s: cannot ask issuer %s for the renewal window: %s", c->cfg->name,
+			c->issuer->name, strerror(-rc));
+		c->ari_next = time(NULL) + ARI_RETRY_S;
+		return;
+	}
+	c->ari_busy = true;
+	pl->inflight++;
 }
 
 /* ---- once mode ---------------------------------------------------------- */
@@ -643,6 +744,8 @@ static void check_done(uv_work_t *req, int status)
 	}
 	rewatch(pl);
 	cert_idle(c);
+	if (outcome != CHECK_UNCHANGED && verdict_ok(c) && !c->busy)
+		ari_fetch(c);
 	if (pl->once) {
 		/* One pass: what is due now is renewed now, backoff or not. */
 		if (c->verdict != CS_EX_OK || c->m == NULL ||
@@ -816,6 +919,7 @@ static void deploy_done(uv_work_t *req, int status)
 	save_state(c);
 	rewatch(pl);
 	cert_idle(c);
+	ari_fetch(c);
 	arm_timer(pl);
 	maybe_quiesced(pl);
 }
@@ -1471,16 +1575,7 @@ int cs_pipeline_set_window(struct cs_pipeline *pl, const char *name, time_t star
 		struct cert *c = pl->certs[i];
 		if (strcmp(c->cfg->name, name) != 0)
 			continue;
-		c->has_window = true;
-		c->win_start = start;
-		c->win_end = end;
-		snprintf(c->win_sha, sizeof(c->win_sha), "%s", c->sha256);
-		if (!c->busy) {
-			schedule(c, now);
-			log_schedule(c, now);
-			save_state(c);
-			arm_timer(pl);
-		}
+		set_window(c, start, end, now);
 		return 0;
 	}
 	return -ENOENT;

@@ -35,6 +35,7 @@
 #define MAX_COLLISIONS 256 /* as openssl rehash */
 #define MAX_LINK_ID 65535  /* openssl keeps indices in an unsigned short */
 #define SHA1_LEN 20
+#define MAX_FILE (16L << 20) /* larger files are no single certificate or CRL */
 
 enum kind { KIND_NONE = 0, KIND_CERT, KIND_CRL };
 
@@ -424,6 +425,8 @@ static int file_load(cs_capath *cp, struct cfile *f)
 	X509_INFO *xi;
 	const X509_NAME *nm;
 	BIO *bio = NULL;
+	char *buf = NULL;
+	size_t len = 0;
 	int fd, ok = 0;
 	unsigned int dlen;
 
@@ -452,9 +455,25 @@ static int file_load(cs_capath *cp, struct cfile *f)
 		set_skip(f, 1, "cannot be read: ", strerror(errno));
 		return 0;
 	}
-	bio = BIO_new_fd(fd, BIO_CLOSE);
-	if (bio == NULL) {
+	/* Read whole: PEM parsing on a file-descriptor BIO reads one byte per call. */
+	if (st.st_size > MAX_FILE) {
 		close(fd);
+		set_skip(f, 0, "", "too large for a certificate or CRL");
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	while (buf != NULL && len < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	bio = buf != NULL ? BIO_new_mem_buf(buf, (int)len) : NULL;
+	if (bio == NULL) {
 		set_skip(f, 1, "", "out of memory");
 		goto out;
 	}
@@ -501,6 +520,7 @@ static int file_load(cs_capath *cp, struct cfile *f)
 out:
 	sk_X509_INFO_pop_free(inf, X509_INFO_free);
 	BIO_free(bio);
+	free(buf);
 	ERR_clear_error();
 	return 0;
 }
@@ -578,6 +598,16 @@ static int make_link(cs_capath *cp, struct bucket *b, int id, const char *target
 	struct stat st;
 
 	link_name(b, id, name, sizeof(name));
+	/*
+	 * Nothing known at this index: create it in place (one system call; a
+	 * bucket is filled lowest index first, so no gap shows meanwhile). If
+	 * something appeared there since, fall through to the careful way.
+	 */
+	if ((id >= b->nlinks || (b->links[id].target == NULL && !b->links[id].blocked)) &&
+	    symlinkat(target, cp->dirfd, name) == 0) {
+		report(cp, CS_CAPATH_LINKED, name, target);
+		return bucket_set_link(b, id, target, 0);
+	}
 	if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode)) {
 		report(cp, CS_CAPATH_ERROR, name, "not a symbolic link: left alone");
 		bucket_set_link(b, id, NULL, 1);

@@ -1,0 +1,190 @@
+/*
+ * bench_capath - CApath hashing on a large directory, run by hand:
+ *
+ *   build/tests/bench/bench_capath [N] [--keep]   (N certificates, default 10000)
+ *
+ * Makes N certificates (one EC key; every tenth subject shared by 10
+ * certificates, so buckets with collisions exist) in a temp directory and a
+ * copy of it, then reports in one run: a full pass of cs_capath next to
+ * `openssl rehash` on the copy (both on a directory without links, then
+ * both again on their already hashed directory), whether the two link sets
+ * are identical, and the time of one incremental update for a file added,
+ * replaced and removed. The temp directories are removed at the end unless
+ * --keep is given.
+ */
+#include "cs_capath.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static EVP_PKEY *key;
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void put_cert(const char *dir, const char *name, const char *cn, long serial)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	char path[4096];
+	FILE *fp;
+
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, n);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, key);
+	X509_sign(x, key, EVP_sha256());
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "w");
+	if (fp == NULL) {
+		perror(path);
+		exit(1);
+	}
+	PEM_write_X509(fp, x);
+	fclose(fp);
+	X509_NAME_free(n);
+	X509_free(x);
+}
+
+static int run(const char *cmd)
+{
+	int st = system(cmd);
+
+	return st;
+}
+
+/* "name -> target" of every symlink, sorted, in one string (malloc'd). */
+static char *links(const char *dir)
+{
+	char cmd[4200], *buf = NULL;
+	size_t len = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "cd '%s' && find . -maxdepth 1 -type l -printf '%%f %%l\\n' | sort",
+		 dir);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return strdup("");
+	FILE *m = open_memstream(&buf, &len);
+	int c;
+
+	while ((c = fgetc(p)) != EOF)
+		fputc(c, m);
+	fclose(m);
+	pclose(p);
+	return buf;
+}
+
+static double time_update(cs_capath *cp, const char *name)
+{
+	struct cs_capath_stats st;
+	char err[512];
+	double t0 = now_ms();
+	int rc = cs_capath_update(cp, name, &st, err, sizeof(err));
+	double t = now_ms() - t0;
+
+	if (rc < 0)
+		fprintf(stderr, "update %s: %s\n", name, err);
+	return t;
+}
+
+int main(int argc, char **argv)
+{
+	long n = argc > 1 ? atol(argv[1]) : 10000;
+	char base[] = "/tmp/bench_capath.XXXXXX", a[4200], b[4200], cmd[9000], name[64], cn[64],
+	     err[512], path[4300];
+	struct cs_capath_stats st;
+	cs_capath *cp;
+	double t0, t_full, t_ossl, t_full2, t_ossl2, t_add, t_repl, t_rm, t_noop;
+	char *la, *lb;
+
+	key = EVP_EC_gen("P-256");
+	if (mkdtemp(base) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(a, sizeof(a), "%s/certsync", base);
+	snprintf(b, sizeof(b), "%s/openssl", base);
+	mkdir(a, 0755);
+	fprintf(stderr, "making %ld certificates in %s ...\n", n, a);
+	for (long i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "cert-%06ld.pem", i);
+		if (i % 10 == 0)
+			snprintf(cn, sizeof(cn), "shared %ld", i / 100);
+		else
+			snprintf(cn, sizeof(cn), "host %ld", i);
+		put_cert(a, name, cn, i + 1);
+	}
+	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s' && sync", a, b);
+	if (run(cmd) != 0)
+		return 1;
+
+	cp = cs_capath_new(a, NULL, err, sizeof(err));
+	t0 = now_ms();
+	if (cs_capath_full(cp, &st, err, sizeof(err)) < 0)
+		fprintf(stderr, "full pass: %s\n", err);
+	t_full = now_ms() - t0;
+	snprintf(cmd, sizeof(cmd), "openssl rehash '%s'", b);
+	t0 = now_ms();
+	run(cmd);
+	t_ossl = now_ms() - t0;
+	la = links(a);
+	lb = links(b);
+
+	t0 = now_ms();
+	cs_capath_full(cp, &st, err, sizeof(err));
+	t_full2 = now_ms() - t0;
+	t0 = now_ms();
+	run(cmd);
+	t_ossl2 = now_ms() - t0;
+
+	/* Incremental: add to a shared bucket, replace one, remove one from a bucket's middle. */
+	put_cert(a, "added.pem", "shared 3", n + 1);
+	t_add = time_update(cp, "added.pem");
+	put_cert(a, "cert-000005.pem", "replaced subject", n + 2);
+	t_repl = time_update(cp, "cert-000005.pem");
+	snprintf(path, sizeof(path), "%s/cert-000310.pem", a);
+	unlink(path);
+	t_rm = time_update(cp, "cert-000310.pem");
+	t_noop = time_update(cp, "cert-000007.pem");
+
+	printf("CApath benchmark, %ld certificates (%u linked, buckets with up to 10 collisions)\n",
+	       n, st.certs);
+	printf("  full pass, no links yet:    certsync %8.1f ms   openssl rehash %8.1f ms\n", t_full,
+	       t_ossl);
+	printf("  full pass, already hashed:  certsync %8.1f ms   openssl rehash %8.1f ms\n",
+	       t_full2, t_ossl2);
+	printf("  link sets identical:        %s\n", strcmp(la, lb) == 0 ? "yes" : "NO");
+	printf("  incremental update: add %.2f ms, replace %.2f ms, remove %.2f ms, "
+	       "unchanged file %.2f ms\n",
+	       t_add, t_repl, t_rm, t_noop);
+	cs_capath_free(cp);
+	free(la);
+	free(lb);
+	if (argc > 2 && strcmp(argv[2], "--keep") == 0) {
+		printf("  kept: %s\n", base);
+	} else {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+		run(cmd);
+	}
+	EVP_PKEY_free(key);
+	return 0;
+}

@@ -34,15 +34,16 @@ bundle = $T/notadir/web.pem
 CONF
 }
 
-# start_agent [LOG]: certsyncd -f in the background; waits for the socket and
-# for the first pass (mail issued, web failed). Sets $agent.
+# start_agent [LOG [PATTERN]]: certsyncd -f in the background; waits for the
+# socket and for the first pass (PATTERN, default: mail issued; and web
+# failed). Sets $agent.
 start_agent() {
 	local log=${1:-$T/agent.log}
 	"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$log" &
 	agent=$!
 	CS_PIDS+=($agent)
 	wait_for "$log" "status socket listening on $SOCK" 10
-	wait_for "$log" "mail: renewed: serial" 10
+	wait_for "$log" "${2:-mail: renewed: serial}" 10
 	wait_for "$log" "web: " 10
 }
 

@@ -78,7 +78,9 @@ start_pebble() {
 JSON
 	ACME_DIR=https://127.0.0.1:$PEBBLE_PORT/dir
 	: >"$T/pebble.log"
-	PEBBLE_VA_NOSLEEP=1 pebble -config "$T/pebble.json" -dnsserver "127.0.0.1:$CTS_DNS" \
+	# No reuse of valid authorizations between orders unless a test asks:
+	# a second order must do its challenges again.
+	PEBBLE_AUTHZREUSE=${PEBBLE_AUTHZREUSE:-0} PEBBLE_VA_NOSLEEP=1 pebble -config "$T/pebble.json" -dnsserver "127.0.0.1:$CTS_DNS" \
 		>>"$T/pebble.log" 2>&1 &
 	PEBBLE_PID=$!
 	CS_PIDS+=($PEBBLE_PID)

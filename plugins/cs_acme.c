@@ -50,7 +50,7 @@
 #define MAX_ALTS 8
 #define PB "urn:ietf:params:acme:error:"
 
-enum job_kind { JOB_ISSUE, JOB_REVOKE, JOB_ARI };
+enum job_kind { JOB_ISSUE, JOB_REVOKE, JOB_ARI, JOB_ROLLOVER };
 
 struct chall {
 	enum cs_acme_challenge type;
@@ -128,6 +128,7 @@ struct job {
 	EVP_PKEY *work_key;
 	bool work_key_existed;
 	struct chall *work_ch;
+	char *new_key_path; /* key rollover: account.key.new */
 
 	/* hook */
 	void (*hook_next)(struct job *j, int64_t exit_status);
@@ -257,7 +258,9 @@ static bool token_ok(const char *t)
 
 static const char *job_label(struct job *j)
 {
-	return j->cert_name != NULL ? j->cert_name : j->kind == JOB_REVOKE ? "revoke" : "ari";
+	static const char *const kinds[] = { "issue", "revoke", "ari", "key rollover" };
+
+	return j->cert_name != NULL ? j->cert_name : kinds[j->kind];
 }
 
 /* ---- finishing a job ---------------------------------------------------- */
@@ -297,6 +300,7 @@ static void job_free(struct job *j)
 	free(j->rq.payload);
 	resp_reset(&j->resp);
 	EVP_PKEY_free(j->work_key);
+	free(j->new_key_path);
 	free(j);
 }
 
@@ -353,7 +357,7 @@ static void job_deliver(struct job *j)
 		else
 			cs_err("acme %s: %s: %s", a->base.name, j->cert_name, res.error);
 		j->issue_cb(&res, j->arg);
-	} else if (j->kind == JOB_REVOKE) {
+	} else if (j->kind == JOB_REVOKE || j->kind == JOB_ROLLOVER) {
 		j->done_cb(j->status, j->error, j->arg);
 	} else {
 		j->ari_cb(j->status, j->status == 0 ? &j->win : NULL, j->error, j->arg);
@@ -797,6 +801,8 @@ static json_t *resp_json(struct job *j)
 /* ---- directory, account key, account ----------------------------------- */
 
 static void job_start(struct job *j);
+static void rollover(struct job *j);
+static int write_key(EVP_PKEY *key, const char *path, char *err, size_t errlen);
 
 static void on_directory(struct job *j)
 {
@@ -869,21 +875,7 @@ static void work_key(struct job *j)
 		j->work_rc = -EINVAL;
 		return;
 	}
-	BIO *b = BIO_new(BIO_s_mem());
-	char *data = NULL;
-	long len;
-	if (b == NULL || !PEM_write_bio_PrivateKey(b, j->work_key, NULL, NULL, 0, NULL, NULL)) {
-		BIO_free(b);
-		j->work_rc = -ENOMEM;
-		snprintf(j->work_err, sizeof(j->work_err), "cannot encode the account key");
-		return;
-	}
-	len = BIO_get_mem_data(b, &data);
-	struct cs_atomic_opts ao = { .mode = 0600, .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	j->work_rc = cs_atomic_write(a->key_path, data, (size_t)len, &ao, j->work_err,
-				     sizeof(j->work_err));
-	OPENSSL_cleanse(data, (size_t)len);
-	BIO_free(b);
+	j->work_rc = write_key(j->work_key, a->key_path, j->work_err, sizeof(j->work_err));
 }
 
 static void after_key(struct job *j)
@@ -1493,6 +1485,139 @@ static void ari_fetch(struct job *j)
 	free(url);
 }
 
+/* ---- account key rollover ----------------------------------------------- */
+
+/* Writes key as PEM to path with mode 0600 set before any byte; returns 0 or -errno. */
+static int write_key(EVP_PKEY *key, const char *path, char *err, size_t errlen)
+{
+	struct cs_atomic_opts ao = { .mode = 0600, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len;
+	int rc;
+
+	if (b == NULL || !PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL)) {
+		BIO_free(b);
+		snprintf(err, errlen, "cannot encode the account key");
+		return -ENOMEM;
+	}
+	len = BIO_get_mem_data(b, &data);
+	rc = cs_atomic_write(path, data, (size_t)len, &ao, err, errlen);
+	OPENSSL_cleanse(data, (size_t)len);
+	BIO_free(b);
+	return rc;
+}
+
+static void work_new_key(struct job *j)
+{
+	j->work_key = cs_key_generate(j->a->account_keytype, j->work_err, sizeof(j->work_err));
+	if (j->work_key == NULL) {
+		j->work_rc = -EINVAL;
+		return;
+	}
+	j->work_rc = write_key(j->work_key, j->new_key_path, j->work_err, sizeof(j->work_err));
+}
+
+static void work_install_key(struct job *j)
+{
+	if (rename(j->new_key_path, j->a->key_path) < 0) {
+		j->work_rc = -errno;
+		snprintf(j->work_err, sizeof(j->work_err), "%s: cannot rename to %s: %s",
+			 j->new_key_path, j->a->key_path, strerror(errno));
+	}
+}
+
+static void work_drop_key(struct job *j)
+{
+	unlink(j->new_key_path);
+}
+
+static void after_drop_key(struct job *j)
+{
+	/* The CA refused: the old key stays; the error was set by job_fail's caller. */
+	job_end(j);
+}
+
+static void after_install_key(struct job *j)
+{
+	struct cs_acme *a = j->a;
+
+	if (j->work_rc < 0) {
+		/* The CA has the new key: keep it in memory and say where it is on disk. */
+		cs_err("acme %s: the CA now knows the account by the key in %s, but %s", a->base.name,
+		       j->new_key_path, j->work_err);
+	}
+	EVP_PKEY_free(a->key);
+	a->key = j->work_key;
+	j->work_key = NULL;
+	free(a->thumb);
+	a->thumb = cs_acme_jws_thumbprint(a->key);
+	if (j->work_rc < 0) {
+		job_fail(j, j->work_rc, "key rollover: %s", j->work_err);
+		return;
+	}
+	cs_notice("acme %s: account %s rolled over to a new %s key", a->base.name, a->kid,
+		  cs_acme_jws_alg(a->key));
+	job_end(j);
+}
+
+static void on_key_changed(struct job *j)
+{
+	if (j->resp.code >= 400) {
+		j->status = -EPROTO;
+		snprintf(j->error, sizeof(j->error), "POST %s: HTTP %ld: %s", j->rq.url, j->resp.code,
+			 body_text(&j->resp));
+		j->cleaning = true; /* from here on only the temp key is removed */
+		run_work(j, work_drop_key, after_drop_key);
+		return;
+	}
+	run_work(j, work_install_key, after_install_key);
+}
+
+static void after_new_key(struct job *j)
+{
+	struct cs_acme *a = j->a;
+	const char *url = dir_url(a, "keyChange");
+	char err[512] = "", *inner;
+	json_t *old = NULL, *p = NULL;
+
+	if (j->work_rc < 0) {
+		job_fail(j, j->work_rc, "key rollover: %s", j->work_err);
+		return;
+	}
+	if (url == NULL) {
+		job_fail(j, -ENOTSUP, "the CA has no keyChange");
+		return;
+	}
+	old = cs_acme_jws_jwk(a->key);
+	p = old != NULL ? json_pack("{s:s, s:O}", "account", a->kid, "oldKey", old) : NULL;
+	char *ptext = p != NULL ? json_dumps(p, JSON_COMPACT) : NULL;
+	json_decref(old);
+	json_decref(p);
+	if (ptext == NULL) {
+		job_fail(j, -ENOMEM, "out of memory");
+		return;
+	}
+	/* The inner JWS: signed by the new key, named by its JWK, without a nonce. */
+	inner = cs_acme_jws_sign(j->work_key, NULL, NULL, url, ptext, err, sizeof(err));
+	free(ptext);
+	if (inner == NULL) {
+		job_fail(j, -EINVAL, "key rollover: %s", err);
+		return;
+	}
+	request(j, NULL, url, inner, RQ_ACCEPT_ERRORS, on_key_changed);
+}
+
+static void rollover(struct job *j)
+{
+	if (asprintf(&j->new_key_path, "%s.new", j->a->key_path) < 0) {
+		j->new_key_path = NULL;
+		job_fail(j, -ENOMEM, "out of memory");
+		return;
+	}
+	run_work(j, work_new_key, after_new_key);
+}
+
 /* ---- the job queue ------------------------------------------------------ */
 
 /* Takes the next step a job needs: directory, account key, account, then its own work. */
@@ -1518,8 +1643,10 @@ static void job_start(struct job *j)
 	}
 	if (j->kind == JOB_ISSUE)
 		new_order(j);
-	else
+	else if (j->kind == JOB_REVOKE)
 		revoke_cert(j);
+	else
+		rollover(j);
 }
 
 static void job_restart(struct job *j)
@@ -1637,7 +1764,7 @@ static void cancel_queued(struct job *j)
 		struct cs_issue_result res = { .status = -ECANCELED };
 		snprintf(res.error, sizeof(res.error), "%s", j->error);
 		j->issue_cb(&res, j->arg);
-	} else if (j->kind == JOB_REVOKE) {
+	} else if (j->kind == JOB_REVOKE || j->kind == JOB_ROLLOVER) {
 		j->done_cb(j->status, j->error, j->arg);
 	} else {
 		j->ari_cb(j->status, NULL, j->error, j->arg);
@@ -1789,6 +1916,24 @@ int cs_acme_revoke(cs_issuer *is, X509 *cert, int reason, cs_acme_done_cb cb, vo
 	}
 	OPENSSL_free(der);
 	j->reason = reason;
+	j->done_cb = cb;
+	j->arg = arg;
+	enqueue(a, j);
+	return 0;
+}
+
+int cs_acme_key_rollover(cs_issuer *is, cs_acme_done_cb cb, void *arg)
+{
+	struct cs_acme *a = (struct cs_acme *)is;
+	struct job *j;
+
+	if (!cs_acme_is(is))
+		return -EINVAL;
+	if (a->closing)
+		return -ECANCELED;
+	j = job_new(a, JOB_ROLLOVER);
+	if (j == NULL)
+		return -ENOMEM;
 	j->done_cb = cb;
 	j->arg = arg;
 	enqueue(a, j);

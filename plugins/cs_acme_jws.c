@@ -245,7 +245,9 @@ char *cs_acme_jws_sign(EVP_PKEY *key, const char *kid, const char *nonce, const 
 		snprintf(err, errlen, "the account key is neither P-256, P-384 nor RSA");
 		return NULL;
 	}
-	prot = json_pack("{s:s, s:s, s:s}", "alg", alg, "nonce", nonce, "url", url);
+	prot = json_pack("{s:s, s:s}", "alg", alg, "url", url);
+	if (prot != NULL && nonce != NULL)
+		json_object_set_new(prot, "nonce", json_string(nonce));
 	if (prot == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;

@@ -23,8 +23,9 @@ char *cs_acme_jws_thumbprint(EVP_PKEY *key);
 
 /*
  * Returns the flattened JWS (caller frees) of payload (a JSON text, or NULL
- * for the empty payload of a POST-as-GET) for url, with the nonce, signed by
- * key and naming it by kid, or by its JWK when kid is NULL. NULL with err set.
+ * for the empty payload of a POST-as-GET) for url, with the nonce (NULL: none,
+ * as in the inner JWS of a key change), signed by key and naming it by kid,
+ * or by its JWK when kid is NULL. NULL with err set.
  */
 char *cs_acme_jws_sign(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
 		       const char *payload, char *err, size_t errlen);

@@ -22,6 +22,7 @@
 struct seen {
 	char *name;
 	time_t last_renewal;
+	char serial[80];
 	int failures;
 	char *last_reload;
 };
@@ -204,6 +205,7 @@ int cs_metrics_observe(struct cs_metrics *m, const struct cs_cert_status *v, siz
 			if (s->name == NULL)
 				return -ENOMEM;
 			s->last_renewal = st->last_renewal;
+			snprintf(s->serial, sizeof(s->serial), "%s", st->serial ? st->serial : "");
 			s->failures = st->failures;
 			s->last_reload = st->last_reload ? strdup(st->last_reload) : NULL;
 			m->n_seen++;
@@ -211,8 +213,12 @@ int cs_metrics_observe(struct cs_metrics *m, const struct cs_cert_status *v, siz
 				m->renew_ok++;
 			continue;
 		}
-		if (st->last_renewal > s->last_renewal)
+		/* Two renewals within one second: the new serial tells them apart. */
+		if (st->last_renewal > s->last_renewal ||
+		    (st->last_renewal != 0 && st->last_renewal == s->last_renewal &&
+		     st->serial != NULL && strcmp(st->serial, s->serial) != 0))
 			m->renew_ok++;
+		snprintf(s->serial, sizeof(s->serial), "%s", st->serial ? st->serial : "");
 		if (st->failures > s->failures)
 			m->renew_failed += (uint64_t)(st->failures - s->failures);
 		s->last_renewal = st->last_renewal;

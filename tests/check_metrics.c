@@ -342,11 +342,18 @@ START_TEST(test_metrics_counters_derived)
 	ck_line(t, "certsync_reloads_total{reloader=\"dovecot\",result=\"not_running\"} 1");
 	ck_line(t, "certsync_reloads_total{reloader=\"dovecot\",result=\"failed\"} 0");
 	free(t);
+	/* Another renewal within the same second: a new serial, the same last_renewal. */
+	v[0].serial = "0C2D";
+	t = cs_metrics_render(m, v, 2, &agent0, 1700600011);
+	ck_line(t, "certsync_renewals_total{result=\"success\"} 3");
+	free(t);
+	v[0].last_reload = NULL; /* reload pending again: no new reload counted yet */
+	cs_metrics_observe(m, v, 2);
 	/* A success resets failures to 0: no failure is counted for the drop. */
 	v[1].failures = 0;
 	v[1].last_renewal = 1700700000;
 	t = cs_metrics_render(m, v, 2, &agent0, 1700700010);
-	ck_line(t, "certsync_renewals_total{result=\"success\"} 3");
+	ck_line(t, "certsync_renewals_total{result=\"success\"} 4");
 	ck_line(t, "certsync_renewals_total{result=\"failure\"} 2");
 	free(t);
 	cs_metrics_free(m);

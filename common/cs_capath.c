@@ -1097,8 +1097,13 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 			char target[PATH_MAX];
 			ssize_t n;
 
-			if (fstatat(cp->dirfd, name, &lst, AT_SYMLINK_NOFOLLOW) < 0)
-				continue;
+			/* d_type saves a stat per link where the filesystem gives it. */
+			if (de->d_type == DT_UNKNOWN) {
+				if (fstatat(cp->dirfd, name, &lst, AT_SYMLINK_NOFOLLOW) < 0)
+					continue;
+			} else {
+				lst.st_mode = de->d_type == DT_LNK ? S_IFLNK : S_IFREG;
+			}
 			b = bucket_get(cp, crl, hash, 1);
 			if (b == NULL) {
 				rc = -ENOMEM;

@@ -7,7 +7,7 @@
  * certificates, so buckets with collisions exist) in a temp directory and a
  * copy of it, then reports in one run: a full pass of cs_capath next to
  * `openssl rehash` on the copy (both on a directory without links, then
- * both again on their already hashed directory), whether the two link sets
+ * both again on their already hashed directory; medians of 3 runs), whether the two link sets
  * are identical, and the time of one incremental update for a file added,
  * replaced and removed. The temp directories are removed at the end unless
  * --keep is given.
@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +63,29 @@ static void put_cert(const char *dir, const char *name, const char *cn, long ser
 	fclose(fp);
 	X509_NAME_free(n);
 	X509_free(x);
+}
+
+/* CPU seconds (user + system) of this process (who 0) or of its waited-for children (1), in ms. */
+static double cpu_ms(int children)
+{
+	struct rusage ru;
+
+	getrusage(children ? RUSAGE_CHILDREN : RUSAGE_SELF, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+static double median3(const double *v)
+{
+	double a = v[0], b = v[1], c = v[2];
+
+	if (a > b) {
+		double t = a;
+
+		a = b;
+		b = t;
+	}
+	return c < a ? a : (c > b ? b : c);
 }
 
 static int run(const char *cmd)
@@ -114,6 +138,10 @@ int main(int argc, char **argv)
 	struct cs_capath_stats st;
 	cs_capath *cp;
 	double t0, t_full, t_ossl, t_full2, t_ossl2, t_add, t_repl, t_rm, t_noop;
+	double tv_full[3], tv_ossl[3], tv_full2[3], tv_ossl2[3], tv_nofsync[3];
+	double cpu_full2[3], cpu_ossl2[3];
+	struct cs_capath_opts nfo = { .flags = CS_CAPATH_NO_FSYNC };
+	cs_capath *nf;
 	char *la, *lb;
 
 	key = EVP_EC_gen("P-256");
@@ -137,24 +165,54 @@ int main(int argc, char **argv)
 	if (run(cmd) != 0)
 		return 1;
 
+	/*
+	 * This machine's file system is noisy: each full-pass figure is the
+	 * median of 3 runs, certsync and openssl alternating, on their own
+	 * copies of the same directory.
+	 */
 	cp = cs_capath_new(a, NULL, err, sizeof(err));
-	t0 = now_ms();
-	if (cs_capath_full(cp, &st, err, sizeof(err)) < 0)
-		fprintf(stderr, "full pass: %s\n", err);
-	t_full = now_ms() - t0;
+	nf = cs_capath_new(a, &nfo, err, sizeof(err));
 	snprintf(cmd, sizeof(cmd), "openssl rehash '%s'", b);
-	t0 = now_ms();
-	run(cmd);
-	t_ossl = now_ms() - t0;
+	for (int r = 0; r < 3; r++) {
+		char rm[9000];
+
+		snprintf(rm, sizeof(rm), "find '%s' '%s' -maxdepth 1 -type l -delete; sync", a, b);
+		run(rm);
+		t0 = now_ms();
+		if (cs_capath_full(cp, &st, err, sizeof(err)) < 0)
+			fprintf(stderr, "full pass: %s\n", err);
+		tv_full[r] = now_ms() - t0;
+		t0 = now_ms();
+		run(cmd);
+		tv_ossl[r] = now_ms() - t0;
+		/* The same without the directory fsync, as openssl rehash does. */
+		snprintf(rm, sizeof(rm), "find '%s' -maxdepth 1 -type l -delete; sync", a);
+		run(rm);
+		t0 = now_ms();
+		cs_capath_full(nf, &st, err, sizeof(err));
+		tv_nofsync[r] = now_ms() - t0;
+		run("sync");
+	}
 	la = links(a);
 	lb = links(b);
+	for (int r = 0; r < 3; r++) {
+		double c0;
 
-	t0 = now_ms();
-	cs_capath_full(cp, &st, err, sizeof(err));
-	t_full2 = now_ms() - t0;
-	t0 = now_ms();
-	run(cmd);
-	t_ossl2 = now_ms() - t0;
+		t0 = now_ms();
+		c0 = cpu_ms(0);
+		cs_capath_full(cp, &st, err, sizeof(err));
+		tv_full2[r] = now_ms() - t0;
+		cpu_full2[r] = cpu_ms(0) - c0;
+		t0 = now_ms();
+		c0 = cpu_ms(1);
+		run(cmd);
+		tv_ossl2[r] = now_ms() - t0;
+		cpu_ossl2[r] = cpu_ms(1) - c0; /* openssl and the sh that runs it */
+	}
+	t_full = median3(tv_full);
+	t_ossl = median3(tv_ossl);
+	t_full2 = median3(tv_full2);
+	t_ossl2 = median3(tv_ossl2);
 
 	/* Incremental: add to a shared bucket, replace one, remove one from a bucket's middle. */
 	put_cert(a, "added.pem", "shared 3", n + 1);
@@ -168,15 +226,21 @@ int main(int argc, char **argv)
 
 	printf("CApath benchmark, %ld certificates (%u linked, buckets with up to 10 collisions)\n",
 	       n, st.certs);
+	printf("  (medians of 3; certsync includes one fsync of the directory)\n");
 	printf("  full pass, no links yet:    certsync %8.1f ms   openssl rehash %8.1f ms\n", t_full,
 	       t_ossl);
+	printf("  full pass, no links yet, without the directory fsync: certsync %8.1f ms\n",
+	       median3(tv_nofsync));
 	printf("  full pass, already hashed:  certsync %8.1f ms   openssl rehash %8.1f ms\n",
 	       t_full2, t_ossl2);
+	printf("  CPU time of that pass:      certsync %8.1f ms   openssl rehash %8.1f ms\n",
+	       median3(cpu_full2), median3(cpu_ossl2));
 	printf("  link sets identical:        %s\n", strcmp(la, lb) == 0 ? "yes" : "NO");
 	printf("  incremental update: add %.2f ms, replace %.2f ms, remove %.2f ms, "
 	       "unchanged file %.2f ms\n",
 	       t_add, t_repl, t_rm, t_noop);
 	cs_capath_free(cp);
+	cs_capath_free(nf);
 	free(la);
 	free(lb);
 	if (argc > 2 && strcmp(argv[2], "--keep") == 0) {

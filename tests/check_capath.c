@@ -7,7 +7,8 @@
  * (add, remove, replace, duplicate, CRL) leave the same buckets as a fresh
  * openssl rehash, touch only the buckets concerned, and never leave a gap
  * an OpenSSL lookup would stop at. Also: publish, the CAfile rewritten only
- * when the set changes, and `certsyncctl rehash-dir`.
+ * when the set changes, temporary links of killed writers swept, and
+ * `certsyncctl rehash-dir`.
  *
  * Certificates are made here with one EC key (signing is cheap), not with
  * the openssl command, so that 1,000 of them take well under a second.
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *tmp;
@@ -710,6 +712,34 @@ START_TEST(test_capath_publish_and_cafile)
 }
 END_TEST
 
+/* Temporary links of a killed writer go at the next full pass; a live writer's stay. */
+START_TEST(test_capath_sweeps_dead_writers_links)
+{
+	char *a = path_in(tmp, "a"), err[512], dead[64], live[64], *p;
+	pid_t pid = fork();
+	struct stat st;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0);
+	ck_assert_int_eq(mkdir(a, 0755), 0);
+	put_new_cert(a, "one.pem", "one", 1);
+	snprintf(dead, sizeof(dead), ".%08lx.0.%ld.7.tmp", subject_hash("one"), (long)pid);
+	snprintf(live, sizeof(live), ".%08lx.0.%ld.7.tmp", subject_hash("one"), (long)getppid());
+	put_link(a, dead, "one.pem");
+	put_link(a, live, "one.pem");
+	ck_assert_int_eq(cs_capath_rehash(a, NULL, NULL, err, sizeof(err)), 0);
+	p = path_in(a, dead);
+	ck_assert_int_ne(lstat(p, &st), 0);
+	free(p);
+	p = path_in(a, live);
+	ck_assert_int_eq(lstat(p, &st), 0);
+	free(p);
+	free(a);
+}
+END_TEST
+
 START_TEST(test_capath_ctl_rehash_dir)
 {
 	char *a = path_in(tmp, "a"), *ctl = cs_test_build_path("agent/certsyncctl"), *cmd, *out;
@@ -748,6 +778,7 @@ Suite *capath_suite(void)
 	tcase_add_test(tc, test_capath_no_gap_for_lookups);
 	tcase_add_test(tc, test_capath_regular_files_untouched);
 	tcase_add_test(tc, test_capath_publish_and_cafile);
+	tcase_add_test(tc, test_capath_sweeps_dead_writers_links);
 	tcase_add_test(tc, test_capath_ctl_rehash_dir);
 	suite_add_tcase(s, tc);
 	return s;

@@ -11,11 +11,10 @@
 
 start_pebble
 mkdir -p "$T/www"
-python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$T/www" \
+python3 -u -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$T/www" \
 	>"$T/www.log" 2>&1 &
 CS_PIDS+=($!)
-wait_for "$T/www.log" "Serving HTTP" 10 2>/dev/null ||
-	for _ in $(seq 50); do curl -s "http://127.0.0.1:$HTTP_PORT/" >/dev/null && break; sleep 0.1; done
+wait_for "$T/www.log" "Serving HTTP" 10
 
 write_conf "challenge = http-01" "webroot   = $T/www"
 "$CERTSYNCD" --once -c "$T/certsync.conf" 2>"$T/agent.log" ||

@@ -1047,7 +1047,7 @@ static int finish(cs_capath *cp, int rc, int force_cafile, char *err, size_t err
 	if (cp->st != NULL)
 		count_linked(cp, cp->st);
 	if (rc < 0 && err[0] == '\0')
-		snprintf(err, errlen, "%s: %u problem(s) with files or links (see log)", cp->dir,
+		snprintf(err, errlen, "%s: %u file(s) or link(s) could not be read or written", cp->dir,
 			 cp->st ? cp->st->errors : 0u);
 	cp->st = NULL;
 	return rc;

@@ -18,6 +18,14 @@ grep -Eq "^mail +valid +(29|30) \[##########\] " "$T/stdout" || { cat "$T/stdout
 grep -Eq "^web +failed " "$T/stdout" || { cat "$T/stdout"; fail "web row"; }
 grep -q $'\033' "$T/stdout" && fail "colour codes when stdout is not a terminal"
 pass "list: aligned table, days-left bar, no colour off a terminal, exit 1 with a failed cert"
+if command -v script >/dev/null; then
+	TERM=xterm script -qec "$CERTSYNCCTL -s $SOCK list" /dev/null >"$T/tty.out" 2>&1 || true
+	grep -q $'\033\\[32mvalid' "$T/tty.out" || { cat -v "$T/tty.out"; fail "no green 'valid' on a terminal"; }
+	grep -q $'\033\\[1;31mfailed' "$T/tty.out" || fail "no red 'failed' on a terminal"
+	NO_COLOR=1 TERM=xterm script -qec "$CERTSYNCCTL -s $SOCK list" /dev/null >"$T/tty.out" 2>&1 || true
+	grep -q $'\033' "$T/tty.out" && fail "colour on a terminal despite NO_COLOR"
+	pass "list on a terminal: valid in green, failed in red; NO_COLOR turns it off"
+fi
 
 expect 1 --json list
 json "$T/stdout" 'j["ok"], len(j["certs"])' | grep -qx "True 2" || fail "list --json: $(cat "$T/stdout")"

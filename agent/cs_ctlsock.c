@@ -102,7 +102,7 @@ struct cs_ctlsock {
 	uv_timer_t mtimer;
 	enum mphase mphase;
 	uv_idle_t idle; /* runs while clients are backlogged */
-	struct client *backlog;
+	struct client *backlog, *backlog_tail; /* served in this order */
 	/* The last `list` answer and the loop time it was made at: clients
 	   asking in the same loop turn get the same bytes. */
 	struct answer *list_cache;
@@ -185,6 +185,8 @@ static void backlog_remove(struct client *c)
 		c->s->backlog = c->bnext;
 	if (c->bnext != NULL)
 		c->bnext->bprev = c->bprev;
+	else
+		c->s->backlog_tail = c->bprev;
 	c->bprev = c->bnext = NULL;
 	c->backlogged = false;
 }
@@ -675,16 +677,14 @@ out:
 static void on_idle_turn(uv_idle_t *h)
 {
 	struct cs_ctlsock *s = h->data;
-	struct client *c = s->backlog, *next;
+	size_t n = 0;
 
-	/* Each backlogged client gets one more batch; new arrivals wait a turn. */
-	s->backlog = NULL;
-	for (; c != NULL; c = next) {
-		next = c->bnext;
-		c->bprev = c->bnext = NULL;
-		c->backlogged = false;
-		if (c->closing)
-			continue;
+	/* Each client waiting now gets one more batch; those it re-queues wait a turn. */
+	for (struct client *c = s->backlog; c != NULL; c = c->bnext)
+		n++;
+	while (n-- > 0 && s->backlog != NULL) {
+		struct client *c = s->backlog;
+		backlog_remove(c);
 		process(c);
 		if (!c->paused && !c->backlogged && !c->closing && !c->eof &&
 		    !c->close_after_write)
@@ -700,11 +700,13 @@ static void backlog_add(struct client *c)
 
 	uv_read_stop((uv_stream_t *)&c->pipe);
 	c->backlogged = true;
-	c->bprev = NULL;
-	c->bnext = s->backlog;
-	if (s->backlog != NULL)
-		s->backlog->bprev = c;
-	s->backlog = c;
+	c->bnext = NULL;
+	c->bprev = s->backlog_tail;
+	if (s->backlog_tail != NULL)
+		s->backlog_tail->bnext = c;
+	else
+		s->backlog = c;
+	s->backlog_tail = c;
 	uv_idle_start(&s->idle, on_idle_turn);
 }
 

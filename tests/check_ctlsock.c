@@ -84,7 +84,7 @@ struct fx {
 	char *dir, path[100];
 	void (*client)(struct fx *);
 	/* What the client saw. */
-	char *answers[256];
+	char *answers[512];
 	int n_answers;
 	bool eof;
 	double eof_after;
@@ -163,7 +163,7 @@ static void read_answers(struct fx *f, int fd, int n, int timeout_ms)
 		}
 		len += (size_t)r;
 		char *nl;
-		while ((nl = memchr(buf, '\n', len)) != NULL && f->n_answers < 256) {
+		while ((nl = memchr(buf, '\n', len)) != NULL && f->n_answers < 512) {
 			f->answers[f->n_answers++] = strndup(buf, (size_t)(nl - buf));
 			len -= (size_t)(nl - buf) + 1;
 			memmove(buf, nl + 1, len);
@@ -376,16 +376,20 @@ END_TEST
 
 static void client_pipelined(struct fx *f)
 {
-	int fd = cconnect(f);
+	int fd = cconnect(f), fd2 = cconnect(f);
 	char req[200 * 40], *p = req;
 
-	if (fd < 0)
+	if (fd < 0 || fd2 < 0)
 		return;
 	for (int i = 0; i < 200; i++)
 		p += sprintf(p, "{\"cmd\":\"show\",\"name\":\"%s\"}\n", i % 2 ? "beta" : "alpha");
+	/* Two clients with 200 requests each in flight at once: both served fully. */
 	wr(fd, req, (size_t)(p - req));
+	wr(fd2, req, (size_t)(p - req));
 	read_answers(f, fd, 200, 5000);
+	read_answers(f, fd2, 400, 5000);
 	close(fd);
+	close(fd2);
 }
 
 START_TEST(test_ctlsock_pipelined_in_order)
@@ -397,8 +401,8 @@ START_TEST(test_ctlsock_pipelined_in_order)
 	fx_start(&f, &o);
 	fx_run(&f, client_pipelined);
 	/* 200 requests in one write: answered in order, over several loop turns. */
-	ck_assert_int_eq(f.n_answers, 200);
-	for (int i = 0; i < 200; i++)
+	ck_assert_int_eq(f.n_answers, 400);
+	for (int i = 0; i < 400; i++)
 		ck_assert_ptr_nonnull(strstr(f.answers[i], i % 2 ? "\"name\":\"beta\""
 								 : "\"name\":\"alpha\""));
 	fx_free(&f);

@@ -114,6 +114,7 @@ struct cs_ctlsock {
 	void *close_arg;
 };
 
+/* Returns the access of a peer: 0 none, 1 read, 2 read and change. */
 int cs_ctlsock_access(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
 		      gid_t socket_group, gid_t admin_group, uid_t self)
 {
@@ -1158,6 +1159,7 @@ static int set_str(char **dst, const char *src)
 	return 0;
 }
 
+/* Returns a serving status socket (free with cs_ctlsock_close), or NULL with err set. */
 struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts *o,
 				  const struct cs_ctlsock_backend *be, char *err, size_t errlen)
 {
@@ -1211,6 +1213,7 @@ fail:
 	return NULL;
 }
 
+/* Takes a new configuration; returns 0 or a negative errno with err set. */
 int cs_ctlsock_apply(struct cs_ctlsock *s, const struct cs_ctlsock_opts *o, char *err,
 		     size_t errlen)
 {
@@ -1251,11 +1254,13 @@ int cs_ctlsock_apply(struct cs_ctlsock *s, const struct cs_ctlsock_opts *o, char
 	return rc;
 }
 
+/* Returns the served path (owned by s) or NULL. */
 const char *cs_ctlsock_path(const struct cs_ctlsock *s)
 {
 	return s != NULL && s->lis != NULL ? s->lis->path : NULL;
 }
 
+/* Drops clients, removes the socket, frees s from the close callbacks; accepts NULL. */
 void cs_ctlsock_close(struct cs_ctlsock *s, void (*close_cb)(void *arg), void *arg)
 {
 	if (s == NULL) {
@@ -1306,6 +1311,7 @@ static void opts_of(const struct cs_config *cfg, bool listen, struct cs_ctlsock_
 	o->state_dir = cfg->agent.state_dir;
 }
 
+/* Returns the agent's socket and metrics writer for cfg and pl, or NULL (logged). */
 struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config *cfg,
 					struct cs_pipeline *pl, bool listen)
 {
@@ -1328,6 +1334,7 @@ struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config 
 	return s;
 }
 
+/* Applies a new configuration to s (errors logged); accepts NULL. */
 void cs_ctlsock_apply_config(struct cs_ctlsock *s, const struct cs_config *cfg, bool listen)
 {
 	struct cs_ctlsock_opts o;

@@ -106,6 +106,7 @@ static void cert_sample(struct buf *b, const char *metric, const char *cert, lon
 	put(b, "\"} %lld\n", v);
 }
 
+/* Returns a tracker with zero counters (free with cs_metrics_free), or NULL. */
 struct cs_metrics *cs_metrics_new(time_t since)
 {
 	struct cs_metrics *m = calloc(1, sizeof(struct cs_metrics));
@@ -115,6 +116,7 @@ struct cs_metrics *cs_metrics_new(time_t since)
 	return m;
 }
 
+/* Frees m; accepts NULL. */
 void cs_metrics_free(struct cs_metrics *m)
 {
 	if (m == NULL)
@@ -185,6 +187,7 @@ static struct seen *find_seen(struct cs_metrics *m, const char *name)
 	return NULL;
 }
 
+/* Counts what changed since the last snapshot; returns 0 or -ENOMEM. */
 int cs_metrics_observe(struct cs_metrics *m, const struct cs_cert_status *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -282,6 +285,7 @@ static const enum cs_cert_state all_states[] = {
 };
 #define N_STATES (sizeof(all_states) / sizeof(all_states[0]))
 
+/* Returns the exposition text (malloc'd, the caller frees it) or NULL on ENOMEM. */
 char *cs_metrics_render(struct cs_metrics *m, const struct cs_cert_status *v, size_t n,
 			const struct cs_metrics_agent *ag, time_t now)
 {
@@ -402,6 +406,7 @@ char *cs_metrics_render(struct cs_metrics *m, const struct cs_cert_status *v, si
 	return b.p;
 }
 
+/* Returns the exposition text of pl's status (malloc'd) or NULL on ENOMEM. */
 char *cs_metrics_render_pipeline(struct cs_metrics *m, const struct cs_pipeline *pl,
 				 const struct cs_metrics_agent *ag)
 {
@@ -418,6 +423,7 @@ char *cs_metrics_render_pipeline(struct cs_metrics *m, const struct cs_pipeline 
 	return text;
 }
 
+/* Writes text to path atomically (0644); returns 0 or a negative errno with err set. */
 int cs_metrics_write_file(const char *path, const char *text, char *err, size_t errlen)
 {
 	struct cs_atomic_opts o = { .mode = 0644, .uid = (uid_t)-1, .gid = (gid_t)-1 };

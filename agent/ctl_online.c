@@ -31,6 +31,7 @@
 #define EX_UNREACHABLE 3
 #define READ_TIMEOUT_MS 30000
 
+/* Global options, set by certsyncctl.c (or by -s/--json after the command). */
 const char *ctl_socket_path;
 bool ctl_json;
 
@@ -485,6 +486,7 @@ static int simple(const char *cmd, json_t *req, json_t **resp)
 	return 0;
 }
 
+/* certsyncctl status; returns the exit status. */
 int ctl_status_main(int argc, char **argv)
 {
 	struct args a;
@@ -534,6 +536,7 @@ int ctl_status_main(int argc, char **argv)
 	return rc;
 }
 
+/* certsyncctl list; returns the exit status. */
 int ctl_list_main(int argc, char **argv)
 {
 	struct args a;
@@ -556,6 +559,7 @@ int ctl_list_main(int argc, char **argv)
 	return rc;
 }
 
+/* certsyncctl show NAME; returns the exit status. */
 int ctl_show_main(int argc, char **argv)
 {
 	struct args a;
@@ -661,6 +665,7 @@ out:
 	return rc;
 }
 
+/* certsyncctl renew NAME|all [--force] [--wait]; returns the exit status. */
 int ctl_renew_main(int argc, char **argv)
 {
 	struct args a;
@@ -754,16 +759,19 @@ static int named(int argc, char **argv, const char *cmd, const char *usage, int 
 	return rc;
 }
 
+/* certsyncctl rehash [NAME]; returns the exit status. */
 int ctl_rehash_main(int argc, char **argv)
 {
 	return named(argc, argv, "rehash", "rehash [NAME]", 0);
 }
 
+/* certsyncctl reload NAME; returns the exit status. */
 int ctl_reload_main(int argc, char **argv)
 {
 	return named(argc, argv, "reload", "reload NAME", 1);
 }
 
+/* certsyncctl metrics; returns the exit status. */
 int ctl_metrics_main(int argc, char **argv)
 {
 	struct args a;

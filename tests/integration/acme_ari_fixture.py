@@ -10,7 +10,9 @@ header so that Pebble's URLs and JWS url checks name this server.
 With FIXTURE_ORDER_FAILS="CODE:SECONDS,..." in the environment, the first
 newOrder requests are answered with those statuses, a rateLimited problem
 document and Retry-After: SECONDS (one entry per request) instead of being
-forwarded (tests/integration/acme_retry_after.sh).
+forwarded (tests/integration/acme_retry_after.sh). With
+FIXTURE_POLL_RETRY_AFTER=SECONDS, answers that carry an order or an
+authorization still "pending" or "processing" get Retry-After: SECONDS.
 
 usage: acme_ari_fixture.py PORT CERT KEY PEBBLE_PORT PEBBLE_CA START END LOGDIR
 """
@@ -96,6 +98,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                                ("Retry-After", secs)])
                 return
         status, data, hdrs = self.forward(body)
+        poll = os.environ.get("FIXTURE_POLL_RETRY_AFTER")
+        if poll and data.startswith(b"{"):
+            try:
+                st = json.loads(data).get("status")
+            except ValueError:
+                st = None
+            if st in ("pending", "processing"):
+                hdrs = [h for h in hdrs if h[0].lower() != "retry-after"] + [("Retry-After", poll)]
         self.send(status, data, hdrs)
 
 

@@ -5,8 +5,8 @@
 #   sends the order again; the certificate is issued in the same run;
 # - 429 with Retry-After: 7200: too long to wait inside one issuance, so it
 #   fails with the CA's problem document, verbatim, as the cert's last error,
-#   and the scheduler gets the two hours (the state's retry_after, the log's
-#   next attempt).
+#   and the scheduler gets the two hours (the state's retry_after);
+# - Retry-After: 2 on a processing order: the poll waits 2 s.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/acme_lib.bash"
 
@@ -14,7 +14,7 @@ export PEBBLE_VA_ALWAYS_VALID=1 # not a test of challenges
 start_pebble
 start_fixture() {
 	FIX_PORT=$(free_port)
-	FIXTURE_ORDER_FAILS=$1 python3 "$(dirname "$0")/acme_ari_fixture.py" "$FIX_PORT" \
+	FIXTURE_ORDER_FAILS=$1 FIXTURE_POLL_RETRY_AFTER=${2:-} python3 "$(dirname "$0")/acme_ari_fixture.py" "$FIX_PORT" \
 		"$T/pebble.pem" "$T/pebble.key" "$PEBBLE_PORT" "$T/pebble-ca.pem" \
 		2031-01-02T04:00:00Z 2031-01-03T04:00:00Z "$T" >"$T/fixture-$1.out" 2>&1 &
 	FIX_PID=$!
@@ -52,3 +52,27 @@ grep -q 'HTTP 429: {"type": "urn:ietf:params:acme:error:rateLimited", "detail": 
 	fail "the problem document is not in the log verbatim: $(cat "$T/agent2.log")"
 [ "$(wc -l <"$T/orders.log")" = 1 ] || fail "the order was sent again despite Retry-After: 7200"
 pass "429 with Retry-After: 7200: fails at once, the problem document verbatim, retry_after 7200 for the scheduler"
+
+kill "$FIX_PID"
+rm -rf "$T/out" "$T/state/generations" "$T/state/certs" "$T/orders.log"
+mkdir -p "$T/out"
+start_fixture "" 2
+write_conf "http_listen = 127.0.0.1:$HTTP_PORT"
+"$CERTSYNCD" --once -c "$T/certsync.conf" 2>"$T/agent3.log" ||
+	{ cat "$T/agent3.log" >&2; fail "certsyncd --once failed with Retry-After on polls"; }
+check_deployed
+# The order as the finalize answer shows it is "processing", with Retry-After:
+# the next look at it comes 2 s later, not after the usual 250 ms.
+mapfile -t lines < <(grep "web: order .* is " "$T/agent3.log" | sed 's/^[^ ]* \([^ ]*\) .* is \(.*\)$/\1 \2/')
+secs() { IFS=:. read -r h m s f <<<"$1"; echo $(((10#$h * 3600 + 10#$m * 60 + 10#$s) * 1000 + 10#$f)); }
+n=0
+for ((i = 1; i < ${#lines[@]}; i++)); do
+	read -r t0 st0 <<<"${lines[i - 1]}"
+	read -r t1 _ <<<"${lines[i]}"
+	[ "$st0" = processing ] || continue
+	d=$(($(secs "$t1") - $(secs "$t0")))
+	[ "$d" -ge 1990 ] || fail "a poll came $d ms after a processing order with Retry-After: 2"
+	n=$((n + 1))
+done
+[ "$n" -ge 1 ] || fail "no poll of a processing order: $(printf '%s\n' "${lines[@]}")"
+pass "Retry-After: 2 on a processing order: the next poll came 2 s later"

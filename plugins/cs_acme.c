@@ -548,6 +548,55 @@ static void on_hook_exit(uv_process_t *p, int64_t exit_status, int term_signal)
 	j->hook_next(j, term_signal != 0 ? 128 + term_signal : exit_status);
 }
 
+/* Frees an environment made by hook_env; accepts NULL. */
+static void free_env(char **env)
+{
+	if (env == NULL)
+		return;
+	for (char **e = env; *e != NULL; e++)
+		if (strncmp(*e, "CERTSYNC_", 9) == 0)
+			free(*e);
+	free(env);
+}
+
+/*
+ * The hook's environment: ours (minus any CERTSYNC_* already there), plus
+ * CERTSYNC_METHOD (add|del), CERTSYNC_RECORD, CERTSYNC_VALUE,
+ * CERTSYNC_IDENTIFIER (the name being validated), CERTSYNC_CERT and
+ * CERTSYNC_ISSUER, as uacme's hooks get their details. NULL on ENOMEM.
+ */
+static char **hook_env(struct cs_acme *a, struct job *j, const char *verb, const char *name,
+		       const char *value, const char *ident)
+{
+	extern char **environ;
+	size_t n = 0, k = 0;
+	char **env;
+
+	for (char **e = environ; *e != NULL; e++)
+		n++;
+	env = calloc(n + 7, sizeof(char *));
+	if (env == NULL)
+		return NULL;
+	for (char **e = environ; *e != NULL; e++)
+		if (strncmp(*e, "CERTSYNC_", 9) != 0)
+			env[k++] = *e;
+	const char *vars[][2] = {
+		{ "METHOD", verb },	     { "RECORD", name },		{ "VALUE", value },
+		{ "IDENTIFIER", ident }, { "CERT", j->cert_name ? j->cert_name : "" },
+		{ "ISSUER", a->base.name },
+	};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		if (asprintf(&env[k], "CERTSYNC_%s=%s", vars[i][0], vars[i][1]) < 0) {
+			env[k] = NULL;
+			free_env(env);
+			return NULL;
+		}
+		k++;
+	}
+	env[k] = NULL;
+	return env;
+}
+
 /* Runs dns_hook VERB NAME VALUE; next gets its exit status (-errno when it did not start). */
 static void run_hook(struct job *j, const char *verb, struct chall *c,
 		     void (*next)(struct job *, int64_t))
@@ -558,6 +607,7 @@ static void run_hook(struct job *j, const char *verb, struct chall *c,
 	struct hook_proc *hp = calloc(1, sizeof(*hp));
 	uv_process_options_t po;
 	uv_stdio_container_t stdio[3];
+	char **env = NULL;
 	int rc = -ENOMEM;
 
 	SHA256((const unsigned char *)c->keyauth, strlen(c->keyauth), md);
@@ -567,6 +617,9 @@ static void run_hook(struct job *j, const char *verb, struct chall *c,
 		goto fail;
 	}
 	char *args[] = { a->dns_hook, (char *)verb, name, value, NULL };
+	env = hook_env(a, j, verb, name, value, c->ident);
+	if (env == NULL)
+		goto fail;
 	memset(&po, 0, sizeof(po));
 	stdio[0].flags = UV_IGNORE;
 	stdio[1].flags = UV_INHERIT_FD;
@@ -575,6 +628,7 @@ static void run_hook(struct job *j, const char *verb, struct chall *c,
 	stdio[2].data.fd = 2;
 	po.file = a->dns_hook;
 	po.args = args;
+	po.env = env;
 	po.stdio = stdio;
 	po.stdio_count = 3;
 	po.exit_cb = on_hook_exit;
@@ -595,10 +649,12 @@ static void run_hook(struct job *j, const char *verb, struct chall *c,
 	j->in_hook = true;
 	j->on_timer = true;
 	uv_timer_start(&a->timer, on_timer, HOOK_TIMEOUT_MS, 0);
+	free_env(env);
 	free(value);
 	free(name);
 	return;
 fail:
+	free_env(env);
 	free(hp);
 	free(value);
 	free(name);

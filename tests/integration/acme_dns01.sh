@@ -2,8 +2,9 @@
 # dns-01 through dns_hook: the hook (a script, as users write them) sets and
 # clears TXT records through pebble-challtestsrv's management API, which is
 # the DNS server Pebble asks. certsyncd --once runs the hook with
-# "add NAME VALUE" for each name, the CA validates, the hook runs with "del"
-# afterwards, and the deployed chain verifies against Pebble's root. A hook
+# "add NAME VALUE" for each name (and the same in CERTSYNC_* variables), the
+# CA validates, the hook runs with "del" afterwards, and the deployed chain
+# verifies against Pebble's root. A hook
 # that exits non-zero fails the issuance with its status.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/acme_lib.bash"
@@ -13,6 +14,7 @@ cat >"$T/dns-hook" <<HOOK
 #!/bin/sh
 # dns_hook add|del NAME VALUE
 echo "\$1 \$2 \$3" >>"$T/hook.log"
+echo "\$CERTSYNC_METHOD \$CERTSYNC_RECORD \$CERTSYNC_VALUE \$CERTSYNC_IDENTIFIER \$CERTSYNC_CERT \$CERTSYNC_ISSUER" >>"$T/hook-env.log"
 case "\$1" in
 add) path=set-txt ;;
 del) path=clear-txt ;;
@@ -39,7 +41,12 @@ done
 [ "$(grep '^add _acme-challenge.a' "$T/hook.log" | cut -d' ' -f3)" = \
 	"$(grep '^del _acme-challenge.a' "$T/hook.log" | cut -d' ' -f3)" ] ||
 	fail "del does not name the value that add set"
-pass "the hook got add and del with the record name and value"
+# The same details in the environment, with the name validated and the cert.
+while read -r m r v; do
+	grep -q "^$m $r $v ${r#_acme-challenge.} web pebble\$" "$T/hook-env.log" ||
+		fail "no CERTSYNC_* environment for '$m $r': $(cat "$T/hook-env.log")"
+done <"$T/hook.log"
+pass "the hook got add and del with the record name and value, in argv and CERTSYNC_* variables"
 
 # A hook that fails: the issuance fails with the hook's exit status.
 printf '#!/bin/sh\nexit 3\n' >"$T/dns-hook"

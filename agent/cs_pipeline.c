@@ -19,6 +19,7 @@
  */
 #include "cs_pipeline.h"
 #include "cs_acme.h"
+#include "cs_capsync.h"
 #include "cs_csr.h"
 #include "cs_deploy.h"
 #include "cs_key.h"
@@ -97,6 +98,7 @@ struct cs_pipeline {
 	cs_issuer **issuers;
 	size_t n_issuers;
 	struct cs_reloads *rl; /* the reloaders, debounced */
+	struct cs_capsync *capsync; /* [capath] and [clientcerts]; NULL when it could not start */
 	struct cert **certs;
 	size_t n_certs;
 
@@ -506,6 +508,12 @@ static void on_reload_result(void *arg, void *owner, const char *reloader,
 		maybe_quiesced(pl);
 		return;
 	}
+	if (owner == (void *)pl) {
+		/* Asked for by the CApath/clientcerts sync: logged by cs_reloads. */
+		if (res->status != 0 && pl->once)
+			pl->once_failures++;
+		return;
+	}
 	if (res->status == 0) {
 		snprintf(item, sizeof(item), "%s: %s", reloader,
 			 res->not_running ? "not running" : "ok");
@@ -541,6 +549,70 @@ static void request_reloads(struct cert *c)
 	c->last_reload[0] = '\0';
 	/* once: all reloads run together at the end of the pass */
 	cs_reloads_request(pl->rl, c, &c->cfg->reload, c->cfg->name, files, c->serial, !pl->once);
+}
+
+/* ---- CApath and client certificate directories (cs_capsync) -------------- */
+
+static bool capsync_busy(const struct cs_pipeline *pl)
+{
+	return pl->capsync != NULL && cs_capsync_busy(pl->capsync);
+}
+
+static void on_capsync_done(void *arg, const struct cs_capsync_report *r)
+{
+	struct cs_pipeline *pl = arg;
+	char changed[1024] = "";
+
+	for (size_t i = 0; i < r->nchanged; i++) {
+		size_t used = strlen(changed);
+		snprintf(changed + used, sizeof(changed) - used, "%s%s", used ? ", " : "",
+			 r->changed[i]);
+	}
+	if (r->nchanged > 0)
+		cs_info("directories brought up to date: %s", changed);
+	if (r->nfailed > 0 && pl->once)
+		pl->once_failures += (int)r->nfailed;
+	if (r->nreloads > 0 && pl->rl != NULL && !pl->tearing_down) {
+		struct cs_cfg_list list = { (char **)r->reloads, r->nreloads };
+		cs_reloads_request(pl->rl, pl, &list, changed[0] ? changed : "capath", "", "",
+				   !pl->once);
+	}
+	maybe_quiesced(pl);
+}
+
+/*
+ * Publishes the CA (and CRL) of issuer is, when it has them, into the
+ * capaths naming it. A local CA made on first use has none before its first
+ * issuance, so this runs at start and after each renewal (unchanged files
+ * are not rewritten).
+ */
+static void capsync_publish(struct cs_pipeline *pl, cs_issuer *is)
+{
+	X509 *ca = NULL;
+	X509_CRL *crl = NULL;
+
+	if (pl->capsync == NULL || is->ops->ca_material == NULL ||
+	    is->ops->ca_material(is, &ca, &crl) < 0 || ca == NULL) {
+		X509_CRL_free(crl);
+		return;
+	}
+	cs_capsync_publish_issuer(pl->capsync, is->name, ca, crl);
+	X509_free(ca);
+	X509_CRL_free(crl);
+}
+
+static void capsync_publish_issuers(struct cs_pipeline *pl)
+{
+	for (size_t i = 0; i < pl->n_issuers; i++)
+		capsync_publish(pl, pl->issuers[i]);
+}
+
+static void capsync_start(struct cs_pipeline *pl)
+{
+	if (pl->capsync == NULL)
+		return;
+	capsync_publish_issuers(pl);
+	cs_capsync_full(pl->capsync);
 }
 
 /* ---- details of the deployed material ------------------------------------ */
@@ -915,6 +987,7 @@ static void deploy_done(uv_work_t *req, int status)
 		  fmt_time(c->due, t2, sizeof(t2)), fmt_delay(c->due - now, d, sizeof(d)));
 	renew_job_free(j);
 	once_finish(c, ONCE_RENEWED);
+	capsync_publish(pl, c->issuer);
 	request_reloads(c);
 	save_state(c);
 	rewatch(pl);
@@ -1162,6 +1235,22 @@ static void rewatch(struct cs_pipeline *pl)
 			dirs[n++] = c->interest[k].dir;
 		}
 	}
+	if (pl->capsync != NULL) {
+		size_t nc = 0;
+		const char *const *cd = cs_capsync_dirs(pl->capsync, &nc);
+		for (size_t k = 0; k < nc; k++) {
+			bool seen = false;
+			for (size_t m = 0; m < n && !seen; m++)
+				seen = strcmp(dirs[m], cd[k]) == 0;
+			if (seen)
+				continue;
+			const char **v = realloc(dirs, (n + 1) * sizeof(*v));
+			if (v == NULL)
+				break;
+			dirs = v;
+			dirs[n++] = cd[k];
+		}
+	}
 	cs_watch_set(pl->watch, dirs, n);
 	free(dirs);
 }
@@ -1182,6 +1271,8 @@ static void on_watch(void *arg, const char *dir, const char *name, uint32_t mask
 
 	if (pl->closing || pl->tearing_down)
 		return;
+	if (pl->capsync != NULL)
+		cs_capsync_changed(pl->capsync, dir, name);
 	if ((mask & IN_CREATE) && !dir_event) {
 		/* A new regular file is judged once written (IN_CLOSE_WRITE); a new
 		 * symbolic link is complete at once. */
@@ -1213,6 +1304,8 @@ static void on_overflow(void *arg)
 		pl->certs[i]->full_check = true;
 		schedule_check(pl->certs[i]);
 	}
+	if (pl->capsync != NULL)
+		cs_capsync_full(pl->capsync);
 	rewatch(pl);
 }
 
@@ -1277,6 +1370,13 @@ static int build(struct cs_pipeline *pl)
 		if (pl->issuers[i] == NULL)
 			return -ENOMEM;
 		pl->n_issuers++;
+	}
+	if (cfg->n_capaths > 0 || cfg->n_clientcerts > 0) {
+		char err[512] = "";
+		pl->capsync = cs_capsync_new(pl->loop, cfg, on_capsync_done, pl, err, sizeof(err));
+		if (pl->capsync == NULL)
+			cs_err("the [capath] and [clientcerts] directories cannot be kept in sync: %s",
+			       err);
 	}
 	for (size_t i = 0; i < cfg->n_certs; i++) {
 		struct cert *c = calloc(1, sizeof(*c));
@@ -1343,7 +1443,7 @@ static void close_issuers(struct cs_pipeline *pl)
 	on_issuer_closed(pl);
 }
 
-static void on_reloads_closed(void *arg)
+static void on_part_closed(void *arg)
 {
 	struct cs_pipeline *pl = arg;
 
@@ -1369,8 +1469,14 @@ static void teardown(struct cs_pipeline *pl)
 	pl->tearing_down = true;
 	uv_timer_stop(&pl->timer);
 	pl->closing_handles = 2; /* one held until everything has been started */
-	cs_reloads_close(pl->rl, on_reloads_closed, pl);
+	cs_reloads_close(pl->rl, on_part_closed, pl);
 	pl->rl = NULL;
+	if (pl->capsync != NULL) {
+		/* It waits for a job that runs, then frees itself. */
+		pl->closing_handles++;
+		cs_capsync_close(pl->capsync, on_part_closed, pl);
+		pl->capsync = NULL;
+	}
 	for (size_t i = 0; i < pl->n_certs; i++) {
 		pl->closing_handles++;
 		uv_close((uv_handle_t *)&pl->certs[i]->check_timer, on_cert_closed);
@@ -1395,6 +1501,7 @@ static void teardown_step(struct cs_pipeline *pl)
 /* Examines every cert (the start of a run, and after a new configuration). */
 static void examine_all(struct cs_pipeline *pl)
 {
+	capsync_start(pl);
 	for (size_t i = 0; i < pl->n_certs; i++) {
 		pl->certs[i]->full_check = true;
 		start_check(pl->certs[i]);
@@ -1463,7 +1570,7 @@ static void maybe_quiesced(struct cs_pipeline *pl)
 		/* A reload that could not start has ended already, and may have finished this. */
 		if (pl->once_done || pl->tearing_down || pl->closing)
 			return;
-		if (all && pl->inflight == 0 && !reloads_busy(pl)) {
+		if (all && pl->inflight == 0 && !reloads_busy(pl) && !capsync_busy(pl)) {
 			pl->once_done = true;
 			once_summary(pl);
 			if (pl->done_cb)
@@ -1579,6 +1686,11 @@ int cs_pipeline_set_window(struct cs_pipeline *pl, const char *name, time_t star
 		return 0;
 	}
 	return -ENOENT;
+}
+
+struct cs_capsync *cs_pipeline_capsync(struct cs_pipeline *pl)
+{
+	return pl->capsync;
 }
 
 size_t cs_pipeline_count(const struct cs_pipeline *pl)

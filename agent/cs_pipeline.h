@@ -15,6 +15,8 @@
 #include "cs_examine.h"
 #include "cs_state.h"
 
+struct cs_capsync;
+
 #include <stdbool.h>
 #include <uv.h>
 
@@ -90,6 +92,13 @@ int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force);
  * forgotten when another leaf is deployed. Returns 0, -ENOENT or -EINVAL.
  */
 int cs_pipeline_set_window(struct cs_pipeline *pl, const char *name, time_t start, time_t end);
+
+/*
+ * The [capath]/[clientcerts] sync of the current configuration (for
+ * `certsyncctl rehash` and its problems in the status), or NULL when there
+ * is none. Valid until the next configuration switch.
+ */
+struct cs_capsync *cs_pipeline_capsync(struct cs_pipeline *pl);
 
 /* Number of certs and the status of cert i (valid until the next loop turn). */
 size_t cs_pipeline_count(const struct cs_pipeline *pl);

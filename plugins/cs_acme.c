@@ -1002,7 +1002,9 @@ static void new_account(struct job *j)
 		json_t *contact = json_array(), *meta = json_object_get(a->dir, "meta");
 		for (size_t i = 0; i < a->n_contact; i++)
 			json_array_append_new(contact, json_string(a->contact[i]));
-		json_object_set_new(p, "contact", contact);
+		if (a->n_contact > 0)
+			json_object_set(p, "contact", contact);
+		json_decref(contact);
 		if (json_object_get(meta, "termsOfService") != NULL)
 			json_object_set_new(p, "termsOfServiceAgreed", json_true());
 		if (a->eab_kid != NULL) {

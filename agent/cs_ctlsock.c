@@ -13,6 +13,7 @@
  * each client are freed only from close callbacks.
  */
 #include "cs_ctlsock.h"
+#include "cs_capsync.h"
 #include "cs_log.h"
 #include "cs_metrics.h"
 #include "cs_state.h"
@@ -452,6 +453,12 @@ static json_t *cmd_show(struct cs_ctlsock *s, const char *name)
 	return error_json("not_found", "no cert \"%s\" in the configuration", name);
 }
 
+static void add_problem(void *arg, const char *section, const char *file, const char *reason)
+{
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:s}", "section", section, "file",
+					     file ? file : "", "reason", reason ? reason : ""));
+}
+
 static json_t *cmd_status(struct cs_ctlsock *s)
 {
 	static const enum cs_cert_state states[] = {
@@ -482,12 +489,15 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 	}
 	for (size_t k = 0; k < 7; k++)
 		json_object_set_new(by, cs_cert_state_name(states[k]), json_integer((json_int_t)count[k]));
-	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o}", "ok", 1, "version",
+	json_t *cap = json_array();
+	if (s->be.capath_problems != NULL)
+		s->be.capath_problems(s->be.arg, add_problem, cap);
+	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o}", "ok", 1, "version",
 			 CS_VERSION, "pid", (json_int_t)getpid(), "started",
 			 time_json(s->ag.start_time), "uptime",
 			 (json_int_t)(time(NULL) - s->ag.start_time), "certs", (json_int_t)n,
 			 "states", by, "problems", problems, "next_renewal", time_json(next),
-			 "next_renewal_cert", str_json(next_name));
+			 "next_renewal_cert", str_json(next_name), "capath_problems", cap);
 }
 
 static const char *renew_result(struct cs_ctlsock *s, const char *name, bool force)
@@ -574,6 +584,9 @@ static json_t *cmd_metrics(struct cs_ctlsock *s)
 	json_t *j;
 
 	s->ag.clients = s->n_clients;
+	s->ag.capath_problems = s->be.capath_problems != NULL
+					? (long)s->be.capath_problems(s->be.arg, NULL, NULL)
+					: -1;
 	size_t n = s->be.count(s->be.arg);
 	struct cs_cert_status *v = calloc(n ? n : 1, sizeof(*v));
 	if (v == NULL)
@@ -1059,6 +1072,9 @@ int cs_ctlsock_write_metrics(struct cs_ctlsock *s)
 	for (size_t i = 0; i < n; i++)
 		s->be.status(s->be.arg, i, &v[i]);
 	s->ag.clients = s->n_clients;
+	s->ag.capath_problems = s->be.capath_problems != NULL
+					? (long)s->be.capath_problems(s->be.arg, NULL, NULL)
+					: -1;
 	text = cs_metrics_render(s->metrics, v, n, &s->ag, time(NULL));
 	free(v);
 	if (text == NULL)
@@ -1300,6 +1316,38 @@ static int pl_renew(void *arg, const char *name, bool force)
 	return cs_pipeline_renew(arg, name, force);
 }
 
+static int pl_rehash(void *arg, const char *name, char *err, size_t errlen)
+{
+	struct cs_capsync *cs = cs_pipeline_capsync(arg);
+
+	if (cs == NULL) {
+		snprintf(err, errlen, "no [capath] or [clientcerts] section is configured%s",
+			 name != NULL ? "" : " (or they could not be set up: see the log)");
+		return -ENOENT;
+	}
+	if (name == NULL) {
+		cs_capsync_full(cs);
+		cs_notice("status socket: rehash of every [capath] and [clientcerts] requested");
+		return 0;
+	}
+	if (cs_capsync_rehash(cs, name) < 0) {
+		snprintf(err, errlen, "no [capath] or [clientcerts] \"%s\" in the configuration",
+			 name);
+		return -ENOENT;
+	}
+	cs_notice("status socket: rehash of %s requested", name);
+	return 0;
+}
+
+static size_t pl_capath_problems(void *arg,
+				 void (*cb)(void *, const char *, const char *, const char *),
+				 void *cbarg)
+{
+	struct cs_capsync *cs = cs_pipeline_capsync(arg);
+
+	return cs != NULL ? cs_capsync_problems(cs, cb, cbarg) : 0;
+}
+
 static void opts_of(const struct cs_config *cfg, bool listen, struct cs_ctlsock_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -1315,7 +1363,8 @@ static void opts_of(const struct cs_config *cfg, bool listen, struct cs_ctlsock_
 struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config *cfg,
 					struct cs_pipeline *pl, bool listen)
 {
-	struct cs_ctlsock_backend be = { pl_count, pl_status, pl_renew, NULL, NULL, pl };
+	struct cs_ctlsock_backend be = { pl_count,  pl_status,	       pl_renew, NULL,
+					 pl_rehash, pl_capath_problems, pl };
 	struct cs_ctlsock_opts o;
 	struct cs_ctlsock *s;
 	char err[1024];

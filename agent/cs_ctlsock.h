@@ -49,6 +49,14 @@ struct cs_ctlsock_backend {
 	/* NULL: the command answers "not available". 0 or negative, err set. */
 	int (*reload)(void *arg, const char *name, char *err, size_t errlen);
 	int (*rehash)(void *arg, const char *name, char *err, size_t errlen);
+	/*
+	 * NULL, or: calls cb for each current [capath]/[clientcerts] problem
+	 * (section, file or "", reason) and returns their number.
+	 */
+	size_t (*capath_problems)(void *arg,
+				  void (*cb)(void *cbarg, const char *section, const char *file,
+					     const char *reason),
+				  void *cbarg);
 	void *arg;
 };
 

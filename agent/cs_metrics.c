@@ -384,6 +384,11 @@ char *cs_metrics_render(struct cs_metrics *m, const struct cs_cert_status *v, si
 		}
 	}
 
+	family(&b, "certsync_capath_problems", "gauge",
+	       "Files skipped or left out and sections whose pass failed in the [capath] and "
+	       "[clientcerts] directories, after the last pass.");
+	if (ag->capath_problems >= 0)
+		put(&b, "certsync_capath_problems %ld\n", ag->capath_problems);
 	family(&b, "certsync_ctlsock_clients", "gauge", "Status socket clients connected now.");
 	put(&b, "certsync_ctlsock_clients %u\n", ag->clients);
 	family(&b, "certsync_ctlsock_requests_total", "counter",

@@ -27,6 +27,7 @@ struct cs_metrics_agent {
 	uint64_t requests_error;    /* malformed, unknown or failed requests */
 	uint64_t requests_refused;  /* refused for lack of permission */
 	uint64_t metrics_writes_failed;
+	long capath_problems;       /* -1: no [capath]/[clientcerts] sync to ask */
 };
 
 struct cs_metrics;

@@ -41,7 +41,8 @@ const struct ctl_cmd ctl_online_cmds[] = {
 	{ "show", ctl_show_main, "show NAME", "everything the agent knows about one cert" },
 	{ "renew", ctl_renew_main, "renew NAME|all [--force] [--wait [--timeout S]]",
 	  "renew a cert now (when due, or always with --force)" },
-	{ "rehash", ctl_rehash_main, "rehash [NAME]", "rebuild CApath hash links" },
+	{ "rehash", ctl_rehash_main, "rehash [NAME]",
+	  "full pass of a [capath]/[clientcerts] (all without NAME)" },
 	{ "reload", ctl_reload_main, "reload NAME", "reload the services of a cert" },
 	{ "metrics", ctl_metrics_main, "metrics", "the Prometheus metrics (text format)" },
 	{ NULL, NULL, NULL, NULL },
@@ -531,6 +532,13 @@ int ctl_status_main(int argc, char **argv)
 				       jstr(p, "last_error", "no error recorded"));
 			rc = EX_FAIL;
 		}
+		json_array_foreach(json_object_get(resp, "capath_problems"), i, p) {
+			const char *file = jstr(p, "file", "");
+			if (!ctl_json)
+				printf("problem: %s: %s%s%s\n", jstr(p, "section", "?"), file,
+				       file[0] ? ": " : "", jstr(p, "reason", "?"));
+			rc = EX_FAIL;
+		}
 	}
 	json_decref(resp);
 	return rc;
@@ -754,7 +762,7 @@ static int named(int argc, char **argv, const char *cmd, const char *usage, int 
 		      : json_pack("{s:s}", "cmd", cmd);
 	rc = simple(cmd, req, &resp);
 	if (rc == 0 && !ctl_json)
-		printf("%s%s%s: done\n", cmd, a.n_pos ? " " : "", a.n_pos ? a.pos[0] : "");
+		printf("%s%s%s: requested\n", cmd, a.n_pos ? " " : "", a.n_pos ? a.pos[0] : "");
 	json_decref(resp);
 	return rc;
 }

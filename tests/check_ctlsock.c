@@ -72,8 +72,9 @@ static int fake_renew(void *arg, const char *name, bool force)
 	return 0;
 }
 
-static const struct cs_ctlsock_backend fake = { fake_count, fake_status, fake_renew,
-						 NULL, NULL, NULL };
+static const struct cs_ctlsock_backend fake = {
+	.count = fake_count, .status = fake_status, .renew = fake_renew,
+};
 
 /* ---- loop and client thread -------------------------------------------------- */
 

@@ -91,13 +91,14 @@ grep -q "status socket: renew mail (forced): started" "$T/agent.log" || fail "fo
 sleep 0.5
 pass "renew all reports each cert; 'renew NAME force' works as --force"
 
-# rehash / reload: not wired in the pipeline yet -> a clear refusal, exit 1.
+# rehash without any [capath]: a clear refusal (ctlsock_rehash.sh has the
+# real thing); reload is not wired in the pipeline yet.
 expect 1 rehash
-in_err "rehash is not available yet"
+in_err "no \[capath\] or \[clientcerts\] section is configured"
 expect 1 reload mail
 in_err "reload is not available yet"
 expect 2 reload
-pass "rehash and reload say they are not available yet (exit 1); reload without a name exits 2"
+pass "rehash with no capath and reload (not available yet) are refused with a reason (exit 1); reload without a name exits 2"
 
 # metrics: promtool accepts them; the numbers match the certificate.
 expect 0 metrics

@@ -468,7 +468,9 @@ static void once_summary(struct cs_pipeline *pl)
 	cs_notice("one pass over %zu cert(s): %zu renewed, %zu repaired, %zu valid, %zu failed%s",
 		  pl->n_certs, counts[ONCE_RENEWED], counts[ONCE_REPAIRED], counts[ONCE_VALID],
 		  counts[ONCE_FAILED] + counts[ONCE_PENDING],
-		  pl->once_failures > (int)counts[ONCE_FAILED] ? " (and a reload failed)" : "");
+		  pl->once_failures > (int)counts[ONCE_FAILED]
+			  ? " (and reloads or capath/clientcerts directories failed)"
+			  : "");
 }
 
 /* ---- reloads ------------------------------------------------------------ */
@@ -1374,9 +1376,11 @@ static int build(struct cs_pipeline *pl)
 	if (cfg->n_capaths > 0 || cfg->n_clientcerts > 0) {
 		char err[512] = "";
 		pl->capsync = cs_capsync_new(pl->loop, cfg, on_capsync_done, pl, err, sizeof(err));
-		if (pl->capsync == NULL)
+		if (pl->capsync == NULL) {
 			cs_err("the [capath] and [clientcerts] directories cannot be kept in sync: %s",
 			       err);
+			pl->once_failures++; /* reported only by a --once pass */
+		}
 	}
 	for (size_t i = 0; i < cfg->n_certs; i++) {
 		struct cert *c = calloc(1, sizeof(*c));
@@ -1616,6 +1620,8 @@ int cs_pipeline_start(struct cs_pipeline *pl, bool once, void (*done_cb)(void *a
 	char err[256];
 
 	pl->once = once;
+	if (!once)
+		pl->once_failures = 0;
 	pl->done_cb = done_cb;
 	pl->done_arg = arg;
 	pl->started = true;

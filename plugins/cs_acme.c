@@ -4,23 +4,25 @@
  * One issuer owns: a cs_http client (trust = ca_bundle), the cached
  * directory, the account key and its URL (kid), a pool of fresh nonces, one
  * uv_timer_t, the built-in http-01 responder while a challenge needs it, and a
- * FIFO of jobs (issue, revoke, renewal info). Jobs run one at a time, so that
+ * FIFO of jobs (issue, revoke, renewal info, key rollover). Jobs run one at a
+ * time, so that
  * the account is created once and two orders never race over it.
  *
  * A job is a chain of steps: each asynchronous operation (an HTTP request, a
  * timer, work on the thread pool, a hook process) is started with the step to
- * continue with. Every signed request goes through send(), which takes a
+ * continue with. Every signed request goes through send_rq(), which takes a
  * nonce from the pool (or fetches one), signs, and on the answer keeps the
  * Replay-Nonce, resends after badNonce (up to 10 times), waits out a short
  * Retry-After on 429/503, and otherwise reports the problem document
  * verbatim. A failed job still undoes its challenges (token files, responder
  * entries, DNS records) before its callback runs.
  *
- * Closing cancels queued jobs at once and the running one at its next step;
- * the memory goes when every handle (timer, HTTP sockets, responder, hook
- * processes) has been closed.
+ * Closing cancels queued jobs at once and the running one at its next step
+ * (a hook process or work on the pool is let finish first); the memory goes
+ * when the timer, the HTTP client and the responder have been closed.
  */
 #include "cs_acme.h"
+#include "cs_acme_hook.h"
 #include "cs_acme_http01.h"
 #include "cs_acme_jws.h"
 #include "cs_atomic.h"
@@ -117,7 +119,7 @@ struct job {
 	struct resp resp;
 	cs_http_req *inflight;
 	step_fn timer_next;
-	bool on_timer, in_work, in_hook, cancelled, cleaning;
+	bool on_timer, in_work, cancelled, cleaning;
 
 	/* work queue */
 	uv_work_t work;
@@ -136,12 +138,6 @@ struct job {
 	int status;
 	int64_t retry_after;
 	char error[1024];
-};
-
-struct hook_proc {
-	uv_process_t proc; /* first */
-	struct job *j;
-	struct cs_acme *a;
 };
 
 struct cs_acme {
@@ -165,11 +161,10 @@ struct cs_acme {
 	char *nonces[NONCE_POOL];
 	size_t n_nonces;
 	cs_acme_http01 *responder;
-	struct hook_proc *hook;
 
 	struct job *queue, *cur;
 	bool closing, torn;
-	int open; /* timer, http client, responder, hook processes not yet closed */
+	int open; /* timer, http client, responder not yet closed */
 	void (*close_cb)(void *);
 	void *close_arg;
 };
@@ -469,11 +464,6 @@ static void on_timer(uv_timer_t *t)
 
 	if (j == NULL || !j->on_timer)
 		return;
-	if (j->in_hook) { /* the hook's time is up */
-		if (a->hook != NULL)
-			uv_process_kill(&a->hook->proc, SIGKILL);
-		return;
-	}
 	j->on_timer = false;
 	step(j, j->timer_next);
 }
@@ -524,77 +514,11 @@ static void run_work(struct job *j, void (*fn)(struct job *), step_fn next)
 	}
 }
 
-static void on_hook_closed(uv_handle_t *h)
+static void on_hook_done(int64_t status, void *arg)
 {
-	struct hook_proc *hp = (struct hook_proc *)h;
-	struct cs_acme *a = hp->a;
+	struct job *j = arg;
 
-	free(hp);
-	a->open--;
-	maybe_free(a);
-}
-
-static void on_hook_exit(uv_process_t *p, int64_t exit_status, int term_signal)
-{
-	struct hook_proc *hp = (struct hook_proc *)p;
-	struct job *j = hp->j;
-	struct cs_acme *a = hp->a;
-
-	a->hook = NULL;
-	uv_close((uv_handle_t *)p, on_hook_closed);
-	uv_timer_stop(&a->timer);
-	j->on_timer = false;
-	j->in_hook = false;
-	j->hook_next(j, term_signal != 0 ? 128 + term_signal : exit_status);
-}
-
-/* Frees an environment made by hook_env; accepts NULL. */
-static void free_env(char **env)
-{
-	if (env == NULL)
-		return;
-	for (char **e = env; *e != NULL; e++)
-		if (strncmp(*e, "CERTSYNC_", 9) == 0)
-			free(*e);
-	free(env);
-}
-
-/*
- * The hook's environment: ours (minus any CERTSYNC_* already there), plus
- * CERTSYNC_METHOD (add|del), CERTSYNC_RECORD, CERTSYNC_VALUE,
- * CERTSYNC_IDENTIFIER (the name being validated), CERTSYNC_CERT and
- * CERTSYNC_ISSUER, as uacme's hooks get their details. NULL on ENOMEM.
- */
-static char **hook_env(struct cs_acme *a, struct job *j, const char *verb, const char *name,
-		       const char *value, const char *ident)
-{
-	extern char **environ;
-	size_t n = 0, k = 0;
-	char **env;
-
-	for (char **e = environ; *e != NULL; e++)
-		n++;
-	env = calloc(n + 7, sizeof(char *));
-	if (env == NULL)
-		return NULL;
-	for (char **e = environ; *e != NULL; e++)
-		if (strncmp(*e, "CERTSYNC_", 9) != 0)
-			env[k++] = *e;
-	const char *vars[][2] = {
-		{ "METHOD", verb },	     { "RECORD", name },		{ "VALUE", value },
-		{ "IDENTIFIER", ident }, { "CERT", j->cert_name ? j->cert_name : "" },
-		{ "ISSUER", a->base.name },
-	};
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-		if (asprintf(&env[k], "CERTSYNC_%s=%s", vars[i][0], vars[i][1]) < 0) {
-			env[k] = NULL;
-			free_env(env);
-			return NULL;
-		}
-		k++;
-	}
-	env[k] = NULL;
-	return env;
+	j->hook_next(j, status);
 }
 
 /* Runs dns_hook VERB NAME VALUE; next gets its exit status (-errno when it did not start). */
@@ -603,64 +527,39 @@ static void run_hook(struct job *j, const char *verb, struct chall *c,
 {
 	struct cs_acme *a = j->a;
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	char *value, *name = NULL;
-	struct hook_proc *hp = calloc(1, sizeof(*hp));
-	uv_process_options_t po;
-	uv_stdio_container_t stdio[3];
-	char **env = NULL;
-	int rc = -ENOMEM;
+	char *value, *name = NULL, **env = NULL;
+	int rc = UV_ENOMEM;
 
 	SHA256((const unsigned char *)c->keyauth, strlen(c->keyauth), md);
 	value = cs_b64url_encode(md, sizeof(md));
-	if (hp == NULL || value == NULL || asprintf(&name, "_acme-challenge.%s", c->ident) < 0) {
+	if (value == NULL || asprintf(&name, "_acme-challenge.%s", c->ident) < 0) {
 		name = NULL;
 		goto fail;
 	}
-	char *args[] = { a->dns_hook, (char *)verb, name, value, NULL };
-	env = hook_env(a, j, verb, name, value, c->ident);
+	const char *vars[][2] = {
+		{ "METHOD", verb },	 { "RECORD", name },
+		{ "VALUE", value },	 { "IDENTIFIER", c->ident },
+		{ "CERT", j->cert_name ? j->cert_name : "" }, { "ISSUER", a->base.name },
+	};
+	env = cs_acme_hook_env(vars, sizeof(vars) / sizeof(vars[0]));
 	if (env == NULL)
 		goto fail;
-	memset(&po, 0, sizeof(po));
-	stdio[0].flags = UV_IGNORE;
-	stdio[1].flags = UV_INHERIT_FD;
-	stdio[1].data.fd = 2; /* the hook's output goes to our log stream, not stdout */
-	stdio[2].flags = UV_INHERIT_FD;
-	stdio[2].data.fd = 2;
-	po.file = a->dns_hook;
-	po.args = args;
-	po.env = env;
-	po.stdio = stdio;
-	po.stdio_count = 3;
-	po.exit_cb = on_hook_exit;
-	hp->j = j;
-	hp->a = a;
-	rc = uv_spawn(a->base.loop, &hp->proc, &po);
-	if (rc < 0) {
-		/* A failed spawn still initialised the handle: it must be closed. */
-		a->open++;
-		uv_close((uv_handle_t *)&hp->proc, on_hook_closed);
-		hp = NULL;
-		goto fail;
-	}
-	a->open++;
-	a->hook = hp;
-	cs_info("acme %s: %s: dns_hook %s %s", a->base.name, job_label(j), verb, name);
+	char *const args[] = { a->dns_hook, (char *)verb, name, value, NULL };
 	j->hook_next = next;
-	j->in_hook = true;
-	j->on_timer = true;
-	uv_timer_start(&a->timer, on_timer, HOOK_TIMEOUT_MS, 0);
-	free_env(env);
+	rc = cs_acme_hook_run(a->base.loop, args, env, HOOK_TIMEOUT_MS, on_hook_done, j);
+	if (rc < 0)
+		goto fail;
+	cs_info("acme %s: %s: dns_hook %s %s", a->base.name, job_label(j), verb, name);
+	cs_acme_hook_env_free(env);
 	free(value);
 	free(name);
 	return;
 fail:
-	free_env(env);
-	free(hp);
+	cs_acme_hook_env_free(env);
 	free(value);
 	free(name);
-	cs_err("acme %s: dns_hook %s cannot run: %s", a->base.name, a->dns_hook,
-	       rc < 0 ? uv_strerror(rc) : "out of memory");
-	next(j, rc < 0 ? rc : -ENOMEM);
+	cs_err("acme %s: dns_hook %s cannot run: %s", a->base.name, a->dns_hook, uv_strerror(rc));
+	next(j, rc);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -1851,7 +1750,7 @@ static void acme_close(cs_issuer *is, void (*close_cb)(void *arg), void *arg)
 			cs_http_cancel(j->inflight);
 			j->inflight = NULL;
 			job_fail(j, -ECANCELED, "cancelled: the issuer is closing");
-		} else if (j->on_timer && !j->in_hook) {
+		} else if (j->on_timer) {
 			uv_timer_stop(&a->timer);
 			j->on_timer = false;
 			job_fail(j, -ECANCELED, "cancelled: the issuer is closing");

@@ -5,8 +5,8 @@
  * problem documents, Retry-After, Link headers, RFC 3339 times, newOrder
  * payloads (identifiers, replaces, profile), ARI certificate identifiers and
  * renewalInfo parsing (the RFC 9773 examples: Debian's Pebble serves no ARI),
- * cs_http against the built-in http-01 responder on the loop, and the
- * constructor's refusals.
+ * cs_http against the built-in http-01 responder on the loop, hooks (exit
+ * status, environment, deadline), and the constructor's refusals.
  *
  * With CS_ACME_DIRECTORY set (tests/integration/acme_revoke.sh and
  * acme_ari.sh set it after starting Pebble or an ARI fixture), "live" cases
@@ -14,6 +14,7 @@
  * a renewal window.
  */
 #include "cs_acme.h"
+#include "cs_acme_hook.h"
 #include "cs_acme_http01.h"
 #include "cs_acme_jws.h"
 #include "cs_acme_msg.h"
@@ -587,6 +588,59 @@ START_TEST(test_acme_http_refused_and_closed)
 }
 END_TEST
 
+/* ---- hooks --------------------------------------------------------------- */
+
+static void on_hook(int64_t status, void *arg)
+{
+	*(int64_t *)arg = status;
+}
+
+START_TEST(test_acme_hook_status_env_deadline)
+{
+	uv_loop_t loop;
+	int64_t st = -999;
+	char *dir = cs_test_mkdtemp(), *out, *cmd;
+	const char *vars[][2] = { { "METHOD", "add" }, { "RECORD", "_acme-challenge.a.test" } };
+	char **env;
+
+	uv_loop_init(&loop);
+	setenv("CERTSYNC_METHOD", "stale", 1);
+	env = cs_acme_hook_env(vars, 2);
+	ck_assert_ptr_nonnull(env);
+	/* The exit status comes back, and the CERTSYNC_* variables are ours, once each. */
+	ck_assert_int_ge(asprintf(&cmd, "env | grep ^CERTSYNC_ | sort >%s/env; exit 3", dir), 0);
+	char *const a1[] = { "/bin/sh", "-c", cmd, NULL };
+	ck_assert_int_eq(cs_acme_hook_run(&loop, a1, env, 10000, on_hook, &st), 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(st, 3);
+	free(cmd);
+	ck_assert_int_ge(asprintf(&cmd, "%s/env", dir), 0);
+	out = cs_test_read(cmd, NULL);
+	ck_assert_str_eq(out, "CERTSYNC_METHOD=add\nCERTSYNC_RECORD=_acme-challenge.a.test\n");
+	free(out);
+	free(cmd);
+	cs_acme_hook_env_free(env);
+
+	/* A hook that overruns its time is killed: 128 + SIGKILL, well before it would end. */
+	char *const a2[] = { "/bin/sleep", "30", NULL };
+	uint64_t t0 = uv_hrtime();
+	ck_assert_int_eq(cs_acme_hook_run(&loop, a2, NULL, 200, on_hook, &st), 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(st, 128 + 9);
+	ck_assert_uint_lt(uv_hrtime() - t0, 5000000000ULL);
+
+	/* A program that does not exist does not start; the callback never runs. */
+	char *const a3[] = { "/nonexistent/hook", "add", NULL };
+	st = -999;
+	ck_assert_int_eq(cs_acme_hook_run(&loop, a3, NULL, 200, on_hook, &st), UV_ENOENT);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(st, -999);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	cs_test_rmrf(dir);
+	free(dir);
+}
+END_TEST
+
 /* ---- the issuer's constructor ------------------------------------------ */
 
 static const struct {
@@ -843,6 +897,7 @@ Suite *acme_suite(void)
 	tc = tcase_create("loop");
 	tcase_add_test(tc, test_acme_http01_responder);
 	tcase_add_test(tc, test_acme_http_refused_and_closed);
+	tcase_add_test(tc, test_acme_hook_status_env_deadline);
 	tcase_add_loop_test(tc, test_acme_issuer_refuses, 0,
 			    (int)(sizeof(refusals) / sizeof(refusals[0])));
 	tcase_add_test(tc, test_acme_issuer_close_cancels);

@@ -10,8 +10,7 @@
 #   openssl's view of the certificate gives;
 # - the first order carries the configured profile (offered by the
 #   directory) and no "replaces"; the renewal order (a name was added)
-#   carries
-#   "replaces": CERTID of the deployed certificate.
+#   carries "replaces": CERTID of the deployed certificate.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/acme_lib.bash"
 

@@ -85,6 +85,7 @@ struct cs_capsync {
 	size_t ndirs;
 	uv_work_t work;
 	bool running;
+	bool in_cb; /* done_cb is running */
 	bool closing;
 	bool job_full;
 	void (*close_cb)(void *arg);
@@ -461,11 +462,17 @@ static void after_work_cb(uv_work_t *w, int status)
 		return;
 	}
 	rep = (struct cs_capsync_report){ reloads, nr, changed, nc, nf, cs->job_full };
+	/* The callback may close cs: the close is then finished here, after it. */
+	cs->in_cb = true;
 	if (cs->cb != NULL)
 		cs->cb(cs->arg, &rep);
+	cs->in_cb = false;
 	free(reloads);
 	free(changed);
-	maybe_start(cs);
+	if (!cs->closing)
+		maybe_start(cs);
+	else if (!cs->running) /* else a job done_cb started frees it when it ends */
+		capsync_free(cs);
 }
 
 /* ---- public ---- */
@@ -727,6 +734,6 @@ void cs_capsync_close(struct cs_capsync *cs, void (*close_cb)(void *arg), void *
 	cs->closing = true;
 	cs->close_cb = close_cb;
 	cs->close_arg = arg;
-	if (!cs->running)
+	if (!cs->running && !cs->in_cb)
 		capsync_free(cs);
 }

@@ -100,7 +100,8 @@ size_t cs_capsync_problems(const struct cs_capsync *cs, cs_capsync_problem_cb cb
 /*
  * Closes cs: no new job starts; once the running one (if any) has ended,
  * everything is freed and close_cb (may be NULL) runs. done_cb is not called
- * for a job that ends after the close. Accepts NULL.
+ * for a job that ends after the close. May be called from done_cb (cs is
+ * then freed when done_cb returns). Accepts NULL.
  */
 void cs_capsync_close(struct cs_capsync *cs, void (*close_cb)(void *arg), void *arg);
 

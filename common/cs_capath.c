@@ -495,7 +495,7 @@ static int file_load(cs_capath *cp, struct cfile *f)
 			f->kind = KIND_NONE;
 			goto out;
 		}
-		f->derlen = i2d_X509(xi->x509, &f->der);
+		f->derlen = cp->cafile != NULL ? i2d_X509(xi->x509, &f->der) : 0;
 		if (f->derlen <= 0) {
 			f->der = NULL;
 			f->derlen = 0;

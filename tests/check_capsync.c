@@ -5,7 +5,8 @@
  * once; an event for one file updates its links; an event for a name that
  * no pass cares about starts no job; a local-ca CA and CRL are published
  * into the capath naming their issuer; problems are listed for the status;
- * a close while a job runs frees everything after the job, without done_cb.
+ * a close while a job runs frees everything after the job, without done_cb,
+ * and a close from within done_cb frees it when done_cb returns.
  */
 #include "cs_capsync.h"
 #include "testutil.h"
@@ -276,6 +277,22 @@ static void closed(void *arg)
 	(*(int *)arg)++;
 }
 
+struct closer {
+	struct cs_capsync *cs;
+	int calls;
+	int closed;
+};
+
+static void close_in_done(void *arg, const struct cs_capsync_report *r)
+{
+	struct closer *c = arg;
+
+	(void)r;
+	c->calls++;
+	cs_capsync_full(c->cs); /* starts a job that runs, but reports to no one */
+	cs_capsync_close(c->cs, closed, &c->closed);
+}
+
 START_TEST(test_capsync_close_while_running)
 {
 	struct done d = { 0 };
@@ -295,6 +312,15 @@ START_TEST(test_capsync_close_while_running)
 	cs_capsync_close(cs, closed, &nclosed);
 	ck_assert_int_eq(nclosed, 2);
 	cs_capsync_close(NULL, NULL, NULL);
+
+	/* Closed from its own done_cb (the agent stopping after --once's pass). */
+	struct closer c = { NULL, 0, 0 };
+
+	c.cs = cs_capsync_new(&loop, cfg, close_in_done, &c, err, sizeof(err));
+	cs_capsync_full(c.cs);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(c.calls, 1);
+	ck_assert_int_eq(c.closed, 1);
 }
 END_TEST
 

@@ -8,9 +8,19 @@
  * The rename also replaces a stale socket atomically; a live one (connect()
  * succeeds) is never replaced.
  *
- * Handles: the listener, the state-dir watch, the metrics timer and two per
- * client (pipe and idle timer). s->handles counts those still open; s and
- * each client are freed only from close callbacks.
+ * Fairness: a client's buffered requests are answered at most BATCH per loop
+ * turn (the rest from an idle handle on the following turns), and a client
+ * with more than MAX_QUEUED bytes of unread answers is not read from until
+ * it catches up. Clients asking for `list` in the same loop turn share one
+ * rendered answer (reference-counted), which is what lets hundreds of
+ * clients ask about a thousand certs at once.
+ *
+ * Handles: the listener, the state-dir watch, the metrics timer, the idle
+ * handle and two per client (pipe and idle timer). s->handles counts those
+ * still open; s and each client are freed only from close callbacks.
+ *
+ * The last section wires the server to the agent's pipeline
+ * (cs_ctlsock_for_agent), so that cs_agent.c needs three calls.
  */
 #include "cs_ctlsock.h"
 #include "cs_capsync.h"

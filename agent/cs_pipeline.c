@@ -374,6 +374,19 @@ static void set_window(struct cert *c, time_t start, time_t end, time_t now)
 	}
 }
 
+/*
+ * Since when c's leaf has been in place: when the agent deployed (or adopted)
+ * it, else its notBefore. notBefore alone is not enough: CAs backdate it
+ * (Let's Encrypt by an hour).
+ */
+static time_t leaf_since(const struct cert *c)
+{
+	if (c->st.n_gens > 0 && strcmp(c->st.gens[0].sha256, c->sha256) == 0 &&
+	    c->st.gens[0].deployed > c->not_before)
+		return c->st.gens[0].deployed;
+	return c->not_before;
+}
+
 static void on_ari(int status, const struct cs_acme_window *w, const char *error, void *arg)
 {
 	struct cert *c = arg;
@@ -401,12 +414,12 @@ static void on_ari(int status, const struct cs_acme_window *w, const char *error
 			fmt_time((time_t)w->end, (char[40]){ 0 }, 40),
 			w->explanation[0] ? "; see " : "", w->explanation);
 		/*
-		 * A window that opened before this certificate was issued was not
-		 * meant for it (a CA answering for the certificate it replaced):
+		 * A window that opened before this certificate was put in place was
+		 * not meant for it (a CA answering for the one it replaced):
 		 * following it would renew again at once, and again after that.
 		 */
-		if ((time_t)w->start < c->not_before)
-			cs_info("%s: that window opened before this certificate was issued; "
+		if ((time_t)w->start <= leaf_since(c))
+			cs_info("%s: that window opened before this certificate was put in place; "
 				"keeping the renew_before schedule",
 				c->cfg->name);
 		else

@@ -58,7 +58,7 @@ pass "renewed inside the window by the timer alone (serial $serial2), the order 
 # issued: it is not for that leaf, and following it would renew in a loop.
 for _ in $(seq 50); do [ "$(sort -u "$T/certids.log" | wc -l)" -ge 2 ] && break; sleep 0.1; done
 [ "$(sort -u "$T/certids.log" | wc -l)" -ge 2 ] || fail "the new leaf's window was not asked for"
-wait_for "$T/agent.log" "that window opened before this certificate was issued" 5
+wait_for "$T/agent.log" "that window opened before this certificate was put in place" 5
 sleep 2
 [ "$(grep -c "web: renewed: serial" "$T/agent.log")" -eq 2 ] ||
 	fail "renewed again for a window that was not for the new leaf"

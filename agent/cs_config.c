@@ -577,6 +577,7 @@ static const struct keydef cert_keys[] = {
 	{ "cert_mode", V_MODE, CE(cert_mode), ANY, NULL },
 	{ "reload", V_LIST, CE(reload), ANY, NULL },
 	{ "verify", V_URLS, CE(verify), ANY, NULL },
+	{ "verify_timeout", V_DURATION, CE(verify_timeout), ANY, NULL },
 	{ "renew_before", V_SPAN, CE(renew_before), ANY, NULL },
 	{ "jitter", V_SPAN, CE(jitter), ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },

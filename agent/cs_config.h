@@ -104,6 +104,7 @@ struct cs_cfg_cert {
 	mode_t cert_mode;      /* for files without the key */
 	struct cs_cfg_list reload; /* names of [reload] sections */
 	struct cs_cfg_list verify; /* URLs */
+	int64_t verify_timeout;    /* seconds a probe may wait for the new certificate; 0: 30 */
 	struct cs_cfg_span renew_before; /* overrides [agent] when set */
 	struct cs_cfg_span jitter;
 };

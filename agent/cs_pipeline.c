@@ -26,6 +26,7 @@
 #include "cs_localca.h"
 #include "cs_log.h"
 #include "cs_reloads.h"
+#include "cs_verify.h"
 #include "cs_sched.h"
 #include "cs_watch.h"
 #include "cs_x509.h"
@@ -79,7 +80,17 @@ struct cert {
 	enum cs_cert_state state;
 	time_t due;
 	const char *due_reason;
-	char last_reload[512];
+	char last_reload[1024];
+
+	/*
+	 * After a renewal: the reloads still to report, then the verify probes;
+	 * a failure of either rolls back to generation rollback_gen (0: none).
+	 */
+	unsigned pending_reloads;
+	bool after_renewal, rolling_back, reload_failed, reload_skipped;
+	int rollback_gen;
+	char new_serial[80], new_sha[CS_FP_MAX];
+	char reload_err[1024];
 
 	bool busy;          /* a job is in flight */
 	bool dirty;         /* a watch event arrived while busy */
@@ -504,12 +515,75 @@ static void flush_reloads(struct cs_pipeline *pl)
 		cs_reloads_flush(pl->rl);
 }
 
-/* The hook for the verify probes (a later issue): runs after a successful reload. */
-static void verify_after_reload(struct cert *c, const char *reloader)
+static void rollback(struct cert *c, const char *why);
+
+static void add_reload_item(struct cert *c, const char *item)
 {
-	if (c->cfg->verify.n > 0)
-		cs_debug("%s: reloaded by %s; verify probes are not implemented yet",
-			 c->cfg->name, reloader);
+	size_t used = strlen(c->last_reload);
+
+	snprintf(c->last_reload + used, sizeof(c->last_reload) - used, "%s%s", used ? "; " : "",
+		 item);
+}
+
+static void on_verified(void *arg, bool ok, const char *summary)
+{
+	struct cert *c = arg;
+	struct cs_pipeline *pl = c->pl;
+	char item[900];
+
+	pl->inflight--;
+	snprintf(item, sizeof(item), "verify: %s", summary);
+	add_reload_item(c, item);
+	if (ok) {
+		cs_notice("%s: verified: %s", c->cfg->name, summary);
+	} else if (c->after_renewal && c->rollback_gen > 0 && !pl->closing && !pl->tearing_down) {
+		char why[1100];
+		snprintf(why, sizeof(why), "verify failed: %s", summary);
+		rollback(c, why);
+	} else {
+		char msg[1100];
+		snprintf(msg, sizeof(msg), "verify failed: %s", summary);
+		cs_err("%s: %s", c->cfg->name, msg);
+		cs_state_set_error(&c->st, msg);
+		save_state(c);
+		if (pl->once)
+			pl->once_failures++;
+	}
+	c->after_renewal = false;
+	maybe_quiesced(pl);
+}
+
+/*
+ * All reloads asked for c have reported: after a rollback that is the end;
+ * after a failed reload of a renewal, roll back; else run the verify probes.
+ */
+static void reloads_reported(struct cert *c)
+{
+	struct cs_pipeline *pl = c->pl;
+	int bound = (int)(c->cfg->verify_timeout > 0 ? c->cfg->verify_timeout : 30) * 1000;
+
+	if (c->rolling_back) {
+		c->rolling_back = false;
+		return;
+	}
+	if (c->reload_failed) {
+		if (c->after_renewal && c->rollback_gen > 0 && !pl->closing && !pl->tearing_down)
+			rollback(c, c->reload_err);
+		c->after_renewal = false;
+		return;
+	}
+	if (c->cfg->verify.n == 0 || pl->closing || pl->tearing_down)
+		return;
+	if (c->reload_skipped) {
+		cs_warn("%s: not verified: a service is not running", c->cfg->name);
+		add_reload_item(c, "verify: skipped, a service is not running");
+		return;
+	}
+	if (cs_verify_start(pl->loop, &c->cfg->verify, c->sha256, bound, on_verified, c) < 0) {
+		cs_err("%s: cannot start the verify probes", c->cfg->name);
+		return;
+	}
+	pl->inflight++;
 }
 
 static void on_reload_result(void *arg, void *owner, const char *reloader,
@@ -529,22 +603,37 @@ static void on_reload_result(void *arg, void *owner, const char *reloader,
 			pl->once_failures++;
 		return;
 	}
-	if (res->status == 0) {
+	if (res->status == 0 || res->not_running) {
+		/* A service that is not running is reported, not a failure. */
 		snprintf(item, sizeof(item), "%s: %s", reloader,
 			 res->not_running ? "not running" : "ok");
-		verify_after_reload(c, reloader);
+		if (res->not_running) {
+			cs_warn("%s: %s is not running: %s", c->cfg->name, reloader, res->message);
+			c->reload_skipped = true;
+		}
 	} else {
 		char msg[1200];
 		snprintf(item, sizeof(item), "%s: failed", reloader);
 		snprintf(msg, sizeof(msg), "reload %s failed: %s", reloader, res->message);
-		cs_state_set_error(&c->st, msg);
+		if (!c->reload_failed)
+			snprintf(c->reload_err, sizeof(c->reload_err), "%.1000s", msg);
+		c->reload_failed = true;
+		if (c->rolling_back && c->st.last_error != NULL) {
+			/* Keep why it was rolled back; add that the services still balk. */
+			char both[3000];
+			snprintf(both, sizeof(both), "%.1700s; after the rollback: %.1200s",
+				 c->st.last_error, msg);
+			cs_state_set_error(&c->st, both);
+		} else {
+			cs_state_set_error(&c->st, msg);
+		}
 		save_state(c);
 		if (pl->once)
 			pl->once_failures++;
 	}
-	size_t used = strlen(c->last_reload);
-	snprintf(c->last_reload + used, sizeof(c->last_reload) - used, "%s%s", used ? "; " : "",
-		 item);
+	add_reload_item(c, item);
+	if (c->pending_reloads > 0 && --c->pending_reloads == 0)
+		reloads_reported(c);
 }
 
 /* Asks for c's reloads; a burst of requests leads to one reload per service. */
@@ -554,8 +643,12 @@ static void request_reloads(struct cert *c)
 	struct cs_deploy_outputs o;
 	char files[4096] = "";
 
-	if (pl->rl == NULL || c->cfg->reload.n == 0)
+	c->reload_failed = c->reload_skipped = false;
+	if (pl->rl == NULL || c->cfg->reload.n == 0) {
+		c->pending_reloads = 0;
+		reloads_reported(c); /* nothing to reload: verify at once */
 		return;
+	}
 	cs_deploy_outputs_of(c->cfg, &o);
 	for (size_t k = 0; k < o.n; k++) {
 		size_t used = strlen(files);
@@ -563,7 +656,10 @@ static void request_reloads(struct cert *c)
 	}
 	c->last_reload[0] = '\0';
 	/* once: all reloads run together at the end of the pass */
-	cs_reloads_request(pl->rl, c, &c->cfg->reload, c->cfg->name, files, c->serial, !pl->once);
+	c->pending_reloads = (unsigned)cs_reloads_request(pl->rl, c, &c->cfg->reload, c->cfg->name,
+							  files, c->serial, !pl->once);
+	if (c->pending_reloads == 0)
+		reloads_reported(c);
 }
 
 /* ---- CApath and client certificate directories (cs_capsync) -------------- */
@@ -960,6 +1056,128 @@ static void renew_failed(struct renew_job *j, const char *msg, int64_t retry_aft
 	maybe_quiesced(pl);
 }
 
+/* ---- rollback after a failed reload or verify ------------------------------ */
+
+struct rollback_job {
+	uv_work_t req;
+	struct cert *c;
+	const struct cs_cfg_cert *cfg;
+	const char *state_dir;
+	int gen;
+	time_t now;
+	int rc;
+	struct cs_deploy_digests written;
+	struct cs_examined ex;
+	char why[1100];
+	char err[1024];
+};
+
+static void rollback_work(uv_work_t *req)
+{
+	struct rollback_job *j = req->data;
+	cs_material *m = NULL;
+
+	j->rc = cs_deploy_load_gen(j->state_dir, j->cfg->name, j->gen, &m, j->err, sizeof(j->err));
+	if (j->rc < 0)
+		return;
+	/* Validated like any deploy: never a key beside the wrong certificate. */
+	j->rc = cs_deploy(j->cfg, m, NULL, j->state_dir, 0, j->now, &j->written, j->err,
+			  sizeof(j->err));
+	if (j->rc == 0)
+		cs_examine_material(j->cfg, m, j->now, &j->ex);
+	if (j->rc == 0)
+		j->ex.m = m;
+	else
+		cs_material_free(m);
+}
+
+static void rollback_done(uv_work_t *req, int status)
+{
+	struct rollback_job *j = req->data;
+	struct cert *c = j->c;
+	struct cs_pipeline *pl = c->pl;
+	struct cs_backoff b = { pl->cfg->agent.retry_min, pl->cfg->agent.retry_max };
+	time_t now = time(NULL);
+	char msg[3000], d[40];
+
+	(void)status;
+	pl->inflight--;
+	if (j->rc < 0) {
+		snprintf(msg, sizeof(msg),
+			 "%s; rolling back to generation %d failed (%s): the new certificate "
+			 "serial %s (sha256 %s) stays deployed",
+			 j->why, j->gen, j->err, c->new_serial, c->new_sha);
+	} else {
+		take_examined(c, &j->ex);
+		c->known = j->written;
+		push_gen(c, j->gen, now);
+		snprintf(msg, sizeof(msg),
+			 "%s; rolled back to generation %d (serial %s, sha256 %s); the refused "
+			 "certificate was serial %s (sha256 %s)",
+			 j->why, j->gen, c->serial, c->sha256, c->new_serial, c->new_sha);
+	}
+	cs_examined_clear(&j->ex);
+	free(j);
+	cs_err("%s: %s", c->cfg->name, msg);
+	cs_state_set_error(&c->st, msg);
+	c->st.failures++;
+	int64_t delay = cs_sched_backoff(&b, c->st.failures, now, verdict_ok(c) ? c->not_after : 0,
+					 0, c->seed);
+	c->st.next_attempt = now + (time_t)delay;
+	schedule(c, now);
+	if (!pl->once)
+		cs_notice("%s: next renewal attempt in %s", c->cfg->name,
+			  fmt_delay(delay, d, sizeof(d)));
+	if (pl->once && c->once != ONCE_FAILED) {
+		c->once = ONCE_FAILED;
+		pl->once_failures++;
+	}
+	save_state(c);
+	rewatch(pl);
+	cert_idle(c);
+	/* Make the services load the restored files; its outcome ends the story. */
+	c->after_renewal = false;
+	c->rolling_back = true;
+	request_reloads(c);
+	arm_timer(pl);
+	maybe_quiesced(pl);
+}
+
+/* Restores generation c->rollback_gen because of why (a failed reload or probe). */
+static void rollback(struct cert *c, const char *why)
+{
+	struct cs_pipeline *pl = c->pl;
+	struct rollback_job *j;
+
+	c->after_renewal = false;
+	snprintf(c->new_serial, sizeof(c->new_serial), "%s", c->serial);
+	snprintf(c->new_sha, sizeof(c->new_sha), "%s", c->sha256);
+	if (c->busy || (j = calloc(1, sizeof(*j))) == NULL) {
+		char msg[1300];
+		snprintf(msg, sizeof(msg), "%s; cannot roll back now (%s)", why,
+			 c->busy ? "another job runs for this certificate" : "out of memory");
+		cs_err("%s: %s", c->cfg->name, msg);
+		cs_state_set_error(&c->st, msg);
+		save_state(c);
+		return;
+	}
+	j->req.data = j;
+	j->c = c;
+	j->cfg = c->cfg;
+	j->state_dir = pl->cfg->agent.state_dir;
+	j->gen = c->rollback_gen;
+	j->now = time(NULL);
+	snprintf(j->why, sizeof(j->why), "%s", why);
+	cs_warn("%s: %s; rolling back to generation %d", c->cfg->name, why, j->gen);
+	if (uv_queue_work(pl->loop, &j->req, rollback_work, rollback_done) < 0) {
+		cs_err("%s: %s; cannot queue the rollback", c->cfg->name, why);
+		free(j);
+		return;
+	}
+	c->busy = true;
+	pl->inflight++;
+}
+
 static void deploy_work(uv_work_t *req)
 {
 	struct renew_job *j = req->data;
@@ -1003,6 +1221,10 @@ static void deploy_done(uv_work_t *req, int status)
 	renew_job_free(j);
 	once_finish(c, ONCE_RENEWED);
 	capsync_publish(pl, c->issuer);
+	/* The generation before this one, for a rollback when the services refuse it. */
+	c->after_renewal = true;
+	c->rolling_back = false;
+	c->rollback_gen = c->st.n_gens > 1 ? c->st.gens[1].n : 0;
 	request_reloads(c);
 	save_state(c);
 	rewatch(pl);

@@ -43,7 +43,7 @@ for f in usr/sbin/certsyncd usr/bin/certsyncctl usr/include/certsync/reloader_pl
 done
 pass "binaries, plugin header, man pages, unit, configuration and guide are in the package"
 
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >"$T/install.log" 2>&1 ||
+DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y -qq "$deb" >"$T/install.log" 2>&1 ||
 	{ cat "$T/install.log"; fail "apt-get install ./$(basename "$deb")"; }
 getent passwd certsync >/dev/null && getent group certsync >/dev/null &&
 	getent group certsync-admin >/dev/null || fail "user or groups not created"
@@ -63,7 +63,7 @@ systemd-analyze verify /lib/systemd/system/certsyncd.service 2>"$T/verify.log" |
 	{ cat "$T/verify.log"; fail "systemd-analyze verify"; }
 pass "man pages render; systemd-analyze verify accepts the unit"
 
-apt-get purge -y -qq certsync >/dev/null 2>&1 || fail "apt-get purge"
+apt-get purge -o DPkg::Lock::Timeout=300 -y -qq certsync >/dev/null 2>&1 || fail "apt-get purge"
 for p in /etc/certsync /var/lib/certsync /usr/sbin/certsyncd /usr/bin/certsyncctl \
 	/lib/systemd/system/certsyncd.service /usr/include/certsync \
 	/etc/systemd/system/multi-user.target.wants/certsyncd.service; do

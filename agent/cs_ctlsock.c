@@ -414,6 +414,10 @@ static json_t *cert_json(const struct cs_cert_status *st, time_t now, bool full)
 	json_object_set_new(o, "failures", json_integer(st->failures));
 	json_object_set_new(o, "last_error", str_json(st->last_error));
 	json_object_set_new(o, "last_reload", str_json(st->last_reload));
+	json_object_set_new(o, "last_verify", str_json(st->last_verify));
+	json_object_set_new(o, "verify_ok", st->verify == CS_VERIFY_NONE
+						    ? json_null()
+						    : json_boolean(st->verify == CS_VERIFY_OK));
 	if (full) {
 		json_object_set_new(o, "deployed", json_string(cs_verdict_name(st->verdict)));
 		json_object_set_new(o, "deployed_reason",
@@ -1326,6 +1330,20 @@ static int pl_renew(void *arg, const char *name, bool force)
 	return cs_pipeline_renew(arg, name, force);
 }
 
+static int pl_reload(void *arg, const char *name, char *err, size_t errlen)
+{
+	int rc = cs_pipeline_reload(arg, name);
+
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "no [cert \"%s\"] in the configuration", name);
+	else if (rc == -EBUSY)
+		snprintf(err, errlen, "%s is being renewed, rolled back or the agent is stopping; "
+				      "try again", name);
+	else if (rc == 0)
+		cs_notice("status socket: reload of the services of %s requested", name);
+	return rc;
+}
+
 static int pl_rehash(void *arg, const char *name, char *err, size_t errlen)
 {
 	struct cs_capsync *cs = cs_pipeline_capsync(arg);
@@ -1373,7 +1391,7 @@ static void opts_of(const struct cs_config *cfg, bool listen, struct cs_ctlsock_
 struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config *cfg,
 					struct cs_pipeline *pl, bool listen)
 {
-	struct cs_ctlsock_backend be = { pl_count,  pl_status,	       pl_renew, NULL,
+	struct cs_ctlsock_backend be = { pl_count,  pl_status,	       pl_renew, pl_reload,
 					 pl_rehash, pl_capath_problems, pl };
 	struct cs_ctlsock_opts o;
 	struct cs_ctlsock *s;

@@ -279,6 +279,20 @@ static void render_reload_gauges(struct buf *b, const struct cs_cert_status *v, 
 	}
 }
 
+static void render_verify_gauges(struct buf *b, const struct cs_cert_status *v, size_t n)
+{
+	family(b, "certsync_verify_ok", "gauge",
+	       "Whether the services served the deployed certificate at the last verify "
+	       "(1) or not (0); absent while not checked.");
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].verify == CS_VERIFY_NONE)
+			continue;
+		put(b, "certsync_verify_ok{name=\"");
+		put_label(b, v[i].name);
+		put(b, "\"} %d\n", v[i].verify == CS_VERIFY_OK);
+	}
+}
+
 static const enum cs_cert_state all_states[] = {
 	CS_CERT_VALID,   CS_CERT_DUE,     CS_CERT_RENEWING, CS_CERT_FAILED,
 	CS_CERT_EXPIRED, CS_CERT_MISSING, CS_CERT_UNKNOWN,
@@ -364,6 +378,7 @@ char *cs_metrics_render(struct cs_metrics *m, const struct cs_cert_status *v, si
 	for (size_t i = 0; i < n; i++)
 		cert_sample(&b, "certsync_cert_deployed_ok", v[i].name, v[i].verdict == CS_EX_OK);
 	render_reload_gauges(&b, v, n);
+	render_verify_gauges(&b, v, n);
 
 	family(&b, "certsync_renewals_total", "counter",
 	       "Renewal attempts seen since the agent started, by result.");

@@ -91,6 +91,8 @@ struct cert {
 	int rollback_gen;
 	char new_serial[80], new_sha[CS_FP_MAX];
 	char reload_err[1024];
+	char last_verify[2048];
+	enum cs_verify_state verify;
 
 	bool busy;          /* a job is in flight */
 	bool dirty;         /* a watch event arrived while busy */
@@ -529,11 +531,10 @@ static void on_verified(void *arg, bool ok, const char *summary)
 {
 	struct cert *c = arg;
 	struct cs_pipeline *pl = c->pl;
-	char item[900];
 
 	pl->inflight--;
-	snprintf(item, sizeof(item), "verify: %s", summary);
-	add_reload_item(c, item);
+	snprintf(c->last_verify, sizeof(c->last_verify), "%s", summary);
+	c->verify = ok ? CS_VERIFY_OK : CS_VERIFY_FAILED;
 	if (ok) {
 		cs_notice("%s: verified: %s", c->cfg->name, summary);
 	} else if (c->after_renewal && c->rollback_gen > 0 && !pl->closing && !pl->tearing_down) {
@@ -572,15 +573,21 @@ static void reloads_reported(struct cert *c)
 		c->after_renewal = false;
 		return;
 	}
-	if (c->cfg->verify.n == 0 || pl->closing || pl->tearing_down)
+	if (c->cfg->verify.n == 0 || pl->closing || pl->tearing_down) {
+		c->after_renewal = false;
 		return;
+	}
 	if (c->reload_skipped) {
+		c->after_renewal = false;
 		cs_warn("%s: not verified: a service is not running", c->cfg->name);
-		add_reload_item(c, "verify: skipped, a service is not running");
+		snprintf(c->last_verify, sizeof(c->last_verify),
+			 "not checked: a service is not running");
+		c->verify = CS_VERIFY_NONE;
 		return;
 	}
 	if (cs_verify_start(pl->loop, &c->cfg->verify, c->sha256, bound, on_verified, c) < 0) {
 		cs_err("%s: cannot start the verify probes", c->cfg->name);
+		c->after_renewal = false;
 		return;
 	}
 	pl->inflight++;
@@ -1895,6 +1902,22 @@ void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
 	maybe_quiesced(pl);
 }
 
+int cs_pipeline_reload(struct cs_pipeline *pl, const char *name)
+{
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		struct cert *c = pl->certs[i];
+		if (strcmp(c->cfg->name, name) != 0)
+			continue;
+		if (c->busy || c->after_renewal || c->rolling_back || pl->draining || pl->closing ||
+		    pl->tearing_down)
+			return -EBUSY;
+		request_reloads(c);
+		flush_reloads(pl);
+		return 0;
+	}
+	return -ENOENT;
+}
+
 int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force)
 {
 	for (size_t i = 0; i < pl->n_certs; i++) {
@@ -1959,6 +1982,8 @@ void cs_pipeline_status(const struct cs_pipeline *pl, size_t i, struct cs_cert_s
 	out->failures = c->st.failures;
 	out->last_error = c->st.last_error;
 	out->last_reload = c->last_reload[0] ? c->last_reload : NULL;
+	out->last_verify = c->last_verify[0] ? c->last_verify : NULL;
+	out->verify = c->verify;
 	out->names = c->cfg->names.v;
 	out->n_names = c->cfg->names.n;
 }

@@ -31,6 +31,12 @@ enum cs_cert_state {
 };
 
 /* The status of one cert, as the socket and --once report it. */
+enum cs_verify_state {
+	CS_VERIFY_NONE = 0, /* not checked yet (or no verify URLs) */
+	CS_VERIFY_OK,       /* every URL served the deployed certificate */
+	CS_VERIFY_FAILED,
+};
+
 struct cs_cert_status {
 	const char *name;
 	enum cs_cert_state state;
@@ -46,6 +52,8 @@ struct cs_cert_status {
 	int failures;
 	const char *last_error;
 	const char *last_reload; /* "postfix: ok; dovecot: ..." or NULL */
+	const char *last_verify; /* "smtp://...: ok; imap://...: serves ..." or NULL */
+	enum cs_verify_state verify; /* what the last verify found */
 	char *const *names;      /* the configured names */
 	size_t n_names;
 };
@@ -77,6 +85,12 @@ int cs_pipeline_start(struct cs_pipeline *pl, bool once, void (*done_cb)(void *a
  */
 void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
 		       void (*old_cfg_release)(void *arg, const struct cs_config *old), void *arg);
+
+/*
+ * Reloads the services of cert name now (its [reload] list), then verifies
+ * what they serve. Returns 0, -ENOENT, or -EBUSY while it renews or stops.
+ */
+int cs_pipeline_reload(struct cs_pipeline *pl, const char *name);
 
 /*
  * Renews a cert now (force: even when not due; without force a cert that is

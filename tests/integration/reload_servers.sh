@@ -138,3 +138,26 @@ grep -q "verify failed: .*; rolled back to generation [0-9]* (serial $s2," "$T/l
 cmp -s "$T/tls/mail.pem" "$T/gen2-bundle.pem" || fail "not rolled back after the failed verify"
 [ "$(served smtp "$smtp")" = "$s2" ] || fail "postfix does not serve $s2 again after the rollback reload"
 pass "reload without effect: probes saw the old certificate within the bound, $s4 rolled back to $s2"
+
+# The running agent: `certsyncctl reload NAME` reloads and verifies again on
+# request; status and metrics carry the verify result.
+conf dovecot
+sed -i "s|^retry_min = 1s|retry_min = 1s\nsocket = $T/certsync.sock|" "$T/certsync.conf"
+"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
+CS_PIDS+=($!)
+wait_for "$T/agent.log" "mail: verified: " 30
+"$CERTSYNCCTL" -s "$T/certsync.sock" reload mail >"$T/out" 2>&1 || { cat "$T/out"; fail "certsyncctl reload"; }
+wait_for "$T/agent.log" "reload of the services of mail requested" 5
+for _ in $(seq 100); do [ "$(grep -c "mail: verified: " "$T/agent.log")" -ge 2 ] && break; sleep 0.1; done
+[ "$(grep -c "mail: verified: " "$T/agent.log")" -ge 2 ] || { cat "$T/agent.log"; fail "no verify after certsyncctl reload"; }
+"$CERTSYNCCTL" -s "$T/certsync.sock" --json show mail >"$T/show.json" || fail "show mail"
+python3 - "$T/show.json" "$imap" <<'PY' || { cat "$T/show.json"; fail "show: verify fields"; }
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d.get("cert", d)
+assert c["verify_ok"] is True, c
+assert "imap://127.0.0.1:%s: ok" % sys.argv[2] in c["last_verify"], c["last_verify"]
+PY
+"$CERTSYNCCTL" -s "$T/certsync.sock" metrics | grep -qx 'certsync_verify_ok{name="mail"} 1' ||
+	fail "certsync_verify_ok not 1 in the metrics"
+pass "certsyncctl reload mail: reloaded and verified again; show and metrics carry the verify result"

@@ -42,7 +42,7 @@ struct cmd_reloader {
 	int term_signal;
 	char output[OUT_MAX];
 	size_t out_len;
-	const struct cs_reload_ctx *ctx;
+	bool has_ctx; /* env_* hold the caller's context, copied at reload() */
 	char env_name[1024], env_files[4096], env_serial[1024];
 	cs_reload_cb cb;
 	void *cb_arg;
@@ -246,13 +246,7 @@ static void start_step(struct cmd_reloader *r)
 	r->term_signal = 0;
 	env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 	env[n++] = "LC_ALL=C";
-	if (r->ctx != NULL) {
-		snprintf(r->env_name, sizeof(r->env_name), "CERTSYNC_NAME=%s",
-			 r->ctx->names ? r->ctx->names : "");
-		snprintf(r->env_files, sizeof(r->env_files), "CERTSYNC_FILES=%s",
-			 r->ctx->files ? r->ctx->files : "");
-		snprintf(r->env_serial, sizeof(r->env_serial), "CERTSYNC_SERIAL=%s",
-			 r->ctx->serial ? r->ctx->serial : "");
+	if (r->has_ctx) {
 		env[n++] = r->env_name;
 		env[n++] = r->env_files;
 		env[n++] = r->env_serial;
@@ -307,7 +301,16 @@ static int cmd_reload(cs_reloader *base, const struct cs_reload_ctx *ctx, cs_rel
 		return -EBUSY;
 	r->cb = cb;
 	r->cb_arg = arg;
-	r->ctx = ctx;
+	/* Copied now: the caller's context may be gone by the second step. */
+	r->has_ctx = ctx != NULL;
+	if (ctx != NULL) {
+		snprintf(r->env_name, sizeof(r->env_name), "CERTSYNC_NAME=%s",
+			 ctx->names ? ctx->names : "");
+		snprintf(r->env_files, sizeof(r->env_files), "CERTSYNC_FILES=%s",
+			 ctx->files ? ctx->files : "");
+		snprintf(r->env_serial, sizeof(r->env_serial), "CERTSYNC_SERIAL=%s",
+			 ctx->serial ? ctx->serial : "");
+	}
 	r->busy = true;
 	r->step = 0;
 	if (r->kind == K_BROKEN) {

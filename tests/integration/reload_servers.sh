@@ -158,6 +158,7 @@ c = d.get("cert", d)
 assert c["verify_ok"] is True, c
 assert "imap://127.0.0.1:%s: ok" % sys.argv[2] in c["last_verify"], c["last_verify"]
 PY
-"$CERTSYNCCTL" -s "$T/certsync.sock" metrics | grep -qx 'certsync_verify_ok{name="mail"} 1' ||
-	fail "certsync_verify_ok not 1 in the metrics"
+"$CERTSYNCCTL" -s "$T/certsync.sock" metrics >"$T/metrics" || fail "certsyncctl metrics"
+grep -qx 'certsync_verify_ok{name="mail"} 1' "$T/metrics" ||
+	fail "certsync_verify_ok not 1 in the metrics: $(grep verify "$T/metrics")"
 pass "certsyncctl reload mail: reloaded and verified again; show and metrics carry the verify result"

@@ -289,7 +289,9 @@ static void days_bar(json_t *cert, char *out, size_t len)
 	filled = (int)(share * 10 + 0.5);
 	if (filled < 0 || filled > 10)
 		filled = 10;
-	snprintf(out, len, "[%s%s]", &"##########"[10 - filled], &"----------"[filled]);
+	static const char hashes[] = "##########", dashes[] = "----------";
+
+	snprintf(out, len, "[%s%s]", hashes + (10 - filled), dashes + filled);
 }
 
 static void days_text(json_t *cert, char *out, size_t len)

@@ -36,7 +36,7 @@ pass "lintian: no errors ($(grep -c '^W:' "$T/lintian.log") warning(s))"
 
 dpkg -c "$deb" >"$T/contents"
 for f in usr/sbin/certsyncd usr/bin/certsyncctl usr/include/certsync/reloader_plugin.h \
-	usr/share/man/man8/certsyncd.8.gz usr/share/man/man5/certsync.conf.5.gz \
+	usr/share/man/man8/certsyncd.8.gz usr/share/man/man8/certsyncctl.8.gz usr/share/man/man5/certsync.conf.5.gz \
 	lib/systemd/system/certsyncd.service etc/certsync/certsync.conf \
 	usr/share/doc/certsync/MIGRATION.md.gz; do
 	grep -q " ./$f\$" "$T/contents" || fail "the package lacks /$f"

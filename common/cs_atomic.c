@@ -98,6 +98,18 @@ int cs_atomic_write(const char *path, const void *data, size_t len,
 				 path);
 			return -ELOOP;
 		}
+		/*
+		 * Only a link root or this process made is followed: in a
+		 * directory others may write to (mode 1777, or another user's),
+		 * anyone else's link could name any file this process may write.
+		 */
+		if (sb.st_uid != 0 && sb.st_uid != geteuid()) {
+			snprintf(err, errlen,
+				 "%s is a symbolic link owned by uid %u (not root or uid %u); "
+				 "refusing to write through it",
+				 real, (unsigned)sb.st_uid, (unsigned)geteuid());
+			return -EPERM;
+		}
 		char next[PATH_MAX];
 		if (++depth > 8 || (rc = resolve_final(real, next, sizeof(next))) < 0) {
 			snprintf(err, errlen, "%s: cannot follow the symbolic link", path);

@@ -13,7 +13,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define CS_ATOMIC_FOLLOW_SYMLINK 0x1 /* replace the file a final symlink names */
+/* Replace the file a final symlink names: only a link owned by root or the
+   effective uid is followed (-EPERM otherwise). */
+#define CS_ATOMIC_FOLLOW_SYMLINK 0x1
 #define CS_ATOMIC_NO_FSYNC 0x2       /* skip fsyncs (tests, benchmarks only) */
 
 struct cs_atomic_opts {

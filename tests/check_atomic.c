@@ -134,6 +134,41 @@ START_TEST(test_atomic_symlink_refused_unless_followed)
 }
 END_TEST
 
+/* A link someone else made (in a directory others may write to) is not followed. */
+START_TEST(test_atomic_foreign_symlink_not_followed)
+{
+	char *target = cs_test_write(tmp, "outside.pem", "precious\n", 0644);
+	char *link = in_tmp("mail.pem"), err[512], buf[256];
+	struct cs_atomic_opts o = plain;
+	struct stat sb;
+	size_t len;
+
+	if (geteuid() != 0)
+		return; /* only root can give a link another owner */
+	o.flags = CS_ATOMIC_FOLLOW_SYMLINK;
+	ck_assert_int_eq(symlink(target, link), 0);
+	ck_assert_int_eq(lchown(link, 65534, 65534), 0);
+	ck_assert_int_eq(cs_atomic_write(link, "key\n", 4, &o, err, sizeof(err)), -EPERM);
+	snprintf(buf, sizeof(buf), "%s is a symbolic link owned by uid 65534", link);
+	ck_assert_msg(strstr(err, buf) != NULL, "got %s", err);
+	char *got = cs_test_read(target, &len);
+	ck_assert_str_eq(got, "precious\n");
+	free(got);
+	ck_assert_int_eq(stat(target, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 07777, 0644);
+	listing(buf, sizeof(buf));
+	ck_assert_str_eq(buf, "mail.pem outside.pem");
+	/* The same link made by root is followed. */
+	ck_assert_int_eq(lchown(link, 0, 0), 0);
+	ck_assert_int_eq(cs_atomic_write(link, "key\n", 4, &o, err, sizeof(err)), 0);
+	got = cs_test_read(target, &len);
+	ck_assert_str_eq(got, "key\n");
+	free(got);
+	free(target);
+	free(link);
+}
+END_TEST
+
 /* A write that fails half way (file size limit): the old file stays, no temp file. */
 START_TEST(test_atomic_write_error_keeps_old)
 {
@@ -320,6 +355,7 @@ Suite *atomic_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_atomic_content_and_mode, 0, sizeof(modes) / sizeof(modes[0]));
 	tcase_add_test(tc, test_atomic_symlink_refused_unless_followed);
+	tcase_add_test(tc, test_atomic_foreign_symlink_not_followed);
 	tcase_add_test(tc, test_atomic_write_error_keeps_old);
 	tcase_add_test(tc, test_atomic_bad_targets);
 	tcase_add_test(tc, test_atomic_sweep_removes_only_stale_temps);

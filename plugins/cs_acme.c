@@ -12,7 +12,7 @@
  * timer, work on the thread pool, a hook process) is started with the step to
  * continue with. Every signed request goes through send_rq(), which takes a
  * nonce from the pool (or fetches one), signs, and on the answer keeps the
- * Replay-Nonce, resends after badNonce (up to 10 times), waits out a short
+ * Replay-Nonce, resends after badNonce (up to 20 times), waits out a short
  * Retry-After on 429/503, and otherwise reports the problem document
  * verbatim. A failed job still undoes its challenges (token files, responder
  * entries, DNS records) before its callback runs.
@@ -46,7 +46,7 @@
 #include <unistd.h>
 
 #define NONCE_POOL 8
-#define BAD_NONCE_MAX 10
+#define BAD_NONCE_MAX 20 /* at 50% rejection (Pebble's test mode), 10 failed one request in 2000 */
 #define RETRY_AFTER_WAIT_MAX 60 /* longer waits are handed back to the scheduler */
 #define HOOK_TIMEOUT_MS (300 * 1000)
 #define MAX_ALTS 8

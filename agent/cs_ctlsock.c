@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -75,6 +76,23 @@ struct client {
 	bool closing, paused, eof, close_after_write;
 	bool backlogged; /* more lines buffered than one turn answers */
 	struct client *bprev, *bnext;
+	struct deferred *deferred; /* a command whose answer comes later, or NULL */
+};
+
+/*
+ * A command answered when the backend calls back (revoke): until then the
+ * client is not read from and its buffered requests wait, so that answers
+ * keep the order of the requests. It outlives a client that goes away (c is
+ * then NULL) and is freed by the callback, which never touches the server.
+ */
+struct deferred {
+	struct client *c;
+	char *name;
+	const char *reason;
+	/* A backend that answers before it returns: the answer is kept for the caller. */
+	bool in_call, answered;
+	int status;
+	char msg[1024];
 };
 
 /* An answer line (newline included), shared by every write of it. */
@@ -210,6 +228,10 @@ static void close_client(struct client *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	if (c->deferred != NULL) {
+		c->deferred->c = NULL;
+		c->deferred = NULL;
+	}
 	backlog_remove(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -276,7 +298,7 @@ static void on_written(uv_write_t *req, int status)
 	if (c->paused && c->queued < MAX_QUEUED / 2) {
 		c->paused = false;
 		process(c);
-		if (!c->paused && !c->backlogged && !c->closing && !c->eof)
+		if (!c->paused && !c->backlogged && !c->closing && !c->eof && c->deferred == NULL)
 			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 	}
 }
@@ -592,6 +614,126 @@ static json_t *cmd_hook(struct cs_ctlsock *s, const char *cmd, const char *name,
 	return json_pack("{s:b}", "ok", 1);
 }
 
+/* The revocation reasons a client may give, with their RFC 5280 CRLReason codes. */
+static const struct {
+	const char *name;
+	int code;
+} revoke_reasons[] = {
+	{ "unspecified", 0 }, { "keyCompromise", 1 },	     { "affiliationChanged", 3 },
+	{ "superseded", 4 },  { "cessationOfOperation", 5 },
+};
+
+/* The answer to a revoke the backend has finished (NULL on ENOMEM). */
+static json_t *revoke_answer(const struct deferred *d, int status, const char *msg)
+{
+	if (status < 0)
+		return error_json("failed", "%s", msg != NULL ? msg : strerror(-status));
+	cs_notice("status socket: revoke %s: revoked %s (reason %s)", d->name, msg, d->reason);
+	return json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "name", d->name, "serial",
+			 msg != NULL ? msg : "?", "reason", d->reason);
+}
+
+static void on_revoke_done(void *arg, int status, const char *msg)
+{
+	struct deferred *d = arg;
+	struct client *c = d->c;
+
+	if (d->in_call) {
+		d->answered = true;
+		d->status = status;
+		snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : strerror(-status));
+		return;
+	}
+	if (c != NULL) {
+		struct cs_ctlsock *s = c->s;
+		json_t *resp = revoke_answer(d, status, msg);
+
+		c->deferred = NULL;
+		if (status == 0)
+			s->ag.requests_ok++;
+		else
+			s->ag.requests_error++;
+		send_json(c, resp != NULL ? resp : error_json("internal", "out of memory"));
+		if (!c->closing) {
+			uv_timer_again(&c->timer);
+			process(c);
+			if (!c->paused && !c->backlogged && !c->closing && !c->eof &&
+			    !c->close_after_write && c->deferred == NULL)
+				uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+		}
+	}
+	free(d->name);
+	free(d);
+}
+
+/*
+ * Starts a revocation. Returns NULL when the answer is deferred (c->deferred
+ * set, answered by on_revoke_done), else the answer now.
+ */
+static json_t *cmd_revoke(struct client *c, const char *name, json_t *jreason)
+{
+	struct cs_ctlsock *s = c->s;
+	const char *reason = "unspecified";
+	struct deferred *d;
+	int code = -1, rc;
+
+	if (name == NULL)
+		return error_json("bad_request", "revoke needs a \"name\"");
+	if (jreason != NULL && !json_is_string(jreason))
+		return error_json("bad_request", "\"reason\" is a string");
+	if (jreason != NULL)
+		reason = json_string_value(jreason);
+	for (size_t i = 0; i < sizeof(revoke_reasons) / sizeof(revoke_reasons[0]); i++)
+		if (strcasecmp(reason, revoke_reasons[i].name) == 0) {
+			code = revoke_reasons[i].code;
+			reason = revoke_reasons[i].name;
+		}
+	if (code < 0)
+		return error_json("bad_request",
+				  "unknown revocation reason \"%s\" (unspecified, keyCompromise, "
+				  "affiliationChanged, superseded, cessationOfOperation)",
+				  reason);
+	if (s->be.revoke == NULL)
+		return error_json("unavailable", "revoke is not available in this agent");
+	if ((d = calloc(1, sizeof(*d))) == NULL || (d->name = strdup(name)) == NULL) {
+		free(d);
+		return NULL;
+	}
+	d->c = c;
+	d->reason = reason; /* static: from revoke_reasons */
+	d->in_call = true;
+	rc = s->be.revoke(s->be.arg, name, code, on_revoke_done, d);
+	d->in_call = false;
+	if (rc == 0 && !d->answered) {
+		c->deferred = d;
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		return NULL;
+	}
+	if (rc == 0) {
+		json_t *resp = revoke_answer(d, d->status, d->msg);
+		free(d->name);
+		free(d);
+		return resp;
+	}
+	free(d->name);
+	free(d);
+	if (rc == -ENOENT)
+		return error_json("not_found", "no cert \"%s\" in the configuration", name);
+	if (rc == -EBUSY)
+		return error_json("failed",
+				  "%s is being renewed or revoked, or the agent is switching its "
+				  "configuration; try again when that is done",
+				  name);
+	if (rc == -ENODATA)
+		return error_json("failed", "nothing is deployed for %s: no certificate to revoke",
+				  name);
+	if (rc == -ENOTSUP)
+		return error_json("unavailable",
+				  "the issuer of %s cannot revoke: only acme and local-ca issuers can",
+				  name);
+	return error_json("failed", "cannot revoke %s: %s", name, strerror(-rc));
+}
+
 static json_t *cmd_metrics(struct cs_ctlsock *s)
 {
 	char *text;
@@ -641,7 +783,7 @@ static void handle(struct client *c, const char *line, size_t len)
 		goto out;
 	}
 	change = strcmp(cmd, "renew") == 0 || strcmp(cmd, "rehash") == 0 ||
-		 strcmp(cmd, "reload") == 0;
+		 strcmp(cmd, "reload") == 0 || strcmp(cmd, "revoke") == 0;
 	if (c->access < 1 || (change && c->access < 2)) {
 		s->ag.requests_refused++;
 		cs_notice("status socket: refused \"%s\" from uid %u", cmd, (unsigned)c->uid);
@@ -689,7 +831,13 @@ static void handle(struct client *c, const char *line, size_t len)
 		resp = cmd_hook(s, "rehash", name, s->be.rehash);
 	else if (strcmp(cmd, "metrics") == 0)
 		resp = cmd_metrics(s);
-	else
+	else if (strcmp(cmd, "revoke") == 0) {
+		resp = cmd_revoke(c, name, json_object_get(req, "reason"));
+		if (resp == NULL && c->deferred != NULL) {
+			json_decref(req);
+			return;
+		}
+	} else
 		resp = error_json("bad_request", "unknown command \"%s\"", cmd);
 out:
 	if (resp == NULL)
@@ -715,7 +863,7 @@ static void on_idle_turn(uv_idle_t *h)
 		backlog_remove(c);
 		process(c);
 		if (!c->paused && !c->backlogged && !c->closing && !c->eof &&
-		    !c->close_after_write)
+		    !c->close_after_write && c->deferred == NULL)
 			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 	}
 	if (s->backlog == NULL)
@@ -748,7 +896,7 @@ static void process(struct client *c)
 	size_t off = 0;
 	int done = 0;
 
-	while (!c->closing && !c->paused && !c->backlogged) {
+	while (!c->closing && !c->paused && !c->backlogged && c->deferred == NULL) {
 		char *nl = memchr(c->in + off, '\n', c->len - off);
 		if (nl == NULL)
 			break;
@@ -767,7 +915,11 @@ static void process(struct client *c)
 		}
 		if (linelen > 0) {
 			handle(c, c->in + off, linelen);
-			uv_timer_again(&c->timer);
+			/* A deferred answer may take a while: the client is not idle meanwhile. */
+			if (c->deferred != NULL)
+				uv_timer_stop(&c->timer);
+			else
+				uv_timer_again(&c->timer);
 			done++;
 		}
 		off += n + 1;
@@ -792,11 +944,16 @@ static void process(struct client *c)
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		return;
 	}
-	if (c->eof && !c->paused && !c->backlogged) {
+	if (c->eof && !c->paused && !c->backlogged && c->deferred == NULL) {
 		/* A last request without its newline is still answered. */
 		if (c->len > 0) {
 			handle(c, c->in, c->len);
 			c->len = 0;
+		}
+		/* Closed after the deferred answer, when process runs again. */
+		if (c->deferred != NULL) {
+			uv_timer_stop(&c->timer);
+			return;
 		}
 		if (c->writes == 0)
 			close_client(c);
@@ -1330,6 +1487,12 @@ static int pl_renew(void *arg, const char *name, bool force)
 	return cs_pipeline_renew(arg, name, force);
 }
 
+static int pl_revoke(void *arg, const char *name, int reason,
+		     void (*done)(void *cbarg, int status, const char *msg), void *cbarg)
+{
+	return cs_pipeline_revoke(arg, name, reason, done, cbarg);
+}
+
 static int pl_reload(void *arg, const char *name, char *err, size_t errlen)
 {
 	int rc = cs_pipeline_reload(arg, name);
@@ -1391,8 +1554,11 @@ static void opts_of(const struct cs_config *cfg, bool listen, struct cs_ctlsock_
 struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config *cfg,
 					struct cs_pipeline *pl, bool listen)
 {
-	struct cs_ctlsock_backend be = { pl_count,  pl_status,	       pl_renew, pl_reload,
-					 pl_rehash, pl_capath_problems, pl };
+	struct cs_ctlsock_backend be = {
+		.count = pl_count,   .status = pl_status, .renew = pl_renew,
+		.reload = pl_reload, .rehash = pl_rehash, .capath_problems = pl_capath_problems,
+		.revoke = pl_revoke, .arg = pl,
+	};
 	struct cs_ctlsock_opts o;
 	struct cs_ctlsock *s;
 	char err[1024];

@@ -7,6 +7,8 @@
  *   {"cmd":"status"}                        -> {"ok":true,"version":...,"states":{...}}
  *   {"cmd":"renew","name":"mail"|"all","force":true}
  *   {"cmd":"rehash","name":"postfix"}  {"cmd":"reload","name":"mail"}
+ *   {"cmd":"revoke","name":"mail","reason":"keyCompromise"}
+ *                                           -> {"ok":true,"name":...,"serial":...,"reason":...}
  *   {"cmd":"metrics"}                       -> {"ok":true,"metrics":"# HELP ..."}
  * Errors: {"ok":false,"error":"text for people","code":"refused"|"bad_request"|
  * "not_found"|"too_long"|"unavailable"|"internal"}.
@@ -57,6 +59,13 @@ struct cs_ctlsock_backend {
 				  void (*cb)(void *cbarg, const char *section, const char *file,
 					     const char *reason),
 				  void *cbarg);
+	/*
+	 * NULL: "not available". Else as cs_pipeline_revoke: 0 when
+	 * done(cbarg, status, msg) will run once (the answer waits for it, and
+	 * the client's later requests wait behind it), or a negative code.
+	 */
+	int (*revoke)(void *arg, const char *name, int reason,
+		      void (*done)(void *cbarg, int status, const char *msg), void *cbarg);
 	void *arg;
 };
 

@@ -95,6 +95,8 @@ struct cert {
 	enum cs_verify_state verify;
 
 	bool busy;          /* a job is in flight */
+	bool revoking;      /* a revocation of the deployed leaf is in flight */
+	bool fresh_key;     /* the next renewal makes a new key (the old leaf was revoked) */
 	bool dirty;         /* a watch event arrived while busy */
 	bool full_check;    /* examine even when the digests did not change */
 	bool saving, save_again;
@@ -1218,6 +1220,7 @@ static void deploy_done(uv_work_t *req, int status)
 	push_gen(c, j->gen, now);
 	c->st.last_success = now;
 	c->st.failures = 0;
+	c->fresh_key = false; /* a revoked key is no longer deployed; retries kept away from it */
 	c->st.next_attempt = 0;
 	c->st.retry_after = 0;
 	cs_state_set_error(&c->st, NULL);
@@ -1379,7 +1382,7 @@ static bool start_renew(struct cert *c)
 			}
 		}
 	}
-	if (c->cfg->reuse_key && c->m != NULL && c->m->key != NULL &&
+	if (c->cfg->reuse_key && !c->fresh_key && c->m != NULL && c->m->key != NULL &&
 	    cs_key_type_of(c->m->key) == c->cfg->key) {
 		EVP_PKEY_up_ref(c->m->key);
 		j->reuse = c->m->key;
@@ -1934,6 +1937,117 @@ int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force)
 		return 0;
 	}
 	return -ENOENT;
+}
+
+/* A revocation in flight: what the caller asked for and who to tell. */
+struct revoke_job {
+	struct cert *c;
+	int reason;
+	char serial[80];
+	void (*cb)(void *arg, int status, const char *msg);
+	void *arg;
+};
+
+static const char *const revoke_reasons[] = {
+	"unspecified", "keyCompromise", "CACompromise", "affiliationChanged",
+	"superseded", "cessationOfOperation", "certificateHold",
+};
+
+static const char *revoke_reason_name(int reason)
+{
+	if (reason >= 0 && (size_t)reason < sizeof(revoke_reasons) / sizeof(revoke_reasons[0]))
+		return revoke_reasons[reason];
+	return "unspecified";
+}
+
+/*
+ * The issuer has answered: on success the CA's new material (a local CA's
+ * CRL) is published and a forced renewal started (with a new key: see
+ * fresh_key), so that the revoked leaf does not stay deployed.
+ */
+static void on_revoked(int status, const char *error, void *arg)
+{
+	struct revoke_job *rj = arg;
+	struct cert *c = rj->c;
+	struct cs_pipeline *pl = c->pl;
+	char msg[1024];
+	int rc;
+
+	pl->inflight--;
+	c->revoking = false;
+	if (status < 0) {
+		snprintf(msg, sizeof(msg), "issuer %s: cannot revoke %s: %s", c->issuer->name,
+			 rj->serial, error != NULL && error[0] ? error : strerror(-status));
+		cs_warn("%s: %s", c->cfg->name, msg);
+		rj->cb(rj->arg, status, msg);
+		goto out;
+	}
+	cs_notice("%s: revoked certificate %s with issuer %s (reason %s)", c->cfg->name,
+		  rj->serial, c->issuer->name, revoke_reason_name(rj->reason));
+	capsync_publish(pl, c->issuer);
+	if (pl->closing || pl->draining || pl->tearing_down) {
+		cs_warn("%s: the revoked certificate is renewed once the agent is back at work",
+			c->cfg->name);
+	} else {
+		c->due = time(NULL);
+		c->due_reason = "revoked";
+		rc = cs_pipeline_renew(pl, c->cfg->name, true);
+		/* -EBUSY: a renewal started while the issuer answered; it replaces the leaf. */
+		if (rc < 0 && rc != -EBUSY)
+			cs_err("%s: cannot start the renewal of the revoked certificate: %s",
+			       c->cfg->name, strerror(-rc));
+	}
+	rj->cb(rj->arg, 0, rj->serial);
+out:
+	free(rj);
+	maybe_quiesced(pl);
+}
+
+int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
+		       void (*cb)(void *arg, int status, const char *msg), void *arg)
+{
+	struct revoke_job *rj;
+	struct cert *c = NULL;
+	int rc;
+
+	if (reason < 0 || (size_t)reason >= sizeof(revoke_reasons) / sizeof(revoke_reasons[0]))
+		return -EINVAL;
+	for (size_t i = 0; i < pl->n_certs && c == NULL; i++)
+		if (strcmp(pl->certs[i]->cfg->name, name) == 0)
+			c = pl->certs[i];
+	if (c == NULL)
+		return -ENOENT;
+	if (c->busy || c->revoking || pl->draining || pl->closing || pl->tearing_down)
+		return -EBUSY;
+	if (c->m == NULL || c->m->leaf == NULL)
+		return -ENODATA;
+	if (!cs_acme_is(c->issuer) && !cs_localca_is(c->issuer))
+		return -ENOTSUP;
+	if ((rj = calloc(1, sizeof(*rj))) == NULL)
+		return -ENOMEM;
+	rj->c = c;
+	rj->reason = reason;
+	rj->cb = cb;
+	rj->arg = arg;
+	cs_x509_serial(c->m->leaf, rj->serial, sizeof(rj->serial));
+	cs_notice("%s: revoking certificate %s with issuer %s (reason %s)", c->cfg->name,
+		  rj->serial, c->issuer->name, revoke_reason_name(reason));
+	/* Counted before the call, in case the issuer answers before it returns. */
+	c->revoking = true;
+	pl->inflight++;
+	/* A renewal starting from now on makes a new key, even before the answer. */
+	c->fresh_key = true;
+	if (cs_acme_is(c->issuer))
+		rc = cs_acme_revoke(c->issuer, c->m->leaf, reason, on_revoked, rj);
+	else
+		rc = cs_localca_issuer_revoke(c->issuer, c->m->leaf, reason, on_revoked, rj);
+	if (rc < 0) {
+		c->revoking = false;
+		pl->inflight--;
+		free(rj);
+		return rc;
+	}
+	return 0;
 }
 
 int cs_pipeline_set_window(struct cs_pipeline *pl, const char *name, time_t start, time_t end)

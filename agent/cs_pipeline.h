@@ -100,6 +100,21 @@ int cs_pipeline_reload(struct cs_pipeline *pl, const char *name);
 int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force);
 
 /*
+ * Revokes the leaf deployed for cert name with its issuer (ACME: revokeCert;
+ * local-ca: index.txt and a new CRL, published to the capaths), giving
+ * reason, an RFC 5280 CRLReason code (0 unspecified, 1 keyCompromise, 3
+ * affiliationChanged, 4 superseded, 5 cessationOfOperation, ...). Returns 0
+ * when cb(arg, status, msg) will run once: status 0 with msg the revoked
+ * serial (uppercase hex), after which a forced renewal with a new key has
+ * been started; or a negative code with msg saying why. Otherwise returns
+ * -ENOENT (no such cert), -EBUSY (renewing, revoking or switching
+ * configuration), -ENODATA (nothing deployed), -ENOTSUP (the issuer cannot
+ * revoke), -EINVAL (bad reason) or -ENOMEM, and cb never runs.
+ */
+int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
+		       void (*cb)(void *arg, int status, const char *msg), void *arg);
+
+/*
  * Gives the pipeline the issuer's suggested renewal window for the leaf now
  * deployed for cert name (ACME ARI, RFC 9773): the renewal moment is then
  * picked inside [start, end) instead of from renew_before. The window is

@@ -1,6 +1,6 @@
 /*
  * ctl_online - certsyncctl commands that talk to a running certsyncd over its
- * status socket: status, list, show, renew, rehash, reload, metrics.
+ * status socket: status, list, show, renew, rehash, reload, revoke, metrics.
  *
  * One connection per command; requests and answers are single JSON lines
  * (see cs_ctlsock.h). Tables for people by default (colour only on a
@@ -44,6 +44,8 @@ const struct ctl_cmd ctl_online_cmds[] = {
 	{ "rehash", ctl_rehash_main, "rehash [NAME]",
 	  "full pass of a [capath]/[clientcerts] (all without NAME)" },
 	{ "reload", ctl_reload_main, "reload NAME", "reload the services of a cert" },
+	{ "revoke", ctl_revoke_main, "revoke NAME [--reason R]",
+	  "revoke the deployed certificate of a cert and issue a new one" },
 	{ "metrics", ctl_metrics_main, "metrics", "the Prometheus metrics (text format)" },
 	{ NULL, NULL, NULL, NULL },
 };
@@ -390,7 +392,7 @@ static void print_cert(json_t *c)
 
 /* ---- commands ------------------------------------------------------------- */
 
-enum { OPT_JSON = 256, OPT_FORCE, OPT_WAIT, OPT_ALL, OPT_TIMEOUT, OPT_HELP };
+enum { OPT_JSON = 256, OPT_FORCE, OPT_WAIT, OPT_ALL, OPT_TIMEOUT, OPT_REASON, OPT_HELP };
 
 static const struct option online_opts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
@@ -399,6 +401,7 @@ static const struct option online_opts[] = {
 	{ "wait", no_argument, NULL, OPT_WAIT },
 	{ "all", no_argument, NULL, OPT_ALL },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "reason", required_argument, NULL, OPT_REASON },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -406,6 +409,7 @@ static const struct option online_opts[] = {
 struct args {
 	bool force, wait, all;
 	long timeout;
+	const char *reason; /* revoke --reason, or NULL */
 	char *pos[4];
 	int n_pos;
 };
@@ -445,6 +449,9 @@ static int parse(int argc, char **argv, const char *usage, int min_pos, int max_
 			}
 			break;
 		}
+		case OPT_REASON:
+			a->reason = optarg;
+			break;
 		case 'h':
 		case OPT_HELP:
 			printf("usage: certsyncctl [-s SOCKET] [--json] %s\nSee certsyncctl(8).\n",
@@ -779,6 +786,29 @@ int ctl_rehash_main(int argc, char **argv)
 int ctl_reload_main(int argc, char **argv)
 {
 	return named(argc, argv, "reload", "reload NAME", 1);
+}
+
+/*
+ * certsyncctl revoke NAME [--reason R]; returns the exit status. The agent
+ * answers once the issuer has (an ACME CA is asked over the network).
+ */
+int ctl_revoke_main(int argc, char **argv)
+{
+	struct args a;
+	json_t *resp = NULL, *req;
+	int rc = parse(argc, argv, "revoke NAME [--reason R]", 1, 1, &a);
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	req = a.reason != NULL ? json_pack("{s:s,s:s,s:s}", "cmd", "revoke", "name", a.pos[0],
+					   "reason", a.reason)
+			       : json_pack("{s:s,s:s}", "cmd", "revoke", "name", a.pos[0]);
+	rc = simple("revoke", req, &resp);
+	if (rc == 0 && !ctl_json)
+		printf("revoked %s (reason %s); a new certificate is being issued\n",
+		       jstr(resp, "serial", "?"), jstr(resp, "reason", "unspecified"));
+	json_decref(resp);
+	return rc;
 }
 
 /* certsyncctl metrics; returns the exit status. */

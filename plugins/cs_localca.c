@@ -1481,6 +1481,10 @@ struct localca_work {
 	cs_localca *ca;     /* the open CA, or NULL: open (create) it first */
 	cs_localca *opened; /* set by the worker when it opened the CA */
 	struct cs_issue_result res;
+	/* A revocation instead of an issuance when revoke_cb is set. */
+	cs_localca_revoke_cb revoke_cb;
+	char *serial;
+	int reason;
 };
 
 struct localca_issuer {
@@ -1500,7 +1504,17 @@ static void work_free(struct localca_work *wk)
 		free(wk->names[i]);
 	free(wk->names);
 	free(wk->cert_name);
+	free(wk->serial);
 	free(wk);
+}
+
+/* Hands the outcome of wk to its caller. */
+static void work_report(struct localca_work *wk)
+{
+	if (wk->revoke_cb != NULL)
+		wk->revoke_cb(wk->res.status, wk->res.status < 0 ? wk->res.error : NULL, wk->arg);
+	else
+		wk->cb(&wk->res, wk->arg);
 }
 
 static void issuer_free(struct localca_issuer *li)
@@ -1522,6 +1536,16 @@ static void issuer_finish_close(struct localca_issuer *li)
 		cb(arg);
 }
 
+/*
+ * How long a CRL made after a revocation is valid: as long as the
+ * certificates this CA issues (at least a week), since nothing generates the
+ * next one before another revocation.
+ */
+static int64_t crl_validity(const struct localca_issuer *li)
+{
+	return li->opts.validity_s > 7 * 86400 ? li->opts.validity_s : 7 * 86400;
+}
+
 /* On a worker thread: opening (creating) the CA when needed, the signing, the files. */
 static void issue_work(uv_work_t *w)
 {
@@ -1536,6 +1560,15 @@ static void issue_work(uv_work_t *w)
 			wk->res.status = rc < 0 ? rc : -EINVAL;
 			return;
 		}
+	}
+	if (wk->revoke_cb != NULL) {
+		/* The CRL follows at once, so that the revocation is published with it. */
+		wk->res.status = cs_localca_revoke(ca, wk->serial, crl_reasons[wk->reason],
+						   wk->res.error, sizeof(wk->res.error));
+		if (wk->res.status == 0)
+			wk->res.status = cs_localca_gencrl(ca, crl_validity(wk->li), NULL,
+							   wk->res.error, sizeof(wk->res.error));
+		return;
 	}
 	wk->res.status = cs_localca_issue(ca, wk->csr, wk->names, wk->n, wk->usage, &wk->res.leaf,
 					  &wk->res.chain, wk->res.error, sizeof(wk->res.error));
@@ -1563,7 +1596,7 @@ static void start_next(struct localca_issuer *li)
 		wk->res.status = rc;
 		snprintf(wk->res.error, sizeof(wk->res.error), "issuer %s: cannot queue work: %s",
 			 li->base.name, uv_strerror(rc));
-		wk->cb(&wk->res, wk->arg);
+		work_report(wk);
 		work_free(wk);
 	}
 }
@@ -1579,7 +1612,7 @@ static void cancel_waiting(struct localca_issuer *li)
 		snprintf(wk->res.error, sizeof(wk->res.error),
 			 "issuer %s closed before the request for %s ran", li->base.name,
 			 wk->cert_name);
-		wk->cb(&wk->res, wk->arg);
+		work_report(wk);
 		work_free(wk);
 	}
 	li->tail = NULL;
@@ -1606,13 +1639,25 @@ static void issue_done(uv_work_t *w, int status)
 	} else if (wk->res.status < 0) {
 		cs_warn("issuer %s: %s: %s", li->base.name, wk->cert_name, wk->res.error);
 	}
-	wk->cb(&wk->res, wk->arg);
+	work_report(wk);
 	work_free(wk);
 	if (li->closing) {
 		cancel_waiting(li);
 		issuer_finish_close(li);
 		return;
 	}
+	start_next(li);
+}
+
+/* Puts wk at the end of the FIFO and starts it when nothing runs. */
+static void enqueue(struct localca_issuer *li, struct localca_work *wk)
+{
+	if (li->tail != NULL)
+		li->tail->next = wk;
+	else
+		li->head = wk;
+	li->tail = wk;
+	/* A new request only waits when one is running: then issue_done starts it. */
 	start_next(li);
 }
 
@@ -1645,13 +1690,7 @@ static int localca_issue_op(cs_issuer *is, const struct cs_issue_request *req, c
 			work_free(wk);
 			return -ENOMEM;
 		}
-	if (li->tail != NULL)
-		li->tail->next = wk;
-	else
-		li->head = wk;
-	li->tail = wk;
-	/* A new request only waits when one is running: then issue_done starts it. */
-	start_next(li);
+	enqueue(li, wk);
 	return 0;
 }
 
@@ -1731,4 +1770,47 @@ fail:
 	if (li != NULL)
 		issuer_free(li);
 	return NULL;
+}
+
+int cs_localca_is(const cs_issuer *is)
+{
+	return is != NULL && is->ops == &localca_ops;
+}
+
+int cs_localca_issuer_revoke(cs_issuer *is, X509 *cert, int reason, cs_localca_revoke_cb cb,
+			     void *arg)
+{
+	struct localca_issuer *li = (struct localca_issuer *)is;
+	struct localca_work *wk;
+	BIGNUM *bn = NULL;
+	char *hex;
+
+	if (!cs_localca_is(is) || cert == NULL || cb == NULL || reason < 0 ||
+	    (size_t)reason >= N_REASONS || crl_reasons[reason] == NULL || reason == 8)
+		return -EINVAL;
+	if (li->closing)
+		return -ECANCELED;
+	if ((wk = calloc(1, sizeof(*wk))) == NULL)
+		return -ENOMEM;
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) == NULL ||
+	    (hex = bn_hex(bn)) == NULL) {
+		BN_free(bn);
+		free(wk);
+		return -ENOMEM;
+	}
+	BN_free(bn);
+	wk->serial = strdup(hex);
+	OPENSSL_free(hex);
+	wk->cert_name = strdup(wk->serial != NULL ? wk->serial : "");
+	if (wk->serial == NULL || wk->cert_name == NULL) {
+		work_free(wk);
+		return -ENOMEM;
+	}
+	wk->li = li;
+	wk->reason = reason;
+	wk->revoke_cb = cb;
+	wk->arg = arg;
+	wk->w.data = wk;
+	enqueue(li, wk);
+	return 0;
 }

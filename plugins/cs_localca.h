@@ -88,4 +88,21 @@ X509_NAME *cs_localca_parse_subject(const char *s, char *err, size_t errlen);
 cs_issuer *cs_localca_issuer_new(uv_loop_t *loop, const char *name,
 				 const struct cs_localca_opts *o, char *err, size_t errlen);
 
+/* Returns 1 when is was made by cs_localca_issuer_new, else 0. */
+int cs_localca_is(const cs_issuer *is);
+
+/* Called once with the result of cs_localca_issuer_revoke: 0, or a negative code with error. */
+typedef void (*cs_localca_revoke_cb)(int status, const char *error, void *arg);
+
+/*
+ * Revokes cert (issued by this CA) with reason, an RFC 5280 CRLReason code
+ * (0 unspecified ... 6 certificateHold), and generates a new DIR/crl.pem
+ * (valid as long as the certificates it issues, at least 7 days), on the
+ * issuer's work queue after the requests before it. Returns 0 when cb
+ * will run once (-ECANCELED there when the issuer closes first), or a
+ * negative code (cb never runs). cert is only read during the call.
+ */
+int cs_localca_issuer_revoke(cs_issuer *is, X509 *cert, int reason, cs_localca_revoke_cb cb,
+			     void *arg);
+
 #endif

@@ -72,8 +72,40 @@ static int fake_renew(void *arg, const char *name, bool force)
 	return 0;
 }
 
+/*
+ * revoke: "alpha" is answered 100 ms later from a timer on the server's loop
+ * (as an issuer answers), "beta" has nothing deployed, the rest is unknown.
+ */
+static uv_loop_t *revoke_loop;
+static uv_timer_t revoke_timer;
+static int revoke_reason;
+static void (*revoke_done)(void *, int, const char *);
+static void *revoke_cbarg;
+
+static void on_revoke_timer(uv_timer_t *t)
+{
+	revoke_done(revoke_cbarg, 0, "01AB");
+	uv_close((uv_handle_t *)t, NULL);
+}
+
+static int fake_revoke(void *arg, const char *name, int reason,
+		       void (*done)(void *, int, const char *), void *cbarg)
+{
+	(void)arg;
+	if (strcmp(name, "beta") == 0)
+		return -ENODATA;
+	if (strcmp(name, "alpha") != 0)
+		return -ENOENT;
+	revoke_reason = reason;
+	revoke_done = done;
+	revoke_cbarg = cbarg;
+	uv_timer_init(revoke_loop, &revoke_timer);
+	uv_timer_start(&revoke_timer, on_revoke_timer, 100, 0);
+	return 0;
+}
+
 static const struct cs_ctlsock_backend fake = {
-	.count = fake_count, .status = fake_status, .renew = fake_renew,
+	.count = fake_count, .status = fake_status, .renew = fake_renew, .revoke = fake_revoke,
 };
 
 /* ---- loop and client thread -------------------------------------------------- */
@@ -193,6 +225,8 @@ static void fx_init(struct fx *f)
 	f->dir = cs_test_mkdtemp();
 	snprintf(f->path, sizeof(f->path), "%s/ctl.sock", f->dir);
 	ck_assert_int_eq(uv_loop_init(&f->loop), 0);
+	revoke_loop = &f->loop;
+	revoke_reason = -1;
 	renews = 0;
 	renewed[0] = '\0';
 }
@@ -407,6 +441,81 @@ START_TEST(test_ctlsock_pipelined_in_order)
 		ck_assert_ptr_nonnull(strstr(f.answers[i], i % 2 ? "\"name\":\"beta\""
 								 : "\"name\":\"alpha\""));
 	fx_free(&f);
+}
+END_TEST
+
+/* A revoke answered later, then two more requests in the same write, then EOF. */
+static void client_revoke(struct fx *f)
+{
+	static const char req[] =
+		"{\"cmd\":\"revoke\",\"name\":\"alpha\",\"reason\":\"keyCompromise\"}\n"
+		"{\"cmd\":\"show\",\"name\":\"beta\"}\n"
+		"{\"cmd\":\"revoke\",\"name\":\"beta\"}\n"
+		"{\"cmd\":\"revoke\",\"name\":\"alpha\",\"reason\":\"CACompromise\"}\n";
+	int fd = cconnect(f);
+
+	if (fd < 0)
+		return;
+	wr(fd, req, sizeof(req) - 1);
+	shutdown(fd, SHUT_WR);
+	read_answers(f, fd, 4, 5000);
+	wait_eof(f, fd, 5000);
+	close(fd);
+}
+
+START_TEST(test_ctlsock_revoke_deferred_in_order)
+{
+	struct fx f;
+	struct cs_ctlsock_opts o = { 0 };
+	json_t *j;
+
+	fx_init(&f);
+	fx_start(&f, &o);
+	fx_run(&f, client_revoke);
+	ck_assert_int_eq(f.n_answers, 4);
+	/* The deferred answer first, although the next ones were ready at once. */
+	j = answer(&f, 0);
+	ck_assert_msg(json_is_true(json_object_get(j, "ok")), "%s", f.answers[0]);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "serial")), "01AB");
+	ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "keyCompromise");
+	ck_assert_int_eq(revoke_reason, 1);
+	json_decref(j);
+	ck_assert_ptr_nonnull(strstr(f.answers[1], "\"name\":\"beta\""));
+	j = answer(&f, 2);
+	ck_assert_str_eq(jcode(j), "failed");
+	ck_assert_ptr_nonnull(strstr(f.answers[2], "nothing is deployed for beta"));
+	json_decref(j);
+	j = answer(&f, 3);
+	ck_assert_str_eq(jcode(j), "bad_request");
+	json_decref(j);
+	ck_assert(f.eof); /* closed after the last answer, not before the deferred one */
+	fx_free(&f);
+}
+END_TEST
+
+/* Goes away before the deferred answer: the answer is dropped, nothing else. */
+static void client_revoke_gone(struct fx *f)
+{
+	static const char req[] = "{\"cmd\":\"revoke\",\"name\":\"alpha\"}\n";
+	int fd = cconnect(f);
+
+	if (fd < 0)
+		return;
+	wr(fd, req, sizeof(req) - 1);
+	usleep(20000);
+	close(fd);
+}
+
+START_TEST(test_ctlsock_revoke_client_gone)
+{
+	struct fx f;
+	struct cs_ctlsock_opts o = { 0 };
+
+	fx_init(&f);
+	fx_start(&f, &o);
+	fx_run(&f, client_revoke_gone);
+	ck_assert_int_eq(revoke_reason, 0); /* unspecified by default */
+	fx_free(&f); /* the loop ran the late callback; ASan checks what it touched */
 }
 END_TEST
 
@@ -634,6 +743,8 @@ Suite *ctlsock_suite(void)
 			    sizeof(access_cases) / sizeof(access_cases[0]));
 	tcase_add_test(tc, test_ctlsock_protocol);
 	tcase_add_test(tc, test_ctlsock_pipelined_in_order);
+	tcase_add_test(tc, test_ctlsock_revoke_deferred_in_order);
+	tcase_add_test(tc, test_ctlsock_revoke_client_gone);
 	tcase_add_test(tc, test_ctlsock_too_long);
 	tcase_add_test(tc, test_ctlsock_idle_timeout);
 	tcase_add_test(tc, test_ctlsock_file_mode_and_removal);

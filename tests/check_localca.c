@@ -810,6 +810,94 @@ START_TEST(test_localca_issuer_async)
 }
 END_TEST
 
+static void on_issued_keep(struct cs_issue_result *res, void *arg)
+{
+	X509 **leaf = arg;
+
+	*leaf = res->leaf;
+	res->leaf = NULL;
+	sk_X509_pop_free(res->chain, X509_free);
+}
+
+struct revoke_state {
+	int done, status;
+	char error[1024];
+};
+
+static void on_revoked(int status, const char *error, void *arg)
+{
+	struct revoke_state *rs = arg;
+
+	rs->done++;
+	rs->status = status;
+	snprintf(rs->error, sizeof(rs->error), "%s", error != NULL ? error : "");
+}
+
+/*
+ * A revocation queued on the issuer: index.txt and a CRL that lists the
+ * serial with its reason, handed out by ca_material; a second one of the
+ * same certificate fails with the CA's reason; bad reasons are refused.
+ */
+START_TEST(test_localca_issuer_revoke)
+{
+	struct cs_localca_opts o = opts(CS_KEY_EC_P256);
+	char *names[] = { "revoke.example.test" };
+	struct revoke_state rs = { 0 };
+	char err[1024] = "";
+	uv_loop_t loop;
+	cs_issuer *is;
+	EVP_PKEY *k = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
+	X509_REQ *csr = cs_csr_new(k, names, 1, err, sizeof(err));
+	struct cs_issue_request req = {
+		.cert_name = "revoke", .names = names, .n_names = 1, .csr = csr,
+	};
+	X509 *leaf = NULL, *cacert = NULL;
+	X509_CRL *crl = NULL;
+	X509_REVOKED *rev = NULL;
+	ASN1_ENUMERATED *why;
+
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	is = cs_localca_issuer_new(&loop, "local", &o, err, sizeof(err));
+	ck_assert_msg(is != NULL, "%s", err);
+	ck_assert_int_eq(cs_localca_is(is), 1);
+	ck_assert_int_eq(is->ops->issue(is, &req, on_issued_keep, &leaf), 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_ptr_nonnull(leaf);
+	ck_assert_int_eq(cs_localca_issuer_revoke(is, leaf, 8, on_revoked, &rs), -EINVAL);
+	ck_assert_int_eq(cs_localca_issuer_revoke(is, leaf, 1, on_revoked, &rs), 0);
+	ck_assert_int_eq(rs.done, 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_msg(rs.done == 1 && rs.status == 0, "%d: %s", rs.status, rs.error);
+
+	ck_assert_int_eq(is->ops->ca_material(is, &cacert, &crl), 0);
+	ck_assert_ptr_nonnull(crl);
+	ck_assert_int_eq(X509_CRL_verify(crl, X509_get0_pubkey(cacert)), 1);
+	ck_assert_int_eq(X509_CRL_get0_by_serial(crl, &rev,
+						 (ASN1_INTEGER *)X509_get0_serialNumber(leaf)),
+			 1);
+	why = X509_REVOKED_get_ext_d2i(rev, NID_crl_reason, NULL, NULL);
+	ck_assert_ptr_nonnull(why);
+	ck_assert_int_eq(ASN1_ENUMERATED_get(why), 1);
+	ASN1_ENUMERATED_free(why);
+	X509_free(cacert);
+	X509_CRL_free(crl);
+
+	ck_assert_int_eq(cs_localca_issuer_revoke(is, leaf, 4, on_revoked, &rs), 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(rs.done, 2);
+	ck_assert_int_eq(rs.status, -ENOENT);
+	ck_assert_msg(strstr(rs.error, "already revoked") != NULL, "%s", rs.error);
+
+	rs.done = 0;
+	is->ops->close(is, NULL, NULL);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	X509_free(leaf);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 /* A CA that cannot be opened or created is reported by issuer_new with the reason. */
 START_TEST(test_localca_issuer_new_reports)
 {
@@ -851,6 +939,7 @@ Suite *localca_suite(void)
 	tcase_add_test(tc, test_localca_unique_subject);
 	tcase_add_loop_test(tc, test_localca_revoke_and_crl, 0, N_KEYTYPES);
 	tcase_add_test(tc, test_localca_issuer_async);
+	tcase_add_test(tc, test_localca_issuer_revoke);
 	tcase_add_test(tc, test_localca_issuer_new_reports);
 	suite_add_tcase(s, tc);
 	return s;

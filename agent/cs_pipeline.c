@@ -458,8 +458,9 @@ static void ari_fetch(struct cert *c)
 	int rc;
 
 	c->ari_next = 0;
-	if (!cs_acme_is(c->issuer) || !verdict_ok(c) || c->ari_busy || pl->once ||
-	    pl->closing || pl->draining || pl->tearing_down)
+	/* Closing frees the issuers before work in flight ends: test that first. */
+	if (pl->closing || pl->draining || pl->tearing_down || pl->issuers_closing ||
+	    !cs_acme_is(c->issuer) || !verdict_ok(c) || c->ari_busy || pl->once)
 		return;
 	snprintf(c->ari_sha, sizeof(c->ari_sha), "%s", c->sha256);
 	rc = cs_acme_renewal_info(c->issuer, c->m->leaf, on_ari, c);
@@ -711,6 +712,9 @@ static void capsync_publish(struct cs_pipeline *pl, cs_issuer *is)
 	X509 *ca = NULL;
 	X509_CRL *crl = NULL;
 
+	/* A deploy that ends after SIGTERM closed the issuers must not touch them. */
+	if (pl->issuers_closing)
+		return;
 	if (pl->capsync == NULL || is->ops->ca_material == NULL ||
 	    is->ops->ca_material(is, &ca, &crl) < 0 || ca == NULL) {
 		X509_CRL_free(crl);

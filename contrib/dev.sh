@@ -18,7 +18,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 build_pkgs=(build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev libuv1-dev
 	libjansson-dev libinih-dev libsystemd-dev check openssl ca-certificates)
 test_pkgs=(postfix dovecot-imapd dovecot-pop3d pebble clang libclang-rt-14-dev procps
-	iproute2 util-linux psmisc python3 debhelper lintian man-db prometheus socat)
+	iproute2 util-linux psmisc python3 debhelper lintian man-db prometheus socat valgrind)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -60,6 +60,8 @@ cmd_test() {
 	build "$top/build-test"
 	say "test suite (plain)"
 	(cd "$top/build-test" && ctest --output-on-failure -j "$jobs") || rc=1
+	say "valgrind memcheck on the agent (tests/bench/valgrind_agent.sh)"
+	bash "$top/tests/bench/valgrind_agent.sh" "$top/build-test" || rc=1
 	build "$top/build-asan" -DCS_ASAN=ON -DCS_UBSAN=ON
 	say "test suite (AddressSanitizer + UndefinedBehaviorSanitizer)"
 	(cd "$top/build-asan" &&

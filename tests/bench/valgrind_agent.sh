@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # valgrind_agent.sh [BUILD_DIR] - valgrind memcheck on two integration runs
-# of the real agent (on demand, not in ctest: it takes a minute or two):
+# of the real agent (not in ctest; contrib/dev.sh test runs it once on the
+# plain build after the suite; about 80 s):
 #   1. certsyncd -f --once on a local-CA configuration with three certs
 #      (bundle, fullchain + key file, all of them) and a [capath] the CA is
 #      published in: the CA is created, three certificates issued, deployed,

@@ -8,7 +8,17 @@ T=$(mktemp -d /tmp/cs-it.XXXXXX)
 CS_PIDS=()
 cleanup() {
 	for p in "${CS_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-	if [ "${CS_KEEP:-}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+	# A server stopped a moment ago may still be writing its queue: try again.
+	if [ "${CS_KEEP:-}" = 1 ]; then
+		echo "kept $T"
+	else
+		local i
+		for i in 1 2 3 4 5; do
+			rm -rf "$T" 2>/dev/null && break
+			sleep 1
+		done
+		[ ! -e "$T" ] || echo "warning: could not remove $T" >&2
+	fi
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -25,6 +25,17 @@ stop_servers() {
 }
 trap 'stop_servers; cleanup' EXIT
 
+# postfix_stop DIR: stops the instance and waits (10 s at most) until its
+# master is gone, so that nothing writes into DIR while the test removes it.
+postfix_stop() {
+	local i
+	postfix -c "$1" stop >/dev/null 2>&1 || return 0
+	for ((i = 0; i < 100; i++)); do
+		postfix -c "$1" status >/dev/null 2>&1 || return 0
+		sleep 0.1
+	done
+}
+
 # postfix_start DIR BUNDLE PORT: a private Postfix with smtpd on 127.0.0.1:PORT
 # serving BUNDLE (smtpd_tls_chain_files) over STARTTLS.
 postfix_start() {
@@ -52,7 +63,7 @@ CF
 	echo "127.0.0.1:$port inet n - n - - smtpd" >>"$d/master.cf"
 	postfix -c "$d" check || fail "postfix check: $(cat "$d/maillog" 2>/dev/null)"
 	postfix -c "$d" start >/dev/null 2>&1 || fail "postfix start: $(cat "$d/maillog" 2>/dev/null)"
-	CS_STOPS+=("postfix -c '$d' stop")
+	CS_STOPS+=("postfix_stop '$d'")
 	wait_port "$port"
 }
 

@@ -11,6 +11,10 @@
 . "$(dirname "$0")/acme_lib.bash"
 
 export PEBBLE_VA_ALWAYS_VALID=1 # not a test of challenges
+# Nor of nonces: Pebble rejects 5% of good nonces by default, and each
+# badNonce retry is one more newOrder in the counts below (acme_badnonce.sh
+# tests that).
+export PEBBLE_WFE_NONCEREJECT=0
 start_pebble
 start_fixture() {
 	FIX_PORT=$(free_port)

@@ -42,6 +42,13 @@ int ctl_revoke_main(int argc, char **argv);      /* ctl_online.c */
 int ctl_metrics_main(int argc, char **argv);     /* ctl_online.c */
 int ctl_rehash_dir_main(int argc, char **argv);  /* ctl_rehash.c */
 
+/*
+ * Reads the password of --password-file F or --password-env VAR (neither:
+ * *pw = NULL). Returns 0, or 1 after a message for cmd on stderr; free *pw
+ * with cs_ingest_password_free.
+ */
+int ctl_password(const char *cmd, const char *file, const char *env, char **pw);
+
 /* Prints certificate n (role "leaf", "intermediate", ...) as inspect shows it. */
 void ctl_print_cert(X509 *x, int n, const char *role, time_t now);
 

@@ -54,22 +54,6 @@ fail:
 	return NULL;
 }
 
-/* Reads --password-file/--password-env; returns 0 or 1 after a message. */
-static int password(const char *cmd, const char *file, const char *env, char **pw)
-{
-	char err[512];
-
-	*pw = NULL;
-	if (file == NULL && env == NULL)
-		return 0;
-	*pw = cs_ingest_password_read(file, env, err, sizeof(err));
-	if (*pw == NULL) {
-		fprintf(stderr, "certsyncctl %s: %s\n", cmd, err);
-		return 1;
-	}
-	return 0;
-}
-
 /* ---- fingerprint ---- */
 
 static void fingerprint_usage(FILE *out)
@@ -137,7 +121,7 @@ int ctl_fingerprint_main(int argc, char **argv)
 		fingerprint_usage(stderr);
 		return 2;
 	}
-	if (password("fingerprint", pwfile, pwenv, &pw) != 0)
+	if (ctl_password("fingerprint", pwfile, pwenv, &pw) != 0)
 		return 1;
 	for (int i = optind; i < argc; i++) {
 		cs_material *m = load("fingerprint", argv[i], pw);
@@ -288,7 +272,7 @@ int ctl_tlsa_main(int argc, char **argv)
 		tlsa_usage(stderr);
 		return 2;
 	}
-	if (password("tlsa", pwfile, pwenv, &pw) != 0)
+	if (ctl_password("tlsa", pwfile, pwenv, &pw) != 0)
 		return 1;
 	m = load("tlsa", argv[optind], pw);
 	if (m == NULL)

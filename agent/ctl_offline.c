@@ -49,15 +49,14 @@ struct pw_opts {
 	const char *env;
 };
 
-/* Fills *pw from the options; returns 0, or 1 with a message on stderr. */
-static int get_password(const char *cmd, const struct pw_opts *po, char **pw)
+int ctl_password(const char *cmd, const char *file, const char *env, char **pw)
 {
 	char err[512];
 
 	*pw = NULL;
-	if (po->file == NULL && po->env == NULL)
+	if (file == NULL && env == NULL)
 		return 0;
-	*pw = cs_ingest_password_read(po->file, po->env, err, sizeof(err));
+	*pw = cs_ingest_password_read(file, env, err, sizeof(err));
 	if (*pw == NULL) {
 		fprintf(stderr, "certsyncctl %s: %s\n", cmd, err);
 		return 1;
@@ -391,7 +390,7 @@ int ctl_inspect_main(int argc, char **argv)
 		inspect_usage(stderr);
 		return 2;
 	}
-	if (get_password("inspect", &po, &pw) != 0)
+	if (ctl_password("inspect", po.file, po.env, &pw) != 0)
 		return 1;
 	io.password = pw;
 	if (json) {
@@ -512,7 +511,7 @@ int ctl_convert_main(int argc, char **argv)
 	out = argv[argc - 1];
 	if (!have_mode)
 		ao.mode = cs_output_has_key(kind) ? 0600 : 0644;
-	if (get_password("convert", &po, &pw) != 0)
+	if (ctl_password("convert", po.file, po.env, &pw) != 0)
 		return 1;
 	io.password = pw;
 	m = cs_material_new();

@@ -249,3 +249,21 @@ int cs_atomic_sweep(const char *path, char *err, size_t errlen)
 	closedir(d);
 	return n;
 }
+
+int cs_atomic_same(const char *path, const void *data, size_t len)
+{
+	FILE *fp = fopen(path, "rb");
+	char buf[65536];
+	size_t off = 0, n;
+	int same = 1;
+
+	if (fp == NULL)
+		return 0;
+	while (same && (n = fread(buf, 1, sizeof(buf), fp)) > 0) {
+		if (off + n > len || memcmp(buf, (const char *)data + off, n) != 0)
+			same = 0;
+		off += n;
+	}
+	fclose(fp);
+	return same && off == len;
+}

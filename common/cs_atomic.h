@@ -33,6 +33,12 @@ int cs_atomic_write(const char *path, const void *data, size_t len,
 		    const struct cs_atomic_opts *opts, char *err, size_t errlen);
 
 /*
+ * Returns 1 when path exists and holds exactly len bytes of data (so that a
+ * rewrite can be skipped and its inode kept), else 0.
+ */
+int cs_atomic_same(const char *path, const void *data, size_t len);
+
+/*
  * Removes the temp files that writers of path killed before their rename left
  * behind (".NAME.XXXXXXXXXXXX" in path's directory, regular files only).
  * Call it only when no other writer of path runs. Returns the number removed

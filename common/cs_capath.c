@@ -848,24 +848,6 @@ static struct cfile **linked_sorted(const cs_capath *cp, enum kind k, size_t *n)
 	return v;
 }
 
-static int same_content(const char *path, const char *data, size_t len)
-{
-	FILE *fp = fopen(path, "rb");
-	char buf[65536];
-	size_t off = 0, n;
-	int same = 1;
-
-	if (fp == NULL)
-		return 0;
-	while (same && (n = fread(buf, 1, sizeof(buf), fp)) > 0) {
-		if (off + n > len || memcmp(buf, data + off, n) != 0)
-			same = 0;
-		off += n;
-	}
-	fclose(fp);
-	return same && off == len;
-}
-
 /* Rewrites the CAfile when its content differs; returns 0 or a negative errno. */
 static int cafile_sync(cs_capath *cp, char *err, size_t errlen)
 {
@@ -893,7 +875,7 @@ static int cafile_sync(cs_capath *cp, char *err, size_t errlen)
 			goto out;
 		}
 	len = BIO_get_mem_data(mem, &data);
-	if (!same_content(cp->cafile, data, (size_t)len)) {
+	if (!cs_atomic_same(cp->cafile, data, (size_t)len)) {
 		struct cs_atomic_opts ao = { cp->cafile_mode, (uid_t)-1, (gid_t)-1,
 					     (cp->flags & CS_CAPATH_NO_FSYNC) ? CS_ATOMIC_NO_FSYNC : 0 };
 		char msg[64];
@@ -1297,7 +1279,7 @@ int cs_capath_publish(cs_capath *cp, const char *name, X509 *x, X509_CRL *crl,
 		goto out;
 	}
 	len = BIO_get_mem_data(mem, &data);
-	if (!same_content(path, data, (size_t)len)) {
+	if (!cs_atomic_same(path, data, (size_t)len)) {
 		rc = cs_atomic_write(path, data, (size_t)len, &ao, err, errlen);
 		if (rc < 0)
 			goto out;

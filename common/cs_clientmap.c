@@ -194,24 +194,6 @@ nomem:
 	return NULL;
 }
 
-static int same_content(const char *path, const char *data, size_t len)
-{
-	FILE *fp = fopen(path, "rb");
-	char buf[8192];
-	size_t off = 0, n;
-	int same = 1;
-
-	if (fp == NULL)
-		return 0;
-	while (same && (n = fread(buf, 1, sizeof(buf), fp)) > 0) {
-		if (off + n > len || memcmp(buf, data + off, n) != 0)
-			same = 0;
-		off += n;
-	}
-	fclose(fp);
-	return same && off == len;
-}
-
 /* The indexed file postmap makes for type, when it is a file next to the map. */
 static const char *db_suffix(const char *type)
 {
@@ -409,7 +391,7 @@ int cs_clientmap_build(const struct cs_clientmap_opts *o, struct cs_clientmap_re
 		tlen += (size_t)k;
 	}
 	res->entries = nlines;
-	if (!same_content(o->map, text, tlen)) {
+	if (!cs_atomic_same(o->map, text, tlen)) {
 		struct cs_atomic_opts ao = { o->mode ? o->mode : 0644, (uid_t)-1, (gid_t)-1,
 					     (o->flags & CS_CLIENTMAP_NO_FSYNC) ? CS_ATOMIC_NO_FSYNC
 										: 0 };

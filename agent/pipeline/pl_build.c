@@ -1,0 +1,297 @@
+/* pl_build - see pl_int.h and cs_pipeline.h. */
+#include "pl_int.h"
+#include "cs_csr.h"
+#include "cs_key.h"
+#include "cs_localca.h"
+#include "cs_sched.h"
+#include "cs_verify.h"
+#include "cs_x509.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- building and tearing down ------------------------------------------- */
+
+static cs_issuer *make_issuer(uv_loop_t *loop, const struct cs_cfg_issuer *ci,
+			      const char *state_dir)
+{
+	char err[1024] = "", msg[1200];
+	cs_issuer *is = NULL;
+
+	if (ci->type == CS_ISSUER_LOCAL_CA) {
+		struct cs_localca_opts o = {
+			.dir = ci->dir,
+			.subject = ci->subject,
+			.key = ci->key,
+			.validity_s = ci->validity,
+			.ca_validity_s = ci->ca_validity,
+		};
+		is = cs_localca_issuer_new(loop, ci->name, &o, err, sizeof(err));
+	} else {
+		struct cs_acme_opts o = {
+			.directory = ci->directory,
+			.contact = ci->contact.v,
+			.n_contact = ci->contact.n,
+			.challenge = ci->challenge == CS_CHALLENGE_DNS01 ? CS_ACME_DNS01
+									: CS_ACME_HTTP01,
+			.webroot = ci->webroot,
+			.http_listen = ci->http_listen,
+			.dns_hook = ci->dns_hook,
+			.ca_bundle = ci->ca_bundle,
+			.eab_kid = ci->eab_kid,
+			.eab_hmac_key = ci->eab_hmac_key,
+			.preferred_chain = ci->preferred_chain,
+			.profile = ci->profile,
+			.account_key = ci->account_key,
+		};
+		if (ci->challenge == CS_CHALLENGE_TLSALPN01)
+			snprintf(err, sizeof(err), "challenge tls-alpn-01 is not implemented");
+		else
+			is = cs_acme_issuer_new(loop, ci->name, &o, state_dir, err, sizeof(err));
+	}
+	if (is != NULL)
+		return is;
+	snprintf(msg, sizeof(msg), "issuer %s cannot be used: %s", ci->name, err);
+	cs_err("%s", msg);
+	return cs_issuer_broken_new(loop, ci->name, msg);
+}
+
+/* Builds issuers, reloaders and certs for pl->cfg; returns 0 or -ENOMEM. */
+int pl_build(struct cs_pipeline *pl)
+{
+	const struct cs_config *cfg = pl->cfg;
+
+	pl->issuers = calloc(cfg->n_issuers + 1, sizeof(*pl->issuers));
+	pl->certs = calloc(cfg->n_certs + 1, sizeof(*pl->certs));
+	pl->rl = cs_reloads_new(pl->loop, cfg, pl_on_reload_result, pl);
+	if (pl->issuers == NULL || pl->certs == NULL || pl->rl == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_issuers; i++) {
+		pl->issuers[i] = make_issuer(pl->loop, &cfg->issuers[i], cfg->agent.state_dir);
+		if (pl->issuers[i] == NULL)
+			return -ENOMEM;
+		pl->n_issuers++;
+	}
+	if (cfg->n_capaths > 0 || cfg->n_clientcerts > 0) {
+		char err[512] = "";
+		pl->capsync = cs_capsync_new(pl->loop, cfg, pl_on_capsync_done, pl, err, sizeof(err));
+		if (pl->capsync == NULL) {
+			cs_err("the [capath] and [clientcerts] directories cannot be kept in sync: %s",
+			       err);
+			pl->once_failures++; /* reported only by a --once pass */
+		}
+	}
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		struct cert *c = calloc(1, sizeof(*c));
+		if (c == NULL)
+			return -ENOMEM;
+		c->pl = pl;
+		c->cfg = &cfg->certs[i];
+		for (size_t k = 0; k < pl->n_issuers; k++)
+			if (strcmp(pl->issuers[k]->name, c->cfg->issuer) == 0)
+				c->issuer = pl->issuers[k];
+		if (c->issuer == NULL) {
+			/* The parser refuses dangling issuers; this is a safety net. */
+			free(c);
+			return -EINVAL;
+		}
+		c->verdict = CS_EX_MISSING;
+		snprintf(c->reason, sizeof(c->reason), "not examined yet");
+		c->due = time(NULL);
+		c->due_reason = "not examined yet";
+		uv_timer_init(pl->loop, &c->check_timer);
+		c->check_timer.data = c;
+		pl->certs[pl->n_certs++] = c;
+	}
+	return 0;
+}
+
+static void free_cert(struct cert *c)
+{
+	pl_clear_interest(c);
+	cs_material_free(c->m);
+	cs_state_clear(&c->st);
+	free(c);
+}
+
+static void teardown_step(struct cs_pipeline *pl);
+
+static void on_issuer_closed(void *arg)
+{
+	struct cs_pipeline *pl = arg;
+
+	if (--pl->issuers_open > 0)
+		return;
+	free(pl->issuers);
+	pl->issuers = NULL;
+	pl->n_issuers = 0;
+	teardown_step(pl);
+}
+
+/*
+ * Closes every issuer (once): issuances in flight are cancelled and their
+ * callbacks run before the issuer's close callback.
+ */
+void pl_close_issuers(struct cs_pipeline *pl)
+{
+	size_t n = pl->n_issuers;
+
+	if (pl->issuers_closing)
+		return;
+	pl->issuers_closing = true;
+	/* One extra count, so that issuers closing at once cannot free the array under us. */
+	pl->issuers_open = n + 1;
+	for (size_t i = 0; i < n; i++)
+		pl->issuers[i]->ops->close(pl->issuers[i], on_issuer_closed, pl);
+	on_issuer_closed(pl);
+}
+
+static void on_part_closed(void *arg)
+{
+	struct cs_pipeline *pl = arg;
+
+	pl->closing_handles--;
+	teardown_step(pl);
+}
+
+static void on_cert_closed(uv_handle_t *h)
+{
+	struct cert *c = h->data;
+	struct cs_pipeline *pl = c->pl;
+
+	free_cert(c);
+	pl->closing_handles--;
+	teardown_step(pl);
+}
+
+static void after_teardown(struct cs_pipeline *pl);
+
+/* Closes reloaders, certs and issuers (asynchronously); then after_teardown. */
+void pl_teardown(struct cs_pipeline *pl)
+{
+	pl->tearing_down = true;
+	uv_timer_stop(&pl->timer);
+	pl->closing_handles = 2; /* one held until everything has been started */
+	cs_reloads_close(pl->rl, on_part_closed, pl);
+	pl->rl = NULL;
+	if (pl->capsync != NULL) {
+		/* It waits for a job that runs, then frees itself. */
+		pl->closing_handles++;
+		cs_capsync_close(pl->capsync, on_part_closed, pl);
+		pl->capsync = NULL;
+	}
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		pl->closing_handles++;
+		uv_close((uv_handle_t *)&pl->certs[i]->check_timer, on_cert_closed);
+	}
+	free(pl->certs);
+	pl->certs = NULL;
+	pl->n_certs = 0;
+	pl_close_issuers(pl);
+	pl->closing_handles--;
+	teardown_step(pl);
+}
+
+static void teardown_step(struct cs_pipeline *pl)
+{
+	if (pl->tearing_down && pl->closing_handles == 0 && pl->issuers_open == 0) {
+		pl->tearing_down = false;
+		pl->issuers_closing = false;
+		after_teardown(pl);
+	}
+}
+
+/* Examines every cert (the start of a run, and after a new configuration). */
+void pl_examine_all(struct cs_pipeline *pl)
+{
+	pl_capsync_start(pl);
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		pl->certs[i]->full_check = true;
+		pl_start_check(pl->certs[i]);
+	}
+}
+
+static void pipeline_handle_gone(struct cs_pipeline *pl)
+{
+	if (--pl->closing_handles == 0) {
+		void (*cb)(void *) = pl->close_cb;
+		void *arg = pl->close_arg;
+		free(pl);
+		if (cb)
+			cb(arg);
+	}
+}
+
+static void on_pipeline_handle_closed(uv_handle_t *h)
+{
+	pipeline_handle_gone(h->data);
+}
+
+static void on_watch_closed(void *arg)
+{
+	pipeline_handle_gone(arg);
+}
+
+static void after_teardown(struct cs_pipeline *pl)
+{
+	if (pl->closing) {
+		/* Everything cert-related is gone; now the pipeline's own handles. */
+		if (pl->pending_cfg != NULL && pl->release_cb)
+			pl->release_cb(pl->release_arg, pl->cfg); /* the newest stays the caller's */
+		pl->closing_handles = 2;
+		uv_close((uv_handle_t *)&pl->timer, on_pipeline_handle_closed);
+		struct cs_watch *w = pl->watch;
+		pl->watch = NULL;
+		cs_watch_close(w, on_watch_closed, pl);
+		return;
+	}
+	/* A new configuration: release the old one, build and examine again. */
+	const struct cs_config *old = pl->cfg;
+	pl->cfg = pl->pending_cfg;
+	pl->pending_cfg = NULL;
+	pl->draining = false;
+	if (pl->release_cb)
+		pl->release_cb(pl->release_arg, old);
+	if (pl_build(pl) < 0)
+		cs_err("cannot apply the new configuration completely: out of memory");
+	cs_notice("pipeline: %zu cert(s) under the new configuration", pl->n_certs);
+	pl_rewatch(pl);
+	pl_examine_all(pl);
+	pl_maybe_quiesced(pl);
+}
+
+void pl_maybe_quiesced(struct cs_pipeline *pl)
+{
+	if (pl->tearing_down)
+		return;
+	if (pl->once && !pl->once_done && !pl->closing) {
+		bool all = true;
+		for (size_t i = 0; i < pl->n_certs; i++)
+			all &= pl->certs[i]->once != ONCE_PENDING;
+		if (all && pl_reloads_pending(pl))
+			pl_flush_reloads(pl);
+		/* A reload that could not start has ended already, and may have finished this. */
+		if (pl->once_done || pl->tearing_down || pl->closing)
+			return;
+		if (all && pl->inflight == 0 && !pl_reloads_busy(pl) && !pl_capsync_busy(pl)) {
+			pl->once_done = true;
+			pl_once_summary(pl);
+			if (pl->done_cb)
+				pl->done_cb(pl->done_arg, pl->once_failures);
+			return;
+		}
+	}
+	if ((pl->closing || pl->draining) && pl_reloads_pending(pl))
+		pl_flush_reloads(pl);
+	if (pl->tearing_down || pl->inflight > 0 || pl_reloads_busy(pl))
+		return;
+	if (pl->closing || (pl->draining && pl->pending_cfg != NULL))
+		pl_teardown(pl);
+}

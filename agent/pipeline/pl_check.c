@@ -1,0 +1,278 @@
+/* pl_check - see pl_int.h and cs_pipeline.h. */
+#include "pl_int.h"
+#include "cs_csr.h"
+#include "cs_key.h"
+#include "cs_localca.h"
+#include "cs_sched.h"
+#include "cs_verify.h"
+#include "cs_x509.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- details of the deployed material ------------------------------------ */
+
+/* Takes over ex's findings (and its material) as what c has deployed. */
+void pl_take_examined(struct cert *c, struct cs_examined *ex)
+{
+	cs_material_free(c->m);
+	c->m = ex->m;
+	ex->m = NULL;
+	c->verdict = ex->verdict;
+	snprintf(c->reason, sizeof(c->reason), "%s", ex->reason);
+	c->not_before = ex->not_before;
+	c->not_after = ex->not_after;
+	snprintf(c->serial, sizeof(c->serial), "%s", ex->serial);
+	snprintf(c->sha256, sizeof(c->sha256), "%s", ex->sha256);
+	c->seed = cs_sched_seed(c->sha256, strlen(c->sha256)) ^
+		  cs_sched_seed(c->cfg->name, strlen(c->cfg->name));
+}
+
+void pl_push_gen(struct cert *c, int n, time_t now)
+{
+	struct cs_state_gen g = { .n = n, .not_after = c->not_after, .deployed = now };
+
+	snprintf(g.serial, sizeof(g.serial), "%s", c->serial);
+	snprintf(g.sha256, sizeof(g.sha256), "%.99s", c->sha256);
+	cs_state_push_gen(&c->st, &g);
+	if (n >= c->st.next_gen)
+		c->st.next_gen = n + 1;
+}
+
+/* ---- check: digest, examine, adopt or repair ------------------------------ */
+
+enum check_outcome { CHECK_UNCHANGED, CHECK_EXAMINED, CHECK_ADOPTED, CHECK_REPAIRED };
+
+struct check_job {
+	uv_work_t req;
+	struct cert *c;
+	const struct cs_cfg_cert *cfg;
+	const char *state_dir;
+	time_t now;
+	bool full;
+	bool load_state;
+	struct cs_state st; /* copy (or loaded) */
+	int state_rc;
+	char state_err[512];
+	struct cs_deploy_digests known, seen;
+	enum check_outcome outcome;
+	struct cs_examined ex;
+	int gen;                /* adopted: its number; repaired: where from */
+	char repair_err[1024];  /* why a repair was not possible */
+	char adopt_err[512];
+};
+
+static void check_work(uv_work_t *req)
+{
+	struct check_job *j = req->data;
+	const struct cs_cfg_cert *cfg = j->cfg;
+
+	if (j->load_state)
+		j->state_rc = cs_state_load(j->state_dir, cfg->name, &j->st, j->state_err,
+					    sizeof(j->state_err));
+	cs_deploy_digest_files(cfg, &j->seen);
+	if (!j->full && cs_deploy_digests_equal(&j->seen, &j->known)) {
+		j->outcome = CHECK_UNCHANGED;
+		return;
+	}
+	j->outcome = CHECK_EXAMINED;
+	cs_examine(cfg, j->now, &j->ex);
+	if (j->ex.verdict == CS_EX_OK) {
+		if (j->st.n_gens > 0 && strcmp(j->st.gens[0].sha256, j->ex.sha256) == 0)
+			return;
+		/* Another valid certificate that fits: keep it as a generation too. */
+		j->gen = j->st.next_gen;
+		if (cs_deploy_save_gen(j->state_dir, cfg->name, j->gen, j->ex.m, j->adopt_err,
+				       sizeof(j->adopt_err)) < 0)
+			j->gen = 0;
+		j->outcome = CHECK_ADOPTED;
+		return;
+	}
+	/* Unusable: put back the newest generation that is still valid. */
+	j->repair_err[0] = '\0';
+	for (size_t i = 0; i < j->st.n_gens; i++) {
+		cs_material *m = NULL;
+		struct cs_examined gx;
+		char err[512];
+		int n = j->st.gens[i].n;
+		memset(&gx, 0, sizeof(gx));
+		if (cs_deploy_load_gen(j->state_dir, cfg->name, n, &m, err, sizeof(err)) < 0) {
+			snprintf(j->repair_err, sizeof(j->repair_err), "%s", err);
+			continue;
+		}
+		if (cs_examine_material(cfg, m, j->now, &gx) != CS_EX_OK) {
+			snprintf(j->repair_err, sizeof(j->repair_err), "generation %d: %.900s", n,
+				 gx.reason);
+			cs_material_free(m);
+			continue;
+		}
+		if (cs_deploy(cfg, m, NULL, j->state_dir, 0, j->now, &j->seen, err,
+			      sizeof(err)) < 0) {
+			snprintf(j->repair_err, sizeof(j->repair_err), "%s", err);
+			cs_material_free(m);
+			continue;
+		}
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", j->ex.reason);
+		cs_examined_clear(&j->ex);
+		cs_examine_material(cfg, m, j->now, &j->ex);
+		snprintf(j->ex.reason, sizeof(j->ex.reason), "%s", why);
+		j->ex.m = m;
+		j->gen = n;
+		j->outcome = CHECK_REPAIRED;
+		return;
+	}
+}
+
+void pl_cert_idle(struct cert *c)
+{
+	c->busy = false;
+	if (c->dirty && !c->pl->closing && !c->pl->tearing_down) {
+		c->dirty = false;
+		pl_schedule_check(c);
+	}
+}
+
+static void check_done(uv_work_t *req, int status)
+{
+	struct check_job *j = req->data;
+	struct cert *c = j->c;
+	struct cs_pipeline *pl = c->pl;
+	time_t now = time(NULL);
+	char t1[40];
+	bool was_ok = pl_verdict_ok(c);
+
+	(void)status;
+	pl->inflight--;
+	if (j->load_state) {
+		if (j->state_rc != 0)
+			cs_warn("%s: %s", c->cfg->name, j->state_err);
+		cs_state_clear(&c->st);
+		c->st = j->st;
+		c->state_loaded = true;
+	} else {
+		free(j->st.last_error);
+	}
+	c->known = j->seen;
+	switch (j->outcome) {
+	case CHECK_UNCHANGED:
+		break;
+	case CHECK_EXAMINED:
+		pl_take_examined(c, &j->ex);
+		if (pl_verdict_ok(c)) {
+			cs_info("%s: deployed certificate %s is valid", c->cfg->name, c->serial);
+			break;
+		}
+		if (j->repair_err[0])
+			cs_warn("%s: %s; no generation to repair it from (%s); it needs a new "
+				"certificate",
+				c->cfg->name, c->reason, j->repair_err);
+		else
+			cs_warn("%s: %s; it needs a new certificate", c->cfg->name, c->reason);
+		break;
+	case CHECK_ADOPTED:
+		pl_take_examined(c, &j->ex);
+		if (c->st.n_gens == 0)
+			cs_notice("%s: adopting the deployed certificate %s (valid until %s)",
+				  c->cfg->name, c->serial, pl_fmt_time(c->not_after, t1, sizeof(t1)));
+		else
+			cs_notice("%s: the deployed files now hold another valid certificate "
+				  "(serial %s, valid until %s) that fits the configuration; "
+				  "accepting it",
+				  c->cfg->name, c->serial, pl_fmt_time(c->not_after, t1, sizeof(t1)));
+		if (j->gen > 0)
+			pl_push_gen(c, j->gen, now);
+		else
+			cs_warn("%s: cannot keep the accepted certificate as a generation: %s",
+				c->cfg->name, j->adopt_err);
+		/* The administrator's choice settles earlier failures. */
+		c->st.failures = 0;
+		c->st.next_attempt = 0;
+		c->st.retry_after = 0;
+		cs_state_set_error(&c->st, NULL);
+		break;
+	case CHECK_REPAIRED:
+		pl_take_examined(c, &j->ex);
+		c->verdict = CS_EX_OK;
+		cs_notice("%s: repaired from generation %d (%s)", c->cfg->name, j->gen, c->reason);
+		snprintf(c->reason, sizeof(c->reason), "valid");
+		pl_once_finish(c, ONCE_REPAIRED);
+		pl_request_reloads(c);
+		break;
+	}
+	enum check_outcome outcome = j->outcome;
+	cs_examined_clear(&j->ex);
+	free(j);
+	if (outcome != CHECK_UNCHANGED || !was_ok) {
+		pl_schedule(c, now);
+		pl_save_state(c);
+		if (!pl->once && !pl->closing)
+			pl_log_schedule(c, now);
+	}
+	pl_rewatch(pl);
+	pl_cert_idle(c);
+	if (outcome != CHECK_UNCHANGED && pl_verdict_ok(c) && !c->busy)
+		pl_ari_fetch(c);
+	if (pl->once) {
+		/* One pass: what is due now is renewed now, backoff or not. */
+		if (c->verdict != CS_EX_OK || c->m == NULL ||
+		    (pl_verdict_ok(c) && c->due <= now)) {
+			if (!pl_start_renew(c))
+				pl_once_finish(c, ONCE_FAILED);
+		} else {
+			pl_once_finish(c, ONCE_VALID);
+		}
+	}
+	pl_arm_timer(pl);
+	pl_maybe_quiesced(pl);
+}
+
+void pl_start_check(struct cert *c)
+{
+	struct cs_pipeline *pl = c->pl;
+	struct check_job *j;
+
+	if (c->busy) {
+		c->dirty = true;
+		return;
+	}
+	if (pl->closing || pl->tearing_down || pl->draining)
+		return;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL) {
+		cs_err("%s: cannot examine: out of memory", c->cfg->name);
+		return;
+	}
+	j->req.data = j;
+	j->c = c;
+	j->cfg = c->cfg;
+	j->state_dir = pl->cfg->agent.state_dir;
+	j->now = time(NULL);
+	j->full = c->full_check || !c->known.valid;
+	j->load_state = !c->state_loaded;
+	if (!j->load_state) {
+		j->st = c->st;
+		j->st.last_error = NULL;
+	}
+	j->known = c->known;
+	if (uv_queue_work(pl->loop, &j->req, check_work, check_done) < 0) {
+		cs_err("%s: cannot examine: cannot queue work", c->cfg->name);
+		free(j);
+		return;
+	}
+	c->full_check = false;
+	c->busy = true;
+	pl->inflight++;
+}
+
+void pl_on_check_timer(uv_timer_t *t)
+{
+	pl_start_check(t->data);
+}

@@ -1,0 +1,85 @@
+/* pl_publish - see pl_int.h and cs_pipeline.h. */
+#include "pl_int.h"
+#include "cs_csr.h"
+#include "cs_key.h"
+#include "cs_localca.h"
+#include "cs_sched.h"
+#include "cs_verify.h"
+#include "cs_x509.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- CApath and client certificate directories (cs_capsync) -------------- */
+
+bool pl_capsync_busy(const struct cs_pipeline *pl)
+{
+	return pl->capsync != NULL && cs_capsync_busy(pl->capsync);
+}
+
+void pl_on_capsync_done(void *arg, const struct cs_capsync_report *r)
+{
+	struct cs_pipeline *pl = arg;
+	char changed[1024] = "";
+
+	for (size_t i = 0; i < r->nchanged; i++) {
+		size_t used = strlen(changed);
+		snprintf(changed + used, sizeof(changed) - used, "%s%s", used ? ", " : "",
+			 r->changed[i]);
+	}
+	if (r->nchanged > 0)
+		cs_info("directories brought up to date: %s", changed);
+	if (r->nfailed > 0 && pl->once)
+		pl->once_failures += (int)r->nfailed;
+	if (r->nreloads > 0 && pl->rl != NULL && !pl->tearing_down) {
+		struct cs_cfg_list list = { (char **)r->reloads, r->nreloads };
+		cs_reloads_request(pl->rl, pl, &list, changed[0] ? changed : "capath", "", "",
+				   !pl->once);
+	}
+	pl_maybe_quiesced(pl);
+}
+
+/*
+ * Publishes the CA (and CRL) of issuer is, when it has them, into the
+ * capaths naming it. A local CA made on first use has none before its first
+ * issuance, so this runs at start and after each renewal (unchanged files
+ * are not rewritten).
+ */
+void pl_capsync_publish(struct cs_pipeline *pl, cs_issuer *is)
+{
+	X509 *ca = NULL;
+	X509_CRL *crl = NULL;
+
+	/* A deploy that ends after SIGTERM closed the issuers must not touch them. */
+	if (pl->issuers_closing)
+		return;
+	if (pl->capsync == NULL || is->ops->ca_material == NULL ||
+	    is->ops->ca_material(is, &ca, &crl) < 0 || ca == NULL) {
+		X509_CRL_free(crl);
+		return;
+	}
+	cs_capsync_publish_issuer(pl->capsync, is->name, ca, crl);
+	X509_free(ca);
+	X509_CRL_free(crl);
+}
+
+static void capsync_publish_issuers(struct cs_pipeline *pl)
+{
+	for (size_t i = 0; i < pl->n_issuers; i++)
+		pl_capsync_publish(pl, pl->issuers[i]);
+}
+
+void pl_capsync_start(struct cs_pipeline *pl)
+{
+	if (pl->capsync == NULL)
+		return;
+	capsync_publish_issuers(pl);
+	cs_capsync_full(pl->capsync);
+}

@@ -1,0 +1,129 @@
+/* pl_revoke - see pl_int.h and cs_pipeline.h. */
+#include "pl_int.h"
+#include "cs_csr.h"
+#include "cs_key.h"
+#include "cs_localca.h"
+#include "cs_sched.h"
+#include "cs_verify.h"
+#include "cs_x509.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A revocation in flight: what the caller asked for and who to tell. */
+struct revoke_job {
+	struct cert *c;
+	int reason;
+	char serial[80];
+	void (*cb)(void *arg, int status, const char *msg);
+	void *arg;
+};
+
+static const char *const revoke_reasons[] = {
+	"unspecified", "keyCompromise", "CACompromise", "affiliationChanged",
+	"superseded", "cessationOfOperation", "certificateHold",
+};
+
+static const char *revoke_reason_name(int reason)
+{
+	if (reason >= 0 && (size_t)reason < sizeof(revoke_reasons) / sizeof(revoke_reasons[0]))
+		return revoke_reasons[reason];
+	return "unspecified";
+}
+
+/*
+ * The issuer has answered: on success the CA's new material (a local CA's
+ * CRL) is published and a forced renewal started (with a new key: see
+ * fresh_key), so that the revoked leaf does not stay deployed.
+ */
+static void on_revoked(int status, const char *error, void *arg)
+{
+	struct revoke_job *rj = arg;
+	struct cert *c = rj->c;
+	struct cs_pipeline *pl = c->pl;
+	char msg[1024];
+	int rc;
+
+	pl->inflight--;
+	c->revoking = false;
+	if (status < 0) {
+		snprintf(msg, sizeof(msg), "issuer %s: cannot revoke %s: %s", c->issuer->name,
+			 rj->serial, error != NULL && error[0] ? error : strerror(-status));
+		cs_warn("%s: %s", c->cfg->name, msg);
+		rj->cb(rj->arg, status, msg);
+		goto out;
+	}
+	cs_notice("%s: revoked certificate %s with issuer %s (reason %s)", c->cfg->name,
+		  rj->serial, c->issuer->name, revoke_reason_name(rj->reason));
+	pl_capsync_publish(pl, c->issuer);
+	if (pl->closing || pl->draining || pl->tearing_down) {
+		cs_warn("%s: the revoked certificate is renewed once the agent is back at work",
+			c->cfg->name);
+	} else {
+		c->due = time(NULL);
+		c->due_reason = "revoked";
+		rc = cs_pipeline_renew(pl, c->cfg->name, true);
+		/* -EBUSY: a renewal started while the issuer answered; it replaces the leaf. */
+		if (rc < 0 && rc != -EBUSY)
+			cs_err("%s: cannot start the renewal of the revoked certificate: %s",
+			       c->cfg->name, strerror(-rc));
+	}
+	rj->cb(rj->arg, 0, rj->serial);
+out:
+	free(rj);
+	pl_maybe_quiesced(pl);
+}
+
+int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
+		       void (*cb)(void *arg, int status, const char *msg), void *arg)
+{
+	struct revoke_job *rj;
+	struct cert *c = NULL;
+	int rc;
+
+	if (reason < 0 || (size_t)reason >= sizeof(revoke_reasons) / sizeof(revoke_reasons[0]))
+		return -EINVAL;
+	for (size_t i = 0; i < pl->n_certs && c == NULL; i++)
+		if (strcmp(pl->certs[i]->cfg->name, name) == 0)
+			c = pl->certs[i];
+	if (c == NULL)
+		return -ENOENT;
+	if (c->busy || c->revoking || pl->draining || pl->closing || pl->tearing_down)
+		return -EBUSY;
+	if (c->m == NULL || c->m->leaf == NULL)
+		return -ENODATA;
+	if (!cs_acme_is(c->issuer) && !cs_localca_is(c->issuer))
+		return -ENOTSUP;
+	if ((rj = calloc(1, sizeof(*rj))) == NULL)
+		return -ENOMEM;
+	rj->c = c;
+	rj->reason = reason;
+	rj->cb = cb;
+	rj->arg = arg;
+	cs_x509_serial(c->m->leaf, rj->serial, sizeof(rj->serial));
+	cs_notice("%s: revoking certificate %s with issuer %s (reason %s)", c->cfg->name,
+		  rj->serial, c->issuer->name, revoke_reason_name(reason));
+	/* Counted before the call, in case the issuer answers before it returns. */
+	c->revoking = true;
+	pl->inflight++;
+	/* A renewal starting from now on makes a new key, even before the answer. */
+	c->fresh_key = true;
+	if (cs_acme_is(c->issuer))
+		rc = cs_acme_revoke(c->issuer, c->m->leaf, reason, on_revoked, rj);
+	else
+		rc = cs_localca_issuer_revoke(c->issuer, c->m->leaf, reason, on_revoked, rj);
+	if (rc < 0) {
+		c->revoking = false;
+		pl->inflight--;
+		free(rj);
+		return rc;
+	}
+	return 0;
+}

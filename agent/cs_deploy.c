@@ -9,6 +9,7 @@
 #include "cs_ingest.h"
 #include "cs_state.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -135,13 +136,43 @@ int cs_deploy_save_gen(const char *state_dir, const char *name, int gen, const c
 	rc = cs_output_write(m, CS_OUT_BUNDLE, path, &o, err, errlen);
 	if (rc < 0)
 		return rc;
-	/* Older generations than the ones the state remembers are of no use. */
-	for (int old = gen - CS_STATE_GENERATIONS; old > 0; old--) {
-		if (cs_deploy_gen_path(state_dir, name, old, path, sizeof(path)) < 0 ||
-		    (unlink(path) < 0 && errno == ENOENT))
-			break;
-	}
 	return 0;
+}
+
+int cs_deploy_prune_gens(const char *state_dir, const char *name, const int *keep, size_t n_keep,
+			 int keep_from, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	int removed = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/generations/%s", state_dir, name);
+	if ((d = opendir(dir)) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		long n = strtol(de->d_name, &end, 10);
+		bool wanted = false;
+		/* Only what cs_deploy_save_gen names: N.pem with N > 0. */
+		if (n <= 0 || n > INT_MAX || end == de->d_name || strcmp(end, ".pem") != 0)
+			continue;
+		wanted = n >= keep_from;
+		for (size_t i = 0; i < n_keep && !wanted; i++)
+			wanted = keep[i] == (int)n;
+		if (wanted)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			removed++;
+		else if (errno != ENOENT)
+			snprintf(err, errlen, "%s/%s: %s", dir, de->d_name, strerror(errno));
+	}
+	closedir(d);
+	return removed;
 }
 
 int cs_deploy_load_gen(const char *state_dir, const char *name, int gen, cs_material **out,

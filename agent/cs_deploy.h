@@ -48,8 +48,8 @@ bool cs_deploy_digests_equal(const struct cs_deploy_digests *a, const struct cs_
 /*
  * Deploys m for c at time now: refuses (-EINVAL, reason in err) material that
  * cs_examine_material does not find valid; when gen > 0 first stores m as
- * generation gen under state_dir (dropping generations older than the last
- * CS_STATE_GENERATIONS); then writes each output. When an output cannot be
+ * generation gen under state_dir (nothing is pruned here: see
+ * cs_deploy_prune_gens); then writes each output. When an output cannot be
  * written, the outputs already replaced are put back from prev (when not
  * NULL) and the error names the file. On success *written (may be NULL)
  * holds the digests of what was written. Returns 0 or a negative code.
@@ -61,6 +61,16 @@ int cs_deploy(const struct cs_cfg_cert *c, const cs_material *m, const cs_materi
 /* Stores m as generation gen of cert name (0600 bundle). Returns 0 or a negative code. */
 int cs_deploy_save_gen(const char *state_dir, const char *name, int gen, const cs_material *m,
 		       char *err, size_t errlen);
+
+/*
+ * Deletes every stored generation of cert name whose number is below
+ * keep_from and not in keep (the pipeline keeps the deployed one, the
+ * rollback target and a pending one; numbers from keep_from on may be
+ * written right now). Returns the number removed, or a negative code with
+ * err set.
+ */
+int cs_deploy_prune_gens(const char *state_dir, const char *name, const int *keep, size_t n_keep,
+			 int keep_from, char *err, size_t errlen);
 
 /*
  * Reads generation gen of cert name into *out (caller frees with

@@ -91,6 +91,9 @@ int64_t cs_sched_backoff(const struct cs_backoff *b, int failures, time_t now, t
 		delay *= 2;
 	if (delay > (double)b->max)
 		delay = (double)b->max;
+	/* Nothing valid is deployed: the services are down until a renewal works. */
+	if (not_after <= now && delay > (double)CS_SCHED_EXPIRED_CAP)
+		delay = (double)CS_SCHED_EXPIRED_CAP;
 	/* Up to 20% less, so that a fleet failing together does not retry together. */
 	delay -= delay * 0.2 * seeded_fraction(seed, (uint64_t)failures + 3);
 	if (not_after > now) {

@@ -15,6 +15,7 @@
 
 #define CS_SCHED_BACKOFF_MIN 60        /* default first retry after a failure, seconds */
 #define CS_SCHED_BACKOFF_MAX (6 * 3600) /* default cap */
+#define CS_SCHED_EXPIRED_CAP 300        /* cap while nothing valid is deployed */
 
 struct cs_sched_in {
 	time_t now;
@@ -41,8 +42,9 @@ struct cs_backoff {
  * first failure): exponential from b->min (1 minute by default) up to b->max
  * (6 hours), with up to 20% jitter from seed, never less than retry_after,
  * and shortened as the current certificate's expiry approaches (at most a
- * quarter of the time left, but not under b->min). not_after 0 means nothing
- * valid is deployed.
+ * quarter of the time left), or, once it has expired, to at most
+ * CS_SCHED_EXPIRED_CAP; never under b->min. not_after 0 means nothing valid
+ * is deployed (treated as expired).
  */
 int64_t cs_sched_backoff(const struct cs_backoff *b, int failures, time_t now, time_t not_after,
 			 int64_t retry_after, uint64_t seed);

@@ -49,8 +49,20 @@ void cs_state_set_error(struct cs_state *st, const char *msg)
 	st->last_error = msg ? strdup(msg) : NULL;
 }
 
+void cs_state_drop_gen(struct cs_state *st, int n)
+{
+	for (size_t i = 0; i < st->n_gens; i++) {
+		if (st->gens[i].n != n)
+			continue;
+		memmove(&st->gens[i], &st->gens[i + 1], (st->n_gens - i - 1) * sizeof(st->gens[0]));
+		st->n_gens--;
+		return;
+	}
+}
+
 void cs_state_push_gen(struct cs_state *st, const struct cs_state_gen *g)
 {
+	cs_state_drop_gen(st, g->n);
 	size_t keep = st->n_gens < CS_STATE_GENERATIONS ? st->n_gens : CS_STATE_GENERATIONS - 1;
 
 	memmove(&st->gens[1], &st->gens[0], keep * sizeof(st->gens[0]));
@@ -106,6 +118,9 @@ int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, 
 	st->next_gen = (int)json_integer_value(json_object_get(root, "next_generation"));
 	if (st->next_gen < 1)
 		st->next_gen = 1;
+	st->pending_gen = (int)json_integer_value(json_object_get(root, "pending_generation"));
+	if (st->pending_gen < 0 || st->pending_gen >= st->next_gen)
+		st->pending_gen = 0;
 	json_t *gens = json_object_get(root, "generations");
 	size_t i;
 	json_t *g;
@@ -151,6 +166,8 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 	json_object_set_new(root, "retry_after", json_integer(st->retry_after));
 	json_object_set_new(root, "next_due", json_integer(st->next_due));
 	json_object_set_new(root, "next_generation", json_integer(st->next_gen));
+	if (st->pending_gen > 0)
+		json_object_set_new(root, "pending_generation", json_integer(st->pending_gen));
 	for (size_t i = 0; i < st->n_gens; i++) {
 		const struct cs_state_gen *g = &st->gens[i];
 		json_array_append_new(gens, json_pack("{s:i, s:s, s:s, s:I, s:I}", "n", g->n,

@@ -33,6 +33,8 @@ struct cs_state {
 	time_t next_due;       /* when the pipeline plans the next renewal, 0: unknown */
 	int64_t retry_after;   /* the issuer asked to wait this long, seconds */
 	int next_gen;          /* number of the next generation */
+	int pending_gen;       /* issued and kept, not yet deployed (0: none): the
+				  next attempt deploys it instead of ordering again */
 	struct cs_state_gen gens[CS_STATE_GENERATIONS]; /* newest first */
 	size_t n_gens;
 };
@@ -52,8 +54,14 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 /* Sets last_error (copied; NULL clears). */
 void cs_state_set_error(struct cs_state *st, const char *msg);
 
-/* Adds g as the newest generation, dropping the oldest beyond the limit. */
+/*
+ * Adds g as the newest generation (an entry with the same number moves to the
+ * front), dropping the oldest beyond the limit.
+ */
 void cs_state_push_gen(struct cs_state *st, const struct cs_state_gen *g);
+
+/* Removes generation n from the list (a refused one); no-op when absent. */
+void cs_state_drop_gen(struct cs_state *st, int n);
 
 /* Frees what st owns (not st itself). */
 void cs_state_clear(struct cs_state *st);

@@ -166,10 +166,21 @@ START_TEST(test_pipeline_deploy_keeps_generations)
 	ck_assert_int_eq(stat(c.fullchain, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 0777, 0644);
 
-	/* Generations older than the last CS_STATE_GENERATIONS go. */
+	/* A deploy prunes nothing; pruning keeps what it is told to, and what is newer. */
 	ck_assert_int_eq(cs_deploy(&c, m1, m2, state, 3, time(NULL), NULL, err, sizeof(err)), 0);
 	ck_assert_int_eq(cs_deploy(&c, m2, m1, state, 4, time(NULL), NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(cs_deploy(&c, m1, m2, state, 5, time(NULL), NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(cs_deploy_load_gen(state, "mail", 1, &back, err, sizeof(err)), 0);
+	cs_material_free(back);
+	const int keep[] = { 2 };
+	/* 1 and 3 go; 2 is kept by name, 4 and 5 because they are newer than the state. */
+	ck_assert_int_eq(cs_deploy_prune_gens(state, "mail", keep, 1, 4, err, sizeof(err)), 2);
 	ck_assert_int_eq(cs_deploy_load_gen(state, "mail", 1, &back, err, sizeof(err)), -ENOENT);
+	ck_assert_int_eq(cs_deploy_load_gen(state, "mail", 3, &back, err, sizeof(err)), -ENOENT);
+	ck_assert_int_eq(cs_deploy_load_gen(state, "mail", 4, &back, err, sizeof(err)), 0);
+	cs_material_free(back);
+	ck_assert_int_eq(cs_deploy_load_gen(state, "mail", 5, &back, err, sizeof(err)), 0);
+	cs_material_free(back);
 	ck_assert_int_eq(cs_deploy_load_gen(state, "mail", 2, &back, err, sizeof(err)), 0);
 	serial_of(back, s1, sizeof(s1));
 	serial_of(m2, s2, sizeof(s2));

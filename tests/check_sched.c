@@ -127,8 +127,12 @@ START_TEST(test_sched_backoff_near_expiry_and_retry_after)
 
 	/* Two hours left: no retry may wait longer than half an hour. */
 	ck_assert_int_le(cs_sched_backoff(&defaults, 10, now, now + 7200, 0, 5), 1800);
-	/* Already expired: the cap applies, nothing shortens it. */
-	ck_assert_int_ge(cs_sched_backoff(&defaults, 12, now, now - 10, 0, 5), CS_SCHED_BACKOFF_MAX * 8 / 10);
+	/* Already expired (or nothing deployed): at most five minutes between attempts. */
+	ck_assert_int_le(cs_sched_backoff(&defaults, 12, now, now - 10, 0, 5), CS_SCHED_EXPIRED_CAP);
+	ck_assert_int_ge(cs_sched_backoff(&defaults, 12, now, now - 10, 0, 5), CS_SCHED_EXPIRED_CAP * 8 / 10);
+	ck_assert_int_le(cs_sched_backoff(&defaults, 30, now, 0, 0, 5), CS_SCHED_EXPIRED_CAP);
+	/* ... but the issuer's Retry-After still wins: no storm against a CA. */
+	ck_assert_int_eq(cs_sched_backoff(&defaults, 12, now, now - 10, 3600, 5), 3600);
 	/* The server's Retry-After wins over a shorter delay. */
 	ck_assert_int_eq(cs_sched_backoff(&defaults, 1, now, now + 60 * DAY, 900, 5), 900);
 	/* Never under a minute, even with seconds to live. */

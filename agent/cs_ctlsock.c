@@ -89,11 +89,16 @@ struct deferred {
 	struct client *c;
 	char *name;
 	const char *reason;
+	/* renew --wait: the results so far, and how many renewals are still running (+1 held). */
+	json_t *results;
+	size_t left;
 	/* A backend that answers before it returns: the answer is kept for the caller. */
 	bool in_call, answered;
 	int status;
 	char msg[1024];
 };
+
+static void deferred_answer(struct deferred *d, json_t *resp, bool ok);
 
 /* An answer line (newline included), shared by every write of it. */
 struct answer {
@@ -440,6 +445,14 @@ static json_t *cert_json(const struct cs_cert_status *st, time_t now, bool full)
 	json_object_set_new(o, "verify_ok", st->verify == CS_VERIFY_NONE
 						    ? json_null()
 						    : json_boolean(st->verify == CS_VERIFY_OK));
+	json_object_set_new(o, "stage", str_json(st->stage));
+	json_object_set_new(o, "stage_since", time_json(st->stage_since));
+	json_object_set_new(o, "retry_at", time_json(st->retry_at));
+	json_object_set_new(o, "retry_reason", str_json(st->retry_reason));
+	json_object_set_new(o, "pending_generation",
+			    st->pending_gen > 0 ? json_integer(st->pending_gen) : json_null());
+	json_object_set_new(o, "rollback_generation",
+			    st->rollback_gen > 0 ? json_integer(st->rollback_gen) : json_null());
 	if (full) {
 		json_object_set_new(o, "deployed", json_string(cs_verdict_name(st->verdict)));
 		json_object_set_new(o, "deployed_reason",
@@ -536,63 +549,154 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 			 "next_renewal_cert", str_json(next_name), "capath_problems", cap);
 }
 
-static const char *renew_result(struct cs_ctlsock *s, const char *name, bool force)
+/* What a renew request without wait answers for one cert: NULL when there is no such cert. */
+static const char *renew_result(int rc)
 {
-	int rc = s->be.renew(s->be.arg, name, force);
-	size_t n;
-
 	if (rc == -ENOENT)
 		return NULL;
 	if (rc == -EBUSY)
 		return "busy";
 	if (rc < 0)
 		return "error";
-	n = s->be.count(s->be.arg);
-	for (size_t i = 0; i < n; i++) {
-		struct cs_cert_status st;
-		s->be.status(s->be.arg, i, &st);
-		if (strcmp(st.name, name) == 0)
-			return st.state == CS_CERT_RENEWING ? "started" : "not_due";
-	}
-	return "not_due";
+	return rc == 1 ? "not_due" : "started";
 }
 
-static json_t *cmd_renew(struct cs_ctlsock *s, const char *name, bool force)
+/* One cert of a renew --wait: the request it belongs to. */
+struct renew_waiter {
+	struct deferred *d;
+	char *name;
+};
+
+static void renew_add_result(json_t *results, const char *name, const char *result,
+			     const char *msg)
 {
+	json_t *o = json_pack("{s:s,s:s}", "name", name, "result", result);
+
+	if (o != NULL && msg != NULL)
+		json_object_set_new(o, "message", json_string(msg));
+	json_array_append_new(results, o);
+}
+
+/* The answer to a renew --wait once every renewal of it has ended. */
+static json_t *renew_wait_answer(struct deferred *d)
+{
+	json_t *one;
+
+	if (strcmp(d->name, "all") == 0)
+		return json_pack("{s:b,s:O}", "ok", 1, "results", d->results);
+	one = json_array_get(d->results, 0);
+	if (one == NULL)
+		return error_json("internal", "no result");
+	json_t *o = json_deep_copy(one);
+	json_object_set_new(o, "ok", json_true());
+	return o;
+}
+
+static void on_renewal_end(void *arg, enum cs_renewal_outcome o, const char *msg)
+{
+	struct renew_waiter *w = arg;
+	struct deferred *d = w->d;
+
+	cs_notice("status socket: renew %s: %s%s%s", w->name, cs_renewal_outcome_name(o),
+		  msg ? ": " : "", msg ? msg : "");
+	renew_add_result(d->results, w->name, cs_renewal_outcome_name(o), msg);
+	free(w->name);
+	free(w);
+	if (--d->left == 0)
+		deferred_answer(d, d->c != NULL ? renew_wait_answer(d) : NULL, true);
+}
+
+/*
+ * renew NAME|all [force] [wait]. With wait the answer comes when every
+ * renewal started has ended (NULL returned, c->deferred set); busy and
+ * not_due are answered at once.
+ */
+static json_t *cmd_renew(struct client *c, const char *name, bool force, bool wait)
+{
+	struct cs_ctlsock *s = c->s;
+	struct deferred *d = NULL;
+	size_t n = 1;
+	char **names;
+	bool all;
+	json_t *resp = NULL;
+
 	if (name == NULL)
 		return error_json("bad_request", "renew needs a \"name\" (a cert or \"all\")");
-	if (strcmp(name, "all") != 0) {
-		const char *r = renew_result(s, name, force);
-		if (r == NULL)
-			return error_json("not_found", "no cert \"%s\" in the configuration", name);
-		cs_notice("status socket: renew %s%s: %s", name, force ? " (forced)" : "", r);
-		return json_pack("{s:b,s:s,s:s}", "ok", 1, "name", name, "result", r);
-	}
-	size_t n = s->be.count(s->be.arg);
-	json_t *arr = json_array();
-	/* Names first: renewing one cert changes nothing about the list, but be safe. */
-	char **names = calloc(n ? n : 1, sizeof(*names));
-	if (names == NULL || arr == NULL) {
-		free(names);
-		json_decref(arr);
+	all = strcmp(name, "all") == 0;
+	if (all)
+		n = s->be.count(s->be.arg);
+	/* Names first: a renewal that ends at once may change what status says. */
+	names = calloc(n ? n : 1, sizeof(*names));
+	if (names == NULL)
 		return NULL;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct cs_cert_status st;
-		s->be.status(s->be.arg, i, &st);
-		names[i] = strdup(st.name);
+		if (all)
+			s->be.status(s->be.arg, i, &st);
+		names[i] = strdup(all ? st.name : name);
 	}
+	if ((d = calloc(1, sizeof(*d))) == NULL || (d->name = strdup(name)) == NULL ||
+	    (d->results = json_array()) == NULL)
+		goto out;
+	d->c = c;
+	d->left = 1; /* held until every renewal has been asked for */
 	for (size_t i = 0; i < n; i++) {
+		struct renew_waiter *w = NULL;
+		int rc;
 		if (names[i] == NULL)
 			continue;
-		const char *r = renew_result(s, names[i], force);
-		json_array_append_new(arr, json_pack("{s:s,s:s}", "name", names[i], "result",
-						     r ? r : "error"));
-		free(names[i]);
+		if (wait && (w = calloc(1, sizeof(*w))) != NULL) {
+			w->d = d;
+			w->name = strdup(names[i]);
+		}
+		if (wait && (w == NULL || w->name == NULL)) {
+			rc = -ENOMEM;
+		} else {
+			if (w != NULL)
+				d->left++;
+			rc = s->be.renew(s->be.arg, names[i], force, w ? on_renewal_end : NULL, w);
+			if (rc != 0 && w != NULL)
+				d->left--;
+		}
+		if (rc != 0 || !wait) {
+			const char *r = renew_result(rc);
+			if (r == NULL && !all) {
+				resp = error_json("not_found", "no cert \"%s\" in the configuration",
+						  name);
+			} else {
+				renew_add_result(d->results, names[i], r ? r : "error", NULL);
+				if (!all)
+					cs_notice("status socket: renew %s%s: %s", name,
+						  force ? " (forced)" : "", r);
+			}
+		}
+		if (rc != 0 && w != NULL) {
+			free(w->name);
+			free(w);
+		}
 	}
+	if (all)
+		cs_notice("status socket: renew all%s%s", force ? " (forced)" : "",
+			  wait ? " (waiting)" : "");
+	if (--d->left > 0) {
+		/* Renewals are running: answer when the last one ends. */
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->deferred = d;
+		d = NULL;
+		goto out;
+	}
+	if (resp == NULL)
+		resp = renew_wait_answer(d);
+out:
+	if (d != NULL) {
+		json_decref(d->results);
+		free(d->name);
+		free(d);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
 	free(names);
-	cs_notice("status socket: renew all%s", force ? " (forced)" : "");
-	return json_pack("{s:b,s:o}", "ok", 1, "results", arr);
+	return resp;
 }
 
 static json_t *cmd_hook(struct cs_ctlsock *s, const char *cmd, const char *name,
@@ -633,23 +737,16 @@ static json_t *revoke_answer(const struct deferred *d, int status, const char *m
 			 msg != NULL ? msg : "?", "reason", d->reason);
 }
 
-static void on_revoke_done(void *arg, int status, const char *msg)
+/* Sends the deferred answer resp (taken) to d's client, if it is still there, and frees d. */
+static void deferred_answer(struct deferred *d, json_t *resp, bool ok)
 {
-	struct deferred *d = arg;
 	struct client *c = d->c;
 
-	if (d->in_call) {
-		d->answered = true;
-		d->status = status;
-		snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : strerror(-status));
-		return;
-	}
 	if (c != NULL) {
 		struct cs_ctlsock *s = c->s;
-		json_t *resp = revoke_answer(d, status, msg);
 
 		c->deferred = NULL;
-		if (status == 0)
+		if (ok)
 			s->ag.requests_ok++;
 		else
 			s->ag.requests_error++;
@@ -661,9 +758,25 @@ static void on_revoke_done(void *arg, int status, const char *msg)
 			    !c->close_after_write && c->deferred == NULL)
 				uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 		}
+	} else {
+		json_decref(resp);
 	}
+	json_decref(d->results);
 	free(d->name);
 	free(d);
+}
+
+static void on_revoke_done(void *arg, int status, const char *msg)
+{
+	struct deferred *d = arg;
+
+	if (d->in_call) {
+		d->answered = true;
+		d->status = status;
+		snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : strerror(-status));
+		return;
+	}
+	deferred_answer(d, d->c != NULL ? revoke_answer(d, status, msg) : NULL, status == 0);
 }
 
 /*
@@ -822,8 +935,14 @@ static void handle(struct client *c, const char *line, size_t len)
 		resp = cmd_show(s, name);
 	else if (strcmp(cmd, "status") == 0)
 		resp = cmd_status(s);
-	else if (strcmp(cmd, "renew") == 0)
-		resp = cmd_renew(s, name, json_is_true(json_object_get(req, "force")));
+	else if (strcmp(cmd, "renew") == 0) {
+		resp = cmd_renew(c, name, json_is_true(json_object_get(req, "force")),
+				 json_is_true(json_object_get(req, "wait")));
+		if (resp == NULL && c->deferred != NULL) {
+			json_decref(req);
+			return;
+		}
+	}
 	else if (strcmp(cmd, "reload") == 0)
 		resp = name == NULL ? error_json("bad_request", "reload needs a \"name\"")
 				    : cmd_hook(s, "reload", name, s->be.reload);
@@ -1008,6 +1127,9 @@ static void on_idle(uv_timer_t *t)
 {
 	struct client *c = t->data;
 
+	/* A client waiting for a renewal or revocation to end is not idle. */
+	if (c->deferred != NULL)
+		return;
 	/* No complete request within the timeout: drop it without another word. */
 	cs_debug("status socket: dropping idle client (uid %u)", (unsigned)c->uid);
 	close_client(c);
@@ -1482,9 +1604,9 @@ static void pl_status(void *arg, size_t i, struct cs_cert_status *out)
 	cs_pipeline_status(arg, i, out);
 }
 
-static int pl_renew(void *arg, const char *name, bool force)
+static int pl_renew(void *arg, const char *name, bool force, cs_renewal_cb cb, void *cbarg)
 {
-	return cs_pipeline_renew(arg, name, force);
+	return cs_pipeline_renew(arg, name, force, cb, cbarg);
 }
 
 static int pl_revoke(void *arg, const char *name, int reason,

@@ -5,7 +5,7 @@
  *   {"cmd":"list"}                          -> {"ok":true,"certs":[{...}, ...]}
  *   {"cmd":"show","name":"mail"}            -> {"ok":true,"cert":{...}}
  *   {"cmd":"status"}                        -> {"ok":true,"version":...,"states":{...}}
- *   {"cmd":"renew","name":"mail"|"all","force":true}
+ *   {"cmd":"renew","name":"mail"|"all","force":true,"wait":true}
  *   {"cmd":"rehash","name":"postfix"}  {"cmd":"reload","name":"mail"}
  *   {"cmd":"revoke","name":"mail","reason":"keyCompromise"}
  *                                           -> {"ok":true,"name":...,"serial":...,"reason":...}
@@ -46,8 +46,11 @@
 struct cs_ctlsock_backend {
 	size_t (*count)(void *arg);
 	void (*status)(void *arg, size_t i, struct cs_cert_status *out);
-	/* 0, -ENOENT or -EBUSY, as cs_pipeline_renew. */
-	int (*renew)(void *arg, const char *name, bool force);
+	/*
+	 * As cs_pipeline_renew: 0 started (cb, when not NULL, runs once at the
+	 * end), 1 not due, -ENOENT, -EBUSY or -ENOMEM.
+	 */
+	int (*renew)(void *arg, const char *name, bool force, cs_renewal_cb cb, void *cbarg);
 	/* NULL: the command answers "not available". 0 or negative, err set. */
 	int (*reload)(void *arg, const char *name, char *err, size_t errlen);
 	int (*rehash)(void *arg, const char *name, char *err, size_t errlen);

@@ -81,8 +81,10 @@ static void free_requests(struct request *v, size_t n)
 	free(v);
 }
 
-struct cs_reloads *cs_reloads_new(uv_loop_t *loop, const struct cs_config *cfg, cs_reloads_cb cb,
-				  void *arg)
+struct cs_reloads *cs_reloads_new(uv_loop_t *loop, const struct cs_config *cfg,
+				  cs_reloader *(*factory)(void *farg, uv_loop_t *loop,
+							  const struct cs_cfg_reload *cr),
+				  void *farg, cs_reloads_cb cb, void *arg)
 {
 	struct cs_reloads *rs = calloc(1, sizeof(*rs));
 
@@ -98,7 +100,9 @@ struct cs_reloads *cs_reloads_new(uv_loop_t *loop, const struct cs_config *cfg, 
 	rs->arg = arg;
 	for (size_t i = 0; i < cfg->n_reloads; i++) {
 		rs->slots[i].rs = rs;
-		rs->slots[i].r = make_reloader(loop, cfg->agent.plugin_dir, &cfg->reloads[i]);
+		rs->slots[i].r = factory != NULL
+					 ? factory(farg, loop, &cfg->reloads[i])
+					 : make_reloader(loop, cfg->agent.plugin_dir, &cfg->reloads[i]);
 		if (rs->slots[i].r == NULL)
 			break;
 		rs->n++;

@@ -26,10 +26,13 @@ typedef void (*cs_reloads_cb)(void *arg, void *owner, const char *reloader,
 
 /*
  * Creates the reloaders of cfg on loop (a reloader that cannot be made
- * becomes one that fails with the reason). Returns NULL on ENOMEM.
+ * becomes one that fails with the reason); factory, when not NULL, makes
+ * them instead (a test's fake services). Returns NULL on ENOMEM.
  */
-struct cs_reloads *cs_reloads_new(uv_loop_t *loop, const struct cs_config *cfg, cs_reloads_cb cb,
-				  void *arg);
+struct cs_reloads *cs_reloads_new(uv_loop_t *loop, const struct cs_config *cfg,
+				  cs_reloader *(*factory)(void *farg, uv_loop_t *loop,
+							  const struct cs_cfg_reload *cr),
+				  void *farg, cs_reloads_cb cb, void *arg);
 
 /*
  * Asks for the reloaders named in list on behalf of owner, for the cert

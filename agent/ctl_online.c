@@ -29,7 +29,11 @@
 #define EX_FAIL 1
 #define EX_USAGE 2
 #define EX_UNREACHABLE 3
+#define EX_BUSY 4 /* renew --wait: the agent was busy with that certificate */
 #define READ_TIMEOUT_MS 30000
+
+/* How long to wait for an answer (renew --wait: --timeout). */
+static int read_timeout_ms = READ_TIMEOUT_MS;
 
 /* Global options, set by certsyncctl.c (or by -s/--json after the command). */
 const char *ctl_socket_path;
@@ -153,12 +157,12 @@ static int conn_call(struct conn *c, json_t *req, json_t **resp, const char **li
 			c->cap = cap;
 		}
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-		int pr = poll(&pfd, 1, READ_TIMEOUT_MS);
+		int pr = poll(&pfd, 1, read_timeout_ms);
 		if (pr < 0 && errno == EINTR)
 			continue;
 		if (pr == 0) {
 			fprintf(stderr, "certsyncctl: no answer from the agent within %d s\n",
-				READ_TIMEOUT_MS / 1000);
+				read_timeout_ms / 1000);
 			return EX_UNREACHABLE;
 		}
 		ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
@@ -364,6 +368,26 @@ static void print_cert(json_t *c)
 			 json_string_value(n));
 	}
 	print_field("names", buf);
+	if (jstr(c, "stage", NULL) != NULL) {
+		snprintf(buf, sizeof(buf), "%s since %s", jstr(c, "stage", "?"),
+			 jstr(c, "stage_since", "?"));
+		print_field("stage", buf);
+	}
+	if (jstr(c, "retry_at", NULL) != NULL) {
+		snprintf(buf, sizeof(buf), "%s (%s)", jstr(c, "retry_at", "?"),
+			 jstr(c, "retry_reason", "no reason given"));
+		print_field("next attempt", buf);
+	}
+	if (json_is_integer(json_object_get(c, "pending_generation"))) {
+		snprintf(buf, sizeof(buf), "%lld (issued, not yet deployed)",
+			 (long long)json_integer_value(json_object_get(c, "pending_generation")));
+		print_field("pending generation", buf);
+	}
+	if (json_is_integer(json_object_get(c, "rollback_generation"))) {
+		snprintf(buf, sizeof(buf), "%lld",
+			 (long long)json_integer_value(json_object_get(c, "rollback_generation")));
+		print_field("rollback generation", buf);
+	}
 	print_field("issuer", jstr(c, "issuer", NULL));
 	print_field("serial", jstr(c, "serial", NULL));
 	print_field("sha256", jstr(c, "sha256", NULL));
@@ -382,6 +406,7 @@ static void print_cert(json_t *c)
 	print_field("failures", buf);
 	print_field("last error", jstr(c, "last_error", NULL));
 	print_field("last reload", jstr(c, "last_reload", NULL));
+	print_field("last verify", jstr(c, "last_verify", NULL));
 	if (json_object_get(c, "deployed") != NULL) {
 		const char *why = jstr(c, "deployed_reason", NULL);
 		snprintf(buf, sizeof(buf), "%s%s%s", jstr(c, "deployed", "?"), why ? ": " : "",
@@ -597,99 +622,49 @@ int ctl_show_main(int argc, char **argv)
 	return rc;
 }
 
-/* The state of cert name now ("renewing", ...) into st; 0 or an exit status. */
-static int poll_state(struct conn *c, const char *name, char *st, size_t len, char *err,
-		      size_t errlen)
+/* What a renew result means for a person. */
+static const char *renew_words(const char *res)
 {
-	json_t *resp;
-	const char *line;
-	int rc = conn_call(c, json_pack("{s:s,s:s}", "cmd", "show", "name", name), &resp, &line);
-
-	if (rc != 0)
-		return rc;
-	if (!json_is_true(json_object_get(resp, "ok"))) {
-		rc = agent_error("renew", resp);
-	} else {
-		json_t *cert = json_object_get(resp, "cert");
-		snprintf(st, len, "%s", jstr(cert, "state", "?"));
-		snprintf(err, errlen, "%s", jstr(cert, "last_error", ""));
-	}
-	json_decref(resp);
-	return rc;
+	static const struct {
+		const char *result, *words;
+	} w[] = {
+		{ "started", "renewal started" },
+		{ "not_due", "not due (use --force to renew anyway)" },
+		{ "busy", "busy (a renewal, reload, revoke or check is in flight)" },
+		{ "verified", "renewed, deployed, reloaded and verified" },
+		{ "deployed", "renewed, deployed and reloaded (nothing to verify)" },
+		{ "rolled_back", "rolled back" },
+		{ "failed", "failed" },
+		{ "abandoned", "abandoned (the agent stopped)" },
+	};
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		if (strcmp(res, w[i].result) == 0)
+			return w[i].words;
+	return res;
 }
 
-static void sleep_ms(long ms)
+/* The exit status a renew result gives (the worst of all wins). */
+static int renew_status(const char *res, bool wait)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	if (strcmp(res, "busy") == 0)
+		return wait ? EX_BUSY : 0;
+	if (strcmp(res, "started") == 0 || strcmp(res, "not_due") == 0 ||
+	    strcmp(res, "verified") == 0 || strcmp(res, "deployed") == 0)
+		return 0;
+	return EX_FAIL;
 }
 
 /*
- * Follows the renewal of names until none is "renewing" (or busy) any more;
- * prints each outcome. Returns 0 when all ended valid, else an exit status.
+ * certsyncctl renew NAME|all [--force] [--wait [--timeout S]]; returns the
+ * exit status. With --wait the agent answers when every renewal it started
+ * has ended: verified, deployed, rolled back, failed or abandoned.
  */
-static int wait_for(char **names, size_t n, long timeout)
-{
-	struct conn c;
-	time_t end = time(NULL) + timeout;
-	int rc = conn_open(&c), worst = 0;
-	bool *done = calloc(n ? n : 1, sizeof(*done));
-	size_t left = n;
-
-	if (rc != 0 || done == NULL) {
-		free(done);
-		return rc ? rc : EX_FAIL;
-	}
-	while (left > 0) {
-		for (size_t i = 0; i < n; i++) {
-			char st[32], err[1024];
-			if (done[i])
-				continue;
-			/* A connection is dropped after the idle timeout: open a new one then. */
-			rc = poll_state(&c, names[i], st, sizeof(st), err, sizeof(err));
-			if (rc == EX_UNREACHABLE) {
-				conn_close(&c);
-				if ((rc = conn_open(&c)) != 0 ||
-				    (rc = poll_state(&c, names[i], st, sizeof(st), err, sizeof(err))) != 0)
-					goto out;
-			} else if (rc != 0) {
-				goto out;
-			}
-			if (strcmp(st, "renewing") == 0)
-				continue;
-			done[i] = true;
-			left--;
-			if (!ctl_json)
-				printf("%s: %s%s%s\n", names[i], st, err[0] ? ": " : "", err);
-			if (strcmp(st, "valid") != 0)
-				worst = EX_FAIL;
-		}
-		if (left == 0)
-			break;
-		if (time(NULL) >= end) {
-			fprintf(stderr, "certsyncctl renew: still renewing after %ld s\n", timeout);
-			rc = EX_FAIL;
-			goto out;
-		}
-		sleep_ms(250);
-	}
-	rc = worst;
-out:
-	conn_close(&c);
-	free(done);
-	return rc;
-}
-
-/* certsyncctl renew NAME|all [--force] [--wait]; returns the exit status. */
 int ctl_renew_main(int argc, char **argv)
 {
 	struct args a;
 	json_t *resp = NULL, *r;
 	const char *name;
-	char **follow = NULL;
-	size_t n_follow = 0, i;
+	size_t i;
 	int rc = parse(argc, argv, "renew NAME|all [--force] [--wait [--timeout S]]", 0, 2, &a);
 
 	if (rc != 0)
@@ -708,56 +683,40 @@ int ctl_renew_main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	name = a.all ? "all" : a.pos[0];
-	/* A check in flight makes the agent answer "busy" for a moment: ask again. */
-	for (int tries = 0;; tries++) {
-		json_decref(resp);
-		resp = NULL;
-		rc = simple("renew",
-			    json_pack("{s:s,s:s,s:b}", "cmd", "renew", "name", name, "force",
-				      a.force),
-			    &resp);
-		if (rc != 0 || strcmp(name, "all") == 0 || !a.wait ||
-		    strcmp(jstr(resp, "result", ""), "busy") != 0 || tries >= 20)
-			break;
-		sleep_ms(250);
-	}
+	if (a.wait)
+		read_timeout_ms = a.timeout > INT_MAX / 1000 ? INT_MAX : (int)(a.timeout * 1000);
+	rc = simple("renew",
+		    json_pack("{s:s,s:s,s:b,s:b}", "cmd", "renew", "name", name, "force", a.force,
+			      "wait", a.wait),
+		    &resp);
+	if (rc == EX_UNREACHABLE && a.wait)
+		fprintf(stderr, "certsyncctl renew: the renewal may still be running; see "
+				"certsyncctl show\n");
 	if (rc != 0)
 		goto out;
 	json_t *results = json_object_get(resp, "results");
 	if (results == NULL) {
 		results = json_array();
-		json_array_append_new(results, json_pack("{s:s,s:s}", "name", name, "result",
-							 jstr(resp, "result", "?")));
+		json_array_append(results, resp);
 	} else {
 		json_incref(results);
 	}
-	follow = calloc(json_array_size(results) + 1, sizeof(*follow));
 	json_array_foreach(results, i, r) {
 		const char *res = jstr(r, "result", "?");
-		const char *what = strcmp(res, "started") == 0	 ? "renewal started"
-				   : strcmp(res, "not_due") == 0 ? "not due (use --force to renew anyway)"
-				   : strcmp(res, "busy") == 0	 ? "busy (a renewal or check is in flight)"
-								 : res;
-		if (!ctl_json && !(a.wait && strcmp(res, "started") == 0))
-			printf("%s: %s\n", jstr(r, "name", "?"), what);
-		if (strcmp(res, "started") == 0 && follow != NULL)
-			follow[n_follow++] = strdup(jstr(r, "name", "?"));
-		else if (strcmp(res, "error") == 0)
-			rc = EX_FAIL;
+		const char *msg = jstr(r, "message", "");
+		int st = renew_status(res, a.wait);
+		if (!ctl_json)
+			printf("%s: %s%s%s\n", jstr(r, "name", "?"), renew_words(res),
+			       msg[0] ? ": " : "", msg);
+		if (st == EX_FAIL || (st == EX_BUSY && rc == 0))
+			rc = st;
 	}
 	json_decref(results);
-	if (a.wait && n_follow > 0) {
-		int w = wait_for(follow, n_follow, a.timeout);
-		if (w != 0)
-			rc = w;
-	}
 out:
-	for (i = 0; i < n_follow; i++)
-		free(follow[i]);
-	free(follow);
 	json_decref(resp);
 	return rc;
 }
+
 
 static int named(int argc, char **argv, const char *cmd, const char *usage, int min)
 {

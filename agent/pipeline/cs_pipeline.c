@@ -1,5 +1,7 @@
 /* cs_pipeline - see pl_int.h and cs_pipeline.h. */
 #include "pl_int.h"
+
+#include <assert.h>
 #include "cs_csr.h"
 #include "cs_key.h"
 #include "cs_localca.h"
@@ -56,10 +58,59 @@ void pl_once_summary(struct cs_pipeline *pl)
 			  : "");
 }
 
+/* ---- what every stage uses ------------------------------------------------ */
+
+time_t pl_now(const struct cs_pipeline *pl)
+{
+	return pl->drv.now != NULL ? pl->drv.now(pl->drv.arg) : time(NULL);
+}
+
+int64_t pl_now_ms(const struct cs_pipeline *pl)
+{
+	struct timespec ts;
+
+	if (pl->drv.now != NULL)
+		return (int64_t)pl->drv.now(pl->drv.arg) * 1000;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void pl_inflight_inc(struct cs_pipeline *pl)
+{
+	pl->inflight++;
+}
+
+void pl_inflight_dec(struct cs_pipeline *pl)
+{
+	assert(pl->inflight > 0);
+	if (pl->inflight > 0)
+		pl->inflight--;
+}
+
+bool pl_stopping(const struct cs_pipeline *pl)
+{
+	return pl->closing || pl->draining || pl->tearing_down;
+}
+
+static struct cert *find(const struct cs_pipeline *pl, const char *name)
+{
+	for (size_t i = 0; i < pl->n_certs; i++)
+		if (strcmp(pl->certs[i]->cfg->name, name) == 0)
+			return pl->certs[i];
+	return NULL;
+}
+
 /* ---- the interface -------------------------------------------------------- */
 
 struct cs_pipeline *cs_pipeline_new(uv_loop_t *loop, const struct cs_config *cfg, char *err,
 				    size_t errlen)
+{
+	return cs_pipeline_new_with(loop, cfg, NULL, err, errlen);
+}
+
+struct cs_pipeline *cs_pipeline_new_with(uv_loop_t *loop, const struct cs_config *cfg,
+					 const struct cs_pipeline_drivers *drv, char *err,
+					 size_t errlen)
 {
 	struct cs_pipeline *pl = calloc(1, sizeof(*pl));
 
@@ -69,6 +120,8 @@ struct cs_pipeline *cs_pipeline_new(uv_loop_t *loop, const struct cs_config *cfg
 	}
 	pl->loop = loop;
 	pl->cfg = cfg;
+	if (drv != NULL)
+		pl->drv = *drv;
 	uv_timer_init(loop, &pl->timer);
 	pl->timer.data = pl;
 	if (pl_build(pl) < 0) {
@@ -98,6 +151,7 @@ int cs_pipeline_start(struct cs_pipeline *pl, bool once, void (*done_cb)(void *a
 			       "at the next renewal only): %s",
 			       err);
 		pl_rewatch(pl);
+		pl->clock = pl_clock_new(pl);
 	}
 	pl_examine_all(pl);
 	pl_maybe_quiesced(pl);
@@ -120,7 +174,7 @@ void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
 	pl->draining = true;
 	uv_timer_stop(&pl->timer);
 	if (pl->inflight > 0)
-		cs_notice("pipeline: the new configuration applies once %u task(s) in flight "
+		cs_notice("pipeline: the new configuration applies once %d task(s) in flight "
 			  "are done",
 			  pl->inflight);
 	pl_maybe_quiesced(pl);
@@ -128,40 +182,60 @@ void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
 
 int cs_pipeline_reload(struct cs_pipeline *pl, const char *name)
 {
-	for (size_t i = 0; i < pl->n_certs; i++) {
-		struct cert *c = pl->certs[i];
-		if (strcmp(c->cfg->name, name) != 0)
-			continue;
-		if (c->busy || c->after_renewal || c->rolling_back || pl->draining || pl->closing ||
-		    pl->tearing_down)
-			return -EBUSY;
-		pl_request_reloads(c);
-		pl_flush_reloads(pl);
-		return 0;
-	}
-	return -ENOENT;
+	struct cert *c = find(pl, name);
+
+	if (c == NULL)
+		return -ENOENT;
+	if (c->stage != PL_IDLE || pl_stopping(pl))
+		return -EBUSY;
+	pl_step(c, PL_EV_RELOAD);
+	pl_reload_start(c);
+	pl_flush_reloads(pl);
+	return 0;
 }
 
-int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force)
+int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force, cs_renewal_cb cb,
+		      void *arg)
 {
-	for (size_t i = 0; i < pl->n_certs; i++) {
-		struct cert *c = pl->certs[i];
-		if (strcmp(c->cfg->name, name) != 0)
-			continue;
-		if (c->busy || pl->draining || pl->closing || pl->tearing_down)
-			return -EBUSY;
-		if (!force && c->due > time(NULL))
-			return 0;
-		if (!pl_start_renew(c))
-			return -ENOMEM;
-		pl_arm_timer(pl);
-		return 0;
+	struct cert *c = find(pl, name);
+	struct pl_waiter *w = NULL;
+	const char *why;
+
+	if (c == NULL)
+		return -ENOENT;
+	if (c->stage != PL_IDLE || pl_stopping(pl) || c->issuer->is == NULL)
+		return -EBUSY;
+	if (!force && c->due > pl_now(pl))
+		return 1;
+	if (cb != NULL && (w = calloc(1, sizeof(*w))) == NULL)
+		return -ENOMEM;
+	if (force)
+		why = c->due_reason != NULL && strcmp(c->due_reason, "revoked") == 0 ? "revoked"
+										       : "forced";
+	else
+		why = pl_verdict_ok(c) ? c->due_reason : c->reason;
+	if (!pl_renewal_start(c, force, why)) {
+		free(w);
+		return -ENOMEM;
 	}
-	return -ENOENT;
+	if (w != NULL) {
+		w->cb = cb;
+		w->arg = arg;
+		/* The renewal may have ended already (a start that failed at once). */
+		if (c->renewal != NULL) {
+			SLIST_INSERT_HEAD(&c->renewal->waiters, w, next);
+		} else {
+			cb(arg, CS_RENEWAL_FAILED, c->st.last_error);
+			free(w);
+		}
+	}
+	pl_arm_timer(pl);
+	return 0;
 }
+
 int cs_pipeline_set_window(struct cs_pipeline *pl, const char *name, time_t start, time_t end)
 {
-	time_t now = time(NULL);
+	time_t now = pl_now(pl);
 
 	if (end <= start)
 		return -EINVAL;
@@ -209,6 +283,15 @@ void cs_pipeline_status(const struct cs_pipeline *pl, size_t i, struct cs_cert_s
 	out->verify = c->verify;
 	out->names = c->cfg->names.v;
 	out->n_names = c->cfg->names.n;
+	out->stage = pl_stage_name(c->stage);
+	out->stage_since = c->stage_since;
+	out->retry_at = c->st.failures > 0 ? c->st.next_attempt : 0;
+	out->retry_reason = c->st.failures > 0 ? c->st.last_error : NULL;
+	out->pending_gen = c->st.pending_gen;
+	if (c->renewal != NULL)
+		out->rollback_gen = c->renewal->rollback_gen;
+	else
+		out->rollback_gen = c->st.n_gens > 1 ? c->st.gens[1].n : 0;
 }
 
 void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void *arg)
@@ -229,6 +312,6 @@ void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void
 	pl_close_issuers(pl);
 	/* Issuances in flight are cancelled by closing the issuers; wait for the rest. */
 	if (pl->inflight > 0)
-		cs_info("pipeline: waiting for %u task(s) in flight", pl->inflight);
+		cs_info("pipeline: waiting for %d task(s) in flight", pl->inflight);
 	pl_maybe_quiesced(pl);
 }

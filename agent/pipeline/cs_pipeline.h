@@ -15,6 +15,10 @@
 #include "cs_examine.h"
 #include "cs_state.h"
 
+#include "cs_issuer.h"
+#include "cs_reloader.h"
+#include "cs_verify.h"
+
 struct cs_capsync;
 
 #include <stdbool.h>
@@ -37,6 +41,21 @@ enum cs_verify_state {
 	CS_VERIFY_FAILED,
 };
 
+/* How a renewal ended. */
+enum cs_renewal_outcome {
+	CS_RENEWAL_VERIFIED = 0, /* deployed, reloaded, and the verify probes saw it */
+	CS_RENEWAL_DEPLOYED,     /* deployed and reloaded; nothing to verify (no URLs, not running) */
+	CS_RENEWAL_ROLLED_BACK,  /* a reload or the verify refused it: the last good one is back */
+	CS_RENEWAL_FAILED,       /* it could not be issued, deployed, or rolled back */
+	CS_RENEWAL_ABANDONED,    /* the agent stopped first */
+};
+
+/* Returns "verified", "deployed", "rolled_back", "failed" or "abandoned". */
+const char *cs_renewal_outcome_name(enum cs_renewal_outcome o);
+
+/* Called once when a renewal ends: its outcome and, unless it succeeded, why. */
+typedef void (*cs_renewal_cb)(void *arg, enum cs_renewal_outcome o, const char *msg);
+
 struct cs_cert_status {
 	const char *name;
 	enum cs_cert_state state;
@@ -56,6 +75,30 @@ struct cs_cert_status {
 	enum cs_verify_state verify; /* what the last verify found */
 	char *const *names;      /* the configured names */
 	size_t n_names;
+	const char *stage;       /* the state machine's stage: "idle", "issuing", ... */
+	time_t stage_since;
+	time_t retry_at;         /* the next attempt after a failure, 0: none */
+	const char *retry_reason; /* why (the last failure), NULL: none */
+	int pending_gen;         /* issued, not yet deployed (0: none) */
+	int rollback_gen;        /* what a rollback would restore (0: nothing) */
+};
+
+/*
+ * What the pipeline uses from outside, so that a test can drive it with
+ * its own clock and drivers. A NULL member takes the real one.
+ */
+struct cs_pipeline_drivers {
+	/* The wall clock (default time()). */
+	time_t (*now)(void *arg);
+	/* Makes the issuer of ci (default: local-ca or acme from the configuration). */
+	cs_issuer *(*issuer_new)(void *arg, uv_loop_t *loop, const struct cs_cfg_issuer *ci,
+				 const char *state_dir);
+	/* Makes the reloader of cr (default: postfix, dovecot, exec or a plugin). */
+	cs_reloader *(*reloader_new)(void *arg, uv_loop_t *loop, const struct cs_cfg_reload *cr);
+	/* Starts the verify probes, as cs_verify_start. */
+	int (*verify_start)(void *arg, uv_loop_t *loop, const struct cs_cfg_list *urls,
+			    const char *want_sha256, int bound_ms, cs_verify_cb cb, void *cbarg);
+	void *arg;
 };
 
 struct cs_pipeline;
@@ -70,6 +113,18 @@ const char *cs_cert_state_name(enum cs_cert_state s);
  */
 struct cs_pipeline *cs_pipeline_new(uv_loop_t *loop, const struct cs_config *cfg, char *err,
 				    size_t errlen);
+
+/* cs_pipeline_new with drivers (copied; NULL: the real ones). */
+struct cs_pipeline *cs_pipeline_new_with(uv_loop_t *loop, const struct cs_config *cfg,
+					 const struct cs_pipeline_drivers *drv, char *err,
+					 size_t errlen);
+
+/*
+ * The wall clock was set (noticed by the pipeline itself through a timerfd;
+ * a test with its own clock calls it): every cert is examined again and its
+ * renewal scheduled from the new time.
+ */
+void cs_pipeline_clock_set(struct cs_pipeline *pl);
 
 /*
  * Examines every cert and starts the schedule. With once, renews what is due
@@ -94,10 +149,13 @@ int cs_pipeline_reload(struct cs_pipeline *pl, const char *name);
 
 /*
  * Renews a cert now (force: even when not due; without force a cert that is
- * not due is left alone). Returns 0, -ENOENT, -EBUSY (a renewal or a
- * configuration switch in progress) or -ENOMEM.
+ * not due is left alone). Returns 0 when a renewal started (then cb, when
+ * not NULL, runs once at its end), 1 when the cert is not due (cb never
+ * runs), -ENOENT, -EBUSY (the cert is not idle, or a configuration switch or
+ * stop is in progress) or -ENOMEM.
  */
-int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force);
+int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force, cs_renewal_cb cb,
+		      void *arg);
 
 /*
  * Revokes the leaf deployed for cert name with its issuer (ACME: revokeCert;

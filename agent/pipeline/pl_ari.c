@@ -29,7 +29,7 @@ void pl_set_window(struct cert *c, time_t start, time_t end, time_t now)
 	c->win_start = start;
 	c->win_end = end;
 	snprintf(c->win_sha, sizeof(c->win_sha), "%s", c->sha256);
-	if (!c->busy) {
+	if (c->stage == PL_IDLE) {
 		pl_schedule(c, now);
 		pl_log_schedule(c, now);
 		pl_save_state(c);
@@ -54,9 +54,9 @@ static void on_ari(int status, const struct cs_acme_window *w, const char *error
 {
 	struct cert *c = arg;
 	struct cs_pipeline *pl = c->pl;
-	time_t now = time(NULL);
+	time_t now = pl_now(pl);
 
-	pl->inflight--;
+	pl_inflight_dec(pl);
 	c->ari_busy = false;
 	if (pl->closing || pl->tearing_down || pl->draining) {
 		pl_maybe_quiesced(pl);
@@ -108,16 +108,16 @@ void pl_ari_fetch(struct cert *c)
 	c->ari_next = 0;
 	/* Closing frees the issuers before work in flight ends: test that first. */
 	if (pl->closing || pl->draining || pl->tearing_down || pl->issuers_closing ||
-	    !cs_acme_is(c->issuer) || !pl_verdict_ok(c) || c->ari_busy || pl->once)
+	    c->issuer->is == NULL || !cs_acme_is(c->issuer->is) || !pl_verdict_ok(c) || c->ari_busy || pl->once)
 		return;
 	snprintf(c->ari_sha, sizeof(c->ari_sha), "%s", c->sha256);
-	rc = cs_acme_renewal_info(c->issuer, c->m->leaf, on_ari, c);
+	rc = cs_acme_renewal_info(c->issuer->is, c->m->leaf, on_ari, c);
 	if (rc < 0) {
 		cs_warn("%s: cannot ask issuer %s for the renewal window: %s", c->cfg->name,
 			c->issuer->name, strerror(-rc));
-		c->ari_next = time(NULL) + ARI_RETRY_S;
+		c->ari_next = pl_now(pl) + ARI_RETRY_S;
 		return;
 	}
 	c->ari_busy = true;
-	pl->inflight++;
+	pl_inflight_inc(pl);
 }

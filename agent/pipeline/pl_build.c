@@ -7,6 +7,7 @@
 #include "cs_verify.h"
 #include "cs_x509.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -19,13 +20,16 @@
 
 /* ---- building and tearing down ------------------------------------------- */
 
-static cs_issuer *make_issuer(uv_loop_t *loop, const struct cs_cfg_issuer *ci,
-			      const char *state_dir)
+static cs_issuer *make_issuer(const struct cs_pipeline *pl, uv_loop_t *loop,
+			      const struct cs_cfg_issuer *ci, const char *state_dir)
 {
 	char err[1024] = "", msg[1200];
 	cs_issuer *is = NULL;
 
-	if (ci->type == CS_ISSUER_LOCAL_CA) {
+	if (pl->drv.issuer_new != NULL) {
+		is = pl->drv.issuer_new(pl->drv.arg, loop, ci, state_dir);
+		snprintf(err, sizeof(err), "the test's issuer factory failed");
+	} else if (ci->type == CS_ISSUER_LOCAL_CA) {
 		struct cs_localca_opts o = {
 			.dir = ci->dir,
 			.subject = ci->subject,
@@ -70,14 +74,21 @@ int pl_build(struct cs_pipeline *pl)
 
 	pl->issuers = calloc(cfg->n_issuers + 1, sizeof(*pl->issuers));
 	pl->certs = calloc(cfg->n_certs + 1, sizeof(*pl->certs));
-	pl->rl = cs_reloads_new(pl->loop, cfg, pl_on_reload_result, pl);
+	pl->rl = cs_reloads_new(pl->loop, cfg, pl->drv.reloader_new, pl->drv.arg,
+				pl_on_reload_result, pl);
 	if (pl->issuers == NULL || pl->certs == NULL || pl->rl == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_issuers; i++) {
-		pl->issuers[i] = make_issuer(pl->loop, &cfg->issuers[i], cfg->agent.state_dir);
-		if (pl->issuers[i] == NULL)
+		struct pl_issuer *pi = calloc(1, sizeof(*pi));
+		if (pi == NULL || (pi->name = strdup(cfg->issuers[i].name)) == NULL) {
+			free(pi);
 			return -ENOMEM;
-		pl->n_issuers++;
+		}
+		pi->refs = 1; /* the pipeline's, dropped once the issuer has closed */
+		pi->is = make_issuer(pl, pl->loop, &cfg->issuers[i], cfg->agent.state_dir);
+		pl->issuers[pl->n_issuers++] = pi;
+		if (pi->is == NULL)
+			return -ENOMEM;
 	}
 	if (cfg->n_capaths > 0 || cfg->n_clientcerts > 0) {
 		char err[512] = "";
@@ -104,7 +115,8 @@ int pl_build(struct cs_pipeline *pl)
 		}
 		c->verdict = CS_EX_MISSING;
 		snprintf(c->reason, sizeof(c->reason), "not examined yet");
-		c->due = time(NULL);
+		c->due = pl_now(pl);
+		c->stage_since = c->due;
 		c->due_reason = "not examined yet";
 		uv_timer_init(pl->loop, &c->check_timer);
 		c->check_timer.data = c;
@@ -129,6 +141,8 @@ static void on_issuer_closed(void *arg)
 
 	if (--pl->issuers_open > 0)
 		return;
+	for (size_t i = 0; i < pl->n_issuers; i++)
+		pl_issuer_unref(pl->issuers[i]);
 	free(pl->issuers);
 	pl->issuers = NULL;
 	pl->n_issuers = 0;
@@ -148,8 +162,15 @@ void pl_close_issuers(struct cs_pipeline *pl)
 	pl->issuers_closing = true;
 	/* One extra count, so that issuers closing at once cannot free the array under us. */
 	pl->issuers_open = n + 1;
-	for (size_t i = 0; i < n; i++)
-		pl->issuers[i]->ops->close(pl->issuers[i], on_issuer_closed, pl);
+	for (size_t i = 0; i < n; i++) {
+		/* From now on nobody calls into it; renewals see NULL. */
+		cs_issuer *is = pl->issuers[i]->is;
+		pl->issuers[i]->is = NULL;
+		if (is != NULL)
+			is->ops->close(is, on_issuer_closed, pl);
+		else
+			pl->issuers_open--;
+	}
 	on_issuer_closed(pl);
 }
 
@@ -188,8 +209,12 @@ void pl_teardown(struct cs_pipeline *pl)
 		pl->capsync = NULL;
 	}
 	for (size_t i = 0; i < pl->n_certs; i++) {
+		struct cert *c = pl->certs[i];
+		/* Nothing is in flight any more, so every cert is idle. */
+		assert(c->renewal == NULL);
+		pl_step(c, PL_EV_CLOSE);
 		pl->closing_handles++;
-		uv_close((uv_handle_t *)&pl->certs[i]->check_timer, on_cert_closed);
+		uv_close((uv_handle_t *)&c->check_timer, on_cert_closed);
 	}
 	free(pl->certs);
 	pl->certs = NULL;
@@ -245,11 +270,14 @@ static void after_teardown(struct cs_pipeline *pl)
 		/* Everything cert-related is gone; now the pipeline's own handles. */
 		if (pl->pending_cfg != NULL && pl->release_cb)
 			pl->release_cb(pl->release_arg, pl->cfg); /* the newest stays the caller's */
-		pl->closing_handles = 2;
+		pl->closing_handles = 3;
 		uv_close((uv_handle_t *)&pl->timer, on_pipeline_handle_closed);
 		struct cs_watch *w = pl->watch;
 		pl->watch = NULL;
 		cs_watch_close(w, on_watch_closed, pl);
+		struct pl_clock *ck = pl->clock;
+		pl->clock = NULL;
+		pl_clock_close(ck, on_watch_closed, pl);
 		return;
 	}
 	/* A new configuration: release the old one, build and examine again. */

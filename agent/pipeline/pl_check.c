@@ -7,6 +7,7 @@
 #include "cs_verify.h"
 #include "cs_x509.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -133,7 +134,7 @@ static void check_work(uv_work_t *req)
 
 void pl_cert_idle(struct cert *c)
 {
-	c->busy = false;
+	assert(c->stage == PL_IDLE);
 	if (c->dirty && !c->pl->closing && !c->pl->tearing_down) {
 		c->dirty = false;
 		pl_schedule_check(c);
@@ -145,12 +146,13 @@ static void check_done(uv_work_t *req, int status)
 	struct check_job *j = req->data;
 	struct cert *c = j->c;
 	struct cs_pipeline *pl = c->pl;
-	time_t now = time(NULL);
+	time_t now = pl_now(pl);
 	char t1[40];
 	bool was_ok = pl_verdict_ok(c);
 
 	(void)status;
-	pl->inflight--;
+	pl_inflight_dec(pl);
+	assert(c->stage == PL_CHECKING);
 	if (j->load_state) {
 		if (j->state_rc != 0)
 			cs_warn("%s: %s", c->cfg->name, j->state_err);
@@ -204,7 +206,6 @@ static void check_done(uv_work_t *req, int status)
 		cs_notice("%s: repaired from generation %d (%s)", c->cfg->name, j->gen, c->reason);
 		snprintf(c->reason, sizeof(c->reason), "valid");
 		pl_once_finish(c, ONCE_REPAIRED);
-		pl_request_reloads(c);
 		break;
 	}
 	enum check_outcome outcome = j->outcome;
@@ -217,14 +218,24 @@ static void check_done(uv_work_t *req, int status)
 			pl_log_schedule(c, now);
 	}
 	pl_rewatch(pl);
+	if (outcome == CHECK_REPAIRED) {
+		/* The services load the restored files, and are verified. */
+		pl_step(c, PL_EV_REPAIRED);
+		pl_reload_start(c);
+		pl_arm_timer(pl);
+		pl_maybe_quiesced(pl);
+		return;
+	}
+	pl_step(c, PL_EV_CHECKED);
 	pl_cert_idle(c);
-	if (outcome != CHECK_UNCHANGED && pl_verdict_ok(c) && !c->busy)
+	if (outcome != CHECK_UNCHANGED && pl_verdict_ok(c) && c->stage == PL_IDLE)
 		pl_ari_fetch(c);
-	if (pl->once) {
+	if (pl->once && c->stage == PL_IDLE) {
 		/* One pass: what is due now is renewed now, backoff or not. */
 		if (c->verdict != CS_EX_OK || c->m == NULL ||
 		    (pl_verdict_ok(c) && c->due <= now)) {
-			if (!pl_start_renew(c))
+			if (!pl_renewal_start(c, false,
+					      pl_verdict_ok(c) ? c->due_reason : c->reason))
 				pl_once_finish(c, ONCE_FAILED);
 		} else {
 			pl_once_finish(c, ONCE_VALID);
@@ -239,11 +250,11 @@ void pl_start_check(struct cert *c)
 	struct cs_pipeline *pl = c->pl;
 	struct check_job *j;
 
-	if (c->busy) {
+	if (c->stage != PL_IDLE) {
 		c->dirty = true;
 		return;
 	}
-	if (pl->closing || pl->tearing_down || pl->draining)
+	if (pl_stopping(pl))
 		return;
 	j = calloc(1, sizeof(*j));
 	if (j == NULL) {
@@ -254,7 +265,7 @@ void pl_start_check(struct cert *c)
 	j->c = c;
 	j->cfg = c->cfg;
 	j->state_dir = pl->cfg->agent.state_dir;
-	j->now = time(NULL);
+	j->now = pl_now(pl);
 	j->full = c->full_check || !c->known.valid;
 	j->load_state = !c->state_loaded;
 	if (!j->load_state) {
@@ -268,8 +279,8 @@ void pl_start_check(struct cert *c)
 		return;
 	}
 	c->full_check = false;
-	c->busy = true;
-	pl->inflight++;
+	pl_step(c, PL_EV_CHECK);
+	pl_inflight_inc(pl);
 }
 
 void pl_on_check_timer(uv_timer_t *t)

@@ -1,75 +1,144 @@
-/* pl_deploy - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_deploy - putting a renewal's material in place (DEPLOYING). The
+ * material is either what the issuer just returned, stored first as a new
+ * generation, or a generation stored by an earlier attempt whose deploy
+ * failed (the state's pending_gen): that one is deployed again, without a
+ * new order, as long as it is still valid and fits the configuration. When
+ * the outputs cannot be written, the stored generation stays pending for
+ * the next attempt. Success leads to the reloads (pl_reload).
+ */
 #include "pl_int.h"
-#include "cs_csr.h"
-#include "cs_key.h"
-#include "cs_localca.h"
-#include "cs_sched.h"
-#include "cs_verify.h"
-#include "cs_x509.h"
 
+#include <assert.h>
 #include <errno.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-void pl_deploy_work(uv_work_t *req)
+static void deploy_work(uv_work_t *req)
 {
 	struct renew_job *j = req->data;
+	char path[4096];
 
-	j->rc = cs_deploy(j->cfg, j->m, j->prev, j->state_dir, j->gen, j->now, &j->written,
-			  j->err, sizeof(j->err));
+	if (j->m == NULL) {
+		/* The pending generation: read it back and judge it again. */
+		j->rc = cs_deploy_load_gen(j->state_dir, j->cfg->name, j->gen, &j->m, j->err,
+					   sizeof(j->err));
+		if (j->rc == 0 && cs_examine_material(j->cfg, j->m, j->now, &j->ex) != CS_EX_OK) {
+			snprintf(j->err, sizeof(j->err), "generation %d: %.900s", j->gen,
+				 j->ex.reason);
+			j->rc = -ESTALE;
+		}
+		cs_examined_clear(&j->ex);
+		if (j->rc < 0) {
+			j->unusable = true;
+			return;
+		}
+		/* Stored already: written to the outputs only. */
+		j->rc = cs_deploy(j->cfg, j->m, j->prev, j->state_dir, 0, j->now, &j->written,
+				  j->err, sizeof(j->err));
+	} else {
+		j->rc = cs_deploy(j->cfg, j->m, j->prev, j->state_dir, j->gen, j->now, &j->written,
+				  j->err, sizeof(j->err));
+		/* Stored but not in place: the next attempt deploys it instead of ordering. */
+		j->stored = j->rc < 0 &&
+			    cs_deploy_gen_path(j->state_dir, j->cfg->name, j->gen, path,
+					       sizeof(path)) == 0 &&
+			    access(path, F_OK) == 0;
+	}
 	if (j->rc == 0)
 		cs_examine_material(j->cfg, j->m, j->now, &j->ex);
 }
 
-void pl_deploy_done(uv_work_t *req, int status)
+static void deploy_done(uv_work_t *req, int status)
 {
 	struct renew_job *j = req->data;
 	struct cert *c = j->c;
 	struct cs_pipeline *pl = c->pl;
-	time_t now = time(NULL);
-	char t1[40], t2[40], d[40];
+	struct renewal *r = c->renewal;
+	time_t now = pl_now(pl);
+	char t1[40], t2[40], d[40], msg[1300];
 
 	(void)status;
-	pl->inflight--;
+	pl_inflight_dec(pl);
+	assert(c->stage == PL_DEPLOYING && r != NULL);
+	if (j->unusable) {
+		cs_warn("%s: the pending generation cannot be used (%s); ordering a new certificate",
+			c->cfg->name, j->err);
+		c->st.pending_gen = 0;
+		pl_renew_job_free(j);
+		pl_step(c, PL_EV_REISSUE);
+		pl_keygen_start(c);
+		return;
+	}
 	if (j->rc < 0) {
-		char msg[1100];
-		snprintf(msg, sizeof(msg), "deploy: %s", j->err);
-		pl_renew_failed(j, msg, 0);
+		if (j->stored)
+			c->st.pending_gen = j->gen;
+		snprintf(msg, sizeof(msg), "deploy: %s%s", j->err,
+			 c->st.pending_gen > 0 ? " (the certificate is kept; the next attempt "
+						 "deploys it without a new order)"
+					       : "");
+		pl_renew_job_free(j);
+		pl_renewal_fail(c, msg, 0);
 		return;
 	}
 	j->ex.m = j->m;
 	j->m = NULL;
 	pl_take_examined(c, &j->ex);
 	c->known = j->written;
+	r->gen = j->gen;
+	snprintf(r->new_serial, sizeof(r->new_serial), "%s", c->serial);
+	snprintf(r->new_sha, sizeof(r->new_sha), "%s", c->sha256);
 	pl_push_gen(c, j->gen, now);
+	c->st.pending_gen = 0;
 	c->st.last_success = now;
-	c->st.failures = 0;
-	c->fresh_key = false; /* a revoked key is no longer deployed; retries kept away from it */
-	c->st.next_attempt = 0;
-	c->st.retry_after = 0;
-	cs_state_set_error(&c->st, NULL);
+	c->fresh_key = false; /* a revoked key is no longer deployed */
 	pl_schedule(c, now);
 	cs_notice("%s: renewed: serial %s, valid until %s, generation %d; next renewal %s (in %s)",
 		  c->cfg->name, c->serial, pl_fmt_time(c->not_after, t1, sizeof(t1)), j->gen,
 		  pl_fmt_time(c->due, t2, sizeof(t2)), pl_fmt_delay(c->due - now, d, sizeof(d)));
 	pl_renew_job_free(j);
 	pl_once_finish(c, ONCE_RENEWED);
-	pl_capsync_publish(pl, c->issuer);
-	/* The generation before this one, for a rollback when the services refuse it. */
-	c->after_renewal = true;
-	c->rolling_back = false;
-	c->rollback_gen = c->st.n_gens > 1 ? c->st.gens[1].n : 0;
-	pl_request_reloads(c);
+	if (r->issuer->is != NULL)
+		pl_capsync_publish(pl, r->issuer->is);
 	pl_save_state(c);
 	pl_rewatch(pl);
-	pl_cert_idle(c);
+	pl_step(c, PL_EV_DEPLOYED);
+	pl_reload_start(c);
 	pl_ari_fetch(c);
-	pl_arm_timer(pl);
-	pl_maybe_quiesced(pl);
+}
+
+/* Queues j (material in j->m, or generation j->gen to load) for c. */
+static void queue_deploy(struct cert *c, struct renew_job *j)
+{
+	struct cs_pipeline *pl = c->pl;
+
+	j->now = pl_now(pl);
+	if (uv_queue_work(pl->loop, &j->req, deploy_work, deploy_done) < 0) {
+		pl_renew_job_free(j);
+		pl_renewal_fail(c, "cannot queue the deploy", 0);
+		return;
+	}
+	pl_inflight_inc(pl);
+}
+
+void pl_deploy_issued(struct cert *c, struct renew_job *j)
+{
+	assert(c->stage == PL_DEPLOYING);
+	j->gen = c->st.next_gen++;
+	queue_deploy(c, j);
+}
+
+void pl_deploy_pending(struct cert *c)
+{
+	struct renew_job *j;
+
+	assert(c->stage == PL_DEPLOYING && c->st.pending_gen > 0);
+	if ((j = pl_renew_job_new(c)) == NULL) {
+		pl_renewal_fail(c, "out of memory", 0);
+		return;
+	}
+	j->gen = c->st.pending_gen;
+	queue_deploy(c, j);
 }

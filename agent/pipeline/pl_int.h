@@ -14,6 +14,9 @@
 #include "cs_log.h"
 #include "cs_reloads.h"
 #include "cs_watch.h"
+#include "pl_fsm.h"
+
+#include <sys/queue.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -29,10 +32,53 @@ struct interest {
 	char *dir, *name;
 };
 
+/*
+ * The pipeline's handle on an issuer: counted by the renewals that use it,
+ * so that a renewal never calls into an issuer that has been closed (is is
+ * NULL from the moment the close starts) and the handle outlives both.
+ */
+struct pl_issuer {
+	cs_issuer *is;
+	char *name;
+	unsigned refs; /* the pipeline's own, plus one per renewal */
+};
+
+/* Someone waiting for the end of a renewal (certsyncctl renew --wait). */
+struct pl_waiter {
+	SLIST_ENTRY(pl_waiter) next;
+	cs_renewal_cb cb;
+	void *arg;
+};
+
+/*
+ * One renewal of one certificate, from its start (due, forced, revoked) to
+ * its end (verified, deployed, rolled back, failed or abandoned): everything
+ * it needs and everything it found out. It lives in cert->renewal while the
+ * certificate is in a stage of it.
+ */
+struct renewal {
+	unsigned id;
+	struct pl_issuer *issuer; /* a reference */
+	bool forced;
+	int gen;                  /* the new generation, 0 until there is one */
+	int rollback_gen;         /* the last good generation to go back to, 0: none */
+	bool rolled_back;         /* the reload after the rollback ends it */
+	char new_serial[80], new_sha[CS_FP_MAX];
+	char error[3000];         /* why it did not succeed (so far) */
+	SLIST_HEAD(, pl_waiter) waiters;
+};
+
+/* The reloads of one RELOADING stage: how many are still to report, and how they went. */
+struct pl_round {
+	unsigned pending;
+	bool failed, skipped;
+	char err[1024];
+};
+
 struct cert {
 	struct cs_pipeline *pl;
 	const struct cs_cfg_cert *cfg;
-	cs_issuer *issuer; /* borrowed from pl->issuers */
+	struct pl_issuer *issuer; /* borrowed from pl->issuers */
 	uint64_t seed;
 
 	struct cs_state st;
@@ -56,27 +102,21 @@ struct cert {
 	time_t ari_next;
 	char ari_sha[CS_FP_MAX];
 
+	/* The state machine (pl_fsm.h): where it is, since when, what for. */
+	enum pl_stage stage;
+	time_t stage_since;
+	struct renewal *renewal; /* NULL between renewals */
+	struct pl_round round;   /* while RELOADING */
+
 	enum cs_cert_state state;
 	time_t due;
 	const char *due_reason;
 	char last_reload[1024];
-
-	/*
-	 * After a renewal: the reloads still to report, then the verify probes;
-	 * a failure of either rolls back to generation rollback_gen (0: none).
-	 */
-	unsigned pending_reloads;
-	bool after_renewal, rolling_back, reload_failed, reload_skipped;
-	int rollback_gen;
-	char new_serial[80], new_sha[CS_FP_MAX];
-	char reload_err[1024];
 	char last_verify[2048];
 	enum cs_verify_state verify;
 
-	bool busy;          /* a job is in flight */
-	bool revoking;      /* a revocation of the deployed leaf is in flight */
 	bool fresh_key;     /* the next renewal makes a new key (the old leaf was revoked) */
-	bool dirty;         /* a watch event arrived while busy */
+	bool dirty;         /* a watch event arrived while not idle */
 	bool full_check;    /* examine even when the digests did not change */
 	bool saving, save_again;
 	uv_timer_t check_timer;
@@ -89,17 +129,20 @@ struct cert {
 struct cs_pipeline {
 	uv_loop_t *loop;
 	const struct cs_config *cfg;
-	cs_issuer **issuers;
+	struct cs_pipeline_drivers drv;
+	struct pl_issuer **issuers;
 	size_t n_issuers;
 	struct cs_reloads *rl; /* the reloaders, debounced */
 	struct cs_capsync *capsync; /* [capath] and [clientcerts]; NULL when it could not start */
 	struct cert **certs;
 	size_t n_certs;
+	unsigned renewal_seq;
 
 	uv_timer_t timer;
 	struct cs_watch *watch;
+	struct pl_clock *clock; /* notices steps of the wall clock; NULL in --once */
 
-	unsigned inflight;
+	int inflight; /* jobs, issuances, probes and saves; never negative */
 	unsigned closing_handles;
 	size_t issuers_open;
 	bool issuers_closing;
@@ -117,7 +160,7 @@ struct cs_pipeline {
 	void *close_arg;
 };
 
-
+/* The work of a renewal's key, CSR and deploy steps (pl_renew, pl_deploy). */
 struct renew_job {
 	uv_work_t req;
 	struct cert *c;
@@ -135,8 +178,42 @@ struct renew_job {
 	int64_t retry_after;
 	struct cs_deploy_digests written;
 	struct cs_examined ex;
+	bool unusable; /* the pending generation cannot be used */
+	bool stored;   /* the new generation is stored, the outputs not written */
 	char err[1024];
 };
+
+/* pl_fsm.c: moves c through the table with ev; false (logged) when not allowed. */
+bool pl_step(struct cert *c, enum pl_event ev);
+
+/* The pipeline's clock (a test may give its own). */
+time_t pl_now(const struct cs_pipeline *pl);
+int64_t pl_now_ms(const struct cs_pipeline *pl);
+
+/* Counts work in flight; the count never goes below zero. */
+void pl_inflight_inc(struct cs_pipeline *pl);
+void pl_inflight_dec(struct cs_pipeline *pl);
+
+/* True while the pipeline takes no new work (closing, switching configuration). */
+bool pl_stopping(const struct cs_pipeline *pl);
+
+/* pl_renewal.c */
+bool pl_renewal_start(struct cert *c, bool forced, const char *why);
+void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
+		    int64_t retry_after);
+void pl_renewal_fail(struct cert *c, const char *msg, int64_t retry_after);
+struct pl_issuer *pl_issuer_ref(struct pl_issuer *pi);
+void pl_issuer_unref(struct pl_issuer *pi);
+
+/* pl_clock.c */
+struct pl_clock *pl_clock_new(struct cs_pipeline *pl);
+void pl_clock_close(struct pl_clock *ck, void (*close_cb)(void *arg), void *arg);
+void pl_clock_set(struct cs_pipeline *pl);
+
+/* pl_deploy.c */
+void pl_deploy_issued(struct cert *c, struct renew_job *j);
+void pl_deploy_pending(struct cert *c);
+
 
 
 /* cs_pipeline.c */
@@ -161,9 +238,6 @@ void pl_push_gen(struct cert *c, int n, time_t now);
 void pl_start_check(struct cert *c);
 void pl_take_examined(struct cert *c, struct cs_examined *ex);
 
-/* pl_deploy.c */
-void pl_deploy_done(uv_work_t *req, int status);
-void pl_deploy_work(uv_work_t *req);
 
 /* pl_publish.c */
 bool pl_capsync_busy(const struct cs_pipeline *pl);
@@ -176,12 +250,12 @@ bool pl_reloads_busy(const struct cs_pipeline *pl);
 bool pl_reloads_pending(const struct cs_pipeline *pl);
 void pl_flush_reloads(struct cs_pipeline *pl);
 void pl_on_reload_result(void *arg, void *owner, const char *reloader,
-			     const struct cs_reload_result *res);
-void pl_request_reloads(struct cert *c);
+			 const struct cs_reload_result *res);
+void pl_reload_start(struct cert *c);
 
 /* pl_renew.c */
-bool pl_start_renew(struct cert *c);
-void pl_renew_failed(struct renew_job *j, const char *msg, int64_t retry_after);
+void pl_keygen_start(struct cert *c);
+struct renew_job *pl_renew_job_new(struct cert *c);
 void pl_renew_job_free(struct renew_job *j);
 
 /* pl_rollback.c */

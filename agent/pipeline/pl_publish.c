@@ -73,7 +73,8 @@ void pl_capsync_publish(struct cs_pipeline *pl, cs_issuer *is)
 static void capsync_publish_issuers(struct cs_pipeline *pl)
 {
 	for (size_t i = 0; i < pl->n_issuers; i++)
-		pl_capsync_publish(pl, pl->issuers[i]);
+		if (pl->issuers[i]->is != NULL)
+			pl_capsync_publish(pl, pl->issuers[i]->is);
 }
 
 void pl_capsync_start(struct cs_pipeline *pl)

@@ -1,23 +1,17 @@
-/* pl_reload - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_reload - the services after a change (RELOADING, then VERIFYING): ask
+ * the reloaders of the cert (debounced by cs_reloads: one reload per service
+ * for a burst of renewals), collect one result per reloader, then probe the
+ * verify URLs until they serve the deployed leaf. After a renewal, a failed
+ * reload or probe rolls back to the last good generation (pl_rollback);
+ * after a repair or `certsyncctl reload` it is reported. Where the reload
+ * and verify end, the renewal ends (pl_renewal_end).
+ */
 #include "pl_int.h"
-#include "cs_csr.h"
-#include "cs_key.h"
-#include "cs_localca.h"
-#include "cs_sched.h"
-#include "cs_verify.h"
-#include "cs_x509.h"
 
-#include <errno.h>
-#include <libgen.h>
-#include <limits.h>
+#include <assert.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-/* ---- reloads ------------------------------------------------------------ */
 
 bool pl_reloads_pending(const struct cs_pipeline *pl)
 {
@@ -35,8 +29,6 @@ void pl_flush_reloads(struct cs_pipeline *pl)
 		cs_reloads_flush(pl->rl);
 }
 
-void pl_rollback(struct cert *c, const char *why);
-
 static void add_reload_item(struct cert *c, const char *item)
 {
 	size_t used = strlen(c->last_reload);
@@ -45,78 +37,122 @@ static void add_reload_item(struct cert *c, const char *item)
 		 item);
 }
 
+/* The reload (and verify) is over: back to IDLE, ending the renewal with o when there is one. */
+static void settle(struct cert *c, enum cs_renewal_outcome o, const char *msg)
+{
+	pl_step(c, PL_EV_SETTLED);
+	if (c->renewal != NULL) {
+		pl_renewal_end(c, o, msg, 0);
+		return;
+	}
+	pl_cert_idle(c);
+	pl_arm_timer(c->pl);
+	pl_maybe_quiesced(c->pl);
+}
+
+/*
+ * The services refused what a renewal deployed (why): roll back when there
+ * is a good generation to go back to, else end the renewal as failed.
+ */
+static void refused(struct cert *c, const char *why)
+{
+	struct renewal *r = c->renewal;
+	char msg[2000];
+
+	if (r->rollback_gen > 0 && !pl_stopping(c->pl)) {
+		pl_step(c, PL_EV_REFUSED);
+		pl_rollback(c, why);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%.1500s; %s: the new certificate (serial %s) stays deployed, "
+		 "unverified", why, pl_stopping(c->pl) ? "stopping" : "nothing valid to roll back to",
+		 r->new_serial);
+	settle(c, CS_RENEWAL_FAILED, msg);
+}
+
 static void on_verified(void *arg, bool ok, const char *summary)
 {
 	struct cert *c = arg;
 	struct cs_pipeline *pl = c->pl;
+	char msg[2200];
 
-	pl->inflight--;
+	pl_inflight_dec(pl);
+	assert(c->stage == PL_VERIFYING);
 	snprintf(c->last_verify, sizeof(c->last_verify), "%s", summary);
 	c->verify = ok ? CS_VERIFY_OK : CS_VERIFY_FAILED;
 	if (ok) {
 		cs_notice("%s: verified: %s", c->cfg->name, summary);
-	} else if (c->after_renewal && c->rollback_gen > 0 && !pl->closing && !pl->tearing_down) {
-		char why[1100];
-		snprintf(why, sizeof(why), "verify failed: %s", summary);
-		pl_rollback(c, why);
-	} else {
-		char msg[1100];
-		snprintf(msg, sizeof(msg), "verify failed: %s", summary);
-		cs_err("%s: %s", c->cfg->name, msg);
-		cs_state_set_error(&c->st, msg);
-		pl_save_state(c);
-		if (pl->once)
-			pl->once_failures++;
-	}
-	c->after_renewal = false;
-	pl_maybe_quiesced(pl);
-}
-
-/*
- * All reloads asked for c have reported: after a rollback that is the end;
- * after a failed reload of a renewal, roll back; else run the verify probes.
- */
-static void reloads_reported(struct cert *c)
-{
-	struct cs_pipeline *pl = c->pl;
-	int bound = (int)(c->cfg->verify_timeout > 0 ? c->cfg->verify_timeout : 30) * 1000;
-
-	if (c->rolling_back) {
-		c->rolling_back = false;
+		settle(c, CS_RENEWAL_VERIFIED, NULL);
 		return;
 	}
-	if (c->reload_failed) {
-		if (c->after_renewal && c->rollback_gen > 0 && !pl->closing && !pl->tearing_down)
-			pl_rollback(c, c->reload_err);
-		c->after_renewal = false;
+	snprintf(msg, sizeof(msg), "verify failed: %s", summary);
+	if (c->renewal != NULL) {
+		refused(c, msg);
+		return;
+	}
+	cs_err("%s: %s", c->cfg->name, msg);
+	cs_state_set_error(&c->st, msg);
+	pl_save_state(c);
+	if (pl->once)
+		pl->once_failures++;
+	settle(c, CS_RENEWAL_FAILED, msg);
+}
+
+/* Every reloader asked for c has reported: decide what comes next. */
+static void round_over(struct cert *c)
+{
+	struct cs_pipeline *pl = c->pl;
+	struct renewal *r = c->renewal;
+	int bound = (int)(c->cfg->verify_timeout > 0 ? c->cfg->verify_timeout : 30) * 1000;
+	int rc;
+
+	assert(c->stage == PL_RELOADING);
+	if (r != NULL && r->rolled_back) {
+		/* The restored files are loaded (or the services still balk): the end. */
+		settle(c, CS_RENEWAL_ROLLED_BACK, r->error);
+		return;
+	}
+	if (c->round.failed) {
+		if (r != NULL)
+			refused(c, c->round.err);
+		else
+			settle(c, CS_RENEWAL_FAILED, c->round.err);
 		return;
 	}
 	if (c->cfg->verify.n == 0 || pl->closing || pl->tearing_down) {
-		c->after_renewal = false;
+		settle(c, CS_RENEWAL_DEPLOYED, NULL);
 		return;
 	}
-	if (c->reload_skipped) {
-		c->after_renewal = false;
+	if (c->round.skipped) {
 		cs_warn("%s: not verified: a service is not running", c->cfg->name);
 		snprintf(c->last_verify, sizeof(c->last_verify),
 			 "not checked: a service is not running");
 		c->verify = CS_VERIFY_NONE;
+		settle(c, CS_RENEWAL_DEPLOYED, NULL);
 		return;
 	}
-	if (cs_verify_start(pl->loop, &c->cfg->verify, c->sha256, bound, on_verified, c) < 0) {
+	pl_step(c, PL_EV_RELOADED);
+	pl_inflight_inc(pl);
+	rc = pl->drv.verify_start != NULL
+		     ? pl->drv.verify_start(pl->drv.arg, pl->loop, &c->cfg->verify, c->sha256,
+					    bound, on_verified, c)
+		     : cs_verify_start(pl->loop, &c->cfg->verify, c->sha256, bound, on_verified,
+				       c);
+	if (rc < 0) {
+		pl_inflight_dec(pl);
 		cs_err("%s: cannot start the verify probes", c->cfg->name);
-		c->after_renewal = false;
-		return;
+		snprintf(c->last_verify, sizeof(c->last_verify), "cannot start the verify probes");
+		c->verify = CS_VERIFY_NONE;
+		settle(c, CS_RENEWAL_DEPLOYED, NULL);
 	}
-	pl->inflight++;
 }
 
 void pl_on_reload_result(void *arg, void *owner, const char *reloader,
-			     const struct cs_reload_result *res)
+			 const struct cs_reload_result *res)
 {
 	struct cs_pipeline *pl = arg;
 	struct cert *c = owner;
-	char item[300];
+	char item[300], msg[1200];
 
 	if (c == NULL) {
 		pl_maybe_quiesced(pl);
@@ -128,50 +164,54 @@ void pl_on_reload_result(void *arg, void *owner, const char *reloader,
 			pl->once_failures++;
 		return;
 	}
+	if (c->stage != PL_RELOADING || c->round.pending == 0) {
+		cs_err("%s: internal error: a reload result (%s) while %s", c->cfg->name, reloader,
+		       pl_stage_name(c->stage));
+		assert(!"reload result outside a reload round");
+		return;
+	}
 	if (res->status == 0 || res->not_running) {
 		/* A service that is not running is reported, not a failure. */
 		snprintf(item, sizeof(item), "%s: %s", reloader,
 			 res->not_running ? "not running" : "ok");
 		if (res->not_running) {
 			cs_warn("%s: %s is not running: %s", c->cfg->name, reloader, res->message);
-			c->reload_skipped = true;
+			c->round.skipped = true;
 		}
 	} else {
-		char msg[1200];
 		snprintf(item, sizeof(item), "%s: failed", reloader);
 		snprintf(msg, sizeof(msg), "reload %s failed: %s", reloader, res->message);
-		if (!c->reload_failed)
-			snprintf(c->reload_err, sizeof(c->reload_err), "%.1000s", msg);
-		c->reload_failed = true;
-		if (c->rolling_back && c->st.last_error != NULL) {
+		if (!c->round.failed)
+			snprintf(c->round.err, sizeof(c->round.err), "%.1000s", msg);
+		c->round.failed = true;
+		cs_err("%s: %s", c->cfg->name, msg);
+		if (c->renewal != NULL && c->renewal->rolled_back) {
 			/* Keep why it was rolled back; add that the services still balk. */
-			char both[3000];
-			snprintf(both, sizeof(both), "%.1700s; after the rollback: %.1200s",
-				 c->st.last_error, msg);
-			cs_state_set_error(&c->st, both);
-		} else {
+			size_t used = strlen(c->renewal->error);
+			snprintf(c->renewal->error + used, sizeof(c->renewal->error) - used,
+				 "; after the rollback: %.1000s", msg);
+		} else if (c->renewal == NULL) {
 			cs_state_set_error(&c->st, msg);
+			pl_save_state(c);
 		}
-		pl_save_state(c);
 		if (pl->once)
 			pl->once_failures++;
 	}
 	add_reload_item(c, item);
-	if (c->pending_reloads > 0 && --c->pending_reloads == 0)
-		reloads_reported(c);
+	if (--c->round.pending == 0)
+		round_over(c);
 }
 
-/* Asks for c's reloads; a burst of requests leads to one reload per service. */
-void pl_request_reloads(struct cert *c)
+void pl_reload_start(struct cert *c)
 {
 	struct cs_pipeline *pl = c->pl;
 	struct cs_deploy_outputs o;
 	char files[4096] = "";
 
-	c->reload_failed = c->reload_skipped = false;
+	assert(c->stage == PL_RELOADING);
+	memset(&c->round, 0, sizeof(c->round));
 	if (pl->rl == NULL || c->cfg->reload.n == 0) {
-		c->pending_reloads = 0;
-		reloads_reported(c); /* nothing to reload: verify at once */
+		round_over(c); /* nothing to reload: verify at once */
 		return;
 	}
 	cs_deploy_outputs_of(c->cfg, &o);
@@ -181,8 +221,8 @@ void pl_request_reloads(struct cert *c)
 	}
 	c->last_reload[0] = '\0';
 	/* once: all reloads run together at the end of the pass */
-	c->pending_reloads = (unsigned)cs_reloads_request(pl->rl, c, &c->cfg->reload, c->cfg->name,
-							  files, c->serial, !pl->once);
-	if (c->pending_reloads == 0)
-		reloads_reported(c);
+	c->round.pending = (unsigned)cs_reloads_request(pl->rl, c, &c->cfg->reload, c->cfg->name,
+							files, c->serial, !pl->once);
+	if (c->round.pending == 0)
+		round_over(c);
 }

@@ -1,27 +1,23 @@
-/* pl_renew - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_renew - the first steps of a renewal that orders a certificate: a key
+ * (new, or the deployed one with reuse_key) and a CSR on the work queue
+ * (KEYGEN), then the issuer (ISSUING). What the issuer returns goes on to
+ * pl_deploy; a failure ends the renewal through pl_renewal_fail.
+ */
 #include "pl_int.h"
 #include "cs_csr.h"
 #include "cs_key.h"
-#include "cs_localca.h"
-#include "cs_sched.h"
-#include "cs_verify.h"
-#include "cs_x509.h"
 
+#include <assert.h>
 #include <errno.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-/* ---- renewal --------------------------------------------------------------- */
-
 
 void pl_renew_job_free(struct renew_job *j)
 {
+	if (j == NULL)
+		return;
 	EVP_PKEY_free(j->reuse);
 	EVP_PKEY_free(j->key);
 	X509_REQ_free(j->csr);
@@ -32,62 +28,37 @@ void pl_renew_job_free(struct renew_job *j)
 	free(j);
 }
 
-void pl_renew_failed(struct renew_job *j, const char *msg, int64_t retry_after)
+/* Ends the renewal of j's cert with msg; j is freed. */
+static void job_failed(struct renew_job *j, const char *msg, int64_t retry_after)
 {
 	struct cert *c = j->c;
-	struct cs_pipeline *pl = c->pl;
-	time_t now = time(NULL);
-	struct cs_backoff b = { pl->cfg->agent.retry_min, pl->cfg->agent.retry_max };
-	char d[40], t[40];
 
 	pl_renew_job_free(j);
-	if (pl->closing || pl->tearing_down) {
-		cs_info("%s: renewal abandoned while stopping (%s)", c->cfg->name, msg);
-		pl_cert_idle(c);
-		pl_maybe_quiesced(pl);
-		return;
-	}
-	c->st.failures++;
-	c->st.retry_after = retry_after;
-	cs_state_set_error(&c->st, msg);
-	int64_t delay = cs_sched_backoff(&b, c->st.failures, now, pl_verdict_ok(c) ? c->not_after : 0,
-					 retry_after, c->seed);
-	c->st.next_attempt = now + (time_t)delay;
-	pl_schedule(c, now);
-	if (pl->once) {
-		cs_err("%s: renewal failed: %s", c->cfg->name, msg);
-		pl_once_finish(c, ONCE_FAILED);
-	} else {
-		cs_err("%s: renewal failed (%d in a row): %s; next attempt in %s (%lld s, at %s)",
-		       c->cfg->name, c->st.failures, msg, pl_fmt_delay(delay, d, sizeof(d)),
-		       (long long)delay, pl_fmt_time(c->st.next_attempt, t, sizeof(t)));
-	}
-	pl_save_state(c);
-	pl_cert_idle(c);
-	pl_arm_timer(pl);
-	pl_maybe_quiesced(pl);
+	pl_renewal_fail(c, msg, retry_after);
 }
 
 static void on_issued(struct cs_issue_result *res, void *arg)
 {
 	struct renew_job *j = arg;
-	struct cs_pipeline *pl = j->c->pl;
+	struct cert *c = j->c;
+	struct cs_pipeline *pl = c->pl;
 	char msg[1200];
 
-	pl->inflight--;
+	pl_inflight_dec(pl);
+	assert(c->stage == PL_ISSUING);
 	if (res->status < 0 || res->leaf == NULL) {
-		snprintf(msg, sizeof(msg), "issuer %s: %s", j->c->issuer->name,
+		snprintf(msg, sizeof(msg), "issuer %s: %s", c->renewal->issuer->name,
 			 res->error[0] ? res->error : strerror(-res->status));
 		X509_free(res->leaf);
 		sk_X509_pop_free(res->chain, X509_free);
-		pl_renew_failed(j, msg, res->retry_after);
+		job_failed(j, msg, res->retry_after);
 		return;
 	}
 	j->m = cs_material_new();
 	if (j->m == NULL) {
 		X509_free(res->leaf);
 		sk_X509_pop_free(res->chain, X509_free);
-		pl_renew_failed(j, "out of memory", 0);
+		job_failed(j, "out of memory", 0);
 		return;
 	}
 	j->m->key = j->key;
@@ -99,18 +70,11 @@ static void on_issued(struct cs_issue_result *res, void *arg)
 		sk_X509_push(j->m->chain, x);
 	}
 	sk_X509_pop_free(res->chain, X509_free);
-	if (pl->closing || pl->tearing_down) {
+	if (pl->closing || pl->tearing_down)
 		/* A certificate was issued: still put it in place, that is quick. */
-		cs_info("%s: deploying the certificate issued while stopping", j->c->cfg->name);
-	}
-	j->gen = j->c->st.next_gen;
-	j->c->st.next_gen++;
-	j->now = time(NULL);
-	if (uv_queue_work(pl->loop, &j->req, pl_deploy_work, pl_deploy_done) < 0) {
-		pl_renew_failed(j, "cannot queue the deploy", 0);
-		return;
-	}
-	pl->inflight++;
+		cs_info("%s: deploying the certificate issued while stopping", c->cfg->name);
+	pl_step(c, PL_EV_ISSUED);
+	pl_deploy_issued(c, j);
 }
 
 static void keycsr_work(uv_work_t *req)
@@ -137,18 +101,19 @@ static void keycsr_done(uv_work_t *req, int status)
 	struct renew_job *j = req->data;
 	struct cert *c = j->c;
 	struct cs_pipeline *pl = c->pl;
+	struct pl_issuer *pi = c->renewal->issuer;
 	char msg[1100];
 	int rc;
 
 	(void)status;
-	pl->inflight--;
+	pl_inflight_dec(pl);
 	if (j->rc < 0) {
 		snprintf(msg, sizeof(msg), "key or CSR: %s", j->err);
-		pl_renew_failed(j, msg, 0);
+		job_failed(j, msg, 0);
 		return;
 	}
-	if (pl->closing || pl->tearing_down) {
-		pl_renew_failed(j, "stopping", 0);
+	if (pl->closing || pl->tearing_down || pi->is == NULL) {
+		job_failed(j, "stopping", 0);
 		return;
 	}
 	struct cs_issue_request ir = {
@@ -159,52 +124,64 @@ static void keycsr_done(uv_work_t *req, int status)
 		.csr = j->csr,
 		.replaces = j->replaces,
 	};
-	pl->inflight++;
-	rc = c->issuer->ops->issue(c->issuer, &ir, on_issued, j);
+	pl_step(c, PL_EV_KEY_READY);
+	/* Counted before the call, in case the issuer answers before it returns. */
+	pl_inflight_inc(pl);
+	rc = pi->is->ops->issue(pi->is, &ir, on_issued, j);
 	if (rc < 0) {
-		pl->inflight--;
-		snprintf(msg, sizeof(msg), "issuer %s: cannot start: %s", c->issuer->name,
-			 strerror(-rc));
-		pl_renew_failed(j, msg, 0);
+		pl_inflight_dec(pl);
+		snprintf(msg, sizeof(msg), "issuer %s: cannot start: %s", pi->name, strerror(-rc));
+		job_failed(j, msg, 0);
 	}
 }
 
-/* Starts a renewal of c; returns false when it could not start. */
-bool pl_start_renew(struct cert *c)
+/* Returns a copy of c's deployed material (references), for putting back a half-done deploy. */
+static cs_material *copy_deployed(const struct cert *c)
 {
-	struct cs_pipeline *pl = c->pl;
-	struct renew_job *j;
-	char t[40];
+	cs_material *m;
 
-	if (c->busy || pl->closing || pl->draining || pl->tearing_down)
-		return false;
-	j = calloc(1, sizeof(*j));
-	if (j == NULL) {
-		cs_err("%s: cannot renew: out of memory", c->cfg->name);
-		return false;
+	if (!pl_verdict_ok(c) || (m = cs_material_new()) == NULL)
+		return NULL;
+	EVP_PKEY_up_ref(c->m->key);
+	m->key = c->m->key;
+	X509_up_ref(c->m->leaf);
+	m->leaf = c->m->leaf;
+	for (int i = 0; i < sk_X509_num(c->m->chain); i++) {
+		X509 *x = sk_X509_value(c->m->chain, i);
+		X509_up_ref(x);
+		sk_X509_push(m->chain, x);
 	}
+	return m;
+}
+
+/* A new renewal job for c (NULL on ENOMEM). */
+struct renew_job *pl_renew_job_new(struct cert *c)
+{
+	struct renew_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		return NULL;
 	j->req.data = j;
 	j->c = c;
 	j->cfg = c->cfg;
-	j->state_dir = pl->cfg->agent.state_dir;
+	j->state_dir = c->pl->cfg->agent.state_dir;
+	j->prev = copy_deployed(c);
+	return j;
+}
+
+void pl_keygen_start(struct cert *c)
+{
+	struct cs_pipeline *pl = c->pl;
+	struct renew_job *j;
+
+	assert(c->stage == PL_KEYGEN);
+	if ((j = pl_renew_job_new(c)) == NULL) {
+		pl_renewal_fail(c, "out of memory", 0);
+		return;
+	}
 	if (c->m != NULL && c->m->leaf != NULL) {
 		X509_up_ref(c->m->leaf);
 		j->replaces = c->m->leaf;
-	}
-	if (pl_verdict_ok(c)) {
-		/* What to put back if writing the new set fails half-way. */
-		j->prev = cs_material_new();
-		if (j->prev != NULL) {
-			EVP_PKEY_up_ref(c->m->key);
-			j->prev->key = c->m->key;
-			X509_up_ref(c->m->leaf);
-			j->prev->leaf = c->m->leaf;
-			for (int i = 0; i < sk_X509_num(c->m->chain); i++) {
-				X509 *x = sk_X509_value(c->m->chain, i);
-				X509_up_ref(x);
-				sk_X509_push(j->prev->chain, x);
-			}
-		}
 	}
 	if (c->cfg->reuse_key && !c->fresh_key && c->m != NULL && c->m->key != NULL &&
 	    cs_key_type_of(c->m->key) == c->cfg->key) {
@@ -212,16 +189,8 @@ bool pl_start_renew(struct cert *c)
 		j->reuse = c->m->key;
 	}
 	if (uv_queue_work(pl->loop, &j->req, keycsr_work, keycsr_done) < 0) {
-		cs_err("%s: cannot renew: cannot queue work", c->cfg->name);
-		pl_renew_job_free(j);
-		return false;
+		job_failed(j, "cannot queue the key generation", 0);
+		return;
 	}
-	pl->inflight++;
-	c->busy = true;
-	c->state = CS_CERT_RENEWING;
-	c->st.last_attempt = time(NULL);
-	cs_notice("%s: renewing with issuer %s (%s%s%s)", c->cfg->name, c->issuer->name,
-		  pl_verdict_ok(c) ? c->due_reason : c->reason, pl_verdict_ok(c) ? ", due " : "",
-		  pl_verdict_ok(c) ? pl_fmt_time(c->due, t, sizeof(t)) : "");
-	return true;
+	pl_inflight_inc(pl);
 }

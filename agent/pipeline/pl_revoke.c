@@ -20,6 +20,7 @@
 /* A revocation in flight: what the caller asked for and who to tell. */
 struct revoke_job {
 	struct cert *c;
+	struct pl_issuer *issuer; /* a reference */
 	int reason;
 	char serial[80];
 	void (*cb)(void *arg, int status, const char *msg);
@@ -51,33 +52,36 @@ static void on_revoked(int status, const char *error, void *arg)
 	char msg[1024];
 	int rc;
 
-	pl->inflight--;
-	c->revoking = false;
+	pl_inflight_dec(pl);
+	pl_step(c, PL_EV_REVOKED);
 	if (status < 0) {
-		snprintf(msg, sizeof(msg), "issuer %s: cannot revoke %s: %s", c->issuer->name,
+		snprintf(msg, sizeof(msg), "issuer %s: cannot revoke %s: %s", rj->issuer->name,
 			 rj->serial, error != NULL && error[0] ? error : strerror(-status));
 		cs_warn("%s: %s", c->cfg->name, msg);
 		rj->cb(rj->arg, status, msg);
 		goto out;
 	}
 	cs_notice("%s: revoked certificate %s with issuer %s (reason %s)", c->cfg->name,
-		  rj->serial, c->issuer->name, revoke_reason_name(rj->reason));
-	pl_capsync_publish(pl, c->issuer);
-	if (pl->closing || pl->draining || pl->tearing_down) {
+		  rj->serial, rj->issuer->name, revoke_reason_name(rj->reason));
+	if (rj->issuer->is != NULL)
+		pl_capsync_publish(pl, rj->issuer->is);
+	if (pl_stopping(pl)) {
 		cs_warn("%s: the revoked certificate is renewed once the agent is back at work",
 			c->cfg->name);
 	} else {
-		c->due = time(NULL);
+		c->due = pl_now(pl);
 		c->due_reason = "revoked";
-		rc = cs_pipeline_renew(pl, c->cfg->name, true);
-		/* -EBUSY: a renewal started while the issuer answered; it replaces the leaf. */
-		if (rc < 0 && rc != -EBUSY)
+		rc = cs_pipeline_renew(pl, c->cfg->name, true, NULL, NULL);
+		if (rc < 0)
 			cs_err("%s: cannot start the renewal of the revoked certificate: %s",
 			       c->cfg->name, strerror(-rc));
 	}
 	rj->cb(rj->arg, 0, rj->serial);
 out:
+	pl_issuer_unref(rj->issuer);
 	free(rj);
+	pl_cert_idle(c);
+	pl_arm_timer(pl);
 	pl_maybe_quiesced(pl);
 }
 
@@ -95,15 +99,16 @@ int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
 			c = pl->certs[i];
 	if (c == NULL)
 		return -ENOENT;
-	if (c->busy || c->revoking || pl->draining || pl->closing || pl->tearing_down)
+	if (c->stage != PL_IDLE || pl_stopping(pl) || c->issuer->is == NULL)
 		return -EBUSY;
 	if (c->m == NULL || c->m->leaf == NULL)
 		return -ENODATA;
-	if (!cs_acme_is(c->issuer) && !cs_localca_is(c->issuer))
+	if (!cs_acme_is(c->issuer->is) && !cs_localca_is(c->issuer->is))
 		return -ENOTSUP;
 	if ((rj = calloc(1, sizeof(*rj))) == NULL)
 		return -ENOMEM;
 	rj->c = c;
+	rj->issuer = pl_issuer_ref(c->issuer);
 	rj->reason = reason;
 	rj->cb = cb;
 	rj->arg = arg;
@@ -111,18 +116,20 @@ int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
 	cs_notice("%s: revoking certificate %s with issuer %s (reason %s)", c->cfg->name,
 		  rj->serial, c->issuer->name, revoke_reason_name(reason));
 	/* Counted before the call, in case the issuer answers before it returns. */
-	c->revoking = true;
-	pl->inflight++;
+	pl_step(c, PL_EV_REVOKE);
+	pl_inflight_inc(pl);
 	/* A renewal starting from now on makes a new key, even before the answer. */
 	c->fresh_key = true;
-	if (cs_acme_is(c->issuer))
-		rc = cs_acme_revoke(c->issuer, c->m->leaf, reason, on_revoked, rj);
+	if (cs_acme_is(c->issuer->is))
+		rc = cs_acme_revoke(c->issuer->is, c->m->leaf, reason, on_revoked, rj);
 	else
-		rc = cs_localca_issuer_revoke(c->issuer, c->m->leaf, reason, on_revoked, rj);
+		rc = cs_localca_issuer_revoke(c->issuer->is, c->m->leaf, reason, on_revoked, rj);
 	if (rc < 0) {
-		c->revoking = false;
-		pl->inflight--;
+		pl_step(c, PL_EV_REVOKED);
+		pl_inflight_dec(pl);
+		pl_issuer_unref(rj->issuer);
 		free(rj);
+		pl_cert_idle(c);
 		return rc;
 	}
 	return 0;

@@ -1,23 +1,18 @@
-/* pl_rollback - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_rollback - the services refused what a renewal deployed (ROLLING_BACK):
+ * the last good generation, kept under state_dir since it was deployed, is
+ * validated and written back like any deploy; the refused generation leaves
+ * the list (its file is pruned with the next save). The services are then
+ * reloaded with the restored files, and that reload ends the renewal as
+ * rolled back. A rollback that cannot happen ends it as failed, saying that
+ * the new certificate stays deployed unverified.
+ */
 #include "pl_int.h"
-#include "cs_csr.h"
-#include "cs_key.h"
-#include "cs_localca.h"
-#include "cs_sched.h"
-#include "cs_verify.h"
-#include "cs_x509.h"
 
-#include <errno.h>
-#include <libgen.h>
-#include <limits.h>
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
-
-/* ---- rollback after a failed reload or verify ------------------------------ */
 
 struct rollback_job {
 	uv_work_t req;
@@ -29,7 +24,6 @@ struct rollback_job {
 	int rc;
 	struct cs_deploy_digests written;
 	struct cs_examined ex;
-	char why[1100];
 	char err[1024];
 };
 
@@ -57,84 +51,66 @@ static void rollback_done(uv_work_t *req, int status)
 	struct rollback_job *j = req->data;
 	struct cert *c = j->c;
 	struct cs_pipeline *pl = c->pl;
-	struct cs_backoff b = { pl->cfg->agent.retry_min, pl->cfg->agent.retry_max };
-	time_t now = time(NULL);
-	char msg[3000], d[40];
+	struct renewal *r = c->renewal;
+	time_t now = pl_now(pl);
+	char msg[sizeof(r->error)];
 
 	(void)status;
-	pl->inflight--;
+	pl_inflight_dec(pl);
+	assert(c->stage == PL_ROLLING_BACK && r != NULL);
 	if (j->rc < 0) {
 		snprintf(msg, sizeof(msg),
-			 "%s; rolling back to generation %d failed (%s): the new certificate "
-			 "serial %s (sha256 %s) stays deployed",
-			 j->why, j->gen, j->err, c->new_serial, c->new_sha);
-	} else {
-		pl_take_examined(c, &j->ex);
-		c->known = j->written;
-		pl_push_gen(c, j->gen, now);
-		snprintf(msg, sizeof(msg),
-			 "%s; rolled back to generation %d (serial %s, sha256 %s); the refused "
-			 "certificate was serial %s (sha256 %s)",
-			 j->why, j->gen, c->serial, c->sha256, c->new_serial, c->new_sha);
+			 "%.1500s; rolling back to generation %d failed (%.900s): the new "
+			 "certificate serial %s stays deployed, unverified",
+			 r->error, j->gen, j->err, r->new_serial);
+		cs_examined_clear(&j->ex);
+		free(j);
+		pl_renewal_fail(c, msg, 0);
+		return;
 	}
+	pl_take_examined(c, &j->ex);
+	c->known = j->written;
+	pl_push_gen(c, j->gen, now);
+	cs_state_drop_gen(&c->st, r->gen);
+	snprintf(msg, sizeof(msg),
+		 "%.1400s; rolled back to generation %d (serial %s, sha256 %s); the refused "
+		 "certificate was serial %s (sha256 %s)",
+		 r->error, j->gen, c->serial, c->sha256, r->new_serial, r->new_sha);
+	snprintf(r->error, sizeof(r->error), "%s", msg);
+	r->rolled_back = true;
+	cs_warn("%s: %s", c->cfg->name, msg);
 	cs_examined_clear(&j->ex);
 	free(j);
-	cs_err("%s: %s", c->cfg->name, msg);
-	cs_state_set_error(&c->st, msg);
-	c->st.failures++;
-	int64_t delay = cs_sched_backoff(&b, c->st.failures, now, pl_verdict_ok(c) ? c->not_after : 0,
-					 0, c->seed);
-	c->st.next_attempt = now + (time_t)delay;
-	pl_schedule(c, now);
-	if (!pl->once)
-		cs_notice("%s: next renewal attempt in %s", c->cfg->name,
-			  pl_fmt_delay(delay, d, sizeof(d)));
-	if (pl->once && c->once != ONCE_FAILED) {
-		c->once = ONCE_FAILED;
-		pl->once_failures++;
-	}
 	pl_save_state(c);
 	pl_rewatch(pl);
-	pl_cert_idle(c);
-	/* Make the services load the restored files; its outcome ends the story. */
-	c->after_renewal = false;
-	c->rolling_back = true;
-	pl_request_reloads(c);
-	pl_arm_timer(pl);
-	pl_maybe_quiesced(pl);
+	/* Make the services load the restored files; that reload ends the renewal. */
+	pl_step(c, PL_EV_ROLLED_BACK);
+	pl_reload_start(c);
 }
 
-/* Restores generation c->rollback_gen because of why (a failed reload or probe). */
 void pl_rollback(struct cert *c, const char *why)
 {
 	struct cs_pipeline *pl = c->pl;
+	struct renewal *r = c->renewal;
 	struct rollback_job *j;
 
-	c->after_renewal = false;
-	snprintf(c->new_serial, sizeof(c->new_serial), "%s", c->serial);
-	snprintf(c->new_sha, sizeof(c->new_sha), "%s", c->sha256);
-	if (c->busy || (j = calloc(1, sizeof(*j))) == NULL) {
-		char msg[1300];
-		snprintf(msg, sizeof(msg), "%s; cannot roll back now (%s)", why,
-			 c->busy ? "another job runs for this certificate" : "out of memory");
-		cs_err("%s: %s", c->cfg->name, msg);
-		cs_state_set_error(&c->st, msg);
-		pl_save_state(c);
+	assert(c->stage == PL_ROLLING_BACK && r != NULL && r->rollback_gen > 0);
+	snprintf(r->error, sizeof(r->error), "%s", why);
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		pl_renewal_fail(c, "cannot roll back: out of memory", 0);
 		return;
 	}
 	j->req.data = j;
 	j->c = c;
 	j->cfg = c->cfg;
 	j->state_dir = pl->cfg->agent.state_dir;
-	j->gen = c->rollback_gen;
-	j->now = time(NULL);
-	snprintf(j->why, sizeof(j->why), "%s", why);
+	j->gen = r->rollback_gen;
+	j->now = pl_now(pl);
 	cs_warn("%s: %s; rolling back to generation %d", c->cfg->name, why, j->gen);
 	if (uv_queue_work(pl->loop, &j->req, rollback_work, rollback_done) < 0) {
-		cs_err("%s: %s; cannot queue the rollback", c->cfg->name, why);
 		free(j);
+		pl_renewal_fail(c, "cannot queue the rollback", 0);
 		return;
 	}
-	c->busy = true;
-	pl->inflight++;
+	pl_inflight_inc(pl);
 }

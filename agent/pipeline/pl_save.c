@@ -25,6 +25,7 @@ struct save_job {
 	const char *state_dir;
 	const char *name;
 	struct cs_state snap;
+	bool prune; /* no renewal was under way: generations it does not name can go */
 	int rc;
 	char err[512];
 };
@@ -34,6 +35,18 @@ static void save_work(uv_work_t *req)
 	struct save_job *j = req->data;
 
 	j->rc = cs_state_save(j->state_dir, j->name, &j->snap, j->err, sizeof(j->err));
+	if (j->rc == 0 && j->prune) {
+		/* Only what the saved state no longer names: never the deployed one. */
+		int keep[CS_STATE_GENERATIONS + 1];
+		size_t n = 0;
+		for (size_t i = 0; i < j->snap.n_gens; i++)
+			keep[n++] = j->snap.gens[i].n;
+		if (j->snap.pending_gen > 0)
+			keep[n++] = j->snap.pending_gen;
+		if (cs_deploy_prune_gens(j->state_dir, j->name, keep, n, j->snap.next_gen, j->err,
+					 sizeof(j->err)) < 0)
+			j->rc = 1;
+	}
 }
 
 static void save_done(uv_work_t *req, int status)
@@ -45,10 +58,12 @@ static void save_done(uv_work_t *req, int status)
 	(void)status;
 	if (j->rc < 0)
 		cs_err("%s: cannot save the state: %s", c->cfg->name, j->err);
+	else if (j->rc > 0)
+		cs_warn("%s: cannot remove an old generation: %s", c->cfg->name, j->err);
 	cs_state_clear(&j->snap);
 	free(j);
 	c->saving = false;
-	pl->inflight--;
+	pl_inflight_dec(pl);
 	if (c->save_again) {
 		c->save_again = false;
 		pl_save_state(c);
@@ -79,6 +94,7 @@ void pl_save_state(struct cert *c)
 	j->state_dir = pl->cfg->agent.state_dir;
 	j->name = c->cfg->name;
 	j->snap = c->st;
+	j->prune = c->renewal == NULL;
 	j->snap.last_error = c->st.last_error ? strdup(c->st.last_error) : NULL;
 	if (uv_queue_work(pl->loop, &j->req, save_work, save_done) < 0) {
 		cs_err("%s: cannot save the state: cannot queue work", c->cfg->name);
@@ -87,5 +103,5 @@ void pl_save_state(struct cert *c)
 		return;
 	}
 	c->saving = true;
-	pl->inflight++;
+	pl_inflight_inc(pl);
 }

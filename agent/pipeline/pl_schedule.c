@@ -73,40 +73,42 @@ void pl_schedule(struct cert *c, time_t now)
 			   : c->verdict == CS_EX_EXPIRED ? CS_CERT_EXPIRED
 							 : CS_CERT_DUE;
 	}
-	if (c->st.failures > 0 && c->st.next_attempt > c->due) {
+	/*
+	 * A failed renewal is tried again when its backoff ends, even when the
+	 * certificate itself is not due (a forced renewal that was rolled back).
+	 */
+	if (c->st.failures > 0) {
 		c->due = c->st.next_attempt;
 		c->due_reason = "retry after a failure";
 	}
 	/* Failing renewals show, unless what is deployed is already gone or expired. */
 	if (c->st.failures > 0 && c->state != CS_CERT_MISSING && c->state != CS_CERT_EXPIRED)
 		c->state = CS_CERT_FAILED;
+	/* Until a renewal has ended (verified or not), it is not "valid" yet. */
+	if (c->renewal != NULL)
+		c->state = CS_CERT_RENEWING;
 	c->st.next_due = c->due;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void on_timer(uv_timer_t *t)
 {
 	struct cs_pipeline *pl = t->data;
-	time_t now = time(NULL);
+	time_t now = pl_now(pl);
 
 	for (size_t i = 0; i < pl->n_certs; i++) {
 		struct cert *c = pl->certs[i];
-		if (!c->busy && c->due <= now && !pl_start_renew(c))
+		if (c->stage != PL_IDLE)
+			continue;
+		if (c->due <= now &&
+		    !pl_renewal_start(c, false, pl_verdict_ok(c) ? c->due_reason : c->reason))
 			c->due = now + (time_t)pl->cfg->agent.retry_min; /* no busy loop */
-		if (!c->busy && c->ari_next != 0 && c->ari_next <= now)
+		if (c->stage == PL_IDLE && c->ari_next != 0 && c->ari_next <= now)
 			pl_ari_fetch(c);
 	}
 	pl_arm_timer(pl);
 }
 
-/* One timer for the earliest due moment of all certs that are not busy. */
+/* One timer for the earliest due moment of all idle certs. */
 void pl_arm_timer(struct cs_pipeline *pl)
 {
 	time_t earliest = 0;
@@ -116,7 +118,7 @@ void pl_arm_timer(struct cs_pipeline *pl)
 		return;
 	for (size_t i = 0; i < pl->n_certs; i++) {
 		struct cert *c = pl->certs[i];
-		if (c->busy)
+		if (c->stage != PL_IDLE)
 			continue;
 		if (!any || c->due < earliest)
 			earliest = c->due;
@@ -128,7 +130,7 @@ void pl_arm_timer(struct cs_pipeline *pl)
 		uv_timer_stop(&pl->timer);
 		return;
 	}
-	int64_t delay = (int64_t)earliest * 1000 - now_ms();
+	int64_t delay = (int64_t)earliest * 1000 - pl_now_ms(pl);
 	if (delay < 0)
 		delay = 0;
 	if (delay > TIMER_MAX_MS)

@@ -119,7 +119,7 @@ void pl_rewatch(struct cs_pipeline *pl)
 
 void pl_schedule_check(struct cert *c)
 {
-	if (c->busy) {
+	if (c->stage != PL_IDLE) {
 		c->dirty = true;
 		return;
 	}

@@ -55,8 +55,10 @@ static void be_status(void *arg, size_t i, struct cs_cert_status *o)
 	o->n_names = 2;
 }
 
-static int be_renew(void *arg, const char *name, bool force)
+static int be_renew(void *arg, const char *name, bool force, cs_renewal_cb cb, void *cbarg)
 {
+	(void)cb;
+	(void)cbarg;
 	(void)arg;
 	(void)force;
 	if (strcmp(name, "all") == 0 || strcmp(name, "mail") == 0)

@@ -1,0 +1,195 @@
+/*
+ * pl_renewal - the life of one renewal: how it starts (with a new key, or by
+ * deploying a generation that was issued earlier and never put in place),
+ * and how it ends. The end is the one place where failures are counted and
+ * the next attempt is scheduled, whatever step failed: issue, deploy,
+ * reload, verify, or a rollback. The rules (certsyncd(8), FAILURES):
+ *
+ *  - every failed renewal counts, forced or not, and the next attempt waits
+ *    retry_min doubled per failure (with up to 20% jitter) up to retry_max,
+ *    at most a quarter of the time the deployed certificate has left, and at
+ *    most CS_SCHED_EXPIRED_CAP while nothing valid is deployed; never less
+ *    than the issuer's Retry-After;
+ *  - the attempt is due at that moment even when the certificate itself is
+ *    not (a rolled-back forced renewal is tried again);
+ *  - only a renewal that ended verified (or deployed with nothing to verify)
+ *    clears the failures;
+ *  - generations: the deployed one, the one before it and a pending one are
+ *    kept; others are pruned after the state naming them is saved.
+ *
+ * Also the issuer handles that renewals hold references on.
+ */
+#include "pl_int.h"
+#include "cs_sched.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *cs_renewal_outcome_name(enum cs_renewal_outcome o)
+{
+	switch (o) {
+	case CS_RENEWAL_VERIFIED:
+		return "verified";
+	case CS_RENEWAL_DEPLOYED:
+		return "deployed";
+	case CS_RENEWAL_ROLLED_BACK:
+		return "rolled_back";
+	case CS_RENEWAL_FAILED:
+		return "failed";
+	case CS_RENEWAL_ABANDONED:
+		return "abandoned";
+	}
+	return "?";
+}
+
+struct pl_issuer *pl_issuer_ref(struct pl_issuer *pi)
+{
+	pi->refs++;
+	return pi;
+}
+
+void pl_issuer_unref(struct pl_issuer *pi)
+{
+	assert(pi->refs > 0);
+	if (--pi->refs > 0)
+		return;
+	/* The issuer itself was closed by the pipeline; only the handle is left. */
+	assert(pi->is == NULL);
+	free(pi->name);
+	free(pi);
+}
+
+/*
+ * The generation a rollback restores: the one deployed now, when it is
+ * valid, the agent's own, and not revoked (a revoke asks for a new key).
+ */
+static int rollback_target(const struct cert *c)
+{
+	if (!pl_verdict_ok(c) || c->fresh_key || c->st.n_gens == 0 ||
+	    strcmp(c->st.gens[0].sha256, c->sha256) != 0)
+		return 0;
+	return c->st.gens[0].n;
+}
+
+bool pl_renewal_start(struct cert *c, bool forced, const char *why)
+{
+	struct cs_pipeline *pl = c->pl;
+	struct renewal *r;
+	char t[40];
+
+	if (c->stage != PL_IDLE || pl_stopping(pl) || c->issuer->is == NULL)
+		return false;
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		cs_err("%s: cannot renew: out of memory", c->cfg->name);
+		return false;
+	}
+	r->id = ++pl->renewal_seq;
+	r->issuer = pl_issuer_ref(c->issuer);
+	r->forced = forced;
+	r->rollback_gen = rollback_target(c);
+	SLIST_INIT(&r->waiters);
+	c->renewal = r;
+	c->state = CS_CERT_RENEWING;
+	c->st.last_attempt = pl_now(pl);
+	if (c->st.pending_gen > 0) {
+		cs_notice("%s: deploying generation %d, issued earlier and not yet in place (%s)",
+			  c->cfg->name, c->st.pending_gen, why);
+		pl_step(c, PL_EV_REDEPLOY);
+		pl_deploy_pending(c);
+	} else {
+		cs_notice("%s: renewing with issuer %s (%s%s%s)", c->cfg->name, c->issuer->name,
+			  why, pl_verdict_ok(c) && !forced ? ", due " : "",
+			  pl_verdict_ok(c) && !forced ? pl_fmt_time(c->due, t, sizeof(t)) : "");
+		pl_step(c, PL_EV_RENEW);
+		pl_keygen_start(c);
+	}
+	return true;
+}
+
+/* Keeps the failure in the state and says when the next attempt is. */
+static void count_failure(struct cert *c, const char *msg, int64_t retry_after)
+{
+	struct cs_pipeline *pl = c->pl;
+	struct cs_backoff b = { pl->cfg->agent.retry_min, pl->cfg->agent.retry_max };
+	time_t now = pl_now(pl);
+	char d[40], t[40];
+
+	c->st.failures++;
+	c->st.retry_after = retry_after;
+	cs_state_set_error(&c->st, msg);
+	int64_t delay = cs_sched_backoff(&b, c->st.failures, now,
+					 pl_verdict_ok(c) ? c->not_after : 0, retry_after, c->seed);
+	c->st.next_attempt = now + (time_t)delay;
+	if (pl->once)
+		cs_err("%s: renewal failed: %s", c->cfg->name, msg);
+	else
+		cs_err("%s: renewal failed (%d in a row): %s; next attempt in %s (%lld s, at %s)",
+		       c->cfg->name, c->st.failures, msg, pl_fmt_delay(delay, d, sizeof(d)),
+		       (long long)delay, pl_fmt_time(c->st.next_attempt, t, sizeof(t)));
+}
+
+void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
+		    int64_t retry_after)
+{
+	struct cs_pipeline *pl = c->pl;
+	struct renewal *r = c->renewal;
+	struct pl_waiter *w;
+	time_t now = pl_now(pl);
+
+	assert(r != NULL);
+	assert(c->stage == PL_IDLE);
+	c->renewal = NULL;
+	switch (o) {
+	case CS_RENEWAL_VERIFIED:
+	case CS_RENEWAL_DEPLOYED:
+		c->st.failures = 0;
+		c->st.next_attempt = 0;
+		c->st.retry_after = 0;
+		c->st.pending_gen = 0;
+		cs_state_set_error(&c->st, NULL);
+		msg = NULL;
+		break;
+	case CS_RENEWAL_ABANDONED:
+		cs_info("%s: renewal abandoned while stopping (%s)", c->cfg->name,
+			msg ? msg : "nothing done yet");
+		break;
+	case CS_RENEWAL_ROLLED_BACK:
+	case CS_RENEWAL_FAILED:
+		count_failure(c, msg, retry_after);
+		if (pl->once && c->once != ONCE_FAILED) {
+			c->once = ONCE_FAILED;
+			pl->once_failures++;
+		}
+		break;
+	}
+	if (o == CS_RENEWAL_FAILED && r->gen > 0 && c->st.pending_gen != r->gen &&
+	    strcmp(r->new_sha, c->sha256) == 0)
+		/* Deployed, then neither verified nor rolled back: say so plainly. */
+		c->verify = CS_VERIFY_FAILED;
+	pl_schedule(c, now);
+	while ((w = SLIST_FIRST(&r->waiters)) != NULL) {
+		SLIST_REMOVE_HEAD(&r->waiters, next);
+		w->cb(w->arg, o, msg);
+		free(w);
+	}
+	pl_issuer_unref(r->issuer);
+	free(r);
+	pl_save_state(c);
+	pl_cert_idle(c);
+	if (!pl->once && !pl->closing)
+		pl_log_schedule(c, now);
+	pl_arm_timer(pl);
+	pl_maybe_quiesced(pl);
+}
+
+void pl_renewal_fail(struct cert *c, const char *msg, int64_t retry_after)
+{
+	struct cs_pipeline *pl = c->pl;
+
+	pl_step(c, PL_EV_FAILED);
+	pl_renewal_end(c, pl->closing || pl->tearing_down ? CS_RENEWAL_ABANDONED : CS_RENEWAL_FAILED,
+		       msg, retry_after);
+}

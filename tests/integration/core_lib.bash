@@ -123,3 +123,13 @@ failure_lines() { grep "mail: renewal failed ([0-9]* in a row)" "$T/agent.log" |
 # The K and the S of each failure line.
 failure_ks() { failure_lines | sed -n 's/.*renewal failed (\([0-9]*\) in a row).*/\1/p'; }
 failure_ss() { failure_lines | sed -n 's/.*next attempt in [^(]*(\([0-9]*\) s, at .*/\1/p'; }
+# attempts_failed FROM: how many renewal attempts of mail, from the FROM-th
+# "renewing with issuer" line of the log on (counting from 1), have ended in
+# a failure: a failure or rollback line follows before the next attempt
+# starts (today's wording and the core's contract both count, once each).
+attempts_failed() {
+	awk -v from="${1:-1}" '
+		/mail: renewing with issuer/ { n++; ended = 0; next }
+		n >= from && !ended && /mail: (renewal failed|.*rolled back to generation|.*rolling back to generation [0-9]+ failed)/ { ended = 1; e++ }
+		END { print e + 0 }' "$T/agent.log"
+}

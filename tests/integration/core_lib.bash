@@ -62,12 +62,14 @@ CONF
 }
 
 # start_agent [EXTRA-ARGS...]: certsyncd -f (debug log) in the background,
-# log in $T/agent.log; waits for its status socket. Sets $agent.
+# log appended to $T/agent.log; waits for its status socket. Sets $agent.
 start_agent() {
+	local n
+	n=$(count "status socket listening on $SOCK")
 	"$CERTSYNCD" -f -c "$T/certsync.conf" --log-level debug "$@" 2>>"$T/agent.log" &
 	agent=$!
 	CS_PIDS+=($agent)
-	wait_for "$T/agent.log" "status socket listening on $SOCK" 10
+	until_count "status socket listening on $SOCK" $((n + 1)) 10
 }
 
 stop_agent() {

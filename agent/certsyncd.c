@@ -61,6 +61,8 @@ static int check_config(const char *path)
 		cs_cfg_errors_free(&errs);
 		return 2;
 	}
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		fprintf(stderr, "warning: %s\n", cfg->warnings.v[i]);
 	printf("%s: configuration OK (%zu file(s): %zu cert(s), %zu issuer(s), %zu capath(s), "
 	       "%zu clientcerts, %zu reloader(s))\n",
 	       path, cfg->files.n, cfg->n_certs, cfg->n_issuers, cfg->n_capaths,
@@ -135,6 +137,8 @@ int main(int argc, char **argv)
 	}
 	if (log_level < 0)
 		cs_log_set_level((enum cs_log_level)cfg->agent.log_level);
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		cs_warn("%s", cfg->warnings.v[i]);
 
 	/*
 	 * One agent per state_dir, taken before detaching so that a refusal

@@ -148,6 +148,8 @@ int cs_agent_reload(struct cs_agent *a)
 		cs_agent_notify("READY=1\nSTATUS=running (configuration reload failed)");
 		return -EINVAL;
 	}
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		cs_warn("%s", cfg->warnings.v[i]);
 	if (a->pl != NULL && !a->stopping) {
 		a->cfg = cfg;
 		cs_pipeline_apply(a->pl, cfg, release_config, a);

@@ -6,6 +6,7 @@
 #include "cs_ctlsock.h"
 #include "cs_log.h"
 #include "cs_pipeline.h"
+#include "cs_sweep.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -120,6 +121,8 @@ int cs_agent_start(struct cs_agent *a, bool once)
 	}
 	a->started = true;
 	log_summary(a);
+	/* No writer runs yet (and no other agent: certsyncd holds the state_dir lock). */
+	cs_sweep_all(a->cfg);
 	a->pl = cs_pipeline_new(a->loop, a->cfg, err, sizeof(err));
 	if (a->pl == NULL) {
 		cs_err("%s", err);

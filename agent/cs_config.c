@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 #define MAX_LINE 4096
+/* No configuration file comes near this; a larger one is not meant for us. */
+#define MAX_FILE_BYTES (1024 * 1024)
 
 struct raw_pair {
 	char *key;
@@ -62,6 +64,7 @@ struct parser {
 	bool is_dropin;
 	char *linebuf; /* getline's buffer for the file being read */
 	size_t linecap;
+	size_t bytes; /* read so far from the file */
 	/* files that someone other than root or the agent's user may change */
 	struct unsafe_file {
 		const char *file;
@@ -923,6 +926,12 @@ static char *reader(char *str, int num, void *stream)
 		if (len < 0)
 			return NULL;
 		p->line++;
+		p->bytes += (size_t)len;
+		if (p->bytes > MAX_FILE_BYTES) {
+			add_error(p->errs, "%s:%d: the file is larger than %d bytes; not read further",
+				  p->file, p->line, MAX_FILE_BYTES);
+			return NULL;
+		}
 		char *line = p->linebuf;
 		/* A NUL would silently cut the value short: refuse the line instead. */
 		if (memchr(line, '\0', (size_t)len) != NULL) {
@@ -1085,21 +1094,51 @@ static void check_writers(struct parser *p, const char *path, const struct stat 
 	snprintf(u->why, sizeof(u->why), "%s", why);
 }
 
+/*
+ * Opens a configuration file without ever blocking (a FIFO or a device put
+ * in its place) and, for a drop-in, without following a symbolic link: the
+ * drop-in directory is where others are most likely to be able to put one.
+ */
 static void read_file(struct parser *p, const char *path, bool dropin)
 {
 	struct stat st;
 	FILE *fp;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (dropin ? O_NOFOLLOW : 0));
 
 	if (fd < 0) {
-		add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
+		if (dropin && errno == ELOOP)
+			add_error(p->errs,
+				  "%s: is a symbolic link; a drop-in must be a regular file "
+				  "(copy it here, or add its directory to include)",
+				  path);
+		else
+			add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
 		return;
 	}
-	if (fstat(fd, &st) < 0 || (fp = fdopen(fd, "r")) == NULL) {
+	if (fstat(fd, &st) < 0) {
 		add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
 		close(fd);
 		return;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		add_error(p->errs,
+			  "%s: not a regular file (a FIFO, device, socket or directory); refused",
+			  path);
+		close(fd);
+		return;
+	}
+	if (st.st_size > MAX_FILE_BYTES) {
+		add_error(p->errs, "%s: %lld bytes, larger than %d: not a configuration file",
+			  path, (long long)st.st_size, MAX_FILE_BYTES);
+		close(fd);
+		return;
+	}
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
+		close(fd);
+		return;
+	}
+	p->bytes = 0;
 	p->fp = fp;
 	p->file = remember_file(p->cfg, path);
 	p->line = 0;

@@ -679,13 +679,27 @@ int cs_ingest_file_info(cs_material *m, const char *path, const struct cs_ingest
 	size_t len = 0;
 	int fd, rc;
 
+	bool regular = opts != NULL && (opts->flags & CS_INGEST_REGULAR_ONLY);
+	struct stat st;
+
 	if (info != NULL)
 		memset(info, 0, sizeof(*info));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | (regular ? O_NONBLOCK | O_NOFOLLOW : 0));
 	if (fd < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
+		if (regular && rc == -ELOOP)
+			snprintf(err, errlen, "%s: is a symbolic link; not followed (put the file "
+					      "itself there)", path);
+		else
+			snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
 		return rc;
+	}
+	/* On the descriptor: what was checked is what is read. */
+	if (regular && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		snprintf(err, errlen, "%s: not a regular file (a FIFO, device, socket or "
+				      "directory); refused", path);
+		close(fd);
+		return -EINVAL;
 	}
 	rc = slurp(fd, &buf, &len);
 	close(fd);

@@ -4,9 +4,11 @@
  */
 #include "cs_agent.h"
 #include "cs_config.h"
+#include "cs_lock.h"
 #include "cs_log.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,8 @@ static int check_config(const char *path)
 		cs_cfg_errors_free(&errs);
 		return 2;
 	}
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		fprintf(stderr, "warning: %s\n", cfg->warnings.v[i]);
 	printf("%s: configuration OK (%zu file(s): %zu cert(s), %zu issuer(s), %zu capath(s), "
 	       "%zu clientcerts, %zu reloader(s))\n",
 	       path, cfg->files.n, cfg->n_certs, cfg->n_issuers, cfg->n_capaths,
@@ -133,12 +137,30 @@ int main(int argc, char **argv)
 	}
 	if (log_level < 0)
 		cs_log_set_level((enum cs_log_level)cfg->agent.log_level);
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		cs_warn("%s", cfg->warnings.v[i]);
+
+	/*
+	 * One agent per state_dir, taken before detaching so that a refusal
+	 * reaches the terminal; the descriptor stays open (and locked) until
+	 * exit, through daemon()'s fork, and is never closed explicitly.
+	 */
+	char lock_err[PATH_MAX + 256];
+	int lock_fd = cs_lock_state_dir(cfg->agent.state_dir, lock_err, sizeof(lock_err));
+	if (lock_fd < 0) {
+		cs_err("%s", lock_err);
+		cs_config_free(cfg);
+		return 1;
+	}
 
 	if (!foreground && daemon(0, 0) < 0) {
 		cs_err("cannot detach from the terminal: %m");
 		cs_config_free(cfg);
 		return 1;
 	}
+	if (!foreground && cs_lock_write_pid(cfg->agent.state_dir) < 0)
+		cs_warn("cannot write PID %ld into %s/%s: %m", (long)getpid(),
+			cfg->agent.state_dir, CS_LOCK_FILE);
 
 	uv_loop_t loop;
 	int rc = uv_loop_init(&loop);

@@ -6,6 +6,7 @@
 #include "cs_ctlsock.h"
 #include "cs_log.h"
 #include "cs_pipeline.h"
+#include "cs_sweep.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -120,6 +121,8 @@ int cs_agent_start(struct cs_agent *a, bool once)
 	}
 	a->started = true;
 	log_summary(a);
+	/* No writer runs yet (and no other agent: certsyncd holds the state_dir lock). */
+	cs_sweep_all(a->cfg);
 	a->pl = cs_pipeline_new(a->loop, a->cfg, err, sizeof(err));
 	if (a->pl == NULL) {
 		cs_err("%s", err);
@@ -148,6 +151,8 @@ int cs_agent_reload(struct cs_agent *a)
 		cs_agent_notify("READY=1\nSTATUS=running (configuration reload failed)");
 		return -EINVAL;
 	}
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		cs_warn("%s", cfg->warnings.v[i]);
 	if (a->pl != NULL && !a->stopping) {
 		a->cfg = cfg;
 		cs_pipeline_apply(a->pl, cfg, release_config, a);

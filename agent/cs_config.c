@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <grp.h>
 #include <ini.h>
@@ -27,8 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_LINE 4096
+/* No configuration file comes near this; a larger one is not meant for us. */
+#define MAX_FILE_BYTES (1024 * 1024)
 
 struct raw_pair {
 	char *key;
@@ -57,6 +62,15 @@ struct parser {
 	int line;
 	bool bad_section; /* pairs of a malformed header are dropped */
 	bool is_dropin;
+	char *linebuf; /* getline's buffer for the file being read */
+	size_t linecap;
+	size_t bytes; /* read so far from the file */
+	/* files that someone other than root or the agent's user may change */
+	struct unsafe_file {
+		const char *file;
+		char why[PATH_MAX + 128];
+	} *unsafe;
+	size_t n_unsafe;
 };
 
 /* ---- errors ---- */
@@ -103,13 +117,29 @@ static void section_label(const struct raw_section *s, char *out, size_t len)
 		snprintf(out, len, "[%s]", s->type);
 }
 
+/*
+ * A word taken from a line of a configuration file, or "(not shown)" when it
+ * does not look like a section type, name or key. A file that is not INI at
+ * all (a drop-in that is a link to /etc/shadow, a private key) must never have
+ * its content echoed into the terminal or the journal.
+ */
+static const char *shown(const char *word)
+{
+	size_t n = 0;
+
+	for (const char *q = word; *q; q++, n++)
+		if (!isalnum((unsigned char)*q) && *q != '-' && *q != '_' && *q != '.')
+			return "(not shown)";
+	return (n > 0 && n <= 40) ? word : "(not shown)";
+}
+
 static void pair_error(struct parser *p, const struct raw_section *s, const struct raw_pair *kv,
 		       const char *msg)
 {
 	char label[300];
 
 	section_label(s, label, sizeof(label));
-	add_error(p->errs, "%s:%d: %s %s: %s", s->file, kv->line, label, kv->key, msg);
+	add_error(p->errs, "%s:%d: %s %s: %s", s->file, kv->line, label, shown(kv->key), msg);
 }
 
 static void section_error(struct parser *p, const struct raw_section *s, const char *fmt, ...)
@@ -816,7 +846,7 @@ static void start_section(struct parser *p, const char *line)
 		if (nl < 2 || name[0] != '"' || name[nl - 1] != '"') {
 			add_error(p->errs, "%s:%d: [%s]: the section name must be in double quotes: "
 					   "[%s \"NAME\"]",
-				  p->file, p->line, type, type);
+				  p->file, p->line, shown(type), shown(type));
 			return;
 		}
 		name[nl - 1] = '\0';
@@ -829,7 +859,7 @@ static void start_section(struct parser *p, const char *line)
 		add_error(p->errs,
 			  "%s:%d: [%s]: unknown section (known: agent, issuer, cert, capath, "
 			  "clientcerts, reload)",
-			  p->file, p->line, type);
+			  p->file, p->line, shown(type));
 		return;
 	}
 	if (strcmp(type, "agent") == 0) {
@@ -890,19 +920,27 @@ static void start_section(struct parser *p, const char *line)
 static char *reader(char *str, int num, void *stream)
 {
 	struct parser *p = stream;
-	char line[MAX_LINE];
 
 	for (;;) {
-		if (fgets(line, sizeof(line), p->fp) == NULL)
+		ssize_t len = getline(&p->linebuf, &p->linecap, p->fp);
+		if (len < 0)
 			return NULL;
 		p->line++;
-		size_t len = strlen(line);
-		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+		p->bytes += (size_t)len;
+		if (p->bytes > MAX_FILE_BYTES) {
+			add_error(p->errs, "%s:%d: the file is larger than %d bytes; not read further",
+				  p->file, p->line, MAX_FILE_BYTES);
+			return NULL;
+		}
+		char *line = p->linebuf;
+		/* A NUL would silently cut the value short: refuse the line instead. */
+		if (memchr(line, '\0', (size_t)len) != NULL) {
+			add_error(p->errs, "%s:%d: the line holds a NUL byte", p->file, p->line);
+			continue;
+		}
+		if (len > MAX_LINE - 2) {
 			add_error(p->errs, "%s:%d: line longer than %d characters", p->file,
 				  p->line, MAX_LINE - 2);
-			int c;
-			while ((c = fgetc(p->fp)) != EOF && c != '\n')
-				;
 			continue;
 		}
 		char t[MAX_LINE];
@@ -917,8 +955,11 @@ static char *reader(char *str, int num, void *stream)
 			return str;
 		}
 		if (strchr(t, '=') == NULL) {
-			add_error(p->errs, "%s:%d: expected 'key = value', found '%.60s'", p->file,
-				  p->line, t);
+			/* Never the line itself: it may be a secret from a file that is not ours. */
+			add_error(p->errs,
+				  "%s:%d: expected 'key = value' or a [section] header "
+				  "(the line is not shown)",
+				  p->file, p->line);
 			continue;
 		}
 		/*
@@ -942,6 +983,20 @@ static char *reader(char *str, int num, void *stream)
 	}
 }
 
+/* Whether name is a key of any section: only then is it shown out of context. */
+static bool known_key(const char *name)
+{
+	static const struct keydef *const tables[] = { agent_keys,	  issuer_keys, cert_keys,
+						       capath_keys,	  clientcerts_keys,
+						       reload_keys };
+
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (const struct keydef *d = tables[t]; d->key; d++)
+			if (strcmp(d->key, name) == 0)
+				return true;
+	return false;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parser *p = user;
@@ -950,7 +1005,13 @@ static int handler(void *user, const char *section, const char *name, const char
 	if (p->bad_section)
 		return 1;
 	if (p->n_secs == 0 || p->secs[p->n_secs - 1].file != p->file) {
-		add_error(p->errs, "%s:%d: %s: key outside of any section", p->file, p->line, name);
+		if (known_key(name))
+			add_error(p->errs, "%s:%d: %s: key outside of any section", p->file,
+				  p->line, name);
+		else
+			add_error(p->errs, "%s:%d: 'key = value' outside of any section (the line "
+					   "is not shown)",
+				  p->file, p->line);
 		return 1;
 	}
 	struct raw_section *s = &p->secs[p->n_secs - 1];
@@ -959,7 +1020,7 @@ static int handler(void *user, const char *section, const char *name, const char
 			char label[300];
 			section_label(s, label, sizeof(label));
 			add_error(p->errs, "%s:%d: %s %s: duplicate key, first set at line %d",
-				  p->file, p->line, label, name, s->pairs[i].line);
+				  p->file, p->line, label, shown(name), s->pairs[i].line);
 			return 1;
 		}
 	}
@@ -986,19 +1047,104 @@ static const char *remember_file(struct cs_config *cfg, const char *path)
 	return cfg->files.v[cfg->files.n++];
 }
 
+/*
+ * Who besides root and the agent's own user could change what st describes:
+ * writes the reason into why (empty when nobody). A directory with the sticky
+ * bit lets nobody replace another user's file in it.
+ */
+static void who_can_write(const struct stat *st, bool is_dir, char *why, size_t len)
+{
+	bool sticky = is_dir && (st->st_mode & S_ISVTX);
+
+	why[0] = '\0';
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		snprintf(why, len, "owned by uid %lu", (unsigned long)st->st_uid);
+	else if ((st->st_mode & S_IWOTH) && !sticky)
+		snprintf(why, len, "writable by everyone (mode %04o)", st->st_mode & 07777);
+	else if ((st->st_mode & S_IWGRP) && st->st_gid != 0 && !sticky)
+		snprintf(why, len, "writable by group %lu (mode %04o)", (unsigned long)st->st_gid,
+			 st->st_mode & 07777);
+}
+
+/* Remembers when someone other than root or us can change path (st) or its directory. */
+static void check_writers(struct parser *p, const char *path, const struct stat *st)
+{
+	char why[PATH_MAX + 128], dir[PATH_MAX];
+	struct stat dst;
+
+	who_can_write(st, false, why, sizeof(why));
+	if (why[0] == '\0') {
+		snprintf(dir, sizeof(dir), "%s", path);
+		char *d = dirname(dir);
+		if (stat(d, &dst) == 0) {
+			char dwhy[100];
+			who_can_write(&dst, true, dwhy, sizeof(dwhy));
+			if (dwhy[0] != '\0')
+				snprintf(why, sizeof(why), "in the directory %s, %s", d, dwhy);
+		}
+	}
+	if (why[0] == '\0')
+		return;
+	struct unsafe_file *u = realloc(p->unsafe, (p->n_unsafe + 1) * sizeof(*u));
+	if (u == NULL)
+		return;
+	p->unsafe = u;
+	u = &p->unsafe[p->n_unsafe++];
+	u->file = p->file;
+	snprintf(u->why, sizeof(u->why), "%s", why);
+}
+
+/*
+ * Opens a configuration file without ever blocking (a FIFO or a device put
+ * in its place) and, for a drop-in, without following a symbolic link: the
+ * drop-in directory is where others are most likely to be able to put one.
+ */
 static void read_file(struct parser *p, const char *path, bool dropin)
 {
-	FILE *fp = fopen(path, "r");
+	struct stat st;
+	FILE *fp;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (dropin ? O_NOFOLLOW : 0));
 
-	if (fp == NULL) {
-		add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
+	if (fd < 0) {
+		if (dropin && errno == ELOOP)
+			add_error(p->errs,
+				  "%s: is a symbolic link; a drop-in must be a regular file "
+				  "(copy it here, or add its directory to include)",
+				  path);
+		else
+			add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
 		return;
 	}
+	if (fstat(fd, &st) < 0) {
+		add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
+		close(fd);
+		return;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		add_error(p->errs,
+			  "%s: not a regular file (a FIFO, device, socket or directory); refused",
+			  path);
+		close(fd);
+		return;
+	}
+	if (st.st_size > MAX_FILE_BYTES) {
+		add_error(p->errs, "%s: %lld bytes, larger than %d: not a configuration file",
+			  path, (long long)st.st_size, MAX_FILE_BYTES);
+		close(fd);
+		return;
+	}
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
+		close(fd);
+		return;
+	}
+	p->bytes = 0;
 	p->fp = fp;
 	p->file = remember_file(p->cfg, path);
 	p->line = 0;
 	p->bad_section = true; /* until the first header */
 	p->is_dropin = dropin;
+	check_writers(p, path, &st);
 	/* Keys before any section are reported by the handler. */
 	p->bad_section = false;
 	ini_parse_stream(reader, p, handler, p);
@@ -1143,6 +1289,41 @@ static void build_issuer(struct parser *p, struct raw_section *s, struct cs_cfg_
 	}
 }
 
+/*
+ * mode is that of the files holding the private key (bundle, keyfile): owner
+ * read/write and group read at most (0640), the same rule the deploy applies,
+ * so that no configuration passes --check-config and then fails every deploy.
+ * cert_mode (certificates and chains, public) may be readable by anyone, but
+ * never world-writable nor setuid, setgid or sticky.
+ */
+static void check_modes(struct parser *p, struct raw_section *s, const struct cs_cfg_cert *c)
+{
+	const struct raw_pair *kv = find_pair(s, "mode");
+	const char *why = NULL;
+	char err[400];
+
+	if (kv != NULL && (c->mode & ~(mode_t)0640) != 0) {
+		if (c->mode & 0007)
+			why = "files holding the private key must not be readable by others";
+		else if (c->mode & 07000)
+			why = "files holding the private key must not be setuid, setgid or sticky";
+		else if (c->mode & 0111)
+			why = "files holding the private key must not be executable";
+		else
+			why = "files holding the private key must not be group-writable (a member "
+			      "of the group could replace the key)";
+		snprintf(err, sizeof(err), "%04o: %s (use 0600 or 0640)", c->mode & 07777, why);
+		pair_error(p, s, kv, err);
+	}
+	kv = find_pair(s, "cert_mode");
+	if (kv != NULL && (c->cert_mode & 07002) != 0) {
+		snprintf(err, sizeof(err), "%04o: certificate files must not be %s (use 0644)",
+			 c->cert_mode & 07777,
+			 (c->cert_mode & 07000) ? "setuid, setgid or sticky" : "world-writable");
+		pair_error(p, s, kv, err);
+	}
+}
+
 static void build_cert(struct parser *p, struct raw_section *s, struct cs_cfg_cert *c)
 {
 	c->name = strdup(s->name);
@@ -1165,13 +1346,7 @@ static void build_cert(struct parser *p, struct raw_section *s, struct cs_cfg_ce
 		section_error(p, s,
 			      "the certificate is written without its key: set keyfile or "
 			      "bundle too");
-	if (c->mode & 0007) {
-		const struct raw_pair *kv = find_pair(s, "mode");
-		if (kv)
-			pair_error(p, s, kv,
-				   "files holding the private key must not be readable by "
-				   "others (use 0600 or 0640)");
-	}
+	check_modes(p, s, c);
 }
 
 static void build_capath(struct parser *p, struct raw_section *s, struct cs_cfg_capath *c)
@@ -1282,6 +1457,150 @@ static void check_output_paths(struct parser *p, struct raw_section **cert_secs)
 	free(outs);
 }
 
+/*
+ * "/proc", "/sys" or "/dev" when path is in one of them, lexically or once the
+ * nearest existing parent directory is resolved (symlinks, "..", "//").
+ */
+static const char *system_tree(const char *path)
+{
+	static const char *const trees[] = { "/proc", "/sys", "/dev" };
+	char buf[PATH_MAX], real[PATH_MAX];
+	const char *cand[2] = { buf, NULL };
+	size_t o = 0;
+
+	/* Lexically: collapse "//" and "/./". */
+	for (const char *q = path; *q && o + 1 < sizeof(buf); q++) {
+		if (*q == '/' && o > 0 && buf[o - 1] == '/')
+			continue;
+		if (*q == '.' && o > 0 && buf[o - 1] == '/' && (q[1] == '/' || q[1] == '\0'))
+			continue;
+		buf[o++] = *q;
+	}
+	buf[o] = '\0';
+	/* The nearest ancestor that exists, resolved. */
+	snprintf(real, sizeof(real), "%s", path);
+	for (;;) {
+		char *slash = strrchr(real, '/');
+		if (slash == NULL || slash == real)
+			break;
+		*slash = '\0';
+		char res[PATH_MAX];
+		if (realpath(real, res) != NULL) {
+			size_t rl = strlen(res);
+			snprintf(res + rl, sizeof(res) - rl, "/%s", path + (slash - real) + 1);
+			snprintf(real, sizeof(real), "%s", res);
+			cand[1] = real;
+			break;
+		}
+	}
+	for (size_t c = 0; c < 2 && cand[c] != NULL; c++)
+		for (size_t i = 0; i < 3; i++) {
+			size_t n = strlen(trees[i]);
+			if (strncmp(cand[c], trees[i], n) == 0 &&
+			    (cand[c][n] == '/' || cand[c][n] == '\0'))
+				return trees[i];
+		}
+	return NULL;
+}
+
+/* Files the agent writes must be ordinary files, never kernel or device nodes. */
+static void check_system_paths(struct parser *p)
+{
+	static const struct {
+		const char *type, *key;
+	} outputs[] = {
+		{ "cert", "bundle" },	 { "cert", "fullchain" },     { "cert", "cert" },
+		{ "cert", "chain" },	 { "cert", "keyfile" },	      { "capath", "dir" },
+		{ "capath", "cafile" },	 { "clientcerts", "map" },    { "agent", "state_dir" },
+		{ "agent", "metrics_file" },
+	};
+
+	for (size_t i = 0; i < p->n_secs; i++) {
+		struct raw_section *s = &p->secs[i];
+		for (size_t k = 0; k < sizeof(outputs) / sizeof(outputs[0]); k++) {
+			if (strcmp(s->type, outputs[k].type) != 0)
+				continue;
+			const struct raw_pair *kv = find_pair(s, outputs[k].key);
+			const char *tree;
+			if (kv == NULL || kv->value[0] != '/' || (tree = system_tree(kv->value)) == NULL)
+				continue;
+			char err[PATH_MAX + 200];
+			snprintf(err, sizeof(err),
+				 "%s is under %s: certsync writes only ordinary files, never under "
+				 "/proc, /sys or /dev",
+				 kv->value, tree);
+			pair_error(p, s, kv, err);
+		}
+	}
+}
+
+static void add_warning(struct cs_config *cfg, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void add_warning(struct cs_config *cfg, const char *fmt, ...)
+{
+	struct cs_cfg_errors w = { cfg->warnings.v, cfg->warnings.n };
+	va_list ap;
+	char msg[PATH_MAX + 400];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	add_error(&w, "%s", msg);
+	cfg->warnings.v = w.v;
+	cfg->warnings.n = w.n;
+}
+
+/*
+ * A file that someone other than root or the agent's user can change must not
+ * say what the agent runs: an exec or plugin reloader, a dns_hook or the
+ * plugin_dir would hand that person the agent's privileges. Anything else in
+ * it is only warned about.
+ */
+static void check_unsafe_files(struct parser *p)
+{
+	static const struct {
+		const char *type, *key, *value; /* value NULL: any */
+		const char *what;
+	} runs[] = {
+		{ "reload", "type", "exec", "an exec reloader runs its command" },
+		{ "reload", "type", "plugin", "a plugin reloader loads its shared object" },
+		{ "issuer", "dns_hook", NULL, "dns_hook is run" },
+		{ "agent", "plugin_dir", NULL, "reloader plugins are loaded from plugin_dir" },
+	};
+
+	for (size_t u = 0; u < p->n_unsafe; u++) {
+		const struct unsafe_file *f = &p->unsafe[u];
+		bool refused = false;
+
+		for (size_t i = 0; i < p->n_secs; i++) {
+			struct raw_section *s = &p->secs[i];
+			if (s->file != f->file)
+				continue;
+			for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++) {
+				const struct raw_pair *kv;
+				if (strcmp(s->type, runs[k].type) != 0 ||
+				    (kv = find_pair(s, runs[k].key)) == NULL ||
+				    (runs[k].value != NULL && strcmp(kv->value, runs[k].value) != 0))
+					continue;
+				char err[PATH_MAX + 400];
+				snprintf(err, sizeof(err),
+					 "refused: %s with the agent's privileges, and this file is "
+					 "%s; only root or the agent's user may be able to change it "
+					 "(chmod go-w, chown root)",
+					 runs[k].what, f->why);
+				pair_error(p, s, kv, err);
+				refused = true;
+			}
+		}
+		if (!refused)
+			add_warning(p->cfg,
+				    "%s: %s; only root or the agent's user should be able to "
+				    "change the configuration (chmod go-w, chown root)",
+				    f->file, f->why);
+	}
+}
+
 static void build_all(struct parser *p)
 {
 	struct cs_config *cfg = p->cfg;
@@ -1346,6 +1665,8 @@ static void build_all(struct parser *p)
 		check_refs(p, cc_secs[i], "reload", &cfg->clientcerts[i].reload, "reload",
 			   has_reload);
 	check_output_paths(p, cert_secs);
+	check_system_paths(p);
+	check_unsafe_files(p);
 out:
 	free(cert_secs);
 	free(capath_secs);
@@ -1431,6 +1752,8 @@ static void free_raw(struct parser *p)
 		free(s->name);
 	}
 	free(p->secs);
+	free(p->unsafe);
+	free(p->linebuf);
 }
 
 /* Position of an error "FILE:LINE: ..." for sorting: file order, then line. */
@@ -1528,6 +1851,7 @@ void cs_config_free(struct cs_config *cfg)
 	if (cfg == NULL)
 		return;
 	list_free(&cfg->files);
+	list_free(&cfg->warnings);
 	free(cfg->agent.state_dir);
 	free(cfg->agent.socket);
 	free(cfg->agent.plugin_dir);

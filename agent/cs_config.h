@@ -164,6 +164,8 @@ struct cs_config {
 	size_t n_clientcerts;
 	struct cs_cfg_reload *reloads;
 	size_t n_reloads;
+	/* Complaints that do not stop the configuration from being used ("FILE: ..."). */
+	struct cs_cfg_list warnings;
 };
 
 /* Every error found, in file and line order. */

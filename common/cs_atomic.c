@@ -218,36 +218,83 @@ static bool is_temp_of(const char *name, const char *base)
 	return true;
 }
 
-int cs_atomic_sweep(const char *path, char *err, size_t errlen)
+/* True when name is "." NAME "." and 12 hex digits, NAME ending in suffix (any if NULL). */
+static bool is_temp_with_suffix(const char *name, const char *suffix)
 {
-	char dir[PATH_MAX], base[NAME_MAX + 1];
+	size_t nl = strlen(name), sl = suffix ? strlen(suffix) : 0;
+
+	if (nl < 1 + 1 + sl + 1 + 12 || name[0] != '.' || name[nl - 13] != '.')
+		return false;
+	for (const char *p = name + nl - 12; *p != '\0'; p++)
+		if (!isxdigit((unsigned char)*p) || isupper((unsigned char)*p))
+			return false;
+	return sl == 0 || strncmp(name + nl - 13 - sl, suffix, sl) == 0;
+}
+
+/*
+ * Removes the regular files of directory dir (reported as what) whose names
+ * match(name, arg) and whose owner is the effective uid or owner (any with
+ * any_owner). Returns the
+ * number removed or a negative errno, with a message in err.
+ */
+static int sweep_in(const char *dir, const char *what, bool (*match)(const char *, const char *),
+		    const char *arg, bool any_owner, uid_t owner, char *err, size_t errlen)
+{
 	struct dirent *de;
 	struct stat sb;
 	DIR *d;
 	int dfd, rc, n = 0;
 
-	if ((rc = split_path(path, dir, base)) < 0) {
-		snprintf(err, errlen, "%s: not a file path", path);
-		return rc;
-	}
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
 		rc = -errno;
 		if (dfd >= 0)
 			close(dfd);
-		snprintf(err, errlen, "%s: cannot open directory %s: %s", path, dir, strerror(-rc));
+		snprintf(err, errlen, "%s: cannot open directory %s: %s", what, dir, strerror(-rc));
 		return rc;
 	}
 	while ((de = readdir(d)) != NULL) {
-		if (!is_temp_of(de->d_name, base))
+		if (!match(de->d_name, arg))
 			continue;
 		if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+			continue;
+		if (!any_owner && sb.st_uid != geteuid() && (owner == (uid_t)-1 || sb.st_uid != owner))
 			continue;
 		if (unlinkat(dfd, de->d_name, 0) == 0)
 			n++;
 	}
 	closedir(d);
 	return n;
+}
+
+int cs_atomic_sweep(const char *path, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], base[NAME_MAX + 1];
+	int rc;
+
+	if ((rc = split_path(path, dir, base)) < 0) {
+		snprintf(err, errlen, "%s: not a file path", path);
+		return rc;
+	}
+	/* Any owner: as before the owner check, for capsync, which writes as itself. */
+	return sweep_in(dir, path, is_temp_of, base, true, (uid_t)-1, err, errlen);
+}
+
+int cs_atomic_sweep_owned(const char *path, uid_t owner, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], base[NAME_MAX + 1];
+	int rc;
+
+	if ((rc = split_path(path, dir, base)) < 0) {
+		snprintf(err, errlen, "%s: not a file path", path);
+		return rc;
+	}
+	return sweep_in(dir, path, is_temp_of, base, false, owner, err, errlen);
+}
+
+int cs_atomic_sweep_dir(const char *dir, const char *suffix, char *err, size_t errlen)
+{
+	return sweep_in(dir, dir, is_temp_with_suffix, suffix, false, (uid_t)-1, err, errlen);
 }
 
 int cs_atomic_same(const char *path, const void *data, size_t len)

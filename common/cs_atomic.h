@@ -46,4 +46,19 @@ int cs_atomic_same(const char *path, const void *data, size_t len);
  */
 int cs_atomic_sweep(const char *path, char *err, size_t errlen);
 
+/*
+ * As cs_atomic_sweep, but only temp files owned by the effective uid or by
+ * owner ((uid_t)-1: none other), the owner a writer gave them with fchown.
+ */
+int cs_atomic_sweep_owned(const char *path, uid_t owner, char *err, size_t errlen);
+
+/*
+ * Removes the temp files of killed writers of any file in dir whose name
+ * ends in suffix (NULL: any name), owned by the effective uid: for
+ * directories only this process writes to, where the final names are not
+ * known in advance (state_dir/generations/NAME/N.pem). Returns the number
+ * removed or a negative errno, with a message in err.
+ */
+int cs_atomic_sweep_dir(const char *dir, const char *suffix, char *err, size_t errlen);
+
 #endif

@@ -455,6 +455,16 @@ static int file_load(cs_capath *cp, struct cfile *f)
 		set_skip(f, 1, "cannot be read: ", strerror(errno));
 		return 0;
 	}
+	/*
+	 * Again on the descriptor: the name may have been swapped for a FIFO or
+	 * a device since the fstatat above. Symbolic links stay followed: a
+	 * CApath directory is often links into a certificate store.
+	 */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		set_skip(f, 0, "", "not a regular file");
+		return 0;
+	}
 	/* Read whole: PEM parsing on a file-descriptor BIO reads one byte per call. */
 	if (st.st_size > MAX_FILE) {
 		close(fd);

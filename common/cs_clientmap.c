@@ -103,7 +103,9 @@ static int read_one(const struct cs_clientmap_opts *o, const char *file, time_t 
 		cs_material_free(m);
 		return -ENOMEM;
 	}
-	r = cs_ingest_file(m, path, NULL, err, sizeof(err));
+	/* Anyone who can drop a file here could drop a FIFO or a link too. */
+	struct cs_ingest_opts io = { .flags = CS_INGEST_REGULAR_ONLY };
+	r = cs_ingest_file(m, path, &io, err, sizeof(err));
 	if (r < 0) {
 		snprintf(why, sizeof(why), "unreadable: %s", without_path(err, path));
 		rc = add_problem(res, file, why);
@@ -143,7 +145,11 @@ out:
 	return rc;
 }
 
-/* The file names of dir (regular files, no dot files), sorted; NULL-terminated. */
+/*
+ * The file names of dir (no dot files, no directories), sorted;
+ * NULL-terminated. Links, FIFOs and devices are listed so that reading them
+ * reports them by name: they are refused there, never opened blocking.
+ */
 static char **list_dir(const char *dir, size_t *n, int *rc)
 {
 	DIR *d = opendir(dir);
@@ -162,7 +168,8 @@ static char **list_dir(const char *dir, size_t *n, int *rc)
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    S_ISDIR(st.st_mode))
 			continue;
 		if (*n + 2 > cap) {
 			char **nv;

@@ -10,6 +10,7 @@
  */
 #include "cs_ingest.h"
 #include "cs_log.h"
+#include "cs_pkcs12.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -412,6 +413,43 @@ static int ingest_pem(struct ingest *in, const char *data, size_t len)
 	return rc;
 }
 
+/*
+ * The contents of p12 with pw; without a MAC to tell which password is right,
+ * and none given, the empty and the absent password are both tried, as
+ * openssl pkcs12 does.
+ */
+static int parse_pkcs12(struct ingest *in, PKCS12 *p12, const char *pw, bool mac, EVP_PKEY **k,
+			X509 **cert, STACK_OF(X509) **ca)
+{
+	char why[400];
+	int rc = cs_pkcs12_parse(p12, pw, k, cert, ca, why, sizeof(why));
+
+	if (rc == -EKEYREJECTED && !mac && pw == NULL) {
+		ERR_clear_error();
+		rc = cs_pkcs12_parse(p12, "", k, cert, ca, why, sizeof(why));
+		if (rc == -EKEYREJECTED) {
+			set_err(in, "the PKCS#12 file is protected by a password and none was "
+				    "given: give it with --password-file or --password-env");
+			ERR_clear_error();
+			return -ENOKEY;
+		}
+	}
+	if (rc == -EKEYREJECTED && !mac)
+		return wrong_password(in, "the PKCS#12 file", "");
+	if (rc == CS_PKCS12_ENOLEGACY) {
+		set_err(in, "%s", why);
+		ERR_clear_error();
+		return -ENOPROTOOPT;
+	}
+	if (rc < 0) {
+		set_err(in, "%s", why);
+		ssl_tail(in);
+		return rc == -EKEYREJECTED ? -EBADMSG : rc;
+	}
+	ERR_clear_error();
+	return 0;
+}
+
 static int ingest_pkcs12(struct ingest *in, PKCS12 *p12)
 {
 	const char *pw = in->password;
@@ -421,6 +459,8 @@ static int ingest_pkcs12(struct ingest *in, PKCS12 *p12)
 	int rc = 0;
 
 	in->info->format = CS_FMT_PKCS12;
+	/* What the DER probes before this one left in the queue is not about this file. */
+	ERR_clear_error();
 	if (PKCS12_mac_present(p12)) {
 		const ASN1_INTEGER *iter = NULL;
 		long n;
@@ -450,12 +490,9 @@ static int ingest_pkcs12(struct ingest *in, PKCS12 *p12)
 			goto out;
 		}
 	}
-	if (!PKCS12_parse(p12, pw, &k, &cert, &ca)) {
-		set_err(in, "cannot read the PKCS#12 file");
-		ssl_tail(in);
-		rc = -EBADMSG;
+	rc = parse_pkcs12(in, p12, pw, PKCS12_mac_present(p12), &k, &cert, &ca);
+	if (rc < 0)
 		goto out;
-	}
 	if (k != NULL) {
 		rc = add_key(in, k, "");
 		k = NULL;
@@ -642,13 +679,27 @@ int cs_ingest_file_info(cs_material *m, const char *path, const struct cs_ingest
 	size_t len = 0;
 	int fd, rc;
 
+	bool regular = opts != NULL && (opts->flags & CS_INGEST_REGULAR_ONLY);
+	struct stat st;
+
 	if (info != NULL)
 		memset(info, 0, sizeof(*info));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | (regular ? O_NONBLOCK | O_NOFOLLOW : 0));
 	if (fd < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
+		if (regular && rc == -ELOOP)
+			snprintf(err, errlen, "%s: is a symbolic link; not followed (put the file "
+					      "itself there)", path);
+		else
+			snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
 		return rc;
+	}
+	/* On the descriptor: what was checked is what is read. */
+	if (regular && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		snprintf(err, errlen, "%s: not a regular file (a FIFO, device, socket or "
+				      "directory); refused", path);
+		close(fd);
+		return -EINVAL;
 	}
 	rc = slurp(fd, &buf, &len);
 	close(fd);

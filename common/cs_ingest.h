@@ -18,8 +18,15 @@
 
 #include <stddef.h>
 
+/*
+ * For files in directories others fill (clientcerts): never through a
+ * symbolic link, never blocking on a FIFO or device, regular files only.
+ */
+#define CS_INGEST_REGULAR_ONLY 0x1
+
 struct cs_ingest_opts {
 	const char *password; /* for encrypted PEM keys and PKCS#12; NULL: none */
+	unsigned flags;       /* CS_INGEST_* */
 };
 
 enum cs_ingest_format {

@@ -232,6 +232,53 @@ START_TEST(test_atomic_sweep_removes_only_stale_temps)
 }
 END_TEST
 
+/* Only temp files of our own uid, or of the owner the writer gave them. */
+START_TEST(test_atomic_sweep_owned_checks_owner)
+{
+	char *p = cs_test_write(tmp, "mail.pem", "current\n", 0600), err[256], names[512];
+	char *theirs = cs_test_write(tmp, ".mail.pem.0123456789ab", "someone else's", 0600);
+
+	free(cs_test_write(tmp, ".mail.pem.fedcba987654", "ours", 0600));
+	if (chown(theirs, 65534, 65534) < 0) {
+		fprintf(stderr, "skipping: cannot chown (not root)\n");
+		goto out;
+	}
+	ck_assert_int_eq(cs_atomic_sweep_owned(p, (uid_t)-1, err, sizeof(err)), 1);
+	listing(names, sizeof(names));
+	ck_assert_str_eq(names, ".mail.pem.0123456789ab mail.pem");
+	ck_assert_int_eq(cs_atomic_sweep_owned(p, 65534, err, sizeof(err)), 1);
+	listing(names, sizeof(names));
+	ck_assert_str_eq(names, "mail.pem");
+out:
+	free(theirs);
+	free(p);
+}
+END_TEST
+
+/* A directory's temp files of any name with the suffix; nothing else. */
+START_TEST(test_atomic_sweep_dir_by_suffix)
+{
+	char err[256], names[512];
+	const char *gone[] = { ".1.pem.0123456789ab", ".12.pem.fedcba987654" };
+	const char *keep[] = { "1.pem", ".1.pem.0123456789AB", ".1.pem.01234", ".1.crt.0123456789ab",
+			       "x.pem.0123456789ab", ".pem.0123456789ab" };
+
+	for (size_t i = 0; i < 2; i++)
+		free(cs_test_write(tmp, gone[i], "half a key", 0600));
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		free(cs_test_write(tmp, keep[i], "not a temp of ours", 0600));
+	char *link = in_tmp(".2.pem.0123456789ab");
+	ck_assert_int_eq(symlink("1.pem", link), 0);
+	ck_assert_int_eq(cs_atomic_sweep_dir(tmp, ".pem", err, sizeof(err)), 2);
+	listing(names, sizeof(names));
+	ck_assert_str_eq(names, ".1.crt.0123456789ab .1.pem.01234 .1.pem.0123456789AB "
+				".2.pem.0123456789ab .pem.0123456789ab 1.pem x.pem.0123456789ab");
+	/* Any name: the .crt temp and the one of a file named "pem" too. */
+	ck_assert_int_eq(cs_atomic_sweep_dir(tmp, NULL, err, sizeof(err)), 2);
+	free(link);
+}
+END_TEST
+
 /* Outputs rendered from an ingested set: the order and blocks each file needs. */
 static cs_material *pki_material(char **pki)
 {
@@ -359,6 +406,8 @@ Suite *atomic_suite(void)
 	tcase_add_test(tc, test_atomic_write_error_keeps_old);
 	tcase_add_test(tc, test_atomic_bad_targets);
 	tcase_add_test(tc, test_atomic_sweep_removes_only_stale_temps);
+	tcase_add_test(tc, test_atomic_sweep_owned_checks_owner);
+	tcase_add_test(tc, test_atomic_sweep_dir_by_suffix);
 	tcase_add_test(tc, test_output_layouts);
 	tcase_add_test(tc, test_output_key_never_world_readable);
 	suite_add_tcase(s, tc);

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <limits.h>
 
 static char *tmp;
 
@@ -430,6 +433,27 @@ static const struct {
 	  "mode: '644' is not an octal file mode" },
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nmode = 0644\n", 16,
 	  "must not be readable by others" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nmode = 0660\n", 16,
+	  "mode: 0660: files holding the private key must not be group-writable" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nmode = 0700\n", 16,
+	  "mode: 0700: files holding the private key must not be executable" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nmode = 02640\n", 16,
+	  "mode: 2640: files holding the private key must not be setuid, setgid or sticky" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ncert_mode = 06777\n",
+	  16, "cert_mode: 6777: certificate files must not be setuid, setgid or sticky" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ncert_mode = 01644\n",
+	  16, "cert_mode: 1644: certificate files must not be setuid, setgid or sticky" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ncert_mode = 0666\n",
+	  16, "cert_mode: 0666: certificate files must not be world-writable" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /dev/shm/m.pem\n", 15,
+	  "bundle: /dev/shm/m.pem is under /dev: certsync writes only ordinary files" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\n"
+	  "keyfile = //proc/./self/k.pem\n", 16, "keyfile: //proc/./self/k.pem is under /proc" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /tmp/../sys/m.pem\n", 15,
+	  "bundle: /tmp/../sys/m.pem is under /sys" },
+	{ "[capath \"c\"]\ndir = /dev/certs\n", 13, "dir: /dev/certs is under /dev" },
+	{ "[clientcerts \"r\"]\ndir = /srv/cc\nmap = /proc/map\n", 14,
+	  "map: /proc/map is under /proc" },
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nowner = nobody-cs\n",
 	  16, "owner: unknown user 'nobody-cs'" },
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ngroup = nogroup-cs\n",
@@ -678,6 +702,162 @@ START_TEST(test_config_key_outside_section)
 }
 END_TEST
 
+/* A NUL byte ends a C string early: the line is refused, not cut short. */
+START_TEST(test_config_nul_byte)
+{
+	static const char conf[] = "[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n"
+				   "[cert \"m\"]\nissuer = ca\nnames = m.example\n"
+				   "bundle = /srv/m.pem\0/../../etc/passwd\n";
+	struct cs_cfg_errors errs;
+	char *path;
+	FILE *f;
+
+	ck_assert_int_ge(asprintf(&path, "%s/nul.conf", tmp), 0);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fwrite(conf, 1, sizeof(conf) - 1, f), sizeof(conf) - 1);
+	fclose(f);
+	ck_assert_ptr_null(cs_config_load(path, &errs));
+	char want[600];
+	snprintf(want, sizeof(want), "%s:7: the line holds a NUL byte", path);
+	bool found = false;
+	for (size_t i = 0; i < errs.n; i++)
+		found |= strcmp(errs.v[i], want) == 0;
+	ck_assert_msg(found, "no '%s' (first: %s)", want, errs.n ? errs.v[0] : "none");
+	cs_cfg_errors_free(&errs);
+	free(path);
+}
+END_TEST
+
+/*
+ * A drop-in that is no INI file at all (here: a link to a shadow file and a
+ * private key): every line is reported by file and line, and nothing of its
+ * content reaches the messages.
+ */
+START_TEST(test_config_secret_not_echoed)
+{
+	static const char secret[] =
+		"root:$6$SECRETSALT$SECRETHASHxyz:19000:0:99999:7:::\n"
+		"[root:SECRETHEADER]\n"
+		"-----BEGIN PRIVATE KEY-----\n"
+		"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSECRETKEYMATERIAL\n"
+		"SECRETb64=\n"
+		"passwordSECRET = hunter2\n"
+		"-----END PRIVATE KEY-----\n";
+	struct cs_cfg_errors errs;
+	char *dir, *link_path, *target;
+
+	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", tmp), 0);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	char *main_path = cs_test_write(tmp, "certsync.conf", "[agent]\ninclude = conf.d/*.conf\n",
+					0644);
+	target = cs_test_write(tmp, "shadow", secret, 0600);
+	ck_assert_int_ge(asprintf(&link_path, "%s/50-evil.conf", dir), 0);
+	ck_assert_int_eq(symlink(target, link_path), 0);
+	free(cs_test_write(tmp, "plain.conf", secret, 0644));
+
+	for (int round = 0; round < 2; round++) {
+		const char *p = round == 0 ? link_path : main_path;
+		if (round == 1) {
+			unlink(link_path);
+			free(main_path);
+			main_path = cs_test_write(tmp, "plain.conf", secret, 0644);
+			p = main_path;
+		}
+		ck_assert_ptr_null(cs_config_load(main_path, &errs));
+		ck_assert_int_ge(errs.n, 1);
+		for (size_t i = 0; i < errs.n; i++) {
+			ck_assert_msg(strstr(errs.v[i], "SECRET") == NULL &&
+					      strstr(errs.v[i], "hunter2") == NULL &&
+					      strstr(errs.v[i], "root:") == NULL &&
+					      strstr(errs.v[i], "MIGH") == NULL,
+				      "content echoed: %s", errs.v[i]);
+			ck_assert_msg(strncmp(errs.v[i], p, strlen(p)) == 0 &&
+					      errs.v[i][strlen(p)] == ':',
+				      "error does not start with %s: %s", p, errs.v[i]);
+		}
+		cs_cfg_errors_free(&errs);
+	}
+	free(target);
+	free(link_path);
+	free(main_path);
+	free(dir);
+}
+END_TEST
+
+/*
+ * A configuration file someone else may write: refused where it would say
+ * what the agent runs (exec and plugin reloaders, dns_hook, plugin_dir),
+ * warned about otherwise.
+ */
+static const struct {
+	const char *dropin;
+	mode_t mode;
+	uid_t owner; /* (uid_t)-1: ours */
+	int line;    /* of the error; 0: only a warning */
+	const char *fragment;
+} unsafe_cases[] = {
+	{ "[reload \"x\"]\ntype = exec\ncommand = /bin/true\n", 0666, (uid_t)-1, 2,
+	  "[reload \"x\"] type: refused: an exec reloader runs its command with the agent's "
+	  "privileges, and this file is writable by everyone (mode 0666)" },
+	{ "[reload \"x\"]\ntype = plugin\nplugin = x.so\n", 0602, (uid_t)-1, 2,
+	  "refused: a plugin reloader loads its shared object" },
+	{ "[issuer \"a\"]\ntype = acme\ndirectory = https://a/d\nchallenge = dns-01\n"
+	  "dns_hook = /usr/lib/certsync/dns-hook\n",
+	  0644, 65534, 5, "dns_hook: refused: dns_hook is run with the agent's privileges, and this "
+			  "file is owned by uid 65534" },
+	{ "[cert \"w\"]\nissuer = ca\nnames = w.example\nbundle = /srv/w.pem\n", 0666,
+	  (uid_t)-1, 0, "writable by everyone (mode 0666); only root or the agent's user" },
+	{ "[reload \"x\"]\ntype = exec\ncommand = /bin/true\n", 0644, (uid_t)-1, -1, NULL },
+};
+
+START_TEST(test_config_unsafe_file)
+{
+	struct cs_cfg_errors errs;
+	char *dir, want[PATH_MAX + 600];
+
+	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", tmp), 0);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	char *main_path = cs_test_write(tmp, "certsync.conf",
+					"[agent]\ninclude = conf.d/*.conf\n"
+					"[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n",
+					0644);
+	char *d = cs_test_write(dir, "10-x.conf", unsafe_cases[_i].dropin, 0644);
+	ck_assert_int_eq(chmod(d, unsafe_cases[_i].mode), 0);
+	if (unsafe_cases[_i].owner != (uid_t)-1 &&
+	    chown(d, unsafe_cases[_i].owner, (gid_t)-1) < 0) {
+		fprintf(stderr, "skipping: cannot chown (not root)\n");
+		goto out;
+	}
+	struct cs_config *cfg = cs_config_load(main_path, &errs);
+	if (unsafe_cases[_i].line > 0) {
+		ck_assert_ptr_null(cfg);
+		ck_assert_int_eq(errs.n, 1);
+		snprintf(want, sizeof(want), "%s:%d: ", d, unsafe_cases[_i].line);
+		ck_assert_msg(strncmp(errs.v[0], want, strlen(want)) == 0 &&
+				      strstr(errs.v[0], unsafe_cases[_i].fragment) != NULL,
+			      "got %s", errs.v[0]);
+		cs_cfg_errors_free(&errs);
+	} else {
+		ck_assert_msg(cfg != NULL, "%s", errs.n ? errs.v[0] : "");
+		if (unsafe_cases[_i].line == 0) {
+			ck_assert_int_eq(cfg->warnings.n, 1);
+			snprintf(want, sizeof(want), "%s: %s", d, unsafe_cases[_i].fragment);
+			ck_assert_msg(strncmp(cfg->warnings.v[0], d, strlen(d)) == 0 &&
+					      strstr(cfg->warnings.v[0], unsafe_cases[_i].fragment),
+				      "got %s", cfg->warnings.v[0]);
+		} else {
+			ck_assert_int_eq(cfg->warnings.n, 0);
+		}
+		cs_config_free(cfg);
+	}
+out:
+	free(d);
+	free(main_path);
+	free(dir);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -705,6 +885,10 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_config_include_nothing_yet);
 	tcase_add_test(tc, test_config_missing_file);
 	tcase_add_test(tc, test_config_key_outside_section);
+	tcase_add_test(tc, test_config_nul_byte);
+	tcase_add_test(tc, test_config_secret_not_echoed);
+	tcase_add_loop_test(tc, test_config_unsafe_file, 0,
+			    sizeof(unsafe_cases) / sizeof(unsafe_cases[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -834,8 +834,9 @@ static json_t *cmd_revoke(struct client *c, const char *name, json_t *jreason)
 		return error_json("not_found", "no cert \"%s\" in the configuration", name);
 	if (rc == -EBUSY)
 		return error_json("failed",
-				  "%s is being renewed or revoked, or the agent is switching its "
-				  "configuration; try again when that is done",
+				  "%s is busy (being checked, renewed, reloaded or revoked, or the "
+				  "agent is switching its configuration); try again when that is "
+				  "done",
 				  name);
 	if (rc == -ENODATA)
 		return error_json("failed", "nothing is deployed for %s: no certificate to revoke",

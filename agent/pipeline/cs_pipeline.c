@@ -1,4 +1,8 @@
-/* cs_pipeline - see pl_int.h and cs_pipeline.h. */
+/*
+ * cs_pipeline - the interface of the renewal core (see cs_pipeline.h and
+ * docs/HACKING.md): start, renew, reload, status and close; the pipeline's
+ * clock (a test may give its own) and its count of work in flight.
+ */
 #include "pl_int.h"
 
 #include <assert.h>

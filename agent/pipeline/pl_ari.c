@@ -1,4 +1,8 @@
-/* pl_ari - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_ari - asking an ACME issuer for the renewal window of the deployed leaf
+ * (RFC 9773) and taking it into the schedule; a window that opened before the
+ * leaf was put in place is taken as meant for its predecessor.
+ */
 #include "pl_int.h"
 #include "cs_csr.h"
 #include "cs_key.h"

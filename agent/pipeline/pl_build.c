@@ -1,4 +1,8 @@
-/* pl_build - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_build - making the issuers, reloaders and certs of a configuration, and
+ * tearing them down (on stop, and on SIGHUP once nothing is in flight) in the
+ * order their callbacks allow.
+ */
 #include "pl_int.h"
 #include "cs_csr.h"
 #include "cs_key.h"
@@ -139,6 +143,7 @@ static void on_issuer_closed(void *arg)
 {
 	struct cs_pipeline *pl = arg;
 
+	assert(pl->issuers_open > 0);
 	if (--pl->issuers_open > 0)
 		return;
 	for (size_t i = 0; i < pl->n_issuers; i++)
@@ -178,6 +183,7 @@ static void on_part_closed(void *arg)
 {
 	struct cs_pipeline *pl = arg;
 
+	assert(pl->closing_handles > 0);
 	pl->closing_handles--;
 	teardown_step(pl);
 }
@@ -188,6 +194,7 @@ static void on_cert_closed(uv_handle_t *h)
 	struct cs_pipeline *pl = c->pl;
 
 	free_cert(c);
+	assert(pl->closing_handles > 0);
 	pl->closing_handles--;
 	teardown_step(pl);
 }
@@ -220,6 +227,7 @@ void pl_teardown(struct cs_pipeline *pl)
 	pl->certs = NULL;
 	pl->n_certs = 0;
 	pl_close_issuers(pl);
+	assert(pl->closing_handles > 0);
 	pl->closing_handles--;
 	teardown_step(pl);
 }
@@ -245,6 +253,7 @@ void pl_examine_all(struct cs_pipeline *pl)
 
 static void pipeline_handle_gone(struct cs_pipeline *pl)
 {
+	assert(pl->closing_handles > 0);
 	if (--pl->closing_handles == 0) {
 		void (*cb)(void *) = pl->close_cb;
 		void *arg = pl->close_arg;

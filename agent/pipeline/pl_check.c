@@ -1,4 +1,9 @@
-/* pl_check - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_check - examining a cert's outputs (CHECKING) on the work queue: the
+ * digests tell the agent's own writes from others'; a valid certificate put
+ * there by an administrator is adopted as a generation; unusable outputs are
+ * repaired from the newest valid generation, after which the services reload.
+ */
 #include "pl_int.h"
 #include "cs_csr.h"
 #include "cs_key.h"

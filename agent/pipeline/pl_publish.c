@@ -1,4 +1,8 @@
-/* pl_publish - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_publish - the [capath]/[clientcerts] sync of the pipeline: starting it,
+ * publishing each issuer's CA (and CRL) into the capaths naming it, and the
+ * reloads a sync asks for.
+ */
 #include "pl_int.h"
 #include "cs_csr.h"
 #include "cs_key.h"

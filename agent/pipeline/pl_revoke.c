@@ -1,4 +1,7 @@
-/* pl_revoke - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_revoke - revoking the deployed leaf with its issuer (REVOKING), then a
+ * forced renewal with a new key so that the revoked leaf does not stay.
+ */
 #include "pl_int.h"
 #include "cs_csr.h"
 #include "cs_key.h"

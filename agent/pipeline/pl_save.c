@@ -1,4 +1,9 @@
-/* pl_save - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_save - writing a cert's state file on the work queue (one save per cert
+ * at a time; a change during a save is saved again afterwards) and, after a
+ * save made while no renewal was under way, pruning the generations that the
+ * saved state no longer names.
+ */
 #include "pl_int.h"
 #include "cs_csr.h"
 #include "cs_key.h"

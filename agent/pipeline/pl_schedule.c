@@ -1,4 +1,9 @@
-/* pl_schedule - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_schedule - when each cert is due: from the deployed leaf (renew_before,
+ * jitter, the issuer's ARI window) or, after a failure, the next attempt the
+ * backoff chose; and one libuv timer for the earliest due moment of all idle
+ * certs, whose expiry starts their renewals.
+ */
 #include "pl_int.h"
 #include "cs_csr.h"
 #include "cs_key.h"

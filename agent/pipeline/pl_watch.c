@@ -1,4 +1,7 @@
-/* pl_watch - see pl_int.h and cs_pipeline.h. */
+/*
+ * pl_watch - what each cert must hear about through inotify (its outputs, a
+ * symbolic link's target, a linked directory) and the checks a change leads to.
+ */
 #include "pl_int.h"
 #include "cs_csr.h"
 #include "cs_key.h"

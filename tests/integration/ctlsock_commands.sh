@@ -70,7 +70,7 @@ expect 0 renew mail
 in_out "mail: not due"
 [ "$(serial_of "$T/out/mail.pem")" = "$s1" ] || fail "renew without --force renewed"
 expect 0 renew mail --force --wait
-in_out "mail: valid"
+in_out "mail: renewed, deployed and reloaded"
 s2=$(serial_of "$T/out/mail.pem")
 [ "$s2" != "$s1" ] || fail "renew --force --wait returned but the serial did not change"
 expect 0 show mail

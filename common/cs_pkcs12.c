@@ -24,6 +24,7 @@
 struct walk {
 	const char *pass;
 	OSSL_LIB_CTX *legacy; /* created on first need */
+	OSSL_PROVIDER *prov[2]; /* default and legacy in it: unloaded before it is freed */
 	bool legacy_failed;
 	EVP_PKEY *key;
 	ASN1_OCTET_STRING *key_id; /* localKeyID of the key's bag */
@@ -49,15 +50,26 @@ static bool unsupported(void)
 	return false;
 }
 
+/* A provider loaded into a library context is not freed with it: unload them first. */
+static void legacy_free(struct walk *w)
+{
+	for (int i = 0; i < 2; i++) {
+		if (w->prov[i] != NULL)
+			OSSL_PROVIDER_unload(w->prov[i]);
+		w->prov[i] = NULL;
+	}
+	OSSL_LIB_CTX_free(w->legacy);
+	w->legacy = NULL;
+}
+
 static OSSL_LIB_CTX *legacy_ctx(struct walk *w)
 {
 	if (w->legacy != NULL || w->legacy_failed)
 		return w->legacy;
 	w->legacy = OSSL_LIB_CTX_new();
-	if (w->legacy == NULL || OSSL_PROVIDER_load(w->legacy, "default") == NULL ||
-	    OSSL_PROVIDER_load(w->legacy, "legacy") == NULL) {
-		OSSL_LIB_CTX_free(w->legacy);
-		w->legacy = NULL;
+	if (w->legacy == NULL || (w->prov[0] = OSSL_PROVIDER_load(w->legacy, "default")) == NULL ||
+	    (w->prov[1] = OSSL_PROVIDER_load(w->legacy, "legacy")) == NULL) {
+		legacy_free(w);
 		w->legacy_failed = true;
 	}
 	return w->legacy;
@@ -290,6 +302,6 @@ out:
 	EVP_PKEY_free(w.key);
 	ASN1_OCTET_STRING_free(w.key_id);
 	sk_X509_pop_free(w.certs, X509_free);
-	OSSL_LIB_CTX_free(w.legacy);
+	legacy_free(&w);
 	return rc;
 }

@@ -762,6 +762,29 @@ START_TEST(test_core_wait_reports_the_end)
 }
 END_TEST
 
+/* A renewal asked for while the cert is being examined starts right after it, once. */
+START_TEST(test_core_renew_during_check_is_queued)
+{
+	struct run r = { 0 };
+	struct outcome a = { 0 }, b = { 0 };
+	struct cs_cert_status st;
+
+	start_valid(&r, 1);
+	cs_pipeline_clock_set(r.pl); /* every cert is examined again */
+	status(&r, 0, &st);
+	ck_assert_str_eq(st.stage, "checking");
+	ck_assert_int_eq(cs_pipeline_renew(r.pl, "c0", true, on_outcome, &a), 0);
+	/* Only one may wait for the examination. */
+	ck_assert_int_eq(cs_pipeline_renew(r.pl, "c0", true, on_outcome, &b), -EBUSY);
+	ck_assert(spin(&r, all_idle, 20000));
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(a.o, CS_RENEWAL_VERIFIED);
+	ck_assert_int_eq(b.calls, 0);
+	ck_assert_int_eq(fk.issued, 2);
+	stop(&r);
+}
+END_TEST
+
 static int want_issued;
 static bool issued_and_idle(struct run *r)
 {
@@ -829,6 +852,7 @@ Suite *core_suite(void)
 	tcase_add_test(tc, test_core_wait_reports_the_end);
 	tcase_add_test(tc, test_core_clock_step_renews_each_once);
 	tcase_add_test(tc, test_core_close_abandons);
+	tcase_add_test(tc, test_core_renew_during_check_is_queued);
 	suite_add_tcase(s, tc);
 	return s;
 }

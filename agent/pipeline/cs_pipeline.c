@@ -198,34 +198,83 @@ int cs_pipeline_reload(struct cs_pipeline *pl, const char *name)
 	return 0;
 }
 
-int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force, cs_renewal_cb cb,
-		      void *arg)
+/* Starts the renewal asked for with force (and a waiter w, taken); false when it could not. */
+static bool start_asked(struct cert *c, bool force, struct pl_waiter *w)
 {
-	struct cert *c = find(pl, name);
-	struct pl_waiter *w = NULL;
 	const char *why;
 
-	if (c == NULL)
-		return -ENOENT;
-	if (c->stage != PL_IDLE || pl_stopping(pl) || c->issuer->is == NULL)
-		return -EBUSY;
-	if (!force && c->due > pl_now(pl))
-		return 1;
-	if (cb != NULL && (w = calloc(1, sizeof(*w))) == NULL)
-		return -ENOMEM;
 	if (force)
 		why = c->due_reason != NULL && strcmp(c->due_reason, "revoked") == 0 ? "revoked"
 										       : "forced";
 	else
 		why = pl_verdict_ok(c) ? c->due_reason : c->reason;
 	if (!pl_renewal_start(c, force, why)) {
+		if (w != NULL)
+			w->cb(w->arg, CS_RENEWAL_FAILED, "the renewal could not start");
+		free(w);
+		return false;
+	}
+	if (w != NULL) {
+		/* The renewal may have ended already (a start that failed at once). */
+		if (c->renewal != NULL) {
+			SLIST_INSERT_HEAD(&c->renewal->waiters, w, next);
+		} else {
+			w->cb(w->arg, CS_RENEWAL_FAILED, c->st.last_error);
+			free(w);
+		}
+	}
+	return true;
+}
+
+void pl_start_queued(struct cert *c)
+{
+	struct pl_waiter *w = c->queued.w;
+	bool force = c->queued.force;
+
+	assert(c->stage == PL_IDLE && c->queued.set);
+	c->queued.set = false;
+	c->queued.w = NULL;
+	if (pl_stopping(c->pl) || c->issuer->is == NULL) {
+		if (w != NULL)
+			w->cb(w->arg, CS_RENEWAL_ABANDONED, "the agent is stopping");
+		free(w);
+		return;
+	}
+	start_asked(c, force, w);
+}
+
+int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force, cs_renewal_cb cb,
+		      void *arg)
+{
+	struct cert *c = find(pl, name);
+	struct pl_waiter *w = NULL;
+
+	if (c == NULL)
+		return -ENOENT;
+	if (pl_stopping(pl) || c->issuer->is == NULL)
+		return -EBUSY;
+	/* An examination takes milliseconds: the renewal starts right after it. */
+	if (c->stage != PL_IDLE && (c->stage != PL_CHECKING || c->queued.set))
+		return -EBUSY;
+	if (!force && c->due > pl_now(pl))
+		return 1;
+	if (cb != NULL) {
+		if ((w = calloc(1, sizeof(*w))) == NULL)
+			return -ENOMEM;
+		w->cb = cb;
+		w->arg = arg;
+	}
+	if (c->stage == PL_CHECKING) {
+		c->queued.set = true;
+		c->queued.force = force;
+		c->queued.w = w;
+		return 0;
+	}
+	if (!start_asked(c, force, NULL)) {
 		free(w);
 		return -ENOMEM;
 	}
 	if (w != NULL) {
-		w->cb = cb;
-		w->arg = arg;
-		/* The renewal may have ended already (a start that failed at once). */
 		if (c->renewal != NULL) {
 			SLIST_INSERT_HEAD(&c->renewal->waiters, w, next);
 		} else {

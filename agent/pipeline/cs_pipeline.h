@@ -149,7 +149,8 @@ int cs_pipeline_reload(struct cs_pipeline *pl, const char *name);
 
 /*
  * Renews a cert now (force: even when not due; without force a cert that is
- * not due is left alone). Returns 0 when a renewal started (then cb, when
+ * not due is left alone; a cert being examined renews right after the
+ * examination). Returns 0 when a renewal started (then cb, when
  * not NULL, runs once at its end), 1 when the cert is not due (cb never
  * runs), -ENOENT, -EBUSY (the cert is not idle, or a configuration switch or
  * stop is in progress) or -ENOMEM.

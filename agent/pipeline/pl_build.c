@@ -218,7 +218,7 @@ void pl_teardown(struct cs_pipeline *pl)
 	for (size_t i = 0; i < pl->n_certs; i++) {
 		struct cert *c = pl->certs[i];
 		/* Nothing is in flight any more, so every cert is idle. */
-		assert(c->renewal == NULL);
+		assert(c->renewal == NULL && !c->queued.set);
 		pl_step(c, PL_EV_CLOSE);
 		pl->closing_handles++;
 		uv_close((uv_handle_t *)&c->check_timer, on_cert_closed);

@@ -140,6 +140,8 @@ static void check_work(uv_work_t *req)
 void pl_cert_idle(struct cert *c)
 {
 	assert(c->stage == PL_IDLE);
+	if (c->queued.set)
+		pl_start_queued(c);
 	if (c->dirty && !c->pl->closing && !c->pl->tearing_down) {
 		c->dirty = false;
 		pl_schedule_check(c);

@@ -115,6 +115,11 @@ struct cert {
 	char last_verify[2048];
 	enum cs_verify_state verify;
 
+	/* A renewal asked for while CHECKING: it starts as soon as the cert is idle. */
+	struct {
+		bool set, force;
+		struct pl_waiter *w;
+	} queued;
 	bool fresh_key;     /* the next renewal makes a new key (the old leaf was revoked) */
 	bool dirty;         /* a watch event arrived while not idle */
 	bool full_check;    /* examine even when the digests did not change */
@@ -193,6 +198,9 @@ int64_t pl_now_ms(const struct cs_pipeline *pl);
 /* Counts work in flight; the count never goes below zero. */
 void pl_inflight_inc(struct cs_pipeline *pl);
 void pl_inflight_dec(struct cs_pipeline *pl);
+
+/* cs_pipeline.c: starts the renewal queued in c (which is idle). */
+void pl_start_queued(struct cert *c);
 
 /* True while the pipeline takes no new work (closing, switching configuration). */
 bool pl_stopping(const struct cs_pipeline *pl);

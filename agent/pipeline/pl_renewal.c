@@ -170,17 +170,18 @@ void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
 		/* Deployed, then neither verified nor rolled back: say so plainly. */
 		c->verify = CS_VERIFY_FAILED;
 	pl_schedule(c, now);
+	pl_issuer_unref(r->issuer);
+	pl_save_state(c);
+	pl_cert_idle(c);
+	if (!pl->once && !pl->closing)
+		pl_log_schedule(c, now);
+	/* Last: a waiter's answer may lead its client to ask for more at once. */
 	while ((w = SLIST_FIRST(&r->waiters)) != NULL) {
 		SLIST_REMOVE_HEAD(&r->waiters, next);
 		w->cb(w->arg, o, msg);
 		free(w);
 	}
-	pl_issuer_unref(r->issuer);
 	free(r);
-	pl_save_state(c);
-	pl_cert_idle(c);
-	if (!pl->once && !pl->closing)
-		pl_log_schedule(c, now);
 	pl_arm_timer(pl);
 	pl_maybe_quiesced(pl);
 }

@@ -57,6 +57,7 @@ static void on_revoked(int status, const char *error, void *arg)
 
 	pl_inflight_dec(pl);
 	pl_step(c, PL_EV_REVOKED);
+	pl_cert_idle(c); /* before a renewal may start below */
 	if (status < 0) {
 		snprintf(msg, sizeof(msg), "issuer %s: cannot revoke %s: %s", rj->issuer->name,
 			 rj->serial, error != NULL && error[0] ? error : strerror(-status));
@@ -75,7 +76,8 @@ static void on_revoked(int status, const char *error, void *arg)
 		c->due = pl_now(pl);
 		c->due_reason = "revoked";
 		rc = cs_pipeline_renew(pl, c->cfg->name, true, NULL, NULL);
-		if (rc < 0)
+		/* -EBUSY: a renewal asked for meanwhile started; fresh_key holds for it. */
+		if (rc < 0 && rc != -EBUSY)
 			cs_err("%s: cannot start the renewal of the revoked certificate: %s",
 			       c->cfg->name, strerror(-rc));
 	}
@@ -83,7 +85,6 @@ static void on_revoked(int status, const char *error, void *arg)
 out:
 	pl_issuer_unref(rj->issuer);
 	free(rj);
-	pl_cert_idle(c);
 	pl_arm_timer(pl);
 	pl_maybe_quiesced(pl);
 }

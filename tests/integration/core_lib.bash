@@ -136,3 +136,27 @@ attempts_failed() {
 		n >= from && !ended && /mail: (renewal failed|.*rolled back to generation|.*rolling back to generation [0-9]+ failed)/ { ended = 1; e++ }
 		END { print e + 0 }' "$T/agent.log"
 }
+
+# first_cert: waits for the agent's first certificate and its reload; sets good.
+first_cert() {
+	wait_for "$T/agent.log" "mail: renewed: serial" 10
+	wait_for "$T/reloads.log" "^end .* ok" 10
+	good=$(deployed)
+}
+
+# renew_in_reload: `renew mail --force`, then waits until its reload has
+# started (held or slowed by the caller's reload.hold / reload.sleep); sets
+# inflight to the serial just issued.
+renew_in_reload() {
+	local i # starts stays set: the caller may count reloads from there
+	starts=$(grep -c "^start" "$T/reloads.log")
+	ctl renew mail --force
+	[ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr" >&2; fail "renew mail --force exited $rc"; }
+	for ((i = 0; i < 15 * 20; i++)); do
+		[ "$(grep -c "^start" "$T/reloads.log")" -gt "$starts" ] && break
+		sleep 0.05
+	done
+	[ "$(grep -c "^start" "$T/reloads.log")" -gt "$starts" ] ||
+		{ log_tail; fail "the renewal did not reach its reload within 15 s"; }
+	inflight=$(tail -n 1 "$CA/index.txt" | cut -f4)
+}

@@ -12,23 +12,13 @@ core_conf "retry_min = 2s
 retry_max = 60s" "fullchain = $OUT/mail.crt
 keyfile   = $OUT/mail.key"
 start_agent
-wait_for "$T/agent.log" "mail: renewed: serial" 10
-wait_for "$T/reloads.log" "^end .* ok" 10
-good=$(deployed)
+first_cert
 mails() { grep -c "/CN=mail.example.test$" "$CA/index.txt" || true; }
 m0=$(mails)
 pass "first certificate $good deployed and reloaded"
 
 touch "$T/reload.hold"
-starts=$(grep -c "^start" "$T/reloads.log")
-ctl renew mail --force
-[ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr" >&2; fail "renew mail --force exited $rc"; }
-for ((i = 0; i < 15 * 20; i++)); do
-	[ "$(grep -c "^start" "$T/reloads.log")" -gt "$starts" ] && break
-	sleep 0.05
-done
-[ "$(grep -c "^start" "$T/reloads.log")" -gt "$starts" ] || { log_tail; fail "the renewal did not reach its reload within 15 s"; }
-inflight=$(tail -n 1 "$CA/index.txt" | cut -f4)
+renew_in_reload
 pass "renewal in flight: $inflight deployed, its reload held"
 
 # The repair may come at once or once the renewal has ended: the reload is

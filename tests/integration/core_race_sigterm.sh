@@ -61,23 +61,14 @@ restart() {
 }
 
 start_agent
-wait_for "$T/agent.log" "mail: renewed: serial" 10
-wait_for "$T/reloads.log" "^end .* ok" 10
-good=$(deployed)
+first_cert
 whole "first certificate"
 pass "first certificate $good deployed"
 
 # 1: during the reload.
 echo 3 >"$T/reload.sleep"
-starts=$(grep -c "^start" "$T/reloads.log")
-ctl renew mail --force
-[ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr" >&2; fail "renew mail --force exited $rc"; }
-for ((i = 0; i < 15 * 20; i++)); do
-	[ "$(grep -c "^start" "$T/reloads.log")" -gt "$starts" ] && break
-	sleep 0.05
-done
-[ "$(grep -c "^start" "$T/reloads.log")" -gt "$starts" ] || { log_tail; fail "the renewal did not reach its reload within 15 s"; }
-new=$(tail -n 1 "$CA/index.txt" | cut -f4)
+renew_in_reload
+new=$inflight
 term "SIGTERM during the reload"
 whole "after SIGTERM during the reload"
 d=$(deployed)

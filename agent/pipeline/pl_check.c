@@ -213,6 +213,7 @@ static void check_done(uv_work_t *req, int status)
 		cs_notice("%s: repaired from generation %d (%s)", c->cfg->name, j->gen, c->reason);
 		snprintf(c->reason, sizeof(c->reason), "valid");
 		pl_once_finish(c, ONCE_REPAIRED);
+		pl_capsync_outputs_changed(pl, c);
 		break;
 	}
 	enum check_outcome outcome = j->outcome;

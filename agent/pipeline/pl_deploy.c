@@ -100,6 +100,7 @@ static void deploy_done(uv_work_t *req, int status)
 		  pl_fmt_time(c->due, t2, sizeof(t2)), pl_fmt_delay(c->due - now, d, sizeof(d)));
 	pl_renew_job_free(j);
 	pl_once_finish(c, ONCE_RENEWED);
+	pl_capsync_outputs_changed(pl, c);
 	if (r->issuer->is != NULL)
 		pl_capsync_publish(pl, r->issuer->is);
 	pl_save_state(c);

@@ -252,6 +252,8 @@ bool pl_capsync_busy(const struct cs_pipeline *pl);
 void pl_capsync_publish(struct cs_pipeline *pl, cs_issuer *is);
 void pl_capsync_start(struct cs_pipeline *pl);
 void pl_on_capsync_done(void *arg, const struct cs_capsync_report *r);
+/* A deploy of c changed its outputs: a capath or clientcerts directory holding one is updated. */
+void pl_capsync_outputs_changed(struct cs_pipeline *pl, const struct cert *c);
 
 /* pl_reload.c */
 bool pl_reloads_busy(const struct cs_pipeline *pl);

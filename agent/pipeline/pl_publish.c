@@ -88,3 +88,22 @@ void pl_capsync_start(struct cs_pipeline *pl)
 	capsync_publish_issuers(pl);
 	cs_capsync_full(pl->capsync);
 }
+
+void pl_capsync_outputs_changed(struct cs_pipeline *pl, const struct cert *c)
+{
+	struct cs_deploy_outputs o;
+	char dir[PATH_MAX];
+
+	/* The daemon hears of them through inotify; --once has no watch. */
+	if (pl->capsync == NULL || !pl->once)
+		return;
+	cs_deploy_outputs_of(c->cfg, &o);
+	for (size_t i = 0; i < o.n; i++) {
+		const char *slash = strrchr(o.path[i], '/');
+		if (slash == NULL || (size_t)(slash - o.path[i]) >= sizeof(dir))
+			continue;
+		memcpy(dir, o.path[i], (size_t)(slash - o.path[i]));
+		dir[slash - o.path[i]] = '\0';
+		cs_capsync_changed(pl->capsync, dir[0] ? dir : "/", slash + 1);
+	}
+}

@@ -1424,6 +1424,49 @@ static bool has_reload(const struct cs_config *c, const char *n)
 	return cs_config_reload(c, n) != NULL;
 }
 
+/* Copies path to buf with "//" and "/./" collapsed (what the kernel ignores). */
+static void lexical_path(const char *path, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (const char *q = path; *q != '\0' && o + 1 < len; q++) {
+		if (*q == '/' && o > 0 && buf[o - 1] == '/')
+			continue;
+		if (*q == '.' && o > 0 && buf[o - 1] == '/' && (q[1] == '/' || q[1] == '\0')) {
+			if (q[1] == '/')
+				q++;
+			continue;
+		}
+		buf[o++] = *q;
+	}
+	buf[o] = '\0';
+}
+
+/*
+ * True when a and b name the same file: the same path once "//" and "/./"
+ * are collapsed, or the same name in the same directory reached two ways
+ * (a symbolic link, ".."): compared by the directory's device and inode.
+ */
+static bool same_output(const char *a, const char *b)
+{
+	char la[PATH_MAX], lb[PATH_MAX];
+	const char *na, *nb;
+	struct stat sa, sb;
+
+	lexical_path(a, la, sizeof(la));
+	lexical_path(b, lb, sizeof(lb));
+	if (strcmp(la, lb) == 0)
+		return true;
+	na = strrchr(la, '/');
+	nb = strrchr(lb, '/');
+	if (na == NULL || nb == NULL || strcmp(na, nb) != 0)
+		return false;
+	la[na - la > 0 ? na - la : 1] = '\0';
+	lb[nb - lb > 0 ? nb - lb : 1] = '\0';
+	return stat(la, &sa) == 0 && stat(lb, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
 /* Two certs must never write the same file: they would overwrite each other. */
 static void check_output_paths(struct parser *p, struct raw_section **cert_secs)
 {
@@ -1444,11 +1487,19 @@ static void check_output_paths(struct parser *p, struct raw_section **cert_secs)
 			if (paths[k] == NULL)
 				continue;
 			for (size_t j = 0; j < n; j++) {
-				if (strcmp(outs[j].path, paths[k]) != 0)
+				if (!same_output(outs[j].path, paths[k]))
 					continue;
-				char err[600];
-				snprintf(err, sizeof(err), "%s is also written as %s of [cert \"%s\"]",
-					 paths[k], outs[j].key, p->cfg->certs[outs[j].cert].name);
+				char err[1200];
+				if (strcmp(outs[j].path, paths[k]) == 0)
+					snprintf(err, sizeof(err),
+						 "%s is also written as %s of [cert \"%s\"]", paths[k],
+						 outs[j].key, p->cfg->certs[outs[j].cert].name);
+				else
+					snprintf(err, sizeof(err),
+						 "%s is the same file as %s, written as %s of [cert "
+						 "\"%s\"]",
+						 paths[k], outs[j].path, outs[j].key,
+						 p->cfg->certs[outs[j].cert].name);
 				pair_error(p, cert_secs[i], find_pair(cert_secs[i], keys[k]), err);
 			}
 			outs[n++] = (struct out){ paths[k], i, keys[k] };

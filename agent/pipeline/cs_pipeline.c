@@ -258,6 +258,11 @@ int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force, cs_r
 		return -EBUSY;
 	if (!force && c->due > pl_now(pl))
 		return 1;
+	if (force && c->repairs_stopped) {
+		/* The operator says the outputs are theirs again. */
+		c->repairs_stopped = false;
+		memset(c->repairs, 0, sizeof(c->repairs));
+	}
 	if (cb != NULL) {
 		if ((w = calloc(1, sizeof(*w))) == NULL)
 			return -ENOMEM;

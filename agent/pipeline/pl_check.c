@@ -68,6 +68,7 @@ struct check_job {
 	int state_rc;
 	char state_err[512];
 	struct cs_deploy_digests known, seen;
+	bool no_repair; /* repairs have stopped for this cert */
 	enum check_outcome outcome;
 	struct cs_examined ex;
 	int gen;                /* adopted: its number; repaired: where from */
@@ -103,6 +104,11 @@ static void check_work(uv_work_t *req)
 	}
 	/* Unusable: put back the newest generation that is still valid. */
 	j->repair_err[0] = '\0';
+	if (j->no_repair) {
+		snprintf(j->repair_err, sizeof(j->repair_err),
+			 "repairs stopped: the outputs kept changing");
+		return;
+	}
 	for (size_t i = 0; i < j->st.n_gens; i++) {
 		cs_material *m = NULL;
 		struct cs_examined gx;
@@ -135,6 +141,31 @@ static void check_work(uv_work_t *req)
 		j->outcome = CHECK_REPAIRED;
 		return;
 	}
+}
+
+/*
+ * Keeps the time of a repair; the PL_REPAIRS_MAX-th within a minute stops
+ * further repairs with an error that says why (a loop with another writer).
+ */
+static void count_repair(struct cert *c, time_t now)
+{
+	char msg[1024];
+
+	memmove(&c->repairs[1], &c->repairs[0], (PL_REPAIRS_MAX - 1) * sizeof(c->repairs[0]));
+	c->repairs[0] = now;
+	if (c->repairs[PL_REPAIRS_MAX - 1] == 0 || now - c->repairs[PL_REPAIRS_MAX - 1] > 60)
+		return;
+	c->repairs_stopped = true;
+	snprintf(msg, sizeof(msg),
+		 "repaired %d times within a minute: something else keeps writing these outputs "
+		 "(another [cert] writing the same file under another name, a configuration "
+		 "manager, a second agent); repairs are stopped until a renewal succeeds, "
+		 "`certsyncctl renew %s --force` or a new configuration",
+		 PL_REPAIRS_MAX, c->cfg->name);
+	cs_err("%s: %s", c->cfg->name, msg);
+	cs_state_set_error(&c->st, msg);
+	c->st.failures++;
+	c->st.next_attempt = now + (time_t)c->pl->cfg->agent.retry_max;
 }
 
 void pl_cert_idle(struct cert *c)
@@ -208,6 +239,7 @@ static void check_done(uv_work_t *req, int status)
 		cs_state_set_error(&c->st, NULL);
 		break;
 	case CHECK_REPAIRED:
+		count_repair(c, now);
 		pl_take_examined(c, &j->ex);
 		c->verdict = CS_EX_OK;
 		cs_notice("%s: repaired from generation %d (%s)", c->cfg->name, j->gen, c->reason);
@@ -281,6 +313,7 @@ void pl_start_check(struct cert *c)
 		j->st.last_error = NULL;
 	}
 	j->known = c->known;
+	j->no_repair = c->repairs_stopped;
 	if (uv_queue_work(pl->loop, &j->req, check_work, check_done) < 0) {
 		cs_err("%s: cannot examine: cannot queue work", c->cfg->name);
 		free(j);

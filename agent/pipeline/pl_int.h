@@ -25,6 +25,7 @@
 
 #define CHECK_DELAY_MS 100        /* settle time after a watch event */
 #define TIMER_MAX_MS (24LL * 3600 * 1000) /* re-check the clock at least daily */
+#define PL_REPAIRS_MAX 5                  /* repairs of one cert a minute before they stop */
 
 enum once_result { ONCE_PENDING = 0, ONCE_VALID, ONCE_RENEWED, ONCE_REPAIRED, ONCE_FAILED };
 
@@ -121,6 +122,14 @@ struct cert {
 		struct pl_waiter *w;
 	} queued;
 	bool fresh_key;     /* the next renewal makes a new key (the old leaf was revoked) */
+	/*
+	 * The last repairs, newest first: more than PL_REPAIRS_MAX within a
+	 * minute means something else keeps changing the outputs (another
+	 * [cert] writing the same file by another name): repairs stop until a
+	 * renewal succeeds, a forced renewal or a new configuration.
+	 */
+	time_t repairs[PL_REPAIRS_MAX];
+	bool repairs_stopped;
 	bool dirty;         /* a watch event arrived while not idle */
 	bool full_check;    /* examine even when the digests did not change */
 	bool saving, save_again;

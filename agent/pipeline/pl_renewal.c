@@ -150,6 +150,8 @@ void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
 		c->st.retry_after = 0;
 		c->st.pending_gen = 0;
 		cs_state_set_error(&c->st, NULL);
+		c->repairs_stopped = false;
+		memset(c->repairs, 0, sizeof(c->repairs));
 		msg = NULL;
 		break;
 	case CS_RENEWAL_ABANDONED:

@@ -487,6 +487,7 @@ enum vtype {
 	V_STR,
 	V_PATH,
 	V_DURATION,
+	V_DURATION0, /* a duration, or 0 ("0", "0s") */
 	V_SPAN,
 	V_KEYTYPE,
 	V_MODE,
@@ -560,6 +561,7 @@ static const struct keydef agent_keys[] = {
 	{ "jitter", V_SPAN, AG(jitter), ANY, NULL },
 	{ "retry_min", V_DURATION, AG(retry_min), ANY, NULL },
 	{ "retry_max", V_DURATION, AG(retry_max), ANY, NULL },
+	{ "settle", V_DURATION0, AG(settle), ANY, NULL },
 	{ "include", V_INCLUDE, 0, ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },
 };
@@ -713,6 +715,12 @@ bad_hostport:
 			 value);
 		return -1;
 	}
+	case V_DURATION0:
+		if (strcmp(value, "0") == 0 || strcmp(value, "0s") == 0) {
+			*(int64_t *)field = 0;
+			return 0;
+		}
+		/* fall through */
 	case V_DURATION:
 		return cs_cfg_parse_duration(value, (int64_t *)field, err, errlen);
 	case V_SPAN:
@@ -1849,6 +1857,7 @@ struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs)
 	cfg->agent.log_level = CS_LOG_INFO;
 	cfg->agent.retry_min = 60;
 	cfg->agent.retry_max = 6 * 3600;
+	cfg->agent.settle = 3;
 
 	memset(&p, 0, sizeof(p));
 	p.cfg = cfg;

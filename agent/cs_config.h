@@ -51,6 +51,7 @@ struct cs_cfg_agent {
 	struct cs_cfg_span jitter;
 	int64_t retry_min; /* first retry after a failure, seconds (default 1m) */
 	int64_t retry_max; /* longest wait between retries (default 6h) */
+	int64_t settle;    /* quiet time before judging outputs others changed, s (default 3; 0: 100 ms) */
 };
 
 enum cs_issuer_type {

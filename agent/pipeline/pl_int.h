@@ -23,7 +23,7 @@
 #include <time.h>
 #include <uv.h>
 
-#define CHECK_DELAY_MS 100        /* settle time after a watch event */
+#define CHECK_DELAY_MS 100        /* settle time after a watch event with settle = 0 */
 #define TIMER_MAX_MS (24LL * 3600 * 1000) /* re-check the clock at least daily */
 #define PL_REPAIRS_MAX 5                  /* repairs of one cert a minute before they stop */
 

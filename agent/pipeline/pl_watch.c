@@ -126,7 +126,11 @@ void pl_schedule_check(struct cert *c)
 		c->dirty = true;
 		return;
 	}
-	uv_timer_start(&c->check_timer, pl_on_check_timer, CHECK_DELAY_MS, 0);
+	/* Restarted by each event: the outputs are judged once they are quiet. */
+	uv_timer_start(&c->check_timer, pl_on_check_timer,
+		       c->pl->cfg->agent.settle > 0 ? (uint64_t)c->pl->cfg->agent.settle * 1000
+						    : CHECK_DELAY_MS,
+		       0);
 }
 
 void pl_on_watch(void *arg, const char *dir, const char *name, uint32_t mask)

@@ -490,9 +490,15 @@ static json_t *cmd_show(struct cs_ctlsock *s, const char *name)
 {
 	size_t n = s->be.count(s->be.arg);
 	time_t now = time(NULL);
+	struct cs_cert_status one;
 
 	if (name == NULL)
 		return error_json("bad_request", "show needs a \"name\"");
+	if (s->be.status_of != NULL) {
+		if (s->be.status_of(s->be.arg, name, &one))
+			return json_pack("{s:b,s:o}", "ok", 1, "cert", cert_json(&one, now, true));
+		n = 0;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct cs_cert_status st;
 		s->be.status(s->be.arg, i, &st);
@@ -1420,16 +1426,33 @@ static void observe(struct cs_ctlsock *s)
 	free(v);
 }
 
-/* A state file changed: a renewal, a failure or a reload failure was recorded. */
+/*
+ * A state file changed: a renewal, a failure or a reload failure was
+ * recorded. certs/NAME.json is one cert's: only that one is looked at (the
+ * others are observed when they change, and by every render), so that a
+ * start-up that writes N state files does not cost N x N.
+ */
 static void on_state_event(uv_fs_event_t *h, const char *name, int events, int status)
 {
 	struct cs_ctlsock *s = h->data;
+	struct cs_cert_status one;
+	char cert[NAME_MAX + 1];
+	size_t len;
 
 	(void)events;
 	(void)status;
 	if (name == NULL || strstr(name, ".json") == NULL || name[0] == '.')
 		return; /* the temp files of the atomic writer */
-	observe(s);
+	len = strlen(name);
+	if (s->be.status_of != NULL && len > 5 && len - 5 < sizeof(cert) &&
+	    strcmp(name + len - 5, ".json") == 0) {
+		memcpy(cert, name, len - 5);
+		cert[len - 5] = '\0';
+		if (s->be.status_of(s->be.arg, cert, &one))
+			cs_metrics_observe(s->metrics, &one, 1);
+	} else {
+		observe(s);
+	}
 	metrics_soon(s, METRICS_DEBOUNCE_MS);
 }
 
@@ -1605,6 +1628,11 @@ static void pl_status(void *arg, size_t i, struct cs_cert_status *out)
 	cs_pipeline_status(arg, i, out);
 }
 
+static bool pl_status_of(void *arg, const char *name, struct cs_cert_status *out)
+{
+	return cs_pipeline_status_of(arg, name, out) == 0;
+}
+
 static int pl_renew(void *arg, const char *name, bool force, cs_renewal_cb cb, void *cbarg)
 {
 	return cs_pipeline_renew(arg, name, force, cb, cbarg);
@@ -1678,7 +1706,8 @@ struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config 
 					struct cs_pipeline *pl, bool listen)
 {
 	struct cs_ctlsock_backend be = {
-		.count = pl_count,   .status = pl_status, .renew = pl_renew,
+		.count = pl_count,   .status = pl_status, .status_of = pl_status_of,
+		.renew = pl_renew,
 		.reload = pl_reload, .rehash = pl_rehash, .capath_problems = pl_capath_problems,
 		.revoke = pl_revoke, .arg = pl,
 	};

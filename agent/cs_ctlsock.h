@@ -47,6 +47,12 @@ struct cs_ctlsock_backend {
 	size_t (*count)(void *arg);
 	void (*status)(void *arg, size_t i, struct cs_cert_status *out);
 	/*
+	 * NULL, or: the status of the cert called name, found without a scan
+	 * (show, and the metrics counters after a state file changed); false
+	 * when there is no such cert.
+	 */
+	bool (*status_of)(void *arg, const char *name, struct cs_cert_status *out);
+	/*
 	 * As cs_pipeline_renew: 0 started (cb, when not NULL, runs once at the
 	 * end), 1 not due, -ENOENT, -EBUSY or -ENOMEM.
 	 */

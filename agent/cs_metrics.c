@@ -9,6 +9,7 @@
  */
 #include "cs_metrics.h"
 #include "cs_atomic.h"
+#include "cs_htab.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #define MAX_RELOADERS 64
 
 struct seen {
+	struct cs_htab_node node; /* in m->by_name */
 	char *name;
 	time_t last_renewal;
 	char serial[80];
@@ -33,8 +35,9 @@ struct reload_count {
 };
 
 struct cs_metrics {
-	struct seen *seen;
-	size_t n_seen;
+	struct seen **seen; /* in the order first seen */
+	size_t n_seen, cap_seen;
+	struct cs_htab by_name;
 	time_t since; /* renewals after this moment count even at first sight */
 	uint64_t renew_ok, renew_failed;
 	struct reload_count *reloads;
@@ -122,10 +125,12 @@ void cs_metrics_free(struct cs_metrics *m)
 	if (m == NULL)
 		return;
 	for (size_t i = 0; i < m->n_seen; i++) {
-		free(m->seen[i].name);
-		free(m->seen[i].last_reload);
+		free(m->seen[i]->name);
+		free(m->seen[i]->last_reload);
+		free(m->seen[i]);
 	}
 	free(m->seen);
+	cs_htab_clear(&m->by_name);
 	for (size_t i = 0; i < m->n_reloads; i++)
 		free(m->reloads[i].reloader);
 	free(m->reloads);
@@ -181,10 +186,39 @@ static void count_reloads(struct cs_metrics *m, const char *text)
 
 static struct seen *find_seen(struct cs_metrics *m, const char *name)
 {
-	for (size_t i = 0; i < m->n_seen; i++)
-		if (strcmp(m->seen[i].name, name) == 0)
-			return &m->seen[i];
+	uint64_t h = cs_htab_hash(name, CS_HTAB_SEED);
+
+	for (struct cs_htab_node *n = cs_htab_first(&m->by_name, h); n != NULL;
+	     n = cs_htab_next(n, h)) {
+		struct seen *s = cs_htab_entry(n, struct seen, node);
+		if (strcmp(s->name, name) == 0)
+			return s;
+	}
 	return NULL;
+}
+
+/* Returns a new record for name (no baseline yet), or NULL on ENOMEM. */
+static struct seen *add_seen(struct cs_metrics *m, const char *name)
+{
+	struct seen *s;
+
+	if (m->n_seen == m->cap_seen) {
+		size_t cap = m->cap_seen ? m->cap_seen * 2 : 16;
+		struct seen **v = realloc(m->seen, cap * sizeof(*v));
+		if (v == NULL)
+			return NULL;
+		m->seen = v;
+		m->cap_seen = cap;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL || (s->name = strdup(name)) == NULL ||
+	    cs_htab_insert(&m->by_name, &s->node, cs_htab_hash(name, CS_HTAB_SEED)) < 0) {
+		if (s != NULL)
+			free(s->name);
+		free(s);
+		return NULL;
+	}
+	m->seen[m->n_seen++] = s;
+	return s;
 }
 
 /* Counts what changed since the last snapshot; returns 0 or -ENOMEM. */
@@ -192,26 +226,18 @@ int cs_metrics_observe(struct cs_metrics *m, const struct cs_cert_status *v, siz
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct cs_cert_status *st = &v[i];
-		struct seen *s = i < m->n_seen && strcmp(m->seen[i].name, st->name) == 0
-					 ? &m->seen[i]
+		struct seen *s = i < m->n_seen && strcmp(m->seen[i]->name, st->name) == 0
+					 ? m->seen[i]
 					 : find_seen(m, st->name);
 		if (s == NULL && st->state == CS_CERT_UNKNOWN)
 			continue; /* its state is not loaded yet: no baseline */
 		if (s == NULL) {
-			struct seen *sv = realloc(m->seen, (m->n_seen + 1) * sizeof(*sv));
-			if (sv == NULL)
-				return -ENOMEM;
-			m->seen = sv;
-			s = &sv[m->n_seen];
-			memset(s, 0, sizeof(*s));
-			s->name = strdup(st->name);
-			if (s->name == NULL)
+			if ((s = add_seen(m, st->name)) == NULL)
 				return -ENOMEM;
 			s->last_renewal = st->last_renewal;
 			snprintf(s->serial, sizeof(s->serial), "%s", st->serial ? st->serial : "");
 			s->failures = st->failures;
 			s->last_reload = st->last_reload ? strdup(st->last_reload) : NULL;
-			m->n_seen++;
 			if (st->last_renewal >= m->since && m->since != 0)
 				m->renew_ok++;
 			continue;

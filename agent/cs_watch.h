@@ -8,8 +8,10 @@
  * cs_watch_set(); the module adds what is new, removes what is gone, and
  * re-adds a directory whose path now leads somewhere else (a swapped
  * symbolic link), so that callers can simply re-declare the set after any
- * change. Each event is reported as (directory as declared, file name, mask);
- * a queue overflow is reported once, as "rescan everything".
+ * change; or adds and removes one directory at a time with cs_watch_add()
+ * and cs_watch_remove(). Each event is reported as (directory as declared,
+ * file name, mask), once for every declared path that leads to the watched
+ * directory; a queue overflow is reported once, as "rescan everything".
  */
 #ifndef CS_WATCH_H
 #define CS_WATCH_H
@@ -45,6 +47,17 @@ struct cs_watch *cs_watch_new(uv_loop_t *loop, cs_watch_cb cb, cs_watch_overflow
  * later call retries them. Returns the number of directories watched.
  */
 size_t cs_watch_set(struct cs_watch *w, const char *const *dirs, size_t n);
+
+/*
+ * Adds dir (an absolute path) to the set, or, when it is there already,
+ * watches it again if it is not watched or its path now leads to another
+ * directory. Returns 0 when it is watched, -ENOENT when it cannot be (absent,
+ * no permission: logged; a later call retries) or -ENOMEM.
+ */
+int cs_watch_add(struct cs_watch *w, const char *dir);
+
+/* Removes dir from the set (nothing when it is not there). */
+void cs_watch_remove(struct cs_watch *w, const char *dir);
 
 /* Returns the number of directories currently watched. */
 size_t cs_watch_count(const struct cs_watch *w);

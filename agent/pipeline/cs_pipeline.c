@@ -36,6 +36,16 @@ const char *cs_cert_state_name(enum cs_cert_state s)
 
 /* ---- once mode ---------------------------------------------------------- */
 
+void pl_once_set(struct cert *c, enum once_result r)
+{
+	assert(r != ONCE_PENDING);
+	if (c->once == ONCE_PENDING) {
+		assert(c->pl->once_pending > 0);
+		c->pl->once_pending--;
+	}
+	c->once = r;
+}
+
 void pl_once_finish(struct cert *c, enum once_result r)
 {
 	if (!c->pl->once)
@@ -43,7 +53,7 @@ void pl_once_finish(struct cert *c, enum once_result r)
 	/* A repair may be followed by a renewal; the renewal's outcome counts. */
 	if (c->once != ONCE_PENDING && !(c->once == ONCE_REPAIRED && r != ONCE_VALID))
 		return;
-	c->once = r;
+	pl_once_set(c, r);
 	if (r == ONCE_FAILED)
 		c->pl->once_failures++;
 }
@@ -96,11 +106,16 @@ bool pl_stopping(const struct cs_pipeline *pl)
 	return pl->closing || pl->draining || pl->tearing_down;
 }
 
-static struct cert *find(const struct cs_pipeline *pl, const char *name)
+struct cert *pl_find(const struct cs_pipeline *pl, const char *name)
 {
-	for (size_t i = 0; i < pl->n_certs; i++)
-		if (strcmp(pl->certs[i]->cfg->name, name) == 0)
-			return pl->certs[i];
+	uint64_t h = cs_htab_hash(name, CS_HTAB_SEED);
+
+	for (struct cs_htab_node *n = cs_htab_first(&pl->by_name, h); n != NULL;
+	     n = cs_htab_next(n, h)) {
+		struct cert *c = cs_htab_entry(n, struct cert, by_name);
+		if (strcmp(c->cfg->name, name) == 0)
+			return c;
+	}
 	return NULL;
 }
 
@@ -186,7 +201,7 @@ void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
 
 int cs_pipeline_reload(struct cs_pipeline *pl, const char *name)
 {
-	struct cert *c = find(pl, name);
+	struct cert *c = pl_find(pl, name);
 
 	if (c == NULL)
 		return -ENOENT;
@@ -246,7 +261,7 @@ void pl_start_queued(struct cert *c)
 int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force, cs_renewal_cb cb,
 		      void *arg)
 {
-	struct cert *c = find(pl, name);
+	struct cert *c = pl_find(pl, name);
 	struct pl_waiter *w = NULL;
 
 	if (c == NULL)
@@ -294,17 +309,14 @@ int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force, cs_r
 int cs_pipeline_set_window(struct cs_pipeline *pl, const char *name, time_t start, time_t end)
 {
 	time_t now = pl_now(pl);
+	struct cert *c;
 
 	if (end <= start)
 		return -EINVAL;
-	for (size_t i = 0; i < pl->n_certs; i++) {
-		struct cert *c = pl->certs[i];
-		if (strcmp(c->cfg->name, name) != 0)
-			continue;
-		pl_set_window(c, start, end, now);
-		return 0;
-	}
-	return -ENOENT;
+	if ((c = pl_find(pl, name)) == NULL)
+		return -ENOENT;
+	pl_set_window(c, start, end, now);
+	return 0;
 }
 
 struct cs_capsync *cs_pipeline_capsync(struct cs_pipeline *pl)
@@ -317,10 +329,26 @@ size_t cs_pipeline_count(const struct cs_pipeline *pl)
 	return pl->n_certs;
 }
 
+static void status_of(const struct cert *c, struct cs_cert_status *out);
+
 void cs_pipeline_status(const struct cs_pipeline *pl, size_t i, struct cs_cert_status *out)
 {
-	const struct cert *c = pl->certs[i];
+	status_of(pl->certs[i], out);
+}
 
+int cs_pipeline_status_of(const struct cs_pipeline *pl, const char *name,
+			  struct cs_cert_status *out)
+{
+	const struct cert *c = pl_find(pl, name);
+
+	if (c == NULL)
+		return -ENOENT;
+	status_of(c, out);
+	return 0;
+}
+
+static void status_of(const struct cert *c, struct cs_cert_status *out)
+{
 	memset(out, 0, sizeof(*out));
 	out->name = c->cfg->name;
 	out->state = c->state;

@@ -192,6 +192,10 @@ struct cs_capsync *cs_pipeline_capsync(struct cs_pipeline *pl);
 size_t cs_pipeline_count(const struct cs_pipeline *pl);
 void cs_pipeline_status(const struct cs_pipeline *pl, size_t i, struct cs_cert_status *out);
 
+/* The status of the cert called name (found through a hash table): 0, or -ENOENT. */
+int cs_pipeline_status_of(const struct cs_pipeline *pl, const char *name,
+			  struct cs_cert_status *out);
+
 /* Stops timers and watches, waits for in-flight work, then calls close_cb. */
 void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void *arg);
 

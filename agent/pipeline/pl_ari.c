@@ -99,6 +99,7 @@ static void on_ari(int status, const struct cs_acme_window *w, const char *error
 			c->issuer->name, error ? error : strerror(-status));
 		c->ari_next = now + ARI_RETRY_S;
 	}
+	pl_timer_touch(c);
 	pl_arm_timer(pl);
 	pl_maybe_quiesced(pl);
 }
@@ -120,6 +121,7 @@ void pl_ari_fetch(struct cert *c)
 		cs_warn("%s: cannot ask issuer %s for the renewal window: %s", c->cfg->name,
 			c->issuer->name, strerror(-rc));
 		c->ari_next = pl_now(pl) + ARI_RETRY_S;
+		pl_timer_touch(c);
 		return;
 	}
 	c->ari_busy = true;

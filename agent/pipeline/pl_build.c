@@ -124,7 +124,14 @@ int pl_build(struct cs_pipeline *pl)
 		c->due_reason = "not examined yet";
 		uv_timer_init(pl->loop, &c->check_timer);
 		c->check_timer.data = c;
+		c->idx = pl->n_certs;
 		pl->certs[pl->n_certs++] = c;
+		pl->once_pending++; /* c->once is ONCE_PENDING */
+		pl_timer_touch(c);
+		/* Names are unique: the parser says so. */
+		if (cs_htab_insert(&pl->by_name, &c->by_name,
+				   cs_htab_hash(c->cfg->name, CS_HTAB_SEED)) < 0)
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -210,6 +217,7 @@ void pl_teardown(struct cs_pipeline *pl)
 	cs_reloads_close(pl->rl, on_part_closed, pl);
 	pl->rl = NULL;
 	if (pl->capsync != NULL) {
+		pl_unwatch_capsync(pl);
 		/* It waits for a job that runs, then frees itself. */
 		pl->closing_handles++;
 		cs_capsync_close(pl->capsync, on_part_closed, pl);
@@ -226,6 +234,9 @@ void pl_teardown(struct cs_pipeline *pl)
 	free(pl->certs);
 	pl->certs = NULL;
 	pl->n_certs = 0;
+	pl->once_pending = 0;
+	cs_htab_clear(&pl->by_name);
+	pl_timer_forget_all(pl);
 	pl_close_issuers(pl);
 	assert(pl->closing_handles > 0);
 	pl->closing_handles--;
@@ -279,6 +290,10 @@ static void after_teardown(struct cs_pipeline *pl)
 		/* Everything cert-related is gone; now the pipeline's own handles. */
 		if (pl->pending_cfg != NULL && pl->release_cb)
 			pl->release_cb(pl->release_arg, pl->cfg); /* the newest stays the caller's */
+		/* Every interest went with its cert, every directory with its last interest. */
+		assert(pl->wdirs.n == 0 && pl->interests.n == 0 && pl->n_cap_dirs == 0);
+		cs_htab_clear(&pl->wdirs);
+		cs_htab_clear(&pl->interests);
 		pl->closing_handles = 3;
 		uv_close((uv_handle_t *)&pl->timer, on_pipeline_handle_closed);
 		struct cs_watch *w = pl->watch;
@@ -309,9 +324,7 @@ void pl_maybe_quiesced(struct cs_pipeline *pl)
 	if (pl->tearing_down)
 		return;
 	if (pl->once && !pl->once_done && !pl->closing) {
-		bool all = true;
-		for (size_t i = 0; i < pl->n_certs; i++)
-			all &= pl->certs[i]->once != ONCE_PENDING;
+		bool all = pl->once_pending == 0;
 		if (all && pl_reloads_pending(pl))
 			pl_flush_reloads(pl);
 		/* A reload that could not start has ended already, and may have finished this. */

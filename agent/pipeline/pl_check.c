@@ -173,6 +173,7 @@ void pl_cert_idle(struct cert *c)
 	assert(c->stage == PL_IDLE);
 	if (c->queued.set)
 		pl_start_queued(c);
+	pl_timer_touch(c);
 	if (c->dirty && !c->pl->closing && !c->pl->tearing_down) {
 		c->dirty = false;
 		pl_schedule_check(c);
@@ -257,7 +258,7 @@ static void check_done(uv_work_t *req, int status)
 		if (!pl->once && !pl->closing)
 			pl_log_schedule(c, now);
 	}
-	pl_rewatch(pl);
+	pl_watch_cert(c);
 	if (outcome == CHECK_REPAIRED) {
 		/* The services load the restored files, and are verified. */
 		pl_step(c, PL_EV_REPAIRED);

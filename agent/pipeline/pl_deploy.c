@@ -104,7 +104,7 @@ static void deploy_done(uv_work_t *req, int status)
 	if (r->issuer->is != NULL)
 		pl_capsync_publish(pl, r->issuer->is);
 	pl_save_state(c);
-	pl_rewatch(pl);
+	pl_watch_cert(c);
 	pl_step(c, PL_EV_DEPLOYED);
 	pl_reload_start(c);
 	pl_ari_fetch(c);

@@ -10,6 +10,7 @@
 #include "cs_acme.h"
 #include "cs_capsync.h"
 #include "cs_deploy.h"
+#include "cs_htab.h"
 #include "cs_issuer.h"
 #include "cs_log.h"
 #include "cs_reloads.h"
@@ -29,8 +30,25 @@
 
 enum once_result { ONCE_PENDING = 0, ONCE_VALID, ONCE_RENEWED, ONCE_REPAIRED, ONCE_FAILED };
 
+/*
+ * A directory watched for the certs (and the [capath]/[clientcerts] sync):
+ * counted by the interests in it and by the capsync's declarations, removed
+ * from the inotify set when the count reaches zero. In pl->wdirs by path.
+ */
+struct pl_wdir {
+	struct cs_htab_node node;
+	char *path;
+	unsigned refs;
+	LIST_HEAD(, interest) interests;
+};
+
+/* One file (dir, name) a cert must hear about; in pl->interests by (dir, name). */
 struct interest {
-	char *dir, *name;
+	struct cs_htab_node node;
+	struct cert *c;
+	struct pl_wdir *d; /* a reference */
+	char *name;
+	LIST_ENTRY(interest) in_dir;
 };
 
 /*
@@ -79,6 +97,11 @@ struct pl_round {
 struct cert {
 	struct cs_pipeline *pl;
 	const struct cs_cfg_cert *cfg;
+	size_t idx;                   /* in pl->certs, the configuration's order */
+	struct cs_htab_node by_name;  /* in pl->by_name */
+	unsigned watch_mark;          /* pl_on_watch's: already picked for this event */
+	size_t hpos;                  /* in pl->heap: index + 1; 0 when not there */
+	time_t hkey;                  /* the wake-up moment it is filed under there */
 	struct pl_issuer *issuer; /* borrowed from pl->issuers */
 	uint64_t seed;
 
@@ -136,7 +159,7 @@ struct cert {
 	uv_timer_t check_timer;
 	enum once_result once;
 
-	struct interest *interest;
+	struct interest **interest;
 	size_t n_interest;
 };
 
@@ -150,10 +173,23 @@ struct cs_pipeline {
 	struct cs_capsync *capsync; /* [capath] and [clientcerts]; NULL when it could not start */
 	struct cert **certs;
 	size_t n_certs;
+	struct cs_htab by_name; /* the certs by cfg->name */
 	unsigned renewal_seq;
 
 	uv_timer_t timer;
+	/*
+	 * The idle certs by the moment they need the timer (pl_schedule.c): a
+	 * min-heap whose keys are never later than the truth (every change that
+	 * makes a cert's moment earlier, or the cert idle, files it again) and
+	 * are corrected when they reach the top.
+	 */
+	struct cert **heap;
+	size_t n_heap, cap_heap;
 	struct cs_watch *watch;
+	struct cs_htab wdirs, interests; /* pl_watch.c */
+	struct pl_wdir **cap_dirs;       /* the capsync's directories, referenced */
+	size_t n_cap_dirs;
+	unsigned watch_seq;
 	struct pl_clock *clock; /* notices steps of the wall clock; NULL in --once */
 
 	int inflight; /* jobs, issuances, probes and saves; never negative */
@@ -162,6 +198,7 @@ struct cs_pipeline {
 	bool issuers_closing;
 	bool started, once, closing, draining, tearing_down;
 	bool once_done;
+	size_t once_pending; /* certs whose once is ONCE_PENDING */
 	int once_failures;
 	void (*done_cb)(void *arg, int failures);
 	void *done_arg;
@@ -211,6 +248,9 @@ void pl_inflight_dec(struct cs_pipeline *pl);
 /* cs_pipeline.c: starts the renewal queued in c (which is idle). */
 void pl_start_queued(struct cert *c);
 
+/* Returns the cert called name, or NULL. */
+struct cert *pl_find(const struct cs_pipeline *pl, const char *name);
+
 /* True while the pipeline takes no new work (closing, switching configuration). */
 bool pl_stopping(const struct cs_pipeline *pl);
 
@@ -235,6 +275,7 @@ void pl_deploy_pending(struct cert *c);
 
 /* cs_pipeline.c */
 void pl_once_finish(struct cert *c, enum once_result r);
+void pl_once_set(struct cert *c, enum once_result r);
 void pl_once_summary(struct cs_pipeline *pl);
 
 /* pl_ari.c */
@@ -290,12 +331,16 @@ char *pl_fmt_time(time_t t, char *buf, size_t len);
 void pl_arm_timer(struct cs_pipeline *pl);
 void pl_log_schedule(const struct cert *c, time_t now);
 void pl_schedule(struct cert *c, time_t now);
+void pl_timer_forget_all(struct cs_pipeline *pl);
+void pl_timer_touch(struct cert *c);
 
 /* pl_watch.c */
 void pl_clear_interest(struct cert *c);
 void pl_on_overflow(void *arg);
 void pl_on_watch(void *arg, const char *dir, const char *name, uint32_t mask);
 void pl_rewatch(struct cs_pipeline *pl);
+void pl_unwatch_capsync(struct cs_pipeline *pl);
+void pl_watch_cert(struct cert *c);
 void pl_schedule_check(struct cert *c);
 
 #endif

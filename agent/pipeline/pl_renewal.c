@@ -162,7 +162,7 @@ void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
 	case CS_RENEWAL_FAILED:
 		count_failure(c, msg, retry_after);
 		if (pl->once && c->once != ONCE_FAILED) {
-			c->once = ONCE_FAILED;
+			pl_once_set(c, ONCE_FAILED);
 			pl->once_failures++;
 		}
 		break;

@@ -74,6 +74,7 @@ static void on_revoked(int status, const char *error, void *arg)
 			c->cfg->name);
 	} else {
 		c->due = pl_now(pl);
+		pl_timer_touch(c);
 		c->due_reason = "revoked";
 		rc = cs_pipeline_renew(pl, c->cfg->name, true, NULL, NULL);
 		/* -EBUSY: a renewal asked for meanwhile started; fresh_key holds for it. */
@@ -98,10 +99,7 @@ int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
 
 	if (reason < 0 || (size_t)reason >= sizeof(revoke_reasons) / sizeof(revoke_reasons[0]))
 		return -EINVAL;
-	for (size_t i = 0; i < pl->n_certs && c == NULL; i++)
-		if (strcmp(pl->certs[i]->cfg->name, name) == 0)
-			c = pl->certs[i];
-	if (c == NULL)
+	if ((c = pl_find(pl, name)) == NULL)
 		return -ENOENT;
 	if (c->stage != PL_IDLE || pl_stopping(pl) || c->issuer->is == NULL)
 		return -EBUSY;

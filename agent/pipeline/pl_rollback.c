@@ -82,7 +82,7 @@ static void rollback_done(uv_work_t *req, int status)
 	cs_examined_clear(&j->ex);
 	free(j);
 	pl_save_state(c);
-	pl_rewatch(pl);
+	pl_watch_cert(c);
 	pl_capsync_outputs_changed(pl, c);
 	/* Make the services load the restored files; that reload ends the renewal. */
 	pl_step(c, PL_EV_ROLLED_BACK);

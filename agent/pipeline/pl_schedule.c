@@ -93,49 +93,196 @@ void pl_schedule(struct cert *c, time_t now)
 	if (c->renewal != NULL)
 		c->state = CS_CERT_RENEWING;
 	c->st.next_due = c->due;
+	pl_timer_touch(c);
+}
+
+/* ---- the timer: one for the earliest moment of all idle certs ------------ */
+
+/* When c needs the timer: its due moment, or its next ARI question if earlier. */
+static time_t wake_of(const struct cert *c)
+{
+	time_t k = c->due;
+
+	if (c->ari_next != 0 && !c->ari_busy && c->ari_next < k)
+		k = c->ari_next;
+	return k;
+}
+
+static void heap_set(struct cs_pipeline *pl, size_t i, struct cert *c)
+{
+	pl->heap[i] = c;
+	c->hpos = i + 1;
+}
+
+static void sift_up(struct cs_pipeline *pl, size_t i)
+{
+	struct cert *c = pl->heap[i];
+
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (pl->heap[parent]->hkey <= c->hkey)
+			break;
+		heap_set(pl, i, pl->heap[parent]);
+		i = parent;
+	}
+	heap_set(pl, i, c);
+}
+
+static void sift_down(struct cs_pipeline *pl, size_t i)
+{
+	struct cert *c = pl->heap[i];
+
+	for (;;) {
+		size_t l = 2 * i + 1, m = i;
+		time_t k = c->hkey;
+		if (l < pl->n_heap && pl->heap[l]->hkey < k)
+			m = l, k = pl->heap[l]->hkey;
+		if (l + 1 < pl->n_heap && pl->heap[l + 1]->hkey < k)
+			m = l + 1;
+		if (m == i)
+			break;
+		heap_set(pl, i, pl->heap[m]);
+		i = m;
+	}
+	heap_set(pl, i, c);
+}
+
+static void heap_remove(struct cs_pipeline *pl, struct cert *c)
+{
+	size_t i = c->hpos - 1;
+	struct cert *last = pl->heap[--pl->n_heap];
+
+	c->hpos = 0;
+	if (last == c)
+		return;
+	heap_set(pl, i, last);
+	sift_up(pl, i);
+	sift_down(pl, last->hpos - 1);
+}
+
+/*
+ * Files c under its current moment: called whenever that moment may have
+ * become earlier (a new due moment, an ARI answer) and when c becomes idle.
+ */
+void pl_timer_touch(struct cert *c)
+{
+	struct cs_pipeline *pl = c->pl;
+
+	c->hkey = wake_of(c);
+	if (c->hpos != 0) {
+		sift_up(pl, c->hpos - 1);
+		sift_down(pl, c->hpos - 1);
+		return;
+	}
+	if (c->stage != PL_IDLE)
+		return;
+	if (pl->n_heap == pl->cap_heap) {
+		size_t cap = pl->cap_heap ? pl->cap_heap * 2 : 64;
+		struct cert **v = realloc(pl->heap, cap * sizeof(*v));
+		if (v == NULL) {
+			cs_err("%s: cannot schedule: out of memory", c->cfg->name);
+			return;
+		}
+		pl->heap = v;
+		pl->cap_heap = cap;
+	}
+	pl->n_heap++;
+	heap_set(pl, pl->n_heap - 1, c);
+	sift_up(pl, pl->n_heap - 1);
+}
+
+/* Empties the heap (the certs are going away). */
+void pl_timer_forget_all(struct cs_pipeline *pl)
+{
+	for (size_t i = 0; i < pl->n_heap; i++)
+		pl->heap[i]->hpos = 0;
+	free(pl->heap);
+	pl->heap = NULL;
+	pl->n_heap = pl->cap_heap = 0;
+}
+
+/* Corrects the top of the heap until it holds an idle cert under its true moment. */
+static struct cert *heap_top(struct cs_pipeline *pl)
+{
+	while (pl->n_heap > 0) {
+		struct cert *c = pl->heap[0];
+		time_t k = wake_of(c);
+		if (c->stage != PL_IDLE) {
+			heap_remove(pl, c); /* filed again when it is idle */
+		} else if (k != c->hkey) {
+			c->hkey = k;
+			sift_down(pl, 0);
+		} else {
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Adds to *v the certs filed at or before now under heap index i (keys are never late). */
+static void collect_due(struct cs_pipeline *pl, size_t i, time_t now, struct cert ***v,
+			size_t *n, size_t *cap)
+{
+	while (i < pl->n_heap && pl->heap[i]->hkey <= now) {
+		if (*n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 16;
+			struct cert **p = realloc(*v, nc * sizeof(*p));
+			if (p == NULL)
+				return;
+			*v = p;
+			*cap = nc;
+		}
+		(*v)[(*n)++] = pl->heap[i];
+		collect_due(pl, 2 * i + 1, now, v, n, cap);
+		i = 2 * i + 2;
+	}
+}
+
+static int by_idx(const void *a, const void *b)
+{
+	const struct cert *x = *(struct cert *const *)a, *y = *(struct cert *const *)b;
+
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
 static void on_timer(uv_timer_t *t)
 {
 	struct cs_pipeline *pl = t->data;
 	time_t now = pl_now(pl);
+	struct cert **due = NULL;
+	size_t n = 0, cap = 0;
 
-	for (size_t i = 0; i < pl->n_certs; i++) {
-		struct cert *c = pl->certs[i];
+	/* The certs whose moment has come, in the configuration's order. */
+	collect_due(pl, 0, now, &due, &n, &cap);
+	qsort(due, n, sizeof(*due), by_idx);
+	for (size_t i = 0; i < n; i++) {
+		struct cert *c = due[i];
 		if (c->stage != PL_IDLE)
 			continue;
 		if (c->due <= now &&
-		    !pl_renewal_start(c, false, pl_verdict_ok(c) ? c->due_reason : c->reason))
+		    !pl_renewal_start(c, false, pl_verdict_ok(c) ? c->due_reason : c->reason)) {
 			c->due = now + (time_t)pl->cfg->agent.retry_min; /* no busy loop */
+			pl_timer_touch(c);
+		}
 		if (c->stage == PL_IDLE && c->ari_next != 0 && c->ari_next <= now)
 			pl_ari_fetch(c);
 	}
+	free(due);
 	pl_arm_timer(pl);
 }
 
 /* One timer for the earliest due moment of all idle certs. */
 void pl_arm_timer(struct cs_pipeline *pl)
 {
-	time_t earliest = 0;
-	bool any = false;
+	struct cert *c;
 
 	if (pl->once || pl->closing || pl->draining || pl->tearing_down)
 		return;
-	for (size_t i = 0; i < pl->n_certs; i++) {
-		struct cert *c = pl->certs[i];
-		if (c->stage != PL_IDLE)
-			continue;
-		if (!any || c->due < earliest)
-			earliest = c->due;
-		if (c->ari_next != 0 && !c->ari_busy && c->ari_next < earliest)
-			earliest = c->ari_next;
-		any = true;
-	}
-	if (!any) {
+	if ((c = heap_top(pl)) == NULL) {
 		uv_timer_stop(&pl->timer);
 		return;
 	}
-	int64_t delay = (int64_t)earliest * 1000 - pl_now_ms(pl);
+	int64_t delay = (int64_t)c->hkey * 1000 - pl_now_ms(pl);
 	if (delay < 0)
 		delay = 0;
 	if (delay > TIMER_MAX_MS)

@@ -583,6 +583,7 @@ static const struct keydef issuer_keys[] = {
 	{ "http_listen", V_HOSTPORT, IS(http_listen), ACME, NULL },
 	{ "dns_hook", V_PATH, IS(dns_hook), ACME, NULL },
 	{ "ca_bundle", V_PATH, IS(ca_bundle), ACME, NULL },
+	{ "trust", V_PATH, IS(trust), ANY, NULL },
 	{ "eab_kid", V_STR, IS(eab_kid), ACME, NULL },
 	{ "eab_hmac_key", V_STR, IS(eab_hmac_key), ACME, NULL },
 	{ "preferred_chain", V_STR, IS(preferred_chain), ACME, NULL },
@@ -1872,6 +1873,9 @@ struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs)
 		cs_config_free(cfg);
 		return NULL;
 	}
+	/* The arrays are complete: a cert may now point at its issuer. */
+	for (size_t i = 0; i < cfg->n_certs; i++)
+		cfg->certs[i].iss = cs_config_issuer(cfg, cfg->certs[i].issuer);
 	return cfg;
 }
 
@@ -1886,6 +1890,7 @@ static void free_issuer(struct cs_cfg_issuer *is)
 	free(is->http_listen);
 	free(is->dns_hook);
 	free(is->ca_bundle);
+	free(is->trust);
 	free(is->eab_kid);
 	free(is->eab_hmac_key);
 	free(is->preferred_chain);

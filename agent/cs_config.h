@@ -83,6 +83,9 @@ struct cs_cfg_issuer {
 	char *http_listen;
 	char *dns_hook;
 	char *ca_bundle;
+	char *trust;         /* CA file or hashed directory the chains end in (ACME;
+				NULL: ca_bundle and the system's store), or that
+				the local CA accepts besides its own certificate */
 	char *eab_kid;
 	char *eab_hmac_key;
 	char *preferred_chain;
@@ -94,6 +97,9 @@ struct cs_cfg_cert {
 	char *name;
 	struct cs_cfg_origin origin;
 	char *issuer;          /* name of a [issuer] */
+	const struct cs_cfg_issuer *iss; /* that issuer, set once the configuration is
+					    loaded; NULL in hand-made configurations
+					    (then chains are not checked for trust) */
 	struct cs_cfg_list names;
 	enum cs_keytype key;
 	enum cs_usage usage;

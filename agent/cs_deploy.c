@@ -244,16 +244,25 @@ static int write_output(const struct cs_cfg_cert *c, const cs_material *m,
 	return rc;
 }
 
-int cs_deploy(const struct cs_cfg_cert *c, const cs_material *m, const cs_material *prev,
+int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *prev,
 	      const char *state_dir, int gen, time_t now, struct cs_deploy_digests *written,
 	      char *err, size_t errlen)
 {
 	struct cs_deploy_outputs o;
 	struct cs_deploy_digests d;
 	struct cs_examined ex;
+	char report[1024] = "";
 	int rc;
 
 	memset(&ex, 0, sizeof(ex));
+	/* An issuer's answer in another order is put right, when that can be told. */
+	rc = cs_chain_order(m, report, sizeof(report));
+	if (rc < 0) {
+		report[strcspn(report, "\n")] = '\0';
+		snprintf(err, errlen, "refusing to deploy: %s",
+			 report[0] != '\0' ? report : "cannot order the chain");
+		return rc == CS_CHAIN_AMBIGUOUS ? -EINVAL : rc;
+	}
 	if (cs_examine_material(c, m, now, &ex) != CS_EX_OK) {
 		snprintf(err, errlen, "refusing to deploy: %s", ex.reason);
 		return -EINVAL;

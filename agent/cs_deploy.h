@@ -46,15 +46,17 @@ void cs_deploy_digest_files(const struct cs_cfg_cert *c, struct cs_deploy_digest
 bool cs_deploy_digests_equal(const struct cs_deploy_digests *a, const struct cs_deploy_digests *b);
 
 /*
- * Deploys m for c at time now: refuses (-EINVAL, reason in err) material that
- * cs_examine_material does not find valid; when gen > 0 first stores m as
+ * Deploys m for c at time now: first puts m in order (cs_chain_order; the
+ * leaf first, then each issuer), refusing a set whose order cannot be told;
+ * refuses (-EINVAL, reason in err) material that cs_examine_material does not
+ * find valid (key, names, usage, order, strays, trust of c's issuer); when gen > 0 first stores m as
  * generation gen under state_dir (nothing is pruned here: see
  * cs_deploy_prune_gens); then writes each output. When an output cannot be
  * written, the outputs already replaced are put back from prev (when not
  * NULL) and the error names the file. On success *written (may be NULL)
  * holds the digests of what was written. Returns 0 or a negative code.
  */
-int cs_deploy(const struct cs_cfg_cert *c, const cs_material *m, const cs_material *prev,
+int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *prev,
 	      const char *state_dir, int gen, time_t now, struct cs_deploy_digests *written,
 	      char *err, size_t errlen);
 

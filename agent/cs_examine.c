@@ -28,6 +28,7 @@ const char *cs_verdict_name(enum cs_verdict v)
 		[CS_EX_EXPIRED] = "expired",
 		[CS_EX_NAMES] = "names not covered",
 		[CS_EX_KEYTYPE] = "wrong key type",
+		[CS_EX_CHAIN] = "bad chain",
 	};
 	return names[v];
 }
@@ -78,9 +79,52 @@ static enum cs_verdict verdict_of(enum cs_problem_code code)
 	case CS_PROB_KEY_WEAK:
 		return CS_EX_KEYTYPE;
 	case CS_PROB_TRUST:
-		break;
+	case CS_PROB_ORDER:
+	case CS_PROB_STRAY:
+	case CS_PROB_USAGE:
+		return CS_EX_CHAIN;
 	}
 	return CS_EX_UNPARSABLE;
+}
+
+/*
+ * Fills the trust of o for c's issuer: the local CA's own certificate (and
+ * its `trust`, when given); for ACME the issuer's `trust`, else its
+ * ca_bundle and the system's store. A
+ * hand-made configuration without a resolved issuer checks no trust. buf
+ * holds the path o may point to.
+ */
+static void trust_of(const struct cs_cfg_cert *c, struct cs_validate_opts *o, char *buf,
+		     size_t len)
+{
+	const struct cs_cfg_issuer *is = c->iss;
+	struct stat st;
+
+	if (is == NULL)
+		return;
+	o->trust = CS_TRUST_STORE;
+	if (is->type == CS_ISSUER_LOCAL_CA) {
+		snprintf(buf, len, "%s/cacert.pem", is->dir);
+		o->cafile = buf;
+		/* Roots given besides: a previous CA, or the CA of certificates migrated. */
+		if (is->trust != NULL && stat(is->trust, &st) == 0 && S_ISDIR(st.st_mode))
+			o->capath = is->trust;
+		else
+			o->cafile2 = is->trust;
+		/* A CA not created yet has issued nothing: only the roots given besides. */
+		if (is->trust != NULL && stat(buf, &st) < 0 && errno == ENOENT) {
+			o->cafile = o->cafile2;
+			o->cafile2 = NULL;
+		}
+	} else if (is->trust != NULL) {
+		if (stat(is->trust, &st) == 0 && S_ISDIR(st.st_mode))
+			o->capath = is->trust;
+		else
+			o->cafile = is->trust;
+	} else {
+		o->cafile = is->ca_bundle;
+		o->system_store = true;
+	}
 }
 
 enum cs_verdict cs_examine_material(const struct cs_cfg_cert *c, const cs_material *m,
@@ -93,14 +137,16 @@ enum cs_verdict cs_examine_material(const struct cs_cfg_cert *c, const cs_materi
 		.names = names,
 		.now = now,
 		.keytype = c->key,
+		.eku = c->usage == CS_USAGE_CLIENT ? XKU_SSL_CLIENT : XKU_SSL_SERVER,
 	};
 	struct cs_problems *probs = cs_problems_new();
-	char err[512] = "";
+	char err[512] = "", anchor[4096];
 	enum cs_verdict v;
 
 	for (size_t i = 0; i < c->names.n; i++)
 		names[i] = c->names.v[i];
 	names[c->names.n] = NULL;
+	trust_of(c, &o, anchor, sizeof(anchor));
 	if (m->leaf != NULL) {
 		cs_x509_serial(m->leaf, ex->serial, sizeof(ex->serial));
 		cs_fp_cert(m->leaf, CS_DIGEST_SHA256, ex->sha256, sizeof(ex->sha256));
@@ -125,9 +171,10 @@ enum cs_verdict cs_examine_material(const struct cs_cfg_cert *c, const cs_materi
 /* Reads one output into its own set; returns 0, or a verdict with ex set. */
 static enum cs_verdict read_output(const char *path, cs_material **out, struct cs_examined *ex)
 {
-	char err[512] = "";
+	char err[512] = "", report[1024] = "";
 	struct stat sb;
 	cs_material *m;
+	int rc;
 
 	*out = NULL;
 	if (stat(path, &sb) < 0) {
@@ -138,10 +185,22 @@ static enum cs_verdict read_output(const char *path, cs_material **out, struct c
 	m = cs_material_new();
 	if (m == NULL)
 		return set(ex, CS_EX_UNPARSABLE, "out of memory");
-	if (cs_ingest_file(m, path, NULL, err, sizeof(err)) < 0 ||
-	    cs_chain_normalise(m, NULL, 0) < 0) {
+	if (cs_ingest_file(m, path, NULL, err, sizeof(err)) < 0) {
 		cs_material_free(m);
-		return set(ex, CS_EX_UNPARSABLE, "%s", err[0] ? err : "cannot order the chain");
+		return set(ex, CS_EX_UNPARSABLE, "%s", err);
+	}
+	rc = cs_chain_order(m, report, sizeof(report));
+	if (rc < 0 && rc != CS_CHAIN_AMBIGUOUS) {
+		cs_material_free(m);
+		return set(ex, CS_EX_UNPARSABLE, "%s: cannot order the chain", path);
+	}
+	/* Strays are judged with the set (cs_validate); here only the order. */
+	if (rc != 0 && sk_X509_num(m->strays) == 0) {
+		cs_material_free(m);
+		return set(ex, CS_EX_CHAIN,
+			   "%s holds its certificates out of order (the leaf first, then each "
+			   "certificate's issuer)",
+			   path);
 	}
 	*out = m;
 	return CS_EX_OK;
@@ -192,6 +251,12 @@ enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_ex
 		}
 		if (i == 3)
 			continue;
+		/* Certificates in no chain of the leaf stay in the set, to be refused. */
+		for (int k = 0; k < sk_X509_num(g->strays); k++) {
+			X509 *x = sk_X509_value(g->strays, k);
+			X509_up_ref(x);
+			sk_X509_push(m->strays, x);
+		}
 		if (g->leaf == NULL) {
 			v = set(ex, CS_EX_UNPARSABLE, "%s holds no certificate", paths[i]);
 			goto out;

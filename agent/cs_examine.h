@@ -23,6 +23,9 @@ enum cs_verdict {
 	CS_EX_EXPIRED,      /* notAfter passed (or notBefore not reached) */
 	CS_EX_NAMES,        /* the leaf does not cover every configured name */
 	CS_EX_KEYTYPE,      /* the key is not of the configured type */
+	CS_EX_CHAIN,        /* the chain is out of order, incomplete, holds a stray
+			       certificate, does not end at the issuer's trust, or
+			       the leaf's key usage does not fit */
 };
 
 struct cs_examined {

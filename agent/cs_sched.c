@@ -47,7 +47,16 @@ time_t cs_sched_due(const struct cs_sched_in *in, const char **reason)
 		return in->window_start +
 		       (time_t)(f * (double)(in->window_end - in->window_start));
 	}
-	if (in->renew_before.set && !in->renew_before.is_percent) {
+	/*
+	 * Under 10 days of lifetime, half of it: a share or a duration meant for
+	 * 90-day certificates ([agent] renew_before = 33% as shipped) would leave
+	 * a short-lived one too little time to retry. Only the certificate's own
+	 * renew_before says otherwise.
+	 */
+	if (life < 10 * 86400 && !(in->renew_before.set && in->renew_before_own)) {
+		before = (int64_t)llround((double)life * 0.5);
+		*reason = "50% of the lifetime left (short-lived certificate)";
+	} else if (in->renew_before.set && !in->renew_before.is_percent) {
 		before = in->renew_before.seconds;
 		*reason = "renew_before before expiry";
 		/* A fixed duration longer than the lifetime would renew at once, forever. */
@@ -60,9 +69,6 @@ time_t cs_sched_due(const struct cs_sched_in *in, const char **reason)
 		if (in->renew_before.set) {
 			pct = in->renew_before.percent;
 			*reason = "renew_before share of the lifetime left";
-		} else if (life < 10 * 86400) {
-			pct = 50.0;
-			*reason = "50% of the lifetime left (short-lived certificate)";
 		} else {
 			pct = 33.0;
 			*reason = "33% of the lifetime left";

@@ -21,6 +21,8 @@ struct cs_sched_in {
 	time_t now;
 	time_t not_before, not_after;  /* of the deployed leaf */
 	struct cs_cfg_span renew_before; /* cert's or agent's; !set = default */
+	bool renew_before_own;           /* renew_before is the cert's own: it wins
+					    over the short-lifetime rule */
 	struct cs_cfg_span jitter;       /* !set = default 5% */
 	uint64_t seed;                   /* stable per leaf: spreads a fleet */
 	bool has_window;                 /* issuer's suggested renewal window */

@@ -77,7 +77,8 @@ static void inspect_usage(FILE *out)
 		"validity and SHA-256 fingerprint, whether the file's order is right and\n"
 		"whether the key matches the leaf.\n\n"
 		"Exit status: 0 all files read and in order, 1 a file could not be read,\n"
-		"its chain order is wrong or its key does not match its leaf, 2 bad usage.\n\n"
+		"its chain order is wrong, it holds a certificate that is not part of the\n"
+		"leaf's chain, or its key does not match its leaf, 2 bad usage.\n\n"
 		"  --json               one JSON document instead of text\n"
 		"  --password-file F    password for encrypted keys and PKCS#12 (first line of F)\n"
 		"  --password-env VAR   the same, from environment variable VAR\n");
@@ -263,7 +264,8 @@ static int inspect_one(const char *path, const struct cs_ingest_opts *io, bool j
 		status = 1;
 		goto out;
 	}
-	ok = order_ok(file_order, want);
+	/* A certificate in no chain of the leaf would be sent to clients as well. */
+	ok = order_ok(file_order, want) && sk_X509_num(m->strays) == 0;
 	if (m->key != NULL && m->leaf != NULL)
 		match = EVP_PKEY_eq(m->key, X509_get0_pubkey(m->leaf)) == 1;
 	ERR_clear_error();
@@ -329,6 +331,12 @@ static int inspect_one(const char *path, const struct cs_ingest_opts *io, bool j
 		printf("  chain order: no certificates\n");
 	} else if (ok) {
 		printf("  chain order: ok\n");
+	} else if (sk_X509_num(m->strays) > 0) {
+		printf("  chain order: wrong (not part of the leaf's chain: ");
+		for (int i = 0; i < sk_X509_num(m->strays); i++)
+			printf("%s%s", i > 0 ? "; " : "",
+			       cs_x509_subject(sk_X509_value(m->strays, i), buf, sizeof(buf)));
+		printf(")\n");
 	} else {
 		printf("  chain order: wrong (certsync would reorder: ");
 		for (int i = 0; i < sk_X509_num(want); i++)

@@ -316,3 +316,115 @@ out:
 	free(s.used);
 	return rc;
 }
+
+/* Pushes a new reference to each certificate of m, in m's order; NULL on ENOMEM. */
+static STACK_OF(X509) *snapshot(const cs_material *m)
+{
+	STACK_OF(X509) *v = sk_X509_new_null();
+	STACK_OF(X509) *parts[2] = { m->chain, m->strays };
+
+	if (v == NULL)
+		return NULL;
+	if (m->leaf != NULL && (!X509_up_ref(m->leaf) || !sk_X509_push(v, m->leaf)))
+		goto fail;
+	for (int p = 0; p < 2; p++)
+		for (int i = 0; i < sk_X509_num(parts[p]); i++) {
+			X509 *x = sk_X509_value(parts[p], i);
+
+			if (!X509_up_ref(x))
+				goto fail;
+			if (!sk_X509_push(v, x)) {
+				X509_free(x);
+				goto fail;
+			}
+		}
+	return v;
+fail:
+	sk_X509_pop_free(v, X509_free);
+	return NULL;
+}
+
+/* True when before, repeats left out, is exactly m's leaf then m's chain. */
+static bool same_order(STACK_OF(X509) *before, const cs_material *m)
+{
+	int want = 1 + sk_X509_num(m->chain), next = 0;
+
+	if (m->leaf == NULL || sk_X509_num(m->strays) > 0)
+		return m->leaf == NULL && sk_X509_num(before) == 0;
+	for (int i = 0; i < sk_X509_num(before); i++) {
+		X509 *x = sk_X509_value(before, i);
+		bool repeat = false;
+
+		for (int j = 0; j < i && !repeat; j++)
+			repeat = X509_cmp(x, sk_X509_value(before, j)) == 0;
+		if (repeat)
+			continue;
+		if (next >= want || X509_cmp(x, next == 0 ? m->leaf
+							  : sk_X509_value(m->chain, next - 1)) != 0)
+			return false;
+		next++;
+	}
+	return next == want;
+}
+
+/*
+ * Returns the first certificate of m's path that more than one other
+ * certificate of m could have issued, or NULL when every link is the only
+ * one possible.
+ */
+static X509 *first_fork(const cs_material *m)
+{
+	int n = 1 + sk_X509_num(m->chain) + sk_X509_num(m->strays);
+	X509 *v[2 * CHAIN_MAX_DEPTH];
+
+	if (n > (int)(sizeof(v) / sizeof(v[0])))
+		return m->leaf; /* too many to tell: never guess */
+	v[0] = m->leaf;
+	for (int i = 0; i < sk_X509_num(m->chain); i++)
+		v[1 + i] = sk_X509_value(m->chain, i);
+	for (int i = 0; i < sk_X509_num(m->strays); i++)
+		v[1 + sk_X509_num(m->chain) + i] = sk_X509_value(m->strays, i);
+	for (int i = 0; i < 1 + sk_X509_num(m->chain); i++) {
+		int issuers = 0;
+
+		for (int j = 0; j < n; j++)
+			if (j != i && X509_cmp(v[i], v[j]) != 0 && cs_chain_issued_by(v[i], v[j]))
+				issuers++;
+		if (issuers > 1)
+			return v[i];
+	}
+	return NULL;
+}
+
+int cs_chain_order(cs_material *m, char *report, size_t reportlen)
+{
+	STACK_OF(X509) *before = snapshot(m);
+	char subj[256];
+	X509 *fork;
+	int rc;
+
+	if (before == NULL) {
+		if (report != NULL && reportlen > 0)
+			snprintf(report, reportlen, "out of memory\n");
+		return -ENOMEM;
+	}
+	rc = cs_chain_normalise(m, report, reportlen);
+	if (rc < 0)
+		goto out;
+	if (same_order(before, m)) {
+		rc = 0;
+		goto out;
+	}
+	rc = 1;
+	if (m->leaf != NULL && (fork = first_fork(m)) != NULL) {
+		report_add(report, reportlen, "the certificates are out of order and cannot be "
+					      "put in order unambiguously: more than one of them "
+					      "could have issued %s\n",
+			   cs_x509_subject(fork, subj, sizeof(subj)));
+		rc = CS_CHAIN_AMBIGUOUS;
+	}
+	ERR_clear_error();
+out:
+	sk_X509_pop_free(before, X509_free);
+	return rc;
+}

@@ -24,6 +24,19 @@
  */
 int cs_chain_normalise(cs_material *m, char *report, size_t reportlen);
 
+/*
+ * Puts m in order as cs_chain_normalise does, and says whether it had to.
+ * Returns 0 when m was already in order (its leaf, then its chain, then
+ * nothing else), 1 when it was reordered, CS_CHAIN_AMBIGUOUS (m left
+ * normalised, the reason in report) when it was out of order and more than
+ * one certificate of the set could issue a certificate of the path found, so
+ * that which order the sender meant cannot be told, or another negative code
+ * with a message in report.
+ */
+int cs_chain_order(cs_material *m, char *report, size_t reportlen);
+
+#define CS_CHAIN_AMBIGUOUS (-4096)
+
 /* Returns true when issuer issued x: AKI/SKI (or names) match and the signature verifies. */
 bool cs_chain_issued_by(X509 *x, X509 *issuer);
 

@@ -107,6 +107,57 @@ static int check_dates(const cs_material *m, time_t now, struct cs_problems *out
 	return 0;
 }
 
+/* Each certificate of the set is issued by the one after it; nothing is left over. */
+static int check_links(const cs_material *m, struct cs_problems *out)
+{
+	int depth = 1 + sk_X509_num(m->chain);
+	char subj[256], next[256], iss[256];
+
+	for (int d = 0; d + 1 < depth; d++) {
+		X509 *x = at_depth(m, d), *up = at_depth(m, d + 1);
+
+		if (cs_chain_issued_by(x, up))
+			continue;
+		if (add(out, CS_PROB_ORDER, d,
+			"the chain is not in order: the certificate %s is not issued by %s, "
+			"which follows it",
+			cs_x509_subject(x, subj, sizeof(subj)),
+			cs_x509_subject(up, next, sizeof(next))) < 0)
+			return -ENOMEM;
+		break; /* the links above a broken one say nothing more */
+	}
+	for (int i = 0; i < sk_X509_num(m->strays); i++) {
+		X509 *x = sk_X509_value(m->strays, i);
+
+		if (add(out, CS_PROB_STRAY, -1,
+			"the certificate %s (issued by %s) is not part of the leaf's chain",
+			cs_x509_subject(x, subj, sizeof(subj)),
+			cs_x509_issuer(x, iss, sizeof(iss))) < 0)
+			return -ENOMEM;
+	}
+	ERR_clear_error();
+	return 0;
+}
+
+/* The leaf's extended key usage, when it has one, allows what was asked. */
+static int check_usage(X509 *leaf, uint32_t want, struct cs_problems *out)
+{
+	uint32_t have = X509_get_extended_key_usage(leaf);
+	char subj[256];
+	const char *what;
+
+	ERR_clear_error();
+	if ((have & want) == want)
+		return 0;
+	what = want == XKU_SSL_SERVER ? "a TLS server (serverAuth)"
+	       : want == XKU_SSL_CLIENT ? "a TLS client (clientAuth)"
+					: "a TLS server and client (serverAuth, clientAuth)";
+	return add(out, CS_PROB_USAGE, 0,
+		   "the certificate %s may not be used as %s: its extended key usage does not "
+		   "allow it",
+		   cs_x509_subject(leaf, subj, sizeof(subj)), what) < 0 ? -ENOMEM : 0;
+}
+
 static int check_names(X509 *leaf, const char *const *names, struct cs_problems *out)
 {
 	char subj[256], sans[1024];
@@ -161,12 +212,17 @@ static void trust_desc(const struct cs_validate_opts *o, X509 *root, char *buf, 
 
 	if (o->trust == CS_TRUST_OWN_ROOT)
 		snprintf(buf, len, "its own root %s", cs_x509_subject(root, subj, sizeof(subj)));
+	else if (o->cafile != NULL && o->cafile2 != NULL)
+		snprintf(buf, len, "CAfile %s or CAfile %s", o->cafile, o->cafile2);
 	else if (o->cafile != NULL && o->capath != NULL)
 		snprintf(buf, len, "CAfile %s or CApath %s", o->cafile, o->capath);
 	else if (o->cafile != NULL)
-		snprintf(buf, len, "CAfile %s", o->cafile);
+		snprintf(buf, len, "CAfile %s%s", o->cafile,
+			 o->system_store ? " or the system's trust store" : "");
+	else if (o->capath != NULL)
+		snprintf(buf, len, "CApath %s", o->capath);
 	else
-		snprintf(buf, len, "CApath %s", o->capath != NULL ? o->capath : "(none)");
+		snprintf(buf, len, "%s", o->system_store ? "the system's trust store" : "(none)");
 }
 
 /* Fills store from o; returns 0, 1 when a problem was added instead, or -ENOMEM. */
@@ -189,11 +245,21 @@ static int load_trust(const cs_material *m, const struct cs_validate_opts *o, X5
 		*root = top;
 		return X509_STORE_add_cert(store, top) ? 0 : -ENOMEM;
 	}
-	if (o->cafile == NULL && o->capath == NULL)
+	if (o->system_store && !X509_STORE_set_default_paths(store)) {
+		snprintf(msg, sizeof(msg), "cannot load the system's trust store");
+		cs_log_ssl_errors(msg, sizeof(msg));
+		return add(out, CS_PROB_TRUST, -1, "%s", msg) < 0 ? -ENOMEM : 1;
+	}
+	if (o->cafile == NULL && o->capath == NULL && !o->system_store)
 		return add(out, CS_PROB_TRUST, -1, "no CAfile or CApath given to verify the "
 						   "chain against") < 0 ? -ENOMEM : 1;
 	if (o->cafile != NULL && !X509_STORE_load_file(store, o->cafile)) {
 		snprintf(msg, sizeof(msg), "cannot load the CAfile %s", o->cafile);
+		cs_log_ssl_errors(msg, sizeof(msg));
+		return add(out, CS_PROB_TRUST, -1, "%s", msg) < 0 ? -ENOMEM : 1;
+	}
+	if (o->cafile2 != NULL && !X509_STORE_load_file(store, o->cafile2)) {
+		snprintf(msg, sizeof(msg), "cannot load the CAfile %s", o->cafile2);
 		cs_log_ssl_errors(msg, sizeof(msg));
 		return add(out, CS_PROB_TRUST, -1, "%s", msg) < 0 ? -ENOMEM : 1;
 	}
@@ -243,6 +309,23 @@ static int check_trust(const cs_material *m, const struct cs_validate_opts *o,
 			 "the chain does not verify to %s: %s at depth %d (%s)", trust,
 			 X509_verify_cert_error_string(e), depth,
 			 cs_x509_subject(at, subj, sizeof(subj)));
+	} else if (X509_STORE_CTX_get0_chain(ctx) != NULL &&
+		   sk_X509_num(X509_STORE_CTX_get0_chain(ctx)) > 2 + sk_X509_num(m->chain)) {
+		/*
+		 * The store supplied a certificate between the set and its anchor:
+		 * the chain verifies here, but a server sending the set would send
+		 * an incomplete chain.
+		 */
+		int n = sk_X509_num(m->chain);
+		X509 *top = n > 0 ? sk_X509_value(m->chain, n - 1) : m->leaf;
+		char iss[256];
+
+		trust_desc(o, root, trust, sizeof(trust));
+		rc = add(out, CS_PROB_TRUST, n,
+			 "the chain is incomplete: it ends at %s, whose issuer %s is not a trust "
+			 "anchor of %s and not in the set",
+			 cs_x509_subject(top, subj, sizeof(subj)),
+			 cs_x509_issuer(top, iss, sizeof(iss)), trust);
 	}
 out:
 	ERR_clear_error();
@@ -280,6 +363,10 @@ int cs_validate(const cs_material *m, const struct cs_validate_opts *o,
 		rc = check_key(m->key, o, "private key", out);
 	else if (rc == 0 && m->leaf != NULL && X509_get0_pubkey(m->leaf) != NULL)
 		rc = check_key(X509_get0_pubkey(m->leaf), o, "certificate's key", out);
+	if (rc == 0 && m->leaf != NULL)
+		rc = check_links(m, out);
+	if (rc == 0 && m->leaf != NULL && o->eku != 0)
+		rc = check_usage(m->leaf, o->eku, out);
 	if (rc == 0 && m->leaf != NULL)
 		rc = check_dates(m, now, out);
 	if (rc == 0 && m->leaf != NULL && o->names != NULL)

@@ -4,7 +4,11 @@
  * message, so a person (or the agent's status) sees all of them at once.
  *
  * The set is expected to be normalised (cs_chain_normalise): leaf first,
- * chain nearest issuer first. Validation never changes the set.
+ * chain nearest issuer first. Validation never changes the set; it checks
+ * that the order holds (each certificate issued by the next), that nothing is
+ * left over, and with a trust store that the top of the chain is issued by an
+ * anchor of that store (an intermediate taken from the store instead of the
+ * set is a problem: a server would send an incomplete chain).
  */
 #ifndef CS_VALIDATE_H
 #define CS_VALIDATE_H
@@ -14,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 enum cs_problem_code {
@@ -26,13 +31,16 @@ enum cs_problem_code {
 	CS_PROB_EXPIRED,       /* a certificate's notAfter is before now */
 	CS_PROB_KEY_TYPE,      /* the key is not of the expected type */
 	CS_PROB_KEY_WEAK,      /* RSA key smaller than the minimum */
+	CS_PROB_ORDER,         /* a certificate is not issued by the one after it */
+	CS_PROB_STRAY,         /* a certificate of the set is in no chain of the leaf */
+	CS_PROB_USAGE,         /* the leaf's extended key usage does not allow the use */
 };
 
 /* Which trust the chain must verify to. */
 enum cs_trust {
 	CS_TRUST_NONE = 0, /* do not verify the chain */
 	CS_TRUST_OWN_ROOT, /* the set's own self-signed top certificate */
-	CS_TRUST_STORE,    /* cafile and/or capath */
+	CS_TRUST_STORE,    /* cafile and/or capath (and/or the system's store) */
 };
 
 struct cs_validate_opts {
@@ -40,6 +48,10 @@ struct cs_validate_opts {
 	enum cs_trust trust;
 	const char *cafile;       /* CS_TRUST_STORE: PEM bundle of trusted CAs, or NULL */
 	const char *capath;       /* CS_TRUST_STORE: hashed directory, or NULL */
+	const char *cafile2;      /* CS_TRUST_STORE: a second PEM bundle, or NULL */
+	bool system_store;        /* CS_TRUST_STORE: OpenSSL's default paths as well */
+	uint32_t eku;             /* XKU_SSL_SERVER and/or XKU_SSL_CLIENT the leaf must
+				     allow (when it has an extended key usage); 0: any */
 	const char *const *names; /* DNS names or IP addresses the leaf must cover,
 				     NULL-terminated; NULL: not checked */
 	time_t now;               /* the moment validity is judged at; 0: time(NULL) */

@@ -1,7 +1,11 @@
 /*
  * cs_reload_cmd - the built-in reloaders, each a short sequence of commands
  * run with uv_spawn (no shell) under a time limit:
- *   postfix  postfix -c DIR check; postfix -c DIR reload
+ *   postfix  postfix -c DIR check; postfix -c DIR status (a Postfix that is
+ *            not running is reported as such, not reloaded); postfix -c DIR
+ *            reload. Postfix writes its fatal messages to syslog or
+ *            maillog_file, and to stderr only when that is a terminal: its
+ *            stderr is a pseudo-terminal here, so they reach the result.
  *   dovecot  doveconf -c FILE -n; doveadm -c FILE reload (or SIGHUP to the
  *            master named in pid_file)
  *   exec     the configured command, with CERTSYNC_* in the environment
@@ -11,11 +15,14 @@
 #include "cs_log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pty.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_STEPS 3
 #define OUT_MAX 2048
@@ -27,6 +34,7 @@ struct cmd_reloader {
 	enum kind kind;
 	char **steps[MAX_STEPS]; /* argv per step */
 	int n_steps;
+	int status_step;         /* postfix: the step that asks whether it runs; -1 none */
 	char *pid_file;          /* dovecot: signal the master instead of doveadm */
 	char *broken_msg;
 	int64_t timeout_ms;
@@ -35,6 +43,7 @@ struct cmd_reloader {
 	int step;
 	uv_process_t proc;
 	uv_pipe_t out, err;
+	bool err_is_pty;         /* err reads the master side of the child's stderr */
 	uv_timer_t timer;
 	int open_handles;
 	bool timed_out;
@@ -166,13 +175,22 @@ static void step_done(struct cmd_reloader *r)
 		       r->out_len ? ": " : "", r->output);
 		return;
 	}
+	if (r->exit_status != 0 && r->step == r->status_step) {
+		/* `postfix status` fails only when no master runs: nothing to reload. */
+		finish(r, 0, 1, "%s", r->out_len ? r->output : "postfix status: no master process");
+		return;
+	}
 	if (r->exit_status != 0) {
 		int not_running = (r->kind == K_POSTFIX && strstr(r->output, "not running")) ||
 				  (r->kind == K_DOVECOT && (strstr(r->output, "not running") ||
 							    strstr(r->output, "connect(")));
-		finish(r, -EIO, not_running, "%s %s exited with status %lld%s%s", argv[0],
-		       argv[1] ? argv[1] : "", (long long)r->exit_status,
-		       r->out_len ? ": " : "", r->output);
+		/* Postfix's steps are named by their verb: "postfix check". */
+		const char *what = argv[1] ? argv[1] : "";
+		if (r->kind == K_POSTFIX)
+			for (char **a = argv; *a != NULL; a++)
+				what = *a;
+		finish(r, -EIO, not_running, "%s %s exited with status %lld%s%s", argv[0], what,
+		       (long long)r->exit_status, r->out_len ? ": " : "", r->output);
 		return;
 	}
 	r->step++;
@@ -182,6 +200,8 @@ static void step_done(struct cmd_reloader *r)
 	}
 	finish(r, 0, 0, "%s%s%s", argv[0], r->out_len ? ": " : " ok", r->output);
 }
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -197,6 +217,23 @@ static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
 
 	r->exit_status = status;
 	r->term_signal = sig;
+	if (r->err_is_pty && !uv_is_closing((uv_handle_t *)&r->err)) {
+		/*
+		 * What the child wrote is in the terminal's buffer; a process it left
+		 * behind could keep the terminal open for ever, so read what is there
+		 * now and close it instead of waiting for the end of file.
+		 */
+		uv_os_fd_t fd;
+		char buf[512];
+		ssize_t n;
+
+		if (uv_fileno((uv_handle_t *)&r->err, &fd) == 0)
+			while ((n = read(fd, buf, sizeof(buf))) > 0) {
+				uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+				on_read((uv_stream_t *)&r->err, n, &b);
+			}
+		uv_close((uv_handle_t *)&r->err, on_handle_closed);
+	}
 	uv_timer_stop(&r->timer);
 	uv_close((uv_handle_t *)&r->timer, on_handle_closed);
 	uv_close((uv_handle_t *)p, on_handle_closed);
@@ -215,13 +252,14 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	struct cmd_reloader *r = s->data;
 
 	if (n > 0) {
-		size_t room = OUT_MAX - 1 - r->out_len;
-		size_t take = (size_t)n < room ? (size_t)n : room;
-		memcpy(r->output + r->out_len, buf->base, take);
-		r->out_len += take;
+		for (ssize_t i = 0; i < n && r->out_len < OUT_MAX - 1; i++)
+			/* A terminal ends lines with CR LF: keep the LF only. */
+			if (buf->base[i] != '\r')
+				r->output[r->out_len++] = buf->base[i];
 		return;
 	}
-	if (n < 0)
+	/* EIO on a terminal's master: the child side is closed (its end of file). */
+	if (n < 0 && !uv_is_closing((uv_handle_t *)s))
 		uv_close((uv_handle_t *)s, on_handle_closed);
 }
 
@@ -263,6 +301,26 @@ static void start_step(struct cmd_reloader *r)
 		{ .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&r->out },
 		{ .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&r->err },
 	};
+	int pty_child = -1;
+	r->err_is_pty = false;
+	if (r->kind == K_POSTFIX) {
+		int master;
+
+		/* Without a terminal Postfix's fatal messages would be lost: fall back to a pipe. */
+		if (openpty(&master, &pty_child, NULL, NULL, NULL) == 0) {
+			fcntl(master, F_SETFD, FD_CLOEXEC);
+			fcntl(pty_child, F_SETFD, FD_CLOEXEC);
+			if (uv_pipe_open(&r->err, master) == 0) {
+				r->err_is_pty = true;
+				stdio[2].flags = UV_INHERIT_FD;
+				stdio[2].data.fd = pty_child;
+			} else {
+				close(master);
+				close(pty_child);
+				pty_child = -1;
+			}
+		}
+	}
 	uv_process_options_t o = {
 		.exit_cb = on_proc_exit,
 		.file = argv[0],
@@ -273,6 +331,8 @@ static void start_step(struct cmd_reloader *r)
 	};
 	r->proc.data = r;
 	rc = uv_spawn(r->base.loop, &r->proc, &o);
+	if (pty_child >= 0)
+		close(pty_child); /* the child has its copy; ours would hide its end of file */
 	if (rc < 0) {
 		r->open_handles = 3;
 		r->exit_status = 127;
@@ -368,6 +428,7 @@ static struct cmd_reloader *new_cmd(uv_loop_t *loop, const char *name, enum kind
 	r->base.loop = loop;
 	r->base.name = strdup(name);
 	r->kind = kind;
+	r->status_step = kind == K_POSTFIX ? 1 : -1;
 	r->timeout_ms = (timeout_s > 0 ? timeout_s : 60) * 1000;
 	return r;
 }
@@ -399,6 +460,7 @@ cs_reloader *cs_reloader_postfix_new(uv_loop_t *loop, const char *name, const ch
 	if (r == NULL)
 		return NULL;
 	if (add_step(r, err, errlen, "postfix -c '%s' check", config_dir) < 0 ||
+	    add_step(r, err, errlen, "postfix -c '%s' status", config_dir) < 0 ||
 	    add_step(r, err, errlen, "postfix -c '%s' reload", config_dir) < 0) {
 		cmd_close(&r->base);
 		return NULL;

@@ -25,6 +25,7 @@
 #include <check.h>
 #include <errno.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,6 +390,16 @@ static void start(struct run *r, int n)
 	fclose(f);
 	ck_assert_int_ge(asprintf(&p, "%s/out", tmp), 0);
 	mkdir(p, 0755);
+	free(p);
+	/* The fake issuer stands for [issuer "ca"]: its certificate is the chain's trust. */
+	ck_assert_int_ge(asprintf(&p, "%s/ca", tmp), 0);
+	mkdir(p, 0755);
+	free(p);
+	ck_assert_int_ge(asprintf(&p, "%s/ca/cacert.pem", tmp), 0);
+	f = fopen(p, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(PEM_write_X509(f, ca_cert), 1);
+	fclose(f);
 	free(p);
 	p = cs_test_write(tmp, "certsync.conf", text, 0644);
 	r->cfg = cs_config_load(p, &errs);

@@ -5,6 +5,7 @@
 #include "cs_sched.h"
 
 #include <check.h>
+#include <math.h>
 #include <string.h>
 
 #define DAY 86400
@@ -14,15 +15,22 @@ static const struct cs_backoff defaults = { CS_SCHED_BACKOFF_MIN, CS_SCHED_BACKO
 static const struct {
 	int64_t life;                 /* lifetime in seconds */
 	int rb_set, rb_pct;           /* renew_before: set?, percent? */
+	int own;                      /* set in the cert's own section */
 	double rb_value;              /* percent or seconds */
 	int64_t want_before;          /* seconds before notAfter, without jitter */
 } policies[] = {
-	{ 90 * DAY, 0, 0, 0, (int64_t)(90 * DAY * 0.33) },  /* default 33% */
-	{ 9 * DAY, 0, 0, 0, (int64_t)(9 * DAY * 0.5) },     /* short-lived: 50% */
-	{ 120, 0, 0, 0, 60 },                              /* 2 minutes: 50% */
-	{ 90 * DAY, 1, 1, 10.0, 9 * DAY },                 /* renew_before = 10% */
-	{ 90 * DAY, 1, 0, 30.0 * DAY, 30 * DAY },          /* renew_before = 30d */
-	{ 7 * DAY, 1, 0, 30.0 * DAY, (int64_t)(3.5 * DAY) }, /* duration > life: half */
+	{ 90 * DAY, 0, 0, 0, 0, (int64_t)(90 * DAY * 0.33) },  /* default 33% */
+	{ 9 * DAY, 0, 0, 0, 0, (int64_t)(9 * DAY * 0.5) },     /* short-lived: 50% */
+	{ 120, 0, 0, 0, 0, 60 },                              /* 2 minutes: 50% */
+	{ 90 * DAY, 1, 1, 0, 10.0, 9 * DAY },                 /* renew_before = 10% */
+	{ 90 * DAY, 1, 0, 0, 30.0 * DAY, 30 * DAY },          /* renew_before = 30d */
+	{ 7 * DAY, 1, 0, 1, 30.0 * DAY, (int64_t)(3.5 * DAY) }, /* duration > life: half */
+	/* [agent] renew_before = 33% (as shipped) leaves the short-lived rule alone */
+	{ 6 * DAY, 1, 1, 0, 33.0, 3 * DAY },
+	{ 6 * DAY, 1, 0, 0, 1.0 * DAY, 3 * DAY },             /* [agent] 1d: still half */
+	/* the cert's own renew_before wins */
+	{ 6 * DAY, 1, 1, 1, 33.0, (int64_t)llround(6 * DAY * 0.33) },
+	{ 6 * DAY, 1, 0, 1, 1.0 * DAY, 1 * DAY },
 };
 
 START_TEST(test_sched_policy)
@@ -39,6 +47,7 @@ START_TEST(test_sched_policy)
 
 	if (policies[_i].rb_set) {
 		in.renew_before.set = true;
+		in.renew_before_own = policies[_i].own;
 		in.renew_before.is_percent = policies[_i].rb_pct;
 		if (policies[_i].rb_pct)
 			in.renew_before.percent = policies[_i].rb_value;

@@ -9,6 +9,7 @@
 
 #include <check.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,22 @@ static void pki_setup(void)
 			 ">../$a/leafonly.pem; done && "
 			 "openssl req -x509 -newkey rsa:1024 -nodes -keyout weak.key -out weak.pem "
 			 "-subj /CN=weak.example.test -days 30 2>/dev/null && "
-			 "cat weak.key weak.pem >weak-bundle.pem",
+			 "cat weak.key weak.pem >weak-bundle.pem && "
+			 /* the root and the intermediate as one store: leafonly is incomplete */
+			 "cat root.pem int.pem >rootint.pem && "
+			 /* a leaf only for TLS clients */
+			 "printf '[c]\\nextendedKeyUsage = clientAuth\\n' >client.cnf && "
+			 "openssl req -new -key leaf.key -subj /CN=leaf.example.test 2>/dev/null | "
+			 "openssl x509 -req -CA int.pem -CAkey int.key -set_serial 7 -days 30 "
+			 "-extfile client.cnf -extensions c -out client.pem 2>/dev/null && "
+			 "cat leaf.key client.pem int.pem root.pem >client-bundle.pem && "
+			 /* the intermediate cross-signed by the stray: two issuers of the leaf */
+			 "openssl req -new -key int.key -subj '/O=certsync tests/CN=certsync Test "
+			 "Intermediate' 2>/dev/null | openssl x509 -req -CA stray.pem -CAkey "
+			 "stray.key -set_serial 8 -days 30 -extfile ext.cnf -extensions ca "
+			 "-out intx.pem 2>/dev/null && "
+			 "cat root.pem int.pem leaf.pem leaf.key >reversed.pem && "
+			 "cat root.pem stray.pem intx.pem int.pem leaf.pem leaf.key >crossed.pem",
 			 src, pki, src, pki, pki),
 		0);
 	ck_assert_int_eq(cs_test_run(cmd, NULL), 0);
@@ -449,6 +465,120 @@ START_TEST(test_validate_all_problems_listed)
 }
 END_TEST
 
+/* Links: each certificate issued by the next, nothing left over. */
+START_TEST(test_validate_links)
+{
+	cs_material *m = load("ec", _i == 0 ? "mixed.pem" : "strayed.pem", NULL);
+	struct cs_validate_opts o = { .require_key = _i == 0 };
+	struct cs_problems *p;
+
+	if (_i == 0) {
+		/* As an issuer could hand it over: the root before the intermediate. */
+		X509 *intm = sk_X509_shift(m->chain);
+
+		sk_X509_push(m->chain, intm);
+		p = run(m, &o);
+		expect_one(p, CS_PROB_ORDER,
+			   "the chain is not in order: the certificate CN=leaf.example.test is not "
+			   "issued by O=certsync tests, CN=certsync Test Root, which follows it");
+		ck_assert_int_eq(p->v[0].depth, 0);
+	} else {
+		p = run(m, &o);
+		expect_one(p, CS_PROB_STRAY,
+			   "the certificate CN=certsync Stray (issued by CN=certsync Stray) is not "
+			   "part of the leaf's chain");
+	}
+	cs_problems_free(p);
+	cs_material_free(m);
+}
+END_TEST
+
+/* A store holding the intermediate must not hide that the set lacks it. */
+START_TEST(test_validate_incomplete_chain)
+{
+	cs_material *m = load("ec", "leafonly.pem", NULL);
+	char *cafile = path_of("ec", "rootint.pem"), want[1024];
+	struct cs_validate_opts o = { .require_key = true, .trust = CS_TRUST_STORE };
+	struct cs_problems *p;
+
+	o.cafile = cafile;
+	p = run(m, &o);
+	snprintf(want, sizeof(want),
+		 "the chain is incomplete: it ends at CN=leaf.example.test, whose issuer "
+		 "O=certsync tests, CN=certsync Test Intermediate is not a trust anchor of CAfile "
+		 "%s and not in the set",
+		 cafile);
+	expect_one(p, CS_PROB_TRUST, want);
+	cs_problems_free(p);
+	cs_material_free(m);
+	/* With the intermediate in the set, the same store is fine. */
+	m = load("ec", "noroot.pem", NULL);
+	p = run(m, &o);
+	if (p->n != 0)
+		dump(p);
+	ck_assert_uint_eq(p->n, 0);
+	cs_problems_free(p);
+	cs_material_free(m);
+	free(cafile);
+}
+END_TEST
+
+START_TEST(test_validate_usage)
+{
+	cs_material *m = load("ec", "client-bundle.pem", NULL);
+	struct cs_validate_opts o = { .require_key = true, .eku = XKU_SSL_SERVER };
+	struct cs_problems *p = run(m, &o);
+
+	expect_one(p, CS_PROB_USAGE,
+		   "the certificate CN=leaf.example.test may not be used as a TLS server "
+		   "(serverAuth): its extended key usage does not allow it");
+	cs_problems_free(p);
+	o.eku = XKU_SSL_CLIENT;
+	p = run(m, &o);
+	ck_assert_uint_eq(p->n, 0);
+	cs_problems_free(p);
+	cs_material_free(m);
+}
+END_TEST
+
+/* Ordering: in order, reordered when that can be told, refused when not. */
+static const struct {
+	const char *file;
+	int rc;
+} orders[] = {
+	{ "mixed.pem", 0 },
+	{ "shuffled.pem", 1 },
+	{ "reversed.pem", 1 },
+	{ "crossed.pem", CS_CHAIN_AMBIGUOUS },
+};
+#define NORDERS (int)(sizeof(orders) / sizeof(orders[0]))
+
+START_TEST(test_validate_chain_order)
+{
+	cs_material *m = cs_material_new();
+	char *p = path_of("ec", orders[_i].file), err[1024], report[2048];
+	char subj[256];
+
+	ck_assert_msg(cs_ingest_file(m, p, NULL, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(cs_chain_order(m, report, sizeof(report)), orders[_i].rc);
+	ck_assert_ptr_nonnull(m->leaf);
+	X509_NAME_oneline(X509_get_subject_name(m->leaf), subj, sizeof(subj));
+	ck_assert_str_eq(subj, "/CN=leaf.example.test");
+	if (orders[_i].rc == CS_CHAIN_AMBIGUOUS)
+		ck_assert_msg(strstr(report, "cannot be put in order unambiguously: more than one "
+					     "of them could have issued CN=leaf.example.test") !=
+				      NULL,
+			      "%s", report);
+	else
+		ck_assert_int_eq(sk_X509_num(m->chain), 2);
+	/* Asked again, the set is in order. */
+	if (orders[_i].rc != CS_CHAIN_AMBIGUOUS)
+		ck_assert_int_eq(cs_chain_order(m, report, sizeof(report)), 0);
+	cs_material_free(m);
+	free(p);
+}
+END_TEST
+
 Suite *validate_suite(void)
 {
 	Suite *s = suite_create("validate");
@@ -466,6 +596,10 @@ Suite *validate_suite(void)
 	tcase_add_test(tc, test_validate_key_type);
 	tcase_add_test(tc, test_validate_weak_rsa);
 	tcase_add_test(tc, test_validate_all_problems_listed);
+	tcase_add_loop_test(tc, test_validate_links, 0, 2);
+	tcase_add_test(tc, test_validate_incomplete_chain);
+	tcase_add_test(tc, test_validate_usage);
+	tcase_add_loop_test(tc, test_validate_chain_order, 0, NORDERS);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -63,6 +63,7 @@ void pl_schedule(struct cert *c, time_t now)
 			.not_after = c->not_after,
 			.renew_before = c->cfg->renew_before.set ? c->cfg->renew_before
 								 : cfg->agent.renew_before,
+			.renew_before_own = c->cfg->renew_before.set,
 			.jitter = c->cfg->jitter.set ? c->cfg->jitter : cfg->agent.jitter,
 			.seed = c->seed,
 			.has_window = c->has_window && strcmp(c->win_sha, c->sha256) == 0,

@@ -44,11 +44,13 @@ dir      = $T/ca
 validity = $1
 
 [cert "mail"]
+renew_before = $2
 issuer = local
 names  = mail.example.test, smtp.example.test, 192.0.2.25
 bundle = $T/out/mail.pem
 
 [cert "imap"]
+renew_before = $2
 issuer    = local
 names     = imap.example.test
 key       = rsa:2048
@@ -56,6 +58,7 @@ fullchain = $T/dove/imap.crt
 keyfile   = $T/dove/imap.key
 
 [cert "web"]
+renew_before = $2
 issuer    = local
 names     = www.example.test
 bundle    = $T/web/web.pem

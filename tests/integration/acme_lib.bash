@@ -96,7 +96,8 @@ stop_pebble() {
 }
 
 # write_conf ISSUER_LINES...: certsync.conf with the acme issuer "pebble"
-# (directory, ca_bundle, contact and the given extra lines) and the cert
+# (directory, ca_bundle, trust = $ACME_TRUST or Pebble's root, contact and
+# the given extra lines) and the cert
 # "web" for a.example.test and b.example.test into $T/out.
 write_conf() {
 	mkdir -p "$T/out"
@@ -112,6 +113,7 @@ retry_max = 4s
 type      = acme
 directory = $ACME_DIR
 ca_bundle = $T/pebble-ca.pem
+trust     = ${ACME_TRUST:-$T/pebble-root.pem}
 contact   = mailto:hostmaster@example.test
 CONF
 		printf '%s\n' "$@"

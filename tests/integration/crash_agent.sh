@@ -34,17 +34,20 @@ dir      = $T/ca
 validity = 1m
 
 [cert "mail"]
+renew_before = 99%
 issuer = local
 names  = mail.example.test, smtp.example.test
 bundle = $T/out/mail.pem
 
 [cert "imap"]
+renew_before = 99%
 issuer    = local
 names     = imap.example.test
 fullchain = $T/dove/imap.crt
 keyfile   = $T/dove/imap.key
 
 [cert "web"]
+renew_before = 99%
 issuer    = local
 names     = www.example.test
 bundle    = $T/web/web.pem

@@ -100,9 +100,11 @@ expect_in "$T/stdout" "chain order: wrong (certsync would reorder: CN=leaf.examp
 run 1 "$CERTSYNCCTL" inspect "$P/mismatch.pem"
 expect_in "$T/stdout" "key matches leaf: no"
 expect_in "$T/stdout" "note: no certificate matches the private key"
-run 0 "$CERTSYNCCTL" inspect "$P/strayed.pem"
+run 1 "$CERTSYNCCTL" inspect "$P/strayed.pem"
 expect_in "$T/stdout" "certificate 4: stray"
-pass "inspect: wrong order and mismatched key exit 1; strays shown"
+expect_in "$T/stdout" "chain order: wrong (not part of the leaf's chain: CN=certsync Stray)"
+grep -qF "chain order: ok" "$T/stdout" && fail "inspect says the order of a file with a stray is ok"
+pass "inspect: wrong order, a stray and mismatched key exit 1; strays shown"
 
 run 0 "$CERTSYNCCTL" inspect --json --password-file "$P/pw.txt" "$P/bundle.p12" "$P/leaf.der"
 python3 - "$T/stdout" <<'PY' || fail "inspect --json: unexpected document"

@@ -42,6 +42,7 @@ dir      = $T/ca
 validity = 1m
 
 [cert "mail"]
+renew_before = 99%
 issuer    = local
 names     = mail.example.test
 bundle    = $small/out/mail.pem

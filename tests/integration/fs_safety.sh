@@ -59,16 +59,19 @@ dir      = $T/ca
 validity = 1m
 
 [cert "mail"]
+renew_before = 99%
 issuer = local
 names  = mail.example.test
 bundle = $pub/mail.pem
 
 [cert "hard"]
+renew_before = 99%
 issuer = local
 names  = hard.example.test
 bundle = $pub/hard.pem
 
 [cert "imap"]
+renew_before = 99%
 issuer    = local
 names     = imap.example.test
 fullchain = $pub/imap.crt

@@ -34,6 +34,9 @@ state_dir = $T/state
 type    = local-ca
 dir     = $T/ca
 subject = /CN=certsync migration test CA
+# The root of the certificates migrated (for Let's Encrypt, in the system's
+# store, which an ACME issuer trusts without this line).
+trust   = $P/root.pem
 [cert "mail"]
 issuer    = ca
 names     = $1

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Outside changes to deployed files, as the running agent sees them through
 # inotify: a deleted or corrupted output is repaired from the last good
-# generation within a second; another valid certificate for the same names
-# (copied over, or saved by an editor through rename) is accepted and
+# generation within a second; a self-signed one for the same names is not
+# taken (it does not end at the issuer's CA); another valid certificate of
+# that CA for the same names (copied over, or saved by an editor through
+# rename) is accepted and
 # rescheduled, never overwritten; the agent's own writes cause no work; an
 # output behind a symbolic link is still watched after the link is swapped;
 # and a queue overflow (events lost while the agent was stopped) leads to a
@@ -107,11 +109,26 @@ for _ in $(seq 50); do [ -f "$T/dove/imap.key" ] && break; sleep 0.02; done
 [ "$(stat -c %a "$T/dove/imap.key")" = 600 ] || fail "repaired key file is not 0600"
 pass "deleted key file repaired, mode 0600"
 
-# Another valid certificate for the same names, copied over: accepted, not overwritten.
+# A self-signed certificate for the same names, copied over: it does not end at
+# the issuer's CA, so it is not taken; the last good generation is put back.
+good_mail=$(sha "$T/out/mail.pem")
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/k.pem" \
+	-out "$T/c.pem" -days 3650 -subj /CN=mail.example.test \
+	-addext "subjectAltName=DNS:mail.example.test,DNS:smtp.example.test" 2>/dev/null
+cat "$T/k.pem" "$T/c.pem" >"$T/selfsigned.pem"
+cp "$T/selfsigned.pem" "$T/out/mail.pem"
+wait_for "$T/agent.log" "mail: repaired from generation 1 (the chain does not verify to CAfile $T/ca/cacert.pem: self-signed certificate at depth 0 (CN=mail.example.test))" 2
+[ "$(sha "$T/out/mail.pem")" = "$good_mail" ] || fail "the self-signed certificate was kept"
+pass "a self-signed certificate copied over is not adopted: the issued one is put back"
+
+# Another valid certificate of the same CA for the same names, copied over:
+# accepted, not overwritten.
 mk_other() { # mk_other OUT DAYS
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/k.pem" \
-		-out "$T/c.pem" -days "$2" -subj /CN=mail.example.test \
-		-addext "subjectAltName=DNS:mail.example.test,DNS:smtp.example.test" 2>/dev/null
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/k.pem" \
+		-subj /CN=mail.example.test 2>/dev/null |
+		openssl x509 -req -CA "$T/ca/cacert.pem" -CAkey "$T/ca/private/cakey.pem" \
+			-set_serial "0x$(openssl rand -hex 8)" -days "$2" -out "$T/c.pem" \
+			-extfile <(printf 'subjectAltName=DNS:mail.example.test,DNS:smtp.example.test\nextendedKeyUsage=serverAuth\n') 2>/dev/null
 	cat "$T/k.pem" "$T/c.pem" >"$1"
 }
 mk_other "$T/admin1.pem" 20

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The documentation says what the programs do (issue 15 item 14): every
+# command certsyncctl --help lists is in certsyncctl(8)'s synopsis; the
+# README's convert takes several inputs, as the program does; the README does
+# not promise in `show` what only `show --json` gives; contrib/MIGRATION.md
+# does not say outputs are never written through a symbolic link (they are:
+# the link's target is replaced); and the packages create no `certsync` user,
+# which nothing runs as (the agent runs as root; the groups are used).
+. "$(dirname "$0")/lib.bash"
+
+S=$CS_SOURCE_DIR
+"$CERTSYNCCTL" --help >"$T/help" 2>&1 || true
+sed -n '/^\.SH SYNOPSIS/,/^\.SH DESCRIPTION/p' "$S/packaging/man/certsyncctl.8" >"$T/synopsis"
+for cmd in $(awk '/^(Agent|Offline) commands/ {on=1; next} /^$/ {on=0} on {print $1}' "$T/help"); do
+	sed 's/\\-/-/g' "$T/synopsis" | grep -qwF -- "$cmd" ||
+		fail "certsyncctl(8) synopsis lacks '$cmd'"
+done
+pass "certsyncctl(8)'s synopsis names every command of --help"
+
+grep -q "^certsyncctl convert IN\.\.\. OUT" "$S/README.md" || fail "README: convert is shown with one input"
+pass "README: convert IN... OUT"
+
+tr '\n' ' ' <"$S/README.md" | grep -q '`show` gives `last_verify` and `verify_ok`' &&
+	fail "README: show is said to give last_verify and verify_ok (only --json has verify_ok)"
+pass "README: what show gives and what only --json gives"
+
+grep -qi "refuses to write through a symbolic link" "$S/contrib/MIGRATION.md" &&
+	fail "MIGRATION.md: says outputs are never written through a symbolic link"
+pass "MIGRATION.md: outputs behind symbolic links as the agent treats them"
+
+grep -qE "adduser|useradd" "$S/packaging/debian/certsync.postinst" "$S/packaging/rpm/certsync.spec" &&
+	fail "the packages create a certsync user that nothing runs as"
+pass "no unused certsync system user"

@@ -599,6 +599,7 @@ static const struct keydef cert_keys[] = {
 	{ "key", V_KEYTYPE, CE(key), ANY, NULL },
 	{ "usage", V_ENUM, CE(usage), ANY, e_usage },
 	{ "reuse_key", V_BOOL, CE(reuse_key), ANY, NULL },
+	{ "allow_foreign", V_BOOL, CE(allow_foreign), ANY, NULL },
 	{ "bundle", V_PATH, CE(bundle), ANY, NULL },
 	{ "fullchain", V_PATH, CE(fullchain), ANY, NULL },
 	{ "cert", V_PATH, CE(cert), ANY, NULL },

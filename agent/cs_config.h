@@ -104,6 +104,7 @@ struct cs_cfg_cert {
 	enum cs_keytype key;
 	enum cs_usage usage;
 	bool reuse_key;
+	bool allow_foreign; /* adopt certificates that do not verify to the issuer */
 	char *bundle, *fullchain, *cert, *chain, *keyfile;
 	uid_t owner;           /* (uid_t)-1 when not set */
 	gid_t group;           /* (gid_t)-1 when not set */

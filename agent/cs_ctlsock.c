@@ -772,6 +772,70 @@ static void deferred_answer(struct deferred *d, json_t *resp, bool ok)
 	free(d);
 }
 
+/* The answer to an adopt the backend has finished (NULL on ENOMEM). */
+static json_t *adopt_answer(const struct deferred *d, int status, const char *msg)
+{
+	if (status < 0)
+		return error_json("failed", "%s", msg != NULL ? msg : strerror(-status));
+	cs_notice("status socket: adopt %s: %s", d->name, msg != NULL ? msg : "done");
+	return json_pack("{s:b,s:s,s:s}", "ok", 1, "name", d->name, "result",
+			 msg != NULL ? msg : "adopted");
+}
+
+static void on_adopt_done(void *arg, int status, const char *msg)
+{
+	struct deferred *d = arg;
+
+	if (d->in_call) {
+		d->answered = true;
+		d->status = status;
+		snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : strerror(-status));
+		return;
+	}
+	deferred_answer(d, d->c != NULL ? adopt_answer(d, status, msg) : NULL, status == 0);
+}
+
+/*
+ * Takes the deployed files of name as they are (certsyncctl adopt). Returns
+ * NULL when the answer is deferred (c->deferred set), else the answer now.
+ */
+static json_t *cmd_adopt(struct client *c, const char *name)
+{
+	struct cs_ctlsock *s = c->s;
+	struct deferred *d;
+	int rc;
+
+	if (name == NULL)
+		return error_json("bad_request", "adopt needs a \"name\"");
+	if (s->be.adopt == NULL)
+		return error_json("unavailable", "adopt is not available in this agent");
+	if ((d = calloc(1, sizeof(*d))) == NULL || (d->name = strdup(name)) == NULL) {
+		free(d);
+		return NULL;
+	}
+	d->c = c;
+	d->in_call = true;
+	rc = s->be.adopt(s->be.arg, name, on_adopt_done, d);
+	d->in_call = false;
+	if (rc == 0 && !d->answered) {
+		c->deferred = d;
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		return NULL;
+	}
+	json_t *resp = rc == 0		 ? adopt_answer(d, d->status, d->msg)
+		       : rc == -ENOENT ? error_json("not_found", "no cert \"%s\" in the configuration",
+						    name)
+		       : rc == -EBUSY
+			       ? error_json("failed",
+					    "%s is busy (being checked, renewed, reloaded or revoked); "
+					    "try again when that is done",
+					    name)
+			       : error_json("failed", "cannot adopt %s: %s", name, strerror(-rc));
+	free(d->name);
+	free(d);
+	return resp;
+}
+
 static void on_revoke_done(void *arg, int status, const char *msg)
 {
 	struct deferred *d = arg;
@@ -903,7 +967,8 @@ static void handle(struct client *c, const char *line, size_t len)
 		goto out;
 	}
 	change = strcmp(cmd, "renew") == 0 || strcmp(cmd, "rehash") == 0 ||
-		 strcmp(cmd, "reload") == 0 || strcmp(cmd, "revoke") == 0;
+		 strcmp(cmd, "reload") == 0 || strcmp(cmd, "revoke") == 0 ||
+		 strcmp(cmd, "adopt") == 0;
 	if (c->access < 1 || (change && c->access < 2)) {
 		s->ag.requests_refused++;
 		cs_notice("status socket: refused \"%s\" from uid %u", cmd, (unsigned)c->uid);
@@ -957,7 +1022,13 @@ static void handle(struct client *c, const char *line, size_t len)
 		resp = cmd_hook(s, "rehash", name, s->be.rehash);
 	else if (strcmp(cmd, "metrics") == 0)
 		resp = cmd_metrics(s);
-	else if (strcmp(cmd, "revoke") == 0) {
+	else if (strcmp(cmd, "adopt") == 0) {
+		resp = cmd_adopt(c, name);
+		if (resp == NULL && c->deferred != NULL) {
+			json_decref(req);
+			return;
+		}
+	} else if (strcmp(cmd, "revoke") == 0) {
 		resp = cmd_revoke(c, name, json_object_get(req, "reason"));
 		if (resp == NULL && c->deferred != NULL) {
 			json_decref(req);
@@ -1638,6 +1709,12 @@ static int pl_renew(void *arg, const char *name, bool force, cs_renewal_cb cb, v
 	return cs_pipeline_renew(arg, name, force, cb, cbarg);
 }
 
+static int pl_adopt(void *arg, const char *name,
+		    void (*done)(void *cbarg, int status, const char *msg), void *cbarg)
+{
+	return cs_pipeline_adopt(arg, name, done, cbarg);
+}
+
 static int pl_revoke(void *arg, const char *name, int reason,
 		     void (*done)(void *cbarg, int status, const char *msg), void *cbarg)
 {
@@ -1709,7 +1786,7 @@ struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config 
 		.count = pl_count,   .status = pl_status, .status_of = pl_status_of,
 		.renew = pl_renew,
 		.reload = pl_reload, .rehash = pl_rehash, .capath_problems = pl_capath_problems,
-		.revoke = pl_revoke, .arg = pl,
+		.revoke = pl_revoke, .adopt = pl_adopt, .arg = pl,
 	};
 	struct cs_ctlsock_opts o;
 	struct cs_ctlsock *s;

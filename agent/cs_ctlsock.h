@@ -75,6 +75,9 @@ struct cs_ctlsock_backend {
 	 */
 	int (*revoke)(void *arg, const char *name, int reason,
 		      void (*done)(void *cbarg, int status, const char *msg), void *cbarg);
+	/* NULL: "not available". Else as cs_pipeline_adopt, answered like revoke. */
+	int (*adopt)(void *arg, const char *name,
+		     void (*done)(void *cbarg, int status, const char *msg), void *cbarg);
 	void *arg;
 };
 

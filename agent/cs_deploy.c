@@ -263,7 +263,12 @@ int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *pr
 			 report[0] != '\0' ? report : "cannot order the chain");
 		return rc == CS_CHAIN_AMBIGUOUS ? -EINVAL : rc;
 	}
-	if (cs_examine_material(c, m, now, &ex) != CS_EX_OK) {
+	/*
+	 * New material (gen > 0) must verify to the issuer's trust; a stored
+	 * generation written back may be one an administrator adopted.
+	 */
+	enum cs_verdict v = cs_examine_material(c, m, now, &ex);
+	if (v != CS_EX_OK && !(v == CS_EX_FOREIGN && gen == 0)) {
 		snprintf(err, errlen, "refusing to deploy: %s", ex.reason);
 		return -EINVAL;
 	}

@@ -29,6 +29,7 @@ const char *cs_verdict_name(enum cs_verdict v)
 		[CS_EX_NAMES] = "names not covered",
 		[CS_EX_KEYTYPE] = "wrong key type",
 		[CS_EX_CHAIN] = "bad chain",
+		[CS_EX_FOREIGN] = "foreign",
 	};
 	return names[v];
 }
@@ -160,8 +161,14 @@ enum cs_verdict cs_examine_material(const struct cs_cfg_cert *c, const cs_materi
 		cs_problems_free(probs);
 		return set(ex, CS_EX_UNPARSABLE, "%s", err[0] ? err : "out of memory");
 	}
+	bool only_trust = probs->n > 0;
+	for (size_t i = 0; i < probs->n; i++)
+		only_trust &= probs->v[i].code == CS_PROB_TRUST;
 	if (probs->n == 0)
 		v = set(ex, CS_EX_OK, "valid");
+	else if (only_trust)
+		/* Whole, matching, current, but not from this issuer. */
+		v = set(ex, CS_EX_FOREIGN, "%s", probs->v[0].msg);
 	else
 		v = set(ex, verdict_of(probs->v[0].code), "%s", probs->v[0].msg);
 	cs_problems_free(probs);

@@ -26,6 +26,8 @@ enum cs_verdict {
 	CS_EX_CHAIN,        /* the chain is out of order, incomplete, holds a stray
 			       certificate, does not end at the issuer's trust, or
 			       the leaf's key usage does not fit */
+	CS_EX_FOREIGN,      /* usable in every other way, but it does not verify to
+			       the issuer's trust: someone else's certificate */
 };
 
 struct cs_examined {

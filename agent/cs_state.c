@@ -118,6 +118,7 @@ int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, 
 	st->next_gen = (int)json_integer_value(json_object_get(root, "next_generation"));
 	if (st->next_gen < 1)
 		st->next_gen = 1;
+	copy_str(st->issuer, sizeof(st->issuer), json_object_get(root, "issuer"));
 	st->pending_gen = (int)json_integer_value(json_object_get(root, "pending_generation"));
 	if (st->pending_gen < 0 || st->pending_gen >= st->next_gen)
 		st->pending_gen = 0;
@@ -168,6 +169,8 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 	json_object_set_new(root, "next_generation", json_integer(st->next_gen));
 	if (st->pending_gen > 0)
 		json_object_set_new(root, "pending_generation", json_integer(st->pending_gen));
+	if (st->issuer[0] != '\0')
+		json_object_set_new(root, "issuer", json_string(st->issuer));
 	for (size_t i = 0; i < st->n_gens; i++) {
 		const struct cs_state_gen *g = &st->gens[i];
 		json_array_append_new(gens, json_pack("{s:i, s:s, s:s, s:I, s:I}", "n", g->n,

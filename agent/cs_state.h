@@ -33,6 +33,7 @@ struct cs_state {
 	time_t next_due;       /* when the pipeline plans the next renewal, 0: unknown */
 	int64_t retry_after;   /* the issuer asked to wait this long, seconds */
 	int next_gen;          /* number of the next generation */
+	char issuer[128];      /* the [issuer] of the deployed generation ("": unknown) */
 	int pending_gen;       /* issued and kept, not yet deployed (0: none): the
 				  next attempt deploys it instead of ordering again */
 	struct cs_state_gen gens[CS_STATE_GENERATIONS]; /* newest first */

@@ -39,6 +39,7 @@ int ctl_renew_main(int argc, char **argv);       /* ctl_online.c */
 int ctl_rehash_main(int argc, char **argv);      /* ctl_online.c */
 int ctl_reload_main(int argc, char **argv);      /* ctl_online.c */
 int ctl_revoke_main(int argc, char **argv);      /* ctl_online.c */
+int ctl_adopt_main(int argc, char **argv);       /* ctl_online.c */
 int ctl_metrics_main(int argc, char **argv);     /* ctl_online.c */
 int ctl_rehash_dir_main(int argc, char **argv);  /* ctl_rehash.c */
 

@@ -50,6 +50,8 @@ const struct ctl_cmd ctl_online_cmds[] = {
 	{ "reload", ctl_reload_main, "reload NAME", "reload the services of a cert" },
 	{ "revoke", ctl_revoke_main, "revoke NAME [--reason R]",
 	  "revoke the deployed certificate of a cert and issue a new one" },
+	{ "adopt", ctl_adopt_main, "adopt NAME",
+	  "take the files deployed for a cert as they are (someone else's certificate too)" },
 	{ "metrics", ctl_metrics_main, "metrics", "the Prometheus metrics (text format)" },
 	{ NULL, NULL, NULL, NULL },
 };
@@ -766,6 +768,22 @@ int ctl_revoke_main(int argc, char **argv)
 	if (rc == 0 && !ctl_json)
 		printf("revoked %s (reason %s); a new certificate is being issued\n",
 		       jstr(resp, "serial", "?"), jstr(resp, "reason", "unspecified"));
+	json_decref(resp);
+	return rc;
+}
+
+/* certsyncctl adopt NAME; returns the exit status (the agent answers once it has looked). */
+int ctl_adopt_main(int argc, char **argv)
+{
+	struct args a;
+	json_t *resp = NULL;
+	int rc = parse(argc, argv, "adopt NAME", 1, 1, &a);
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	rc = simple("adopt", json_pack("{s:s,s:s}", "cmd", "adopt", "name", a.pos[0]), &resp);
+	if (rc == 0 && !ctl_json)
+		printf("%s: %s\n", a.pos[0], jstr(resp, "result", "adopted"));
 	json_decref(resp);
 	return rc;
 }

@@ -205,7 +205,15 @@ int cs_pipeline_reload(struct cs_pipeline *pl, const char *name)
 
 	if (c == NULL)
 		return -ENOENT;
-	if (c->stage != PL_IDLE || pl_stopping(pl))
+	if (pl_stopping(pl))
+		return -EBUSY;
+	/* An examination takes milliseconds: the reload starts right after it. */
+	if (c->stage == PL_CHECKING && !c->queued.set) {
+		c->queued.set = true;
+		c->queued.reload = true;
+		return 0;
+	}
+	if (c->stage != PL_IDLE)
 		return -EBUSY;
 	pl_step(c, PL_EV_RELOAD);
 	pl_reload_start(c);
@@ -249,6 +257,15 @@ void pl_start_queued(struct cert *c)
 	assert(c->stage == PL_IDLE && c->queued.set);
 	c->queued.set = false;
 	c->queued.w = NULL;
+	if (c->queued.reload) {
+		c->queued.reload = false;
+		if (!pl_stopping(c->pl)) {
+			pl_step(c, PL_EV_RELOAD);
+			pl_reload_start(c);
+			pl_flush_reloads(c->pl);
+		}
+		return;
+	}
 	if (pl_stopping(c->pl) || c->issuer->is == NULL) {
 		if (w != NULL)
 			w->cb(w->arg, CS_RENEWAL_ABANDONED, "the agent is stopping");
@@ -256,6 +273,27 @@ void pl_start_queued(struct cert *c)
 		return;
 	}
 	start_asked(c, force, w);
+}
+
+int cs_pipeline_adopt(struct cs_pipeline *pl, const char *name,
+		      void (*cb)(void *arg, int status, const char *msg), void *arg)
+{
+	struct cert *c = pl_find(pl, name);
+
+	if (c == NULL)
+		return -ENOENT;
+	if (c->stage != PL_IDLE || pl_stopping(pl) || c->adopt_cb != NULL)
+		return -EBUSY;
+	c->adopt_cb = cb;
+	c->adopt_arg = arg;
+	uv_timer_stop(&c->check_timer); /* no quiet time: the operator says they are ready */
+	pl_start_check(c);
+	if (c->stage != PL_CHECKING) {
+		c->adopt_cb = NULL;
+		c->adopt_arg = NULL;
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 int cs_pipeline_renew(struct cs_pipeline *pl, const char *name, bool force, cs_renewal_cb cb,

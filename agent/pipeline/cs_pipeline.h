@@ -174,6 +174,17 @@ int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
 		       void (*cb)(void *arg, int status, const char *msg), void *arg);
 
 /*
+ * Takes the files deployed for cert name as they are, now (no quiet time):
+ * a valid certificate that fits the configuration is kept as a generation
+ * even when it does not verify to the issuer's trust (someone else's); files
+ * that are not usable are reported, not repaired. Returns 0 when
+ * cb(arg, status, msg) will run once (status 0: adopted or already the
+ * agent's; negative: why not), else -ENOENT, -EBUSY or -ENOMEM.
+ */
+int cs_pipeline_adopt(struct cs_pipeline *pl, const char *name,
+		      void (*cb)(void *arg, int status, const char *msg), void *arg);
+
+/*
  * Gives the pipeline the issuer's suggested renewal window for the leaf now
  * deployed for cert name (ACME ARI, RFC 9773): the renewal moment is then
  * picked inside [start, end) instead of from renew_before. The window is

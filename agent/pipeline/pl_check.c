@@ -69,6 +69,7 @@ struct check_job {
 	char state_err[512];
 	struct cs_deploy_digests known, seen;
 	bool no_repair; /* repairs have stopped for this cert */
+	bool adopt;     /* certsyncctl adopt: take the files as they are */
 	enum check_outcome outcome;
 	struct cs_examined ex;
 	int gen;                /* adopted: its number; repaired: where from */
@@ -91,8 +92,22 @@ static void check_work(uv_work_t *req)
 	}
 	j->outcome = CHECK_EXAMINED;
 	cs_examine(cfg, j->now, &j->ex);
-	if (j->ex.verdict == CS_EX_OK) {
-		if (j->st.n_gens > 0 && strcmp(j->st.gens[0].sha256, j->ex.sha256) == 0)
+	if (j->ex.verdict == CS_EX_FOREIGN && j->st.n_gens > 0 &&
+	    strcmp(j->st.gens[0].sha256, j->ex.sha256) == 0) {
+		/* Someone else's, but adopted: the agent's own now. */
+		j->ex.verdict = CS_EX_OK;
+		snprintf(j->ex.reason, sizeof(j->ex.reason), "valid (adopted)");
+	}
+	if (j->ex.verdict == CS_EX_OK || j->ex.verdict == CS_EX_FOREIGN) {
+		if (j->ex.verdict == CS_EX_OK && j->st.n_gens > 0 &&
+		    strcmp(j->st.gens[0].sha256, j->ex.sha256) == 0)
+			return;
+		/*
+		 * Not from the issuer: kept where it is (never reverted) until
+		 * its renewal, unless the administrator says it is theirs to
+		 * keep (allow_foreign, certsyncctl adopt).
+		 */
+		if (j->ex.verdict == CS_EX_FOREIGN && !cfg->allow_foreign && !j->adopt)
 			return;
 		/* Another valid certificate that fits: keep it as a generation too. */
 		j->gen = j->st.next_gen;
@@ -104,6 +119,11 @@ static void check_work(uv_work_t *req)
 	}
 	/* Unusable: put back the newest generation that is still valid. */
 	j->repair_err[0] = '\0';
+	if (j->adopt) {
+		snprintf(j->repair_err, sizeof(j->repair_err),
+			 "not repaired: adopting takes the files as they are");
+		return;
+	}
 	if (j->no_repair) {
 		snprintf(j->repair_err, sizeof(j->repair_err),
 			 "repairs stopped: the outputs kept changing");
@@ -119,7 +139,9 @@ static void check_work(uv_work_t *req)
 			snprintf(j->repair_err, sizeof(j->repair_err), "%s", err);
 			continue;
 		}
-		if (cs_examine_material(cfg, m, j->now, &gx) != CS_EX_OK) {
+		enum cs_verdict gv = cs_examine_material(cfg, m, j->now, &gx);
+		/* A generation of someone else's certificate was adopted on purpose. */
+		if (gv != CS_EX_OK && gv != CS_EX_FOREIGN) {
 			snprintf(j->repair_err, sizeof(j->repair_err), "generation %d: %.900s", n,
 				 gx.reason);
 			cs_material_free(m);
@@ -168,6 +190,34 @@ static void count_repair(struct cert *c, time_t now)
 	c->st.next_attempt = now + (time_t)c->pl->cfg->agent.retry_max;
 }
 
+/* Tells whoever asked for an adoption how the examination went. */
+static void adopt_answer(struct cert *c, const struct check_job *j)
+{
+	void (*cb)(void *, int, const char *) = c->adopt_cb;
+	void *arg = c->adopt_arg;
+	char msg[1200];
+
+	c->adopt_cb = NULL;
+	c->adopt_arg = NULL;
+	if (cb == NULL)
+		return;
+	if (j->outcome == CHECK_ADOPTED && j->gen > 0) {
+		snprintf(msg, sizeof(msg), "adopted %s as generation %d", c->serial, j->gen);
+		cb(arg, 0, msg);
+	} else if (j->outcome == CHECK_ADOPTED) {
+		snprintf(msg, sizeof(msg), "cannot keep %s as a generation: %s", c->serial,
+			 j->adopt_err);
+		cb(arg, -EIO, msg);
+	} else if (pl_verdict_ok(c) && c->verdict == CS_EX_OK) {
+		snprintf(msg, sizeof(msg), "%s is the agent's generation %d already", c->serial,
+			 c->st.n_gens > 0 ? c->st.gens[0].n : 0);
+		cb(arg, 0, msg);
+	} else {
+		snprintf(msg, sizeof(msg), "the files cannot be adopted: %s", c->reason);
+		cb(arg, -EINVAL, msg);
+	}
+}
+
 void pl_cert_idle(struct cert *c)
 {
 	assert(c->stage == PL_IDLE);
@@ -207,6 +257,14 @@ static void check_done(uv_work_t *req, int status)
 		break;
 	case CHECK_EXAMINED:
 		pl_take_examined(c, &j->ex);
+		if (c->verdict == CS_EX_FOREIGN) {
+			cs_warn("%s: the deployed certificate %s is not from issuer %s (%s); it is "
+				"kept until its renewal on %s; `certsyncctl adopt %s` (or "
+				"allow_foreign = yes) takes it as the agent's own",
+				c->cfg->name, c->serial, c->cfg->issuer, c->reason,
+				pl_fmt_time(c->not_after, t1, sizeof(t1)), c->cfg->name);
+			break;
+		}
 		if (pl_verdict_ok(c)) {
 			cs_info("%s: deployed certificate %s is valid", c->cfg->name, c->serial);
 			break;
@@ -220,7 +278,14 @@ static void check_done(uv_work_t *req, int status)
 		break;
 	case CHECK_ADOPTED:
 		pl_take_examined(c, &j->ex);
-		if (c->st.n_gens == 0)
+		if (c->verdict == CS_EX_FOREIGN) {
+			cs_notice("%s: adopting certificate %s although it is not from issuer %s "
+				  "(%s), as %s",
+				  c->cfg->name, c->serial, c->cfg->issuer, c->reason,
+				  j->adopt ? "asked" : "allow_foreign = yes says");
+			c->verdict = CS_EX_OK;
+			snprintf(c->reason, sizeof(c->reason), "valid (adopted)");
+		} else if (c->st.n_gens == 0)
 			cs_notice("%s: adopting the deployed certificate %s (valid until %s)",
 				  c->cfg->name, c->serial, pl_fmt_time(c->not_after, t1, sizeof(t1)));
 		else
@@ -249,6 +314,12 @@ static void check_done(uv_work_t *req, int status)
 		pl_capsync_outputs_changed(pl, c);
 		break;
 	}
+	if (j->adopt)
+		adopt_answer(c, j);
+	/* A certificate that verifies to the issuer's trust is that issuer's. */
+	if (c->verdict == CS_EX_OK && c->st.issuer[0] == '\0' &&
+	    (j->outcome == CHECK_EXAMINED || j->outcome == CHECK_ADOPTED))
+		snprintf(c->st.issuer, sizeof(c->st.issuer), "%s", c->cfg->issuer);
 	enum check_outcome outcome = j->outcome;
 	cs_examined_clear(&j->ex);
 	free(j);
@@ -273,7 +344,7 @@ static void check_done(uv_work_t *req, int status)
 		pl_ari_fetch(c);
 	if (pl->once && c->stage == PL_IDLE) {
 		/* One pass: what is due now is renewed now, backoff or not. */
-		if (c->verdict != CS_EX_OK || c->m == NULL ||
+		if (!pl_verdict_ok(c) ||
 		    (pl_verdict_ok(c) && c->due <= now)) {
 			if (!pl_renewal_start(c, false,
 					      pl_verdict_ok(c) ? c->due_reason : c->reason))
@@ -315,6 +386,12 @@ void pl_start_check(struct cert *c)
 	}
 	j->known = c->known;
 	j->no_repair = c->repairs_stopped;
+	j->adopt = c->adopt_cb != NULL;
+	if (j->adopt) {
+		/* The current files as they are: examined even if unchanged, never repaired. */
+		j->full = true;
+		j->known.valid = false;
+	}
 	if (uv_queue_work(pl->loop, &j->req, check_work, check_done) < 0) {
 		cs_err("%s: cannot examine: cannot queue work", c->cfg->name);
 		free(j);

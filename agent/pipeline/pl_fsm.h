@@ -18,7 +18,7 @@
  *
  * Stages with work in flight (every one but IDLE and CLOSING) end only
  * through their own completion event, so nothing can be freed under a job.
- * A renewal asked for while CHECKING (milliseconds) is queued and starts as
+ * A renewal or reload asked for while CHECKING (milliseconds) is queued and starts as
  * soon as the cert is idle; in any other stage it is refused as busy.
  */
 #ifndef CS_PL_FSM_H

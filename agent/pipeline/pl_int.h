@@ -142,9 +142,13 @@ struct cert {
 	/* A renewal asked for while CHECKING: it starts as soon as the cert is idle. */
 	struct {
 		bool set, force;
+		bool reload; /* a reload (certsyncctl reload), not a renewal */
 		struct pl_waiter *w;
 	} queued;
 	bool fresh_key;     /* the next renewal makes a new key (the old leaf was revoked) */
+	/* certsyncctl adopt: who to tell when the examination it asked for is done. */
+	void (*adopt_cb)(void *arg, int status, const char *msg);
+	void *adopt_arg;
 	/*
 	 * The last repairs, newest first: more than PL_REPAIRS_MAX within a
 	 * minute means something else keeps changing the outputs (another

@@ -183,7 +183,9 @@ void pl_keygen_start(struct cert *c)
 		X509_up_ref(c->m->leaf);
 		j->replaces = c->m->leaf;
 	}
-	if (c->cfg->reuse_key && !c->fresh_key && c->m != NULL && c->m->key != NULL &&
+	/* Never someone else's key, nor a revoked one. */
+	if (c->cfg->reuse_key && !c->fresh_key && c->verdict == CS_EX_OK && c->m != NULL &&
+	    c->m->key != NULL &&
 	    cs_key_type_of(c->m->key) == c->cfg->key) {
 		EVP_PKEY_up_ref(c->m->key);
 		j->reuse = c->m->key;

@@ -48,7 +48,8 @@ char *pl_fmt_delay(int64_t s, char *buf, size_t len)
 
 bool pl_verdict_ok(const struct cert *c)
 {
-	return c->verdict == CS_EX_OK && c->m != NULL;
+	/* Someone else's certificate is usable too: it is renewed on schedule. */
+	return (c->verdict == CS_EX_OK || c->verdict == CS_EX_FOREIGN) && c->m != NULL;
 }
 
 /* Sets c->due and c->state from what is deployed and the failure history. */
@@ -78,6 +79,13 @@ void pl_schedule(struct cert *c, time_t now)
 		c->state = c->verdict == CS_EX_MISSING   ? CS_CERT_MISSING
 			   : c->verdict == CS_EX_EXPIRED ? CS_CERT_EXPIRED
 							 : CS_CERT_DUE;
+	}
+	/* The [cert] names another issuer than the deployed certificate's: renew now. */
+	if (pl_verdict_ok(c) && c->st.issuer[0] != '\0' &&
+	    strcmp(c->st.issuer, c->cfg->issuer) != 0 && c->due > now) {
+		c->due = now;
+		c->due_reason = "the [cert]'s issuer changed";
+		c->state = CS_CERT_DUE;
 	}
 	/*
 	 * A failed renewal is tried again when its backoff ends, even when the

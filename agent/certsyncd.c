@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -151,6 +152,19 @@ int main(int argc, char **argv)
 		cs_err("%s", lock_err);
 		cs_config_free(cfg);
 		return 1;
+	}
+
+	/*
+	 * Descriptors: the soft limit up to the hard one (the default soft 1024
+	 * is less than the status socket's clients, renewals and watches need).
+	 */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max;
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			cs_warn("cannot raise the limit of open files to %llu: %m",
+				(unsigned long long)want);
 	}
 
 	if (!foreground && daemon(0, 0) < 0) {

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1213,6 +1214,32 @@ static void on_idle(uv_timer_t *t)
 	close_client(c);
 }
 
+/*
+ * Whether a client without the right to change anything may stay: the last
+ * CS_CTLSOCK_ADMIN_RESERVE places are kept for uid 0 and admin_group (so
+ * that a flood of readers never locks root out), and one uid may hold at
+ * most CS_CTLSOCK_MAX_PER_UID connections. Logged once per refusal.
+ */
+static bool room_for(struct cs_ctlsock *s, const struct client *c)
+{
+	size_t same = 0;
+
+	if (s->n_clients + CS_CTLSOCK_ADMIN_RESERVE > s->max_clients) {
+		cs_warn("status socket: %u clients; the last %d places are kept for "
+			"administrators: refusing uid %u",
+			s->n_clients, CS_CTLSOCK_ADMIN_RESERVE, (unsigned)c->uid);
+		return false;
+	}
+	for (const struct client *o = s->clients; o != NULL; o = o->next)
+		same += o->uid == c->uid && !o->closing;
+	if (same > CS_CTLSOCK_MAX_PER_UID) {
+		cs_warn("status socket: uid %u holds %zu connections (at most %d); refusing one",
+			(unsigned)c->uid, same - 1, CS_CTLSOCK_MAX_PER_UID);
+		return false;
+	}
+	return true;
+}
+
 static void peer_access(const struct listener *l, struct client *c, int fd)
 {
 	struct ucred cr;
@@ -1277,6 +1304,10 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0)
 		peer_access(l, c, fd);
+	if (c->access < 2 && !room_for(s, c)) {
+		close_client(c);
+		return;
+	}
 	uv_timer_start(&c->timer, on_idle, s->idle_ms, s->idle_ms);
 	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }
@@ -1586,6 +1617,14 @@ struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts 
 	s->max_request = o->max_request ? o->max_request : CS_CTLSOCK_MAX_REQUEST;
 	s->idle_ms = o->idle_ms ? o->idle_ms : CS_CTLSOCK_IDLE_MS;
 	s->max_clients = o->max_clients ? o->max_clients : 4096;
+	/* Below the descriptors the agent has, with a reserve for its own work. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		rlim_t reserve = rl.rlim_cur / 4 > 256 ? rl.rlim_cur / 4 : 256;
+		size_t room = rl.rlim_cur > reserve + 32 ? (size_t)(rl.rlim_cur - reserve) : 32;
+		if (s->max_clients > room)
+			s->max_clients = room;
+	}
 	s->ag.start_time = time(NULL);
 	if (set_str(&s->metrics_file, o->metrics_file) < 0 ||
 	    set_str(&s->state_dir, o->state_dir) < 0) {

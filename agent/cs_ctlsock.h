@@ -41,6 +41,8 @@
 #define CS_CTLSOCK_DEFAULT_PATH "/run/certsync/certsync.sock"
 #define CS_CTLSOCK_MAX_REQUEST (64 * 1024)
 #define CS_CTLSOCK_IDLE_MS 30000
+#define CS_CTLSOCK_ADMIN_RESERVE 16 /* places only uid 0 and admin_group may take */
+#define CS_CTLSOCK_MAX_PER_UID 64   /* connections one reading uid may hold */
 
 /* What the server asks about certs (the agent wires it to its pipeline). */
 struct cs_ctlsock_backend {

@@ -42,7 +42,8 @@ struct cs_acme_http01 {
 	uv_tcp_t listener;
 	uv_loop_t *loop;
 	struct token *tokens;
-	struct conn *conns;
+	struct conn *conns; /* newest first */
+	int n_conns;        /* in conns */
 	int open_handles;
 	bool closing;
 	void (*close_cb)(void *);
@@ -101,6 +102,7 @@ static void conn_close(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	c->closing = 2;
+	s->n_conns--;
 	uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
@@ -182,6 +184,13 @@ static void on_connection(uv_stream_t *server, int status)
 
 	if (status < 0 || s->closing)
 		return;
+	if (s->n_conns >= CS_ACME_HTTP01_MAX_CONNS) {
+		/* The oldest goes: a validator's request comes on a new connection. */
+		struct conn *old = s->conns;
+		while (old->next != NULL)
+			old = old->next;
+		conn_close(old);
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return;
@@ -195,12 +204,19 @@ static void on_connection(uv_stream_t *server, int status)
 	if (s->conns != NULL)
 		s->conns->prev = c;
 	s->conns = c;
+	s->n_conns++;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 ||
 	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
 		conn_close(c);
 		return;
 	}
-	uv_timer_start(&c->timer, on_conn_timeout, 10000, 0);
+	/* A validator sends its request at once; an idle connection is not kept long. */
+	uv_timer_start(&c->timer, on_conn_timeout, 5000, 0);
+}
+
+int cs_acme_http01_conns(const cs_acme_http01 *s)
+{
+	return s->n_conns;
 }
 
 int cs_acme_http01_parse_addr(const char *s, struct sockaddr_storage *ss)

@@ -23,6 +23,16 @@ cs_acme_http01 *cs_acme_http01_new(uv_loop_t *loop, const char *listen, char *er
 /* Returns the port it listens on (useful after listening on port 0). */
 int cs_acme_http01_port(cs_acme_http01 *s);
 
+/*
+ * At most this many connections are kept open; a new one beyond closes the
+ * oldest (a flood of idle connections cannot use up the agent's descriptors
+ * nor keep the CA's validator out).
+ */
+#define CS_ACME_HTTP01_MAX_CONNS 64
+
+/* The number of connections open now. */
+int cs_acme_http01_conns(const cs_acme_http01 *s);
+
 /* Answers token with keyauth from now on; returns 0 or -ENOMEM. */
 int cs_acme_http01_add(cs_acme_http01 *s, const char *token, const char *keyauth);
 

@@ -25,6 +25,8 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <jansson.h>
 #include <openssl/bn.h>
@@ -546,6 +548,55 @@ START_TEST(test_acme_http01_responder)
 }
 END_TEST
 
+/*
+ * A flood of idle connections to the responder during an order (issue 15
+ * item 3): the responder keeps at most CS_ACME_HTTP01_MAX_CONNS open (the
+ * oldest go first), so that the agent's descriptors are not used up, and the
+ * CA's validation request is still answered.
+ */
+START_TEST(test_acme_http01_flood)
+{
+	uv_loop_t loop;
+	char err[256] = "", url[256];
+	struct got g = { 0 };
+	struct cs_http_opts ho = { 0 };
+	int fds[300];
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+
+	uv_loop_init(&loop);
+	g.srv = cs_acme_http01_new(&loop, "127.0.0.1:0", err, sizeof(err));
+	ck_assert_msg(g.srv != NULL, "%s", err);
+	ck_assert_int_eq(cs_acme_http01_add(g.srv, "tok", "tok.thumb"), 0);
+	sa.sin_port = htons((uint16_t)cs_acme_http01_port(g.srv));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int i = 0; i < 300; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		ck_assert_int_ge(fds[i], 0);
+		connect(fds[i], (struct sockaddr *)&sa, sizeof(sa));
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	for (int i = 0; i < 50; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	ck_assert_int_le(cs_acme_http01_conns(g.srv), CS_ACME_HTTP01_MAX_CONNS);
+	ck_assert_int_gt(cs_acme_http01_conns(g.srv), 0);
+
+	g.http = cs_http_new(&loop, &ho, err, sizeof(err));
+	ck_assert_ptr_nonnull(g.http);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/.well-known/acme-challenge/tok",
+		 cs_acme_http01_port(g.srv));
+	struct cs_http_request rq = { .method = "GET", .url = url };
+	g.n = 2; /* the third answer closes both */
+	ck_assert_int_eq(cs_http_send(g.http, &rq, on_got, &g, NULL), 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(g.status[2], 0);
+	ck_assert_int_eq(g.code[2], 200);
+	ck_assert_str_eq(g.body[2], "tok.thumb");
+	for (int i = 0; i < 300; i++)
+		close(fds[i]);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 static void on_refused(const struct cs_http_response *r, void *arg)
 {
 	struct got *g = arg;
@@ -896,6 +947,7 @@ Suite *acme_suite(void)
 
 	tc = tcase_create("loop");
 	tcase_add_test(tc, test_acme_http01_responder);
+	tcase_add_test(tc, test_acme_http01_flood);
 	tcase_add_test(tc, test_acme_http_refused_and_closed);
 	tcase_add_test(tc, test_acme_hook_status_env_deadline);
 	tcase_add_loop_test(tc, test_acme_issuer_refuses, 0,

@@ -576,6 +576,8 @@ static const struct keydef issuer_keys[] = {
 	{ "key", V_KEYTYPE, IS(key), LOCAL, NULL },
 	{ "validity", V_DURATION, IS(validity), LOCAL, NULL },
 	{ "ca_validity", V_DURATION, IS(ca_validity), LOCAL, NULL },
+	{ "crl_validity", V_DURATION, IS(crl_validity), LOCAL, NULL },
+	{ "crl_renew_before", V_SPAN, IS(crl_renew_before), LOCAL, NULL },
 	{ "directory", V_STR, IS(directory), ACME, NULL },
 	{ "contact", V_CONTACTS, IS(contact), ACME, NULL },
 	{ "challenge", V_ENUM, IS(challenge), ACME, e_challenge },
@@ -1276,6 +1278,12 @@ static void build_issuer(struct parser *p, struct raw_section *s, struct cs_cfg_
 		is->subject = dup_default(is->subject, "/O=certsync/CN=certsync local CA");
 		if (is->validity > is->ca_validity)
 			section_error(p, s, "validity is longer than ca_validity");
+		if (is->crl_renew_before.set &&
+		    (!is->crl_renew_before.is_percent || is->crl_renew_before.percent <= 0 ||
+		     is->crl_renew_before.percent >= 100))
+			pair_error(p, s, find_pair(s, "crl_renew_before"),
+				   "a share of the CRL's lifetime between 1% and 99% (50%), not a "
+				   "duration");
 	} else {
 		require(p, s, is->directory, "directory", " for type = acme (the directory URL)");
 		if (is->directory != NULL && strncmp(is->directory, "https://", 8) != 0 &&

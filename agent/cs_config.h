@@ -75,6 +75,8 @@ struct cs_cfg_issuer {
 	enum cs_keytype key;
 	int64_t validity;    /* seconds */
 	int64_t ca_validity; /* seconds */
+	int64_t crl_validity; /* seconds; 0: validity (at least 7 days) */
+	struct cs_cfg_span crl_renew_before; /* a share of the CRL's lifetime; !set: 50% */
 	/* acme */
 	char *directory;
 	struct cs_cfg_list contact;

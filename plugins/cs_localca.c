@@ -1485,6 +1485,7 @@ struct localca_work {
 	cs_localca_revoke_cb revoke_cb;
 	char *serial;
 	int reason;
+	bool crl_only; /* with revoke_cb: re-read DIR/crl.pem, sign the next one when due */
 };
 
 struct localca_issuer {
@@ -1543,7 +1544,56 @@ static void issuer_finish_close(struct localca_issuer *li)
  */
 static int64_t crl_validity(const struct localca_issuer *li)
 {
+	if (li->opts.crl_validity_s > 0)
+		return li->opts.crl_validity_s;
 	return li->opts.validity_s > 7 * 86400 ? li->opts.validity_s : 7 * 86400;
+}
+
+/* When crl should be signed again: with crl_renew_pct of its lifetime left. */
+static time_t crl_due(const struct localca_issuer *li, const X509_CRL *crl)
+{
+	const ASN1_TIME *last = X509_CRL_get0_lastUpdate(crl), *next = X509_CRL_get0_nextUpdate(crl);
+	struct tm tl, tn;
+	int pct = li->opts.crl_renew_pct > 0 && li->opts.crl_renew_pct < 100 ? li->opts.crl_renew_pct
+									      : 50;
+
+	if (last == NULL || next == NULL || ASN1_TIME_to_tm(last, &tl) != 1 ||
+	    ASN1_TIME_to_tm(next, &tn) != 1)
+		return 1; /* unreadable dates: now */
+	time_t a = timegm(&tl), b = timegm(&tn);
+	return b > a ? a + (time_t)((double)(b - a) * (100 - pct) / 100.0) : a;
+}
+
+/* On a worker thread: crl.pem read again; the next CRL signed when it is due. */
+static int crl_refresh(struct localca_issuer *li, cs_localca *ca, char *err, size_t errlen)
+{
+	X509_CRL *fresh = NULL, *cur;
+	char *buf = NULL;
+	size_t len = 0;
+	BIO *b = NULL;
+	int rc = read_file(ca->dir, "crl.pem", &buf, &len, err, errlen);
+
+	if (rc == -ENOENT)
+		return 0; /* nothing was ever revoked here: no CRL to keep fresh */
+	if (rc < 0)
+		return rc;
+	if ((b = BIO_new_mem_buf(buf, (int)len)) != NULL)
+		fresh = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+	ERR_clear_error();
+	BIO_free(b);
+	free(buf);
+	pthread_mutex_lock(&ca->crl_mu);
+	if (fresh != NULL) {
+		/* Readers hold their own references: the old one may go. */
+		X509_CRL_free(ca->crl);
+		ca->crl = fresh;
+	}
+	cur = ca->crl;
+	time_t due = cur != NULL ? crl_due(li, cur) : 0;
+	pthread_mutex_unlock(&ca->crl_mu);
+	if (cur != NULL && due > time(NULL))
+		return 0;
+	return cs_localca_gencrl(ca, crl_validity(li), NULL, err, errlen);
 }
 
 /* On a worker thread: opening (creating) the CA when needed, the signing, the files. */
@@ -1560,6 +1610,10 @@ static void issue_work(uv_work_t *w)
 			wk->res.status = rc < 0 ? rc : -EINVAL;
 			return;
 		}
+	}
+	if (wk->crl_only) {
+		wk->res.status = crl_refresh(wk->li, ca, wk->res.error, sizeof(wk->res.error));
+		return;
 	}
 	if (wk->revoke_cb != NULL) {
 		/* The CRL follows at once, so that the revocation is published with it. */
@@ -1749,6 +1803,8 @@ cs_issuer *cs_localca_issuer_new(uv_loop_t *loop, const char *name,
 	li->opts.key = o->key;
 	li->opts.validity_s = o->validity_s;
 	li->opts.ca_validity_s = o->ca_validity_s;
+	li->opts.crl_validity_s = o->crl_validity_s;
+	li->opts.crl_renew_pct = o->crl_renew_pct;
 	/* An existing CA is read now (two small files), so that its faults show at once. */
 	if ((li->ca = open_ca(o, false, &rc, err, errlen)) != NULL)
 		return &li->base;
@@ -1775,6 +1831,43 @@ fail:
 int cs_localca_is(const cs_issuer *is)
 {
 	return is != NULL && is->ops == &localca_ops;
+}
+
+int cs_localca_issuer_crl(cs_issuer *is, cs_localca_revoke_cb cb, void *arg)
+{
+	struct localca_issuer *li = (struct localca_issuer *)is;
+	struct localca_work *wk;
+
+	if (!cs_localca_is(is) || cb == NULL)
+		return -EINVAL;
+	if (li->closing)
+		return -ECANCELED;
+	if ((wk = calloc(1, sizeof(*wk))) == NULL || (wk->cert_name = strdup("CRL")) == NULL) {
+		free(wk);
+		return -ENOMEM;
+	}
+	wk->li = li;
+	wk->crl_only = true;
+	wk->revoke_cb = cb;
+	wk->arg = arg;
+	wk->w.data = wk;
+	enqueue(li, wk);
+	return 0;
+}
+
+time_t cs_localca_issuer_crl_due(cs_issuer *is)
+{
+	struct localca_issuer *li = (struct localca_issuer *)is;
+	X509_CRL *crl = NULL;
+	time_t due = 0;
+
+	if (!cs_localca_is(is) || li->ca == NULL)
+		return 0;
+	pthread_mutex_lock(&li->ca->crl_mu);
+	if ((crl = li->ca->crl) != NULL)
+		due = crl_due(li, crl);
+	pthread_mutex_unlock(&li->ca->crl_mu);
+	return due;
 }
 
 int cs_localca_issuer_revoke(cs_issuer *is, X509 *cert, int reason, cs_localca_revoke_cb cb,

@@ -31,6 +31,8 @@ struct cs_localca_opts {
 	enum cs_keytype key;   /* CA key type, used when creating */
 	int64_t validity_s;    /* of issued certificates */
 	int64_t ca_validity_s; /* of a CA certificate created here */
+	int64_t crl_validity_s; /* of a CRL made here; 0: validity_s, at least 7 days */
+	int crl_renew_pct;      /* re-sign with this % of the CRL's lifetime left; 0: 50 */
 };
 
 typedef struct cs_localca cs_localca;
@@ -102,6 +104,21 @@ typedef void (*cs_localca_revoke_cb)(int status, const char *error, void *arg);
  * will run once (-ECANCELED there when the issuer closes first), or a
  * negative code (cb never runs). cert is only read during the call.
  */
+/*
+ * Reads DIR/crl.pem again (`openssl ca -gencrl` may have written it) and,
+ * when there is a CRL with less than crl_renew_pct of its lifetime left (or
+ * none that can be read while a crlnumber exists), signs the next one, on
+ * the issuer's work queue. No CRL at all (nothing was ever revoked) is left
+ * so. cb(status, error, arg) runs once; returns 0, or a negative code.
+ */
+int cs_localca_issuer_crl(cs_issuer *is, cs_localca_revoke_cb cb, void *arg);
+
+/*
+ * The moment the issuer's current CRL should be signed again
+ * (lastUpdate + (100 - crl_renew_pct)% of its lifetime), or 0 when there is none.
+ */
+time_t cs_localca_issuer_crl_due(cs_issuer *is);
+
 int cs_localca_issuer_revoke(cs_issuer *is, X509 *cert, int reason, cs_localca_revoke_cb cb,
 			     void *arg);
 

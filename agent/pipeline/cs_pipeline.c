@@ -143,6 +143,8 @@ struct cs_pipeline *cs_pipeline_new_with(uv_loop_t *loop, const struct cs_config
 		pl->drv = *drv;
 	uv_timer_init(loop, &pl->timer);
 	pl->timer.data = pl;
+	uv_timer_init(loop, &pl->crl_timer);
+	pl->crl_timer.data = pl;
 	if (pl_build(pl) < 0) {
 		snprintf(err, errlen, "cannot set up the pipeline: out of memory");
 		pl->closing = true;
@@ -192,6 +194,7 @@ void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
 	pl->pending_cfg = cfg;
 	pl->draining = true;
 	uv_timer_stop(&pl->timer);
+	uv_timer_stop(&pl->crl_timer);
 	if (pl->inflight > 0)
 		cs_notice("pipeline: the new configuration applies once %d task(s) in flight "
 			  "are done",
@@ -431,6 +434,7 @@ void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void
 		return;
 	pl->closing = true;
 	uv_timer_stop(&pl->timer);
+	uv_timer_stop(&pl->crl_timer);
 	for (size_t i = 0; i < pl->n_certs; i++)
 		uv_timer_stop(&pl->certs[i]->check_timer);
 	pl_close_issuers(pl);

@@ -40,6 +40,10 @@ static cs_issuer *make_issuer(const struct cs_pipeline *pl, uv_loop_t *loop,
 			.key = ci->key,
 			.validity_s = ci->validity,
 			.ca_validity_s = ci->ca_validity,
+			.crl_validity_s = ci->crl_validity,
+			.crl_renew_pct = ci->crl_renew_before.set && ci->crl_renew_before.is_percent
+						 ? (int)ci->crl_renew_before.percent
+						 : 50,
 		};
 		is = cs_localca_issuer_new(loop, ci->name, &o, err, sizeof(err));
 	} else {
@@ -213,6 +217,7 @@ void pl_teardown(struct cs_pipeline *pl)
 {
 	pl->tearing_down = true;
 	uv_timer_stop(&pl->timer);
+	uv_timer_stop(&pl->crl_timer);
 	pl->closing_handles = 2; /* one held until everything has been started */
 	cs_reloads_close(pl->rl, on_part_closed, pl);
 	pl->rl = NULL;
@@ -256,6 +261,7 @@ static void teardown_step(struct cs_pipeline *pl)
 void pl_examine_all(struct cs_pipeline *pl)
 {
 	pl_capsync_start(pl);
+	pl_crl_start(pl);
 	for (size_t i = 0; i < pl->n_certs; i++) {
 		pl->certs[i]->full_check = true;
 		pl_start_check(pl->certs[i]);
@@ -294,8 +300,9 @@ static void after_teardown(struct cs_pipeline *pl)
 		assert(pl->wdirs.n == 0 && pl->interests.n == 0 && pl->n_cap_dirs == 0);
 		cs_htab_clear(&pl->wdirs);
 		cs_htab_clear(&pl->interests);
-		pl->closing_handles = 3;
+		pl->closing_handles = 4;
 		uv_close((uv_handle_t *)&pl->timer, on_pipeline_handle_closed);
+		uv_close((uv_handle_t *)&pl->crl_timer, on_pipeline_handle_closed);
 		struct cs_watch *w = pl->watch;
 		pl->watch = NULL;
 		cs_watch_close(w, on_watch_closed, pl);

@@ -181,6 +181,7 @@ struct cs_pipeline {
 	unsigned renewal_seq;
 
 	uv_timer_t timer;
+	uv_timer_t crl_timer; /* the next CRL of a local CA to sign */
 	/*
 	 * The idle certs by the moment they need the timer (pl_schedule.c): a
 	 * min-heap whose keys are never later than the truth (every change that
@@ -308,6 +309,9 @@ void pl_capsync_start(struct cs_pipeline *pl);
 void pl_on_capsync_done(void *arg, const struct cs_capsync_report *r);
 /* A deploy of c changed its outputs: a capath or clientcerts directory holding one is updated. */
 void pl_capsync_outputs_changed(struct cs_pipeline *pl, const struct cert *c);
+/* The local CAs' CRLs: read again (and signed again when due) at start and on a change of crl.pem in dir. */
+void pl_crl_start(struct cs_pipeline *pl);
+void pl_crl_changed(struct cs_pipeline *pl, const char *dir);
 
 /* pl_reload.c */
 bool pl_reloads_busy(const struct cs_pipeline *pl);

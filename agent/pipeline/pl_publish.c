@@ -107,3 +107,107 @@ void pl_capsync_outputs_changed(struct cs_pipeline *pl, const struct cert *c)
 		cs_capsync_changed(pl->capsync, dir[0] ? dir : "/", slash + 1);
 	}
 }
+
+/* ---- the local CAs' CRLs ------------------------------------------------- */
+
+/* A CRL refresh in flight: the issuer it is for. */
+struct crl_req {
+	struct cs_pipeline *pl;
+	struct pl_issuer *pi; /* a reference */
+};
+
+static void crl_arm(struct cs_pipeline *pl);
+
+static void on_crl_done(int status, const char *error, void *arg)
+{
+	struct crl_req *r = arg;
+	struct cs_pipeline *pl = r->pl;
+
+	pl_inflight_dec(pl);
+	if (status < 0 && status != -ECANCELED)
+		cs_warn("issuer %s: cannot keep the CRL fresh: %s", r->pi->name,
+			error != NULL ? error : strerror(-status));
+	else if (status == 0 && r->pi->is != NULL)
+		pl_capsync_publish(pl, r->pi->is);
+	pl_issuer_unref(r->pi);
+	free(r);
+	if (!pl_stopping(pl))
+		crl_arm(pl);
+	pl_maybe_quiesced(pl);
+}
+
+/* Asks the local CA pi to read its crl.pem again and sign the next one when due. */
+static void crl_refresh(struct cs_pipeline *pl, struct pl_issuer *pi)
+{
+	struct crl_req *r;
+
+	if (pi->is == NULL || !cs_localca_is(pi->is) || pl_stopping(pl))
+		return;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return;
+	r->pl = pl;
+	r->pi = pl_issuer_ref(pi);
+	pl_inflight_inc(pl);
+	if (cs_localca_issuer_crl(pi->is, on_crl_done, r) < 0) {
+		pl_inflight_dec(pl);
+		pl_issuer_unref(pi);
+		free(r);
+	}
+}
+
+static void on_crl_timer(uv_timer_t *t)
+{
+	struct cs_pipeline *pl = t->data;
+	time_t now = pl_now(pl);
+
+	for (size_t i = 0; i < pl->n_issuers; i++) {
+		struct pl_issuer *pi = pl->issuers[i];
+		time_t due = pi->is != NULL && cs_localca_is(pi->is) ? cs_localca_issuer_crl_due(pi->is)
+								       : 0;
+		if (due != 0 && due <= now)
+			crl_refresh(pl, pi);
+	}
+	crl_arm(pl);
+}
+
+/* One timer for the earliest moment a local CA's CRL is to be signed again. */
+static void crl_arm(struct cs_pipeline *pl)
+{
+	time_t earliest = 0;
+
+	if (pl->once || pl_stopping(pl))
+		return;
+	for (size_t i = 0; i < pl->n_issuers; i++) {
+		struct pl_issuer *pi = pl->issuers[i];
+		time_t due;
+		if (pi->is == NULL || !cs_localca_is(pi->is) ||
+		    (due = cs_localca_issuer_crl_due(pi->is)) == 0)
+			continue;
+		if (earliest == 0 || due < earliest)
+			earliest = due;
+	}
+	if (earliest == 0) {
+		uv_timer_stop(&pl->crl_timer);
+		return;
+	}
+	int64_t delay = ((int64_t)earliest - (int64_t)pl_now(pl)) * 1000;
+	if (delay < 1000)
+		delay = 1000; /* a CRL that cannot be signed is not asked for in a loop */
+	if (delay > TIMER_MAX_MS)
+		delay = TIMER_MAX_MS;
+	uv_timer_start(&pl->crl_timer, on_crl_timer, (uint64_t)delay, 0);
+}
+
+void pl_crl_start(struct cs_pipeline *pl)
+{
+	for (size_t i = 0; i < pl->n_issuers; i++)
+		crl_refresh(pl, pl->issuers[i]);
+}
+
+void pl_crl_changed(struct cs_pipeline *pl, const char *dir)
+{
+	for (size_t i = 0; i < pl->n_issuers && i < pl->cfg->n_issuers; i++)
+		if (pl->cfg->issuers[i].type == CS_ISSUER_LOCAL_CA &&
+		    strcmp(pl->cfg->issuers[i].dir, dir) == 0)
+			crl_refresh(pl, pl->issuers[i]);
+}

@@ -194,11 +194,19 @@ void pl_rewatch(struct cs_pipeline *pl)
 	if (pl->capsync != NULL) {
 		size_t nc = 0;
 		const char *const *cd = cs_capsync_dirs(pl->capsync, &nc);
-		if ((pl->cap_dirs = calloc(nc + 1, sizeof(*pl->cap_dirs))) != NULL)
+		if ((pl->cap_dirs = calloc(nc + pl->cfg->n_issuers + 1, sizeof(*pl->cap_dirs))) !=
+		    NULL)
 			for (size_t k = 0; k < nc; k++)
 				if ((pl->cap_dirs[pl->n_cap_dirs] = wdir_ref(pl, cd[k])) != NULL)
 					pl->n_cap_dirs++;
+	} else {
+		pl->cap_dirs = calloc(pl->cfg->n_issuers + 1, sizeof(*pl->cap_dirs));
 	}
+	/* The local CAs' directories: a crl.pem written by `openssl ca -gencrl`. */
+	for (size_t k = 0; pl->cap_dirs != NULL && k < pl->cfg->n_issuers; k++)
+		if (pl->cfg->issuers[k].type == CS_ISSUER_LOCAL_CA &&
+		    (pl->cap_dirs[pl->n_cap_dirs] = wdir_ref(pl, pl->cfg->issuers[k].dir)) != NULL)
+			pl->n_cap_dirs++;
 	for (size_t i = 0; i < n_old; i++)
 		wdir_unref(pl, old[i]);
 	free(old);
@@ -251,6 +259,8 @@ void pl_on_watch(void *arg, const char *dir, const char *name, uint32_t mask)
 		return;
 	if (pl->capsync != NULL)
 		cs_capsync_changed(pl->capsync, dir, name);
+	if (strcmp(name, "crl.pem") == 0)
+		pl_crl_changed(pl, dir);
 	if ((mask & IN_CREATE) && !dir_event) {
 		/* A new regular file is judged once written (IN_CLOSE_WRITE); a new
 		 * symbolic link is complete at once. */

@@ -45,6 +45,7 @@ struct section {
 	size_t nreload;
 	/* capath */
 	char *cafile;
+	char *cache; /* state_dir/capath-NAME.cache: what the last full pass read */
 	char **issuers;
 	size_t nissuers;
 	cs_capath *cp;
@@ -231,6 +232,8 @@ static void sweep(struct section *s)
 	if (s->is_capath) {
 		if (s->cafile != NULL && cs_atomic_sweep(s->cafile, err, sizeof(err)) < 0)
 			cs_warn("%s: %s", s->label, err);
+		if (s->cache != NULL && cs_atomic_sweep(s->cache, err, sizeof(err)) < 0)
+			cs_warn("%s: %s", s->label, err);
 		for (size_t i = 0; i < s->nissuers; i++)
 			for (int k = 0; k < 2; k++) {
 				if (asprintf(&p, "%s/%s-ca.%s", s->dir, s->issuers[i],
@@ -260,7 +263,7 @@ static void work_capath(struct section *s)
 
 	if (s->cp == NULL) {
 		struct cs_capath_opts o = { .cafile = s->cafile, .report = capath_report,
-					    .report_arg = s };
+					    .report_arg = s, .cache = s->cache };
 
 		s->cp = cs_capath_new(s->dir, &o, err, sizeof(err));
 		if (s->cp == NULL) {
@@ -505,6 +508,17 @@ struct cs_capsync *cs_capsync_new(uv_loop_t *loop, const struct cs_config *cfg,
 			s->dir = strdup(c->dir);
 			if (c->cafile != NULL && (s->cafile = strdup(c->cafile)) == NULL)
 				goto nomem;
+			/*
+			 * The state directory is the agent's own; a cache next to the
+			 * CA files would be read by anyone with the directory and
+			 * would fire the agent's own inotify watch on every write.
+			 */
+			if (cfg->agent.state_dir != NULL &&
+			    asprintf(&s->cache, "%s/capath-%s.cache", cfg->agent.state_dir,
+				     c->name) < 0) {
+				s->cache = NULL;
+				goto nomem;
+			}
 			s->issuers = list_dup(&c->issuers, &s->nissuers);
 			if (s->issuers == NULL || s->nissuers != c->issuers.n)
 				goto nomem;

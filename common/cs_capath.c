@@ -30,6 +30,7 @@
 #include <strings.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_COLLISIONS 256 /* as openssl rehash */
@@ -41,6 +42,24 @@ enum kind { KIND_NONE = 0, KIND_CERT, KIND_CRL };
 
 struct bucket;
 
+/* What identifies a file's bytes without reading them (as git's index does). */
+struct fkey {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	int64_t mtime_ns, ctime_ns;
+};
+
+/* One line of the cache: a file's key and what reading it gave. */
+struct centry {
+	char *name;
+	struct fkey key;
+	enum kind kind;
+	uint32_t hash;
+	unsigned char sha1[SHA1_LEN];
+	struct centry *next;
+};
+
 struct cfile {
 	char *name;
 	enum kind kind;
@@ -51,6 +70,8 @@ struct cfile {
 	char *skip;         /* why it is not linked, or NULL */
 	int skip_err;       /* the reason is an error, not a rule */
 	int linked;
+	int keyed;          /* the stat key below is that of the bytes read */
+	struct fkey key;
 	struct bucket *b;
 	struct cfile *next; /* hash chain */
 };
@@ -81,11 +102,16 @@ struct cs_capath {
 	int dirfd; /* open during a call */
 	unsigned tmpseq;
 	int cafile_dirty;
+	int wrote; /* a link was made or removed since the directory was opened */
 	struct cfile **ftab;
 	size_t fsize, fcount;
 	struct bucket **btab;
 	size_t bsize, bcount;
 	struct cs_capath_stats *st;
+	char *cache;           /* NULL: no cache */
+	struct centry **ctab;  /* the cache as read at the start of a full pass */
+	size_t csize;
+	EVP_MD *sha1;          /* fetched once: a fetch per file costs as much as the digest */
 };
 
 static const char *const suffixes[] = { "pem", "crt", "cer", "crl" };
@@ -395,6 +421,179 @@ static void state_reset(cs_capath *cp)
 	cp->scanned = 0;
 }
 
+/* ---- the cache ---- */
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static void key_of(const struct stat *st, struct fkey *k)
+{
+	k->dev = st->st_dev;
+	k->ino = st->st_ino;
+	k->size = st->st_size;
+	k->mtime_ns = ts_ns(&st->st_mtim);
+	k->ctime_ns = ts_ns(&st->st_ctim);
+}
+
+static int key_eq(const struct fkey *a, const struct fkey *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+static void cache_drop(cs_capath *cp)
+{
+	for (size_t i = 0; i < cp->csize; i++)
+		for (struct centry *e = cp->ctab[i], *n; e != NULL; e = n) {
+			n = e->next;
+			free(e->name);
+			free(e);
+		}
+	free(cp->ctab);
+	cp->ctab = NULL;
+	cp->csize = 0;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+#define CACHE_MAGIC "certsync-capath-cache 1 "
+
+/*
+ * Reads the cache into cp->ctab. A line that does not parse is ignored, and
+ * so is the whole file when it was written for another directory: a stale
+ * or torn cache costs a re-read, never a wrong link (every entry is checked
+ * against the file's current key before use).
+ */
+static void cache_load(cs_capath *cp)
+{
+	FILE *fp;
+	char *line = NULL;
+	size_t cap = 0, n = 0;
+	ssize_t len;
+
+	cache_drop(cp);
+	if (cp->cache == NULL || (fp = fopen(cp->cache, "re")) == NULL)
+		return;
+	len = getline(&line, &cap, fp);
+	if (len <= 0 || strncmp(line, CACHE_MAGIC, strlen(CACHE_MAGIC)) != 0 ||
+	    line[len - 1] != '\n' || (size_t)len - 1 != strlen(CACHE_MAGIC) + strlen(cp->dir) ||
+	    strncmp(line + strlen(CACHE_MAGIC), cp->dir, strlen(cp->dir)) != 0)
+		goto out;
+	while ((len = getline(&line, &cap, fp)) > 0) {
+		unsigned long long dev, ino;
+		long long size, mt, ct;
+		unsigned hash;
+		char kind, sha[2 * SHA1_LEN + 1];
+		int off = 0;
+		struct centry *e;
+
+		if (line[len - 1] != '\n')
+			break; /* torn */
+		line[len - 1] = '\0';
+		if (sscanf(line, "%llx %llx %lld %lld %lld %c %8x %40s %n", &dev, &ino, &size, &mt,
+			   &ct, &kind, &hash, sha, &off) != 8 ||
+		    off == 0 || line[off] == '\0' || (kind != 'c' && kind != 'r') ||
+		    strlen(sha) != 2 * SHA1_LEN)
+			continue;
+		if (cp->csize == 0 || n + 1 > cp->csize) {
+			size_t ns = cp->csize ? cp->csize * 2 : 1024;
+			struct centry **t = calloc(ns, sizeof(*t));
+
+			if (t == NULL)
+				break;
+			for (size_t i = 0; i < cp->csize; i++)
+				for (struct centry *c = cp->ctab[i], *cn; c != NULL; c = cn) {
+					cn = c->next;
+					c->next = t[str_hash(c->name) & (ns - 1)];
+					t[str_hash(c->name) & (ns - 1)] = c;
+				}
+			free(cp->ctab);
+			cp->ctab = t;
+			cp->csize = ns;
+		}
+		e = calloc(1, sizeof(*e));
+		if (e == NULL || (e->name = strdup(line + off)) == NULL) {
+			free(e);
+			break;
+		}
+		e->key = (struct fkey){ (dev_t)dev, (ino_t)ino, (off_t)size, mt, ct };
+		e->kind = kind == 'c' ? KIND_CERT : KIND_CRL;
+		e->hash = hash;
+		for (int i = 0; i < SHA1_LEN; i++) {
+			int hi = hexval(sha[2 * i]), lo = hexval(sha[2 * i + 1]);
+
+			if (hi < 0 || lo < 0)
+				hi = lo = 0;
+			e->sha1[i] = (unsigned char)(hi << 4 | lo);
+		}
+		e->next = cp->ctab[str_hash(e->name) & (cp->csize - 1)];
+		cp->ctab[str_hash(e->name) & (cp->csize - 1)] = e;
+		n++;
+	}
+out:
+	free(line);
+	fclose(fp);
+}
+
+static const struct centry *cache_find(const cs_capath *cp, const char *name)
+{
+	if (cp->csize == 0)
+		return NULL;
+	for (struct centry *e = cp->ctab[str_hash(name) & (cp->csize - 1)]; e != NULL; e = e->next)
+		if (strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+/*
+ * Writes the cache from the files read (when it differs). A file whose
+ * ctime is within 2 s of the pass's start is left out: it could still be
+ * changed within the same timestamp tick without its key changing (git's
+ * "racy" entries).
+ */
+static void cache_save(cs_capath *cp, int64_t start_ns)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m;
+	char err[256];
+
+	if (cp->cache == NULL || (m = open_memstream(&buf, &len)) == NULL)
+		return;
+	fprintf(m, "%s%s\n", CACHE_MAGIC, cp->dir);
+	for (size_t i = 0; i < cp->fsize; i++)
+		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next) {
+			if (!f->keyed || f->kind == KIND_NONE || strchr(f->name, '\n') != NULL ||
+			    f->key.ctime_ns >= start_ns - 2000000000LL)
+				continue;
+			fprintf(m, "%llx %llx %lld %lld %lld %c %08x ",
+				(unsigned long long)f->key.dev, (unsigned long long)f->key.ino,
+				(long long)f->key.size, (long long)f->key.mtime_ns,
+				(long long)f->key.ctime_ns, f->kind == KIND_CERT ? 'c' : 'r',
+				(unsigned)f->hash);
+			for (int k = 0; k < SHA1_LEN; k++)
+				fprintf(m, "%02x", f->sha1[k]);
+			fprintf(m, " %s\n", f->name);
+		}
+	if (fclose(m) == 0 && !cs_atomic_same(cp->cache, buf, len)) {
+		/* No fsync: a cache lost in a crash is rebuilt by the next pass. */
+		struct cs_atomic_opts ao = { 0600, (uid_t)-1, (gid_t)-1, CS_ATOMIC_NO_FSYNC };
+
+		if (cs_atomic_write(cp->cache, buf, len, &ao, err, sizeof(err)) < 0)
+			report(cp, CS_CAPATH_ERROR, cp->cache, err);
+	}
+	free(buf);
+}
+
 /* ---- reading a file ---- */
 
 static int no_password(char *buf, int size, int rwflag, void *u)
@@ -414,75 +613,138 @@ static void set_skip(struct cfile *f, int is_err, const char *prefix, const char
 	f->skip_err = is_err;
 }
 
-/*
- * Reads dir/f->name into f (kind, hash, digest, DER, or a skip reason).
- * Returns 0, or -ENOENT when the file does not exist (f untouched).
- */
-static int file_load(cs_capath *cp, struct cfile *f)
+/* Steps over one definite-length DER element of tag `tag` (-1: any); returns its end or NULL. */
+static const unsigned char *der_elem(const unsigned char *p, const unsigned char *end, int tag,
+				     int cls, const unsigned char **content, long *clen)
 {
-	struct stat st;
+	const unsigned char *q = p;
+	long len;
+	int t, c, r;
+
+	if (p == NULL || p >= end)
+		return NULL;
+	r = ASN1_get_object(&q, &len, &t, &c, end - p);
+	if ((r & 0x80) || r == 0x21 || (tag >= 0 && (t != tag || c != cls)))
+		return NULL;
+	if (content != NULL) {
+		*content = q;
+		*clen = len;
+	}
+	return q + len;
+}
+
+/*
+ * The name a link is made for, found by walking the DER of a certificate
+ * (subject) or CRL (issuer) field by field. Returns a pointer to the Name's
+ * encoding and its end in *nend, or NULL when the structure is not the
+ * expected one (the caller then decodes the file as openssl does).
+ */
+static const unsigned char *der_name(const unsigned char *der, long len, int crl,
+				     const unsigned char **nend)
+{
+	const unsigned char *end = der + len, *p, *tbs, *tend, *name;
+	long l;
+
+	p = der_elem(der, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &tbs, &l);
+	if (p != end)
+		return NULL; /* trailing bytes: leave to the full decoder */
+	end = tbs + l;
+	p = der_elem(tbs, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &tbs, &l);
+	/* After the to-be-signed part: the signature algorithm and the signature. */
+	p = der_elem(p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, NULL);
+	if (der_elem(p, end, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL, NULL, NULL) != end)
+		return NULL;
+	tend = tbs + l;
+	p = tbs;
+	if (crl) {
+		if (p < tend && *p == V_ASN1_INTEGER)
+			p = der_elem(p, tend, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, NULL, NULL);
+		p = der_elem(p, tend, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, NULL);
+		name = p;
+		p = der_elem(p, tend, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, NULL);
+	} else {
+		if (p < tend && *p == 0xa0)
+			p = der_elem(p, tend, 0, V_ASN1_CONTEXT_SPECIFIC, NULL, NULL);
+		p = der_elem(p, tend, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, NULL, NULL);
+		p = der_elem(p, tend, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, NULL); /* alg */
+		p = der_elem(p, tend, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, NULL); /* issuer */
+		p = der_elem(p, tend, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, NULL); /* validity */
+		name = p;
+		p = der_elem(p, tend, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, NULL); /* subject */
+		/* The public key is stepped over, never decoded. */
+		if (der_elem(p, tend, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, NULL) == NULL)
+			return NULL;
+	}
+	if (p == NULL)
+		return NULL;
+	*nend = p;
+	return name;
+}
+
+/*
+ * The common case read cheaply: the file is one CERTIFICATE or X509 CRL PEM
+ * block, nothing else, without headers, of well-formed DER. Fills kind,
+ * hash, digest (and the DER when want_der). Returns 1, or 0 when the file
+ * needs the full decoder (f is then untouched).
+ */
+static int parse_fast(cs_capath *cp, struct cfile *f, const char *buf, size_t len, int want_der)
+{
+	static const char begin[] = "-----BEGIN ";
+	const char *b = memmem(buf, len, begin, sizeof(begin) - 1);
+	char *name = NULL, *header = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *nm, *nend;
+	long dlen = 0;
+	BIO *bio;
+	X509_NAME *xn = NULL;
+	int ok = 0, crl, hok = 0;
+	uint32_t hash;
+
+	if (b == NULL || memmem(b + 1, len - (size_t)(b + 1 - buf), begin, sizeof(begin) - 1))
+		return 0;
+	bio = BIO_new_mem_buf(buf, (int)len);
+	if (bio == NULL || !PEM_read_bio(bio, &name, &header, &der, &dlen) || header[0] != '\0')
+		goto out;
+	if (strcmp(name, PEM_STRING_X509) == 0)
+		crl = 0;
+	else if (strcmp(name, PEM_STRING_X509_CRL) == 0)
+		crl = 1;
+	else
+		goto out;
+	nm = der_name(der, dlen, crl, &nend);
+	if (nm == NULL || (xn = d2i_X509_NAME(NULL, &nm, nend - nm)) == NULL || nm != nend)
+		goto out;
+	hash = (uint32_t)X509_NAME_hash_ex(xn, NULL, NULL, &hok);
+	if (!hok || cp->sha1 == NULL || !EVP_Digest(der, (size_t)dlen, f->sha1, NULL, cp->sha1, NULL))
+		goto out;
+	f->kind = crl ? KIND_CRL : KIND_CERT;
+	f->hash = hash;
+	if (want_der && !crl) {
+		f->der = der;
+		f->derlen = (int)dlen;
+		der = NULL;
+	}
+	ok = 1;
+out:
+	X509_NAME_free(xn);
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(der);
+	BIO_free(bio);
+	ERR_clear_error();
+	return ok;
+}
+
+/* Reads buf as openssl rehash does (PEM_X509_INFO_read_bio) into f. */
+static void parse_full(cs_capath *cp, struct cfile *f, const char *buf, size_t len)
+{
 	STACK_OF(X509_INFO) *inf = NULL;
 	X509_INFO *xi;
 	const X509_NAME *nm;
-	BIO *bio = NULL;
-	char *buf = NULL;
-	size_t len = 0;
-	int fd, ok = 0;
+	BIO *bio = BIO_new_mem_buf(buf, (int)len);
+	int ok = 0;
 	unsigned int dlen;
 
-	if (fstatat(cp->dirfd, f->name, &st, 0) < 0) {
-		if (errno == ENOENT) {
-			struct stat lst;
-
-			/* A dangling symlink exists but cannot be read. */
-			if (fstatat(cp->dirfd, f->name, &lst, AT_SYMLINK_NOFOLLOW) < 0)
-				return -ENOENT;
-		}
-		file_clear(f);
-		set_skip(f, 1, "cannot be read: ", strerror(errno));
-		return 0;
-	}
-	file_clear(f);
-	free(f->skip);
-	f->skip = NULL;
-	f->skip_err = 0;
-	if (!S_ISREG(st.st_mode)) {
-		set_skip(f, 0, "", "not a regular file");
-		return 0;
-	}
-	fd = openat(cp->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		set_skip(f, 1, "cannot be read: ", strerror(errno));
-		return 0;
-	}
-	/*
-	 * Again on the descriptor: the name may have been swapped for a FIFO or
-	 * a device since the fstatat above. Symbolic links stay followed: a
-	 * CApath directory is often links into a certificate store.
-	 */
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		set_skip(f, 0, "", "not a regular file");
-		return 0;
-	}
-	/* Read whole: PEM parsing on a file-descriptor BIO reads one byte per call. */
-	if (st.st_size > MAX_FILE) {
-		close(fd);
-		set_skip(f, 0, "", "too large for a certificate or CRL");
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	while (buf != NULL && len < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	bio = buf != NULL ? BIO_new_mem_buf(buf, (int)len) : NULL;
 	if (bio == NULL) {
 		set_skip(f, 1, "", "out of memory");
 		goto out;
@@ -530,9 +792,144 @@ static int file_load(cs_capath *cp, struct cfile *f)
 out:
 	sk_X509_INFO_pop_free(inf, X509_INFO_free);
 	BIO_free(bio);
-	free(buf);
 	ERR_clear_error();
+}
+
+/*
+ * Reads the whole of the regular file name (at most MAX_FILE bytes) into a
+ * malloc'd buffer; *st gets the descriptor's stat. Returns the buffer, or
+ * NULL with *why set (a static reason; *is_err says whether it is an error).
+ */
+static char *read_whole(cs_capath *cp, const char *name, struct stat *st, size_t *len,
+			const char **why, int *is_err)
+{
+	char *buf;
+	int fd = openat(cp->dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	*len = 0;
+	*is_err = 0;
+	if (fd < 0) {
+		*why = strerror(errno);
+		*is_err = 1;
+		return NULL;
+	}
+	/*
+	 * Again on the descriptor: the name may have been swapped for a FIFO or
+	 * a device since the fstatat before. Symbolic links stay followed: a
+	 * CApath directory is often links into a certificate store.
+	 */
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+		close(fd);
+		*why = "not a regular file";
+		return NULL;
+	}
+	if (st->st_size > MAX_FILE) {
+		close(fd);
+		*why = "too large for a certificate or CRL";
+		return NULL;
+	}
+	/* Read whole: PEM parsing on a file-descriptor BIO reads one byte per call. */
+	buf = malloc((size_t)st->st_size + 1);
+	while (buf != NULL && *len < (size_t)st->st_size) {
+		ssize_t n = read(fd, buf + *len, (size_t)st->st_size - *len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		*len += (size_t)n;
+	}
+	close(fd);
+	if (buf == NULL) {
+		*why = "out of memory";
+		*is_err = 1;
+	}
+	return buf;
+}
+
+/*
+ * Reads dir/f->name into f (kind, hash, digest, DER, or a skip reason).
+ * With use_cache, a file whose key matches the cache is not read (no DER).
+ * Returns 0, or -ENOENT when the file does not exist (f untouched).
+ */
+static int file_load(cs_capath *cp, struct cfile *f, int use_cache)
+{
+	struct stat st;
+	const struct centry *ce;
+	struct fkey key;
+	const char *why;
+	char *buf;
+	size_t len;
+	int is_err;
+
+	if (fstatat(cp->dirfd, f->name, &st, 0) < 0) {
+		if (errno == ENOENT) {
+			struct stat lst;
+
+			/* A dangling symlink exists but cannot be read. */
+			if (fstatat(cp->dirfd, f->name, &lst, AT_SYMLINK_NOFOLLOW) < 0)
+				return -ENOENT;
+		}
+		file_clear(f);
+		f->keyed = 0;
+		set_skip(f, 1, "cannot be read: ", strerror(errno));
+		return 0;
+	}
+	file_clear(f);
+	f->keyed = 0;
+	free(f->skip);
+	f->skip = NULL;
+	f->skip_err = 0;
+	if (!S_ISREG(st.st_mode)) {
+		set_skip(f, 0, "", "not a regular file");
+		return 0;
+	}
+	key_of(&st, &key);
+	if (use_cache && (ce = cache_find(cp, f->name)) != NULL && key_eq(&ce->key, &key)) {
+		f->kind = ce->kind;
+		f->hash = ce->hash;
+		memcpy(f->sha1, ce->sha1, SHA1_LEN);
+		f->key = key;
+		f->keyed = 1;
+		return 0;
+	}
+	buf = read_whole(cp, f->name, &st, &len, &why, &is_err);
+	if (buf == NULL) {
+		set_skip(f, is_err, is_err && strcmp(why, "out of memory") != 0 ? "cannot be read: " : "",
+			 why);
+		return 0;
+	}
+	if (!parse_fast(cp, f, buf, len, cp->cafile != NULL))
+		parse_full(cp, f, buf, len);
+	if (f->kind != KIND_NONE) {
+		key_of(&st, &f->key);
+		f->keyed = 1;
+	}
+	free(buf);
 	return 0;
+}
+
+/*
+ * Gives a linked certificate read from the cache its DER (for the CAfile).
+ * Returns 0, or -1 when the file no longer holds the same certificate.
+ */
+static int file_der(cs_capath *cp, struct cfile *f)
+{
+	struct cfile tmp;
+	int rc = -1;
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.name = f->name;
+	if (file_load(cp, &tmp, 0) == 0 && tmp.kind == KIND_CERT && tmp.der != NULL &&
+	    memcmp(tmp.sha1, f->sha1, SHA1_LEN) == 0) {
+		f->der = tmp.der;
+		f->derlen = tmp.derlen;
+		tmp.der = NULL;
+		rc = 0;
+	}
+	free(tmp.der);
+	free(tmp.skip);
+	return rc;
 }
 
 /* ---- the decision for one bucket ---- */
@@ -615,6 +1012,7 @@ static int make_link(cs_capath *cp, struct bucket *b, int id, const char *target
 	 */
 	if ((id >= b->nlinks || (b->links[id].target == NULL && !b->links[id].blocked)) &&
 	    symlinkat(target, cp->dirfd, name) == 0) {
+		cp->wrote = 1;
 		report(cp, CS_CAPATH_LINKED, name, target);
 		return bucket_set_link(b, id, target, 0);
 	}
@@ -634,6 +1032,7 @@ static int make_link(cs_capath *cp, struct bucket *b, int id, const char *target
 			return -e;
 		}
 	}
+	cp->wrote = 1;
 	if (renameat(cp->dirfd, tmp, cp->dirfd, name) < 0) {
 		int e = errno;
 
@@ -660,6 +1059,7 @@ static int drop_link(cs_capath *cp, struct bucket *b, int id)
 		report(cp, CS_CAPATH_ERROR, name, strerror(e));
 		return -e;
 	}
+	cp->wrote = 1;
 	report(cp, CS_CAPATH_UNLINKED, name, b->links[id].target);
 	if (cp->st != NULL)
 		cp->st->unlinked++;
@@ -871,6 +1271,11 @@ static int cafile_sync(cs_capath *cp, char *err, size_t errlen)
 	cp->cafile_dirty = 0;
 	if (cp->cafile == NULL)
 		return 0;
+	/* Certificates known from the cache were not read: read those linked now. */
+	for (size_t i = 0; i < cp->fsize; i++)
+		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
+			if (f->linked && f->kind == KIND_CERT && f->der == NULL)
+				file_der(cp, f);
 	v = linked_sorted(cp, KIND_CERT, &n);
 	mem = BIO_new(BIO_s_mem());
 	if (v == NULL || mem == NULL) {
@@ -925,12 +1330,18 @@ cs_capath *cs_capath_new(const char *dir, const struct cs_capath_opts *opts, cha
 		cp->flags = opts->flags;
 		cp->report = opts->report;
 		cp->report_arg = opts->report_arg;
+		if (opts->cache != NULL && (cp->cache = strdup(opts->cache)) == NULL)
+			goto fail;
 	}
+	cp->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+	ERR_clear_error();
 	return cp;
 fail:
 	snprintf(err, errlen, "%s: out of memory", dir);
-	if (cp != NULL)
+	if (cp != NULL) {
 		free(cp->dir);
+		free(cp->cafile);
+	}
 	free(cp);
 	return NULL;
 }
@@ -940,6 +1351,9 @@ void cs_capath_free(cs_capath *cp)
 	if (cp == NULL)
 		return;
 	state_reset(cp);
+	cache_drop(cp);
+	EVP_MD_free(cp->sha1);
+	free(cp->cache);
 	free(cp->dir);
 	free(cp->cafile);
 	free(cp);
@@ -965,8 +1379,10 @@ static int open_dir(cs_capath *cp, char *err, size_t errlen)
 static void close_dir(cs_capath *cp)
 {
 	if (cp->dirfd >= 0) {
-		if (!(cp->flags & CS_CAPATH_NO_FSYNC))
+		/* Nothing to make durable when no link changed (an agent start). */
+		if (!(cp->flags & CS_CAPATH_NO_FSYNC) && cp->wrote)
 			fsync(cp->dirfd);
+		cp->wrote = 0;
 		close(cp->dirfd);
 	}
 	cp->dirfd = -1;
@@ -1010,6 +1426,21 @@ static int stale_tmp_link(cs_capath *cp, const char *name)
 	return 1;
 }
 
+/* True when link id of b is on disk what b says (a symlink to the same target, or absent). */
+static int link_as_known(cs_capath *cp, const struct bucket *b, int id)
+{
+	const struct link *l = id < b->nlinks ? &b->links[id] : NULL;
+	char name[32], target[PATH_MAX];
+	ssize_t n;
+
+	link_name(b, id, name, sizeof(name));
+	n = readlinkat(cp->dirfd, name, target, sizeof(target) - 1);
+	if (n < 0)
+		return errno == ENOENT && (l == NULL || (l->target == NULL && !l->blocked));
+	target[n] = '\0';
+	return l != NULL && l->target != NULL && strcmp(l->target, target) == 0;
+}
+
 static void count_linked(cs_capath *cp, struct cs_capath_stats *st)
 {
 	st->certs = st->crls = 0;
@@ -1050,6 +1481,7 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 	struct cs_capath_stats dummy;
 	DIR *d;
 	struct dirent *de;
+	struct timespec t0;
 	int rc = 0, fd;
 
 	memset(&dummy, 0, sizeof(dummy));
@@ -1059,8 +1491,10 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 	if (errlen > 0)
 		err[0] = '\0';
 	state_reset(cp);
+	clock_gettime(CLOCK_REALTIME, &t0);
 	if ((rc = open_dir(cp, err, errlen)) < 0)
 		return rc;
+	cache_load(cp);
 	cp->st = st;
 	fd = dup(cp->dirfd);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -1123,7 +1557,7 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 			rc = -ENOMEM;
 			break;
 		}
-		if (file_load(cp, f) < 0) {
+		if (file_load(cp, f, 1) < 0) {
 			file_remove(cp, f); /* gone while we read */
 			continue;
 		}
@@ -1146,6 +1580,7 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		}
 	}
 	closedir(d);
+	cache_drop(cp);
 	if (rc == -ENOMEM) {
 		snprintf(err, errlen, "%s: out of memory", cp->dir);
 		close_dir(cp);
@@ -1164,6 +1599,7 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 					rc = -EIO;
 		}
 	cp->scanned = 1;
+	cache_save(cp, ts_ns(&t0));
 	return finish(cp, rc, 1, err, errlen);
 }
 
@@ -1190,6 +1626,22 @@ int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st
 	    strcmp(name, "..") == 0)
 		return 0;
 	if (parse_link(name, &crl, &hash, &id)) {
+		/*
+		 * Most events for link names are those of links this handle made
+		 * itself (a full pass makes thousands): when the link is as
+		 * this handle left it, there is nothing to do.
+		 */
+		nb = bucket_get(cp, crl, hash, 0);
+		if (nb != NULL && (rc = open_dir(cp, err, errlen)) == 0) {
+			int same = link_as_known(cp, nb, id);
+
+			close_dir(cp);
+			if (same) {
+				count_linked(cp, st);
+				return 0;
+			}
+		}
+		rc = 0;
 		nb = bucket_get(cp, crl, hash, 1);
 		if (nb == NULL) {
 			snprintf(err, errlen, "%s: out of memory", cp->dir);
@@ -1216,7 +1668,7 @@ int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st
 		}
 		char *old_skip = f->skip != NULL && f->kind == KIND_NONE ? strdup(f->skip) : NULL;
 
-		if (file_load(cp, f) < 0) {
+		if (file_load(cp, f, 0) < 0) {
 			file_remove(cp, f);
 			f = NULL;
 		} else if (f->kind == KIND_NONE) {

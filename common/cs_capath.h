@@ -27,6 +27,12 @@
  * removed highest index first, so a lookup (which stops at the first
  * missing index) never misses a certificate that stays.
  *
+ * Reading a file decodes only what the links need: the PEM body, the
+ * subject name (issuer name for a CRL) and the SHA-1 of the DER, without
+ * the public key. Files that are anything but one plain CERTIFICATE or X509
+ * CRL block of well-formed DER go through PEM_X509_INFO_read_bio() as openssl
+ * rehash reads them.
+ *
  * A handle is not thread-safe; one thread at a time may use it.
  */
 #ifndef CS_CAPATH_H
@@ -58,6 +64,14 @@ struct cs_capath_opts {
 	unsigned flags;          /* CS_CAPATH_* */
 	cs_capath_report_cb report; /* may be NULL */
 	void *report_arg;
+	/*
+	 * NULL: none. Else a file this handle owns (e.g. in the state directory)
+	 * where a full pass keeps, per file, its (device, inode, size, mtime,
+	 * ctime) and the hash and fingerprint read from it. The next full pass
+	 * (an agent start) reads only the files whose key changed. Losing it
+	 * costs only time.
+	 */
+	const char *cache;
 };
 
 /* What one call changed. */

@@ -14,10 +14,13 @@
  * than the next value of `serial`, so they are unpredictable and never
  * collide with the ones `openssl ca` hands out from `serial`.
  *
- * Issuance writes newcerts/SERIAL.pem, then index.txt, then serial, each
- * through the atomic writer: a crash leaves at worst a certificate file that
- * no index line names (never handed to anyone) or a stale `serial` (unused by
- * us), and index.txt is always the old or the new whole file.
+ * Issuance commits a group of requests at once (cs_localca_issue_batch):
+ * the newcerts/SERIAL.pem files are written and fsynced, then their lines
+ * are appended to index.txt with one write and one fsync, then `serial` is
+ * replaced through the atomic writer. A crash leaves at worst certificate
+ * files that no index line names (never handed to anyone), a stale `serial`
+ * (unused by us), or a last index line cut short, which the next issuance
+ * cuts off. Revocation still rewrites index.txt whole.
  *
  * Creating a CA writes DIR/.certsync-creating first and removes it last: a
  * directory holding that marker and no cacert.pem is a creation that was cut
@@ -53,6 +56,19 @@
 #define CREATING_NAME ".certsync-creating"
 #define INDEX_MAX (256L * 1024 * 1024)
 
+/* A set of strings: see index_sync. */
+struct sset_ent {
+	struct sset_ent *next;
+	char s[];
+};
+
+struct sset {
+	struct sset_ent **t;
+	size_t size, n;
+};
+
+static void sset_clear(struct sset *ss);
+
 struct cs_localca {
 	char *dir;
 	int64_t validity_s;
@@ -62,6 +78,12 @@ struct cs_localca {
 	int lockfd;
 	pthread_mutex_t mu;     /* held with the flock for every change in the directory */
 	pthread_mutex_t crl_mu; /* only around ca->crl, so that readers never wait on a writer */
+	/* index.txt as this process last saw it (under mu and the flock) */
+	bool ix_valid;
+	bool ix_nl; /* it ends with a newline (or is empty) */
+	struct stat ix_stat;
+	struct sset ix_serials;  /* every serial it names */
+	struct sset ix_subjects; /* subjects of its valid certificates */
 };
 
 /* The CRL reasons as `openssl ca` spells them in index.txt, by code. */
@@ -801,6 +823,8 @@ void cs_localca_close(cs_localca *ca)
 		close(ca->lockfd);
 	pthread_mutex_destroy(&ca->mu);
 	pthread_mutex_destroy(&ca->crl_mu);
+	sset_clear(&ca->ix_serials);
+	sset_clear(&ca->ix_subjects);
 	free(ca->dir);
 	free(ca);
 }
@@ -1034,141 +1058,455 @@ static int check_names(char *const *names, size_t n, char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- what index.txt holds, kept between issuances ---- */
+
+/*
+ * A set of strings (serials, subjects of valid certificates), chained by
+ * FNV-1a hash: each issuance looks a serial and a subject up in O(1)
+ * instead of scanning every line of index.txt.
+ */
+
+static size_t sset_hash(const char *s)
+{
+	size_t h = 2166136261u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)(*s >= 'a' && *s <= 'z' ? *s - 32 : *s)) * 16777619u;
+	return h;
+}
+
+static void sset_clear(struct sset *ss)
+{
+	for (size_t i = 0; i < ss->size; i++)
+		for (struct sset_ent *e = ss->t[i], *n; e != NULL; e = n) {
+			n = e->next;
+			free(e);
+		}
+	free(ss->t);
+	memset(ss, 0, sizeof(*ss));
+}
+
+/* Serials compare without case, as index_find does; subjects exactly. */
+static bool sset_has(const struct sset *ss, const char *s, bool nocase)
+{
+	if (ss->size == 0)
+		return false;
+	for (struct sset_ent *e = ss->t[sset_hash(s) & (ss->size - 1)]; e != NULL; e = e->next)
+		if ((nocase ? strcasecmp(e->s, s) : strcmp(e->s, s)) == 0)
+			return true;
+	return false;
+}
+
+static int sset_add(struct sset *ss, const char *s)
+{
+	size_t len = strlen(s);
+	struct sset_ent *e;
+
+	if (ss->n + 1 > ss->size) {
+		size_t ns = ss->size ? ss->size * 2 : 1024;
+		struct sset_ent **t = calloc(ns, sizeof(*t));
+
+		if (t == NULL)
+			return -ENOMEM;
+		for (size_t i = 0; i < ss->size; i++)
+			for (struct sset_ent *c = ss->t[i], *n; c != NULL; c = n) {
+				n = c->next;
+				c->next = t[sset_hash(c->s) & (ns - 1)];
+				t[sset_hash(c->s) & (ns - 1)] = c;
+			}
+		free(ss->t);
+		ss->t = t;
+		ss->size = ns;
+	}
+	if ((e = malloc(sizeof(*e) + len + 1)) == NULL)
+		return -ENOMEM;
+	memcpy(e->s, s, len + 1);
+	e->next = ss->t[sset_hash(s) & (ss->size - 1)];
+	ss->t[sset_hash(s) & (ss->size - 1)] = e;
+	ss->n++;
+	return 0;
+}
+
+static bool stat_same(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/*
+ * Brings ca->ix (serials, valid subjects, whether the file ends in a
+ * newline) up to date with DIR/index.txt: nothing to do when its stat is
+ * the one this process left (the common case: only we append); else the
+ * file is read again (`openssl ca` or a revocation rewrote it). A last line
+ * cut short by a crash during an append (fewer than 6 fields, no newline)
+ * is cut off: its certificate was never handed out. Called with the lock
+ * held. Returns 0 or a negative code with err set.
+ */
+static int index_sync(cs_localca *ca, char *err, size_t errlen)
+{
+	struct index ix = { 0 };
+	struct stat sb;
+	char *p = NULL;
+	int rc;
+
+	if ((p = path_join(ca->dir, "index.txt")) == NULL)
+		return -ENOMEM;
+	if (ca->ix_valid && stat(p, &sb) == 0 && stat_same(&sb, &ca->ix_stat)) {
+		free(p);
+		return 0;
+	}
+	ca->ix_valid = false;
+	sset_clear(&ca->ix_serials);
+	sset_clear(&ca->ix_subjects);
+	rc = read_file(ca->dir, "index.txt", &ix.raw, &ix.rawlen, err, errlen);
+	if (rc == 0 && ix.rawlen > 0 && ix.raw[ix.rawlen - 1] != '\n') {
+		char *last = memrchr(ix.raw, '\n', ix.rawlen);
+		size_t keep = last != NULL ? (size_t)(last - ix.raw) + 1 : 0;
+		int tabs = 0;
+
+		for (size_t i = keep; i < ix.rawlen; i++)
+			tabs += ix.raw[i] == '\t';
+		if (tabs < 5) {
+			cs_notice("%s/index.txt: dropping a last line cut short (%zu bytes)", ca->dir,
+				  ix.rawlen - keep);
+			if (truncate(p, (off_t)keep) < 0) {
+				rc = -errno;
+				snprintf(err, errlen, "%s: cannot truncate: %s", p, strerror(errno));
+			}
+		}
+	}
+	free(ix.raw);
+	ix.raw = NULL;
+	if (rc == 0)
+		rc = index_read(ca, &ix, err, errlen);
+	if (rc == 0 && stat(p, &sb) < 0)
+		rc = -errno;
+	for (size_t i = 0; rc == 0 && i < ix.n; i++) {
+		if (sset_add(&ca->ix_serials, ix.lines[i].f[3]) < 0 ||
+		    (ix.lines[i].f[0][0] == 'V' && sset_add(&ca->ix_subjects, ix.lines[i].f[5]) < 0)) {
+			rc = -ENOMEM;
+			snprintf(err, errlen, "%s/index.txt: out of memory", ca->dir);
+		}
+	}
+	if (rc == 0) {
+		ca->ix_stat = sb;
+		ca->ix_nl = ix.rawlen == 0 || ix.raw[ix.rawlen - 1] == '\n';
+		ca->ix_valid = true;
+	}
+	index_free(&ix);
+	free(p);
+	return rc;
+}
+
+/* Writes all of data to fd; returns 0 or -errno. */
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, data, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		data += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+static int fsync_dir(const char *dir, const char *sub)
+{
+	char *p = sub != NULL ? path_join(dir, sub) : strdup(dir);
+	int fd, rc = 0;
+
+	if (p == NULL)
+		return -ENOMEM;
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(p);
+	return rc;
+}
+
+static void req_fail(struct cs_localca_req *r, int rc, const char *msg)
+{
+	if (r->status == 0) {
+		r->status = rc;
+		snprintf(r->err, r->errlen, "%s", msg);
+	}
+	X509_free(r->leaf);
+	r->leaf = NULL;
+}
+
+/* Everything about one request decided under the lock, before anything is committed. */
+struct pending {
+	BIGNUM *serial;
+	char *hex;
+	char *line;
+	int fd;
+};
+
+int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n)
+{
+	struct pending *pd = calloc(n + 1, sizeof(*pd));
+	char err[1024] = "", name[128], *subj = NULL, *pem = NULL, *buf = NULL, *nexthex = NULL;
+	size_t pemlen, buflen = 0, issued = 0;
+	const BIGNUM *last = NULL;
+	bool may_repeat, locked = false;
+	FILE *m = NULL;
+	int rc = 0, fd = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		struct cs_localca_req *r = &reqs[i];
+		EVP_PKEY *pub = NULL;
+		char kd[64];
+
+		r->leaf = NULL;
+		r->chain = NULL;
+		r->status = 0;
+		if (r->errlen > 0)
+			r->err[0] = '\0';
+		if (pd != NULL)
+			pd[i].fd = -1;
+		if ((r->status = check_names(r->names, r->n, r->err, r->errlen)) < 0)
+			continue;
+		if ((pub = X509_REQ_get_pubkey(r->csr)) == NULL || X509_REQ_verify(r->csr, pub) != 1) {
+			r->status = -EINVAL;
+			snprintf(r->err, r->errlen,
+				 "%s: the request for %s carries no key or a bad signature", ca->dir,
+				 r->names[0]);
+			cs_log_ssl_errors(r->err, r->errlen);
+		} else if (!leaf_key_ok(pub, kd, sizeof(kd))) {
+			r->status = -EINVAL;
+			snprintf(r->err, r->errlen, "%s: the request for %s has a %s key, none of %s",
+				 ca->dir, r->names[0], kd, cs_key_names());
+		}
+		EVP_PKEY_free(pub);
+	}
+	if (pd == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, sizeof(err), "%s: out of memory", ca->dir);
+		goto fail_all;
+	}
+	if ((rc = lock_ca(ca, err, sizeof(err))) < 0)
+		goto fail_all;
+	locked = true;
+	if ((rc = index_sync(ca, err, sizeof(err))) < 0)
+		goto fail_all;
+	may_repeat = subjects_may_repeat(ca);
+
+	/* Sign each and write its newcerts file; nothing names it yet. */
+	for (size_t i = 0; i < n; i++) {
+		struct cs_localca_req *r = &reqs[i];
+		struct pending *p = &pd[i];
+		EVP_PKEY *pub;
+		int e;
+
+		if (r->status < 0)
+			continue;
+		/* 127 random bits collide with nothing in practice; checked all the same. */
+		for (int attempt = 0;; attempt++) {
+			BN_free(p->serial);
+			OPENSSL_free(p->hex);
+			p->hex = NULL;
+			if ((p->serial = random_serial()) == NULL || (p->hex = bn_hex(p->serial)) == NULL)
+				break;
+			if (!sset_has(&ca->ix_serials, p->hex, true) && !newcert_exists(ca, p->hex))
+				break;
+			if (attempt > 8) {
+				OPENSSL_free(p->hex);
+				p->hex = NULL;
+				break;
+			}
+		}
+		if (p->hex == NULL) {
+			snprintf(err, sizeof(err), "%s: cannot find an unused serial", ca->dir);
+			req_fail(r, -EEXIST, err);
+			continue;
+		}
+		pub = X509_REQ_get_pubkey(r->csr);
+		r->leaf = make_leaf(ca, pub, p->serial, r->names, r->n, r->usage, r->err, r->errlen);
+		EVP_PKEY_free(pub);
+		if (r->leaf == NULL) {
+			r->status = -EINVAL;
+			continue;
+		}
+		OPENSSL_free(subj);
+		if ((subj = X509_NAME_oneline(X509_get_subject_name(r->leaf), NULL, 0)) == NULL ||
+		    pem_of(w_x509, r->leaf, &pem, &pemlen) < 0) {
+			snprintf(err, sizeof(err), "%s: cannot issue for %s: out of memory", ca->dir,
+				 r->names[0]);
+			req_fail(r, -ENOMEM, err);
+			continue;
+		}
+		if (!may_repeat && sset_has(&ca->ix_subjects, subj, false)) {
+			snprintf(err, sizeof(err),
+				 "%s/index.txt.attr asks for unique subjects and %s is still valid: "
+				 "revoke it or set unique_subject = no",
+				 ca->dir, subj);
+			req_fail(r, -EEXIST, err);
+			free(pem);
+			pem = NULL;
+			continue;
+		}
+		snprintf(name, sizeof(name), "%s/newcerts/%s.pem", ca->dir, p->hex);
+		/* A new name: written in place, made durable with the group below. */
+		p->fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		e = p->fd < 0 ? -errno : write_all(p->fd, pem, pemlen);
+		free(pem);
+		pem = NULL;
+		if (e < 0) {
+			snprintf(err, sizeof(err), "%s: cannot write: %s", name, strerror(-e));
+			if (p->fd >= 0) {
+				close(p->fd);
+				p->fd = -1;
+				unlink(name);
+			}
+			req_fail(r, e, err);
+			continue;
+		}
+		/* Start the write-back now, so that the fsyncs below find it done. */
+		sync_file_range(p->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		if (asprintf(&p->line, "V\t%.*s\t\t%s\tunknown\t%s\n",
+			     ASN1_STRING_length(X509_get0_notAfter(r->leaf)),
+			     (const char *)ASN1_STRING_get0_data(X509_get0_notAfter(r->leaf)), p->hex,
+			     subj) < 0 ||
+		    sset_add(&ca->ix_serials, p->hex) < 0 ||
+		    sset_add(&ca->ix_subjects, subj) < 0) {
+			p->line = NULL;
+			ca->ix_valid = false;
+			req_fail(r, -ENOMEM, "out of memory");
+		}
+	}
+	/*
+	 * The group's certificates are durable before index.txt names them: a
+	 * crash leaves at worst certificate files that no line names.
+	 */
+	for (size_t i = 0; i < n; i++) {
+		if (pd[i].fd < 0)
+			continue;
+		if (fsync(pd[i].fd) < 0 && reqs[i].status == 0) {
+			snprintf(err, sizeof(err), "%s/newcerts/%s.pem: cannot sync: %s", ca->dir,
+				 pd[i].hex, strerror(errno));
+			req_fail(&reqs[i], -EIO, err);
+		}
+		close(pd[i].fd);
+		pd[i].fd = -1;
+	}
+	if ((m = open_memstream(&buf, &buflen)) == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, sizeof(err), "%s: out of memory", ca->dir);
+		goto fail_all;
+	}
+	if (!ca->ix_nl)
+		fputc('\n', m);
+	for (size_t i = 0; i < n; i++)
+		if (reqs[i].status == 0 && pd[i].line != NULL) {
+			fputs(pd[i].line, m);
+			last = pd[i].serial;
+			issued++;
+		}
+	fclose(m);
+	m = NULL;
+	if (issued == 0)
+		goto out;
+	if ((rc = fsync_dir(ca->dir, "newcerts")) < 0) {
+		snprintf(err, sizeof(err), "%s/newcerts: cannot sync: %s", ca->dir, strerror(-rc));
+		goto fail_all;
+	}
+	/*
+	 * Appended, as `openssl ca` readers accept: the cost of an issuance does
+	 * not grow with the index. One fsync for the group.
+	 */
+	snprintf(name, sizeof(name), "%s/index.txt", ca->dir);
+	fd = open(name, O_WRONLY | O_APPEND | O_CLOEXEC);
+	ca->ix_valid = false; /* until the append is known whole */
+	if (fd < 0 || (rc = write_all(fd, buf, buflen)) < 0 || fsync(fd) < 0 ||
+	    fstat(fd, &ca->ix_stat) < 0) {
+		rc = rc < 0 ? rc : -errno;
+		snprintf(err, sizeof(err), "%s: cannot append: %s", name, strerror(-rc));
+		goto fail_all;
+	}
+	ca->ix_valid = true;
+	ca->ix_nl = true;
+	/* As `openssl ca` leaves it: the serial after the last one issued. */
+	{
+		BIGNUM *next = BN_dup(last);
+		char *line = NULL;
+		int linelen = -1;
+
+		if (next != NULL && BN_add_word(next, 1) && (nexthex = bn_hex(next)) != NULL)
+			linelen = asprintf(&line, "%s\n", nexthex);
+		BN_free(next);
+		if (linelen < 0) {
+			rc = -ENOMEM;
+			snprintf(err, sizeof(err), "%s: out of memory", ca->dir);
+			goto fail_all;
+		}
+		rc = write_file(ca->dir, "serial", line, (size_t)linelen, 0644, err, sizeof(err));
+		free(line);
+		if (rc < 0)
+			goto fail_all;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct cs_localca_req *r = &reqs[i];
+
+		if (r->status < 0)
+			continue;
+		if ((r->chain = sk_X509_new_null()) == NULL || !X509_up_ref(ca->cacert) ||
+		    !sk_X509_push(r->chain, ca->cacert)) {
+			sk_X509_pop_free(r->chain, X509_free);
+			r->chain = NULL;
+			req_fail(r, -ENOMEM, "out of memory");
+			continue;
+		}
+		OPENSSL_free(subj);
+		subj = X509_NAME_oneline(X509_get_subject_name(r->leaf), NULL, 0);
+		cs_info("%s: issued serial %s to %s", ca->dir, pd[i].hex, subj ? subj : "?");
+	}
+	goto out;
+fail_all:
+	for (size_t i = 0; i < n; i++)
+		req_fail(&reqs[i], rc < 0 ? rc : -EIO, err);
+out:
+	if (m != NULL)
+		fclose(m);
+	if (fd >= 0)
+		close(fd);
+	if (locked)
+		unlock_ca(ca);
+	for (size_t i = 0; pd != NULL && i < n; i++) {
+		if (pd[i].fd >= 0)
+			close(pd[i].fd);
+		BN_free(pd[i].serial);
+		OPENSSL_free(pd[i].hex);
+		free(pd[i].line);
+	}
+	free(pd);
+	free(buf);
+	free(pem);
+	OPENSSL_free(subj);
+	OPENSSL_free(nexthex);
+	for (size_t i = 0; i < n; i++)
+		if (reqs[i].status < 0 && reqs[i].errlen > 0 && reqs[i].err[0] != '\0')
+			rc = reqs[i].status;
+	return issued > 0 || n == 0 ? 0 : rc < 0 ? rc : -EIO;
+}
+
 int cs_localca_issue(cs_localca *ca, X509_REQ *csr, char *const *names, size_t n,
 		     enum cs_usage usage, X509 **leaf, STACK_OF(X509) **chain, char *err,
 		     size_t errlen)
 {
-	struct index ix = { 0 };
-	EVP_PKEY *pub = NULL;
-	BIGNUM *serial = NULL;
-	X509 *x = NULL;
-	STACK_OF(X509) *ch = NULL;
-	char *hex = NULL, *nexthex = NULL, *pem = NULL, *line = NULL, *newindex = NULL;
-	char *subj = NULL, kd[64], name[128];
-	size_t pemlen = 0;
-	bool locked = false;
-	int rc, linelen;
+	struct cs_localca_req r = { .csr = csr, .names = names, .n = n, .usage = usage,
+				    .err = err, .errlen = errlen };
 
-	if (errlen > 0)
-		err[0] = '\0';
-	*leaf = NULL;
-	*chain = NULL;
-	if ((rc = check_names(names, n, err, errlen)) < 0)
-		goto out;
-	rc = -EINVAL;
-	if ((pub = X509_REQ_get_pubkey(csr)) == NULL || X509_REQ_verify(csr, pub) != 1) {
-		snprintf(err, errlen, "%s: the request for %s carries no key or a bad signature",
-			 ca->dir, names[0]);
-		cs_log_ssl_errors(err, errlen);
-		goto out;
-	}
-	if (!leaf_key_ok(pub, kd, sizeof(kd))) {
-		snprintf(err, errlen, "%s: the request for %s has a %s key, none of %s", ca->dir,
-			 names[0], kd, cs_key_names());
-		goto out;
-	}
-	if ((rc = lock_ca(ca, err, errlen)) < 0)
-		goto out;
-	locked = true;
-	if ((rc = index_read(ca, &ix, err, errlen)) < 0)
-		goto out;
-	/* 127 random bits collide with nothing in practice; checked all the same. */
-	for (int attempt = 0;; attempt++) {
-		BN_free(serial);
-		OPENSSL_free(hex);
-		hex = NULL;
-		rc = -ENOMEM;
-		if ((serial = random_serial()) == NULL || (hex = bn_hex(serial)) == NULL)
-			goto ssl_fail;
-		if (index_find(&ix, hex) == NULL && !newcert_exists(ca, hex))
-			break;
-		if (attempt > 8) {
-			rc = -EEXIST;
-			snprintf(err, errlen, "%s: cannot find an unused serial", ca->dir);
-			goto out;
-		}
-	}
-	rc = -EINVAL;
-	if ((x = make_leaf(ca, pub, serial, names, n, usage, err, errlen)) == NULL)
-		goto out;
-	if ((subj = X509_NAME_oneline(X509_get_subject_name(x), NULL, 0)) == NULL)
-		goto ssl_fail;
-	if (!subjects_may_repeat(ca))
-		for (size_t i = 0; i < ix.n; i++)
-			if (ix.lines[i].f[0][0] == 'V' && strcmp(ix.lines[i].f[5], subj) == 0) {
-				rc = -EEXIST;
-				snprintf(err, errlen,
-					 "%s/index.txt.attr asks for unique subjects and %s is "
-					 "still valid as serial %s: revoke it or set "
-					 "unique_subject = no",
-					 ca->dir, subj, ix.lines[i].f[3]);
-				goto out;
-			}
-	rc = -ENOMEM;
-	if (pem_of(w_x509, x, &pem, &pemlen) < 0)
-		goto ssl_fail;
-	snprintf(name, sizeof(name), "newcerts/%s.pem", hex);
-	if ((rc = write_file(ca->dir, name, pem, pemlen, 0644, err, errlen)) < 0)
-		goto out;
-	linelen = asprintf(&line, "V\t%.*s\t\t%s\tunknown\t%s\n",
-			   ASN1_STRING_length(X509_get0_notAfter(x)),
-			   (const char *)ASN1_STRING_get0_data(X509_get0_notAfter(x)), hex, subj);
-	rc = -ENOMEM;
-	if (linelen < 0 || (newindex = malloc(ix.rawlen + (size_t)linelen + 2)) == NULL)
-		goto ssl_fail;
-	memcpy(newindex, ix.raw, ix.rawlen);
-	size_t nlen = ix.rawlen;
-	if (nlen > 0 && newindex[nlen - 1] != '\n')
-		newindex[nlen++] = '\n';
-	memcpy(newindex + nlen, line, (size_t)linelen);
-	nlen += (size_t)linelen;
-	if ((rc = write_file(ca->dir, "index.txt", newindex, nlen, 0644, err, errlen)) < 0)
-		goto out;
-	/* As `openssl ca` leaves it: the serial after the one just issued. */
-	rc = -ENOMEM;
-	if (!BN_add_word(serial, 1) || (nexthex = bn_hex(serial)) == NULL)
-		goto ssl_fail;
-	free(line);
-	if ((linelen = asprintf(&line, "%s\n", nexthex)) < 0) {
-		line = NULL;
-		goto ssl_fail;
-	}
-	if ((rc = write_file(ca->dir, "serial", line, (size_t)linelen, 0644, err, errlen)) < 0)
-		goto out;
-	rc = -ENOMEM;
-	if ((ch = sk_X509_new_null()) == NULL || !X509_up_ref(ca->cacert))
-		goto ssl_fail;
-	if (!sk_X509_push(ch, ca->cacert)) {
-		X509_free(ca->cacert);
-		goto ssl_fail;
-	}
-	cs_info("%s: issued serial %s to %s", ca->dir, hex, subj);
-	*leaf = x;
-	*chain = ch;
-	x = NULL;
-	ch = NULL;
-	rc = 0;
-	goto out;
-ssl_fail:
-	if (err[0] == '\0') {
-		snprintf(err, errlen, "%s: cannot issue for %s", ca->dir, names[0]);
-		cs_log_ssl_errors(err, errlen);
-	}
-out:
-	if (locked)
-		unlock_ca(ca);
-	index_free(&ix);
-	EVP_PKEY_free(pub);
-	BN_free(serial);
-	OPENSSL_free(hex);
-	OPENSSL_free(nexthex);
-	OPENSSL_free(subj);
-	free(pem);
-	free(line);
-	free(newindex);
-	X509_free(x);
-	sk_X509_pop_free(ch, X509_free);
-	return rc;
+	cs_localca_issue_batch(ca, &r, 1);
+	*leaf = r.leaf;
+	*chain = r.chain;
+	return r.status;
 }
 
 /* ---- revocation and CRLs ---- */

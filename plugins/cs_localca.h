@@ -60,6 +60,29 @@ int cs_localca_issue(cs_localca *ca, X509_REQ *csr, char *const *names, size_t n
 		     enum cs_usage usage, X509 **leaf, STACK_OF(X509) **chain, char *err,
 		     size_t errlen);
 
+/* One request of a group (cs_localca_issue_batch). */
+struct cs_localca_req {
+	X509_REQ *csr;
+	char *const *names;
+	size_t n;
+	enum cs_usage usage;
+	char *err;    /* the caller's buffer for this request's error */
+	size_t errlen;
+	/* out: 0 with leaf and chain (the caller's), or a negative code with err set */
+	int status;
+	X509 *leaf;
+	STACK_OF(X509) *chain;
+};
+
+/*
+ * Issues a group of requests as one commit: every certificate is signed and
+ * its newcerts file written, then the files are synced, their index.txt
+ * lines appended with one write and one fsync, and `serial` written once.
+ * Each request that returns status 0 is durable. Returns 0 when at least
+ * one was issued (or n is 0), else the last request's error.
+ */
+int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n);
+
 /*
  * Marks the certificate with serial_hex revoked in index.txt with reason
  * (unspecified, keyCompromise, CACompromise, affiliationChanged, superseded,

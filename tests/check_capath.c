@@ -712,6 +712,70 @@ START_TEST(test_capath_publish_and_cafile)
 }
 END_TEST
 
+/*
+ * A second pass takes hash and fingerprint of unchanged files from the cache
+ * (the CAfile still gets their certificates); a file changed in place, and
+ * a cache that is garbage, cost a re-read, never a wrong link.
+ */
+START_TEST(test_capath_cache)
+{
+	char *a = path_in(tmp, "a"), *cache = path_in(tmp, "capath.cache"),
+	     *caf = path_in(tmp, "CAfile.pem"), err[512], want[256], *l, *data;
+	struct cs_capath_opts o = { .cache = cache, .cafile = caf };
+	struct cs_capath_stats st;
+	cs_capath *cp;
+	size_t len;
+
+	ck_assert_int_eq(mkdir(a, 0755), 0);
+	put_new_cert(a, "one.pem", "one", 1);
+	put_new_cert(a, "two.pem", "two", 2);
+	sleep(3); /* older than the cache's window for files changed while it is written */
+	cp = cs_capath_new(a, &o, err, sizeof(err));
+	ck_assert_int_eq(cs_capath_full(cp, &st, err, sizeof(err)), 0);
+	ck_assert_uint_eq(st.linked, 2);
+	data = cs_test_read(cache, &len);
+	ck_assert_ptr_nonnull(strstr(data, " one.pem\n"));
+	ck_assert_ptr_nonnull(strstr(data, " two.pem\n"));
+	free(data);
+	cs_capath_free(cp);
+
+	/* From the cache: the same links, and the CAfile rebuilt from the files. */
+	unlink(caf);
+	cp = cs_capath_new(a, &o, err, sizeof(err));
+	ck_assert_int_eq(cs_capath_full(cp, &st, err, sizeof(err)), 0);
+	ck_assert_uint_eq(st.linked, 0);
+	ck_assert_uint_eq(st.certs, 2);
+	ck_assert_int_eq(st.cafile_written, 1);
+	data = cs_test_read(caf, &len);
+	ck_assert_ptr_nonnull(strstr(strstr(data, "BEGIN CERTIFICATE") + 1, "BEGIN CERTIFICATE"));
+	free(data);
+
+	/* two.pem now holds another subject (same size): its key changed. */
+	put_new_cert(a, "two.pem", "owt", 3);
+	ck_assert_int_eq(cs_capath_full(cp, &st, err, sizeof(err)), 0);
+	l = links_of(a, 0);
+	snprintf(want, sizeof(want), "%08lx.0 -> one.pem\n%08lx.0 -> two.pem\n",
+		 subject_hash("one"), subject_hash("owt"));
+	if (subject_hash("owt") < subject_hash("one"))
+		snprintf(want, sizeof(want), "%08lx.0 -> two.pem\n%08lx.0 -> one.pem\n",
+			 subject_hash("owt"), subject_hash("one"));
+	ck_assert_str_eq(l, want);
+	free(l);
+	cs_capath_free(cp);
+
+	/* Garbage in the cache is ignored. */
+	put_text(tmp, "capath.cache", "certsync-capath-cache 1 /elsewhere\n0 0 0 0 0 c 0 x y\n");
+	cp = cs_capath_new(a, &o, err, sizeof(err));
+	ck_assert_int_eq(cs_capath_full(cp, &st, err, sizeof(err)), 0);
+	ck_assert_uint_eq(st.linked, 0);
+	ck_assert_uint_eq(st.certs, 2);
+	cs_capath_free(cp);
+	free(caf);
+	free(cache);
+	free(a);
+}
+END_TEST
+
 /* Temporary links of a killed writer go at the next full pass; a live writer's stay. */
 START_TEST(test_capath_sweeps_dead_writers_links)
 {
@@ -778,6 +842,7 @@ Suite *capath_suite(void)
 	tcase_add_test(tc, test_capath_no_gap_for_lookups);
 	tcase_add_test(tc, test_capath_regular_files_untouched);
 	tcase_add_test(tc, test_capath_publish_and_cafile);
+	tcase_add_test(tc, test_capath_cache);
 	tcase_add_test(tc, test_capath_sweeps_dead_writers_links);
 	tcase_add_test(tc, test_capath_ctl_rehash_dir);
 	suite_add_tcase(s, tc);

@@ -1803,6 +1803,8 @@ static int localca_material(cs_localca *ca, X509 **cacert, X509_CRL **crl)
  * A CA that does not exist yet is created by the first request, on the work
  * queue: generating an RSA-4096 key takes seconds the loop cannot spare.
  */
+#define LOCALCA_BATCH_MAX 64 /* issuances committed together at most */
+
 struct localca_issuer;
 
 struct localca_work {
@@ -1831,7 +1833,7 @@ struct localca_issuer {
 	cs_localca *ca; /* NULL until the CA exists; written on the loop thread only */
 	struct cs_localca_opts opts; /* for the deferred creation (strings owned) */
 	struct localca_work *head, *tail; /* waiting */
-	struct localca_work *running;	  /* on the work queue */
+	struct localca_work *running;	  /* on the work queue, with those of its group */
 	bool closing;
 	void (*close_cb)(void *arg);
 	void *close_arg;
@@ -1962,8 +1964,42 @@ static void issue_work(uv_work_t *w)
 							   wk->res.error, sizeof(wk->res.error));
 		return;
 	}
-	wk->res.status = cs_localca_issue(ca, wk->csr, wk->names, wk->n, wk->usage, &wk->res.leaf,
-					  &wk->res.chain, wk->res.error, sizeof(wk->res.error));
+	if (wk->next == NULL) {
+		wk->res.status = cs_localca_issue(ca, wk->csr, wk->names, wk->n, wk->usage,
+						  &wk->res.leaf, &wk->res.chain, wk->res.error,
+						  sizeof(wk->res.error));
+		return;
+	}
+	/* A group of issuances that waited together: one commit for all of them. */
+	size_t n = 0, i = 0;
+	for (struct localca_work *p = wk; p != NULL; p = p->next)
+		n++;
+	struct cs_localca_req *reqs = calloc(n, sizeof(*reqs));
+	if (reqs == NULL) {
+		for (struct localca_work *p = wk; p != NULL; p = p->next) {
+			p->res.status = -ENOMEM;
+			snprintf(p->res.error, sizeof(p->res.error), "out of memory");
+		}
+		return;
+	}
+	for (struct localca_work *p = wk; p != NULL; p = p->next, i++)
+		reqs[i] = (struct cs_localca_req){ .csr = p->csr, .names = p->names, .n = p->n,
+						   .usage = p->usage, .err = p->res.error,
+						   .errlen = sizeof(p->res.error) };
+	cs_localca_issue_batch(ca, reqs, n);
+	i = 0;
+	for (struct localca_work *p = wk; p != NULL; p = p->next, i++) {
+		p->res.status = reqs[i].status;
+		p->res.leaf = reqs[i].leaf;
+		p->res.chain = reqs[i].chain;
+	}
+	free(reqs);
+}
+
+/* An issuance (not a revocation nor a CRL), which can go in a group. */
+static bool is_issuance(const struct localca_work *wk)
+{
+	return wk->revoke_cb == NULL && !wk->crl_only;
 }
 
 static void issue_done(uv_work_t *w, int status);
@@ -1977,9 +2013,19 @@ static void start_next(struct localca_issuer *li)
 	if (wk == NULL || li->running != NULL)
 		return;
 	li->head = wk->next;
+	wk->next = NULL;
+	/* Issuances waiting behind an issuance go with it, as one commit (an open CA only). */
+	struct localca_work *last = wk;
+	for (size_t n = 1; li->ca != NULL && is_issuance(wk) && li->head != NULL &&
+			   is_issuance(li->head) && n < LOCALCA_BATCH_MAX;
+	     n++) {
+		last->next = li->head;
+		last = li->head;
+		li->head = li->head->next;
+		last->next = NULL;
+	}
 	if (li->head == NULL)
 		li->tail = NULL;
-	wk->next = NULL;
 	wk->ca = li->ca;
 	li->running = wk;
 	if ((rc = uv_queue_work(li->base.loop, &wk->w, issue_work, issue_done)) < 0) {
@@ -2023,16 +2069,21 @@ static void issue_done(uv_work_t *w, int status)
 		else
 			cs_localca_close(wk->opened);
 	}
-	if (status == UV_ECANCELED) {
-		wk->res.status = -ECANCELED;
-		snprintf(wk->res.error, sizeof(wk->res.error),
-			 "issuer %s closed before the request for %s ran", li->base.name,
-			 wk->cert_name);
-	} else if (wk->res.status < 0) {
-		cs_warn("issuer %s: %s: %s", li->base.name, wk->cert_name, wk->res.error);
+	/* Each request of the group is reported (and freed) on its own. */
+	while (wk != NULL) {
+		struct localca_work *next = wk->next;
+		if (status == UV_ECANCELED) {
+			wk->res.status = -ECANCELED;
+			snprintf(wk->res.error, sizeof(wk->res.error),
+				 "issuer %s closed before the request for %s ran", li->base.name,
+				 wk->cert_name);
+		} else if (wk->res.status < 0) {
+			cs_warn("issuer %s: %s: %s", li->base.name, wk->cert_name, wk->res.error);
+		}
+		work_report(wk);
+		work_free(wk);
+		wk = next;
 	}
-	work_report(wk);
-	work_free(wk);
 	if (li->closing) {
 		cancel_waiting(li);
 		issuer_finish_close(li);

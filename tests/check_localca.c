@@ -768,6 +768,33 @@ START_TEST(test_localca_issuer_async)
 	ck_assert_int_eq(st.done, 0);
 	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
 	ck_assert_msg(st.ok == 5, "ok %d other %d: %s", st.ok, st.other, st.last_error);
+	/* Then 40 queued behind one another on the open CA: committed in groups, each durable. */
+	memset(&st, 0, sizeof(st));
+	for (int i = 0; i < 40; i++)
+		ck_assert_int_eq(is->ops->issue(is, &req, on_issued, &st), 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_msg(st.ok == 40, "ok %d other %d: %s", st.ok, st.other, st.last_error);
+	{
+		char *p = ca_path("index.txt"), line[512];
+		FILE *f = fopen(p, "r");
+		char serials[45][64];
+		int n = 0;
+		ck_assert_ptr_nonnull(f);
+		while (fgets(line, sizeof(line), f) != NULL && n < 45) {
+			char *fld[6] = { 0 };
+			char *q = line;
+			for (int f_i = 0; f_i < 6 && q != NULL; f_i++)
+				fld[f_i] = strsep(&q, "\t");
+			ck_assert_ptr_nonnull(fld[3]);
+			snprintf(serials[n], sizeof(serials[n]), "%s", fld[3]);
+			for (int m = 0; m < n; m++)
+				ck_assert_str_ne(serials[m], serials[n]);
+			n++;
+		}
+		fclose(f);
+		free(p);
+		ck_assert_int_eq(n, 45); /* 5 + 40 lines, every serial once */
+	}
 
 	/* ca_material: the CA certificate, and the CRL once one was generated. */
 	ck_assert_int_eq(is->ops->ca_material(is, &cacert, &crl), 0);

@@ -263,7 +263,8 @@ static void on_timer(uv_timer_t *t)
 
 	/* The certs whose moment has come, in the configuration's order. */
 	collect_due(pl, 0, now, &due, &n, &cap);
-	qsort(due, n, sizeof(*due), by_idx);
+	if (n > 1)
+		qsort(due, n, sizeof(*due), by_idx);
 	for (size_t i = 0; i < n; i++) {
 		struct cert *c = due[i];
 		if (c->stage != PL_IDLE)

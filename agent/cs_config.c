@@ -1461,69 +1461,102 @@ static void lexical_path(const char *path, char *buf, size_t len)
 }
 
 /*
- * True when a and b name the same file: the same path once "//" and "/./"
- * are collapsed, or the same name in the same directory reached two ways
- * (a symbolic link, ".."): compared by the directory's device and inode.
+ * The identity of an output file: its directory's device and inode and its
+ * name, so that "out//x.pem", "out/./x.pem" and a symbolic link to the
+ * directory are one file; the lexical path ("//" and "/./" collapsed) while
+ * the directory does not exist. dirkey caches the last directory looked up.
  */
-static bool same_output(const char *a, const char *b)
+static char *output_identity(const char *path, char *lastdir, size_t lastlen, char *dirkey,
+			     size_t dirkeylen)
 {
-	char la[PATH_MAX], lb[PATH_MAX];
-	const char *na, *nb;
-	struct stat sa, sb;
+	char lex[PATH_MAX], *out = NULL;
+	const char *slash;
+	struct stat st;
 
-	lexical_path(a, la, sizeof(la));
-	lexical_path(b, lb, sizeof(lb));
-	if (strcmp(la, lb) == 0)
-		return true;
-	na = strrchr(la, '/');
-	nb = strrchr(lb, '/');
-	if (na == NULL || nb == NULL || strcmp(na, nb) != 0)
-		return false;
-	la[na - la > 0 ? na - la : 1] = '\0';
-	lb[nb - lb > 0 ? nb - lb : 1] = '\0';
-	return stat(la, &sa) == 0 && stat(lb, &sb) == 0 && sa.st_dev == sb.st_dev &&
-	       sa.st_ino == sb.st_ino;
+	lexical_path(path, lex, sizeof(lex));
+	slash = strrchr(lex, '/');
+	if (slash == NULL)
+		return asprintf(&out, "L:%s", lex) < 0 ? NULL : out;
+	char dir[PATH_MAX];
+	size_t dl = slash - lex > 0 ? (size_t)(slash - lex) : 1;
+	memcpy(dir, lex, dl);
+	dir[dl] = '\0';
+	if (strcmp(dir, lastdir) != 0) {
+		snprintf(lastdir, lastlen, "%s", dir);
+		if (stat(dir, &st) == 0)
+			snprintf(dirkey, dirkeylen, "D:%llx:%llx", (unsigned long long)st.st_dev,
+				 (unsigned long long)st.st_ino);
+		else
+			snprintf(dirkey, dirkeylen, "L:%s", dir);
+	}
+	return asprintf(&out, "%s/%s", dirkey, slash + 1) < 0 ? NULL : out;
 }
 
-/* Two certs must never write the same file: they would overwrite each other. */
+struct out_id {
+	char *id;
+	const char *path;
+	size_t cert, order;
+	const char *key;
+};
+
+static int out_id_cmp(const void *a, const void *b)
+{
+	const struct out_id *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	return c != 0 ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/*
+ * Two certs must never write the same file: they would overwrite each other
+ * (and repair over each other forever). Sorted by identity: O(N log N) for
+ * thousands of certs.
+ */
 static void check_output_paths(struct parser *p, struct raw_section **cert_secs)
 {
-	struct out {
-		const char *path;
-		size_t cert;
-		const char *key;
-	} *outs = calloc(p->cfg->n_certs * 5 + 1, sizeof(*outs));
+	struct out_id *v = calloc(p->cfg->n_certs * 5 + 1, sizeof(*v));
+	char lastdir[PATH_MAX] = "", dirkey[PATH_MAX + 8] = "";
 	size_t n = 0;
 
-	if (outs == NULL)
+	if (v == NULL)
 		return;
 	for (size_t i = 0; i < p->cfg->n_certs; i++) {
 		struct cs_cfg_cert *c = &p->cfg->certs[i];
 		const char *paths[5] = { c->bundle, c->fullchain, c->cert, c->chain, c->keyfile };
-		const char *keys[5] = { "bundle", "fullchain", "cert", "chain", "keyfile" };
+		static const char *const keys[5] = { "bundle", "fullchain", "cert", "chain",
+						     "keyfile" };
 		for (size_t k = 0; k < 5; k++) {
 			if (paths[k] == NULL)
 				continue;
-			for (size_t j = 0; j < n; j++) {
-				if (!same_output(outs[j].path, paths[k]))
-					continue;
-				char err[1200];
-				if (strcmp(outs[j].path, paths[k]) == 0)
-					snprintf(err, sizeof(err),
-						 "%s is also written as %s of [cert \"%s\"]", paths[k],
-						 outs[j].key, p->cfg->certs[outs[j].cert].name);
-				else
-					snprintf(err, sizeof(err),
-						 "%s is the same file as %s, written as %s of [cert "
-						 "\"%s\"]",
-						 paths[k], outs[j].path, outs[j].key,
-						 p->cfg->certs[outs[j].cert].name);
-				pair_error(p, cert_secs[i], find_pair(cert_secs[i], keys[k]), err);
-			}
-			outs[n++] = (struct out){ paths[k], i, keys[k] };
+			char *id = output_identity(paths[k], lastdir, sizeof(lastdir), dirkey,
+						   sizeof(dirkey));
+			if (id == NULL)
+				continue;
+			v[n] = (struct out_id){ id, paths[k], i, n, keys[k] };
+			n++;
 		}
 	}
-	free(outs);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), out_id_cmp);
+	for (size_t a = 0, b; a < n; a = b) {
+		for (b = a + 1; b < n && strcmp(v[a].id, v[b].id) == 0; b++) {
+			char err[1200];
+			const struct out_id *first = &v[a], *dup = &v[b];
+			if (strcmp(first->path, dup->path) == 0)
+				snprintf(err, sizeof(err), "%s is also written as %s of [cert \"%s\"]",
+					 dup->path, first->key, p->cfg->certs[first->cert].name);
+			else
+				snprintf(err, sizeof(err),
+					 "%s is the same file as %s, written as %s of [cert \"%s\"]",
+					 dup->path, first->path, first->key,
+					 p->cfg->certs[first->cert].name);
+			pair_error(p, cert_secs[dup->cert],
+				   find_pair(cert_secs[dup->cert], dup->key), err);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].id);
+	free(v);
 }
 
 /*

@@ -163,6 +163,7 @@ static void section_free(struct section *s)
 	strv_free(s->issuers, s->nissuers);
 	cs_capath_free(s->cp);
 	free(s->map);
+	free(s->cache);
 	free(s->map_type);
 	free(s->config_dir);
 	strv_free(s->p_names, s->p_n);

@@ -588,7 +588,9 @@ static void cache_save(cs_capath *cp, int64_t start_ns)
 		/* No fsync: a cache lost in a crash is rebuilt by the next pass. */
 		struct cs_atomic_opts ao = { 0600, (uid_t)-1, (gid_t)-1, CS_ATOMIC_NO_FSYNC };
 
-		if (cs_atomic_write(cp->cache, buf, len, &ao, err, sizeof(err)) < 0)
+		int rc = cs_atomic_write(cp->cache, buf, len, &ao, err, sizeof(err));
+		/* Only a speed-up: no state directory (yet) is no problem to report. */
+		if (rc < 0 && rc != -ENOENT)
 			report(cp, CS_CAPATH_ERROR, cp->cache, err);
 	}
 	free(buf);

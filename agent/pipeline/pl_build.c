@@ -221,8 +221,9 @@ void pl_teardown(struct cs_pipeline *pl)
 	pl->closing_handles = 2; /* one held until everything has been started */
 	cs_reloads_close(pl->rl, on_part_closed, pl);
 	pl->rl = NULL;
+	/* The capsync's and the local CAs' directories. */
+	pl_unwatch_capsync(pl);
 	if (pl->capsync != NULL) {
-		pl_unwatch_capsync(pl);
 		/* It waits for a job that runs, then frees itself. */
 		pl->closing_handles++;
 		cs_capsync_close(pl->capsync, on_part_closed, pl);

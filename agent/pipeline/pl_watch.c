@@ -170,7 +170,7 @@ void pl_watch_cert(struct cert *c)
 		cs_watch_add(c->pl->watch, c->pl->cap_dirs[i]->path);
 }
 
-/* Lets go of the capsync's directories (before it goes away). */
+/* Lets go of the capsync's and the local CAs' directories (before they go away). */
 void pl_unwatch_capsync(struct cs_pipeline *pl)
 {
 	for (size_t i = 0; i < pl->n_cap_dirs; i++)

@@ -152,12 +152,6 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 		json_decref(gens);
 		return -ENAMETOOLONG;
 	}
-	snprintf(dir, sizeof(dir), "%s/certs", state_dir);
-	if ((rc = cs_state_mkdirs(dir, 0700, err, errlen)) < 0) {
-		json_decref(root);
-		json_decref(gens);
-		return rc;
-	}
 	json_object_set_new(root, "last_attempt", json_integer(st->last_attempt));
 	json_object_set_new(root, "last_success", json_integer(st->last_success));
 	json_object_set_new(root, "failures", json_integer(st->failures));
@@ -195,6 +189,18 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 	}
 	memcpy(withnl, text, len);
 	withnl[len] = '\n';
+	/* A pass that changed nothing writes nothing (no fsync, no mkdir). */
+	if (cs_atomic_same(path, withnl, len + 1)) {
+		free(withnl);
+		free(text);
+		return 0;
+	}
+	snprintf(dir, sizeof(dir), "%s/certs", state_dir);
+	if ((rc = cs_state_mkdirs(dir, 0700, err, errlen)) < 0) {
+		free(withnl);
+		free(text);
+		return rc;
+	}
 	rc = cs_atomic_write(path, withnl, len + 1, &o, err, errlen);
 	free(withnl);
 	free(text);

@@ -580,10 +580,18 @@ START_TEST(test_pipeline_once_issues_and_debounces)
 		cs_examined_clear(&ex);
 	}
 
-	/* A second pass: all valid, nothing renewed, nothing reloaded. */
+	/* A second pass: all valid, nothing renewed, nothing reloaded, no state written. */
 	unlink(reloads);
+	char *sa = path_in("state/certs/a.json");
+	struct stat st0, st1;
+	ck_assert_int_eq(stat(sa, &st0), 0);
 	ck_assert_int_eq(run_once(cfg, NULL), 0);
 	ck_assert_int_eq(access(reloads, F_OK), -1);
+	ck_assert_int_eq(stat(sa, &st1), 0);
+	ck_assert_msg(st0.st_ino == st1.st_ino && st0.st_mtim.tv_nsec == st1.st_mtim.tv_nsec &&
+			      st0.st_mtim.tv_sec == st1.st_mtim.tv_sec,
+		      "a pass that changed nothing rewrote %s", sa);
+	free(sa);
 
 	/* A deleted key file is repaired from the generation, not issued again. */
 	char *key = path_in("c.key"), *crt = path_in("c.crt");

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -276,22 +277,111 @@ static int load_trust(const cs_material *m, const struct cs_validate_opts *o, X5
 	return 0;
 }
 
+/*
+ * Loaded trust stores, shared by every validation that names the same files
+ * (a renewal pass over thousands of certs of one issuer would otherwise parse
+ * the CAfile, or the system's bundle, once per cert). An entry is used only
+ * while its files have the same device, inode, size and mtime.
+ */
+#define STORE_CACHE 8
+
+static struct {
+	char key[2 * PATH_MAX + 512];
+	X509_STORE *store;
+	unsigned long used;
+} store_cache[STORE_CACHE];
+static unsigned long store_clock;
+static pthread_mutex_t store_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void key_file(char *buf, size_t len, const char *path)
+{
+	struct stat st;
+	size_t used = strlen(buf);
+
+	if (path == NULL)
+		snprintf(buf + used, len - used, "|-");
+	else if (stat(path, &st) < 0)
+		snprintf(buf + used, len - used, "|%s:?", path);
+	else
+		snprintf(buf + used, len - used, "|%s:%llx:%llx:%lld:%lld.%09ld", path,
+			 (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+			 (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+/* Returns a new reference to the cached store for key, or NULL. */
+static X509_STORE *store_get(const char *key)
+{
+	X509_STORE *s = NULL;
+
+	pthread_mutex_lock(&store_mu);
+	for (int i = 0; i < STORE_CACHE && s == NULL; i++)
+		if (store_cache[i].store != NULL && strcmp(store_cache[i].key, key) == 0 &&
+		    X509_STORE_up_ref(store_cache[i].store)) {
+			s = store_cache[i].store;
+			store_cache[i].used = ++store_clock;
+		}
+	pthread_mutex_unlock(&store_mu);
+	return s;
+}
+
+/* Keeps a reference to store under key, in place of the least recently used entry. */
+static void store_put(const char *key, X509_STORE *store)
+{
+	int v = 0;
+
+	if (strlen(key) >= sizeof(store_cache[0].key) || !X509_STORE_up_ref(store))
+		return;
+	pthread_mutex_lock(&store_mu);
+	for (int i = 1; i < STORE_CACHE; i++)
+		if (store_cache[i].used < store_cache[v].used)
+			v = i;
+	X509_STORE_free(store_cache[v].store);
+	snprintf(store_cache[v].key, sizeof(store_cache[v].key), "%s", key);
+	store_cache[v].store = store;
+	store_cache[v].used = ++store_clock;
+	pthread_mutex_unlock(&store_mu);
+}
+
+__attribute__((destructor)) static void store_cache_free(void)
+{
+	for (int i = 0; i < STORE_CACHE; i++) {
+		X509_STORE_free(store_cache[i].store);
+		store_cache[i].store = NULL;
+	}
+}
+
 static int check_trust(const cs_material *m, const struct cs_validate_opts *o,
 		       struct cs_problems *out)
 {
-	X509_STORE *store = X509_STORE_new();
+	X509_STORE *store = NULL;
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	X509 *root = NULL;
-	char trust[600], subj[256];
-	int rc;
+	char trust[600], subj[256], key[sizeof(store_cache[0].key)] = "";
+	int rc = 0;
 
-	if (store == NULL || ctx == NULL) {
+	/* The set's own root (OWN_ROOT) is part of the set: never shared. */
+	if (o->trust != CS_TRUST_OWN_ROOT) {
+		snprintf(key, sizeof(key), "%d", o->system_store ? 1 : 0);
+		key_file(key, sizeof(key), o->cafile);
+		key_file(key, sizeof(key), o->cafile2);
+		key_file(key, sizeof(key), o->capath);
+		store = store_get(key);
+	}
+	if (store == NULL) {
+		if ((store = X509_STORE_new()) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = load_trust(m, o, store, &root, out);
+		if (rc != 0)
+			goto out;
+		if (key[0] != '\0')
+			store_put(key, store);
+	}
+	if (ctx == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = load_trust(m, o, store, &root, out);
-	if (rc != 0)
-		goto out;
 	if (!X509_STORE_CTX_init(ctx, store, m->leaf, m->chain)) {
 		rc = -ENOMEM;
 		goto out;

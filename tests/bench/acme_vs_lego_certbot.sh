@@ -44,6 +44,7 @@ socket    = $d/certsync.sock
 type        = acme
 directory   = $ACME_DIR
 ca_bundle   = $T/pebble-ca.pem
+trust       = $T/pebble-root.pem
 contact     = mailto:bench@example.test
 http_listen = 127.0.0.1:$HTTP_PORT
 [cert "web"]

@@ -3,11 +3,12 @@
  *
  * One issuer owns: a cs_http client (trust = ca_bundle), the cached
  * directory, the account key and its URL (kid), a pool of fresh nonces, the
- * built-in http-01 responder while a challenge needs it, a FIFO of jobs
+ * built-in http-01 responder while orders run or wait, a FIFO of jobs
  * (issue, revoke, renewal info, key rollover) waiting to start and the list
  * of jobs running. Up to max_orders jobs run at once, each with its own
- * uv_timer_t, but only once the account is known: until then one job runs,
- * so that the account key is made and the account created once. A key
+ * uv_timer_t, but only once the account is known (the directory, for
+ * renewal information): until then one job runs, so that the account key is
+ * made and the account created once. A key
  * rollover runs alone. When the CA answers 429 or 503, the issuer drops to
  * one job at a time (climbing back by one per certificate issued) and starts
  * no order before the Retry-After it gave has passed; a longer pause than
@@ -28,9 +29,10 @@
  * verbatim. A failed job still undoes its challenges (token files, responder
  * entries, DNS records) before its callback runs.
  *
- * Closing cancels queued jobs at once and the running one at its next step
- * (a hook process or work on the pool is let finish first); the memory goes
- * when the timer, the HTTP client and the responder have been closed.
+ * Closing cancels queued jobs at once and the running ones at their next
+ * step (a hook process or work on the pool is let finish first); the memory
+ * goes when every job's timer, the issuer's timer, the HTTP client and the
+ * responder have been closed.
  */
 #include "cs_acme.h"
 #include "cs_acme_hook.h"
@@ -373,8 +375,6 @@ fail_nob:
 static void job_deliver(struct job *j)
 {
 	struct cs_acme *a = j->a;
-	struct job *o;
-	bool challenges = false;
 
 	assert(a->n_running > 0);
 	TAILQ_REMOVE(&a->running, j, link);
@@ -402,10 +402,8 @@ static void job_deliver(struct job *j)
 		j->ari_cb(j->status, j->status == 0 ? &j->win : NULL, j->error, j->arg);
 	}
 	job_free(j);
-	TAILQ_FOREACH(o, &a->running, link)
-		if (o->n_ch > 0)
-			challenges = true;
-	if (a->responder != NULL && !challenges) {
+	/* The responder stays while orders run or wait, so that a burst binds the port once. */
+	if (a->responder != NULL && TAILQ_EMPTY(&a->running) && TAILQ_EMPTY(&a->queue)) {
 		cs_acme_http01_close(a->responder, NULL, NULL);
 		a->responder = NULL;
 	}
@@ -1668,6 +1666,7 @@ static void job_start(struct job *j)
 		return;
 	}
 	if (j->kind == JOB_ARI) {
+		run_next(a);
 		ari_fetch(j);
 		return;
 	}
@@ -1724,9 +1723,14 @@ static int may_start(struct cs_acme *a, struct job *j)
 
 	if (a->exclusive || a->n_running >= a->limit)
 		return 0;
-	/* One job makes the key and the account; a rollover waits for the others. */
+	/*
+	 * One job reads the directory, makes the key and creates the account
+	 * (renewal information needs only the directory); a rollover waits for
+	 * the others.
+	 */
 	if (a->n_running > 0 &&
-	    (j->kind == JOB_ROLLOVER || a->dir == NULL || a->key == NULL || a->kid == NULL))
+	    (j->kind == JOB_ROLLOVER || a->dir == NULL ||
+	     (j->kind != JOB_ARI && (a->key == NULL || a->kid == NULL))))
 		return 0;
 	wait = a->paused_until - now_s();
 	if (j->kind == JOB_ISSUE && wait > 0 && wait <= RETRY_AFTER_WAIT_MAX) {

@@ -9,6 +9,7 @@
  * collected, never fatal, so that one run reports all of them.
  */
 #include "cs_config.h"
+#include "cs_acme.h"
 #include "cs_fp.h"
 #include "cs_log.h"
 
@@ -501,6 +502,7 @@ enum vtype {
 	V_ENUM,
 	V_LOGLEVEL,
 	V_HOSTPORT,
+	V_MAXORDERS, /* 1 to CS_ACME_MAX_ORDERS, an unsigned */
 	V_INCLUDE,
 };
 
@@ -591,6 +593,7 @@ static const struct keydef issuer_keys[] = {
 	{ "preferred_chain", V_STR, IS(preferred_chain), ACME, NULL },
 	{ "profile", V_STR, IS(profile), ACME, NULL },
 	{ "account_key", V_KEYTYPE, IS(account_key), ACME, NULL },
+	{ "max_orders", V_MAXORDERS, IS(max_orders), ACME, NULL },
 	{ NULL, 0, 0, 0, NULL },
 };
 
@@ -718,6 +721,21 @@ bad_hostport:
 		snprintf(err, errlen, "'%s' is not ADDRESS:PORT (e.g. 0.0.0.0:80 or [::]:80)",
 			 value);
 		return -1;
+	}
+	case V_MAXORDERS: {
+		char *end;
+		unsigned long n;
+
+		errno = 0;
+		n = strtoul(value, &end, 10);
+		if (!isdigit((unsigned char)*value) || *end != '\0' || errno != 0 || n < 1 ||
+		    n > CS_ACME_MAX_ORDERS) {
+			snprintf(err, errlen, "'%s' is not a number from 1 to %d", value,
+				 CS_ACME_MAX_ORDERS);
+			return -1;
+		}
+		*(unsigned *)field = (unsigned)n;
+		return 0;
 	}
 	case V_DURATION0:
 		if (strcmp(value, "0") == 0 || strcmp(value, "0s") == 0) {

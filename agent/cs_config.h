@@ -93,6 +93,7 @@ struct cs_cfg_issuer {
 	char *preferred_chain;
 	char *profile;
 	enum cs_keytype account_key;
+	unsigned max_orders; /* orders in flight at once; 0: the issuer's default (4) */
 };
 
 struct cs_cfg_cert {

@@ -2,11 +2,23 @@
  * cs_acme - the acme issuer. See cs_acme.h for what it offers.
  *
  * One issuer owns: a cs_http client (trust = ca_bundle), the cached
- * directory, the account key and its URL (kid), a pool of fresh nonces, one
- * uv_timer_t, the built-in http-01 responder while a challenge needs it, and a
- * FIFO of jobs (issue, revoke, renewal info, key rollover). Jobs run one at a
- * time, so that
- * the account is created once and two orders never race over it.
+ * directory, the account key and its URL (kid), a pool of fresh nonces, the
+ * built-in http-01 responder while orders run or wait, a FIFO of jobs
+ * (issue, revoke, renewal info, key rollover) waiting to start and the list
+ * of jobs running. Up to max_orders jobs run at once, each with its own
+ * uv_timer_t, but only once the account is known (the directory, for
+ * renewal information): until then one job runs, so that the account key is
+ * made and the account created once. A key
+ * rollover runs alone. When the CA answers 429 or 503, the issuer drops to
+ * one job at a time (climbing back by one per certificate issued) and starts
+ * no order before the Retry-After it gave has passed; a longer pause than
+ * RETRY_AFTER_WAIT_MAX fails the waiting orders at once with that
+ * Retry-After, for the scheduler.
+ *
+ * Polling: the order is polled POLL_FIRST_MS after the challenges were
+ * answered (at once when the CA said they are valid) and again POLL_FIRST_MS
+ * after finalize, then at twice the previous interval up to POLL_MAX_MS, or
+ * as the CA's Retry-After says.
  *
  * A job is a chain of steps: each asynchronous operation (an HTTP request, a
  * timer, work on the thread pool, a hook process) is started with the step to
@@ -17,9 +29,10 @@
  * verbatim. A failed job still undoes its challenges (token files, responder
  * entries, DNS records) before its callback runs.
  *
- * Closing cancels queued jobs at once and the running one at its next step
- * (a hook process or work on the pool is let finish first); the memory goes
- * when the timer, the HTTP client and the responder have been closed.
+ * Closing cancels queued jobs at once and the running ones at their next
+ * step (a hook process or work on the pool is let finish first); the memory
+ * goes when every job's timer, the issuer's timer, the HTTP client and the
+ * responder have been closed.
  */
 #include "cs_acme.h"
 #include "cs_acme_hook.h"
@@ -30,6 +43,7 @@
 #include "cs_http.h"
 #include "cs_log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -41,6 +55,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +65,9 @@
 #define RETRY_AFTER_WAIT_MAX 60 /* longer waits are handed back to the scheduler */
 #define HOOK_TIMEOUT_MS (300 * 1000)
 #define MAX_ALTS 8
+#define POLL_FIRST_MS 20
+#define POLL_MAX_MS 8000
+#define MAX_ORDERS_DEFAULT 4
 #define PB "urn:ietf:params:acme:error:"
 
 enum job_kind { JOB_ISSUE, JOB_REVOKE, JOB_ARI, JOB_ROLLOVER };
@@ -75,7 +93,8 @@ typedef void (*step_fn)(struct job *j);
 
 struct job {
 	struct cs_acme *a;
-	struct job *next;
+	TAILQ_ENTRY(job) link; /* in a->queue, then in a->running */
+	uv_timer_t timer;      /* polls and waits; the job's memory goes in its close callback */
 	enum job_kind kind;
 	/* issue */
 	char *cert_name;
@@ -99,7 +118,7 @@ struct job {
 	size_t idx;
 	struct chall *ch;
 	size_t n_ch;
-	bool finalized, replaces_dropped, account_retried;
+	bool finalized, replaces_dropped, account_retried, validating;
 	int64_t poll_started, poll_delay_ms;
 	char *chain_pem;
 	char *alts[MAX_ALTS];
@@ -162,7 +181,13 @@ struct cs_acme {
 	size_t n_nonces;
 	cs_acme_http01 *responder;
 
-	struct job *queue, *cur;
+	TAILQ_HEAD(job_list, job) queue, running;
+	unsigned n_running;  /* jobs in running */
+	unsigned max_orders; /* jobs that may run at once */
+	unsigned limit;      /* as many now: 1 after a 429 or 503, climbing back to max_orders */
+	int64_t paused_until; /* no order starts before (a CA's Retry-After), in s */
+	bool exclusive;      /* a key rollover runs: nothing else starts */
+	unsigned dying;      /* job timers being closed */
 	bool closing, torn;
 	int open; /* timer, http client, responder not yet closed */
 	void (*close_cb)(void *);
@@ -269,6 +294,18 @@ static void chall_free(struct chall *c)
 	free(c->file);
 }
 
+static void on_job_closed(uv_handle_t *h)
+{
+	struct job *j = h->data;
+	struct cs_acme *a = j->a;
+
+	free(j);
+	assert(a->dying > 0);
+	a->dying--;
+	maybe_free(a);
+}
+
+/* Frees what the job holds; its memory goes once its timer is closed. */
 static void job_free(struct job *j)
 {
 	if (j == NULL)
@@ -296,7 +333,8 @@ static void job_free(struct job *j)
 	resp_reset(&j->resp);
 	EVP_PKEY_free(j->work_key);
 	free(j->new_key_path);
-	free(j);
+	j->a->dying++;
+	uv_close((uv_handle_t *)&j->timer, on_job_closed);
 }
 
 /* Parses a PEM chain into leaf and issuers; returns 0 or -1. */
@@ -338,7 +376,13 @@ static void job_deliver(struct job *j)
 {
 	struct cs_acme *a = j->a;
 
-	a->cur = NULL;
+	assert(a->n_running > 0);
+	TAILQ_REMOVE(&a->running, j, link);
+	a->n_running--;
+	if (j->kind == JOB_ROLLOVER)
+		a->exclusive = false;
+	if (j->kind == JOB_ISSUE && j->status == 0 && a->limit < a->max_orders)
+		a->limit++;
 	if (j->kind == JOB_ISSUE) {
 		struct cs_issue_result res = { .status = j->status, .retry_after = j->retry_after };
 		snprintf(res.error, sizeof(res.error), "%s", j->error);
@@ -358,7 +402,8 @@ static void job_deliver(struct job *j)
 		j->ari_cb(j->status, j->status == 0 ? &j->win : NULL, j->error, j->arg);
 	}
 	job_free(j);
-	if (a->responder != NULL && (a->cur == NULL || a->cur->n_ch == 0)) {
+	/* The responder stays while orders run or wait, so that a burst binds the port once. */
+	if (a->responder != NULL && TAILQ_EMPTY(&a->running) && TAILQ_EMPTY(&a->queue)) {
 		cs_acme_http01_close(a->responder, NULL, NULL);
 		a->responder = NULL;
 	}
@@ -457,12 +502,11 @@ static void step(struct job *j, step_fn next)
 
 /* ---- timer, work queue, hooks ----------------------------------------- */
 
-static void on_timer(uv_timer_t *t)
+static void on_job_timer(uv_timer_t *t)
 {
-	struct cs_acme *a = t->data;
-	struct job *j = a->cur;
+	struct job *j = t->data;
 
-	if (j == NULL || !j->on_timer)
+	if (!j->on_timer)
 		return;
 	j->on_timer = false;
 	step(j, j->timer_next);
@@ -472,7 +516,7 @@ static void wait_then(struct job *j, int64_t ms, step_fn next)
 {
 	j->on_timer = true;
 	j->timer_next = next;
-	uv_timer_start(&j->a->timer, on_timer, (uint64_t)(ms > 0 ? ms : 0), 0);
+	uv_timer_start(&j->timer, on_job_timer, (uint64_t)(ms > 0 ? ms : 0), 0);
 }
 
 static void work_cb(uv_work_t *w)
@@ -602,6 +646,15 @@ static void on_http(const struct cs_http_response *r, void *arg)
 	for (size_t i = 0; cs_http_header(r, "Link", i, buf, sizeof(buf)) != NULL; i++)
 		rs->n_alts += cs_acme_msg_links(buf, "alternate", rs->alts + rs->n_alts,
 						MAX_ALTS - rs->n_alts);
+	if (rs->code == 429 || rs->code == 503) {
+		/* The CA is at its limit: one order at a time, none new before Retry-After. */
+		if (a->limit > 1)
+			cs_notice("acme %s: HTTP %ld from the CA: one order at a time for now",
+				  a->base.name, rs->code);
+		a->limit = 1;
+		if (rs->retry_after > 0 && now_s() + rs->retry_after > a->paused_until)
+			a->paused_until = now_s() + rs->retry_after;
+	}
 
 	if (rs->code < 400 || j->rq.method != NULL) {
 		if (rs->code >= 400 && !j->rq.accept_errors) {
@@ -728,9 +781,14 @@ static void request(struct job *j, const char *method, const char *url, char *pa
 	j->rq.jwk = flags & RQ_JWK;
 	j->rq.accept_errors = flags & RQ_ACCEPT_ERRORS;
 	j->rq.accept = flags & RQ_PEM ? "application/pem-certificate-chain" : NULL;
-	j->rq.url = strdup(url);
+	j->rq.url = url != NULL ? strdup(url) : NULL;
 	j->rq.payload = payload;
 	j->rq.next = next;
+	if (url == NULL) {
+		/* Another job dropped the directory after a transport error. */
+		job_fail(j, -EPROTO, "the ACME directory is gone (a request to the CA failed)");
+		return;
+	}
 	if (j->rq.url == NULL) {
 		job_fail(j, -ENOMEM, "out of memory");
 		return;
@@ -876,6 +934,7 @@ static void on_account(struct job *j)
 		job_fail(j, -EPROTO, "POST %s: no Location for the account", j->rq.url);
 		return;
 	}
+	free(a->kid); /* two jobs may have registered again after accountDoesNotExist */
 	a->kid = strdup(j->resp.location);
 	if (a->kid == NULL) {
 		job_fail(j, -ENOMEM, "out of memory");
@@ -961,6 +1020,17 @@ static int take_order(struct job *j, json_t *o)
 	return 0;
 }
 
+/* Polls the order after Retry-After, or the next interval, which then doubles. */
+static void poll_later(struct job *j)
+{
+	int64_t ms = j->resp.retry_after > 0 ? j->resp.retry_after * 1000 : j->poll_delay_ms;
+
+	if (j->resp.retry_after <= 0)
+		j->poll_delay_ms = j->poll_delay_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS
+								      : j->poll_delay_ms * 2;
+	wait_then(j, ms, poll_order);
+}
+
 /* Goes on from an order object according to its status. */
 static void order_status(struct job *j, json_t *o)
 {
@@ -986,11 +1056,7 @@ static void order_status(struct job *j, json_t *o)
 				 (long long)j->a->poll_timeout_s);
 			return;
 		}
-		int64_t ms = j->resp.retry_after > 0 ? j->resp.retry_after * 1000 : j->poll_delay_ms;
-		if (j->resp.retry_after <= 0)
-			j->poll_delay_ms = j->poll_delay_ms * 3 / 2 > 8000 ? 8000
-									  : j->poll_delay_ms * 3 / 2;
-		wait_then(j, ms, poll_order);
+		poll_later(j);
 	} else {
 		/* invalid: the reason is in the order's or a challenge's error, reported verbatim. */
 		job_fail(j, -EPROTO, "order %s is %s: %s", j->order_url, st ? st : "(no status)",
@@ -1066,7 +1132,7 @@ static void new_order(struct job *j)
 		return;
 	}
 	j->poll_started = now_s();
-	j->poll_delay_ms = 250;
+	j->poll_delay_ms = POLL_FIRST_MS;
 	request(j, NULL, dir_url(a, "newOrder"), payload, RQ_ACCEPT_ERRORS, on_order);
 }
 
@@ -1228,15 +1294,27 @@ static void respond_next(struct job *j);
 
 static void on_responded(struct job *j)
 {
+	json_t *c = json_loadb(j->resp.body, j->resp.len, 0, NULL);
+	const char *st = json_string_value(json_object_get(c, "status"));
+
+	if (st == NULL || strcmp(st, "valid") != 0)
+		j->validating = true;
+	json_decref(c);
 	j->idx++;
 	respond_next(j);
 }
 
-/* Tells the CA, challenge after challenge, that it may validate; then polls the order. */
+/*
+ * Tells the CA, challenge after challenge, that it may validate; then polls
+ * the order: at once when every challenge is valid already, else soon.
+ */
 static void respond_next(struct job *j)
 {
 	if (j->idx >= j->n_ch) {
-		poll_order(j);
+		if (j->validating)
+			poll_later(j);
+		else
+			poll_order(j);
 		return;
 	}
 	char *payload = strdup("{}");
@@ -1286,6 +1364,7 @@ static void on_finalized(struct job *j)
 	if (o == NULL)
 		return;
 	j->finalized = true;
+	j->poll_delay_ms = POLL_FIRST_MS; /* the certificate is usually there at once */
 	order_status(j, o);
 	json_decref(o);
 }
@@ -1587,6 +1666,7 @@ static void job_start(struct job *j)
 		return;
 	}
 	if (j->kind == JOB_ARI) {
+		run_next(a);
 		ari_fetch(j);
 		return;
 	}
@@ -1596,6 +1676,14 @@ static void job_start(struct job *j)
 	}
 	if (a->kid == NULL) {
 		new_account(j);
+		return;
+	}
+	/* The account is known: the jobs waiting for it may start. */
+	run_next(a);
+	if (j->kind == JOB_ISSUE && a->paused_until > now_s()) {
+		j->retry_after = a->paused_until - now_s();
+		job_fail(j, -EAGAIN, "the CA asked to wait %lld s before the next order",
+			 (long long)j->retry_after);
 		return;
 	}
 	if (j->kind == JOB_ISSUE)
@@ -1623,31 +1711,57 @@ static void job_restart(struct job *j)
 	job_start(j);
 }
 
+static void on_pause_end(uv_timer_t *t)
+{
+	run_next(t->data);
+}
+
+/* Returns 1 when j may start now; otherwise 0, with a->timer armed if only time is missing. */
+static int may_start(struct cs_acme *a, struct job *j)
+{
+	int64_t wait;
+
+	if (a->exclusive || a->n_running >= a->limit)
+		return 0;
+	/*
+	 * One job reads the directory, makes the key and creates the account
+	 * (renewal information needs only the directory); a rollover waits for
+	 * the others.
+	 */
+	if (a->n_running > 0 &&
+	    (j->kind == JOB_ROLLOVER || a->dir == NULL ||
+	     (j->kind != JOB_ARI && (a->key == NULL || a->kid == NULL))))
+		return 0;
+	wait = a->paused_until - now_s();
+	if (j->kind == JOB_ISSUE && wait > 0 && wait <= RETRY_AFTER_WAIT_MAX) {
+		/* A longer pause is reported by job_start, with the Retry-After. */
+		uv_timer_start(&a->timer, on_pause_end, (uint64_t)wait * 1000, 0);
+		return 0;
+	}
+	return 1;
+}
+
+/* Starts the jobs at the head of the queue that may run now. */
 static void run_next(struct cs_acme *a)
 {
 	struct job *j;
 
-	if (a->cur != NULL || a->queue == NULL)
-		goto out;
-	j = a->queue;
-	a->queue = j->next;
-	j->next = NULL;
-	a->cur = j;
-	/* Through the timer, so that a callback never runs inside issue() itself. */
-	wait_then(j, 0, job_start);
-	return;
-out:
-	if (a->closing && a->cur == NULL)
+	while (!a->closing && (j = TAILQ_FIRST(&a->queue)) != NULL && may_start(a, j)) {
+		TAILQ_REMOVE(&a->queue, j, link);
+		TAILQ_INSERT_TAIL(&a->running, j, link);
+		a->n_running++;
+		if (j->kind == JOB_ROLLOVER)
+			a->exclusive = true;
+		/* Through the timer, so that a callback never runs inside issue() itself. */
+		wait_then(j, 0, job_start);
+	}
+	if (a->closing)
 		maybe_free(a);
 }
 
 static void enqueue(struct cs_acme *a, struct job *j)
 {
-	struct job **pp = &a->queue;
-
-	while (*pp != NULL)
-		pp = &(*pp)->next;
-	*pp = j;
+	TAILQ_INSERT_TAIL(&a->queue, j, link);
 	run_next(a);
 }
 
@@ -1668,7 +1782,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 static void maybe_free(struct cs_acme *a)
 {
-	if (!a->closing || a->cur != NULL || a->queue != NULL)
+	if (!a->closing || !TAILQ_EMPTY(&a->running) || !TAILQ_EMPTY(&a->queue) || a->dying > 0)
 		return;
 	if (!a->torn) {
 		a->torn = true;
@@ -1739,23 +1853,28 @@ static void acme_close(cs_issuer *is, void (*close_cb)(void *arg), void *arg)
 	a->closing = true;
 	a->close_cb = close_cb;
 	a->close_arg = arg;
-	while ((j = a->queue) != NULL) {
-		a->queue = j->next;
+	uv_timer_stop(&a->timer);
+	while ((j = TAILQ_FIRST(&a->queue)) != NULL) {
+		TAILQ_REMOVE(&a->queue, j, link);
 		cancel_queued(j);
 	}
-	j = a->cur;
-	if (j != NULL && !j->cleaning) {
+	/* Mark them all first: a job's end may take the next one off the list. */
+	TAILQ_FOREACH(j, &a->running, link)
 		j->cancelled = true;
-		if (j->inflight != NULL) {
+	for (j = TAILQ_FIRST(&a->running); j != NULL;) {
+		struct job *next = TAILQ_NEXT(j, link);
+
+		if (!j->cleaning && j->inflight != NULL) {
 			cs_http_cancel(j->inflight);
 			j->inflight = NULL;
 			job_fail(j, -ECANCELED, "cancelled: the issuer is closing");
-		} else if (j->on_timer) {
-			uv_timer_stop(&a->timer);
+		} else if (!j->cleaning && j->on_timer) {
+			uv_timer_stop(&j->timer);
 			j->on_timer = false;
 			job_fail(j, -ECANCELED, "cancelled: the issuer is closing");
 		}
 		/* Work on the pool and hooks finish first; step() then cancels. */
+		j = next;
 	}
 	maybe_free(a);
 }
@@ -1767,6 +1886,8 @@ static struct job *job_new(struct cs_acme *a, enum job_kind kind)
 	if (j != NULL) {
 		j->a = a;
 		j->kind = kind;
+		uv_timer_init(a->base.loop, &j->timer);
+		j->timer.data = j;
 	}
 	return j;
 }
@@ -1925,6 +2046,10 @@ cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs
 		snprintf(err, errlen, "account_key %s cannot sign ACME requests", cs_key_name(kt));
 		return NULL;
 	}
+	if (o->max_orders > CS_ACME_MAX_ORDERS) {
+		snprintf(err, errlen, "max_orders %u is above %d", o->max_orders, CS_ACME_MAX_ORDERS);
+		return NULL;
+	}
 	if ((o->eab_kid == NULL) != (o->eab_hmac_key == NULL)) {
 		snprintf(err, errlen, "eab_kid and eab_hmac_key go together");
 		return NULL;
@@ -1937,6 +2062,10 @@ cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs
 	a->challenge = o->challenge;
 	a->account_keytype = kt;
 	a->poll_timeout_s = o->poll_timeout_s > 0 ? o->poll_timeout_s : 600;
+	a->max_orders = o->max_orders > 0 ? o->max_orders : MAX_ORDERS_DEFAULT;
+	a->limit = a->max_orders;
+	TAILQ_INIT(&a->queue);
+	TAILQ_INIT(&a->running);
 	a->base.name = strdup(name);
 	a->directory = strdup(o->directory);
 	a->webroot = xstrdup(o->webroot);

@@ -44,7 +44,18 @@ struct cs_acme_opts {
 	const char *profile;       /* sent when the directory offers it */
 	enum cs_keytype account_key; /* of a new account key; CS_KEY_NONE: ec:P-256 */
 	int64_t poll_timeout_s;    /* give up polling an order after this; 0: 600 */
+	unsigned max_orders;       /* orders (and other requests) in flight at once; 0: 4 */
 };
+
+/*
+ * The most max_orders may be. Let's Encrypt limits its newNonce, newOrder
+ * and revokeCert endpoints to 20 requests a second and an account to 300 new
+ * orders in 3 hours: 16 orders, each sending one newOrder and then polling,
+ * stay below the first; the second is a count over hours that no number in
+ * flight can keep, so a 429 or 503 makes the issuer drop to one order at a
+ * time and start none before the CA's Retry-After.
+ */
+#define CS_ACME_MAX_ORDERS 16
 
 /*
  * Returns the acme issuer NAME (see cs_issuer.h; close through its ops),

@@ -705,6 +705,8 @@ static const struct {
 	  "account_key ed25519 cannot sign ACME requests" },
 	{ { .directory = "https://ca/dir", .webroot = "/w", .eab_kid = "k" },
 	  "eab_kid and eab_hmac_key go together" },
+	{ { .directory = "https://ca/dir", .webroot = "/w", .max_orders = CS_ACME_MAX_ORDERS + 1 },
+	  "max_orders 17 is above 16" },
 };
 
 START_TEST(test_acme_issuer_refuses)
@@ -752,6 +754,53 @@ START_TEST(test_acme_issuer_close_cancels)
 	is->ops->close(is, on_closed, &closed);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ck_assert_int_eq(st, -ECANCELED);
+	ck_assert_int_eq(closed, 1);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(key);
+}
+END_TEST
+
+static void on_issue_count(struct cs_issue_result *res, void *arg)
+{
+	int *st = arg;
+
+	st[0]++;
+	st[1] = res->status;
+}
+
+/*
+ * Six orders on an issuer whose CA does not answer, allowed two at a time:
+ * while they fail and start one after the other, closing ends every one of
+ * them exactly once, and every job's timer is closed with the issuer.
+ */
+START_TEST(test_acme_issuer_close_many)
+{
+	uv_loop_t loop;
+	char err[256] = "", *names[] = { "a.example.test" };
+	struct cs_acme_opts o = { .directory = "https://127.0.0.1:1/dir", .webroot = "/nonexistent",
+				  .max_orders = 2 };
+	int closed = 0, st[6][2] = { { 0 } };
+	EVP_PKEY *key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
+	X509_REQ *csr = cs_csr_new(key, names, 1, err, sizeof(err));
+	struct cs_issue_request rq = { .cert_name = "a", .names = names, .n_names = 1, .csr = csr };
+	cs_issuer *is;
+
+	uv_loop_init(&loop);
+	is = cs_acme_issuer_new(&loop, "x", &o, "/nonexistent", err, sizeof(err));
+	ck_assert_msg(is != NULL, "%s", err);
+	for (int i = 0; i < 6; i++)
+		ck_assert_int_eq(is->ops->issue(is, &rq, on_issue_count, st[i]), 0);
+	/* A few turns: the first orders fail (connection refused), the next start. */
+	for (int i = 0; i < 50 && st[_i % 3][0] == 0; i++)
+		uv_run(&loop, UV_RUN_ONCE);
+	is->ops->close(is, on_closed, &closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	for (int i = 0; i < 6; i++) {
+		ck_assert_int_eq(st[i][0], 1);
+		ck_assert_int_lt(st[i][1], 0);
+	}
+	ck_assert_int_eq(st[5][1], -ECANCELED);
 	ck_assert_int_eq(closed, 1);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	X509_REQ_free(csr);
@@ -953,6 +1002,7 @@ Suite *acme_suite(void)
 	tcase_add_loop_test(tc, test_acme_issuer_refuses, 0,
 			    (int)(sizeof(refusals) / sizeof(refusals[0])));
 	tcase_add_test(tc, test_acme_issuer_close_cancels);
+	tcase_add_loop_test(tc, test_acme_issuer_close_many, 0, 3);
 	suite_add_tcase(s, tc);
 
 	/* Only when a shell test has started a CA for us (see the header comment). */

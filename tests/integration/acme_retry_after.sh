@@ -6,7 +6,10 @@
 # - 429 with Retry-After: 7200: too long to wait inside one issuance, so it
 #   fails with the CA's problem document, verbatim, as the cert's last error,
 #   and the scheduler gets the two hours (the state's retry_after);
-# - Retry-After: 2 on a processing order: the poll waits 2 s.
+# - Retry-After: 2 on a processing order: the poll waits 2 s;
+# - 429 with Retry-After: 7200 to six certs at once: no more newOrder requests
+#   than max_orders (4) were in flight, and every cert, the ones still waiting
+#   to start too, fails at once with the two hours for the scheduler.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/acme_lib.bash"
 
@@ -66,7 +69,7 @@ write_conf "http_listen = 127.0.0.1:$HTTP_PORT"
 	{ cat "$T/agent3.log" >&2; fail "certsyncd --once failed with Retry-After on polls"; }
 check_deployed
 # The order as the finalize answer shows it is "processing", with Retry-After:
-# the next look at it comes 2 s later, not after the usual 250 ms.
+# the next look at it comes 2 s later, not after the usual 20 ms.
 mapfile -t lines < <(grep "web: order .* is " "$T/agent3.log" | sed 's/^[^ ]* \([^ ]*\) .* is \(.*\)$/\1 \2/')
 secs() { IFS=:. read -r h m s f <<<"$1"; echo $(((10#$h * 3600 + 10#$m * 60 + 10#$s) * 1000 + 10#$f)); }
 n=0
@@ -80,3 +83,32 @@ for ((i = 1; i < ${#lines[@]}; i++)); do
 done
 [ "$n" -ge 1 ] || fail "no poll of a processing order: $(printf '%s\n' "${lines[@]}")"
 pass "Retry-After: 2 on a processing order: the next poll came 2 s later"
+
+kill "$FIX_PID"
+rm -rf "$T/out" "$T/state/generations" "$T/state/certs" "$T/orders.log"
+mkdir -p "$T/out"
+start_fixture 429:7200,429:7200,429:7200,429:7200
+write_conf "http_listen = 127.0.0.1:$HTTP_PORT"
+for n in one two three four five; do
+	cat >>"$T/certsync.conf" <<CONF
+
+[cert "$n"]
+issuer    = pebble
+names     = $n.example.test
+fullchain = $T/out/$n.crt
+keyfile   = $T/out/$n.key
+CONF
+done
+t0=$(date +%s%N)
+if "$CERTSYNCD" --once -c "$T/certsync.conf" 2>"$T/agent4.log"; then
+	fail "--once succeeded although the CA said 429 for two hours"
+fi
+t1=$(date +%s%N)
+[ "$(wc -l <"$T/orders.log")" -le 4 ] ||
+	fail "more newOrder requests than max_orders after a 429: $(cat "$T/orders.log")"
+for n in web one two three four five; do
+	grep -Eq '"retry_after": (7200|71[0-9][0-9])' "$T/state/certs/$n.json" ||
+		fail "$n has no retry_after of about 7200: $(cat "$T/state/certs/$n.json")"
+done
+[ $(((t1 - t0) / 1000000)) -lt 30000 ] || fail "the waiting orders did not fail at once"
+pass "429 with Retry-After: 7200 to six certs: $(wc -l <"$T/orders.log") newOrder requests, every cert handed the two hours"

@@ -62,6 +62,7 @@ static cs_issuer *make_issuer(const struct cs_pipeline *pl, uv_loop_t *loop,
 			.preferred_chain = ci->preferred_chain,
 			.profile = ci->profile,
 			.account_key = ci->account_key,
+			.max_orders = ci->max_orders,
 		};
 		if (ci->challenge == CS_CHALLENGE_TLSALPN01)
 			snprintf(err, sizeof(err), "challenge tls-alpn-01 is not implemented");

@@ -92,6 +92,8 @@ struct deferred {
 	/* renew --wait: the results so far, and how many renewals are still running (+1 held). */
 	json_t *results;
 	size_t left;
+	/* renew all: how many certs answered each way at once (not_due ones are not in results). */
+	size_t n_started, n_not_due, n_busy, n_error;
 	/* A backend that answers before it returns: the answer is kept for the caller. */
 	bool in_call, answered;
 	int status;
@@ -514,45 +516,66 @@ static void add_problem(void *arg, const char *section, const char *file, const 
 					     file ? file : "", "reason", reason ? reason : ""));
 }
 
+static void add_cert_problem(void *arg, const struct cs_cert_status *st)
+{
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:o,s:i}", "name", st->name, "state",
+					     cs_cert_state_name(st->state), "last_error",
+					     str_json(st->last_error), "failures", st->failures));
+}
+
+/*
+ * What status says about all certs: from the backend's summary when it
+ * keeps one, else by looking at each cert. Adds the problems to problems
+ * when it is not NULL.
+ */
+static void summarize(struct cs_ctlsock *s, struct cs_pipeline_summary *sum, json_t *problems)
+{
+	memset(sum, 0, sizeof(*sum));
+	if (s->be.summary != NULL && s->be.problems != NULL) {
+		s->be.summary(s->be.arg, sum);
+		if (problems != NULL)
+			s->be.problems(s->be.arg, add_cert_problem, problems);
+		return;
+	}
+	sum->n_certs = s->be.count(s->be.arg);
+	for (size_t i = 0; i < sum->n_certs; i++) {
+		struct cs_cert_status st;
+		s->be.status(s->be.arg, i, &st);
+		if ((unsigned)st.state < CS_CERT_N_STATES)
+			sum->per_state[st.state]++;
+		if (problems != NULL && bad_state(st.state))
+			add_cert_problem(problems, &st);
+		if (st.next_renewal != 0 &&
+		    (sum->next_renewal == 0 || st.next_renewal < sum->next_renewal)) {
+			sum->next_renewal = st.next_renewal;
+			sum->next_renewal_cert = st.name;
+		}
+	}
+}
+
 static json_t *cmd_status(struct cs_ctlsock *s)
 {
 	static const enum cs_cert_state states[] = {
 		CS_CERT_VALID,   CS_CERT_DUE,     CS_CERT_RENEWING, CS_CERT_FAILED,
 		CS_CERT_EXPIRED, CS_CERT_MISSING, CS_CERT_UNKNOWN,
 	};
-	size_t n = s->be.count(s->be.arg), count[7] = { 0 };
+	struct cs_pipeline_summary sum;
 	json_t *by = json_object(), *problems = json_array();
-	time_t next = 0;
-	const char *next_name = NULL;
 
-	for (size_t i = 0; i < n; i++) {
-		struct cs_cert_status st;
-		s->be.status(s->be.arg, i, &st);
-		for (size_t k = 0; k < 7; k++)
-			if (st.state == states[k])
-				count[k]++;
-		if (bad_state(st.state))
-			json_array_append_new(problems,
-					      json_pack("{s:s,s:s,s:o,s:i}", "name", st.name,
-							"state", cs_cert_state_name(st.state),
-							"last_error", str_json(st.last_error),
-							"failures", st.failures));
-		if (st.next_renewal != 0 && (next == 0 || st.next_renewal < next)) {
-			next = st.next_renewal;
-			next_name = st.name;
-		}
-	}
-	for (size_t k = 0; k < 7; k++)
-		json_object_set_new(by, cs_cert_state_name(states[k]), json_integer((json_int_t)count[k]));
+	summarize(s, &sum, problems);
+	for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++)
+		json_object_set_new(by, cs_cert_state_name(states[k]),
+				    json_integer((json_int_t)sum.per_state[states[k]]));
 	json_t *cap = json_array();
 	if (s->be.capath_problems != NULL)
 		s->be.capath_problems(s->be.arg, add_problem, cap);
 	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o}", "ok", 1, "version",
 			 CS_VERSION, "pid", (json_int_t)getpid(), "started",
 			 time_json(s->ag.start_time), "uptime",
-			 (json_int_t)(time(NULL) - s->ag.start_time), "certs", (json_int_t)n,
-			 "states", by, "problems", problems, "next_renewal", time_json(next),
-			 "next_renewal_cert", str_json(next_name), "capath_problems", cap);
+			 (json_int_t)(time(NULL) - s->ag.start_time), "certs",
+			 (json_int_t)sum.n_certs, "states", by, "problems", problems,
+			 "next_renewal", time_json(sum.next_renewal), "next_renewal_cert",
+			 str_json(sum.next_renewal_cert), "capath_problems", cap);
 }
 
 /* What a renew request without wait answers for one cert: NULL when there is no such cert. */
@@ -583,13 +606,20 @@ static void renew_add_result(json_t *results, const char *name, const char *resu
 	json_array_append_new(results, o);
 }
 
-/* The answer to a renew --wait once every renewal of it has ended. */
+/*
+ * The answer to a renew once every renewal of it has ended (at once without
+ * wait). For all, results holds the certs that were not just "not due", and
+ * counts says how many answered each way.
+ */
 static json_t *renew_wait_answer(struct deferred *d)
 {
 	json_t *one;
 
 	if (strcmp(d->name, "all") == 0)
-		return json_pack("{s:b,s:O}", "ok", 1, "results", d->results);
+		return json_pack("{s:b,s:O,s:{s:I,s:I,s:I,s:I}}", "ok", 1, "results", d->results,
+				 "counts", "started", (json_int_t)d->n_started, "not_due",
+				 (json_int_t)d->n_not_due, "busy", (json_int_t)d->n_busy, "error",
+				 (json_int_t)d->n_error);
 	one = json_array_get(d->results, 0);
 	if (one == NULL)
 		return error_json("internal", "no result");
@@ -612,17 +642,42 @@ static void on_renewal_end(void *arg, enum cs_renewal_outcome o, const char *msg
 		deferred_answer(d, d->c != NULL ? renew_wait_answer(d) : NULL, true);
 }
 
+/* Counts the immediate answer r of one cert of a renew all. */
+static void renew_count(struct deferred *d, int rc)
+{
+	if (rc == 0)
+		d->n_started++;
+	else if (rc == 1)
+		d->n_not_due++;
+	else if (rc == -EBUSY)
+		d->n_busy++;
+	else
+		d->n_error++;
+}
+
+/* The name of cert i, borrowed from the backend (its configuration outlives the request). */
+static const char *cert_name(struct cs_ctlsock *s, size_t i)
+{
+	struct cs_cert_status st;
+
+	if (s->be.name != NULL)
+		return s->be.name(s->be.arg, i);
+	s->be.status(s->be.arg, i, &st);
+	return st.name;
+}
+
 /*
  * renew NAME|all [force] [wait]. With wait the answer comes when every
  * renewal started has ended (NULL returned, c->deferred set); busy and
- * not_due are answered at once.
+ * not_due are answered at once. Renew all lists in its results only the
+ * certs that were not simply not due (the count says how many were): with
+ * nothing due, the answer is a few bytes whatever the number of certs.
  */
 static json_t *cmd_renew(struct client *c, const char *name, bool force, bool wait)
 {
 	struct cs_ctlsock *s = c->s;
 	struct deferred *d = NULL;
 	size_t n = 1;
-	char **names;
 	bool all;
 	json_t *resp = NULL;
 
@@ -631,46 +686,44 @@ static json_t *cmd_renew(struct client *c, const char *name, bool force, bool wa
 	all = strcmp(name, "all") == 0;
 	if (all)
 		n = s->be.count(s->be.arg);
-	/* Names first: a renewal that ends at once may change what status says. */
-	names = calloc(n ? n : 1, sizeof(*names));
-	if (names == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		struct cs_cert_status st;
-		if (all)
-			s->be.status(s->be.arg, i, &st);
-		names[i] = strdup(all ? st.name : name);
-	}
 	if ((d = calloc(1, sizeof(*d))) == NULL || (d->name = strdup(name)) == NULL ||
 	    (d->results = json_array()) == NULL)
 		goto out;
 	d->c = c;
 	d->left = 1; /* held until every renewal has been asked for */
 	for (size_t i = 0; i < n; i++) {
+		/*
+		 * Borrowed: the backend's configuration changes only between
+		 * loop turns, so the name stays valid through this iteration
+		 * even when the renewal ends inside the call.
+		 */
+		const char *cert = all ? cert_name(s, i) : name;
 		struct renew_waiter *w = NULL;
 		int rc;
-		if (names[i] == NULL)
+		if (cert == NULL)
 			continue;
 		if (wait && (w = calloc(1, sizeof(*w))) != NULL) {
 			w->d = d;
-			w->name = strdup(names[i]);
+			w->name = strdup(cert);
 		}
 		if (wait && (w == NULL || w->name == NULL)) {
 			rc = -ENOMEM;
 		} else {
 			if (w != NULL)
 				d->left++;
-			rc = s->be.renew(s->be.arg, names[i], force, w ? on_renewal_end : NULL, w);
+			rc = s->be.renew(s->be.arg, cert, force, w ? on_renewal_end : NULL, w);
 			if (rc != 0 && w != NULL)
 				d->left--;
 		}
+		if (all)
+			renew_count(d, rc);
 		if (rc != 0 || !wait) {
 			const char *r = renew_result(rc);
 			if (r == NULL && !all) {
 				resp = error_json("not_found", "no cert \"%s\" in the configuration",
 						  name);
-			} else {
-				renew_add_result(d->results, names[i], r ? r : "error", NULL);
+			} else if (!all || rc != 1) {
+				renew_add_result(d->results, cert, r ? r : "error", NULL);
 				if (!all)
 					cs_notice("status socket: renew %s%s: %s", name,
 						  force ? " (forced)" : "", r);
@@ -682,8 +735,9 @@ static json_t *cmd_renew(struct client *c, const char *name, bool force, bool wa
 		}
 	}
 	if (all)
-		cs_notice("status socket: renew all%s%s", force ? " (forced)" : "",
-			  wait ? " (waiting)" : "");
+		cs_notice("status socket: renew all%s%s: %zu started, %zu not due, %zu busy%s",
+			  force ? " (forced)" : "", wait ? " (waiting)" : "", d->n_started,
+			  d->n_not_due, d->n_busy, d->n_error > 0 ? ", some failed to start" : "");
 	if (--d->left > 0) {
 		/* Renewals are running: answer when the last one ends. */
 		uv_read_stop((uv_stream_t *)&c->pipe);
@@ -699,9 +753,6 @@ out:
 		free(d->name);
 		free(d);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
 	return resp;
 }
 
@@ -1633,6 +1684,22 @@ static bool pl_status_of(void *arg, const char *name, struct cs_cert_status *out
 	return cs_pipeline_status_of(arg, name, out) == 0;
 }
 
+static const char *pl_name(void *arg, size_t i)
+{
+	return cs_pipeline_name(arg, i);
+}
+
+static void pl_summary(void *arg, struct cs_pipeline_summary *out)
+{
+	cs_pipeline_summary(arg, out);
+}
+
+static size_t pl_problems(void *arg, void (*cb)(void *cbarg, const struct cs_cert_status *st),
+			  void *cbarg)
+{
+	return cs_pipeline_problems(arg, cb, cbarg);
+}
+
 static int pl_renew(void *arg, const char *name, bool force, cs_renewal_cb cb, void *cbarg)
 {
 	return cs_pipeline_renew(arg, name, force, cb, cbarg);
@@ -1707,6 +1774,7 @@ struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config 
 {
 	struct cs_ctlsock_backend be = {
 		.count = pl_count,   .status = pl_status, .status_of = pl_status_of,
+		.name = pl_name,     .summary = pl_summary, .problems = pl_problems,
 		.renew = pl_renew,
 		.reload = pl_reload, .rehash = pl_rehash, .capath_problems = pl_capath_problems,
 		.revoke = pl_revoke, .arg = pl,

@@ -53,6 +53,16 @@ struct cs_ctlsock_backend {
 	 */
 	bool (*status_of)(void *arg, const char *name, struct cs_cert_status *out);
 	/*
+	 * NULL, or all three: the name of cert i (valid until the next loop
+	 * turn); what status says about all certs; each failed, expired or
+	 * missing cert, as cs_pipeline_problems. With them status, renew all and
+	 * the metrics' counts never look at every cert's status.
+	 */
+	const char *(*name)(void *arg, size_t i);
+	void (*summary)(void *arg, struct cs_pipeline_summary *out);
+	size_t (*problems)(void *arg, void (*cb)(void *cbarg, const struct cs_cert_status *st),
+			   void *cbarg);
+	/*
 	 * As cs_pipeline_renew: 0 started (cb, when not NULL, runs once at the
 	 * end), 1 not due, -ENOENT, -EBUSY or -ENOMEM.
 	 */

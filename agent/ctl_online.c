@@ -712,6 +712,11 @@ int ctl_renew_main(int argc, char **argv)
 			rc = st;
 	}
 	json_decref(results);
+	/* renew all lists only the certs that were not simply not due. */
+	json_t *not_due = json_object_get(json_object_get(resp, "counts"), "not_due");
+	if (!ctl_json && json_integer_value(not_due) > 0)
+		printf("%lld %scertificate(s): %s\n", (long long)json_integer_value(not_due),
+		       i > 0 ? "other " : "", renew_words("not_due"));
 out:
 	json_decref(resp);
 	return rc;

@@ -329,11 +329,14 @@ size_t cs_pipeline_count(const struct cs_pipeline *pl)
 	return pl->n_certs;
 }
 
-static void status_of(const struct cert *c, struct cs_cert_status *out);
-
 void cs_pipeline_status(const struct cs_pipeline *pl, size_t i, struct cs_cert_status *out)
 {
-	status_of(pl->certs[i], out);
+	pl_status_of(pl->certs[i], out);
+}
+
+const char *cs_pipeline_name(const struct cs_pipeline *pl, size_t i)
+{
+	return i < pl->n_certs ? pl->certs[i]->cfg->name : NULL;
 }
 
 int cs_pipeline_status_of(const struct cs_pipeline *pl, const char *name,
@@ -343,11 +346,11 @@ int cs_pipeline_status_of(const struct cs_pipeline *pl, const char *name,
 
 	if (c == NULL)
 		return -ENOENT;
-	status_of(c, out);
+	pl_status_of(c, out);
 	return 0;
 }
 
-static void status_of(const struct cert *c, struct cs_cert_status *out)
+void pl_status_of(const struct cert *c, struct cs_cert_status *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->name = c->cfg->name;

@@ -78,9 +78,11 @@ int pl_build(struct cs_pipeline *pl)
 
 	pl->issuers = calloc(cfg->n_issuers + 1, sizeof(*pl->issuers));
 	pl->certs = calloc(cfg->n_certs + 1, sizeof(*pl->certs));
+	pl->dheap = calloc(cfg->n_certs + 1, sizeof(*pl->dheap));
+	pl->cap_dheap = pl->dheap != NULL ? cfg->n_certs + 1 : 0;
 	pl->rl = cs_reloads_new(pl->loop, cfg, pl->drv.reloader_new, pl->drv.arg,
 				pl_on_reload_result, pl);
-	if (pl->issuers == NULL || pl->certs == NULL || pl->rl == NULL)
+	if (pl->issuers == NULL || pl->certs == NULL || pl->dheap == NULL || pl->rl == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_issuers; i++) {
 		struct pl_issuer *pi = calloc(1, sizeof(*pi));
@@ -126,6 +128,7 @@ int pl_build(struct cs_pipeline *pl)
 		c->check_timer.data = c;
 		c->idx = pl->n_certs;
 		pl->certs[pl->n_certs++] = c;
+		pl_stats_add(c);
 		pl->once_pending++; /* c->once is ONCE_PENDING */
 		pl_timer_touch(c);
 		/* Names are unique: the parser says so. */
@@ -234,6 +237,7 @@ void pl_teardown(struct cs_pipeline *pl)
 	free(pl->certs);
 	pl->certs = NULL;
 	pl->n_certs = 0;
+	pl_stats_forget_all(pl);
 	pl->once_pending = 0;
 	cs_htab_clear(&pl->by_name);
 	pl_timer_forget_all(pl);

@@ -132,8 +132,10 @@ struct cert {
 	struct renewal *renewal; /* NULL between renewals */
 	struct pl_round round;   /* while RELOADING */
 
-	enum cs_cert_state state;
-	time_t due;
+	enum cs_cert_state state; /* written through pl_set_state only */
+	time_t due;               /* written through pl_set_due only */
+	size_t dpos;              /* in pl->dheap: index + 1; 0 when not there */
+	LIST_ENTRY(cert) in_bad;  /* in pl->bad while failed, expired or missing */
 	const char *due_reason;
 	char last_reload[1024];
 	char last_verify[2048];
@@ -185,6 +187,12 @@ struct cs_pipeline {
 	 */
 	struct cert **heap;
 	size_t n_heap, cap_heap;
+	/* pl_stats.c: kept on every change, so that no request walks every cert. */
+	size_t per_state[CS_CERT_N_STATES];
+	struct cert **dheap; /* every cert with a due moment, earliest first */
+	size_t n_dheap, cap_dheap;
+	LIST_HEAD(, cert) bad; /* the certs failed, expired or missing */
+	size_t n_bad;
 	struct cs_watch *watch;
 	struct cs_htab wdirs, interests; /* pl_watch.c */
 	struct pl_wdir **cap_dirs;       /* the capsync's directories, referenced */
@@ -333,6 +341,19 @@ void pl_log_schedule(const struct cert *c, time_t now);
 void pl_schedule(struct cert *c, time_t now);
 void pl_timer_forget_all(struct cs_pipeline *pl);
 void pl_timer_touch(struct cert *c);
+
+/* pl_stats.c */
+/* Counts a new cert (state unknown) and files its due moment. */
+void pl_stats_add(struct cert *c);
+/* Sets c->state and keeps the counts per state and the list of problems. */
+void pl_set_state(struct cert *c, enum cs_cert_state s);
+/* Sets c->due and keeps the earliest next renewal (0: none). */
+void pl_set_due(struct cert *c, time_t due);
+/* Forgets every cert (they are going away). */
+void pl_stats_forget_all(struct cs_pipeline *pl);
+
+/* cs_pipeline.c: fills out from c (pointers into c, valid until the next loop turn). */
+void pl_status_of(const struct cert *c, struct cs_cert_status *out);
 
 /* pl_watch.c */
 void pl_clear_interest(struct cert *c);

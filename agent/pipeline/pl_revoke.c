@@ -73,7 +73,7 @@ static void on_revoked(int status, const char *error, void *arg)
 		cs_warn("%s: the revoked certificate is renewed once the agent is back at work",
 			c->cfg->name);
 	} else {
-		c->due = pl_now(pl);
+		pl_set_due(c, pl_now(pl));
 		pl_timer_touch(c);
 		c->due_reason = "revoked";
 		rc = cs_pipeline_renew(pl, c->cfg->name, true, NULL, NULL);

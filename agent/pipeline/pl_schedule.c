@@ -55,6 +55,8 @@ bool pl_verdict_ok(const struct cert *c)
 void pl_schedule(struct cert *c, time_t now)
 {
 	const struct cs_config *cfg = c->pl->cfg;
+	enum cs_cert_state state;
+	time_t due;
 
 	if (pl_verdict_ok(c)) {
 		struct cs_sched_in in = {
@@ -69,29 +71,31 @@ void pl_schedule(struct cert *c, time_t now)
 			.window_start = c->win_start,
 			.window_end = c->win_end,
 		};
-		c->due = cs_sched_due(&in, &c->due_reason);
-		c->state = c->due <= now ? CS_CERT_DUE : CS_CERT_VALID;
+		due = cs_sched_due(&in, &c->due_reason);
+		state = due <= now ? CS_CERT_DUE : CS_CERT_VALID;
 	} else {
-		c->due = now;
+		due = now;
 		c->due_reason = "nothing usable is deployed";
-		c->state = c->verdict == CS_EX_MISSING   ? CS_CERT_MISSING
-			   : c->verdict == CS_EX_EXPIRED ? CS_CERT_EXPIRED
-							 : CS_CERT_DUE;
+		state = c->verdict == CS_EX_MISSING   ? CS_CERT_MISSING
+			: c->verdict == CS_EX_EXPIRED ? CS_CERT_EXPIRED
+						      : CS_CERT_DUE;
 	}
 	/*
 	 * A failed renewal is tried again when its backoff ends, even when the
 	 * certificate itself is not due (a forced renewal that was rolled back).
 	 */
 	if (c->st.failures > 0) {
-		c->due = c->st.next_attempt;
+		due = c->st.next_attempt;
 		c->due_reason = "retry after a failure";
 	}
 	/* Failing renewals show, unless what is deployed is already gone or expired. */
-	if (c->st.failures > 0 && c->state != CS_CERT_MISSING && c->state != CS_CERT_EXPIRED)
-		c->state = CS_CERT_FAILED;
+	if (c->st.failures > 0 && state != CS_CERT_MISSING && state != CS_CERT_EXPIRED)
+		state = CS_CERT_FAILED;
 	/* Until a renewal has ended (verified or not), it is not "valid" yet. */
 	if (c->renewal != NULL)
-		c->state = CS_CERT_RENEWING;
+		state = CS_CERT_RENEWING;
+	pl_set_state(c, state);
+	pl_set_due(c, due);
 	c->st.next_due = c->due;
 	pl_timer_touch(c);
 }
@@ -261,7 +265,7 @@ static void on_timer(uv_timer_t *t)
 			continue;
 		if (c->due <= now &&
 		    !pl_renewal_start(c, false, pl_verdict_ok(c) ? c->due_reason : c->reason)) {
-			c->due = now + (time_t)pl->cfg->agent.retry_min; /* no busy loop */
+			pl_set_due(c, now + (time_t)pl->cfg->agent.retry_min); /* no busy loop */
 			pl_timer_touch(c);
 		}
 		if (c->stage == PL_IDLE && c->ari_next != 0 && c->ari_next <= now)

@@ -24,6 +24,7 @@
  */
 #include "cs_ctlsock.h"
 #include "cs_capsync.h"
+#include "cs_early.h"
 #include "cs_log.h"
 #include "cs_metrics.h"
 #include "cs_state.h"
@@ -75,6 +76,7 @@ struct client {
 	int handles;
 	bool closing, paused, eof, close_after_write;
 	bool backlogged; /* more lines buffered than one turn answers */
+	bool waiting;    /* a request that waits for the agent to finish starting */
 	struct client *bprev, *bnext;
 	struct deferred *deferred; /* a command whose answer comes later, or NULL */
 };
@@ -143,6 +145,13 @@ struct cs_ctlsock {
 	   asking in the same loop turn get the same bytes. */
 	struct answer *list_cache;
 	uint64_t list_cache_at;
+
+	/*
+	 * While the agent reads its configuration and builds its pipeline:
+	 * what it is doing. status answers at once with it; other requests
+	 * wait (their clients are not read from) until cs_ctlsock_attach.
+	 */
+	const char *starting;
 
 	int handles;
 	bool closing;
@@ -281,6 +290,13 @@ static void on_plain_closed(uv_handle_t *h)
 
 /* ---- answers ----------------------------------------------------------- */
 
+/* True when nothing holds the client's next requests back. */
+static bool can_read(const struct client *c)
+{
+	return !c->paused && !c->backlogged && !c->closing && !c->eof && !c->close_after_write &&
+	       !c->waiting && c->deferred == NULL;
+}
+
 static void process(struct client *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
@@ -305,7 +321,7 @@ static void on_written(uv_write_t *req, int status)
 	if (c->paused && c->queued < MAX_QUEUED / 2) {
 		c->paused = false;
 		process(c);
-		if (!c->paused && !c->backlogged && !c->closing && !c->eof && c->deferred == NULL)
+		if (can_read(c))
 			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 	}
 }
@@ -531,6 +547,8 @@ static void add_cert_problem(void *arg, const struct cs_cert_status *st)
 static void summarize(struct cs_ctlsock *s, struct cs_pipeline_summary *sum, json_t *problems)
 {
 	memset(sum, 0, sizeof(*sum));
+	if (s->starting != NULL)
+		return; /* no certs yet */
 	if (s->be.summary != NULL && s->be.problems != NULL) {
 		s->be.summary(s->be.arg, sum);
 		if (problems != NULL)
@@ -567,8 +585,16 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 		json_object_set_new(by, cs_cert_state_name(states[k]),
 				    json_integer((json_int_t)sum.per_state[states[k]]));
 	json_t *cap = json_array();
-	if (s->be.capath_problems != NULL)
+	if (s->be.capath_problems != NULL && s->starting == NULL)
 		s->be.capath_problems(s->be.arg, add_problem, cap);
+	if (s->starting != NULL)
+		return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:s}", "ok", 1,
+				 "version", CS_VERSION, "pid", (json_int_t)getpid(), "started",
+				 time_json(s->ag.start_time), "uptime",
+				 (json_int_t)(time(NULL) - s->ag.start_time), "certs", (json_int_t)0,
+				 "states", by, "problems", problems, "next_renewal", json_null(),
+				 "next_renewal_cert", json_null(), "capath_problems", cap, "starting",
+				 s->starting);
 	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o}", "ok", 1, "version",
 			 CS_VERSION, "pid", (json_int_t)getpid(), "started",
 			 time_json(s->ag.start_time), "uptime",
@@ -811,8 +837,7 @@ static void deferred_answer(struct deferred *d, json_t *resp, bool ok)
 		if (!c->closing) {
 			uv_timer_again(&c->timer);
 			process(c);
-			if (!c->paused && !c->backlogged && !c->closing && !c->eof &&
-			    !c->close_after_write && c->deferred == NULL)
+			if (can_read(c))
 				uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 		}
 	} else {
@@ -1039,8 +1064,7 @@ static void on_idle_turn(uv_idle_t *h)
 		struct client *c = s->backlog;
 		backlog_remove(c);
 		process(c);
-		if (!c->paused && !c->backlogged && !c->closing && !c->eof &&
-		    !c->close_after_write && c->deferred == NULL)
+		if (can_read(c))
 			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 	}
 	if (s->backlog == NULL)
@@ -1064,6 +1088,32 @@ static void backlog_add(struct client *c)
 }
 
 /*
+ * While the agent starts, a request other than status (or a malformed one,
+ * answered at once) waits: the client is not read from until the pipeline
+ * is attached, and its requests are then answered in order. Returns true
+ * when the request in line must wait.
+ */
+static bool must_wait(struct client *c, const char *line, size_t len)
+{
+	json_t *req;
+	const char *cmd;
+	bool wait;
+
+	if (c->s->starting == NULL)
+		return false;
+	req = json_loadb(line, len, 0, NULL);
+	cmd = json_string_value(json_object_get(req, "cmd"));
+	wait = json_is_object(req) && cmd != NULL && strcmp(cmd, "status") != 0;
+	json_decref(req);
+	if (wait) {
+		c->waiting = true;
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		uv_timer_stop(&c->timer); /* not idle: waiting for the agent */
+	}
+	return wait;
+}
+
+/*
  * Answers the complete lines buffered: at most BATCH per turn (the rest on
  * the next turns, so that a client sending thousands of requests at once
  * does not hold the others up), and none while its answers pile up unread.
@@ -1073,7 +1123,7 @@ static void process(struct client *c)
 	size_t off = 0;
 	int done = 0;
 
-	while (!c->closing && !c->paused && !c->backlogged && c->deferred == NULL) {
+	while (!c->closing && !c->paused && !c->backlogged && !c->waiting && c->deferred == NULL) {
 		char *nl = memchr(c->in + off, '\n', c->len - off);
 		if (nl == NULL)
 			break;
@@ -1090,6 +1140,8 @@ static void process(struct client *c)
 			off = c->len;
 			break;
 		}
+		if (linelen > 0 && must_wait(c, c->in + off, linelen))
+			break;
 		if (linelen > 0) {
 			handle(c, c->in + off, linelen);
 			/* A deferred answer may take a while: the client is not idle meanwhile. */
@@ -1121,8 +1173,10 @@ static void process(struct client *c)
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		return;
 	}
-	if (c->eof && !c->paused && !c->backlogged && c->deferred == NULL) {
+	if (c->eof && !c->paused && !c->backlogged && !c->waiting && c->deferred == NULL) {
 		/* A last request without its newline is still answered. */
+		if (c->len > 0 && must_wait(c, c->in, c->len))
+			return;
 		if (c->len > 0) {
 			handle(c, c->in, c->len);
 			c->len = 0;
@@ -1185,8 +1239,8 @@ static void on_idle(uv_timer_t *t)
 {
 	struct client *c = t->data;
 
-	/* A client waiting for a renewal or revocation to end is not idle. */
-	if (c->deferred != NULL)
+	/* A client waiting for a renewal, a revocation or the start is not idle. */
+	if (c->deferred != NULL || c->waiting)
 		return;
 	/* No complete request within the timeout: drop it without another word. */
 	cs_debug("status socket: dropping idle client (uid %u)", (unsigned)c->uid);
@@ -1414,7 +1468,7 @@ int cs_ctlsock_write_metrics(struct cs_ctlsock *s)
 	struct cs_cert_status *v;
 	int rc;
 
-	if (s == NULL || s->metrics_file == NULL)
+	if (s == NULL || s->metrics_file == NULL || s->starting != NULL)
 		return 0;
 	n = s->be.count(s->be.arg);
 	v = calloc(n ? n : 1, sizeof(*v));
@@ -1492,6 +1546,8 @@ static void on_state_event(uv_fs_event_t *h, const char *name, int events, int s
 
 	(void)events;
 	(void)status;
+	if (s->starting != NULL)
+		return; /* observed from the first render on */
 	if (name == NULL || strstr(name, ".json") == NULL || name[0] == '.')
 		return; /* the temp files of the atomic writer */
 	len = strlen(name);
@@ -1768,21 +1824,24 @@ static void opts_of(const struct cs_config *cfg, bool listen, struct cs_ctlsock_
 	o->state_dir = cfg->agent.state_dir;
 }
 
+static const struct cs_ctlsock_backend agent_backend = {
+	.count = pl_count,   .status = pl_status, .status_of = pl_status_of,
+	.name = pl_name,     .summary = pl_summary, .problems = pl_problems,
+	.renew = pl_renew,
+	.reload = pl_reload, .rehash = pl_rehash, .capath_problems = pl_capath_problems,
+	.revoke = pl_revoke,
+};
+
 /* Returns the agent's socket and metrics writer for cfg and pl, or NULL (logged). */
 struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config *cfg,
 					struct cs_pipeline *pl, bool listen)
 {
-	struct cs_ctlsock_backend be = {
-		.count = pl_count,   .status = pl_status, .status_of = pl_status_of,
-		.name = pl_name,     .summary = pl_summary, .problems = pl_problems,
-		.renew = pl_renew,
-		.reload = pl_reload, .rehash = pl_rehash, .capath_problems = pl_capath_problems,
-		.revoke = pl_revoke, .arg = pl,
-	};
+	struct cs_ctlsock_backend be = agent_backend;
 	struct cs_ctlsock_opts o;
 	struct cs_ctlsock *s;
 	char err[1024];
 
+	be.arg = pl;
 	opts_of(cfg, listen, &o);
 	s = cs_ctlsock_new(loop, &o, &be, err, sizeof(err));
 	if (s == NULL && o.path != NULL) {
@@ -1814,4 +1873,59 @@ void cs_ctlsock_apply_config(struct cs_ctlsock *s, const struct cs_config *cfg, 
 		cs_err("status socket: %s; keeping the previous one", err);
 	else if (moved && o.path != NULL)
 		cs_notice("status socket now listening on %s", o.path);
+}
+
+/* Returns a socket at e's path that answers "starting" until attached, or NULL (logged). */
+struct cs_ctlsock *cs_ctlsock_for_start(uv_loop_t *loop, const struct cs_early *e)
+{
+	struct cs_ctlsock_backend none = { 0 };
+	struct cs_ctlsock_opts o = {
+		.path = e->socket,
+		.mode = e->socket_mode,
+		.group = e->socket_group,
+		.admin_group = e->admin_group,
+	};
+	struct cs_ctlsock *s;
+	char err[1024];
+
+	s = cs_ctlsock_new(loop, &o, &none, err, sizeof(err));
+	if (s == NULL) {
+		cs_err("status socket: %s; trying again once the configuration is read", err);
+		return NULL;
+	}
+	s->starting = "reading the configuration";
+	cs_info("status socket open on %s while the configuration is read", o.path);
+	return s;
+}
+
+/* Serves pl from s (made by cs_ctlsock_for_start) under cfg; the waiting requests are answered. */
+void cs_ctlsock_attach_agent(struct cs_ctlsock *s, const struct cs_config *cfg,
+			     struct cs_pipeline *pl)
+{
+	struct client *next;
+
+	s->be = agent_backend;
+	s->be.arg = pl;
+	s->starting = NULL;
+	cs_ctlsock_apply_config(s, cfg, true);
+	if (s->lis != NULL)
+		cs_info("status socket listening on %s (mode %04o)", s->lis->path,
+			(unsigned)s->lis->mode);
+	for (struct client *c = s->clients; c != NULL; c = next) {
+		next = c->next;
+		if (!c->waiting)
+			continue;
+		c->waiting = false;
+		uv_timer_again(&c->timer);
+		process(c);
+		if (can_read(c))
+			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	}
+}
+
+/* Says what the agent is doing while it starts (a static string). */
+void cs_ctlsock_set_starting(struct cs_ctlsock *s, const char *what)
+{
+	if (s != NULL && s->starting != NULL)
+		s->starting = what;
 }

@@ -550,6 +550,8 @@ int ctl_status_main(int argc, char **argv)
 			       jstr(resp, "version", "?"),
 			       (long long)json_integer_value(json_object_get(resp, "pid")),
 			       up / 86400, up % 86400 / 3600, up % 3600 / 60);
+			if (json_is_string(json_object_get(resp, "starting")))
+				printf("starting: %s\n", jstr(resp, "starting", "?"));
 			printf("certs: %lld%s%s%s\n",
 			       (long long)json_integer_value(json_object_get(resp, "certs")),
 			       buf[0] ? " (" : "", buf, buf[0] ? ")" : "");

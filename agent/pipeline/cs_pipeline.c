@@ -14,6 +14,7 @@
 #include "cs_x509.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -87,6 +88,36 @@ int64_t pl_now_ms(const struct cs_pipeline *pl)
 		return (int64_t)pl->drv.now(pl->drv.arg) * 1000;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void pl_text_set(char **dst, size_t max, const char *fmt, ...)
+{
+	va_list ap;
+	char *p = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	free(*dst);
+	*dst = NULL;
+	if (n < 0)
+		return;
+	if ((size_t)n >= max)
+		p[max - 1] = '\0';
+	*dst = p;
+}
+
+void pl_text_append(char **dst, size_t max, const char *sep, const char *text)
+{
+	char *old = *dst;
+
+	*dst = NULL;
+	if (old == NULL || old[0] == '\0')
+		pl_text_set(dst, max, "%s", text);
+	else
+		pl_text_set(dst, max, "%s%s%s", old, sep, text);
+	free(old);
 }
 
 void pl_inflight_inc(struct cs_pipeline *pl)
@@ -367,8 +398,8 @@ void pl_status_of(const struct cert *c, struct cs_cert_status *out)
 	out->last_renewal = c->st.last_success;
 	out->failures = c->st.failures;
 	out->last_error = c->st.last_error;
-	out->last_reload = c->last_reload[0] ? c->last_reload : NULL;
-	out->last_verify = c->last_verify[0] ? c->last_verify : NULL;
+	out->last_reload = c->last_reload;
+	out->last_verify = c->last_verify;
 	out->verify = c->verify;
 	out->names = c->cfg->names.v;
 	out->n_names = c->cfg->names.n;

@@ -120,7 +120,7 @@ int pl_build(struct cs_pipeline *pl)
 			return -EINVAL;
 		}
 		c->verdict = CS_EX_MISSING;
-		snprintf(c->reason, sizeof(c->reason), "not examined yet");
+		pl_text_set(&c->reason, 1024, "not examined yet");
 		c->due = pl_now(pl);
 		c->stage_since = c->due;
 		c->due_reason = "not examined yet";
@@ -142,7 +142,11 @@ int pl_build(struct cs_pipeline *pl)
 static void free_cert(struct cert *c)
 {
 	pl_clear_interest(c);
-	cs_material_free(c->m);
+	pl_material_keep(c, NULL);
+	free(c->reason);
+	free(c->last_reload);
+	free(c->last_verify);
+	free(c->round.err);
 	cs_state_clear(&c->st);
 	free(c);
 }

@@ -28,11 +28,10 @@
 /* Takes over ex's findings (and its material) as what c has deployed. */
 void pl_take_examined(struct cert *c, struct cs_examined *ex)
 {
-	cs_material_free(c->m);
-	c->m = ex->m;
+	pl_material_keep(c, ex->m);
 	ex->m = NULL;
 	c->verdict = ex->verdict;
-	snprintf(c->reason, sizeof(c->reason), "%s", ex->reason);
+	pl_text_set(&c->reason, 1024, "%s", ex->reason);
 	c->not_before = ex->not_before;
 	c->not_after = ex->not_after;
 	snprintf(c->serial, sizeof(c->serial), "%s", ex->serial);
@@ -244,7 +243,7 @@ static void check_done(uv_work_t *req, int status)
 		pl_take_examined(c, &j->ex);
 		c->verdict = CS_EX_OK;
 		cs_notice("%s: repaired from generation %d (%s)", c->cfg->name, j->gen, c->reason);
-		snprintf(c->reason, sizeof(c->reason), "valid");
+		pl_text_set(&c->reason, 1024, "valid");
 		pl_once_finish(c, ONCE_REPAIRED);
 		pl_capsync_outputs_changed(pl, c);
 		break;
@@ -273,7 +272,7 @@ static void check_done(uv_work_t *req, int status)
 		pl_ari_fetch(c);
 	if (pl->once && c->stage == PL_IDLE) {
 		/* One pass: what is due now is renewed now, backoff or not. */
-		if (c->verdict != CS_EX_OK || c->m == NULL ||
+		if (c->verdict != CS_EX_OK || !pl_material_has(c) ||
 		    (pl_verdict_ok(c) && c->due <= now)) {
 			if (!pl_renewal_start(c, false,
 					      pl_verdict_ok(c) ? c->due_reason : c->reason))

@@ -91,7 +91,7 @@ struct renewal {
 struct pl_round {
 	unsigned pending;
 	bool failed, skipped;
-	char err[1024];
+	char *err; /* the first failure (malloc'd), NULL: none */
 };
 
 struct cert {
@@ -110,8 +110,10 @@ struct cert {
 
 	/* What the last examine found. */
 	enum cs_verdict verdict;
-	char reason[1024];
-	cs_material *m; /* deployed material (NULL when none could be read) */
+	char *reason;   /* malloc'd (pl_text_set), NULL only when memory ran out */
+	/* The deployed material as DER (pl_material.c); NULL when none could be read. */
+	unsigned char *dep;
+	size_t dep_len;
 	time_t not_before, not_after;
 	char serial[80];
 	char sha256[CS_FP_MAX];
@@ -137,8 +139,9 @@ struct cert {
 	size_t dpos;              /* in pl->dheap: index + 1; 0 when not there */
 	LIST_ENTRY(cert) in_bad;  /* in pl->bad while failed, expired or missing */
 	const char *due_reason;
-	char last_reload[1024];
-	char last_verify[2048];
+	/* Allocated when there is something to say (pl_text_set), else NULL. */
+	char *last_reload;
+	char *last_verify;
 	enum cs_verify_state verify;
 
 	/* A renewal asked for while CHECKING: it starts as soon as the cert is idle. */
@@ -249,6 +252,14 @@ bool pl_step(struct cert *c, enum pl_event ev);
 time_t pl_now(const struct cs_pipeline *pl);
 int64_t pl_now_ms(const struct cs_pipeline *pl);
 
+/*
+ * Replaces the text in *dst (malloc'd, or NULL) with the formatted text cut
+ * at max - 1 bytes, as the fixed buffers these replace did; on ENOMEM *dst
+ * is NULL. pl_text_append adds sep and the text after what is there.
+ */
+void pl_text_set(char **dst, size_t max, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void pl_text_append(char **dst, size_t max, const char *sep, const char *text);
+
 /* Counts work in flight; the count never goes below zero. */
 void pl_inflight_inc(struct cs_pipeline *pl);
 void pl_inflight_dec(struct cs_pipeline *pl);
@@ -341,6 +352,14 @@ void pl_log_schedule(const struct cert *c, time_t now);
 void pl_schedule(struct cert *c, time_t now);
 void pl_timer_forget_all(struct cs_pipeline *pl);
 void pl_timer_touch(struct cert *c);
+
+/* pl_material.c */
+/* Keeps m (taken; NULL: none) as what c has deployed. */
+void pl_material_keep(struct cert *c, cs_material *m);
+/* True when c keeps deployed material. */
+bool pl_material_has(const struct cert *c);
+/* Returns the deployed material decoded anew (the caller frees it), or NULL. */
+cs_material *pl_material_get(const struct cert *c);
 
 /* pl_stats.c */
 /* Counts a new cert (state unknown) and files its due moment. */

@@ -48,7 +48,7 @@ char *pl_fmt_delay(int64_t s, char *buf, size_t len)
 
 bool pl_verdict_ok(const struct cert *c)
 {
-	return c->verdict == CS_EX_OK && c->m != NULL;
+	return c->verdict == CS_EX_OK && pl_material_has(c);
 }
 
 /* Sets c->due and c->state from what is deployed and the failure history. */

@@ -174,6 +174,7 @@ struct cs_pipeline *cs_pipeline_new_with(uv_loop_t *loop, const struct cs_config
 		pl->drv = *drv;
 	uv_timer_init(loop, &pl->timer);
 	pl->timer.data = pl;
+	STAILQ_INIT(&pl->firstq);
 	if (pl_build(pl) < 0) {
 		snprintf(err, errlen, "cannot set up the pipeline: out of memory");
 		pl->closing = true;
@@ -200,7 +201,7 @@ int cs_pipeline_start(struct cs_pipeline *pl, bool once, void (*done_cb)(void *a
 			cs_err("cannot watch the deployed files (changes by others will be seen "
 			       "at the next renewal only): %s",
 			       err);
-		pl_rewatch(pl);
+		pl_rewatch_capsync(pl); /* each cert's files with its first examination */
 		pl->clock = pl_clock_new(pl);
 	}
 	pl_examine_all(pl);
@@ -223,6 +224,7 @@ void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
 	pl->pending_cfg = cfg;
 	pl->draining = true;
 	uv_timer_stop(&pl->timer);
+	pl_feed_checks(pl); /* the examinations not started end now */
 	if (pl->inflight > 0)
 		cs_notice("pipeline: the new configuration applies once %d task(s) in flight "
 			  "are done",
@@ -430,6 +432,7 @@ void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void
 	for (size_t i = 0; i < pl->n_certs; i++)
 		uv_timer_stop(&pl->certs[i]->check_timer);
 	pl_close_issuers(pl);
+	pl_feed_checks(pl); /* the examinations not started end now */
 	/* Issuances in flight are cancelled by closing the issuers; wait for the rest. */
 	if (pl->inflight > 0)
 		cs_info("pipeline: waiting for %d task(s) in flight", pl->inflight);

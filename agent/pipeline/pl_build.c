@@ -219,6 +219,7 @@ static void after_teardown(struct cs_pipeline *pl);
 void pl_teardown(struct cs_pipeline *pl)
 {
 	pl->tearing_down = true;
+	assert(STAILQ_EMPTY(&pl->firstq) && pl->first_running == 0);
 	uv_timer_stop(&pl->timer);
 	pl->closing_handles = 2; /* one held until everything has been started */
 	cs_reloads_close(pl->rl, on_part_closed, pl);
@@ -257,16 +258,6 @@ static void teardown_step(struct cs_pipeline *pl)
 		pl->tearing_down = false;
 		pl->issuers_closing = false;
 		after_teardown(pl);
-	}
-}
-
-/* Examines every cert (the start of a run, and after a new configuration). */
-void pl_examine_all(struct cs_pipeline *pl)
-{
-	pl_capsync_start(pl);
-	for (size_t i = 0; i < pl->n_certs; i++) {
-		pl->certs[i]->full_check = true;
-		pl_start_check(pl->certs[i]);
 	}
 }
 
@@ -322,7 +313,7 @@ static void after_teardown(struct cs_pipeline *pl)
 	if (pl_build(pl) < 0)
 		cs_err("cannot apply the new configuration completely: out of memory");
 	cs_notice("pipeline: %zu cert(s) under the new configuration", pl->n_certs);
-	pl_rewatch(pl);
+	pl_rewatch_capsync(pl); /* each cert's files with its first examination */
 	pl_examine_all(pl);
 	pl_maybe_quiesced(pl);
 }

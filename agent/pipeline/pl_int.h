@@ -27,6 +27,7 @@
 #define CHECK_DELAY_MS 100        /* settle time after a watch event with settle = 0 */
 #define TIMER_MAX_MS (24LL * 3600 * 1000) /* re-check the clock at least daily */
 #define PL_REPAIRS_MAX 5                  /* repairs of one cert a minute before they stop */
+#define PL_FIRST_CHECKS 32                /* first examinations queued at a time (pl_check.c) */
 
 enum once_result { ONCE_PENDING = 0, ONCE_VALID, ONCE_RENEWED, ONCE_REPAIRED, ONCE_FAILED };
 
@@ -166,6 +167,7 @@ struct cert {
 
 	struct interest **interest;
 	size_t n_interest;
+	STAILQ_ENTRY(cert) in_firstq; /* in pl->firstq while its first examination waits */
 };
 
 struct cs_pipeline {
@@ -196,6 +198,9 @@ struct cs_pipeline {
 	size_t n_dheap, cap_dheap;
 	LIST_HEAD(, cert) bad; /* the certs failed, expired or missing */
 	size_t n_bad;
+	/* pl_check.c: CHECKING certs whose examination is not queued yet, and how many are. */
+	STAILQ_HEAD(, cert) firstq;
+	unsigned first_running;
 	struct cs_watch *watch;
 	struct cs_htab wdirs, interests; /* pl_watch.c */
 	struct pl_wdir **cap_dirs;       /* the capsync's directories, referenced */
@@ -304,12 +309,13 @@ void pl_set_window(struct cert *c, time_t start, time_t end, time_t now);
 /* pl_build.c */
 int pl_build(struct cs_pipeline *pl);
 void pl_close_issuers(struct cs_pipeline *pl);
-void pl_examine_all(struct cs_pipeline *pl);
 void pl_maybe_quiesced(struct cs_pipeline *pl);
 void pl_teardown(struct cs_pipeline *pl);
 
 /* pl_check.c */
 void pl_cert_idle(struct cert *c);
+void pl_examine_all(struct cs_pipeline *pl);
+void pl_feed_checks(struct cs_pipeline *pl);
 void pl_on_check_timer(uv_timer_t *t);
 void pl_push_gen(struct cert *c, int n, time_t now);
 void pl_start_check(struct cert *c);
@@ -379,6 +385,7 @@ void pl_clear_interest(struct cert *c);
 void pl_on_overflow(void *arg);
 void pl_on_watch(void *arg, const char *dir, const char *name, uint32_t mask);
 void pl_rewatch(struct cs_pipeline *pl);
+void pl_rewatch_capsync(struct cs_pipeline *pl);
 void pl_unwatch_capsync(struct cs_pipeline *pl);
 void pl_watch_cert(struct cert *c);
 void pl_schedule_check(struct cert *c);

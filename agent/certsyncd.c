@@ -4,6 +4,7 @@
  */
 #include "cs_agent.h"
 #include "cs_config.h"
+#include "cs_early.h"
 #include "cs_lock.h"
 #include "cs_log.h"
 
@@ -72,6 +73,53 @@ static int check_config(const char *path)
 	return 0;
 }
 
+/*
+ * certsyncd -f with the socket up before the configuration is read (see
+ * cs_agent_start_reading). Returns the exit status; frees e.
+ */
+static int run_reading(const char *config, struct cs_early *e, bool keep_log_level)
+{
+	char lock_err[PATH_MAX + 256];
+	struct cs_agent *agent;
+	uv_loop_t loop;
+	int rc, status;
+
+	/* One agent per state_dir, before the socket is touched. */
+	if (cs_lock_state_dir(e->state_dir, lock_err, sizeof(lock_err)) < 0) {
+		cs_err("%s", lock_err);
+		cs_early_clear(e);
+		return 1;
+	}
+	if ((rc = uv_loop_init(&loop)) < 0) {
+		cs_err("cannot create the event loop: %s", uv_strerror(rc));
+		cs_early_clear(e);
+		return 1;
+	}
+	if ((agent = cs_agent_new(&loop, config, NULL)) == NULL) {
+		cs_err("out of memory");
+		cs_early_clear(e);
+		uv_loop_close(&loop);
+		return 1;
+	}
+	rc = cs_agent_start_reading(agent, e, keep_log_level);
+	cs_early_clear(e);
+	if (rc < 0) {
+		cs_agent_stop(agent);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		cs_agent_free(agent);
+		uv_loop_close(&loop);
+		return 1;
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	status = cs_agent_exit_status(agent);
+	cs_agent_free(agent);
+	if (uv_loop_close(&loop) != 0)
+		cs_warn("event loop closed with handles still open");
+	if (status != 2)
+		cs_notice("certsyncd stopped");
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	const char *config = CS_DEFAULT_CONFIG;
@@ -126,6 +174,14 @@ int main(int argc, char **argv)
 		foreground = true;
 	cs_log_open("certsyncd", foreground ? CS_LOG_STDERR : CS_LOG_SYSLOG,
 		    log_level >= 0 ? (enum cs_log_level)log_level : CS_LOG_INFO);
+
+	/*
+	 * In the foreground (as under systemd) the status socket comes first:
+	 * it answers "starting" while thousands of drop-ins are read.
+	 */
+	struct cs_early early;
+	if (foreground && !once && cs_early_read(config, &early) == 0)
+		return run_reading(config, &early, log_level >= 0);
 
 	struct cs_cfg_errors errs;
 	struct cs_config *cfg = cs_config_load(config, &errs);

@@ -4,11 +4,15 @@
  */
 #include "cs_agent.h"
 #include "cs_ctlsock.h"
+#include "cs_early.h"
+#include "cs_lock.h"
 #include "cs_log.h"
 #include "cs_pipeline.h"
 #include "cs_sweep.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +31,14 @@ struct cs_agent {
 	bool stopping;
 	bool once;
 	int exit_status;
+
+	/* cs_agent_start_reading: the configuration read on the work queue. */
+	uv_work_t read_req;
+	bool reading, reread, keep_log_level;
+	char *locked_dir; /* the state_dir locked before the read */
+	struct cs_config *read_cfg;
+	struct cs_cfg_errors read_errs;
+	int swept;
 };
 
 void cs_agent_notify(const char *state)
@@ -54,6 +66,11 @@ static void on_signal(uv_signal_t *h, int signum)
 	struct cs_agent *a = h->data;
 
 	if (signum == SIGHUP) {
+		if (a->reading) {
+			/* The read under way may predate the change: read again after it. */
+			a->reread = true;
+			return;
+		}
 		cs_agent_reload(a);
 		return;
 	}
@@ -105,14 +122,12 @@ static void release_config(void *arg, const struct cs_config *old)
 	cs_config_free((struct cs_config *)old);
 }
 
-int cs_agent_start(struct cs_agent *a, bool once)
+static int start_signals(struct cs_agent *a)
 {
-	char err[512];
 	int rc;
 
-	a->once = once;
-	/* Until a pass finishes, a stop (SIGTERM) means it did not. */
-	a->exit_status = once ? 1 : 0;
+	if (a->started)
+		return 0;
 	if ((rc = start_signal(a, &a->sig_term, SIGTERM)) < 0 ||
 	    (rc = start_signal(a, &a->sig_int, SIGINT)) < 0 ||
 	    (rc = start_signal(a, &a->sig_hup, SIGHUP)) < 0) {
@@ -120,17 +135,124 @@ int cs_agent_start(struct cs_agent *a, bool once)
 		return rc;
 	}
 	a->started = true;
-	log_summary(a);
-	/* No writer runs yet (and no other agent: certsyncd holds the state_dir lock). */
-	cs_sweep_all(a->cfg);
+	return 0;
+}
+
+/* Builds the pipeline on a->cfg (swept already) and starts it. */
+static int run(struct cs_agent *a)
+{
+	char err[512];
+
 	a->pl = cs_pipeline_new(a->loop, a->cfg, err, sizeof(err));
 	if (a->pl == NULL) {
 		cs_err("%s", err);
 		return -ENOMEM;
 	}
-	a->sock = cs_ctlsock_for_agent(a->loop, a->cfg, a->pl, !once);
-	cs_pipeline_start(a->pl, once, on_pass_done, a);
+	if (a->sock != NULL)
+		cs_ctlsock_attach_agent(a->sock, a->cfg, a->pl);
+	else
+		a->sock = cs_ctlsock_for_agent(a->loop, a->cfg, a->pl, !a->once);
+	cs_pipeline_start(a->pl, a->once, on_pass_done, a);
 	cs_agent_notify("READY=1\nSTATUS=running");
+	return 0;
+}
+
+int cs_agent_start(struct cs_agent *a, bool once)
+{
+	int rc;
+
+	a->once = once;
+	/* Until a pass finishes, a stop (SIGTERM) means it did not. */
+	a->exit_status = once ? 1 : 0;
+	if ((rc = start_signals(a)) < 0)
+		return rc;
+	log_summary(a);
+	/* No writer runs yet (and no other agent: certsyncd holds the state_dir lock). */
+	cs_sweep_all(a->cfg);
+	return run(a);
+}
+
+/* On the work queue: the configuration, and the sweep that needs it. */
+static void read_work(uv_work_t *req)
+{
+	struct cs_agent *a = req->data;
+
+	a->read_cfg = cs_config_load(a->config_path, &a->read_errs);
+	/* No writer runs yet: the pipeline does not exist (and the state_dir is locked). */
+	if (a->read_cfg != NULL && a->locked_dir != NULL &&
+	    strcmp(a->read_cfg->agent.state_dir, a->locked_dir) == 0)
+		a->swept = cs_sweep_all(a->read_cfg);
+	else
+		a->swept = -1;
+}
+
+static void read_done(uv_work_t *req, int status)
+{
+	struct cs_agent *a = req->data;
+	struct cs_config *cfg = a->read_cfg;
+	char err[PATH_MAX + 256];
+
+	(void)status;
+	a->reading = false;
+	a->read_cfg = NULL;
+	if (cfg == NULL) {
+		for (size_t i = 0; i < a->read_errs.n; i++)
+			cs_err("%s", a->read_errs.v[i]);
+		cs_err("%s: %zu error(s); not starting", a->config_path, a->read_errs.n);
+		cs_cfg_errors_free(&a->read_errs);
+		a->exit_status = 2;
+		cs_agent_stop(a);
+		return;
+	}
+	if (a->stopping) {
+		cs_config_free(cfg);
+		return;
+	}
+	if (!a->keep_log_level)
+		cs_log_set_level((enum cs_log_level)cfg->agent.log_level);
+	for (size_t i = 0; i < cfg->warnings.n; i++)
+		cs_warn("%s", cfg->warnings.v[i]);
+	a->cfg = cfg;
+	if (a->swept < 0) {
+		/* The early read named another state_dir: lock (and sweep) the real one. */
+		if (cs_lock_state_dir(cfg->agent.state_dir, err, sizeof(err)) < 0) {
+			cs_err("%s", err);
+			a->exit_status = 1;
+			cs_agent_stop(a);
+			return;
+		}
+		cs_sweep_all(cfg);
+	}
+	log_summary(a);
+	if (run(a) < 0) {
+		a->exit_status = 1;
+		cs_agent_stop(a);
+		return;
+	}
+	cs_notice("certsyncd %s started", CS_VERSION);
+	if (a->reread)
+		cs_agent_reload(a);
+}
+
+int cs_agent_start_reading(struct cs_agent *a, const struct cs_early *e, bool keep_log_level)
+{
+	int rc;
+
+	assert(a->cfg == NULL);
+	a->once = false;
+	a->exit_status = 0;
+	a->keep_log_level = keep_log_level;
+	if ((a->locked_dir = strdup(e->state_dir)) == NULL)
+		return -ENOMEM;
+	if ((rc = start_signals(a)) < 0)
+		return rc;
+	a->sock = cs_ctlsock_for_start(a->loop, e);
+	a->read_req.data = a;
+	if ((rc = uv_queue_work(a->loop, &a->read_req, read_work, read_done)) < 0) {
+		cs_err("cannot read the configuration: %s", uv_strerror(rc));
+		return rc;
+	}
+	a->reading = true;
 	return 0;
 }
 
@@ -206,6 +328,7 @@ void cs_agent_free(struct cs_agent *a)
 	if (a == NULL)
 		return;
 	cs_config_free(a->cfg);
+	free(a->locked_dir);
 	free(a->config_path);
 	free(a);
 }

@@ -15,7 +15,8 @@ struct cs_agent;
 
 /*
  * Creates an agent on loop for the configuration at config_path, already
- * loaded into cfg (the agent takes ownership of cfg). Returns NULL on ENOMEM.
+ * loaded into cfg (the agent takes ownership of cfg; NULL for
+ * cs_agent_start_reading). Returns NULL on ENOMEM.
  * Free with cs_agent_free after the loop has stopped.
  */
 struct cs_agent *cs_agent_new(uv_loop_t *loop, const char *config_path, struct cs_config *cfg);
@@ -25,6 +26,19 @@ struct cs_agent *cs_agent_new(uv_loop_t *loop, const char *config_path, struct c
  * pass and stops the loop when it is done. Returns 0 or a negative errno.
  */
 int cs_agent_start(struct cs_agent *a, bool once);
+
+struct cs_early;
+
+/*
+ * Starts an agent created without a configuration (cfg NULL): the status
+ * socket from e answers "starting" at once while the configuration is read
+ * (and the outputs swept) on the work queue; then the agent runs as
+ * cs_agent_start(a, false) would. Configuration errors are logged and the
+ * agent stops with exit status 2. The caller holds the lock of
+ * e->state_dir. keep_log_level: --log-level was given. Returns 0 or a
+ * negative errno.
+ */
+int cs_agent_start_reading(struct cs_agent *a, const struct cs_early *e, bool keep_log_level);
 
 /* Re-reads the configuration; on errors logs them all and keeps the old one. */
 int cs_agent_reload(struct cs_agent *a);

@@ -24,6 +24,7 @@
  */
 #include "cs_ctlsock.h"
 #include "cs_capsync.h"
+#include "cs_early.h"
 #include "cs_log.h"
 #include "cs_metrics.h"
 #include "cs_state.h"
@@ -76,6 +77,7 @@ struct client {
 	int handles;
 	bool closing, paused, eof, close_after_write;
 	bool backlogged; /* more lines buffered than one turn answers */
+	bool waiting;    /* a request that waits for the agent to finish starting */
 	struct client *bprev, *bnext;
 	struct deferred *deferred; /* a command whose answer comes later, or NULL */
 };
@@ -93,6 +95,8 @@ struct deferred {
 	/* renew --wait: the results so far, and how many renewals are still running (+1 held). */
 	json_t *results;
 	size_t left;
+	/* renew all: how many certs answered each way at once (not_due ones are not in results). */
+	size_t n_started, n_not_due, n_busy, n_error;
 	/* A backend that answers before it returns: the answer is kept for the caller. */
 	bool in_call, answered;
 	int status;
@@ -142,6 +146,13 @@ struct cs_ctlsock {
 	   asking in the same loop turn get the same bytes. */
 	struct answer *list_cache;
 	uint64_t list_cache_at;
+
+	/*
+	 * While the agent reads its configuration and builds its pipeline:
+	 * what it is doing. status answers at once with it; other requests
+	 * wait (their clients are not read from) until cs_ctlsock_attach.
+	 */
+	const char *starting;
 
 	int handles;
 	bool closing;
@@ -280,6 +291,13 @@ static void on_plain_closed(uv_handle_t *h)
 
 /* ---- answers ----------------------------------------------------------- */
 
+/* True when nothing holds the client's next requests back. */
+static bool can_read(const struct client *c)
+{
+	return !c->paused && !c->backlogged && !c->closing && !c->eof && !c->close_after_write &&
+	       !c->waiting && c->deferred == NULL;
+}
+
 static void process(struct client *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
@@ -304,7 +322,7 @@ static void on_written(uv_write_t *req, int status)
 	if (c->paused && c->queued < MAX_QUEUED / 2) {
 		c->paused = false;
 		process(c);
-		if (!c->paused && !c->backlogged && !c->closing && !c->eof && c->deferred == NULL)
+		if (can_read(c))
 			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 	}
 }
@@ -515,45 +533,76 @@ static void add_problem(void *arg, const char *section, const char *file, const 
 					     file ? file : "", "reason", reason ? reason : ""));
 }
 
+static void add_cert_problem(void *arg, const struct cs_cert_status *st)
+{
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:o,s:i}", "name", st->name, "state",
+					     cs_cert_state_name(st->state), "last_error",
+					     str_json(st->last_error), "failures", st->failures));
+}
+
+/*
+ * What status says about all certs: from the backend's summary when it
+ * keeps one, else by looking at each cert. Adds the problems to problems
+ * when it is not NULL.
+ */
+static void summarize(struct cs_ctlsock *s, struct cs_pipeline_summary *sum, json_t *problems)
+{
+	memset(sum, 0, sizeof(*sum));
+	if (s->starting != NULL)
+		return; /* no certs yet */
+	if (s->be.summary != NULL && s->be.problems != NULL) {
+		s->be.summary(s->be.arg, sum);
+		if (problems != NULL)
+			s->be.problems(s->be.arg, add_cert_problem, problems);
+		return;
+	}
+	sum->n_certs = s->be.count(s->be.arg);
+	for (size_t i = 0; i < sum->n_certs; i++) {
+		struct cs_cert_status st;
+		s->be.status(s->be.arg, i, &st);
+		if ((unsigned)st.state < CS_CERT_N_STATES)
+			sum->per_state[st.state]++;
+		if (problems != NULL && bad_state(st.state))
+			add_cert_problem(problems, &st);
+		if (st.next_renewal != 0 &&
+		    (sum->next_renewal == 0 || st.next_renewal < sum->next_renewal)) {
+			sum->next_renewal = st.next_renewal;
+			sum->next_renewal_cert = st.name;
+		}
+	}
+}
+
 static json_t *cmd_status(struct cs_ctlsock *s)
 {
 	static const enum cs_cert_state states[] = {
 		CS_CERT_VALID,   CS_CERT_DUE,     CS_CERT_RENEWING, CS_CERT_FAILED,
 		CS_CERT_EXPIRED, CS_CERT_MISSING, CS_CERT_UNKNOWN,
 	};
-	size_t n = s->be.count(s->be.arg), count[7] = { 0 };
+	struct cs_pipeline_summary sum;
 	json_t *by = json_object(), *problems = json_array();
-	time_t next = 0;
-	const char *next_name = NULL;
 
-	for (size_t i = 0; i < n; i++) {
-		struct cs_cert_status st;
-		s->be.status(s->be.arg, i, &st);
-		for (size_t k = 0; k < 7; k++)
-			if (st.state == states[k])
-				count[k]++;
-		if (bad_state(st.state))
-			json_array_append_new(problems,
-					      json_pack("{s:s,s:s,s:o,s:i}", "name", st.name,
-							"state", cs_cert_state_name(st.state),
-							"last_error", str_json(st.last_error),
-							"failures", st.failures));
-		if (st.next_renewal != 0 && (next == 0 || st.next_renewal < next)) {
-			next = st.next_renewal;
-			next_name = st.name;
-		}
-	}
-	for (size_t k = 0; k < 7; k++)
-		json_object_set_new(by, cs_cert_state_name(states[k]), json_integer((json_int_t)count[k]));
+	summarize(s, &sum, problems);
+	for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++)
+		json_object_set_new(by, cs_cert_state_name(states[k]),
+				    json_integer((json_int_t)sum.per_state[states[k]]));
 	json_t *cap = json_array();
-	if (s->be.capath_problems != NULL)
+	if (s->be.capath_problems != NULL && s->starting == NULL)
 		s->be.capath_problems(s->be.arg, add_problem, cap);
+	if (s->starting != NULL)
+		return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:s}", "ok", 1,
+				 "version", CS_VERSION, "pid", (json_int_t)getpid(), "started",
+				 time_json(s->ag.start_time), "uptime",
+				 (json_int_t)(time(NULL) - s->ag.start_time), "certs", (json_int_t)0,
+				 "states", by, "problems", problems, "next_renewal", json_null(),
+				 "next_renewal_cert", json_null(), "capath_problems", cap, "starting",
+				 s->starting);
 	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o}", "ok", 1, "version",
 			 CS_VERSION, "pid", (json_int_t)getpid(), "started",
 			 time_json(s->ag.start_time), "uptime",
-			 (json_int_t)(time(NULL) - s->ag.start_time), "certs", (json_int_t)n,
-			 "states", by, "problems", problems, "next_renewal", time_json(next),
-			 "next_renewal_cert", str_json(next_name), "capath_problems", cap);
+			 (json_int_t)(time(NULL) - s->ag.start_time), "certs",
+			 (json_int_t)sum.n_certs, "states", by, "problems", problems,
+			 "next_renewal", time_json(sum.next_renewal), "next_renewal_cert",
+			 str_json(sum.next_renewal_cert), "capath_problems", cap);
 }
 
 /* What a renew request without wait answers for one cert: NULL when there is no such cert. */
@@ -584,13 +633,20 @@ static void renew_add_result(json_t *results, const char *name, const char *resu
 	json_array_append_new(results, o);
 }
 
-/* The answer to a renew --wait once every renewal of it has ended. */
+/*
+ * The answer to a renew once every renewal of it has ended (at once without
+ * wait). For all, results holds the certs that were not just "not due", and
+ * counts says how many answered each way.
+ */
 static json_t *renew_wait_answer(struct deferred *d)
 {
 	json_t *one;
 
 	if (strcmp(d->name, "all") == 0)
-		return json_pack("{s:b,s:O}", "ok", 1, "results", d->results);
+		return json_pack("{s:b,s:O,s:{s:I,s:I,s:I,s:I}}", "ok", 1, "results", d->results,
+				 "counts", "started", (json_int_t)d->n_started, "not_due",
+				 (json_int_t)d->n_not_due, "busy", (json_int_t)d->n_busy, "error",
+				 (json_int_t)d->n_error);
 	one = json_array_get(d->results, 0);
 	if (one == NULL)
 		return error_json("internal", "no result");
@@ -613,17 +669,42 @@ static void on_renewal_end(void *arg, enum cs_renewal_outcome o, const char *msg
 		deferred_answer(d, d->c != NULL ? renew_wait_answer(d) : NULL, true);
 }
 
+/* Counts the immediate answer r of one cert of a renew all. */
+static void renew_count(struct deferred *d, int rc)
+{
+	if (rc == 0)
+		d->n_started++;
+	else if (rc == 1)
+		d->n_not_due++;
+	else if (rc == -EBUSY)
+		d->n_busy++;
+	else
+		d->n_error++;
+}
+
+/* The name of cert i, borrowed from the backend (its configuration outlives the request). */
+static const char *cert_name(struct cs_ctlsock *s, size_t i)
+{
+	struct cs_cert_status st;
+
+	if (s->be.name != NULL)
+		return s->be.name(s->be.arg, i);
+	s->be.status(s->be.arg, i, &st);
+	return st.name;
+}
+
 /*
  * renew NAME|all [force] [wait]. With wait the answer comes when every
  * renewal started has ended (NULL returned, c->deferred set); busy and
- * not_due are answered at once.
+ * not_due are answered at once. Renew all lists in its results only the
+ * certs that were not simply not due (the count says how many were): with
+ * nothing due, the answer is a few bytes whatever the number of certs.
  */
 static json_t *cmd_renew(struct client *c, const char *name, bool force, bool wait)
 {
 	struct cs_ctlsock *s = c->s;
 	struct deferred *d = NULL;
 	size_t n = 1;
-	char **names;
 	bool all;
 	json_t *resp = NULL;
 
@@ -632,46 +713,44 @@ static json_t *cmd_renew(struct client *c, const char *name, bool force, bool wa
 	all = strcmp(name, "all") == 0;
 	if (all)
 		n = s->be.count(s->be.arg);
-	/* Names first: a renewal that ends at once may change what status says. */
-	names = calloc(n ? n : 1, sizeof(*names));
-	if (names == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		struct cs_cert_status st;
-		if (all)
-			s->be.status(s->be.arg, i, &st);
-		names[i] = strdup(all ? st.name : name);
-	}
 	if ((d = calloc(1, sizeof(*d))) == NULL || (d->name = strdup(name)) == NULL ||
 	    (d->results = json_array()) == NULL)
 		goto out;
 	d->c = c;
 	d->left = 1; /* held until every renewal has been asked for */
 	for (size_t i = 0; i < n; i++) {
+		/*
+		 * Borrowed: the backend's configuration changes only between
+		 * loop turns, so the name stays valid through this iteration
+		 * even when the renewal ends inside the call.
+		 */
+		const char *cert = all ? cert_name(s, i) : name;
 		struct renew_waiter *w = NULL;
 		int rc;
-		if (names[i] == NULL)
+		if (cert == NULL)
 			continue;
 		if (wait && (w = calloc(1, sizeof(*w))) != NULL) {
 			w->d = d;
-			w->name = strdup(names[i]);
+			w->name = strdup(cert);
 		}
 		if (wait && (w == NULL || w->name == NULL)) {
 			rc = -ENOMEM;
 		} else {
 			if (w != NULL)
 				d->left++;
-			rc = s->be.renew(s->be.arg, names[i], force, w ? on_renewal_end : NULL, w);
+			rc = s->be.renew(s->be.arg, cert, force, w ? on_renewal_end : NULL, w);
 			if (rc != 0 && w != NULL)
 				d->left--;
 		}
+		if (all)
+			renew_count(d, rc);
 		if (rc != 0 || !wait) {
 			const char *r = renew_result(rc);
 			if (r == NULL && !all) {
 				resp = error_json("not_found", "no cert \"%s\" in the configuration",
 						  name);
-			} else {
-				renew_add_result(d->results, names[i], r ? r : "error", NULL);
+			} else if (!all || rc != 1) {
+				renew_add_result(d->results, cert, r ? r : "error", NULL);
 				if (!all)
 					cs_notice("status socket: renew %s%s: %s", name,
 						  force ? " (forced)" : "", r);
@@ -683,8 +762,9 @@ static json_t *cmd_renew(struct client *c, const char *name, bool force, bool wa
 		}
 	}
 	if (all)
-		cs_notice("status socket: renew all%s%s", force ? " (forced)" : "",
-			  wait ? " (waiting)" : "");
+		cs_notice("status socket: renew all%s%s: %zu started, %zu not due, %zu busy%s",
+			  force ? " (forced)" : "", wait ? " (waiting)" : "", d->n_started,
+			  d->n_not_due, d->n_busy, d->n_error > 0 ? ", some failed to start" : "");
 	if (--d->left > 0) {
 		/* Renewals are running: answer when the last one ends. */
 		uv_read_stop((uv_stream_t *)&c->pipe);
@@ -700,9 +780,6 @@ out:
 		free(d->name);
 		free(d);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
 	return resp;
 }
 
@@ -761,8 +838,7 @@ static void deferred_answer(struct deferred *d, json_t *resp, bool ok)
 		if (!c->closing) {
 			uv_timer_again(&c->timer);
 			process(c);
-			if (!c->paused && !c->backlogged && !c->closing && !c->eof &&
-			    !c->close_after_write && c->deferred == NULL)
+			if (can_read(c))
 				uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 		}
 	} else {
@@ -1060,8 +1136,7 @@ static void on_idle_turn(uv_idle_t *h)
 		struct client *c = s->backlog;
 		backlog_remove(c);
 		process(c);
-		if (!c->paused && !c->backlogged && !c->closing && !c->eof &&
-		    !c->close_after_write && c->deferred == NULL)
+		if (can_read(c))
 			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 	}
 	if (s->backlog == NULL)
@@ -1085,6 +1160,32 @@ static void backlog_add(struct client *c)
 }
 
 /*
+ * While the agent starts, a request other than status (or a malformed one,
+ * answered at once) waits: the client is not read from until the pipeline
+ * is attached, and its requests are then answered in order. Returns true
+ * when the request in line must wait.
+ */
+static bool must_wait(struct client *c, const char *line, size_t len)
+{
+	json_t *req;
+	const char *cmd;
+	bool wait;
+
+	if (c->s->starting == NULL)
+		return false;
+	req = json_loadb(line, len, 0, NULL);
+	cmd = json_string_value(json_object_get(req, "cmd"));
+	wait = json_is_object(req) && cmd != NULL && strcmp(cmd, "status") != 0;
+	json_decref(req);
+	if (wait) {
+		c->waiting = true;
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		uv_timer_stop(&c->timer); /* not idle: waiting for the agent */
+	}
+	return wait;
+}
+
+/*
  * Answers the complete lines buffered: at most BATCH per turn (the rest on
  * the next turns, so that a client sending thousands of requests at once
  * does not hold the others up), and none while its answers pile up unread.
@@ -1094,7 +1195,7 @@ static void process(struct client *c)
 	size_t off = 0;
 	int done = 0;
 
-	while (!c->closing && !c->paused && !c->backlogged && c->deferred == NULL) {
+	while (!c->closing && !c->paused && !c->backlogged && !c->waiting && c->deferred == NULL) {
 		char *nl = memchr(c->in + off, '\n', c->len - off);
 		if (nl == NULL)
 			break;
@@ -1111,6 +1212,8 @@ static void process(struct client *c)
 			off = c->len;
 			break;
 		}
+		if (linelen > 0 && must_wait(c, c->in + off, linelen))
+			break;
 		if (linelen > 0) {
 			handle(c, c->in + off, linelen);
 			/* A deferred answer may take a while: the client is not idle meanwhile. */
@@ -1142,8 +1245,10 @@ static void process(struct client *c)
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		return;
 	}
-	if (c->eof && !c->paused && !c->backlogged && c->deferred == NULL) {
+	if (c->eof && !c->paused && !c->backlogged && !c->waiting && c->deferred == NULL) {
 		/* A last request without its newline is still answered. */
+		if (c->len > 0 && must_wait(c, c->in, c->len))
+			return;
 		if (c->len > 0) {
 			handle(c, c->in, c->len);
 			c->len = 0;
@@ -1206,8 +1311,8 @@ static void on_idle(uv_timer_t *t)
 {
 	struct client *c = t->data;
 
-	/* A client waiting for a renewal or revocation to end is not idle. */
-	if (c->deferred != NULL)
+	/* A client waiting for a renewal, a revocation or the start is not idle. */
+	if (c->deferred != NULL || c->waiting)
 		return;
 	/* No complete request within the timeout: drop it without another word. */
 	cs_debug("status socket: dropping idle client (uid %u)", (unsigned)c->uid);
@@ -1465,7 +1570,7 @@ int cs_ctlsock_write_metrics(struct cs_ctlsock *s)
 	struct cs_cert_status *v;
 	int rc;
 
-	if (s == NULL || s->metrics_file == NULL)
+	if (s == NULL || s->metrics_file == NULL || s->starting != NULL)
 		return 0;
 	n = s->be.count(s->be.arg);
 	v = calloc(n ? n : 1, sizeof(*v));
@@ -1543,6 +1648,8 @@ static void on_state_event(uv_fs_event_t *h, const char *name, int events, int s
 
 	(void)events;
 	(void)status;
+	if (s->starting != NULL)
+		return; /* observed from the first render on */
 	if (name == NULL || strstr(name, ".json") == NULL || name[0] == '.')
 		return; /* the temp files of the atomic writer */
 	len = strlen(name);
@@ -1743,6 +1850,22 @@ static bool pl_status_of(void *arg, const char *name, struct cs_cert_status *out
 	return cs_pipeline_status_of(arg, name, out) == 0;
 }
 
+static const char *pl_name(void *arg, size_t i)
+{
+	return cs_pipeline_name(arg, i);
+}
+
+static void pl_summary(void *arg, struct cs_pipeline_summary *out)
+{
+	cs_pipeline_summary(arg, out);
+}
+
+static size_t pl_problems(void *arg, void (*cb)(void *cbarg, const struct cs_cert_status *st),
+			  void *cbarg)
+{
+	return cs_pipeline_problems(arg, cb, cbarg);
+}
+
 static int pl_renew(void *arg, const char *name, bool force, cs_renewal_cb cb, void *cbarg)
 {
 	return cs_pipeline_renew(arg, name, force, cb, cbarg);
@@ -1817,20 +1940,24 @@ static void opts_of(const struct cs_config *cfg, bool listen, struct cs_ctlsock_
 	o->state_dir = cfg->agent.state_dir;
 }
 
+static const struct cs_ctlsock_backend agent_backend = {
+	.count = pl_count,   .status = pl_status, .status_of = pl_status_of,
+	.name = pl_name,     .summary = pl_summary, .problems = pl_problems,
+	.renew = pl_renew,
+	.reload = pl_reload, .rehash = pl_rehash, .capath_problems = pl_capath_problems,
+	.revoke = pl_revoke, .adopt = pl_adopt,
+};
+
 /* Returns the agent's socket and metrics writer for cfg and pl, or NULL (logged). */
 struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config *cfg,
 					struct cs_pipeline *pl, bool listen)
 {
-	struct cs_ctlsock_backend be = {
-		.count = pl_count,   .status = pl_status, .status_of = pl_status_of,
-		.renew = pl_renew,
-		.reload = pl_reload, .rehash = pl_rehash, .capath_problems = pl_capath_problems,
-		.revoke = pl_revoke, .adopt = pl_adopt, .arg = pl,
-	};
+	struct cs_ctlsock_backend be = agent_backend;
 	struct cs_ctlsock_opts o;
 	struct cs_ctlsock *s;
 	char err[1024];
 
+	be.arg = pl;
 	opts_of(cfg, listen, &o);
 	s = cs_ctlsock_new(loop, &o, &be, err, sizeof(err));
 	if (s == NULL && o.path != NULL) {
@@ -1862,4 +1989,59 @@ void cs_ctlsock_apply_config(struct cs_ctlsock *s, const struct cs_config *cfg, 
 		cs_err("status socket: %s; keeping the previous one", err);
 	else if (moved && o.path != NULL)
 		cs_notice("status socket now listening on %s", o.path);
+}
+
+/* Returns a socket at e's path that answers "starting" until attached, or NULL (logged). */
+struct cs_ctlsock *cs_ctlsock_for_start(uv_loop_t *loop, const struct cs_early *e)
+{
+	struct cs_ctlsock_backend none = { 0 };
+	struct cs_ctlsock_opts o = {
+		.path = e->socket,
+		.mode = e->socket_mode,
+		.group = e->socket_group,
+		.admin_group = e->admin_group,
+	};
+	struct cs_ctlsock *s;
+	char err[1024];
+
+	s = cs_ctlsock_new(loop, &o, &none, err, sizeof(err));
+	if (s == NULL) {
+		cs_err("status socket: %s; trying again once the configuration is read", err);
+		return NULL;
+	}
+	s->starting = "reading the configuration";
+	cs_info("status socket open on %s while the configuration is read", o.path);
+	return s;
+}
+
+/* Serves pl from s (made by cs_ctlsock_for_start) under cfg; the waiting requests are answered. */
+void cs_ctlsock_attach_agent(struct cs_ctlsock *s, const struct cs_config *cfg,
+			     struct cs_pipeline *pl)
+{
+	struct client *next;
+
+	s->be = agent_backend;
+	s->be.arg = pl;
+	s->starting = NULL;
+	cs_ctlsock_apply_config(s, cfg, true);
+	if (s->lis != NULL)
+		cs_info("status socket listening on %s (mode %04o)", s->lis->path,
+			(unsigned)s->lis->mode);
+	for (struct client *c = s->clients; c != NULL; c = next) {
+		next = c->next;
+		if (!c->waiting)
+			continue;
+		c->waiting = false;
+		uv_timer_again(&c->timer);
+		process(c);
+		if (can_read(c))
+			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+	}
+}
+
+/* Says what the agent is doing while it starts (a static string). */
+void cs_ctlsock_set_starting(struct cs_ctlsock *s, const char *what)
+{
+	if (s != NULL && s->starting != NULL)
+		s->starting = what;
 }

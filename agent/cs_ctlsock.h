@@ -55,6 +55,16 @@ struct cs_ctlsock_backend {
 	 */
 	bool (*status_of)(void *arg, const char *name, struct cs_cert_status *out);
 	/*
+	 * NULL, or all three: the name of cert i (valid until the next loop
+	 * turn); what status says about all certs; each failed, expired or
+	 * missing cert, as cs_pipeline_problems. With them status, renew all and
+	 * the metrics' counts never look at every cert's status.
+	 */
+	const char *(*name)(void *arg, size_t i);
+	void (*summary)(void *arg, struct cs_pipeline_summary *out);
+	size_t (*problems)(void *arg, void (*cb)(void *cbarg, const struct cs_cert_status *st),
+			   void *cbarg);
+	/*
 	 * As cs_pipeline_renew: 0 started (cb, when not NULL, runs once at the
 	 * end), 1 not due, -ENOENT, -EBUSY or -ENOMEM.
 	 */
@@ -140,6 +150,27 @@ void cs_ctlsock_close(struct cs_ctlsock *s, void (*close_cb)(void *arg), void *a
  */
 struct cs_ctlsock *cs_ctlsock_for_agent(uv_loop_t *loop, const struct cs_config *cfg,
 					struct cs_pipeline *pl, bool listen);
+
+struct cs_early;
+
+/*
+ * The status socket before the configuration has been read, from the
+ * [agent] keys of the main file: status answers at once with "starting"
+ * (no certs yet); every other request waits, in order, until
+ * cs_ctlsock_attach_agent. Returns NULL (logged) when it cannot be made.
+ */
+struct cs_ctlsock *cs_ctlsock_for_start(uv_loop_t *loop, const struct cs_early *e);
+
+/* What status says the starting agent is doing (a static string). Accepts NULL. */
+void cs_ctlsock_set_starting(struct cs_ctlsock *s, const char *what);
+
+/*
+ * Serves pl (which must outlive s) from a socket made by
+ * cs_ctlsock_for_start, under cfg (the socket moves if cfg puts it
+ * elsewhere); the requests that waited are answered.
+ */
+void cs_ctlsock_attach_agent(struct cs_ctlsock *s, const struct cs_config *cfg,
+			     struct cs_pipeline *pl);
 
 /* cs_ctlsock_apply for a new configuration; errors are logged. Accepts NULL. */
 void cs_ctlsock_apply_config(struct cs_ctlsock *s, const struct cs_config *cfg, bool listen);

@@ -552,6 +552,8 @@ int ctl_status_main(int argc, char **argv)
 			       jstr(resp, "version", "?"),
 			       (long long)json_integer_value(json_object_get(resp, "pid")),
 			       up / 86400, up % 86400 / 3600, up % 3600 / 60);
+			if (json_is_string(json_object_get(resp, "starting")))
+				printf("starting: %s\n", jstr(resp, "starting", "?"));
 			printf("certs: %lld%s%s%s\n",
 			       (long long)json_integer_value(json_object_get(resp, "certs")),
 			       buf[0] ? " (" : "", buf, buf[0] ? ")" : "");
@@ -714,6 +716,11 @@ int ctl_renew_main(int argc, char **argv)
 			rc = st;
 	}
 	json_decref(results);
+	/* renew all lists only the certs that were not simply not due. */
+	json_t *not_due = json_object_get(json_object_get(resp, "counts"), "not_due");
+	if (!ctl_json && json_integer_value(not_due) > 0)
+		printf("%lld %scertificate(s): %s\n", (long long)json_integer_value(not_due),
+		       i > 0 ? "other " : "", renew_words("not_due"));
 out:
 	json_decref(resp);
 	return rc;

@@ -14,6 +14,7 @@
 #include "cs_x509.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -89,6 +90,36 @@ int64_t pl_now_ms(const struct cs_pipeline *pl)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void pl_text_set(char **dst, size_t max, const char *fmt, ...)
+{
+	va_list ap;
+	char *p = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	free(*dst);
+	*dst = NULL;
+	if (n < 0)
+		return;
+	if ((size_t)n >= max)
+		p[max - 1] = '\0';
+	*dst = p;
+}
+
+void pl_text_append(char **dst, size_t max, const char *sep, const char *text)
+{
+	char *old = *dst;
+
+	*dst = NULL;
+	if (old == NULL || old[0] == '\0')
+		pl_text_set(dst, max, "%s", text);
+	else
+		pl_text_set(dst, max, "%s%s%s", old, sep, text);
+	free(old);
+}
+
 void pl_inflight_inc(struct cs_pipeline *pl)
 {
 	pl->inflight++;
@@ -145,6 +176,7 @@ struct cs_pipeline *cs_pipeline_new_with(uv_loop_t *loop, const struct cs_config
 	pl->timer.data = pl;
 	uv_timer_init(loop, &pl->crl_timer);
 	pl->crl_timer.data = pl;
+	STAILQ_INIT(&pl->firstq);
 	if (pl_build(pl) < 0) {
 		snprintf(err, errlen, "cannot set up the pipeline: out of memory");
 		pl->closing = true;
@@ -171,7 +203,7 @@ int cs_pipeline_start(struct cs_pipeline *pl, bool once, void (*done_cb)(void *a
 			cs_err("cannot watch the deployed files (changes by others will be seen "
 			       "at the next renewal only): %s",
 			       err);
-		pl_rewatch(pl);
+		pl_rewatch_capsync(pl); /* each cert's files with its first examination */
 		pl->clock = pl_clock_new(pl);
 	}
 	pl_examine_all(pl);
@@ -195,6 +227,7 @@ void cs_pipeline_apply(struct cs_pipeline *pl, const struct cs_config *cfg,
 	pl->draining = true;
 	uv_timer_stop(&pl->timer);
 	uv_timer_stop(&pl->crl_timer);
+	pl_feed_checks(pl); /* the examinations not started end now */
 	if (pl->inflight > 0)
 		cs_notice("pipeline: the new configuration applies once %d task(s) in flight "
 			  "are done",
@@ -370,11 +403,14 @@ size_t cs_pipeline_count(const struct cs_pipeline *pl)
 	return pl->n_certs;
 }
 
-static void status_of(const struct cert *c, struct cs_cert_status *out);
-
 void cs_pipeline_status(const struct cs_pipeline *pl, size_t i, struct cs_cert_status *out)
 {
-	status_of(pl->certs[i], out);
+	pl_status_of(pl->certs[i], out);
+}
+
+const char *cs_pipeline_name(const struct cs_pipeline *pl, size_t i)
+{
+	return i < pl->n_certs ? pl->certs[i]->cfg->name : NULL;
 }
 
 int cs_pipeline_status_of(const struct cs_pipeline *pl, const char *name,
@@ -384,11 +420,11 @@ int cs_pipeline_status_of(const struct cs_pipeline *pl, const char *name,
 
 	if (c == NULL)
 		return -ENOENT;
-	status_of(c, out);
+	pl_status_of(c, out);
 	return 0;
 }
 
-static void status_of(const struct cert *c, struct cs_cert_status *out)
+void pl_status_of(const struct cert *c, struct cs_cert_status *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->name = c->cfg->name;
@@ -405,8 +441,8 @@ static void status_of(const struct cert *c, struct cs_cert_status *out)
 	out->last_renewal = c->st.last_success;
 	out->failures = c->st.failures;
 	out->last_error = c->st.last_error;
-	out->last_reload = c->last_reload[0] ? c->last_reload : NULL;
-	out->last_verify = c->last_verify[0] ? c->last_verify : NULL;
+	out->last_reload = c->last_reload;
+	out->last_verify = c->last_verify;
 	out->verify = c->verify;
 	out->names = c->cfg->names.v;
 	out->n_names = c->cfg->names.n;
@@ -438,6 +474,7 @@ void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void
 	for (size_t i = 0; i < pl->n_certs; i++)
 		uv_timer_stop(&pl->certs[i]->check_timer);
 	pl_close_issuers(pl);
+	pl_feed_checks(pl); /* the examinations not started end now */
 	/* Issuances in flight are cancelled by closing the issuers; wait for the rest. */
 	if (pl->inflight > 0)
 		cs_info("pipeline: waiting for %d task(s) in flight", pl->inflight);

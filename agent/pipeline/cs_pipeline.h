@@ -33,6 +33,7 @@ enum cs_cert_state {
 	CS_CERT_EXPIRED,
 	CS_CERT_MISSING,
 };
+#define CS_CERT_N_STATES (CS_CERT_MISSING + 1)
 
 /* The status of one cert, as the socket and --once report it. */
 enum cs_verify_state {
@@ -202,6 +203,28 @@ struct cs_capsync *cs_pipeline_capsync(struct cs_pipeline *pl);
 /* Number of certs and the status of cert i (valid until the next loop turn). */
 size_t cs_pipeline_count(const struct cs_pipeline *pl);
 void cs_pipeline_status(const struct cs_pipeline *pl, size_t i, struct cs_cert_status *out);
+
+/* The name of cert i (valid until the next configuration switch). */
+const char *cs_pipeline_name(const struct cs_pipeline *pl, size_t i);
+
+/* What status says about all certs, kept by the pipeline on every change. */
+struct cs_pipeline_summary {
+	size_t n_certs;
+	size_t per_state[CS_CERT_N_STATES]; /* indexed by enum cs_cert_state */
+	time_t next_renewal;                /* the earliest, 0: none */
+	const char *next_renewal_cert;      /* its cert (valid until the next loop turn) or NULL */
+};
+
+/* Fills out without looking at every cert. */
+void cs_pipeline_summary(const struct cs_pipeline *pl, struct cs_pipeline_summary *out);
+
+/*
+ * Calls cb(arg, status) for each cert that is failed, expired or missing, in
+ * the configuration's order, without looking at the others (status valid
+ * during the call). Returns their number (cb may be NULL to count them).
+ */
+size_t cs_pipeline_problems(const struct cs_pipeline *pl,
+			    void (*cb)(void *arg, const struct cs_cert_status *st), void *arg);
 
 /* The status of the cert called name (found through a hash table): 0, or -ENOENT. */
 int cs_pipeline_status_of(const struct cs_pipeline *pl, const char *name,

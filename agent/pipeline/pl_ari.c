@@ -108,6 +108,7 @@ static void on_ari(int status, const struct cs_acme_window *w, const char *error
 void pl_ari_fetch(struct cert *c)
 {
 	struct cs_pipeline *pl = c->pl;
+	cs_material *m;
 	int rc;
 
 	c->ari_next = 0;
@@ -116,7 +117,11 @@ void pl_ari_fetch(struct cert *c)
 	    c->issuer->is == NULL || !cs_acme_is(c->issuer->is) || !pl_verdict_ok(c) || c->ari_busy || pl->once)
 		return;
 	snprintf(c->ari_sha, sizeof(c->ari_sha), "%s", c->sha256);
-	rc = cs_acme_renewal_info(c->issuer->is, c->m->leaf, on_ari, c);
+	/* Kept as DER between passes: the leaf is decoded for the question (which copies it). */
+	m = pl_material_get(c);
+	rc = m != NULL && m->leaf != NULL ? cs_acme_renewal_info(c->issuer->is, m->leaf, on_ari, c)
+					  : -ENODATA;
+	cs_material_free(m);
 	if (rc < 0) {
 		cs_warn("%s: cannot ask issuer %s for the renewal window: %s", c->cfg->name,
 			c->issuer->name, strerror(-rc));

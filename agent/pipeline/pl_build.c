@@ -83,9 +83,11 @@ int pl_build(struct cs_pipeline *pl)
 
 	pl->issuers = calloc(cfg->n_issuers + 1, sizeof(*pl->issuers));
 	pl->certs = calloc(cfg->n_certs + 1, sizeof(*pl->certs));
+	pl->dheap = calloc(cfg->n_certs + 1, sizeof(*pl->dheap));
+	pl->cap_dheap = pl->dheap != NULL ? cfg->n_certs + 1 : 0;
 	pl->rl = cs_reloads_new(pl->loop, cfg, pl->drv.reloader_new, pl->drv.arg,
 				pl_on_reload_result, pl);
-	if (pl->issuers == NULL || pl->certs == NULL || pl->rl == NULL)
+	if (pl->issuers == NULL || pl->certs == NULL || pl->dheap == NULL || pl->rl == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_issuers; i++) {
 		struct pl_issuer *pi = calloc(1, sizeof(*pi));
@@ -123,7 +125,7 @@ int pl_build(struct cs_pipeline *pl)
 			return -EINVAL;
 		}
 		c->verdict = CS_EX_MISSING;
-		snprintf(c->reason, sizeof(c->reason), "not examined yet");
+		pl_text_set(&c->reason, 1024, "not examined yet");
 		c->due = pl_now(pl);
 		c->stage_since = c->due;
 		c->due_reason = "not examined yet";
@@ -131,6 +133,7 @@ int pl_build(struct cs_pipeline *pl)
 		c->check_timer.data = c;
 		c->idx = pl->n_certs;
 		pl->certs[pl->n_certs++] = c;
+		pl_stats_add(c);
 		pl->once_pending++; /* c->once is ONCE_PENDING */
 		pl_timer_touch(c);
 		/* Names are unique: the parser says so. */
@@ -144,7 +147,11 @@ int pl_build(struct cs_pipeline *pl)
 static void free_cert(struct cert *c)
 {
 	pl_clear_interest(c);
-	cs_material_free(c->m);
+	pl_material_keep(c, NULL);
+	free(c->reason);
+	free(c->last_reload);
+	free(c->last_verify);
+	free(c->round.err);
 	cs_state_clear(&c->st);
 	free(c);
 }
@@ -217,6 +224,7 @@ static void after_teardown(struct cs_pipeline *pl);
 void pl_teardown(struct cs_pipeline *pl)
 {
 	pl->tearing_down = true;
+	assert(STAILQ_EMPTY(&pl->firstq) && pl->first_running == 0);
 	uv_timer_stop(&pl->timer);
 	uv_timer_stop(&pl->crl_timer);
 	pl->closing_handles = 2; /* one held until everything has been started */
@@ -241,6 +249,7 @@ void pl_teardown(struct cs_pipeline *pl)
 	free(pl->certs);
 	pl->certs = NULL;
 	pl->n_certs = 0;
+	pl_stats_forget_all(pl);
 	pl->once_pending = 0;
 	cs_htab_clear(&pl->by_name);
 	pl_timer_forget_all(pl);
@@ -256,17 +265,6 @@ static void teardown_step(struct cs_pipeline *pl)
 		pl->tearing_down = false;
 		pl->issuers_closing = false;
 		after_teardown(pl);
-	}
-}
-
-/* Examines every cert (the start of a run, and after a new configuration). */
-void pl_examine_all(struct cs_pipeline *pl)
-{
-	pl_capsync_start(pl);
-	pl_crl_start(pl);
-	for (size_t i = 0; i < pl->n_certs; i++) {
-		pl->certs[i]->full_check = true;
-		pl_start_check(pl->certs[i]);
 	}
 }
 
@@ -323,7 +321,7 @@ static void after_teardown(struct cs_pipeline *pl)
 	if (pl_build(pl) < 0)
 		cs_err("cannot apply the new configuration completely: out of memory");
 	cs_notice("pipeline: %zu cert(s) under the new configuration", pl->n_certs);
-	pl_rewatch(pl);
+	pl_rewatch_capsync(pl); /* each cert's files with its first examination */
 	pl_examine_all(pl);
 	pl_maybe_quiesced(pl);
 }

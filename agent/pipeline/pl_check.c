@@ -28,11 +28,10 @@
 /* Takes over ex's findings (and its material) as what c has deployed. */
 void pl_take_examined(struct cert *c, struct cs_examined *ex)
 {
-	cs_material_free(c->m);
-	c->m = ex->m;
+	pl_material_keep(c, ex->m);
 	ex->m = NULL;
 	c->verdict = ex->verdict;
-	snprintf(c->reason, sizeof(c->reason), "%s", ex->reason);
+	pl_text_set(&c->reason, 1024, "%s", ex->reason);
 	c->not_before = ex->not_before;
 	c->not_after = ex->not_after;
 	snprintf(c->serial, sizeof(c->serial), "%s", ex->serial);
@@ -75,6 +74,7 @@ struct check_job {
 	int gen;                /* adopted: its number; repaired: where from */
 	char repair_err[1024];  /* why a repair was not possible */
 	char adopt_err[512];
+	bool first; /* one of pl_examine_all's (counted in pl->first_running) */
 };
 
 static void check_work(uv_work_t *req)
@@ -242,6 +242,11 @@ static void check_done(uv_work_t *req, int status)
 	(void)status;
 	pl_inflight_dec(pl);
 	assert(c->stage == PL_CHECKING);
+	if (j->first) {
+		assert(pl->first_running > 0);
+		pl->first_running--;
+		pl_feed_checks(pl); /* the next one, while this one is taken in */
+	}
 	if (j->load_state) {
 		if (j->state_rc != 0)
 			cs_warn("%s: %s", c->cfg->name, j->state_err);
@@ -284,7 +289,7 @@ static void check_done(uv_work_t *req, int status)
 				  c->cfg->name, c->serial, c->cfg->issuer, c->reason,
 				  j->adopt ? "asked" : "allow_foreign = yes says");
 			c->verdict = CS_EX_OK;
-			snprintf(c->reason, sizeof(c->reason), "valid (adopted)");
+			pl_text_set(&c->reason, 1024, "valid (adopted)");
 		} else if (c->st.n_gens == 0)
 			cs_notice("%s: adopting the deployed certificate %s (valid until %s)",
 				  c->cfg->name, c->serial, pl_fmt_time(c->not_after, t1, sizeof(t1)));
@@ -309,7 +314,7 @@ static void check_done(uv_work_t *req, int status)
 		pl_take_examined(c, &j->ex);
 		c->verdict = CS_EX_OK;
 		cs_notice("%s: repaired from generation %d (%s)", c->cfg->name, j->gen, c->reason);
-		snprintf(c->reason, sizeof(c->reason), "valid");
+		pl_text_set(&c->reason, 1024, "valid");
 		pl_once_finish(c, ONCE_REPAIRED);
 		pl_capsync_outputs_changed(pl, c);
 		break;
@@ -357,21 +362,16 @@ static void check_done(uv_work_t *req, int status)
 	pl_maybe_quiesced(pl);
 }
 
-void pl_start_check(struct cert *c)
+/* Queues the examination of c (first: one of pl_examine_all's); 0 or -1 (logged). */
+static int queue_check(struct cert *c, bool first)
 {
 	struct cs_pipeline *pl = c->pl;
 	struct check_job *j;
 
-	if (c->stage != PL_IDLE) {
-		c->dirty = true;
-		return;
-	}
-	if (pl_stopping(pl))
-		return;
 	j = calloc(1, sizeof(*j));
 	if (j == NULL) {
 		cs_err("%s: cannot examine: out of memory", c->cfg->name);
-		return;
+		return -1;
 	}
 	j->req.data = j;
 	j->c = c;
@@ -392,14 +392,84 @@ void pl_start_check(struct cert *c)
 		j->full = true;
 		j->known.valid = false;
 	}
+	j->first = first;
 	if (uv_queue_work(pl->loop, &j->req, check_work, check_done) < 0) {
 		cs_err("%s: cannot examine: cannot queue work", c->cfg->name);
 		free(j);
-		return;
+		return -1;
 	}
 	c->full_check = false;
+	return 0;
+}
+
+void pl_start_check(struct cert *c)
+{
+	struct cs_pipeline *pl = c->pl;
+
+	if (c->stage != PL_IDLE) {
+		c->dirty = true;
+		return;
+	}
+	if (pl_stopping(pl) || queue_check(c, false) < 0)
+		return;
 	pl_step(c, PL_EV_CHECK);
 	pl_inflight_inc(pl);
+}
+
+/*
+ * Examines every cert (the start of a run, and after a new configuration).
+ * Every idle cert is CHECKING at once, as if each examination were queued
+ * (nothing renews it unexamined; a renewal asked for meanwhile waits for
+ * the examination, as always), but at most PL_FIRST_CHECKS are queued at a
+ * time, each cert's files watched just before: with thousands of certs the
+ * loop turns stay short (the status socket answers meanwhile) and only that
+ * many jobs hold memory at once.
+ */
+void pl_examine_all(struct cs_pipeline *pl)
+{
+	pl_capsync_start(pl);
+	pl_crl_start(pl);
+	for (size_t i = 0; i < pl->n_certs; i++) {
+		struct cert *c = pl->certs[i];
+		c->full_check = true;
+		if (c->stage != PL_IDLE) {
+			c->dirty = true; /* examined when it is idle again */
+			continue;
+		}
+		if (pl_stopping(pl))
+			continue;
+		pl_step(c, PL_EV_CHECK);
+		pl_inflight_inc(pl);
+		STAILQ_INSERT_TAIL(&pl->firstq, c, in_firstq);
+	}
+	pl_feed_checks(pl);
+}
+
+/*
+ * Queues first examinations up to PL_FIRST_CHECKS running; when the
+ * pipeline stops, the ones not queued end unexamined (the caller then
+ * looks whether it is quiet).
+ */
+void pl_feed_checks(struct cs_pipeline *pl)
+{
+	struct cert *c;
+
+	while ((c = STAILQ_FIRST(&pl->firstq)) != NULL) {
+		if (!pl_stopping(pl) && pl->first_running >= PL_FIRST_CHECKS)
+			break;
+		STAILQ_REMOVE_HEAD(&pl->firstq, in_firstq);
+		assert(c->stage == PL_CHECKING);
+		if (!pl_stopping(pl)) {
+			pl_watch_cert(c); /* before the files are read: no change is missed */
+			if (queue_check(c, true) == 0) {
+				pl->first_running++;
+				continue;
+			}
+		}
+		pl_step(c, PL_EV_CHECKED);
+		pl_inflight_dec(pl);
+		pl_timer_touch(c);
+	}
 }
 
 void pl_on_check_timer(uv_timer_t *t)

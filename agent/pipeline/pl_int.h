@@ -27,6 +27,7 @@
 #define CHECK_DELAY_MS 100        /* settle time after a watch event with settle = 0 */
 #define TIMER_MAX_MS (24LL * 3600 * 1000) /* re-check the clock at least daily */
 #define PL_REPAIRS_MAX 5                  /* repairs of one cert a minute before they stop */
+#define PL_FIRST_CHECKS 32                /* first examinations queued at a time (pl_check.c) */
 
 enum once_result { ONCE_PENDING = 0, ONCE_VALID, ONCE_RENEWED, ONCE_REPAIRED, ONCE_FAILED };
 
@@ -91,7 +92,7 @@ struct renewal {
 struct pl_round {
 	unsigned pending;
 	bool failed, skipped;
-	char err[1024];
+	char *err; /* the first failure (malloc'd), NULL: none */
 };
 
 struct cert {
@@ -110,8 +111,10 @@ struct cert {
 
 	/* What the last examine found. */
 	enum cs_verdict verdict;
-	char reason[1024];
-	cs_material *m; /* deployed material (NULL when none could be read) */
+	char *reason;   /* malloc'd (pl_text_set), NULL only when memory ran out */
+	/* The deployed material as DER (pl_material.c); NULL when none could be read. */
+	unsigned char *dep;
+	size_t dep_len;
 	time_t not_before, not_after;
 	char serial[80];
 	char sha256[CS_FP_MAX];
@@ -132,11 +135,14 @@ struct cert {
 	struct renewal *renewal; /* NULL between renewals */
 	struct pl_round round;   /* while RELOADING */
 
-	enum cs_cert_state state;
-	time_t due;
+	enum cs_cert_state state; /* written through pl_set_state only */
+	time_t due;               /* written through pl_set_due only */
+	size_t dpos;              /* in pl->dheap: index + 1; 0 when not there */
+	LIST_ENTRY(cert) in_bad;  /* in pl->bad while failed, expired or missing */
 	const char *due_reason;
-	char last_reload[1024];
-	char last_verify[2048];
+	/* Allocated when there is something to say (pl_text_set), else NULL. */
+	char *last_reload;
+	char *last_verify;
 	enum cs_verify_state verify;
 
 	/* A renewal asked for while CHECKING: it starts as soon as the cert is idle. */
@@ -165,6 +171,7 @@ struct cert {
 
 	struct interest **interest;
 	size_t n_interest;
+	STAILQ_ENTRY(cert) in_firstq; /* in pl->firstq while its first examination waits */
 };
 
 struct cs_pipeline {
@@ -190,6 +197,15 @@ struct cs_pipeline {
 	 */
 	struct cert **heap;
 	size_t n_heap, cap_heap;
+	/* pl_stats.c: kept on every change, so that no request walks every cert. */
+	size_t per_state[CS_CERT_N_STATES];
+	struct cert **dheap; /* every cert with a due moment, earliest first */
+	size_t n_dheap, cap_dheap;
+	LIST_HEAD(, cert) bad; /* the certs failed, expired or missing */
+	size_t n_bad;
+	/* pl_check.c: CHECKING certs whose examination is not queued yet, and how many are. */
+	STAILQ_HEAD(, cert) firstq;
+	unsigned first_running;
 	struct cs_watch *watch;
 	struct cs_htab wdirs, interests; /* pl_watch.c */
 	struct pl_wdir **cap_dirs;       /* the capsync's directories, referenced */
@@ -246,6 +262,14 @@ bool pl_step(struct cert *c, enum pl_event ev);
 time_t pl_now(const struct cs_pipeline *pl);
 int64_t pl_now_ms(const struct cs_pipeline *pl);
 
+/*
+ * Replaces the text in *dst (malloc'd, or NULL) with the formatted text cut
+ * at max - 1 bytes, as the fixed buffers these replace did; on ENOMEM *dst
+ * is NULL. pl_text_append adds sep and the text after what is there.
+ */
+void pl_text_set(char **dst, size_t max, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void pl_text_append(char **dst, size_t max, const char *sep, const char *text);
+
 /* Counts work in flight; the count never goes below zero. */
 void pl_inflight_inc(struct cs_pipeline *pl);
 void pl_inflight_dec(struct cs_pipeline *pl);
@@ -290,12 +314,13 @@ void pl_set_window(struct cert *c, time_t start, time_t end, time_t now);
 /* pl_build.c */
 int pl_build(struct cs_pipeline *pl);
 void pl_close_issuers(struct cs_pipeline *pl);
-void pl_examine_all(struct cs_pipeline *pl);
 void pl_maybe_quiesced(struct cs_pipeline *pl);
 void pl_teardown(struct cs_pipeline *pl);
 
 /* pl_check.c */
 void pl_cert_idle(struct cert *c);
+void pl_examine_all(struct cs_pipeline *pl);
+void pl_feed_checks(struct cs_pipeline *pl);
 void pl_on_check_timer(uv_timer_t *t);
 void pl_push_gen(struct cert *c, int n, time_t now);
 void pl_start_check(struct cert *c);
@@ -342,11 +367,33 @@ void pl_schedule(struct cert *c, time_t now);
 void pl_timer_forget_all(struct cs_pipeline *pl);
 void pl_timer_touch(struct cert *c);
 
+/* pl_material.c */
+/* Keeps m (taken; NULL: none) as what c has deployed. */
+void pl_material_keep(struct cert *c, cs_material *m);
+/* True when c keeps deployed material. */
+bool pl_material_has(const struct cert *c);
+/* Returns the deployed material decoded anew (the caller frees it), or NULL. */
+cs_material *pl_material_get(const struct cert *c);
+
+/* pl_stats.c */
+/* Counts a new cert (state unknown) and files its due moment. */
+void pl_stats_add(struct cert *c);
+/* Sets c->state and keeps the counts per state and the list of problems. */
+void pl_set_state(struct cert *c, enum cs_cert_state s);
+/* Sets c->due and keeps the earliest next renewal (0: none). */
+void pl_set_due(struct cert *c, time_t due);
+/* Forgets every cert (they are going away). */
+void pl_stats_forget_all(struct cs_pipeline *pl);
+
+/* cs_pipeline.c: fills out from c (pointers into c, valid until the next loop turn). */
+void pl_status_of(const struct cert *c, struct cs_cert_status *out);
+
 /* pl_watch.c */
 void pl_clear_interest(struct cert *c);
 void pl_on_overflow(void *arg);
 void pl_on_watch(void *arg, const char *dir, const char *name, uint32_t mask);
 void pl_rewatch(struct cs_pipeline *pl);
+void pl_rewatch_capsync(struct cs_pipeline *pl);
 void pl_unwatch_capsync(struct cs_pipeline *pl);
 void pl_watch_cert(struct cert *c);
 void pl_schedule_check(struct cert *c);

@@ -31,10 +31,7 @@ void pl_flush_reloads(struct cs_pipeline *pl)
 
 static void add_reload_item(struct cert *c, const char *item)
 {
-	size_t used = strlen(c->last_reload);
-
-	snprintf(c->last_reload + used, sizeof(c->last_reload) - used, "%s%s", used ? "; " : "",
-		 item);
+	pl_text_append(&c->last_reload, 1024, "; ", item);
 }
 
 /* The reload (and verify) is over: back to IDLE, ending the renewal with o when there is one. */
@@ -78,7 +75,7 @@ static void on_verified(void *arg, bool ok, const char *summary)
 
 	pl_inflight_dec(pl);
 	assert(c->stage == PL_VERIFYING);
-	snprintf(c->last_verify, sizeof(c->last_verify), "%s", summary);
+	pl_text_set(&c->last_verify, 2048, "%s", summary);
 	c->verify = ok ? CS_VERIFY_OK : CS_VERIFY_FAILED;
 	if (ok) {
 		cs_notice("%s: verified: %s", c->cfg->name, summary);
@@ -125,8 +122,7 @@ static void round_over(struct cert *c)
 	}
 	if (c->round.skipped) {
 		cs_warn("%s: not verified: a service is not running", c->cfg->name);
-		snprintf(c->last_verify, sizeof(c->last_verify),
-			 "not checked: a service is not running");
+		pl_text_set(&c->last_verify, 2048, "not checked: a service is not running");
 		c->verify = CS_VERIFY_NONE;
 		settle(c, CS_RENEWAL_DEPLOYED, NULL);
 		return;
@@ -141,7 +137,7 @@ static void round_over(struct cert *c)
 	if (rc < 0) {
 		pl_inflight_dec(pl);
 		cs_err("%s: cannot start the verify probes", c->cfg->name);
-		snprintf(c->last_verify, sizeof(c->last_verify), "cannot start the verify probes");
+		pl_text_set(&c->last_verify, 2048, "cannot start the verify probes");
 		c->verify = CS_VERIFY_NONE;
 		settle(c, CS_RENEWAL_DEPLOYED, NULL);
 	}
@@ -182,7 +178,7 @@ void pl_on_reload_result(void *arg, void *owner, const char *reloader,
 		snprintf(item, sizeof(item), "%s: failed", reloader);
 		snprintf(msg, sizeof(msg), "reload %s failed: %s", reloader, res->message);
 		if (!c->round.failed)
-			snprintf(c->round.err, sizeof(c->round.err), "%.1000s", msg);
+			pl_text_set(&c->round.err, 1024, "%.1000s", msg);
 		c->round.failed = true;
 		cs_err("%s: %s", c->cfg->name, msg);
 		if (c->renewal != NULL && c->renewal->rolled_back) {
@@ -209,6 +205,7 @@ void pl_reload_start(struct cert *c)
 	char files[4096] = "";
 
 	assert(c->stage == PL_RELOADING);
+	free(c->round.err);
 	memset(&c->round, 0, sizeof(c->round));
 	if (pl->rl == NULL || c->cfg->reload.n == 0) {
 		round_over(c); /* nothing to reload: verify at once */
@@ -219,7 +216,8 @@ void pl_reload_start(struct cert *c)
 		size_t used = strlen(files);
 		snprintf(files + used, sizeof(files) - used, "%s%s", used ? " " : "", o.path[k]);
 	}
-	c->last_reload[0] = '\0';
+	free(c->last_reload);
+	c->last_reload = NULL;
 	/* once: all reloads run together at the end of the pass */
 	c->round.pending = (unsigned)cs_reloads_request(pl->rl, c, &c->cfg->reload, c->cfg->name,
 							files, c->serial, !pl->once);

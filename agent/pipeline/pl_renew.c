@@ -135,23 +135,10 @@ static void keycsr_done(uv_work_t *req, int status)
 	}
 }
 
-/* Returns a copy of c's deployed material (references), for putting back a half-done deploy. */
+/* Returns c's deployed material, decoded anew, for putting back a half-done deploy. */
 static cs_material *copy_deployed(const struct cert *c)
 {
-	cs_material *m;
-
-	if (!pl_verdict_ok(c) || (m = cs_material_new()) == NULL)
-		return NULL;
-	EVP_PKEY_up_ref(c->m->key);
-	m->key = c->m->key;
-	X509_up_ref(c->m->leaf);
-	m->leaf = c->m->leaf;
-	for (int i = 0; i < sk_X509_num(c->m->chain); i++) {
-		X509 *x = sk_X509_value(c->m->chain, i);
-		X509_up_ref(x);
-		sk_X509_push(m->chain, x);
-	}
-	return m;
+	return pl_verdict_ok(c) ? pl_material_get(c) : NULL;
 }
 
 /* A new renewal job for c (NULL on ENOMEM). */
@@ -179,17 +166,20 @@ void pl_keygen_start(struct cert *c)
 		pl_renewal_fail(c, "out of memory", 0);
 		return;
 	}
-	if (c->m != NULL && c->m->leaf != NULL) {
-		X509_up_ref(c->m->leaf);
-		j->replaces = c->m->leaf;
+	/* j->prev is the deployed material when it is usable; decode it only when it is not. */
+	cs_material *m = j->prev != NULL ? j->prev : pl_material_get(c);
+	if (m != NULL && m->leaf != NULL) {
+		X509_up_ref(m->leaf);
+		j->replaces = m->leaf;
 	}
 	/* Never someone else's key, nor a revoked one. */
-	if (c->cfg->reuse_key && !c->fresh_key && c->verdict == CS_EX_OK && c->m != NULL &&
-	    c->m->key != NULL &&
-	    cs_key_type_of(c->m->key) == c->cfg->key) {
-		EVP_PKEY_up_ref(c->m->key);
-		j->reuse = c->m->key;
+	if (c->cfg->reuse_key && !c->fresh_key && c->verdict == CS_EX_OK && m != NULL && m->key != NULL &&
+	    cs_key_type_of(m->key) == c->cfg->key) {
+		EVP_PKEY_up_ref(m->key);
+		j->reuse = m->key;
 	}
+	if (m != j->prev)
+		cs_material_free(m);
 	if (uv_queue_work(pl->loop, &j->req, keycsr_work, keycsr_done) < 0) {
 		job_failed(j, "cannot queue the key generation", 0);
 		return;

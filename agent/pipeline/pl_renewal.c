@@ -92,7 +92,7 @@ bool pl_renewal_start(struct cert *c, bool forced, const char *why)
 	r->rollback_gen = rollback_target(c);
 	SLIST_INIT(&r->waiters);
 	c->renewal = r;
-	c->state = CS_CERT_RENEWING;
+	pl_set_state(c, CS_CERT_RENEWING);
 	c->st.last_attempt = pl_now(pl);
 	if (c->st.pending_gen > 0) {
 		cs_notice("%s: deploying generation %d, issued earlier and not yet in place (%s)",

@@ -73,7 +73,7 @@ static void on_revoked(int status, const char *error, void *arg)
 		cs_warn("%s: the revoked certificate is renewed once the agent is back at work",
 			c->cfg->name);
 	} else {
-		c->due = pl_now(pl);
+		pl_set_due(c, pl_now(pl));
 		pl_timer_touch(c);
 		c->due_reason = "revoked";
 		rc = cs_pipeline_renew(pl, c->cfg->name, true, NULL, NULL);
@@ -90,21 +90,14 @@ out:
 	pl_maybe_quiesced(pl);
 }
 
-int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
+/* Revokes leaf, the one deployed for idle c; as cs_pipeline_revoke. */
+static int revoke_leaf(struct cert *c, X509 *leaf, int reason,
 		       void (*cb)(void *arg, int status, const char *msg), void *arg)
 {
+	struct cs_pipeline *pl = c->pl;
 	struct revoke_job *rj;
-	struct cert *c = NULL;
 	int rc;
 
-	if (reason < 0 || (size_t)reason >= sizeof(revoke_reasons) / sizeof(revoke_reasons[0]))
-		return -EINVAL;
-	if ((c = pl_find(pl, name)) == NULL)
-		return -ENOENT;
-	if (c->stage != PL_IDLE || pl_stopping(pl) || c->issuer->is == NULL)
-		return -EBUSY;
-	if (c->m == NULL || c->m->leaf == NULL)
-		return -ENODATA;
 	if (!cs_acme_is(c->issuer->is) && !cs_localca_is(c->issuer->is))
 		return -ENOTSUP;
 	if ((rj = calloc(1, sizeof(*rj))) == NULL)
@@ -114,7 +107,7 @@ int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
 	rj->reason = reason;
 	rj->cb = cb;
 	rj->arg = arg;
-	cs_x509_serial(c->m->leaf, rj->serial, sizeof(rj->serial));
+	cs_x509_serial(leaf, rj->serial, sizeof(rj->serial));
 	cs_notice("%s: revoking certificate %s with issuer %s (reason %s)", c->cfg->name,
 		  rj->serial, c->issuer->name, revoke_reason_name(reason));
 	/* Counted before the call, in case the issuer answers before it returns. */
@@ -123,9 +116,9 @@ int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
 	/* A renewal starting from now on makes a new key, even before the answer. */
 	c->fresh_key = true;
 	if (cs_acme_is(c->issuer->is))
-		rc = cs_acme_revoke(c->issuer->is, c->m->leaf, reason, on_revoked, rj);
+		rc = cs_acme_revoke(c->issuer->is, leaf, reason, on_revoked, rj);
 	else
-		rc = cs_localca_issuer_revoke(c->issuer->is, c->m->leaf, reason, on_revoked, rj);
+		rc = cs_localca_issuer_revoke(c->issuer->is, leaf, reason, on_revoked, rj);
 	if (rc < 0) {
 		pl_step(c, PL_EV_REVOKED);
 		pl_inflight_dec(pl);
@@ -135,4 +128,24 @@ int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
 		return rc;
 	}
 	return 0;
+}
+
+int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
+		       void (*cb)(void *arg, int status, const char *msg), void *arg)
+{
+	struct cert *c;
+	cs_material *m;
+	int rc;
+
+	if (reason < 0 || (size_t)reason >= sizeof(revoke_reasons) / sizeof(revoke_reasons[0]))
+		return -EINVAL;
+	if ((c = pl_find(pl, name)) == NULL)
+		return -ENOENT;
+	if (c->stage != PL_IDLE || pl_stopping(pl) || c->issuer->is == NULL)
+		return -EBUSY;
+	/* Kept as DER between passes: the leaf is decoded for this request. */
+	m = pl_material_get(c);
+	rc = m != NULL && m->leaf != NULL ? revoke_leaf(c, m->leaf, reason, cb, arg) : -ENODATA;
+	cs_material_free(m);
+	return rc;
 }

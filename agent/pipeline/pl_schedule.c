@@ -49,13 +49,15 @@ char *pl_fmt_delay(int64_t s, char *buf, size_t len)
 bool pl_verdict_ok(const struct cert *c)
 {
 	/* Someone else's certificate is usable too: it is renewed on schedule. */
-	return (c->verdict == CS_EX_OK || c->verdict == CS_EX_FOREIGN) && c->m != NULL;
+	return (c->verdict == CS_EX_OK || c->verdict == CS_EX_FOREIGN) && pl_material_has(c);
 }
 
 /* Sets c->due and c->state from what is deployed and the failure history. */
 void pl_schedule(struct cert *c, time_t now)
 {
 	const struct cs_config *cfg = c->pl->cfg;
+	enum cs_cert_state state;
+	time_t due;
 
 	if (pl_verdict_ok(c)) {
 		struct cs_sched_in in = {
@@ -71,36 +73,38 @@ void pl_schedule(struct cert *c, time_t now)
 			.window_start = c->win_start,
 			.window_end = c->win_end,
 		};
-		c->due = cs_sched_due(&in, &c->due_reason);
-		c->state = c->due <= now ? CS_CERT_DUE : CS_CERT_VALID;
+		due = cs_sched_due(&in, &c->due_reason);
+		state = due <= now ? CS_CERT_DUE : CS_CERT_VALID;
 	} else {
-		c->due = now;
+		due = now;
 		c->due_reason = "nothing usable is deployed";
-		c->state = c->verdict == CS_EX_MISSING   ? CS_CERT_MISSING
-			   : c->verdict == CS_EX_EXPIRED ? CS_CERT_EXPIRED
-							 : CS_CERT_DUE;
+		state = c->verdict == CS_EX_MISSING   ? CS_CERT_MISSING
+			: c->verdict == CS_EX_EXPIRED ? CS_CERT_EXPIRED
+						      : CS_CERT_DUE;
 	}
 	/* The [cert] names another issuer than the deployed certificate's: renew now. */
 	if (pl_verdict_ok(c) && c->st.issuer[0] != '\0' &&
-	    strcmp(c->st.issuer, c->cfg->issuer) != 0 && c->due > now) {
-		c->due = now;
+	    strcmp(c->st.issuer, c->cfg->issuer) != 0 && due > now) {
+		due = now;
 		c->due_reason = "the [cert]'s issuer changed";
-		c->state = CS_CERT_DUE;
+		state = CS_CERT_DUE;
 	}
 	/*
 	 * A failed renewal is tried again when its backoff ends, even when the
 	 * certificate itself is not due (a forced renewal that was rolled back).
 	 */
 	if (c->st.failures > 0) {
-		c->due = c->st.next_attempt;
+		due = c->st.next_attempt;
 		c->due_reason = "retry after a failure";
 	}
 	/* Failing renewals show, unless what is deployed is already gone or expired. */
-	if (c->st.failures > 0 && c->state != CS_CERT_MISSING && c->state != CS_CERT_EXPIRED)
-		c->state = CS_CERT_FAILED;
+	if (c->st.failures > 0 && state != CS_CERT_MISSING && state != CS_CERT_EXPIRED)
+		state = CS_CERT_FAILED;
 	/* Until a renewal has ended (verified or not), it is not "valid" yet. */
 	if (c->renewal != NULL)
-		c->state = CS_CERT_RENEWING;
+		state = CS_CERT_RENEWING;
+	pl_set_state(c, state);
+	pl_set_due(c, due);
 	c->st.next_due = c->due;
 	pl_timer_touch(c);
 }
@@ -271,7 +275,7 @@ static void on_timer(uv_timer_t *t)
 			continue;
 		if (c->due <= now &&
 		    !pl_renewal_start(c, false, pl_verdict_ok(c) ? c->due_reason : c->reason)) {
-			c->due = now + (time_t)pl->cfg->agent.retry_min; /* no busy loop */
+			pl_set_due(c, now + (time_t)pl->cfg->agent.retry_min); /* no busy loop */
 			pl_timer_touch(c);
 		}
 		if (c->stage == PL_IDLE && c->ari_next != 0 && c->ari_next <= now)

@@ -187,6 +187,14 @@ void pl_rewatch(struct cs_pipeline *pl)
 		return;
 	for (size_t i = 0; i < pl->n_certs; i++)
 		pl_watch_cert(pl->certs[i]);
+	pl_rewatch_capsync(pl);
+}
+
+/* Recomputes the capsync's directories (the certs' come with their first examination). */
+void pl_rewatch_capsync(struct cs_pipeline *pl)
+{
+	if (pl->watch == NULL)
+		return;
 	struct pl_wdir **old = pl->cap_dirs;
 	size_t n_old = pl->n_cap_dirs;
 	pl->cap_dirs = NULL;

@@ -83,13 +83,18 @@ expect 2 renew
 expect 2 renew mail --all
 pass "renew: not due without --force; --force --wait follows to valid ($s1 -> $s2) or failed (exit 1)"
 
+# renew all lists only the certs that were not simply not due, and counts them.
 expect 0 --json renew all
-json "$T/stdout" 'sorted((r["name"], r["result"]) for r in j["results"])' | grep -q "('mail', 'not_due')" ||
-	fail "renew all: $(cat "$T/stdout")"
+json "$T/stdout" 'sorted((r["name"], r["result"]) for r in j["results"])' | grep -q "('mail'" &&
+	fail "renew all lists a cert that is not due: $(cat "$T/stdout")"
+json "$T/stdout" 'j["counts"]["not_due"]' | grep -qx "[1-9][0-9]*" ||
+	fail "renew all: no count of the certs not due: $(cat "$T/stdout")"
+expect 0 renew all
+in_out "certificate(s): not due (use --force to renew anyway)"
 expect 0 renew mail force
 grep -q "status socket: renew mail (forced): started" "$T/agent.log" || fail "forced renewal not logged"
 sleep 0.5
-pass "renew all reports each cert; 'renew NAME force' works as --force"
+pass "renew all reports the certs not due as a count; 'renew NAME force' works as --force"
 
 # rehash without any [capath]: a clear refusal (ctlsock_rehash.sh has the
 # real thing); reload of a cert (reload_servers.sh has it with real servers).

@@ -92,6 +92,8 @@ struct deferred {
 	struct client *c;
 	char *name;
 	const char *reason;
+	/* How a revoke or adopt is answered once the backend has called back. */
+	json_t *(*answer)(const struct deferred *d, int status, const char *msg);
 	/* renew --wait: the results so far, and how many renewals are still running (+1 held). */
 	json_t *results;
 	size_t left;
@@ -859,7 +861,12 @@ static json_t *adopt_answer(const struct deferred *d, int status, const char *ms
 			 msg != NULL ? msg : "adopted");
 }
 
-static void on_adopt_done(void *arg, int status, const char *msg)
+/*
+ * The backend's answer to a deferred command (revoke, adopt): kept for the
+ * caller when it comes before the backend has returned, else sent with the
+ * command's own answer function.
+ */
+static void on_deferred_done(void *arg, int status, const char *msg)
 {
 	struct deferred *d = arg;
 
@@ -869,7 +876,7 @@ static void on_adopt_done(void *arg, int status, const char *msg)
 		snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : strerror(-status));
 		return;
 	}
-	deferred_answer(d, d->c != NULL ? adopt_answer(d, status, msg) : NULL, status == 0);
+	deferred_answer(d, d->c != NULL ? d->answer(d, status, msg) : NULL, status == 0);
 }
 
 /*
@@ -891,8 +898,9 @@ static json_t *cmd_adopt(struct client *c, const char *name)
 		return NULL;
 	}
 	d->c = c;
+	d->answer = adopt_answer;
 	d->in_call = true;
-	rc = s->be.adopt(s->be.arg, name, on_adopt_done, d);
+	rc = s->be.adopt(s->be.arg, name, on_deferred_done, d);
 	d->in_call = false;
 	if (rc == 0 && !d->answered) {
 		c->deferred = d;
@@ -913,22 +921,9 @@ static json_t *cmd_adopt(struct client *c, const char *name)
 	return resp;
 }
 
-static void on_revoke_done(void *arg, int status, const char *msg)
-{
-	struct deferred *d = arg;
-
-	if (d->in_call) {
-		d->answered = true;
-		d->status = status;
-		snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : strerror(-status));
-		return;
-	}
-	deferred_answer(d, d->c != NULL ? revoke_answer(d, status, msg) : NULL, status == 0);
-}
-
 /*
  * Starts a revocation. Returns NULL when the answer is deferred (c->deferred
- * set, answered by on_revoke_done), else the answer now.
+ * set, answered by on_deferred_done), else the answer now.
  */
 static json_t *cmd_revoke(struct client *c, const char *name, json_t *jreason)
 {
@@ -962,7 +957,8 @@ static json_t *cmd_revoke(struct client *c, const char *name, json_t *jreason)
 	d->c = c;
 	d->reason = reason; /* static: from revoke_reasons */
 	d->in_call = true;
-	rc = s->be.revoke(s->be.arg, name, code, on_revoke_done, d);
+	d->answer = revoke_answer;
+	rc = s->be.revoke(s->be.arg, name, code, on_deferred_done, d);
 	d->in_call = false;
 	if (rc == 0 && !d->answered) {
 		c->deferred = d;

@@ -1834,6 +1834,7 @@ struct localca_issuer {
 	struct cs_localca_opts opts; /* for the deferred creation (strings owned) */
 	struct localca_work *head, *tail; /* waiting */
 	struct localca_work *running;	  /* on the work queue, with those of its group */
+	bool reporting; /* issue_done is calling back: a close there waits for it to end */
 	bool closing;
 	void (*close_cb)(void *arg);
 	void *close_arg;
@@ -2070,6 +2071,7 @@ static void issue_done(uv_work_t *w, int status)
 			cs_localca_close(wk->opened);
 	}
 	/* Each request of the group is reported (and freed) on its own. */
+	li->reporting = true;
 	while (wk != NULL) {
 		struct localca_work *next = wk->next;
 		if (status == UV_ECANCELED) {
@@ -2084,8 +2086,14 @@ static void issue_done(uv_work_t *w, int status)
 		work_free(wk);
 		wk = next;
 	}
+	li->reporting = false;
 	if (li->closing) {
 		cancel_waiting(li);
+		/* A callback above may have started the next request: its end finishes the close. */
+		if (li->running != NULL) {
+			uv_cancel((uv_req_t *)&li->running->w);
+			return;
+		}
 		issuer_finish_close(li);
 		return;
 	}
@@ -2156,6 +2164,9 @@ static void localca_close_op(cs_issuer *is, void (*close_cb)(void *arg), void *a
 	li->closing = true;
 	li->close_cb = close_cb;
 	li->close_arg = arg;
+	/* A close from a callback of issue_done: it finishes the close once it has reported. */
+	if (li->reporting)
+		return;
 	/* Nothing runs, so nothing waits (start_next leaves no request idle). */
 	if (li->running == NULL) {
 		issuer_finish_close(li);

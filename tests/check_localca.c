@@ -837,6 +837,48 @@ START_TEST(test_localca_issuer_async)
 }
 END_TEST
 
+/* Closing the issuer from within an issuance's callback (as a --once pass that ends there does). */
+static cs_issuer *close_from_cb_is;
+
+static void on_issued_then_close(struct cs_issue_result *res, void *arg)
+{
+	struct async_state *st = arg;
+
+	on_issued(res, arg);
+	if (st->done == 1)
+		close_from_cb_is->ops->close(close_from_cb_is, on_closed, st);
+}
+
+START_TEST(test_localca_issuer_close_in_callback)
+{
+	struct cs_localca_opts o = opts(CS_KEY_EC_P256);
+	char *names[] = { "cb.example.test" };
+	struct async_state st = { 0 };
+	char err[1024] = "";
+	uv_loop_t loop;
+	EVP_PKEY *k = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
+	X509_REQ *csr = cs_csr_new(k, names, 1, err, sizeof(err));
+	struct cs_issue_request req = { .cert_name = "cb", .names = names, .n_names = 1, .csr = csr };
+
+	cs_localca_close(open_ca(CS_KEY_EC_P256)); /* the CA exists: requests are grouped */
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	close_from_cb_is = cs_localca_issuer_new(&loop, "local", &o, err, sizeof(err));
+	ck_assert_msg(close_from_cb_is != NULL, "%s", err);
+	ck_assert_int_eq(close_from_cb_is->ops->issue(close_from_cb_is, &req, on_issued_then_close, &st), 0);
+	ck_assert_int_eq(close_from_cb_is->ops->issue(close_from_cb_is, &req, on_issued_then_close, &st), 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_NOWAIT) >= 0, 1);
+	/* Queued behind the running one: a group of its own, or cancelled by the close. */
+	ck_assert_int_eq(close_from_cb_is->ops->issue(close_from_cb_is, &req, on_issued_then_close, &st), 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(st.done, 3);
+	ck_assert_int_eq(st.ok + st.cancelled, 3);
+	ck_assert_int_eq(st.closed, 1);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 static void on_issued_keep(struct cs_issue_result *res, void *arg)
 {
 	X509 **leaf = arg;
@@ -968,6 +1010,7 @@ Suite *localca_suite(void)
 	tcase_add_test(tc, test_localca_issuer_async);
 	tcase_add_test(tc, test_localca_issuer_revoke);
 	tcase_add_test(tc, test_localca_issuer_new_reports);
+	tcase_add_test(tc, test_localca_issuer_close_in_callback);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1781,7 +1781,7 @@ out:
 }
 
 /* Returns new references to the CA certificate and the latest CRL (or NULL). */
-static int localca_material(cs_localca *ca, X509 **cacert, X509_CRL **crl)
+int cs_localca_material(cs_localca *ca, X509 **cacert, X509_CRL **crl)
 {
 	/* The certificate never changes while open; the CRL has its own short lock. */
 	X509_up_ref(ca->cacert);
@@ -1794,109 +1794,12 @@ static int localca_material(cs_localca *ca, X509 **cacert, X509_CRL **crl)
 	return 0;
 }
 
-/* ---- the asynchronous issuer ---- */
-
-/*
- * Requests wait in a FIFO and go to the libuv work queue one at a time, so
- * that a burst of renewals occupies one pool thread (the others stay free for
- * the rest of the agent) rather than all of them blocked on the CA's lock.
- * A CA that does not exist yet is created by the first request, on the work
- * queue: generating an RSA-4096 key takes seconds the loop cannot spare.
- */
-#define LOCALCA_BATCH_MAX 64 /* issuances committed together at most */
-
-struct localca_issuer;
-
-struct localca_work {
-	uv_work_t w;
-	struct localca_issuer *li;
-	struct localca_work *next;
-	X509_REQ *csr; /* borrowed from the request */
-	char **names;
-	size_t n;
-	enum cs_usage usage;
-	char *cert_name;
-	cs_issue_cb cb;
-	void *arg;
-	cs_localca *ca;     /* the open CA, or NULL: open (create) it first */
-	cs_localca *opened; /* set by the worker when it opened the CA */
-	struct cs_issue_result res;
-	/* A revocation instead of an issuance when revoke_cb is set. */
-	cs_localca_revoke_cb revoke_cb;
-	char *serial;
-	int reason;
-	bool crl_only; /* with revoke_cb: re-read DIR/crl.pem, sign the next one when due */
-};
-
-struct localca_issuer {
-	struct cs_issuer base;
-	cs_localca *ca; /* NULL until the CA exists; written on the loop thread only */
-	struct cs_localca_opts opts; /* for the deferred creation (strings owned) */
-	struct localca_work *head, *tail; /* waiting */
-	struct localca_work *running;	  /* on the work queue, with those of its group */
-	bool reporting; /* issue_done is calling back: a close there waits for it to end */
-	bool closing;
-	void (*close_cb)(void *arg);
-	void *close_arg;
-};
-
-static void work_free(struct localca_work *wk)
-{
-	for (size_t i = 0; i < wk->n; i++)
-		free(wk->names[i]);
-	free(wk->names);
-	free(wk->cert_name);
-	free(wk->serial);
-	free(wk);
-}
-
-/* Hands the outcome of wk to its caller. */
-static void work_report(struct localca_work *wk)
-{
-	if (wk->revoke_cb != NULL)
-		wk->revoke_cb(wk->res.status, wk->res.status < 0 ? wk->res.error : NULL, wk->arg);
-	else
-		wk->cb(&wk->res, wk->arg);
-}
-
-static void issuer_free(struct localca_issuer *li)
-{
-	cs_localca_close(li->ca);
-	free((char *)li->opts.dir);
-	free((char *)li->opts.subject);
-	free(li->base.name);
-	free(li);
-}
-
-static void issuer_finish_close(struct localca_issuer *li)
-{
-	void (*cb)(void *) = li->close_cb;
-	void *arg = li->close_arg;
-
-	issuer_free(li);
-	if (cb != NULL)
-		cb(arg);
-}
-
-/*
- * How long a CRL made after a revocation is valid: as long as the
- * certificates this CA issues (at least a week), since nothing generates the
- * next one before another revocation.
- */
-static int64_t crl_validity(const struct localca_issuer *li)
-{
-	if (li->opts.crl_validity_s > 0)
-		return li->opts.crl_validity_s;
-	return li->opts.validity_s > 7 * 86400 ? li->opts.validity_s : 7 * 86400;
-}
-
 /* When crl should be signed again: with crl_renew_pct of its lifetime left. */
-static time_t crl_due(const struct localca_issuer *li, const X509_CRL *crl)
+static time_t crl_due(int renew_pct, const X509_CRL *crl)
 {
 	const ASN1_TIME *last = X509_CRL_get0_lastUpdate(crl), *next = X509_CRL_get0_nextUpdate(crl);
 	struct tm tl, tn;
-	int pct = li->opts.crl_renew_pct > 0 && li->opts.crl_renew_pct < 100 ? li->opts.crl_renew_pct
-									      : 50;
+	int pct = renew_pct > 0 && renew_pct < 100 ? renew_pct : 50;
 
 	if (last == NULL || next == NULL || ASN1_TIME_to_tm(last, &tl) != 1 ||
 	    ASN1_TIME_to_tm(next, &tn) != 1)
@@ -1905,8 +1808,8 @@ static time_t crl_due(const struct localca_issuer *li, const X509_CRL *crl)
 	return b > a ? a + (time_t)((double)(b - a) * (100 - pct) / 100.0) : a;
 }
 
-/* On a worker thread: crl.pem read again; the next CRL signed when it is due. */
-static int crl_refresh(struct localca_issuer *li, cs_localca *ca, char *err, size_t errlen)
+int cs_localca_crl_refresh(cs_localca *ca, int64_t validity_s, int renew_pct, char *err,
+			   size_t errlen)
 {
 	X509_CRL *fresh = NULL, *cur;
 	char *buf = NULL;
@@ -1930,380 +1833,41 @@ static int crl_refresh(struct localca_issuer *li, cs_localca *ca, char *err, siz
 		ca->crl = fresh;
 	}
 	cur = ca->crl;
-	time_t due = cur != NULL ? crl_due(li, cur) : 0;
+	time_t due = cur != NULL ? crl_due(renew_pct, cur) : 0;
 	pthread_mutex_unlock(&ca->crl_mu);
 	if (cur != NULL && due > time(NULL))
 		return 0;
-	return cs_localca_gencrl(ca, crl_validity(li), NULL, err, errlen);
+	return cs_localca_gencrl(ca, validity_s, NULL, err, errlen);
 }
 
-/* On a worker thread: opening (creating) the CA when needed, the signing, the files. */
-static void issue_work(uv_work_t *w)
+time_t cs_localca_crl_due(cs_localca *ca, int renew_pct)
 {
-	struct localca_work *wk = w->data;
-	cs_localca *ca = wk->ca;
-	int rc;
-
-	if (ca == NULL) {
-		ca = wk->opened = open_ca(&wk->li->opts, true, &rc, wk->res.error,
-					  sizeof(wk->res.error));
-		if (ca == NULL) {
-			wk->res.status = rc < 0 ? rc : -EINVAL;
-			return;
-		}
-	}
-	if (wk->crl_only) {
-		wk->res.status = crl_refresh(wk->li, ca, wk->res.error, sizeof(wk->res.error));
-		return;
-	}
-	if (wk->revoke_cb != NULL) {
-		/* The CRL follows at once, so that the revocation is published with it. */
-		wk->res.status = cs_localca_revoke(ca, wk->serial, crl_reasons[wk->reason],
-						   wk->res.error, sizeof(wk->res.error));
-		if (wk->res.status == 0)
-			wk->res.status = cs_localca_gencrl(ca, crl_validity(wk->li), NULL,
-							   wk->res.error, sizeof(wk->res.error));
-		return;
-	}
-	if (wk->next == NULL) {
-		wk->res.status = cs_localca_issue(ca, wk->csr, wk->names, wk->n, wk->usage,
-						  &wk->res.leaf, &wk->res.chain, wk->res.error,
-						  sizeof(wk->res.error));
-		return;
-	}
-	/* A group of issuances that waited together: one commit for all of them. */
-	size_t n = 0, i = 0;
-	for (struct localca_work *p = wk; p != NULL; p = p->next)
-		n++;
-	struct cs_localca_req *reqs = calloc(n, sizeof(*reqs));
-	if (reqs == NULL) {
-		for (struct localca_work *p = wk; p != NULL; p = p->next) {
-			p->res.status = -ENOMEM;
-			snprintf(p->res.error, sizeof(p->res.error), "out of memory");
-		}
-		return;
-	}
-	for (struct localca_work *p = wk; p != NULL; p = p->next, i++)
-		reqs[i] = (struct cs_localca_req){ .csr = p->csr, .names = p->names, .n = p->n,
-						   .usage = p->usage, .err = p->res.error,
-						   .errlen = sizeof(p->res.error) };
-	cs_localca_issue_batch(ca, reqs, n);
-	i = 0;
-	for (struct localca_work *p = wk; p != NULL; p = p->next, i++) {
-		p->res.status = reqs[i].status;
-		p->res.leaf = reqs[i].leaf;
-		p->res.chain = reqs[i].chain;
-	}
-	free(reqs);
-}
-
-/* An issuance (not a revocation nor a CRL), which can go in a group. */
-static bool is_issuance(const struct localca_work *wk)
-{
-	return wk->revoke_cb == NULL && !wk->crl_only;
-}
-
-static void issue_done(uv_work_t *w, int status);
-
-/* Hands the first waiting request to the work queue. */
-static void start_next(struct localca_issuer *li)
-{
-	struct localca_work *wk = li->head;
-	int rc;
-
-	if (wk == NULL || li->running != NULL)
-		return;
-	li->head = wk->next;
-	wk->next = NULL;
-	/* Issuances waiting behind an issuance go with it, as one commit (an open CA only). */
-	struct localca_work *last = wk;
-	for (size_t n = 1; li->ca != NULL && is_issuance(wk) && li->head != NULL &&
-			   is_issuance(li->head) && n < LOCALCA_BATCH_MAX;
-	     n++) {
-		last->next = li->head;
-		last = li->head;
-		li->head = li->head->next;
-		last->next = NULL;
-	}
-	if (li->head == NULL)
-		li->tail = NULL;
-	wk->ca = li->ca;
-	li->running = wk;
-	if ((rc = uv_queue_work(li->base.loop, &wk->w, issue_work, issue_done)) < 0) {
-		/* Only for a bad argument; reported like any failure, from the loop. */
-		li->running = NULL;
-		wk->res.status = rc;
-		snprintf(wk->res.error, sizeof(wk->res.error), "issuer %s: cannot queue work: %s",
-			 li->base.name, uv_strerror(rc));
-		work_report(wk);
-		work_free(wk);
-	}
-}
-
-/* Calls back every waiting request with -ECANCELED (the issuer is closing). */
-static void cancel_waiting(struct localca_issuer *li)
-{
-	struct localca_work *wk;
-
-	while ((wk = li->head) != NULL) {
-		li->head = wk->next;
-		wk->res.status = -ECANCELED;
-		snprintf(wk->res.error, sizeof(wk->res.error),
-			 "issuer %s closed before the request for %s ran", li->base.name,
-			 wk->cert_name);
-		work_report(wk);
-		work_free(wk);
-	}
-	li->tail = NULL;
-}
-
-/* On the loop thread: hands the result over, then starts the next or finishes closing. */
-static void issue_done(uv_work_t *w, int status)
-{
-	struct localca_work *wk = w->data;
-	struct localca_issuer *li = wk->li;
-
-	li->running = NULL;
-	if (wk->opened != NULL) {
-		if (li->ca == NULL)
-			li->ca = wk->opened;
-		else
-			cs_localca_close(wk->opened);
-	}
-	/* Each request of the group is reported (and freed) on its own. */
-	li->reporting = true;
-	while (wk != NULL) {
-		struct localca_work *next = wk->next;
-		if (status == UV_ECANCELED) {
-			wk->res.status = -ECANCELED;
-			snprintf(wk->res.error, sizeof(wk->res.error),
-				 "issuer %s closed before the request for %s ran", li->base.name,
-				 wk->cert_name);
-		} else if (wk->res.status < 0) {
-			cs_warn("issuer %s: %s: %s", li->base.name, wk->cert_name, wk->res.error);
-		}
-		work_report(wk);
-		work_free(wk);
-		wk = next;
-	}
-	li->reporting = false;
-	if (li->closing) {
-		cancel_waiting(li);
-		/* A callback above may have started the next request: its end finishes the close. */
-		if (li->running != NULL) {
-			uv_cancel((uv_req_t *)&li->running->w);
-			return;
-		}
-		issuer_finish_close(li);
-		return;
-	}
-	start_next(li);
-}
-
-/* Puts wk at the end of the FIFO and starts it when nothing runs. */
-static void enqueue(struct localca_issuer *li, struct localca_work *wk)
-{
-	if (li->tail != NULL)
-		li->tail->next = wk;
-	else
-		li->head = wk;
-	li->tail = wk;
-	/* A new request only waits when one is running: then issue_done starts it. */
-	start_next(li);
-}
-
-static int localca_issue_op(cs_issuer *is, const struct cs_issue_request *req, cs_issue_cb cb,
-			    void *arg)
-{
-	struct localca_issuer *li = (struct localca_issuer *)is;
-	struct localca_work *wk;
-
-	if (li->closing)
-		return -ECANCELED;
-	if (req->csr == NULL || req->n_names == 0)
-		return -EINVAL;
-	if ((wk = calloc(1, sizeof(*wk))) == NULL)
-		return -ENOMEM;
-	wk->li = li;
-	wk->csr = req->csr;
-	wk->usage = req->usage;
-	wk->cb = cb;
-	wk->arg = arg;
-	wk->w.data = wk;
-	wk->cert_name = strdup(req->cert_name != NULL ? req->cert_name : req->names[0]);
-	wk->names = calloc(req->n_names, sizeof(*wk->names));
-	if (wk->cert_name == NULL || wk->names == NULL) {
-		work_free(wk);
-		return -ENOMEM;
-	}
-	for (; wk->n < req->n_names; wk->n++)
-		if ((wk->names[wk->n] = strdup(req->names[wk->n])) == NULL) {
-			work_free(wk);
-			return -ENOMEM;
-		}
-	enqueue(li, wk);
-	return 0;
-}
-
-/* -EAGAIN while the CA is still to be created by the first request. */
-static int localca_material_op(cs_issuer *is, X509 **cacert, X509_CRL **crl)
-{
-	struct localca_issuer *li = (struct localca_issuer *)is;
-
-	*cacert = NULL;
-	*crl = NULL;
-	if (li->ca == NULL)
-		return -EAGAIN;
-	return localca_material(li->ca, cacert, crl);
-}
-
-static void localca_close_op(cs_issuer *is, void (*close_cb)(void *arg), void *arg)
-{
-	struct localca_issuer *li = (struct localca_issuer *)is;
-
-	li->closing = true;
-	li->close_cb = close_cb;
-	li->close_arg = arg;
-	/* A close from a callback of issue_done: it finishes the close once it has reported. */
-	if (li->reporting)
-		return;
-	/* Nothing runs, so nothing waits (start_next leaves no request idle). */
-	if (li->running == NULL) {
-		issuer_finish_close(li);
-		return;
-	}
-	/* A request the pool has not picked up yet is cancelled; else it finishes. */
-	uv_cancel((uv_req_t *)&li->running->w);
-}
-
-static const struct cs_issuer_ops localca_ops = {
-	.type = "local-ca",
-	.issue = localca_issue_op,
-	.ca_material = localca_material_op,
-	.close = localca_close_op,
-};
-
-cs_issuer *cs_localca_issuer_new(uv_loop_t *loop, const char *name,
-				 const struct cs_localca_opts *o, char *err, size_t errlen)
-{
-	struct localca_issuer *li = calloc(1, sizeof(*li));
-	X509_NAME *subj = NULL;
-	int rc;
-
-	if (errlen > 0)
-		err[0] = '\0';
-	if (li == NULL || (li->base.name = strdup(name)) == NULL ||
-	    (li->opts.dir = strdup(o->dir)) == NULL ||
-	    (o->subject != NULL && (li->opts.subject = strdup(o->subject)) == NULL)) {
-		snprintf(err, errlen, "issuer %s: out of memory", name);
-		goto fail;
-	}
-	li->base.ops = &localca_ops;
-	li->base.loop = loop;
-	li->opts.key = o->key;
-	li->opts.validity_s = o->validity_s;
-	li->opts.ca_validity_s = o->ca_validity_s;
-	li->opts.crl_validity_s = o->crl_validity_s;
-	li->opts.crl_renew_pct = o->crl_renew_pct;
-	/* An existing CA is read now (two small files), so that its faults show at once. */
-	if ((li->ca = open_ca(o, false, &rc, err, errlen)) != NULL)
-		return &li->base;
-	if (rc != -EAGAIN)
-		goto fail;
-	/* To be created: what can be checked without creating it is checked now. */
-	if (o->subject == NULL || o->key == CS_KEY_NONE || o->ca_validity_s <= 0) {
-		snprintf(err, errlen,
-			 "%s: holds no CA, and to create one subject, key and ca_validity are "
-			 "needed",
-			 o->dir);
-		goto fail;
-	}
-	if ((subj = cs_localca_parse_subject(o->subject, err, errlen)) == NULL)
-		goto fail;
-	X509_NAME_free(subj);
-	return &li->base;
-fail:
-	if (li != NULL)
-		issuer_free(li);
-	return NULL;
-}
-
-int cs_localca_is(const cs_issuer *is)
-{
-	return is != NULL && is->ops == &localca_ops;
-}
-
-int cs_localca_issuer_crl(cs_issuer *is, cs_localca_revoke_cb cb, void *arg)
-{
-	struct localca_issuer *li = (struct localca_issuer *)is;
-	struct localca_work *wk;
-
-	if (!cs_localca_is(is) || cb == NULL)
-		return -EINVAL;
-	if (li->closing)
-		return -ECANCELED;
-	if ((wk = calloc(1, sizeof(*wk))) == NULL || (wk->cert_name = strdup("CRL")) == NULL) {
-		free(wk);
-		return -ENOMEM;
-	}
-	wk->li = li;
-	wk->crl_only = true;
-	wk->revoke_cb = cb;
-	wk->arg = arg;
-	wk->w.data = wk;
-	enqueue(li, wk);
-	return 0;
-}
-
-time_t cs_localca_issuer_crl_due(cs_issuer *is)
-{
-	struct localca_issuer *li = (struct localca_issuer *)is;
-	X509_CRL *crl = NULL;
 	time_t due = 0;
 
-	if (!cs_localca_is(is) || li->ca == NULL)
-		return 0;
-	pthread_mutex_lock(&li->ca->crl_mu);
-	if ((crl = li->ca->crl) != NULL)
-		due = crl_due(li, crl);
-	pthread_mutex_unlock(&li->ca->crl_mu);
+	pthread_mutex_lock(&ca->crl_mu);
+	if (ca->crl != NULL)
+		due = crl_due(renew_pct, ca->crl);
+	pthread_mutex_unlock(&ca->crl_mu);
 	return due;
 }
 
-int cs_localca_issuer_revoke(cs_issuer *is, X509 *cert, int reason, cs_localca_revoke_cb cb,
-			     void *arg)
+const char *cs_localca_reason_name(int code)
 {
-	struct localca_issuer *li = (struct localca_issuer *)is;
-	struct localca_work *wk;
-	BIGNUM *bn = NULL;
-	char *hex;
-
-	if (!cs_localca_is(is) || cert == NULL || cb == NULL || reason < 0 ||
-	    (size_t)reason >= N_REASONS || crl_reasons[reason] == NULL || reason == 8)
-		return -EINVAL;
-	if (li->closing)
-		return -ECANCELED;
-	if ((wk = calloc(1, sizeof(*wk))) == NULL)
-		return -ENOMEM;
-	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) == NULL ||
-	    (hex = bn_hex(bn)) == NULL) {
-		BN_free(bn);
-		free(wk);
-		return -ENOMEM;
-	}
-	BN_free(bn);
-	wk->serial = strdup(hex);
-	OPENSSL_free(hex);
-	wk->cert_name = strdup(wk->serial != NULL ? wk->serial : "");
-	if (wk->serial == NULL || wk->cert_name == NULL) {
-		work_free(wk);
-		return -ENOMEM;
-	}
-	wk->li = li;
-	wk->reason = reason;
-	wk->revoke_cb = cb;
-	wk->arg = arg;
-	wk->w.data = wk;
-	enqueue(li, wk);
-	return 0;
+	return code >= 0 && (size_t)code < N_REASONS ? crl_reasons[code] : NULL;
 }
+
+cs_localca *cs_localca_open_ex(const struct cs_localca_opts *o, bool may_create, int *rc,
+			       char *err, size_t errlen)
+{
+	return open_ca(o, may_create, rc, err, errlen);
+}
+
+char *cs_localca_serial_hex(const ASN1_INTEGER *serial)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
+	char *hex = bn != NULL ? bn_hex(bn) : NULL;
+
+	BN_free(bn);
+	return hex;
+}
+

@@ -23,6 +23,7 @@
 #include "cs_key.h"
 
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct cs_localca_opts {
@@ -112,6 +113,25 @@ X509_NAME *cs_localca_parse_subject(const char *s, char *err, size_t errlen);
  */
 cs_issuer *cs_localca_issuer_new(uv_loop_t *loop, const char *name,
 				 const struct cs_localca_opts *o, char *err, size_t errlen);
+
+/*
+ * What cs_localca_issuer.c uses of the CA (safe from a worker thread):
+ * new references to the CA certificate and the latest CRL (NULL when none);
+ * DIR/crl.pem read again and the next CRL signed (valid validity_s) when less
+ * than renew_pct % of the current one's lifetime is left (nothing when no CRL
+ * was ever made); the moment that is due (0: no CRL); the name of a CRL
+ * reason code as index.txt spells it (NULL when there is none); opening
+ * without creating (rc -EAGAIN when the CA does not exist yet); a serial as
+ * index.txt spells it (OPENSSL_free).
+ */
+int cs_localca_material(cs_localca *ca, X509 **cacert, X509_CRL **crl);
+int cs_localca_crl_refresh(cs_localca *ca, int64_t validity_s, int renew_pct, char *err,
+			   size_t errlen);
+time_t cs_localca_crl_due(cs_localca *ca, int renew_pct);
+const char *cs_localca_reason_name(int code);
+cs_localca *cs_localca_open_ex(const struct cs_localca_opts *o, bool may_create, int *rc,
+			       char *err, size_t errlen);
+char *cs_localca_serial_hex(const ASN1_INTEGER *serial);
 
 /* Returns 1 when is was made by cs_localca_issuer_new, else 0. */
 int cs_localca_is(const cs_issuer *is);

@@ -14,9 +14,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void cs_deploy_outputs_of(const struct cs_cfg_cert *c, struct cs_deploy_outputs *out)
@@ -62,9 +65,15 @@ static int digest_file(const char *path, unsigned char out[32])
 	ssize_t got;
 	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* An output is a regular file (or a link to one); a FIFO never blocks this. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
 	ctx = EVP_MD_CTX_new();
 	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
 		rc = -ENOMEM;
@@ -97,6 +106,89 @@ void cs_deploy_digest_files(const struct cs_cfg_cert *c, struct cs_deploy_digest
 	for (size_t i = 0; i < o.n; i++)
 		out->present[i] = digest_file(o.path[i], out->sha256[i]) == 0;
 	out->valid = true;
+}
+
+/* Feeds path and its stat (or its absence) to ctx. */
+static void fp_stat(EVP_MD_CTX *ctx, const char *path)
+{
+	struct stat st;
+	char buf[256];
+	int n;
+
+	if (path == NULL)
+		return;
+	EVP_DigestUpdate(ctx, path, strlen(path) + 1);
+	if (stat(path, &st) < 0)
+		n = snprintf(buf, sizeof(buf), "-%d", errno);
+	else
+		n = snprintf(buf, sizeof(buf), "%ju:%ju:%jd:%jd.%09ld:%jd.%09ld:%o",
+			     (uintmax_t)st.st_dev, (uintmax_t)st.st_ino, (intmax_t)st.st_size,
+			     (intmax_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+			     (intmax_t)st.st_ctim.tv_sec, st.st_ctim.tv_nsec, (unsigned)st.st_mode);
+	EVP_DigestUpdate(ctx, buf, (size_t)n + 1);
+}
+
+static void fp_str(EVP_MD_CTX *ctx, const char *s)
+{
+	EVP_DigestUpdate(ctx, s != NULL ? s : "", s != NULL ? strlen(s) + 1 : 1);
+}
+
+void cs_deploy_fingerprint(const struct cs_cfg_cert *c, const struct cs_deploy_digests *d,
+			   char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	const struct cs_cfg_issuer *is = c->iss;
+	struct cs_deploy_outputs o;
+	unsigned char md[32];
+	unsigned int n = 32;
+	char buf[160];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	out[0] = '\0';
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		return;
+	}
+	/* Bump the tag when the examination itself judges differently. */
+	fp_str(ctx, "certsync examine 1");
+	cs_deploy_outputs_of(c, &o);
+	for (size_t i = 0; i < o.n; i++) {
+		fp_str(ctx, o.path[i]);
+		snprintf(buf, sizeof(buf), "%d:%d", (int)o.kind[i], d->present[i]);
+		fp_str(ctx, buf);
+		if (d->present[i])
+			EVP_DigestUpdate(ctx, d->sha256[i], 32);
+	}
+	for (size_t i = 0; i < c->names.n; i++)
+		fp_str(ctx, c->names.v[i]);
+	snprintf(buf, sizeof(buf), "names %zu key %d usage %d foreign %d", c->names.n,
+		 (int)c->key, (int)c->usage, c->allow_foreign);
+	fp_str(ctx, buf);
+	fp_str(ctx, c->issuer);
+	if (is != NULL) {
+		snprintf(buf, sizeof(buf), "type %d", (int)is->type);
+		fp_str(ctx, buf);
+		fp_str(ctx, is->dir);
+		if (is->type == CS_ISSUER_LOCAL_CA && is->dir != NULL) {
+			char ca[PATH_MAX];
+			if (snprintf(ca, sizeof(ca), "%s/cacert.pem", is->dir) < (int)sizeof(ca))
+				fp_stat(ctx, ca);
+		}
+		fp_stat(ctx, is->trust);
+		fp_stat(ctx, is->ca_bundle);
+		if (is->type != CS_ISSUER_LOCAL_CA && is->trust == NULL) {
+			fp_stat(ctx, X509_get_default_cert_file());
+			fp_stat(ctx, X509_get_default_cert_dir());
+		}
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &n) == 1) {
+		for (unsigned i = 0; i < 32; i++) {
+			out[2 * i] = hex[md[i] >> 4];
+			out[2 * i + 1] = hex[md[i] & 15];
+		}
+		out[64] = '\0';
+	}
+	EVP_MD_CTX_free(ctx);
 }
 
 bool cs_deploy_digests_equal(const struct cs_deploy_digests *a, const struct cs_deploy_digests *b)

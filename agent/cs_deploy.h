@@ -42,6 +42,18 @@ void cs_deploy_outputs_of(const struct cs_cfg_cert *c, struct cs_deploy_outputs 
 /* Reads every output of c and records its digest (or its absence) in *out. */
 void cs_deploy_digest_files(const struct cs_cfg_cert *c, struct cs_deploy_digests *out);
 
+/*
+ * The fingerprint of everything an examination of c's outputs depends on,
+ * as 64 hex digits in out: the outputs' bytes (d), the paths and what each
+ * holds, the names, key type and usage asked for, the issuer and the stat
+ * (device, inode, size, mtime, ctime) of its trust anchors (the local CA's
+ * certificate, `trust`, `ca_bundle`, the system store). Equal fingerprints
+ * mean an examination would find the same (apart from the time, which the
+ * caller checks against the validity it kept). Runs on the work queue.
+ */
+void cs_deploy_fingerprint(const struct cs_cfg_cert *c, const struct cs_deploy_digests *d,
+			   char out[65]);
+
 /* Returns true when a and b record the same bytes for every output. */
 bool cs_deploy_digests_equal(const struct cs_deploy_digests *a, const struct cs_deploy_digests *b);
 

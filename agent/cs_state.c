@@ -122,6 +122,18 @@ int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, 
 	st->pending_gen = (int)json_integer_value(json_object_get(root, "pending_generation"));
 	if (st->pending_gen < 0 || st->pending_gen >= st->next_gen)
 		st->pending_gen = 0;
+	json_t *seen = json_object_get(root, "seen");
+	if (json_is_object(seen)) {
+		struct cs_state_seen *sn = &st->seen;
+		copy_str(sn->fp, sizeof(sn->fp), json_object_get(seen, "fp"));
+		copy_str(sn->serial, sizeof(sn->serial), json_object_get(seen, "serial"));
+		copy_str(sn->sha256, sizeof(sn->sha256), json_object_get(seen, "sha256"));
+		sn->not_before = (time_t)json_integer_value(json_object_get(seen, "not_before"));
+		sn->not_after = (time_t)json_integer_value(json_object_get(seen, "not_after"));
+		sn->adopted = json_is_true(json_object_get(seen, "adopted"));
+		if (strlen(sn->fp) != 64 || sn->sha256[0] == '\0')
+			memset(sn, 0, sizeof(*sn));
+	}
 	json_t *gens = json_object_get(root, "generations");
 	size_t i;
 	json_t *g;
@@ -173,6 +185,13 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 						      "deployed", (json_int_t)g->deployed));
 	}
 	json_object_set_new(root, "generations", gens);
+	if (st->seen.fp[0] != '\0')
+		json_object_set_new(root, "seen",
+				    json_pack("{s:s, s:s, s:s, s:I, s:I, s:b}", "fp", st->seen.fp,
+					      "serial", st->seen.serial, "sha256", st->seen.sha256,
+					      "not_before", (json_int_t)st->seen.not_before,
+					      "not_after", (json_int_t)st->seen.not_after, "adopted",
+					      st->seen.adopted));
 	char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);
 	if (text == NULL) {

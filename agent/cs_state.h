@@ -24,6 +24,21 @@ struct cs_state_gen {
 	time_t deployed;
 };
 
+/*
+ * What the last examination of the deployed outputs found, when they were
+ * valid: with the fingerprint of everything the verdict depended on (the
+ * outputs' bytes, the configuration that judged them, the issuer's trust
+ * anchors), a later start whose fingerprint is the same takes these details
+ * instead of decoding the files again. fp[0] == '\0': nothing recorded.
+ */
+struct cs_state_seen {
+	char fp[65];         /* hex SHA-256, cs_deploy_fingerprint */
+	char serial[80];
+	char sha256[100];    /* of the leaf, Postfix format; equals gens[0].sha256 */
+	time_t not_before, not_after;
+	bool adopted;        /* "valid (adopted)": someone else's, taken on purpose */
+};
+
 struct cs_state {
 	time_t last_attempt;   /* 0: never */
 	time_t last_success;   /* 0: never */
@@ -38,6 +53,7 @@ struct cs_state {
 				  next attempt deploys it instead of ordering again */
 	struct cs_state_gen gens[CS_STATE_GENERATIONS]; /* newest first */
 	size_t n_gens;
+	struct cs_state_seen seen;
 };
 
 /*

@@ -53,7 +53,13 @@ void pl_push_gen(struct cert *c, int n, time_t now)
 
 /* ---- check: digest, examine, adopt or repair ------------------------------ */
 
-enum check_outcome { CHECK_UNCHANGED, CHECK_EXAMINED, CHECK_ADOPTED, CHECK_REPAIRED };
+enum check_outcome {
+	CHECK_UNCHANGED, /* the same bytes as at the last examination in this process */
+	CHECK_KNOWN,     /* the same as the state last saw them valid: not decoded */
+	CHECK_EXAMINED,
+	CHECK_ADOPTED,
+	CHECK_REPAIRED,
+};
 
 struct check_job {
 	uv_work_t req;
@@ -71,11 +77,38 @@ struct check_job {
 	bool adopt;     /* certsyncctl adopt: take the files as they are */
 	enum check_outcome outcome;
 	struct cs_examined ex;
+	char fp[65];            /* cs_deploy_fingerprint of what was read */
 	int gen;                /* adopted: its number; repaired: where from */
 	char repair_err[1024];  /* why a repair was not possible */
 	char adopt_err[512];
 	bool first; /* one of pl_examine_all's (counted in pl->first_running) */
 };
+
+/*
+ * At the first examination after a start: true when the outputs are what the
+ * state last saw valid, under the same configuration and trust anchors, and
+ * still inside their validity; their details are then taken from the state
+ * without decoding anything (the key is never decoded just to compare it).
+ */
+static bool known_valid(struct check_job *j)
+{
+	const struct cs_state_seen *sn = &j->st.seen;
+	char path[PATH_MAX];
+
+	if (sn->fp[0] == '\0' || j->st.n_gens == 0 ||
+	    strcmp(j->st.gens[0].sha256, sn->sha256) != 0 || j->now < sn->not_before ||
+	    j->now >= sn->not_after)
+		return false;
+	cs_deploy_fingerprint(j->cfg, &j->seen, j->fp);
+	if (strcmp(j->fp, sn->fp) != 0)
+		return false;
+	/* The deployed material is read from there when a renewal needs it. */
+	if (cs_deploy_gen_path(j->state_dir, j->cfg->name, j->st.gens[0].n, path,
+			       sizeof(path)) < 0 ||
+	    access(path, R_OK) < 0)
+		return false;
+	return true;
+}
 
 static void check_work(uv_work_t *req)
 {
@@ -90,13 +123,18 @@ static void check_work(uv_work_t *req)
 		j->outcome = CHECK_UNCHANGED;
 		return;
 	}
+	if (j->load_state && !j->adopt && known_valid(j)) {
+		j->outcome = CHECK_KNOWN;
+		return;
+	}
 	j->outcome = CHECK_EXAMINED;
 	cs_examine(cfg, j->now, &j->ex);
+	cs_deploy_fingerprint(cfg, &j->seen, j->fp);
 	if (j->ex.verdict == CS_EX_FOREIGN && j->st.n_gens > 0 &&
 	    strcmp(j->st.gens[0].sha256, j->ex.sha256) == 0) {
 		/* Someone else's, but adopted: the agent's own now. */
 		j->ex.verdict = CS_EX_OK;
-		snprintf(j->ex.reason, sizeof(j->ex.reason), "valid (adopted)");
+		snprintf(j->ex.reason, sizeof(j->ex.reason), PL_REASON_ADOPTED);
 	}
 	if (j->ex.verdict == CS_EX_OK || j->ex.verdict == CS_EX_FOREIGN) {
 		if (j->ex.verdict == CS_EX_OK && j->st.n_gens > 0 &&
@@ -161,6 +199,7 @@ static void check_work(uv_work_t *req)
 		j->ex.m = m;
 		j->gen = n;
 		j->outcome = CHECK_REPAIRED;
+		cs_deploy_fingerprint(cfg, &j->seen, j->fp);
 		return;
 	}
 }
@@ -188,6 +227,24 @@ static void count_repair(struct cert *c, time_t now)
 	cs_state_set_error(&c->st, msg);
 	c->st.failures++;
 	c->st.next_attempt = now + (time_t)c->pl->cfg->agent.retry_max;
+}
+
+/* Takes the details the state kept of the deployed outputs (CHECK_KNOWN). */
+static void take_known(struct cert *c)
+{
+	const struct cs_state_seen *sn = &c->st.seen;
+
+	pl_material_lazy(c);
+	c->verdict = CS_EX_OK;
+	pl_text_set(&c->reason, 1024, "%s", sn->adopted ? PL_REASON_ADOPTED : "valid");
+	c->not_before = sn->not_before;
+	c->not_after = sn->not_after;
+	snprintf(c->serial, sizeof(c->serial), "%s", sn->serial);
+	snprintf(c->sha256, sizeof(c->sha256), "%s", sn->sha256);
+	c->seed = cs_sched_seed(c->sha256, strlen(c->sha256)) ^
+		  cs_sched_seed(c->cfg->name, strlen(c->cfg->name));
+	cs_info("%s: deployed certificate %s is valid (as last examined)", c->cfg->name,
+		c->serial);
 }
 
 /* Tells whoever asked for an adoption how the examination went. */
@@ -257,8 +314,14 @@ static void check_done(uv_work_t *req, int status)
 		free(j->st.last_error);
 	}
 	c->known = j->seen;
+	/* Unchanged: the same bytes as the fingerprint already kept. */
+	if (j->outcome != CHECK_UNCHANGED)
+		memcpy(c->known_fp, j->fp, sizeof(c->known_fp));
 	switch (j->outcome) {
 	case CHECK_UNCHANGED:
+		break;
+	case CHECK_KNOWN:
+		take_known(c);
 		break;
 	case CHECK_EXAMINED:
 		pl_take_examined(c, &j->ex);
@@ -289,7 +352,7 @@ static void check_done(uv_work_t *req, int status)
 				  c->cfg->name, c->serial, c->cfg->issuer, c->reason,
 				  j->adopt ? "asked" : "allow_foreign = yes says");
 			c->verdict = CS_EX_OK;
-			pl_text_set(&c->reason, 1024, "valid (adopted)");
+			pl_text_set(&c->reason, 1024, PL_REASON_ADOPTED);
 		} else if (c->st.n_gens == 0)
 			cs_notice("%s: adopting the deployed certificate %s (valid until %s)",
 				  c->cfg->name, c->serial, pl_fmt_time(c->not_after, t1, sizeof(t1)));

@@ -47,8 +47,10 @@ static void deploy_work(uv_work_t *req)
 					       sizeof(path)) == 0 &&
 			    access(path, F_OK) == 0;
 	}
-	if (j->rc == 0)
+	if (j->rc == 0) {
 		cs_examine_material(j->cfg, j->m, j->now, &j->ex);
+		cs_deploy_fingerprint(j->cfg, &j->written, j->written_fp);
+	}
 }
 
 static void deploy_done(uv_work_t *req, int status)
@@ -87,6 +89,7 @@ static void deploy_done(uv_work_t *req, int status)
 	j->m = NULL;
 	pl_take_examined(c, &j->ex);
 	c->known = j->written;
+	memcpy(c->known_fp, j->written_fp, sizeof(c->known_fp));
 	r->gen = j->gen;
 	snprintf(r->new_serial, sizeof(r->new_serial), "%s", c->serial);
 	snprintf(r->new_sha, sizeof(r->new_sha), "%s", c->sha256);

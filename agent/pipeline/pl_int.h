@@ -95,6 +95,9 @@ struct pl_round {
 	char *err; /* the first failure (malloc'd), NULL: none */
 };
 
+/* The reason of a valid certificate that is someone else's, taken on purpose. */
+#define PL_REASON_ADOPTED "valid (adopted)"
+
 struct cert {
 	struct cs_pipeline *pl;
 	const struct cs_cfg_cert *cfg;
@@ -115,10 +118,14 @@ struct cert {
 	/* The deployed material as DER (pl_material.c); NULL when none could be read. */
 	unsigned char *dep;
 	size_t dep_len;
+	/* No DER kept: the deployed material is the generation whose leaf is
+	   sha256 (a start that found the outputs as the state recorded them). */
+	bool dep_lazy;
 	time_t not_before, not_after;
 	char serial[80];
 	char sha256[CS_FP_MAX];
 	struct cs_deploy_digests known;
+	char known_fp[65]; /* cs_deploy_fingerprint of known ("": not computed) */
 
 	/* The issuer's renewal window (ARI) for the leaf with sha256 win_sha. */
 	bool has_window;
@@ -249,6 +256,7 @@ struct renew_job {
 	int rc;
 	int64_t retry_after;
 	struct cs_deploy_digests written;
+	char written_fp[65]; /* cs_deploy_fingerprint of written */
 	struct cs_examined ex;
 	bool unusable; /* the pending generation cannot be used */
 	bool stored;   /* the new generation is stored, the outputs not written */
@@ -370,7 +378,12 @@ void pl_timer_touch(struct cert *c);
 /* pl_material.c */
 /* Keeps m (taken; NULL: none) as what c has deployed. */
 void pl_material_keep(struct cert *c, cs_material *m);
-/* True when c keeps deployed material. */
+/*
+ * Keeps no DER: the deployed material is the generation under state_dir
+ * whose leaf is c->sha256, read when a step needs it.
+ */
+void pl_material_lazy(struct cert *c);
+/* True when c keeps deployed material (or knows where it is). */
 bool pl_material_has(const struct cert *c);
 /* Returns the deployed material decoded anew (the caller frees it), or NULL. */
 cs_material *pl_material_get(const struct cert *c);

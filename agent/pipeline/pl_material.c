@@ -5,15 +5,21 @@
  * renewal (the key with reuse_key, the leaf it replaces, the set to put back
  * when a deploy stops half-way), a revocation and an ARI question.
  *
+ * A start that finds the outputs as the state last saw them keeps nothing
+ * (dep_lazy): the generation kept under state_dir with the same leaf is the
+ * deployed material, read from there when a step needs it.
+ *
  * The layout is a sequence of (4-byte big-endian length, DER) records: the
  * private key (i2d_PrivateKey), the leaf, then the chain in order.
  */
 #include "pl_int.h"
+#include "cs_fp.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,6 +65,7 @@ void pl_material_keep(struct cert *c, cs_material *m)
 	free(c->dep);
 	c->dep = NULL;
 	c->dep_len = 0;
+	c->dep_lazy = false;
 	if (m == NULL)
 		return;
 	if (m->key != NULL || m->leaf != NULL) {
@@ -91,9 +98,41 @@ void pl_material_keep(struct cert *c, cs_material *m)
 	cs_material_free(m);
 }
 
+void pl_material_lazy(struct cert *c)
+{
+	pl_material_keep(c, NULL);
+	c->dep_lazy = true;
+}
+
 bool pl_material_has(const struct cert *c)
 {
-	return c->dep != NULL;
+	return c->dep != NULL || c->dep_lazy;
+}
+
+/* The generation that holds c's deployed leaf, read and checked (dep_lazy). */
+static cs_material *load_deployed_gen(const struct cert *c)
+{
+	const char *state_dir = c->pl->cfg->agent.state_dir;
+	char err[512] = "no generation holds it", sha[CS_FP_MAX];
+	cs_material *m = NULL;
+
+	for (size_t i = 0; i < c->st.n_gens; i++) {
+		if (strcmp(c->st.gens[i].sha256, c->sha256) != 0)
+			continue;
+		if (cs_deploy_load_gen(state_dir, c->cfg->name, c->st.gens[i].n, &m, err,
+				       sizeof(err)) < 0)
+			break;
+		if (m->leaf != NULL &&
+		    cs_fp_cert(m->leaf, CS_DIGEST_SHA256, sha, sizeof(sha)) == 0 &&
+		    strcmp(sha, c->sha256) == 0)
+			return m;
+		snprintf(err, sizeof(err), "generation %d holds another certificate",
+			 c->st.gens[i].n);
+		break;
+	}
+	cs_err("%s: cannot read the deployed material (%s): %s", c->cfg->name, c->serial, err);
+	cs_material_free(m);
+	return NULL;
 }
 
 /* Reads the record at *off; returns its DER and length, or NULL at the end. */
@@ -118,6 +157,8 @@ cs_material *pl_material_get(const struct cert *c)
 	size_t off = 0;
 	long len;
 
+	if (c->dep == NULL && c->dep_lazy)
+		return load_deployed_gen(c);
 	if (c->dep == NULL || (m = cs_material_new()) == NULL)
 		return NULL;
 	if ((der = next_record(c, &off, &len)) == NULL ||

@@ -23,6 +23,7 @@ struct rollback_job {
 	time_t now;
 	int rc;
 	struct cs_deploy_digests written;
+	char written_fp[65];
 	struct cs_examined ex;
 	char err[1024];
 };
@@ -38,10 +39,11 @@ static void rollback_work(uv_work_t *req)
 	/* Validated like any deploy: never a key beside the wrong certificate. */
 	j->rc = cs_deploy(j->cfg, m, NULL, j->state_dir, 0, j->now, &j->written, j->err,
 			  sizeof(j->err));
-	if (j->rc == 0)
+	if (j->rc == 0) {
 		cs_examine_material(j->cfg, m, j->now, &j->ex);
-	if (j->rc == 0)
+		cs_deploy_fingerprint(j->cfg, &j->written, j->written_fp);
 		j->ex.m = m;
+	}
 	else
 		cs_material_free(m);
 }
@@ -70,6 +72,7 @@ static void rollback_done(uv_work_t *req, int status)
 	}
 	pl_take_examined(c, &j->ex);
 	c->known = j->written;
+	memcpy(c->known_fp, j->written_fp, sizeof(c->known_fp));
 	pl_push_gen(c, j->gen, now);
 	cs_state_drop_gen(&c->st, r->gen);
 	snprintf(msg, sizeof(msg),

@@ -76,6 +76,27 @@ static void save_done(uv_work_t *req, int status)
 	pl_maybe_quiesced(pl);
 }
 
+/*
+ * Records in c's state what the outputs were when last found valid (their
+ * fingerprint and the leaf's details), for the first examination after the
+ * next start (pl_check's CHECK_KNOWN); anything else clears the record.
+ */
+static void note_seen(struct cert *c)
+{
+	struct cs_state_seen *sn = &c->st.seen;
+
+	memset(sn, 0, sizeof(*sn));
+	if (c->verdict != CS_EX_OK || !pl_material_has(c) || c->known_fp[0] == '\0' ||
+	    !c->known.valid || c->st.n_gens == 0 || strcmp(c->st.gens[0].sha256, c->sha256) != 0)
+		return;
+	snprintf(sn->fp, sizeof(sn->fp), "%s", c->known_fp);
+	snprintf(sn->serial, sizeof(sn->serial), "%s", c->serial);
+	snprintf(sn->sha256, sizeof(sn->sha256), "%.99s", c->sha256);
+	sn->not_before = c->not_before;
+	sn->not_after = c->not_after;
+	sn->adopted = c->reason != NULL && strcmp(c->reason, PL_REASON_ADOPTED) == 0;
+}
+
 /* Writes a snapshot of c's state in the background; one save per cert at a time. */
 void pl_save_state(struct cert *c)
 {
@@ -98,6 +119,7 @@ void pl_save_state(struct cert *c)
 	j->c = c;
 	j->state_dir = pl->cfg->agent.state_dir;
 	j->name = c->cfg->name;
+	note_seen(c);
 	j->snap = c->st;
 	j->prune = c->renewal == NULL;
 	j->snap.last_error = c->st.last_error ? strdup(c->st.last_error) : NULL;

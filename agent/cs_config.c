@@ -11,6 +11,7 @@
 #include "cs_config.h"
 #include "cs_acme.h"
 #include "cs_fp.h"
+#include "cs_htab.h"
 #include "cs_log.h"
 
 #include <arpa/inet.h>
@@ -43,6 +44,13 @@ struct raw_pair {
 	bool used;
 };
 
+/* A section in the parser's index by (type, name); allocated on its own, since
+   the array of sections moves as it grows. */
+struct sec_node {
+	struct cs_htab_node node;
+	size_t idx; /* in parser.secs */
+};
+
 struct raw_section {
 	char *type; /* "agent", "cert", ... */
 	char *name; /* NULL for [agent] */
@@ -50,13 +58,15 @@ struct raw_section {
 	int line;
 	struct raw_pair *pairs;
 	size_t n_pairs;
+	struct sec_node *indexed;
 };
 
 struct parser {
 	struct cs_config *cfg;
 	struct cs_cfg_errors *errs;
 	struct raw_section *secs;
-	size_t n_secs;
+	size_t n_secs, cap_secs;
+	struct cs_htab sec_index; /* sections by (type, name): duplicates without a scan */
 	/* the file being read */
 	FILE *fp;
 	const char *file;
@@ -917,8 +927,10 @@ static void start_section(struct parser *p, const char *line)
 		return;
 	}
 	/* Duplicate section names, in this file or an earlier one. */
-	for (size_t k = 0; k < p->n_secs; k++) {
-		struct raw_section *o = &p->secs[k];
+	uint64_t h = cs_htab_hash(name != NULL ? name : "", cs_htab_hash(type, CS_HTAB_SEED));
+	for (struct cs_htab_node *n = cs_htab_first(&p->sec_index, h); n != NULL;
+	     n = cs_htab_next(n, h)) {
+		struct raw_section *o = &p->secs[cs_htab_entry(n, struct sec_node, node)->idx];
 		if (strcmp(o->type, type) != 0)
 			continue;
 		if ((name == NULL && o->name == NULL) ||
@@ -929,16 +941,29 @@ static void start_section(struct parser *p, const char *line)
 			return;
 		}
 	}
-	struct raw_section *secs = realloc(p->secs, (p->n_secs + 1) * sizeof(*secs));
-	if (secs == NULL)
+	if (p->n_secs == p->cap_secs) {
+		size_t cap = p->cap_secs ? p->cap_secs * 2 : 16;
+		struct raw_section *secs = realloc(p->secs, cap * sizeof(*secs));
+		if (secs == NULL)
+			return;
+		p->secs = secs;
+		p->cap_secs = cap;
+	}
+	struct sec_node *sn = calloc(1, sizeof(*sn));
+	if (sn == NULL)
 		return;
-	p->secs = secs;
+	sn->idx = p->n_secs;
+	if (cs_htab_insert(&p->sec_index, &sn->node, h) < 0) {
+		free(sn);
+		return;
+	}
 	struct raw_section *s = &p->secs[p->n_secs++];
 	memset(s, 0, sizeof(*s));
 	s->type = strdup(type);
 	s->name = name ? strdup(name) : NULL;
 	s->file = p->file;
 	s->line = p->line;
+	s->indexed = sn;
 	p->bad_section = false;
 }
 
@@ -1870,7 +1895,9 @@ static void free_raw(struct parser *p)
 		free(s->pairs);
 		free(s->type);
 		free(s->name);
+		free(s->indexed);
 	}
+	cs_htab_clear(&p->sec_index);
 	free(p->secs);
 	free(p->unsafe);
 	free(p->linebuf);

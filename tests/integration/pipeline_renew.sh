@@ -85,7 +85,8 @@ st=$T/state/certs/mail.json
 # json KEY: the value of a top-level number or string (the file is indented JSON).
 json() { sed -n "s/^  \"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" "$st"; }
 [ "$(json failures)" = 0 ] || fail "failures in the state: $(cat "$st")"
-[ "$(grep -c '"serial":' "$st")" = 2 ] || fail "not two generations: $(cat "$st")"
+[ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["generations"]))' "$st")" = 2 ] ||
+	fail "not two generations: $(cat "$st")"
 grep -A5 '"generations"' "$st" | grep -q "\"serial\": \"$s2\"" ||
 	fail "newest generation is not $s2: $(cat "$st")"
 [ "$(json next_due)" -gt "$(date +%s)" ] || fail "next_due is not in the future: $(cat "$st")"

@@ -73,6 +73,7 @@ struct client {
 	char *in;
 	size_t len, cap;
 	size_t queued; /* bytes of answers not yet written */
+	uint64_t active_at; /* loop time of its last request (the idle timer looks) */
 	unsigned writes;
 	int handles;
 	bool closing, paused, eof, close_after_write;
@@ -114,10 +115,19 @@ struct answer {
 	char data[];
 };
 
+/* The part of an answer the socket did not take at once, being written. */
 struct wreq {
 	uv_write_t req;
 	struct client *c;
 	struct answer *a;
+	size_t len; /* bytes of a->data this write sends (its tail) */
+};
+
+/* Bytes that say everything a status answer is made of (see status_key). */
+struct keybuf {
+	unsigned char *p;
+	size_t len, cap;
+	bool failed; /* out of memory: the key is unusable */
 };
 
 enum mphase { M_IDLE = 0, M_DEBOUNCE, M_LATE };
@@ -148,6 +158,12 @@ struct cs_ctlsock {
 	   asking in the same loop turn get the same bytes. */
 	struct answer *list_cache;
 	uint64_t list_cache_at;
+	/*
+	 * The last status answer and the key it was made from: answered again
+	 * as long as a new key is the same bytes (status_answer).
+	 */
+	struct answer *status_cache;
+	struct keybuf status_key, key_new;
 
 	/*
 	 * While the agent reads its configuration and builds its pipeline:
@@ -205,6 +221,9 @@ static void maybe_freed(struct cs_ctlsock *s)
 	free(s->metrics_file);
 	free(s->state_dir);
 	answer_unref(s->list_cache);
+	answer_unref(s->status_cache);
+	free(s->status_key.p);
+	free(s->key_new.p);
 	free(s);
 	if (cb != NULL)
 		cb(arg);
@@ -309,7 +328,7 @@ static void on_written(uv_write_t *req, int status)
 	struct wreq *w = (struct wreq *)req;
 	struct client *c = w->c;
 
-	c->queued -= w->a->len;
+	c->queued -= w->len;
 	c->writes--;
 	answer_unref(w->a);
 	free(w);
@@ -329,13 +348,31 @@ static void on_written(uv_write_t *req, int status)
 	}
 }
 
-/* Queues the answer a (one more reference taken) for the client. */
+/*
+ * Sends the answer a to the client: written at once when the socket takes
+ * it all (the usual case: no request, no callback, no change to what the
+ * loop polls for), else its tail is queued with one more reference taken.
+ * uv_try_write refuses while earlier answers are queued, so answers keep
+ * their order.
+ */
 static void send_answer(struct client *c, struct answer *a)
 {
 	struct wreq *w;
 	uv_buf_t buf;
+	size_t off = 0;
+	int r;
 
 	if (c->closing)
+		return;
+	buf = uv_buf_init(a->data, (unsigned)a->len);
+	r = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
+	if (r >= 0)
+		off = (size_t)r;
+	else if (r != UV_EAGAIN) {
+		close_client(c);
+		return;
+	}
+	if (off == a->len)
 		return;
 	w = malloc(sizeof(*w));
 	if (w == NULL) {
@@ -345,7 +382,8 @@ static void send_answer(struct client *c, struct answer *a)
 	a->refs++;
 	w->a = a;
 	w->c = c;
-	buf = uv_buf_init(a->data, (unsigned)a->len);
+	w->len = a->len - off;
+	buf = uv_buf_init(a->data + off, (unsigned)w->len);
 	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_written) < 0) {
 		answer_unref(a);
 		free(w);
@@ -353,7 +391,7 @@ static void send_answer(struct client *c, struct answer *a)
 		return;
 	}
 	c->writes++;
-	c->queued += a->len;
+	c->queued += w->len;
 }
 
 /* Returns a new answer of text plus a newline (one reference), or NULL. */
@@ -544,18 +582,19 @@ static void add_cert_problem(void *arg, const struct cs_cert_status *st)
 
 /*
  * What status says about all certs: from the backend's summary when it
- * keeps one, else by looking at each cert. Adds the problems to problems
- * when it is not NULL.
+ * keeps one, else by looking at each cert. Calls problem(arg, status) for
+ * each cert with a problem when problem is not NULL.
  */
-static void summarize(struct cs_ctlsock *s, struct cs_pipeline_summary *sum, json_t *problems)
+static void summarize(struct cs_ctlsock *s, struct cs_pipeline_summary *sum,
+		      void (*problem)(void *arg, const struct cs_cert_status *st), void *arg)
 {
 	memset(sum, 0, sizeof(*sum));
 	if (s->starting != NULL)
 		return; /* no certs yet */
 	if (s->be.summary != NULL && s->be.problems != NULL) {
 		s->be.summary(s->be.arg, sum);
-		if (problems != NULL)
-			s->be.problems(s->be.arg, add_cert_problem, problems);
+		if (problem != NULL)
+			s->be.problems(s->be.arg, problem, arg);
 		return;
 	}
 	sum->n_certs = s->be.count(s->be.arg);
@@ -564,8 +603,8 @@ static void summarize(struct cs_ctlsock *s, struct cs_pipeline_summary *sum, jso
 		s->be.status(s->be.arg, i, &st);
 		if ((unsigned)st.state < CS_CERT_N_STATES)
 			sum->per_state[st.state]++;
-		if (problems != NULL && bad_state(st.state))
-			add_cert_problem(problems, &st);
+		if (problem != NULL && bad_state(st.state))
+			problem(arg, &st);
 		if (st.next_renewal != 0 &&
 		    (sum->next_renewal == 0 || st.next_renewal < sum->next_renewal)) {
 			sum->next_renewal = st.next_renewal;
@@ -583,7 +622,7 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 	struct cs_pipeline_summary sum;
 	json_t *by = json_object(), *problems = json_array();
 
-	summarize(s, &sum, problems);
+	summarize(s, &sum, add_cert_problem, problems);
 	for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++)
 		json_object_set_new(by, cs_cert_state_name(states[k]),
 				    json_integer((json_int_t)sum.per_state[states[k]]));
@@ -605,6 +644,113 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 			 (json_int_t)sum.n_certs, "states", by, "problems", problems,
 			 "next_renewal", time_json(sum.next_renewal), "next_renewal_cert",
 			 str_json(sum.next_renewal_cert), "capath_problems", cap);
+}
+
+static void key_put(struct keybuf *k, const void *data, size_t n)
+{
+	if (k->failed)
+		return;
+	if (k->len + n > k->cap) {
+		size_t cap = k->cap ? k->cap : 512;
+		while (cap < k->len + n)
+			cap *= 2;
+		unsigned char *p = realloc(k->p, cap);
+		if (p == NULL) {
+			k->failed = true;
+			return;
+		}
+		k->p = p;
+		k->cap = cap;
+	}
+	memcpy(k->p + k->len, data, n);
+	k->len += n;
+}
+
+/* A string (or NULL) such that no two sequences of them give the same bytes. */
+static void key_str(struct keybuf *k, const char *str)
+{
+	unsigned char tag = str != NULL;
+
+	key_put(k, &tag, 1);
+	if (str != NULL)
+		key_put(k, str, strlen(str) + 1);
+}
+
+static void key_tag(struct keybuf *k, char tag)
+{
+	key_put(k, &tag, 1);
+}
+
+static void key_cert_problem(void *arg, const struct cs_cert_status *st)
+{
+	key_tag(arg, 'P');
+	key_str(arg, st->name);
+	key_put(arg, &st->state, sizeof(st->state));
+	key_str(arg, st->last_error);
+	key_put(arg, &st->failures, sizeof(st->failures));
+}
+
+static void key_capath_problem(void *arg, const char *section, const char *file,
+			       const char *reason)
+{
+	key_tag(arg, 'C');
+	key_str(arg, section);
+	key_str(arg, file);
+	key_str(arg, reason);
+}
+
+/*
+ * Writes into k every input of cmd_status but the constants (version,
+ * pid): what the agent is doing while it starts, its start, the second now
+ * (uptime), the summary, each cert problem and each CApath problem. Two
+ * equal keys make the same answer. Costs a summary and a walk over the
+ * problems, nothing per cert.
+ */
+static void status_key(struct cs_ctlsock *s, struct keybuf *k)
+{
+	struct cs_pipeline_summary sum;
+	time_t now = time(NULL);
+
+	k->len = 0;
+	k->failed = false;
+	key_str(k, s->starting);
+	key_put(k, &s->ag.start_time, sizeof(s->ag.start_time));
+	key_put(k, &now, sizeof(now));
+	summarize(s, &sum, key_cert_problem, k);
+	key_tag(k, 'E');
+	key_put(k, &sum.n_certs, sizeof(sum.n_certs));
+	key_put(k, sum.per_state, sizeof(sum.per_state));
+	key_put(k, &sum.next_renewal, sizeof(sum.next_renewal));
+	key_str(k, sum.next_renewal_cert);
+	if (s->be.capath_problems != NULL && s->starting == NULL)
+		s->be.capath_problems(s->be.arg, key_capath_problem, k);
+	key_tag(k, 'E');
+}
+
+/*
+ * Returns the status answer (borrowed from s->status_cache), rendered again
+ * only when its key changed: hundreds of clients asking each second get the
+ * same bytes without a JSON document being built for each. NULL on ENOMEM.
+ */
+static struct answer *status_answer(struct cs_ctlsock *s)
+{
+	struct keybuf swap;
+	struct answer *a;
+	json_t *j;
+
+	status_key(s, &s->key_new);
+	if (s->status_cache != NULL && !s->key_new.failed && !s->status_key.failed &&
+	    s->key_new.len == s->status_key.len &&
+	    memcmp(s->key_new.p, s->status_key.p, s->key_new.len) == 0)
+		return s->status_cache;
+	if ((j = cmd_status(s)) == NULL || (a = answer_json(j)) == NULL)
+		return NULL;
+	answer_unref(s->status_cache);
+	s->status_cache = a;
+	swap = s->status_key;
+	s->status_key = s->key_new;
+	s->key_new = swap;
+	return a;
 }
 
 /* What a renew request without wait answers for one cert: NULL when there is no such cert. */
@@ -1015,26 +1161,55 @@ static json_t *cmd_metrics(struct cs_ctlsock *s)
 	return j;
 }
 
+/*
+ * Whether line is exactly {"cmd":"WORD"} (WORD lower-case letters, as
+ * certsyncctl sends status, list and metrics): WORD is then copied to cmd.
+ * Such a line means what the JSON parser would make of it, without a parse.
+ */
+static bool bare_command(const char *line, size_t len, char cmd[16])
+{
+	static const char head[] = "{\"cmd\":\"";
+	size_t hl = sizeof(head) - 1, n;
+
+	if (len < hl + 3 || len - hl - 2 >= 16 || memcmp(line, head, hl) != 0 ||
+	    memcmp(line + len - 2, "\"}", 2) != 0)
+		return false;
+	n = len - hl - 2;
+	for (size_t i = 0; i < n; i++)
+		if (line[hl + i] < 'a' || line[hl + i] > 'z')
+			return false;
+	memcpy(cmd, line + hl, n);
+	cmd[n] = '\0';
+	return true;
+}
+
 /* Answers one request line. */
 static void handle(struct client *c, const char *line, size_t len)
 {
 	struct cs_ctlsock *s = c->s;
 	json_error_t jerr;
-	json_t *req, *resp = NULL;
+	json_t *req = NULL, *resp = NULL;
 	const char *cmd = NULL, *name = NULL;
+	char bare[16];
 	bool change = false;
 
-	req = json_loadb(line, len, 0, &jerr);
-	if (req == NULL || !json_is_object(req)) {
-		s->ag.requests_error++;
-		send_json(c, req == NULL ? error_json("bad_request", "malformed JSON: %s", jerr.text)
-					 : error_json("bad_request",
-						      "a request is a JSON object with \"cmd\""));
-		json_decref(req);
-		return;
+	/* req stays NULL for a bare command: json_object_get(NULL, ...) is NULL. */
+	if (bare_command(line, len, bare)) {
+		cmd = bare;
+	} else {
+		req = json_loadb(line, len, 0, &jerr);
+		if (req == NULL || !json_is_object(req)) {
+			s->ag.requests_error++;
+			send_json(c, req == NULL
+					     ? error_json("bad_request", "malformed JSON: %s", jerr.text)
+					     : error_json("bad_request",
+							  "a request is a JSON object with \"cmd\""));
+			json_decref(req);
+			return;
+		}
+		cmd = json_string_value(json_object_get(req, "cmd"));
+		name = json_string_value(json_object_get(req, "name"));
 	}
-	cmd = json_string_value(json_object_get(req, "cmd"));
-	name = json_string_value(json_object_get(req, "name"));
 	if (cmd == NULL) {
 		resp = error_json("bad_request", "a request needs \"cmd\" (a string)");
 		goto out;
@@ -1078,9 +1253,15 @@ static void handle(struct client *c, const char *line, size_t len)
 		return;
 	} else if (strcmp(cmd, "show") == 0)
 		resp = cmd_show(s, name);
-	else if (strcmp(cmd, "status") == 0)
-		resp = cmd_status(s);
-	else if (strcmp(cmd, "renew") == 0) {
+	else if (strcmp(cmd, "status") == 0) {
+		struct answer *a = status_answer(s);
+		if (a == NULL)
+			goto out;
+		s->ag.requests_ok++;
+		send_answer(c, a);
+		json_decref(req);
+		return;
+	} else if (strcmp(cmd, "renew") == 0) {
 		resp = cmd_renew(c, name, json_is_true(json_object_get(req, "force")),
 				 json_is_true(json_object_get(req, "wait")));
 		if (resp == NULL && c->deferred != NULL) {
@@ -1181,6 +1362,27 @@ static bool must_wait(struct client *c, const char *line, size_t len)
 	return wait;
 }
 
+/* Reads no more from c, and closes it once its answers are written. */
+static void close_after_writes(struct client *c)
+{
+	c->close_after_write = true;
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	if (c->writes == 0)
+		close_client(c);
+}
+
+/*
+ * Notes that c has just been answered. The idle timer is not moved on each
+ * request (that costs two heap operations a request): on_idle looks at
+ * active_at when it fires and sets itself for the rest of the time.
+ */
+static void touch(struct client *c)
+{
+	c->active_at = uv_now(c->s->loop);
+	if (!uv_is_active((uv_handle_t *)&c->timer))
+		uv_timer_again(&c->timer);
+}
+
 /*
  * Answers the complete lines buffered: at most BATCH per turn (the rest on
  * the next turns, so that a client sending thousands of requests at once
@@ -1203,8 +1405,7 @@ static void process(struct client *c)
 			send_json(c, error_json("too_long", "request longer than %zu bytes",
 						c->s->max_request));
 			c->s->ag.requests_error++;
-			c->close_after_write = true;
-			uv_read_stop((uv_stream_t *)&c->pipe);
+			close_after_writes(c);
 			off = c->len;
 			break;
 		}
@@ -1216,7 +1417,7 @@ static void process(struct client *c)
 			if (c->deferred != NULL)
 				uv_timer_stop(&c->timer);
 			else
-				uv_timer_again(&c->timer);
+				touch(c);
 			done++;
 		}
 		off += n + 1;
@@ -1237,8 +1438,7 @@ static void process(struct client *c)
 		c->s->ag.requests_error++;
 		send_json(c, error_json("too_long", "request longer than %zu bytes",
 					c->s->max_request));
-		c->close_after_write = true;
-		uv_read_stop((uv_stream_t *)&c->pipe);
+		close_after_writes(c);
 		return;
 	}
 	if (c->eof && !c->paused && !c->backlogged && !c->waiting && c->deferred == NULL) {
@@ -1310,6 +1510,12 @@ static void on_idle(uv_timer_t *t)
 	/* A client waiting for a renewal, a revocation or the start is not idle. */
 	if (c->deferred != NULL || c->waiting)
 		return;
+	uint64_t quiet = uv_now(c->s->loop) - c->active_at;
+	if (quiet < c->s->idle_ms) {
+		/* It asked something since the timer was set: the rest of its time. */
+		uv_timer_start(t, on_idle, c->s->idle_ms - quiet, c->s->idle_ms);
+		return;
+	}
 	/* No complete request within the timeout: drop it without another word. */
 	cs_debug("status socket: dropping idle client (uid %u)", (unsigned)c->uid);
 	close_client(c);
@@ -1409,6 +1615,7 @@ static void on_connection(uv_stream_t *server, int status)
 		close_client(c);
 		return;
 	}
+	c->active_at = uv_now(s->loop);
 	uv_timer_start(&c->timer, on_idle, s->idle_ms, s->idle_ms);
 	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }

@@ -100,6 +100,10 @@ struct deferred {
 	size_t left;
 	/* renew all: how many certs answered each way at once (not_due ones are not in results). */
 	size_t n_started, n_not_due, n_busy, n_error;
+	/* renew: its flags; renew all: the next cert to ask for, and the next such request. */
+	bool all, force, wait;
+	size_t next;
+	struct deferred *rnext;
 	/* A backend that answers before it returns: the answer is kept for the caller. */
 	bool in_call, answered;
 	int status;
@@ -154,6 +158,8 @@ struct cs_ctlsock {
 	enum mphase mphase;
 	uv_idle_t idle; /* runs while clients are backlogged */
 	struct client *backlog, *backlog_tail; /* served in this order */
+	/* renew all requests still asking for renewals, oldest first (renew_all_turn). */
+	struct deferred *renew_all, *renew_all_tail;
 	/* The last `list` answer and the loop time it was made at: clients
 	   asking in the same loop turn get the same bytes. */
 	struct answer *list_cache;
@@ -841,78 +847,156 @@ static const char *cert_name(struct cs_ctlsock *s, size_t i)
 	return st.name;
 }
 
+/* How long one loop turn may spend starting the renewals of a renew all. */
+#define RENEW_SLICE_NS 1000000
+
+/*
+ * Asks the backend to renew cert, one of the request d. For a single cert
+ * sets *resp when there is no such cert.
+ */
+static void renew_cert(struct cs_ctlsock *s, struct deferred *d, const char *cert, json_t **resp)
+{
+	struct renew_waiter *w = NULL;
+	int rc;
+
+	if (d->wait && (w = calloc(1, sizeof(*w))) != NULL) {
+		w->d = d;
+		w->name = strdup(cert);
+	}
+	if (d->wait && (w == NULL || w->name == NULL)) {
+		rc = -ENOMEM;
+	} else {
+		if (w != NULL)
+			d->left++;
+		rc = s->be.renew(s->be.arg, cert, d->force, w ? on_renewal_end : NULL, w);
+		if (rc != 0 && w != NULL)
+			d->left--;
+	}
+	if (d->all)
+		renew_count(d, rc);
+	if (rc != 0 || !d->wait) {
+		const char *r = renew_result(rc);
+		if (r == NULL && !d->all) {
+			*resp = error_json("not_found", "no cert \"%s\" in the configuration",
+					   d->name);
+		} else if (!d->all || rc != 1) {
+			renew_add_result(d->results, cert, r ? r : "error", NULL);
+			if (!d->all)
+				cs_notice("status socket: renew %s%s: %s", d->name,
+					  d->force ? " (forced)" : "", r);
+		}
+	}
+	if (rc != 0 && w != NULL) {
+		free(w->name);
+		free(w);
+	}
+}
+
+/*
+ * Renews the certs of a renew all from d->next on, for at most
+ * RENEW_SLICE_NS (at least one cert). Returns true once every cert has
+ * been asked for.
+ */
+static bool renew_slice(struct cs_ctlsock *s, struct deferred *d)
+{
+	uint64_t until = uv_hrtime() + RENEW_SLICE_NS;
+	/*
+	 * The count is asked again on each turn: the configuration may have
+	 * changed between turns (the name of cert i is borrowed for one turn).
+	 */
+	size_t n = s->be.count(s->be.arg);
+
+	while (d->next < n) {
+		/*
+		 * Borrowed: the backend's configuration changes only between
+		 * loop turns, so the name stays valid through this iteration
+		 * even when the renewal ends inside the call.
+		 */
+		const char *cert = cert_name(s, d->next++);
+		json_t *none = NULL; /* set only for a single cert */
+		if (cert != NULL)
+			renew_cert(s, d, cert, &none);
+		if (uv_hrtime() >= until)
+			break;
+	}
+	return d->next >= n;
+}
+
+/* Logs what a renew all started once every cert has been asked for. */
+static void renew_all_logged(const struct deferred *d)
+{
+	cs_notice("status socket: renew all%s%s: %zu started, %zu not due, %zu busy%s",
+		  d->force ? " (forced)" : "", d->wait ? " (waiting)" : "", d->n_started,
+		  d->n_not_due, d->n_busy, d->n_error > 0 ? ", some failed to start" : "");
+}
+
+static void on_idle_turn(uv_idle_t *h);
+
+/*
+ * One more slice of the oldest renew all still starting renewals. Once it
+ * has asked for every cert it is answered (or waits for its renewals, with
+ * wait), as cmd_renew would have answered it at once.
+ */
+static void renew_all_turn(struct cs_ctlsock *s)
+{
+	struct deferred *d = s->renew_all;
+
+	if (d == NULL || !renew_slice(s, d))
+		return;
+	s->renew_all = d->rnext;
+	if (s->renew_all == NULL)
+		s->renew_all_tail = NULL;
+	renew_all_logged(d);
+	if (--d->left == 0)
+		deferred_answer(d, d->c != NULL ? renew_wait_answer(d) : NULL, true);
+}
+
 /*
  * renew NAME|all [force] [wait]. With wait the answer comes when every
  * renewal started has ended (NULL returned, c->deferred set); busy and
  * not_due are answered at once. Renew all lists in its results only the
  * certs that were not simply not due (the count says how many were): with
  * nothing due, the answer is a few bytes whatever the number of certs.
+ *
+ * Starting a renewal costs the loop a few milliseconds (the deployed key is
+ * decoded), so renew all starts them for at most RENEW_SLICE_NS per loop
+ * turn and answers once it has asked for every cert (NULL returned,
+ * c->deferred set until then): other clients are served between the
+ * slices instead of waiting seconds behind a thousand renewals.
  */
 static json_t *cmd_renew(struct client *c, const char *name, bool force, bool wait)
 {
 	struct cs_ctlsock *s = c->s;
 	struct deferred *d = NULL;
-	size_t n = 1;
-	bool all;
 	json_t *resp = NULL;
 
 	if (name == NULL)
 		return error_json("bad_request", "renew needs a \"name\" (a cert or \"all\")");
-	all = strcmp(name, "all") == 0;
-	if (all)
-		n = s->be.count(s->be.arg);
 	if ((d = calloc(1, sizeof(*d))) == NULL || (d->name = strdup(name)) == NULL ||
 	    (d->results = json_array()) == NULL)
 		goto out;
 	d->c = c;
+	d->all = strcmp(name, "all") == 0;
+	d->force = force;
+	d->wait = wait;
 	d->left = 1; /* held until every renewal has been asked for */
-	for (size_t i = 0; i < n; i++) {
-		/*
-		 * Borrowed: the backend's configuration changes only between
-		 * loop turns, so the name stays valid through this iteration
-		 * even when the renewal ends inside the call.
-		 */
-		const char *cert = all ? cert_name(s, i) : name;
-		struct renew_waiter *w = NULL;
-		int rc;
-		if (cert == NULL)
-			continue;
-		if (wait && (w = calloc(1, sizeof(*w))) != NULL) {
-			w->d = d;
-			w->name = strdup(cert);
+	if (d->all) {
+		if (!renew_slice(s, d)) {
+			/* The rest on the next turns (renew_all_turn). */
+			uv_read_stop((uv_stream_t *)&c->pipe);
+			c->deferred = d;
+			if (s->renew_all_tail != NULL)
+				s->renew_all_tail->rnext = d;
+			else
+				s->renew_all = d;
+			s->renew_all_tail = d;
+			uv_idle_start(&s->idle, on_idle_turn);
+			return NULL;
 		}
-		if (wait && (w == NULL || w->name == NULL)) {
-			rc = -ENOMEM;
-		} else {
-			if (w != NULL)
-				d->left++;
-			rc = s->be.renew(s->be.arg, cert, force, w ? on_renewal_end : NULL, w);
-			if (rc != 0 && w != NULL)
-				d->left--;
-		}
-		if (all)
-			renew_count(d, rc);
-		if (rc != 0 || !wait) {
-			const char *r = renew_result(rc);
-			if (r == NULL && !all) {
-				resp = error_json("not_found", "no cert \"%s\" in the configuration",
-						  name);
-			} else if (!all || rc != 1) {
-				renew_add_result(d->results, cert, r ? r : "error", NULL);
-				if (!all)
-					cs_notice("status socket: renew %s%s: %s", name,
-						  force ? " (forced)" : "", r);
-			}
-		}
-		if (rc != 0 && w != NULL) {
-			free(w->name);
-			free(w);
-		}
+		renew_all_logged(d);
+	} else {
+		renew_cert(s, d, name, &resp);
 	}
-	if (all)
-		cs_notice("status socket: renew all%s%s: %zu started, %zu not due, %zu busy%s",
-			  force ? " (forced)" : "", wait ? " (waiting)" : "", d->n_started,
-			  d->n_not_due, d->n_busy, d->n_error > 0 ? ", some failed to start" : "");
 	if (--d->left > 0) {
 		/* Renewals are running: answer when the last one ends. */
 		uv_read_stop((uv_stream_t *)&c->pipe);
@@ -1316,7 +1400,8 @@ static void on_idle_turn(uv_idle_t *h)
 		if (can_read(c))
 			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 	}
-	if (s->backlog == NULL)
+	renew_all_turn(s);
+	if (s->backlog == NULL && s->renew_all == NULL)
 		uv_idle_stop(&s->idle);
 }
 
@@ -2029,6 +2114,14 @@ void cs_ctlsock_close(struct cs_ctlsock *s, void (*close_cb)(void *arg), void *a
 	s->close_arg = arg;
 	while (s->clients != NULL)
 		close_client(s->clients);
+	/* A renew all still asking stops here; its client is gone (d->c is NULL). */
+	while (s->renew_all != NULL) {
+		struct deferred *d = s->renew_all;
+		s->renew_all = d->rnext;
+		if (--d->left == 0)
+			deferred_answer(d, NULL, true);
+	}
+	s->renew_all_tail = NULL;
 	close_listener(s->lis);
 	s->lis = NULL;
 	uv_close((uv_handle_t *)&s->mtimer, on_plain_closed);

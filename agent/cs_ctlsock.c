@@ -158,8 +158,14 @@ struct cs_ctlsock {
 	enum mphase mphase;
 	uv_idle_t idle; /* runs while clients are backlogged */
 	struct client *backlog, *backlog_tail; /* served in this order */
-	/* renew all requests still asking for renewals, oldest first (renew_all_turn). */
+	/*
+	 * renew all requests still asking for renewals, oldest first, and the
+	 * timer for the next slice (renew_all_turn): as long after a slice as
+	 * the slice took, so that they get at most half the loop.
+	 */
 	struct deferred *renew_all, *renew_all_tail;
+	uv_timer_t rtimer;
+	uint64_t renew_pause_ms;
 	/* The last `list` answer and the loop time it was made at: clients
 	   asking in the same loop turn get the same bytes. */
 	struct answer *list_cache;
@@ -847,7 +853,7 @@ static const char *cert_name(struct cs_ctlsock *s, size_t i)
 	return st.name;
 }
 
-/* How long one loop turn may spend starting the renewals of a renew all. */
+/* How long one slice may spend starting the renewals of a renew all. */
 #define RENEW_SLICE_NS 1000000
 
 /*
@@ -899,7 +905,7 @@ static void renew_cert(struct cs_ctlsock *s, struct deferred *d, const char *cer
  */
 static bool renew_slice(struct cs_ctlsock *s, struct deferred *d)
 {
-	uint64_t until = uv_hrtime() + RENEW_SLICE_NS;
+	uint64_t t0 = uv_hrtime(), until = t0 + RENEW_SLICE_NS;
 	/*
 	 * The count is asked again on each turn: the configuration may have
 	 * changed between turns (the name of cert i is borrowed for one turn).
@@ -919,6 +925,7 @@ static bool renew_slice(struct cs_ctlsock *s, struct deferred *d)
 		if (uv_hrtime() >= until)
 			break;
 	}
+	s->renew_pause_ms = (uv_hrtime() - t0 + 999999) / 1000000;
 	return d->next >= n;
 }
 
@@ -930,25 +937,26 @@ static void renew_all_logged(const struct deferred *d)
 		  d->n_not_due, d->n_busy, d->n_error > 0 ? ", some failed to start" : "");
 }
 
-static void on_idle_turn(uv_idle_t *h);
-
 /*
  * One more slice of the oldest renew all still starting renewals. Once it
  * has asked for every cert it is answered (or waits for its renewals, with
  * wait), as cmd_renew would have answered it at once.
  */
-static void renew_all_turn(struct cs_ctlsock *s)
+static void renew_all_turn(uv_timer_t *t)
 {
+	struct cs_ctlsock *s = t->data;
 	struct deferred *d = s->renew_all;
 
-	if (d == NULL || !renew_slice(s, d))
-		return;
-	s->renew_all = d->rnext;
-	if (s->renew_all == NULL)
-		s->renew_all_tail = NULL;
-	renew_all_logged(d);
-	if (--d->left == 0)
-		deferred_answer(d, d->c != NULL ? renew_wait_answer(d) : NULL, true);
+	if (d != NULL && renew_slice(s, d)) {
+		s->renew_all = d->rnext;
+		if (s->renew_all == NULL)
+			s->renew_all_tail = NULL;
+		renew_all_logged(d);
+		if (--d->left == 0)
+			deferred_answer(d, d->c != NULL ? renew_wait_answer(d) : NULL, true);
+	}
+	if (s->renew_all != NULL)
+		uv_timer_start(&s->rtimer, renew_all_turn, s->renew_pause_ms, 0);
 }
 
 /*
@@ -959,10 +967,11 @@ static void renew_all_turn(struct cs_ctlsock *s)
  * nothing due, the answer is a few bytes whatever the number of certs.
  *
  * Starting a renewal costs the loop a few milliseconds (the deployed key is
- * decoded), so renew all starts them for at most RENEW_SLICE_NS per loop
- * turn and answers once it has asked for every cert (NULL returned,
- * c->deferred set until then): other clients are served between the
- * slices instead of waiting seconds behind a thousand renewals.
+ * decoded), so renew all starts them in slices of at most RENEW_SLICE_NS,
+ * each followed by a pause as long, and answers once it has asked for every
+ * cert (NULL returned, c->deferred set until then): other clients are
+ * served between the slices instead of waiting seconds behind a thousand
+ * renewals.
  */
 static json_t *cmd_renew(struct client *c, const char *name, bool force, bool wait)
 {
@@ -990,7 +999,8 @@ static json_t *cmd_renew(struct client *c, const char *name, bool force, bool wa
 			else
 				s->renew_all = d;
 			s->renew_all_tail = d;
-			uv_idle_start(&s->idle, on_idle_turn);
+			if (!uv_is_active((uv_handle_t *)&s->rtimer))
+				uv_timer_start(&s->rtimer, renew_all_turn, s->renew_pause_ms, 0);
 			return NULL;
 		}
 		renew_all_logged(d);
@@ -1400,8 +1410,7 @@ static void on_idle_turn(uv_idle_t *h)
 		if (can_read(c))
 			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 	}
-	renew_all_turn(s);
-	if (s->backlog == NULL && s->renew_all == NULL)
+	if (s->backlog == NULL)
 		uv_idle_stop(&s->idle);
 }
 
@@ -2032,7 +2041,9 @@ struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts 
 	s->watch.data = s;
 	uv_idle_init(loop, &s->idle);
 	s->idle.data = s;
-	s->handles += 3;
+	uv_timer_init(loop, &s->rtimer);
+	s->rtimer.data = s;
+	s->handles += 4;
 	if (o->path != NULL && (s->lis = listener_new(s, o, err, errlen)) == NULL) {
 		/* Handles are open: free through the close callbacks, without a metrics write. */
 		free(s->metrics_file);
@@ -2127,6 +2138,7 @@ void cs_ctlsock_close(struct cs_ctlsock *s, void (*close_cb)(void *arg), void *a
 	uv_close((uv_handle_t *)&s->mtimer, on_plain_closed);
 	uv_close((uv_handle_t *)&s->watch, on_plain_closed);
 	uv_close((uv_handle_t *)&s->idle, on_plain_closed);
+	uv_close((uv_handle_t *)&s->rtimer, on_plain_closed);
 }
 
 /* ---- the agent's wiring ------------------------------------------------------ */

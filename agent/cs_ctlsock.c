@@ -13,7 +13,11 @@
  * with more than MAX_QUEUED bytes of unread answers is not read from until
  * it catches up. Clients asking for `list` in the same loop turn share one
  * rendered answer (reference-counted), which is what lets hundreds of
- * clients ask about a thousand certs at once.
+ * clients ask about a thousand certs at once. status is answered from the
+ * last rendered answer for as long as everything it is made of is the same
+ * (status_key), and answers go out with uv_try_write: a small request costs
+ * a read, a few comparisons and a write. A renew all starts its renewals in
+ * paced slices (renew_all_turn) so that it does not hold the loop.
  *
  * Handles: the listener, the state-dir watch, the metrics timer, the idle
  * handle and two per client (pipe and idle timer). s->handles counts those
@@ -73,6 +77,7 @@ struct client {
 	char *in;
 	size_t len, cap;
 	size_t queued; /* bytes of answers not yet written */
+	uint64_t active_at; /* loop time of its last request (the idle timer looks) */
 	unsigned writes;
 	int handles;
 	bool closing, paused, eof, close_after_write;
@@ -99,6 +104,10 @@ struct deferred {
 	size_t left;
 	/* renew all: how many certs answered each way at once (not_due ones are not in results). */
 	size_t n_started, n_not_due, n_busy, n_error;
+	/* renew: its flags; renew all: the next cert to ask for, and the next such request. */
+	bool all, force, wait;
+	size_t next;
+	struct deferred *rnext;
 	/* A backend that answers before it returns: the answer is kept for the caller. */
 	bool in_call, answered;
 	int status;
@@ -114,10 +123,19 @@ struct answer {
 	char data[];
 };
 
+/* The part of an answer the socket did not take at once, being written. */
 struct wreq {
 	uv_write_t req;
 	struct client *c;
 	struct answer *a;
+	size_t len; /* bytes of a->data this write sends (its tail) */
+};
+
+/* Bytes that say everything a status answer is made of (see status_key). */
+struct keybuf {
+	unsigned char *p;
+	size_t len, cap;
+	bool failed; /* out of memory: the key is unusable */
 };
 
 enum mphase { M_IDLE = 0, M_DEBOUNCE, M_LATE };
@@ -144,10 +162,24 @@ struct cs_ctlsock {
 	enum mphase mphase;
 	uv_idle_t idle; /* runs while clients are backlogged */
 	struct client *backlog, *backlog_tail; /* served in this order */
+	/*
+	 * renew all requests still asking for renewals, oldest first, and the
+	 * timer for the next slice (renew_all_turn): as long after a slice as
+	 * the slice took, so that they get at most half the loop.
+	 */
+	struct deferred *renew_all, *renew_all_tail;
+	uv_timer_t rtimer;
+	uint64_t renew_pause_ms;
 	/* The last `list` answer and the loop time it was made at: clients
 	   asking in the same loop turn get the same bytes. */
 	struct answer *list_cache;
 	uint64_t list_cache_at;
+	/*
+	 * The last status answer and the key it was made from: answered again
+	 * as long as a new key is the same bytes (status_answer).
+	 */
+	struct answer *status_cache;
+	struct keybuf status_key, key_new;
 
 	/*
 	 * While the agent reads its configuration and builds its pipeline:
@@ -205,6 +237,9 @@ static void maybe_freed(struct cs_ctlsock *s)
 	free(s->metrics_file);
 	free(s->state_dir);
 	answer_unref(s->list_cache);
+	answer_unref(s->status_cache);
+	free(s->status_key.p);
+	free(s->key_new.p);
 	free(s);
 	if (cb != NULL)
 		cb(arg);
@@ -309,7 +344,7 @@ static void on_written(uv_write_t *req, int status)
 	struct wreq *w = (struct wreq *)req;
 	struct client *c = w->c;
 
-	c->queued -= w->a->len;
+	c->queued -= w->len;
 	c->writes--;
 	answer_unref(w->a);
 	free(w);
@@ -329,13 +364,31 @@ static void on_written(uv_write_t *req, int status)
 	}
 }
 
-/* Queues the answer a (one more reference taken) for the client. */
+/*
+ * Sends the answer a to the client: written at once when the socket takes
+ * it all (the usual case: no request, no callback, no change to what the
+ * loop polls for), else its tail is queued with one more reference taken.
+ * uv_try_write refuses while earlier answers are queued, so answers keep
+ * their order.
+ */
 static void send_answer(struct client *c, struct answer *a)
 {
 	struct wreq *w;
 	uv_buf_t buf;
+	size_t off = 0;
+	int r;
 
 	if (c->closing)
+		return;
+	buf = uv_buf_init(a->data, (unsigned)a->len);
+	r = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
+	if (r >= 0)
+		off = (size_t)r;
+	else if (r != UV_EAGAIN) {
+		close_client(c);
+		return;
+	}
+	if (off == a->len)
 		return;
 	w = malloc(sizeof(*w));
 	if (w == NULL) {
@@ -345,7 +398,8 @@ static void send_answer(struct client *c, struct answer *a)
 	a->refs++;
 	w->a = a;
 	w->c = c;
-	buf = uv_buf_init(a->data, (unsigned)a->len);
+	w->len = a->len - off;
+	buf = uv_buf_init(a->data + off, (unsigned)w->len);
 	if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &buf, 1, on_written) < 0) {
 		answer_unref(a);
 		free(w);
@@ -353,7 +407,7 @@ static void send_answer(struct client *c, struct answer *a)
 		return;
 	}
 	c->writes++;
-	c->queued += a->len;
+	c->queued += w->len;
 }
 
 /* Returns a new answer of text plus a newline (one reference), or NULL. */
@@ -544,18 +598,19 @@ static void add_cert_problem(void *arg, const struct cs_cert_status *st)
 
 /*
  * What status says about all certs: from the backend's summary when it
- * keeps one, else by looking at each cert. Adds the problems to problems
- * when it is not NULL.
+ * keeps one, else by looking at each cert. Calls problem(arg, status) for
+ * each cert with a problem when problem is not NULL.
  */
-static void summarize(struct cs_ctlsock *s, struct cs_pipeline_summary *sum, json_t *problems)
+static void summarize(struct cs_ctlsock *s, struct cs_pipeline_summary *sum,
+		      void (*problem)(void *arg, const struct cs_cert_status *st), void *arg)
 {
 	memset(sum, 0, sizeof(*sum));
 	if (s->starting != NULL)
 		return; /* no certs yet */
 	if (s->be.summary != NULL && s->be.problems != NULL) {
 		s->be.summary(s->be.arg, sum);
-		if (problems != NULL)
-			s->be.problems(s->be.arg, add_cert_problem, problems);
+		if (problem != NULL)
+			s->be.problems(s->be.arg, problem, arg);
 		return;
 	}
 	sum->n_certs = s->be.count(s->be.arg);
@@ -564,8 +619,8 @@ static void summarize(struct cs_ctlsock *s, struct cs_pipeline_summary *sum, jso
 		s->be.status(s->be.arg, i, &st);
 		if ((unsigned)st.state < CS_CERT_N_STATES)
 			sum->per_state[st.state]++;
-		if (problems != NULL && bad_state(st.state))
-			add_cert_problem(problems, &st);
+		if (problem != NULL && bad_state(st.state))
+			problem(arg, &st);
 		if (st.next_renewal != 0 &&
 		    (sum->next_renewal == 0 || st.next_renewal < sum->next_renewal)) {
 			sum->next_renewal = st.next_renewal;
@@ -583,7 +638,7 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 	struct cs_pipeline_summary sum;
 	json_t *by = json_object(), *problems = json_array();
 
-	summarize(s, &sum, problems);
+	summarize(s, &sum, add_cert_problem, problems);
 	for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++)
 		json_object_set_new(by, cs_cert_state_name(states[k]),
 				    json_integer((json_int_t)sum.per_state[states[k]]));
@@ -605,6 +660,113 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 			 (json_int_t)sum.n_certs, "states", by, "problems", problems,
 			 "next_renewal", time_json(sum.next_renewal), "next_renewal_cert",
 			 str_json(sum.next_renewal_cert), "capath_problems", cap);
+}
+
+static void key_put(struct keybuf *k, const void *data, size_t n)
+{
+	if (k->failed)
+		return;
+	if (k->len + n > k->cap) {
+		size_t cap = k->cap ? k->cap : 512;
+		while (cap < k->len + n)
+			cap *= 2;
+		unsigned char *p = realloc(k->p, cap);
+		if (p == NULL) {
+			k->failed = true;
+			return;
+		}
+		k->p = p;
+		k->cap = cap;
+	}
+	memcpy(k->p + k->len, data, n);
+	k->len += n;
+}
+
+/* A string (or NULL) such that no two sequences of them give the same bytes. */
+static void key_str(struct keybuf *k, const char *str)
+{
+	unsigned char tag = str != NULL;
+
+	key_put(k, &tag, 1);
+	if (str != NULL)
+		key_put(k, str, strlen(str) + 1);
+}
+
+static void key_tag(struct keybuf *k, char tag)
+{
+	key_put(k, &tag, 1);
+}
+
+static void key_cert_problem(void *arg, const struct cs_cert_status *st)
+{
+	key_tag(arg, 'P');
+	key_str(arg, st->name);
+	key_put(arg, &st->state, sizeof(st->state));
+	key_str(arg, st->last_error);
+	key_put(arg, &st->failures, sizeof(st->failures));
+}
+
+static void key_capath_problem(void *arg, const char *section, const char *file,
+			       const char *reason)
+{
+	key_tag(arg, 'C');
+	key_str(arg, section);
+	key_str(arg, file);
+	key_str(arg, reason);
+}
+
+/*
+ * Writes into k every input of cmd_status but the constants (version,
+ * pid): what the agent is doing while it starts, its start, the second now
+ * (uptime), the summary, each cert problem and each CApath problem. Two
+ * equal keys make the same answer. Costs a summary and a walk over the
+ * problems, nothing per cert.
+ */
+static void status_key(struct cs_ctlsock *s, struct keybuf *k)
+{
+	struct cs_pipeline_summary sum;
+	time_t now = time(NULL);
+
+	k->len = 0;
+	k->failed = false;
+	key_str(k, s->starting);
+	key_put(k, &s->ag.start_time, sizeof(s->ag.start_time));
+	key_put(k, &now, sizeof(now));
+	summarize(s, &sum, key_cert_problem, k);
+	key_tag(k, 'E');
+	key_put(k, &sum.n_certs, sizeof(sum.n_certs));
+	key_put(k, sum.per_state, sizeof(sum.per_state));
+	key_put(k, &sum.next_renewal, sizeof(sum.next_renewal));
+	key_str(k, sum.next_renewal_cert);
+	if (s->be.capath_problems != NULL && s->starting == NULL)
+		s->be.capath_problems(s->be.arg, key_capath_problem, k);
+	key_tag(k, 'E');
+}
+
+/*
+ * Returns the status answer (borrowed from s->status_cache), rendered again
+ * only when its key changed: hundreds of clients asking each second get the
+ * same bytes without a JSON document being built for each. NULL on ENOMEM.
+ */
+static struct answer *status_answer(struct cs_ctlsock *s)
+{
+	struct keybuf swap;
+	struct answer *a;
+	json_t *j;
+
+	status_key(s, &s->key_new);
+	if (s->status_cache != NULL && !s->key_new.failed && !s->status_key.failed &&
+	    s->key_new.len == s->status_key.len &&
+	    memcmp(s->key_new.p, s->status_key.p, s->key_new.len) == 0)
+		return s->status_cache;
+	if ((j = cmd_status(s)) == NULL || (a = answer_json(j)) == NULL)
+		return NULL;
+	answer_unref(s->status_cache);
+	s->status_cache = a;
+	swap = s->status_key;
+	s->status_key = s->key_new;
+	s->key_new = swap;
+	return a;
 }
 
 /* What a renew request without wait answers for one cert: NULL when there is no such cert. */
@@ -695,78 +857,160 @@ static const char *cert_name(struct cs_ctlsock *s, size_t i)
 	return st.name;
 }
 
+/* How long one slice may spend starting the renewals of a renew all. */
+#define RENEW_SLICE_NS 1000000
+
+/*
+ * Asks the backend to renew cert, one of the request d. For a single cert
+ * sets *resp when there is no such cert.
+ */
+static void renew_cert(struct cs_ctlsock *s, struct deferred *d, const char *cert, json_t **resp)
+{
+	struct renew_waiter *w = NULL;
+	int rc;
+
+	if (d->wait && (w = calloc(1, sizeof(*w))) != NULL) {
+		w->d = d;
+		w->name = strdup(cert);
+	}
+	if (d->wait && (w == NULL || w->name == NULL)) {
+		rc = -ENOMEM;
+	} else {
+		if (w != NULL)
+			d->left++;
+		rc = s->be.renew(s->be.arg, cert, d->force, w ? on_renewal_end : NULL, w);
+		if (rc != 0 && w != NULL)
+			d->left--;
+	}
+	if (d->all)
+		renew_count(d, rc);
+	if (rc != 0 || !d->wait) {
+		const char *r = renew_result(rc);
+		if (r == NULL && !d->all) {
+			*resp = error_json("not_found", "no cert \"%s\" in the configuration",
+					   d->name);
+		} else if (!d->all || rc != 1) {
+			renew_add_result(d->results, cert, r ? r : "error", NULL);
+			if (!d->all)
+				cs_notice("status socket: renew %s%s: %s", d->name,
+					  d->force ? " (forced)" : "", r);
+		}
+	}
+	if (rc != 0 && w != NULL) {
+		free(w->name);
+		free(w);
+	}
+}
+
+/*
+ * Renews the certs of a renew all from d->next on, for at most
+ * RENEW_SLICE_NS (at least one cert). Returns true once every cert has
+ * been asked for.
+ */
+static bool renew_slice(struct cs_ctlsock *s, struct deferred *d)
+{
+	uint64_t t0 = uv_hrtime(), until = t0 + RENEW_SLICE_NS;
+	/*
+	 * The count is asked again on each turn: the configuration may have
+	 * changed between turns (the name of cert i is borrowed for one turn).
+	 */
+	size_t n = s->be.count(s->be.arg);
+
+	while (d->next < n) {
+		/*
+		 * Borrowed: the backend's configuration changes only between
+		 * loop turns, so the name stays valid through this iteration
+		 * even when the renewal ends inside the call.
+		 */
+		const char *cert = cert_name(s, d->next++);
+		json_t *none = NULL; /* set only for a single cert */
+		if (cert != NULL)
+			renew_cert(s, d, cert, &none);
+		if (uv_hrtime() >= until)
+			break;
+	}
+	s->renew_pause_ms = (uv_hrtime() - t0 + 999999) / 1000000;
+	return d->next >= n;
+}
+
+/* Logs what a renew all started once every cert has been asked for. */
+static void renew_all_logged(const struct deferred *d)
+{
+	cs_notice("status socket: renew all%s%s: %zu started, %zu not due, %zu busy%s",
+		  d->force ? " (forced)" : "", d->wait ? " (waiting)" : "", d->n_started,
+		  d->n_not_due, d->n_busy, d->n_error > 0 ? ", some failed to start" : "");
+}
+
+/*
+ * One more slice of the oldest renew all still starting renewals. Once it
+ * has asked for every cert it is answered (or waits for its renewals, with
+ * wait), as cmd_renew would have answered it at once.
+ */
+static void renew_all_turn(uv_timer_t *t)
+{
+	struct cs_ctlsock *s = t->data;
+	struct deferred *d = s->renew_all;
+
+	if (d != NULL && renew_slice(s, d)) {
+		s->renew_all = d->rnext;
+		if (s->renew_all == NULL)
+			s->renew_all_tail = NULL;
+		renew_all_logged(d);
+		if (--d->left == 0)
+			deferred_answer(d, d->c != NULL ? renew_wait_answer(d) : NULL, true);
+	}
+	if (s->renew_all != NULL)
+		uv_timer_start(&s->rtimer, renew_all_turn, s->renew_pause_ms, 0);
+}
+
 /*
  * renew NAME|all [force] [wait]. With wait the answer comes when every
  * renewal started has ended (NULL returned, c->deferred set); busy and
  * not_due are answered at once. Renew all lists in its results only the
  * certs that were not simply not due (the count says how many were): with
  * nothing due, the answer is a few bytes whatever the number of certs.
+ *
+ * Starting a renewal costs the loop a few milliseconds (the deployed key is
+ * decoded), so renew all starts them in slices of at most RENEW_SLICE_NS,
+ * each followed by a pause as long, and answers once it has asked for every
+ * cert (NULL returned, c->deferred set until then): other clients are
+ * served between the slices instead of waiting seconds behind a thousand
+ * renewals.
  */
 static json_t *cmd_renew(struct client *c, const char *name, bool force, bool wait)
 {
 	struct cs_ctlsock *s = c->s;
 	struct deferred *d = NULL;
-	size_t n = 1;
-	bool all;
 	json_t *resp = NULL;
 
 	if (name == NULL)
 		return error_json("bad_request", "renew needs a \"name\" (a cert or \"all\")");
-	all = strcmp(name, "all") == 0;
-	if (all)
-		n = s->be.count(s->be.arg);
 	if ((d = calloc(1, sizeof(*d))) == NULL || (d->name = strdup(name)) == NULL ||
 	    (d->results = json_array()) == NULL)
 		goto out;
 	d->c = c;
+	d->all = strcmp(name, "all") == 0;
+	d->force = force;
+	d->wait = wait;
 	d->left = 1; /* held until every renewal has been asked for */
-	for (size_t i = 0; i < n; i++) {
-		/*
-		 * Borrowed: the backend's configuration changes only between
-		 * loop turns, so the name stays valid through this iteration
-		 * even when the renewal ends inside the call.
-		 */
-		const char *cert = all ? cert_name(s, i) : name;
-		struct renew_waiter *w = NULL;
-		int rc;
-		if (cert == NULL)
-			continue;
-		if (wait && (w = calloc(1, sizeof(*w))) != NULL) {
-			w->d = d;
-			w->name = strdup(cert);
+	if (d->all) {
+		if (!renew_slice(s, d)) {
+			/* The rest on the next turns (renew_all_turn). */
+			uv_read_stop((uv_stream_t *)&c->pipe);
+			c->deferred = d;
+			if (s->renew_all_tail != NULL)
+				s->renew_all_tail->rnext = d;
+			else
+				s->renew_all = d;
+			s->renew_all_tail = d;
+			if (!uv_is_active((uv_handle_t *)&s->rtimer))
+				uv_timer_start(&s->rtimer, renew_all_turn, s->renew_pause_ms, 0);
+			return NULL;
 		}
-		if (wait && (w == NULL || w->name == NULL)) {
-			rc = -ENOMEM;
-		} else {
-			if (w != NULL)
-				d->left++;
-			rc = s->be.renew(s->be.arg, cert, force, w ? on_renewal_end : NULL, w);
-			if (rc != 0 && w != NULL)
-				d->left--;
-		}
-		if (all)
-			renew_count(d, rc);
-		if (rc != 0 || !wait) {
-			const char *r = renew_result(rc);
-			if (r == NULL && !all) {
-				resp = error_json("not_found", "no cert \"%s\" in the configuration",
-						  name);
-			} else if (!all || rc != 1) {
-				renew_add_result(d->results, cert, r ? r : "error", NULL);
-				if (!all)
-					cs_notice("status socket: renew %s%s: %s", name,
-						  force ? " (forced)" : "", r);
-			}
-		}
-		if (rc != 0 && w != NULL) {
-			free(w->name);
-			free(w);
-		}
+		renew_all_logged(d);
+	} else {
+		renew_cert(s, d, name, &resp);
 	}
-	if (all)
-		cs_notice("status socket: renew all%s%s: %zu started, %zu not due, %zu busy%s",
-			  force ? " (forced)" : "", wait ? " (waiting)" : "", d->n_started,
-			  d->n_not_due, d->n_busy, d->n_error > 0 ? ", some failed to start" : "");
 	if (--d->left > 0) {
 		/* Renewals are running: answer when the last one ends. */
 		uv_read_stop((uv_stream_t *)&c->pipe);
@@ -1015,26 +1259,55 @@ static json_t *cmd_metrics(struct cs_ctlsock *s)
 	return j;
 }
 
+/*
+ * Whether line is exactly {"cmd":"WORD"} (WORD lower-case letters, as
+ * certsyncctl sends status, list and metrics): WORD is then copied to cmd.
+ * Such a line means what the JSON parser would make of it, without a parse.
+ */
+static bool bare_command(const char *line, size_t len, char cmd[16])
+{
+	static const char head[] = "{\"cmd\":\"";
+	size_t hl = sizeof(head) - 1, n;
+
+	if (len < hl + 3 || len - hl - 2 >= 16 || memcmp(line, head, hl) != 0 ||
+	    memcmp(line + len - 2, "\"}", 2) != 0)
+		return false;
+	n = len - hl - 2;
+	for (size_t i = 0; i < n; i++)
+		if (line[hl + i] < 'a' || line[hl + i] > 'z')
+			return false;
+	memcpy(cmd, line + hl, n);
+	cmd[n] = '\0';
+	return true;
+}
+
 /* Answers one request line. */
 static void handle(struct client *c, const char *line, size_t len)
 {
 	struct cs_ctlsock *s = c->s;
 	json_error_t jerr;
-	json_t *req, *resp = NULL;
+	json_t *req = NULL, *resp = NULL;
 	const char *cmd = NULL, *name = NULL;
+	char bare[16];
 	bool change = false;
 
-	req = json_loadb(line, len, 0, &jerr);
-	if (req == NULL || !json_is_object(req)) {
-		s->ag.requests_error++;
-		send_json(c, req == NULL ? error_json("bad_request", "malformed JSON: %s", jerr.text)
-					 : error_json("bad_request",
-						      "a request is a JSON object with \"cmd\""));
-		json_decref(req);
-		return;
+	/* req stays NULL for a bare command: json_object_get(NULL, ...) is NULL. */
+	if (bare_command(line, len, bare)) {
+		cmd = bare;
+	} else {
+		req = json_loadb(line, len, 0, &jerr);
+		if (req == NULL || !json_is_object(req)) {
+			s->ag.requests_error++;
+			send_json(c, req == NULL
+					     ? error_json("bad_request", "malformed JSON: %s", jerr.text)
+					     : error_json("bad_request",
+							  "a request is a JSON object with \"cmd\""));
+			json_decref(req);
+			return;
+		}
+		cmd = json_string_value(json_object_get(req, "cmd"));
+		name = json_string_value(json_object_get(req, "name"));
 	}
-	cmd = json_string_value(json_object_get(req, "cmd"));
-	name = json_string_value(json_object_get(req, "name"));
 	if (cmd == NULL) {
 		resp = error_json("bad_request", "a request needs \"cmd\" (a string)");
 		goto out;
@@ -1078,9 +1351,15 @@ static void handle(struct client *c, const char *line, size_t len)
 		return;
 	} else if (strcmp(cmd, "show") == 0)
 		resp = cmd_show(s, name);
-	else if (strcmp(cmd, "status") == 0)
-		resp = cmd_status(s);
-	else if (strcmp(cmd, "renew") == 0) {
+	else if (strcmp(cmd, "status") == 0) {
+		struct answer *a = status_answer(s);
+		if (a == NULL)
+			goto out;
+		s->ag.requests_ok++;
+		send_answer(c, a);
+		json_decref(req);
+		return;
+	} else if (strcmp(cmd, "renew") == 0) {
 		resp = cmd_renew(c, name, json_is_true(json_object_get(req, "force")),
 				 json_is_true(json_object_get(req, "wait")));
 		if (resp == NULL && c->deferred != NULL) {
@@ -1181,6 +1460,27 @@ static bool must_wait(struct client *c, const char *line, size_t len)
 	return wait;
 }
 
+/* Reads no more from c, and closes it once its answers are written. */
+static void close_after_writes(struct client *c)
+{
+	c->close_after_write = true;
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	if (c->writes == 0)
+		close_client(c);
+}
+
+/*
+ * Notes that c has just been answered. The idle timer is not moved on each
+ * request (that costs two heap operations a request): on_idle looks at
+ * active_at when it fires and sets itself for the rest of the time.
+ */
+static void touch(struct client *c)
+{
+	c->active_at = uv_now(c->s->loop);
+	if (!uv_is_active((uv_handle_t *)&c->timer))
+		uv_timer_again(&c->timer);
+}
+
 /*
  * Answers the complete lines buffered: at most BATCH per turn (the rest on
  * the next turns, so that a client sending thousands of requests at once
@@ -1203,8 +1503,7 @@ static void process(struct client *c)
 			send_json(c, error_json("too_long", "request longer than %zu bytes",
 						c->s->max_request));
 			c->s->ag.requests_error++;
-			c->close_after_write = true;
-			uv_read_stop((uv_stream_t *)&c->pipe);
+			close_after_writes(c);
 			off = c->len;
 			break;
 		}
@@ -1216,7 +1515,7 @@ static void process(struct client *c)
 			if (c->deferred != NULL)
 				uv_timer_stop(&c->timer);
 			else
-				uv_timer_again(&c->timer);
+				touch(c);
 			done++;
 		}
 		off += n + 1;
@@ -1237,8 +1536,7 @@ static void process(struct client *c)
 		c->s->ag.requests_error++;
 		send_json(c, error_json("too_long", "request longer than %zu bytes",
 					c->s->max_request));
-		c->close_after_write = true;
-		uv_read_stop((uv_stream_t *)&c->pipe);
+		close_after_writes(c);
 		return;
 	}
 	if (c->eof && !c->paused && !c->backlogged && !c->waiting && c->deferred == NULL) {
@@ -1310,6 +1608,12 @@ static void on_idle(uv_timer_t *t)
 	/* A client waiting for a renewal, a revocation or the start is not idle. */
 	if (c->deferred != NULL || c->waiting)
 		return;
+	uint64_t quiet = uv_now(c->s->loop) - c->active_at;
+	if (quiet < c->s->idle_ms) {
+		/* It asked something since the timer was set: the rest of its time. */
+		uv_timer_start(t, on_idle, c->s->idle_ms - quiet, c->s->idle_ms);
+		return;
+	}
 	/* No complete request within the timeout: drop it without another word. */
 	cs_debug("status socket: dropping idle client (uid %u)", (unsigned)c->uid);
 	close_client(c);
@@ -1409,6 +1713,7 @@ static void on_connection(uv_stream_t *server, int status)
 		close_client(c);
 		return;
 	}
+	c->active_at = uv_now(s->loop);
 	uv_timer_start(&c->timer, on_idle, s->idle_ms, s->idle_ms);
 	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }
@@ -1740,7 +2045,9 @@ struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts 
 	s->watch.data = s;
 	uv_idle_init(loop, &s->idle);
 	s->idle.data = s;
-	s->handles += 3;
+	uv_timer_init(loop, &s->rtimer);
+	s->rtimer.data = s;
+	s->handles += 4;
 	if (o->path != NULL && (s->lis = listener_new(s, o, err, errlen)) == NULL) {
 		/* Handles are open: free through the close callbacks, without a metrics write. */
 		free(s->metrics_file);
@@ -1822,11 +2129,20 @@ void cs_ctlsock_close(struct cs_ctlsock *s, void (*close_cb)(void *arg), void *a
 	s->close_arg = arg;
 	while (s->clients != NULL)
 		close_client(s->clients);
+	/* A renew all still asking stops here; its client is gone (d->c is NULL). */
+	while (s->renew_all != NULL) {
+		struct deferred *d = s->renew_all;
+		s->renew_all = d->rnext;
+		if (--d->left == 0)
+			deferred_answer(d, NULL, true);
+	}
+	s->renew_all_tail = NULL;
 	close_listener(s->lis);
 	s->lis = NULL;
 	uv_close((uv_handle_t *)&s->mtimer, on_plain_closed);
 	uv_close((uv_handle_t *)&s->watch, on_plain_closed);
 	uv_close((uv_handle_t *)&s->idle, on_plain_closed);
+	uv_close((uv_handle_t *)&s->rtimer, on_plain_closed);
 }
 
 /* ---- the agent's wiring ------------------------------------------------------ */

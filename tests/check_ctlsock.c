@@ -32,29 +32,35 @@ static char *names_a[] = { "a.example.test" };
 static int renews;
 static char renewed[64];
 static bool renewed_force;
+/* Certs after alpha, beta and gamma are c3, c4, ... (renewed slowly); gamma fails when set. */
+static size_t n_certs = 3;
+static int gamma_failed; /* set by a client thread: read with __atomic_load_n */
+static char cnames[64][8];
 
 static size_t fake_count(void *arg)
 {
 	(void)arg;
-	return 3;
+	return n_certs;
 }
 
 static void fake_status(void *arg, size_t i, struct cs_cert_status *out)
 {
 	static const char *const n[] = { "alpha", "beta", "gamma" };
+	bool failed = i == 1 || (i == 2 && __atomic_load_n(&gamma_failed, __ATOMIC_SEQ_CST));
 
 	(void)arg;
 	memset(out, 0, sizeof(*out));
-	out->name = n[i];
-	out->state = i == 1 ? CS_CERT_FAILED : CS_CERT_VALID;
+	snprintf(cnames[i], sizeof(cnames[i]), "c%zu", i);
+	out->name = i < 3 ? n[i] : cnames[i];
+	out->state = failed ? CS_CERT_FAILED : CS_CERT_VALID;
 	out->issuer = "local";
 	out->serial = "01AB";
 	out->not_before = 1700000000;
 	out->not_after = time(NULL) + 10 * 86400 + 100;
 	out->next_renewal = 1700500000;
 	out->next_reason = "33% left";
-	out->failures = i == 1 ? 2 : 0;
-	out->last_error = i == 1 ? "issuer said no" : NULL;
+	out->failures = failed ? 2 : 0;
+	out->last_error = failed ? "issuer said no" : NULL;
 	out->names = names_a;
 	out->n_names = 1;
 }
@@ -66,7 +72,9 @@ static int fake_renew(void *arg, const char *name, bool force, cs_renewal_cb cb,
 	(void)arg;
 	if (strcmp(name, "gamma") == 0)
 		return -EBUSY;
-	if (strcmp(name, "alpha") != 0 && strcmp(name, "beta") != 0)
+	if (name[0] == 'c' && (size_t)atoi(name + 1) >= 3 && (size_t)atoi(name + 1) < n_certs)
+		usleep(300); /* starting a renewal takes a while: renew all is sliced */
+	else if (strcmp(name, "alpha") != 0 && strcmp(name, "beta") != 0)
 		return -ENOENT;
 	renews++;
 	snprintf(renewed, sizeof(renewed), "%s", name);
@@ -231,6 +239,8 @@ static void fx_init(struct fx *f)
 	revoke_reason = -1;
 	renews = 0;
 	renewed[0] = '\0';
+	n_certs = 3;
+	gamma_failed = 0;
 }
 
 static void fx_start(struct fx *f, struct cs_ctlsock_opts *o)
@@ -735,6 +745,89 @@ START_TEST(test_ctlsock_metrics_file)
 }
 END_TEST
 
+/* status, the same again, then again once gamma has failed. */
+static void client_status_changes(struct fx *f)
+{
+	static const char req[] = "{\"cmd\":\"status\"}\n";
+	int fd = cconnect(f);
+
+	if (fd < 0)
+		return;
+	wr(fd, req, sizeof(req) - 1);
+	wr(fd, req, sizeof(req) - 1);
+	read_answers(f, fd, 2, 5000);
+	__atomic_store_n(&gamma_failed, 1, __ATOMIC_SEQ_CST);
+	wr(fd, req, sizeof(req) - 1);
+	read_answers(f, fd, 3, 5000);
+	close(fd);
+}
+
+START_TEST(test_ctlsock_status_follows_changes)
+{
+	struct fx f;
+	struct cs_ctlsock_opts o = { 0 };
+
+	fx_init(&f);
+	fx_start(&f, &o);
+	fx_run(&f, client_status_changes);
+	ck_assert_int_eq(f.n_answers, 3);
+	json_t *a = answer(&f, 0), *c = answer(&f, 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(a, "states"), "failed")),
+			 1);
+	ck_assert_int_eq(json_array_size(json_object_get(a, "problems")), 1);
+	/* The rendered answer is kept, not a stale one: gamma's failure shows at once. */
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(c, "states"), "failed")),
+			 2);
+	ck_assert_int_eq(json_array_size(json_object_get(c, "problems")), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_array_get(json_object_get(c, "problems"), 1), "name")),
+			 "gamma");
+	json_decref(a);
+	json_decref(c);
+	fx_free(&f);
+}
+END_TEST
+
+/* renew all over 40 certs (sliced over several turns), then status: answered in order. */
+static void client_renew_all_sliced(struct fx *f)
+{
+	static const char req[] = "{\"cmd\":\"renew\",\"name\":\"all\",\"force\":true}\n"
+				  "{\"cmd\":\"status\"}\n";
+	int fd = cconnect(f);
+
+	if (fd < 0)
+		return;
+	wr(fd, req, sizeof(req) - 1);
+	read_answers(f, fd, 2, 5000);
+	close(fd);
+}
+
+START_TEST(test_ctlsock_renew_all_sliced)
+{
+	struct fx f;
+	struct cs_ctlsock_opts o = { 0 };
+
+	fx_init(&f);
+	n_certs = 40;
+	fx_start(&f, &o);
+	fx_run(&f, client_renew_all_sliced);
+	ck_assert_int_eq(f.n_answers, 2);
+	json_t *r = answer(&f, 0), *st = answer(&f, 1);
+	json_t *counts = json_object_get(r, "counts");
+	ck_assert(json_is_true(json_object_get(r, "ok")));
+	ck_assert_int_eq(json_integer_value(json_object_get(counts, "started")), 39);
+	ck_assert_int_eq(json_integer_value(json_object_get(counts, "busy")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(counts, "not_due")), 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(counts, "error")), 0);
+	ck_assert_int_eq(json_array_size(json_object_get(r, "results")), 40);
+	ck_assert_int_eq(renews, 39);
+	ck_assert_int_eq(json_integer_value(json_object_get(st, "certs")), 40);
+	json_decref(r);
+	json_decref(st);
+	fx_free(&f);
+}
+END_TEST
+
 Suite *ctlsock_suite(void)
 {
 	Suite *s = suite_create("ctlsock");
@@ -753,6 +846,8 @@ Suite *ctlsock_suite(void)
 	tcase_add_test(tc, test_ctlsock_stale_replaced);
 	tcase_add_test(tc, test_ctlsock_live_not_stolen);
 	tcase_add_test(tc, test_ctlsock_metrics_file);
+	tcase_add_test(tc, test_ctlsock_status_follows_changes);
+	tcase_add_test(tc, test_ctlsock_renew_all_sliced);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -589,6 +589,10 @@ static void after_work_cb(uv_work_t *w, int status)
 		if (!s->j_ran)
 			continue;
 		s->j_ran = false;
+		/* One line per job and section: what started it, for whoever wonders why. */
+		cs_debug("%s: job %u ended: %s, %zu name(s), %zu publication(s)%s", s->label, cs->seq,
+			 s->j_pass || s->j_full ? "full pass" : "no full pass", s->j_n, s->j_npub,
+			 s->j_changed ? ", changed" : "");
 		if (s->j_pass)
 			inbox_leftovers(s);
 		s->j_pass = false;

@@ -3,7 +3,28 @@
  * loop (see cs_capsync.h). Each section has requests pending (touched on
  * the loop thread only) and, while a job runs, a copy of them the worker
  * thread works through; results come back to the loop thread in the
- * after-work callback. uv_queue_work orders the two, so no lock is needed.
+ * after-work callback. uv_queue_work orders the two, so no lock is needed
+ * for them.
+ *
+ * Two things are shared with the worker while a job runs, under cs->lock:
+ *
+ * - The inbox of a capath whose full pass runs: names of files that change
+ *   meanwhile, which the pass takes in between its chunks (cs_capath's poll
+ *   callback), so that a file dropped in during an agent's first pass is
+ *   linked at once rather than after the pass. What the pass did not take
+ *   is requested as usual when the job ends.
+ *
+ * - The links the section's handle is changing (cs_capath's own callback):
+ *   per link name, the target it was last given (NULL: removed) and how
+ *   many of its inotify events are still to come. An event for a link name
+ *   that is expected, with the link on disk as the handle left it, is the
+ *   handle's own and is dropped: a pass making 10,000 links would otherwise
+ *   queue 10,000 names, and past MAX_PENDING_NAMES another full pass. An
+ *   event for a link that differs (an operator's) goes on as before. Every
+ *   event of a job has been read by the end of the loop turn that runs its
+ *   after-work callback (the events are queued before the job's completion
+ *   is signalled, and the loop polls both at once), so what is left of the
+ *   jobs before the one that just ended is forgotten then.
  */
 #include "cs_capsync.h"
 
@@ -12,10 +33,16 @@
 #include "cs_clientmap.h"
 #include "cs_log.h"
 
+#include "cs_htab.h"
+
+#include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
 
 /* More pending names than this in one section: a full pass is cheaper. */
 #define MAX_PENDING_NAMES 512
@@ -36,7 +63,20 @@ struct pub {
 	X509_CRL *crl;
 };
 
+/* A link the section's handle changed, whose inotify events are still to come. */
+struct own {
+	struct cs_htab_node node;
+	TAILQ_ENTRY(own) q; /* oldest change first */
+	char *target;       /* what it was last given; NULL: removed */
+	unsigned count;     /* events to come */
+	unsigned job;       /* the job of the last change */
+	char name[];
+};
+
+TAILQ_HEAD(own_q, own);
+
 struct section {
+	struct cs_capsync *cs;
 	bool is_capath;
 	char *label; /* "capath NAME" */
 	char *name;
@@ -72,6 +112,12 @@ struct section {
 	bool j_failed;
 	bool j_ran;
 	struct plist j_problems;
+	bool j_pass; /* loop thread: the running job makes a full pass of this capath */
+	/* shared with the worker, under cs->lock */
+	char **inbox; /* names for the running full pass, taken from in_head on */
+	size_t in_head, in_n;
+	struct cs_htab own; /* struct own by link name */
+	struct own_q own_q;
 	/* after the last job, loop thread */
 	struct plist problems;
 };
@@ -85,6 +131,8 @@ struct cs_capsync {
 	char **dirs;
 	size_t ndirs;
 	uv_work_t work;
+	uv_mutex_t lock; /* the inboxes and own links, between the loop and the worker */
+	unsigned seq;    /* jobs started */
 	bool running;
 	bool in_cb; /* done_cb is running */
 	bool closing;
@@ -153,6 +201,36 @@ static void pubs_free(struct pub *v, size_t n)
 	free(v);
 }
 
+static void own_drop(struct section *s, struct own *o)
+{
+	cs_htab_remove(&s->own, &o->node);
+	TAILQ_REMOVE(&s->own_q, o, q);
+	free(o->target);
+	free(o);
+}
+
+/* Forgets the own links last changed before job `job` (all of them: UINT_MAX). */
+static void own_prune(struct section *s, unsigned job)
+{
+	struct own *o;
+
+	while ((o = TAILQ_FIRST(&s->own_q)) != NULL && o->job < job)
+		own_drop(s, o);
+}
+
+static struct own *own_find(const struct section *s, const char *name)
+{
+	uint64_t h = cs_htab_hash(name, CS_HTAB_SEED);
+
+	for (struct cs_htab_node *n = cs_htab_first(&s->own, h); n != NULL; n = cs_htab_next(n, h)) {
+		struct own *o = cs_htab_entry(n, struct own, node);
+
+		if (strcmp(o->name, name) == 0)
+			return o;
+	}
+	return NULL;
+}
+
 static void section_free(struct section *s)
 {
 	free(s->label);
@@ -172,6 +250,12 @@ static void section_free(struct section *s)
 	pubs_free(s->j_pubs, s->j_npub);
 	plist_free(&s->j_problems);
 	plist_free(&s->problems);
+	for (size_t i = s->in_head; i < s->in_n; i++)
+		free(s->inbox[i]);
+	free(s->inbox);
+	if (s->own_q.tqh_last != NULL) /* initialised */
+		own_prune(s, UINT_MAX);
+	cs_htab_clear(&s->own);
 }
 
 static void capsync_free(struct cs_capsync *cs)
@@ -183,6 +267,7 @@ static void capsync_free(struct cs_capsync *cs)
 		section_free(&cs->s[i]);
 	free(cs->s);
 	free(cs->dirs);
+	uv_mutex_destroy(&cs->lock);
 	free(cs);
 	if (cb != NULL)
 		cb(arg);
@@ -211,6 +296,56 @@ static void capath_report(void *arg, enum cs_capath_event ev, const char *name, 
 		cs_info("%s: wrote %s (%s)", s->label, name, detail);
 		break;
 	}
+}
+
+/* cs_capath's own callback: the handle is about to change link name. */
+static void capath_own(void *arg, const char *name, const char *target)
+{
+	struct section *s = arg;
+	struct cs_capsync *cs = s->cs;
+	struct own *o;
+	char *t = NULL;
+
+	if (target != NULL && (t = strdup(target)) == NULL)
+		return; /* its event then goes on as a stranger's: one update for nothing */
+	uv_mutex_lock(&cs->lock);
+	o = own_find(s, name);
+	if (o == NULL) {
+		size_t len = strlen(name) + 1;
+
+		o = calloc(1, sizeof(*o) + len);
+		if (o == NULL || cs_htab_insert(&s->own, &o->node, cs_htab_hash(name, CS_HTAB_SEED)) < 0) {
+			free(o);
+			free(t);
+			goto out;
+		}
+		memcpy(o->name, name, len);
+	} else {
+		TAILQ_REMOVE(&s->own_q, o, q);
+	}
+	free(o->target);
+	o->target = t;
+	o->count++;
+	o->job = cs->seq;
+	TAILQ_INSERT_TAIL(&s->own_q, o, q);
+out:
+	uv_mutex_unlock(&cs->lock);
+}
+
+/* cs_capath's poll callback: the next name of the inbox. */
+static int capath_poll(void *arg, char *name, size_t len)
+{
+	struct section *s = arg;
+	int got = 0;
+
+	uv_mutex_lock(&s->cs->lock);
+	if (s->in_head < s->in_n) {
+		snprintf(name, len, "%s", s->inbox[s->in_head]);
+		free(s->inbox[s->in_head++]);
+		got = 1;
+	}
+	uv_mutex_unlock(&s->cs->lock);
+	return got;
 }
 
 static void collect_problem(void *arg, enum cs_capath_event ev, const char *name,
@@ -264,7 +399,8 @@ static void work_capath(struct section *s)
 
 	if (s->cp == NULL) {
 		struct cs_capath_opts o = { .cafile = s->cafile, .report = capath_report,
-					    .report_arg = s, .cache = s->cache };
+					    .report_arg = s, .cache = s->cache, .own = capath_own,
+					    .poll = capath_poll };
 
 		s->cp = cs_capath_new(s->dir, &o, err, sizeof(err));
 		if (s->cp == NULL) {
@@ -379,6 +515,7 @@ static void maybe_start(struct cs_capsync *cs)
 		}
 		any = true;
 		s->j_full = s->p_full;
+		s->j_pass = s->is_capath && (s->j_full || !s->scanned);
 		if (!s->j_full)
 			cs->job_full = false;
 		s->j_names = s->p_names;
@@ -395,6 +532,7 @@ static void maybe_start(struct cs_capsync *cs)
 	}
 	if (!any)
 		return;
+	cs->seq++;
 	cs->work.data = cs;
 	if (uv_queue_work(cs->loop, &cs->work, work_cb, after_work_cb) == 0) {
 		cs->running = true;
@@ -413,6 +551,28 @@ static bool in_list(const char *const *v, size_t n, const char *s)
 	return false;
 }
 
+static void request_name(struct section *s, const char *name);
+
+/* Requests as usual the names the ended full pass did not take from its inbox. */
+static void inbox_leftovers(struct section *s)
+{
+	char **v;
+	size_t head, n;
+
+	uv_mutex_lock(&s->cs->lock);
+	v = s->inbox;
+	head = s->in_head;
+	n = s->in_n;
+	s->inbox = NULL;
+	s->in_head = s->in_n = 0;
+	uv_mutex_unlock(&s->cs->lock);
+	for (size_t i = head; i < n; i++) {
+		request_name(s, v[i]);
+		free(v[i]);
+	}
+	free(v);
+}
+
 static void after_work_cb(uv_work_t *w, int status)
 {
 	struct cs_capsync *cs = w->data;
@@ -429,6 +589,18 @@ static void after_work_cb(uv_work_t *w, int status)
 		if (!s->j_ran)
 			continue;
 		s->j_ran = false;
+		/* One line per job and section: what started it, for whoever wonders why. */
+		cs_debug("%s: job %u ended: %s, %zu name(s), %zu publication(s)%s", s->label, cs->seq,
+			 s->j_pass || s->j_full ? "full pass" : "no full pass", s->j_n, s->j_npub,
+			 s->j_changed ? ", changed" : "");
+		if (s->j_pass)
+			inbox_leftovers(s);
+		s->j_pass = false;
+		if (s->is_capath) {
+			uv_mutex_lock(&cs->lock);
+			own_prune(s, cs->seq);
+			uv_mutex_unlock(&cs->lock);
+		}
 		strv_free(s->j_names, s->j_n);
 		s->j_names = NULL;
 		s->j_n = 0;
@@ -489,6 +661,11 @@ struct cs_capsync *cs_capsync_new(uv_loop_t *loop, const struct cs_config *cfg,
 
 	if (cs == NULL)
 		goto nomem;
+	if (uv_mutex_init(&cs->lock) < 0) {
+		free(cs);
+		cs = NULL;
+		goto nomem;
+	}
 	cs->loop = loop;
 	cs->cb = done_cb;
 	cs->arg = arg;
@@ -500,6 +677,9 @@ struct cs_capsync *cs_capsync_new(uv_loop_t *loop, const struct cs_config *cfg,
 		struct section *s = &cs->s[cs->ns++];
 		const struct cs_cfg_list *rl;
 		size_t want;
+
+		s->cs = cs;
+		TAILQ_INIT(&s->own_q);
 
 		if (i < cfg->n_capaths) {
 			const struct cs_cfg_capath *c = &cfg->capaths[i];
@@ -567,6 +747,7 @@ nomem:
 	if (cs != NULL) {
 		free(cs->s);
 		free(cs->dirs);
+		uv_mutex_destroy(&cs->lock);
 	}
 	free(cs);
 	return NULL;
@@ -654,6 +835,62 @@ static bool is_map_file(const struct section *s, const char *name)
 	       nl >= strlen(s->map + dl + 1);
 }
 
+/*
+ * True when the event for link name in s is one of the handle's own changes
+ * (expected, and the link on disk as the handle left it); counts it off.
+ */
+static bool own_event(struct cs_capsync *cs, struct section *s, const char *name)
+{
+	struct own *o;
+	char want[NAME_MAX + 1], path[PATH_MAX], got[NAME_MAX + 1];
+	bool removed = false, known = false;
+	ssize_t n;
+
+	uv_mutex_lock(&cs->lock);
+	o = own_find(s, name);
+	if (o != NULL) {
+		known = true;
+		removed = o->target == NULL;
+		snprintf(want, sizeof(want), "%s", removed ? "" : o->target);
+		assert(o->count > 0);
+		if (--o->count == 0)
+			own_drop(s, o);
+	}
+	uv_mutex_unlock(&cs->lock);
+	if (!known || snprintf(path, sizeof(path), "%s/%s", s->dir, name) >= (int)sizeof(path))
+		return false;
+	n = readlink(path, got, sizeof(got) - 1);
+	if (removed)
+		return n < 0 && errno == ENOENT;
+	if (n < 0)
+		return false;
+	got[n] = '\0';
+	return strcmp(got, want) == 0;
+}
+
+/* Gives name to the running full pass of s; false when s has none running. */
+static bool to_inbox(struct cs_capsync *cs, struct section *s, const char *name)
+{
+	char **v, *d;
+	bool ok = false;
+
+	if (!cs->running || !s->j_ran || !s->j_pass || (d = strdup(name)) == NULL)
+		return false;
+	uv_mutex_lock(&cs->lock);
+	if (s->in_head == s->in_n) /* all taken: start over */
+		s->in_head = s->in_n = 0;
+	if (s->in_n - s->in_head < MAX_PENDING_NAMES &&
+	    (v = realloc(s->inbox, (s->in_n + 1) * sizeof(*v))) != NULL) {
+		s->inbox = v;
+		v[s->in_n++] = d;
+		ok = true;
+	}
+	uv_mutex_unlock(&cs->lock);
+	if (!ok)
+		free(d);
+	return ok;
+}
+
 bool cs_capsync_changed(struct cs_capsync *cs, const char *dir, const char *name)
 {
 	bool used = false;
@@ -669,6 +906,10 @@ bool cs_capsync_changed(struct cs_capsync *cs, const char *dir, const char *name
 		else if (s->is_capath && !cs_capath_name_eligible(name) &&
 			 !cs_capath_name_is_link(name))
 			continue; /* temp files, other extensions: openssl ignores them too */
+		else if (s->is_capath && cs_capath_name_is_link(name) && own_event(cs, s, name))
+			continue; /* a link this section's pass or update made */
+		else if (s->is_capath && cs_capath_name_eligible(name) && to_inbox(cs, s, name))
+			continue; /* taken in by the full pass that runs */
 		else if (!s->is_capath && (name[0] == '.' || is_map_file(s, name)))
 			continue; /* temp files of writers; the map and its .db if kept here */
 		else

@@ -10,6 +10,12 @@
  * job). When a job ends, done_cb runs on the loop thread with the [reload]
  * names of the sections that changed something on disk, each once.
  *
+ * Events for the hash links a section's own pass or update made are
+ * recognised and dropped (they would otherwise queue a name per link, and
+ * past a few hundred a second full pass). While a capath's full pass runs,
+ * events for its certificate and CRL files are handed to the pass, which
+ * links a new file at once instead of after the pass.
+ *
  * How the agent drives it:
  *   start:            cs_capsync_new(), watch cs_capsync_dirs(), cs_capsync_full()
  *   inotify event:    cs_capsync_changed(dir, name) with the directory as declared

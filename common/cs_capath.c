@@ -11,6 +11,14 @@
  * that is not a duplicate makes its entry wanted. Wanted entries whose index
  * is below the number wanted keep it; the others take the lowest free
  * indices in entry order. Only the fixes listed in the header differ.
+ *
+ * A full pass can be told of files that change while it runs (the poll
+ * callback): it reads such a file at once and, when the file has no link
+ * yet, makes one at the lowest free index of its bucket, marked early. The
+ * decision for the bucket at the pass's end treats an early link as absent
+ * (what openssl rehash would have found when the pass began), so the end
+ * is the same as without it; and it fills empty indices before it re-points
+ * any, so the file keeps a link while its index moves.
  */
 #include "cs_capath.h"
 
@@ -37,6 +45,8 @@
 #define MAX_LINK_ID 65535  /* openssl keeps indices in an unsigned short */
 #define SHA1_LEN 20
 #define MAX_FILE (16L << 20) /* larger files are no single certificate or CRL */
+#define POLL_EVERY 32        /* files read or buckets written between two polls */
+#define POLL_MAX 64          /* names taken in at one poll; the rest wait for the next */
 
 enum kind { KIND_NONE = 0, KIND_CERT, KIND_CRL };
 
@@ -79,6 +89,7 @@ struct cfile {
 struct link {
 	char *target; /* NULL: no symlink at this index */
 	int blocked;  /* something that is not a symlink has this name */
+	int early;    /* made by this full pass for a polled file: absent for the decision */
 };
 
 struct bucket {
@@ -88,6 +99,7 @@ struct bucket {
 	int nlinks; /* indices 0..nlinks-1 are allocated */
 	struct cfile **mem;
 	int nmem, capmem;
+	int touched; /* a polled file came or went since the pass last wrote the bucket */
 	struct bucket *next;
 };
 
@@ -97,6 +109,8 @@ struct cs_capath {
 	mode_t cafile_mode;
 	unsigned flags;
 	cs_capath_report_cb report;
+	cs_capath_own_cb own;
+	cs_capath_poll_cb poll;
 	void *report_arg;
 	int scanned;
 	int dirfd; /* open during a call */
@@ -186,6 +200,13 @@ static void report(cs_capath *cp, enum cs_capath_event ev, const char *name, con
 {
 	if (cp->report != NULL)
 		cp->report(cp->report_arg, ev, name, detail);
+}
+
+/* Announces a change of link name (to target; NULL: removal) about to be made. */
+static void own_link(cs_capath *cp, const char *name, const char *target)
+{
+	if (cp->own != NULL)
+		cp->own(cp->report_arg, name, target);
 }
 
 /* ---- tables ---- */
@@ -360,17 +381,22 @@ static int bucket_reserve(struct bucket *b, int id)
 	return 0;
 }
 
+/* Records what is at index id; an early link stays early while its target is the same. */
 static int bucket_set_link(struct bucket *b, int id, const char *target, int blocked)
 {
 	char *t = NULL;
+	int early;
 
 	if (bucket_reserve(b, id) < 0)
 		return -ENOMEM;
 	if (target != NULL && (t = strdup(target)) == NULL)
 		return -ENOMEM;
+	early = b->links[id].early && target != NULL && b->links[id].target != NULL &&
+		strcmp(b->links[id].target, target) == 0;
 	free(b->links[id].target);
 	b->links[id].target = t;
 	b->links[id].blocked = blocked;
+	b->links[id].early = early;
 	return 0;
 }
 
@@ -1006,17 +1032,22 @@ static int make_link(cs_capath *cp, struct bucket *b, int id, const char *target
 	char name[32], tmp[96];
 	struct stat st;
 
+	int announced = 0;
+
 	link_name(b, id, name, sizeof(name));
 	/*
 	 * Nothing known at this index: create it in place (one system call; a
 	 * bucket is filled lowest index first, so no gap shows meanwhile). If
 	 * something appeared there since, fall through to the careful way.
 	 */
-	if ((id >= b->nlinks || (b->links[id].target == NULL && !b->links[id].blocked)) &&
-	    symlinkat(target, cp->dirfd, name) == 0) {
-		cp->wrote = 1;
-		report(cp, CS_CAPATH_LINKED, name, target);
-		return bucket_set_link(b, id, target, 0);
+	if (id >= b->nlinks || (b->links[id].target == NULL && !b->links[id].blocked)) {
+		own_link(cp, name, target);
+		announced = 1;
+		if (symlinkat(target, cp->dirfd, name) == 0) {
+			cp->wrote = 1;
+			report(cp, CS_CAPATH_LINKED, name, target);
+			return bucket_set_link(b, id, target, 0);
+		}
 	}
 	if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode)) {
 		report(cp, CS_CAPATH_ERROR, name, "not a symbolic link: left alone");
@@ -1035,6 +1066,8 @@ static int make_link(cs_capath *cp, struct bucket *b, int id, const char *target
 		}
 	}
 	cp->wrote = 1;
+	if (!announced)
+		own_link(cp, name, target);
 	if (renameat(cp->dirfd, tmp, cp->dirfd, name) < 0) {
 		int e = errno;
 
@@ -1054,12 +1087,14 @@ static int drop_link(cs_capath *cp, struct bucket *b, int id)
 	struct stat st;
 
 	link_name(b, id, name, sizeof(name));
-	if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) &&
-	    unlinkat(cp->dirfd, name, 0) < 0 && errno != ENOENT) {
-		int e = errno;
+	if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+		own_link(cp, name, NULL);
+		if (unlinkat(cp->dirfd, name, 0) < 0 && errno != ENOENT) {
+			int e = errno;
 
-		report(cp, CS_CAPATH_ERROR, name, strerror(e));
-		return -e;
+			report(cp, CS_CAPATH_ERROR, name, strerror(e));
+			return -e;
+		}
 	}
 	cp->wrote = 1;
 	report(cp, CS_CAPATH_UNLINKED, name, b->links[id].target);
@@ -1088,7 +1123,8 @@ static int bucket_sync(cs_capath *cp, struct bucket *b)
 		goto out;
 	}
 	for (int id = 0; id < b->nlinks; id++) {
-		if (b->links[id].target == NULL)
+		/* An early link was not there when the pass began: openssl would not see it. */
+		if (b->links[id].target == NULL || b->links[id].early)
 			continue;
 		link_name(b, id, items[nitems].name, sizeof(items[nitems].name));
 		items[nitems].sort = items[nitems].name;
@@ -1194,28 +1230,34 @@ static int bucket_sync(cs_capath *cp, struct bucket *b)
 
 	for (int i = 0; i < b->nmem; i++)
 		b->mem[i]->linked = 0;
-	for (int id = 0; id < top; id++) {
-		struct cfile *f = want[id];
+	/*
+	 * Empty indices first, then the ones re-pointed: a file whose link
+	 * moves (an early link that is not at its place) gets the new one
+	 * before its old index goes to another file.
+	 */
+	for (int round = 0; round < 2; round++)
+		for (int id = 0; id < top; id++) {
+			struct cfile *f = want[id];
+			const char *cur = id < b->nlinks ? b->links[id].target : NULL;
 
-		if (f == NULL)
-			continue;
-		if (id >= b->nlinks || b->links[id].target == NULL ||
-		    strcmp(b->links[id].target, f->name) != 0) {
-			int r = make_link(cp, b, id, f->name);
-
-			if (r < 0) {
-				rc = r;
-				if (cp->st != NULL)
-					cp->st->errors++;
+			if (f == NULL || (cur == NULL) != (round == 0))
 				continue;
+			if (cur == NULL || strcmp(cur, f->name) != 0) {
+				int r = make_link(cp, b, id, f->name);
+
+				if (r < 0) {
+					rc = r;
+					if (cp->st != NULL)
+						cp->st->errors++;
+					continue;
+				}
+				if (cp->st != NULL)
+					cp->st->linked++;
+				if (f->kind == KIND_CERT)
+					cp->cafile_dirty = 1;
 			}
-			if (cp->st != NULL)
-				cp->st->linked++;
-			if (f->kind == KIND_CERT)
-				cp->cafile_dirty = 1;
+			f->linked = 1;
 		}
-		f->linked = 1;
-	}
 	for (int id = b->nlinks - 1; id >= 0; id--) {
 		if (b->links[id].target == NULL || (id < top && want[id] != NULL))
 			continue;
@@ -1229,6 +1271,8 @@ static int bucket_sync(cs_capath *cp, struct bucket *b)
 		if (!b->crl)
 			cp->cafile_dirty = 1;
 	}
+	for (int id = 0; id < b->nlinks; id++)
+		b->links[id].early = 0;
 out:
 	free(items);
 	free(ent);
@@ -1331,6 +1375,8 @@ cs_capath *cs_capath_new(const char *dir, const struct cs_capath_opts *opts, cha
 			cp->cafile_mode = opts->cafile_mode;
 		cp->flags = opts->flags;
 		cp->report = opts->report;
+		cp->own = opts->own;
+		cp->poll = opts->poll;
 		cp->report_arg = opts->report_arg;
 		if (opts->cache != NULL && (cp->cache = strdup(opts->cache)) == NULL)
 			goto fail;
@@ -1478,12 +1524,138 @@ static int finish(cs_capath *cp, int rc, int force_cafile, char *err, size_t err
 	return rc;
 }
 
+/*
+ * Gives f, just taken in by a full pass, a link at the lowest free index of
+ * its bucket b, unless a link to it, or to a member with the same bytes, is
+ * there already. Nothing else of the bucket changes: the pass's end decides
+ * the bucket whole. Returns 0 or -ENOMEM; a link that cannot be made now is
+ * left to the pass's end.
+ */
+static int link_early(cs_capath *cp, struct bucket *b, struct cfile *f)
+{
+	char name[32];
+	int id, r = bucket_refresh(cp, b);
+
+	if (r < 0)
+		return r;
+	for (id = 0; id < b->nlinks; id++) {
+		const char *t = b->links[id].target;
+
+		if (t == NULL)
+			continue;
+		if (strcmp(t, f->name) == 0)
+			return 0;
+		for (int i = 0; i < b->nmem; i++)
+			if (b->mem[i] != f && strcmp(b->mem[i]->name, t) == 0 &&
+			    memcmp(b->mem[i]->sha1, f->sha1, SHA1_LEN) == 0)
+				return 0;
+	}
+	for (id = 0; id < b->nlinks && (b->links[id].target != NULL || b->links[id].blocked); id++)
+		;
+	if (id >= MAX_COLLISIONS)
+		return 0;
+	link_name(b, id, name, sizeof(name));
+	own_link(cp, name, f->name);
+	if (symlinkat(f->name, cp->dirfd, name) < 0)
+		return 0;
+	cp->wrote = 1;
+	report(cp, CS_CAPATH_LINKED, name, f->name);
+	if (cp->st != NULL)
+		cp->st->linked++;
+	if (f->kind == KIND_CERT)
+		cp->cafile_dirty = 1;
+	if (bucket_set_link(b, id, f->name, 0) < 0)
+		return -ENOMEM;
+	b->links[id].early = 1;
+	return 0;
+}
+
+/*
+ * Takes in name, a file the poll callback says changed while a full pass
+ * runs: reads it again, or forgets it when it is gone, and gives a
+ * certificate or CRL an early link. The buckets it leaves and joins are
+ * marked for the pass's end. Returns 0 or -ENOMEM.
+ */
+static int take_in(cs_capath *cp, const char *name)
+{
+	struct cfile *f;
+	struct bucket *b;
+	char *old_skip = NULL;
+	int rc = 0;
+
+	if (name[0] == '\0' || strchr(name, '/') != NULL || !cs_capath_name_eligible(name))
+		return 0;
+	f = file_find(cp, name);
+	if (f == NULL && (f = file_add(cp, name)) == NULL)
+		return -ENOMEM;
+	if (f->b != NULL) {
+		f->b->touched = 1;
+		bucket_del_member(f->b, f);
+	}
+	f->linked = 0;
+	if (f->skip != NULL && f->kind == KIND_NONE && (old_skip = strdup(f->skip)) == NULL)
+		return -ENOMEM;
+	if (file_load(cp, f, 0) < 0) {
+		file_remove(cp, f);
+		goto out;
+	}
+	if (f->kind == KIND_NONE) {
+		/* Reported once: the pass may have read it before it was named. */
+		if (old_skip == NULL || strcmp(old_skip, f->skip) != 0) {
+			report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name, f->skip);
+			if (f->skip_err)
+				cp->st->errors++;
+			else
+				cp->st->skipped++;
+		}
+		goto out;
+	}
+	b = bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
+	if (b == NULL || bucket_add_member(b, f) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	b->touched = 1;
+	rc = link_early(cp, b, f);
+out:
+	free(old_skip);
+	return rc;
+}
+
+/* Takes in what the poll callback names (at most POLL_MAX); a -ENOMEM goes to *rc. */
+static void poll_names(cs_capath *cp, int *rc)
+{
+	char name[NAME_MAX + 1];
+
+	if (cp->poll == NULL)
+		return;
+	for (int i = 0; i < POLL_MAX && cp->poll(cp->report_arg, name, sizeof(name)) == 1; i++) {
+		name[sizeof(name) - 1] = '\0';
+		if (take_in(cp, name) == -ENOMEM)
+			*rc = -ENOMEM;
+	}
+}
+
+/* Writes bucket b as decided now; returns 0, -EIO or -ENOMEM. */
+static int pass_sync(cs_capath *cp, struct bucket *b)
+{
+	int r;
+
+	b->touched = 0;
+	r = bucket_sync(cp, b);
+	if (r < 0)
+		return r == -ENOMEM ? r : -EIO;
+	return 0;
+}
+
 int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t errlen)
 {
 	struct cs_capath_stats dummy;
 	DIR *d;
 	struct dirent *de;
 	struct timespec t0;
+	struct bucket **bv = NULL;
+	size_t nb = 0, nread = 0;
 	int rc = 0, fd;
 
 	memset(&dummy, 0, sizeof(dummy));
@@ -1510,7 +1682,8 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		cp->st = NULL;
 		return -e;
 	}
-	while ((de = readdir(d)) != NULL) {
+	poll_names(cp, &rc);
+	while (rc == 0 && (de = readdir(d)) != NULL) {
 		const char *name = de->d_name;
 		int crl, id;
 		uint32_t hash;
@@ -1553,6 +1726,10 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		}
 		if (!cs_capath_name_eligible(name))
 			continue;
+		if (++nread % POLL_EVERY == 0)
+			poll_names(cp, &rc);
+		if (file_find(cp, name) != NULL)
+			continue; /* taken in from a poll, more recently than this */
 		struct cfile *f = file_add(cp, name);
 
 		if (f == NULL) {
@@ -1566,12 +1743,10 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		if (f->kind == KIND_NONE) {
 			report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
 			       f->skip);
-			if (f->skip_err) {
+			if (f->skip_err)
 				st->errors++;
-				rc = -EIO;
-			} else {
+			else
 				st->skipped++;
-			}
 			continue;
 		}
 		struct bucket *b = bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
@@ -1583,6 +1758,11 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 	}
 	closedir(d);
 	cache_drop(cp);
+	if (rc == 0)
+		poll_names(cp, &rc);
+	/* The buckets as they are now: a poll may add some (and grow the table) meanwhile. */
+	if (rc == 0 && (bv = malloc((cp->bcount + 1) * sizeof(*bv))) == NULL)
+		rc = -ENOMEM;
 	if (rc == -ENOMEM) {
 		snprintf(err, errlen, "%s: out of memory", cp->dir);
 		close_dir(cp);
@@ -1591,17 +1771,37 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		return rc;
 	}
 	for (size_t i = 0; i < cp->bsize; i++)
-		for (struct bucket *b = cp->btab[i]; b != NULL; b = b->next) {
-			int r = bucket_sync(cp, b);
+		for (struct bucket *b = cp->btab[i]; b != NULL; b = b->next)
+			bv[nb++] = b;
+	for (size_t i = 0; i < nb; i++) {
+		int r;
 
-			if (r < 0)
-				rc = r == -ENOMEM ? r : -EIO;
-			for (int j = 0; j < b->nmem; j++)
-				if (b->mem[j]->skip_err)
-					rc = -EIO;
+		if (i % POLL_EVERY == POLL_EVERY - 1)
+			poll_names(cp, &rc);
+		if ((r = pass_sync(cp, bv[i])) < 0 && rc != -ENOMEM)
+			rc = r;
+	}
+	free(bv);
+	/* Buckets a poll touched after they were written, or made: decided again. */
+	poll_names(cp, &rc);
+	for (size_t i = 0; i < cp->bsize; i++)
+		for (struct bucket *b = cp->btab[i]; b != NULL; b = b->next) {
+			int r;
+
+			if (b->touched && (r = pass_sync(cp, b)) < 0 && rc != -ENOMEM)
+				rc = r;
 		}
+	/* A file that could not be read, or a member left out for an error, is an error. */
+	for (size_t i = 0; rc == 0 && i < cp->fsize; i++)
+		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
+			if (f->skip_err) {
+				rc = -EIO;
+				break;
+			}
 	cp->scanned = 1;
 	cache_save(cp, ts_ns(&t0));
+	if (rc == -ENOMEM && err[0] == '\0')
+		snprintf(err, errlen, "%s: out of memory", cp->dir);
 	return finish(cp, rc, 1, err, errlen);
 }
 

@@ -56,6 +56,26 @@ enum cs_capath_event {
 typedef void (*cs_capath_report_cb)(void *arg, enum cs_capath_event ev, const char *name,
 				    const char *detail);
 
+/*
+ * Called just before the handle creates or re-points the hash link `link`
+ * to target, or removes it (target NULL), on the thread that made the call.
+ * One call stands for one inotify event on the link's name (IN_CREATE,
+ * IN_MOVED_TO or IN_DELETE) unless the system call then fails: a caller
+ * that watches the directory can tell the events of the handle's own links
+ * from those of anyone else.
+ */
+typedef void (*cs_capath_own_cb)(void *arg, const char *link, const char *target);
+
+/*
+ * Called by a full pass between chunks of its work (every few dozen files
+ * read or buckets written), on the pass's thread. Returns 1 after copying
+ * into name (len bytes) the bare name of a file created, changed or removed
+ * in the directory since the pass began, which the pass then takes in at
+ * once: a new certificate or CRL gets a link right away instead of when
+ * the pass ends. Returns 0 when there is none. Must be cheap.
+ */
+typedef int (*cs_capath_poll_cb)(void *arg, char *name, size_t len);
+
 #define CS_CAPATH_NO_FSYNC 0x1 /* skip directory and CAfile fsyncs (tests, benchmarks) */
 
 struct cs_capath_opts {
@@ -72,6 +92,8 @@ struct cs_capath_opts {
 	 * costs only time.
 	 */
 	const char *cache;
+	cs_capath_own_cb own;   /* may be NULL; gets report_arg */
+	cs_capath_poll_cb poll; /* may be NULL; gets report_arg */
 };
 
 /* What one call changed. */
@@ -100,7 +122,12 @@ const char *cs_capath_dir(const cs_capath *cp);
 
 /*
  * Full pass: forgets what it knew, reads every file and link of the
- * directory, rewrites all buckets and the CAfile. Returns 0, -EIO when some
+ * directory, rewrites all buckets and the CAfile. Files that opts->poll
+ * names meanwhile are read again (or forgotten when gone) at once; a
+ * certificate or CRL among them that has no link yet is given one at its
+ * bucket's lowest free index right away (an early link), and the pass's
+ * end puts the bucket where openssl rehash puts it, the early link counted
+ * as not there before the pass. Returns 0, -EIO when some
  * file could not be read or some link could not be made (the rest is done;
  * each reported), or another negative errno when the directory cannot be
  * read, with a message in err. *st (may be NULL) says what changed.

@@ -8,7 +8,8 @@
  * openssl rehash, touch only the buckets concerned, and never leave a gap
  * an OpenSSL lookup would stop at. Also: publish, the CAfile rewritten only
  * when the set changes, temporary links of killed writers swept, and
- * `certsyncctl rehash-dir`.
+ * `certsyncctl rehash-dir`. A file that a full pass is told of while it
+ * runs (poll) is linked at once, and the pass still ends as openssl rehash.
  *
  * Certificates are made here with one EC key (signing is cheap), not with
  * the openssl command, so that 1,000 of them take well under a second.
@@ -776,6 +777,149 @@ START_TEST(test_capath_cache)
 }
 END_TEST
 
+/* ---- files named by the poll callback while a full pass runs ---- */
+
+enum drop_kind { DROP_NEW, DROP_LAST_IN_BUCKET, DROP_DUP_FIRST, DROP_REMOVE, DROP_REPLACE };
+
+static const struct drop_case {
+	enum drop_kind kind;
+	const char *name; /* the file the poll names */
+	int hashed;       /* the directory was hashed before the pass */
+	int early;        /* its link is the pass's first */
+} drop_cases[] = {
+	{ DROP_NEW, "new.pem", 0, 1 },
+	{ DROP_LAST_IN_BUCKET, "z-shared.pem", 0, 1 },
+	{ DROP_DUP_FIRST, "a-dup.pem", 0, 1 },
+	{ DROP_REMOVE, "s-100.pem", 0, 0 },
+	{ DROP_REPLACE, "s-101.pem", 0, 1 },
+	{ DROP_NEW, "new.pem", 1, 1 },
+	{ DROP_LAST_IN_BUCKET, "z-shared.pem", 1, 1 },
+	{ DROP_DUP_FIRST, "a-dup.pem", 1, 0 },
+	{ DROP_REMOVE, "s-100.pem", 1, 0 },
+	{ DROP_REPLACE, "s-101.pem", 1, 1 },
+};
+
+struct dropper {
+	const struct drop_case *c;
+	const char *dir;
+	int calls;
+	int given;
+	char first_linked[64]; /* target of the pass's first link */
+	int linked_before_end; /* the dropped file got a link during the pass */
+};
+
+static void drop_apply(const struct drop_case *c, const char *dir)
+{
+	char *p;
+
+	switch (c->kind) {
+	case DROP_NEW:
+		put_new_cert(dir, c->name, "dropped in", 9001);
+		break;
+	case DROP_LAST_IN_BUCKET:
+		put_new_cert(dir, c->name, "shared", 9002);
+		break;
+	case DROP_DUP_FIRST:
+		copy_file(dir, "s-050.pem", c->name);
+		break;
+	case DROP_REMOVE:
+		p = path_in(dir, c->name);
+		ck_assert_int_eq(unlink(p), 0);
+		free(p);
+		break;
+	case DROP_REPLACE:
+		put_new_cert(dir, c->name, "replaced", 9003);
+		break;
+	}
+}
+
+static int drop_poll(void *arg, char *name, size_t len)
+{
+	struct dropper *d = arg;
+
+	/* The third call: 64 files read, a few hundred to go. */
+	if (++d->calls != 3 || d->given)
+		return 0;
+	drop_apply(d->c, d->dir);
+	d->given = 1;
+	snprintf(name, len, "%s", d->c->name);
+	return 1;
+}
+
+static void drop_report(void *arg, enum cs_capath_event ev, const char *name, const char *detail)
+{
+	struct dropper *d = arg;
+
+	(void)name;
+	if (ev != CS_CAPATH_LINKED)
+		return;
+	if (d->first_linked[0] == '\0')
+		snprintf(d->first_linked, sizeof(d->first_linked), "%s", detail);
+	if (strcmp(detail, d->c->name) == 0)
+		d->linked_before_end = 1;
+}
+
+/*
+ * A file created, changed or removed while a full pass runs, named by the
+ * poll callback after 64 files were read: a new certificate is linked at
+ * once (the pass's first link), and the links at the end are those openssl
+ * rehash makes on the directory as it was when the pass began with the
+ * change made. Also on a directory hashed before, where only the changed
+ * bucket moves.
+ */
+START_TEST(test_capath_poll_during_full_pass)
+{
+	const struct drop_case *c = &drop_cases[_i];
+	char *a = path_in(tmp, "a"), *ref = path_in(tmp, "want"), name[64], cn[64], err[512];
+	char *la, *lb;
+	struct dropper d = { .c = c, .dir = a };
+	struct cs_capath_opts o = { .report = drop_report, .report_arg = &d, .poll = drop_poll };
+	cs_capath *cp;
+
+	ck_assert_int_eq(mkdir(a, 0755), 0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "s-%03d.pem", i);
+		snprintf(cn, sizeof(cn), i % 10 == 0 ? "shared" : "single %d", i);
+		put_new_cert(a, name, cn, i + 1);
+	}
+	if (c->hashed)
+		ck_assert_int_eq(cs_capath_rehash(a, NULL, NULL, err, sizeof(err)), 0);
+	/*
+	 * The reference: the directory as the pass found it, changed. Where it
+	 * was hashed, openssl rehash keeps the dangling and doubled links
+	 * certsync fixes (see cs_capath.h): there the reference is a pass
+	 * without the poll, and the buckets are compared with a fresh openssl
+	 * rehash below.
+	 */
+	copy_dir(a, ref);
+	drop_apply(c, ref);
+	if (c->hashed)
+		cs_capath_rehash(ref, NULL, NULL, err, sizeof(err));
+	else
+		openssl_rehash(ref);
+
+	cp = cs_capath_new(a, &o, err, sizeof(err));
+	ck_assert_ptr_nonnull(cp);
+	ck_assert_msg(cs_capath_full(cp, NULL, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(d.given, 1);
+	if (c->early) {
+		ck_assert_int_eq(d.linked_before_end, 1);
+		ck_assert_str_eq(d.first_linked, c->name);
+	}
+	la = links_of(a, 0);
+	lb = links_of(ref, 0);
+	same_lines("links after a pass with a file named by the poll", la, lb);
+	assert_no_gaps(a);
+	if (c->hashed)
+		same_as_fresh_openssl(a, "buckets after a pass with a file named by the poll");
+	free(la);
+	free(lb);
+	cs_capath_free(cp);
+	free(ref);
+	free(a);
+}
+END_TEST
+
 /* Temporary links of a killed writer go at the next full pass; a live writer's stay. */
 START_TEST(test_capath_sweeps_dead_writers_links)
 {
@@ -845,6 +989,8 @@ Suite *capath_suite(void)
 	tcase_add_test(tc, test_capath_cache);
 	tcase_add_test(tc, test_capath_sweeps_dead_writers_links);
 	tcase_add_test(tc, test_capath_ctl_rehash_dir);
+	tcase_add_loop_test(tc, test_capath_poll_during_full_pass, 0,
+			    (int)(sizeof(drop_cases) / sizeof(drop_cases[0])));
 	suite_add_tcase(s, tc);
 	return s;
 }

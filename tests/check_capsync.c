@@ -6,9 +6,16 @@
  * no pass cares about starts no job; a local-ca CA and CRL are published
  * into the capath naming their issuer; problems are listed for the status;
  * a close while a job runs frees everything after the job, without done_cb,
- * and a close from within done_cb frees it when done_cb returns.
+ * and a close from within done_cb frees it when done_cb returns. With the
+ * directory watched through inotify as the agent watches it, the links a
+ * pass makes start no further job, while a link removed or added by hand
+ * is put right; a file dropped in while the first full pass runs is linked
+ * before any link of the pass is made, and the links end as openssl rehash
+ * makes them.
  */
+#include "cs_capath.h"
 #include "cs_capsync.h"
+#include "cs_watch.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -19,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -342,6 +350,254 @@ START_TEST(test_capsync_missing_dir)
 }
 END_TEST
 
+/* ---- the directory watched as the agent watches it ---- */
+
+struct watched {
+	struct cs_capsync *cs;
+	struct done d;
+	uv_timer_t tick;
+	int (*until)(struct watched *w);
+	int events; /* events forwarded to cs_capsync_changed */
+};
+
+static void on_watch(void *arg, const char *dir, const char *name, uint32_t mask)
+{
+	struct watched *w = arg;
+
+	(void)mask;
+	w->events++;
+	cs_capsync_changed(w->cs, dir, name);
+}
+
+static void on_overflow(void *arg)
+{
+	cs_capsync_full(((struct watched *)arg)->cs);
+}
+
+static void on_watched_done(void *arg, const struct cs_capsync_report *r)
+{
+	on_done(&((struct watched *)arg)->d, r);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct watched *w = t->data;
+
+	if (w->until == NULL || w->until(w))
+		uv_stop(t->loop);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	uv_stop(t->loop);
+}
+
+/* Runs the loop until w->until(w) holds (NULL: for ms), at most ms milliseconds. */
+static void run_until(struct watched *w, int (*until)(struct watched *w), uint64_t ms)
+{
+	uv_timer_t deadline;
+
+	w->until = until;
+	uv_timer_init(&loop, &deadline);
+	uv_timer_start(&w->tick, on_tick, 5, 5);
+	uv_timer_start(&deadline, on_deadline, ms, 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_timer_stop(&w->tick);
+	uv_close((uv_handle_t *)&deadline, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+static int idle_after_one(struct watched *w)
+{
+	return w->d.calls >= 1 && !cs_capsync_busy(w->cs);
+}
+
+static int idle_after_two(struct watched *w)
+{
+	return w->d.calls >= 2 && !cs_capsync_busy(w->cs);
+}
+
+static int idle_after_three(struct watched *w)
+{
+	return w->d.calls >= 3 && !cs_capsync_busy(w->cs);
+}
+
+static void watch_closed(void *arg)
+{
+	(void)arg;
+}
+
+/*
+ * A full pass in a watched directory of 600 certificates (more than the
+ * names a section queues before it falls back to a full pass) makes 600
+ * links and as many inotify events: none of them starts a job. A link an
+ * operator removes is put back, one a stranger adds is taken away, each by
+ * one job, and the links those jobs make start none.
+ */
+START_TEST(test_capsync_own_links_start_nothing)
+{
+	struct watched w = { 0 };
+	struct cs_watch *cw;
+	char err[512], name[64], cn[64], *p;
+	struct stat sb;
+
+	for (int i = 0; i < 600; i++) {
+		X509 *x;
+
+		snprintf(name, sizeof(name), "c-%03d.pem", i);
+		snprintf(cn, sizeof(cn), i % 10 == 0 ? "shared %d" : "host %d", i % 10 == 0 ? i / 100 : i);
+		x = mk_cert(cn, i + 1);
+		put(capath, name, x);
+		X509_free(x);
+	}
+	w.cs = cs_capsync_new(&loop, cfg, on_watched_done, &w, err, sizeof(err));
+	ck_assert_msg(w.cs != NULL, "%s", err);
+	cw = cs_watch_new(&loop, on_watch, on_overflow, &w, err, sizeof(err));
+	ck_assert_msg(cw != NULL, "%s", err);
+	ck_assert_int_eq(cs_watch_add(cw, capath), 0);
+	uv_timer_init(&loop, &w.tick);
+	w.tick.data = &w;
+
+	cs_capsync_full(w.cs);
+	run_until(&w, idle_after_one, 30000);
+	ck_assert_int_eq(w.d.calls, 1);
+	/* Every event of the pass's own links has been read by now. */
+	run_until(&w, NULL, 500);
+	ck_assert_msg(w.events >= 600, "only %d events seen", w.events);
+	ck_assert_msg(w.d.calls == 1 && !cs_capsync_busy(w.cs),
+		      "the pass's own links started %d more job(s)", w.d.calls - 1);
+	assert_link("host 1", 0, "c-001.pem");
+
+	/* Removed by hand: put back by one job; its own link starts nothing more. */
+	p = hash_link("host 7", 0);
+	ck_assert_int_eq(unlink(p), 0);
+	run_until(&w, idle_after_two, 10000);
+	assert_link("host 7", 0, "c-007.pem");
+	run_until(&w, NULL, 300);
+	ck_assert_int_eq(w.d.calls, 2);
+	free(p);
+
+	/* A stranger's hash link to a file that is not there: removed, once. */
+	p = hash_link("nobody", 0);
+	ck_assert_int_eq(symlink("nothing.pem", p), 0);
+	run_until(&w, idle_after_three, 10000);
+	ck_assert_int_eq(lstat(p, &sb), -1);
+	run_until(&w, NULL, 300);
+	ck_assert_int_eq(w.d.calls, 3);
+	free(p);
+
+	cs_watch_close(cw, watch_closed, NULL);
+	uv_close((uv_handle_t *)&w.tick, NULL);
+	cs_capsync_close(w.cs, NULL, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+}
+END_TEST
+
+/* ---- a file dropped in during the first pass ---- */
+
+static uv_sem_t hold;
+
+static void hold_work(uv_work_t *req)
+{
+	(void)req;
+	uv_sem_wait(&hold);
+}
+
+static void hold_done(uv_work_t *req, int status)
+{
+	(void)req, (void)status;
+}
+
+/* Sorted "name target" lines of the hash links of dir (malloc'd). */
+static char *hash_links(const char *dir)
+{
+	char *cmd, *out = NULL;
+
+	ck_assert_int_ge(asprintf(&cmd,
+				  "cd '%s' && find . -maxdepth 1 -type l -name '????????.*' "
+				  "-printf '%%f %%l\\n' | LC_ALL=C sort",
+				  dir), 0);
+	ck_assert_int_eq(cs_test_run(cmd, &out), 0);
+	free(cmd);
+	return out;
+}
+
+/*
+ * The pass is held on the work queue (one thread) until the file has been
+ * written and its event given: it is then linked before any link of the
+ * pass is made (the first hash link created in the directory, seen through
+ * a separate inotify watch), instead of after the pass. Its subject is
+ * shared by 60 other certificates that sort before it, so its early link
+ * (index 0) is not where openssl rehash puts it: at the end the links are
+ * the ones openssl rehash makes on a copy of the directory without links.
+ */
+START_TEST(test_capsync_file_during_first_pass)
+{
+	struct done d = { 0 };
+	struct cs_capsync *cs;
+	uv_work_t holder;
+	char err[512], name[64], cn[64], first[64] = "", *ref, *cmd, *mine, *theirs;
+	char *want = hash_link("shared 0", 0);
+	char buf[65536] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int ifd;
+	ssize_t len;
+	X509 *late = mk_cert("shared 0", 9999);
+
+	/* Set before the work queue's threads start (Check forks each test). */
+	setenv("UV_THREADPOOL_SIZE", "1", 1);
+	for (int i = 0; i < 600; i++) {
+		X509 *x;
+
+		snprintf(name, sizeof(name), "c-%03d.pem", i);
+		snprintf(cn, sizeof(cn), i % 10 == 0 ? "shared %d" : "host %d", i % 10 == 0 ? 0 : i);
+		x = mk_cert(cn, i + 1);
+		put(capath, name, x);
+		X509_free(x);
+	}
+	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	ck_assert_int_ge(ifd, 0);
+	ck_assert_int_ge(inotify_add_watch(ifd, capath, IN_CREATE | IN_MOVED_TO), 0);
+	cs = cs_capsync_new(&loop, cfg, on_done, &d, err, sizeof(err));
+	ck_assert_msg(cs != NULL, "%s", err);
+
+	ck_assert_int_eq(uv_sem_init(&hold, 0), 0);
+	ck_assert_int_eq(uv_queue_work(&loop, &holder, hold_work, hold_done), 0);
+	cs_capsync_full(cs);
+	ck_assert(cs_capsync_busy(cs));
+	put(capath, "z-late.pem", late);
+	ck_assert(cs_capsync_changed(cs, capath, "z-late.pem"));
+	uv_sem_post(&hold);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_sem_destroy(&hold);
+
+	while ((len = read(ifd, buf, sizeof(buf))) > 0 && first[0] == '\0')
+		for (char *q = buf; q < buf + len && first[0] == '\0';) {
+			struct inotify_event *ev = (struct inotify_event *)q;
+
+			q += sizeof(*ev) + ev->len;
+			if (ev->len > 0 && cs_capath_name_is_link(ev->name))
+				snprintf(first, sizeof(first), "%s/%s", capath, ev->name);
+		}
+	close(ifd);
+	ck_assert_str_eq(first, want);
+
+	/* The end: as openssl rehash makes them. */
+	ref = mkpath("ref");
+	ck_assert_int_ge(asprintf(&cmd,
+				  "cp -a '%s' '%s' && find '%s' -maxdepth 1 -type l -delete && "
+				  "openssl rehash '%s' >/dev/null 2>&1",
+				  capath, ref, ref, ref), 0);
+	ck_assert_int_eq(cs_test_run(cmd, NULL), 0);
+	mine = hash_links(capath);
+	theirs = hash_links(ref);
+	ck_assert_str_eq(mine, theirs);
+	ck_assert_ptr_nonnull(strstr(mine, " z-late.pem\n"));
+	cs_capsync_close(cs, NULL, NULL);
+	free(cmd), free(ref), free(mine), free(theirs), free(want);
+	X509_free(late);
+}
+END_TEST
+
 Suite *capsync_suite(void)
 {
 	Suite *s = suite_create("capsync");
@@ -352,6 +608,8 @@ Suite *capsync_suite(void)
 	tcase_add_test(tc, test_capsync_passes_and_events);
 	tcase_add_test(tc, test_capsync_close_while_running);
 	tcase_add_test(tc, test_capsync_missing_dir);
+	tcase_add_test(tc, test_capsync_own_links_start_nothing);
+	tcase_add_test(tc, test_capsync_file_during_first_pass);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -12,14 +12,21 @@
  * medians of 3 runs, wall and CPU time), the floor of a pass (floor_hash.c
  * of ../shared/floors, the same work done here in-process), whether the two
  * link sets are identical, and the time of one incremental update for a file
- * added, replaced and removed. The temp directories are removed at the end
- * unless --keep is given.
+ * added, replaced and removed. With each first pass, on a fourth copy, the
+ * same first pass (no cache) with a file dropped in once a third of the
+ * files are read, as the agent sees it: a second thread writes it and hands its
+ * name to the pass (cs_capath's poll, which the agent feeds from inotify);
+ * reported: the time from the drop to its link, next to that pass's total
+ * time and the time the pass still had to run (what the file waited
+ * before), and whether the links equal openssl rehash's with the file. The
+ * temp directories are removed at the end unless --keep is given.
  */
 #include "cs_capath.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -256,6 +263,69 @@ static char *links(const char *dir)
 	return buf;
 }
 
+/* ---- a file dropped in during a first pass ---- */
+
+struct drop {
+	const char *dir;
+	char *pem; /* the file's bytes, made beforehand */
+	size_t len;
+	double start;        /* the pass's start (ms) */
+	double t_drop, t_link;
+	pthread_mutex_t lock;
+	pthread_cond_t go;
+	int polls, drop_at;  /* polls so far; the one at which the file is dropped */
+	int queued, taken;
+};
+
+static void *drop_thread(void *arg)
+{
+	struct drop *d = arg;
+	char path[4200];
+	int fd;
+
+	pthread_mutex_lock(&d->lock);
+	while (d->polls < d->drop_at)
+		pthread_cond_wait(&d->go, &d->lock);
+	pthread_mutex_unlock(&d->lock);
+	snprintf(path, sizeof(path), "%s/dropped.pem", d->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, d->pem, d->len) != (ssize_t)d->len) {
+		perror(path);
+		exit(1);
+	}
+	close(fd); /* the agent hears of it now (IN_CLOSE_WRITE) */
+	pthread_mutex_lock(&d->lock);
+	d->t_drop = now_ms();
+	d->queued = 1;
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+static int drop_poll(void *arg, char *name, size_t len)
+{
+	struct drop *d = arg;
+	int got = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (++d->polls == d->drop_at)
+		pthread_cond_signal(&d->go);
+	if (d->queued && !d->taken) {
+		snprintf(name, len, "dropped.pem");
+		d->taken = got = 1;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return got;
+}
+
+static void drop_report(void *arg, enum cs_capath_event ev, const char *name, const char *detail)
+{
+	struct drop *d = arg;
+
+	(void)name;
+	if (ev == CS_CAPATH_LINKED && strcmp(detail, "dropped.pem") == 0 && d->t_link == 0)
+		d->t_link = now_ms();
+}
+
 static double time_update(cs_capath *cp, const char *name)
 {
 	struct cs_capath_stats st;
@@ -272,11 +342,11 @@ static double time_update(cs_capath *cp, const char *name)
 int main(int argc, char **argv)
 {
 	long n = argc > 1 ? atol(argv[1]) : 10000;
-	char base[] = "/tmp/bench_capath.XXXXXX", a[4200], b[4200], c[4200], src[4200], cmd[9000], name[64], cn[64],
+	char base[] = "/tmp/bench_capath.XXXXXX", a[4200], dd[4200], b[4200], c[4200], src[4200], cmd[9000], name[64], cn[64],
 	     err[512], path[4300];
 	struct cs_capath_stats st;
 	cs_capath *cp;
-	static char rm[65536];
+	static char rm[65536 + 8192];
 	double t0, t_full, t_ossl, t_full2, t_ossl2, t_add, t_repl, t_rm, t_noop;
 	double tv_full[3], tv_ossl[3], tv_full2[3], tv_ossl2[3], tv_nofsync[3];
 	double cpu_full2[3], cpu_ossl2[3], cpu_full[3], cpu_ossl[3], tv_floor[3], cpu_floor[3];
@@ -297,6 +367,7 @@ int main(int argc, char **argv)
 	snprintf(a, sizeof(a), "%s/certsync", base);
 	snprintf(b, sizeof(b), "%s/openssl", base);
 	snprintf(c, sizeof(c), "%s/nofsync", base);
+	snprintf(dd, sizeof(dd), "%s/dropped", base);
 	mkdir(src, 0755);
 	fprintf(stderr, "making %ld certificates in %s ...\n", n, src);
 	for (long i = 0; i < n; i++) {
@@ -326,13 +397,43 @@ int main(int argc, char **argv)
 	nf = cs_capath_new(c, &nfo, err, sizeof(err));
 	nc = cs_capath_new(a, NULL, err, sizeof(err));
 	snprintf(cmd, sizeof(cmd), "openssl rehash '%s'", b);
+	/* A file dropped in during a first pass (own copy, no cache). */
+	double tv_dpass[3], tv_dlink[3], tv_dleft[3], tv_dat[3];
+	char *ld = NULL, *lo = NULL;
+	struct drop dr = { .dir = dd };
+	{
+		X509 *x = X509_new();
+		X509_NAME *nm = X509_NAME_new();
+		BIO *mem = BIO_new(BIO_s_mem());
+		char *data;
+
+		X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+					   (const unsigned char *)"dropped in", -1, -1, 0);
+		X509_set_version(x, 2);
+		ASN1_INTEGER_set(X509_get_serialNumber(x), n + 10);
+		X509_set_subject_name(x, nm);
+		X509_set_issuer_name(x, nm);
+		X509_gmtime_adj(X509_getm_notBefore(x), 0);
+		X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+		X509_set_pubkey(x, key);
+		X509_sign(x, key, EVP_sha256());
+		PEM_write_bio_X509(mem, x);
+		dr.len = (size_t)BIO_get_mem_data(mem, &data);
+		dr.pem = malloc(dr.len);
+		memcpy(dr.pem, data, dr.len);
+		BIO_free(mem);
+		X509_NAME_free(nm);
+		X509_free(x);
+	}
+	pthread_mutex_init(&dr.lock, NULL);
+	pthread_cond_init(&dr.go, NULL);
 	for (int r = 0; r < 3; r++) {
 		double c0;
 
 		snprintf(rm, sizeof(rm),
-			 "rm -rf '%s' '%s' '%s' '%s' && cp -a '%s' '%s' && cp -a '%s' '%s' && "
-			 "cp -a '%s' '%s' && sync",
-			 a, b, c, cache, src, a, src, b, src, c);
+			 "rm -rf '%s' '%s' '%s' '%s' '%s' && cp -a '%s' '%s' && cp -a '%s' '%s' && "
+			 "cp -a '%s' '%s' && cp -a '%s' '%s' && sync",
+			 a, b, c, dd, cache, src, a, src, b, src, c, src, dd);
 		if (run(rm) != 0)
 			return 1;
 		/* The copies are new: let them age past the cache's 2 s racy window. */
@@ -352,6 +453,34 @@ int main(int argc, char **argv)
 		t0 = now_ms();
 		cs_capath_full(nf, &st, err, sizeof(err));
 		tv_nofsync[r] = now_ms() - t0;
+		/*
+		 * The same first pass (no cache) while a second thread drops a file
+		 * in once a third of the files are read and hands its name to the
+		 * pass (the agent's inotify through cs_capath's poll).
+		 */
+		{
+			struct cs_capath_opts dop = { .report = drop_report, .report_arg = &dr,
+						      .poll = drop_poll };
+			cs_capath *dp = cs_capath_new(dd, &dop, err, sizeof(err));
+			pthread_t th;
+			double end;
+
+			dr.queued = dr.taken = dr.polls = 0;
+			/* A poll every 32 files read: a third of them read. */
+			dr.drop_at = (int)((n + 100) / 3 / 32);
+			dr.t_drop = dr.t_link = 0;
+			dr.start = now_ms();
+			pthread_create(&th, NULL, drop_thread, &dr);
+			if (cs_capath_full(dp, &st, err, sizeof(err)) < 0)
+				fprintf(stderr, "full pass: %s\n", err);
+			end = now_ms();
+			pthread_join(th, NULL);
+			tv_dpass[r] = end - dr.start;
+			tv_dat[r] = dr.t_drop - dr.start;
+			tv_dlink[r] = dr.t_link > 0 ? dr.t_link - dr.t_drop : -1;
+			tv_dleft[r] = end - dr.t_drop;
+			cs_capath_free(dp);
+		}
 		run("sync");
 	}
 	la = links(a);
@@ -395,6 +524,23 @@ int main(int argc, char **argv)
 	t_rm = time_update(cp, "cert-000310.pem");
 	t_noop = time_update(cp, "cert-000007.pem");
 
+	/* openssl rehash on its directory with the same file added. */
+	{
+		char p2[4300];
+		FILE *fp;
+
+		snprintf(p2, sizeof(p2), "%s/dropped.pem", b);
+		fp = fopen(p2, "w");
+		if (fp == NULL || fwrite(dr.pem, 1, dr.len, fp) != dr.len) {
+			perror(p2);
+			return 1;
+		}
+		fclose(fp);
+		run(cmd);
+		ld = links(dd);
+		lo = links(b);
+	}
+
 	printf("CApath benchmark, %ld certificates + 100 CRLs (%u certificates and %u CRLs "
 	       "linked, buckets with up to 10 collisions)\n",
 	       n, st.certs, st.crls);
@@ -420,11 +566,25 @@ int main(int argc, char **argv)
 	printf("  incremental update: add %.2f ms, replace %.2f ms, remove %.2f ms, "
 	       "unchanged file %.2f ms\n",
 	       t_add, t_repl, t_rm, t_noop);
+	printf("  file dropped in during a first pass, a third of the files read (no links, no "
+	       "cache; medians of 3):\n");
+	printf("    dropped at %.1f ms into a pass of %.1f ms: linked %.2f ms after the drop"
+	       " (the pass still ran %.1f ms)\n",
+	       median3(tv_dat), median3(tv_dpass), median3(tv_dlink), median3(tv_dleft));
+	printf("    runs: linked after %.2f / %.2f / %.2f ms (-1: not during the pass)\n",
+	       tv_dlink[0], tv_dlink[1], tv_dlink[2]);
+	printf("    link sets identical to openssl rehash with the file: %s\n",
+	       strcmp(ld, lo) == 0 ? "yes" : "NO");
 	cs_capath_free(cp);
 	cs_capath_free(nf);
 	cs_capath_free(nc);
 	free(la);
 	free(lb);
+	free(ld);
+	free(lo);
+	free(dr.pem);
+	pthread_mutex_destroy(&dr.lock);
+	pthread_cond_destroy(&dr.go);
 	if (argc > 2 && strcmp(argv[2], "--keep") == 0) {
 		printf("  kept: %s\n", base);
 	} else {

@@ -22,6 +22,9 @@ static void deploy_work(uv_work_t *req)
 	char path[4096];
 
 	if (j->m == NULL) {
+		/* What is deployed now, to put back if the deploy stops half-way. */
+		if (j->prev_usable && j->prev == NULL)
+			(void)pl_renew_decode_prev(j); /* kept in j->prev */
 		/* The pending generation: read it back and judge it again. */
 		j->rc = cs_deploy_load_gen(j->state_dir, j->cfg->name, j->gen, &j->m, j->err,
 					   sizeof(j->err));
@@ -64,6 +67,7 @@ static void deploy_done(uv_work_t *req, int status)
 
 	(void)status;
 	pl_inflight_dec(pl);
+	pl_renew_prev_report(j);
 	assert(c->stage == PL_DEPLOYING && r != NULL);
 	if (j->unusable) {
 		cs_warn("%s: the pending generation cannot be used (%s); ordering a new certificate",

@@ -240,6 +240,23 @@ struct cs_pipeline {
 };
 
 /* The work of a renewal's key, CSR and deploy steps (pl_renew, pl_deploy). */
+/*
+ * What a job needs to decode c's deployed material on the work queue: a copy
+ * of the DER kept in memory, or the generation under state_dir that holds
+ * the deployed leaf. Taken on the loop thread (pl_material_ref; set is false
+ * when nothing is deployed), decoded on any thread (pl_material_ref_decode:
+ * NULL with err set), released with pl_material_ref_clear (wiped).
+ */
+struct pl_material_ref {
+	bool set;
+	unsigned char *der;
+	size_t len;
+	int gen;                 /* der == NULL: the generation to read */
+	char sha256[CS_FP_MAX];  /* ... whose leaf must have this digest */
+	char serial[80];
+	const char *state_dir, *name; /* borrowed from the configuration */
+};
+
 struct renew_job {
 	uv_work_t req;
 	struct cert *c;
@@ -250,7 +267,12 @@ struct renew_job {
 	X509_REQ *csr;
 	X509 *replaces;
 	cs_material *m;   /* the new set */
-	cs_material *prev;
+	cs_material *prev; /* the deployed set, to put back a half-done deploy */
+	/* The deployed set, decoded on the work queue (pl_renew_prev): into prev
+	   when usable, and for the leaf it replaces and the key it may reuse. */
+	struct pl_material_ref prev_ref;
+	bool prev_usable, may_reuse;
+	char prev_err[600]; /* why it could not be decoded ("": it could) */
 	int gen;
 	time_t now;
 	int rc;
@@ -262,6 +284,15 @@ struct renew_job {
 	bool stored;   /* the new generation is stored, the outputs not written */
 	char err[1024];
 };
+
+/*
+ * On the work queue: decodes the deployed set of j (prev_ref); when it is
+ * usable it is kept as j->prev (and returned), else the caller frees what is
+ * returned. NULL: nothing deployed, or prev_err says why.
+ */
+cs_material *pl_renew_decode_prev(struct renew_job *j);
+/* On the loop thread: logs (once) why the deployed set could not be decoded. */
+void pl_renew_prev_report(struct renew_job *j);
 
 /* pl_fsm.c: moves c through the table with ev; false (logged) when not allowed. */
 bool pl_step(struct cert *c, enum pl_event ev);
@@ -385,8 +416,12 @@ void pl_material_keep(struct cert *c, cs_material *m);
 void pl_material_lazy(struct cert *c);
 /* True when c keeps deployed material (or knows where it is). */
 bool pl_material_has(const struct cert *c);
-/* Returns the deployed material decoded anew (the caller frees it), or NULL. */
+/* Returns the deployed material decoded anew (the caller frees it), or NULL (logged). */
 cs_material *pl_material_get(const struct cert *c);
+
+int pl_material_ref(const struct cert *c, struct pl_material_ref *r);
+cs_material *pl_material_ref_decode(const struct pl_material_ref *r, char *err, size_t errlen);
+void pl_material_ref_clear(struct pl_material_ref *r);
 
 /* pl_stats.c */
 /* Counts a new cert (state unknown) and files its due moment. */

@@ -15,6 +15,7 @@
 #include "pl_int.h"
 #include "cs_fp.h"
 
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -109,65 +110,95 @@ bool pl_material_has(const struct cert *c)
 	return c->dep != NULL || c->dep_lazy;
 }
 
-/* The generation that holds c's deployed leaf, read and checked (dep_lazy). */
-static cs_material *load_deployed_gen(const struct cert *c)
+int pl_material_ref(const struct cert *c, struct pl_material_ref *r)
 {
-	const char *state_dir = c->pl->cfg->agent.state_dir;
-	char err[512] = "no generation holds it", sha[CS_FP_MAX];
+	memset(r, 0, sizeof(*r));
+	r->name = c->cfg->name;
+	r->state_dir = c->pl->cfg->agent.state_dir;
+	snprintf(r->serial, sizeof(r->serial), "%s", c->serial);
+	if (c->dep != NULL) {
+		if ((r->der = malloc(c->dep_len)) == NULL)
+			return -ENOMEM;
+		memcpy(r->der, c->dep, c->dep_len);
+		r->len = c->dep_len;
+		r->set = true;
+		return 0;
+	}
+	if (!c->dep_lazy)
+		return 0;
+	/* The generation that holds the deployed leaf. */
+	for (size_t i = 0; i < c->st.n_gens && !r->set; i++)
+		if (strcmp(c->st.gens[i].sha256, c->sha256) == 0) {
+			r->gen = c->st.gens[i].n;
+			snprintf(r->sha256, sizeof(r->sha256), "%s", c->sha256);
+			r->set = true;
+		}
+	return 0;
+}
+
+void pl_material_ref_clear(struct pl_material_ref *r)
+{
+	if (r->der != NULL)
+		OPENSSL_cleanse(r->der, r->len);
+	free(r->der);
+	memset(r, 0, sizeof(*r));
+}
+
+/* The generation r names, read and checked against the leaf's digest. */
+static cs_material *load_gen(const struct pl_material_ref *r, char *err, size_t errlen)
+{
+	char sha[CS_FP_MAX];
 	cs_material *m = NULL;
 
-	for (size_t i = 0; i < c->st.n_gens; i++) {
-		if (strcmp(c->st.gens[i].sha256, c->sha256) != 0)
-			continue;
-		if (cs_deploy_load_gen(state_dir, c->cfg->name, c->st.gens[i].n, &m, err,
-				       sizeof(err)) < 0)
-			break;
-		if (m->leaf != NULL &&
-		    cs_fp_cert(m->leaf, CS_DIGEST_SHA256, sha, sizeof(sha)) == 0 &&
-		    strcmp(sha, c->sha256) == 0)
-			return m;
-		snprintf(err, sizeof(err), "generation %d holds another certificate",
-			 c->st.gens[i].n);
-		break;
-	}
-	cs_err("%s: cannot read the deployed material (%s): %s", c->cfg->name, c->serial, err);
+	if (cs_deploy_load_gen(r->state_dir, r->name, r->gen, &m, err, errlen) < 0)
+		return NULL;
+	if (m->leaf != NULL && cs_fp_cert(m->leaf, CS_DIGEST_SHA256, sha, sizeof(sha)) == 0 &&
+	    strcmp(sha, r->sha256) == 0)
+		return m;
+	snprintf(err, errlen, "generation %d holds another certificate", r->gen);
 	cs_material_free(m);
 	return NULL;
 }
 
-/* Reads the record at *off; returns its DER and length, or NULL at the end. */
-static const unsigned char *next_record(const struct cert *c, size_t *off, long *len)
+/* Reads the record at *off of r; returns its DER and length, or NULL at the end. */
+static const unsigned char *next_record(const struct pl_material_ref *r, size_t *off, long *len)
 {
 	size_t o = *off;
 
-	if (o + 4 > c->dep_len)
+	if (o + 4 > r->len)
 		return NULL;
-	*len = (long)(((unsigned long)c->dep[o] << 24) | ((unsigned long)c->dep[o + 1] << 16) |
-		      ((unsigned long)c->dep[o + 2] << 8) | c->dep[o + 3]);
-	if ((size_t)*len > c->dep_len - o - 4)
+	*len = (long)(((unsigned long)r->der[o] << 24) | ((unsigned long)r->der[o + 1] << 16) |
+		      ((unsigned long)r->der[o + 2] << 8) | r->der[o + 3]);
+	if ((size_t)*len > r->len - o - 4)
 		return NULL;
 	*off = o + 4 + (size_t)*len;
-	return c->dep + o + 4;
+	return r->der + o + 4;
 }
 
-cs_material *pl_material_get(const struct cert *c)
+cs_material *pl_material_ref_decode(const struct pl_material_ref *r, char *err, size_t errlen)
 {
 	const unsigned char *der, *p;
 	cs_material *m;
 	size_t off = 0;
 	long len;
 
-	if (c->dep == NULL && c->dep_lazy)
-		return load_deployed_gen(c);
-	if (c->dep == NULL || (m = cs_material_new()) == NULL)
+	if (!r->set) {
+		snprintf(err, errlen, "nothing deployed is known");
 		return NULL;
-	if ((der = next_record(c, &off, &len)) == NULL ||
+	}
+	if (r->der == NULL)
+		return load_gen(r, err, errlen);
+	if ((m = cs_material_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if ((der = next_record(r, &off, &len)) == NULL ||
 	    (len > 0 && (p = der, m->key = d2i_AutoPrivateKey(NULL, &p, len)) == NULL))
 		goto fail;
-	if ((der = next_record(c, &off, &len)) == NULL ||
+	if ((der = next_record(r, &off, &len)) == NULL ||
 	    (len > 0 && (p = der, m->leaf = d2i_X509(NULL, &p, len)) == NULL))
 		goto fail;
-	while ((der = next_record(c, &off, &len)) != NULL) {
+	while ((der = next_record(r, &off, &len)) != NULL) {
 		X509 *x;
 		p = der;
 		if ((x = d2i_X509(NULL, &p, len)) == NULL)
@@ -179,7 +210,24 @@ cs_material *pl_material_get(const struct cert *c)
 	}
 	return m;
 fail:
-	cs_err("%s: cannot decode the deployed material kept in memory", c->cfg->name);
+	snprintf(err, errlen, "cannot decode the deployed material kept in memory");
 	cs_material_free(m);
 	return NULL;
+}
+
+cs_material *pl_material_get(const struct cert *c)
+{
+	struct pl_material_ref r;
+	cs_material *m = NULL;
+	char err[600] = "out of memory";
+
+	if (!pl_material_has(c))
+		return NULL;
+	if (pl_material_ref(c, &r) == 0)
+		m = pl_material_ref_decode(&r, err, sizeof(err));
+	if (m == NULL)
+		cs_err("%s: cannot read the deployed material (%s): %s", c->cfg->name, c->serial,
+		       err);
+	pl_material_ref_clear(&r);
+	return m;
 }

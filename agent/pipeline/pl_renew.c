@@ -24,6 +24,7 @@ void pl_renew_job_free(struct renew_job *j)
 	X509_free(j->replaces);
 	cs_material_free(j->m);
 	cs_material_free(j->prev);
+	pl_material_ref_clear(&j->prev_ref);
 	cs_examined_clear(&j->ex);
 	free(j);
 }
@@ -77,10 +78,44 @@ static void on_issued(struct cs_issue_result *res, void *arg)
 	pl_deploy_issued(c, j);
 }
 
+cs_material *pl_renew_decode_prev(struct renew_job *j)
+{
+	cs_material *m;
+
+	if (!j->prev_ref.set)
+		return NULL;
+	m = pl_material_ref_decode(&j->prev_ref, j->prev_err, sizeof(j->prev_err));
+	if (m != NULL && j->prev_usable && j->prev == NULL)
+		j->prev = m;
+	return m;
+}
+
+void pl_renew_prev_report(struct renew_job *j)
+{
+	if (j->prev_err[0] == '\0')
+		return;
+	cs_err("%s: cannot read the deployed material (%s): %s", j->cfg->name, j->prev_ref.serial,
+	       j->prev_err);
+	j->prev_err[0] = '\0';
+}
+
 static void keycsr_work(uv_work_t *req)
 {
 	struct renew_job *j = req->data;
+	/* The deployed set: decoded here, off the loop (a key takes milliseconds). */
+	cs_material *m = pl_renew_decode_prev(j);
 
+	if (m != NULL && m->leaf != NULL) {
+		X509_up_ref(m->leaf);
+		j->replaces = m->leaf;
+	}
+	/* Never someone else's key, nor a revoked one (may_reuse says). */
+	if (j->may_reuse && m != NULL && m->key != NULL && cs_key_type_of(m->key) == j->cfg->key) {
+		EVP_PKEY_up_ref(m->key);
+		j->reuse = m->key;
+	}
+	if (m != j->prev)
+		cs_material_free(m);
 	if (j->reuse != NULL) {
 		j->key = j->reuse;
 		j->reuse = NULL;
@@ -107,6 +142,7 @@ static void keycsr_done(uv_work_t *req, int status)
 
 	(void)status;
 	pl_inflight_dec(pl);
+	pl_renew_prev_report(j);
 	if (j->rc < 0) {
 		snprintf(msg, sizeof(msg), "key or CSR: %s", j->err);
 		job_failed(j, msg, 0);
@@ -135,13 +171,7 @@ static void keycsr_done(uv_work_t *req, int status)
 	}
 }
 
-/* Returns c's deployed material, decoded anew, for putting back a half-done deploy. */
-static cs_material *copy_deployed(const struct cert *c)
-{
-	return pl_verdict_ok(c) ? pl_material_get(c) : NULL;
-}
-
-/* A new renewal job for c (NULL on ENOMEM). */
+/* A new renewal job for c (NULL on ENOMEM); the deployed set is decoded later, off the loop. */
 struct renew_job *pl_renew_job_new(struct cert *c)
 {
 	struct renew_job *j = calloc(1, sizeof(*j));
@@ -152,7 +182,13 @@ struct renew_job *pl_renew_job_new(struct cert *c)
 	j->c = c;
 	j->cfg = c->cfg;
 	j->state_dir = c->pl->cfg->agent.state_dir;
-	j->prev = copy_deployed(c);
+	/* Usable: put back when a deploy stops half-way. */
+	j->prev_usable = pl_verdict_ok(c);
+	j->may_reuse = c->cfg->reuse_key && !c->fresh_key && c->verdict == CS_EX_OK;
+	if (pl_material_ref(c, &j->prev_ref) < 0) {
+		pl_renew_job_free(j);
+		return NULL;
+	}
 	return j;
 }
 
@@ -166,20 +202,6 @@ void pl_keygen_start(struct cert *c)
 		pl_renewal_fail(c, "out of memory", 0);
 		return;
 	}
-	/* j->prev is the deployed material when it is usable; decode it only when it is not. */
-	cs_material *m = j->prev != NULL ? j->prev : pl_material_get(c);
-	if (m != NULL && m->leaf != NULL) {
-		X509_up_ref(m->leaf);
-		j->replaces = m->leaf;
-	}
-	/* Never someone else's key, nor a revoked one. */
-	if (c->cfg->reuse_key && !c->fresh_key && c->verdict == CS_EX_OK && m != NULL && m->key != NULL &&
-	    cs_key_type_of(m->key) == c->cfg->key) {
-		EVP_PKEY_up_ref(m->key);
-		j->reuse = m->key;
-	}
-	if (m != j->prev)
-		cs_material_free(m);
 	if (uv_queue_work(pl->loop, &j->req, keycsr_work, keycsr_done) < 0) {
 		job_failed(j, "cannot queue the key generation", 0);
 		return;

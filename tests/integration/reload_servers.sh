@@ -23,7 +23,7 @@ dovecot_start "$T/dovecot" "$T/tls/imap.crt" "$T/tls/imap.key" "$imap" "$pop3" "
 
 # Five-minute certificates due after 1% of their life (3 s): each pass a few
 # seconds after the last renews, and the previous generation is still valid.
-conf() { # conf DOVECOT_RELOADER
+conf() { # conf DOVECOT_RELOADER [VALIDITY]
 	cat >"$T/certsync.conf" <<CONF
 [agent]
 state_dir = $T/state
@@ -33,7 +33,7 @@ retry_min = 1s
 type     = local-ca
 dir      = $T/ca
 subject  = /CN=certsync reload test CA
-validity = 5m
+validity = ${2:-5m}
 
 [cert "mail"]
 issuer         = ca
@@ -140,8 +140,11 @@ cmp -s "$T/tls/mail.pem" "$T/gen2-bundle.pem" || fail "not rolled back after the
 pass "reload without effect: probes saw the old certificate within the bound, $s4 rolled back to $s2"
 
 # The running agent: `certsyncctl reload NAME` reloads and verifies again on
-# request; status and metrics carry the verify result.
-conf dovecot
+# request; status and metrics carry the verify result. The certificate it
+# issues at start lasts an hour (due 36 s later): with 5 minutes it would be
+# due again 3 s after each renewal, and the reload asked for could find the
+# next renewal running ("try again").
+conf dovecot 1h
 sed -i "s|^retry_min = 1s|retry_min = 1s\nsocket = $T/certsync.sock|" "$T/certsync.conf"
 "$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
 CS_PIDS+=($!)

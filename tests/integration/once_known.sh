@@ -32,10 +32,12 @@ once() { # once LOG [faketime offset]: certsyncd --once, its exit status checked
 	local log=$1
 	shift
 	if [ $# -gt 0 ]; then
-		FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f "$1" "$CERTSYNCD" -f --once -c "$T/certsync.conf" 2>"$T/$log"
+		# faketime is an LD_PRELOAD: under AddressSanitizer it comes before the runtime.
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+			FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f "$1" "$CERTSYNCD" -f --once -c "$T/certsync.conf" 2>"$T/$log"
 	else
 		"$CERTSYNCD" -f --once -c "$T/certsync.conf" 2>"$T/$log"
-	fi || { cat "$T/$log" >&2; fail "--once ($log) exited $?"; }
+	fi || { rc=$?; cat "$T/$log" >&2; fail "--once ($log) exited $rc"; }
 }
 known() { grep -q "mail: deployed certificate .* is valid (as last examined)" "$T/$1"; }
 serial() { openssl x509 -in "$T/out/mail.crt" -noout -serial | sed 's/.*=//'; }

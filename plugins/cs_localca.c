@@ -42,6 +42,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,7 @@ struct cs_localca {
 	struct stat ix_stat;
 	struct sset ix_serials;  /* every serial it names */
 	struct sset ix_subjects; /* subjects of its valid certificates */
+	atomic_uint_fast64_t commits; /* groups appended to index.txt since the open */
 };
 
 /* The CRL reasons as `openssl ca` spells them in index.txt, by code. */
@@ -843,6 +845,11 @@ X509 *cs_localca_cacert(cs_localca *ca)
 	return ca->cacert;
 }
 
+uint64_t cs_localca_commits(cs_localca *ca)
+{
+	return ca != NULL ? atomic_load(&ca->commits) : 0;
+}
+
 /* ---- index.txt ---- */
 
 /* One line of index.txt, split in place: status, expiry, revocation, serial, file, subject. */
@@ -1539,6 +1546,7 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 		if (rc < 0)
 			goto fail_all;
 	}
+	atomic_fetch_add(&ca->commits, 1);
 	for (size_t i = 0; i < n; i++) {
 		struct cs_localca_req *r = &reqs[i];
 

@@ -101,8 +101,11 @@ if [ "$REPEAT" -gt 1 ]; then
 fi
 # steady state: the last 10% (the first includes reading a prefilled index once)
 msper() { sed -n 's/.* ms each over the first 10%, \([0-9.]*\) ms over the last.*/\1/p' "$1"; }
+cpu() { sed -n 's/.*; CPU \([0-9.]*\) ms each.*/\1/p' "$1"; }
 awk -v a="$(rate "$W/one.out")" -v b="$(rate "$W/burst.out")" -v o="$o" \
 	-v e="$(msper "$W/burst.out")" -v f="$(msper "$W/prefill.out")" -v p="$PREFILL" \
 	'BEGIN { printf "ratio to openssl ca: %.1fx one per commit, %.1fx in bursts; " \
 		"ms per certificate from an empty index %.3f, from %d lines %.3f (%+.0f%%)\n", \
 		a / o, b / o, e, p, f, (f / e - 1) * 100 }'
+echo "CPU ms per certificate (bench_localca): $(cpu "$W/one.out") one per commit," \
+	"$(cpu "$W/burst.out") in bursts, $(cpu "$W/prefill.out") in bursts onto $PREFILL lines"

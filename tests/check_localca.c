@@ -136,6 +136,19 @@ static X509 *issue(cs_localca *ca, enum cs_keytype kt, char *const *names, size_
 	ck_assert_msg(csr != NULL, "%s", err);
 	ck_assert_msg(cs_localca_issue(ca, csr, names, n, u, &leaf, &ch, err, sizeof(err)) == 0,
 		      "%s", err);
+	/* The certificate carries the request's SubjectPublicKeyInfo byte for byte. */
+	{
+		unsigned char *a = NULL, *b = NULL;
+		int alen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(leaf), &a);
+		int blen = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), &b);
+
+		ck_assert_int_gt(alen, 0);
+		ck_assert_int_eq(alen, blen);
+		ck_assert_mem_eq(a, b, (size_t)alen);
+		ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(leaf), k), 1);
+		OPENSSL_free(a);
+		OPENSSL_free(b);
+	}
 	X509_REQ_free(csr);
 	if (key != NULL)
 		*key = k;

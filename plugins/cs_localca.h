@@ -85,6 +85,12 @@ struct cs_localca_req {
 int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n);
 
 /*
+ * How many groups cs_localca_issue_batch committed (appended to index.txt)
+ * since ca was opened; 0 for NULL. Safe from any thread.
+ */
+uint64_t cs_localca_commits(cs_localca *ca);
+
+/*
  * Marks the certificate with serial_hex revoked in index.txt with reason
  * (unspecified, keyCompromise, CACompromise, affiliationChanged, superseded,
  * cessationOfOperation, certificateHold; NULL: unspecified). Returns 0,
@@ -106,10 +112,16 @@ X509_NAME *cs_localca_parse_subject(const char *s, char *err, size_t errlen);
 
 /*
  * The asynchronous issuer over a CA in o->dir (see cs_issuer.h): signing runs
- * on the libuv work queue, one request at a time. An existing CA is read at
- * once (its faults make this return NULL); a CA still to be created is made
- * by the first request on the work queue, and until then ca_material returns
- * -EAGAIN. NULL with err set.
+ * on the libuv work queue, one piece of work at a time; issuances that wait
+ * behind the running one go together as one group (cs_localca_issue_batch,
+ * at most 64). Every request gets its own answer, after its certificate is
+ * durable: a request the CA refuses (a bad name, key or signature, a subject
+ * still valid under unique_subject) fails alone; when the group's commit
+ * fails (index.txt, serial, newcerts/ cannot be read, written or synced),
+ * every request of the group fails with that error. An existing CA is read
+ * at once (its faults make this return NULL); a CA still to be created is
+ * made by the first request on the work queue, and until then ca_material
+ * returns -EAGAIN. NULL with err set.
  */
 cs_issuer *cs_localca_issuer_new(uv_loop_t *loop, const char *name,
 				 const struct cs_localca_opts *o, char *err, size_t errlen);
@@ -132,6 +144,9 @@ const char *cs_localca_reason_name(int code);
 cs_localca *cs_localca_open_ex(const struct cs_localca_opts *o, bool may_create, int *rc,
 			       char *err, size_t errlen);
 char *cs_localca_serial_hex(const ASN1_INTEGER *serial);
+
+/* cs_localca_commits of the issuer's CA: 0 before the CA is open. Loop thread. */
+uint64_t cs_localca_issuer_commits(cs_issuer *is);
 
 /* Returns 1 when is was made by cs_localca_issuer_new, else 0. */
 int cs_localca_is(const cs_issuer *is);

@@ -22,8 +22,15 @@
  * Requests wait in a FIFO and go to the libuv work queue one at a time, so
  * that a burst of renewals occupies one pool thread (the others stay free for
  * the rest of the agent) rather than all of them blocked on the CA's lock.
- * A CA that does not exist yet is created by the first request, on the work
- * queue: generating an RSA-4096 key takes seconds the loop cannot spare.
+ * A request that arrives while nothing runs starts at once, alone (a single
+ * renewal waits for nothing); the issuances that queue up behind it go next
+ * as one group, committed together by cs_localca_issue_batch: one fsync of
+ * index.txt, serial and newcerts/ for the group instead of one per
+ * certificate, and every answer still given only once its certificate is
+ * durable. Revocations and CRL refreshes are never grouped: they keep their
+ * place in the FIFO. A CA that does not exist yet is created by the first
+ * request, on the work queue: generating an RSA-4096 key takes seconds the
+ * loop cannot spare; only an open CA takes groups.
  */
 #define LOCALCA_BATCH_MAX 64 /* issuances committed together at most */
 
@@ -141,13 +148,10 @@ static void issue_work(uv_work_t *w)
 							   wk->res.error, sizeof(wk->res.error));
 		return;
 	}
-	if (wk->next == NULL) {
-		wk->res.status = cs_localca_issue(ca, wk->csr, wk->names, wk->n, wk->usage,
-						  &wk->res.leaf, &wk->res.chain, wk->res.error,
-						  sizeof(wk->res.error));
-		return;
-	}
-	/* A group of issuances that waited together: one commit for all of them. */
+	/*
+	 * Issuances (one, or a group that waited together): one commit for all.
+	 * Each request keeps its own outcome; a failed commit fails them all.
+	 */
 	size_t n = 0, i = 0;
 	for (struct localca_work *p = wk; p != NULL; p = p->next)
 		n++;
@@ -402,6 +406,11 @@ fail:
 	if (li != NULL)
 		issuer_free(li);
 	return NULL;
+}
+
+uint64_t cs_localca_issuer_commits(cs_issuer *is)
+{
+	return cs_localca_is(is) ? cs_localca_commits(((struct localca_issuer *)is)->ca) : 0;
 }
 
 int cs_localca_is(const cs_issuer *is)

@@ -136,6 +136,19 @@ static X509 *issue(cs_localca *ca, enum cs_keytype kt, char *const *names, size_
 	ck_assert_msg(csr != NULL, "%s", err);
 	ck_assert_msg(cs_localca_issue(ca, csr, names, n, u, &leaf, &ch, err, sizeof(err)) == 0,
 		      "%s", err);
+	/* The certificate carries the request's SubjectPublicKeyInfo byte for byte. */
+	{
+		unsigned char *a = NULL, *b = NULL;
+		int alen = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(leaf), &a);
+		int blen = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(csr), &b);
+
+		ck_assert_int_gt(alen, 0);
+		ck_assert_int_eq(alen, blen);
+		ck_assert_mem_eq(a, b, (size_t)alen);
+		ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(leaf), k), 1);
+		OPENSSL_free(a);
+		OPENSSL_free(b);
+	}
 	X509_REQ_free(csr);
 	if (key != NULL)
 		*key = k;
@@ -879,6 +892,124 @@ START_TEST(test_localca_issuer_close_in_callback)
 }
 END_TEST
 
+/*
+ * Requests queued at once on an open CA: the first runs alone (it started
+ * when it came), the others as one group with one commit. Each is answered
+ * once, and only when index.txt already names its certificate and
+ * newcerts/SERIAL.pem holds it. A request the CA refuses fails alone; a
+ * group whose commit fails fails whole, with the reason.
+ */
+struct group_state {
+	int done, ok, failed;
+	char errors[4][1100];
+};
+
+static void on_issued_durable(struct cs_issue_result *res, void *arg)
+{
+	struct group_state *gs = arg;
+
+	gs->done++;
+	if (res->status == 0) {
+		char *hex = serial_hex(res->leaf), *ix = read_ca_file("index.txt"), *nc, *pem;
+		char *want = pem_string(res->leaf);
+
+		ck_assert_msg(strstr(ix, hex) != NULL, "answered before index.txt names %s", hex);
+		ck_assert_int_ge(asprintf(&nc, "newcerts/%s.pem", hex), 0);
+		pem = read_ca_file(nc);
+		ck_assert_str_eq(pem, want);
+		gs->ok++;
+		free(want);
+		free(pem);
+		free(nc);
+		free(ix);
+		free(hex);
+	} else {
+		if (gs->failed < 4)
+			snprintf(gs->errors[gs->failed], sizeof(gs->errors[0]), "%d %s", res->status,
+				 res->error);
+		gs->failed++;
+	}
+	X509_free(res->leaf);
+	sk_X509_pop_free(res->chain, X509_free);
+}
+
+static int index_lines(void)
+{
+	char *ix = read_ca_file("index.txt");
+	int n = 0;
+
+	for (char *q = ix; *q != '\0'; q++)
+		n += *q == '\n';
+	free(ix);
+	return n;
+}
+
+START_TEST(test_localca_issuer_group_commit)
+{
+	struct cs_localca_opts o = opts(CS_KEY_EC_P256);
+	char *names[] = { "group.example.test", "127.0.0.1" };
+	char *bad[] = { "bad name.example.test" };
+	struct group_state gs = { 0 };
+	char err[1024] = "";
+	uv_loop_t loop;
+	cs_issuer *is;
+	EVP_PKEY *k = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
+	X509_REQ *csr = cs_csr_new(k, names, 2, err, sizeof(err));
+	struct cs_issue_request req = { .cert_name = "group", .names = names, .n_names = 2, .csr = csr };
+	struct cs_issue_request badreq = { .cert_name = "bad", .names = bad, .n_names = 1, .csr = csr };
+	char *ixp = ca_path("index.txt"), *aside = ca_path("index.txt.aside");
+
+	cs_localca_close(open_ca(CS_KEY_EC_P256)); /* the CA exists: requests are grouped */
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	is = cs_localca_issuer_new(&loop, "local", &o, err, sizeof(err));
+	ck_assert_msg(is != NULL, "%s", err);
+	ck_assert_int_eq(cs_localca_issuer_commits(is), 0);
+
+	/* Ten at once, the sixth refused by the CA: two commits, nine certificates. */
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(is->ops->issue(is, i == 5 ? &badreq : &req, on_issued_durable, &gs), 0);
+	ck_assert_int_eq(gs.done, 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(gs.done, 10);
+	ck_assert_msg(gs.ok == 9 && gs.failed == 1, "ok %d failed %d: %s", gs.ok, gs.failed,
+		      gs.errors[0]);
+	ck_assert_msg(strstr(gs.errors[0], "holds a space") != NULL, "%s", gs.errors[0]);
+	ck_assert_int_eq(cs_localca_issuer_commits(is), 2);
+	ck_assert_int_eq(index_lines(), 9);
+
+	/* The group's commit cannot happen (index.txt is a directory): all four fail with it. */
+	ck_assert_int_eq(rename(ixp, aside), 0);
+	ck_assert_int_eq(mkdir(ixp, 0755), 0);
+	memset(&gs, 0, sizeof(gs));
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(is->ops->issue(is, &req, on_issued_durable, &gs), 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_msg(gs.done == 4 && gs.failed == 4, "ok %d failed %d", gs.ok, gs.failed);
+	for (int i = 0; i < 4; i++)
+		ck_assert_msg(strstr(gs.errors[i], "/index.txt") != NULL, "%s", gs.errors[i]);
+	ck_assert_int_eq(cs_localca_issuer_commits(is), 2);
+
+	/* Put back, the next group goes through, after the nine issued before. */
+	ck_assert_int_eq(rmdir(ixp), 0);
+	ck_assert_int_eq(rename(aside, ixp), 0);
+	memset(&gs, 0, sizeof(gs));
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(is->ops->issue(is, &req, on_issued_durable, &gs), 0);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_msg(gs.ok == 3, "ok %d failed %d: %s", gs.ok, gs.failed, gs.errors[0]);
+	ck_assert_int_eq(cs_localca_issuer_commits(is), 4);
+	ck_assert_int_eq(index_lines(), 12);
+
+	is->ops->close(is, NULL, NULL);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	free(ixp);
+	free(aside);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(k);
+}
+END_TEST
+
 static void on_issued_keep(struct cs_issue_result *res, void *arg)
 {
 	X509 **leaf = arg;
@@ -1011,6 +1142,7 @@ Suite *localca_suite(void)
 	tcase_add_test(tc, test_localca_issuer_revoke);
 	tcase_add_test(tc, test_localca_issuer_new_reports);
 	tcase_add_test(tc, test_localca_issuer_close_in_callback);
+	tcase_add_test(tc, test_localca_issuer_group_commit);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -77,6 +77,9 @@ struct cs_localca {
 	EVP_PKEY *cakey;
 	EVP_MD *md; /* what cakey signs with, fetched once (NULL: EdDSA, no digest) */
 	X509_CRL *crl; /* latest DIR/crl.pem, or NULL; under crl_mu */
+	/* newcerts/ is swept at the first issuance, on the work queue: at 10,000
+	   certificates reading it takes 15 ms, and an agent opens its CAs on the loop. */
+	bool newcerts_unswept;
 	int lockfd;
 	pthread_mutex_t mu;     /* held with the flock for every change in the directory */
 	pthread_mutex_t crl_mu; /* only around ca->crl, so that readers never wait on a writer */
@@ -775,7 +778,10 @@ static cs_localca *open_ca(const struct cs_localca_opts *o, bool may_create, int
 		goto out;
 	locked = true;
 	remove_stale_temps(ca, "");
-	remove_stale_temps(ca, "newcerts");
+	if (may_create)
+		remove_stale_temps(ca, "newcerts");
+	else
+		ca->newcerts_unswept = true;
 	remove_stale_temps(ca, "private");
 	if ((rc = survey_dir(ca, err, errlen)) < 0)
 		goto out;
@@ -1379,6 +1385,10 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 	if ((rc = lock_ca(ca, err, sizeof(err))) < 0)
 		goto fail_all;
 	locked = true;
+	if (ca->newcerts_unswept) {
+		remove_stale_temps(ca, "newcerts");
+		ca->newcerts_unswept = false;
+	}
 	if ((rc = index_sync(ca, err, sizeof(err))) < 0)
 		goto fail_all;
 	may_repeat = subjects_may_repeat(ca);

@@ -37,7 +37,6 @@ struct cs_agent {
 	bool reading, reread, keep_log_level;
 	char *locked_dir; /* the state_dir locked before the read */
 	struct cs_config *read_cfg;
-	struct cs_pipeline_prep *read_prep; /* the pipeline's memory, made beside it */
 	struct cs_cfg_errors read_errs;
 	int swept;
 };
@@ -144,8 +143,7 @@ static int run(struct cs_agent *a)
 {
 	char err[512];
 
-	a->pl = cs_pipeline_new_prepared(a->loop, a->cfg, a->read_prep, err, sizeof(err));
-	a->read_prep = NULL;
+	a->pl = cs_pipeline_new(a->loop, a->cfg, err, sizeof(err));
 	if (a->pl == NULL) {
 		cs_err("%s", err);
 		return -ENOMEM;
@@ -180,8 +178,6 @@ static void read_work(uv_work_t *req)
 	struct cs_agent *a = req->data;
 
 	a->read_cfg = cs_config_load(a->config_path, &a->read_errs);
-	if (a->read_cfg != NULL)
-		a->read_prep = cs_pipeline_prepare(a->read_cfg);
 	/* No writer runs yet: the pipeline does not exist (and the state_dir is locked). */
 	if (a->read_cfg != NULL && a->locked_dir != NULL &&
 	    strcmp(a->read_cfg->agent.state_dir, a->locked_dir) == 0)
@@ -210,8 +206,6 @@ static void read_done(uv_work_t *req, int status)
 	}
 	if (a->stopping) {
 		cs_config_free(cfg);
-		cs_pipeline_prep_free(a->read_prep);
-		a->read_prep = NULL;
 		return;
 	}
 	if (!a->keep_log_level)
@@ -223,8 +217,6 @@ static void read_done(uv_work_t *req, int status)
 		/* The early read named another state_dir: lock (and sweep) the real one. */
 		if (cs_lock_state_dir(cfg->agent.state_dir, err, sizeof(err)) < 0) {
 			cs_err("%s", err);
-			cs_pipeline_prep_free(a->read_prep);
-			a->read_prep = NULL;
 			a->exit_status = 1;
 			cs_agent_stop(a);
 			return;
@@ -336,8 +328,6 @@ void cs_agent_free(struct cs_agent *a)
 	if (a == NULL)
 		return;
 	cs_config_free(a->cfg);
-	cs_config_free(a->read_cfg);
-	cs_pipeline_prep_free(a->read_prep);
 	free(a->locked_dir);
 	free(a->config_path);
 	free(a);

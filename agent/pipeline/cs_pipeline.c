@@ -158,20 +158,18 @@ struct cs_pipeline *cs_pipeline_new(uv_loop_t *loop, const struct cs_config *cfg
 	return cs_pipeline_new_with(loop, cfg, NULL, err, errlen);
 }
 
-static struct cs_pipeline *pipeline_new(uv_loop_t *loop, const struct cs_config *cfg,
-					const struct cs_pipeline_drivers *drv,
-					struct cs_pipeline_prep *prep, char *err, size_t errlen)
+struct cs_pipeline *cs_pipeline_new_with(uv_loop_t *loop, const struct cs_config *cfg,
+					 const struct cs_pipeline_drivers *drv, char *err,
+					 size_t errlen)
 {
 	struct cs_pipeline *pl = calloc(1, sizeof(*pl));
 
 	if (pl == NULL) {
-		cs_pipeline_prep_free(prep);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	pl->loop = loop;
 	pl->cfg = cfg;
-	pl->prep = prep;
 	if (drv != NULL)
 		pl->drv = *drv;
 	uv_timer_init(loop, &pl->timer);
@@ -179,30 +177,13 @@ static struct cs_pipeline *pipeline_new(uv_loop_t *loop, const struct cs_config 
 	uv_timer_init(loop, &pl->crl_timer);
 	pl->crl_timer.data = pl;
 	STAILQ_INIT(&pl->firstq);
-	int rc = pl_build(pl);
-	cs_pipeline_prep_free(pl->prep);
-	pl->prep = NULL;
-	if (rc < 0) {
+	if (pl_build(pl) < 0) {
 		snprintf(err, errlen, "cannot set up the pipeline: out of memory");
 		pl->closing = true;
 		pl_teardown(pl); /* frees pl once its handles have closed */
 		return NULL;
 	}
 	return pl;
-}
-
-struct cs_pipeline *cs_pipeline_new_with(uv_loop_t *loop, const struct cs_config *cfg,
-					 const struct cs_pipeline_drivers *drv, char *err,
-					 size_t errlen)
-{
-	return pipeline_new(loop, cfg, drv, NULL, err, errlen);
-}
-
-struct cs_pipeline *cs_pipeline_new_prepared(uv_loop_t *loop, const struct cs_config *cfg,
-					     struct cs_pipeline_prep *prep, char *err,
-					     size_t errlen)
-{
-	return pipeline_new(loop, cfg, NULL, prep, err, errlen);
 }
 
 int cs_pipeline_start(struct cs_pipeline *pl, bool once, void (*done_cb)(void *arg, int failures),

@@ -115,23 +115,6 @@ const char *cs_cert_state_name(enum cs_cert_state s);
 struct cs_pipeline *cs_pipeline_new(uv_loop_t *loop, const struct cs_config *cfg, char *err,
 				    size_t errlen);
 
-/*
- * The memory of a pipeline for cfg's certs, allocated and touched on the work
- * queue (any thread), so that building the pipeline on the loop does not
- * fault in megabytes at 10,000 certs (about 20 ms in one loop turn). Pass it
- * to cs_pipeline_new_prepared (which takes it) or free it with
- * cs_pipeline_prep_free. NULL when memory ran out (the pipeline then
- * allocates for itself).
- */
-struct cs_pipeline_prep;
-struct cs_pipeline_prep *cs_pipeline_prepare(const struct cs_config *cfg);
-void cs_pipeline_prep_free(struct cs_pipeline_prep *prep);
-
-/* cs_pipeline_new with prep (taken; may be NULL), made by cs_pipeline_prepare for cfg. */
-struct cs_pipeline *cs_pipeline_new_prepared(uv_loop_t *loop, const struct cs_config *cfg,
-					     struct cs_pipeline_prep *prep, char *err,
-					     size_t errlen);
-
 /* cs_pipeline_new with drivers (copied; NULL: the real ones). */
 struct cs_pipeline *cs_pipeline_new_with(uv_loop_t *loop, const struct cs_config *cfg,
 					 const struct cs_pipeline_drivers *drv, char *err,

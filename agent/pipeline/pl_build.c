@@ -111,13 +111,7 @@ int pl_build(struct cs_pipeline *pl)
 		}
 	}
 	for (size_t i = 0; i < cfg->n_certs; i++) {
-		struct cert *c = NULL;
-		if (pl->prep != NULL && i < pl->prep->n) {
-			c = pl->prep->certs[i];
-			pl->prep->certs[i] = NULL;
-		}
-		if (c == NULL)
-			c = calloc(1, sizeof(*c));
+		struct cert *c = calloc(1, sizeof(*c));
 		if (c == NULL)
 			return -ENOMEM;
 		c->pl = pl;
@@ -148,35 +142,6 @@ int pl_build(struct cs_pipeline *pl)
 			return -ENOMEM;
 	}
 	return 0;
-}
-
-struct cs_pipeline_prep *cs_pipeline_prepare(const struct cs_config *cfg)
-{
-	struct cs_pipeline_prep *prep = calloc(1, sizeof(*prep));
-
-	if (prep == NULL || (prep->certs = calloc(cfg->n_certs + 1, sizeof(*prep->certs))) == NULL) {
-		free(prep);
-		return NULL;
-	}
-	for (prep->n = 0; prep->n < cfg->n_certs; prep->n++) {
-		struct cert *c = malloc(sizeof(*c));
-		if (c == NULL)
-			break;
-		/* Written, not only zero: calloc may leave fresh pages untouched. */
-		explicit_bzero(c, sizeof(*c));
-		prep->certs[prep->n] = c;
-	}
-	return prep;
-}
-
-void cs_pipeline_prep_free(struct cs_pipeline_prep *prep)
-{
-	if (prep == NULL)
-		return;
-	for (size_t i = 0; i < prep->n; i++)
-		free(prep->certs[i]);
-	free(prep->certs);
-	free(prep);
 }
 
 static void free_cert(struct cert *c)

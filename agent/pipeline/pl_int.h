@@ -181,14 +181,7 @@ struct cert {
 	STAILQ_ENTRY(cert) in_firstq; /* in pl->firstq while its first examination waits */
 };
 
-/* cs_pipeline_prepare's: zeroed certs, their pages touched (pl_build takes them). */
-struct cs_pipeline_prep {
-	size_t n;
-	struct cert **certs;
-};
-
 struct cs_pipeline {
-	struct cs_pipeline_prep *prep; /* while pl_build runs, or NULL */
 	uv_loop_t *loop;
 	const struct cs_config *cfg;
 	struct cs_pipeline_drivers drv;

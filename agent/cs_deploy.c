@@ -397,8 +397,10 @@ static int write_live(const struct cs_cfg_cert *c, const cs_material *m,
 	char fp[CS_FP_MAX], id[17], msg[512];
 	int rc = 0;
 
-	if (m->leaf == NULL || cs_fp_cert(m->leaf, CS_DIGEST_SHA256, fp, sizeof(fp)) < 0 ||
-	    (cs_deploy_live_id(fp, id), id[0] == '\0')) {
+	id[0] = '\0';
+	if (m->leaf != NULL && cs_fp_cert(m->leaf, CS_DIGEST_SHA256, fp, sizeof(fp)) == 0)
+		cs_deploy_live_id(fp, id);
+	if (id[0] == '\0') {
 		snprintf(err, errlen, "%s/%s: no certificate to name the generation by",
 			 c->live_dir, c->name);
 		return -EINVAL;

@@ -94,8 +94,9 @@ static int open_sub(int dfd, const char *name, const struct cs_livedir_opts *o)
 	int fd;
 
 	if (mkdirat(dfd, name, 0755) == 0) {
-		if (o != NULL && (o->uid != (uid_t)-1 || o->gid != (gid_t)-1))
-			(void)fchownat(dfd, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW);
+		if (o != NULL && (o->uid != (uid_t)-1 || o->gid != (gid_t)-1) &&
+		    fchownat(dfd, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
 	} else if (errno != EEXIST) {
 		return -errno;
 	}

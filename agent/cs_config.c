@@ -497,6 +497,7 @@ static void list_free(struct cs_cfg_list *l)
 enum vtype {
 	V_STR,
 	V_PATH,
+	V_LIVEDIR, /* an absolute path, or "none" */
 	V_DURATION,
 	V_DURATION0, /* a duration, or 0 ("0", "0s") */
 	V_SPAN,
@@ -574,6 +575,7 @@ static const struct keydef agent_keys[] = {
 	{ "retry_min", V_DURATION, AG(retry_min), ANY, NULL },
 	{ "retry_max", V_DURATION, AG(retry_max), ANY, NULL },
 	{ "settle", V_DURATION0, AG(settle), ANY, NULL },
+	{ "live_dir", V_LIVEDIR, AG(live_dir), ANY, NULL },
 	{ "include", V_INCLUDE, 0, ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },
 };
@@ -620,6 +622,7 @@ static const struct keydef cert_keys[] = {
 	{ "cert", V_PATH, CE(cert), ANY, NULL },
 	{ "chain", V_PATH, CE(chain), ANY, NULL },
 	{ "keyfile", V_PATH, CE(keyfile), ANY, NULL },
+	{ "live_dir", V_LIVEDIR, CE(live_dir), ANY, NULL },
 	{ "owner", V_USER, CE(owner), ANY, NULL },
 	{ "group", V_GROUP, CE(group), ANY, NULL },
 	{ "mode", V_MODE, CE(mode), ANY, NULL },
@@ -705,6 +708,12 @@ static int store_value(const struct keydef *d, void *base, const char *value, ch
 				 enum_names(d->e, names, sizeof(names)));
 			return -1;
 		}
+		free(*(char **)field);
+		*(char **)field = strdup(value);
+		return 0;
+	case V_LIVEDIR:
+		if (strcmp(value, "none") != 0 && parse_abs_path(value, err, errlen) < 0)
+			return -1;
 		free(*(char **)field);
 		*(char **)field = strdup(value);
 		return 0;
@@ -1398,16 +1407,72 @@ static void build_cert(struct parser *p, struct raw_section *s, struct cs_cfg_ce
 	require(p, s, c->issuer, "issuer", NULL);
 	if (c->names.n == 0 && find_pair(s, "names") == NULL)
 		section_error(p, s, "'names' is required (the DNS names and addresses to certify)");
-	if (!find_pair(s, "bundle") && !find_pair(s, "fullchain") && !find_pair(s, "cert") &&
-	    !find_pair(s, "chain") && !find_pair(s, "keyfile"))
-		section_error(p, s,
-			      "no output: set at least one of bundle, fullchain, cert, chain, "
-			      "keyfile");
 	if ((c->fullchain || c->cert) && !find_pair(s, "bundle") && !find_pair(s, "keyfile"))
 		section_error(p, s,
 			      "the certificate is written without its key: set keyfile or "
 			      "bundle too");
 	check_modes(p, s, c);
+}
+
+const char *const cs_cfg_live_files[CS_CFG_LIVE_FILES] = {
+	"bundle.pem", "fullchain.pem", "cert.pem", "chain.pem", "privkey.pem",
+};
+
+/*
+ * The cert's live directory: its own live_dir, else [agent]'s; "none" is
+ * none. With one, LIVE/NAME must not begin with '.' (it would stand beside
+ * LIVE/.gen, or be it), and no fixed-path output may be inside LIVE, where
+ * the agent keeps only what it swaps. Also the check that a cert has an
+ * output at all, which needs [agent] read first.
+ */
+static void resolve_live(struct parser *p, struct raw_section *s, struct cs_cfg_cert *c)
+{
+	const char *live = c->live_dir != NULL ? c->live_dir : p->cfg->agent.live_dir;
+	const struct raw_pair *kv = find_pair(s, "live_dir");
+	const char *paths[5] = { c->bundle, c->fullchain, c->cert, c->chain, c->keyfile };
+	static const char *const keys[5] = { "bundle", "fullchain", "cert", "chain", "keyfile" };
+	char *dir = NULL;
+
+	if (live != NULL && strcmp(live, "none") != 0 && (dir = strdup(live)) != NULL)
+		for (size_t l = strlen(dir); l > 1 && dir[l - 1] == '/'; l--)
+			dir[l - 1] = '\0';
+	free(c->live_dir);
+	c->live_dir = dir;
+	if (!find_pair(s, "bundle") && !find_pair(s, "fullchain") && !find_pair(s, "cert") &&
+	    !find_pair(s, "chain") && !find_pair(s, "keyfile") && c->live_dir == NULL)
+		section_error(p, s,
+			      "no output: set at least one of bundle, fullchain, cert, chain, "
+			      "keyfile, live_dir");
+	if (c->live_dir == NULL)
+		return;
+	if (c->name[0] == '.') {
+		if (kv != NULL)
+			pair_error(p, s, kv,
+				   "a cert's name must not begin with '.' when live_dir is in use "
+				   "(its link would stand beside the generations in .gen)");
+		else
+			section_error(p, s,
+				      "the name must not begin with '.' when live_dir is in use "
+				      "([agent] live_dir; its link would stand beside the "
+				      "generations in .gen; or set live_dir = none here)");
+		return;
+	}
+	size_t dl = strlen(c->live_dir);
+	for (size_t k = 0; k < 5; k++) {
+		if (paths[k] == NULL || strncmp(paths[k], c->live_dir, dl) != 0 ||
+		    (paths[k][dl] != '/' && dl > 1))
+			continue;
+		char err[PATH_MAX + 200];
+		snprintf(err, sizeof(err),
+			 "%s is inside live_dir %s, where the agent keeps only the links and "
+			 "generations it swaps",
+			 paths[k], c->live_dir);
+		pair_error(p, s, find_pair(s, keys[k]), err);
+	}
+	for (size_t k = 0; k < CS_CFG_LIVE_FILES; k++)
+		if (asprintf(&c->live_path[k], "%s/%s/%s", dl > 1 ? c->live_dir : "", c->name,
+			     cs_cfg_live_files[k]) < 0)
+			c->live_path[k] = NULL;
 }
 
 static void build_capath(struct parser *p, struct raw_section *s, struct cs_cfg_capath *c)
@@ -1657,7 +1722,7 @@ static void check_system_paths(struct parser *p)
 		{ "cert", "bundle" },	 { "cert", "fullchain" },     { "cert", "cert" },
 		{ "cert", "chain" },	 { "cert", "keyfile" },	      { "capath", "dir" },
 		{ "capath", "cafile" },	 { "clientcerts", "map" },    { "agent", "state_dir" },
-		{ "agent", "metrics_file" },
+		{ "agent", "metrics_file" }, { "agent", "live_dir" },     { "cert", "live_dir" },
 	};
 
 	for (size_t i = 0; i < p->n_secs; i++) {
@@ -1783,6 +1848,12 @@ static void build_all(struct parser *p)
 			build_reload(p, s, &cfg->reloads[cfg->n_reloads++]);
 	}
 	build_agent(p, agent);
+	for (size_t i = 0; i < cfg->n_certs; i++)
+		resolve_live(p, cert_secs[i], &cfg->certs[i]);
+	if (cfg->agent.live_dir != NULL && strcmp(cfg->agent.live_dir, "none") == 0) {
+		free(cfg->agent.live_dir);
+		cfg->agent.live_dir = NULL;
+	}
 
 	for (size_t i = 0; i < cfg->n_certs; i++) {
 		struct cs_cfg_cert *c = &cfg->certs[i];
@@ -1994,6 +2065,9 @@ static void free_cert(struct cs_cfg_cert *c)
 	free(c->cert);
 	free(c->chain);
 	free(c->keyfile);
+	free(c->live_dir);
+	for (size_t k = 0; k < CS_CFG_LIVE_FILES; k++)
+		free(c->live_path[k]);
 	list_free(&c->reload);
 	list_free(&c->verify);
 }
@@ -2008,6 +2082,7 @@ void cs_config_free(struct cs_config *cfg)
 	free(cfg->agent.socket);
 	free(cfg->agent.plugin_dir);
 	free(cfg->agent.metrics_file);
+	free(cfg->agent.live_dir);
 	for (size_t i = 0; i < cfg->n_issuers; i++)
 		free_issuer(&cfg->issuers[i]);
 	free(cfg->issuers);

@@ -52,6 +52,7 @@ struct cs_cfg_agent {
 	int64_t retry_min; /* first retry after a failure, seconds (default 1m) */
 	int64_t retry_max; /* longest wait between retries (default 6h) */
 	int64_t settle;    /* quiet time before judging outputs others changed, s (default 3; 0: 100 ms) */
+	char *live_dir;    /* default live directory of every cert; NULL: none */
 };
 
 enum cs_issuer_type {
@@ -96,6 +97,14 @@ struct cs_cfg_issuer {
 	unsigned max_orders; /* orders in flight at once; 0: the issuer's default (4) */
 };
 
+/*
+ * The files of one generation in a live directory, indexed by enum
+ * cs_output_kind (bundle, fullchain, cert, chain, key): bundle.pem,
+ * fullchain.pem, cert.pem, chain.pem, privkey.pem.
+ */
+#define CS_CFG_LIVE_FILES 5
+extern const char *const cs_cfg_live_files[CS_CFG_LIVE_FILES];
+
 struct cs_cfg_cert {
 	char *name;
 	struct cs_cfg_origin origin;
@@ -109,6 +118,11 @@ struct cs_cfg_cert {
 	bool reuse_key;
 	bool allow_foreign; /* adopt certificates that do not verify to the issuer */
 	char *bundle, *fullchain, *cert, *chain, *keyfile;
+	char *live_dir;        /* LIVE: LIVE/NAME leads to the current generation's
+				  files (cs_livedir.h); NULL: none (`live_dir = none`,
+				  or none in [agent]) */
+	char *live_path[CS_CFG_LIVE_FILES]; /* LIVE/NAME/FILE for each of
+					       cs_cfg_live_files; NULL without live_dir */
 	uid_t owner;           /* (uid_t)-1 when not set */
 	gid_t group;           /* (gid_t)-1 when not set */
 	mode_t mode;           /* for files holding the key */

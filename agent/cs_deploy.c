@@ -6,9 +6,12 @@
 #include "cs_atomic.h"
 #include "cs_chain.h"
 #include "cs_examine.h"
+#include "cs_fp.h"
 #include "cs_ingest.h"
+#include "cs_livedir.h"
 #include "cs_state.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +47,14 @@ void cs_deploy_outputs_of(const struct cs_cfg_cert *c, struct cs_deploy_outputs 
 			continue;
 		out->path[out->n] = all[i].path;
 		out->kind[out->n] = all[i].kind;
+		out->n++;
+	}
+	out->n_fixed = out->n;
+	if (c->live_dir == NULL || c->live_path[0] == NULL)
+		return;
+	for (size_t k = 0; k < CS_CFG_LIVE_FILES; k++) {
+		out->path[out->n] = c->live_path[k];
+		out->kind[out->n] = (enum cs_output_kind)k;
 		out->n++;
 	}
 }
@@ -231,6 +242,41 @@ int cs_deploy_save_gen(const char *state_dir, const char *name, int gen, const c
 	return 0;
 }
 
+void cs_deploy_live_id(const char *sha256, char out[17])
+{
+	size_t n = 0;
+
+	for (const char *p = sha256; p != NULL && *p != '\0' && n < 16; p++) {
+		if (*p == ':')
+			continue;
+		if (!isxdigit((unsigned char)*p)) {
+			n = 0;
+			break;
+		}
+		out[n++] = (char)tolower((unsigned char)*p);
+	}
+	out[n == 16 ? 16 : 0] = '\0';
+}
+
+int cs_deploy_prune_live(const struct cs_cfg_cert *c, const char *const *sha256, size_t n,
+			 char *err, size_t errlen)
+{
+	char ids[CS_STATE_GENERATIONS + 1][17];
+	const char *keep[CS_STATE_GENERATIONS + 1];
+	size_t k = 0;
+
+	if (c->live_dir == NULL)
+		return 0;
+	for (size_t i = 0; i < n && k < CS_STATE_GENERATIONS + 1; i++) {
+		cs_deploy_live_id(sha256[i], ids[k]);
+		if (ids[k][0] != '\0') {
+			keep[k] = ids[k];
+			k++;
+		}
+	}
+	return cs_livedir_prune(c->live_dir, c->name, keep, k, err, errlen);
+}
+
 int cs_deploy_prune_gens(const char *state_dir, const char *name, const int *keep, size_t n_keep,
 			 int keep_from, char *err, size_t errlen)
 {
@@ -336,6 +382,52 @@ static int write_output(const struct cs_cfg_cert *c, const cs_material *m,
 	return rc;
 }
 
+/*
+ * Swaps c's live directory to m: the five files rendered, with c's modes and
+ * owner, in the generation directory named after the leaf; their digests go
+ * to sha (in the order of enum cs_output_kind).
+ */
+static int write_live(const struct cs_cfg_cert *c, const cs_material *m,
+		      unsigned char sha[CS_CFG_LIVE_FILES][32], char *err, size_t errlen)
+{
+	struct cs_livedir_opts o = { .uid = c->owner, .gid = c->group };
+	struct cs_livedir_file f[CS_CFG_LIVE_FILES];
+	char *buf[CS_CFG_LIVE_FILES] = { NULL };
+	size_t len[CS_CFG_LIVE_FILES] = { 0 };
+	char fp[CS_FP_MAX], id[17], msg[512];
+	int rc = 0;
+
+	id[0] = '\0';
+	if (m->leaf != NULL && cs_fp_cert(m->leaf, CS_DIGEST_SHA256, fp, sizeof(fp)) == 0)
+		cs_deploy_live_id(fp, id);
+	if (id[0] == '\0') {
+		snprintf(err, errlen, "%s/%s: no certificate to name the generation by",
+			 c->live_dir, c->name);
+		return -EINVAL;
+	}
+	if (c->mode & 0027) {
+		snprintf(err, errlen,
+			 "%s: mode %04o would let others read the private key (use 0600 or 0640)",
+			 c->live_path[CS_OUT_KEY], c->mode & 07777);
+		return -EPERM;
+	}
+	for (size_t k = 0; k < CS_CFG_LIVE_FILES; k++) {
+		enum cs_output_kind kind = (enum cs_output_kind)k;
+		if ((rc = cs_output_render(m, kind, &buf[k], &len[k], msg, sizeof(msg))) < 0) {
+			snprintf(err, errlen, "%s: %s", c->live_path[k], msg);
+			goto out;
+		}
+		digest(buf[k], len[k], sha[k]);
+		f[k] = (struct cs_livedir_file){ cs_cfg_live_files[k], buf[k], len[k],
+						 cs_output_has_key(kind) ? c->mode : c->cert_mode };
+	}
+	rc = cs_livedir_swap(c->live_dir, c->name, id, f, CS_CFG_LIVE_FILES, &o, err, errlen);
+out:
+	for (size_t k = 0; k < CS_CFG_LIVE_FILES; k++)
+		OPENSSL_clear_free(buf[k], len[k]);
+	return rc;
+}
+
 int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *prev,
 	      const char *state_dir, int gen, time_t now, struct cs_deploy_digests *written,
 	      char *err, size_t errlen)
@@ -368,7 +460,20 @@ int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *pr
 		return rc;
 	memset(&d, 0, sizeof(d));
 	cs_deploy_outputs_of(c, &o);
-	for (size_t i = 0; i < o.n; i++) {
+	/*
+	 * The live directory first: one rename, so that a failure there leaves
+	 * every output as it was.
+	 */
+	if (o.n > o.n_fixed) {
+		unsigned char sha[CS_CFG_LIVE_FILES][32];
+		if ((rc = write_live(c, m, sha, err, errlen)) < 0)
+			return rc;
+		for (size_t i = o.n_fixed; i < o.n; i++) {
+			memcpy(d.sha256[i], sha[i - o.n_fixed], 32);
+			d.present[i] = true;
+		}
+	}
+	for (size_t i = 0; i < o.n_fixed; i++) {
 		rc = write_output(c, m, o.kind[i], o.path[i], d.sha256[i], err, errlen);
 		if (rc == 0) {
 			d.present[i] = true;
@@ -377,9 +482,11 @@ int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *pr
 		/* Put back what was replaced, so that no output is left beside the others. */
 		if (prev != NULL) {
 			char e2[256];
-			unsigned char sha[32];
+			unsigned char sha[CS_CFG_LIVE_FILES][32];
 			for (size_t k = 0; k < i; k++)
-				write_output(c, prev, o.kind[k], o.path[k], sha, e2, sizeof(e2));
+				write_output(c, prev, o.kind[k], o.path[k], sha[0], e2, sizeof(e2));
+			if (o.n > o.n_fixed)
+				write_live(c, prev, sha, e2, sizeof(e2));
 		}
 		return rc;
 	}

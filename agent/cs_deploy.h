@@ -20,11 +20,17 @@
 #include <stddef.h>
 #include <time.h>
 
-#define CS_DEPLOY_MAX_OUTPUTS 5
+#define CS_DEPLOY_MAX_OUTPUTS 10
 
-/* The configured outputs of a cert, in the order they are written. */
+/*
+ * The configured outputs of a cert: first the fixed paths, in the order they
+ * are written (path[0] to path[n_fixed - 1]), then, with live_dir, the five
+ * files of the live generation as LIVE/NAME/FILE (in the order of enum
+ * cs_output_kind), which are written together by one swap of the link.
+ */
 struct cs_deploy_outputs {
 	size_t n;
+	size_t n_fixed;
 	const char *path[CS_DEPLOY_MAX_OUTPUTS]; /* borrowed from the configuration */
 	enum cs_output_kind kind[CS_DEPLOY_MAX_OUTPUTS];
 };
@@ -63,14 +69,30 @@ bool cs_deploy_digests_equal(const struct cs_deploy_digests *a, const struct cs_
  * refuses (-EINVAL, reason in err) material that cs_examine_material does not
  * find valid (key, names, usage, order, strays, trust of c's issuer); when gen > 0 first stores m as
  * generation gen under state_dir (nothing is pruned here: see
- * cs_deploy_prune_gens); then writes each output. When an output cannot be
- * written, the outputs already replaced are put back from prev (when not
- * NULL) and the error names the file. On success *written (may be NULL)
+ * cs_deploy_prune_gens); then swaps c's live directory to m (one rename of
+ * the link, see cs_livedir.h) and writes each fixed-path output. When an
+ * output cannot be written, the outputs already replaced (and the live
+ * link) are put back from prev (when not NULL) and the error names the file. On success *written (may be NULL)
  * holds the digests of what was written. Returns 0 or a negative code.
  */
 int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *prev,
 	      const char *state_dir, int gen, time_t now, struct cs_deploy_digests *written,
 	      char *err, size_t errlen);
+
+/*
+ * Writes into out the name of the live generation directory of the leaf
+ * whose SHA-256 is sha256 (Postfix format, as cs_fp_cert and the state
+ * spell it): its first 16 hex digits, lowercase; "" when sha256 is not one.
+ */
+void cs_deploy_live_id(const char *sha256, char out[17]);
+
+/*
+ * Removes c's live generation directories other than those of the leaves in
+ * sha256 (n of them, Postfix format) and the one LIVE/NAME leads to. Returns
+ * the number removed (0 without live_dir), or a negative code with err set.
+ */
+int cs_deploy_prune_live(const struct cs_cfg_cert *c, const char *const *sha256, size_t n,
+			 char *err, size_t errlen);
 
 /* Stores m as generation gen of cert name (0600 bundle). Returns 0 or a negative code. */
 int cs_deploy_save_gen(const char *state_dir, const char *name, int gen, const cs_material *m,

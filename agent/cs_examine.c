@@ -5,6 +5,7 @@
 #include "cs_ingest.h"
 #include "cs_chain.h"
 #include "cs_key.h"
+#include "cs_output.h"
 #include "cs_validate.h"
 #include "cs_x509.h"
 
@@ -220,13 +221,28 @@ static bool same_cert(X509 *a, X509 *b)
 
 enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_examined *ex)
 {
-	const char *paths[] = { c->bundle, c->fullchain, c->cert, c->keyfile, c->chain };
-	cs_material *got[5] = { NULL };
+	/*
+	 * The fixed paths, then the files of the live generation (read through
+	 * LIVE/NAME, so a missing link is a missing output). Each entry says
+	 * whether it brings the key, the certificates, or (a chain file) only
+	 * has to be readable.
+	 */
+	const char *paths[10] = { c->bundle, c->fullchain, c->cert, c->keyfile, c->chain };
+	enum cs_output_kind kinds[10] = { CS_OUT_BUNDLE, CS_OUT_FULLCHAIN, CS_OUT_CERT, CS_OUT_KEY,
+					  CS_OUT_CHAIN };
+	const char *key_from = NULL, *leaf_from = NULL;
+	cs_material *got[10] = { NULL };
 	cs_material *m = NULL;
 	enum cs_verdict v = CS_EX_OK;
+	size_t n = 5;
 
+	if (c->live_dir != NULL && c->live_path[0] != NULL)
+		for (size_t k = 0; k < 5; k++) {
+			paths[n] = c->live_path[kinds[k]];
+			kinds[n++] = kinds[k];
+		}
 	memset(ex, 0, sizeof(*ex));
-	for (size_t i = 0; i < 5 && v == CS_EX_OK; i++)
+	for (size_t i = 0; i < n && v == CS_EX_OK; i++)
 		if (paths[i] != NULL)
 			v = read_output(paths[i], &got[i], ex);
 	if (v != CS_EX_OK)
@@ -238,11 +254,11 @@ enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_ex
 		v = set(ex, CS_EX_UNPARSABLE, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < n; i++) {
 		cs_material *g = got[i];
-		if (g == NULL)
+		if (g == NULL || kinds[i] == CS_OUT_CHAIN)
 			continue;
-		if (i == 3 || i == 0) { /* keyfile, bundle */
+		if (cs_output_has_key(kinds[i])) {
 			if (g->key == NULL) {
 				v = set(ex, CS_EX_UNPARSABLE, "%s holds no private key", paths[i]);
 				goto out;
@@ -250,13 +266,14 @@ enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_ex
 			if (m->key == NULL) {
 				EVP_PKEY_up_ref(g->key);
 				m->key = g->key;
+				key_from = paths[i];
 			} else if (EVP_PKEY_eq(m->key, g->key) != 1) {
 				v = set(ex, CS_EX_INCONSISTENT, "%s holds another key than %s",
-					paths[i], c->bundle);
+					paths[i], key_from);
 				goto out;
 			}
 		}
-		if (i == 3)
+		if (kinds[i] == CS_OUT_KEY)
 			continue;
 		/* Certificates in no chain of the leaf stay in the set, to be refused. */
 		for (int k = 0; k < sk_X509_num(g->strays); k++) {
@@ -271,6 +288,7 @@ enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_ex
 		if (m->leaf == NULL) {
 			X509_up_ref(g->leaf);
 			m->leaf = g->leaf;
+			leaf_from = paths[i];
 			for (int k = 0; k < sk_X509_num(g->chain); k++) {
 				X509 *x = sk_X509_value(g->chain, k);
 				X509_up_ref(x);
@@ -278,11 +296,11 @@ enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_ex
 			}
 		} else if (!same_cert(m->leaf, g->leaf)) {
 			v = set(ex, CS_EX_INCONSISTENT, "%s holds another certificate than %s",
-				paths[i], paths[0] ? paths[0] : paths[1]);
+				paths[i], leaf_from);
 			goto out;
 		}
 	}
-	if (m->leaf == NULL && got[4] != NULL) {
+	if (m->leaf == NULL && (got[4] != NULL || got[9] != NULL)) {
 		v = set(ex, CS_EX_UNPARSABLE, "only a chain is deployed");
 		goto out;
 	}
@@ -297,7 +315,7 @@ enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_ex
 	}
 out:
 	cs_material_free(m);
-	for (size_t i = 0; i < 5; i++)
+	for (size_t i = 0; i < n; i++)
 		cs_material_free(got[i]);
 	return v;
 }

@@ -9,6 +9,7 @@
 #include "cs_sweep.h"
 #include "cs_atomic.h"
 #include "cs_htab.h"
+#include "cs_livedir.h"
 #include "cs_log.h"
 
 #include <dirent.h>
@@ -233,6 +234,14 @@ int cs_sweep_all(const struct cs_config *cfg)
 	}
 	add_output(&o, cfg->agent.metrics_file, (uid_t)-1);
 	n += sweep_outputs(&o);
+	/* Live directories: temporary links in LIVE, unfinished generations in LIVE/.gen/NAME. */
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		const struct cs_cfg_cert *c = &cfg->certs[i];
+		char err[PATH_MAX + 128];
+		if (c->live_dir != NULL)
+			n += report(cs_livedir_sweep(c->live_dir, c->name, err, sizeof(err)),
+				    c->live_dir, err);
+	}
 	if (snprintf(p, sizeof(p), "%s/certs", cfg->agent.state_dir) < (int)sizeof(p))
 		n += sweep_dir(p, ".json");
 	if (snprintf(p, sizeof(p), "%s/generations", cfg->agent.state_dir) < (int)sizeof(p))

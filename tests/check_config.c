@@ -387,6 +387,38 @@ START_TEST(test_config_defaults)
 }
 END_TEST
 
+/* [agent] live_dir is every cert's, unless a cert says otherwise or none. */
+START_TEST(test_config_live_dir)
+{
+	struct cs_cfg_errors errs;
+	char *path = cs_test_write(tmp, "live.conf",
+				   "[agent]\nlive_dir = /srv/live/\n"
+				   "[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n"
+				   "[cert \"www\"]\nissuer = ca\nnames = www.example\n"
+				   "[cert \"own\"]\nissuer = ca\nnames = own.example\n"
+				   "live_dir = /srv/own\n"
+				   "[cert \"fixed\"]\nissuer = ca\nnames = fixed.example\n"
+				   "live_dir = none\nbundle = /srv/fixed.pem\n",
+				   0644);
+	struct cs_config *cfg = cs_config_load(path, &errs);
+
+	for (size_t i = 0; cfg == NULL && i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.v[i]);
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_str_eq(cfg->agent.live_dir, "/srv/live/");
+	ck_assert_str_eq(cfg->certs[0].live_dir, "/srv/live");
+	ck_assert_str_eq(cfg->certs[0].live_path[CS_CFG_LIVE_FILES - 1],
+			 "/srv/live/www/privkey.pem");
+	ck_assert_str_eq(cfg->certs[0].live_path[0], "/srv/live/www/bundle.pem");
+	ck_assert_str_eq(cfg->certs[1].live_dir, "/srv/own");
+	ck_assert_str_eq(cfg->certs[1].live_path[1], "/srv/own/own/fullchain.pem");
+	ck_assert_ptr_null(cfg->certs[2].live_dir);
+	ck_assert_ptr_null(cfg->certs[2].live_path[0]);
+	cs_config_free(cfg);
+	free(path);
+}
+END_TEST
+
 /*
  * Each case: a configuration (appended to a valid base that defines issuer
  * "ca", reloader "pf" and cert "base") and the error expected, as the line
@@ -525,6 +557,15 @@ static const struct {
 	{ "[reload \"r\"]\ntype = exec\ncommand = /bin/true\ntimeout = soon\n", 15,
 	  "timeout: 'soon' is not a duration" },
 	{ "[reload \"r\"]\ntype = plugin\n", 12, "'plugin' is required for type = plugin" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nlive_dir = srv/live\n", 15,
+	  "live_dir: 'srv/live' is not an absolute path" },
+	{ "[cert \".m\"]\nissuer = ca\nnames = m.example\nlive_dir = /srv/live\n", 15,
+	  "live_dir: a cert's name must not begin with '.' when live_dir is in use" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nlive_dir = /srv/live\n"
+	  "keyfile = /srv/live/m.key\n",
+	  16, "keyfile: /srv/live/m.key is inside live_dir /srv/live" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nlive_dir = none\n", 12,
+	  "no output: set at least one of bundle, fullchain, cert, chain, keyfile, live_dir" },
 };
 
 START_TEST(test_config_errors)
@@ -877,6 +918,7 @@ Suite *config_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_config_good_file);
 	tcase_add_test(tc, test_config_defaults);
+	tcase_add_test(tc, test_config_live_dir);
 	tcase_add_test(tc, test_config_base_is_valid);
 	tcase_add_loop_test(tc, test_config_errors, 0,
 			    sizeof(error_cases) / sizeof(error_cases[0]));

@@ -27,6 +27,7 @@
 struct save_job {
 	uv_work_t req;
 	struct cert *c;
+	const struct cs_cfg_cert *cfg;
 	const char *state_dir;
 	const char *name;
 	struct cs_state snap;
@@ -50,6 +51,12 @@ static void save_work(uv_work_t *req)
 			keep[n++] = j->snap.pending_gen;
 		if (cs_deploy_prune_gens(j->state_dir, j->name, keep, n, j->snap.next_gen, j->err,
 					 sizeof(j->err)) < 0)
+			j->rc = 1;
+		/* The live generation directories of the same generations, and the linked one. */
+		const char *sha[CS_STATE_GENERATIONS];
+		for (size_t i = 0; i < j->snap.n_gens; i++)
+			sha[i] = j->snap.gens[i].sha256;
+		if (cs_deploy_prune_live(j->cfg, sha, j->snap.n_gens, j->err, sizeof(j->err)) < 0)
 			j->rc = 1;
 	}
 }
@@ -117,6 +124,7 @@ void pl_save_state(struct cert *c)
 	}
 	j->req.data = j;
 	j->c = c;
+	j->cfg = c->cfg;
 	j->state_dir = pl->cfg->agent.state_dir;
 	j->name = c->cfg->name;
 	note_seen(c);

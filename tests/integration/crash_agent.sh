@@ -12,7 +12,12 @@
 #   - every CApath hash bucket counts up from .0 without a gap, and no link
 #     dangles;
 #   - every state_dir/certs/*.json parses; no run logs an error or an
-#     unreadable state.
+#     unreadable state;
+#   - the live directory ([agent] live_dir, every cert): LIVE/NAME, once it
+#     exists, is a link to a complete generation directory (all five files)
+#     named after its leaf, whose privkey.pem matches its fullchain.pem (read
+#     through one open of the link): 0 mismatched pairs in all the kills;
+#     after the last run no temporary link or directory is left.
 # CRASH_KILLS (default 200) kills, 50-300 ms after each start.
 . "$(dirname "$0")/lib.bash"
 
@@ -27,6 +32,7 @@ socket       = $T/certsync.sock
 renew_before = 99%
 jitter       = 0%
 retry_min    = 1s
+live_dir     = $T/live
 
 [issuer "local"]
 type     = local-ca
@@ -162,6 +168,49 @@ def check(i):
             fail(f"kill {i}: {p} does not parse: {e}")
     return window
 
+LIVE_FILES = ("privkey.pem", "fullchain.pem", "cert.pem", "chain.pem", "bundle.pem")
+
+def check_live(i):
+    """LIVE/NAME of every cert: absent (before the first deploy) or complete and matching."""
+    global live_checked
+    for name in ("mail", "imap", "web"):
+        link = f"{T}/live/{name}"
+        if not os.path.lexists(link):
+            if any(os.path.exists(p) for p in list(bundles.get(name, ())) + list(pairs.get(name, ()))) \
+                    and len(generations(name)) > 1:
+                fail(f"kill {i}: {link} is missing after a deploy")
+            continue
+        target = os.readlink(link)
+        m = re.fullmatch(rf"\.gen/{name}/([0-9a-f]{{16}})", target)
+        if not m:
+            fail(f"kill {i}: {link} -> {target}: not a generation directory")
+        dfd = os.open(link, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            got = {}
+            for f in LIVE_FILES:
+                try:
+                    fd = os.open(f, os.O_RDONLY, dir_fd=dfd)
+                except FileNotFoundError:
+                    fail(f"kill {i}: {link} -> {target} lacks {f}")
+                with os.fdopen(fd, "rb") as fh:
+                    got[f] = fh.read()
+        finally:
+            os.close(dfd)
+        ok, serial = inspect(got["privkey.pem"] + got["fullchain.pem"], f"{link}/privkey.pem + fullchain.pem")
+        if ok is not True:
+            live_bad.append(f"kill {i}: {link} -> {target}: key does not match the leaf {serial}")
+            continue
+        ok, _ = inspect(got["bundle.pem"], f"{link}/bundle.pem")
+        if ok is not True or not got["fullchain.pem"].startswith(got["cert.pem"]) \
+                or got["fullchain.pem"] != got["cert.pem"] + got["chain.pem"]:
+            live_bad.append(f"kill {i}: {link} -> {target}: the five files disagree")
+            continue
+        fp = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256"],
+                            input=got["cert.pem"], capture_output=True).stdout.decode()
+        if fp.split("=")[-1].replace(":", "").strip().lower()[:16] != m[1]:
+            fail(f"kill {i}: {link} -> {target} holds another leaf ({fp.strip()})")
+        live_checked += 1
+
 def max_gen(name):
     return max(int(os.path.basename(p)[:-4])
                for p in glob.glob(f"{T}/state/generations/{name}/*.pem"))
@@ -175,6 +224,8 @@ def paired(name):
     return ok is True
 
 seen = set()
+live_bad = []
+live_checked = 0
 windows = 0
 pending = []
 killed = 0
@@ -201,6 +252,7 @@ for i in range(kills):
     agent.wait()
     killed += 1
     pending = check(i)
+    check_live(i)
     windows += len(pending)
 
 # One last clean run: --once over what the kills left.
@@ -208,20 +260,34 @@ r = subprocess.run([certsyncd, "--once", "-c", conf], capture_output=True, text=
 if r.returncode != 0:
     fail(f"--once after the kills exited {r.returncode}: {r.stderr}")
 check(kills)
+check_live(kills)
+for e in os.listdir(f"{T}/live"):
+    if e.startswith(".") and e != ".gen":
+        fail(f"a temporary link is left in {T}/live: {e}")
+for name in ("mail", "imap", "web"):
+    for e in os.listdir(f"{T}/live/.gen/{name}"):
+        if e.startswith("."):
+            fail(f"a temporary directory is left in {T}/live/.gen/{name}: {e}")
+if live_bad:
+    fail(f"{len(live_bad)} mismatched live pairs: {live_bad[:5]}")
 for n in pairs:
     if not paired(n):
         fail(f"{n}: key file and fullchain differ after --once")
 renewed = 0
+live_swept = 0
 for log in logs:
     text = read(log).decode(errors="replace")
     renewed += text.count(": renewed: serial")
+    live_swept += text.count(f"left by an interrupted write in {T}/live")
     for line in text.splitlines():
         if " error: " in line or "unreadable state" in line:
             fail(f"{log}: {line}")
 print(f"ok - {killed} SIGKILLs in {time.time() - t0:.0f} s: {renewed} renewals logged, "
       f"{len(seen)} distinct (cert, serial) seen deployed; every bundle key-first and matching, "
       f"every key file and fullchain of one generation ({windows} time(s) in the deploy window, "
-      f"repaired by the next start), capath buckets without gaps or dangling links, state parses")
+      f"repaired by the next start), capath buckets without gaps or dangling links, state parses; "
+      f"{live_checked} live links checked after the kills, 0 mismatched pairs through them "
+      f"({live_swept} start(s) swept what a killed swap left)")
 if renewed < kills // 2:
     fail(f"only {renewed} renewals in {kills} runs: the kills did not hit renewals")
 if windows == 0 and killed >= 200:

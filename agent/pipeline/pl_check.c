@@ -26,9 +26,9 @@
 /* ---- details of the deployed material ------------------------------------ */
 
 /* Takes over ex's findings (and its material) as what c has deployed. */
-void pl_take_examined(struct cert *c, struct cs_examined *ex)
+void pl_take_examined(struct cert *c, struct cs_examined *ex, struct pl_der *der)
 {
-	pl_material_keep(c, ex->m);
+	pl_material_keep_encoded(c, ex->m, der);
 	ex->m = NULL;
 	c->verdict = ex->verdict;
 	pl_text_set(&c->reason, 1024, "%s", ex->reason);
@@ -78,6 +78,7 @@ struct check_job {
 	enum check_outcome outcome;
 	struct cs_examined ex;
 	char fp[65];            /* cs_deploy_fingerprint of what was read */
+	struct pl_der der;      /* ex.m encoded, off the loop */
 	int gen;                /* adopted: its number; repaired: where from */
 	char repair_err[1024];  /* why a repair was not possible */
 	char adopt_err[512];
@@ -110,9 +111,19 @@ static bool known_valid(struct check_job *j)
 	return true;
 }
 
+static void check_examine(struct check_job *j);
+
 static void check_work(uv_work_t *req)
 {
 	struct check_job *j = req->data;
+
+	check_examine(j);
+	if (j->ex.m != NULL && j->outcome != CHECK_UNCHANGED && j->outcome != CHECK_KNOWN)
+		pl_material_encode(j->ex.m, &j->der);
+}
+
+static void check_examine(struct check_job *j)
+{
 	const struct cs_cfg_cert *cfg = j->cfg;
 
 	if (j->load_state)
@@ -324,7 +335,7 @@ static void check_done(uv_work_t *req, int status)
 		take_known(c);
 		break;
 	case CHECK_EXAMINED:
-		pl_take_examined(c, &j->ex);
+		pl_take_examined(c, &j->ex, &j->der);
 		if (c->verdict == CS_EX_FOREIGN) {
 			cs_warn("%s: the deployed certificate %s is not from issuer %s (%s); it is "
 				"kept until its renewal on %s; `certsyncctl adopt %s` (or "
@@ -345,7 +356,7 @@ static void check_done(uv_work_t *req, int status)
 			cs_warn("%s: %s; it needs a new certificate", c->cfg->name, c->reason);
 		break;
 	case CHECK_ADOPTED:
-		pl_take_examined(c, &j->ex);
+		pl_take_examined(c, &j->ex, &j->der);
 		if (c->verdict == CS_EX_FOREIGN) {
 			cs_notice("%s: adopting certificate %s although it is not from issuer %s "
 				  "(%s), as %s",
@@ -374,7 +385,7 @@ static void check_done(uv_work_t *req, int status)
 		break;
 	case CHECK_REPAIRED:
 		count_repair(c, now);
-		pl_take_examined(c, &j->ex);
+		pl_take_examined(c, &j->ex, &j->der);
 		c->verdict = CS_EX_OK;
 		cs_notice("%s: repaired from generation %d (%s)", c->cfg->name, j->gen, c->reason);
 		pl_text_set(&c->reason, 1024, "valid");
@@ -390,6 +401,7 @@ static void check_done(uv_work_t *req, int status)
 		snprintf(c->st.issuer, sizeof(c->st.issuer), "%s", c->cfg->issuer);
 	enum check_outcome outcome = j->outcome;
 	cs_examined_clear(&j->ex);
+	pl_der_clear(&j->der);
 	free(j);
 	if (outcome != CHECK_UNCHANGED || !was_ok) {
 		pl_schedule(c, now);

@@ -53,6 +53,7 @@ static void deploy_work(uv_work_t *req)
 	if (j->rc == 0) {
 		cs_examine_material(j->cfg, j->m, j->now, &j->ex);
 		cs_deploy_fingerprint(j->cfg, &j->written, j->written_fp);
+		pl_material_encode(j->m, &j->der);
 	}
 }
 
@@ -91,7 +92,7 @@ static void deploy_done(uv_work_t *req, int status)
 	}
 	j->ex.m = j->m;
 	j->m = NULL;
-	pl_take_examined(c, &j->ex);
+	pl_take_examined(c, &j->ex, &j->der);
 	c->known = j->written;
 	memcpy(c->known_fp, j->written_fp, sizeof(c->known_fp));
 	r->gen = j->gen;

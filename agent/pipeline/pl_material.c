@@ -54,48 +54,83 @@ static void put_record(struct der_buf *b, unsigned char *der, int len)
 	b->len += (size_t)len;
 }
 
-void pl_material_keep(struct cert *c, cs_material *m)
+int pl_material_encode(const cs_material *m, struct pl_der *out)
 {
 	struct der_buf b = { 0 };
 	unsigned char *der;
 	int len;
 
+	out->p = NULL;
+	out->len = 0;
+	if (m == NULL || (m->key == NULL && m->leaf == NULL))
+		return 0;
+	/* An empty record stands for a key or leaf that is not there. */
+	der = NULL;
+	len = m->key != NULL ? i2d_PrivateKey(m->key, &der) : 0;
+	put_record(&b, der, len);
+	OPENSSL_clear_free(der, len > 0 ? (size_t)len : 0);
+	der = NULL;
+	len = m->leaf != NULL ? i2d_X509(m->leaf, &der) : 0;
+	put_record(&b, der, len);
+	OPENSSL_free(der);
+	for (int i = 0; i < sk_X509_num(m->chain); i++) {
+		der = NULL;
+		len = i2d_X509(sk_X509_value(m->chain, i), &der);
+		put_record(&b, der, len);
+		OPENSSL_free(der);
+	}
+	if (b.oom || b.len == 0) {
+		/* It holds a private key. */
+		if (b.p != NULL)
+			OPENSSL_cleanse(b.p, b.cap);
+		free(b.p);
+		return b.oom ? -ENOMEM : 0;
+	}
+	out->p = b.p;
+	out->len = b.len;
+	return 0;
+}
+
+void pl_der_clear(struct pl_der *d)
+{
+	if (d->p != NULL)
+		OPENSSL_cleanse(d->p, d->len);
+	free(d->p);
+	d->p = NULL;
+	d->len = 0;
+}
+
+/* Keeps d (taken) as what c has deployed, dropping what was kept. */
+static void keep_der(struct cert *c, struct pl_der *d)
+{
 	/* It holds a private key. */
 	if (c->dep != NULL)
 		OPENSSL_cleanse(c->dep, c->dep_len);
 	free(c->dep);
-	c->dep = NULL;
-	c->dep_len = 0;
+	c->dep = d->p;
+	c->dep_len = d->len;
 	c->dep_lazy = false;
-	if (m == NULL)
+	d->p = NULL;
+	d->len = 0;
+}
+
+void pl_material_keep(struct cert *c, cs_material *m)
+{
+	struct pl_der d = { 0 };
+
+	if (pl_material_encode(m, &d) < 0)
+		cs_err("%s: cannot keep the deployed material: out of memory", c->cfg->name);
+	keep_der(c, &d);
+	cs_material_free(m);
+}
+
+void pl_material_keep_encoded(struct cert *c, cs_material *m, struct pl_der *d)
+{
+	if (d == NULL || d->p == NULL) {
+		pl_material_keep(c, m);
 		return;
-	if (m->key != NULL || m->leaf != NULL) {
-		/* An empty record stands for a key or leaf that is not there. */
-		der = NULL;
-		len = m->key != NULL ? i2d_PrivateKey(m->key, &der) : 0;
-		put_record(&b, der, len);
-		OPENSSL_clear_free(der, len > 0 ? (size_t)len : 0);
-		der = NULL;
-		len = m->leaf != NULL ? i2d_X509(m->leaf, &der) : 0;
-		put_record(&b, der, len);
-		OPENSSL_free(der);
-		for (int i = 0; i < sk_X509_num(m->chain); i++) {
-			der = NULL;
-			len = i2d_X509(sk_X509_value(m->chain, i), &der);
-			put_record(&b, der, len);
-			OPENSSL_free(der);
-		}
 	}
-	if (b.oom || b.len == 0) {
-		if (b.p != NULL)
-			OPENSSL_cleanse(b.p, b.cap);
-		free(b.p);
-		if (b.oom)
-			cs_err("%s: cannot keep the deployed material: out of memory", c->cfg->name);
-	} else {
-		c->dep = b.p;
-		c->dep_len = b.len;
-	}
+	keep_der(c, d);
 	cs_material_free(m);
 }
 

@@ -25,6 +25,7 @@ void pl_renew_job_free(struct renew_job *j)
 	cs_material_free(j->m);
 	cs_material_free(j->prev);
 	pl_material_ref_clear(&j->prev_ref);
+	pl_der_clear(&j->der);
 	cs_examined_clear(&j->ex);
 	free(j);
 }

@@ -24,6 +24,7 @@ struct rollback_job {
 	int rc;
 	struct cs_deploy_digests written;
 	char written_fp[65];
+	struct pl_der der; /* the restored set encoded, off the loop */
 	struct cs_examined ex;
 	char err[1024];
 };
@@ -42,6 +43,7 @@ static void rollback_work(uv_work_t *req)
 	if (j->rc == 0) {
 		cs_examine_material(j->cfg, m, j->now, &j->ex);
 		cs_deploy_fingerprint(j->cfg, &j->written, j->written_fp);
+		pl_material_encode(m, &j->der);
 		j->ex.m = m;
 	}
 	else
@@ -66,11 +68,12 @@ static void rollback_done(uv_work_t *req, int status)
 			 "certificate serial %s stays deployed, unverified",
 			 r->error, j->gen, j->err, r->new_serial);
 		cs_examined_clear(&j->ex);
+		pl_der_clear(&j->der);
 		free(j);
 		pl_renewal_fail(c, msg, 0);
 		return;
 	}
-	pl_take_examined(c, &j->ex);
+	pl_take_examined(c, &j->ex, &j->der);
 	c->known = j->written;
 	memcpy(c->known_fp, j->written_fp, sizeof(c->known_fp));
 	pl_push_gen(c, j->gen, now);
@@ -83,6 +86,7 @@ static void rollback_done(uv_work_t *req, int status)
 	r->rolled_back = true;
 	cs_warn("%s: %s", c->cfg->name, msg);
 	cs_examined_clear(&j->ex);
+	pl_der_clear(&j->der);
 	free(j);
 	pl_save_state(c);
 	pl_watch_cert(c);

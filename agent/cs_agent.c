@@ -13,9 +13,14 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 #ifdef CS_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
@@ -122,6 +127,74 @@ static void release_config(void *arg, const struct cs_config *old)
 	cs_config_free((struct cs_config *)old);
 }
 
+/*
+ * The work queue's threads (key generation, signing, examinations, file
+ * writes) run CS_WORKER_NICE below the loop's priority: when renewals keep
+ * both cores busy, the loop (status socket, metrics, timers) still gets the
+ * CPU as soon as it has something to do. One job per thread of the pool
+ * (libuv's UV_THREADPOOL_SIZE, default 4) lowers its own thread, each
+ * waiting for the others so that no thread takes two; a pool of another size
+ * than read here only means a second's wait, never a deadlock.
+ */
+#define CS_WORKER_NICE 10
+#define CS_WORKERS_MAX 1024 /* libuv's limit */
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t want, lowered;
+	uv_work_t reqs[CS_WORKERS_MAX];
+} workers = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void lower_work(uv_work_t *req)
+{
+	struct timespec until;
+	int base;
+
+	(void)req;
+	errno = 0;
+	base = getpriority(PRIO_PROCESS, 0); /* this thread's, inherited from the loop's */
+	if (errno == 0) {
+		int nice = base + CS_WORKER_NICE > 19 ? 19 : base + CS_WORKER_NICE;
+		/* On Linux PRIO_PROCESS with a thread id sets that thread only. */
+		if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) < 0)
+			cs_debug("cannot lower a worker thread's priority: %s", strerror(errno));
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_mutex_lock(&workers.mu);
+	workers.lowered++;
+	pthread_cond_broadcast(&workers.cv);
+	while (workers.lowered < workers.want)
+		if (pthread_cond_timedwait(&workers.cv, &workers.mu, &until) != 0)
+			break;
+	pthread_mutex_unlock(&workers.mu);
+}
+
+static void lower_done(uv_work_t *req, int status)
+{
+	(void)req;
+	(void)status;
+}
+
+/* Queues the jobs that lower the work queue's threads (once per process). */
+static void lower_workers(uv_loop_t *loop)
+{
+	const char *env = getenv("UV_THREADPOOL_SIZE");
+	long n = env != NULL ? strtol(env, NULL, 10) : 4;
+
+	if (workers.want > 0)
+		return;
+	if (n < 1)
+		n = 1;
+	if (n > CS_WORKERS_MAX)
+		n = CS_WORKERS_MAX;
+	workers.want = (size_t)n;
+	for (long i = 0; i < n; i++)
+		if (uv_queue_work(loop, &workers.reqs[i], lower_work, lower_done) < 0)
+			break;
+}
+
 static int start_signals(struct cs_agent *a)
 {
 	int rc;
@@ -135,6 +208,7 @@ static int start_signals(struct cs_agent *a)
 		return rc;
 	}
 	a->started = true;
+	lower_workers(a->loop);
 	return 0;
 }
 

@@ -25,11 +25,9 @@
 
 /* ---- details of the deployed material ------------------------------------ */
 
-/* Takes over ex's findings (and its material) as what c has deployed. */
-void pl_take_examined(struct cert *c, struct cs_examined *ex, struct pl_der *der)
+/* Takes ex's verdict and the leaf's details (not its material). */
+static void take_details(struct cert *c, const struct cs_examined *ex)
 {
-	pl_material_keep_encoded(c, ex->m, der);
-	ex->m = NULL;
 	c->verdict = ex->verdict;
 	pl_text_set(&c->reason, 1024, "%s", ex->reason);
 	c->not_before = ex->not_before;
@@ -38,6 +36,14 @@ void pl_take_examined(struct cert *c, struct cs_examined *ex, struct pl_der *der
 	snprintf(c->sha256, sizeof(c->sha256), "%s", ex->sha256);
 	c->seed = cs_sched_seed(c->sha256, strlen(c->sha256)) ^
 		  cs_sched_seed(c->cfg->name, strlen(c->cfg->name));
+}
+
+/* Takes over ex's findings (and its material) as what c has deployed. */
+void pl_take_examined(struct cert *c, struct cs_examined *ex, struct pl_der *der)
+{
+	pl_material_keep_encoded(c, ex->m, der);
+	ex->m = NULL;
+	take_details(c, ex);
 }
 
 void pl_push_gen(struct cert *c, int n, time_t now)
@@ -244,16 +250,17 @@ static void count_repair(struct cert *c, time_t now)
 static void take_known(struct cert *c)
 {
 	const struct cs_state_seen *sn = &c->st.seen;
+	struct cs_examined ex = {
+		.verdict = CS_EX_OK,
+		.not_before = sn->not_before,
+		.not_after = sn->not_after,
+	};
 
+	snprintf(ex.reason, sizeof(ex.reason), "%s", sn->adopted ? PL_REASON_ADOPTED : "valid");
+	snprintf(ex.serial, sizeof(ex.serial), "%s", sn->serial);
+	snprintf(ex.sha256, sizeof(ex.sha256), "%s", sn->sha256);
 	pl_material_lazy(c);
-	c->verdict = CS_EX_OK;
-	pl_text_set(&c->reason, 1024, "%s", sn->adopted ? PL_REASON_ADOPTED : "valid");
-	c->not_before = sn->not_before;
-	c->not_after = sn->not_after;
-	snprintf(c->serial, sizeof(c->serial), "%s", sn->serial);
-	snprintf(c->sha256, sizeof(c->sha256), "%s", sn->sha256);
-	c->seed = cs_sched_seed(c->sha256, strlen(c->sha256)) ^
-		  cs_sched_seed(c->cfg->name, strlen(c->cfg->name));
+	take_details(c, &ex);
 	cs_info("%s: deployed certificate %s is valid (as last examined)", c->cfg->name,
 		c->serial);
 }

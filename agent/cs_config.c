@@ -395,8 +395,8 @@ bad:
 	return -1;
 }
 
-static const char *const verify_schemes[] = { "smtp",  "submission", "imap", "pop3",
-					       "smtps", "imaps",      "pop3s" };
+static const char *const verify_schemes[] = { "smtp",  "submission", "imap",  "pop3",
+					       "sieve", "smtps",      "imaps", "pop3s" };
 
 int cs_cfg_parse_verify_url(const char *s, char *err, size_t errlen)
 {
@@ -436,7 +436,7 @@ int cs_cfg_parse_verify_url(const char *s, char *err, size_t errlen)
 bad:
 	snprintf(err, errlen,
 		 "'%s' is not a verify URL (smtp://, submission://, imap://, pop3://, "
-		 "smtps://, imaps:// or pop3s:// HOST[:PORT][?sni=NAME])",
+		 "sieve://, smtps://, imaps:// or pop3s:// HOST[:PORT][?sni=NAME])",
 		 s);
 	return -1;
 }

@@ -32,7 +32,7 @@ static const struct {
 	{ "smtp", CS_PROBE_SMTP, false, "25" },	 { "submission", CS_PROBE_SMTP, false, "587" },
 	{ "imap", CS_PROBE_IMAP, false, "143" }, { "pop3", CS_PROBE_POP3, false, "110" },
 	{ "smtps", CS_PROBE_SMTP, true, "465" }, { "imaps", CS_PROBE_IMAP, true, "993" },
-	{ "pop3s", CS_PROBE_POP3, true, "995" },
+	{ "pop3s", CS_PROBE_POP3, true, "995" }, { "sieve", CS_PROBE_SIEVE, false, "4190" },
 };
 
 int cs_probe_url_parse(const char *s, struct cs_probe_url *u, char *err, size_t errlen)
@@ -48,8 +48,8 @@ int cs_probe_url_parse(const char *s, struct cs_probe_url *u, char *err, size_t 
 			break;
 	if (sep == NULL || i == sizeof(schemes) / sizeof(schemes[0])) {
 		snprintf(err, errlen,
-			 "'%s': expected smtp://, submission://, imap://, pop3://, smtps://, "
-			 "imaps:// or pop3s://HOST[:PORT]",
+			 "'%s': expected smtp://, submission://, imap://, pop3://, sieve://, "
+			 "smtps://, imaps:// or pop3s://HOST[:PORT]",
 			 s);
 		return -EINVAL;
 	}
@@ -309,6 +309,29 @@ static int starttls(int fd, const struct cs_probe_url *u, long long deadline, ch
 		    (rc = read_line(fd, line, sizeof(line), deadline)) < 0)
 			goto io;
 		if (strncmp(line, "+OK", 3) != 0)
+			goto refused;
+		return 0;
+	case CS_PROBE_SIEVE:
+		/* Capabilities, one quoted string per line, then OK (RFC 5804 1.7). */
+		for (;;) {
+			if ((rc = read_line(fd, line, sizeof(line), deadline)) < 0)
+				goto io;
+			if (strncasecmp(line, "\"STARTTLS\"", 10) == 0)
+				offered = true;
+			if (line[0] != '"')
+				break;
+		}
+		if (strncasecmp(line, "OK", 2) != 0)
+			goto refused;
+		if (!offered) {
+			snprintf(err, errlen, "%s port %s: the server does not offer STARTTLS",
+				 u->host, u->port);
+			return -EPROTONOSUPPORT;
+		}
+		if ((rc = send_all(fd, "STARTTLS\r\n", deadline)) < 0 ||
+		    (rc = read_line(fd, line, sizeof(line), deadline)) < 0)
+			goto io;
+		if (strncasecmp(line, "OK", 2) != 0)
 			goto refused;
 		return 0;
 	}

@@ -20,6 +20,7 @@ enum cs_probe_proto {
 	CS_PROBE_SMTP = 0, /* EHLO, STARTTLS */
 	CS_PROBE_IMAP,     /* STARTTLS */
 	CS_PROBE_POP3,     /* STLS */
+	CS_PROBE_SIEVE,    /* ManageSieve (RFC 5804) STARTTLS */
 };
 
 struct cs_probe_url {

@@ -63,25 +63,26 @@ assert len(d["certificates"]) == 2
 PY
 pass "probe --json"
 
-# --- Dovecot: IMAP STARTTLS, POP3 STLS, IMAPS implicit TLS.
-imap=$(free_port) pop3=$(free_port) imaps=$(free_port)
+# --- Dovecot: IMAP STARTTLS, POP3 STLS, IMAPS implicit TLS, ManageSieve STARTTLS.
+imap=$(free_port) pop3=$(free_port) imaps=$(free_port) sieve=$(free_port)
 cp "$T/gen1.pem" "$T/tls/dovecot.pem"
-dovecot_start "$T/dovecot" "$T/tls/dovecot.pem" "$T/tls/dovecot.pem" "$imap" "$pop3" "$imaps"
-for u in "imap://127.0.0.1:$imap" "pop3://127.0.0.1:$pop3" "imaps://127.0.0.1:$imaps"; do
+dovecot_start "$T/dovecot" "$T/tls/dovecot.pem" "$T/tls/dovecot.pem" "$imap" "$pop3" "$imaps" "$sieve"
+for u in "imap://127.0.0.1:$imap" "pop3://127.0.0.1:$pop3" "imaps://127.0.0.1:$imaps" "sieve://127.0.0.1:$sieve"; do
 	probe "$u" --expect "$T/gen1.pem" || { cat "$T/stdout" "$T/stderr"; fail "probe $u"; }
 done
 [ "$(served_serial imap "$imap")" = "$(openssl x509 -in "$P/leaf.pem" -noout -serial | cut -d= -f2)" ] ||
 	fail "s_client -starttls imap disagrees"
-pass "dovecot: imap STARTTLS, pop3 STLS and imaps serve what --expect names"
+pass "dovecot: imap STARTTLS, pop3 STLS, imaps and sieve STARTTLS serve what --expect names"
 
 cp "$T/gen2.pem" "$T/tls/dovecot.pem"
 doveadm -c "$T/dovecot/dovecot.conf" reload || fail "doveadm reload"
-for u in "imap://127.0.0.1:$imap" "pop3://127.0.0.1:$pop3" "imaps://127.0.0.1:$imaps"; do
+for u in "imap://127.0.0.1:$imap" "pop3://127.0.0.1:$pop3" "imaps://127.0.0.1:$imaps" "sieve://127.0.0.1:$sieve"; do
 	probe "$u" --expect "$T/gen2.pem" --wait 15 || { cat "$T/stdout" "$T/stderr"; fail "after reload: $u"; }
 done
 [ "$(served_serial imap "$imap")" = 2222 ] || fail "s_client -starttls imap does not see serial 2222"
 [ "$(served_serial none "$imaps")" = 2222 ] || fail "s_client on imaps does not see serial 2222"
-pass "dovecot: after doveadm reload all three see the new serial, as s_client does"
+[ "$(served_serial sieve "$sieve")" = 2222 ] || fail "s_client -starttls sieve does not see serial 2222"
+pass "dovecot: after doveadm reload all four see the new serial, as s_client does"
 
 # --- Failures a person can act on.
 rc=0

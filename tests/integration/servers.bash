@@ -67,17 +67,27 @@ CF
 	wait_port "$port"
 }
 
-# dovecot_start DIR CERT KEY IMAP_PORT POP3_PORT IMAPS_PORT: a private Dovecot
-# with IMAP (STARTTLS), POP3 (STLS) and IMAPS on 127.0.0.1.
+# dovecot_start DIR CERT KEY IMAP_PORT POP3_PORT IMAPS_PORT [SIEVE_PORT]: a
+# private Dovecot with IMAP (STARTTLS), POP3 (STLS) and IMAPS on 127.0.0.1,
+# and ManageSieve (STARTTLS) when SIEVE_PORT is given.
 dovecot_start() {
-	local d=$1 cert=$2 key=$3 imap=$4 pop3=$5 imaps=$6
+	local d=$1 cert=$2 key=$3 imap=$4 pop3=$5 imaps=$6 sieve=${7:-}
+	local protocols="imap pop3" sieve_service=""
+	if [ -n "$sieve" ]; then
+		protocols="imap pop3 sieve"
+		sieve_service="service managesieve-login {
+  inet_listener sieve {
+    port = $sieve
+  }
+}"
+	fi
 	mkdir -p "$d/run" "$d/state" "$d/mail"
 	cat >"$d/dovecot.conf" <<CF
 base_dir = $d/run
 state_dir = $d/state
 log_path = $d/dovecot.log
 listen = 127.0.0.1
-protocols = imap pop3
+protocols = $protocols
 ssl = yes
 ssl_cert = <$cert
 ssl_key = <$key
@@ -107,6 +117,7 @@ service pop3-login {
     port = 0
   }
 }
+$sieve_service
 service stats {
   unix_listener stats-reader {
     mode = 0666
@@ -121,4 +132,5 @@ CF
 	wait_port "$imap"
 	wait_port "$pop3"
 	wait_port "$imaps"
+	[ -z "$sieve" ] || wait_port "$sieve"
 }

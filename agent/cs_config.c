@@ -13,6 +13,7 @@
 #include "cs_fp.h"
 #include "cs_htab.h"
 #include "cs_log.h"
+#include "cs_probe.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -395,45 +396,18 @@ bad:
 	return -1;
 }
 
-static const char *const verify_schemes[] = { "smtp",  "submission", "imap",  "pop3",
-					       "sieve", "smtps",      "imaps", "pop3s" };
-
+/*
+ * A verify URL is checked by the parser the probes use (cs_probe_url_parse):
+ * what the configuration accepts is exactly what can be probed, and the
+ * schemes are listed in one place.
+ */
 int cs_cfg_parse_verify_url(const char *s, char *err, size_t errlen)
 {
-	const char *sep = strstr(s, "://");
-	size_t i;
+	struct cs_probe_url u;
+	char why[600];
 
-	if (sep == NULL)
-		goto bad;
-	for (i = 0; i < sizeof(verify_schemes) / sizeof(verify_schemes[0]); i++)
-		if (strlen(verify_schemes[i]) == (size_t)(sep - s) &&
-		    strncmp(s, verify_schemes[i], (size_t)(sep - s)) == 0)
-			break;
-	if (i == sizeof(verify_schemes) / sizeof(verify_schemes[0]))
-		goto bad;
-	const char *host = sep + 3;
-	if (*host == '\0' || *host == ':' || *host == '/' || *host == '?')
-		goto bad;
-	const char *port = NULL;
-	if (*host == '[') {
-		const char *close = strchr(host, ']');
-		if (close == NULL)
-			goto bad;
-		if (close[1] == ':')
-			port = close + 2;
-	} else {
-		port = strchr(host, ':');
-		if (port != NULL)
-			port++;
-	}
-	if (port != NULL) {
-		char *end;
-		long v = strtol(port, &end, 10);
-		if (end == port || v < 1 || v > 65535 || (*end != '\0' && *end != '/' && *end != '?'))
-			goto bad;
-	}
-	return 0;
-bad:
+	if (cs_probe_url_parse(s, &u, why, sizeof(why)) == 0)
+		return 0;
 	snprintf(err, errlen,
 		 "'%s' is not a verify URL (smtp://, submission://, imap://, pop3://, "
 		 "sieve://, smtps://, imaps:// or pop3s:// HOST[:PORT][?sni=NAME])",

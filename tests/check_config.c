@@ -200,6 +200,8 @@ static const struct {
 	{ "pop3s://h:995", 1 },
 	{ "sieve://127.0.0.1:4190", 1 },
 	{ "sieves://127.0.0.1", 0 },
+	{ "smtp://host:25/path", 0 },
+	{ "imaps://host?server=x", 0 },
 	{ "http://127.0.0.1:80", 0 },
 	{ "smtp://", 0 },
 	{ "smtp://:25", 0 },

@@ -275,11 +275,8 @@ static int starttls(int fd, const struct cs_probe_url *u, long long deadline, ch
 			goto io;
 		if (rc != 250)
 			goto refused;
-		if (!offered) {
-			snprintf(err, errlen, "%s port %s: the server does not offer STARTTLS",
-				 u->host, u->port);
-			return -EPROTONOSUPPORT;
-		}
+		if (!offered)
+			goto not_offered;
 		if ((rc = send_all(fd, "STARTTLS\r\n", deadline)) < 0 ||
 		    (rc = smtp_reply(fd, deadline, line, sizeof(line), NULL)) < 0)
 			goto io;
@@ -323,11 +320,8 @@ static int starttls(int fd, const struct cs_probe_url *u, long long deadline, ch
 		}
 		if (strncasecmp(line, "OK", 2) != 0)
 			goto refused;
-		if (!offered) {
-			snprintf(err, errlen, "%s port %s: the server does not offer STARTTLS",
-				 u->host, u->port);
-			return -EPROTONOSUPPORT;
-		}
+		if (!offered)
+			goto not_offered;
 		if ((rc = send_all(fd, "STARTTLS\r\n", deadline)) < 0 ||
 		    (rc = read_line(fd, line, sizeof(line), deadline)) < 0)
 			goto io;
@@ -345,6 +339,9 @@ io:
 refused:
 	snprintf(err, errlen, "%s port %s: the server refused: \"%.200s\"", u->host, u->port, line);
 	return -EPROTO;
+not_offered:
+	snprintf(err, errlen, "%s port %s: the server does not offer STARTTLS", u->host, u->port);
+	return -EPROTONOSUPPORT;
 }
 
 /* Drains the OpenSSL error queue into buf after prefix. */

@@ -146,7 +146,9 @@ static void check_examine(struct check_job *j)
 	}
 	j->outcome = CHECK_EXAMINED;
 	cs_examine(cfg, j->now, &j->ex);
-	cs_deploy_fingerprint(cfg, &j->seen, j->fp);
+	/* known_valid may have computed it for these bytes already. */
+	if (j->fp[0] == '\0')
+		cs_deploy_fingerprint(cfg, &j->seen, j->fp);
 	if (j->ex.verdict == CS_EX_FOREIGN && j->st.n_gens > 0 &&
 	    strcmp(j->st.gens[0].sha256, j->ex.sha256) == 0) {
 		/* Someone else's, but adopted: the agent's own now. */

@@ -5,6 +5,7 @@
  * keeps the map a pure function of the directory.
  */
 #include "cs_clientmap.h"
+#include "cs_run.h"
 
 #include "cs_atomic.h"
 #include "cs_ingest.h"
@@ -16,16 +17,11 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
-#include <poll.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 struct line {
 	char *file;
@@ -236,13 +232,9 @@ static int db_stale(const char *type, const char *map)
 int cs_clientmap_postmap(const char *postmap, const char *config_dir, const char *type,
 			 const char *map, char *err, size_t errlen)
 {
-	posix_spawn_file_actions_t fa;
-	char *arg = NULL, out[1024];
+	char *arg = NULL, out[1024], e[512];
 	char *argv[6];
-	int p[2] = { -1, -1 }, rc = 0, status, argc = 0, devnull;
-	size_t off = 0;
-	pid_t pid;
-	ssize_t n;
+	int rc, argc = 0;
 
 	if (postmap == NULL)
 		postmap = "postmap";
@@ -257,66 +249,15 @@ int cs_clientmap_postmap(const char *postmap, const char *config_dir, const char
 	}
 	argv[argc++] = arg;
 	argv[argc] = NULL;
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "postmap %s: %s", arg, strerror(-rc));
-		free(arg);
-		return rc;
-	}
-	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	posix_spawn_file_actions_init(&fa);
-	if (devnull >= 0)
-		posix_spawn_file_actions_adddup2(&fa, devnull, 0);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-	rc = -posix_spawnp(&pid, postmap, &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (devnull >= 0)
-		close(devnull);
-	close(p[1]);
-	if (rc < 0) {
-		snprintf(err, errlen, "postmap %s: cannot run %s: %s", arg, postmap, strerror(-rc));
-		close(p[0]);
-		free(arg);
-		return rc;
-	}
-	while ((n = read(p[0], out + off, sizeof(out) - 1 - off)) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		off += (size_t)n;
-		if (off == sizeof(out) - 1) {
-			char sink[512];
-
-			while (read(p[0], sink, sizeof(sink)) > 0)
-				;
-			break;
-		}
-	}
-	out[off] = '\0';
-	close(p[0]);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			status = -1;
-			break;
-		}
-	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		while (off > 0 && (out[off - 1] == '\n' || out[off - 1] == ' '))
-			out[--off] = '\0';
-		for (char *q = out; *q != '\0'; q++)
-			if (*q == '\n')
-				*q = ' ';
-		if (status != -1 && WIFEXITED(status))
-			snprintf(err, errlen, "postmap %s: exit %d: %s", arg, WEXITSTATUS(status),
-				 out[0] ? out : "(no output)");
-		else
-			snprintf(err, errlen, "postmap %s: killed: %s", arg, out);
-		rc = -EIO;
-	}
+	rc = cs_run(argv, 0, out, sizeof(out), e, sizeof(e));
+	cs_run_one_line(out);
+	if (rc < 0)
+		snprintf(err, errlen, "postmap %s: %s%s%s", arg, e, out[0] ? ": " : "", out);
+	else if (rc > 0)
+		snprintf(err, errlen, "postmap %s: exit %d: %s", arg, rc,
+			 out[0] ? out : "(no output)");
 	free(arg);
-	return rc;
+	return rc == 0 ? 0 : rc < 0 ? rc : -EIO;
 }
 
 int cs_clientmap_build(const struct cs_clientmap_opts *o, struct cs_clientmap_result *res,

@@ -1,0 +1,581 @@
+/*
+ * cs_snimap - Postfix SNI maps and Dovecot local_name includes (see
+ * cs_snimap.h). The text of a table is made in memory first; what is on
+ * disk is compared with it, and replaced only when it differs.
+ */
+#include "cs_snimap.h"
+
+#include "cs_atomic.h"
+#include "cs_run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TMP_PREFIX ".certsync-sni-"
+#define HEADER "# certsync: generated, do not edit; content sha256 "
+#define MAX_READ (1024 * 1024)
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct buf {
+	char *p;
+	size_t n, cap;
+	bool oom;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p != NULL ? b->p + b->n : NULL, b->p != NULL ? b->cap - b->n : 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->oom = true;
+		return;
+	}
+	if (b->p == NULL || b->n + (size_t)n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		char *p;
+
+		while (cap < b->n + (size_t)n + 1)
+			cap *= 2;
+		if ((p = realloc(b->p, cap)) == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+		va_start(ap, fmt);
+		vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+		va_end(ap);
+	}
+	b->n += (size_t)n;
+}
+
+const char *cs_snimap_db_suffix(const char *type)
+{
+	if (type == NULL)
+		return NULL;
+	if (strcmp(type, "hash") == 0 || strcmp(type, "btree") == 0)
+		return ".db";
+	if (strcmp(type, "lmdb") == 0)
+		return ".lmdb";
+	if (strcmp(type, "cdb") == 0)
+		return ".cdb";
+	return NULL;
+}
+
+void cs_snimap_result_free(struct cs_snimap_result *res)
+{
+	if (res == NULL)
+		return;
+	for (size_t i = 0; i < res->nmissing; i++)
+		free(res->missing[i]);
+	free(res->missing);
+	free(res->note);
+	memset(res, 0, sizeof(*res));
+}
+
+static void add_missing(struct cs_snimap_result *res, const char *name, const char *file,
+			const char *why)
+{
+	char **v = realloc(res->missing, (res->nmissing + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return;
+	res->missing = v;
+	if (asprintf(&v[res->nmissing], "%s: %s: %s", name, file, why) >= 0)
+		res->nmissing++;
+}
+
+/*
+ * Reads path (a regular file, not through a final symbolic link of its own,
+ * at most MAX_READ bytes) into *data. Returns 0 or a negative errno.
+ */
+static int read_small(const char *path, bool nofollow, char **data, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (nofollow ? O_NOFOLLOW : 0));
+	struct stat st;
+	char *p;
+	size_t off = 0;
+	int rc = 0;
+
+	*data = NULL;
+	*len = 0;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_READ) {
+		rc = fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : -EFBIG;
+		close(fd);
+		return rc;
+	}
+	if ((p = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (off < (size_t)st.st_size) {
+		ssize_t n = read(fd, p + off, (size_t)st.st_size - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	close(fd);
+	p[off] = '\0';
+	*data = p;
+	*len = off;
+	return 0;
+}
+
+/* Whether a path can stand in a map's value or a Dovecot setting as it is. */
+static bool plain_path(const char *p)
+{
+	return p[0] == '/' && strpbrk(p, " \t\n\r,\"\\{}#") == NULL;
+}
+
+/* Digest of one file's bytes into ctx; -errno with why when it cannot be read. */
+static int digest_file(EVP_MD_CTX *ctx, const char *path)
+{
+	char *data;
+	size_t len;
+	int rc = read_small(path, false, &data, &len);
+
+	if (rc < 0)
+		return rc;
+	EVP_DigestUpdate(ctx, path, strlen(path) + 1);
+	EVP_DigestUpdate(ctx, data, len);
+	OPENSSL_cleanse(data, len);
+	free(data);
+	return 0;
+}
+
+/* An entry's files, checked for existence: false (and a missing line) when one is not there. */
+static bool entry_ready(const struct cs_snimap_entry *e, struct cs_snimap_result *res)
+{
+	const char *files[2] = { e->key, e->chain };
+	struct stat st;
+
+	for (int k = 0; k < 2; k++) {
+		if (files[k] == NULL)
+			continue;
+		if (stat(files[k], &st) < 0) {
+			add_missing(res, e->name, files[k], strerror(errno));
+			return false;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			add_missing(res, e->name, files[k], "not a regular file");
+			return false;
+		}
+	}
+	return true;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, rc = 0;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* Removes dir and the files in it (a temp directory of ours: no subdirectories). */
+static void remove_tmpdir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (d != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+				unlinkat(dirfd(d), de->d_name, 0);
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+/* Writes len bytes to a new file path (O_EXCL) with mode, fsynced unless told not to. */
+static int write_new(const char *path, const char *data, size_t len, mode_t mode, bool sync)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0600);
+	size_t off = 0;
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (rc == 0 && fchmod(fd, mode) < 0)
+		rc = -errno;
+	if (rc == 0 && sync && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
+/* ---- Postfix ---- */
+
+static int postfix_sync(const struct cs_snimap_opts *o, struct cs_snimap_result *res, char *err,
+			size_t errlen)
+{
+	const char *sfx = cs_snimap_db_suffix(o->map_type);
+	bool sync = !(o->flags & CS_SNIMAP_NO_FSYNC);
+	struct buf body = { 0 }, text = { 0 };
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char md[32];
+	char hex[65], *old = NULL, *db = NULL, *tmp = NULL, *src = NULL, *tdb = NULL, *arg = NULL;
+	size_t oldlen = 0;
+	struct stat st;
+	int rc = 0;
+
+	if (sfx == NULL) {
+		snprintf(err, errlen, "%s: map type %s cannot hold certificates (hash, btree, lmdb "
+				      "or cdb)", o->path, o->map_type ? o->map_type : "(none)");
+		EVP_MD_CTX_free(ctx);
+		return -EINVAL;
+	}
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < o->n; i++) {
+		const struct cs_snimap_entry *e = &o->e[i];
+
+		if (!entry_ready(e, res))
+			continue;
+		if ((e->key != NULL && !plain_path(e->key)) || !plain_path(e->chain)) {
+			snprintf(err, errlen, "%s: the files of %s cannot be named in a map (an "
+					      "absolute path without spaces, commas or quotes)",
+				 o->path, e->name);
+			rc = -EINVAL;
+			goto out;
+		}
+		if (e->key != NULL)
+			put(&body, "%s %s, %s\n", e->name, e->key, e->chain);
+		else
+			put(&body, "%s %s\n", e->name, e->chain);
+		for (int k = 0; k < 2; k++) {
+			const char *f = k == 0 ? e->key : e->chain;
+
+			if (f != NULL && (rc = digest_file(ctx, f)) < 0) {
+				snprintf(err, errlen, "%s: cannot read %s for %s: %s", o->path, f,
+					 e->name, strerror(-rc));
+				goto out;
+			}
+		}
+		res->entries++;
+	}
+	put(&body, "%s", "");
+	if (body.oom) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	EVP_DigestUpdate(ctx, body.p, body.n);
+	EVP_DigestFinal_ex(ctx, md, NULL);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	put(&text, HEADER "%s\n# NAME  key-first files; postmap -F embeds their contents\n%s",
+	    hex, body.p);
+	if (text.oom || asprintf(&db, "%s%s", o->path, sfx) < 0) {
+		db = NULL;
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* Current: the same first line, and the database is there. */
+	if (read_small(o->path, true, &old, &oldlen) == 0 && oldlen >= strlen(HEADER) + 65 &&
+	    strncmp(old, text.p, strlen(HEADER) + 65) == 0 && lstat(db, &st) == 0 &&
+	    S_ISREG(st.st_mode))
+		goto out;
+
+	/* A private directory beside the map: nobody reads the keys while postmap writes. */
+	{
+		const char *slash = strrchr(o->path, '/');
+		const char *base = slash != NULL ? slash + 1 : o->path;
+		int dl = slash != NULL ? (int)(slash - o->path) : 0;
+
+		if (asprintf(&tmp, "%.*s/" TMP_PREFIX "XXXXXX", dl, o->path) < 0) {
+			tmp = NULL;
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (mkdtemp(tmp) == NULL) {
+			rc = -errno;
+			snprintf(err, errlen, "%s: cannot make a temp directory beside it: %s",
+				 o->path, strerror(-rc));
+			free(tmp);
+			tmp = NULL;
+			goto out;
+		}
+		if (asprintf(&src, "%s/%s", tmp, base) < 0 ||
+		    asprintf(&tdb, "%s/%s%s", tmp, base, sfx) < 0 ||
+		    asprintf(&arg, "%s:%s", o->map_type, src) < 0) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	if ((rc = write_new(src, text.p, text.n, o->mode, sync)) < 0) {
+		snprintf(err, errlen, "%s: cannot write the new map: %s", o->path, strerror(-rc));
+		goto out;
+	}
+	{
+		char *argv[7], out[2048], e[512];
+		int argc = 0;
+
+		argv[argc++] = (char *)(o->postmap != NULL ? o->postmap : "postmap");
+		if (o->config_dir != NULL) {
+			argv[argc++] = (char *)"-c";
+			argv[argc++] = (char *)o->config_dir;
+		}
+		argv[argc++] = (char *)"-F";
+		argv[argc++] = arg;
+		argv[argc] = NULL;
+		rc = cs_run(argv, 0, out, sizeof(out), e, sizeof(e));
+		cs_run_one_line(out);
+		if (rc != 0) {
+			snprintf(err, errlen, "%s: postmap -F %s:%s: %s%s%s; the map in place is "
+					      "unchanged",
+				 o->path, o->map_type, o->path, rc < 0 ? e : "failed",
+				 out[0] ? ": " : "", out);
+			rc = rc < 0 ? rc : -EIO;
+			goto out;
+		}
+	}
+	/* postmap made the database with its own idea of the mode. */
+	{
+		int fd = open(tdb, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+		if (fd < 0 || fchmod(fd, o->mode) < 0 || (sync && fsync(fd) < 0)) {
+			rc = -errno;
+			snprintf(err, errlen, "%s: postmap made no usable %s: %s", o->path, sfx,
+				 strerror(-rc));
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		close(fd);
+	}
+	if (rename(tdb, db) < 0 || rename(src, o->path) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot put the new map in place: %s", o->path,
+			 strerror(-rc));
+		goto out;
+	}
+	if (sync && (rc = fsync_dir_of(o->path)) < 0) {
+		snprintf(err, errlen, "%s: fsync of its directory: %s", o->path, strerror(-rc));
+		goto out;
+	}
+	res->written = true;
+out:
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "%s: out of memory", o->path);
+	if (tmp != NULL)
+		remove_tmpdir(tmp);
+	EVP_MD_CTX_free(ctx);
+	free(body.p);
+	free(text.p);
+	free(old);
+	free(db);
+	free(tmp);
+	free(src);
+	free(tdb);
+	free(arg);
+	return rc;
+}
+
+/* ---- Dovecot ---- */
+
+static bool plain_name(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' || *s == '_'))
+			return false;
+	return true;
+}
+
+static int dovecot_sync(const struct cs_snimap_opts *o, struct cs_snimap_result *res, char *err,
+			size_t errlen)
+{
+	struct cs_atomic_opts ao = { .mode = o->mode, .uid = (uid_t)-1, .gid = (gid_t)-1,
+				     .flags = (o->flags & CS_SNIMAP_NO_FSYNC) ? CS_ATOMIC_NO_FSYNC : 0 };
+	bool v24 = o->kind == CS_SNIMAP_DOVECOT24;
+	struct buf text = { 0 };
+	char *old = NULL, *out = NULL, e[512], e2[512];
+	const char *first = NULL;
+	size_t oldlen = 0, outlen = 256 * 1024;
+	int rc = 0, had_old;
+
+	put(&text, "# certsync: generated, do not edit; Dovecot %s setting names\n",
+	    v24 ? "2.4" : "2.3");
+	for (size_t i = 0; i < o->n; i++) {
+		const struct cs_snimap_entry *ent = &o->e[i];
+		const char *key = ent->key != NULL ? ent->key : ent->chain;
+
+		if (!entry_ready(ent, res))
+			continue;
+		if (!plain_path(key) || !plain_path(ent->chain)) {
+			snprintf(err, errlen, "%s: the files of %s cannot be named in Dovecot's "
+					      "configuration (an absolute path without spaces or quotes)",
+				 o->path, ent->name);
+			rc = -EINVAL;
+			goto out;
+		}
+		if (first == NULL)
+			first = ent->name;
+		put(&text, plain_name(ent->name) ? "local_name %s {\n" : "local_name \"%s\" {\n",
+		    ent->name);
+		if (v24)
+			put(&text, "  ssl_server_cert_file = %s\n  ssl_server_key_file = %s\n}\n",
+			    ent->chain, key);
+		else
+			put(&text, "  ssl_cert = <%s\n  ssl_key = <%s\n}\n", ent->chain, key);
+		res->entries++;
+	}
+	if (text.oom) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (cs_atomic_same(o->path, text.p, text.n))
+		goto out;
+	had_old = read_small(o->path, true, &old, &oldlen) == 0;
+	if ((rc = cs_atomic_write(o->path, text.p, text.n, &ao, err, errlen)) < 0)
+		goto out;
+	/* Dovecot reads it at the next reload: it must accept it now. */
+	{
+		char *argv[5];
+		int argc = 0;
+
+		argv[argc++] = (char *)(o->doveconf != NULL ? o->doveconf : "doveconf");
+		if (o->dovecot_config != NULL) {
+			argv[argc++] = (char *)"-c";
+			argv[argc++] = (char *)o->dovecot_config;
+		}
+		argv[argc++] = (char *)"-n";
+		argv[argc] = NULL;
+		if ((out = malloc(outlen)) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = cs_run(argv, 0, out, outlen, e, sizeof(e));
+	}
+	if (rc != 0) {
+		int put_back;
+
+		cs_run_one_line(out);
+		put_back = had_old ? cs_atomic_write(o->path, old, oldlen, &ao, e2, sizeof(e2))
+				   : (unlink(o->path) < 0 ? -errno : 0);
+		snprintf(err, errlen, "%s: doveconf -n refused the new include: %.400s%s%.300s; %s",
+			 o->path, rc < 0 ? e : "", rc < 0 && out[0] ? ": " : "", out,
+			 put_back < 0 ? "and the previous one could not be put back"
+			 : had_old    ? "the previous one is back in place"
+				      : "it is removed again");
+		rc = rc < 0 ? rc : -EINVAL;
+		goto out;
+	}
+	res->written = true;
+	if (first != NULL) {
+		char want[300];
+
+		snprintf(want, sizeof(want), "local_name %s", first);
+		if (strstr(out, want) == NULL &&
+		    asprintf(&res->note, "doveconf -n%s%s does not show %s: is %s included "
+				     "(!include) by Dovecot's configuration?",
+			     o->dovecot_config ? " -c " : "",
+			     o->dovecot_config ? o->dovecot_config : "", want, o->path) < 0)
+			res->note = NULL;
+	}
+out:
+	if (rc == -ENOMEM)
+		snprintf(err, errlen, "%s: out of memory", o->path);
+	free(text.p);
+	free(old);
+	free(out);
+	return rc;
+}
+
+int cs_snimap_sync(const struct cs_snimap_opts *o, struct cs_snimap_result *res, char *err,
+		   size_t errlen)
+{
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	pthread_mutex_lock(&lock);
+	if (o->kind == CS_SNIMAP_POSTFIX)
+		rc = postfix_sync(o, res, err, errlen);
+	else
+		rc = dovecot_sync(o, res, err, errlen);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+int cs_snimap_sweep(const char *path, char *err, size_t errlen)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX], sub[PATH_MAX * 2];
+	struct dirent *de;
+	struct stat st;
+	int n = 0, rc;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash == NULL ? 1 : slash == path ? 1 : (int)(slash - path),
+		 slash == NULL ? "." : path);
+	pthread_mutex_lock(&lock);
+	if ((d = opendir(dir)) == NULL) {
+		rc = -errno;
+		pthread_mutex_unlock(&lock);
+		if (rc == -ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0 ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
+		remove_tmpdir(sub);
+		n++;
+	}
+	closedir(d);
+	pthread_mutex_unlock(&lock);
+	rc = cs_atomic_sweep(path, err, errlen);
+	return rc < 0 ? rc : n + rc;
+}

@@ -66,9 +66,9 @@ static int check_config(const char *path)
 	for (size_t i = 0; i < cfg->warnings.n; i++)
 		fprintf(stderr, "warning: %s\n", cfg->warnings.v[i]);
 	printf("%s: configuration OK (%zu file(s): %zu cert(s), %zu issuer(s), %zu capath(s), "
-	       "%zu clientcerts, %zu reloader(s))\n",
+	       "%zu clientcerts, %zu sni, %zu reloader(s))\n",
 	       path, cfg->files.n, cfg->n_certs, cfg->n_issuers, cfg->n_capaths,
-	       cfg->n_clientcerts, cfg->n_reloads);
+	       cfg->n_clientcerts, cfg->n_snis, cfg->n_reloads);
 	cs_config_free(cfg);
 	return 0;
 }

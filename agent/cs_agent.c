@@ -61,9 +61,9 @@ static void log_summary(const struct cs_agent *a)
 	const struct cs_config *c = a->cfg;
 
 	cs_info("configuration %s: %zu cert(s), %zu issuer(s), %zu capath(s), "
-		"%zu clientcerts map(s), %zu reloader(s)",
+		"%zu clientcerts map(s), %zu sni table(s), %zu reloader(s)",
 		a->config_path, c->n_certs, c->n_issuers, c->n_capaths, c->n_clientcerts,
-		c->n_reloads);
+		c->n_snis, c->n_reloads);
 }
 
 static void on_signal(uv_signal_t *h, int signum)

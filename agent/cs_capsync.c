@@ -32,6 +32,7 @@
 #include "cs_capath.h"
 #include "cs_clientmap.h"
 #include "cs_log.h"
+#include "cs_sni.h"
 
 #include "cs_htab.h"
 
@@ -78,6 +79,7 @@ TAILQ_HEAD(own_q, own);
 struct section {
 	struct cs_capsync *cs;
 	bool is_capath;
+	bool is_sni;
 	char *label; /* "capath NAME" */
 	char *name;
 	char *dir;
@@ -95,6 +97,10 @@ struct section {
 	char *config_dir; /* postmap -c, from a postfix reloader of the section */
 	int digest;
 	bool pubkey;
+	/* sni */
+	struct cs_snimap_opts sni;
+	char **sni_certs; /* the [cert] names it serves */
+	size_t n_sni_certs;
 	bool scanned; /* first full pass done (temp files swept) */
 	/* requests, loop thread */
 	bool p_full;
@@ -244,6 +250,8 @@ static void section_free(struct section *s)
 	free(s->cache);
 	free(s->map_type);
 	free(s->config_dir);
+	cs_sni_opts_free(&s->sni);
+	strv_free(s->sni_certs, s->n_sni_certs);
 	strv_free(s->p_names, s->p_n);
 	pubs_free(s->p_pubs, s->p_npub);
 	strv_free(s->j_names, s->j_n);
@@ -473,6 +481,35 @@ static void work_clientcerts(struct section *s)
 	cs_clientmap_result_free(&res);
 }
 
+static void work_sni(struct section *s)
+{
+	struct cs_snimap_result res;
+	char err[2048];
+	int rc;
+
+	if (!s->scanned) {
+		if (cs_snimap_sweep(s->sni.path, err, sizeof(err)) < 0)
+			cs_warn("%s: %s", s->label, err);
+		s->scanned = true;
+	}
+	rc = cs_snimap_sync(&s->sni, &res, err, sizeof(err));
+	if (res.written)
+		s->j_changed = true;
+	for (size_t i = 0; i < res.nmissing; i++) {
+		cs_notice("%s: left out of %s: %s", s->label, s->sni.path, res.missing[i]);
+		plist_add(&s->j_problems, s->sni.path, res.missing[i]);
+	}
+	if (rc < 0)
+		fail(s, err);
+	else if (res.written)
+		cs_info("%s: wrote %s (%zu names)", s->label, s->sni.path, res.entries);
+	if (res.note != NULL) {
+		cs_warn("%s: %s", s->label, res.note);
+		plist_add(&s->j_problems, s->sni.path, res.note);
+	}
+	cs_snimap_result_free(&res);
+}
+
 static void work_cb(uv_work_t *w)
 {
 	struct cs_capsync *cs = w->data;
@@ -484,6 +521,8 @@ static void work_cb(uv_work_t *w)
 			continue;
 		if (s->is_capath)
 			work_capath(s);
+		else if (s->is_sni)
+			work_sni(s);
 		else
 			work_clientcerts(s);
 	}
@@ -657,7 +696,7 @@ struct cs_capsync *cs_capsync_new(uv_loop_t *loop, const struct cs_config *cfg,
 				  cs_capsync_done_cb done_cb, void *arg, char *err, size_t errlen)
 {
 	struct cs_capsync *cs = calloc(1, sizeof(*cs));
-	size_t n = cfg->n_capaths + cfg->n_clientcerts;
+	size_t n = cfg->n_capaths + cfg->n_clientcerts + cfg->n_snis;
 
 	if (cs == NULL)
 		goto nomem;
@@ -704,6 +743,23 @@ struct cs_capsync *cs_capsync_new(uv_loop_t *loop, const struct cs_config *cfg,
 			if (s->issuers == NULL || s->nissuers != c->issuers.n)
 				goto nomem;
 			rl = &c->reload;
+		} else if (i >= cfg->n_capaths + cfg->n_clientcerts) {
+			const struct cs_cfg_sni *c = &cfg->snis[i - cfg->n_capaths - cfg->n_clientcerts];
+
+			s->is_sni = true;
+			s->name = strdup(c->name);
+			if (s->name == NULL || cs_sni_opts_dup(c, &s->sni) < 0 ||
+			    asprintf(&s->label, "sni %s", c->name) < 0) {
+				s->label = NULL;
+				goto nomem;
+			}
+			s->sni_certs = list_dup(&c->certs, &s->n_sni_certs);
+			if (s->sni_certs == NULL || s->n_sni_certs != c->certs.n)
+				goto nomem;
+			s->reload = list_dup(&c->reload, &s->nreload);
+			if (s->reload == NULL || s->nreload != c->reload.n)
+				goto nomem;
+			continue;
 		} else {
 			const struct cs_cfg_clientcerts *c = &cfg->clientcerts[i - cfg->n_capaths];
 
@@ -740,7 +796,7 @@ struct cs_capsync *cs_capsync_new(uv_loop_t *loop, const struct cs_config *cfg,
 	}
 	return cs;
 nomem:
-	snprintf(err, errlen, "capath/clientcerts: out of memory");
+	snprintf(err, errlen, "capath/clientcerts/sni: out of memory");
 	if (cs != NULL && cs->s != NULL)
 		for (size_t i = 0; i < cs->ns; i++)
 			section_free(&cs->s[i]);
@@ -797,7 +853,7 @@ static void request_name(struct section *s, const char *name)
 	if (s->p_full)
 		return;
 	if (!s->is_capath) {
-		/* The map is rebuilt from the whole directory: one marker is enough. */
+		/* The map is rebuilt from the whole directory (or config): one marker is enough. */
 		if (s->p_n > 0)
 			return;
 		name = "";
@@ -898,7 +954,7 @@ bool cs_capsync_changed(struct cs_capsync *cs, const char *dir, const char *name
 	for (size_t i = 0; i < cs->ns; i++) {
 		struct section *s = &cs->s[i];
 
-		if (strcmp(s->dir, dir) != 0)
+		if (s->is_sni || strcmp(s->dir, dir) != 0)
 			continue;
 		used = true;
 		if (name[0] == '\0')
@@ -918,6 +974,23 @@ bool cs_capsync_changed(struct cs_capsync *cs, const char *dir, const char *name
 	if (used)
 		maybe_start(cs);
 	return used;
+}
+
+size_t cs_capsync_cert_changed(struct cs_capsync *cs, const char *cert)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cs->ns; i++) {
+		struct section *s = &cs->s[i];
+
+		if (!s->is_sni || !in_list((const char *const *)s->sni_certs, s->n_sni_certs, cert))
+			continue;
+		request_name(s, "");
+		n++;
+	}
+	if (n > 0)
+		maybe_start(cs);
+	return n;
 }
 
 size_t cs_capsync_publish_issuer(struct cs_capsync *cs, const char *issuer, X509 *ca,

@@ -2,7 +2,8 @@
  * cs_capsync - the agent's [capath] and [clientcerts] sections kept in sync
  * with their directories: hash links and CAfile (cs_capath), local-ca
  * certificates and CRLs published into the capaths that name their issuer,
- * and client-certificate maps with postmap (cs_clientmap).
+ * and client-certificate maps with postmap (cs_clientmap); and its [sni]
+ * sections kept in step with their certs' outputs (cs_snimap).
  *
  * All file work runs on the libuv work queue, one job at a time, so the loop
  * never waits on a directory scan or on postmap. Requests made while a job
@@ -22,6 +23,7 @@
  *   IN_Q_OVERFLOW:    cs_capsync_full()
  *   SIGHUP:           cs_capsync_close() the old one, cs_capsync_new() + full on the new config
  *   local-ca CA/CRL:  cs_capsync_publish_issuer() after the issuer has its CA (and CRL)
+ *   cert outputs:     cs_capsync_cert_changed() after a deploy, rollback or repair
  *   --once:           cs_capsync_full(), run the loop until done_cb, read the report
  *   status:           cs_capsync_problems()
  */
@@ -83,6 +85,14 @@ int cs_capsync_rehash(struct cs_capsync *cs, const char *name);
  * are ignored. Returns true when some section uses dir.
  */
 bool cs_capsync_changed(struct cs_capsync *cs, const char *dir, const char *name);
+
+/*
+ * The outputs of [cert] cert changed (deployed, rolled back, repaired):
+ * every [sni] that names it is brought up to date (the deploy did it
+ * already when it could; this pass retries and reports). Returns the number
+ * of sections concerned.
+ */
+size_t cs_capsync_cert_changed(struct cs_capsync *cs, const char *cert);
 
 /*
  * Publishes the CA certificate ca (and crl, may be NULL) of the local-ca

@@ -518,6 +518,13 @@ static const struct enum_val e_reload_type[] = { { "postfix", CS_RELOAD_POSTFIX 
 						 { "exec", CS_RELOAD_EXEC },
 						 { "plugin", CS_RELOAD_PLUGIN },
 						 { NULL, 0 } };
+static const struct enum_val e_sni_type[] = { { "postfix", CS_SNI_POSTFIX },
+					      { "dovecot", CS_SNI_DOVECOT },
+					      { NULL, 0 } };
+static const struct enum_val e_sni_map_type[] = { { "hash", 0 },	 { "btree", 1 },
+						  { "lmdb", 2 },	 { "cdb", 3 },
+						  { NULL, 0 } };
+static const struct enum_val e_dovecot_version[] = { { "2.3", 23 }, { "2.4", 24 }, { NULL, 0 } };
 static const struct enum_val e_map_type[] = { { "hash", 0 },	 { "lmdb", 1 }, { "cdb", 2 },
 					      { "btree", 3 },	 { "texthash", 4 },
 					      { NULL, 0 } };
@@ -626,6 +633,19 @@ static const struct keydef clientcerts_keys[] = {
 	{ "fingerprint", V_ENUM, CC(fingerprint), ANY, e_fp_of },
 	{ "map_type", V_STR, CC(map_type), ANY, e_map_type },
 	{ "reload", V_LIST, CC(reload), ANY, NULL },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+#define SN(f) offsetof(struct cs_cfg_sni, f)
+static const struct keydef sni_keys[] = {
+	{ "type", V_ENUM, SN(type), ANY, e_sni_type },
+	{ "certs", V_LIST, SN(certs), ANY, NULL },
+	{ "map", V_PATH, SN(map), T(CS_SNI_POSTFIX), NULL },
+	{ "map_type", V_STR, SN(map_type), T(CS_SNI_POSTFIX), e_sni_map_type },
+	{ "conf", V_PATH, SN(conf), T(CS_SNI_DOVECOT), NULL },
+	{ "dovecot_version", V_ENUM, SN(dovecot_version), T(CS_SNI_DOVECOT), e_dovecot_version },
+	{ "mode", V_MODE, SN(mode), ANY, NULL },
+	{ "reload", V_LIST, SN(reload), ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },
 };
 
@@ -841,7 +861,7 @@ static bool valid_section_name(const char *s)
 }
 
 static const char *const section_types[] = { "agent",	    "issuer", "cert", "capath",
-					      "clientcerts", "reload", NULL };
+					      "clientcerts", "sni",    "reload", NULL };
 
 /* Parses a section header line: [type "name"] or [agent]. */
 static void start_section(struct parser *p, const char *line)
@@ -881,7 +901,7 @@ static void start_section(struct parser *p, const char *line)
 	if (section_types[i] == NULL) {
 		add_error(p->errs,
 			  "%s:%d: [%s]: unknown section (known: agent, issuer, cert, capath, "
-			  "clientcerts, reload)",
+			  "clientcerts, sni, reload)",
 			  p->file, p->line, shown(type));
 		return;
 	}
@@ -1026,7 +1046,7 @@ static bool known_key(const char *name)
 {
 	static const struct keydef *const tables[] = { agent_keys,	  issuer_keys, cert_keys,
 						       capath_keys,	  clientcerts_keys,
-						       reload_keys };
+						       sni_keys,	  reload_keys };
 
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct keydef *d = tables[t]; d->key; d++)
@@ -1469,6 +1489,27 @@ static void build_clientcerts(struct parser *p, struct raw_section *s,
 	c->map_type = dup_default(c->map_type, "hash");
 }
 
+static void build_sni(struct parser *p, struct raw_section *s, struct cs_cfg_sni *n)
+{
+	int type = section_subtype(p, s, e_sni_type);
+
+	n->name = strdup(s->name);
+	n->origin = (struct cs_cfg_origin){ s->file, s->line };
+	n->dovecot_version = 23;
+	if (type < 0)
+		return;
+	n->mode = type == CS_SNI_POSTFIX ? 0600 : 0644;
+	apply_keys(p, s, sni_keys, n, type, e_sni_type[type].name);
+	require(p, s, n->certs.n > 0 ? "" : NULL, "certs", " (the [cert] sections it serves)");
+	if (type == CS_SNI_POSTFIX) {
+		require(p, s, n->map, "map",
+			" (the source file of tls_server_sni_maps; postmap -F builds MAP.db)");
+		n->map_type = dup_default(n->map_type, "hash");
+	} else {
+		require(p, s, n->conf, "conf", " (the include file of local_name blocks to write)");
+	}
+}
+
 static void build_reload(struct parser *p, struct raw_section *s, struct cs_cfg_reload *r)
 {
 	int type = section_subtype(p, s, e_reload_type);
@@ -1697,6 +1738,7 @@ static void check_system_paths(struct parser *p)
 		{ "cert", "chain" },	 { "cert", "keyfile" },	      { "capath", "dir" },
 		{ "capath", "cafile" },	 { "clientcerts", "map" },    { "agent", "state_dir" },
 		{ "agent", "metrics_file" }, { "agent", "live_dir" },     { "cert", "live_dir" },
+		{ "sni", "map" },	     { "sni", "conf" },
 	};
 
 	for (size_t i = 0; i < p->n_secs; i++) {
@@ -1785,6 +1827,188 @@ static void check_unsafe_files(struct parser *p)
 	}
 }
 
+/* Postfix looks a wildcard's names up under the parent domain with a leading dot. */
+static char *sni_table_name(const struct cs_cfg_sni *n, const char *name)
+{
+	if (n->type == CS_SNI_POSTFIX && strncmp(name, "*.", 2) == 0)
+		return strdup(name + 1);
+	return strdup(name);
+}
+
+/*
+ * The files an [sni] entry names for cert c. Postfix embeds them when the map
+ * is built (after each deploy), so one key-first file is best: the bundle,
+ * else the live directory's bundle.pem, else keyfile followed by fullchain.
+ * Dovecot reads them at each reload: the live pair first (atomic as a pair),
+ * else the bundle for both, else keyfile and fullchain (not atomic: warned).
+ */
+static int sni_files(struct parser *p, const struct cs_cfg_sni *n, const struct cs_cfg_cert *c,
+		     char **key, char **chain)
+{
+	const char *k = NULL, *ch = NULL;
+	const char *full = c->fullchain != NULL ? c->fullchain : c->cert;
+
+	if (n->type == CS_SNI_DOVECOT && c->live_dir != NULL) {
+		k = c->live_path[4];
+		ch = c->live_path[1];
+	} else if (c->bundle != NULL) {
+		ch = c->bundle;
+	} else if (c->live_dir != NULL) {
+		ch = c->live_path[0];
+	} else if (c->keyfile != NULL && full != NULL) {
+		k = c->keyfile;
+		ch = full;
+		if (n->type == CS_SNI_DOVECOT)
+			add_warning(p->cfg,
+				    "%s:%d: [sni \"%s\"]: cert %s has separate keyfile and %s: "
+				    "Dovecot may read them mismatched during a renewal; give the "
+				    "cert a bundle or a live_dir",
+				    n->origin.file, n->origin.line, n->name, c->name,
+				    c->fullchain != NULL ? "fullchain" : "cert");
+	} else {
+		return -1;
+	}
+	*key = k != NULL ? strdup(k) : NULL;
+	*chain = strdup(ch);
+	return 0;
+}
+
+struct cert_node {
+	struct cs_htab_node node;
+	struct cs_cfg_cert *c;
+};
+
+static struct cs_cfg_cert *find_cert(const struct cs_htab *t, const char *name)
+{
+	uint64_t h = cs_htab_hash(name, CS_HTAB_SEED);
+
+	for (struct cs_htab_node *n = cs_htab_first(t, h); n != NULL; n = cs_htab_next(n, h)) {
+		struct cert_node *cn = cs_htab_entry(n, struct cert_node, node);
+		if (strcmp(cn->c->name, name) == 0)
+			return cn->c;
+	}
+	return NULL;
+}
+
+static void list_add_once(struct cs_cfg_list *l, const char *v)
+{
+	char **n;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], v) == 0)
+			return;
+	if ((n = realloc(l->v, (l->n + 2) * sizeof(*n))) == NULL)
+		return;
+	l->v = n;
+	if ((n[l->n] = strdup(v)) != NULL)
+		n[++l->n] = NULL;
+}
+
+/*
+ * The entries of each [sni]: its certs looked up, their names and files;
+ * each cert learns its sections and takes their reload names.
+ */
+static void resolve_snis(struct parser *p, struct raw_section **sni_secs)
+{
+	struct cs_config *cfg = p->cfg;
+	struct cs_htab certs = { 0 };
+	struct cert_node *nodes = calloc(cfg->n_certs + 1, sizeof(*nodes));
+	char err[600];
+
+	if (nodes == NULL)
+		return;
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		nodes[i].c = &cfg->certs[i];
+		if (cfg->certs[i].name != NULL)
+			cs_htab_insert(&certs, &nodes[i].node, cs_htab_hash(cfg->certs[i].name,
+									    CS_HTAB_SEED));
+	}
+	for (size_t i = 0; i < cfg->n_snis; i++) {
+		struct cs_cfg_sni *n = &cfg->snis[i];
+		struct raw_section *s = sni_secs[i];
+		const struct raw_pair *kv = find_pair(s, "certs");
+		size_t cap = 0;
+
+		check_refs(p, s, "reload", &n->reload, "reload", has_reload);
+		for (size_t k = 0; k < n->reload.n; k++) {
+			const struct cs_cfg_reload *r = cs_config_reload(cfg, n->reload.v[k]);
+			if (r == NULL)
+				continue;
+			if (r->type == CS_RELOAD_POSTFIX && n->config_dir == NULL && r->config_dir)
+				n->config_dir = strdup(r->config_dir);
+			if (r->type == CS_RELOAD_DOVECOT && n->dovecot_config == NULL && r->config)
+				n->dovecot_config = strdup(r->config);
+		}
+		for (size_t k = 0; k < n->certs.n; k++) {
+			struct cs_cfg_cert *c = find_cert(&certs, n->certs.v[k]);
+			char *key = NULL, *chain = NULL;
+
+			if (c == NULL) {
+				snprintf(err, sizeof(err), "no [cert \"%s\"] section is defined",
+					 n->certs.v[k]);
+				pair_error(p, s, kv, err);
+				continue;
+			}
+			if (c->n_sni > 0 && c->sni[c->n_sni - 1] == n) {
+				snprintf(err, sizeof(err), "cert %s is listed twice", c->name);
+				pair_error(p, s, kv, err);
+				continue;
+			}
+			if (sni_files(p, n, c, &key, &chain) < 0) {
+				snprintf(err, sizeof(err),
+					 "cert %s has no output holding its key and chain (a bundle, "
+					 "a live_dir, or keyfile with fullchain or cert)",
+					 c->name);
+				pair_error(p, s, kv, err);
+				continue;
+			}
+			const struct cs_cfg_sni **v = realloc((void *)c->sni,
+							      (c->n_sni + 1) * sizeof(*v));
+			if (v != NULL) {
+				v[c->n_sni++] = n;
+				c->sni = v;
+			}
+			for (size_t r = 0; r < n->reload.n; r++)
+				list_add_once(&c->reload, n->reload.v[r]);
+			for (size_t m = 0; m < c->names.n; m++) {
+				struct cs_cfg_sni_entry *e;
+				char *tn = sni_table_name(n, c->names.v[m]);
+
+				for (size_t q = 0; tn != NULL && q < n->n_entries; q++) {
+					if (strcmp(n->entries[q].name, tn) != 0)
+						continue;
+					snprintf(err, sizeof(err),
+						 "the name %s is in both cert %s and cert %s",
+						 c->names.v[m], n->entries[q].cert->name, c->name);
+					pair_error(p, s, kv, err);
+					free(tn);
+					tn = NULL;
+				}
+				if (tn == NULL)
+					continue;
+				if (n->n_entries == cap) {
+					cap = cap ? cap * 2 : 8;
+					e = realloc(n->entries, cap * sizeof(*e));
+					if (e == NULL) {
+						free(tn);
+						break;
+					}
+					n->entries = e;
+				}
+				e = &n->entries[n->n_entries++];
+				e->name = tn;
+				e->cert = c;
+				e->key = key != NULL ? strdup(key) : NULL;
+				e->chain = strdup(chain);
+			}
+			free(key);
+			free(chain);
+		}
+	}
+	cs_htab_clear(&certs);
+	free(nodes);
+}
+
 static void build_all(struct parser *p)
 {
 	struct cs_config *cfg = p->cfg;
@@ -1792,14 +2016,16 @@ static void build_all(struct parser *p)
 	struct raw_section **cert_secs = calloc(p->n_secs + 1, sizeof(*cert_secs));
 	struct raw_section **capath_secs = calloc(p->n_secs + 1, sizeof(*capath_secs));
 	struct raw_section **cc_secs = calloc(p->n_secs + 1, sizeof(*cc_secs));
+	struct raw_section **sni_secs = calloc(p->n_secs + 1, sizeof(*sni_secs));
 
 	cfg->issuers = calloc(p->n_secs + 1, sizeof(*cfg->issuers));
 	cfg->certs = calloc(p->n_secs + 1, sizeof(*cfg->certs));
 	cfg->capaths = calloc(p->n_secs + 1, sizeof(*cfg->capaths));
 	cfg->clientcerts = calloc(p->n_secs + 1, sizeof(*cfg->clientcerts));
 	cfg->reloads = calloc(p->n_secs + 1, sizeof(*cfg->reloads));
-	if (!cert_secs || !capath_secs || !cc_secs || !cfg->issuers || !cfg->certs ||
-	    !cfg->capaths || !cfg->clientcerts || !cfg->reloads) {
+	cfg->snis = calloc(p->n_secs + 1, sizeof(*cfg->snis));
+	if (!cert_secs || !capath_secs || !cc_secs || !sni_secs || !cfg->issuers || !cfg->certs ||
+	    !cfg->capaths || !cfg->clientcerts || !cfg->reloads || !cfg->snis) {
 		add_error(p->errs, "out of memory");
 		goto out;
 	}
@@ -1818,6 +2044,9 @@ static void build_all(struct parser *p)
 		} else if (strcmp(s->type, "clientcerts") == 0) {
 			cc_secs[cfg->n_clientcerts] = s;
 			build_clientcerts(p, s, &cfg->clientcerts[cfg->n_clientcerts++]);
+		} else if (strcmp(s->type, "sni") == 0) {
+			sni_secs[cfg->n_snis] = s;
+			build_sni(p, s, &cfg->snis[cfg->n_snis++]);
 		} else if (strcmp(s->type, "reload") == 0)
 			build_reload(p, s, &cfg->reloads[cfg->n_reloads++]);
 	}
@@ -1854,6 +2083,7 @@ static void build_all(struct parser *p)
 	for (size_t i = 0; i < cfg->n_clientcerts; i++)
 		check_refs(p, cc_secs[i], "reload", &cfg->clientcerts[i].reload, "reload",
 			   has_reload);
+	resolve_snis(p, sni_secs);
 	check_output_paths(p, cert_secs);
 	check_system_paths(p);
 	check_unsafe_files(p);
@@ -1861,6 +2091,7 @@ out:
 	free(cert_secs);
 	free(capath_secs);
 	free(cc_secs);
+	free(sni_secs);
 }
 
 /* Reads the drop-ins named by [agent] include, relative to the main file. */
@@ -2044,6 +2275,7 @@ static void free_cert(struct cs_cfg_cert *c)
 		free(c->live_path[k]);
 	list_free(&c->reload);
 	list_free(&c->verify);
+	free((void *)c->sni);
 }
 
 void cs_config_free(struct cs_config *cfg)
@@ -2092,6 +2324,24 @@ void cs_config_free(struct cs_config *cfg)
 		free(r->args);
 	}
 	free(cfg->reloads);
+	for (size_t i = 0; i < cfg->n_snis; i++) {
+		struct cs_cfg_sni *n = &cfg->snis[i];
+		free(n->name);
+		list_free(&n->certs);
+		free(n->map);
+		free(n->map_type);
+		free(n->conf);
+		list_free(&n->reload);
+		free(n->config_dir);
+		free(n->dovecot_config);
+		for (size_t k = 0; k < n->n_entries; k++) {
+			free(n->entries[k].name);
+			free(n->entries[k].key);
+			free(n->entries[k].chain);
+		}
+		free(n->entries);
+	}
+	free(cfg->snis);
 	free(cfg);
 }
 

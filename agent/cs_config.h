@@ -132,6 +132,8 @@ struct cs_cfg_cert {
 	int64_t verify_timeout;    /* seconds a probe may wait for the new certificate; 0: 30 */
 	struct cs_cfg_span renew_before; /* overrides [agent] when set */
 	struct cs_cfg_span jitter;
+	const struct cs_cfg_sni *const *sni; /* the [sni] sections that name this cert */
+	size_t n_sni;
 };
 
 struct cs_cfg_capath {
@@ -154,6 +156,38 @@ struct cs_cfg_clientcerts {
 	enum cs_fp_of fingerprint;
 	char *map_type; /* hash | lmdb | cdb | texthash (no postmap) */
 	struct cs_cfg_list reload;
+};
+
+enum cs_sni_type { CS_SNI_POSTFIX = 0, CS_SNI_DOVECOT };
+
+/* One server name of an [sni] section and the files its server reads for it. */
+struct cs_cfg_sni_entry {
+	char *name;  /* as the table takes it: "*.example.com" is ".example.com" for Postfix */
+	const struct cs_cfg_cert *cert;
+	char *key;   /* NULL: chain holds the key first (a bundle) */
+	char *chain; /* the leaf and its chain */
+};
+
+/*
+ * [sni "NAME"]: a per-name table of the certs it lists, for Postfix
+ * (tls_server_sni_maps, built with postmap -F) or Dovecot (an include of
+ * local_name blocks). Its reload names are added to each of its certs'.
+ */
+struct cs_cfg_sni {
+	char *name;
+	struct cs_cfg_origin origin;
+	enum cs_sni_type type;
+	struct cs_cfg_list certs; /* [cert] names */
+	char *map;                /* postfix: the map's source file */
+	char *map_type;           /* postfix: hash (default), btree, lmdb, cdb */
+	char *conf;               /* dovecot: the include file written */
+	int dovecot_version;      /* dovecot: 23 or 24 (setting names) */
+	mode_t mode;              /* of the files written (postfix 0600, dovecot 0644) */
+	struct cs_cfg_list reload;
+	char *config_dir;         /* postmap -c: a postfix reloader's config_dir; NULL: none */
+	char *dovecot_config;     /* doveconf -c: a dovecot reloader's config; NULL: none */
+	struct cs_cfg_sni_entry *entries;
+	size_t n_entries;
 };
 
 enum cs_reload_type {
@@ -189,6 +223,8 @@ struct cs_config {
 	size_t n_clientcerts;
 	struct cs_cfg_reload *reloads;
 	size_t n_reloads;
+	struct cs_cfg_sni *snis;
+	size_t n_snis;
 	/* Complaints that do not stop the configuration from being used ("FILE: ..."). */
 	struct cs_cfg_list warnings;
 };

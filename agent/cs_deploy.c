@@ -9,6 +9,7 @@
 #include "cs_fp.h"
 #include "cs_ingest.h"
 #include "cs_livedir.h"
+#include "cs_sni.h"
 #include "cs_state.h"
 
 #include <ctype.h>
@@ -493,5 +494,7 @@ int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *pr
 	d.valid = true;
 	if (written != NULL)
 		*written = d;
+	/* Postfix's SNI map embeds the files: rebuilt before the services reload. */
+	cs_sni_after_deploy(c);
 	return 0;
 }

@@ -423,6 +423,73 @@ START_TEST(test_config_live_dir)
 }
 END_TEST
 
+START_TEST(test_config_sni)
+{
+	struct cs_cfg_errors errs;
+	char *path = cs_test_write(tmp, "sni.conf",
+				   "[agent]\nlive_dir = /srv/live\n"
+				   "[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n"
+				   "[cert \"a\"]\nissuer = ca\nnames = a.example, *.a.example\n"
+				   "live_dir = none\nbundle = /srv/a.pem\nreload = pf\n"
+				   "[cert \"b\"]\nissuer = ca\nnames = b.example\n"
+				   "[cert \"c\"]\nissuer = ca\nnames = c.example\nlive_dir = none\n"
+				   "keyfile = /srv/c.key\nfullchain = /srv/c.pem\n"
+				   "[sni \"pf\"]\ntype = postfix\ncerts = a, b, c\n"
+				   "map = /etc/pf/sni\nreload = pf\n"
+				   "[sni \"dc\"]\ntype = dovecot\ncerts = b, c\n"
+				   "conf = /etc/dc/sni.conf\ndovecot_version = 2.4\nreload = dc\n"
+				   "[reload \"pf\"]\ntype = postfix\nconfig_dir = /etc/pf\n"
+				   "[reload \"dc\"]\ntype = dovecot\nconfig = /etc/dc/dovecot.conf\n",
+				   0644);
+	struct cs_config *cfg = cs_config_load(path, &errs);
+	const struct cs_cfg_sni *pf, *dc;
+
+	for (size_t i = 0; cfg == NULL && i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.v[i]);
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_uint_eq(cfg->n_snis, 2);
+	pf = &cfg->snis[0];
+	dc = &cfg->snis[1];
+	ck_assert_int_eq(pf->type, CS_SNI_POSTFIX);
+	ck_assert_str_eq(pf->map_type, "hash");
+	ck_assert_int_eq(pf->mode, 0600);
+	ck_assert_str_eq(pf->config_dir, "/etc/pf");
+	/* Postfix: one key-first file where there is one; a wildcard as ".parent". */
+	ck_assert_uint_eq(pf->n_entries, 4);
+	ck_assert_str_eq(pf->entries[0].name, "a.example");
+	ck_assert_str_eq(pf->entries[1].name, ".a.example");
+	ck_assert_ptr_null(pf->entries[1].key);
+	ck_assert_str_eq(pf->entries[1].chain, "/srv/a.pem");
+	ck_assert_str_eq(pf->entries[2].name, "b.example");
+	ck_assert_ptr_null(pf->entries[2].key);
+	ck_assert_str_eq(pf->entries[2].chain, "/srv/live/b/bundle.pem");
+	ck_assert_str_eq(pf->entries[3].key, "/srv/c.key");
+	ck_assert_str_eq(pf->entries[3].chain, "/srv/c.pem");
+	/* Dovecot: the live pair, read at each reload; 2.4 names; its own mode. */
+	ck_assert_int_eq(dc->type, CS_SNI_DOVECOT);
+	ck_assert_int_eq(dc->dovecot_version, 24);
+	ck_assert_int_eq(dc->mode, 0644);
+	ck_assert_str_eq(dc->dovecot_config, "/etc/dc/dovecot.conf");
+	ck_assert_uint_eq(dc->n_entries, 2);
+	ck_assert_str_eq(dc->entries[0].key, "/srv/live/b/privkey.pem");
+	ck_assert_str_eq(dc->entries[0].chain, "/srv/live/b/fullchain.pem");
+	/* Separate key and chain files for Dovecot: a warning names the cert. */
+	ck_assert_uint_eq(cfg->warnings.n, 1);
+	ck_assert_msg(strstr(cfg->warnings.v[0], "[sni \"dc\"]: cert c has separate keyfile"),
+		      "%s", cfg->warnings.v[0]);
+	/* Each cert knows its tables and reloads their services once. */
+	ck_assert_uint_eq(cfg->certs[0].n_sni, 1);
+	ck_assert_uint_eq(cfg->certs[0].reload.n, 1);
+	ck_assert_uint_eq(cfg->certs[1].n_sni, 2);
+	ck_assert_ptr_eq(cfg->certs[1].sni[1], dc);
+	ck_assert_uint_eq(cfg->certs[1].reload.n, 2);
+	ck_assert_str_eq(cfg->certs[1].reload.v[0], "pf");
+	ck_assert_str_eq(cfg->certs[1].reload.v[1], "dc");
+	cs_config_free(cfg);
+	free(path);
+}
+END_TEST
+
 /*
  * Each case: a configuration (appended to a valid base that defines issuer
  * "ca", reloader "pf" and cert "base") and the error expected, as the line
@@ -570,6 +637,30 @@ static const struct {
 	  16, "keyfile: /srv/live/m.key is inside live_dir /srv/live" },
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nlive_dir = none\n", 12,
 	  "no output: set at least one of bundle, fullchain, cert, chain, keyfile, live_dir" },
+	{ "[sni \"s\"]\ncerts = base\nmap = /srv/sni\n", 12, "'type' is required (one of: postfix" },
+	{ "[sni \"s\"]\ntype = postfix\ncerts = base\n", 12, "'map' is required" },
+	{ "[sni \"s\"]\ntype = dovecot\ncerts = base\n", 12, "'conf' is required" },
+	{ "[sni \"s\"]\ntype = postfix\nmap = /srv/sni\n", 12, "'certs' is required" },
+	{ "[sni \"s\"]\ntype = postfix\ncerts = base, nope\nmap = /srv/sni\n", 14,
+	  "certs: no [cert \"nope\"] section is defined" },
+	{ "[sni \"s\"]\ntype = postfix\ncerts = base, base\nmap = /srv/sni\n", 14,
+	  "certs: cert base is listed twice" },
+	{ "[sni \"s\"]\ntype = postfix\ncerts = base\nmap = /srv/sni\nmap_type = texthash\n", 16,
+	  "map_type: 'texthash' is not one of: hash, btree, lmdb, cdb" },
+	{ "[sni \"s\"]\ntype = dovecot\ncerts = base\nconf = /srv/s.conf\nmap = /srv/sni\n", 16,
+	  "map: not a key of type = dovecot" },
+	{ "[sni \"s\"]\ntype = dovecot\ncerts = base\nconf = /srv/s.conf\ndovecot_version = 3\n",
+	  16, "dovecot_version: '3' is not one of: 2.3, 2.4" },
+	{ "[sni \"s\"]\ntype = postfix\ncerts = base\nmap = /srv/sni\nreload = dc\n", 16,
+	  "reload: no [reload \"dc\"] section is defined" },
+	{ "[sni \"s\"]\ntype = postfix\ncerts = base\nmap = /proc/sni\n", 15,
+	  "map: /proc/sni is under /proc" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nfullchain = /srv/m.pem\n"
+	  "[sni \"s\"]\ntype = postfix\ncerts = m\nmap = /srv/sni\n",
+	  18, "certs: cert m has no output holding its key and chain" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = base.example\nbundle = /srv/m.pem\n"
+	  "[sni \"s\"]\ntype = postfix\ncerts = base, m\nmap = /srv/sni\n",
+	  18, "certs: the name base.example is in both cert base and cert m" },
 };
 
 START_TEST(test_config_errors)
@@ -923,6 +1014,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_config_good_file);
 	tcase_add_test(tc, test_config_defaults);
 	tcase_add_test(tc, test_config_live_dir);
+	tcase_add_test(tc, test_config_sni);
 	tcase_add_test(tc, test_config_base_is_valid);
 	tcase_add_loop_test(tc, test_config_errors, 0,
 			    sizeof(error_cases) / sizeof(error_cases[0]));

@@ -101,11 +101,11 @@ int pl_build(struct cs_pipeline *pl)
 		if (pi->is == NULL)
 			return -ENOMEM;
 	}
-	if (cfg->n_capaths > 0 || cfg->n_clientcerts > 0) {
+	if (cfg->n_capaths > 0 || cfg->n_clientcerts > 0 || cfg->n_snis > 0) {
 		char err[512] = "";
 		pl->capsync = cs_capsync_new(pl->loop, cfg, pl_on_capsync_done, pl, err, sizeof(err));
 		if (pl->capsync == NULL) {
-			cs_err("the [capath] and [clientcerts] directories cannot be kept in sync: %s",
+			cs_err("the [capath], [clientcerts] and [sni] sections cannot be kept in sync: %s",
 			       err);
 			pl->once_failures++; /* reported only by a --once pass */
 		}

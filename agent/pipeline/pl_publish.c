@@ -94,8 +94,13 @@ void pl_capsync_outputs_changed(struct cs_pipeline *pl, const struct cert *c)
 	struct cs_deploy_outputs o;
 	char dir[PATH_MAX];
 
+	if (pl->capsync == NULL)
+		return;
+	/* The [sni] tables that name c: checked (and retried) after the deploy's own build. */
+	if (c->cfg->n_sni > 0)
+		cs_capsync_cert_changed(pl->capsync, c->cfg->name);
 	/* The daemon hears of them through inotify; --once has no watch. */
-	if (pl->capsync == NULL || !pl->once)
+	if (!pl->once)
 		return;
 	cs_deploy_outputs_of(c->cfg, &o);
 	for (size_t i = 0; i < o.n; i++) {

@@ -37,7 +37,8 @@ postfix_stop() {
 }
 
 # postfix_start DIR BUNDLE PORT: a private Postfix with smtpd on 127.0.0.1:PORT
-# serving BUNDLE (smtpd_tls_chain_files) over STARTTLS.
+# serving BUNDLE (smtpd_tls_chain_files) over STARTTLS. Lines in
+# $POSTFIX_EXTRA are added to main.cf.
 postfix_start() {
 	local d=$1 bundle=$2 port=$3
 	mkdir -p "$d/queue" "$d/data"
@@ -58,6 +59,7 @@ smtpd_tls_chain_files = $bundle
 smtpd_tls_security_level = may
 maillog_file = $d/maillog
 maillog_file_prefixes = /var, $d
+${POSTFIX_EXTRA:-}
 CF
 	sed -e 's/^smtp \{1,\}inet.*/#&/' /etc/postfix/master.cf >"$d/master.cf"
 	echo "127.0.0.1:$port inet n - n - - smtpd" >>"$d/master.cf"
@@ -69,7 +71,8 @@ CF
 
 # dovecot_start DIR CERT KEY IMAP_PORT POP3_PORT IMAPS_PORT [SIEVE_PORT]: a
 # private Dovecot with IMAP (STARTTLS), POP3 (STLS) and IMAPS on 127.0.0.1,
-# and ManageSieve (STARTTLS) when SIEVE_PORT is given.
+# and ManageSieve (STARTTLS) when SIEVE_PORT is given. Lines in
+# $DOVECOT_EXTRA are added to dovecot.conf.
 dovecot_start() {
 	local d=$1 cert=$2 key=$3 imap=$4 pop3=$5 imaps=$6 sieve=${7:-}
 	local protocols="imap pop3" sieve_service=""
@@ -118,6 +121,7 @@ service pop3-login {
   }
 }
 $sieve_service
+${DOVECOT_EXTRA:-}
 service stats {
   unix_listener stats-reader {
     mode = 0666

@@ -221,6 +221,101 @@ START_TEST(test_examine_adopts_only_a_sound_chain)
 }
 END_TEST
 
+/* The SHA-256 of the first certificate in path, as openssl prints it. */
+static char *sha_of(const char *path)
+{
+	char *cmd, *out = NULL;
+
+	ck_assert_int_ge(asprintf(&cmd, "openssl x509 -in %s -noout -fingerprint -sha256", path),
+			 0);
+	ck_assert_int_eq(cs_test_run(cmd, &out), 0);
+	free(cmd);
+	return out;
+}
+
+/*
+ * A deploy that fails at a fixed-path output after the live directory was
+ * switched puts everything back: the live link leads to the previous
+ * generation again, and the fixed outputs written before the failure hold
+ * the previous certificate.
+ */
+START_TEST(test_examine_failed_deploy_puts_live_back)
+{
+	struct cs_cfg_errors errs;
+	char *conf, *cmd, *live_cert, *blocked, *sha1, *sha2, *got, err[1024] = "";
+	struct cs_config *lc;
+	const struct cs_cfg_cert *c;
+	cs_material *m1, *m2;
+	FILE *f;
+
+	/* A second leaf for the same key, from the same intermediate. */
+	ck_assert_int_ge(asprintf(&cmd,
+				  "cd %s/pki && openssl req -new -key leaf.key -subj /CN=leaf.example.test "
+				  "-out leaf2.csr && openssl x509 -req -in leaf2.csr -CA int.pem -CAkey "
+				  "int.key -set_serial 0x0ABCDEF013 -days 90 -extfile ext.cnf "
+				  "-extensions leaf -out leaf2.pem 2>/dev/null",
+				  tmp),
+			 0);
+	ck_assert_int_eq(cs_test_run(cmd, NULL), 0);
+	free(cmd);
+	ck_assert_int_ge(asprintf(&conf, "%s/live.conf", tmp), 0);
+	ck_assert_int_ge(asprintf(&blocked, "%s/blocked", tmp), 0);
+	ck_assert_int_eq(mkdir(blocked, 0700), 0);
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f,
+		"[agent]\nstate_dir = %s/state\nsocket = %s/sock\nlive_dir = %s/live\n\n"
+		"[issuer \"local\"]\ntype = local-ca\ndir = %s/ca\n\n"
+		"[cert \"mail\"]\nissuer = local\nnames = leaf.example.test\nkey = ec:P-256\n"
+		"fullchain = %s/out/mail.crt\nkeyfile = %s/mail.key\n",
+		tmp, tmp, tmp, tmp, tmp, blocked);
+	fclose(f);
+	lc = cs_config_load(conf, &errs);
+	ck_assert_msg(lc != NULL, "%s", errs.n > 0 ? errs.v[0] : "?");
+	c = cs_config_cert(lc, "mail");
+	ck_assert_int_ge(asprintf(&live_cert, "%s/live/mail/cert.pem", tmp), 0);
+
+	m1 = answer("leaf.pem int.pem");
+	ck_assert_msg(cs_deploy(c, m1, NULL, lc->agent.state_dir, 1, time(NULL), NULL, err,
+				sizeof(err)) == 0,
+		      "%s", err);
+	sha1 = sha_of(live_cert);
+	/* The key file's directory becomes a file: that write fails, after the others. */
+	cs_test_rmrf(blocked);
+	free(cs_test_write(tmp, "blocked", "not a directory\n", 0600));
+	m2 = answer("leaf2.pem int.pem");
+	ck_assert_int_lt(cs_deploy(c, m2, m1, lc->agent.state_dir, 2, time(NULL), NULL, err,
+				   sizeof(err)),
+			 0);
+	ck_assert_msg(strstr(err, "mail.key"), "%s", err);
+	got = sha_of(live_cert);
+	ck_assert_str_eq(got, sha1);
+	free(got);
+	got = sha_of(c->fullchain);
+	ck_assert_str_eq(got, sha1);
+	free(got);
+	/* And once the key file can be written, the new one is deployed everywhere. */
+	ck_assert_int_eq(unlink(blocked), 0);
+	ck_assert_int_eq(mkdir(blocked, 0700), 0);
+	ck_assert_msg(cs_deploy(c, m2, m1, lc->agent.state_dir, 2, time(NULL), NULL, err,
+				sizeof(err)) == 0,
+		      "%s", err);
+	sha2 = sha_of(live_cert);
+	ck_assert_str_ne(sha2, sha1);
+	got = sha_of(c->fullchain);
+	ck_assert_str_eq(got, sha2);
+	free(got);
+	cs_material_free(m1);
+	cs_material_free(m2);
+	cs_config_free(lc);
+	free(sha1);
+	free(sha2);
+	free(live_cert);
+	free(blocked);
+	free(conf);
+}
+END_TEST
+
 Suite *examine_suite(void)
 {
 	Suite *s = suite_create("examine");
@@ -229,6 +324,7 @@ Suite *examine_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_examine_deploy_checks_the_chain, 0, NANSWERS);
+	tcase_add_test(tc, test_examine_failed_deploy_puts_live_back);
 	tcase_add_loop_test(tc, test_examine_adopts_only_a_sound_chain, 0, NPLACED);
 	suite_add_tcase(s, tc);
 	return s;

@@ -196,16 +196,16 @@ struct cs_acme {
 
 static const struct cs_issuer_ops acme_ops;
 
-static void job_fail(struct job *j, int status, const char *fmt, ...)
+static void cs_acme__job_fail(struct job *j, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static void send_rq(struct job *j);
-static void run_next(struct cs_acme *a);
-static void maybe_free(struct cs_acme *a);
-static void job_restart(struct job *j);
+static void cs_acme__send_rq(struct job *j);
+static void cs_acme__run_next(struct cs_acme *a);
+static void cs_acme__maybe_free(struct cs_acme *a);
+static void cs_acme__job_restart(struct job *j);
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int64_t now_s(void)
+static int64_t cs_acme__now_s(void)
 {
 	return (int64_t)time(NULL);
 }
@@ -215,12 +215,12 @@ static char *xstrdup(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
-static const char *dir_url(struct cs_acme *a, const char *key)
+static const char *cs_acme__dir_url(struct cs_acme *a, const char *key)
 {
 	return json_string_value(json_object_get(a->dir, key));
 }
 
-static void resp_reset(struct resp *r)
+static void cs_acme__resp_reset(struct resp *r)
 {
 	free(r->body);
 	free(r->location);
@@ -229,7 +229,7 @@ static void resp_reset(struct resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static void nonce_push(struct cs_acme *a, const char *n)
+static void cs_acme__nonce_push(struct cs_acme *a, const char *n)
 {
 	char *d = strdup(n);
 
@@ -243,19 +243,19 @@ static void nonce_push(struct cs_acme *a, const char *n)
 	a->nonces[a->n_nonces++] = d;
 }
 
-static char *nonce_pop(struct cs_acme *a)
+static char *cs_acme__nonce_pop(struct cs_acme *a)
 {
 	return a->n_nonces > 0 ? a->nonces[--a->n_nonces] : NULL;
 }
 
-static void nonces_clear(struct cs_acme *a)
+static void cs_acme__nonces_clear(struct cs_acme *a)
 {
 	while (a->n_nonces > 0)
 		free(a->nonces[--a->n_nonces]);
 }
 
 /* Trims trailing blanks from a body so that a problem document reads as one value. */
-static const char *body_text(struct resp *r)
+static const char *cs_acme__body_text(struct resp *r)
 {
 	if (r->body == NULL)
 		return "";
@@ -302,11 +302,11 @@ static void on_job_closed(uv_handle_t *h)
 	free(j);
 	assert(a->dying > 0);
 	a->dying--;
-	maybe_free(a);
+	cs_acme__maybe_free(a);
 }
 
 /* Frees what the job holds; its memory goes once its timer is closed. */
-static void job_free(struct job *j)
+static void cs_acme__job_free(struct job *j)
 {
 	if (j == NULL)
 		return;
@@ -330,7 +330,7 @@ static void job_free(struct job *j)
 		free(j->alts[i]);
 	free(j->rq.url);
 	free(j->rq.payload);
-	resp_reset(&j->resp);
+	cs_acme__resp_reset(&j->resp);
 	EVP_PKEY_free(j->work_key);
 	free(j->new_key_path);
 	j->a->dying++;
@@ -338,7 +338,7 @@ static void job_free(struct job *j)
 }
 
 /* Parses a PEM chain into leaf and issuers; returns 0 or -1. */
-static int parse_chain(const char *pem, X509 **leaf, STACK_OF(X509) **chain)
+static int cs_acme__parse_chain(const char *pem, X509 **leaf, STACK_OF(X509) **chain)
 {
 	BIO *b = BIO_new_mem_buf(pem, -1);
 	X509 *x;
@@ -386,7 +386,7 @@ static void job_deliver(struct job *j)
 	if (j->kind == JOB_ISSUE) {
 		struct cs_issue_result res = { .status = j->status, .retry_after = j->retry_after };
 		snprintf(res.error, sizeof(res.error), "%s", j->error);
-		if (res.status == 0 && parse_chain(j->chain_pem, &res.leaf, &res.chain) < 0) {
+		if (res.status == 0 && cs_acme__parse_chain(j->chain_pem, &res.leaf, &res.chain) < 0) {
 			res.status = -EPROTO;
 			snprintf(res.error, sizeof(res.error),
 				 "the CA sent no certificate chain in PEM");
@@ -401,13 +401,13 @@ static void job_deliver(struct job *j)
 	} else {
 		j->ari_cb(j->status, j->status == 0 ? &j->win : NULL, j->error, j->arg);
 	}
-	job_free(j);
+	cs_acme__job_free(j);
 	/* The responder stays while orders run or wait, so that a burst binds the port once. */
 	if (a->responder != NULL && TAILQ_EMPTY(&a->running) && TAILQ_EMPTY(&a->queue)) {
 		cs_acme_http01_close(a->responder, NULL, NULL);
 		a->responder = NULL;
 	}
-	run_next(a);
+	cs_acme__run_next(a);
 }
 
 static void cleanup_next(struct job *j);
@@ -424,9 +424,9 @@ static void after_cleanup_hook(struct job *j, int64_t st)
 	cleanup_next(j);
 }
 
-static void run_hook(struct job *j, const char *verb, struct chall *c,
+static void cs_acme__run_hook(struct job *j, const char *verb, struct chall *c,
 		     void (*next)(struct job *, int64_t));
-static void run_work(struct job *j, void (*fn)(struct job *), step_fn next);
+static void cs_acme__run_work(struct job *j, void (*fn)(struct job *), step_fn next);
 
 static void work_unlink(struct job *j)
 {
@@ -457,10 +457,10 @@ static void cleanup_next(struct job *j)
 	}
 	struct chall *c = &j->ch[j->idx];
 	if (c->type == CS_ACME_DNS01) {
-		run_hook(j, "del", c, after_cleanup_hook);
+		cs_acme__run_hook(j, "del", c, after_cleanup_hook);
 	} else if (c->file != NULL) {
 		j->work_ch = c;
-		run_work(j, work_unlink, after_unlink);
+		cs_acme__run_work(j, work_unlink, after_unlink);
 	} else {
 		if (a->responder != NULL)
 			cs_acme_http01_remove(a->responder, c->token);
@@ -470,14 +470,14 @@ static void cleanup_next(struct job *j)
 	}
 }
 
-static void job_end(struct job *j)
+static void cs_acme__job_end(struct job *j)
 {
 	j->cleaning = true;
 	j->idx = 0;
 	cleanup_next(j);
 }
 
-static void job_fail(struct job *j, int status, const char *fmt, ...)
+static void cs_acme__job_fail(struct job *j, int status, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -487,14 +487,14 @@ static void job_fail(struct job *j, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(j->error, sizeof(j->error), fmt, ap);
 	va_end(ap);
-	job_end(j);
+	cs_acme__job_end(j);
 }
 
 /* Continues with next, unless the issuer is closing. */
-static void step(struct job *j, step_fn next)
+static void cs_acme__step(struct job *j, step_fn next)
 {
 	if (j->cancelled && !j->cleaning) {
-		job_fail(j, -ECANCELED, "cancelled: the issuer is closing");
+		cs_acme__job_fail(j, -ECANCELED, "cancelled: the issuer is closing");
 		return;
 	}
 	next(j);
@@ -509,10 +509,10 @@ static void on_job_timer(uv_timer_t *t)
 	if (!j->on_timer)
 		return;
 	j->on_timer = false;
-	step(j, j->timer_next);
+	cs_acme__step(j, j->timer_next);
 }
 
-static void wait_then(struct job *j, int64_t ms, step_fn next)
+static void cs_acme__wait_then(struct job *j, int64_t ms, step_fn next)
 {
 	j->on_timer = true;
 	j->timer_next = next;
@@ -535,10 +535,10 @@ static void after_work_cb(uv_work_t *w, int status)
 		j->work_next(j);
 		return;
 	}
-	step(j, j->work_next);
+	cs_acme__step(j, j->work_next);
 }
 
-static void run_work(struct job *j, void (*fn)(struct job *), step_fn next)
+static void cs_acme__run_work(struct job *j, void (*fn)(struct job *), step_fn next)
 {
 	int rc;
 
@@ -566,7 +566,7 @@ static void on_hook_done(int64_t status, void *arg)
 }
 
 /* Runs dns_hook VERB NAME VALUE; next gets its exit status (-errno when it did not start). */
-static void run_hook(struct job *j, const char *verb, struct chall *c,
+static void cs_acme__run_hook(struct job *j, const char *verb, struct chall *c,
 		     void (*next)(struct job *, int64_t))
 {
 	struct cs_acme *a = j->a;
@@ -618,20 +618,20 @@ static void on_http(const struct cs_http_response *r, void *arg)
 	j->inflight = NULL;
 	if (r->status < 0) {
 		/* The server may be gone: start afresh next time (directory, nonces). */
-		nonces_clear(a);
+		cs_acme__nonces_clear(a);
 		json_decref(a->dir);
 		a->dir = NULL;
-		job_fail(j, r->status, "%s %s: %s", j->rq.method ? j->rq.method : "POST",
+		cs_acme__job_fail(j, r->status, "%s %s: %s", j->rq.method ? j->rq.method : "POST",
 			 j->rq.url, r->error);
 		return;
 	}
 	if (cs_http_header(r, "Replay-Nonce", 0, buf, sizeof(buf)) != NULL && buf[0] != '\0')
-		nonce_push(a, buf);
-	resp_reset(rs);
+		cs_acme__nonce_push(a, buf);
+	cs_acme__resp_reset(rs);
 	rs->code = r->code;
 	rs->body = malloc(r->len + 1);
 	if (rs->body == NULL) {
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
 	memcpy(rs->body, r->body, r->len);
@@ -640,7 +640,7 @@ static void on_http(const struct cs_http_response *r, void *arg)
 	if (cs_http_header(r, "Location", 0, buf, sizeof(buf)) != NULL)
 		rs->location = strdup(buf);
 	if (cs_http_header(r, "Retry-After", 0, buf, sizeof(buf)) != NULL) {
-		int64_t ra = cs_acme_msg_retry_after(buf, now_s());
+		int64_t ra = cs_acme_msg_retry_after(buf, cs_acme__now_s());
 		rs->retry_after = ra > 0 ? ra : 0;
 	}
 	for (size_t i = 0; cs_http_header(r, "Link", i, buf, sizeof(buf)) != NULL; i++)
@@ -652,18 +652,18 @@ static void on_http(const struct cs_http_response *r, void *arg)
 			cs_notice("acme %s: HTTP %ld from the CA: one order at a time for now",
 				  a->base.name, rs->code);
 		a->limit = 1;
-		if (rs->retry_after > 0 && now_s() + rs->retry_after > a->paused_until)
-			a->paused_until = now_s() + rs->retry_after;
+		if (rs->retry_after > 0 && cs_acme__now_s() + rs->retry_after > a->paused_until)
+			a->paused_until = cs_acme__now_s() + rs->retry_after;
 	}
 
 	if (rs->code < 400 || j->rq.method != NULL) {
 		if (rs->code >= 400 && !j->rq.accept_errors) {
 			j->retry_after = rs->retry_after;
-			job_fail(j, -EPROTO, "%s %s: HTTP %ld: %s", j->rq.method, j->rq.url,
-				 rs->code, body_text(rs));
+			cs_acme__job_fail(j, -EPROTO, "%s %s: HTTP %ld: %s", j->rq.method, j->rq.url,
+				 rs->code, cs_acme__body_text(rs));
 			return;
 		}
-		step(j, j->rq.next);
+		cs_acme__step(j, j->rq.next);
 		return;
 	}
 	type[0] = '\0';
@@ -671,14 +671,14 @@ static void on_http(const struct cs_http_response *r, void *arg)
 	if (strcmp(type, PB "badNonce") == 0 && ++j->rq.bad_nonce <= BAD_NONCE_MAX) {
 		cs_debug("acme %s: badNonce from %s, retrying (%d)", a->base.name, j->rq.url,
 			 j->rq.bad_nonce);
-		step(j, send_rq);
+		cs_acme__step(j, cs_acme__send_rq);
 		return;
 	}
 	if ((rs->code == 429 || rs->code == 503) && rs->retry_after > 0 &&
 	    rs->retry_after <= RETRY_AFTER_WAIT_MAX && ++j->rq.retries <= 3) {
 		cs_info("acme %s: %s: HTTP %ld, retrying in %lld s as the CA asks",
 			a->base.name, j->rq.url, rs->code, (long long)rs->retry_after);
-		wait_then(j, rs->retry_after * 1000, send_rq);
+		cs_acme__wait_then(j, rs->retry_after * 1000, cs_acme__send_rq);
 		return;
 	}
 	if (strcmp(type, PB "accountDoesNotExist") == 0 && !j->rq.jwk && !j->account_retried) {
@@ -688,16 +688,16 @@ static void on_http(const struct cs_http_response *r, void *arg)
 		free(a->kid);
 		a->kid = NULL;
 		j->account_retried = true;
-		step(j, job_restart);
+		cs_acme__step(j, cs_acme__job_restart);
 		return;
 	}
 	j->retry_after = rs->retry_after;
 	if (rs->code >= 400 && j->rq.accept_errors) {
-		step(j, j->rq.next);
+		cs_acme__step(j, j->rq.next);
 		return;
 	}
-	job_fail(j, rs->code == 429 || rs->code == 503 ? -EAGAIN : -EPROTO,
-		 "POST %s: HTTP %ld: %s", j->rq.url, rs->code, body_text(rs));
+	cs_acme__job_fail(j, rs->code == 429 || rs->code == 503 ? -EAGAIN : -EPROTO,
+		 "POST %s: HTTP %ld: %s", j->rq.url, rs->code, cs_acme__body_text(rs));
 }
 
 static void on_nonce(const struct cs_http_response *r, void *arg)
@@ -710,20 +710,20 @@ static void on_nonce(const struct cs_http_response *r, void *arg)
 	if (r->status < 0) {
 		json_decref(a->dir);
 		a->dir = NULL;
-		job_fail(j, r->status, "HEAD %s: %s", dir_url(a, "newNonce"), r->error);
+		cs_acme__job_fail(j, r->status, "HEAD %s: %s", cs_acme__dir_url(a, "newNonce"), r->error);
 		return;
 	}
 	if (cs_http_header(r, "Replay-Nonce", 0, buf, sizeof(buf)) == NULL || buf[0] == '\0') {
-		job_fail(j, -EPROTO, "HEAD %s: HTTP %ld without a Replay-Nonce",
-			 dir_url(a, "newNonce"), r->code);
+		cs_acme__job_fail(j, -EPROTO, "HEAD %s: HTTP %ld without a Replay-Nonce",
+			 cs_acme__dir_url(a, "newNonce"), r->code);
 		return;
 	}
-	nonce_push(a, buf);
-	step(j, send_rq);
+	cs_acme__nonce_push(a, buf);
+	cs_acme__step(j, cs_acme__send_rq);
 }
 
 /* Sends j->rq: a plain GET/HEAD, or a JWS POST with a nonce from the pool. */
-static void send_rq(struct job *j)
+static void cs_acme__send_rq(struct job *j)
 {
 	struct cs_acme *a = j->a;
 	struct cs_http_request hr = { .url = j->rq.url, .accept = j->rq.accept };
@@ -735,11 +735,11 @@ static void send_rq(struct job *j)
 		rc = cs_http_send(a->http, &hr, on_http, j, &j->inflight);
 		goto sent;
 	}
-	nonce = nonce_pop(a);
+	nonce = cs_acme__nonce_pop(a);
 	if (nonce == NULL) {
-		struct cs_http_request nr = { .method = "HEAD", .url = dir_url(a, "newNonce") };
+		struct cs_http_request nr = { .method = "HEAD", .url = cs_acme__dir_url(a, "newNonce") };
 		if (nr.url == NULL) {
-			job_fail(j, -EPROTO, "the directory has no newNonce");
+			cs_acme__job_fail(j, -EPROTO, "the directory has no newNonce");
 			return;
 		}
 		rc = cs_http_send(a->http, &nr, on_nonce, j, &j->inflight);
@@ -749,7 +749,7 @@ static void send_rq(struct job *j)
 			       err, sizeof(err));
 	free(nonce);
 	if (jws == NULL) {
-		job_fail(j, -EINVAL, "%s", err);
+		cs_acme__job_fail(j, -EINVAL, "%s", err);
 		return;
 	}
 	hr.method = "POST";
@@ -760,7 +760,7 @@ static void send_rq(struct job *j)
 	free(jws);
 sent:
 	if (rc < 0)
-		job_fail(j, rc, "%s: cannot send: %s", j->rq.url, strerror(-rc));
+		cs_acme__job_fail(j, rc, "%s: cannot send: %s", j->rq.url, strerror(-rc));
 }
 
 #define RQ_JWK 0x1           /* sign with the JWK (newAccount), not the kid */
@@ -771,7 +771,7 @@ sent:
  * Starts a request: method NULL for a signed POST (payload NULL: POST-as-GET;
  * the job takes payload). next runs with the answer in j->resp.
  */
-static void request(struct job *j, const char *method, const char *url, char *payload,
+static void cs_acme__request(struct job *j, const char *method, const char *url, char *payload,
 		    unsigned flags, step_fn next)
 {
 	free(j->rq.url);
@@ -786,26 +786,26 @@ static void request(struct job *j, const char *method, const char *url, char *pa
 	j->rq.next = next;
 	if (url == NULL) {
 		/* Another job dropped the directory after a transport error. */
-		job_fail(j, -EPROTO, "the ACME directory is gone (a request to the CA failed)");
+		cs_acme__job_fail(j, -EPROTO, "the ACME directory is gone (a request to the CA failed)");
 		return;
 	}
 	if (j->rq.url == NULL) {
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
-	send_rq(j);
+	cs_acme__send_rq(j);
 }
 
 /* Parses the response body as a JSON object (caller decrefs), or fails the job. */
-static json_t *resp_json(struct job *j)
+static json_t *cs_acme__resp_json(struct job *j)
 {
 	json_error_t je;
 	json_t *o = json_loadb(j->resp.body, j->resp.len, 0, &je);
 
 	if (!json_is_object(o)) {
 		json_decref(o);
-		job_fail(j, -EPROTO, "%s: the answer is not a JSON object: %.200s", j->rq.url,
-			 body_text(&j->resp));
+		cs_acme__job_fail(j, -EPROTO, "%s: the answer is not a JSON object: %.200s", j->rq.url,
+			 cs_acme__body_text(&j->resp));
 		return NULL;
 	}
 	return o;
@@ -813,14 +813,14 @@ static json_t *resp_json(struct job *j)
 
 /* ---- directory, account key, account ----------------------------------- */
 
-static void job_start(struct job *j);
-static void rollover(struct job *j);
+static void cs_acme__job_start(struct job *j);
+static void cs_acme__rollover(struct job *j);
 static int write_key(EVP_PKEY *key, const char *path, char *err, size_t errlen);
 
-static void on_directory(struct job *j)
+static void cs_acme__on_directory(struct job *j)
 {
 	struct cs_acme *a = j->a;
-	json_t *d = resp_json(j);
+	json_t *d = cs_acme__resp_json(j);
 
 	if (d == NULL)
 		return;
@@ -828,18 +828,18 @@ static void on_directory(struct job *j)
 	    !json_is_string(json_object_get(d, "newAccount")) ||
 	    !json_is_string(json_object_get(d, "newOrder"))) {
 		json_decref(d);
-		job_fail(j, -EPROTO, "%s: not an ACME directory (newNonce, newAccount, newOrder)",
+		cs_acme__job_fail(j, -EPROTO, "%s: not an ACME directory (newNonce, newAccount, newOrder)",
 			 a->directory);
 		return;
 	}
 	json_decref(a->dir);
 	a->dir = d;
 	cs_debug("acme %s: directory %s read%s", a->base.name, a->directory,
-		 dir_url(a, "renewalInfo") ? " (with renewalInfo)" : "");
-	job_start(j);
+		 cs_acme__dir_url(a, "renewalInfo") ? " (with renewalInfo)" : "");
+	cs_acme__job_start(j);
 }
 
-static void work_key(struct job *j)
+static void cs_acme__work_key(struct job *j)
 {
 	struct cs_acme *a = j->a;
 	FILE *f;
@@ -891,12 +891,12 @@ static void work_key(struct job *j)
 	j->work_rc = write_key(j->work_key, a->key_path, j->work_err, sizeof(j->work_err));
 }
 
-static void after_key(struct job *j)
+static void cs_acme__after_key(struct job *j)
 {
 	struct cs_acme *a = j->a;
 
 	if (j->work_rc < 0) {
-		job_fail(j, j->work_rc, "account key: %s", j->work_err);
+		cs_acme__job_fail(j, j->work_rc, "account key: %s", j->work_err);
 		return;
 	}
 	a->key = j->work_key;
@@ -904,13 +904,13 @@ static void after_key(struct job *j)
 	a->key_existed = j->work_key_existed;
 	a->thumb = cs_acme_jws_thumbprint(a->key);
 	if (a->thumb == NULL) {
-		job_fail(j, -ENOMEM, "cannot compute the account key's thumbprint");
+		cs_acme__job_fail(j, -ENOMEM, "cannot compute the account key's thumbprint");
 		return;
 	}
 	if (!a->key_existed)
 		cs_notice("acme %s: new account key %s (%s)", a->base.name, a->key_path,
 			  cs_acme_jws_alg(a->key));
-	job_start(j);
+	cs_acme__job_start(j);
 }
 
 static void on_account(struct job *j)
@@ -923,32 +923,32 @@ static void on_account(struct job *j)
 		if (a->key_existed && strcmp(type, PB "accountDoesNotExist") == 0) {
 			/* The key is ours but has no account at this CA yet. */
 			a->key_existed = false;
-			job_start(j);
+			cs_acme__job_start(j);
 			return;
 		}
-		job_fail(j, -EPROTO, "POST %s: HTTP %ld: %s", j->rq.url, j->resp.code,
-			 body_text(&j->resp));
+		cs_acme__job_fail(j, -EPROTO, "POST %s: HTTP %ld: %s", j->rq.url, j->resp.code,
+			 cs_acme__body_text(&j->resp));
 		return;
 	}
 	if (j->resp.location == NULL) {
-		job_fail(j, -EPROTO, "POST %s: no Location for the account", j->rq.url);
+		cs_acme__job_fail(j, -EPROTO, "POST %s: no Location for the account", j->rq.url);
 		return;
 	}
 	free(a->kid); /* two jobs may have registered again after accountDoesNotExist */
 	a->kid = strdup(j->resp.location);
 	if (a->kid == NULL) {
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
 	cs_notice("acme %s: account %s (%s)", a->base.name, a->kid,
 		  j->resp.code == 201 ? "created" : "found");
-	job_start(j);
+	cs_acme__job_start(j);
 }
 
-static void new_account(struct job *j)
+static void cs_acme__new_account(struct job *j)
 {
 	struct cs_acme *a = j->a;
-	const char *url = dir_url(a, "newAccount");
+	const char *url = cs_acme__dir_url(a, "newAccount");
 	json_t *p = json_object();
 	char err[512] = "", *payload;
 
@@ -970,13 +970,13 @@ static void new_account(struct job *j)
 						      sizeof(err));
 			if (eab == NULL) {
 				json_decref(p);
-				job_fail(j, -EINVAL, "external account binding: %s", err);
+				cs_acme__job_fail(j, -EINVAL, "external account binding: %s", err);
 				return;
 			}
 			json_object_set_new(p, "externalAccountBinding", eab);
 		} else if (json_is_true(json_object_get(meta, "externalAccountRequired"))) {
 			json_decref(p);
-			job_fail(j, -EINVAL,
+			cs_acme__job_fail(j, -EINVAL,
 				 "the CA requires external account binding: set eab_kid and "
 				 "eab_hmac_key");
 			return;
@@ -986,15 +986,15 @@ static void new_account(struct job *j)
 	json_decref(p);
 	if (payload == NULL)
 		goto nomem;
-	request(j, NULL, url, payload, RQ_JWK | RQ_ACCEPT_ERRORS, on_account);
+	cs_acme__request(j, NULL, url, payload, RQ_JWK | RQ_ACCEPT_ERRORS, on_account);
 	return;
 nomem:
-	job_fail(j, -ENOMEM, "out of memory");
+	cs_acme__job_fail(j, -ENOMEM, "out of memory");
 }
 
 /* ---- orders ------------------------------------------------------------- */
 
-static void new_order(struct job *j);
+static void cs_acme__new_order(struct job *j);
 static void authz_next(struct job *j);
 static void poll_order(struct job *j);
 static void finalize(struct job *j);
@@ -1013,8 +1013,8 @@ static int take_order(struct job *j, json_t *o)
 	if (json_is_array(az) && j->authzs == NULL)
 		j->authzs = json_incref(az);
 	if (j->finalize_url == NULL || j->authzs == NULL) {
-		job_fail(j, -EPROTO, "%s: an order without finalize or authorizations: %.300s",
-			 j->rq.url, body_text(&j->resp));
+		cs_acme__job_fail(j, -EPROTO, "%s: an order without finalize or authorizations: %.300s",
+			 j->rq.url, cs_acme__body_text(&j->resp));
 		return -1;
 	}
 	return 0;
@@ -1028,7 +1028,7 @@ static void poll_later(struct job *j)
 	if (j->resp.retry_after <= 0)
 		j->poll_delay_ms = j->poll_delay_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS
 								      : j->poll_delay_ms * 2;
-	wait_then(j, ms, poll_order);
+	cs_acme__wait_then(j, ms, poll_order);
 }
 
 /* Goes on from an order object according to its status. */
@@ -1042,7 +1042,7 @@ static void order_status(struct job *j, json_t *o)
 		st ? st : "(no status)");
 	if (st != NULL && strcmp(st, "valid") == 0) {
 		if (j->cert_url == NULL) {
-			job_fail(j, -EPROTO, "%s: a valid order without a certificate URL",
+			cs_acme__job_fail(j, -EPROTO, "%s: a valid order without a certificate URL",
 				 j->order_url);
 			return;
 		}
@@ -1051,16 +1051,16 @@ static void order_status(struct job *j, json_t *o)
 		finalize(j);
 	} else if (st != NULL && (strcmp(st, "pending") == 0 || strcmp(st, "ready") == 0 ||
 				  strcmp(st, "processing") == 0)) {
-		if (now_s() - j->poll_started > j->a->poll_timeout_s) {
-			job_fail(j, -ETIMEDOUT, "order %s still %s after %lld s", j->order_url, st,
+		if (cs_acme__now_s() - j->poll_started > j->a->poll_timeout_s) {
+			cs_acme__job_fail(j, -ETIMEDOUT, "order %s still %s after %lld s", j->order_url, st,
 				 (long long)j->a->poll_timeout_s);
 			return;
 		}
 		poll_later(j);
 	} else {
 		/* invalid: the reason is in the order's or a challenge's error, reported verbatim. */
-		job_fail(j, -EPROTO, "order %s is %s: %s", j->order_url, st ? st : "(no status)",
-			 body_text(&j->resp));
+		cs_acme__job_fail(j, -EPROTO, "order %s is %s: %s", j->order_url, st ? st : "(no status)",
+			 cs_acme__body_text(&j->resp));
 	}
 }
 
@@ -1078,20 +1078,20 @@ static void on_order(struct job *j)
 			cs_warn("acme %s: %s: the CA refused replaces=%s (%s); ordering without it",
 				j->a->base.name, j->cert_name, j->replaces, type);
 			j->replaces_dropped = true;
-			new_order(j);
+			cs_acme__new_order(j);
 			return;
 		}
 		j->retry_after = j->resp.retry_after;
-		job_fail(j, j->resp.code == 429 ? -EAGAIN : -EPROTO, "POST %s: HTTP %ld: %s",
-			 j->rq.url, j->resp.code, body_text(&j->resp));
+		cs_acme__job_fail(j, j->resp.code == 429 ? -EAGAIN : -EPROTO, "POST %s: HTTP %ld: %s",
+			 j->rq.url, j->resp.code, cs_acme__body_text(&j->resp));
 		return;
 	}
 	if (j->resp.location == NULL) {
-		job_fail(j, -EPROTO, "POST %s: no Location for the order", j->rq.url);
+		cs_acme__job_fail(j, -EPROTO, "POST %s: no Location for the order", j->rq.url);
 		return;
 	}
 	j->order_url = strdup(j->resp.location);
-	o = resp_json(j);
+	o = cs_acme__resp_json(j);
 	if (o == NULL)
 		return;
 	const char *st = json_string_value(json_object_get(o, "status"));
@@ -1111,7 +1111,7 @@ static void on_order(struct job *j)
 	json_decref(o);
 }
 
-static void new_order(struct job *j)
+static void cs_acme__new_order(struct job *j)
 {
 	struct cs_acme *a = j->a;
 	const char *profile = NULL, *replaces = NULL;
@@ -1124,16 +1124,16 @@ static void new_order(struct job *j)
 			cs_warn("acme %s: the CA does not offer profile %s; ordering without it",
 				a->base.name, a->profile);
 	}
-	if (j->replaces != NULL && !j->replaces_dropped && dir_url(a, "renewalInfo") != NULL)
+	if (j->replaces != NULL && !j->replaces_dropped && cs_acme__dir_url(a, "renewalInfo") != NULL)
 		replaces = j->replaces;
 	payload = cs_acme_msg_new_order(j->names, j->n_names, replaces, profile);
 	if (payload == NULL) {
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
-	j->poll_started = now_s();
+	j->poll_started = cs_acme__now_s();
 	j->poll_delay_ms = POLL_FIRST_MS;
-	request(j, NULL, dir_url(a, "newOrder"), payload, RQ_ACCEPT_ERRORS, on_order);
+	cs_acme__request(j, NULL, cs_acme__dir_url(a, "newOrder"), payload, RQ_ACCEPT_ERRORS, on_order);
 }
 
 /* ---- authorizations and challenges -------------------------------------- */
@@ -1169,7 +1169,7 @@ out:
 static void after_token_file(struct job *j)
 {
 	if (j->work_rc < 0) {
-		job_fail(j, j->work_rc, "http-01 webroot: %s", j->work_err);
+		cs_acme__job_fail(j, j->work_rc, "http-01 webroot: %s", j->work_err);
 		return;
 	}
 	j->work_ch->set_up = true;
@@ -1183,19 +1183,19 @@ static void after_add_hook(struct job *j, int64_t st)
 
 	if (st != 0) {
 		/* Nothing to take back: a failed add is not set up (the hook says so). */
-		job_fail(j, -EIO, "dns_hook %s add _acme-challenge.%s failed with status %lld",
+		cs_acme__job_fail(j, -EIO, "dns_hook %s add _acme-challenge.%s failed with status %lld",
 			 j->a->dns_hook, c->ident, (long long)st);
 		return;
 	}
 	c->set_up = true;
 	j->idx++;
-	step(j, authz_next);
+	cs_acme__step(j, authz_next);
 }
 
 static void on_authz(struct job *j)
 {
 	struct cs_acme *a = j->a;
-	json_t *az = resp_json(j), *chs, *ch = NULL;
+	json_t *az = cs_acme__resp_json(j), *chs, *ch = NULL;
 	const char *st, *ident, *want = a->challenge == CS_ACME_DNS01 ? "dns-01" : "http-01";
 	size_t i;
 	char offered[256] = "";
@@ -1211,8 +1211,8 @@ static void on_authz(struct job *j)
 		return;
 	}
 	if (st == NULL || strcmp(st, "pending") != 0 || ident == NULL) {
-		job_fail(j, -EPROTO, "authorization %s is %s: %s", j->rq.url, st ? st : "(no status)",
-			 body_text(&j->resp));
+		cs_acme__job_fail(j, -EPROTO, "authorization %s is %s: %s", j->rq.url, st ? st : "(no status)",
+			 cs_acme__body_text(&j->resp));
 		json_decref(az);
 		return;
 	}
@@ -1227,7 +1227,7 @@ static void on_authz(struct job *j)
 		snprintf(offered + used, sizeof(offered) - used, "%s%s", used ? ", " : "", t);
 	}
 	if (i >= json_array_size(chs)) {
-		job_fail(j, -ENOTSUP, "the CA offers no %s challenge for %s (offers: %s)", want,
+		cs_acme__job_fail(j, -ENOTSUP, "the CA offers no %s challenge for %s (offers: %s)", want,
 			 ident, offered[0] ? offered : "none");
 		json_decref(az);
 		return;
@@ -1235,7 +1235,7 @@ static void on_authz(struct job *j)
 	const char *token = json_string_value(json_object_get(ch, "token"));
 	const char *url = json_string_value(json_object_get(ch, "url"));
 	if (!token_ok(token) || url == NULL) {
-		job_fail(j, -EPROTO, "authorization %s: a %s challenge without a usable token or url",
+		cs_acme__job_fail(j, -EPROTO, "authorization %s: a %s challenge without a usable token or url",
 			 j->rq.url, want);
 		json_decref(az);
 		return;
@@ -1243,7 +1243,7 @@ static void on_authz(struct job *j)
 	struct chall *arr = realloc(j->ch, (j->n_ch + 1) * sizeof(*arr));
 	if (arr == NULL) {
 		json_decref(az);
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
 	j->ch = arr;
@@ -1257,31 +1257,31 @@ static void on_authz(struct job *j)
 		c->keyauth = NULL;
 	json_decref(az);
 	if (c->url == NULL || c->token == NULL || c->ident == NULL || c->keyauth == NULL) {
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
 	cs_info("acme %s: %s: %s challenge for %s", a->base.name, j->cert_name, want, c->ident);
 	if (c->type == CS_ACME_DNS01) {
-		run_hook(j, "add", c, after_add_hook);
+		cs_acme__run_hook(j, "add", c, after_add_hook);
 	} else if (a->webroot != NULL) {
 		if (asprintf(&c->file, "%s/.well-known/acme-challenge/%s", a->webroot, c->token) < 0) {
 			c->file = NULL;
-			job_fail(j, -ENOMEM, "out of memory");
+			cs_acme__job_fail(j, -ENOMEM, "out of memory");
 			return;
 		}
 		j->work_ch = c;
-		run_work(j, work_token_file, after_token_file);
+		cs_acme__run_work(j, work_token_file, after_token_file);
 	} else {
 		char err[512] = "";
 		if (a->responder == NULL) {
 			a->responder = cs_acme_http01_new(a->base.loop, a->http_listen, err, sizeof(err));
 			if (a->responder == NULL) {
-				job_fail(j, -EADDRINUSE, "http-01 responder: %s", err);
+				cs_acme__job_fail(j, -EADDRINUSE, "http-01 responder: %s", err);
 				return;
 			}
 		}
 		if (cs_acme_http01_add(a->responder, c->token, c->keyauth) < 0) {
-			job_fail(j, -ENOMEM, "out of memory");
+			cs_acme__job_fail(j, -ENOMEM, "out of memory");
 			return;
 		}
 		c->set_up = true;
@@ -1319,10 +1319,10 @@ static void respond_next(struct job *j)
 	}
 	char *payload = strdup("{}");
 	if (payload == NULL) {
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
-	request(j, NULL, j->ch[j->idx].url, payload, 0, on_responded);
+	cs_acme__request(j, NULL, j->ch[j->idx].url, payload, 0, on_responded);
 }
 
 static void authz_next(struct job *j)
@@ -1334,17 +1334,17 @@ static void authz_next(struct job *j)
 	}
 	const char *url = json_string_value(json_array_get(j->authzs, j->idx));
 	if (url == NULL) {
-		job_fail(j, -EPROTO, "order %s: an authorization that is not a URL", j->order_url);
+		cs_acme__job_fail(j, -EPROTO, "order %s: an authorization that is not a URL", j->order_url);
 		return;
 	}
-	request(j, NULL, url, NULL, 0, on_authz);
+	cs_acme__request(j, NULL, url, NULL, 0, on_authz);
 }
 
 /* ---- polling, finalizing, downloading ----------------------------------- */
 
 static void on_order_polled(struct job *j)
 {
-	json_t *o = resp_json(j);
+	json_t *o = cs_acme__resp_json(j);
 
 	if (o == NULL)
 		return;
@@ -1354,12 +1354,12 @@ static void on_order_polled(struct job *j)
 
 static void poll_order(struct job *j)
 {
-	request(j, NULL, j->order_url, NULL, 0, on_order_polled);
+	cs_acme__request(j, NULL, j->order_url, NULL, 0, on_order_polled);
 }
 
 static void on_finalized(struct job *j)
 {
-	json_t *o = resp_json(j);
+	json_t *o = cs_acme__resp_json(j);
 
 	if (o == NULL)
 		return;
@@ -1376,11 +1376,11 @@ static void finalize(struct job *j)
 
 	json_decref(p);
 	if (payload == NULL) {
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
 	j->finalized = true;
-	request(j, NULL, j->finalize_url, payload, 0, on_finalized);
+	cs_acme__request(j, NULL, j->finalize_url, payload, 0, on_finalized);
 }
 
 /* Returns the issuer CN of the last certificate of a PEM chain, in buf ("" when none). */
@@ -1390,7 +1390,7 @@ static const char *top_issuer_cn(const char *pem, char *buf, size_t len)
 	STACK_OF(X509) *chain = NULL;
 
 	buf[0] = '\0';
-	if (parse_chain(pem, &leaf, &chain) == 0) {
+	if (cs_acme__parse_chain(pem, &leaf, &chain) == 0) {
 		X509 *top = sk_X509_num(chain) > 0 ? sk_X509_value(chain, sk_X509_num(chain) - 1)
 						   : leaf;
 		X509_NAME_get_text_by_NID(X509_get_issuer_name(top), NID_commonName, buf, (int)len);
@@ -1413,9 +1413,9 @@ static void on_alternate(struct job *j)
 		free(j->chain_pem);
 		j->chain_pem = strdup(j->resp.body);
 		if (j->chain_pem == NULL)
-			job_fail(j, -ENOMEM, "out of memory");
+			cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		else
-			job_end(j);
+			cs_acme__job_end(j);
 		return;
 	}
 	j->alt_idx++;
@@ -1427,10 +1427,10 @@ static void try_alternate(struct job *j)
 	if (j->alt_idx >= j->n_alts) {
 		cs_info("acme %s: %s: no chain under %s; keeping the default one", j->a->base.name,
 			j->cert_name, j->a->preferred_chain);
-		job_end(j);
+		cs_acme__job_end(j);
 		return;
 	}
-	request(j, NULL, j->alts[j->alt_idx], NULL, RQ_PEM | RQ_ACCEPT_ERRORS, on_alternate);
+	cs_acme__request(j, NULL, j->alts[j->alt_idx], NULL, RQ_PEM | RQ_ACCEPT_ERRORS, on_alternate);
 }
 
 static void on_certificate(struct job *j)
@@ -1439,7 +1439,7 @@ static void on_certificate(struct job *j)
 
 	j->chain_pem = strdup(j->resp.body);
 	if (j->chain_pem == NULL) {
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < j->resp.n_alts; i++) {
@@ -1449,7 +1449,7 @@ static void on_certificate(struct job *j)
 	j->resp.n_alts = 0;
 	if (j->a->preferred_chain == NULL ||
 	    strcmp(top_issuer_cn(j->chain_pem, cn, sizeof(cn)), j->a->preferred_chain) == 0) {
-		job_end(j);
+		cs_acme__job_end(j);
 		return;
 	}
 	j->alt_idx = 0;
@@ -1458,7 +1458,7 @@ static void on_certificate(struct job *j)
 
 static void download(struct job *j)
 {
-	request(j, NULL, j->cert_url, NULL, RQ_PEM, on_certificate);
+	cs_acme__request(j, NULL, j->cert_url, NULL, RQ_PEM, on_certificate);
 }
 
 /* ---- revocation and renewal info ---------------------------------------- */
@@ -1466,7 +1466,7 @@ static void download(struct job *j)
 static void on_revoked(struct job *j)
 {
 	cs_notice("acme %s: certificate revoked", j->a->base.name);
-	job_end(j);
+	cs_acme__job_end(j);
 }
 
 static void revoke_cert(struct job *j)
@@ -1479,16 +1479,16 @@ static void revoke_cert(struct job *j)
 	payload = p != NULL ? json_dumps(p, JSON_COMPACT) : NULL;
 	json_decref(p);
 	if (payload == NULL) {
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
-	const char *url = dir_url(j->a, "revokeCert");
+	const char *url = cs_acme__dir_url(j->a, "revokeCert");
 	if (url == NULL) {
 		free(payload);
-		job_fail(j, -ENOTSUP, "the CA has no revokeCert");
+		cs_acme__job_fail(j, -ENOTSUP, "the CA has no revokeCert");
 		return;
 	}
-	request(j, NULL, url, payload, 0, on_revoked);
+	cs_acme__request(j, NULL, url, payload, 0, on_revoked);
 }
 
 static void on_ari(struct job *j)
@@ -1496,28 +1496,28 @@ static void on_ari(struct job *j)
 	char err[512];
 
 	if (cs_acme_msg_ari(j->resp.body, j->resp.len, &j->win, err, sizeof(err)) < 0) {
-		job_fail(j, -EPROTO, "GET %s: %s", j->rq.url, err);
+		cs_acme__job_fail(j, -EPROTO, "GET %s: %s", j->rq.url, err);
 		return;
 	}
 	j->win.retry_after = j->resp.retry_after;
-	job_end(j);
+	cs_acme__job_end(j);
 }
 
 static void ari_fetch(struct job *j)
 {
-	const char *base = dir_url(j->a, "renewalInfo");
+	const char *base = cs_acme__dir_url(j->a, "renewalInfo");
 	char *url;
 
 	if (base == NULL) {
-		job_fail(j, -ENOTSUP, "the CA offers no renewal information (ARI)");
+		cs_acme__job_fail(j, -ENOTSUP, "the CA offers no renewal information (ARI)");
 		return;
 	}
 	if (asprintf(&url, "%s%s%s", base, base[strlen(base) - 1] == '/' ? "" : "/", j->certid) <
 	    0) {
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
-	request(j, "GET", url, NULL, 0, on_ari);
+	cs_acme__request(j, "GET", url, NULL, 0, on_ari);
 	free(url);
 }
 
@@ -1571,7 +1571,7 @@ static void work_drop_key(struct job *j)
 static void after_drop_key(struct job *j)
 {
 	/* The CA refused: the old key stays; the error was set by job_fail's caller. */
-	job_end(j);
+	cs_acme__job_end(j);
 }
 
 static void after_install_key(struct job *j)
@@ -1589,12 +1589,12 @@ static void after_install_key(struct job *j)
 	free(a->thumb);
 	a->thumb = cs_acme_jws_thumbprint(a->key);
 	if (j->work_rc < 0) {
-		job_fail(j, j->work_rc, "key rollover: %s", j->work_err);
+		cs_acme__job_fail(j, j->work_rc, "key rollover: %s", j->work_err);
 		return;
 	}
 	cs_notice("acme %s: account %s rolled over to a new %s key", a->base.name, a->kid,
 		  cs_acme_jws_alg(a->key));
-	job_end(j);
+	cs_acme__job_end(j);
 }
 
 static void on_key_changed(struct job *j)
@@ -1602,27 +1602,27 @@ static void on_key_changed(struct job *j)
 	if (j->resp.code >= 400) {
 		j->status = -EPROTO;
 		snprintf(j->error, sizeof(j->error), "POST %s: HTTP %ld: %s", j->rq.url, j->resp.code,
-			 body_text(&j->resp));
+			 cs_acme__body_text(&j->resp));
 		j->cleaning = true; /* from here on only the temp key is removed */
-		run_work(j, work_drop_key, after_drop_key);
+		cs_acme__run_work(j, work_drop_key, after_drop_key);
 		return;
 	}
-	run_work(j, work_install_key, after_install_key);
+	cs_acme__run_work(j, work_install_key, after_install_key);
 }
 
 static void after_new_key(struct job *j)
 {
 	struct cs_acme *a = j->a;
-	const char *url = dir_url(a, "keyChange");
+	const char *url = cs_acme__dir_url(a, "keyChange");
 	char err[512] = "", *inner;
 	json_t *old = NULL, *p = NULL;
 
 	if (j->work_rc < 0) {
-		job_fail(j, j->work_rc, "key rollover: %s", j->work_err);
+		cs_acme__job_fail(j, j->work_rc, "key rollover: %s", j->work_err);
 		return;
 	}
 	if (url == NULL) {
-		job_fail(j, -ENOTSUP, "the CA has no keyChange");
+		cs_acme__job_fail(j, -ENOTSUP, "the CA has no keyChange");
 		return;
 	}
 	old = cs_acme_jws_jwk(a->key);
@@ -1631,74 +1631,74 @@ static void after_new_key(struct job *j)
 	json_decref(old);
 	json_decref(p);
 	if (ptext == NULL) {
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
 	/* The inner JWS: signed by the new key, named by its JWK, without a nonce. */
 	inner = cs_acme_jws_sign(j->work_key, NULL, NULL, url, ptext, err, sizeof(err));
 	free(ptext);
 	if (inner == NULL) {
-		job_fail(j, -EINVAL, "key rollover: %s", err);
+		cs_acme__job_fail(j, -EINVAL, "key rollover: %s", err);
 		return;
 	}
-	request(j, NULL, url, inner, RQ_ACCEPT_ERRORS, on_key_changed);
+	cs_acme__request(j, NULL, url, inner, RQ_ACCEPT_ERRORS, on_key_changed);
 }
 
-static void rollover(struct job *j)
+static void cs_acme__rollover(struct job *j)
 {
 	if (asprintf(&j->new_key_path, "%s.new", j->a->key_path) < 0) {
 		j->new_key_path = NULL;
-		job_fail(j, -ENOMEM, "out of memory");
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
 		return;
 	}
-	run_work(j, work_new_key, after_new_key);
+	cs_acme__run_work(j, work_new_key, after_new_key);
 }
 
 /* ---- the job queue ------------------------------------------------------ */
 
 /* Takes the next step a job needs: directory, account key, account, then its own work. */
-static void job_start(struct job *j)
+static void cs_acme__job_start(struct job *j)
 {
 	struct cs_acme *a = j->a;
 
 	if (a->dir == NULL) {
-		request(j, "GET", a->directory, NULL, 0, on_directory);
+		cs_acme__request(j, "GET", a->directory, NULL, 0, cs_acme__on_directory);
 		return;
 	}
 	if (j->kind == JOB_ARI) {
-		run_next(a);
+		cs_acme__run_next(a);
 		ari_fetch(j);
 		return;
 	}
 	if (a->key == NULL) {
-		run_work(j, work_key, after_key);
+		cs_acme__run_work(j, cs_acme__work_key, cs_acme__after_key);
 		return;
 	}
 	if (a->kid == NULL) {
-		new_account(j);
+		cs_acme__new_account(j);
 		return;
 	}
 	/* The account is known: the jobs waiting for it may start. */
-	run_next(a);
-	if (j->kind == JOB_ISSUE && a->paused_until > now_s()) {
-		j->retry_after = a->paused_until - now_s();
-		job_fail(j, -EAGAIN, "the CA asked to wait %lld s before the next order",
+	cs_acme__run_next(a);
+	if (j->kind == JOB_ISSUE && a->paused_until > cs_acme__now_s()) {
+		j->retry_after = a->paused_until - cs_acme__now_s();
+		cs_acme__job_fail(j, -EAGAIN, "the CA asked to wait %lld s before the next order",
 			 (long long)j->retry_after);
 		return;
 	}
 	if (j->kind == JOB_ISSUE)
-		new_order(j);
+		cs_acme__new_order(j);
 	else if (j->kind == JOB_REVOKE)
 		revoke_cert(j);
 	else
-		rollover(j);
+		cs_acme__rollover(j);
 }
 
-static void job_restart(struct job *j)
+static void cs_acme__job_restart(struct job *j)
 {
 	for (size_t i = 0; i < j->n_ch; i++)
 		if (j->ch[i].set_up) {
-			job_fail(j, -EPROTO, "the CA forgot the account in the middle of an order");
+			cs_acme__job_fail(j, -EPROTO, "the CA forgot the account in the middle of an order");
 			return;
 		}
 	free(j->order_url);
@@ -1708,12 +1708,12 @@ static void job_restart(struct job *j)
 	j->order_url = j->finalize_url = j->cert_url = NULL;
 	j->authzs = NULL;
 	j->finalized = false;
-	job_start(j);
+	cs_acme__job_start(j);
 }
 
 static void on_pause_end(uv_timer_t *t)
 {
-	run_next(t->data);
+	cs_acme__run_next(t->data);
 }
 
 /* Returns 1 when j may start now; otherwise 0, with a->timer armed if only time is missing. */
@@ -1732,7 +1732,7 @@ static int may_start(struct cs_acme *a, struct job *j)
 	    (j->kind == JOB_ROLLOVER || a->dir == NULL ||
 	     (j->kind != JOB_ARI && (a->key == NULL || a->kid == NULL))))
 		return 0;
-	wait = a->paused_until - now_s();
+	wait = a->paused_until - cs_acme__now_s();
 	if (j->kind == JOB_ISSUE && wait > 0 && wait <= RETRY_AFTER_WAIT_MAX) {
 		/* A longer pause is reported by job_start, with the Retry-After. */
 		uv_timer_start(&a->timer, on_pause_end, (uint64_t)wait * 1000, 0);
@@ -1742,7 +1742,7 @@ static int may_start(struct cs_acme *a, struct job *j)
 }
 
 /* Starts the jobs at the head of the queue that may run now. */
-static void run_next(struct cs_acme *a)
+static void cs_acme__run_next(struct cs_acme *a)
 {
 	struct job *j;
 
@@ -1753,16 +1753,16 @@ static void run_next(struct cs_acme *a)
 		if (j->kind == JOB_ROLLOVER)
 			a->exclusive = true;
 		/* Through the timer, so that a callback never runs inside issue() itself. */
-		wait_then(j, 0, job_start);
+		cs_acme__wait_then(j, 0, cs_acme__job_start);
 	}
 	if (a->closing)
-		maybe_free(a);
+		cs_acme__maybe_free(a);
 }
 
 static void enqueue(struct cs_acme *a, struct job *j)
 {
 	TAILQ_INSERT_TAIL(&a->queue, j, link);
-	run_next(a);
+	cs_acme__run_next(a);
 }
 
 /* ---- the issuer --------------------------------------------------------- */
@@ -1772,7 +1772,7 @@ static void on_part_closed(void *arg)
 	struct cs_acme *a = arg;
 
 	a->open--;
-	maybe_free(a);
+	cs_acme__maybe_free(a);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -1780,7 +1780,7 @@ static void on_timer_closed(uv_handle_t *h)
 	on_part_closed(h->data);
 }
 
-static void maybe_free(struct cs_acme *a)
+static void cs_acme__maybe_free(struct cs_acme *a)
 {
 	if (!a->closing || !TAILQ_EMPTY(&a->running) || !TAILQ_EMPTY(&a->queue) || a->dying > 0)
 		return;
@@ -1803,7 +1803,7 @@ static void maybe_free(struct cs_acme *a)
 	EVP_PKEY_free(a->key);
 	free(a->thumb);
 	free(a->kid);
-	nonces_clear(a);
+	cs_acme__nonces_clear(a);
 	for (size_t i = 0; i < a->n_contact; i++)
 		free(a->contact[i]);
 	free(a->contact);
@@ -1840,7 +1840,7 @@ static void cancel_queued(struct job *j)
 	} else {
 		j->ari_cb(j->status, NULL, j->error, j->arg);
 	}
-	job_free(j);
+	cs_acme__job_free(j);
 }
 
 static void acme_close(cs_issuer *is, void (*close_cb)(void *arg), void *arg)
@@ -1867,16 +1867,16 @@ static void acme_close(cs_issuer *is, void (*close_cb)(void *arg), void *arg)
 		if (!j->cleaning && j->inflight != NULL) {
 			cs_http_cancel(j->inflight);
 			j->inflight = NULL;
-			job_fail(j, -ECANCELED, "cancelled: the issuer is closing");
+			cs_acme__job_fail(j, -ECANCELED, "cancelled: the issuer is closing");
 		} else if (!j->cleaning && j->on_timer) {
 			uv_timer_stop(&j->timer);
 			j->on_timer = false;
-			job_fail(j, -ECANCELED, "cancelled: the issuer is closing");
+			cs_acme__job_fail(j, -ECANCELED, "cancelled: the issuer is closing");
 		}
 		/* Work on the pool and hooks finish first; step() then cancels. */
 		j = next;
 	}
-	maybe_free(a);
+	cs_acme__maybe_free(a);
 }
 
 static struct job *job_new(struct cs_acme *a, enum job_kind kind)
@@ -1932,7 +1932,7 @@ static int acme_issue(cs_issuer *is, const struct cs_issue_request *req, cs_issu
 	enqueue(a, j);
 	return 0;
 nomem:
-	job_free(j);
+	cs_acme__job_free(j);
 	return -ENOMEM;
 }
 
@@ -1963,7 +1963,7 @@ int cs_acme_renewal_info(cs_issuer *is, X509 *cert, cs_acme_ari_cb cb, void *arg
 		return -ENOMEM;
 	j->certid = cs_acme_msg_certid(cert, err, sizeof(err));
 	if (j->certid == NULL) {
-		job_free(j);
+		cs_acme__job_free(j);
 		return -EINVAL;
 	}
 	j->ari_cb = cb;
@@ -1989,7 +1989,7 @@ int cs_acme_revoke(cs_issuer *is, X509 *cert, int reason, cs_acme_done_cb cb, vo
 	len = i2d_X509(cert, &der);
 	if (len <= 0 || (j->cert64 = cs_b64url_encode(der, (size_t)len)) == NULL) {
 		OPENSSL_free(der);
-		job_free(j);
+		cs_acme__job_free(j);
 		return -ENOMEM;
 	}
 	OPENSSL_free(der);
@@ -2116,7 +2116,7 @@ fail_err:
 		a->closing = a->torn = true;
 		a->open = 0;
 		a->close_cb = NULL;
-		maybe_free(a);
+		cs_acme__maybe_free(a);
 	}
 	return NULL;
 nomem:

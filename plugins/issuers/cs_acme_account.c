@@ -1,0 +1,321 @@
+/*
+ * cs_acme_account - the directory, the account key and the account.
+ *
+ * The first job of an issuer reads the directory, loads the account key
+ * from STATE_DIR/acme/NAME/account.key (or makes one, mode 0600) and finds
+ * or creates the account (with external account binding when configured).
+ * A key rollover makes account.key.new, has the CA change the account's key
+ * (RFC 8555 7.3.5) and only then renames it into place.
+ */
+#include "cs_acme_int.h"
+
+/* ---- directory, account key, account ----------------------------------- */
+
+static int write_key(EVP_PKEY *key, const char *path, char *err, size_t errlen);
+
+void cs_acme__on_directory(struct job *j)
+{
+	struct cs_acme *a = j->a;
+	json_t *d = cs_acme__resp_json(j);
+
+	if (d == NULL)
+		return;
+	if (!json_is_string(json_object_get(d, "newNonce")) ||
+	    !json_is_string(json_object_get(d, "newAccount")) ||
+	    !json_is_string(json_object_get(d, "newOrder"))) {
+		json_decref(d);
+		cs_acme__job_fail(j, -EPROTO, "%s: not an ACME directory (newNonce, newAccount, newOrder)",
+			 a->directory);
+		return;
+	}
+	json_decref(a->dir);
+	a->dir = d;
+	cs_debug("acme %s: directory %s read%s", a->base.name, a->directory,
+		 cs_acme__dir_url(a, "renewalInfo") ? " (with renewalInfo)" : "");
+	cs_acme__job_start(j);
+}
+
+void cs_acme__work_key(struct job *j)
+{
+	struct cs_acme *a = j->a;
+	FILE *f;
+	struct stat sb;
+
+	if (mkdir(a->acct_dir, 0700) < 0 && errno != EEXIST) {
+		/* STATE_DIR/acme first, then STATE_DIR/acme/NAME. */
+		char *parent = strdup(a->acct_dir), *slash;
+		if (parent != NULL && (slash = strrchr(parent, '/')) != NULL) {
+			*slash = '\0';
+			mkdir(parent, 0700);
+		}
+		free(parent);
+		if (mkdir(a->acct_dir, 0700) < 0 && errno != EEXIST) {
+			j->work_rc = -errno;
+			snprintf(j->work_err, sizeof(j->work_err), "%s: cannot create: %s",
+				 a->acct_dir, strerror(errno));
+			return;
+		}
+	}
+	f = fopen(a->key_path, "re");
+	if (f != NULL) {
+		if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & 077) != 0)
+			cs_warn("acme %s: %s is readable by others (mode %o)", a->base.name,
+				a->key_path, (unsigned)(sb.st_mode & 0777));
+		j->work_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+		if (j->work_key == NULL || cs_acme_jws_alg(j->work_key) == NULL) {
+			j->work_rc = -EINVAL;
+			snprintf(j->work_err, sizeof(j->work_err),
+				 "%s: not a P-256, P-384 or RSA private key in PEM", a->key_path);
+			cs_log_ssl_errors(j->work_err, sizeof(j->work_err));
+			return;
+		}
+		j->work_key_existed = true;
+		return;
+	}
+	if (errno != ENOENT) {
+		j->work_rc = -errno;
+		snprintf(j->work_err, sizeof(j->work_err), "%s: cannot open: %s", a->key_path,
+			 strerror(errno));
+		return;
+	}
+	j->work_key = cs_key_generate(a->account_keytype, j->work_err, sizeof(j->work_err));
+	if (j->work_key == NULL) {
+		j->work_rc = -EINVAL;
+		return;
+	}
+	j->work_rc = write_key(j->work_key, a->key_path, j->work_err, sizeof(j->work_err));
+}
+
+void cs_acme__after_key(struct job *j)
+{
+	struct cs_acme *a = j->a;
+
+	if (j->work_rc < 0) {
+		cs_acme__job_fail(j, j->work_rc, "account key: %s", j->work_err);
+		return;
+	}
+	a->key = j->work_key;
+	j->work_key = NULL;
+	a->key_existed = j->work_key_existed;
+	a->thumb = cs_acme_jws_thumbprint(a->key);
+	if (a->thumb == NULL) {
+		cs_acme__job_fail(j, -ENOMEM, "cannot compute the account key's thumbprint");
+		return;
+	}
+	if (!a->key_existed)
+		cs_notice("acme %s: new account key %s (%s)", a->base.name, a->key_path,
+			  cs_acme_jws_alg(a->key));
+	cs_acme__job_start(j);
+}
+
+static void on_account(struct job *j)
+{
+	struct cs_acme *a = j->a;
+	char type[256] = "";
+
+	if (j->resp.code >= 400) {
+		cs_acme_msg_problem(j->resp.body, j->resp.len, type, sizeof(type));
+		if (a->key_existed && strcmp(type, PB "accountDoesNotExist") == 0) {
+			/* The key is ours but has no account at this CA yet. */
+			a->key_existed = false;
+			cs_acme__job_start(j);
+			return;
+		}
+		cs_acme__job_fail(j, -EPROTO, "POST %s: HTTP %ld: %s", j->rq.url, j->resp.code,
+			 cs_acme__body_text(&j->resp));
+		return;
+	}
+	if (j->resp.location == NULL) {
+		cs_acme__job_fail(j, -EPROTO, "POST %s: no Location for the account", j->rq.url);
+		return;
+	}
+	free(a->kid); /* two jobs may have registered again after accountDoesNotExist */
+	a->kid = strdup(j->resp.location);
+	if (a->kid == NULL) {
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
+		return;
+	}
+	cs_notice("acme %s: account %s (%s)", a->base.name, a->kid,
+		  j->resp.code == 201 ? "created" : "found");
+	cs_acme__job_start(j);
+}
+
+void cs_acme__new_account(struct job *j)
+{
+	struct cs_acme *a = j->a;
+	const char *url = cs_acme__dir_url(a, "newAccount");
+	json_t *p = json_object();
+	char err[512] = "", *payload;
+
+	if (p == NULL)
+		goto nomem;
+	if (a->key_existed) {
+		json_object_set_new(p, "onlyReturnExisting", json_true());
+	} else {
+		json_t *contact = json_array(), *meta = json_object_get(a->dir, "meta");
+		for (size_t i = 0; i < a->n_contact; i++)
+			json_array_append_new(contact, json_string(a->contact[i]));
+		if (a->n_contact > 0)
+			json_object_set(p, "contact", contact);
+		json_decref(contact);
+		if (json_object_get(meta, "termsOfService") != NULL)
+			json_object_set_new(p, "termsOfServiceAgreed", json_true());
+		if (a->eab_kid != NULL) {
+			json_t *eab = cs_acme_jws_eab(a->eab_kid, a->eab_hmac_key, a->key, url, err,
+						      sizeof(err));
+			if (eab == NULL) {
+				json_decref(p);
+				cs_acme__job_fail(j, -EINVAL, "external account binding: %s", err);
+				return;
+			}
+			json_object_set_new(p, "externalAccountBinding", eab);
+		} else if (json_is_true(json_object_get(meta, "externalAccountRequired"))) {
+			json_decref(p);
+			cs_acme__job_fail(j, -EINVAL,
+				 "the CA requires external account binding: set eab_kid and "
+				 "eab_hmac_key");
+			return;
+		}
+	}
+	payload = json_dumps(p, JSON_COMPACT);
+	json_decref(p);
+	if (payload == NULL)
+		goto nomem;
+	cs_acme__request(j, NULL, url, payload, RQ_JWK | RQ_ACCEPT_ERRORS, on_account);
+	return;
+nomem:
+	cs_acme__job_fail(j, -ENOMEM, "out of memory");
+}
+/* ---- account key rollover ----------------------------------------------- */
+
+/* Writes key as PEM to path with mode 0600 set before any byte; returns 0 or -errno. */
+static int write_key(EVP_PKEY *key, const char *path, char *err, size_t errlen)
+{
+	struct cs_atomic_opts ao = { .mode = 0600, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data = NULL;
+	long len;
+	int rc;
+
+	if (b == NULL || !PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL)) {
+		BIO_free(b);
+		snprintf(err, errlen, "cannot encode the account key");
+		return -ENOMEM;
+	}
+	len = BIO_get_mem_data(b, &data);
+	rc = cs_atomic_write(path, data, (size_t)len, &ao, err, errlen);
+	OPENSSL_cleanse(data, (size_t)len);
+	BIO_free(b);
+	return rc;
+}
+
+static void work_new_key(struct job *j)
+{
+	j->work_key = cs_key_generate(j->a->account_keytype, j->work_err, sizeof(j->work_err));
+	if (j->work_key == NULL) {
+		j->work_rc = -EINVAL;
+		return;
+	}
+	j->work_rc = write_key(j->work_key, j->new_key_path, j->work_err, sizeof(j->work_err));
+}
+
+static void work_install_key(struct job *j)
+{
+	if (rename(j->new_key_path, j->a->key_path) < 0) {
+		j->work_rc = -errno;
+		snprintf(j->work_err, sizeof(j->work_err), "%s: cannot rename to %s: %s",
+			 j->new_key_path, j->a->key_path, strerror(errno));
+	}
+}
+
+static void work_drop_key(struct job *j)
+{
+	unlink(j->new_key_path);
+}
+
+static void after_drop_key(struct job *j)
+{
+	/* The CA refused: the old key stays; the error was set by job_fail's caller. */
+	cs_acme__job_end(j);
+}
+
+static void after_install_key(struct job *j)
+{
+	struct cs_acme *a = j->a;
+
+	if (j->work_rc < 0) {
+		/* The CA has the new key: keep it in memory and say where it is on disk. */
+		cs_err("acme %s: the CA now knows the account by the key in %s, but %s", a->base.name,
+		       j->new_key_path, j->work_err);
+	}
+	EVP_PKEY_free(a->key);
+	a->key = j->work_key;
+	j->work_key = NULL;
+	free(a->thumb);
+	a->thumb = cs_acme_jws_thumbprint(a->key);
+	if (j->work_rc < 0) {
+		cs_acme__job_fail(j, j->work_rc, "key rollover: %s", j->work_err);
+		return;
+	}
+	cs_notice("acme %s: account %s rolled over to a new %s key", a->base.name, a->kid,
+		  cs_acme_jws_alg(a->key));
+	cs_acme__job_end(j);
+}
+
+static void on_key_changed(struct job *j)
+{
+	if (j->resp.code >= 400) {
+		j->status = -EPROTO;
+		snprintf(j->error, sizeof(j->error), "POST %s: HTTP %ld: %s", j->rq.url, j->resp.code,
+			 cs_acme__body_text(&j->resp));
+		j->cleaning = true; /* from here on only the temp key is removed */
+		cs_acme__run_work(j, work_drop_key, after_drop_key);
+		return;
+	}
+	cs_acme__run_work(j, work_install_key, after_install_key);
+}
+
+static void after_new_key(struct job *j)
+{
+	struct cs_acme *a = j->a;
+	const char *url = cs_acme__dir_url(a, "keyChange");
+	char err[512] = "", *inner;
+	json_t *old = NULL, *p = NULL;
+
+	if (j->work_rc < 0) {
+		cs_acme__job_fail(j, j->work_rc, "key rollover: %s", j->work_err);
+		return;
+	}
+	if (url == NULL) {
+		cs_acme__job_fail(j, -ENOTSUP, "the CA has no keyChange");
+		return;
+	}
+	old = cs_acme_jws_jwk(a->key);
+	p = old != NULL ? json_pack("{s:s, s:O}", "account", a->kid, "oldKey", old) : NULL;
+	char *ptext = p != NULL ? json_dumps(p, JSON_COMPACT) : NULL;
+	json_decref(old);
+	json_decref(p);
+	if (ptext == NULL) {
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
+		return;
+	}
+	/* The inner JWS: signed by the new key, named by its JWK, without a nonce. */
+	inner = cs_acme_jws_sign(j->work_key, NULL, NULL, url, ptext, err, sizeof(err));
+	free(ptext);
+	if (inner == NULL) {
+		cs_acme__job_fail(j, -EINVAL, "key rollover: %s", err);
+		return;
+	}
+	cs_acme__request(j, NULL, url, inner, RQ_ACCEPT_ERRORS, on_key_changed);
+}
+
+void cs_acme__rollover(struct job *j)
+{
+	if (asprintf(&j->new_key_path, "%s.new", j->a->key_path) < 0) {
+		j->new_key_path = NULL;
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
+		return;
+	}
+	cs_acme__run_work(j, work_new_key, after_new_key);
+}

@@ -1,0 +1,396 @@
+/*
+ * cs_acme_job - one job of the acme issuer from its first step to its end.
+ *
+ * A job is a chain of steps: each asynchronous operation (an HTTP request, a
+ * timer, work on the thread pool, a hook process) is started with the step to
+ * continue with, and cs_acme__step() goes on unless the issuer is
+ * closing. This file owns the timer, work-queue and dns_hook plumbing and the end of a job: a
+ * failed job still undoes its challenges (token files, responder entries,
+ * DNS records) before its callback runs, then the job is freed and the next
+ * one started. It also holds the small helpers every file of the issuer uses
+ * (the directory's URLs, the nonce pool, a response's text).
+ */
+#include "cs_acme_int.h"
+
+/* ---- small helpers ------------------------------------------------------ */
+
+int64_t cs_acme__now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+const char *cs_acme__dir_url(struct cs_acme *a, const char *key)
+{
+	return json_string_value(json_object_get(a->dir, key));
+}
+
+void cs_acme__resp_reset(struct resp *r)
+{
+	free(r->body);
+	free(r->location);
+	for (size_t i = 0; i < r->n_alts; i++)
+		free(r->alts[i]);
+	memset(r, 0, sizeof(*r));
+}
+
+void cs_acme__nonce_push(struct cs_acme *a, const char *n)
+{
+	char *d = strdup(n);
+
+	if (d == NULL)
+		return;
+	if (a->n_nonces == NONCE_POOL) {
+		free(a->nonces[0]);
+		memmove(a->nonces, a->nonces + 1, (NONCE_POOL - 1) * sizeof(char *));
+		a->n_nonces--;
+	}
+	a->nonces[a->n_nonces++] = d;
+}
+
+char *cs_acme__nonce_pop(struct cs_acme *a)
+{
+	return a->n_nonces > 0 ? a->nonces[--a->n_nonces] : NULL;
+}
+
+void cs_acme__nonces_clear(struct cs_acme *a)
+{
+	while (a->n_nonces > 0)
+		free(a->nonces[--a->n_nonces]);
+}
+
+/* Trims trailing blanks from a body so that a problem document reads as one value. */
+const char *cs_acme__body_text(struct resp *r)
+{
+	if (r->body == NULL)
+		return "";
+	while (r->len > 0 && (r->body[r->len - 1] == '\n' || r->body[r->len - 1] == '\r' ||
+			      r->body[r->len - 1] == ' '))
+		r->body[--r->len] = '\0';
+	return r->body;
+}
+
+static const char *job_label(struct job *j)
+{
+	static const char *const kinds[] = { "issue", "revoke", "ari", "key rollover" };
+
+	return j->cert_name != NULL ? j->cert_name : kinds[j->kind];
+}
+
+/* ---- finishing a job ---------------------------------------------------- */
+
+static void chall_free(struct chall *c)
+{
+	free(c->url);
+	free(c->token);
+	free(c->keyauth);
+	free(c->ident);
+	free(c->file);
+}
+
+static void on_job_closed(uv_handle_t *h)
+{
+	struct job *j = h->data;
+	struct cs_acme *a = j->a;
+
+	free(j);
+	assert(a->dying > 0);
+	a->dying--;
+	cs_acme__maybe_free(a);
+}
+
+/* Frees what the job holds; its memory goes once its timer is closed. */
+void cs_acme__job_free(struct job *j)
+{
+	if (j == NULL)
+		return;
+	for (size_t i = 0; i < j->n_names; i++)
+		free(j->names[i]);
+	free(j->names);
+	free(j->cert_name);
+	free(j->csr64);
+	free(j->replaces);
+	free(j->cert64);
+	free(j->certid);
+	free(j->order_url);
+	free(j->finalize_url);
+	free(j->cert_url);
+	json_decref(j->authzs);
+	for (size_t i = 0; i < j->n_ch; i++)
+		chall_free(&j->ch[i]);
+	free(j->ch);
+	free(j->chain_pem);
+	for (size_t i = 0; i < j->n_alts; i++)
+		free(j->alts[i]);
+	free(j->rq.url);
+	free(j->rq.payload);
+	cs_acme__resp_reset(&j->resp);
+	EVP_PKEY_free(j->work_key);
+	free(j->new_key_path);
+	j->a->dying++;
+	uv_close((uv_handle_t *)&j->timer, on_job_closed);
+}
+
+/* Parses a PEM chain into leaf and issuers; returns 0 or -1. */
+int cs_acme__parse_chain(const char *pem, X509 **leaf, STACK_OF(X509) **chain)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x;
+
+	*leaf = NULL;
+	*chain = sk_X509_new_null();
+	if (b == NULL || *chain == NULL)
+		goto fail;
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		if (*leaf == NULL)
+			*leaf = x;
+		else if (!sk_X509_push(*chain, x)) {
+			X509_free(x);
+			goto fail;
+		}
+	}
+	ERR_clear_error();
+	BIO_free(b);
+	if (*leaf == NULL)
+		goto fail_nob;
+	return 0;
+fail:
+	BIO_free(b);
+fail_nob:
+	X509_free(*leaf);
+	sk_X509_pop_free(*chain, X509_free);
+	*leaf = NULL;
+	*chain = NULL;
+	ERR_clear_error();
+	return -1;
+}
+
+/* Runs the job's callback with its outcome, frees it and starts the next job. */
+static void job_deliver(struct job *j)
+{
+	struct cs_acme *a = j->a;
+
+	assert(a->n_running > 0);
+	TAILQ_REMOVE(&a->running, j, link);
+	a->n_running--;
+	if (j->kind == JOB_ROLLOVER)
+		a->exclusive = false;
+	if (j->kind == JOB_ISSUE && j->status == 0 && a->limit < a->max_orders)
+		a->limit++;
+	if (j->kind == JOB_ISSUE) {
+		struct cs_issue_result res = { .status = j->status, .retry_after = j->retry_after };
+		snprintf(res.error, sizeof(res.error), "%s", j->error);
+		if (res.status == 0 && cs_acme__parse_chain(j->chain_pem, &res.leaf, &res.chain) < 0) {
+			res.status = -EPROTO;
+			snprintf(res.error, sizeof(res.error),
+				 "the CA sent no certificate chain in PEM");
+		}
+		if (res.status == 0)
+			cs_notice("acme %s: %s: certificate issued", a->base.name, j->cert_name);
+		else
+			cs_err("acme %s: %s: %s", a->base.name, j->cert_name, res.error);
+		j->issue_cb(&res, j->arg);
+	} else if (j->kind == JOB_REVOKE || j->kind == JOB_ROLLOVER) {
+		j->done_cb(j->status, j->error, j->arg);
+	} else {
+		j->ari_cb(j->status, j->status == 0 ? &j->win : NULL, j->error, j->arg);
+	}
+	cs_acme__job_free(j);
+	/* The responder stays while orders run or wait, so that a burst binds the port once. */
+	if (a->responder != NULL && TAILQ_EMPTY(&a->running) && TAILQ_EMPTY(&a->queue)) {
+		cs_acme_http01_close(a->responder, NULL, NULL);
+		a->responder = NULL;
+	}
+	cs_acme__run_next(a);
+}
+
+static void cleanup_next(struct job *j);
+
+static void after_cleanup_hook(struct job *j, int64_t st)
+{
+	struct chall *c = &j->ch[j->idx];
+
+	if (st != 0)
+		cs_warn("acme %s: %s: dns_hook del %s failed (%lld)", j->a->base.name,
+			job_label(j), c->ident, (long long)st);
+	c->set_up = false;
+	j->idx++;
+	cleanup_next(j);
+}
+
+static void work_unlink(struct job *j)
+{
+	if (unlink(j->work_ch->file) < 0 && errno != ENOENT)
+		snprintf(j->work_err, sizeof(j->work_err), "%s: cannot remove: %s",
+			 j->work_ch->file, strerror(errno));
+}
+
+static void after_unlink(struct job *j)
+{
+	if (j->work_err[0] != '\0')
+		cs_warn("acme %s: %s", j->a->base.name, j->work_err);
+	j->ch[j->idx].set_up = false;
+	j->idx++;
+	cleanup_next(j);
+}
+
+/* Undoes challenge j->ch[j->idx..] one after the other, then delivers. */
+static void cleanup_next(struct job *j)
+{
+	struct cs_acme *a = j->a;
+
+	while (j->idx < j->n_ch && !j->ch[j->idx].set_up)
+		j->idx++;
+	if (j->idx >= j->n_ch) {
+		job_deliver(j);
+		return;
+	}
+	struct chall *c = &j->ch[j->idx];
+	if (c->type == CS_ACME_DNS01) {
+		cs_acme__run_hook(j, "del", c, after_cleanup_hook);
+	} else if (c->file != NULL) {
+		j->work_ch = c;
+		cs_acme__run_work(j, work_unlink, after_unlink);
+	} else {
+		if (a->responder != NULL)
+			cs_acme_http01_remove(a->responder, c->token);
+		c->set_up = false;
+		j->idx++;
+		cleanup_next(j);
+	}
+}
+
+void cs_acme__job_end(struct job *j)
+{
+	j->cleaning = true;
+	j->idx = 0;
+	cleanup_next(j);
+}
+
+void cs_acme__job_fail(struct job *j, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (j->cleaning)
+		return;
+	j->status = status;
+	va_start(ap, fmt);
+	vsnprintf(j->error, sizeof(j->error), fmt, ap);
+	va_end(ap);
+	cs_acme__job_end(j);
+}
+
+/* Continues with next, unless the issuer is closing. */
+void cs_acme__step(struct job *j, step_fn next)
+{
+	if (j->cancelled && !j->cleaning) {
+		cs_acme__job_fail(j, -ECANCELED, "cancelled: the issuer is closing");
+		return;
+	}
+	next(j);
+}
+
+/* ---- timer, work queue, hooks ----------------------------------------- */
+
+static void on_job_timer(uv_timer_t *t)
+{
+	struct job *j = t->data;
+
+	if (!j->on_timer)
+		return;
+	j->on_timer = false;
+	cs_acme__step(j, j->timer_next);
+}
+
+void cs_acme__wait_then(struct job *j, int64_t ms, step_fn next)
+{
+	j->on_timer = true;
+	j->timer_next = next;
+	uv_timer_start(&j->timer, on_job_timer, (uint64_t)(ms > 0 ? ms : 0), 0);
+}
+
+static void work_cb(uv_work_t *w)
+{
+	struct job *j = w->data;
+
+	j->work_fn(j);
+}
+
+static void after_work_cb(uv_work_t *w, int status)
+{
+	struct job *j = w->data;
+
+	j->in_work = false;
+	if (j->cleaning) {
+		j->work_next(j);
+		return;
+	}
+	cs_acme__step(j, j->work_next);
+}
+
+void cs_acme__run_work(struct job *j, void (*fn)(struct job *), step_fn next)
+{
+	int rc;
+
+	j->work_fn = fn;
+	j->work_next = next;
+	j->work_err[0] = '\0';
+	j->work_rc = 0;
+	j->work.data = j;
+	j->in_work = true;
+	rc = uv_queue_work(j->a->base.loop, &j->work, work_cb, after_work_cb);
+	if (rc < 0) {
+		j->in_work = false;
+		snprintf(j->work_err, sizeof(j->work_err), "cannot queue work: %s",
+			 uv_strerror(rc));
+		j->work_rc = rc;
+		next(j);
+	}
+}
+
+static void on_hook_done(int64_t status, void *arg)
+{
+	struct job *j = arg;
+
+	j->hook_next(j, status);
+}
+
+/* Runs dns_hook VERB NAME VALUE; next gets its exit status (-errno when it did not start). */
+void cs_acme__run_hook(struct job *j, const char *verb, struct chall *c,
+		       void (*next)(struct job *, int64_t))
+{
+	struct cs_acme *a = j->a;
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char *value, *name = NULL, **env = NULL;
+	int rc = UV_ENOMEM;
+
+	SHA256((const unsigned char *)c->keyauth, strlen(c->keyauth), md);
+	value = cs_b64url_encode(md, sizeof(md));
+	if (value == NULL || asprintf(&name, "_acme-challenge.%s", c->ident) < 0) {
+		name = NULL;
+		goto fail;
+	}
+	const char *vars[][2] = {
+		{ "METHOD", verb },	 { "RECORD", name },
+		{ "VALUE", value },	 { "IDENTIFIER", c->ident },
+		{ "CERT", j->cert_name ? j->cert_name : "" }, { "ISSUER", a->base.name },
+	};
+	env = cs_acme_hook_env(vars, sizeof(vars) / sizeof(vars[0]));
+	if (env == NULL)
+		goto fail;
+	char *const args[] = { a->dns_hook, (char *)verb, name, value, NULL };
+	j->hook_next = next;
+	rc = cs_acme_hook_run(a->base.loop, args, env, HOOK_TIMEOUT_MS, on_hook_done, j);
+	if (rc < 0)
+		goto fail;
+	cs_info("acme %s: %s: dns_hook %s %s", a->base.name, job_label(j), verb, name);
+	cs_acme_hook_env_free(env);
+	free(value);
+	free(name);
+	return;
+fail:
+	cs_acme_hook_env_free(env);
+	free(value);
+	free(name);
+	cs_err("acme %s: dns_hook %s cannot run: %s", a->base.name, a->dns_hook, uv_strerror(rc));
+	next(j, rc);
+}

@@ -145,7 +145,7 @@ int cs_capath_name_eligible(const char *name)
 }
 
 /* Parses a canonical link name; returns 1 and fills the outputs, or 0. */
-static int parse_link(const char *name, int *crl, uint32_t *hash, int *id)
+static int cs_capath__parse_link(const char *name, int *crl, uint32_t *hash, int *id)
 {
 	uint32_t h = 0;
 	const char *p;
@@ -188,22 +188,23 @@ int cs_capath_name_is_link(const char *name)
 	int crl, id;
 	uint32_t h;
 
-	return parse_link(name, &crl, &h, &id);
+	return cs_capath__parse_link(name, &crl, &h, &id);
 }
 
-static void link_name(const struct bucket *b, int id, char *buf, size_t len)
+static void cs_capath__link_name(const struct bucket *b, int id, char *buf, size_t len)
 {
 	snprintf(buf, len, "%08x.%s%d", (unsigned)b->hash, b->crl ? "r" : "", id);
 }
 
-static void report(cs_capath *cp, enum cs_capath_event ev, const char *name, const char *detail)
+static void cs_capath__report(cs_capath *cp, enum cs_capath_event ev, const char *name,
+			      const char *detail)
 {
 	if (cp->report != NULL)
 		cp->report(cp->report_arg, ev, name, detail);
 }
 
 /* Announces a change of link name (to target; NULL: removal) about to be made. */
-static void own_link(cs_capath *cp, const char *name, const char *target)
+static void cs_capath__own_link(cs_capath *cp, const char *name, const char *target)
 {
 	if (cp->own != NULL)
 		cp->own(cp->report_arg, name, target);
@@ -211,7 +212,7 @@ static void own_link(cs_capath *cp, const char *name, const char *target)
 
 /* ---- tables ---- */
 
-static size_t str_hash(const char *s)
+static size_t cs_capath__str_hash(const char *s)
 {
 	size_t h = 2166136261u;
 
@@ -234,7 +235,7 @@ static int grow_files(cs_capath *cp)
 		return -ENOMEM;
 	for (size_t i = 0; i < cp->fsize; i++)
 		for (struct cfile *f = cp->ftab[i], *n; f != NULL; f = n) {
-			size_t k = str_hash(f->name) & (nsize - 1);
+			size_t k = cs_capath__str_hash(f->name) & (nsize - 1);
 
 			n = f->next;
 			f->next = t[k];
@@ -246,17 +247,18 @@ static int grow_files(cs_capath *cp)
 	return 0;
 }
 
-static struct cfile *file_find(const cs_capath *cp, const char *name)
+static struct cfile *cs_capath__file_find(const cs_capath *cp, const char *name)
 {
 	if (cp->fsize == 0)
 		return NULL;
-	for (struct cfile *f = cp->ftab[str_hash(name) & (cp->fsize - 1)]; f != NULL; f = f->next)
+	for (struct cfile *f = cp->ftab[cs_capath__str_hash(name) & (cp->fsize - 1)]; f != NULL;
+	     f = f->next)
 		if (strcmp(f->name, name) == 0)
 			return f;
 	return NULL;
 }
 
-static void file_clear(struct cfile *f)
+static void cs_capath__file_clear(struct cfile *f)
 {
 	free(f->der);
 	f->der = NULL;
@@ -268,13 +270,13 @@ static void file_free(struct cfile *f)
 {
 	if (f == NULL)
 		return;
-	file_clear(f);
+	cs_capath__file_clear(f);
 	free(f->skip);
 	free(f->name);
 	free(f);
 }
 
-static struct cfile *file_add(cs_capath *cp, const char *name)
+static struct cfile *cs_capath__file_add(cs_capath *cp, const char *name)
 {
 	struct cfile *f;
 	size_t k;
@@ -286,16 +288,16 @@ static struct cfile *file_add(cs_capath *cp, const char *name)
 		free(f);
 		return NULL;
 	}
-	k = str_hash(name) & (cp->fsize - 1);
+	k = cs_capath__str_hash(name) & (cp->fsize - 1);
 	f->next = cp->ftab[k];
 	cp->ftab[k] = f;
 	cp->fcount++;
 	return f;
 }
 
-static void file_remove(cs_capath *cp, struct cfile *f)
+static void cs_capath__file_remove(cs_capath *cp, struct cfile *f)
 {
-	struct cfile **pp = &cp->ftab[str_hash(f->name) & (cp->fsize - 1)];
+	struct cfile **pp = &cp->ftab[cs_capath__str_hash(f->name) & (cp->fsize - 1)];
 
 	for (; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == f) {
@@ -327,7 +329,7 @@ static int grow_buckets(cs_capath *cp)
 	return 0;
 }
 
-static struct bucket *bucket_get(cs_capath *cp, int crl, uint32_t hash, int create)
+static struct bucket *cs_capath__bucket_get(cs_capath *cp, int crl, uint32_t hash, int create)
 {
 	struct bucket *b;
 	size_t k;
@@ -382,7 +384,7 @@ static int bucket_reserve(struct bucket *b, int id)
 }
 
 /* Records what is at index id; an early link stays early while its target is the same. */
-static int bucket_set_link(struct bucket *b, int id, const char *target, int blocked)
+static int cs_capath__bucket_set_link(struct bucket *b, int id, const char *target, int blocked)
 {
 	char *t = NULL;
 	int early;
@@ -400,7 +402,7 @@ static int bucket_set_link(struct bucket *b, int id, const char *target, int blo
 	return 0;
 }
 
-static int bucket_add_member(struct bucket *b, struct cfile *f)
+static int cs_capath__bucket_add_member(struct bucket *b, struct cfile *f)
 {
 	if (b->nmem == b->capmem) {
 		int nc = b->capmem ? b->capmem * 2 : 4;
@@ -416,7 +418,7 @@ static int bucket_add_member(struct bucket *b, struct cfile *f)
 	return 0;
 }
 
-static void bucket_del_member(struct bucket *b, struct cfile *f)
+static void cs_capath__bucket_del_member(struct bucket *b, struct cfile *f)
 {
 	for (int i = 0; i < b->nmem; i++)
 		if (b->mem[i] == f) {
@@ -427,7 +429,7 @@ static void bucket_del_member(struct bucket *b, struct cfile *f)
 	f->b = NULL;
 }
 
-static void state_reset(cs_capath *cp)
+static void cs_capath__state_reset(cs_capath *cp)
 {
 	for (size_t i = 0; i < cp->fsize; i++)
 		for (struct cfile *f = cp->ftab[i], *n; f != NULL; f = n) {
@@ -449,27 +451,27 @@ static void state_reset(cs_capath *cp)
 
 /* ---- the cache ---- */
 
-static int64_t ts_ns(const struct timespec *ts)
+static int64_t cs_capath__ts_ns(const struct timespec *ts)
 {
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-static void key_of(const struct stat *st, struct fkey *k)
+static void cs_capath__key_of(const struct stat *st, struct fkey *k)
 {
 	k->dev = st->st_dev;
 	k->ino = st->st_ino;
 	k->size = st->st_size;
-	k->mtime_ns = ts_ns(&st->st_mtim);
-	k->ctime_ns = ts_ns(&st->st_ctim);
+	k->mtime_ns = cs_capath__ts_ns(&st->st_mtim);
+	k->ctime_ns = cs_capath__ts_ns(&st->st_ctim);
 }
 
-static int key_eq(const struct fkey *a, const struct fkey *b)
+static int cs_capath__key_eq(const struct fkey *a, const struct fkey *b)
 {
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
 	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
 }
 
-static void cache_drop(cs_capath *cp)
+static void cs_capath__cache_drop(cs_capath *cp)
 {
 	for (size_t i = 0; i < cp->csize; i++)
 		for (struct centry *e = cp->ctab[i], *n; e != NULL; e = n) {
@@ -499,14 +501,14 @@ static int hexval(int c)
  * or torn cache costs a re-read, never a wrong link (every entry is checked
  * against the file's current key before use).
  */
-static void cache_load(cs_capath *cp)
+static void cs_capath__cache_load(cs_capath *cp)
 {
 	FILE *fp;
 	char *line = NULL;
 	size_t cap = 0, n = 0;
 	ssize_t len;
 
-	cache_drop(cp);
+	cs_capath__cache_drop(cp);
 	if (cp->cache == NULL || (fp = fopen(cp->cache, "re")) == NULL)
 		return;
 	len = getline(&line, &cap, fp);
@@ -539,8 +541,8 @@ static void cache_load(cs_capath *cp)
 			for (size_t i = 0; i < cp->csize; i++)
 				for (struct centry *c = cp->ctab[i], *cn; c != NULL; c = cn) {
 					cn = c->next;
-					c->next = t[str_hash(c->name) & (ns - 1)];
-					t[str_hash(c->name) & (ns - 1)] = c;
+					c->next = t[cs_capath__str_hash(c->name) & (ns - 1)];
+					t[cs_capath__str_hash(c->name) & (ns - 1)] = c;
 				}
 			free(cp->ctab);
 			cp->ctab = t;
@@ -561,8 +563,8 @@ static void cache_load(cs_capath *cp)
 				hi = lo = 0;
 			e->sha1[i] = (unsigned char)(hi << 4 | lo);
 		}
-		e->next = cp->ctab[str_hash(e->name) & (cp->csize - 1)];
-		cp->ctab[str_hash(e->name) & (cp->csize - 1)] = e;
+		e->next = cp->ctab[cs_capath__str_hash(e->name) & (cp->csize - 1)];
+		cp->ctab[cs_capath__str_hash(e->name) & (cp->csize - 1)] = e;
 		n++;
 	}
 out:
@@ -570,11 +572,12 @@ out:
 	fclose(fp);
 }
 
-static const struct centry *cache_find(const cs_capath *cp, const char *name)
+static const struct centry *cs_capath__cache_find(const cs_capath *cp, const char *name)
 {
 	if (cp->csize == 0)
 		return NULL;
-	for (struct centry *e = cp->ctab[str_hash(name) & (cp->csize - 1)]; e != NULL; e = e->next)
+	for (struct centry *e = cp->ctab[cs_capath__str_hash(name) & (cp->csize - 1)]; e != NULL;
+	     e = e->next)
 		if (strcmp(e->name, name) == 0)
 			return e;
 	return NULL;
@@ -586,7 +589,7 @@ static const struct centry *cache_find(const cs_capath *cp, const char *name)
  * changed within the same timestamp tick without its key changing (git's
  * "racy" entries).
  */
-static void cache_save(cs_capath *cp, int64_t start_ns)
+static void cs_capath__cache_save(cs_capath *cp, int64_t start_ns)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -617,7 +620,7 @@ static void cache_save(cs_capath *cp, int64_t start_ns)
 		int rc = cs_atomic_write(cp->cache, buf, len, &ao, err, sizeof(err));
 		/* Only a speed-up: no state directory (yet) is no problem to report. */
 		if (rc < 0 && rc != -ENOENT)
-			report(cp, CS_CAPATH_ERROR, cp->cache, err);
+			cs_capath__report(cp, CS_CAPATH_ERROR, cp->cache, err);
 	}
 	free(buf);
 }
@@ -631,7 +634,7 @@ static int no_password(char *buf, int size, int rwflag, void *u)
 }
 
 /* Sets the reason: prefix followed by arg. */
-static void set_skip(struct cfile *f, int is_err, const char *prefix, const char *arg)
+static void cs_capath__set_skip(struct cfile *f, int is_err, const char *prefix, const char *arg)
 {
 	char buf[512];
 
@@ -774,16 +777,16 @@ static void parse_full(cs_capath *cp, struct cfile *f, const char *buf, size_t l
 	unsigned int dlen;
 
 	if (bio == NULL) {
-		set_skip(f, 1, "", "out of memory");
+		cs_capath__set_skip(f, 1, "", "out of memory");
 		goto out;
 	}
 	inf = PEM_X509_INFO_read_bio(bio, NULL, no_password, NULL);
 	if (inf == NULL) {
-		set_skip(f, 0, "", "not readable as PEM");
+		cs_capath__set_skip(f, 0, "", "not readable as PEM");
 		goto out;
 	}
 	if (sk_X509_INFO_num(inf) != 1) {
-		set_skip(f, 0, "", "does not contain exactly one certificate or CRL");
+		cs_capath__set_skip(f, 0, "", "does not contain exactly one certificate or CRL");
 		goto out;
 	}
 	xi = sk_X509_INFO_value(inf, 0);
@@ -791,7 +794,7 @@ static void parse_full(cs_capath *cp, struct cfile *f, const char *buf, size_t l
 		f->kind = KIND_CERT;
 		nm = X509_get_subject_name(xi->x509);
 		if (!X509_digest(xi->x509, EVP_sha1(), f->sha1, &dlen)) {
-			set_skip(f, 1, "", "cannot compute its SHA-1 fingerprint");
+			cs_capath__set_skip(f, 1, "", "cannot compute its SHA-1 fingerprint");
 			f->kind = KIND_NONE;
 			goto out;
 		}
@@ -804,18 +807,18 @@ static void parse_full(cs_capath *cp, struct cfile *f, const char *buf, size_t l
 		f->kind = KIND_CRL;
 		nm = X509_CRL_get_issuer(xi->crl);
 		if (!X509_CRL_digest(xi->crl, EVP_sha1(), f->sha1, &dlen)) {
-			set_skip(f, 1, "", "cannot compute its SHA-1 fingerprint");
+			cs_capath__set_skip(f, 1, "", "cannot compute its SHA-1 fingerprint");
 			f->kind = KIND_NONE;
 			goto out;
 		}
 	} else {
-		set_skip(f, 1, "", "holds neither a certificate nor a CRL");
+		cs_capath__set_skip(f, 1, "", "holds neither a certificate nor a CRL");
 		goto out;
 	}
 	f->hash = (uint32_t)X509_NAME_hash_ex(nm, NULL, NULL, &ok);
 	if (!ok) {
-		set_skip(f, 1, "", "cannot hash its name");
-		file_clear(f);
+		cs_capath__set_skip(f, 1, "", "cannot hash its name");
+		cs_capath__file_clear(f);
 	}
 out:
 	sk_X509_INFO_pop_free(inf, X509_INFO_free);
@@ -880,7 +883,7 @@ static char *read_whole(cs_capath *cp, const char *name, struct stat *st, size_t
  * With use_cache, a file whose key matches the cache is not read (no DER).
  * Returns 0, or -ENOENT when the file does not exist (f untouched).
  */
-static int file_load(cs_capath *cp, struct cfile *f, int use_cache)
+static int cs_capath__file_load(cs_capath *cp, struct cfile *f, int use_cache)
 {
 	struct stat st;
 	const struct centry *ce;
@@ -898,22 +901,23 @@ static int file_load(cs_capath *cp, struct cfile *f, int use_cache)
 			if (fstatat(cp->dirfd, f->name, &lst, AT_SYMLINK_NOFOLLOW) < 0)
 				return -ENOENT;
 		}
-		file_clear(f);
+		cs_capath__file_clear(f);
 		f->keyed = 0;
-		set_skip(f, 1, "cannot be read: ", strerror(errno));
+		cs_capath__set_skip(f, 1, "cannot be read: ", strerror(errno));
 		return 0;
 	}
-	file_clear(f);
+	cs_capath__file_clear(f);
 	f->keyed = 0;
 	free(f->skip);
 	f->skip = NULL;
 	f->skip_err = 0;
 	if (!S_ISREG(st.st_mode)) {
-		set_skip(f, 0, "", "not a regular file");
+		cs_capath__set_skip(f, 0, "", "not a regular file");
 		return 0;
 	}
-	key_of(&st, &key);
-	if (use_cache && (ce = cache_find(cp, f->name)) != NULL && key_eq(&ce->key, &key)) {
+	cs_capath__key_of(&st, &key);
+	if (use_cache && (ce = cs_capath__cache_find(cp, f->name)) != NULL &&
+	    cs_capath__key_eq(&ce->key, &key)) {
 		f->kind = ce->kind;
 		f->hash = ce->hash;
 		memcpy(f->sha1, ce->sha1, SHA1_LEN);
@@ -923,14 +927,15 @@ static int file_load(cs_capath *cp, struct cfile *f, int use_cache)
 	}
 	buf = read_whole(cp, f->name, &st, &len, &why, &is_err);
 	if (buf == NULL) {
-		set_skip(f, is_err, is_err && strcmp(why, "out of memory") != 0 ? "cannot be read: " : "",
-			 why);
+		cs_capath__set_skip(f, is_err,
+				    is_err && strcmp(why, "out of memory") != 0 ? "cannot be read: " : "",
+				    why);
 		return 0;
 	}
 	if (!parse_fast(cp, f, buf, len, cp->cafile != NULL))
 		parse_full(cp, f, buf, len);
 	if (f->kind != KIND_NONE) {
-		key_of(&st, &f->key);
+		cs_capath__key_of(&st, &f->key);
 		f->keyed = 1;
 	}
 	free(buf);
@@ -941,14 +946,14 @@ static int file_load(cs_capath *cp, struct cfile *f, int use_cache)
  * Gives a linked certificate read from the cache its DER (for the CAfile).
  * Returns 0, or -1 when the file no longer holds the same certificate.
  */
-static int file_der(cs_capath *cp, struct cfile *f)
+static int cs_capath__file_der(cs_capath *cp, struct cfile *f)
 {
 	struct cfile tmp;
 	int rc = -1;
 
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.name = f->name;
-	if (file_load(cp, &tmp, 0) == 0 && tmp.kind == KIND_CERT && tmp.der != NULL &&
+	if (cs_capath__file_load(cp, &tmp, 0) == 0 && tmp.kind == KIND_CERT && tmp.der != NULL &&
 	    memcmp(tmp.sha1, f->sha1, SHA1_LEN) == 0) {
 		f->der = tmp.der;
 		f->derlen = tmp.derlen;
@@ -989,7 +994,7 @@ static struct entry *entry_find(struct entry *e, int n, const char *target)
 }
 
 /* Re-reads the links of b from the directory (indices up to the known ones and one past). */
-static int bucket_refresh(cs_capath *cp, struct bucket *b)
+static int cs_capath__bucket_refresh(cs_capath *cp, struct bucket *b)
 {
 	int top = b->nlinks;
 	char name[32], target[PATH_MAX];
@@ -1001,21 +1006,21 @@ static int bucket_refresh(cs_capath *cp, struct bucket *b)
 		ssize_t n;
 		int r;
 
-		link_name(b, id, name, sizeof(name));
+		cs_capath__link_name(b, id, name, sizeof(name));
 		if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			if (id < b->nlinks)
-				r = bucket_set_link(b, id, NULL, 0);
+				r = cs_capath__bucket_set_link(b, id, NULL, 0);
 			else
 				continue;
 		} else if (!S_ISLNK(st.st_mode)) {
-			r = bucket_set_link(b, id, NULL, 1);
+			r = cs_capath__bucket_set_link(b, id, NULL, 1);
 		} else {
 			n = readlinkat(cp->dirfd, name, target, sizeof(target) - 1);
 			if (n < 0)
-				r = bucket_set_link(b, id, NULL, 0);
+				r = cs_capath__bucket_set_link(b, id, NULL, 0);
 			else {
 				target[n] = '\0';
-				r = bucket_set_link(b, id, target, 0);
+				r = cs_capath__bucket_set_link(b, id, target, 0);
 			}
 			if (id == top && top < MAX_LINK_ID)
 				top++; /* keep going while links continue */
@@ -1034,24 +1039,24 @@ static int make_link(cs_capath *cp, struct bucket *b, int id, const char *target
 
 	int announced = 0;
 
-	link_name(b, id, name, sizeof(name));
+	cs_capath__link_name(b, id, name, sizeof(name));
 	/*
 	 * Nothing known at this index: create it in place (one system call; a
 	 * bucket is filled lowest index first, so no gap shows meanwhile). If
 	 * something appeared there since, fall through to the careful way.
 	 */
 	if (id >= b->nlinks || (b->links[id].target == NULL && !b->links[id].blocked)) {
-		own_link(cp, name, target);
+		cs_capath__own_link(cp, name, target);
 		announced = 1;
 		if (symlinkat(target, cp->dirfd, name) == 0) {
 			cp->wrote = 1;
-			report(cp, CS_CAPATH_LINKED, name, target);
-			return bucket_set_link(b, id, target, 0);
+			cs_capath__report(cp, CS_CAPATH_LINKED, name, target);
+			return cs_capath__bucket_set_link(b, id, target, 0);
 		}
 	}
 	if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode)) {
-		report(cp, CS_CAPATH_ERROR, name, "not a symbolic link: left alone");
-		bucket_set_link(b, id, NULL, 1);
+		cs_capath__report(cp, CS_CAPATH_ERROR, name, "not a symbolic link: left alone");
+		cs_capath__bucket_set_link(b, id, NULL, 1);
 		return -EEXIST;
 	}
 	for (;;) {
@@ -1061,24 +1066,24 @@ static int make_link(cs_capath *cp, struct bucket *b, int id, const char *target
 		if (errno != EEXIST) {
 			int e = errno;
 
-			report(cp, CS_CAPATH_ERROR, name, strerror(e));
+			cs_capath__report(cp, CS_CAPATH_ERROR, name, strerror(e));
 			return -e;
 		}
 	}
 	cp->wrote = 1;
 	if (!announced)
-		own_link(cp, name, target);
+		cs_capath__own_link(cp, name, target);
 	if (renameat(cp->dirfd, tmp, cp->dirfd, name) < 0) {
 		int e = errno;
 
 		unlinkat(cp->dirfd, tmp, 0);
-		report(cp, CS_CAPATH_ERROR, name, strerror(e));
+		cs_capath__report(cp, CS_CAPATH_ERROR, name, strerror(e));
 		return -e;
 	}
 	if (b->links != NULL && id < b->nlinks && b->links[id].target != NULL)
-		report(cp, CS_CAPATH_UNLINKED, name, b->links[id].target);
-	report(cp, CS_CAPATH_LINKED, name, target);
-	return bucket_set_link(b, id, target, 0);
+		cs_capath__report(cp, CS_CAPATH_UNLINKED, name, b->links[id].target);
+	cs_capath__report(cp, CS_CAPATH_LINKED, name, target);
+	return cs_capath__bucket_set_link(b, id, target, 0);
 }
 
 static int drop_link(cs_capath *cp, struct bucket *b, int id)
@@ -1086,21 +1091,21 @@ static int drop_link(cs_capath *cp, struct bucket *b, int id)
 	char name[32];
 	struct stat st;
 
-	link_name(b, id, name, sizeof(name));
+	cs_capath__link_name(b, id, name, sizeof(name));
 	if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
-		own_link(cp, name, NULL);
+		cs_capath__own_link(cp, name, NULL);
 		if (unlinkat(cp->dirfd, name, 0) < 0 && errno != ENOENT) {
 			int e = errno;
 
-			report(cp, CS_CAPATH_ERROR, name, strerror(e));
+			cs_capath__report(cp, CS_CAPATH_ERROR, name, strerror(e));
 			return -e;
 		}
 	}
 	cp->wrote = 1;
-	report(cp, CS_CAPATH_UNLINKED, name, b->links[id].target);
+	cs_capath__report(cp, CS_CAPATH_UNLINKED, name, b->links[id].target);
 	if (cp->st != NULL)
 		cp->st->unlinked++;
-	return bucket_set_link(b, id, NULL, 0);
+	return cs_capath__bucket_set_link(b, id, NULL, 0);
 }
 
 /*
@@ -1108,7 +1113,7 @@ static int drop_link(cs_capath *cp, struct bucket *b, int id)
  * Returns 0, or a negative errno when some link could not be made (counted
  * and reported).
  */
-static int bucket_sync(cs_capath *cp, struct bucket *b)
+static int cs_capath__bucket_sync(cs_capath *cp, struct bucket *b)
 {
 	int nitems = 0, nent = 0, needed = 0, rc = 0, top;
 	struct item *items = NULL;
@@ -1126,7 +1131,7 @@ static int bucket_sync(cs_capath *cp, struct bucket *b)
 		/* An early link was not there when the pass began: openssl would not see it. */
 		if (b->links[id].target == NULL || b->links[id].early)
 			continue;
-		link_name(b, id, items[nitems].name, sizeof(items[nitems].name));
+		cs_capath__link_name(b, id, items[nitems].name, sizeof(items[nitems].name));
 		items[nitems].sort = items[nitems].name;
 		items[nitems].id = id;
 		nitems++;
@@ -1166,7 +1171,7 @@ static int bucket_sync(cs_capath *cp, struct bucket *b)
 		f->skip = NULL;
 		f->skip_err = 0;
 		if (dup != NULL) {
-			set_skip(f, 0, "duplicate of ", dup->name);
+			cs_capath__set_skip(f, 0, "duplicate of ", dup->name);
 		} else {
 			e = entry_find(ent, nent, f->name);
 			if (e == NULL && needed >= MAX_COLLISIONS) {
@@ -1175,7 +1180,7 @@ static int bucket_sync(cs_capath *cp, struct bucket *b)
 				snprintf(why, sizeof(why), "more than %d %s with hash %08x",
 					 MAX_COLLISIONS, b->crl ? "CRLs" : "certificates",
 					 (unsigned)b->hash);
-				set_skip(f, 1, "", why);
+				cs_capath__set_skip(f, 1, "", why);
 			} else {
 				if (e == NULL) {
 					e = &ent[nent++];
@@ -1187,7 +1192,7 @@ static int bucket_sync(cs_capath *cp, struct bucket *b)
 			}
 		}
 		if (f->skip != NULL && (old_skip == NULL || strcmp(old_skip, f->skip) != 0)) {
-			report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
+			cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
 			       f->skip);
 			if (cp->st != NULL) {
 				if (f->skip_err)
@@ -1283,7 +1288,7 @@ out:
 
 /* ---- CAfile ---- */
 
-static int name_cmp(const void *a, const void *b)
+static int cs_capath__name_cmp(const void *a, const void *b)
 {
 	return strcmp((*(struct cfile *const *)a)->name, (*(struct cfile *const *)b)->name);
 }
@@ -1300,12 +1305,12 @@ static struct cfile **linked_sorted(const cs_capath *cp, enum kind k, size_t *n)
 		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
 			if (f->linked && f->kind == k && (k != KIND_CERT || f->der != NULL))
 				v[(*n)++] = f;
-	qsort(v, *n, sizeof(*v), name_cmp);
+	qsort(v, *n, sizeof(*v), cs_capath__name_cmp);
 	return v;
 }
 
 /* Rewrites the CAfile when its content differs; returns 0 or a negative errno. */
-static int cafile_sync(cs_capath *cp, char *err, size_t errlen)
+static int cs_capath__cafile_sync(cs_capath *cp, char *err, size_t errlen)
 {
 	size_t n = 0;
 	struct cfile **v;
@@ -1321,7 +1326,7 @@ static int cafile_sync(cs_capath *cp, char *err, size_t errlen)
 	for (size_t i = 0; i < cp->fsize; i++)
 		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
 			if (f->linked && f->kind == KIND_CERT && f->der == NULL)
-				file_der(cp, f);
+				cs_capath__file_der(cp, f);
 	v = linked_sorted(cp, KIND_CERT, &n);
 	mem = BIO_new(BIO_s_mem());
 	if (v == NULL || mem == NULL) {
@@ -1344,11 +1349,11 @@ static int cafile_sync(cs_capath *cp, char *err, size_t errlen)
 		rc = cs_atomic_write(cp->cafile, data, (size_t)len, &ao, err, errlen);
 		if (rc == 0) {
 			snprintf(msg, sizeof(msg), "%zu certificates", n);
-			report(cp, CS_CAPATH_CAFILE, cp->cafile, msg);
+			cs_capath__report(cp, CS_CAPATH_CAFILE, cp->cafile, msg);
 			if (cp->st != NULL)
 				cp->st->cafile_written = 1;
 		} else {
-			report(cp, CS_CAPATH_ERROR, cp->cafile, err);
+			cs_capath__report(cp, CS_CAPATH_ERROR, cp->cafile, err);
 		}
 	}
 out:
@@ -1398,8 +1403,8 @@ void cs_capath_free(cs_capath *cp)
 {
 	if (cp == NULL)
 		return;
-	state_reset(cp);
-	cache_drop(cp);
+	cs_capath__state_reset(cp);
+	cs_capath__cache_drop(cp);
 	EVP_MD_free(cp->sha1);
 	free(cp->cache);
 	free(cp->dir);
@@ -1424,7 +1429,7 @@ static int open_dir(cs_capath *cp, char *err, size_t errlen)
 	return 0;
 }
 
-static void close_dir(cs_capath *cp)
+static void cs_capath__close_dir(cs_capath *cp)
 {
 	if (cp->dirfd >= 0) {
 		/* Nothing to make durable when no link changed (an agent start). */
@@ -1441,7 +1446,7 @@ static void close_dir(cs_capath *cp)
  * writer that was killed between symlink and rename: its process is gone.
  * Returns 1 when name had that form (removed or not), else 0.
  */
-static int stale_tmp_link(cs_capath *cp, const char *name)
+static int cs_capath__stale_tmp_link(cs_capath *cp, const char *name)
 {
 	char buf[96], *p_seq, *p_pid;
 	size_t len = strlen(name);
@@ -1462,7 +1467,7 @@ static int stale_tmp_link(cs_capath *cp, const char *name)
 	if (p_pid == NULL)
 		return 0;
 	*p_pid++ = '\0';
-	if (!parse_link(buf, &crl, &hash, &id) || p_pid[0] == '\0' ||
+	if (!cs_capath__parse_link(buf, &crl, &hash, &id) || p_pid[0] == '\0' ||
 	    strspn(p_pid, "0123456789") != strlen(p_pid) || p_seq[0] == '\0' ||
 	    strspn(p_seq, "0123456789") != strlen(p_seq))
 		return 0;
@@ -1470,18 +1475,18 @@ static int stale_tmp_link(cs_capath *cp, const char *name)
 	if (fstatat(cp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) &&
 	    pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH &&
 	    unlinkat(cp->dirfd, name, 0) == 0)
-		report(cp, CS_CAPATH_UNLINKED, name, "temporary link of a killed writer");
+		cs_capath__report(cp, CS_CAPATH_UNLINKED, name, "temporary link of a killed writer");
 	return 1;
 }
 
 /* True when link id of b is on disk what b says (a symlink to the same target, or absent). */
-static int link_as_known(cs_capath *cp, const struct bucket *b, int id)
+static int cs_capath__link_as_known(cs_capath *cp, const struct bucket *b, int id)
 {
 	const struct link *l = id < b->nlinks ? &b->links[id] : NULL;
 	char name[32], target[PATH_MAX];
 	ssize_t n;
 
-	link_name(b, id, name, sizeof(name));
+	cs_capath__link_name(b, id, name, sizeof(name));
 	n = readlinkat(cp->dirfd, name, target, sizeof(target) - 1);
 	if (n < 0)
 		return errno == ENOENT && (l == NULL || (l->target == NULL && !l->blocked));
@@ -1489,7 +1494,7 @@ static int link_as_known(cs_capath *cp, const struct bucket *b, int id)
 	return l != NULL && l->target != NULL && strcmp(l->target, target) == 0;
 }
 
-static void count_linked(cs_capath *cp, struct cs_capath_stats *st)
+static void cs_capath__count_linked(cs_capath *cp, struct cs_capath_stats *st)
 {
 	st->certs = st->crls = 0;
 	for (size_t i = 0; i < cp->fsize; i++)
@@ -1503,20 +1508,20 @@ static void count_linked(cs_capath *cp, struct cs_capath_stats *st)
 }
 
 /* Ends a call: CAfile, counts, message for errors. */
-static int finish(cs_capath *cp, int rc, int force_cafile, char *err, size_t errlen)
+static int cs_capath__finish(cs_capath *cp, int rc, int force_cafile, char *err, size_t errlen)
 {
 	if (force_cafile || cp->cafile_dirty) {
 		char cerr[512] = "";
-		int r = cafile_sync(cp, cerr, sizeof(cerr));
+		int r = cs_capath__cafile_sync(cp, cerr, sizeof(cerr));
 
 		if (r < 0 && rc == 0) {
 			snprintf(err, errlen, "%s", cerr);
 			rc = r;
 		}
 	}
-	close_dir(cp);
+	cs_capath__close_dir(cp);
 	if (cp->st != NULL)
-		count_linked(cp, cp->st);
+		cs_capath__count_linked(cp, cp->st);
 	if (rc < 0 && err[0] == '\0')
 		snprintf(err, errlen, "%s: %u file(s) or link(s) could not be read or written", cp->dir,
 			 cp->st ? cp->st->errors : 0u);
@@ -1534,7 +1539,7 @@ static int finish(cs_capath *cp, int rc, int force_cafile, char *err, size_t err
 static int link_early(cs_capath *cp, struct bucket *b, struct cfile *f)
 {
 	char name[32];
-	int id, r = bucket_refresh(cp, b);
+	int id, r = cs_capath__bucket_refresh(cp, b);
 
 	if (r < 0)
 		return r;
@@ -1554,17 +1559,17 @@ static int link_early(cs_capath *cp, struct bucket *b, struct cfile *f)
 		;
 	if (id >= MAX_COLLISIONS)
 		return 0;
-	link_name(b, id, name, sizeof(name));
-	own_link(cp, name, f->name);
+	cs_capath__link_name(b, id, name, sizeof(name));
+	cs_capath__own_link(cp, name, f->name);
 	if (symlinkat(f->name, cp->dirfd, name) < 0)
 		return 0;
 	cp->wrote = 1;
-	report(cp, CS_CAPATH_LINKED, name, f->name);
+	cs_capath__report(cp, CS_CAPATH_LINKED, name, f->name);
 	if (cp->st != NULL)
 		cp->st->linked++;
 	if (f->kind == KIND_CERT)
 		cp->cafile_dirty = 1;
-	if (bucket_set_link(b, id, f->name, 0) < 0)
+	if (cs_capath__bucket_set_link(b, id, f->name, 0) < 0)
 		return -ENOMEM;
 	b->links[id].early = 1;
 	return 0;
@@ -1585,24 +1590,24 @@ static int take_in(cs_capath *cp, const char *name)
 
 	if (name[0] == '\0' || strchr(name, '/') != NULL || !cs_capath_name_eligible(name))
 		return 0;
-	f = file_find(cp, name);
-	if (f == NULL && (f = file_add(cp, name)) == NULL)
+	f = cs_capath__file_find(cp, name);
+	if (f == NULL && (f = cs_capath__file_add(cp, name)) == NULL)
 		return -ENOMEM;
 	if (f->b != NULL) {
 		f->b->touched = 1;
-		bucket_del_member(f->b, f);
+		cs_capath__bucket_del_member(f->b, f);
 	}
 	f->linked = 0;
 	if (f->skip != NULL && f->kind == KIND_NONE && (old_skip = strdup(f->skip)) == NULL)
 		return -ENOMEM;
-	if (file_load(cp, f, 0) < 0) {
-		file_remove(cp, f);
+	if (cs_capath__file_load(cp, f, 0) < 0) {
+		cs_capath__file_remove(cp, f);
 		goto out;
 	}
 	if (f->kind == KIND_NONE) {
 		/* Reported once: the pass may have read it before it was named. */
 		if (old_skip == NULL || strcmp(old_skip, f->skip) != 0) {
-			report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name, f->skip);
+			cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name, f->skip);
 			if (f->skip_err)
 				cp->st->errors++;
 			else
@@ -1610,8 +1615,8 @@ static int take_in(cs_capath *cp, const char *name)
 		}
 		goto out;
 	}
-	b = bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
-	if (b == NULL || bucket_add_member(b, f) < 0) {
+	b = cs_capath__bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
+	if (b == NULL || cs_capath__bucket_add_member(b, f) < 0) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -1623,7 +1628,7 @@ out:
 }
 
 /* Takes in what the poll callback names (at most POLL_MAX); a -ENOMEM goes to *rc. */
-static void poll_names(cs_capath *cp, int *rc)
+static void cs_capath__poll_names(cs_capath *cp, int *rc)
 {
 	char name[NAME_MAX + 1];
 
@@ -1637,12 +1642,12 @@ static void poll_names(cs_capath *cp, int *rc)
 }
 
 /* Writes bucket b as decided now; returns 0, -EIO or -ENOMEM. */
-static int pass_sync(cs_capath *cp, struct bucket *b)
+static int cs_capath__pass_sync(cs_capath *cp, struct bucket *b)
 {
 	int r;
 
 	b->touched = 0;
-	r = bucket_sync(cp, b);
+	r = cs_capath__bucket_sync(cp, b);
 	if (r < 0)
 		return r == -ENOMEM ? r : -EIO;
 	return 0;
@@ -1664,11 +1669,11 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 	memset(st, 0, sizeof(*st));
 	if (errlen > 0)
 		err[0] = '\0';
-	state_reset(cp);
+	cs_capath__state_reset(cp);
 	clock_gettime(CLOCK_REALTIME, &t0);
 	if ((rc = open_dir(cp, err, errlen)) < 0)
 		return rc;
-	cache_load(cp);
+	cs_capath__cache_load(cp);
 	cp->st = st;
 	fd = dup(cp->dirfd);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -1678,11 +1683,11 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		if (fd >= 0)
 			close(fd);
 		snprintf(err, errlen, "%s: %s", cp->dir, strerror(e));
-		close_dir(cp);
+		cs_capath__close_dir(cp);
 		cp->st = NULL;
 		return -e;
 	}
-	poll_names(cp, &rc);
+	cs_capath__poll_names(cp, &rc);
 	while (rc == 0 && (de = readdir(d)) != NULL) {
 		const char *name = de->d_name;
 		int crl, id;
@@ -1690,9 +1695,9 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			continue;
-		if (name[0] == '.' && stale_tmp_link(cp, name))
+		if (name[0] == '.' && cs_capath__stale_tmp_link(cp, name))
 			continue;
-		if (parse_link(name, &crl, &hash, &id)) {
+		if (cs_capath__parse_link(name, &crl, &hash, &id)) {
 			struct stat lst;
 			struct bucket *b;
 			char target[PATH_MAX];
@@ -1705,20 +1710,20 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 			} else {
 				lst.st_mode = de->d_type == DT_LNK ? S_IFLNK : S_IFREG;
 			}
-			b = bucket_get(cp, crl, hash, 1);
+			b = cs_capath__bucket_get(cp, crl, hash, 1);
 			if (b == NULL) {
 				rc = -ENOMEM;
 				break;
 			}
 			if (!S_ISLNK(lst.st_mode)) {
-				bucket_set_link(b, id, NULL, 1);
+				cs_capath__bucket_set_link(b, id, NULL, 1);
 				continue;
 			}
 			n = readlinkat(cp->dirfd, name, target, sizeof(target) - 1);
 			if (n < 0)
 				continue;
 			target[n] = '\0';
-			if (bucket_set_link(b, id, target, 0) < 0) {
+			if (cs_capath__bucket_set_link(b, id, target, 0) < 0) {
 				rc = -ENOMEM;
 				break;
 			}
@@ -1727,21 +1732,21 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		if (!cs_capath_name_eligible(name))
 			continue;
 		if (++nread % POLL_EVERY == 0)
-			poll_names(cp, &rc);
-		if (file_find(cp, name) != NULL)
+			cs_capath__poll_names(cp, &rc);
+		if (cs_capath__file_find(cp, name) != NULL)
 			continue; /* taken in from a poll, more recently than this */
-		struct cfile *f = file_add(cp, name);
+		struct cfile *f = cs_capath__file_add(cp, name);
 
 		if (f == NULL) {
 			rc = -ENOMEM;
 			break;
 		}
-		if (file_load(cp, f, 1) < 0) {
-			file_remove(cp, f); /* gone while we read */
+		if (cs_capath__file_load(cp, f, 1) < 0) {
+			cs_capath__file_remove(cp, f); /* gone while we read */
 			continue;
 		}
 		if (f->kind == KIND_NONE) {
-			report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
+			cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
 			       f->skip);
 			if (f->skip_err)
 				st->errors++;
@@ -1749,25 +1754,25 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 				st->skipped++;
 			continue;
 		}
-		struct bucket *b = bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
+		struct bucket *b = cs_capath__bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
 
-		if (b == NULL || bucket_add_member(b, f) < 0) {
+		if (b == NULL || cs_capath__bucket_add_member(b, f) < 0) {
 			rc = -ENOMEM;
 			break;
 		}
 	}
 	closedir(d);
-	cache_drop(cp);
+	cs_capath__cache_drop(cp);
 	if (rc == 0)
-		poll_names(cp, &rc);
+		cs_capath__poll_names(cp, &rc);
 	/* The buckets as they are now: a poll may add some (and grow the table) meanwhile. */
 	if (rc == 0 && (bv = malloc((cp->bcount + 1) * sizeof(*bv))) == NULL)
 		rc = -ENOMEM;
 	if (rc == -ENOMEM) {
 		snprintf(err, errlen, "%s: out of memory", cp->dir);
-		close_dir(cp);
+		cs_capath__close_dir(cp);
 		cp->st = NULL;
-		state_reset(cp);
+		cs_capath__state_reset(cp);
 		return rc;
 	}
 	for (size_t i = 0; i < cp->bsize; i++)
@@ -1777,18 +1782,18 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		int r;
 
 		if (i % POLL_EVERY == POLL_EVERY - 1)
-			poll_names(cp, &rc);
-		if ((r = pass_sync(cp, bv[i])) < 0 && rc != -ENOMEM)
+			cs_capath__poll_names(cp, &rc);
+		if ((r = cs_capath__pass_sync(cp, bv[i])) < 0 && rc != -ENOMEM)
 			rc = r;
 	}
 	free(bv);
 	/* Buckets a poll touched after they were written, or made: decided again. */
-	poll_names(cp, &rc);
+	cs_capath__poll_names(cp, &rc);
 	for (size_t i = 0; i < cp->bsize; i++)
 		for (struct bucket *b = cp->btab[i]; b != NULL; b = b->next) {
 			int r;
 
-			if (b->touched && (r = pass_sync(cp, b)) < 0 && rc != -ENOMEM)
+			if (b->touched && (r = cs_capath__pass_sync(cp, b)) < 0 && rc != -ENOMEM)
 				rc = r;
 		}
 	/* A file that could not be read, or a member left out for an error, is an error. */
@@ -1799,10 +1804,10 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 				break;
 			}
 	cp->scanned = 1;
-	cache_save(cp, ts_ns(&t0));
+	cs_capath__cache_save(cp, cs_capath__ts_ns(&t0));
 	if (rc == -ENOMEM && err[0] == '\0')
 		snprintf(err, errlen, "%s: out of memory", cp->dir);
-	return finish(cp, rc, 1, err, errlen);
+	return cs_capath__finish(cp, rc, 1, err, errlen);
 }
 
 int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st, char *err,
@@ -1827,24 +1832,24 @@ int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st
 	if (name[0] == '\0' || strchr(name, '/') != NULL || strcmp(name, ".") == 0 ||
 	    strcmp(name, "..") == 0)
 		return 0;
-	if (parse_link(name, &crl, &hash, &id)) {
+	if (cs_capath__parse_link(name, &crl, &hash, &id)) {
 		/*
 		 * Most events for link names are those of links this handle made
 		 * itself (a full pass makes thousands): when the link is as
 		 * this handle left it, there is nothing to do.
 		 */
-		nb = bucket_get(cp, crl, hash, 0);
+		nb = cs_capath__bucket_get(cp, crl, hash, 0);
 		if (nb != NULL && (rc = open_dir(cp, err, errlen)) == 0) {
-			int same = link_as_known(cp, nb, id);
+			int same = cs_capath__link_as_known(cp, nb, id);
 
-			close_dir(cp);
+			cs_capath__close_dir(cp);
 			if (same) {
-				count_linked(cp, st);
+				cs_capath__count_linked(cp, st);
 				return 0;
 			}
 		}
 		rc = 0;
-		nb = bucket_get(cp, crl, hash, 1);
+		nb = cs_capath__bucket_get(cp, crl, hash, 1);
 		if (nb == NULL) {
 			snprintf(err, errlen, "%s: out of memory", cp->dir);
 			return -ENOMEM;
@@ -1856,26 +1861,26 @@ int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st
 		return rc;
 	cp->st = st;
 	if (nb == NULL) {
-		f = file_find(cp, name);
-		if (f == NULL && (f = file_add(cp, name)) == NULL) {
+		f = cs_capath__file_find(cp, name);
+		if (f == NULL && (f = cs_capath__file_add(cp, name)) == NULL) {
 			rc = -ENOMEM;
 			goto out;
 		}
 		ob = f->b;
 		if (ob != NULL) {
-			bucket_del_member(ob, f);
+			cs_capath__bucket_del_member(ob, f);
 			if (f->linked && f->kind == KIND_CERT)
 				cp->cafile_dirty = 1;
 			f->linked = 0;
 		}
 		char *old_skip = f->skip != NULL && f->kind == KIND_NONE ? strdup(f->skip) : NULL;
 
-		if (file_load(cp, f, 0) < 0) {
-			file_remove(cp, f);
+		if (cs_capath__file_load(cp, f, 0) < 0) {
+			cs_capath__file_remove(cp, f);
 			f = NULL;
 		} else if (f->kind == KIND_NONE) {
 			if (old_skip == NULL || strcmp(old_skip, f->skip) != 0) {
-				report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED,
+				cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED,
 				       f->name, f->skip);
 				if (f->skip_err)
 					st->errors++;
@@ -1885,8 +1890,8 @@ int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st
 			if (f->skip_err)
 				rc = -EIO;
 		} else {
-			nb = bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
-			if (nb == NULL || bucket_add_member(nb, f) < 0) {
+			nb = cs_capath__bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
+			if (nb == NULL || cs_capath__bucket_add_member(nb, f) < 0) {
 				free(old_skip);
 				rc = -ENOMEM;
 				goto out;
@@ -1904,16 +1909,16 @@ int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st
 
 		if (todo[i] == NULL || (i == 1 && todo[1] == todo[0]))
 			continue;
-		r = bucket_refresh(cp, todo[i]);
+		r = cs_capath__bucket_refresh(cp, todo[i]);
 		if (r == 0)
-			r = bucket_sync(cp, todo[i]);
+			r = cs_capath__bucket_sync(cp, todo[i]);
 		if (r < 0)
 			rc = r == -ENOMEM ? r : -EIO;
 	}
 out:
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "%s: out of memory", cp->dir);
-	return finish(cp, rc, 0, err, errlen);
+	return cs_capath__finish(cp, rc, 0, err, errlen);
 }
 
 int cs_capath_publish(cs_capath *cp, const char *name, X509 *x, X509_CRL *crl,
@@ -1967,7 +1972,7 @@ size_t cs_capath_problems(const cs_capath *cp, cs_capath_report_cb cb, void *arg
 		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
 			if (f->skip != NULL)
 				v[n++] = f;
-	qsort(v, n, sizeof(*v), name_cmp);
+	qsort(v, n, sizeof(*v), cs_capath__name_cmp);
 	for (size_t i = 0; i < n && cb != NULL; i++)
 		cb(arg, v[i]->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, v[i]->name,
 		   v[i]->skip);

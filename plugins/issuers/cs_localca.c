@@ -68,7 +68,7 @@ struct sset {
 	size_t size, n;
 };
 
-static void sset_clear(struct sset *ss);
+static void cs_localca__sset_clear(struct sset *ss);
 
 struct cs_localca {
 	char *dir;
@@ -102,7 +102,7 @@ static const char *const crl_reasons[] = {
 
 /* ---- small file helpers ---- */
 
-static char *path_join(const char *dir, const char *name)
+static char *cs_localca__path_join(const char *dir, const char *name)
 {
 	char *p;
 
@@ -115,10 +115,10 @@ static char *path_join(const char *dir, const char *name)
  * Reads the whole of dir/name into a NUL-terminated malloc'd buffer. Returns
  * 0, -ENOENT when it does not exist, or another negative code with err set.
  */
-static int read_file(const char *dir, const char *name, char **buf, size_t *len, char *err,
+static int cs_localca__read_file(const char *dir, const char *name, char **buf, size_t *len, char *err,
 		     size_t errlen)
 {
-	char *path = path_join(dir, name), *b = NULL;
+	char *path = cs_localca__path_join(dir, name), *b = NULL;
 	struct stat sb;
 	size_t used = 0;
 	int fd = -1, rc = 0;
@@ -174,11 +174,11 @@ out:
  * Replaces dir/name with data through the atomic writer. An existing file
  * keeps its mode (and owner, where we may set it); a new one gets mode.
  */
-static int write_file(const char *dir, const char *name, const void *data, size_t len,
+static int cs_localca__write_file(const char *dir, const char *name, const void *data, size_t len,
 		      mode_t mode, char *err, size_t errlen)
 {
 	struct cs_atomic_opts ao = { .mode = mode, .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	char *path = path_join(dir, name);
+	char *path = cs_localca__path_join(dir, name);
 	struct stat sb;
 	int rc;
 
@@ -197,7 +197,7 @@ static int write_file(const char *dir, const char *name, const void *data, size_
 }
 
 /* Writes x as PEM into a malloc'd buffer (*out, *len). Returns 0 or -ENOMEM. */
-static int pem_of(int (*w)(BIO *, void *), void *x, char **out, size_t *len)
+static int cs_localca__pem_of(int (*w)(BIO *, void *), void *x, char **out, size_t *len)
 {
 	BIO *b = BIO_new(BIO_s_mem());
 	char *p = NULL;
@@ -218,23 +218,23 @@ out:
 	return rc;
 }
 
-static int w_x509(BIO *b, void *x)
+static int cs_localca__w_x509(BIO *b, void *x)
 {
 	return PEM_write_bio_X509(b, x);
 }
 
-static int w_crl(BIO *b, void *x)
+static int cs_localca__w_crl(BIO *b, void *x)
 {
 	return PEM_write_bio_X509_CRL(b, x);
 }
 
-static int w_key(BIO *b, void *x)
+static int cs_localca__w_key(BIO *b, void *x)
 {
 	return PEM_write_bio_PrivateKey(b, x, NULL, NULL, 0, NULL, NULL);
 }
 
 /* Hex of a positive integer as `openssl ca` writes it: uppercase, even length, "00" for 0. */
-static char *bn_hex(const BIGNUM *bn)
+static char *cs_localca__bn_hex(const BIGNUM *bn)
 {
 	char *h;
 
@@ -246,7 +246,7 @@ static char *bn_hex(const BIGNUM *bn)
 
 /* ---- locking ---- */
 
-static int lock_ca(cs_localca *ca, char *err, size_t errlen)
+static int cs_localca__lock_ca(cs_localca *ca, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&ca->mu);
 	while (flock(ca->lockfd, LOCK_EX) < 0) {
@@ -261,7 +261,7 @@ static int lock_ca(cs_localca *ca, char *err, size_t errlen)
 	return 0;
 }
 
-static void unlock_ca(cs_localca *ca)
+static void cs_localca__unlock_ca(cs_localca *ca)
 {
 	flock(ca->lockfd, LOCK_UN);
 	pthread_mutex_unlock(&ca->mu);
@@ -334,7 +334,7 @@ out:
 /* ---- certificate building ---- */
 
 /* Adds extension nid with value (openssl.cnf syntax) in context ctx. */
-static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+static int cs_localca__add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 {
 	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
 	int ok;
@@ -347,7 +347,7 @@ static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 }
 
 /* A random positive serial of 127 bits, never zero. Returns it or NULL. */
-static BIGNUM *random_serial(void)
+static BIGNUM *cs_localca__random_serial(void)
 {
 	unsigned char b[16];
 	BIGNUM *bn;
@@ -363,7 +363,7 @@ static BIGNUM *random_serial(void)
 }
 
 /* Sets the validity of x to [now, now + secs]. Returns 1 or 0. */
-static int set_validity(X509 *x, time_t now, int64_t secs)
+static int cs_localca__set_validity(X509 *x, time_t now, int64_t secs)
 {
 	int days = (int)(secs / 86400);
 	long rest = (long)(secs % 86400);
@@ -377,20 +377,20 @@ static X509 *make_cacert(EVP_PKEY *key, X509_NAME *subj, int64_t validity_s, cha
 			 size_t errlen)
 {
 	X509 *x = X509_new(), *ret = NULL;
-	BIGNUM *serial = random_serial();
+	BIGNUM *serial = cs_localca__random_serial();
 	X509V3_CTX ctx;
 
 	if (x == NULL || serial == NULL || !X509_set_version(x, 2) ||
 	    BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) == NULL ||
 	    !X509_set_subject_name(x, subj) || !X509_set_issuer_name(x, subj) ||
-	    !set_validity(x, time(NULL), validity_s) || !X509_set_pubkey(x, key))
+	    !cs_localca__set_validity(x, time(NULL), validity_s) || !X509_set_pubkey(x, key))
 		goto ssl_fail;
 	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
 	if (!X509V3_set_issuer_pkey(&ctx, key) ||
-	    !add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE") ||
-	    !add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") ||
-	    !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
-	    !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
+	    !cs_localca__add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE") ||
+	    !cs_localca__add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") ||
+	    !cs_localca__add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
+	    !cs_localca__add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
 		goto ssl_fail;
 	if (X509_sign(x, key, cs_csr_sign_md(key)) <= 0)
 		goto ssl_fail;
@@ -425,7 +425,7 @@ static int load_ca(cs_localca *ca, char *err, size_t errlen)
 	BIO *b = NULL;
 	int rc;
 
-	if ((rc = read_file(ca->dir, "cacert.pem", &buf, &len, err, errlen)) < 0) {
+	if ((rc = cs_localca__read_file(ca->dir, "cacert.pem", &buf, &len, err, errlen)) < 0) {
 		if (rc == -ENOENT)
 			snprintf(err, errlen, "%s/cacert.pem: no such file", ca->dir);
 		goto out;
@@ -446,7 +446,7 @@ static int load_ca(cs_localca *ca, char *err, size_t errlen)
 	b = NULL;
 	free(buf);
 	buf = NULL;
-	if ((rc = read_file(ca->dir, "private/cakey.pem", &buf, &len, err, errlen)) < 0) {
+	if ((rc = cs_localca__read_file(ca->dir, "private/cakey.pem", &buf, &len, err, errlen)) < 0) {
 		if (rc == -ENOENT)
 			snprintf(err, errlen, "%s/private/cakey.pem: no such file", ca->dir);
 		goto out;
@@ -462,7 +462,7 @@ static int load_ca(cs_localca *ca, char *err, size_t errlen)
 		goto out;
 	}
 	{
-		char *kp = path_join(ca->dir, "private/cakey.pem");
+		char *kp = cs_localca__path_join(ca->dir, "private/cakey.pem");
 		struct stat sb;
 
 		/* Not refused (the administrator's choice), but worth a word. */
@@ -492,7 +492,7 @@ static int load_crl(cs_localca *ca, char *err, size_t errlen)
 	char *buf = NULL;
 	size_t len = 0;
 	BIO *b = NULL;
-	int rc = read_file(ca->dir, "crl.pem", &buf, &len, err, errlen);
+	int rc = cs_localca__read_file(ca->dir, "crl.pem", &buf, &len, err, errlen);
 
 	if (rc == -ENOENT)
 		return 0;
@@ -543,23 +543,23 @@ static int create_ca(cs_localca *ca, const struct cs_localca_opts *o, char *err,
 	}
 	if ((subj = cs_localca_parse_subject(o->subject, err, errlen)) == NULL)
 		goto out;
-	if ((rc = write_file(ca->dir, CREATING_NAME, "", 0, 0600, err, errlen)) < 0)
+	if ((rc = cs_localca__write_file(ca->dir, CREATING_NAME, "", 0, 0600, err, errlen)) < 0)
 		goto out;
 	rc = -ENOMEM;
-	if ((sub = path_join(ca->dir, "private")) == NULL)
+	if ((sub = cs_localca__path_join(ca->dir, "private")) == NULL)
 		goto out;
 	if ((rc = make_dir(sub, 0700, err, errlen)) < 0)
 		goto out;
 	free(sub);
-	if ((sub = path_join(ca->dir, "newcerts")) == NULL)
+	if ((sub = cs_localca__path_join(ca->dir, "newcerts")) == NULL)
 		goto out;
 	if ((rc = make_dir(sub, 0755, err, errlen)) < 0)
 		goto out;
-	if ((rc = write_file(ca->dir, "index.txt", "", 0, 0644, err, errlen)) < 0 ||
-	    (rc = write_file(ca->dir, "index.txt.attr", attr, sizeof(attr) - 1, 0644, err,
+	if ((rc = cs_localca__write_file(ca->dir, "index.txt", "", 0, 0644, err, errlen)) < 0 ||
+	    (rc = cs_localca__write_file(ca->dir, "index.txt.attr", attr, sizeof(attr) - 1, 0644, err,
 			     errlen)) < 0 ||
-	    (rc = write_file(ca->dir, "serial", "01\n", 3, 0644, err, errlen)) < 0 ||
-	    (rc = write_file(ca->dir, "crlnumber", "01\n", 3, 0644, err, errlen)) < 0)
+	    (rc = cs_localca__write_file(ca->dir, "serial", "01\n", 3, 0644, err, errlen)) < 0 ||
+	    (rc = cs_localca__write_file(ca->dir, "crlnumber", "01\n", 3, 0644, err, errlen)) < 0)
 		goto out;
 	rc = -EINVAL;
 	if ((ca->cakey = cs_key_generate(o->key, err, errlen)) == NULL)
@@ -567,22 +567,22 @@ static int create_ca(cs_localca *ca, const struct cs_localca_opts *o, char *err,
 	if ((ca->cacert = make_cacert(ca->cakey, subj, o->ca_validity_s, err, errlen)) == NULL)
 		goto out;
 	rc = -ENOMEM;
-	if (pem_of(w_key, ca->cakey, &pem, &len) < 0)
+	if (cs_localca__pem_of(cs_localca__w_key, ca->cakey, &pem, &len) < 0)
 		goto out;
 	/* Written with 0600 before its first byte; a leftover from a cut creation is replaced. */
-	rc = write_file(ca->dir, "private/cakey.pem", pem, len, 0600, err, errlen);
+	rc = cs_localca__write_file(ca->dir, "private/cakey.pem", pem, len, 0600, err, errlen);
 	OPENSSL_cleanse(pem, len);
 	free(pem);
 	pem = NULL;
 	if (rc < 0)
 		goto out;
 	rc = -ENOMEM;
-	if (pem_of(w_x509, ca->cacert, &pem, &len) < 0)
+	if (cs_localca__pem_of(cs_localca__w_x509, ca->cacert, &pem, &len) < 0)
 		goto out;
-	if ((rc = write_file(ca->dir, "cacert.pem", pem, len, 0644, err, errlen)) < 0)
+	if ((rc = cs_localca__write_file(ca->dir, "cacert.pem", pem, len, 0644, err, errlen)) < 0)
 		goto out;
 	free(sub);
-	if ((sub = path_join(ca->dir, CREATING_NAME)) == NULL) {
+	if ((sub = cs_localca__path_join(ca->dir, CREATING_NAME)) == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -629,7 +629,7 @@ static int survey_dir(cs_localca *ca, char *err, size_t errlen)
 	closedir(d);
 	if (cacert && creating) {
 		/* Cut short after cacert.pem was in place: the CA is complete. */
-		char *p = path_join(ca->dir, CREATING_NAME);
+		char *p = cs_localca__path_join(ca->dir, CREATING_NAME);
 		if (p != NULL)
 			unlink(p);
 		free(p);
@@ -645,7 +645,7 @@ static int survey_dir(cs_localca *ca, char *err, size_t errlen)
 	return -EEXIST;
 }
 
-static bool subjects_may_repeat(cs_localca *ca);
+static bool cs_localca__subjects_may_repeat(cs_localca *ca);
 
 /*
  * Brings an adopted directory up to what issuing needs, creating only what
@@ -658,19 +658,19 @@ static int complete_layout(cs_localca *ca, char *err, size_t errlen)
 	struct stat sb;
 	int rc = -ENOMEM;
 
-	if ((p = path_join(ca->dir, "newcerts")) == NULL)
+	if ((p = cs_localca__path_join(ca->dir, "newcerts")) == NULL)
 		goto out;
 	if ((rc = make_dir(p, 0755, err, errlen)) < 0)
 		goto out;
 	free(p);
-	if ((p = path_join(ca->dir, "index.txt")) == NULL) {
+	if ((p = cs_localca__path_join(ca->dir, "index.txt")) == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (stat(p, &sb) < 0 && (rc = write_file(ca->dir, "index.txt", "", 0, 0644, err, errlen)) < 0)
+	if (stat(p, &sb) < 0 && (rc = cs_localca__write_file(ca->dir, "index.txt", "", 0, 0644, err, errlen)) < 0)
 		goto out;
 	free(p);
-	if ((p = path_join(ca->dir, "index.txt.attr")) == NULL) {
+	if ((p = cs_localca__path_join(ca->dir, "index.txt.attr")) == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -681,8 +681,8 @@ static int complete_layout(cs_localca *ca, char *err, size_t errlen)
 	 * adopting a CA sets unique_subject = no, once, and says so; a yes set after
 	 * that is honoured (see cs_localca_issue).
 	 */
-	if ((stat(p, &sb) < 0 || !subjects_may_repeat(ca))) {
-		if ((rc = write_file(ca->dir, "index.txt.attr", attr, sizeof(attr) - 1, 0644, err,
+	if ((stat(p, &sb) < 0 || !cs_localca__subjects_may_repeat(ca))) {
+		if ((rc = cs_localca__write_file(ca->dir, "index.txt.attr", attr, sizeof(attr) - 1, 0644, err,
 				     errlen)) < 0)
 			goto out;
 		cs_notice("%s/index.txt.attr: set unique_subject = no, so that certificates can be "
@@ -701,11 +701,11 @@ out:
  * to replace. Only names of our files are touched, and only under the lock,
  * when no writer of ours is at work.
  */
-static void remove_stale_temps(cs_localca *ca, const char *sub)
+static void cs_localca__remove_stale_temps(cs_localca *ca, const char *sub)
 {
 	static const char *const ours[] = { "index.txt", "index.txt.attr", "serial", "crlnumber",
 					    "crl.pem",   "cacert.pem",     "cakey.pem", CREATING_NAME };
-	char *path = sub[0] != '\0' ? path_join(ca->dir, sub) : strdup(ca->dir);
+	char *path = sub[0] != '\0' ? cs_localca__path_join(ca->dir, sub) : strdup(ca->dir);
 	DIR *d = path != NULL ? opendir(path) : NULL;
 	struct dirent *e;
 
@@ -737,7 +737,7 @@ static void remove_stale_temps(cs_localca *ca, const char *sub)
  * Opens the CA in o->dir. When there is none yet, creates it if may_create,
  * else returns NULL with *rcp = -EAGAIN and err untouched.
  */
-static cs_localca *open_ca(const struct cs_localca_opts *o, bool may_create, int *rcp, char *err,
+static cs_localca *cs_localca__open_ca(const struct cs_localca_opts *o, bool may_create, int *rcp, char *err,
 			   size_t errlen)
 {
 	cs_localca *ca = calloc(1, sizeof(*ca)), *ret = NULL;
@@ -767,22 +767,22 @@ static cs_localca *open_ca(const struct cs_localca_opts *o, bool may_create, int
 	}
 	if (make_dir(ca->dir, 0755, err, errlen) < 0)
 		goto out;
-	if ((lockpath = path_join(ca->dir, LOCK_NAME)) == NULL)
+	if ((lockpath = cs_localca__path_join(ca->dir, LOCK_NAME)) == NULL)
 		goto out;
 	ca->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (ca->lockfd < 0) {
 		snprintf(err, errlen, "%s: cannot open: %s", lockpath, strerror(errno));
 		goto out;
 	}
-	if (lock_ca(ca, err, errlen) < 0)
+	if (cs_localca__lock_ca(ca, err, errlen) < 0)
 		goto out;
 	locked = true;
-	remove_stale_temps(ca, "");
+	cs_localca__remove_stale_temps(ca, "");
 	if (may_create)
-		remove_stale_temps(ca, "newcerts");
+		cs_localca__remove_stale_temps(ca, "newcerts");
 	else
 		ca->newcerts_unswept = true;
-	remove_stale_temps(ca, "private");
+	cs_localca__remove_stale_temps(ca, "private");
 	if ((rc = survey_dir(ca, err, errlen)) < 0)
 		goto out;
 	if (rc == 0 && !may_create) {
@@ -815,7 +815,7 @@ static cs_localca *open_ca(const struct cs_localca_opts *o, bool may_create, int
 	*rcp = 0;
 out:
 	if (locked)
-		unlock_ca(ret != NULL ? ret : ca);
+		cs_localca__unlock_ca(ret != NULL ? ret : ca);
 	free(lockpath);
 	cs_localca_close(ca);
 	return ret;
@@ -825,7 +825,7 @@ cs_localca *cs_localca_open(const struct cs_localca_opts *o, char *err, size_t e
 {
 	int rc;
 
-	return open_ca(o, true, &rc, err, errlen);
+	return cs_localca__open_ca(o, true, &rc, err, errlen);
 }
 
 void cs_localca_close(cs_localca *ca)
@@ -840,8 +840,8 @@ void cs_localca_close(cs_localca *ca)
 		close(ca->lockfd);
 	pthread_mutex_destroy(&ca->mu);
 	pthread_mutex_destroy(&ca->crl_mu);
-	sset_clear(&ca->ix_serials);
-	sset_clear(&ca->ix_subjects);
+	cs_localca__sset_clear(&ca->ix_serials);
+	cs_localca__sset_clear(&ca->ix_subjects);
 	free(ca->dir);
 	free(ca);
 }
@@ -873,7 +873,7 @@ struct index {
 	size_t n;
 };
 
-static void index_free(struct index *ix)
+static void cs_localca__index_free(struct index *ix)
 {
 	free(ix->raw);
 	free(ix->split);
@@ -882,14 +882,14 @@ static void index_free(struct index *ix)
 }
 
 /* Reads and checks DIR/index.txt into ix. Returns 0 or a negative code with err set. */
-static int index_read(cs_localca *ca, struct index *ix, char *err, size_t errlen)
+static int cs_localca__index_read(cs_localca *ca, struct index *ix, char *err, size_t errlen)
 {
 	size_t cap = 0, lineno = 0;
 	char *p, *line;
 	int rc;
 
 	memset(ix, 0, sizeof(*ix));
-	rc = read_file(ca->dir, "index.txt", &ix->raw, &ix->rawlen, err, errlen);
+	rc = cs_localca__read_file(ca->dir, "index.txt", &ix->raw, &ix->rawlen, err, errlen);
 	if (rc == -ENOENT) {
 		snprintf(err, errlen, "%s/index.txt: no such file", ca->dir);
 		return rc;
@@ -950,7 +950,7 @@ nomem:
 	return -ENOMEM;
 }
 
-static struct index_line *index_find(struct index *ix, const char *serial_hex)
+static struct index_line *cs_localca__index_find(struct index *ix, const char *serial_hex)
 {
 	for (size_t i = 0; i < ix->n; i++)
 		if (strcasecmp(ix->lines[i].f[3], serial_hex) == 0)
@@ -959,12 +959,12 @@ static struct index_line *index_find(struct index *ix, const char *serial_hex)
 }
 
 /* Reads index.txt.attr: true unless it says unique_subject = yes (or is absent). */
-static bool subjects_may_repeat(cs_localca *ca)
+static bool cs_localca__subjects_may_repeat(cs_localca *ca)
 {
 	char *buf = NULL, *save = NULL, err[256];
 	bool ret = false;
 
-	if (read_file(ca->dir, "index.txt.attr", &buf, NULL, err, sizeof(err)) < 0)
+	if (cs_localca__read_file(ca->dir, "index.txt.attr", &buf, NULL, err, sizeof(err)) < 0)
 		return false;
 	for (char *l = strtok_r(buf, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
 		char key[64], val[64];
@@ -1080,19 +1080,19 @@ static X509 *make_leaf(cs_localca *ca, X509_REQ *csr, EVP_PKEY *pub, const BIGNU
 	    BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) == NULL ||
 	    !X509_set_subject_name(x, subj) ||
 	    !X509_set_issuer_name(x, X509_get_subject_name(ca->cacert)) ||
-	    !set_validity(x, now, ca->validity_s) || !set_leaf_key(x, csr, pub))
+	    !cs_localca__set_validity(x, now, ca->validity_s) || !set_leaf_key(x, csr, pub))
 		goto ssl_fail;
 	/* Never valid beyond the CA: such a certificate would fail before its notAfter. */
 	if (ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca->cacert)) > 0 &&
 	    !X509_set1_notAfter(x, X509_get0_notAfter(ca->cacert)))
 		goto ssl_fail;
 	X509V3_set_ctx(&ctx, ca->cacert, x, NULL, NULL, 0);
-	if (!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
-	    !add_ext(x, &ctx, NID_key_usage, ku) ||
-	    !add_ext(x, &ctx, NID_ext_key_usage,
+	if (!cs_localca__add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
+	    !cs_localca__add_ext(x, &ctx, NID_key_usage, ku) ||
+	    !cs_localca__add_ext(x, &ctx, NID_ext_key_usage,
 		     usage == CS_USAGE_CLIENT ? "clientAuth" : "serverAuth") ||
-	    !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
-	    !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
+	    !cs_localca__add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
+	    !cs_localca__add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
 		goto ssl_fail;
 	if ((san = cs_csr_san_ext(names, n, err, errlen)) == NULL)
 		goto out;
@@ -1153,7 +1153,7 @@ static size_t sset_hash(const char *s)
 	return h;
 }
 
-static void sset_clear(struct sset *ss)
+static void cs_localca__sset_clear(struct sset *ss)
 {
 	for (size_t i = 0; i < ss->size; i++)
 		for (struct sset_ent *e = ss->t[i], *n; e != NULL; e = n) {
@@ -1165,7 +1165,7 @@ static void sset_clear(struct sset *ss)
 }
 
 /* Serials compare without case, as index_find does; subjects exactly. */
-static bool sset_has(const struct sset *ss, const char *s, bool nocase)
+static bool cs_localca__sset_has(const struct sset *ss, const char *s, bool nocase)
 {
 	if (ss->size == 0)
 		return false;
@@ -1175,7 +1175,7 @@ static bool sset_has(const struct sset *ss, const char *s, bool nocase)
 	return false;
 }
 
-static int sset_add(struct sset *ss, const char *s)
+static int cs_localca__sset_add(struct sset *ss, const char *s)
 {
 	size_t len = strlen(s);
 	struct sset_ent *e;
@@ -1221,23 +1221,23 @@ static bool stat_same(const struct stat *a, const struct stat *b)
  * is cut off: its certificate was never handed out. Called with the lock
  * held. Returns 0 or a negative code with err set.
  */
-static int index_sync(cs_localca *ca, char *err, size_t errlen)
+static int cs_localca__index_sync(cs_localca *ca, char *err, size_t errlen)
 {
 	struct index ix = { 0 };
 	struct stat sb;
 	char *p = NULL;
 	int rc;
 
-	if ((p = path_join(ca->dir, "index.txt")) == NULL)
+	if ((p = cs_localca__path_join(ca->dir, "index.txt")) == NULL)
 		return -ENOMEM;
 	if (ca->ix_valid && stat(p, &sb) == 0 && stat_same(&sb, &ca->ix_stat)) {
 		free(p);
 		return 0;
 	}
 	ca->ix_valid = false;
-	sset_clear(&ca->ix_serials);
-	sset_clear(&ca->ix_subjects);
-	rc = read_file(ca->dir, "index.txt", &ix.raw, &ix.rawlen, err, errlen);
+	cs_localca__sset_clear(&ca->ix_serials);
+	cs_localca__sset_clear(&ca->ix_subjects);
+	rc = cs_localca__read_file(ca->dir, "index.txt", &ix.raw, &ix.rawlen, err, errlen);
 	if (rc == 0 && ix.rawlen > 0 && ix.raw[ix.rawlen - 1] != '\n') {
 		char *last = memrchr(ix.raw, '\n', ix.rawlen);
 		size_t keep = last != NULL ? (size_t)(last - ix.raw) + 1 : 0;
@@ -1257,12 +1257,12 @@ static int index_sync(cs_localca *ca, char *err, size_t errlen)
 	free(ix.raw);
 	ix.raw = NULL;
 	if (rc == 0)
-		rc = index_read(ca, &ix, err, errlen);
+		rc = cs_localca__index_read(ca, &ix, err, errlen);
 	if (rc == 0 && stat(p, &sb) < 0)
 		rc = -errno;
 	for (size_t i = 0; rc == 0 && i < ix.n; i++) {
-		if (sset_add(&ca->ix_serials, ix.lines[i].f[3]) < 0 ||
-		    (ix.lines[i].f[0][0] == 'V' && sset_add(&ca->ix_subjects, ix.lines[i].f[5]) < 0)) {
+		if (cs_localca__sset_add(&ca->ix_serials, ix.lines[i].f[3]) < 0 ||
+		    (ix.lines[i].f[0][0] == 'V' && cs_localca__sset_add(&ca->ix_subjects, ix.lines[i].f[5]) < 0)) {
 			rc = -ENOMEM;
 			snprintf(err, errlen, "%s/index.txt: out of memory", ca->dir);
 		}
@@ -1272,13 +1272,13 @@ static int index_sync(cs_localca *ca, char *err, size_t errlen)
 		ca->ix_nl = ix.rawlen == 0 || ix.raw[ix.rawlen - 1] == '\n';
 		ca->ix_valid = true;
 	}
-	index_free(&ix);
+	cs_localca__index_free(&ix);
 	free(p);
 	return rc;
 }
 
 /* Writes all of data to fd; returns 0 or -errno. */
-static int write_all(int fd, const char *data, size_t len)
+static int cs_localca__write_all(int fd, const char *data, size_t len)
 {
 	while (len > 0) {
 		ssize_t w = write(fd, data, len);
@@ -1293,9 +1293,9 @@ static int write_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
-static int fsync_dir(const char *dir, const char *sub)
+static int cs_localca__fsync_dir(const char *dir, const char *sub)
 {
-	char *p = sub != NULL ? path_join(dir, sub) : strdup(dir);
+	char *p = sub != NULL ? cs_localca__path_join(dir, sub) : strdup(dir);
 	int fd, rc = 0;
 
 	if (p == NULL)
@@ -1382,16 +1382,16 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 		snprintf(err, sizeof(err), "%s: out of memory", ca->dir);
 		goto fail_all;
 	}
-	if ((rc = lock_ca(ca, err, sizeof(err))) < 0)
+	if ((rc = cs_localca__lock_ca(ca, err, sizeof(err))) < 0)
 		goto fail_all;
 	locked = true;
 	if (ca->newcerts_unswept) {
-		remove_stale_temps(ca, "newcerts");
+		cs_localca__remove_stale_temps(ca, "newcerts");
 		ca->newcerts_unswept = false;
 	}
-	if ((rc = index_sync(ca, err, sizeof(err))) < 0)
+	if ((rc = cs_localca__index_sync(ca, err, sizeof(err))) < 0)
 		goto fail_all;
-	may_repeat = subjects_may_repeat(ca);
+	may_repeat = cs_localca__subjects_may_repeat(ca);
 
 	/* Sign each and write its newcerts file; nothing names it yet. */
 	for (size_t i = 0; i < n; i++) {
@@ -1412,9 +1412,9 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 			BN_free(p->serial);
 			OPENSSL_free(p->hex);
 			p->hex = NULL;
-			if ((p->serial = random_serial()) == NULL || (p->hex = bn_hex(p->serial)) == NULL)
+			if ((p->serial = cs_localca__random_serial()) == NULL || (p->hex = cs_localca__bn_hex(p->serial)) == NULL)
 				break;
-			if (sset_has(&ca->ix_serials, p->hex, true)) {
+			if (cs_localca__sset_has(&ca->ix_serials, p->hex, true)) {
 				errno = EEXIST;
 				continue;
 			}
@@ -1447,14 +1447,14 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 		}
 		OPENSSL_free(subj);
 		if ((subj = X509_NAME_oneline(X509_get_subject_name(r->leaf), NULL, 0)) == NULL ||
-		    pem_of(w_x509, r->leaf, &pem, &pemlen) < 0) {
+		    cs_localca__pem_of(cs_localca__w_x509, r->leaf, &pem, &pemlen) < 0) {
 			snprintf(err, sizeof(err), "%s: cannot issue for %s: out of memory", ca->dir,
 				 r->names[0]);
 			req_fail(r, -ENOMEM, err);
 			drop_newcert(ca, p);
 			continue;
 		}
-		if (!may_repeat && sset_has(&ca->ix_subjects, subj, false)) {
+		if (!may_repeat && cs_localca__sset_has(&ca->ix_subjects, subj, false)) {
 			snprintf(err, sizeof(err),
 				 "%s/index.txt.attr asks for unique subjects and %s is still valid: "
 				 "revoke it or set unique_subject = no",
@@ -1465,7 +1465,7 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 			pem = NULL;
 			continue;
 		}
-		e = write_all(p->fd, pem, pemlen);
+		e = cs_localca__write_all(p->fd, pem, pemlen);
 		free(pem);
 		pem = NULL;
 		if (e < 0) {
@@ -1481,8 +1481,8 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 			     ASN1_STRING_length(X509_get0_notAfter(r->leaf)),
 			     (const char *)ASN1_STRING_get0_data(X509_get0_notAfter(r->leaf)), p->hex,
 			     subj) < 0 ||
-		    sset_add(&ca->ix_serials, p->hex) < 0 ||
-		    sset_add(&ca->ix_subjects, subj) < 0) {
+		    cs_localca__sset_add(&ca->ix_serials, p->hex) < 0 ||
+		    cs_localca__sset_add(&ca->ix_subjects, subj) < 0) {
 			p->line = NULL;
 			ca->ix_valid = false;
 			req_fail(r, -ENOMEM, "out of memory");
@@ -1521,7 +1521,7 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 	m = NULL;
 	if (issued == 0)
 		goto out;
-	if ((rc = fsync_dir(ca->dir, "newcerts")) < 0) {
+	if ((rc = cs_localca__fsync_dir(ca->dir, "newcerts")) < 0) {
 		snprintf(err, sizeof(err), "%s/newcerts: cannot sync: %s", ca->dir, strerror(-rc));
 		goto fail_all;
 	}
@@ -1532,7 +1532,7 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 	snprintf(name, sizeof(name), "%s/index.txt", ca->dir);
 	fd = open(name, O_WRONLY | O_APPEND | O_CLOEXEC);
 	ca->ix_valid = false; /* until the append is known whole */
-	if (fd < 0 || (rc = write_all(fd, buf, buflen)) < 0 || fsync(fd) < 0 ||
+	if (fd < 0 || (rc = cs_localca__write_all(fd, buf, buflen)) < 0 || fsync(fd) < 0 ||
 	    fstat(fd, &ca->ix_stat) < 0) {
 		rc = rc < 0 ? rc : -errno;
 		snprintf(err, sizeof(err), "%s/index.txt: cannot append: %s", ca->dir,
@@ -1547,7 +1547,7 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 		char *line = NULL;
 		int linelen = -1;
 
-		if (next != NULL && BN_add_word(next, 1) && (nexthex = bn_hex(next)) != NULL)
+		if (next != NULL && BN_add_word(next, 1) && (nexthex = cs_localca__bn_hex(next)) != NULL)
 			linelen = asprintf(&line, "%s\n", nexthex);
 		BN_free(next);
 		if (linelen < 0) {
@@ -1555,7 +1555,7 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 			snprintf(err, sizeof(err), "%s: out of memory", ca->dir);
 			goto fail_all;
 		}
-		rc = write_file(ca->dir, "serial", line, (size_t)linelen, 0644, err, sizeof(err));
+		rc = cs_localca__write_file(ca->dir, "serial", line, (size_t)linelen, 0644, err, sizeof(err));
 		free(line);
 		if (rc < 0)
 			goto fail_all;
@@ -1587,7 +1587,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	if (locked)
-		unlock_ca(ca);
+		cs_localca__unlock_ca(ca);
 	for (size_t i = 0; pd != NULL && i < n; i++) {
 		if (pd[i].fd >= 0)
 			close(pd[i].fd);
@@ -1651,10 +1651,10 @@ int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason
 			 reason);
 		goto out;
 	}
-	if ((rc = lock_ca(ca, err, errlen)) < 0)
+	if ((rc = cs_localca__lock_ca(ca, err, errlen)) < 0)
 		goto out;
 	locked = true;
-	if ((rc = index_read(ca, &ix, err, errlen)) < 0)
+	if ((rc = cs_localca__index_read(ca, &ix, err, errlen)) < 0)
 		goto out;
 	/* "0A" and "a" name the same serial; index.txt spells it the openssl way. */
 	l = NULL;
@@ -1663,7 +1663,7 @@ int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason
 		char *canon = NULL;
 
 		if (BN_hex2bn(&bn, serial_hex) == (int)strlen(serial_hex) && strlen(serial_hex) > 0)
-			canon = bn_hex(bn);
+			canon = cs_localca__bn_hex(bn);
 		BN_free(bn);
 		if (canon == NULL) {
 			rc = -EINVAL;
@@ -1671,7 +1671,7 @@ int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason
 			ERR_clear_error();
 			goto out;
 		}
-		l = index_find(&ix, canon);
+		l = cs_localca__index_find(&ix, canon);
 		OPENSSL_free(canon);
 	}
 	if (l == NULL || l->f[0][0] != 'V') {
@@ -1700,7 +1700,7 @@ int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason
 	/* l->len counts the line's newline; rline brings its own. */
 	memcpy(newindex + nlen, ix.raw + before + l->len, ix.rawlen - before - l->len);
 	nlen += ix.rawlen - before - l->len;
-	if ((rc = write_file(ca->dir, "index.txt", newindex, nlen, 0644, err, errlen)) < 0)
+	if ((rc = cs_localca__write_file(ca->dir, "index.txt", newindex, nlen, 0644, err, errlen)) < 0)
 		goto out;
 	cs_notice("%s: revoked serial %s (%s)", ca->dir, l->f[3],
 		  code >= 0 ? crl_reasons[code] : "no reason given");
@@ -1709,8 +1709,8 @@ out:
 	if (rc == -ENOMEM && err[0] == '\0')
 		snprintf(err, errlen, "%s: out of memory", ca->dir);
 	if (locked)
-		unlock_ca(ca);
-	index_free(&ix);
+		cs_localca__unlock_ca(ca);
+	cs_localca__index_free(&ix);
 	ASN1_TIME_free(now);
 	free(rline);
 	free(newindex);
@@ -1801,12 +1801,12 @@ int cs_localca_gencrl(cs_localca *ca, int64_t next_update_s, X509_CRL **out, cha
 		err[0] = '\0';
 	if (out != NULL)
 		*out = NULL;
-	if ((rc = lock_ca(ca, err, errlen)) < 0)
+	if ((rc = cs_localca__lock_ca(ca, err, errlen)) < 0)
 		goto out;
 	locked = true;
-	if ((rc = index_read(ca, &ix, err, errlen)) < 0)
+	if ((rc = cs_localca__index_read(ca, &ix, err, errlen)) < 0)
 		goto out;
-	rc = read_file(ca->dir, "crlnumber", &numbuf, NULL, err, errlen);
+	rc = cs_localca__read_file(ca->dir, "crlnumber", &numbuf, NULL, err, errlen);
 	if (rc < 0 && rc != -ENOENT)
 		goto out;
 	if (numbuf != NULL) {
@@ -1844,19 +1844,19 @@ int cs_localca_gencrl(cs_localca *ca, int64_t next_update_s, X509_CRL **out, cha
 	X509_CRL_sort(crl);
 	if (X509_CRL_sign(crl, ca->cakey, ca->md) <= 0)
 		goto ssl_fail;
-	if (pem_of(w_crl, crl, &pem, &pemlen) < 0)
+	if (cs_localca__pem_of(cs_localca__w_crl, crl, &pem, &pemlen) < 0)
 		goto ssl_fail;
-	if ((rc = write_file(ca->dir, "crl.pem", pem, pemlen, 0644, err, errlen)) < 0)
+	if ((rc = cs_localca__write_file(ca->dir, "crl.pem", pem, pemlen, 0644, err, errlen)) < 0)
 		goto out;
 	if (bn != NULL) {
 		rc = -ENOMEM;
-		if (!BN_add_word(bn, 1) || (next = bn_hex(bn)) == NULL)
+		if (!BN_add_word(bn, 1) || (next = cs_localca__bn_hex(bn)) == NULL)
 			goto ssl_fail;
 		if ((linelen = asprintf(&line, "%s\n", next)) < 0) {
 			line = NULL;
 			goto ssl_fail;
 		}
-		if ((rc = write_file(ca->dir, "crlnumber", line, (size_t)linelen, 0644, err,
+		if ((rc = cs_localca__write_file(ca->dir, "crlnumber", line, (size_t)linelen, 0644, err,
 				     errlen)) < 0)
 			goto out;
 	}
@@ -1876,8 +1876,8 @@ ssl_fail:
 	cs_log_ssl_errors(err, errlen);
 out:
 	if (locked)
-		unlock_ca(ca);
-	index_free(&ix);
+		cs_localca__unlock_ca(ca);
+	cs_localca__index_free(&ix);
 	X509_CRL_free(crl);
 	ASN1_TIME_free(t);
 	ASN1_INTEGER_free(num);
@@ -1925,7 +1925,7 @@ int cs_localca_crl_refresh(cs_localca *ca, int64_t validity_s, int renew_pct, ch
 	char *buf = NULL;
 	size_t len = 0;
 	BIO *b = NULL;
-	int rc = read_file(ca->dir, "crl.pem", &buf, &len, err, errlen);
+	int rc = cs_localca__read_file(ca->dir, "crl.pem", &buf, &len, err, errlen);
 
 	if (rc == -ENOENT)
 		return 0; /* nothing was ever revoked here: no CRL to keep fresh */
@@ -1969,13 +1969,13 @@ const char *cs_localca_reason_name(int code)
 cs_localca *cs_localca_open_ex(const struct cs_localca_opts *o, bool may_create, int *rc,
 			       char *err, size_t errlen)
 {
-	return open_ca(o, may_create, rc, err, errlen);
+	return cs_localca__open_ca(o, may_create, rc, err, errlen);
 }
 
 char *cs_localca_serial_hex(const ASN1_INTEGER *serial)
 {
 	BIGNUM *bn = ASN1_INTEGER_to_BN(serial, NULL);
-	char *hex = bn != NULL ? bn_hex(bn) : NULL;
+	char *hex = bn != NULL ? cs_localca__bn_hex(bn) : NULL;
 
 	BN_free(bn);
 	return hex;

@@ -287,7 +287,7 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 	if (rc == 0)
 		cs_capath__poll_names(cp, &rc);
 	/* The buckets as they are now: a poll may add some (and grow the table) meanwhile. */
-	if (rc == 0 && (bv = malloc((cp->bcount + 1) * sizeof(*bv))) == NULL)
+	if (rc == 0 && (bv = malloc((cp->buckets.n + 1) * sizeof(*bv))) == NULL)
 		rc = -ENOMEM;
 	if (rc == -ENOMEM) {
 		snprintf(err, errlen, "%s: out of memory", cp->dir);
@@ -296,9 +296,9 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		cs_capath__state_reset(cp);
 		return rc;
 	}
-	for (size_t i = 0; i < cp->bsize; i++)
-		for (struct bucket *b = cp->btab[i]; b != NULL; b = b->next)
-			bv[nb++] = b;
+	for (struct bucket *b = cs_capath__bucket_next(cp, NULL); b != NULL;
+	     b = cs_capath__bucket_next(cp, b))
+		bv[nb++] = b;
 	for (size_t i = 0; i < nb; i++) {
 		int r;
 
@@ -310,20 +310,20 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 	free(bv);
 	/* Buckets a poll touched after they were written, or made: decided again. */
 	cs_capath__poll_names(cp, &rc);
-	for (size_t i = 0; i < cp->bsize; i++)
-		for (struct bucket *b = cp->btab[i]; b != NULL; b = b->next) {
-			int r;
+	for (struct bucket *b = cs_capath__bucket_next(cp, NULL); b != NULL;
+	     b = cs_capath__bucket_next(cp, b)) {
+		int r;
 
-			if (b->touched && (r = cs_capath__pass_sync(cp, b)) < 0 && rc != -ENOMEM)
-				rc = r;
-		}
+		if (b->touched && (r = cs_capath__pass_sync(cp, b)) < 0 && rc != -ENOMEM)
+			rc = r;
+	}
 	/* A file that could not be read, or a member left out for an error, is an error. */
-	for (size_t i = 0; rc == 0 && i < cp->fsize; i++)
-		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
-			if (f->skip_err) {
-				rc = -EIO;
-				break;
-			}
+	for (struct cfile *f = cs_capath__file_next(cp, NULL); rc == 0 && f != NULL;
+	     f = cs_capath__file_next(cp, f))
+		if (f->skip_err) {
+			rc = -EIO;
+			break;
+		}
 	cp->scanned = 1;
 	cs_capath__cache_save(cp, cs_capath__ts_ns(&t0));
 	if (rc == -ENOMEM && err[0] == '\0')
@@ -484,15 +484,15 @@ out:
 
 size_t cs_capath_problems(const cs_capath *cp, cs_capath_report_cb cb, void *arg)
 {
-	struct cfile **v = malloc((cp->fcount + 1) * sizeof(*v));
+	struct cfile **v = malloc((cp->files.n + 1) * sizeof(*v));
 	size_t n = 0;
 
 	if (v == NULL)
 		return 0;
-	for (size_t i = 0; i < cp->fsize; i++)
-		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
-			if (f->skip != NULL)
-				v[n++] = f;
+	for (struct cfile *f = cs_capath__file_next(cp, NULL); f != NULL;
+	     f = cs_capath__file_next(cp, f))
+		if (f->skip != NULL)
+			v[n++] = f;
 	qsort(v, n, sizeof(*v), cs_capath__name_cmp);
 	for (size_t i = 0; i < n && cb != NULL; i++)
 		cb(arg, v[i]->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, v[i]->name,

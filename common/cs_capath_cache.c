@@ -32,15 +32,15 @@ int cs_capath__key_eq(const struct fkey *a, const struct fkey *b)
 
 void cs_capath__cache_drop(cs_capath *cp)
 {
-	for (size_t i = 0; i < cp->csize; i++)
-		for (struct centry *e = cp->ctab[i], *n; e != NULL; e = n) {
-			n = e->next;
+	for (size_t i = 0; i < cp->cached.nb; i++)
+		for (struct cs_htab_node *n = cp->cached.b[i], *next; n != NULL; n = next) {
+			struct centry *e = cs_htab_entry(n, struct centry, node);
+
+			next = n->next;
 			free(e->name);
 			free(e);
 		}
-	free(cp->ctab);
-	cp->ctab = NULL;
-	cp->csize = 0;
+	cs_htab_clear(&cp->cached);
 }
 
 static int hexval(int c)
@@ -55,7 +55,7 @@ static int hexval(int c)
 #define CACHE_MAGIC "certsync-capath-cache 1 "
 
 /*
- * Reads the cache into cp->ctab. A line that does not parse is ignored, and
+ * Reads the cache into cp->cached. A line that does not parse is ignored, and
  * so is the whole file when it was written for another directory: a stale
  * or torn cache costs a re-read, never a wrong link (every entry is checked
  * against the file's current key before use).
@@ -64,7 +64,7 @@ void cs_capath__cache_load(cs_capath *cp)
 {
 	FILE *fp;
 	char *line = NULL;
-	size_t cap = 0, n = 0;
+	size_t cap = 0;
 	ssize_t len;
 
 	cs_capath__cache_drop(cp);
@@ -91,24 +91,11 @@ void cs_capath__cache_load(cs_capath *cp)
 		    off == 0 || line[off] == '\0' || (kind != 'c' && kind != 'r') ||
 		    strlen(sha) != 2 * SHA1_LEN)
 			continue;
-		if (cp->csize == 0 || n + 1 > cp->csize) {
-			size_t ns = cp->csize ? cp->csize * 2 : 1024;
-			struct centry **t = calloc(ns, sizeof(*t));
-
-			if (t == NULL)
-				break;
-			for (size_t i = 0; i < cp->csize; i++)
-				for (struct centry *c = cp->ctab[i], *cn; c != NULL; c = cn) {
-					cn = c->next;
-					c->next = t[cs_capath__str_hash(c->name) & (ns - 1)];
-					t[cs_capath__str_hash(c->name) & (ns - 1)] = c;
-				}
-			free(cp->ctab);
-			cp->ctab = t;
-			cp->csize = ns;
-		}
 		e = calloc(1, sizeof(*e));
-		if (e == NULL || (e->name = strdup(line + off)) == NULL) {
+		if (e == NULL || (e->name = strdup(line + off)) == NULL ||
+		    cs_htab_insert(&cp->cached, &e->node, cs_htab_hash(e->name, CS_HTAB_SEED)) < 0) {
+			if (e != NULL)
+				free(e->name);
 			free(e);
 			break;
 		}
@@ -122,9 +109,6 @@ void cs_capath__cache_load(cs_capath *cp)
 				hi = lo = 0;
 			e->sha1[i] = (unsigned char)(hi << 4 | lo);
 		}
-		e->next = cp->ctab[cs_capath__str_hash(e->name) & (cp->csize - 1)];
-		cp->ctab[cs_capath__str_hash(e->name) & (cp->csize - 1)] = e;
-		n++;
 	}
 out:
 	free(line);
@@ -133,12 +117,15 @@ out:
 
 const struct centry *cs_capath__cache_find(const cs_capath *cp, const char *name)
 {
-	if (cp->csize == 0)
-		return NULL;
-	for (struct centry *e = cp->ctab[cs_capath__str_hash(name) & (cp->csize - 1)]; e != NULL;
-	     e = e->next)
+	uint64_t h = cs_htab_hash(name, CS_HTAB_SEED);
+
+	for (struct cs_htab_node *n = cs_htab_first(&cp->cached, h); n != NULL;
+	     n = cs_htab_next(n, h)) {
+		const struct centry *e = cs_htab_entry(n, struct centry, node);
+
 		if (strcmp(e->name, name) == 0)
 			return e;
+	}
 	return NULL;
 }
 
@@ -158,20 +145,20 @@ void cs_capath__cache_save(cs_capath *cp, int64_t start_ns)
 	if (cp->cache == NULL || (m = open_memstream(&buf, &len)) == NULL)
 		return;
 	fprintf(m, "%s%s\n", CACHE_MAGIC, cp->dir);
-	for (size_t i = 0; i < cp->fsize; i++)
-		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next) {
-			if (!f->keyed || f->kind == KIND_NONE || strchr(f->name, '\n') != NULL ||
-			    f->key.ctime_ns >= start_ns - 2000000000LL)
-				continue;
-			fprintf(m, "%llx %llx %lld %lld %lld %c %08x ",
-				(unsigned long long)f->key.dev, (unsigned long long)f->key.ino,
-				(long long)f->key.size, (long long)f->key.mtime_ns,
-				(long long)f->key.ctime_ns, f->kind == KIND_CERT ? 'c' : 'r',
-				(unsigned)f->hash);
-			for (int k = 0; k < SHA1_LEN; k++)
-				fprintf(m, "%02x", f->sha1[k]);
-			fprintf(m, " %s\n", f->name);
-		}
+	for (struct cfile *f = cs_capath__file_next(cp, NULL); f != NULL;
+	     f = cs_capath__file_next(cp, f)) {
+		if (!f->keyed || f->kind == KIND_NONE || strchr(f->name, '\n') != NULL ||
+		    f->key.ctime_ns >= start_ns - 2000000000LL)
+			continue;
+		fprintf(m, "%llx %llx %lld %lld %lld %c %08x ",
+			(unsigned long long)f->key.dev, (unsigned long long)f->key.ino,
+			(long long)f->key.size, (long long)f->key.mtime_ns,
+			(long long)f->key.ctime_ns, f->kind == KIND_CERT ? 'c' : 'r',
+			(unsigned)f->hash);
+		for (int k = 0; k < SHA1_LEN; k++)
+			fprintf(m, "%02x", f->sha1[k]);
+		fprintf(m, " %s\n", f->name);
+	}
 	if (fclose(m) == 0 && !cs_atomic_same(cp->cache, buf, len)) {
 		/* No fsync: a cache lost in a crash is rebuilt by the next pass. */
 		struct cs_atomic_opts ao = { 0600, (uid_t)-1, (gid_t)-1, CS_ATOMIC_NO_FSYNC };

@@ -15,15 +15,15 @@ int cs_capath__name_cmp(const void *a, const void *b)
 /* Collects the linked files of kind k sorted by name; returns a malloc'd array. */
 static struct cfile **linked_sorted(const cs_capath *cp, enum kind k, size_t *n)
 {
-	struct cfile **v = malloc((cp->fcount + 1) * sizeof(*v));
+	struct cfile **v = malloc((cp->files.n + 1) * sizeof(*v));
 
 	*n = 0;
 	if (v == NULL)
 		return NULL;
-	for (size_t i = 0; i < cp->fsize; i++)
-		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
-			if (f->linked && f->kind == k && (k != KIND_CERT || f->der != NULL))
-				v[(*n)++] = f;
+	for (struct cfile *f = cs_capath__file_next(cp, NULL); f != NULL;
+	     f = cs_capath__file_next(cp, f))
+		if (f->linked && f->kind == k && (k != KIND_CERT || f->der != NULL))
+			v[(*n)++] = f;
 	qsort(v, *n, sizeof(*v), cs_capath__name_cmp);
 	return v;
 }
@@ -42,10 +42,10 @@ int cs_capath__cafile_sync(cs_capath *cp, char *err, size_t errlen)
 	if (cp->cafile == NULL)
 		return 0;
 	/* Certificates known from the cache were not read: read those linked now. */
-	for (size_t i = 0; i < cp->fsize; i++)
-		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
-			if (f->linked && f->kind == KIND_CERT && f->der == NULL)
-				cs_capath__file_der(cp, f);
+	for (struct cfile *f = cs_capath__file_next(cp, NULL); f != NULL;
+	     f = cs_capath__file_next(cp, f))
+		if (f->linked && f->kind == KIND_CERT && f->der == NULL)
+			cs_capath__file_der(cp, f);
 	v = linked_sorted(cp, KIND_CERT, &n);
 	mem = BIO_new(BIO_s_mem());
 	if (v == NULL || mem == NULL) {

@@ -11,6 +11,7 @@
 #include "cs_capath.h"
 
 #include "cs_atomic.h"
+#include "cs_htab.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -55,7 +56,7 @@ struct centry {
 	enum kind kind;
 	uint32_t hash;
 	unsigned char sha1[SHA1_LEN];
-	struct centry *next;
+	struct cs_htab_node node; /* in cp->cached, by name */
 };
 
 struct cfile {
@@ -71,7 +72,7 @@ struct cfile {
 	int keyed;          /* the stat key below is that of the bytes read */
 	struct fkey key;
 	struct bucket *b;
-	struct cfile *next; /* hash chain */
+	struct cs_htab_node node; /* in cp->files, by name */
 };
 
 struct link {
@@ -88,7 +89,7 @@ struct bucket {
 	struct cfile **mem;
 	int nmem, capmem;
 	int touched; /* a polled file came or went since the pass last wrote the bucket */
-	struct bucket *next;
+	struct cs_htab_node node; /* in cp->buckets, by kind and subject hash */
 };
 
 struct cs_capath {
@@ -105,14 +106,11 @@ struct cs_capath {
 	unsigned tmpseq;
 	int cafile_dirty;
 	int wrote; /* a link was made or removed since the directory was opened */
-	struct cfile **ftab;
-	size_t fsize, fcount;
-	struct bucket **btab;
-	size_t bsize, bcount;
+	struct cs_htab files;   /* struct cfile by name */
+	struct cs_htab buckets; /* struct bucket by kind and subject hash */
 	struct cs_capath_stats *st;
 	char *cache;           /* NULL: no cache */
-	struct centry **ctab;  /* the cache as read at the start of a full pass */
-	size_t csize;
+	struct cs_htab cached; /* struct centry by name: the cache as read at the start of a full pass */
 	EVP_MD *sha1;          /* fetched once: a fetch per file costs as much as the digest */
 };
 
@@ -125,12 +123,13 @@ void cs_capath__own_link(cs_capath *cp, const char *name, const char *target);
 void cs_capath__close_dir(cs_capath *cp);
 
 /* cs_capath_table.c */
-size_t cs_capath__str_hash(const char *s);
 struct cfile *cs_capath__file_find(const cs_capath *cp, const char *name);
+struct cfile *cs_capath__file_next(const cs_capath *cp, const struct cfile *f);
 void cs_capath__file_clear(struct cfile *f);
 struct cfile *cs_capath__file_add(cs_capath *cp, const char *name);
 void cs_capath__file_remove(cs_capath *cp, struct cfile *f);
 struct bucket *cs_capath__bucket_get(cs_capath *cp, int crl, uint32_t hash, int create);
+struct bucket *cs_capath__bucket_next(const cs_capath *cp, const struct bucket *b);
 int cs_capath__bucket_set_link(struct bucket *b, int id, const char *target, int blocked);
 int cs_capath__bucket_add_member(struct bucket *b, struct cfile *f);
 void cs_capath__bucket_del_member(struct bucket *b, struct cfile *f);

@@ -68,14 +68,14 @@ int cs_capath__link_as_known(cs_capath *cp, const struct bucket *b, int id)
 void cs_capath__count_linked(cs_capath *cp, struct cs_capath_stats *st)
 {
 	st->certs = st->crls = 0;
-	for (size_t i = 0; i < cp->fsize; i++)
-		for (struct cfile *f = cp->ftab[i]; f != NULL; f = f->next)
-			if (f->linked) {
-				if (f->kind == KIND_CERT)
-					st->certs++;
-				else if (f->kind == KIND_CRL)
-					st->crls++;
-			}
+	for (struct cfile *f = cs_capath__file_next(cp, NULL); f != NULL;
+	     f = cs_capath__file_next(cp, f))
+		if (f->linked) {
+			if (f->kind == KIND_CERT)
+				st->certs++;
+			else if (f->kind == KIND_CRL)
+				st->crls++;
+		}
 }
 
 /* Ends a call: CAfile, counts, message for errors. */

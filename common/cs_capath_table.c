@@ -1,58 +1,60 @@
 /*
  * cs_capath_table - the in-memory picture of a CApath directory: the files
  * by name and the buckets by kind (certificate or CRL) and subject hash,
- * each bucket with its members and its links by index. Both are chained
- * hash tables that double as they fill. It owns their memory:
- * cs_capath__state_reset frees it all.
+ * each bucket with its members and its links by index. Both are cs_htab
+ * tables whose nodes are members of the files and buckets. It owns their
+ * memory: cs_capath__state_reset frees it all.
  */
 #include "cs_capath_int.h"
 
 /* ---- tables ---- */
 
-size_t cs_capath__str_hash(const char *s)
+static uint64_t bkey(int crl, uint32_t hash)
 {
-	size_t h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return (uint64_t)hash * 2654435761u + (uint64_t)crl;
 }
 
-static size_t bkey(int crl, uint32_t hash)
+/* The node after n in the table's order (the first for NULL), or NULL. */
+static struct cs_htab_node *node_after(const struct cs_htab *t, const struct cs_htab_node *n)
 {
-	return (size_t)hash * 2654435761u + (size_t)crl;
+	size_t i = 0;
+
+	if (n != NULL) {
+		if (n->next != NULL)
+			return n->next;
+		i = (n->hash & (t->nb - 1)) + 1;
+	}
+	for (; i < t->nb; i++)
+		if (t->b[i] != NULL)
+			return t->b[i];
+	return NULL;
 }
 
-static int grow_files(cs_capath *cp)
+static struct cfile *file_of(struct cs_htab_node *n)
 {
-	size_t nsize = cp->fsize ? cp->fsize * 2 : 1024;
-	struct cfile **t = calloc(nsize, sizeof(*t));
+	return n != NULL ? cs_htab_entry(n, struct cfile, node) : NULL;
+}
 
-	if (t == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < cp->fsize; i++)
-		for (struct cfile *f = cp->ftab[i], *n; f != NULL; f = n) {
-			size_t k = cs_capath__str_hash(f->name) & (nsize - 1);
-
-			n = f->next;
-			f->next = t[k];
-			t[k] = f;
-		}
-	free(cp->ftab);
-	cp->ftab = t;
-	cp->fsize = nsize;
-	return 0;
+static struct bucket *bucket_of(struct cs_htab_node *n)
+{
+	return n != NULL ? cs_htab_entry(n, struct bucket, node) : NULL;
 }
 
 struct cfile *cs_capath__file_find(const cs_capath *cp, const char *name)
 {
-	if (cp->fsize == 0)
-		return NULL;
-	for (struct cfile *f = cp->ftab[cs_capath__str_hash(name) & (cp->fsize - 1)]; f != NULL;
-	     f = f->next)
-		if (strcmp(f->name, name) == 0)
-			return f;
+	uint64_t h = cs_htab_hash(name, CS_HTAB_SEED);
+
+	for (struct cs_htab_node *n = cs_htab_first(&cp->files, h); n != NULL;
+	     n = cs_htab_next(n, h))
+		if (strcmp(file_of(n)->name, name) == 0)
+			return file_of(n);
 	return NULL;
+}
+
+/* Returns the file after f (the first for NULL), or NULL: every file once while none is added. */
+struct cfile *cs_capath__file_next(const cs_capath *cp, const struct cfile *f)
+{
+	return file_of(node_after(&cp->files, f != NULL ? &f->node : NULL));
 }
 
 void cs_capath__file_clear(struct cfile *f)
@@ -75,80 +77,51 @@ static void file_free(struct cfile *f)
 
 struct cfile *cs_capath__file_add(cs_capath *cp, const char *name)
 {
-	struct cfile *f;
-	size_t k;
+	struct cfile *f = calloc(1, sizeof(*f));
 
-	if ((cp->fcount + 1 > cp->fsize * 2 || cp->fsize == 0) && grow_files(cp) < 0)
-		return NULL;
-	f = calloc(1, sizeof(*f));
-	if (f == NULL || (f->name = strdup(name)) == NULL) {
+	if (f == NULL || (f->name = strdup(name)) == NULL ||
+	    cs_htab_insert(&cp->files, &f->node, cs_htab_hash(name, CS_HTAB_SEED)) < 0) {
+		if (f != NULL)
+			free(f->name);
 		free(f);
 		return NULL;
 	}
-	k = cs_capath__str_hash(name) & (cp->fsize - 1);
-	f->next = cp->ftab[k];
-	cp->ftab[k] = f;
-	cp->fcount++;
 	return f;
 }
 
 void cs_capath__file_remove(cs_capath *cp, struct cfile *f)
 {
-	struct cfile **pp = &cp->ftab[cs_capath__str_hash(f->name) & (cp->fsize - 1)];
-
-	for (; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == f) {
-			*pp = f->next;
-			cp->fcount--;
-			break;
-		}
+	cs_htab_remove(&cp->files, &f->node);
 	file_free(f);
-}
-
-static int grow_buckets(cs_capath *cp)
-{
-	size_t nsize = cp->bsize ? cp->bsize * 2 : 1024;
-	struct bucket **t = calloc(nsize, sizeof(*t));
-
-	if (t == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < cp->bsize; i++)
-		for (struct bucket *b = cp->btab[i], *n; b != NULL; b = n) {
-			size_t k = bkey(b->crl, b->hash) & (nsize - 1);
-
-			n = b->next;
-			b->next = t[k];
-			t[k] = b;
-		}
-	free(cp->btab);
-	cp->btab = t;
-	cp->bsize = nsize;
-	return 0;
 }
 
 struct bucket *cs_capath__bucket_get(cs_capath *cp, int crl, uint32_t hash, int create)
 {
+	uint64_t k = bkey(crl, hash);
 	struct bucket *b;
-	size_t k;
 
-	if (cp->bsize != 0)
-		for (b = cp->btab[bkey(crl, hash) & (cp->bsize - 1)]; b != NULL; b = b->next)
-			if (b->crl == crl && b->hash == hash)
-				return b;
+	for (struct cs_htab_node *n = cs_htab_first(&cp->buckets, k); n != NULL;
+	     n = cs_htab_next(n, k))
+		if ((b = bucket_of(n))->crl == crl && b->hash == hash)
+			return b;
 	if (!create)
-		return NULL;
-	if ((cp->bcount + 1 > cp->bsize * 2 || cp->bsize == 0) && grow_buckets(cp) < 0)
 		return NULL;
 	b = calloc(1, sizeof(*b));
 	if (b == NULL)
 		return NULL;
 	b->crl = crl;
 	b->hash = hash;
-	k = bkey(crl, hash) & (cp->bsize - 1);
-	b->next = cp->btab[k];
-	cp->btab[k] = b;
-	cp->bcount++;
+	if (cs_htab_insert(&cp->buckets, &b->node, k) < 0) {
+		free(b);
+		return NULL;
+	}
 	return b;
+}
+
+/* Returns the bucket after b (the first for NULL), or NULL: every bucket once while none is made. */
+struct bucket *cs_capath__bucket_next(const cs_capath *cp, const struct bucket *b)
+{
+	return bucket_of(node_after(&cp->buckets, b != NULL ? &b->node : NULL));
 }
 
 static void bucket_free(struct bucket *b)
@@ -228,20 +201,19 @@ void cs_capath__bucket_del_member(struct bucket *b, struct cfile *f)
 
 void cs_capath__state_reset(cs_capath *cp)
 {
-	for (size_t i = 0; i < cp->fsize; i++)
-		for (struct cfile *f = cp->ftab[i], *n; f != NULL; f = n) {
-			n = f->next;
-			file_free(f);
+	struct cs_htab_node *n, *next;
+
+	for (size_t i = 0; i < cp->files.nb; i++)
+		for (n = cp->files.b[i]; n != NULL; n = next) {
+			next = n->next;
+			file_free(file_of(n));
 		}
-	for (size_t i = 0; i < cp->bsize; i++)
-		for (struct bucket *b = cp->btab[i], *n; b != NULL; b = n) {
-			n = b->next;
-			bucket_free(b);
+	for (size_t i = 0; i < cp->buckets.nb; i++)
+		for (n = cp->buckets.b[i]; n != NULL; n = next) {
+			next = n->next;
+			bucket_free(bucket_of(n));
 		}
-	free(cp->ftab);
-	free(cp->btab);
-	cp->ftab = NULL;
-	cp->btab = NULL;
-	cp->fsize = cp->fcount = cp->bsize = cp->bcount = 0;
+	cs_htab_clear(&cp->files);
+	cs_htab_clear(&cp->buckets);
 	cp->scanned = 0;
 }

@@ -174,6 +174,18 @@ void cs_capath__close_dir(cs_capath *cp)
 	cp->dirfd = -1;
 }
 
+/* Returns where a call counts (st, or dummy when the caller wants no figures), zeroed; empties err. */
+static struct cs_capath_stats *call_start(struct cs_capath_stats *st, struct cs_capath_stats *dummy,
+					  char *err, size_t errlen)
+{
+	if (st == NULL)
+		st = dummy;
+	memset(st, 0, sizeof(*st));
+	if (errlen > 0)
+		err[0] = '\0';
+	return st;
+}
+
 int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t errlen)
 {
 	struct cs_capath_stats dummy;
@@ -184,12 +196,7 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 	size_t nb = 0, nread = 0;
 	int rc = 0, fd;
 
-	memset(&dummy, 0, sizeof(dummy));
-	if (st == NULL)
-		st = &dummy;
-	memset(st, 0, sizeof(*st));
-	if (errlen > 0)
-		err[0] = '\0';
+	st = call_start(st, &dummy, err, errlen);
 	cs_capath__state_reset(cp);
 	clock_gettime(CLOCK_REALTIME, &t0);
 	if ((rc = open_dir(cp, err, errlen)) < 0)
@@ -340,12 +347,7 @@ int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st
 	int rc = 0, crl, id;
 	uint32_t hash;
 
-	memset(&dummy, 0, sizeof(dummy));
-	if (st == NULL)
-		st = &dummy;
-	memset(st, 0, sizeof(*st));
-	if (errlen > 0)
-		err[0] = '\0';
+	st = call_start(st, &dummy, err, errlen);
 	if (!cp->scanned) {
 		snprintf(err, errlen, "%s: no full pass yet", cp->dir);
 		return -EINVAL;

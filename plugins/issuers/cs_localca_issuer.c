@@ -418,6 +418,18 @@ int cs_localca_is(const cs_issuer *is)
 	return is != NULL && is->ops == &localca_ops;
 }
 
+/* Queues wk (a revocation or a CRL refresh), whose callback is cb; returns 0. */
+static int enqueue_revoke(struct localca_issuer *li, struct localca_work *wk,
+			  cs_localca_revoke_cb cb, void *arg)
+{
+	wk->li = li;
+	wk->revoke_cb = cb;
+	wk->arg = arg;
+	wk->w.data = wk;
+	enqueue(li, wk);
+	return 0;
+}
+
 int cs_localca_issuer_crl(cs_issuer *is, cs_localca_revoke_cb cb, void *arg)
 {
 	struct localca_issuer *li = (struct localca_issuer *)is;
@@ -431,13 +443,8 @@ int cs_localca_issuer_crl(cs_issuer *is, cs_localca_revoke_cb cb, void *arg)
 		free(wk);
 		return -ENOMEM;
 	}
-	wk->li = li;
 	wk->crl_only = true;
-	wk->revoke_cb = cb;
-	wk->arg = arg;
-	wk->w.data = wk;
-	enqueue(li, wk);
-	return 0;
+	return enqueue_revoke(li, wk, cb, arg);
 }
 
 time_t cs_localca_issuer_crl_due(cs_issuer *is)
@@ -474,11 +481,6 @@ int cs_localca_issuer_revoke(cs_issuer *is, X509 *cert, int reason, cs_localca_r
 		work_free(wk);
 		return -ENOMEM;
 	}
-	wk->li = li;
 	wk->reason = reason;
-	wk->revoke_cb = cb;
-	wk->arg = arg;
-	wk->w.data = wk;
-	enqueue(li, wk);
-	return 0;
+	return enqueue_revoke(li, wk, cb, arg);
 }

@@ -201,16 +201,9 @@ static void drop_newcert(cs_localca *ca, struct pending *p)
 	unlink(name);
 }
 
-int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n)
+/* Checks each request's names and key; one that fails gets its status and message. */
+static void check_requests(cs_localca *ca, struct cs_localca_req *reqs, size_t n)
 {
-	struct pending *pd = calloc(n + 1, sizeof(*pd));
-	char err[1024] = "", name[PATH_MAX], *subj = NULL, *pem = NULL, *buf = NULL, *nexthex = NULL;
-	size_t pemlen, buflen = 0, issued = 0;
-	const BIGNUM *last = NULL;
-	bool may_repeat, locked = false;
-	FILE *m = NULL;
-	int rc = 0, fd = -1;
-
 	for (size_t i = 0; i < n; i++) {
 		struct cs_localca_req *r = &reqs[i];
 		EVP_PKEY *pub = NULL;
@@ -221,8 +214,6 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 		r->status = 0;
 		if (r->errlen > 0)
 			r->err[0] = '\0';
-		if (pd != NULL)
-			pd[i].fd = -1;
 		if ((r->status = check_names(r->names, r->n, r->err, r->errlen)) < 0)
 			continue;
 		if ((pub = X509_REQ_get_pubkey(r->csr)) == NULL || X509_REQ_verify(r->csr, pub) != 1) {
@@ -238,11 +229,251 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 		}
 		EVP_PKEY_free(pub);
 	}
+}
+
+/*
+ * Picks r's serial and reserves newcerts/SERIAL.pem for it (p->fd).
+ * Returns 0, or -1 with r failed.
+ */
+static int reserve_serial(cs_localca *ca, struct cs_localca_req *r, struct pending *p)
+{
+	char err[1024], name[PATH_MAX];
+	int oe;
+
+	/*
+	 * 127 random bits collide with nothing in practice; checked all the
+	 * same, against index.txt and by creating newcerts/SERIAL.pem with
+	 * O_EXCL, which also reserves the name (a new name: written in
+	 * place, made durable with the group below).
+	 */
+	for (int attempt = 0; attempt < 10 && p->fd < 0; attempt++) {
+		BN_free(p->serial);
+		OPENSSL_free(p->hex);
+		p->hex = NULL;
+		if ((p->serial = cs_localca__random_serial()) == NULL ||
+		    (p->hex = cs_localca__bn_hex(p->serial)) == NULL)
+			break;
+		if (cs_localca__sset_has(&ca->ix_serials, p->hex, true)) {
+			errno = EEXIST;
+			continue;
+		}
+		snprintf(name, sizeof(name), "%s/newcerts/%s.pem", ca->dir, p->hex);
+		if ((p->fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0 &&
+		    errno != EEXIST)
+			break;
+	}
+	if (p->fd >= 0)
+		return 0;
+	oe = p->hex == NULL ? ENOMEM : errno;
+	if (oe == ENOMEM)
+		snprintf(err, sizeof(err), "%s: out of memory", ca->dir);
+	else if (oe == EEXIST)
+		snprintf(err, sizeof(err), "%s: cannot find an unused serial", ca->dir);
+	else
+		snprintf(err, sizeof(err), "%s/newcerts/%s.pem: cannot create: %s", ca->dir, p->hex,
+			 strerror(oe));
+	req_fail(r, -oe, err);
+	return -1;
+}
+
+/*
+ * Signs r's leaf with p's serial, writes it to the newcerts file reserved
+ * for it and makes its index.txt line (p->line), which the sets kept of
+ * index.txt then hold. A request that fails loses its file.
+ */
+static void sign_one(cs_localca *ca, struct cs_localca_req *r, struct pending *p, bool may_repeat)
+{
+	char err[1024], *subj = NULL, *pem = NULL;
+	size_t pemlen;
+	EVP_PKEY *pub;
+	int e;
+
+	pub = X509_REQ_get_pubkey(r->csr);
+	r->leaf = make_leaf(ca, r->csr, pub, p->serial, r->names, r->n, r->usage, r->err,
+			    r->errlen);
+	EVP_PKEY_free(pub);
+	if (r->leaf == NULL) {
+		r->status = -EINVAL;
+		drop_newcert(ca, p);
+		return;
+	}
+	if ((subj = X509_NAME_oneline(X509_get_subject_name(r->leaf), NULL, 0)) == NULL ||
+	    cs_localca__pem_of(cs_localca__w_x509, r->leaf, &pem, &pemlen) < 0) {
+		snprintf(err, sizeof(err), "%s: cannot issue for %s: out of memory", ca->dir,
+			 r->names[0]);
+		req_fail(r, -ENOMEM, err);
+		drop_newcert(ca, p);
+		goto out;
+	}
+	if (!may_repeat && cs_localca__sset_has(&ca->ix_subjects, subj, false)) {
+		snprintf(err, sizeof(err),
+			 "%s/index.txt.attr asks for unique subjects and %s is still valid: "
+			 "revoke it or set unique_subject = no",
+			 ca->dir, subj);
+		req_fail(r, -EEXIST, err);
+		drop_newcert(ca, p);
+		goto out;
+	}
+	e = cs_localca__write_all(p->fd, pem, pemlen);
+	if (e < 0) {
+		snprintf(err, sizeof(err), "%s/newcerts/%s.pem: cannot write: %s", ca->dir, p->hex,
+			 strerror(-e));
+		drop_newcert(ca, p);
+		req_fail(r, e, err);
+		goto out;
+	}
+	/* Start the write-back now, so that the fsyncs below find it done. */
+	sync_file_range(p->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	if (asprintf(&p->line, "V\t%.*s\t\t%s\tunknown\t%s\n",
+		     ASN1_STRING_length(X509_get0_notAfter(r->leaf)),
+		     (const char *)ASN1_STRING_get0_data(X509_get0_notAfter(r->leaf)), p->hex,
+		     subj) < 0 ||
+	    cs_localca__sset_add(&ca->ix_serials, p->hex) < 0 ||
+	    cs_localca__sset_add(&ca->ix_subjects, subj) < 0) {
+		p->line = NULL;
+		ca->ix_valid = false;
+		req_fail(r, -ENOMEM, "out of memory");
+		drop_newcert(ca, p);
+	}
+out:
+	free(pem);
+	OPENSSL_free(subj);
+}
+
+/*
+ * The group's certificates are durable before index.txt names them: a
+ * crash leaves at worst certificate files that no line names.
+ */
+static void sync_newcerts(cs_localca *ca, struct cs_localca_req *reqs, struct pending *pd,
+			  size_t n)
+{
+	char err[1024];
+
+	for (size_t i = 0; i < n; i++) {
+		if (pd[i].fd < 0)
+			continue;
+		if (fsync(pd[i].fd) < 0 && reqs[i].status == 0) {
+			snprintf(err, sizeof(err), "%s/newcerts/%s.pem: cannot sync: %s", ca->dir,
+				 pd[i].hex, strerror(errno));
+			req_fail(&reqs[i], -EIO, err);
+		}
+		close(pd[i].fd);
+		pd[i].fd = -1;
+	}
+}
+
+/*
+ * Appends the lines of the requests still standing to index.txt, once
+ * newcerts/ is durable. Returns how many (*last: the serial of the last
+ * one), or a negative errno with err set.
+ */
+static int append_index(cs_localca *ca, struct cs_localca_req *reqs, struct pending *pd,
+			size_t n, const BIGNUM **last, char *err, size_t errlen)
+{
+	char name[PATH_MAX], *buf = NULL;
+	size_t buflen = 0;
+	FILE *m;
+	int rc = 0, fd = -1, issued = 0;
+
+	if ((m = open_memstream(&buf, &buflen)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", ca->dir);
+		return -ENOMEM;
+	}
+	if (!ca->ix_nl)
+		fputc('\n', m);
+	for (size_t i = 0; i < n; i++)
+		if (reqs[i].status == 0 && pd[i].line != NULL) {
+			fputs(pd[i].line, m);
+			*last = pd[i].serial;
+			issued++;
+		}
+	fclose(m);
+	if (issued == 0)
+		goto out;
+	if ((rc = cs_localca__fsync_dir(ca->dir, "newcerts")) < 0) {
+		snprintf(err, errlen, "%s/newcerts: cannot sync: %s", ca->dir, strerror(-rc));
+		goto out;
+	}
+	/*
+	 * Appended, as `openssl ca` readers accept: the cost of an issuance does
+	 * not grow with the index. One fsync for the group.
+	 */
+	snprintf(name, sizeof(name), "%s/index.txt", ca->dir);
+	fd = open(name, O_WRONLY | O_APPEND | O_CLOEXEC);
+	ca->ix_valid = false; /* until the append is known whole */
+	if (fd < 0 || (rc = cs_localca__write_all(fd, buf, buflen)) < 0 || fsync(fd) < 0 ||
+	    fstat(fd, &ca->ix_stat) < 0) {
+		rc = rc < 0 ? rc : -errno;
+		snprintf(err, errlen, "%s/index.txt: cannot append: %s", ca->dir, strerror(-rc));
+		goto out;
+	}
+	ca->ix_valid = true;
+	ca->ix_nl = true;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc < 0 ? rc : issued;
+}
+
+/* Writes `serial` as `openssl ca` leaves it: the serial after last. Returns 0 or -errno, err set. */
+static int write_serial(cs_localca *ca, const BIGNUM *last, char *err, size_t errlen)
+{
+	BIGNUM *next = BN_dup(last);
+	char *line = NULL, *nexthex = NULL;
+	int linelen = -1, rc;
+
+	if (next != NULL && BN_add_word(next, 1) && (nexthex = cs_localca__bn_hex(next)) != NULL)
+		linelen = asprintf(&line, "%s\n", nexthex);
+	BN_free(next);
+	OPENSSL_free(nexthex);
+	if (linelen < 0) {
+		snprintf(err, errlen, "%s: out of memory", ca->dir);
+		return -ENOMEM;
+	}
+	rc = cs_localca__write_file(ca->dir, "serial", line, (size_t)linelen, 0644, err, errlen);
+	free(line);
+	return rc;
+}
+
+/* Gives each request still standing its chain (the CA certificate) and logs its serial. */
+static void hand_out(cs_localca *ca, struct cs_localca_req *reqs, struct pending *pd, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct cs_localca_req *r = &reqs[i];
+		char *subj;
+
+		if (r->status < 0)
+			continue;
+		if ((r->chain = sk_X509_new_null()) == NULL || !X509_up_ref(ca->cacert) ||
+		    !sk_X509_push(r->chain, ca->cacert)) {
+			sk_X509_pop_free(r->chain, X509_free);
+			r->chain = NULL;
+			req_fail(r, -ENOMEM, "out of memory");
+			continue;
+		}
+		subj = X509_NAME_oneline(X509_get_subject_name(r->leaf), NULL, 0);
+		cs_info("%s: issued serial %s to %s", ca->dir, pd[i].hex, subj ? subj : "?");
+		OPENSSL_free(subj);
+	}
+}
+
+int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n)
+{
+	struct pending *pd = calloc(n + 1, sizeof(*pd));
+	char err[1024] = "";
+	const BIGNUM *last = NULL;
+	bool may_repeat, locked = false;
+	int rc = 0, issued = 0;
+
+	check_requests(ca, reqs, n);
 	if (pd == NULL) {
 		rc = -ENOMEM;
 		snprintf(err, sizeof(err), "%s: out of memory", ca->dir);
 		goto fail_all;
 	}
+	for (size_t i = 0; i < n; i++)
+		pd[i].fd = -1;
 	if ((rc = cs_localca__lock_ca(ca, err, sizeof(err))) < 0)
 		goto fail_all;
 	locked = true;
@@ -255,198 +486,25 @@ int cs_localca_issue_batch(cs_localca *ca, struct cs_localca_req *reqs, size_t n
 	may_repeat = cs_localca__subjects_may_repeat(ca);
 
 	/* Sign each and write its newcerts file; nothing names it yet. */
-	for (size_t i = 0; i < n; i++) {
-		struct cs_localca_req *r = &reqs[i];
-		struct pending *p = &pd[i];
-		EVP_PKEY *pub;
-		int e;
-
-		if (r->status < 0)
-			continue;
-		/*
-		 * 127 random bits collide with nothing in practice; checked all the
-		 * same, against index.txt and by creating newcerts/SERIAL.pem with
-		 * O_EXCL, which also reserves the name (a new name: written in
-		 * place, made durable with the group below).
-		 */
-		for (int attempt = 0; attempt < 10 && p->fd < 0; attempt++) {
-			BN_free(p->serial);
-			OPENSSL_free(p->hex);
-			p->hex = NULL;
-			if ((p->serial = cs_localca__random_serial()) == NULL || (p->hex = cs_localca__bn_hex(p->serial)) == NULL)
-				break;
-			if (cs_localca__sset_has(&ca->ix_serials, p->hex, true)) {
-				errno = EEXIST;
-				continue;
-			}
-			snprintf(name, sizeof(name), "%s/newcerts/%s.pem", ca->dir, p->hex);
-			if ((p->fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0 &&
-			    errno != EEXIST)
-				break;
-		}
-		if (p->fd < 0) {
-			int oe = p->hex == NULL ? ENOMEM : errno;
-
-			if (oe == ENOMEM)
-				snprintf(err, sizeof(err), "%s: out of memory", ca->dir);
-			else if (oe == EEXIST)
-				snprintf(err, sizeof(err), "%s: cannot find an unused serial", ca->dir);
-			else
-				snprintf(err, sizeof(err), "%s/newcerts/%s.pem: cannot create: %s",
-					 ca->dir, p->hex, strerror(oe));
-			req_fail(r, -oe, err);
-			continue;
-		}
-		pub = X509_REQ_get_pubkey(r->csr);
-		r->leaf = make_leaf(ca, r->csr, pub, p->serial, r->names, r->n, r->usage, r->err,
-				    r->errlen);
-		EVP_PKEY_free(pub);
-		if (r->leaf == NULL) {
-			r->status = -EINVAL;
-			drop_newcert(ca, p);
-			continue;
-		}
-		OPENSSL_free(subj);
-		if ((subj = X509_NAME_oneline(X509_get_subject_name(r->leaf), NULL, 0)) == NULL ||
-		    cs_localca__pem_of(cs_localca__w_x509, r->leaf, &pem, &pemlen) < 0) {
-			snprintf(err, sizeof(err), "%s: cannot issue for %s: out of memory", ca->dir,
-				 r->names[0]);
-			req_fail(r, -ENOMEM, err);
-			drop_newcert(ca, p);
-			continue;
-		}
-		if (!may_repeat && cs_localca__sset_has(&ca->ix_subjects, subj, false)) {
-			snprintf(err, sizeof(err),
-				 "%s/index.txt.attr asks for unique subjects and %s is still valid: "
-				 "revoke it or set unique_subject = no",
-				 ca->dir, subj);
-			req_fail(r, -EEXIST, err);
-			drop_newcert(ca, p);
-			free(pem);
-			pem = NULL;
-			continue;
-		}
-		e = cs_localca__write_all(p->fd, pem, pemlen);
-		free(pem);
-		pem = NULL;
-		if (e < 0) {
-			snprintf(err, sizeof(err), "%s/newcerts/%s.pem: cannot write: %s", ca->dir,
-				 p->hex, strerror(-e));
-			drop_newcert(ca, p);
-			req_fail(r, e, err);
-			continue;
-		}
-		/* Start the write-back now, so that the fsyncs below find it done. */
-		sync_file_range(p->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-		if (asprintf(&p->line, "V\t%.*s\t\t%s\tunknown\t%s\n",
-			     ASN1_STRING_length(X509_get0_notAfter(r->leaf)),
-			     (const char *)ASN1_STRING_get0_data(X509_get0_notAfter(r->leaf)), p->hex,
-			     subj) < 0 ||
-		    cs_localca__sset_add(&ca->ix_serials, p->hex) < 0 ||
-		    cs_localca__sset_add(&ca->ix_subjects, subj) < 0) {
-			p->line = NULL;
-			ca->ix_valid = false;
-			req_fail(r, -ENOMEM, "out of memory");
-			drop_newcert(ca, p);
-		}
-	}
-	/*
-	 * The group's certificates are durable before index.txt names them: a
-	 * crash leaves at worst certificate files that no line names.
-	 */
-	for (size_t i = 0; i < n; i++) {
-		if (pd[i].fd < 0)
-			continue;
-		if (fsync(pd[i].fd) < 0 && reqs[i].status == 0) {
-			snprintf(err, sizeof(err), "%s/newcerts/%s.pem: cannot sync: %s", ca->dir,
-				 pd[i].hex, strerror(errno));
-			req_fail(&reqs[i], -EIO, err);
-		}
-		close(pd[i].fd);
-		pd[i].fd = -1;
-	}
-	if ((m = open_memstream(&buf, &buflen)) == NULL) {
-		rc = -ENOMEM;
-		snprintf(err, sizeof(err), "%s: out of memory", ca->dir);
-		goto fail_all;
-	}
-	if (!ca->ix_nl)
-		fputc('\n', m);
 	for (size_t i = 0; i < n; i++)
-		if (reqs[i].status == 0 && pd[i].line != NULL) {
-			fputs(pd[i].line, m);
-			last = pd[i].serial;
-			issued++;
-		}
-	fclose(m);
-	m = NULL;
+		if (reqs[i].status >= 0 && reserve_serial(ca, &reqs[i], &pd[i]) == 0)
+			sign_one(ca, &reqs[i], &pd[i], may_repeat);
+	sync_newcerts(ca, reqs, pd, n);
+	if ((rc = append_index(ca, reqs, pd, n, &last, err, sizeof(err))) < 0)
+		goto fail_all;
+	issued = rc;
+	rc = 0;
 	if (issued == 0)
 		goto out;
-	if ((rc = cs_localca__fsync_dir(ca->dir, "newcerts")) < 0) {
-		snprintf(err, sizeof(err), "%s/newcerts: cannot sync: %s", ca->dir, strerror(-rc));
+	if ((rc = write_serial(ca, last, err, sizeof(err))) < 0)
 		goto fail_all;
-	}
-	/*
-	 * Appended, as `openssl ca` readers accept: the cost of an issuance does
-	 * not grow with the index. One fsync for the group.
-	 */
-	snprintf(name, sizeof(name), "%s/index.txt", ca->dir);
-	fd = open(name, O_WRONLY | O_APPEND | O_CLOEXEC);
-	ca->ix_valid = false; /* until the append is known whole */
-	if (fd < 0 || (rc = cs_localca__write_all(fd, buf, buflen)) < 0 || fsync(fd) < 0 ||
-	    fstat(fd, &ca->ix_stat) < 0) {
-		rc = rc < 0 ? rc : -errno;
-		snprintf(err, sizeof(err), "%s/index.txt: cannot append: %s", ca->dir,
-			 strerror(-rc));
-		goto fail_all;
-	}
-	ca->ix_valid = true;
-	ca->ix_nl = true;
-	/* As `openssl ca` leaves it: the serial after the last one issued. */
-	{
-		BIGNUM *next = BN_dup(last);
-		char *line = NULL;
-		int linelen = -1;
-
-		if (next != NULL && BN_add_word(next, 1) && (nexthex = cs_localca__bn_hex(next)) != NULL)
-			linelen = asprintf(&line, "%s\n", nexthex);
-		BN_free(next);
-		if (linelen < 0) {
-			rc = -ENOMEM;
-			snprintf(err, sizeof(err), "%s: out of memory", ca->dir);
-			goto fail_all;
-		}
-		rc = cs_localca__write_file(ca->dir, "serial", line, (size_t)linelen, 0644, err, sizeof(err));
-		free(line);
-		if (rc < 0)
-			goto fail_all;
-	}
 	atomic_fetch_add(&ca->commits, 1);
-	for (size_t i = 0; i < n; i++) {
-		struct cs_localca_req *r = &reqs[i];
-
-		if (r->status < 0)
-			continue;
-		if ((r->chain = sk_X509_new_null()) == NULL || !X509_up_ref(ca->cacert) ||
-		    !sk_X509_push(r->chain, ca->cacert)) {
-			sk_X509_pop_free(r->chain, X509_free);
-			r->chain = NULL;
-			req_fail(r, -ENOMEM, "out of memory");
-			continue;
-		}
-		OPENSSL_free(subj);
-		subj = X509_NAME_oneline(X509_get_subject_name(r->leaf), NULL, 0);
-		cs_info("%s: issued serial %s to %s", ca->dir, pd[i].hex, subj ? subj : "?");
-	}
+	hand_out(ca, reqs, pd, n);
 	goto out;
 fail_all:
 	for (size_t i = 0; i < n; i++)
 		req_fail(&reqs[i], rc < 0 ? rc : -EIO, err);
 out:
-	if (m != NULL)
-		fclose(m);
-	if (fd >= 0)
-		close(fd);
 	if (locked)
 		cs_localca__unlock_ca(ca);
 	for (size_t i = 0; pd != NULL && i < n; i++) {
@@ -457,10 +515,6 @@ out:
 		free(pd[i].line);
 	}
 	free(pd);
-	free(buf);
-	free(pem);
-	OPENSSL_free(subj);
-	OPENSSL_free(nexthex);
 	for (size_t i = 0; i < n; i++)
 		if (reqs[i].status < 0 && reqs[i].errlen > 0 && reqs[i].err[0] != '\0')
 			rc = reqs[i].status;

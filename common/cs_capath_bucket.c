@@ -159,25 +159,11 @@ static int drop_link(cs_capath *cp, struct bucket *b, int id)
 	return cs_capath__bucket_set_link(b, id, NULL, 0);
 }
 
-/*
- * Decides and writes the links of b from its members and its current links.
- * Returns 0, or a negative errno when some link could not be made (counted
- * and reported).
- */
-int cs_capath__bucket_sync(cs_capath *cp, struct bucket *b)
+/* Fills items with b's links (early ones left out) and members, sorted by name; returns how many. */
+static int collect_items(const struct bucket *b, struct item *items)
 {
-	int nitems = 0, nent = 0, needed = 0, rc = 0, top;
-	struct item *items = NULL;
-	struct entry *ent = NULL;
-	struct cfile **want = NULL;
-	unsigned char *used = NULL;
+	int nitems = 0;
 
-	items = calloc((size_t)(b->nlinks + b->nmem + 1), sizeof(*items));
-	ent = calloc((size_t)(b->nlinks + b->nmem + 1), sizeof(*ent));
-	if (items == NULL || ent == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	for (int id = 0; id < b->nlinks; id++) {
 		/* An early link was not there when the pass began: openssl would not see it. */
 		if (b->links[id].target == NULL || b->links[id].early)
@@ -194,79 +180,115 @@ int cs_capath__bucket_sync(cs_capath *cp, struct bucket *b)
 		nitems++;
 	}
 	qsort(items, (size_t)nitems, sizeof(*items), item_cmp);
+	return nitems;
+}
 
-	for (int i = 0; i < nitems; i++) {
-		struct item *it = &items[i];
-		struct entry *e;
+/*
+ * Takes member f, the next item in name order: a duplicate of a wanted
+ * entry is skipped, any other makes its entry wanted (up to MAX_COLLISIONS,
+ * counted in *needed). A new or changed reason to skip f is reported.
+ */
+static void take_file(cs_capath *cp, struct bucket *b, struct cfile *f, struct entry *ent,
+		      int *nent, int *needed)
+{
+	struct cfile *dup = NULL;
+	struct entry *e;
+	char *old_skip = f->skip ? strdup(f->skip) : NULL;
 
-		if (it->id >= 0) {
-			const char *t = b->links[it->id].target;
+	for (int j = 0; j < *nent && dup == NULL; j++)
+		if (ent[j].f != NULL && memcmp(ent[j].f->sha1, f->sha1, SHA1_LEN) == 0)
+			dup = ent[j].f;
+	free(f->skip);
+	f->skip = NULL;
+	f->skip_err = 0;
+	if (dup != NULL) {
+		cs_capath__set_skip(f, 0, "duplicate of ", dup->name);
+	} else {
+		e = entry_find(ent, *nent, f->name);
+		if (e == NULL && *needed >= MAX_COLLISIONS) {
+			char why[96];
 
-			e = entry_find(ent, nent, t);
+			snprintf(why, sizeof(why), "more than %d %s with hash %08x", MAX_COLLISIONS,
+				 b->crl ? "CRLs" : "certificates", (unsigned)b->hash);
+			cs_capath__set_skip(f, 1, "", why);
+		} else {
 			if (e == NULL) {
-				e = &ent[nent++];
-				e->target = t;
+				e = &ent[(*nent)++];
+				e->target = f->name;
 				e->old_id = INT_MAX;
 			}
-			if (it->id < e->old_id)
-				e->old_id = it->id;
+			e->f = f;
+			(*needed)++;
+		}
+	}
+	if (f->skip != NULL && (old_skip == NULL || strcmp(old_skip, f->skip) != 0)) {
+		cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
+				  f->skip);
+		if (cp->st != NULL) {
+			if (f->skip_err)
+				cp->st->errors++;
+			else
+				cp->st->skipped++;
+		}
+	}
+	free(old_skip);
+}
+
+/*
+ * Replays openssl rehash over the sorted items: a link makes an entry for
+ * its target with the lowest index seen, a member is taken by take_file.
+ * Fills ent (*nent entries); returns how many entries are wanted.
+ */
+static int replay(cs_capath *cp, struct bucket *b, const struct item *items, int nitems,
+		  struct entry *ent, int *nent)
+{
+	int needed = 0;
+
+	for (int i = 0; i < nitems; i++) {
+		const struct item *it = &items[i];
+		struct entry *e;
+
+		if (it->id < 0) {
+			take_file(cp, b, it->f, ent, nent, &needed);
 			continue;
 		}
-		struct cfile *f = it->f, *dup = NULL;
-		char *old_skip = f->skip ? strdup(f->skip) : NULL;
+		const char *t = b->links[it->id].target;
 
-		for (int j = 0; j < nent && dup == NULL; j++)
-			if (ent[j].f != NULL && memcmp(ent[j].f->sha1, f->sha1, SHA1_LEN) == 0)
-				dup = ent[j].f;
-		free(f->skip);
-		f->skip = NULL;
-		f->skip_err = 0;
-		if (dup != NULL) {
-			cs_capath__set_skip(f, 0, "duplicate of ", dup->name);
-		} else {
-			e = entry_find(ent, nent, f->name);
-			if (e == NULL && needed >= MAX_COLLISIONS) {
-				char why[96];
-
-				snprintf(why, sizeof(why), "more than %d %s with hash %08x",
-					 MAX_COLLISIONS, b->crl ? "CRLs" : "certificates",
-					 (unsigned)b->hash);
-				cs_capath__set_skip(f, 1, "", why);
-			} else {
-				if (e == NULL) {
-					e = &ent[nent++];
-					e->target = f->name;
-					e->old_id = INT_MAX;
-				}
-				e->f = f;
-				needed++;
-			}
+		e = entry_find(ent, *nent, t);
+		if (e == NULL) {
+			e = &ent[(*nent)++];
+			e->target = t;
+			e->old_id = INT_MAX;
 		}
-		if (f->skip != NULL && (old_skip == NULL || strcmp(old_skip, f->skip) != 0)) {
-			cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
-			       f->skip);
-			if (cp->st != NULL) {
-				if (f->skip_err)
-					cp->st->errors++;
-				else
-					cp->st->skipped++;
-			}
-		}
-		free(old_skip);
+		if (it->id < e->old_id)
+			e->old_id = it->id;
 	}
+	return needed;
+}
 
-	/* Indices: kept below `needed`, others fill the lowest free, blocked ones skipped. */
-	top = needed;
-	for (int id = 0; id < b->nlinks && id < top; id++)
+/*
+ * Gives each wanted entry an index: its own when below needed, else the
+ * lowest free one, blocked indices skipped. Returns the file wanted at each
+ * index below *top (malloc'd), or NULL when out of memory.
+ */
+static struct cfile **assign_indices(const struct bucket *b, const struct entry *ent, int nent,
+				     int needed, int *top)
+{
+	struct cfile **want;
+	unsigned char *used;
+
+	*top = needed;
+	for (int id = 0; id < b->nlinks && id < *top; id++)
 		if (b->links[id].blocked)
-			top++;
-	want = calloc((size_t)top + 1, sizeof(*want));
-	used = calloc((size_t)top + 1, 1);
+			(*top)++;
+	want = calloc((size_t)*top + 1, sizeof(*want));
+	used = calloc((size_t)*top + 1, 1);
 	if (want == NULL || used == NULL) {
-		rc = -ENOMEM;
-		goto out;
+		free(want);
+		free(used);
+		return NULL;
 	}
-	for (int id = 0; id < top && id < b->nlinks; id++)
+	for (int id = 0; id < *top && id < b->nlinks; id++)
 		used[id] = (unsigned char)b->links[id].blocked;
 	for (int i = 0; i < nent; i++)
 		if (ent[i].f != NULL && ent[i].old_id < needed && !used[ent[i].old_id]) {
@@ -276,13 +298,24 @@ int cs_capath__bucket_sync(cs_capath *cp, struct bucket *b)
 	for (int i = 0, next = 0; i < nent; i++) {
 		if (ent[i].f == NULL || (ent[i].old_id < needed && want[ent[i].old_id] == ent[i].f))
 			continue;
-		while (next < top && used[next])
+		while (next < *top && used[next])
 			next++;
-		if (next >= top)
+		if (next >= *top)
 			break; /* cannot happen: top counts every wanted entry */
 		want[next] = ent[i].f;
 		used[next] = 1;
 	}
+	free(used);
+	return want;
+}
+
+/*
+ * Makes the links that want asks for and removes the others; returns 0 or
+ * the last negative errno (each failure counted and reported).
+ */
+static int write_links(cs_capath *cp, struct bucket *b, struct cfile **want, int top)
+{
+	int rc = 0;
 
 	for (int i = 0; i < b->nmem; i++)
 		b->mem[i]->linked = 0;
@@ -329,10 +362,30 @@ int cs_capath__bucket_sync(cs_capath *cp, struct bucket *b)
 	}
 	for (int id = 0; id < b->nlinks; id++)
 		b->links[id].early = 0;
+	return rc;
+}
+
+/*
+ * Decides and writes the links of b from its members and its current links.
+ * Returns 0, or a negative errno when some link could not be made (counted
+ * and reported).
+ */
+int cs_capath__bucket_sync(cs_capath *cp, struct bucket *b)
+{
+	struct item *items = calloc((size_t)(b->nlinks + b->nmem + 1), sizeof(*items));
+	struct entry *ent = calloc((size_t)(b->nlinks + b->nmem + 1), sizeof(*ent));
+	struct cfile **want = NULL;
+	int nent = 0, needed, top, rc = -ENOMEM;
+
+	if (items == NULL || ent == NULL)
+		goto out;
+	needed = replay(cp, b, items, collect_items(b, items), ent, &nent);
+	want = assign_indices(b, ent, nent, needed, &top);
+	if (want != NULL)
+		rc = write_links(cp, b, want, top);
 out:
 	free(items);
 	free(ent);
 	free(want);
-	free(used);
 	return rc;
 }

@@ -186,6 +186,96 @@ static struct cs_capath_stats *call_start(struct cs_capath_stats *st, struct cs_
 	return st;
 }
 
+/* Records hash link de (index id of bucket crl/hash) as the directory has it; returns 0 or -ENOMEM. */
+static int scan_link(cs_capath *cp, const struct dirent *de, int crl, uint32_t hash, int id)
+{
+	struct stat lst;
+	struct bucket *b;
+	char target[PATH_MAX];
+	ssize_t n;
+
+	/* d_type saves a stat per link where the filesystem gives it. */
+	if (de->d_type == DT_UNKNOWN) {
+		if (fstatat(cp->dirfd, de->d_name, &lst, AT_SYMLINK_NOFOLLOW) < 0)
+			return 0;
+	} else {
+		lst.st_mode = de->d_type == DT_LNK ? S_IFLNK : S_IFREG;
+	}
+	b = cs_capath__bucket_get(cp, crl, hash, 1);
+	if (b == NULL)
+		return -ENOMEM;
+	if (!S_ISLNK(lst.st_mode)) {
+		cs_capath__bucket_set_link(b, id, NULL, 1);
+		return 0;
+	}
+	n = readlinkat(cp->dirfd, de->d_name, target, sizeof(target) - 1);
+	if (n < 0)
+		return 0;
+	target[n] = '\0';
+	return cs_capath__bucket_set_link(b, id, target, 0) < 0 ? -ENOMEM : 0;
+}
+
+/* Reads file name into a member of its bucket, or a file skipped; returns 0 or -ENOMEM. */
+static int scan_file(cs_capath *cp, struct cs_capath_stats *st, const char *name)
+{
+	struct cfile *f;
+	struct bucket *b;
+
+	if (cs_capath__file_find(cp, name) != NULL)
+		return 0; /* taken in from a poll, more recently than this */
+	if ((f = cs_capath__file_add(cp, name)) == NULL)
+		return -ENOMEM;
+	if (cs_capath__file_load(cp, f, 1) < 0) {
+		cs_capath__file_remove(cp, f); /* gone while we read */
+		return 0;
+	}
+	if (f->kind == KIND_NONE) {
+		cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
+		       f->skip);
+		if (f->skip_err)
+			st->errors++;
+		else
+			st->skipped++;
+		return 0;
+	}
+	b = cs_capath__bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
+	if (b == NULL || cs_capath__bucket_add_member(b, f) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * Decides every bucket (taking in polled names between some), then the
+ * ones a poll touched after they were written. Returns 0, -ENOMEM, or the
+ * last failure of a bucket.
+ */
+static int decide_all(cs_capath *cp, struct bucket **bv, int rc)
+{
+	size_t nb = 0;
+
+	for (struct bucket *b = cs_capath__bucket_next(cp, NULL); b != NULL;
+	     b = cs_capath__bucket_next(cp, b))
+		bv[nb++] = b;
+	for (size_t i = 0; i < nb; i++) {
+		int r;
+
+		if (i % POLL_EVERY == POLL_EVERY - 1)
+			cs_capath__poll_names(cp, &rc);
+		if ((r = cs_capath__pass_sync(cp, bv[i])) < 0 && rc != -ENOMEM)
+			rc = r;
+	}
+	/* Buckets a poll touched after they were written, or made: decided again. */
+	cs_capath__poll_names(cp, &rc);
+	for (struct bucket *b = cs_capath__bucket_next(cp, NULL); b != NULL;
+	     b = cs_capath__bucket_next(cp, b)) {
+		int r;
+
+		if (b->touched && (r = cs_capath__pass_sync(cp, b)) < 0 && rc != -ENOMEM)
+			rc = r;
+	}
+	return rc;
+}
+
 int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t errlen)
 {
 	struct cs_capath_stats dummy;
@@ -193,7 +283,7 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 	struct dirent *de;
 	struct timespec t0;
 	struct bucket **bv = NULL;
-	size_t nb = 0, nread = 0;
+	size_t nread = 0;
 	int rc = 0, fd;
 
 	st = call_start(st, &dummy, err, errlen);
@@ -218,7 +308,7 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 	cs_capath__poll_names(cp, &rc);
 	while (rc == 0 && (de = readdir(d)) != NULL) {
 		const char *name = de->d_name;
-		int crl, id;
+		int crl, id, r = 0;
 		uint32_t hash;
 
 		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
@@ -226,68 +316,14 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		if (name[0] == '.' && cs_capath__stale_tmp_link(cp, name))
 			continue;
 		if (cs_capath__parse_link(name, &crl, &hash, &id)) {
-			struct stat lst;
-			struct bucket *b;
-			char target[PATH_MAX];
-			ssize_t n;
-
-			/* d_type saves a stat per link where the filesystem gives it. */
-			if (de->d_type == DT_UNKNOWN) {
-				if (fstatat(cp->dirfd, name, &lst, AT_SYMLINK_NOFOLLOW) < 0)
-					continue;
-			} else {
-				lst.st_mode = de->d_type == DT_LNK ? S_IFLNK : S_IFREG;
-			}
-			b = cs_capath__bucket_get(cp, crl, hash, 1);
-			if (b == NULL) {
-				rc = -ENOMEM;
-				break;
-			}
-			if (!S_ISLNK(lst.st_mode)) {
-				cs_capath__bucket_set_link(b, id, NULL, 1);
-				continue;
-			}
-			n = readlinkat(cp->dirfd, name, target, sizeof(target) - 1);
-			if (n < 0)
-				continue;
-			target[n] = '\0';
-			if (cs_capath__bucket_set_link(b, id, target, 0) < 0) {
-				rc = -ENOMEM;
-				break;
-			}
-			continue;
+			r = scan_link(cp, de, crl, hash, id);
+		} else if (cs_capath_name_eligible(name)) {
+			if (++nread % POLL_EVERY == 0)
+				cs_capath__poll_names(cp, &rc);
+			r = scan_file(cp, st, name);
 		}
-		if (!cs_capath_name_eligible(name))
-			continue;
-		if (++nread % POLL_EVERY == 0)
-			cs_capath__poll_names(cp, &rc);
-		if (cs_capath__file_find(cp, name) != NULL)
-			continue; /* taken in from a poll, more recently than this */
-		struct cfile *f = cs_capath__file_add(cp, name);
-
-		if (f == NULL) {
-			rc = -ENOMEM;
-			break;
-		}
-		if (cs_capath__file_load(cp, f, 1) < 0) {
-			cs_capath__file_remove(cp, f); /* gone while we read */
-			continue;
-		}
-		if (f->kind == KIND_NONE) {
-			cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
-			       f->skip);
-			if (f->skip_err)
-				st->errors++;
-			else
-				st->skipped++;
-			continue;
-		}
-		struct bucket *b = cs_capath__bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
-
-		if (b == NULL || cs_capath__bucket_add_member(b, f) < 0) {
-			rc = -ENOMEM;
-			break;
-		}
+		if (r < 0)
+			rc = r;
 	}
 	closedir(d);
 	cs_capath__cache_drop(cp);
@@ -303,27 +339,8 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		cs_capath__state_reset(cp);
 		return rc;
 	}
-	for (struct bucket *b = cs_capath__bucket_next(cp, NULL); b != NULL;
-	     b = cs_capath__bucket_next(cp, b))
-		bv[nb++] = b;
-	for (size_t i = 0; i < nb; i++) {
-		int r;
-
-		if (i % POLL_EVERY == POLL_EVERY - 1)
-			cs_capath__poll_names(cp, &rc);
-		if ((r = cs_capath__pass_sync(cp, bv[i])) < 0 && rc != -ENOMEM)
-			rc = r;
-	}
+	rc = decide_all(cp, bv, rc);
 	free(bv);
-	/* Buckets a poll touched after they were written, or made: decided again. */
-	cs_capath__poll_names(cp, &rc);
-	for (struct bucket *b = cs_capath__bucket_next(cp, NULL); b != NULL;
-	     b = cs_capath__bucket_next(cp, b)) {
-		int r;
-
-		if (b->touched && (r = cs_capath__pass_sync(cp, b)) < 0 && rc != -ENOMEM)
-			rc = r;
-	}
 	/* A file that could not be read, or a member left out for an error, is an error. */
 	for (struct cfile *f = cs_capath__file_next(cp, NULL); rc == 0 && f != NULL;
 	     f = cs_capath__file_next(cp, f))

@@ -355,12 +355,60 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 	return cs_capath__finish(cp, rc, 1, err, errlen);
 }
 
+/*
+ * Reads file name again after an event: out of its old bucket (*ob) and
+ * into its new one (*nb), or skipped (reported when the reason is new).
+ * Returns 0, -EIO for a file that cannot be used, or -ENOMEM.
+ */
+static int update_file(cs_capath *cp, struct cs_capath_stats *st, const char *name,
+		       struct bucket **ob, struct bucket **nb)
+{
+	struct cfile *f = cs_capath__file_find(cp, name);
+	char *old_skip;
+	int rc = 0;
+
+	if (f == NULL && (f = cs_capath__file_add(cp, name)) == NULL)
+		return -ENOMEM;
+	*ob = f->b;
+	if (*ob != NULL) {
+		cs_capath__bucket_del_member(*ob, f);
+		if (f->linked && f->kind == KIND_CERT)
+			cp->cafile_dirty = 1;
+		f->linked = 0;
+	}
+	old_skip = f->skip != NULL && f->kind == KIND_NONE ? strdup(f->skip) : NULL;
+	if (cs_capath__file_load(cp, f, 0) < 0) {
+		cs_capath__file_remove(cp, f);
+	} else if (f->kind == KIND_NONE) {
+		if (old_skip == NULL || strcmp(old_skip, f->skip) != 0) {
+			cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED,
+			       f->name, f->skip);
+			if (f->skip_err)
+				st->errors++;
+			else
+				st->skipped++;
+		}
+		if (f->skip_err)
+			rc = -EIO;
+	} else {
+		*nb = cs_capath__bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
+		if (*nb == NULL || cs_capath__bucket_add_member(*nb, f) < 0) {
+			free(old_skip);
+			return -ENOMEM;
+		}
+		free(f->skip); /* recomputed by the bucket (duplicates) */
+		f->skip = old_skip;
+		old_skip = NULL;
+	}
+	free(old_skip);
+	return rc;
+}
+
 int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st, char *err,
 		     size_t errlen)
 {
 	struct cs_capath_stats dummy;
 	struct bucket *ob = NULL, *nb = NULL;
-	struct cfile *f;
 	int rc = 0, crl, id;
 	uint32_t hash;
 
@@ -400,48 +448,8 @@ int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st
 	if ((rc = open_dir(cp, err, errlen)) < 0)
 		return rc;
 	cp->st = st;
-	if (nb == NULL) {
-		f = cs_capath__file_find(cp, name);
-		if (f == NULL && (f = cs_capath__file_add(cp, name)) == NULL) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		ob = f->b;
-		if (ob != NULL) {
-			cs_capath__bucket_del_member(ob, f);
-			if (f->linked && f->kind == KIND_CERT)
-				cp->cafile_dirty = 1;
-			f->linked = 0;
-		}
-		char *old_skip = f->skip != NULL && f->kind == KIND_NONE ? strdup(f->skip) : NULL;
-
-		if (cs_capath__file_load(cp, f, 0) < 0) {
-			cs_capath__file_remove(cp, f);
-			f = NULL;
-		} else if (f->kind == KIND_NONE) {
-			if (old_skip == NULL || strcmp(old_skip, f->skip) != 0) {
-				cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED,
-				       f->name, f->skip);
-				if (f->skip_err)
-					st->errors++;
-				else
-					st->skipped++;
-			}
-			if (f->skip_err)
-				rc = -EIO;
-		} else {
-			nb = cs_capath__bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
-			if (nb == NULL || cs_capath__bucket_add_member(nb, f) < 0) {
-				free(old_skip);
-				rc = -ENOMEM;
-				goto out;
-			}
-			free(f->skip); /* recomputed by the bucket (duplicates) */
-			f->skip = old_skip;
-			old_skip = NULL;
-		}
-		free(old_skip);
-	}
+	if (nb == NULL && (rc = update_file(cp, st, name, &ob, &nb)) == -ENOMEM)
+		goto out;
 	struct bucket *todo[2] = { ob, nb };
 
 	for (int i = 0; i < 2; i++) {

@@ -95,6 +95,18 @@ void cs_capath__own_link(cs_capath *cp, const char *name, const char *target)
 		cp->own(cp->report_arg, name, target);
 }
 
+/* Reports why f is left out and counts it, as an error or a file skipped, when the call counts. */
+void cs_capath__report_skip(cs_capath *cp, const struct cfile *f)
+{
+	cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name, f->skip);
+	if (cp->st == NULL)
+		return;
+	if (f->skip_err)
+		cp->st->errors++;
+	else
+		cp->st->skipped++;
+}
+
 /* ---- public ---- */
 
 cs_capath *cs_capath_new(const char *dir, const struct cs_capath_opts *opts, char *err,
@@ -216,7 +228,7 @@ static int scan_link(cs_capath *cp, const struct dirent *de, int crl, uint32_t h
 }
 
 /* Reads file name into a member of its bucket, or a file skipped; returns 0 or -ENOMEM. */
-static int scan_file(cs_capath *cp, struct cs_capath_stats *st, const char *name)
+static int scan_file(cs_capath *cp, const char *name)
 {
 	struct cfile *f;
 	struct bucket *b;
@@ -230,12 +242,7 @@ static int scan_file(cs_capath *cp, struct cs_capath_stats *st, const char *name
 		return 0;
 	}
 	if (f->kind == KIND_NONE) {
-		cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
-		       f->skip);
-		if (f->skip_err)
-			st->errors++;
-		else
-			st->skipped++;
+		cs_capath__report_skip(cp, f);
 		return 0;
 	}
 	b = cs_capath__bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);
@@ -320,7 +327,7 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
 		} else if (cs_capath_name_eligible(name)) {
 			if (++nread % POLL_EVERY == 0)
 				cs_capath__poll_names(cp, &rc);
-			r = scan_file(cp, st, name);
+			r = scan_file(cp, name);
 		}
 		if (r < 0)
 			rc = r;
@@ -360,8 +367,8 @@ int cs_capath_full(cs_capath *cp, struct cs_capath_stats *st, char *err, size_t 
  * into its new one (*nb), or skipped (reported when the reason is new).
  * Returns 0, -EIO for a file that cannot be used, or -ENOMEM.
  */
-static int update_file(cs_capath *cp, struct cs_capath_stats *st, const char *name,
-		       struct bucket **ob, struct bucket **nb)
+static int update_file(cs_capath *cp, const char *name, struct bucket **ob,
+		       struct bucket **nb)
 {
 	struct cfile *f = cs_capath__file_find(cp, name);
 	char *old_skip;
@@ -380,14 +387,8 @@ static int update_file(cs_capath *cp, struct cs_capath_stats *st, const char *na
 	if (cs_capath__file_load(cp, f, 0) < 0) {
 		cs_capath__file_remove(cp, f);
 	} else if (f->kind == KIND_NONE) {
-		if (old_skip == NULL || strcmp(old_skip, f->skip) != 0) {
-			cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED,
-			       f->name, f->skip);
-			if (f->skip_err)
-				st->errors++;
-			else
-				st->skipped++;
-		}
+		if (old_skip == NULL || strcmp(old_skip, f->skip) != 0)
+			cs_capath__report_skip(cp, f);
 		if (f->skip_err)
 			rc = -EIO;
 	} else {
@@ -448,7 +449,7 @@ int cs_capath_update(cs_capath *cp, const char *name, struct cs_capath_stats *st
 	if ((rc = open_dir(cp, err, errlen)) < 0)
 		return rc;
 	cp->st = st;
-	if (nb == NULL && (rc = update_file(cp, st, name, &ob, &nb)) == -ENOMEM)
+	if (nb == NULL && (rc = update_file(cp, name, &ob, &nb)) == -ENOMEM)
 		goto out;
 	struct bucket *todo[2] = { ob, nb };
 

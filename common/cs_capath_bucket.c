@@ -222,14 +222,7 @@ static void take_file(cs_capath *cp, struct bucket *b, struct cfile *f, struct e
 		}
 	}
 	if (f->skip != NULL && (old_skip == NULL || strcmp(old_skip, f->skip) != 0)) {
-		cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name,
-				  f->skip);
-		if (cp->st != NULL) {
-			if (f->skip_err)
-				cp->st->errors++;
-			else
-				cp->st->skipped++;
-		}
+		cs_capath__report_skip(cp, f);
 	}
 	free(old_skip);
 }

@@ -120,6 +120,7 @@ void cs_capath__link_name(const struct bucket *b, int id, char *buf, size_t len)
 void cs_capath__report(cs_capath *cp, enum cs_capath_event ev, const char *name,
 		       const char *detail);
 void cs_capath__own_link(cs_capath *cp, const char *name, const char *target);
+void cs_capath__report_skip(cs_capath *cp, const struct cfile *f);
 void cs_capath__close_dir(cs_capath *cp);
 
 /* cs_capath_table.c */

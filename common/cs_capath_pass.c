@@ -177,13 +177,8 @@ static int take_in(cs_capath *cp, const char *name)
 	}
 	if (f->kind == KIND_NONE) {
 		/* Reported once: the pass may have read it before it was named. */
-		if (old_skip == NULL || strcmp(old_skip, f->skip) != 0) {
-			cs_capath__report(cp, f->skip_err ? CS_CAPATH_ERROR : CS_CAPATH_SKIPPED, f->name, f->skip);
-			if (f->skip_err)
-				cp->st->errors++;
-			else
-				cp->st->skipped++;
-		}
+		if (old_skip == NULL || strcmp(old_skip, f->skip) != 0)
+			cs_capath__report_skip(cp, f);
 		goto out;
 	}
 	b = cs_capath__bucket_get(cp, f->kind == KIND_CRL, f->hash, 1);

@@ -222,12 +222,63 @@ static void after_add_hook(struct job *j, int64_t st)
 	cs_acme__step(j, authz_next);
 }
 
+/* Returns the challenge of type want in chs, or NULL with the types offered listed in offered. */
+static json_t *find_challenge(json_t *chs, const char *want, char *offered, size_t len)
+{
+	size_t i;
+	json_t *ch;
+
+	json_array_foreach(chs, i, ch) {
+		const char *t = json_string_value(json_object_get(ch, "type"));
+		if (t == NULL)
+			continue;
+		if (strcmp(t, want) == 0)
+			return ch;
+		size_t used = strlen(offered);
+		snprintf(offered + used, len - used, "%s%s", used ? ", " : "", t);
+	}
+	return NULL;
+}
+
+/* Sets challenge c up (a DNS record, a webroot token file or a responder entry), then goes on. */
+static void set_up(struct job *j, struct chall *c)
+{
+	struct cs_acme *a = j->a;
+
+	if (c->type == CS_ACME_DNS01) {
+		cs_acme__run_hook(j, "add", c, after_add_hook);
+	} else if (a->webroot != NULL) {
+		if (asprintf(&c->file, "%s/.well-known/acme-challenge/%s", a->webroot, c->token) < 0) {
+			c->file = NULL;
+			cs_acme__job_fail(j, -ENOMEM, "out of memory");
+			return;
+		}
+		j->work_ch = c;
+		cs_acme__run_work(j, work_token_file, after_token_file);
+	} else {
+		char err[512] = "";
+		if (a->responder == NULL) {
+			a->responder = cs_acme_http01_new(a->base.loop, a->http_listen, err, sizeof(err));
+			if (a->responder == NULL) {
+				cs_acme__job_fail(j, -EADDRINUSE, "http-01 responder: %s", err);
+				return;
+			}
+		}
+		if (cs_acme_http01_add(a->responder, c->token, c->keyauth) < 0) {
+			cs_acme__job_fail(j, -ENOMEM, "out of memory");
+			return;
+		}
+		c->set_up = true;
+		j->idx++;
+		authz_next(j);
+	}
+}
+
 static void on_authz(struct job *j)
 {
 	struct cs_acme *a = j->a;
-	json_t *az = cs_acme__resp_json(j), *chs, *ch = NULL;
+	json_t *az = cs_acme__resp_json(j), *ch;
 	const char *st, *ident, *want = a->challenge == CS_ACME_DNS01 ? "dns-01" : "http-01";
-	size_t i;
 	char offered[256] = "";
 
 	if (az == NULL)
@@ -246,17 +297,8 @@ static void on_authz(struct job *j)
 		json_decref(az);
 		return;
 	}
-	chs = json_object_get(az, "challenges");
-	json_array_foreach(chs, i, ch) {
-		const char *t = json_string_value(json_object_get(ch, "type"));
-		if (t == NULL)
-			continue;
-		if (strcmp(t, want) == 0)
-			break;
-		size_t used = strlen(offered);
-		snprintf(offered + used, sizeof(offered) - used, "%s%s", used ? ", " : "", t);
-	}
-	if (i >= json_array_size(chs)) {
+	ch = find_challenge(json_object_get(az, "challenges"), want, offered, sizeof(offered));
+	if (ch == NULL) {
 		cs_acme__job_fail(j, -ENOTSUP, "the CA offers no %s challenge for %s (offers: %s)", want,
 			 ident, offered[0] ? offered : "none");
 		json_decref(az);
@@ -291,33 +333,7 @@ static void on_authz(struct job *j)
 		return;
 	}
 	cs_info("acme %s: %s: %s challenge for %s", a->base.name, j->cert_name, want, c->ident);
-	if (c->type == CS_ACME_DNS01) {
-		cs_acme__run_hook(j, "add", c, after_add_hook);
-	} else if (a->webroot != NULL) {
-		if (asprintf(&c->file, "%s/.well-known/acme-challenge/%s", a->webroot, c->token) < 0) {
-			c->file = NULL;
-			cs_acme__job_fail(j, -ENOMEM, "out of memory");
-			return;
-		}
-		j->work_ch = c;
-		cs_acme__run_work(j, work_token_file, after_token_file);
-	} else {
-		char err[512] = "";
-		if (a->responder == NULL) {
-			a->responder = cs_acme_http01_new(a->base.loop, a->http_listen, err, sizeof(err));
-			if (a->responder == NULL) {
-				cs_acme__job_fail(j, -EADDRINUSE, "http-01 responder: %s", err);
-				return;
-			}
-		}
-		if (cs_acme_http01_add(a->responder, c->token, c->keyauth) < 0) {
-			cs_acme__job_fail(j, -ENOMEM, "out of memory");
-			return;
-		}
-		c->set_up = true;
-		j->idx++;
-		authz_next(j);
-	}
+	set_up(j, c);
 }
 
 static void respond_next(struct job *j);

@@ -457,6 +457,42 @@ int cs_acme_key_rollover(cs_issuer *is, cs_acme_done_cb cb, void *arg)
 	return 0;
 }
 
+/* Returns 0 when the options o (account key kind kt) make an issuer, else -EINVAL with err set. */
+static int check_opts(const struct cs_acme_opts *o, enum cs_keytype kt, const char *state_dir,
+		      char *err, size_t errlen)
+{
+	if (o->directory == NULL || strncmp(o->directory, "https://", 8) != 0) {
+		snprintf(err, errlen, "directory must be an https:// URL");
+		return -EINVAL;
+	}
+	if (state_dir == NULL) {
+		snprintf(err, errlen, "no state_dir for the account key");
+		return -EINVAL;
+	}
+	if (o->challenge == CS_ACME_HTTP01 && o->webroot == NULL && o->http_listen == NULL) {
+		snprintf(err, errlen, "http-01 needs webroot or http_listen");
+		return -EINVAL;
+	}
+	if (o->challenge == CS_ACME_DNS01 && o->dns_hook == NULL) {
+		snprintf(err, errlen, "dns-01 needs dns_hook");
+		return -EINVAL;
+	}
+	if (kt != CS_KEY_EC_P256 && kt != CS_KEY_EC_P384 && kt != CS_KEY_RSA_2048 &&
+	    kt != CS_KEY_RSA_3072 && kt != CS_KEY_RSA_4096) {
+		snprintf(err, errlen, "account_key %s cannot sign ACME requests", cs_key_name(kt));
+		return -EINVAL;
+	}
+	if (o->max_orders > CS_ACME_MAX_ORDERS) {
+		snprintf(err, errlen, "max_orders %u is above %d", o->max_orders, CS_ACME_MAX_ORDERS);
+		return -EINVAL;
+	}
+	if ((o->eab_kid == NULL) != (o->eab_hmac_key == NULL)) {
+		snprintf(err, errlen, "eab_kid and eab_hmac_key go together");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs_acme_opts *o,
 			      const char *state_dir, char *err, size_t errlen)
 {
@@ -464,35 +500,8 @@ cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs
 	struct cs_http_opts ho = { .ca_bundle = o->ca_bundle };
 	enum cs_keytype kt = o->account_key != CS_KEY_NONE ? o->account_key : CS_KEY_EC_P256;
 
-	if (o->directory == NULL || strncmp(o->directory, "https://", 8) != 0) {
-		snprintf(err, errlen, "directory must be an https:// URL");
+	if (check_opts(o, kt, state_dir, err, errlen) < 0)
 		return NULL;
-	}
-	if (state_dir == NULL) {
-		snprintf(err, errlen, "no state_dir for the account key");
-		return NULL;
-	}
-	if (o->challenge == CS_ACME_HTTP01 && o->webroot == NULL && o->http_listen == NULL) {
-		snprintf(err, errlen, "http-01 needs webroot or http_listen");
-		return NULL;
-	}
-	if (o->challenge == CS_ACME_DNS01 && o->dns_hook == NULL) {
-		snprintf(err, errlen, "dns-01 needs dns_hook");
-		return NULL;
-	}
-	if (kt != CS_KEY_EC_P256 && kt != CS_KEY_EC_P384 && kt != CS_KEY_RSA_2048 &&
-	    kt != CS_KEY_RSA_3072 && kt != CS_KEY_RSA_4096) {
-		snprintf(err, errlen, "account_key %s cannot sign ACME requests", cs_key_name(kt));
-		return NULL;
-	}
-	if (o->max_orders > CS_ACME_MAX_ORDERS) {
-		snprintf(err, errlen, "max_orders %u is above %d", o->max_orders, CS_ACME_MAX_ORDERS);
-		return NULL;
-	}
-	if ((o->eab_kid == NULL) != (o->eab_hmac_key == NULL)) {
-		snprintf(err, errlen, "eab_kid and eab_hmac_key go together");
-		return NULL;
-	}
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		goto nomem;

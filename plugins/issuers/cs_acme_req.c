@@ -12,23 +12,17 @@
 
 /* ---- requests ----------------------------------------------------------- */
 
-static void on_http(const struct cs_http_response *r, void *arg)
+/*
+ * Keeps the answer r in j->resp and its nonce in the pool; a 429 or 503
+ * drops the issuer to one order at a time. Returns 0, or -1 with the job
+ * failed.
+ */
+static int keep_response(struct job *j, const struct cs_http_response *r)
 {
-	struct job *j = arg;
 	struct cs_acme *a = j->a;
-	char buf[2048], type[256];
+	char buf[2048];
 	struct resp *rs = &j->resp;
 
-	j->inflight = NULL;
-	if (r->status < 0) {
-		/* The server may be gone: start afresh next time (directory, nonces). */
-		cs_acme__nonces_clear(a);
-		json_decref(a->dir);
-		a->dir = NULL;
-		cs_acme__job_fail(j, r->status, "%s %s: %s", j->rq.method ? j->rq.method : "POST",
-			 j->rq.url, r->error);
-		return;
-	}
 	if (cs_http_header(r, "Replay-Nonce", 0, buf, sizeof(buf)) != NULL && buf[0] != '\0')
 		cs_acme__nonce_push(a, buf);
 	cs_acme__resp_reset(rs);
@@ -36,7 +30,7 @@ static void on_http(const struct cs_http_response *r, void *arg)
 	rs->body = malloc(r->len + 1);
 	if (rs->body == NULL) {
 		cs_acme__job_fail(j, -ENOMEM, "out of memory");
-		return;
+		return -1;
 	}
 	memcpy(rs->body, r->body, r->len);
 	rs->body[r->len] = '\0';
@@ -59,7 +53,28 @@ static void on_http(const struct cs_http_response *r, void *arg)
 		if (rs->retry_after > 0 && cs_acme__now_s() + rs->retry_after > a->paused_until)
 			a->paused_until = cs_acme__now_s() + rs->retry_after;
 	}
+	return 0;
+}
 
+static void on_http(const struct cs_http_response *r, void *arg)
+{
+	struct job *j = arg;
+	struct cs_acme *a = j->a;
+	char type[256];
+	struct resp *rs = &j->resp;
+
+	j->inflight = NULL;
+	if (r->status < 0) {
+		/* The server may be gone: start afresh next time (directory, nonces). */
+		cs_acme__nonces_clear(a);
+		json_decref(a->dir);
+		a->dir = NULL;
+		cs_acme__job_fail(j, r->status, "%s %s: %s", j->rq.method ? j->rq.method : "POST",
+			 j->rq.url, r->error);
+		return;
+	}
+	if (keep_response(j, r) < 0)
+		return;
 	if (rs->code < 400 || j->rq.method != NULL) {
 		if (rs->code >= 400 && !j->rq.accept_errors) {
 			j->retry_after = rs->retry_after;

@@ -290,45 +290,52 @@ out:
 	return ok;
 }
 
-int cs_localca_gencrl(cs_localca *ca, int64_t next_update_s, X509_CRL **out, char *err,
-		      size_t errlen)
+/* Says that the CRL cannot be built, with OpenSSL's reasons; returns -ENOMEM. */
+static int crl_fail(cs_localca *ca, char *err, size_t errlen)
 {
-	struct index ix = { 0 };
-	X509_CRL *crl = NULL;
-	ASN1_TIME *t = NULL;
-	ASN1_INTEGER *num = NULL;
-	BIGNUM *bn = NULL;
-	char *numbuf = NULL, *pem = NULL, *next = NULL, *line = NULL;
-	X509V3_CTX ctx;
-	X509_EXTENSION *aki = NULL;
-	size_t pemlen = 0;
-	bool locked = false;
-	time_t now = time(NULL);
-	int rc, linelen;
+	snprintf(err, errlen, "%s: cannot build the CRL", ca->dir);
+	cs_log_ssl_errors(err, errlen);
+	return -ENOMEM;
+}
 
-	if (errlen > 0)
-		err[0] = '\0';
-	if (out != NULL)
-		*out = NULL;
-	if ((rc = cs_localca__lock_ca(ca, err, errlen)) < 0)
-		goto out;
-	locked = true;
-	if ((rc = cs_localca__index_read(ca, &ix, err, errlen)) < 0)
-		goto out;
-	rc = cs_localca__read_file(ca->dir, "crlnumber", &numbuf, NULL, err, errlen);
+/* Reads DIR/crlnumber into *bn (left NULL without the file); returns 0 or -errno, err set. */
+static int read_crlnumber(cs_localca *ca, BIGNUM **bn, char *err, size_t errlen)
+{
+	char *numbuf = NULL;
+	int rc = cs_localca__read_file(ca->dir, "crlnumber", &numbuf, NULL, err, errlen);
+
 	if (rc < 0 && rc != -ENOENT)
-		goto out;
+		return rc;
+	rc = 0;
 	if (numbuf != NULL) {
 		numbuf[strcspn(numbuf, " \t\r\n")] = '\0';
-		if (BN_hex2bn(&bn, numbuf) != (int)strlen(numbuf) || numbuf[0] == '\0') {
+		if (BN_hex2bn(bn, numbuf) != (int)strlen(numbuf) || numbuf[0] == '\0') {
 			rc = -EINVAL;
 			snprintf(err, errlen, "%s/crlnumber: \"%s\" is not a hexadecimal number",
 				 ca->dir, numbuf);
 			ERR_clear_error();
-			goto out;
 		}
 	}
-	rc = -ENOMEM;
+	free(numbuf);
+	return rc;
+}
+
+/*
+ * Builds and signs the CRL of the revoked lines of ix, issued at now and
+ * valid next_update_s, numbered bn (no number when NULL). Returns 0 with
+ * *out, or -ENOMEM (OpenSSL failed) or -EINVAL (a line crl_add refused)
+ * with err set.
+ */
+static int build_crl(cs_localca *ca, const struct index *ix, const BIGNUM *bn, time_t now,
+		     int64_t next_update_s, X509_CRL **out, char *err, size_t errlen)
+{
+	X509_CRL *crl = NULL;
+	ASN1_TIME *t = NULL;
+	ASN1_INTEGER *num = NULL;
+	X509V3_CTX ctx;
+	X509_EXTENSION *aki = NULL;
+	int rc = -ENOMEM;
+
 	if ((crl = X509_CRL_new()) == NULL || !X509_CRL_set_version(crl, 1) ||
 	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cacert)) ||
 	    (t = ASN1_TIME_adj(NULL, now, 0, 0)) == NULL || !X509_CRL_set1_lastUpdate(crl, t) ||
@@ -337,10 +344,9 @@ int cs_localca_gencrl(cs_localca *ca, int64_t next_update_s, X509_CRL **out, cha
 	    !X509_CRL_set1_nextUpdate(crl, t))
 		goto ssl_fail;
 	rc = -EINVAL;
-	for (size_t i = 0; i < ix.n; i++)
-		if (ix.lines[i].f[0][0] == 'R' && !crl_add(ca, crl, &ix.lines[i], err, errlen))
+	for (size_t i = 0; i < ix->n; i++)
+		if (ix->lines[i].f[0][0] == 'R' && !crl_add(ca, crl, &ix->lines[i], err, errlen))
 			goto out;
-	rc = -ENOMEM;
 	X509V3_set_ctx(&ctx, ca->cacert, NULL, NULL, crl, 0);
 	if ((aki = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier, "keyid:always")) ==
 		    NULL ||
@@ -353,22 +359,68 @@ int cs_localca_gencrl(cs_localca *ca, int64_t next_update_s, X509_CRL **out, cha
 	X509_CRL_sort(crl);
 	if (X509_CRL_sign(crl, ca->cakey, ca->md) <= 0)
 		goto ssl_fail;
-	if (cs_localca__pem_of(cs_localca__w_crl, crl, &pem, &pemlen) < 0)
-		goto ssl_fail;
-	if ((rc = cs_localca__write_file(ca->dir, "crl.pem", pem, pemlen, 0644, err, errlen)) < 0)
-		goto out;
-	if (bn != NULL) {
-		rc = -ENOMEM;
-		if (!BN_add_word(bn, 1) || (next = cs_localca__bn_hex(bn)) == NULL)
-			goto ssl_fail;
-		if ((linelen = asprintf(&line, "%s\n", next)) < 0) {
-			line = NULL;
-			goto ssl_fail;
-		}
-		if ((rc = cs_localca__write_file(ca->dir, "crlnumber", line, (size_t)linelen, 0644, err,
-				     errlen)) < 0)
-			goto out;
+	*out = crl;
+	crl = NULL;
+	rc = 0;
+	goto out;
+ssl_fail:
+	rc = crl_fail(ca, err, errlen);
+out:
+	X509_CRL_free(crl);
+	ASN1_TIME_free(t);
+	ASN1_INTEGER_free(num);
+	X509_EXTENSION_free(aki);
+	return rc;
+}
+
+/* Writes DIR/crlnumber as the number after bn; returns 0 or -errno, err set. */
+static int write_crlnumber(cs_localca *ca, BIGNUM *bn, char *err, size_t errlen)
+{
+	char *next = NULL, *line = NULL;
+	int linelen, rc;
+
+	if (!BN_add_word(bn, 1) || (next = cs_localca__bn_hex(bn)) == NULL)
+		return crl_fail(ca, err, errlen);
+	if ((linelen = asprintf(&line, "%s\n", next)) < 0) {
+		OPENSSL_free(next);
+		return crl_fail(ca, err, errlen);
 	}
+	rc = cs_localca__write_file(ca->dir, "crlnumber", line, (size_t)linelen, 0644, err, errlen);
+	OPENSSL_free(next);
+	free(line);
+	return rc;
+}
+
+int cs_localca_gencrl(cs_localca *ca, int64_t next_update_s, X509_CRL **out, char *err,
+		      size_t errlen)
+{
+	struct index ix = { 0 };
+	X509_CRL *crl = NULL;
+	BIGNUM *bn = NULL;
+	char *pem = NULL;
+	size_t pemlen = 0;
+	bool locked = false;
+	time_t now = time(NULL);
+	int rc;
+
+	if (errlen > 0)
+		err[0] = '\0';
+	if (out != NULL)
+		*out = NULL;
+	if ((rc = cs_localca__lock_ca(ca, err, errlen)) < 0)
+		goto out;
+	locked = true;
+	if ((rc = cs_localca__index_read(ca, &ix, err, errlen)) < 0 ||
+	    (rc = read_crlnumber(ca, &bn, err, errlen)) < 0 ||
+	    (rc = build_crl(ca, &ix, bn, now, next_update_s, &crl, err, errlen)) < 0)
+		goto out;
+	if (cs_localca__pem_of(cs_localca__w_crl, crl, &pem, &pemlen) < 0) {
+		rc = crl_fail(ca, err, errlen);
+		goto out;
+	}
+	if ((rc = cs_localca__write_file(ca->dir, "crl.pem", pem, pemlen, 0644, err, errlen)) < 0 ||
+	    (bn != NULL && (rc = write_crlnumber(ca, bn, err, errlen)) < 0))
+		goto out;
 	pthread_mutex_lock(&ca->crl_mu);
 	X509_CRL_free(ca->crl);
 	ca->crl = crl;
@@ -379,23 +431,13 @@ int cs_localca_gencrl(cs_localca *ca, int64_t next_update_s, X509_CRL **out, cha
 	}
 	crl = NULL;
 	rc = 0;
-	goto out;
-ssl_fail:
-	snprintf(err, errlen, "%s: cannot build the CRL", ca->dir);
-	cs_log_ssl_errors(err, errlen);
 out:
 	if (locked)
 		cs_localca__unlock_ca(ca);
 	cs_localca__index_free(&ix);
 	X509_CRL_free(crl);
-	ASN1_TIME_free(t);
-	ASN1_INTEGER_free(num);
-	X509_EXTENSION_free(aki);
 	BN_free(bn);
-	free(numbuf);
 	free(pem);
-	OPENSSL_free(next);
-	free(line);
 	return rc;
 }
 

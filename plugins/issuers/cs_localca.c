@@ -139,16 +139,50 @@ static int reason_code(const char *reason)
 	return -1;
 }
 
+/* Returns serial_hex as index.txt spells serials (OPENSSL_free), or NULL when not hexadecimal. */
+static char *canonical_serial(const char *serial_hex)
+{
+	BIGNUM *bn = NULL;
+	char *canon = NULL;
+
+	if (BN_hex2bn(&bn, serial_hex) == (int)strlen(serial_hex) && strlen(serial_hex) > 0)
+		canon = cs_localca__bn_hex(bn);
+	BN_free(bn);
+	if (canon == NULL)
+		ERR_clear_error();
+	return canon;
+}
+
+/* Writes index.txt as ix with line l replaced by rline (len bytes); returns 0 or -errno, err set. */
+static int replace_line(cs_localca *ca, const struct index *ix, const struct index_line *l,
+			const char *rline, size_t len, char *err, size_t errlen)
+{
+	size_t before = (size_t)(l->start - ix->raw), nlen;
+	char *newindex = malloc(ix->rawlen + len + 1);
+	int rc;
+
+	if (newindex == NULL)
+		return -ENOMEM;
+	memcpy(newindex, ix->raw, before);
+	memcpy(newindex + before, rline, len);
+	nlen = before + len;
+	/* l->len counts the line's newline; rline brings its own. */
+	memcpy(newindex + nlen, ix->raw + before + l->len, ix->rawlen - before - l->len);
+	nlen += ix->rawlen - before - l->len;
+	rc = cs_localca__write_file(ca->dir, "index.txt", newindex, nlen, 0644, err, errlen);
+	free(newindex);
+	return rc;
+}
+
 int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason, char *err,
 		      size_t errlen)
 {
 	struct index ix = { 0 };
 	struct index_line *l;
 	ASN1_TIME *now = NULL;
-	char *newindex = NULL, *rline = NULL;
+	char *rline = NULL, *canon;
 	bool locked = false;
 	int rc = -EINVAL, code = -1, rlen;
-	size_t nlen, before;
 
 	if (errlen > 0)
 		err[0] = '\0';
@@ -166,23 +200,13 @@ int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason
 	if ((rc = cs_localca__index_read(ca, &ix, err, errlen)) < 0)
 		goto out;
 	/* "0A" and "a" name the same serial; index.txt spells it the openssl way. */
-	l = NULL;
-	{
-		BIGNUM *bn = NULL;
-		char *canon = NULL;
-
-		if (BN_hex2bn(&bn, serial_hex) == (int)strlen(serial_hex) && strlen(serial_hex) > 0)
-			canon = cs_localca__bn_hex(bn);
-		BN_free(bn);
-		if (canon == NULL) {
-			rc = -EINVAL;
-			snprintf(err, errlen, "\"%s\" is not a hexadecimal serial", serial_hex);
-			ERR_clear_error();
-			goto out;
-		}
-		l = cs_localca__index_find(&ix, canon);
-		OPENSSL_free(canon);
+	if ((canon = canonical_serial(serial_hex)) == NULL) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "\"%s\" is not a hexadecimal serial", serial_hex);
+		goto out;
 	}
+	l = cs_localca__index_find(&ix, canon);
+	OPENSSL_free(canon);
 	if (l == NULL || l->f[0][0] != 'V') {
 		rc = -ENOENT;
 		snprintf(err, errlen, "%s/index.txt: no valid certificate has serial %s%s", ca->dir,
@@ -200,16 +224,7 @@ int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason
 		rline = NULL;
 		goto out;
 	}
-	if ((newindex = malloc(ix.rawlen + (size_t)rlen + 1)) == NULL)
-		goto out;
-	before = (size_t)(l->start - ix.raw);
-	memcpy(newindex, ix.raw, before);
-	memcpy(newindex + before, rline, (size_t)rlen);
-	nlen = before + (size_t)rlen;
-	/* l->len counts the line's newline; rline brings its own. */
-	memcpy(newindex + nlen, ix.raw + before + l->len, ix.rawlen - before - l->len);
-	nlen += ix.rawlen - before - l->len;
-	if ((rc = cs_localca__write_file(ca->dir, "index.txt", newindex, nlen, 0644, err, errlen)) < 0)
+	if ((rc = replace_line(ca, &ix, l, rline, (size_t)rlen, err, errlen)) < 0)
 		goto out;
 	cs_notice("%s: revoked serial %s (%s)", ca->dir, l->f[3],
 		  code >= 0 ? crl_reasons[code] : "no reason given");
@@ -222,7 +237,6 @@ out:
 	cs_localca__index_free(&ix);
 	ASN1_TIME_free(now);
 	free(rline);
-	free(newindex);
 	return rc;
 }
 

@@ -6,6 +6,7 @@
  * version, without an entry point or refusing their arguments. Postfix and
  * Dovecot themselves are driven in tests/integration/reload_servers.sh.
  */
+#include "cs_argv.h"
 #include "cs_reloader.h"
 #include "testutil.h"
 

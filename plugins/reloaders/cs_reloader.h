@@ -70,15 +70,4 @@ cs_reloader *cs_reloader_broken_new(uv_loop_t *loop, const char *name, const cha
 /* Frees r; accepts NULL. */
 void cs_reloader_close(cs_reloader *r);
 
-/*
- * Splits a command line into argv without a shell: white space separates,
- * single quotes keep everything literal, double quotes allow \" and \\.
- * Returns a NULL-terminated malloc'd vector (free with cs_argv_free), or NULL
- * with err set (unterminated quote, empty command).
- */
-char **cs_argv_split(const char *cmd, char *err, size_t errlen);
-
-/* Frees a vector from cs_argv_split; accepts NULL. */
-void cs_argv_free(char **argv);
-
 #endif

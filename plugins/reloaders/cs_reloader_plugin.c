@@ -1,5 +1,5 @@
 /*
- * cs_reload_plugin - reloaders from shared objects in plugin_dir, through the
+ * cs_reloader_plugin - reloaders from shared objects in plugin_dir, through the
  * versioned ABI of certsync/reloader_plugin.h. A plugin that cannot be
  * loaded, lacks the entry point or has another ABI version is refused with a
  * message; the caller replaces it with the broken surrogate, so that the

@@ -3,24 +3,6 @@
  */
 #include "cs_issuer.h"
 
-#include <string.h>
-
-int cs_usage_parse(const char *s, enum cs_usage *out)
-{
-	if (strcmp(s, "server") == 0)
-		*out = CS_USAGE_SERVER;
-	else if (strcmp(s, "client") == 0)
-		*out = CS_USAGE_CLIENT;
-	else
-		return -1;
-	return 0;
-}
-
-const char *cs_usage_name(enum cs_usage u)
-{
-	return u == CS_USAGE_CLIENT ? "client" : "server";
-}
-
 /*
  * The broken issuer: stands in for one that could not be set up, failing each
  * request (on the next loop turn, as the interface promises) with the reason.

@@ -10,21 +10,12 @@
 #ifndef CS_ISSUER_H
 #define CS_ISSUER_H
 
+#include "cs_usage.h"
+
 #include <openssl/x509.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-
-enum cs_usage {
-	CS_USAGE_SERVER = 0,
-	CS_USAGE_CLIENT,
-};
-
-/* Parses "server" or "client" into *out; returns 0, or -1 for anything else. */
-int cs_usage_parse(const char *s, enum cs_usage *out);
-
-/* Returns "server" or "client". */
-const char *cs_usage_name(enum cs_usage u);
 
 struct cs_issue_request {
 	const char *cert_name;     /* the [cert "NAME"], for logs and messages */

@@ -1059,7 +1059,7 @@ START_TEST(test_localca_issuer_revoke)
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	is = cs_localca_issuer_new(&loop, "local", &o, err, sizeof(err));
 	ck_assert_msg(is != NULL, "%s", err);
-	ck_assert_int_eq(cs_localca_is(is), 1);
+	ck_assert_int_eq(cs_localca_issuer_is(is), 1);
 	ck_assert_int_eq(is->ops->issue(is, &req, on_issued_keep, &leaf), 0);
 	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
 	ck_assert_ptr_nonnull(leaf);

@@ -146,7 +146,7 @@ static void crl_refresh(struct cs_pipeline *pl, struct pl_issuer *pi)
 {
 	struct crl_req *r;
 
-	if (pi->is == NULL || !cs_localca_is(pi->is) || pl_stopping(pl))
+	if (pi->is == NULL || !cs_localca_issuer_is(pi->is) || pl_stopping(pl))
 		return;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return;
@@ -167,8 +167,9 @@ static void on_crl_timer(uv_timer_t *t)
 
 	for (size_t i = 0; i < pl->n_issuers; i++) {
 		struct pl_issuer *pi = pl->issuers[i];
-		time_t due = pi->is != NULL && cs_localca_is(pi->is) ? cs_localca_issuer_crl_due(pi->is)
-								       : 0;
+		time_t due = pi->is != NULL && cs_localca_issuer_is(pi->is)
+				     ? cs_localca_issuer_crl_due(pi->is)
+				     : 0;
 		if (due != 0 && due <= now)
 			crl_refresh(pl, pi);
 	}
@@ -185,7 +186,7 @@ static void crl_arm(struct cs_pipeline *pl)
 	for (size_t i = 0; i < pl->n_issuers; i++) {
 		struct pl_issuer *pi = pl->issuers[i];
 		time_t due;
-		if (pi->is == NULL || !cs_localca_is(pi->is) ||
+		if (pi->is == NULL || !cs_localca_issuer_is(pi->is) ||
 		    (due = cs_localca_issuer_crl_due(pi->is)) == 0)
 			continue;
 		if (earliest == 0 || due < earliest)

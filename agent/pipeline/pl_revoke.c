@@ -98,7 +98,7 @@ static int revoke_leaf(struct cert *c, X509 *leaf, int reason,
 	struct revoke_job *rj;
 	int rc;
 
-	if (!cs_acme_is(c->issuer->is) && !cs_localca_is(c->issuer->is))
+	if (!cs_acme_is(c->issuer->is) && !cs_localca_issuer_is(c->issuer->is))
 		return -ENOTSUP;
 	if ((rj = calloc(1, sizeof(*rj))) == NULL)
 		return -ENOMEM;

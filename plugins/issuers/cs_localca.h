@@ -149,7 +149,7 @@ char *cs_localca_serial_hex(const ASN1_INTEGER *serial);
 uint64_t cs_localca_issuer_commits(cs_issuer *is);
 
 /* Returns 1 when is was made by cs_localca_issuer_new, else 0. */
-int cs_localca_is(const cs_issuer *is);
+int cs_localca_issuer_is(const cs_issuer *is);
 
 /* Called once with the result of cs_localca_issuer_revoke: 0, or a negative code with error. */
 typedef void (*cs_localca_revoke_cb)(int status, const char *error, void *arg);

@@ -410,10 +410,10 @@ fail:
 
 uint64_t cs_localca_issuer_commits(cs_issuer *is)
 {
-	return cs_localca_is(is) ? cs_localca_commits(((struct localca_issuer *)is)->ca) : 0;
+	return cs_localca_issuer_is(is) ? cs_localca_commits(((struct localca_issuer *)is)->ca) : 0;
 }
 
-int cs_localca_is(const cs_issuer *is)
+int cs_localca_issuer_is(const cs_issuer *is)
 {
 	return is != NULL && is->ops == &localca_ops;
 }
@@ -435,7 +435,7 @@ int cs_localca_issuer_crl(cs_issuer *is, cs_localca_revoke_cb cb, void *arg)
 	struct localca_issuer *li = (struct localca_issuer *)is;
 	struct localca_work *wk;
 
-	if (!cs_localca_is(is) || cb == NULL)
+	if (!cs_localca_issuer_is(is) || cb == NULL)
 		return -EINVAL;
 	if (li->closing)
 		return -ECANCELED;
@@ -451,7 +451,7 @@ time_t cs_localca_issuer_crl_due(cs_issuer *is)
 {
 	struct localca_issuer *li = (struct localca_issuer *)is;
 
-	if (!cs_localca_is(is) || li->ca == NULL)
+	if (!cs_localca_issuer_is(is) || li->ca == NULL)
 		return 0;
 	return cs_localca_crl_due(li->ca, li->opts.crl_renew_pct);
 }
@@ -463,7 +463,7 @@ int cs_localca_issuer_revoke(cs_issuer *is, X509 *cert, int reason, cs_localca_r
 	struct localca_work *wk;
 	char *hex;
 
-	if (!cs_localca_is(is) || cert == NULL || cb == NULL || reason < 0 ||
+	if (!cs_localca_issuer_is(is) || cert == NULL || cb == NULL || reason < 0 ||
 	    cs_localca_reason_name(reason) == NULL || reason == 8)
 		return -EINVAL;
 	if (li->closing)

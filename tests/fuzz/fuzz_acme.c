@@ -1,6 +1,6 @@
 /*
  * fuzz_acme - libFuzzer target for what an ACME CA sends that certsync
- * parses without I/O (plugins/cs_acme_msg.h): the bytes are a response body
+ * parses without I/O (plugins/issuers/cs_acme_msg.h): the bytes are a response body
  * taken as a problem document, a renewalInfo (ARI) window and a directory
  * (its meta.profiles) and a DER certificate (its ARI identifier), and, line
  * by line, as Retry-After and Link header values, RFC 3339 times and the

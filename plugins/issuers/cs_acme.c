@@ -122,7 +122,7 @@ void cs_acme__job_start(struct job *j)
 	if (j->kind == JOB_ISSUE && a->paused_until > cs_acme__now_s()) {
 		j->retry_after = a->paused_until - cs_acme__now_s();
 		cs_acme__job_fail(j, -EAGAIN, "the CA asked to wait %lld s before the next order",
-			 (long long)j->retry_after);
+				  (long long)j->retry_after);
 		return;
 	}
 	if (j->kind == JOB_ISSUE)

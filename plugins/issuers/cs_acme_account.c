@@ -25,7 +25,7 @@ void cs_acme__on_directory(struct job *j)
 	    !json_is_string(json_object_get(d, "newOrder"))) {
 		json_decref(d);
 		cs_acme__job_fail(j, -EPROTO, "%s: not an ACME directory (newNonce, newAccount, newOrder)",
-			 a->directory);
+				  a->directory);
 		return;
 	}
 	json_decref(a->dir);
@@ -123,7 +123,7 @@ static void on_account(struct job *j)
 			return;
 		}
 		cs_acme__job_fail(j, -EPROTO, "POST %s: HTTP %ld: %s", j->rq.url, j->resp.code,
-			 cs_acme__body_text(&j->resp));
+				  cs_acme__body_text(&j->resp));
 		return;
 	}
 	if (j->resp.location == NULL) {
@@ -173,8 +173,8 @@ void cs_acme__new_account(struct job *j)
 		} else if (json_is_true(json_object_get(meta, "externalAccountRequired"))) {
 			json_decref(p);
 			cs_acme__job_fail(j, -EINVAL,
-				 "the CA requires external account binding: set eab_kid and "
-				 "eab_hmac_key");
+					  "the CA requires external account binding: set eab_kid and "
+					  "eab_hmac_key");
 			return;
 		}
 	}

@@ -44,7 +44,7 @@ static int take_order(struct job *j, json_t *o)
 		j->authzs = json_incref(az);
 	if (j->finalize_url == NULL || j->authzs == NULL) {
 		cs_acme__job_fail(j, -EPROTO, "%s: an order without finalize or authorizations: %.300s",
-			 j->rq.url, cs_acme__body_text(&j->resp));
+				  j->rq.url, cs_acme__body_text(&j->resp));
 		return -1;
 	}
 	return 0;
@@ -73,7 +73,7 @@ static void order_status(struct job *j, json_t *o)
 	if (st != NULL && strcmp(st, "valid") == 0) {
 		if (j->cert_url == NULL) {
 			cs_acme__job_fail(j, -EPROTO, "%s: a valid order without a certificate URL",
-				 j->order_url);
+					  j->order_url);
 			return;
 		}
 		download(j);
@@ -83,14 +83,14 @@ static void order_status(struct job *j, json_t *o)
 				  strcmp(st, "processing") == 0)) {
 		if (cs_acme__now_s() - j->poll_started > j->a->poll_timeout_s) {
 			cs_acme__job_fail(j, -ETIMEDOUT, "order %s still %s after %lld s", j->order_url, st,
-				 (long long)j->a->poll_timeout_s);
+					  (long long)j->a->poll_timeout_s);
 			return;
 		}
 		poll_later(j);
 	} else {
 		/* invalid: the reason is in the order's or a challenge's error, reported verbatim. */
 		cs_acme__job_fail(j, -EPROTO, "order %s is %s: %s", j->order_url, st ? st : "(no status)",
-			 cs_acme__body_text(&j->resp));
+				  cs_acme__body_text(&j->resp));
 	}
 }
 
@@ -113,7 +113,7 @@ static void on_order(struct job *j)
 		}
 		j->retry_after = j->resp.retry_after;
 		cs_acme__job_fail(j, j->resp.code == 429 ? -EAGAIN : -EPROTO, "POST %s: HTTP %ld: %s",
-			 j->rq.url, j->resp.code, cs_acme__body_text(&j->resp));
+				  j->rq.url, j->resp.code, cs_acme__body_text(&j->resp));
 		return;
 	}
 	if (j->resp.location == NULL) {
@@ -214,7 +214,7 @@ static void after_add_hook(struct job *j, int64_t st)
 	if (st != 0) {
 		/* Nothing to take back: a failed add is not set up (the hook says so). */
 		cs_acme__job_fail(j, -EIO, "dns_hook %s add _acme-challenge.%s failed with status %lld",
-			 j->a->dns_hook, c->ident, (long long)st);
+				  j->a->dns_hook, c->ident, (long long)st);
 		return;
 	}
 	c->set_up = true;
@@ -293,14 +293,14 @@ static void on_authz(struct job *j)
 	}
 	if (st == NULL || strcmp(st, "pending") != 0 || ident == NULL) {
 		cs_acme__job_fail(j, -EPROTO, "authorization %s is %s: %s", j->rq.url, st ? st : "(no status)",
-			 cs_acme__body_text(&j->resp));
+				  cs_acme__body_text(&j->resp));
 		json_decref(az);
 		return;
 	}
 	ch = find_challenge(json_object_get(az, "challenges"), want, offered, sizeof(offered));
 	if (ch == NULL) {
 		cs_acme__job_fail(j, -ENOTSUP, "the CA offers no %s challenge for %s (offers: %s)", want,
-			 ident, offered[0] ? offered : "none");
+				  ident, offered[0] ? offered : "none");
 		json_decref(az);
 		return;
 	}
@@ -308,7 +308,7 @@ static void on_authz(struct job *j)
 	const char *url = json_string_value(json_object_get(ch, "url"));
 	if (!token_ok(token) || url == NULL) {
 		cs_acme__job_fail(j, -EPROTO, "authorization %s: a %s challenge without a usable token or url",
-			 j->rq.url, want);
+				  j->rq.url, want);
 		json_decref(az);
 		return;
 	}

@@ -70,7 +70,7 @@ static void on_http(const struct cs_http_response *r, void *arg)
 		json_decref(a->dir);
 		a->dir = NULL;
 		cs_acme__job_fail(j, r->status, "%s %s: %s", j->rq.method ? j->rq.method : "POST",
-			 j->rq.url, r->error);
+				  j->rq.url, r->error);
 		return;
 	}
 	if (keep_response(j, r) < 0)
@@ -79,7 +79,7 @@ static void on_http(const struct cs_http_response *r, void *arg)
 		if (rs->code >= 400 && !j->rq.accept_errors) {
 			j->retry_after = rs->retry_after;
 			cs_acme__job_fail(j, -EPROTO, "%s %s: HTTP %ld: %s", j->rq.method, j->rq.url,
-				 rs->code, cs_acme__body_text(rs));
+					  rs->code, cs_acme__body_text(rs));
 			return;
 		}
 		cs_acme__step(j, j->rq.next);
@@ -116,7 +116,7 @@ static void on_http(const struct cs_http_response *r, void *arg)
 		return;
 	}
 	cs_acme__job_fail(j, rs->code == 429 || rs->code == 503 ? -EAGAIN : -EPROTO,
-		 "POST %s: HTTP %ld: %s", j->rq.url, rs->code, cs_acme__body_text(rs));
+			  "POST %s: HTTP %ld: %s", j->rq.url, rs->code, cs_acme__body_text(rs));
 }
 
 static void on_nonce(const struct cs_http_response *r, void *arg)
@@ -134,7 +134,7 @@ static void on_nonce(const struct cs_http_response *r, void *arg)
 	}
 	if (cs_http_header(r, "Replay-Nonce", 0, buf, sizeof(buf)) == NULL || buf[0] == '\0') {
 		cs_acme__job_fail(j, -EPROTO, "HEAD %s: HTTP %ld without a Replay-Nonce",
-			 cs_acme__dir_url(a, "newNonce"), r->code);
+				  cs_acme__dir_url(a, "newNonce"), r->code);
 		return;
 	}
 	cs_acme__nonce_push(a, buf);
@@ -220,7 +220,7 @@ json_t *cs_acme__resp_json(struct job *j)
 	if (!json_is_object(o)) {
 		json_decref(o);
 		cs_acme__job_fail(j, -EPROTO, "%s: the answer is not a JSON object: %.200s", j->rq.url,
-			 cs_acme__body_text(&j->resp));
+				  cs_acme__body_text(&j->resp));
 		return NULL;
 	}
 	return o;

@@ -124,7 +124,7 @@ static X509 *make_leaf(cs_localca *ca, X509_REQ *csr, EVP_PKEY *pub, const BIGNU
 	if (!cs_localca__add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
 	    !cs_localca__add_ext(x, &ctx, NID_key_usage, ku) ||
 	    !cs_localca__add_ext(x, &ctx, NID_ext_key_usage,
-		     usage == CS_USAGE_CLIENT ? "clientAuth" : "serverAuth") ||
+				 usage == CS_USAGE_CLIENT ? "clientAuth" : "serverAuth") ||
 	    !cs_localca__add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
 	    !cs_localca__add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always"))
 		goto ssl_fail;

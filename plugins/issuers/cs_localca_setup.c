@@ -236,7 +236,7 @@ static int create_ca(cs_localca *ca, const struct cs_localca_opts *o, char *err,
 		goto out;
 	if ((rc = cs_localca__write_file(ca->dir, "index.txt", "", 0, 0644, err, errlen)) < 0 ||
 	    (rc = cs_localca__write_file(ca->dir, "index.txt.attr", attr, sizeof(attr) - 1, 0644, err,
-			     errlen)) < 0 ||
+					 errlen)) < 0 ||
 	    (rc = cs_localca__write_file(ca->dir, "serial", "01\n", 3, 0644, err, errlen)) < 0 ||
 	    (rc = cs_localca__write_file(ca->dir, "crlnumber", "01\n", 3, 0644, err, errlen)) < 0)
 		goto out;
@@ -360,7 +360,7 @@ static int complete_layout(cs_localca *ca, char *err, size_t errlen)
 	 */
 	if ((stat(p, &sb) < 0 || !cs_localca__subjects_may_repeat(ca))) {
 		if ((rc = cs_localca__write_file(ca->dir, "index.txt.attr", attr, sizeof(attr) - 1, 0644, err,
-				     errlen)) < 0)
+						 errlen)) < 0)
 			goto out;
 		cs_notice("%s/index.txt.attr: set unique_subject = no, so that certificates can be "
 			  "renewed before they expire",

@@ -2,13 +2,14 @@
  * cs_acme_job - one job of the acme issuer from its first step to its end.
  *
  * A job is a chain of steps: each asynchronous operation (an HTTP request, a
- * timer, work on the thread pool, a hook process) is started with the step to
- * continue with, and cs_acme__step() goes on unless the issuer is
- * closing. This file owns the timer, work-queue and dns_hook plumbing and the end of a job: a
- * failed job still undoes its challenges (token files, responder entries,
- * DNS records) before its callback runs, then the job is freed and the next
- * one started. It also holds the small helpers every file of the issuer uses
- * (the directory's URLs, the nonce pool, a response's text).
+ * timer, work on the thread pool, a hook process) is started with the step
+ * to continue with, and cs_acme__step() goes on unless the issuer is
+ * closing. This file owns the timer, work-queue and dns_hook plumbing and
+ * the end of a job: a failed job still undoes its challenges (token files,
+ * responder entries, DNS records) before its callback runs, then the job is
+ * freed and the next one started. It also holds the small helpers every
+ * file of the issuer uses (the directory's URLs, the nonce pool, a
+ * response's text).
  */
 #include "cs_acme_int.h"
 

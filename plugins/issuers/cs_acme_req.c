@@ -1,12 +1,13 @@
 /*
  * cs_acme_req - the requests of an acme job.
  *
- * Every signed request goes through cs_acme__send_rq(), which takes a
- * nonce from the pool (or fetches one), signs, and on the answer keeps the Replay-Nonce,
- * resends after badNonce (up to 20 times), waits out a short Retry-After on
- * 429/503 (and drops the issuer to one job at a time), registers again when
- * the CA forgot the account, and otherwise reports the problem document
- * verbatim. The answer is kept in the job (struct resp) for the next step.
+ * Every signed request goes through cs_acme__send_rq(), which takes a nonce
+ * from the pool (or fetches one), signs, and on the answer keeps the
+ * Replay-Nonce, resends after badNonce (up to 20 times), waits out a short
+ * Retry-After on 429/503 (and drops the issuer to one job at a time),
+ * registers again when the CA forgot the account, and otherwise reports the
+ * problem document verbatim. The answer is kept in the job (struct resp) for
+ * the next step.
  */
 #include "cs_acme_int.h"
 

@@ -5,7 +5,7 @@
  * keeps the map a pure function of the directory.
  */
 #include "cs_clientmap.h"
-#include "cs_run.h"
+#include "cs_postmap.h"
 
 #include "cs_atomic.h"
 #include "cs_ingest.h"
@@ -197,24 +197,10 @@ nomem:
 	return NULL;
 }
 
-/* The indexed file postmap makes for type, when it is a file next to the map. */
-static const char *db_suffix(const char *type)
-{
-	if (strcmp(type, "hash") == 0 || strcmp(type, "btree") == 0)
-		return ".db";
-	if (strcmp(type, "lmdb") == 0)
-		return ".lmdb";
-	if (strcmp(type, "cdb") == 0)
-		return ".cdb";
-	if (strcmp(type, "dbm") == 0 || strcmp(type, "sdbm") == 0)
-		return ".pag";
-	return NULL;
-}
-
 /* True when the indexed file of map is missing or older than the map. */
 static int db_stale(const char *type, const char *map)
 {
-	const char *sfx = db_suffix(type);
+	const char *sfx = cs_postmap_db_suffix(type);
 	char *db;
 	struct stat sm, sd;
 	int stale = 1;
@@ -227,37 +213,6 @@ static int db_stale(const char *type, const char *map)
 		stale = 0;
 	free(db);
 	return stale;
-}
-
-int cs_clientmap_postmap(const char *postmap, const char *config_dir, const char *type,
-			 const char *map, char *err, size_t errlen)
-{
-	char *arg = NULL, out[1024], e[512];
-	char *argv[6];
-	int rc, argc = 0;
-
-	if (postmap == NULL)
-		postmap = "postmap";
-	if (asprintf(&arg, "%s:%s", type, map) < 0) {
-		snprintf(err, errlen, "%s: out of memory", map);
-		return -ENOMEM;
-	}
-	argv[argc++] = (char *)postmap;
-	if (config_dir != NULL) {
-		argv[argc++] = (char *)"-c";
-		argv[argc++] = (char *)config_dir;
-	}
-	argv[argc++] = arg;
-	argv[argc] = NULL;
-	rc = cs_run(argv, 0, out, sizeof(out), e, sizeof(e));
-	cs_run_one_line(out);
-	if (rc < 0)
-		snprintf(err, errlen, "postmap %s: %s%s%s", arg, e, out[0] ? ": " : "", out);
-	else if (rc > 0)
-		snprintf(err, errlen, "postmap %s: exit %d: %s", arg, rc,
-			 out[0] ? out : "(no output)");
-	free(arg);
-	return rc == 0 ? 0 : rc < 0 ? rc : -EIO;
 }
 
 int cs_clientmap_build(const struct cs_clientmap_opts *o, struct cs_clientmap_result *res,
@@ -352,7 +307,7 @@ int cs_clientmap_build(const struct cs_clientmap_opts *o, struct cs_clientmap_re
 	if (o->map_type != NULL && strcmp(o->map_type, "texthash") != 0 &&
 	    (res->map_written || db_stale(o->map_type, o->map))) {
 		res->postmap_run = 1;
-		rc = cs_clientmap_postmap(o->postmap, o->config_dir, o->map_type, o->map, err,
+		rc = cs_postmap_run(o->postmap, o->config_dir, false, o->map_type, o->map, err,
 					  errlen);
 	}
 out:

@@ -66,11 +66,4 @@ int cs_clientmap_build(const struct cs_clientmap_opts *o, struct cs_clientmap_re
 /* Frees what res holds and empties it; accepts NULL. */
 void cs_clientmap_result_free(struct cs_clientmap_result *res);
 
-/*
- * Runs `postmap [-c config_dir] type:map` and waits for it. Returns 0, or a
- * negative code with its output (or why it could not start) in err.
- */
-int cs_clientmap_postmap(const char *postmap, const char *config_dir, const char *type,
-			 const char *map, char *err, size_t errlen);
-
 #endif

@@ -6,6 +6,7 @@
 #include "cs_snimap.h"
 
 #include "cs_atomic.h"
+#include "cs_postmap.h"
 #include "cs_run.h"
 
 #include <dirent.h>
@@ -66,19 +67,6 @@ static void put(struct buf *b, const char *fmt, ...)
 		va_end(ap);
 	}
 	b->n += (size_t)n;
-}
-
-const char *cs_snimap_db_suffix(const char *type)
-{
-	if (type == NULL)
-		return NULL;
-	if (strcmp(type, "hash") == 0 || strcmp(type, "btree") == 0)
-		return ".db";
-	if (strcmp(type, "lmdb") == 0)
-		return ".lmdb";
-	if (strcmp(type, "cdb") == 0)
-		return ".cdb";
-	return NULL;
 }
 
 void cs_snimap_result_free(struct cs_snimap_result *res)
@@ -255,12 +243,12 @@ static int write_new(const char *path, const char *data, size_t len, mode_t mode
 static int postfix_sync(const struct cs_snimap_opts *o, struct cs_snimap_result *res, char *err,
 			size_t errlen)
 {
-	const char *sfx = cs_snimap_db_suffix(o->map_type);
+	const char *sfx = cs_postmap_db_suffix(o->map_type);
 	bool sync = !(o->flags & CS_SNIMAP_NO_FSYNC);
 	struct buf body = { 0 }, text = { 0 };
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char md[32];
-	char hex[65], *old = NULL, *db = NULL, *tmp = NULL, *src = NULL, *tdb = NULL, *arg = NULL;
+	char hex[65], perr[1024], *old = NULL, *db = NULL, *tmp = NULL, *src = NULL, *tdb = NULL;
 	size_t oldlen = 0;
 	struct stat st;
 	int rc = 0;
@@ -344,8 +332,7 @@ static int postfix_sync(const struct cs_snimap_opts *o, struct cs_snimap_result 
 			goto out;
 		}
 		if (asprintf(&src, "%s/%s", tmp, base) < 0 ||
-		    asprintf(&tdb, "%s/%s%s", tmp, base, sfx) < 0 ||
-		    asprintf(&arg, "%s:%s", o->map_type, src) < 0) {
+		    asprintf(&tdb, "%s/%s%s", tmp, base, sfx) < 0) {
 			rc = -ENOMEM;
 			goto out;
 		}
@@ -354,28 +341,10 @@ static int postfix_sync(const struct cs_snimap_opts *o, struct cs_snimap_result 
 		snprintf(err, errlen, "%s: cannot write the new map: %s", o->path, strerror(-rc));
 		goto out;
 	}
-	{
-		char *argv[7], out[2048], e[512];
-		int argc = 0;
-
-		argv[argc++] = (char *)(o->postmap != NULL ? o->postmap : "postmap");
-		if (o->config_dir != NULL) {
-			argv[argc++] = (char *)"-c";
-			argv[argc++] = (char *)o->config_dir;
-		}
-		argv[argc++] = (char *)"-F";
-		argv[argc++] = arg;
-		argv[argc] = NULL;
-		rc = cs_run(argv, 0, out, sizeof(out), e, sizeof(e));
-		cs_run_one_line(out);
-		if (rc != 0) {
-			snprintf(err, errlen, "%s: postmap -F %s:%s: %s%s%s; the map in place is "
-					      "unchanged",
-				 o->path, o->map_type, o->path, rc < 0 ? e : "failed",
-				 out[0] ? ": " : "", out);
-			rc = rc < 0 ? rc : -EIO;
-			goto out;
-		}
+	if ((rc = cs_postmap_run(o->postmap, o->config_dir, true, o->map_type, src, perr,
+				 sizeof(perr))) < 0) {
+		snprintf(err, errlen, "%s: %s; the map in place is unchanged", o->path, perr);
+		goto out;
 	}
 	/* postmap made the database with its own idea of the mode. */
 	{
@@ -415,7 +384,6 @@ out:
 	free(tmp);
 	free(src);
 	free(tdb);
-	free(arg);
 	return rc;
 }
 

@@ -87,7 +87,4 @@ void cs_snimap_result_free(struct cs_snimap_result *res);
  */
 int cs_snimap_sweep(const char *path, char *err, size_t errlen);
 
-/* The file postmap makes for type next to the map (".db", ".lmdb", ".cdb"), or NULL. */
-const char *cs_snimap_db_suffix(const char *type);
-
 #endif

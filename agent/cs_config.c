@@ -474,6 +474,7 @@ enum vtype {
 	V_LIVEDIR, /* an absolute path, or "none" */
 	V_DURATION,
 	V_DURATION0, /* a duration, or 0 ("0", "0s") */
+	V_INTERVAL,  /* a duration, or 0 / none (struct cs_cfg_interval) */
 	V_SPAN,
 	V_KEYTYPE,
 	V_MODE,
@@ -556,6 +557,7 @@ static const struct keydef agent_keys[] = {
 	{ "retry_min", V_DURATION, AG(retry_min), ANY, NULL },
 	{ "retry_max", V_DURATION, AG(retry_max), ANY, NULL },
 	{ "settle", V_DURATION0, AG(settle), ANY, NULL },
+	{ "verify_interval", V_INTERVAL, AG(verify_interval), ANY, NULL },
 	{ "live_dir", V_LIVEDIR, AG(live_dir), ANY, NULL },
 	{ "include", V_INCLUDE, 0, ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },
@@ -611,6 +613,7 @@ static const struct keydef cert_keys[] = {
 	{ "reload", V_LIST, CE(reload), ANY, NULL },
 	{ "verify", V_URLS, CE(verify), ANY, NULL },
 	{ "verify_timeout", V_DURATION, CE(verify_timeout), ANY, NULL },
+	{ "verify_interval", V_INTERVAL, CE(verify_interval), ANY, NULL },
 	{ "renew_before", V_SPAN, CE(renew_before), ANY, NULL },
 	{ "jitter", V_SPAN, CE(jitter), ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },
@@ -758,6 +761,18 @@ bad_hostport:
 		/* fall through */
 	case V_DURATION:
 		return cs_cfg_parse_duration(value, (int64_t *)field, err, errlen);
+	case V_INTERVAL: {
+		struct cs_cfg_interval *iv = (struct cs_cfg_interval *)field;
+		bool off = strcmp(value, "0") == 0 || strcmp(value, "0s") == 0 ||
+			   strcmp(value, "none") == 0;
+
+		if (!off && cs_cfg_parse_duration(value, &iv->seconds, err, errlen) < 0)
+			return -1;
+		if (off)
+			iv->seconds = 0;
+		iv->set = true;
+		return 0;
+	}
 	case V_SPAN:
 		return cs_cfg_parse_span(value, (struct cs_cfg_span *)field, err, errlen);
 	case V_KEYTYPE: {
@@ -2222,6 +2237,7 @@ struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs)
 	cfg->agent.retry_min = 60;
 	cfg->agent.retry_max = 6 * 3600;
 	cfg->agent.settle = 3;
+	cfg->agent.verify_interval.seconds = 6 * 3600;
 
 	memset(&p, 0, sizeof(p));
 	p.cfg = cfg;

@@ -33,6 +33,12 @@ struct cs_cfg_span {
 	bool set;        /* false: not given, use the default */
 };
 
+/* verify_interval: how often the served certificates are checked. */
+struct cs_cfg_interval {
+	int64_t seconds; /* 0: never ("0" or "none") */
+	bool set;        /* false: not given, use the default */
+};
+
 struct cs_cfg_list {
 	char **v;
 	size_t n;
@@ -53,6 +59,7 @@ struct cs_cfg_agent {
 	int64_t retry_max; /* longest wait between retries (default 6h) */
 	int64_t settle;    /* quiet time before judging outputs others changed, s (default 3; 0: 100 ms) */
 	char *live_dir;    /* default live directory of every cert; NULL: none */
+	struct cs_cfg_interval verify_interval; /* drift checks (default 6h) */
 };
 
 enum cs_issuer_type {
@@ -130,6 +137,7 @@ struct cs_cfg_cert {
 	struct cs_cfg_list reload; /* names of [reload] sections */
 	struct cs_cfg_list verify; /* URLs */
 	int64_t verify_timeout;    /* seconds a probe may wait for the new certificate; 0: 30 */
+	struct cs_cfg_interval verify_interval; /* overrides [agent] when set */
 	struct cs_cfg_span renew_before; /* overrides [agent] when set */
 	struct cs_cfg_span jitter;
 	const struct cs_cfg_sni *const *sni; /* the [sni] sections that name this cert */

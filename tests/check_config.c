@@ -391,6 +391,55 @@ START_TEST(test_config_defaults)
 }
 END_TEST
 
+/*
+ * verify_interval: a duration, 0 or none, in [agent] (default 6h) and in
+ * [cert] (set only when given there).
+ */
+static const struct {
+	const char *agent, *cert; /* NULL: not given */
+	int64_t agent_s;
+	bool cert_set;
+	int64_t cert_s;
+} intervals[] = {
+	{ NULL, NULL, 6 * 3600, false, 0 },
+	{ "30m", NULL, 1800, false, 0 },
+	{ "none", NULL, 0, false, 0 },
+	{ "0", "2s", 0, true, 2 },
+	{ NULL, "0", 6 * 3600, true, 0 },
+	{ NULL, "none", 6 * 3600, true, 0 },
+	{ "1d", "0s", 86400, true, 0 },
+	{ "1h 30m", "90s", 5400, true, 90 },
+};
+
+START_TEST(test_config_verify_interval)
+{
+	struct cs_cfg_errors errs;
+	char *conf, *path;
+
+	ck_assert_int_ge(asprintf(&conf,
+				  "[agent]\n%s%s\n[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n"
+				  "[cert \"www\"]\nissuer = ca\nnames = www.example\n"
+				  "bundle = /srv/www.pem\nverify = smtp://127.0.0.1\n%s%s\n",
+				  intervals[_i].agent ? "verify_interval = " : "",
+				  intervals[_i].agent ? intervals[_i].agent : "",
+				  intervals[_i].cert ? "verify_interval = " : "",
+				  intervals[_i].cert ? intervals[_i].cert : ""),
+			 0);
+	path = cs_test_write(tmp, "interval.conf", conf, 0644);
+	struct cs_config *cfg = cs_config_load(path, &errs);
+
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "case %d: unexpected: %s\n", _i, errs.v[i]);
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_int_eq(cfg->agent.verify_interval.seconds, intervals[_i].agent_s);
+	ck_assert_int_eq(cfg->certs[0].verify_interval.set, intervals[_i].cert_set);
+	ck_assert_int_eq(cfg->certs[0].verify_interval.seconds, intervals[_i].cert_s);
+	cs_config_free(cfg);
+	free(conf);
+	free(path);
+}
+END_TEST
+
 /* [agent] live_dir is every cert's, unless a cert says otherwise or none. */
 START_TEST(test_config_live_dir)
 {
@@ -575,6 +624,12 @@ static const struct {
 	  16, "renew_before: '3 days' is neither a percentage" },
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\njitter = 120%\n",
 	  16, "jitter: '120%' is not a percentage between 0% and 99%" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\n"
+	  "verify_interval = often\n",
+	  16, "verify_interval: 'often' is not a duration" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\n"
+	  "verify_interval = -1h\n",
+	  16, "verify_interval: '-1h' is not a duration" },
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\n", 12,
 	  "no output: set at least one of bundle" },
 	{ "[cert \"m\"]\nissuer = ca\nbundle = /srv/m.pem\n", 12, "'names' is required" },
@@ -1015,6 +1070,8 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_config_defaults);
 	tcase_add_test(tc, test_config_live_dir);
 	tcase_add_test(tc, test_config_sni);
+	tcase_add_loop_test(tc, test_config_verify_interval, 0,
+			    sizeof(intervals) / sizeof(intervals[0]));
 	tcase_add_test(tc, test_config_base_is_valid);
 	tcase_add_loop_test(tc, test_config_errors, 0,
 			    sizeof(error_cases) / sizeof(error_cases[0]));

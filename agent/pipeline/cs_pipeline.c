@@ -177,6 +177,7 @@ struct cs_pipeline *cs_pipeline_new_with(uv_loop_t *loop, const struct cs_config
 	uv_timer_init(loop, &pl->crl_timer);
 	pl->crl_timer.data = pl;
 	STAILQ_INIT(&pl->firstq);
+	LIST_INIT(&pl->drifted);
 	if (pl_build(pl) < 0) {
 		snprintf(err, errlen, "cannot set up the pipeline: out of memory");
 		pl->closing = true;
@@ -207,6 +208,7 @@ int cs_pipeline_start(struct cs_pipeline *pl, bool once, void (*done_cb)(void *a
 		pl->clock = pl_clock_new(pl);
 	}
 	pl_examine_all(pl);
+	pl_drift_start_all(pl);
 	pl_maybe_quiesced(pl);
 	return 0;
 }
@@ -251,6 +253,7 @@ int cs_pipeline_reload(struct cs_pipeline *pl, const char *name)
 	}
 	if (c->stage != PL_IDLE)
 		return -EBUSY;
+	pl_drift_reload_asked(c);
 	pl_step(c, PL_EV_RELOAD);
 	pl_reload_start(c);
 	pl_flush_reloads(pl);
@@ -296,6 +299,7 @@ void pl_start_queued(struct cert *c)
 	if (c->queued.reload) {
 		c->queued.reload = false;
 		if (!pl_stopping(c->pl)) {
+			pl_drift_reload_asked(c);
 			pl_step(c, PL_EV_RELOAD);
 			pl_reload_start(c);
 			pl_flush_reloads(c->pl);
@@ -455,6 +459,7 @@ void pl_status_of(const struct cert *c, struct cs_cert_status *out)
 		out->rollback_gen = c->renewal->rollback_gen;
 	else
 		out->rollback_gen = c->st.n_gens > 1 ? c->st.gens[1].n : 0;
+	pl_drift_status(c, out);
 }
 
 void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void *arg)
@@ -471,8 +476,10 @@ void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void
 	pl->closing = true;
 	uv_timer_stop(&pl->timer);
 	uv_timer_stop(&pl->crl_timer);
-	for (size_t i = 0; i < pl->n_certs; i++)
+	for (size_t i = 0; i < pl->n_certs; i++) {
 		uv_timer_stop(&pl->certs[i]->check_timer);
+		pl_drift_stop(pl->certs[i]);
+	}
 	pl_close_issuers(pl);
 	pl_feed_checks(pl); /* the examinations not started end now */
 	/* Issuances in flight are cancelled by closing the issuers; wait for the rest. */

@@ -18,6 +18,7 @@
 #include "cs_issuer.h"
 #include "cs_reloader.h"
 #include "cs_verify.h"
+#include "cs_fp.h"
 
 struct cs_capsync;
 
@@ -57,6 +58,30 @@ const char *cs_renewal_outcome_name(enum cs_renewal_outcome o);
 /* Called once when a renewal ends: its outcome and, unless it succeeded, why. */
 typedef void (*cs_renewal_cb)(void *arg, enum cs_renewal_outcome o, const char *msg);
 
+/*
+ * What the last drift check (verify_interval) saw at one verify URL for one
+ * name of the certificate, sent as SNI.
+ */
+struct cs_served {
+	const char *url;         /* the verify URL as configured */
+	const char *name;        /* the name sent as SNI ("": none) */
+	int match;               /* 1: the deployed leaf, 0: another one, -1: not known
+				    (not checked yet, or the last probe got no certificate) */
+	char sha256[CS_FP_MAX];  /* the leaf served ("": none) */
+	char error[256];         /* why the last probe got no certificate ("": it got one) */
+	time_t checked;          /* the last probe, 0: never */
+};
+
+/* A cert's drift: whether its services serve something else than what is deployed. */
+enum cs_drift {
+	CS_DRIFT_NONE = 0, /* every answer was the deployed leaf (or nothing checked yet) */
+	CS_DRIFT_FOUND,    /* another leaf served: the services are reloaded once, then checked */
+	CS_DRIFT_PERSISTS, /* still another leaf after that reload: reported, not reloaded again */
+};
+
+/* Returns "none", "found" or "persists". */
+const char *cs_drift_name(enum cs_drift d);
+
 struct cs_cert_status {
 	const char *name;
 	enum cs_cert_state state;
@@ -82,6 +107,9 @@ struct cs_cert_status {
 	const char *retry_reason; /* why (the last failure), NULL: none */
 	int pending_gen;         /* issued, not yet deployed (0: none) */
 	int rollback_gen;        /* what a rollback would restore (0: nothing) */
+	const struct cs_served *served; /* the drift checks, one per URL and name */
+	size_t n_served;                /* 0: no drift checks */
+	enum cs_drift drift;
 };
 
 /*
@@ -213,6 +241,8 @@ struct cs_pipeline_summary {
 	size_t per_state[CS_CERT_N_STATES]; /* indexed by enum cs_cert_state */
 	time_t next_renewal;                /* the earliest, 0: none */
 	const char *next_renewal_cert;      /* its cert (valid until the next loop turn) or NULL */
+	size_t n_drifted;                   /* certs whose services serve another leaf */
+	const char *drifted_cert;           /* one of them (valid until the next loop turn) or NULL */
 };
 
 /* Fills out without looking at every cert. */

@@ -140,6 +140,8 @@ int pl_build(struct cs_pipeline *pl)
 		if (cs_htab_insert(&pl->by_name, &c->by_name,
 				   cs_htab_hash(c->cfg->name, CS_HTAB_SEED)) < 0)
 			return -ENOMEM;
+		if (pl_drift_new(c) < 0)
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -244,6 +246,8 @@ void pl_teardown(struct cs_pipeline *pl)
 		assert(c->renewal == NULL && !c->queued.set);
 		pl_step(c, PL_EV_CLOSE);
 		pl->closing_handles++;
+		if (pl_drift_close(c, on_part_closed, pl))
+			pl->closing_handles++;
 		uv_close((uv_handle_t *)&c->check_timer, on_cert_closed);
 	}
 	free(pl->certs);
@@ -323,6 +327,7 @@ static void after_teardown(struct cs_pipeline *pl)
 	cs_notice("pipeline: %zu cert(s) under the new configuration", pl->n_certs);
 	pl_rewatch_capsync(pl); /* each cert's files with its first examination */
 	pl_examine_all(pl);
+	pl_drift_start_all(pl);
 	pl_maybe_quiesced(pl);
 }
 

@@ -305,6 +305,7 @@ void pl_cert_idle(struct cert *c)
 		c->dirty = false;
 		pl_schedule_check(c);
 	}
+	pl_drift_idle(c);
 }
 
 static void check_done(uv_work_t *req, int status)

@@ -178,6 +178,7 @@ struct cert {
 
 	struct interest **interest;
 	size_t n_interest;
+	struct pl_drift *drift;       /* the drift checks (pl_drift.c); NULL: none */
 	STAILQ_ENTRY(cert) in_firstq; /* in pl->firstq while its first examination waits */
 };
 
@@ -219,6 +220,11 @@ struct cs_pipeline {
 	size_t n_cap_dirs;
 	unsigned watch_seq;
 	struct pl_clock *clock; /* notices steps of the wall clock; NULL in --once */
+	/* pl_drift.c: the certs with a drift, checks under way, jitter's generator. */
+	LIST_HEAD(, pl_drift) drifted;
+	size_t n_drifted;
+	unsigned drift_running;
+	uint64_t drift_rng;
 
 	int inflight; /* jobs, issuances, probes and saves; never negative */
 	unsigned closing_handles;
@@ -300,6 +306,28 @@ struct renew_job {
 cs_material *pl_renew_decode_prev(struct renew_job *j);
 /* On the loop thread: logs (once) why the deployed set could not be decoded. */
 void pl_renew_prev_report(struct renew_job *j);
+
+/* pl_drift.c */
+struct pl_drift;
+/* Makes c's drift checks (c->drift; NULL without verify URLs or interval): 0 or -ENOMEM. */
+int pl_drift_new(struct cert *c);
+/* Arms the first check of every cert (not in --once). */
+void pl_drift_start_all(struct cs_pipeline *pl);
+/* c is idle again: the re-check after a reload made for a drift. */
+void pl_drift_idle(struct cert *c);
+/* certsyncctl reload: its reload counts as the one of the drift seen now; a re-check follows. */
+void pl_drift_reload_asked(struct cert *c);
+/* Stops c's timer (the pipeline closes). */
+void pl_drift_stop(struct cert *c);
+/*
+ * Closes c's drift checks (nothing in flight) and calls cb(arg) once they
+ * are freed; false (cb never runs) when c has none.
+ */
+bool pl_drift_close(struct cert *c, void (*cb)(void *arg), void *arg);
+/* Fills the drift fields of out from c (pointers into c). */
+void pl_drift_status(const struct cert *c, struct cs_cert_status *out);
+/* Fills the drift fields of out. */
+void pl_drift_summary(const struct cs_pipeline *pl, struct cs_pipeline_summary *out);
 
 /* pl_fsm.c: moves c through the table with ev; false (logged) when not allowed. */
 bool pl_step(struct cert *c, enum pl_event ev);

@@ -155,6 +155,7 @@ void cs_pipeline_summary(const struct cs_pipeline *pl, struct cs_pipeline_summar
 		out->per_state[k] = pl->per_state[k];
 	out->next_renewal = pl->n_dheap > 0 ? pl->dheap[0]->due : 0;
 	out->next_renewal_cert = pl->n_dheap > 0 ? pl->dheap[0]->cfg->name : NULL;
+	pl_drift_summary(pl, out);
 }
 
 static int by_idx(const void *a, const void *b)

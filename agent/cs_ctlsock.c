@@ -483,6 +483,28 @@ static json_t *str_json(const char *s)
 	return s != NULL ? json_string(s) : json_null();
 }
 
+/* The drift checks of a cert: one object per verify URL and name. */
+static json_t *served_json(const struct cs_cert_status *st)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < st->n_served; i++) {
+		const struct cs_served *v = &st->served[i];
+		json_t *o = json_object();
+
+		if (o == NULL)
+			break;
+		json_object_set_new(o, "url", json_string(v->url));
+		json_object_set_new(o, "name", json_string(v->name));
+		json_object_set_new(o, "match", v->match < 0 ? json_null() : json_boolean(v->match));
+		json_object_set_new(o, "sha256", v->sha256[0] ? json_string(v->sha256) : json_null());
+		json_object_set_new(o, "error", v->error[0] ? json_string(v->error) : json_null());
+		json_object_set_new(o, "checked", time_json(v->checked));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
 static json_t *cert_json(const struct cs_cert_status *st, time_t now, bool full)
 {
 	json_t *o = json_object();
@@ -524,6 +546,9 @@ static json_t *cert_json(const struct cs_cert_status *st, time_t now, bool full)
 	json_object_set_new(o, "stage_since", time_json(st->stage_since));
 	json_object_set_new(o, "retry_at", time_json(st->retry_at));
 	json_object_set_new(o, "retry_reason", str_json(st->retry_reason));
+	json_object_set_new(o, "served", served_json(st));
+	json_object_set_new(o, "drift", st->n_served > 0 ? json_string(cs_drift_name(st->drift))
+							 : json_null());
 	json_object_set_new(o, "pending_generation",
 			    st->pending_gen > 0 ? json_integer(st->pending_gen) : json_null());
 	json_object_set_new(o, "rollback_generation",
@@ -621,6 +646,8 @@ static void summarize(struct cs_ctlsock *s, struct cs_pipeline_summary *sum,
 			sum->per_state[st.state]++;
 		if (problem != NULL && bad_state(st.state))
 			problem(arg, &st);
+		if (st.drift != CS_DRIFT_NONE && sum->n_drifted++ == 0)
+			sum->drifted_cert = st.name;
 		if (st.next_renewal != 0 &&
 		    (sum->next_renewal == 0 || st.next_renewal < sum->next_renewal)) {
 			sum->next_renewal = st.next_renewal;
@@ -653,13 +680,14 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 				 "states", by, "problems", problems, "next_renewal", json_null(),
 				 "next_renewal_cert", json_null(), "capath_problems", cap, "starting",
 				 s->starting);
-	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o}", "ok", 1, "version",
-			 CS_VERSION, "pid", (json_int_t)getpid(), "started",
+	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:o}", "ok", 1,
+			 "version", CS_VERSION, "pid", (json_int_t)getpid(), "started",
 			 time_json(s->ag.start_time), "uptime",
 			 (json_int_t)(time(NULL) - s->ag.start_time), "certs",
 			 (json_int_t)sum.n_certs, "states", by, "problems", problems,
 			 "next_renewal", time_json(sum.next_renewal), "next_renewal_cert",
-			 str_json(sum.next_renewal_cert), "capath_problems", cap);
+			 str_json(sum.next_renewal_cert), "capath_problems", cap, "drifted",
+			 (json_int_t)sum.n_drifted, "drifted_cert", str_json(sum.drifted_cert));
 }
 
 static void key_put(struct keybuf *k, const void *data, size_t n)
@@ -738,6 +766,8 @@ static void status_key(struct cs_ctlsock *s, struct keybuf *k)
 	key_put(k, sum.per_state, sizeof(sum.per_state));
 	key_put(k, &sum.next_renewal, sizeof(sum.next_renewal));
 	key_str(k, sum.next_renewal_cert);
+	key_put(k, &sum.n_drifted, sizeof(sum.n_drifted));
+	key_str(k, sum.drifted_cert);
 	if (s->be.capath_problems != NULL && s->starting == NULL)
 		s->be.capath_problems(s->be.arg, key_capath_problem, k);
 	key_tag(k, 'E');

@@ -319,6 +319,27 @@ static void render_verify_gauges(struct buf *b, const struct cs_cert_status *v, 
 	}
 }
 
+static void render_served_gauges(struct buf *b, const struct cs_cert_status *v, size_t n)
+{
+	family(b, "certsync_served_match", "gauge",
+	       "Whether a verify URL served the deployed certificate for a name at the last "
+	       "drift check (1) or another one (0); absent while not checked or without an "
+	       "answer.");
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < v[i].n_served; k++) {
+			const struct cs_served *s = &v[i].served[k];
+			if (s->match < 0)
+				continue;
+			put(b, "certsync_served_match{cert=\"");
+			put_label(b, v[i].name);
+			put(b, "\",url=\"");
+			put_label(b, s->url);
+			put(b, "\",name=\"");
+			put_label(b, s->name);
+			put(b, "\"} %d\n", s->match);
+		}
+}
+
 static const enum cs_cert_state all_states[] = {
 	CS_CERT_VALID,   CS_CERT_DUE,     CS_CERT_RENEWING, CS_CERT_FAILED,
 	CS_CERT_EXPIRED, CS_CERT_MISSING, CS_CERT_UNKNOWN,
@@ -405,6 +426,7 @@ char *cs_metrics_render(struct cs_metrics *m, const struct cs_cert_status *v, si
 		cert_sample(&b, "certsync_cert_deployed_ok", v[i].name, v[i].verdict == CS_EX_OK);
 	render_reload_gauges(&b, v, n);
 	render_verify_gauges(&b, v, n);
+	render_served_gauges(&b, v, n);
 
 	family(&b, "certsync_renewals_total", "counter",
 	       "Renewal attempts seen since the agent started, by result.");

@@ -353,6 +353,38 @@ static void print_field(const char *label, const char *value)
 	printf("  %-20s %s\n", label, value != NULL ? value : "-");
 }
 
+/* The drift checks: the verdict, then one line per verify URL and name. */
+static void print_served(json_t *c)
+{
+	json_t *served = json_object_get(c, "served"), *v;
+	char buf[1024];
+	size_t i;
+
+	if (!json_is_string(json_object_get(c, "drift")))
+		return;
+	print_field("served drift", jstr(c, "drift", "?"));
+	json_array_foreach(served, i, v) {
+		json_t *m = json_object_get(v, "match");
+		const char *name = jstr(v, "name", "");
+
+		if (jstr(v, "checked", NULL) == NULL)
+			snprintf(buf, sizeof(buf), "%s (name %s): not checked yet", jstr(v, "url", "?"),
+				 name[0] ? name : "none");
+		else if (json_is_true(m))
+			snprintf(buf, sizeof(buf), "%s (name %s): deployed certificate, at %s",
+				 jstr(v, "url", "?"), name[0] ? name : "none", jstr(v, "checked", "?"));
+		else if (json_is_false(m))
+			snprintf(buf, sizeof(buf), "%s (name %s): OTHER certificate sha256 %s, at %s",
+				 jstr(v, "url", "?"), name[0] ? name : "none", jstr(v, "sha256", "?"),
+				 jstr(v, "checked", "?"));
+		else
+			snprintf(buf, sizeof(buf), "%s (name %s): no answer (%s), at %s",
+				 jstr(v, "url", "?"), name[0] ? name : "none",
+				 jstr(v, "error", "no reason given"), jstr(v, "checked", "?"));
+		print_field(i == 0 ? "served" : "", buf);
+	}
+}
+
 static void print_cert(json_t *c)
 {
 	bool colour = use_colour();
@@ -409,6 +441,7 @@ static void print_cert(json_t *c)
 	print_field("last error", jstr(c, "last_error", NULL));
 	print_field("last reload", jstr(c, "last_reload", NULL));
 	print_field("last verify", jstr(c, "last_verify", NULL));
+	print_served(c);
 	if (json_object_get(c, "deployed") != NULL) {
 		const char *why = jstr(c, "deployed_reason", NULL);
 		snprintf(buf, sizeof(buf), "%s%s%s", jstr(c, "deployed", "?"), why ? ": " : "",
@@ -568,6 +601,14 @@ int ctl_status_main(int argc, char **argv)
 				       jstr(p, "state", "?"),
 				       (long long)json_integer_value(json_object_get(p, "failures")),
 				       jstr(p, "last_error", "no error recorded"));
+			rc = EX_FAIL;
+		}
+		if (json_integer_value(json_object_get(resp, "drifted")) > 0) {
+			if (!ctl_json)
+				printf("problem: %lld cert(s) served other than deployed (e.g. %s; "
+				       "see certsyncctl show)\n",
+				       (long long)json_integer_value(json_object_get(resp, "drifted")),
+				       jstr(resp, "drifted_cert", "?"));
 			rc = EX_FAIL;
 		}
 		json_array_foreach(json_object_get(resp, "capath_problems"), i, p) {

@@ -43,6 +43,11 @@ static size_t fake_count(void *arg)
 	return n_certs;
 }
 
+static const struct cs_served served_beta[] = {
+	{ .url = "smtp://127.0.0.1:25", .name = "a.example.test", .match = 0, .sha256 = "AB:CD",
+	  .checked = 1700000000 },
+};
+
 static void fake_status(void *arg, size_t i, struct cs_cert_status *out)
 {
 	static const char *const n[] = { "alpha", "beta", "gamma" };
@@ -63,6 +68,12 @@ static void fake_status(void *arg, size_t i, struct cs_cert_status *out)
 	out->last_error = failed ? "issuer said no" : NULL;
 	out->names = names_a;
 	out->n_names = 1;
+	if (i == 1) {
+		/* beta's service serves another leaf after the reload its drift asked for. */
+		out->served = served_beta;
+		out->n_served = 1;
+		out->drift = CS_DRIFT_PERSISTS;
+	}
 }
 
 static int fake_renew(void *arg, const char *name, bool force, cs_renewal_cb cb, void *cbarg)
@@ -373,6 +384,8 @@ START_TEST(test_ctlsock_protocol)
 	ck_assert_str_eq(json_string_value(json_object_get(c, "not_before")),
 			 "2023-11-14T22:13:20Z");
 	ck_assert(json_is_null(json_object_get(c, "last_error")));
+	ck_assert(json_is_null(json_object_get(c, "drift"))); /* no drift checks */
+	ck_assert_uint_eq(json_array_size(json_object_get(c, "served")), 0);
 	json_decref(j);
 
 	j = answer(&f, 1);
@@ -381,6 +394,14 @@ START_TEST(test_ctlsock_protocol)
 	ck_assert_str_eq(json_string_value(json_object_get(c, "last_error")), "issuer said no");
 	ck_assert_int_eq(json_integer_value(json_object_get(c, "failures")), 2);
 	ck_assert_str_eq(json_string_value(json_object_get(c, "next_renewal_reason")), "33% left");
+	ck_assert_str_eq(json_string_value(json_object_get(c, "drift")), "persists");
+	json_t *sv = json_array_get(json_object_get(c, "served"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(sv, "url")), "smtp://127.0.0.1:25");
+	ck_assert_str_eq(json_string_value(json_object_get(sv, "name")), "a.example.test");
+	ck_assert(json_is_false(json_object_get(sv, "match")));
+	ck_assert_str_eq(json_string_value(json_object_get(sv, "sha256")), "AB:CD");
+	ck_assert_str_eq(json_string_value(json_object_get(sv, "checked")), "2023-11-14T22:13:20Z");
+	ck_assert(json_is_null(json_object_get(sv, "error")));
 	json_decref(j);
 
 	j = answer(&f, 2);
@@ -412,6 +433,8 @@ START_TEST(test_ctlsock_protocol)
 	ck_assert_int_eq(json_integer_value(json_object_get(j, "certs")), 3);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "states"), "failed")),
 			 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "drifted")), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "drifted_cert")), "beta");
 	json_decref(j);
 	j = answer(&f, 9);
 	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(j, "metrics")),

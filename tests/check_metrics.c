@@ -18,6 +18,13 @@
 
 static char *names_mail[] = { "mail.example.test", "smtp.example.test" };
 
+/* The drift checks of "mail": one match, one other leaf, one without an answer. */
+static const struct cs_served served_mail[] = {
+	{ .url = "smtp://127.0.0.1:25", .name = "mail.example.test", .match = 1, .checked = 1700400000 },
+	{ .url = "smtp://127.0.0.1:25", .name = "smtp.example.test", .match = 0, .checked = 1700400000 },
+	{ .url = "imaps://[::1]:993", .name = "mail.example.test", .match = -1, .checked = 1700400000 },
+};
+
 static void two_certs(struct cs_cert_status v[2])
 {
 	memset(v, 0, 2 * sizeof(v[0]));
@@ -34,6 +41,9 @@ static void two_certs(struct cs_cert_status v[2])
 	v[0].last_reload = "postfix: ok; dovecot: failed";
 	v[0].names = names_mail;
 	v[0].n_names = 2;
+	v[0].served = served_mail;
+	v[0].n_served = sizeof(served_mail) / sizeof(served_mail[0]);
+	v[0].drift = CS_DRIFT_FOUND;
 	/* A name a label must escape, with nothing deployed. */
 	v[1].name = "we\"ird\\na\nme";
 	v[1].state = CS_CERT_MISSING;
@@ -307,6 +317,13 @@ START_TEST(test_metrics_values)
 	ck_line(t, "certsync_cert_state{name=\"we\\\"ird\\\\na\\nme\",state=\"missing\"} 1");
 	ck_assert_ptr_null(strstr(t, "certsync_cert_not_after_timestamp_seconds{name=\"we"));
 	ck_assert_ptr_null(strstr(t, "certsync_cert_next_renewal_timestamp_seconds{name=\"we"));
+	/* One series per URL and name; none for a probe without an answer. */
+	ck_line(t, "certsync_served_match{cert=\"mail\",url=\"smtp://127.0.0.1:25\","
+		   "name=\"mail.example.test\"} 1");
+	ck_line(t, "certsync_served_match{cert=\"mail\",url=\"smtp://127.0.0.1:25\","
+		   "name=\"smtp.example.test\"} 0");
+	ck_assert_ptr_null(strstr(t, "certsync_served_match{cert=\"mail\",url=\"imaps"));
+	ck_assert_ptr_nonnull(strstr(t, "# HELP certsync_served_match "));
 	free(t);
 	cs_metrics_free(m);
 }

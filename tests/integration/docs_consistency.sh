@@ -31,3 +31,23 @@ pass "MIGRATION.md: outputs behind symbolic links as the agent treats them"
 grep -qE "adduser|useradd" "$S/packaging/debian/certsync.postinst" "$S/packaging/rpm/certsync.spec" &&
 	fail "the packages create a certsync user that nothing runs as"
 pass "no unused certsync system user"
+
+# Drift checks (issue 19): the key in both sections of certsync.conf(5) that
+# accept it, and the metrics of the verify probes in certsyncctl(8)'s METRICS
+# and in the README.
+for sect in '\[agent\]' '\[cert '; do
+	awk -v s="$sect" '/^\.SH / {on = ($0 ~ s)} on' "$S/packaging/man/certsync.conf.5" |
+		grep -q '^\.BI verify_interval ' || fail "certsync.conf(5): no verify_interval under $sect"
+done
+grep -q "V_INTERVAL, AG(verify_interval)" "$S/agent/cs_config.c" &&
+	grep -q "V_INTERVAL, CE(verify_interval)" "$S/agent/cs_config.c" ||
+	fail "cs_config.c: verify_interval is not a key of [agent] and [cert] any more"
+pass "certsync.conf(5): verify_interval under [agent] and [cert]"
+
+for m in certsync_verify_ok certsync_served_match; do
+	grep -q "family(b, \"$m\"" "$S/agent/cs_metrics.c" || fail "cs_metrics.c no longer renders $m"
+	sed -n '/^\.SH METRICS/,/^\.SH LIMITS/p' "$S/packaging/man/certsyncctl.8" | grep -q "^\.B $m{" ||
+		fail "certsyncctl(8): $m is not under METRICS"
+	grep -q "\`$m" "$S/README.md" || fail "README: $m is not named"
+done
+pass "certsync_verify_ok and certsync_served_match in certsyncctl(8) and the README"

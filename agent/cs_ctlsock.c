@@ -498,7 +498,7 @@ static json_t *served_json(const struct cs_cert_status *st)
 		json_object_set_new(o, "name", json_string(v->name));
 		json_object_set_new(o, "match", v->match < 0 ? json_null() : json_boolean(v->match));
 		json_object_set_new(o, "sha256", v->sha256[0] ? json_string(v->sha256) : json_null());
-		json_object_set_new(o, "error", v->error[0] ? json_string(v->error) : json_null());
+		json_object_set_new(o, "error", str_json(v->error));
 		json_object_set_new(o, "checked", time_json(v->checked));
 		json_array_append_new(a, o);
 	}

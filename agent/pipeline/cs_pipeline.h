@@ -58,6 +58,9 @@ const char *cs_renewal_outcome_name(enum cs_renewal_outcome o);
 /* Called once when a renewal ends: its outcome and, unless it succeeded, why. */
 typedef void (*cs_renewal_cb)(void *arg, enum cs_renewal_outcome o, const char *msg);
 
+/* A SHA-256 fingerprint as Postfix writes it (AB:..:EF) and its NUL. */
+#define CS_SERVED_SHA256_MAX 96
+
 /*
  * What the last drift check (verify_interval) saw at one verify URL for one
  * name of the certificate, sent as SNI.
@@ -67,8 +70,8 @@ struct cs_served {
 	const char *name;        /* the name sent as SNI ("": none) */
 	int match;               /* 1: the deployed leaf, 0: another one, -1: not known
 				    (not checked yet, or the last probe got no certificate) */
-	char sha256[CS_FP_MAX];  /* the leaf served ("": none) */
-	char error[256];         /* why the last probe got no certificate ("": it got one) */
+	char sha256[CS_SERVED_SHA256_MAX]; /* the leaf served ("": none) */
+	const char *error;       /* why the last probe got no certificate (NULL: it got one) */
 	time_t checked;          /* the last probe, 0: never */
 };
 

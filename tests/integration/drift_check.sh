@@ -205,3 +205,17 @@ ctl status >"$T/status2.txt" || { cat "$T/status2.txt"; fail "status still fails
 sleep 5
 [ "$(reloads)" = 2 ] || fail "reloaded after the drift cleared: $(reloads)"
 pass "a new drift: one more reload that cures it; match again, metric 1, cleared in the log, status ok"
+
+# A new configuration and a stop while checks come and go every 2 s: the
+# checks' timers and probes end with the certs that own them.
+apid=${CS_PIDS[-1]}
+kill -HUP "$apid"
+wait_for "$T/agent.log" "pipeline: 1 cert(s) under the new configuration" 15
+sleep 3
+until_show 5 "c['drift'] == 'none'" "all(s[(url, n)]['match'] is True for n in $NAMES)"
+kill -TERM "$apid"
+rc=0
+wait "$apid" || rc=$?
+[ $rc = 0 ] || { tail -20 "$T/agent.log"; fail "certsyncd exited $rc after SIGHUP and SIGTERM"; }
+grep -q "certsyncd stopped" "$T/agent.log" || fail "no clean stop"
+pass "SIGHUP and SIGTERM with drift checks running: checked again after the switch, clean stop"

@@ -673,13 +673,13 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 	if (s->be.capath_problems != NULL && s->starting == NULL)
 		s->be.capath_problems(s->be.arg, add_problem, cap);
 	if (s->starting != NULL)
-		return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:s}", "ok", 1,
-				 "version", CS_VERSION, "pid", (json_int_t)getpid(), "started",
+		return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:s}", "ok",
+				 1, "version", CS_VERSION, "pid", (json_int_t)getpid(), "started",
 				 time_json(s->ag.start_time), "uptime",
 				 (json_int_t)(time(NULL) - s->ag.start_time), "certs", (json_int_t)0,
 				 "states", by, "problems", problems, "next_renewal", json_null(),
-				 "next_renewal_cert", json_null(), "capath_problems", cap, "starting",
-				 s->starting);
+				 "next_renewal_cert", json_null(), "capath_problems", cap, "drifted",
+				 (json_int_t)0, "drifted_cert", json_null(), "starting", s->starting);
 	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:o}", "ok", 1,
 			 "version", CS_VERSION, "pid", (json_int_t)getpid(), "started",
 			 time_json(s->ag.start_time), "uptime",

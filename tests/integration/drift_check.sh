@@ -8,7 +8,8 @@
 # and the metrics file, reloads its services once (an exec reloader that only
 # counts and reloads Postfix, so nothing changes), checks again, and reports
 # that the drift persists: no further reload over several intervals, nothing
-# renewed or rolled back. A different certificate served next is a new drift:
+# renewed or rolled back; `certsyncctl reload` then counts as the one reload
+# of that drift. A different certificate served next is a new drift:
 # one more reload, which this time copies the deployed bundle into place, and
 # the re-check finds the deployed certificate again (match, metric 1, the log
 # says it cleared). certsyncd --once runs no drift check.
@@ -182,6 +183,17 @@ until_show 5 "s[(url, 'mail.example.test')]['checked'] > '$checked'" "c['drift']
 ! grep -q "renewed\|rolled back\|rolling back" "$T/agent.log" || fail "a drift check renewed or rolled back"
 pass "the persisting drift: checked again, no further reload over 4 intervals, nothing renewed or rolled back"
 
+# certsyncctl reload: the operator's reload counts as the one reload of this
+# drift; the re-check after it reports it again, and nothing reloads after that.
+ctl reload mail >/dev/null || fail "certsyncctl reload mail"
+for i in $(seq 100); do [ "$(grep -c "still serves" "$T/agent.log")" -ge 2 ] && break; sleep 0.1; done
+[ "$(grep -c "still serves" "$T/agent.log")" = 2 ] || { cat "$T/agent.log"; fail "no report after certsyncctl reload"; }
+sleep 5
+[ "$(reloads)" = 2 ] || fail "$(reloads) reloads after certsyncctl reload, not 2"
+[ "$(grep -c "reloading the services once" "$T/agent.log")" = 1 ] || fail "a drift reload after certsyncctl reload"
+until_show 2 "c['drift'] == 'persists'"
+pass "certsyncctl reload: one reload, re-checked, reported again, no drift reload after it"
+
 # Another certificate served is another drift: one more reload, which now cures it.
 touch "$T/cure"
 cp "$T/other2.pem" "$T/tls/served.pem"
@@ -189,7 +201,7 @@ postfix -c "$T/postfix" reload >/dev/null 2>&1
 wait_for "$T/agent.log" "mail: drift: $URL (name mail.example.test) serves sha256 $(sha_of "$T/other2.crt")" 8
 wait_for "$T/agent.log" "mail: drift cleared: the services serve the deployed certificate" 15
 wait_for "$T/agent.log" "mail: drift cleared: $URL (name smtp.example.test) serves the deployed certificate again" 1
-[ "$(reloads)" = 2 ] || fail "$(reloads) reloads, not 2"
+[ "$(reloads)" = 3 ] || fail "$(reloads) reloads, not 3"
 [ "$(sha_of "$T/tls/served.pem")" = "$deployed" ] || fail "the reload did not put the deployed bundle in place"
 until_show 5 "c['drift'] == 'none'" "all(s[(url, n)]['match'] is True for n in $NAMES)" \
 	"not (c['last_error'] or '').startswith('drift: ')"
@@ -203,7 +215,7 @@ for n in mail.example.test smtp.example.test; do
 done
 ctl status >"$T/status2.txt" || { cat "$T/status2.txt"; fail "status still fails after the drift cleared"; }
 sleep 5
-[ "$(reloads)" = 2 ] || fail "reloaded after the drift cleared: $(reloads)"
+[ "$(reloads)" = 3 ] || fail "reloaded after the drift cleared: $(reloads)"
 pass "a new drift: one more reload that cures it; match again, metric 1, cleared in the log, status ok"
 
 # A new configuration and a stop while checks come and go every 2 s: the

@@ -23,6 +23,7 @@
 #include "pl_drift.h"
 #include "cs_probe.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -151,10 +152,19 @@ static void drift_free(struct pl_drift *d)
 	free(d);
 }
 
+/* True when name can be sent as SNI: not a wildcard, not an address (RFC 6066, 3). */
+static bool sni_name(const char *name)
+{
+	unsigned char addr[16];
+
+	return name[0] != '*' && inet_pton(AF_INET, name, addr) != 1 &&
+	       inet_pton(AF_INET6, name, addr) != 1;
+}
+
 /*
  * The entries of c: each verify URL with an explicit ?sni= as it is; any
  * other once for each name of the certificate that can be sent as SNI (not
- * a wildcard), or as it is when there is none.
+ * a wildcard or an address), or as it is when there is none.
  */
 static int build_entries(struct pl_drift *d, const struct cs_cfg_cert *cfg)
 {
@@ -176,7 +186,7 @@ static int build_entries(struct pl_drift *d, const struct cs_cfg_cert *cfg)
 		if (strchr(url, '?') == NULL) {
 			for (size_t k = 0; k < cfg->names.n; k++) {
 				const char *name = cfg->names.v[k];
-				if (name[0] == '*')
+				if (!sni_name(name))
 					continue;
 				snprintf(probe, sizeof(probe), "%s?sni=%s", url, name);
 				if (add_entry(d, url, probe, name) < 0)

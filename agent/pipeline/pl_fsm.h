@@ -49,7 +49,7 @@ enum pl_event {
 	PL_EV_REISSUE,     /* the pending generation is unusable: order anew */
 	PL_EV_DEPLOYED,    /* the outputs hold the new material */
 	PL_EV_FAILED,      /* a step of the renewal (or the rollback) failed */
-	PL_EV_RELOAD,      /* reload the services (certsyncctl reload) */
+	PL_EV_RELOAD,      /* reload the services (certsyncctl reload, a drift check) */
 	PL_EV_RELOADED,    /* every reload reported: verify what is served */
 	PL_EV_SETTLED,     /* the end of a reload (and verify): nothing more to do */
 	PL_EV_REFUSED,     /* a reload or the verify failed after a renewal */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Served-certificate drift checks (issue 19) with a real Postfix: the agent
-# deploys a local-CA certificate with two names, and Postfix serves the copy
-# an operator keeps at another path. With verify_interval = 2s the agent
+# deploys a local-CA certificate with two names and an address (not sent as
+# SNI, so not probed for), and Postfix serves the copy an operator keeps at
+# another path. With verify_interval = 2s the agent
 # probes smtp:// for each name (SNI). When the operator swaps that copy for
 # another certificate and reloads Postfix by hand, the agent sees the drift
 # within an interval, logs it once per URL and name, shows it in show, status
@@ -60,7 +61,7 @@ validity = 1d
 
 [cert "mail"]
 issuer         = ca
-names          = mail.example.test, smtp.example.test
+names          = mail.example.test, smtp.example.test, 127.0.0.1
 jitter         = 0%
 bundle         = $T/tls/mail.pem
 reload         = counted

@@ -194,8 +194,10 @@ void pl_on_reload_result(void *arg, void *owner, const char *reloader,
 			pl->once_failures++;
 	}
 	add_reload_item(c, item);
-	if (--c->round.pending == 0)
+	if (--c->round.pending == 0) {
+		pl_inflight_dec(pl);
 		round_over(c);
+	}
 }
 
 void pl_reload_start(struct cert *c)
@@ -221,6 +223,15 @@ void pl_reload_start(struct cert *c)
 	/* once: all reloads run together at the end of the pass */
 	c->round.pending = (unsigned)cs_reloads_request(pl->rl, c, &c->cfg->reload, c->cfg->name,
 							files, c->serial, !pl->once);
-	if (c->round.pending == 0)
+	if (c->round.pending == 0) {
 		round_over(c);
+		return;
+	}
+	/*
+	 * The round is work in flight until its last result: cs_reloads tells
+	 * the owners of one reload one after another, after it stopped counting
+	 * the reload as running, and an owner told first must not find the
+	 * pipeline quiet (--once done, or torn down) while another still waits.
+	 */
+	pl_inflight_inc(pl);
 }

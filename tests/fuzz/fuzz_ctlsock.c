@@ -1,6 +1,6 @@
 /*
  * fuzz_ctlsock - libFuzzer target for the status socket's request handling
- * (agent/cs_ctlsock.c): the bytes are sent, as they are, by a client of a
+ * (agent/control/cs_ctlsock.c): the bytes are sent, as they are, by a client of a
  * real server running in this process on a Unix socket in a scratch
  * directory, over two fake certificates. The server splits them into lines
  * (CR LF, a last line without its newline, over-long lines), parses each as

@@ -45,7 +45,7 @@ grep -q "V_INTERVAL, AG(verify_interval)" "$S/agent/cs_config.c" &&
 pass "certsync.conf(5): verify_interval under [agent] and [cert]"
 
 for m in certsync_verify_ok certsync_served_match; do
-	grep -q "family(b, \"$m\"" "$S/agent/cs_metrics.c" || fail "cs_metrics.c no longer renders $m"
+	grep -q "family(b, \"$m\"" "$S/agent/control/cs_metrics.c" || fail "cs_metrics.c no longer renders $m"
 	sed -n '/^\.SH METRICS/,/^\.SH LIMITS/p' "$S/packaging/man/certsyncctl.8" | grep -q "^\.B $m{" ||
 		fail "certsyncctl(8): $m is not under METRICS"
 	grep -q "\`$m" "$S/README.md" || fail "README: $m is not named"

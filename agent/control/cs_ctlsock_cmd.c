@@ -30,6 +30,131 @@ static bool bare_command(const char *line, size_t len, char cmd[16])
 	return true;
 }
 
+/*
+ * A command's handler returns the answer to send (NULL: out of memory), or
+ * sets *done when the client has its answer already, will have it later
+ * (c->deferred) or was closed.
+ */
+typedef json_t *cmd_fn(struct client *c, json_t *req, const char *name, bool *done);
+
+/* list: clients asking in the same loop turn get the same bytes. */
+static json_t *run_list(struct client *c, json_t *req, const char *name, bool *done)
+{
+	struct cs_ctlsock *s = c->s;
+	uint64_t t = uv_now(s->loop);
+	json_t *resp;
+
+	(void)req;
+	(void)name;
+	if (s->list_cache == NULL || s->list_cache_at != t) {
+		resp = cs_ctlsock__cmd_list(s);
+		if (resp == NULL)
+			return NULL;
+		cs_ctlsock__answer_unref(s->list_cache);
+		s->list_cache = cs_ctlsock__answer_json(resp);
+		s->list_cache_at = t;
+		if (s->list_cache == NULL) {
+			cs_ctlsock__close_client(c);
+			*done = true;
+			return NULL;
+		}
+	}
+	s->ag.requests_ok++;
+	cs_ctlsock__send_answer(c, s->list_cache);
+	*done = true;
+	return NULL;
+}
+
+static json_t *run_show(struct client *c, json_t *req, const char *name, bool *done)
+{
+	(void)req;
+	(void)done;
+	return cs_ctlsock__cmd_show(c->s, name);
+}
+
+static json_t *run_status(struct client *c, json_t *req, const char *name, bool *done)
+{
+	struct answer *a = cs_ctlsock__status_answer(c->s);
+
+	(void)req;
+	(void)name;
+	if (a == NULL)
+		return NULL;
+	c->s->ag.requests_ok++;
+	cs_ctlsock__send_answer(c, a);
+	*done = true;
+	return NULL;
+}
+
+static json_t *run_renew(struct client *c, json_t *req, const char *name, bool *done)
+{
+	json_t *resp = cs_ctlsock__cmd_renew(c, name, json_is_true(json_object_get(req, "force")),
+					     json_is_true(json_object_get(req, "wait")));
+
+	*done = resp == NULL && c->deferred != NULL;
+	return resp;
+}
+
+static json_t *run_reload(struct client *c, json_t *req, const char *name, bool *done)
+{
+	(void)req;
+	(void)done;
+	if (name == NULL)
+		return cs_ctlsock__error_json("bad_request", "reload needs a \"name\"");
+	return cs_ctlsock__cmd_hook(c->s, "reload", name, c->s->be.reload);
+}
+
+static json_t *run_rehash(struct client *c, json_t *req, const char *name, bool *done)
+{
+	(void)req;
+	(void)done;
+	return cs_ctlsock__cmd_hook(c->s, "rehash", name, c->s->be.rehash);
+}
+
+static json_t *run_metrics(struct client *c, json_t *req, const char *name, bool *done)
+{
+	(void)req;
+	(void)name;
+	(void)done;
+	return cs_ctlsock__cmd_metrics(c->s);
+}
+
+static json_t *run_adopt(struct client *c, json_t *req, const char *name, bool *done)
+{
+	json_t *resp = cs_ctlsock__cmd_adopt(c, name);
+
+	(void)req;
+	*done = resp == NULL && c->deferred != NULL;
+	return resp;
+}
+
+static json_t *run_revoke(struct client *c, json_t *req, const char *name, bool *done)
+{
+	json_t *resp = cs_ctlsock__cmd_revoke(c, name, json_object_get(req, "reason"));
+
+	*done = resp == NULL && c->deferred != NULL;
+	return resp;
+}
+
+enum { ACCESS_READ = 1, ACCESS_CHANGE = 2 };
+
+/*
+ * The commands, the access a client needs for each (that of
+ * cs_ctlsock_access) and their handlers. A command not in the table is a
+ * bad_request, refused first to a client that may not read.
+ */
+static const struct {
+	const char *name;
+	int access;
+	cmd_fn *run;
+} commands[] = {
+	{ "list", ACCESS_READ, run_list },	   { "show", ACCESS_READ, run_show },
+	{ "status", ACCESS_READ, run_status },	   { "renew", ACCESS_CHANGE, run_renew },
+	{ "reload", ACCESS_CHANGE, run_reload },   { "rehash", ACCESS_CHANGE, run_rehash },
+	{ "metrics", ACCESS_READ, run_metrics },   { "adopt", ACCESS_CHANGE, run_adopt },
+	{ "revoke", ACCESS_CHANGE, run_revoke },
+};
+
 /* Answers one request line. */
 void cs_ctlsock__handle(struct client *c, const char *line, size_t len)
 {
@@ -38,7 +163,8 @@ void cs_ctlsock__handle(struct client *c, const char *line, size_t len)
 	json_t *req = NULL, *resp = NULL;
 	const char *cmd = NULL, *name = NULL;
 	char bare[16];
-	bool change = false;
+	bool change, done = false;
+	size_t i;
 
 	/* req stays NULL for a bare command: json_object_get(NULL, ...) is NULL. */
 	if (bare_command(line, len, bare)) {
@@ -61,10 +187,11 @@ void cs_ctlsock__handle(struct client *c, const char *line, size_t len)
 		resp = cs_ctlsock__error_json("bad_request", "a request needs \"cmd\" (a string)");
 		goto out;
 	}
-	change = strcmp(cmd, "renew") == 0 || strcmp(cmd, "rehash") == 0 ||
-		 strcmp(cmd, "reload") == 0 || strcmp(cmd, "revoke") == 0 ||
-		 strcmp(cmd, "adopt") == 0;
-	if (c->access < 1 || (change && c->access < 2)) {
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			break;
+	change = i < sizeof(commands) / sizeof(commands[0]) && commands[i].access == ACCESS_CHANGE;
+	if (c->access < ACCESS_READ || (change && c->access < ACCESS_CHANGE)) {
 		s->ag.requests_refused++;
 		cs_notice("status socket: refused \"%s\" from uid %u", cmd, (unsigned)c->uid);
 		cs_ctlsock__send_json(c, cs_ctlsock__error_json("refused",
@@ -79,64 +206,15 @@ void cs_ctlsock__handle(struct client *c, const char *line, size_t len)
 		cs_ctlsock__answer_unref(s->list_cache); /* this may change what list says */
 		s->list_cache = NULL;
 	}
-	if (strcmp(cmd, "list") == 0) {
-		uint64_t t = uv_now(s->loop);
-		if (s->list_cache == NULL || s->list_cache_at != t) {
-			resp = cs_ctlsock__cmd_list(s);
-			if (resp == NULL)
-				goto out;
-			cs_ctlsock__answer_unref(s->list_cache);
-			s->list_cache = cs_ctlsock__answer_json(resp);
-			s->list_cache_at = t;
-			if (s->list_cache == NULL) {
-				cs_ctlsock__close_client(c);
-				json_decref(req);
-				return;
-			}
-		}
-		s->ag.requests_ok++;
-		cs_ctlsock__send_answer(c, s->list_cache);
-		json_decref(req);
-		return;
-	} else if (strcmp(cmd, "show") == 0)
-		resp = cs_ctlsock__cmd_show(s, name);
-	else if (strcmp(cmd, "status") == 0) {
-		struct answer *a = cs_ctlsock__status_answer(s);
-		if (a == NULL)
-			goto out;
-		s->ag.requests_ok++;
-		cs_ctlsock__send_answer(c, a);
-		json_decref(req);
-		return;
-	} else if (strcmp(cmd, "renew") == 0) {
-		resp = cs_ctlsock__cmd_renew(c, name, json_is_true(json_object_get(req, "force")),
-				 json_is_true(json_object_get(req, "wait")));
-		if (resp == NULL && c->deferred != NULL) {
-			json_decref(req);
-			return;
-		}
-	}
-	else if (strcmp(cmd, "reload") == 0)
-		resp = name == NULL ? cs_ctlsock__error_json("bad_request", "reload needs a \"name\"")
-				    : cs_ctlsock__cmd_hook(s, "reload", name, s->be.reload);
-	else if (strcmp(cmd, "rehash") == 0)
-		resp = cs_ctlsock__cmd_hook(s, "rehash", name, s->be.rehash);
-	else if (strcmp(cmd, "metrics") == 0)
-		resp = cs_ctlsock__cmd_metrics(s);
-	else if (strcmp(cmd, "adopt") == 0) {
-		resp = cs_ctlsock__cmd_adopt(c, name);
-		if (resp == NULL && c->deferred != NULL) {
-			json_decref(req);
-			return;
-		}
-	} else if (strcmp(cmd, "revoke") == 0) {
-		resp = cs_ctlsock__cmd_revoke(c, name, json_object_get(req, "reason"));
-		if (resp == NULL && c->deferred != NULL) {
-			json_decref(req);
-			return;
-		}
-	} else
+	if (i == sizeof(commands) / sizeof(commands[0])) {
 		resp = cs_ctlsock__error_json("bad_request", "unknown command \"%s\"", cmd);
+		goto out;
+	}
+	resp = commands[i].run(c, req, name, &done);
+	if (done) {
+		json_decref(req);
+		return;
+	}
 out:
 	if (resp == NULL)
 		resp = cs_ctlsock__error_json("internal", "out of memory");
@@ -147,4 +225,3 @@ out:
 	cs_ctlsock__send_json(c, resp);
 	json_decref(req);
 }
-

@@ -4,7 +4,7 @@
  * certificate files.
  */
 #include "ctl.h"
-#include "cs_ctlsock.h"
+#include "cs_proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@ static void usage(FILE *out)
 		     "  -s, --socket SOCKET  the agent's status socket (default %s)\n"
 		     "      --json           the agent's answer as JSON, for scripts\n\n"
 		     "Agent commands (status socket):\n",
-		CS_CTLSOCK_DEFAULT_PATH);
+		CS_PROTO_SOCKET_PATH);
 	for (const struct ctl_cmd *c = ctl_online_cmds; c->name != NULL; c++)
 		fprintf(out, "  %-50s %s\n", c->usage, c->help);
 	fprintf(out, "\nOffline commands (no agent needed):\n");

@@ -5,6 +5,7 @@
  */
 #include "cs_early.h"
 #include "cs_config.h"
+#include "cs_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,7 +89,7 @@ int cs_early_read(const char *path, struct cs_early *e)
 		rc = -EINVAL; /* a syntax error on line rc */
 	if (rc == 0 && ((e->state_dir == NULL && set_path(&e->state_dir, "/var/lib/certsync") < 0) ||
 			(e->socket == NULL &&
-			 set_path(&e->socket, "/run/certsync/certsync.sock") < 0)))
+			 set_path(&e->socket, CS_PROTO_SOCKET_PATH) < 0)))
 		rc = -ENOMEM;
 	if (rc < 0)
 		cs_early_clear(e);

@@ -3,7 +3,7 @@
  * status socket: status, list, show, renew, rehash, reload, revoke, metrics.
  *
  * One connection per command; requests and answers are single JSON lines
- * (see cs_ctlsock.h). Tables for people by default (colour only on a
+ * (see cs_proto.h). Tables for people by default (colour only on a
  * terminal), the agent's JSON as it came with --json.
  *
  * Exit status: 0 all well; 1 the agent refused or could not do it, or a cert
@@ -11,7 +11,7 @@
  * reached.
  */
 #include "ctl.h"
-#include "cs_ctlsock.h"
+#include "cs_proto.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -66,7 +66,7 @@ struct conn {
 
 static const char *sock_path(void)
 {
-	return ctl_socket_path != NULL ? ctl_socket_path : CS_CTLSOCK_DEFAULT_PATH;
+	return ctl_socket_path != NULL ? ctl_socket_path : CS_PROTO_SOCKET_PATH;
 }
 
 /* Returns 0, or EX_UNREACHABLE with a message on stderr. */
@@ -212,7 +212,7 @@ static int call(json_t *req, json_t **resp, char **line)
 /* Prints the agent's error; returns EX_FAIL. */
 static int agent_error(const char *cmd, json_t *resp)
 {
-	const char *msg = json_string_value(json_object_get(resp, "error"));
+	const char *msg = json_string_value(json_object_get(resp, CS_PROTO_K_ERROR));
 
 	fprintf(stderr, "certsyncctl %s: %s\n", cmd, msg ? msg : "the agent said no");
 	return EX_FAIL;
@@ -280,8 +280,8 @@ static const char *short_time(const char *iso, char *buf, size_t len)
 /* "[#####-----]": the share of the lifetime left. */
 static void days_bar(json_t *cert, char *out, size_t len)
 {
-	time_t nb = parse_time(jstr(cert, "not_before", NULL));
-	time_t na = parse_time(jstr(cert, "not_after", NULL));
+	time_t nb = parse_time(jstr(cert, CS_PROTO_K_NOT_BEFORE, NULL));
+	time_t na = parse_time(jstr(cert, CS_PROTO_K_NOT_AFTER, NULL));
 	time_t now = time(NULL);
 	int filled = 0;
 
@@ -304,8 +304,8 @@ static void days_bar(json_t *cert, char *out, size_t len)
 
 static void days_text(json_t *cert, char *out, size_t len)
 {
-	json_t *d = json_object_get(cert, "days_left");
-	time_t na = parse_time(jstr(cert, "not_after", NULL));
+	json_t *d = json_object_get(cert, CS_PROTO_K_DAYS_LEFT);
+	time_t na = parse_time(jstr(cert, CS_PROTO_K_NOT_AFTER, NULL));
 
 	if (!json_is_integer(d)) {
 		snprintf(out, len, "-");
@@ -325,8 +325,8 @@ static void print_list(json_t *certs)
 	char bar[32], days[32], t1[32], t2[32];
 
 	json_array_foreach(certs, i, c) {
-		size_t n = strlen(jstr(c, "name", ""));
-		size_t s = strlen(jstr(c, "state", ""));
+		size_t n = strlen(jstr(c, CS_PROTO_K_NAME, ""));
+		size_t s = strlen(jstr(c, CS_PROTO_K_STATE, ""));
 		if (n > wname)
 			wname = n;
 		if (s > wstate)
@@ -335,16 +335,16 @@ static void print_list(json_t *certs)
 	printf("%-*s  %-*s  %5s %-12s  %-16s  %-16s  %4s  %s\n", (int)wname, "NAME", (int)wstate,
 	       "STATE", "DAYS", "", "NOT AFTER", "NEXT RENEWAL", "FAIL", "LAST ERROR");
 	json_array_foreach(certs, i, c) {
-		const char *state = jstr(c, "state", "?");
-		const char *err = jstr(c, "last_error", "");
+		const char *state = jstr(c, CS_PROTO_K_STATE, "?");
+		const char *err = jstr(c, CS_PROTO_K_LAST_ERROR, "");
 		days_bar(c, bar, sizeof(bar));
 		days_text(c, days, sizeof(days));
 		printf("%-*s  %s%-*s%s  %5s %-12s  %-16s  %-16s  %4lld  %.60s\n", (int)wname,
-		       jstr(c, "name", "?"), colour ? state_colour(state) : "", (int)wstate, state,
-		       colour ? "\033[0m" : "", days, bar,
-		       short_time(jstr(c, "not_after", NULL), t1, sizeof(t1)),
-		       short_time(jstr(c, "next_renewal", NULL), t2, sizeof(t2)),
-		       (long long)json_integer_value(json_object_get(c, "failures")), err);
+		       jstr(c, CS_PROTO_K_NAME, "?"), colour ? state_colour(state) : "",
+		       (int)wstate, state, colour ? "\033[0m" : "", days, bar,
+		       short_time(jstr(c, CS_PROTO_K_NOT_AFTER, NULL), t1, sizeof(t1)),
+		       short_time(jstr(c, CS_PROTO_K_NEXT_RENEWAL, NULL), t2, sizeof(t2)),
+		       (long long)json_integer_value(json_object_get(c, CS_PROTO_K_FAILURES)), err);
 	}
 }
 
@@ -356,31 +356,34 @@ static void print_field(const char *label, const char *value)
 /* The drift checks: the verdict, then one line per verify URL and name. */
 static void print_served(json_t *c)
 {
-	json_t *served = json_object_get(c, "served"), *v;
+	json_t *served = json_object_get(c, CS_PROTO_K_SERVED), *v;
 	char buf[1024];
 	size_t i;
 
-	if (!json_is_string(json_object_get(c, "drift")))
+	if (!json_is_string(json_object_get(c, CS_PROTO_K_DRIFT)))
 		return;
-	print_field("served drift", jstr(c, "drift", "?"));
+	print_field("served drift", jstr(c, CS_PROTO_K_DRIFT, "?"));
 	json_array_foreach(served, i, v) {
-		json_t *m = json_object_get(v, "match");
-		const char *name = jstr(v, "name", "");
+		json_t *m = json_object_get(v, CS_PROTO_K_MATCH);
+		const char *name = jstr(v, CS_PROTO_K_NAME, "");
 
-		if (jstr(v, "checked", NULL) == NULL)
-			snprintf(buf, sizeof(buf), "%s (name %s): not checked yet", jstr(v, "url", "?"),
-				 name[0] ? name : "none");
+		if (jstr(v, CS_PROTO_K_CHECKED, NULL) == NULL)
+			snprintf(buf, sizeof(buf), "%s (name %s): not checked yet",
+				 jstr(v, CS_PROTO_K_URL, "?"), name[0] ? name : "none");
 		else if (json_is_true(m))
 			snprintf(buf, sizeof(buf), "%s (name %s): deployed certificate, at %s",
-				 jstr(v, "url", "?"), name[0] ? name : "none", jstr(v, "checked", "?"));
+				 jstr(v, CS_PROTO_K_URL, "?"), name[0] ? name : "none",
+				 jstr(v, CS_PROTO_K_CHECKED, "?"));
 		else if (json_is_false(m))
-			snprintf(buf, sizeof(buf), "%s (name %s): OTHER certificate sha256 %s, at %s",
-				 jstr(v, "url", "?"), name[0] ? name : "none", jstr(v, "sha256", "?"),
-				 jstr(v, "checked", "?"));
+			snprintf(buf, sizeof(buf),
+				 "%s (name %s): OTHER certificate sha256 %s, at %s",
+				 jstr(v, CS_PROTO_K_URL, "?"), name[0] ? name : "none",
+				 jstr(v, CS_PROTO_K_SHA256, "?"), jstr(v, CS_PROTO_K_CHECKED, "?"));
 		else
 			snprintf(buf, sizeof(buf), "%s (name %s): no answer (%s), at %s",
-				 jstr(v, "url", "?"), name[0] ? name : "none",
-				 jstr(v, "error", "no reason given"), jstr(v, "checked", "?"));
+				 jstr(v, CS_PROTO_K_URL, "?"), name[0] ? name : "none",
+				 jstr(v, CS_PROTO_K_ERROR, "no reason given"),
+				 jstr(v, CS_PROTO_K_CHECKED, "?"));
 		print_field(i == 0 ? "served" : "", buf);
 	}
 }
@@ -388,64 +391,66 @@ static void print_served(json_t *c)
 static void print_cert(json_t *c)
 {
 	bool colour = use_colour();
-	const char *state = jstr(c, "state", "?");
+	const char *state = jstr(c, CS_PROTO_K_STATE, "?");
 	char bar[32], days[32], buf[4096] = "";
 	size_t i;
 	json_t *n;
 
-	printf("%s\n", jstr(c, "name", "?"));
+	printf("%s\n", jstr(c, CS_PROTO_K_NAME, "?"));
 	printf("  %-20s %s%s%s\n", "state", colour ? state_colour(state) : "", state,
 	       colour ? "\033[0m" : "");
-	json_array_foreach(json_object_get(c, "names"), i, n) {
+	json_array_foreach(json_object_get(c, CS_PROTO_K_NAMES), i, n) {
 		size_t used = strlen(buf);
 		snprintf(buf + used, sizeof(buf) - used, "%s%s", i ? ", " : "",
 			 json_string_value(n));
 	}
 	print_field("names", buf);
-	if (jstr(c, "stage", NULL) != NULL) {
-		snprintf(buf, sizeof(buf), "%s since %s", jstr(c, "stage", "?"),
-			 jstr(c, "stage_since", "?"));
+	if (jstr(c, CS_PROTO_K_STAGE, NULL) != NULL) {
+		snprintf(buf, sizeof(buf), "%s since %s", jstr(c, CS_PROTO_K_STAGE, "?"),
+			 jstr(c, CS_PROTO_K_STAGE_SINCE, "?"));
 		print_field("stage", buf);
 	}
-	if (jstr(c, "retry_at", NULL) != NULL) {
-		snprintf(buf, sizeof(buf), "%s (%s)", jstr(c, "retry_at", "?"),
-			 jstr(c, "retry_reason", "no reason given"));
+	if (jstr(c, CS_PROTO_K_RETRY_AT, NULL) != NULL) {
+		snprintf(buf, sizeof(buf), "%s (%s)", jstr(c, CS_PROTO_K_RETRY_AT, "?"),
+			 jstr(c, CS_PROTO_K_RETRY_REASON, "no reason given"));
 		print_field("next attempt", buf);
 	}
-	if (json_is_integer(json_object_get(c, "pending_generation"))) {
+	if (json_is_integer(json_object_get(c, CS_PROTO_K_PENDING_GENERATION))) {
 		snprintf(buf, sizeof(buf), "%lld (issued, not yet deployed)",
-			 (long long)json_integer_value(json_object_get(c, "pending_generation")));
+			 (long long)json_integer_value(
+				 json_object_get(c, CS_PROTO_K_PENDING_GENERATION)));
 		print_field("pending generation", buf);
 	}
-	if (json_is_integer(json_object_get(c, "rollback_generation"))) {
+	if (json_is_integer(json_object_get(c, CS_PROTO_K_ROLLBACK_GENERATION))) {
 		snprintf(buf, sizeof(buf), "%lld",
-			 (long long)json_integer_value(json_object_get(c, "rollback_generation")));
+			 (long long)json_integer_value(
+				 json_object_get(c, CS_PROTO_K_ROLLBACK_GENERATION)));
 		print_field("rollback generation", buf);
 	}
-	print_field("issuer", jstr(c, "issuer", NULL));
-	print_field("serial", jstr(c, "serial", NULL));
-	print_field("sha256", jstr(c, "sha256", NULL));
-	print_field("not before", jstr(c, "not_before", NULL));
-	print_field("not after", jstr(c, "not_after", NULL));
+	print_field("issuer", jstr(c, CS_PROTO_K_ISSUER, NULL));
+	print_field("serial", jstr(c, CS_PROTO_K_SERIAL, NULL));
+	print_field("sha256", jstr(c, CS_PROTO_K_SHA256, NULL));
+	print_field("not before", jstr(c, CS_PROTO_K_NOT_BEFORE, NULL));
+	print_field("not after", jstr(c, CS_PROTO_K_NOT_AFTER, NULL));
 	days_bar(c, bar, sizeof(bar));
 	days_text(c, days, sizeof(days));
 	snprintf(buf, sizeof(buf), "%s %s", days, bar);
 	print_field("days left", buf);
-	snprintf(buf, sizeof(buf), "%s (%s)", jstr(c, "next_renewal", "-"),
-		 jstr(c, "next_renewal_reason", "no reason given"));
+	snprintf(buf, sizeof(buf), "%s (%s)", jstr(c, CS_PROTO_K_NEXT_RENEWAL, "-"),
+		 jstr(c, CS_PROTO_K_NEXT_RENEWAL_REASON, "no reason given"));
 	print_field("next renewal", buf);
-	print_field("last renewal", jstr(c, "last_renewal", "never"));
+	print_field("last renewal", jstr(c, CS_PROTO_K_LAST_RENEWAL, "never"));
 	snprintf(buf, sizeof(buf), "%lld",
-		 (long long)json_integer_value(json_object_get(c, "failures")));
+		 (long long)json_integer_value(json_object_get(c, CS_PROTO_K_FAILURES)));
 	print_field("failures", buf);
-	print_field("last error", jstr(c, "last_error", NULL));
-	print_field("last reload", jstr(c, "last_reload", NULL));
-	print_field("last verify", jstr(c, "last_verify", NULL));
+	print_field("last error", jstr(c, CS_PROTO_K_LAST_ERROR, NULL));
+	print_field("last reload", jstr(c, CS_PROTO_K_LAST_RELOAD, NULL));
+	print_field("last verify", jstr(c, CS_PROTO_K_LAST_VERIFY, NULL));
 	print_served(c);
-	if (json_object_get(c, "deployed") != NULL) {
-		const char *why = jstr(c, "deployed_reason", NULL);
-		snprintf(buf, sizeof(buf), "%s%s%s", jstr(c, "deployed", "?"), why ? ": " : "",
-			 why ? why : "");
+	if (json_object_get(c, CS_PROTO_K_DEPLOYED) != NULL) {
+		const char *why = jstr(c, CS_PROTO_K_DEPLOYED_REASON, NULL);
+		snprintf(buf, sizeof(buf), "%s%s%s", jstr(c, CS_PROTO_K_DEPLOYED, "?"),
+			 why ? ": " : "", why ? why : "");
 		print_field("deployed files", buf);
 	}
 }
@@ -524,7 +529,8 @@ static int parse(int argc, char **argv, const char *usage, int min_pos, int max_
 	}
 	for (int i = optind; i < argc; i++) {
 		if (a->n_pos >= max_pos || a->n_pos >= 4) {
-			fprintf(stderr, "certsyncctl: unexpected argument '%s'\nusage: certsyncctl %s\n",
+			fprintf(stderr,
+				"certsyncctl: unexpected argument '%s'\nusage: certsyncctl %s\n",
 				argv[i], usage);
 			return EX_USAGE;
 		}
@@ -548,7 +554,7 @@ static int simple(const char *cmd, json_t *req, json_t **resp)
 	if (ctl_json)
 		printf("%s\n", line);
 	free(line);
-	if (!json_is_true(json_object_get(*resp, "ok"))) {
+	if (!json_is_true(json_object_get(*resp, CS_PROTO_K_OK))) {
 		if (!ctl_json)
 			agent_error(cmd, *resp);
 		return EX_FAIL;
@@ -566,13 +572,13 @@ int ctl_status_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = simple("status", json_pack("{s:s}", "cmd", "status"), &resp);
+	rc = simple("status", json_pack("{s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_STATUS), &resp);
 	if (rc == 0) {
-		json_t *states = json_object_get(resp, "states");
+		json_t *states = json_object_get(resp, CS_PROTO_K_STATES);
 		const char *k;
 		json_t *v;
 		char buf[1024] = "";
-		long long up = json_integer_value(json_object_get(resp, "uptime"));
+		long long up = json_integer_value(json_object_get(resp, CS_PROTO_K_UPTIME));
 		json_object_foreach(states, k, v) {
 			if (json_integer_value(v) == 0)
 				continue;
@@ -582,40 +588,49 @@ int ctl_status_main(int argc, char **argv)
 		}
 		if (!ctl_json) {
 			printf("certsyncd %s (pid %lld), up %lldd %lldh %lldm\n",
-			       jstr(resp, "version", "?"),
-			       (long long)json_integer_value(json_object_get(resp, "pid")),
+			       jstr(resp, CS_PROTO_K_VERSION, "?"),
+			       (long long)json_integer_value(json_object_get(resp, CS_PROTO_K_PID)),
 			       up / 86400, up % 86400 / 3600, up % 3600 / 60);
-			if (json_is_string(json_object_get(resp, "starting")))
-				printf("starting: %s\n", jstr(resp, "starting", "?"));
+			if (json_is_string(json_object_get(resp, CS_PROTO_K_STARTING)))
+				printf("starting: %s\n", jstr(resp, CS_PROTO_K_STARTING, "?"));
 			printf("certs: %lld%s%s%s\n",
-			       (long long)json_integer_value(json_object_get(resp, "certs")),
+			       (long long)json_integer_value(
+				       json_object_get(resp, CS_PROTO_K_CERTS)),
 			       buf[0] ? " (" : "", buf, buf[0] ? ")" : "");
-			printf("next renewal: %s%s%s%s\n", jstr(resp, "next_renewal", "none"),
-			       json_is_string(json_object_get(resp, "next_renewal_cert")) ? " (" : "",
-			       jstr(resp, "next_renewal_cert", ""),
-			       json_is_string(json_object_get(resp, "next_renewal_cert")) ? ")" : "");
+			printf("next renewal: %s%s%s%s\n",
+			       jstr(resp, CS_PROTO_K_NEXT_RENEWAL, "none"),
+			       json_is_string(json_object_get(resp, CS_PROTO_K_NEXT_RENEWAL_CERT))
+				       ? " ("
+				       : "",
+			       jstr(resp, CS_PROTO_K_NEXT_RENEWAL_CERT, ""),
+			       json_is_string(json_object_get(resp, CS_PROTO_K_NEXT_RENEWAL_CERT))
+				       ? ")"
+				       : "");
 		}
-		json_array_foreach(json_object_get(resp, "problems"), i, p) {
+		json_array_foreach(json_object_get(resp, CS_PROTO_K_PROBLEMS), i, p) {
 			if (!ctl_json)
-				printf("problem: %s is %s (%lld failure(s)): %s\n", jstr(p, "name", "?"),
-				       jstr(p, "state", "?"),
-				       (long long)json_integer_value(json_object_get(p, "failures")),
-				       jstr(p, "last_error", "no error recorded"));
+				printf("problem: %s is %s (%lld failure(s)): %s\n",
+				       jstr(p, CS_PROTO_K_NAME, "?"),
+				       jstr(p, CS_PROTO_K_STATE, "?"),
+				       (long long)json_integer_value(
+					       json_object_get(p, CS_PROTO_K_FAILURES)),
+				       jstr(p, CS_PROTO_K_LAST_ERROR, "no error recorded"));
 			rc = EX_FAIL;
 		}
-		if (json_integer_value(json_object_get(resp, "drifted")) > 0) {
+		if (json_integer_value(json_object_get(resp, CS_PROTO_K_DRIFTED)) > 0) {
 			if (!ctl_json)
 				printf("problem: %lld cert(s) served other than deployed (e.g. %s; "
 				       "see certsyncctl show)\n",
-				       (long long)json_integer_value(json_object_get(resp, "drifted")),
-				       jstr(resp, "drifted_cert", "?"));
+				       (long long)json_integer_value(
+					       json_object_get(resp, CS_PROTO_K_DRIFTED)),
+				       jstr(resp, CS_PROTO_K_DRIFTED_CERT, "?"));
 			rc = EX_FAIL;
 		}
-		json_array_foreach(json_object_get(resp, "capath_problems"), i, p) {
-			const char *file = jstr(p, "file", "");
+		json_array_foreach(json_object_get(resp, CS_PROTO_K_CAPATH_PROBLEMS), i, p) {
+			const char *file = jstr(p, CS_PROTO_K_FILE, "");
 			if (!ctl_json)
-				printf("problem: %s: %s%s%s\n", jstr(p, "section", "?"), file,
-				       file[0] ? ": " : "", jstr(p, "reason", "?"));
+				printf("problem: %s: %s%s%s\n", jstr(p, CS_PROTO_K_SECTION, "?"),
+				       file, file[0] ? ": " : "", jstr(p, CS_PROTO_K_REASON, "?"));
 			rc = EX_FAIL;
 		}
 	}
@@ -633,13 +648,13 @@ int ctl_list_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = simple("list", json_pack("{s:s}", "cmd", "list"), &resp);
+	rc = simple("list", json_pack("{s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_LIST), &resp);
 	if (rc == 0) {
-		json_t *certs = json_object_get(resp, "certs");
+		json_t *certs = json_object_get(resp, CS_PROTO_K_CERTS);
 		if (!ctl_json)
 			print_list(certs);
 		json_array_foreach(certs, i, c)
-			if (bad_state(jstr(c, "state", NULL)))
+			if (bad_state(jstr(c, CS_PROTO_K_STATE, NULL)))
 				rc = EX_FAIL;
 	}
 	json_decref(resp);
@@ -655,12 +670,15 @@ int ctl_show_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = simple("show", json_pack("{s:s,s:s}", "cmd", "show", "name", a.pos[0]), &resp);
+	rc = simple("show",
+		    json_pack("{s:s,s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_SHOW, CS_PROTO_K_NAME,
+			      a.pos[0]),
+		    &resp);
 	if (rc == 0) {
-		json_t *c = json_object_get(resp, "cert");
+		json_t *c = json_object_get(resp, CS_PROTO_K_CERT);
 		if (!ctl_json)
 			print_cert(c);
-		if (bad_state(jstr(c, "state", NULL)))
+		if (bad_state(jstr(c, CS_PROTO_K_STATE, NULL)))
 			rc = EX_FAIL;
 	}
 	json_decref(resp);
@@ -673,9 +691,9 @@ static const char *renew_words(const char *res)
 	static const struct {
 		const char *result, *words;
 	} w[] = {
-		{ "started", "renewal started" },
-		{ "not_due", "not due (use --force to renew anyway)" },
-		{ "busy", "busy (a renewal, reload, revoke or check is in flight)" },
+		{ CS_PROTO_R_STARTED, "renewal started" },
+		{ CS_PROTO_R_NOT_DUE, "not due (use --force to renew anyway)" },
+		{ CS_PROTO_R_BUSY, "busy (a renewal, reload, revoke or check is in flight)" },
 		{ "verified", "renewed, deployed, reloaded and verified" },
 		{ "deployed", "renewed, deployed and reloaded (nothing to verify)" },
 		{ "rolled_back", "rolled back" },
@@ -691,9 +709,9 @@ static const char *renew_words(const char *res)
 /* The exit status a renew result gives (the worst of all wins). */
 static int renew_status(const char *res, bool wait)
 {
-	if (strcmp(res, "busy") == 0)
+	if (strcmp(res, CS_PROTO_R_BUSY) == 0)
 		return wait ? EX_BUSY : 0;
-	if (strcmp(res, "started") == 0 || strcmp(res, "not_due") == 0 ||
+	if (strcmp(res, CS_PROTO_R_STARTED) == 0 || strcmp(res, CS_PROTO_R_NOT_DUE) == 0 ||
 	    strcmp(res, "verified") == 0 || strcmp(res, "deployed") == 0)
 		return 0;
 	return EX_FAIL;
@@ -727,19 +745,20 @@ int ctl_renew_main(int argc, char **argv)
 		fprintf(stderr, "usage: certsyncctl renew NAME|all [--force] [--wait]\n");
 		return EX_USAGE;
 	}
-	name = a.all ? "all" : a.pos[0];
+	name = a.all ? CS_PROTO_ALL : a.pos[0];
 	if (a.wait)
 		read_timeout_ms = a.timeout > INT_MAX / 1000 ? INT_MAX : (int)(a.timeout * 1000);
 	rc = simple("renew",
-		    json_pack("{s:s,s:s,s:b,s:b}", "cmd", "renew", "name", name, "force", a.force,
-			      "wait", a.wait),
+		    json_pack("{s:s,s:s,s:b,s:b}", CS_PROTO_K_CMD, CS_PROTO_CMD_RENEW,
+			      CS_PROTO_K_NAME, name, CS_PROTO_K_FORCE, a.force, CS_PROTO_K_WAIT,
+			      a.wait),
 		    &resp);
 	if (rc == EX_UNREACHABLE && a.wait)
 		fprintf(stderr, "certsyncctl renew: the renewal may still be running; see "
 				"certsyncctl show\n");
 	if (rc != 0)
 		goto out;
-	json_t *results = json_object_get(resp, "results");
+	json_t *results = json_object_get(resp, CS_PROTO_K_RESULTS);
 	if (results == NULL) {
 		results = json_array();
 		json_array_append(results, resp);
@@ -747,21 +766,22 @@ int ctl_renew_main(int argc, char **argv)
 		json_incref(results);
 	}
 	json_array_foreach(results, i, r) {
-		const char *res = jstr(r, "result", "?");
-		const char *msg = jstr(r, "message", "");
+		const char *res = jstr(r, CS_PROTO_K_RESULT, "?");
+		const char *msg = jstr(r, CS_PROTO_K_MESSAGE, "");
 		int st = renew_status(res, a.wait);
 		if (!ctl_json)
-			printf("%s: %s%s%s\n", jstr(r, "name", "?"), renew_words(res),
+			printf("%s: %s%s%s\n", jstr(r, CS_PROTO_K_NAME, "?"), renew_words(res),
 			       msg[0] ? ": " : "", msg);
 		if (st == EX_FAIL || (st == EX_BUSY && rc == 0))
 			rc = st;
 	}
 	json_decref(results);
 	/* renew all lists only the certs that were not simply not due. */
-	json_t *not_due = json_object_get(json_object_get(resp, "counts"), "not_due");
+	json_t *not_due =
+		json_object_get(json_object_get(resp, CS_PROTO_K_COUNTS), CS_PROTO_K_NOT_DUE);
 	if (!ctl_json && json_integer_value(not_due) > 0)
 		printf("%lld %scertificate(s): %s\n", (long long)json_integer_value(not_due),
-		       i > 0 ? "other " : "", renew_words("not_due"));
+		       i > 0 ? "other " : "", renew_words(CS_PROTO_R_NOT_DUE));
 out:
 	json_decref(resp);
 	return rc;
@@ -776,8 +796,8 @@ static int named(int argc, char **argv, const char *cmd, const char *usage, int 
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	req = a.n_pos ? json_pack("{s:s,s:s}", "cmd", cmd, "name", a.pos[0])
-		      : json_pack("{s:s}", "cmd", cmd);
+	req = a.n_pos ? json_pack("{s:s,s:s}", CS_PROTO_K_CMD, cmd, CS_PROTO_K_NAME, a.pos[0])
+		      : json_pack("{s:s}", CS_PROTO_K_CMD, cmd);
 	rc = simple(cmd, req, &resp);
 	if (rc == 0 && !ctl_json)
 		printf("%s%s%s: requested\n", cmd, a.n_pos ? " " : "", a.n_pos ? a.pos[0] : "");
@@ -788,13 +808,13 @@ static int named(int argc, char **argv, const char *cmd, const char *usage, int 
 /* certsyncctl rehash [NAME]; returns the exit status. */
 int ctl_rehash_main(int argc, char **argv)
 {
-	return named(argc, argv, "rehash", "rehash [NAME]", 0);
+	return named(argc, argv, CS_PROTO_CMD_REHASH, "rehash [NAME]", 0);
 }
 
 /* certsyncctl reload NAME; returns the exit status. */
 int ctl_reload_main(int argc, char **argv)
 {
-	return named(argc, argv, "reload", "reload NAME", 1);
+	return named(argc, argv, CS_PROTO_CMD_RELOAD, "reload NAME", 1);
 }
 
 /*
@@ -809,13 +829,15 @@ int ctl_revoke_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	req = a.reason != NULL ? json_pack("{s:s,s:s,s:s}", "cmd", "revoke", "name", a.pos[0],
-					   "reason", a.reason)
-			       : json_pack("{s:s,s:s}", "cmd", "revoke", "name", a.pos[0]);
+	req = a.reason != NULL ? json_pack("{s:s,s:s,s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_REVOKE,
+					   CS_PROTO_K_NAME, a.pos[0], CS_PROTO_K_REASON, a.reason)
+			       : json_pack("{s:s,s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_REVOKE,
+					   CS_PROTO_K_NAME, a.pos[0]);
 	rc = simple("revoke", req, &resp);
 	if (rc == 0 && !ctl_json)
 		printf("revoked %s (reason %s); a new certificate is being issued\n",
-		       jstr(resp, "serial", "?"), jstr(resp, "reason", "unspecified"));
+		       jstr(resp, CS_PROTO_K_SERIAL, "?"),
+		       jstr(resp, CS_PROTO_K_REASON, "unspecified"));
 	json_decref(resp);
 	return rc;
 }
@@ -829,9 +851,12 @@ int ctl_adopt_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = simple("adopt", json_pack("{s:s,s:s}", "cmd", "adopt", "name", a.pos[0]), &resp);
+	rc = simple("adopt",
+		    json_pack("{s:s,s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_ADOPT, CS_PROTO_K_NAME,
+			      a.pos[0]),
+		    &resp);
 	if (rc == 0 && !ctl_json)
-		printf("%s: %s\n", a.pos[0], jstr(resp, "result", "adopted"));
+		printf("%s: %s\n", a.pos[0], jstr(resp, CS_PROTO_K_RESULT, "adopted"));
 	json_decref(resp);
 	return rc;
 }
@@ -845,9 +870,9 @@ int ctl_metrics_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = simple("metrics", json_pack("{s:s}", "cmd", "metrics"), &resp);
+	rc = simple("metrics", json_pack("{s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_METRICS), &resp);
 	if (rc == 0 && !ctl_json)
-		fputs(jstr(resp, "metrics", ""), stdout);
+		fputs(jstr(resp, CS_PROTO_K_METRICS, ""), stdout);
 	json_decref(resp);
 	return rc;
 }

@@ -1,17 +1,10 @@
 /*
  * cs_ctlsock - the agent's status socket and metrics file.
  *
- * A Unix stream socket; one JSON object per line each way:
- *   {"cmd":"list"}                          -> {"ok":true,"certs":[{...}, ...]}
- *   {"cmd":"show","name":"mail"}            -> {"ok":true,"cert":{...}}
- *   {"cmd":"status"}                        -> {"ok":true,"version":...,"states":{...}}
- *   {"cmd":"renew","name":"mail"|"all","force":true,"wait":true}
- *   {"cmd":"rehash","name":"postfix"}  {"cmd":"reload","name":"mail"}
- *   {"cmd":"revoke","name":"mail","reason":"keyCompromise"}
- *                                           -> {"ok":true,"name":...,"serial":...,"reason":...}
- *   {"cmd":"metrics"}                       -> {"ok":true,"metrics":"# HELP ..."}
- * Errors: {"ok":false,"error":"text for people","code":"refused"|"bad_request"|
- * "not_found"|"too_long"|"unavailable"|"internal"}.
+ * A Unix stream socket; one JSON object per line each way. The commands,
+ * keys and error codes (refused, bad_request, not_found, too_long,
+ * unavailable, failed, internal) are in cs_proto.h, shared with
+ * certsyncctl.
  *
  * The peer's credentials (SO_PEERCRED, SO_PEERGROUPS) decide: uid 0, the
  * agent's own uid and admin_group members may change things; socket_group
@@ -30,6 +23,7 @@
 #define CS_CTLSOCK_H
 
 #include "cs_pipeline.h"
+#include "cs_proto.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,8 +31,6 @@
 #include <sys/types.h>
 #include <uv.h>
 
-/* Where certsyncctl looks when -s is not given (the configuration's default). */
-#define CS_CTLSOCK_DEFAULT_PATH "/run/certsync/certsync.sock"
 #define CS_CTLSOCK_MAX_REQUEST (64 * 1024)
 #define CS_CTLSOCK_IDLE_MS 30000
 #define CS_CTLSOCK_ADMIN_RESERVE 16 /* places only uid 0 and admin_group may take */

@@ -212,7 +212,8 @@ void cs_ctlsock_attach_agent(struct cs_ctlsock *s, const struct cs_config *cfg,
 		uv_timer_again(&c->timer);
 		cs_ctlsock__process(c);
 		if (cs_ctlsock__can_read(c))
-			uv_read_start((uv_stream_t *)&c->pipe, cs_ctlsock__on_alloc, cs_ctlsock__on_read);
+			uv_read_start((uv_stream_t *)&c->pipe, cs_ctlsock__on_alloc,
+				      cs_ctlsock__on_read);
 	}
 }
 

@@ -88,8 +88,9 @@ static json_t *run_status(struct client *c, json_t *req, const char *name, bool 
 
 static json_t *run_renew(struct client *c, json_t *req, const char *name, bool *done)
 {
-	json_t *resp = cs_ctlsock__cmd_renew(c, name, json_is_true(json_object_get(req, "force")),
-					     json_is_true(json_object_get(req, "wait")));
+	json_t *resp =
+		cs_ctlsock__cmd_renew(c, name, json_is_true(json_object_get(req, CS_PROTO_K_FORCE)),
+				      json_is_true(json_object_get(req, CS_PROTO_K_WAIT)));
 
 	*done = resp == NULL && c->deferred != NULL;
 	return resp;
@@ -100,15 +101,15 @@ static json_t *run_reload(struct client *c, json_t *req, const char *name, bool 
 	(void)req;
 	(void)done;
 	if (name == NULL)
-		return cs_ctlsock__error_json("bad_request", "reload needs a \"name\"");
-	return cs_ctlsock__cmd_hook(c->s, "reload", name, c->s->be.reload);
+		return cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST, "reload needs a \"name\"");
+	return cs_ctlsock__cmd_hook(c->s, CS_PROTO_CMD_RELOAD, name, c->s->be.reload);
 }
 
 static json_t *run_rehash(struct client *c, json_t *req, const char *name, bool *done)
 {
 	(void)req;
 	(void)done;
-	return cs_ctlsock__cmd_hook(c->s, "rehash", name, c->s->be.rehash);
+	return cs_ctlsock__cmd_hook(c->s, CS_PROTO_CMD_REHASH, name, c->s->be.rehash);
 }
 
 static json_t *run_metrics(struct client *c, json_t *req, const char *name, bool *done)
@@ -130,7 +131,7 @@ static json_t *run_adopt(struct client *c, json_t *req, const char *name, bool *
 
 static json_t *run_revoke(struct client *c, json_t *req, const char *name, bool *done)
 {
-	json_t *resp = cs_ctlsock__cmd_revoke(c, name, json_object_get(req, "reason"));
+	json_t *resp = cs_ctlsock__cmd_revoke(c, name, json_object_get(req, CS_PROTO_K_REASON));
 
 	*done = resp == NULL && c->deferred != NULL;
 	return resp;
@@ -148,11 +149,15 @@ static const struct {
 	int access;
 	cmd_fn *run;
 } commands[] = {
-	{ "list", ACCESS_READ, run_list },	   { "show", ACCESS_READ, run_show },
-	{ "status", ACCESS_READ, run_status },	   { "renew", ACCESS_CHANGE, run_renew },
-	{ "reload", ACCESS_CHANGE, run_reload },   { "rehash", ACCESS_CHANGE, run_rehash },
-	{ "metrics", ACCESS_READ, run_metrics },   { "adopt", ACCESS_CHANGE, run_adopt },
-	{ "revoke", ACCESS_CHANGE, run_revoke },
+	{CS_PROTO_CMD_LIST, ACCESS_READ, run_list},
+	{CS_PROTO_CMD_SHOW, ACCESS_READ, run_show},
+	{CS_PROTO_CMD_STATUS, ACCESS_READ, run_status},
+	{CS_PROTO_CMD_RENEW, ACCESS_CHANGE, run_renew},
+	{CS_PROTO_CMD_RELOAD, ACCESS_CHANGE, run_reload},
+	{CS_PROTO_CMD_REHASH, ACCESS_CHANGE, run_rehash},
+	{CS_PROTO_CMD_METRICS, ACCESS_READ, run_metrics},
+	{CS_PROTO_CMD_ADOPT, ACCESS_CHANGE, run_adopt},
+	{CS_PROTO_CMD_REVOKE, ACCESS_CHANGE, run_revoke},
 };
 
 /* Answers one request line. */
@@ -173,18 +178,22 @@ void cs_ctlsock__handle(struct client *c, const char *line, size_t len)
 		req = json_loadb(line, len, 0, &jerr);
 		if (req == NULL || !json_is_object(req)) {
 			s->ag.requests_error++;
-			cs_ctlsock__send_json(c, req == NULL
-					     ? cs_ctlsock__error_json("bad_request", "malformed JSON: %s", jerr.text)
-					     : cs_ctlsock__error_json("bad_request",
-							  "a request is a JSON object with \"cmd\""));
+			cs_ctlsock__send_json(
+				c, req == NULL
+					   ? cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST,
+								    "malformed JSON: %s", jerr.text)
+					   : cs_ctlsock__error_json(
+						     CS_PROTO_E_BAD_REQUEST,
+						     "a request is a JSON object with \"cmd\""));
 			json_decref(req);
 			return;
 		}
-		cmd = json_string_value(json_object_get(req, "cmd"));
-		name = json_string_value(json_object_get(req, "name"));
+		cmd = json_string_value(json_object_get(req, CS_PROTO_K_CMD));
+		name = json_string_value(json_object_get(req, CS_PROTO_K_NAME));
 	}
 	if (cmd == NULL) {
-		resp = cs_ctlsock__error_json("bad_request", "a request needs \"cmd\" (a string)");
+		resp = cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST,
+					      "a request needs \"cmd\" (a string)");
 		goto out;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -194,11 +203,12 @@ void cs_ctlsock__handle(struct client *c, const char *line, size_t len)
 	if (c->access < ACCESS_READ || (change && c->access < ACCESS_CHANGE)) {
 		s->ag.requests_refused++;
 		cs_notice("status socket: refused \"%s\" from uid %u", cmd, (unsigned)c->uid);
-		cs_ctlsock__send_json(c, cs_ctlsock__error_json("refused",
-					"permission denied: uid %u may not %s (%s)",
-					(unsigned)c->uid, change ? "change anything" : "read the status",
-					change ? "needs uid 0 or admin_group"
-					       : "needs socket_group or admin_group"));
+		cs_ctlsock__send_json(
+			c, cs_ctlsock__error_json(
+				   CS_PROTO_E_REFUSED, "permission denied: uid %u may not %s (%s)",
+				   (unsigned)c->uid, change ? "change anything" : "read the status",
+				   change ? "needs uid 0 or admin_group"
+					  : "needs socket_group or admin_group"));
 		json_decref(req);
 		return;
 	}
@@ -207,7 +217,8 @@ void cs_ctlsock__handle(struct client *c, const char *line, size_t len)
 		s->list_cache = NULL;
 	}
 	if (i == sizeof(commands) / sizeof(commands[0])) {
-		resp = cs_ctlsock__error_json("bad_request", "unknown command \"%s\"", cmd);
+		resp = cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST, "unknown command \"%s\"",
+					      cmd);
 		goto out;
 	}
 	resp = commands[i].run(c, req, name, &done);
@@ -217,8 +228,8 @@ void cs_ctlsock__handle(struct client *c, const char *line, size_t len)
 	}
 out:
 	if (resp == NULL)
-		resp = cs_ctlsock__error_json("internal", "out of memory");
-	if (json_is_true(json_object_get(resp, "ok")))
+		resp = cs_ctlsock__error_json(CS_PROTO_E_INTERNAL, "out of memory");
+	if (json_is_true(json_object_get(resp, CS_PROTO_K_OK)))
 		s->ag.requests_ok++;
 	else
 		s->ag.requests_error++;

@@ -154,7 +154,8 @@ static void on_written(uv_write_t *req, int status)
 		c->paused = false;
 		cs_ctlsock__process(c);
 		if (cs_ctlsock__can_read(c))
-			uv_read_start((uv_stream_t *)&c->pipe, cs_ctlsock__on_alloc, cs_ctlsock__on_read);
+			uv_read_start((uv_stream_t *)&c->pipe, cs_ctlsock__on_alloc,
+				      cs_ctlsock__on_read);
 	}
 }
 
@@ -225,8 +226,9 @@ struct answer *cs_ctlsock__answer_json(json_t *j)
 	char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
 	struct answer *a;
 
-	a = answer_new(text != NULL ? text
-				    : "{\"ok\":false,\"error\":\"out of memory\",\"code\":\"internal\"}");
+	a = answer_new(
+		text != NULL ? text
+			     : "{\"ok\":false,\"error\":\"out of memory\",\"code\":\"internal\"}");
 	free(text);
 	json_decref(j);
 	return a;
@@ -252,7 +254,8 @@ json_t *cs_ctlsock__error_json(const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return json_pack("{s:b,s:s,s:s}", "ok", 0, "error", msg, "code", code);
+	return json_pack("{s:b,s:s,s:s}", CS_PROTO_K_OK, 0, CS_PROTO_K_ERROR, msg, CS_PROTO_K_CODE,
+			 code);
 }
 
 static void on_idle_turn(uv_idle_t *h)
@@ -268,7 +271,8 @@ static void on_idle_turn(uv_idle_t *h)
 		backlog_remove(c);
 		cs_ctlsock__process(c);
 		if (cs_ctlsock__can_read(c))
-			uv_read_start((uv_stream_t *)&c->pipe, cs_ctlsock__on_alloc, cs_ctlsock__on_read);
+			uv_read_start((uv_stream_t *)&c->pipe, cs_ctlsock__on_alloc,
+				      cs_ctlsock__on_read);
 	}
 	if (s->backlog == NULL)
 		uv_idle_stop(&s->idle);
@@ -305,8 +309,8 @@ static bool must_wait(struct client *c, const char *line, size_t len)
 	if (c->s->starting == NULL)
 		return false;
 	req = json_loadb(line, len, 0, NULL);
-	cmd = json_string_value(json_object_get(req, "cmd"));
-	wait = json_is_object(req) && cmd != NULL && strcmp(cmd, "status") != 0;
+	cmd = json_string_value(json_object_get(req, CS_PROTO_K_CMD));
+	wait = json_is_object(req) && cmd != NULL && strcmp(cmd, CS_PROTO_CMD_STATUS) != 0;
 	json_decref(req);
 	if (wait) {
 		c->waiting = true;
@@ -356,8 +360,10 @@ void cs_ctlsock__process(struct client *c)
 		if (linelen > 0 && c->in[off + linelen - 1] == '\r')
 			linelen--;
 		if (n > c->s->max_request) {
-			cs_ctlsock__send_json(c, cs_ctlsock__error_json("too_long", "request longer than %zu bytes",
-						c->s->max_request));
+			cs_ctlsock__send_json(
+				c, cs_ctlsock__error_json(CS_PROTO_E_TOO_LONG,
+							  "request longer than %zu bytes",
+							  c->s->max_request));
 			c->s->ag.requests_error++;
 			close_after_writes(c);
 			off = c->len;
@@ -390,8 +396,9 @@ void cs_ctlsock__process(struct client *c)
 		return;
 	if (c->len > c->s->max_request) {
 		c->s->ag.requests_error++;
-		cs_ctlsock__send_json(c, cs_ctlsock__error_json("too_long", "request longer than %zu bytes",
-					c->s->max_request));
+		cs_ctlsock__send_json(c, cs_ctlsock__error_json(CS_PROTO_E_TOO_LONG,
+								"request longer than %zu bytes",
+								c->s->max_request));
 		close_after_writes(c);
 		return;
 	}

@@ -24,10 +24,11 @@ static const struct {
 static json_t *revoke_answer(const struct deferred *d, int status, const char *msg)
 {
 	if (status < 0)
-		return cs_ctlsock__error_json("failed", "%s", msg != NULL ? msg : strerror(-status));
+		return cs_ctlsock__error_json(CS_PROTO_E_FAILED, "%s",
+					      msg != NULL ? msg : strerror(-status));
 	cs_notice("status socket: revoke %s: revoked %s (reason %s)", d->name, msg, d->reason);
-	return json_pack("{s:b,s:s,s:s,s:s}", "ok", 1, "name", d->name, "serial",
-			 msg != NULL ? msg : "?", "reason", d->reason);
+	return json_pack("{s:b,s:s,s:s,s:s}", CS_PROTO_K_OK, 1, CS_PROTO_K_NAME, d->name,
+			 CS_PROTO_K_SERIAL, msg != NULL ? msg : "?", CS_PROTO_K_REASON, d->reason);
 }
 
 /* Sends the deferred answer resp (taken) to d's client, if it is still there, and frees d. */
@@ -43,12 +44,15 @@ void cs_ctlsock__deferred_answer(struct deferred *d, json_t *resp, bool ok)
 			s->ag.requests_ok++;
 		else
 			s->ag.requests_error++;
-		cs_ctlsock__send_json(c, resp != NULL ? resp : cs_ctlsock__error_json("internal", "out of memory"));
+		cs_ctlsock__send_json(c, resp != NULL ? resp
+						      : cs_ctlsock__error_json(CS_PROTO_E_INTERNAL,
+									       "out of memory"));
 		if (!c->closing) {
 			uv_timer_again(&c->timer);
 			cs_ctlsock__process(c);
 			if (cs_ctlsock__can_read(c))
-				uv_read_start((uv_stream_t *)&c->pipe, cs_ctlsock__on_alloc, cs_ctlsock__on_read);
+				uv_read_start((uv_stream_t *)&c->pipe, cs_ctlsock__on_alloc,
+					      cs_ctlsock__on_read);
 		}
 	} else {
 		json_decref(resp);
@@ -62,10 +66,11 @@ void cs_ctlsock__deferred_answer(struct deferred *d, json_t *resp, bool ok)
 static json_t *adopt_answer(const struct deferred *d, int status, const char *msg)
 {
 	if (status < 0)
-		return cs_ctlsock__error_json("failed", "%s", msg != NULL ? msg : strerror(-status));
+		return cs_ctlsock__error_json(CS_PROTO_E_FAILED, "%s",
+					      msg != NULL ? msg : strerror(-status));
 	cs_notice("status socket: adopt %s: %s", d->name, msg != NULL ? msg : "done");
-	return json_pack("{s:b,s:s,s:s}", "ok", 1, "name", d->name, "result",
-			 msg != NULL ? msg : "adopted");
+	return json_pack("{s:b,s:s,s:s}", CS_PROTO_K_OK, 1, CS_PROTO_K_NAME, d->name,
+			 CS_PROTO_K_RESULT, msg != NULL ? msg : "adopted");
 }
 
 /*
@@ -83,7 +88,8 @@ static void on_deferred_done(void *arg, int status, const char *msg)
 		snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : strerror(-status));
 		return;
 	}
-	cs_ctlsock__deferred_answer(d, d->c != NULL ? d->answer(d, status, msg) : NULL, status == 0);
+	cs_ctlsock__deferred_answer(d, d->c != NULL ? d->answer(d, status, msg) : NULL,
+				    status == 0);
 }
 
 /*
@@ -97,9 +103,10 @@ json_t *cs_ctlsock__cmd_adopt(struct client *c, const char *name)
 	int rc;
 
 	if (name == NULL)
-		return cs_ctlsock__error_json("bad_request", "adopt needs a \"name\"");
+		return cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST, "adopt needs a \"name\"");
 	if (s->be.adopt == NULL)
-		return cs_ctlsock__error_json("unavailable", "adopt is not available in this agent");
+		return cs_ctlsock__error_json(CS_PROTO_E_UNAVAILABLE,
+					      "adopt is not available in this agent");
 	if ((d = calloc(1, sizeof(*d))) == NULL || (d->name = strdup(name)) == NULL) {
 		free(d);
 		return NULL;
@@ -114,15 +121,19 @@ json_t *cs_ctlsock__cmd_adopt(struct client *c, const char *name)
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		return NULL;
 	}
-	json_t *resp = rc == 0		 ? adopt_answer(d, d->status, d->msg)
-		       : rc == -ENOENT ? cs_ctlsock__error_json("not_found", "no cert \"%s\" in the configuration",
-						    name)
-		       : rc == -EBUSY
-			       ? cs_ctlsock__error_json("failed",
-					    "%s is busy (being checked, renewed, reloaded or revoked); "
-					    "try again when that is done",
-					    name)
-			       : cs_ctlsock__error_json("failed", "cannot adopt %s: %s", name, strerror(-rc));
+	json_t *resp =
+		rc == 0 ? adopt_answer(d, d->status, d->msg)
+		: rc == -ENOENT
+			? cs_ctlsock__error_json(CS_PROTO_E_NOT_FOUND,
+						 "no cert \"%s\" in the configuration", name)
+		: rc == -EBUSY
+			? cs_ctlsock__error_json(
+				  CS_PROTO_E_FAILED,
+				  "%s is busy (being checked, renewed, reloaded or revoked); "
+				  "try again when that is done",
+				  name)
+			: cs_ctlsock__error_json(CS_PROTO_E_FAILED, "cannot adopt %s: %s", name,
+						 strerror(-rc));
 	free(d->name);
 	free(d);
 	return resp;
@@ -140,9 +151,9 @@ json_t *cs_ctlsock__cmd_revoke(struct client *c, const char *name, json_t *jreas
 	int code = -1, rc;
 
 	if (name == NULL)
-		return cs_ctlsock__error_json("bad_request", "revoke needs a \"name\"");
+		return cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST, "revoke needs a \"name\"");
 	if (jreason != NULL && !json_is_string(jreason))
-		return cs_ctlsock__error_json("bad_request", "\"reason\" is a string");
+		return cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST, "\"reason\" is a string");
 	if (jreason != NULL)
 		reason = json_string_value(jreason);
 	for (size_t i = 0; i < sizeof(revoke_reasons) / sizeof(revoke_reasons[0]); i++)
@@ -151,12 +162,13 @@ json_t *cs_ctlsock__cmd_revoke(struct client *c, const char *name, json_t *jreas
 			reason = revoke_reasons[i].name;
 		}
 	if (code < 0)
-		return cs_ctlsock__error_json("bad_request",
+		return cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST,
 				  "unknown revocation reason \"%s\" (unspecified, keyCompromise, "
 				  "affiliationChanged, superseded, cessationOfOperation)",
 				  reason);
 	if (s->be.revoke == NULL)
-		return cs_ctlsock__error_json("unavailable", "revoke is not available in this agent");
+		return cs_ctlsock__error_json(CS_PROTO_E_UNAVAILABLE,
+					      "revoke is not available in this agent");
 	if ((d = calloc(1, sizeof(*d))) == NULL || (d->name = strdup(name)) == NULL) {
 		free(d);
 		return NULL;
@@ -181,20 +193,23 @@ json_t *cs_ctlsock__cmd_revoke(struct client *c, const char *name, json_t *jreas
 	free(d->name);
 	free(d);
 	if (rc == -ENOENT)
-		return cs_ctlsock__error_json("not_found", "no cert \"%s\" in the configuration", name);
+		return cs_ctlsock__error_json(CS_PROTO_E_NOT_FOUND,
+					      "no cert \"%s\" in the configuration", name);
 	if (rc == -EBUSY)
-		return cs_ctlsock__error_json("failed",
+		return cs_ctlsock__error_json(CS_PROTO_E_FAILED,
 				  "%s is busy (being checked, renewed, reloaded or revoked, or the "
 				  "agent is switching its configuration); try again when that is "
 				  "done",
 				  name);
 	if (rc == -ENODATA)
-		return cs_ctlsock__error_json("failed", "nothing is deployed for %s: no certificate to revoke",
-				  name);
+		return cs_ctlsock__error_json(
+			CS_PROTO_E_FAILED, "nothing is deployed for %s: no certificate to revoke",
+			name);
 	if (rc == -ENOTSUP)
-		return cs_ctlsock__error_json("unavailable",
-				  "the issuer of %s cannot revoke: only acme and local-ca issuers can",
-				  name);
-	return cs_ctlsock__error_json("failed", "cannot revoke %s: %s", name, strerror(-rc));
+		return cs_ctlsock__error_json(
+			CS_PROTO_E_UNAVAILABLE,
+			"the issuer of %s cannot revoke: only acme and local-ca issuers can", name);
+	return cs_ctlsock__error_json(CS_PROTO_E_FAILED, "cannot revoke %s: %s", name,
+				      strerror(-rc));
 }
 

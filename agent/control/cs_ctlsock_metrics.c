@@ -31,7 +31,7 @@ json_t *cs_ctlsock__cmd_metrics(struct cs_ctlsock *s)
 	free(v);
 	if (text == NULL)
 		return NULL;
-	j = json_pack("{s:b,s:s}", "ok", 1, "metrics", text);
+	j = json_pack("{s:b,s:s}", CS_PROTO_K_OK, 1, CS_PROTO_K_METRICS, text);
 	free(text);
 	return j;
 }

@@ -17,10 +17,10 @@ static const char *renew_result(int rc)
 	if (rc == -ENOENT)
 		return NULL;
 	if (rc == -EBUSY)
-		return "busy";
+		return CS_PROTO_R_BUSY;
 	if (rc < 0)
-		return "error";
-	return rc == 1 ? "not_due" : "started";
+		return CS_PROTO_R_ERROR;
+	return rc == 1 ? CS_PROTO_R_NOT_DUE : CS_PROTO_R_STARTED;
 }
 
 /* One cert of a renew --wait: the request it belongs to. */
@@ -32,10 +32,10 @@ struct renew_waiter {
 static void renew_add_result(json_t *results, const char *name, const char *result,
 			     const char *msg)
 {
-	json_t *o = json_pack("{s:s,s:s}", "name", name, "result", result);
+	json_t *o = json_pack("{s:s,s:s}", CS_PROTO_K_NAME, name, CS_PROTO_K_RESULT, result);
 
 	if (o != NULL && msg != NULL)
-		json_object_set_new(o, "message", json_string(msg));
+		json_object_set_new(o, CS_PROTO_K_MESSAGE, json_string(msg));
 	json_array_append_new(results, o);
 }
 
@@ -48,16 +48,17 @@ static json_t *renew_wait_answer(struct deferred *d)
 {
 	json_t *one;
 
-	if (strcmp(d->name, "all") == 0)
-		return json_pack("{s:b,s:O,s:{s:I,s:I,s:I,s:I}}", "ok", 1, "results", d->results,
-				 "counts", "started", (json_int_t)d->n_started, "not_due",
-				 (json_int_t)d->n_not_due, "busy", (json_int_t)d->n_busy, "error",
-				 (json_int_t)d->n_error);
+	if (strcmp(d->name, CS_PROTO_ALL) == 0)
+		return json_pack("{s:b,s:O,s:{s:I,s:I,s:I,s:I}}", CS_PROTO_K_OK, 1,
+				 CS_PROTO_K_RESULTS, d->results, CS_PROTO_K_COUNTS,
+				 CS_PROTO_K_STARTED, (json_int_t)d->n_started, CS_PROTO_K_NOT_DUE,
+				 (json_int_t)d->n_not_due, CS_PROTO_K_BUSY, (json_int_t)d->n_busy,
+				 CS_PROTO_K_ERROR, (json_int_t)d->n_error);
 	one = json_array_get(d->results, 0);
 	if (one == NULL)
-		return cs_ctlsock__error_json("internal", "no result");
+		return cs_ctlsock__error_json(CS_PROTO_E_INTERNAL, "no result");
 	json_t *o = json_deep_copy(one);
-	json_object_set_new(o, "ok", json_true());
+	json_object_set_new(o, CS_PROTO_K_OK, json_true());
 	return o;
 }
 
@@ -129,10 +130,11 @@ static void renew_cert(struct cs_ctlsock *s, struct deferred *d, const char *cer
 	if (rc != 0 || !d->wait) {
 		const char *r = renew_result(rc);
 		if (r == NULL && !d->all) {
-			*resp = cs_ctlsock__error_json("not_found", "no cert \"%s\" in the configuration",
-					   d->name);
+			*resp = cs_ctlsock__error_json(CS_PROTO_E_NOT_FOUND,
+						       "no cert \"%s\" in the configuration",
+						       d->name);
 		} else if (!d->all || rc != 1) {
-			renew_add_result(d->results, cert, r ? r : "error", NULL);
+			renew_add_result(d->results, cert, r ? r : CS_PROTO_R_ERROR, NULL);
 			if (!d->all)
 				cs_notice("status socket: renew %s%s: %s", d->name,
 					  d->force ? " (forced)" : "", r);
@@ -199,7 +201,8 @@ static void renew_all_turn(uv_timer_t *t)
 			s->renew_all_tail = NULL;
 		renew_all_logged(d);
 		if (--d->left == 0)
-			cs_ctlsock__deferred_answer(d, d->c != NULL ? renew_wait_answer(d) : NULL, true);
+			cs_ctlsock__deferred_answer(d, d->c != NULL ? renew_wait_answer(d) : NULL,
+						    true);
 	}
 	if (s->renew_all != NULL)
 		uv_timer_start(&s->rtimer, renew_all_turn, s->renew_pause_ms, 0);
@@ -226,12 +229,13 @@ json_t *cs_ctlsock__cmd_renew(struct client *c, const char *name, bool force, bo
 	json_t *resp = NULL;
 
 	if (name == NULL)
-		return cs_ctlsock__error_json("bad_request", "renew needs a \"name\" (a cert or \"all\")");
+		return cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST,
+					      "renew needs a \"name\" (a cert or \"all\")");
 	if ((d = calloc(1, sizeof(*d))) == NULL || (d->name = strdup(name)) == NULL ||
 	    (d->results = json_array()) == NULL)
 		goto out;
 	d->c = c;
-	d->all = strcmp(name, "all") == 0;
+	d->all = strcmp(name, CS_PROTO_ALL) == 0;
 	d->force = force;
 	d->wait = wait;
 	d->left = 1; /* held until every renewal has been asked for */
@@ -278,15 +282,17 @@ json_t *cs_ctlsock__cmd_hook(struct cs_ctlsock *s, const char *cmd, const char *
 	int rc;
 
 	if (hook == NULL)
-		return cs_ctlsock__error_json("unavailable",
+		return cs_ctlsock__error_json(CS_PROTO_E_UNAVAILABLE,
 				  "%s is not available yet: the pipeline has no %s step this "
 				  "agent can trigger",
 				  cmd, cmd);
 	rc = hook(s->be.arg, name, err, sizeof(err));
 	if (rc == -ENOENT)
-		return cs_ctlsock__error_json("not_found", "%s", err[0] ? err : "no such name");
+		return cs_ctlsock__error_json(CS_PROTO_E_NOT_FOUND, "%s",
+					      err[0] ? err : "no such name");
 	if (rc < 0)
-		return cs_ctlsock__error_json("failed", "%s", err[0] ? err : strerror(-rc));
-	return json_pack("{s:b}", "ok", 1);
+		return cs_ctlsock__error_json(CS_PROTO_E_FAILED, "%s",
+					      err[0] ? err : strerror(-rc));
+	return json_pack("{s:b}", CS_PROTO_K_OK, 1);
 }
 

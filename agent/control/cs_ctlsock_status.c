@@ -13,15 +13,18 @@
 
 static void add_problem(void *arg, const char *section, const char *file, const char *reason)
 {
-	json_array_append_new(arg, json_pack("{s:s,s:s,s:s}", "section", section, "file",
-					     file ? file : "", "reason", reason ? reason : ""));
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:s}", CS_PROTO_K_SECTION, section,
+					     CS_PROTO_K_FILE, file ? file : "", CS_PROTO_K_REASON,
+					     reason ? reason : ""));
 }
 
 static void add_cert_problem(void *arg, const struct cs_cert_status *st)
 {
-	json_array_append_new(arg, json_pack("{s:s,s:s,s:o,s:i}", "name", st->name, "state",
-					     cs_cert_state_name(st->state), "last_error",
-					     cs_ctlsock__str_json(st->last_error), "failures", st->failures));
+	json_array_append_new(arg,
+			      json_pack("{s:s,s:s,s:o,s:i}", CS_PROTO_K_NAME, st->name,
+					CS_PROTO_K_STATE, cs_cert_state_name(st->state),
+					CS_PROTO_K_LAST_ERROR, cs_ctlsock__str_json(st->last_error),
+					CS_PROTO_K_FAILURES, st->failures));
 }
 
 /*
@@ -76,21 +79,26 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 	if (s->be.capath_problems != NULL && s->starting == NULL)
 		s->be.capath_problems(s->be.arg, add_problem, cap);
 	if (s->starting != NULL)
-		return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:s}", "ok",
-				 1, "version", CS_VERSION, "pid", (json_int_t)getpid(), "started",
-				 cs_ctlsock__time_json(s->ag.start_time), "uptime",
-				 (json_int_t)(time(NULL) - s->ag.start_time), "certs", (json_int_t)0,
-				 "states", by, "problems", problems, "next_renewal", json_null(),
-				 "next_renewal_cert", json_null(), "capath_problems", cap, "drifted",
-				 (json_int_t)0, "drifted_cert", json_null(), "starting", s->starting);
-	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:o}", "ok", 1,
-			 "version", CS_VERSION, "pid", (json_int_t)getpid(), "started",
-			 cs_ctlsock__time_json(s->ag.start_time), "uptime",
-			 (json_int_t)(time(NULL) - s->ag.start_time), "certs",
-			 (json_int_t)sum.n_certs, "states", by, "problems", problems,
-			 "next_renewal", cs_ctlsock__time_json(sum.next_renewal), "next_renewal_cert",
-			 cs_ctlsock__str_json(sum.next_renewal_cert), "capath_problems", cap, "drifted",
-			 (json_int_t)sum.n_drifted, "drifted_cert", cs_ctlsock__str_json(sum.drifted_cert));
+		return json_pack(
+			"{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:o,s:s}", CS_PROTO_K_OK,
+			1, CS_PROTO_K_VERSION, CS_VERSION, CS_PROTO_K_PID, (json_int_t)getpid(),
+			CS_PROTO_K_STARTED, cs_ctlsock__time_json(s->ag.start_time),
+			CS_PROTO_K_UPTIME, (json_int_t)(time(NULL) - s->ag.start_time),
+			CS_PROTO_K_CERTS, (json_int_t)0, CS_PROTO_K_STATES, by, CS_PROTO_K_PROBLEMS,
+			problems, CS_PROTO_K_NEXT_RENEWAL, json_null(),
+			CS_PROTO_K_NEXT_RENEWAL_CERT, json_null(), CS_PROTO_K_CAPATH_PROBLEMS, cap,
+			CS_PROTO_K_DRIFTED, (json_int_t)0, CS_PROTO_K_DRIFTED_CERT, json_null(),
+			CS_PROTO_K_STARTING, s->starting);
+	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:o}", CS_PROTO_K_OK, 1,
+			 CS_PROTO_K_VERSION, CS_VERSION, CS_PROTO_K_PID, (json_int_t)getpid(),
+			 CS_PROTO_K_STARTED, cs_ctlsock__time_json(s->ag.start_time),
+			 CS_PROTO_K_UPTIME, (json_int_t)(time(NULL) - s->ag.start_time),
+			 CS_PROTO_K_CERTS, (json_int_t)sum.n_certs, CS_PROTO_K_STATES, by,
+			 CS_PROTO_K_PROBLEMS, problems, CS_PROTO_K_NEXT_RENEWAL,
+			 cs_ctlsock__time_json(sum.next_renewal), CS_PROTO_K_NEXT_RENEWAL_CERT,
+			 cs_ctlsock__str_json(sum.next_renewal_cert), CS_PROTO_K_CAPATH_PROBLEMS,
+			 cap, CS_PROTO_K_DRIFTED, (json_int_t)sum.n_drifted,
+			 CS_PROTO_K_DRIFTED_CERT, cs_ctlsock__str_json(sum.drifted_cert));
 }
 
 static void key_put(struct keybuf *k, const void *data, size_t n)

@@ -144,12 +144,49 @@ static int socket_live(const char *path)
 	return -e;
 }
 
+/*
+ * Whether a socket may be made at path: 0 when nothing is there or a stale
+ * socket (replaced by the rename), else a negative errno with err set: not a
+ * socket, or one somebody listens at.
+ */
+static int may_replace(const char *path, char *err, size_t errlen)
+{
+	struct stat old;
+	int rc;
+
+	if (lstat(path, &old) < 0)
+		return 0;
+	if (!S_ISSOCK(old.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket; not replacing it", path);
+		return -EEXIST;
+	}
+	rc = socket_live(path);
+	if (rc > 0) {
+		snprintf(err, errlen,
+			 "%s: another process is listening there (is another certsyncd "
+			 "running?); not taking it over",
+			 path);
+		return -EADDRINUSE;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: cannot tell whether it is in use: %s", path,
+			 strerror(-rc));
+		return rc;
+	}
+	cs_notice("status socket %s is stale (nobody listening); replacing it", path);
+	return 0;
+}
+
+/*
+ * Makes the listening socket at path with mode and group before it can be
+ * reached (bound in a fresh 0700 directory, renamed into place). Returns 0
+ * with *out the descriptor and *st its file, or a negative errno with err set.
+ */
 static int make_socket(const char *path, mode_t mode, gid_t group, int *out, struct stat *st,
 		       char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char dir[PATH_MAX], tmpdir[PATH_MAX], tmp[PATH_MAX + 8];
-	struct stat old;
 	int fd = -1, rc;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -157,27 +194,9 @@ static int make_socket(const char *path, mode_t mode, gid_t group, int *out, str
 			 path, sizeof(sa.sun_path) - 1);
 		return -ENAMETOOLONG;
 	}
-	if (lstat(path, &old) == 0) {
-		if (!S_ISSOCK(old.st_mode)) {
-			snprintf(err, errlen, "%s exists and is not a socket; not replacing it",
-				 path);
-			return -EEXIST;
-		}
-		rc = socket_live(path);
-		if (rc > 0) {
-			snprintf(err, errlen,
-				 "%s: another process is listening there (is another certsyncd "
-				 "running?); not taking it over",
-				 path);
-			return -EADDRINUSE;
-		}
-		if (rc < 0) {
-			snprintf(err, errlen, "%s: cannot tell whether it is in use: %s", path,
-				 strerror(-rc));
-			return rc;
-		}
-		cs_notice("status socket %s is stale (nobody listening); replacing it", path);
-	}
+	rc = may_replace(path, err, errlen);
+	if (rc < 0)
+		return rc;
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	snprintf(dir, sizeof(dir), "%s", dirname(tmp));
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {

@@ -346,12 +346,134 @@ static const enum cs_cert_state all_states[] = {
 };
 #define N_STATES (sizeof(all_states) / sizeof(all_states[0]))
 
+/* The agent's build, start and the moment these numbers were taken. */
+static void render_head(struct buf *b, const struct cs_metrics_agent *ag, time_t now)
+{
+	family(b, "certsync_build_info", "gauge", "The certsync version running (always 1).");
+	put(b, "certsync_build_info{version=\"%s\"} 1\n", CS_VERSION);
+	family(b, "certsync_agent_start_time_seconds", "gauge",
+	       "When the agent started, seconds since the epoch.");
+	put(b, "certsync_agent_start_time_seconds %lld\n", (long long)ag->start_time);
+	family(b, "certsync_metrics_generated_timestamp_seconds", "gauge",
+	       "When these numbers were taken, seconds since the epoch.");
+	put(b, "certsync_metrics_generated_timestamp_seconds %lld\n", (long long)now);
+}
+
+/* Certs in each state, and each cert's state. */
+static void render_states(struct buf *b, const struct cs_cert_status *v, size_t n)
+{
+	size_t per_state[N_STATES] = { 0 };
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < N_STATES; k++)
+			if (v[i].state == all_states[k])
+				per_state[k]++;
+	family(b, "certsync_certs", "gauge", "Number of configured certs in each state.");
+	for (size_t k = 0; k < N_STATES; k++)
+		put(b, "certsync_certs{state=\"%s\"} %zu\n", cs_cert_state_name(all_states[k]),
+		    per_state[k]);
+
+	family(b, "certsync_cert_state", "gauge",
+	       "The state of each cert: 1 for the state it is in, 0 for the others.");
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < N_STATES; k++) {
+			put(b, "certsync_cert_state{name=\"");
+			put_label(b, v[i].name);
+			put(b, "\",state=\"%s\"} %d\n", cs_cert_state_name(all_states[k]),
+			    v[i].state == all_states[k]);
+		}
+}
+
+/* Each cert's times, failures and deployed files. */
+static void render_cert_gauges(struct buf *b, const struct cs_cert_status *v, size_t n)
+{
+	family(b, "certsync_cert_not_before_timestamp_seconds", "gauge",
+	       "notBefore of the deployed certificate, seconds since the epoch.");
+	for (size_t i = 0; i < n; i++)
+		if (v[i].not_before != 0)
+			cert_sample(b, "certsync_cert_not_before_timestamp_seconds", v[i].name,
+				    (long long)v[i].not_before);
+	family(b, "certsync_cert_not_after_timestamp_seconds", "gauge",
+	       "notAfter of the deployed certificate, seconds since the epoch.");
+	for (size_t i = 0; i < n; i++)
+		if (v[i].not_after != 0)
+			cert_sample(b, "certsync_cert_not_after_timestamp_seconds", v[i].name,
+				    (long long)v[i].not_after);
+	family(b, "certsync_cert_next_renewal_timestamp_seconds", "gauge",
+	       "When the agent plans to renew the cert next, seconds since the epoch.");
+	for (size_t i = 0; i < n; i++)
+		if (v[i].next_renewal != 0)
+			cert_sample(b, "certsync_cert_next_renewal_timestamp_seconds", v[i].name,
+				    (long long)v[i].next_renewal);
+	family(b, "certsync_cert_last_renewal_timestamp_seconds", "gauge",
+	       "When the cert was last renewed successfully, seconds since the epoch.");
+	for (size_t i = 0; i < n; i++)
+		if (v[i].last_renewal != 0)
+			cert_sample(b, "certsync_cert_last_renewal_timestamp_seconds", v[i].name,
+				    (long long)v[i].last_renewal);
+	family(b, "certsync_cert_failures", "gauge",
+	       "Consecutive failed renewal attempts of the cert (0 after a success).");
+	for (size_t i = 0; i < n; i++)
+		cert_sample(b, "certsync_cert_failures", v[i].name, v[i].failures);
+	family(b, "certsync_cert_deployed_ok", "gauge",
+	       "Whether the deployed files hold a usable, consistent key and certificate "
+	       "(1) or not (0).");
+	for (size_t i = 0; i < n; i++)
+		cert_sample(b, "certsync_cert_deployed_ok", v[i].name, v[i].verdict == CS_EX_OK);
+}
+
+/* Renewals and reloads seen since the agent started. */
+static void render_counters(struct buf *b, const struct cs_metrics *m)
+{
+	family(b, "certsync_renewals_total", "counter",
+	       "Renewal attempts seen since the agent started, by result.");
+	put(b, "certsync_renewals_total{result=\"success\"} %llu\n",
+	    (unsigned long long)m->renew_ok);
+	put(b, "certsync_renewals_total{result=\"failure\"} %llu\n",
+	    (unsigned long long)m->renew_failed);
+	family(b, "certsync_reloads_total", "counter",
+	       "Service reloads seen since the agent started, by reloader and result.");
+	for (size_t i = 0; i < m->n_reloads; i++) {
+		static const char *const res[] = { "ok", "not_running", "failed" };
+		uint64_t val[] = { m->reloads[i].ok, m->reloads[i].not_running,
+				   m->reloads[i].failed };
+		for (size_t k = 0; k < 3; k++) {
+			put(b, "certsync_reloads_total{reloader=\"");
+			put_label(b, m->reloads[i].reloader);
+			put(b, "\",result=\"%s\"} %llu\n", res[k], (unsigned long long)val[k]);
+		}
+	}
+}
+
+/* CApath problems, the status socket and the metrics file. */
+static void render_agent(struct buf *b, const struct cs_metrics_agent *ag)
+{
+	family(b, "certsync_capath_problems", "gauge",
+	       "Files skipped or left out and sections whose pass failed in the [capath] and "
+	       "[clientcerts] directories, after the last pass.");
+	if (ag->capath_problems >= 0)
+		put(b, "certsync_capath_problems %ld\n", ag->capath_problems);
+	family(b, "certsync_ctlsock_clients", "gauge", "Status socket clients connected now.");
+	put(b, "certsync_ctlsock_clients %u\n", ag->clients);
+	family(b, "certsync_ctlsock_requests_total", "counter",
+	       "Status socket requests since the agent started, by result.");
+	put(b, "certsync_ctlsock_requests_total{result=\"ok\"} %llu\n",
+	    (unsigned long long)ag->requests_ok);
+	put(b, "certsync_ctlsock_requests_total{result=\"error\"} %llu\n",
+	    (unsigned long long)ag->requests_error);
+	put(b, "certsync_ctlsock_requests_total{result=\"refused\"} %llu\n",
+	    (unsigned long long)ag->requests_refused);
+	family(b, "certsync_metrics_file_write_failures_total", "counter",
+	       "Failed writes of the metrics_file since the agent started.");
+	put(b, "certsync_metrics_file_write_failures_total %llu\n",
+	    (unsigned long long)ag->metrics_writes_failed);
+}
+
 /* Returns the exposition text (malloc'd, the caller frees it) or NULL on ENOMEM. */
 char *cs_metrics_render(struct cs_metrics *m, const struct cs_cert_status *v, size_t n,
 			const struct cs_metrics_agent *ag, time_t now)
 {
 	struct buf b = { 0 };
-	size_t per_state[N_STATES] = { 0 };
 
 	b.cap = 4096 + n * 1024;
 	b.p = malloc(b.cap);
@@ -363,109 +485,14 @@ char *cs_metrics_render(struct cs_metrics *m, const struct cs_cert_status *v, si
 		return NULL;
 	}
 
-	family(&b, "certsync_build_info", "gauge", "The certsync version running (always 1).");
-	put(&b, "certsync_build_info{version=\"%s\"} 1\n", CS_VERSION);
-	family(&b, "certsync_agent_start_time_seconds", "gauge",
-	       "When the agent started, seconds since the epoch.");
-	put(&b, "certsync_agent_start_time_seconds %lld\n", (long long)ag->start_time);
-	family(&b, "certsync_metrics_generated_timestamp_seconds", "gauge",
-	       "When these numbers were taken, seconds since the epoch.");
-	put(&b, "certsync_metrics_generated_timestamp_seconds %lld\n", (long long)now);
-
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < N_STATES; k++)
-			if (v[i].state == all_states[k])
-				per_state[k]++;
-	family(&b, "certsync_certs", "gauge", "Number of configured certs in each state.");
-	for (size_t k = 0; k < N_STATES; k++)
-		put(&b, "certsync_certs{state=\"%s\"} %zu\n", cs_cert_state_name(all_states[k]),
-		    per_state[k]);
-
-	family(&b, "certsync_cert_state", "gauge",
-	       "The state of each cert: 1 for the state it is in, 0 for the others.");
-	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < N_STATES; k++) {
-			put(&b, "certsync_cert_state{name=\"");
-			put_label(&b, v[i].name);
-			put(&b, "\",state=\"%s\"} %d\n", cs_cert_state_name(all_states[k]),
-			    v[i].state == all_states[k]);
-		}
-
-	family(&b, "certsync_cert_not_before_timestamp_seconds", "gauge",
-	       "notBefore of the deployed certificate, seconds since the epoch.");
-	for (size_t i = 0; i < n; i++)
-		if (v[i].not_before != 0)
-			cert_sample(&b, "certsync_cert_not_before_timestamp_seconds", v[i].name,
-				    (long long)v[i].not_before);
-	family(&b, "certsync_cert_not_after_timestamp_seconds", "gauge",
-	       "notAfter of the deployed certificate, seconds since the epoch.");
-	for (size_t i = 0; i < n; i++)
-		if (v[i].not_after != 0)
-			cert_sample(&b, "certsync_cert_not_after_timestamp_seconds", v[i].name,
-				    (long long)v[i].not_after);
-	family(&b, "certsync_cert_next_renewal_timestamp_seconds", "gauge",
-	       "When the agent plans to renew the cert next, seconds since the epoch.");
-	for (size_t i = 0; i < n; i++)
-		if (v[i].next_renewal != 0)
-			cert_sample(&b, "certsync_cert_next_renewal_timestamp_seconds", v[i].name,
-				    (long long)v[i].next_renewal);
-	family(&b, "certsync_cert_last_renewal_timestamp_seconds", "gauge",
-	       "When the cert was last renewed successfully, seconds since the epoch.");
-	for (size_t i = 0; i < n; i++)
-		if (v[i].last_renewal != 0)
-			cert_sample(&b, "certsync_cert_last_renewal_timestamp_seconds", v[i].name,
-				    (long long)v[i].last_renewal);
-	family(&b, "certsync_cert_failures", "gauge",
-	       "Consecutive failed renewal attempts of the cert (0 after a success).");
-	for (size_t i = 0; i < n; i++)
-		cert_sample(&b, "certsync_cert_failures", v[i].name, v[i].failures);
-	family(&b, "certsync_cert_deployed_ok", "gauge",
-	       "Whether the deployed files hold a usable, consistent key and certificate "
-	       "(1) or not (0).");
-	for (size_t i = 0; i < n; i++)
-		cert_sample(&b, "certsync_cert_deployed_ok", v[i].name, v[i].verdict == CS_EX_OK);
+	render_head(&b, ag, now);
+	render_states(&b, v, n);
+	render_cert_gauges(&b, v, n);
 	render_reload_gauges(&b, v, n);
 	render_verify_gauges(&b, v, n);
 	render_served_gauges(&b, v, n);
-
-	family(&b, "certsync_renewals_total", "counter",
-	       "Renewal attempts seen since the agent started, by result.");
-	put(&b, "certsync_renewals_total{result=\"success\"} %llu\n",
-	    (unsigned long long)m->renew_ok);
-	put(&b, "certsync_renewals_total{result=\"failure\"} %llu\n",
-	    (unsigned long long)m->renew_failed);
-	family(&b, "certsync_reloads_total", "counter",
-	       "Service reloads seen since the agent started, by reloader and result.");
-	for (size_t i = 0; i < m->n_reloads; i++) {
-		static const char *const res[] = { "ok", "not_running", "failed" };
-		uint64_t val[] = { m->reloads[i].ok, m->reloads[i].not_running,
-				   m->reloads[i].failed };
-		for (size_t k = 0; k < 3; k++) {
-			put(&b, "certsync_reloads_total{reloader=\"");
-			put_label(&b, m->reloads[i].reloader);
-			put(&b, "\",result=\"%s\"} %llu\n", res[k], (unsigned long long)val[k]);
-		}
-	}
-
-	family(&b, "certsync_capath_problems", "gauge",
-	       "Files skipped or left out and sections whose pass failed in the [capath] and "
-	       "[clientcerts] directories, after the last pass.");
-	if (ag->capath_problems >= 0)
-		put(&b, "certsync_capath_problems %ld\n", ag->capath_problems);
-	family(&b, "certsync_ctlsock_clients", "gauge", "Status socket clients connected now.");
-	put(&b, "certsync_ctlsock_clients %u\n", ag->clients);
-	family(&b, "certsync_ctlsock_requests_total", "counter",
-	       "Status socket requests since the agent started, by result.");
-	put(&b, "certsync_ctlsock_requests_total{result=\"ok\"} %llu\n",
-	    (unsigned long long)ag->requests_ok);
-	put(&b, "certsync_ctlsock_requests_total{result=\"error\"} %llu\n",
-	    (unsigned long long)ag->requests_error);
-	put(&b, "certsync_ctlsock_requests_total{result=\"refused\"} %llu\n",
-	    (unsigned long long)ag->requests_refused);
-	family(&b, "certsync_metrics_file_write_failures_total", "counter",
-	       "Failed writes of the metrics_file since the agent started.");
-	put(&b, "certsync_metrics_file_write_failures_total %llu\n",
-	    (unsigned long long)ag->metrics_writes_failed);
+	render_counters(&b, m);
+	render_agent(&b, ag);
 
 	if (b.oom) {
 		free(b.p);

@@ -160,55 +160,78 @@ static const struct {
 	{CS_PROTO_CMD_REVOKE, ACCESS_CHANGE, run_revoke},
 };
 
+/*
+ * Reads line into *req (NULL for a bare command: json_object_get(NULL, ...)
+ * is NULL), *cmd and *name (NULL when missing; valid while *req and bare
+ * are). Returns false when the line is no JSON object: that is answered.
+ */
+static bool parse_line(struct client *c, const char *line, size_t len, char bare[16],
+		       json_t **req, const char **cmd, const char **name)
+{
+	json_error_t jerr;
+
+	*req = NULL;
+	*name = NULL;
+	if (bare_command(line, len, bare)) {
+		*cmd = bare;
+		return true;
+	}
+	*req = json_loadb(line, len, 0, &jerr);
+	if (*req == NULL || !json_is_object(*req)) {
+		c->s->ag.requests_error++;
+		cs_ctlsock__send_json(
+			c, *req == NULL
+				   ? cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST,
+							    "malformed JSON: %s", jerr.text)
+				   : cs_ctlsock__error_json(
+					     CS_PROTO_E_BAD_REQUEST,
+					     "a request is a JSON object with \"cmd\""));
+		json_decref(*req);
+		return false;
+	}
+	*cmd = json_string_value(json_object_get(*req, CS_PROTO_K_CMD));
+	*name = json_string_value(json_object_get(*req, CS_PROTO_K_NAME));
+	return true;
+}
+
+/* Answers that c may not run cmd (a command that changes something when change). */
+static void refuse(struct client *c, const char *cmd, bool change)
+{
+	c->s->ag.requests_refused++;
+	cs_notice("status socket: refused \"%s\" from uid %u", cmd, (unsigned)c->uid);
+	cs_ctlsock__send_json(
+		c, cs_ctlsock__error_json(
+			   CS_PROTO_E_REFUSED, "permission denied: uid %u may not %s (%s)",
+			   (unsigned)c->uid, change ? "change anything" : "read the status",
+			   change ? "needs uid 0 or admin_group"
+				  : "needs socket_group or admin_group"));
+}
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
 /* Answers one request line. */
 void cs_ctlsock__handle(struct client *c, const char *line, size_t len)
 {
 	struct cs_ctlsock *s = c->s;
-	json_error_t jerr;
-	json_t *req = NULL, *resp = NULL;
-	const char *cmd = NULL, *name = NULL;
+	json_t *req, *resp = NULL;
+	const char *cmd, *name;
 	char bare[16];
 	bool change, done = false;
 	size_t i;
 
-	/* req stays NULL for a bare command: json_object_get(NULL, ...) is NULL. */
-	if (bare_command(line, len, bare)) {
-		cmd = bare;
-	} else {
-		req = json_loadb(line, len, 0, &jerr);
-		if (req == NULL || !json_is_object(req)) {
-			s->ag.requests_error++;
-			cs_ctlsock__send_json(
-				c, req == NULL
-					   ? cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST,
-								    "malformed JSON: %s", jerr.text)
-					   : cs_ctlsock__error_json(
-						     CS_PROTO_E_BAD_REQUEST,
-						     "a request is a JSON object with \"cmd\""));
-			json_decref(req);
-			return;
-		}
-		cmd = json_string_value(json_object_get(req, CS_PROTO_K_CMD));
-		name = json_string_value(json_object_get(req, CS_PROTO_K_NAME));
-	}
+	if (!parse_line(c, line, len, bare, &req, &cmd, &name))
+		return;
 	if (cmd == NULL) {
 		resp = cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST,
 					      "a request needs \"cmd\" (a string)");
 		goto out;
 	}
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+	for (i = 0; i < N_COMMANDS; i++)
 		if (strcmp(cmd, commands[i].name) == 0)
 			break;
-	change = i < sizeof(commands) / sizeof(commands[0]) && commands[i].access == ACCESS_CHANGE;
+	change = i < N_COMMANDS && commands[i].access == ACCESS_CHANGE;
 	if (c->access < ACCESS_READ || (change && c->access < ACCESS_CHANGE)) {
-		s->ag.requests_refused++;
-		cs_notice("status socket: refused \"%s\" from uid %u", cmd, (unsigned)c->uid);
-		cs_ctlsock__send_json(
-			c, cs_ctlsock__error_json(
-				   CS_PROTO_E_REFUSED, "permission denied: uid %u may not %s (%s)",
-				   (unsigned)c->uid, change ? "change anything" : "read the status",
-				   change ? "needs uid 0 or admin_group"
-					  : "needs socket_group or admin_group"));
+		refuse(c, cmd, change);
 		json_decref(req);
 		return;
 	}
@@ -216,7 +239,7 @@ void cs_ctlsock__handle(struct client *c, const char *line, size_t len)
 		cs_ctlsock__answer_unref(s->list_cache); /* this may change what list says */
 		s->list_cache = NULL;
 	}
-	if (i == sizeof(commands) / sizeof(commands[0])) {
+	if (i == N_COMMANDS) {
 		resp = cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST, "unknown command \"%s\"",
 					      cmd);
 		goto out;

@@ -3,14 +3,16 @@
  * status socket: status, list, show, renew, rehash, reload, revoke, metrics.
  *
  * One connection per command; requests and answers are single JSON lines
- * (see cs_proto.h). Tables for people by default (colour only on a
- * terminal), the agent's JSON as it came with --json.
+ * (see cs_proto.h), sent and read by ctl_online_conn.c. Tables for
+ * people by default (colour only on a terminal), the agent's JSON as it
+ * came with --json.
  *
  * Exit status: 0 all well; 1 the agent refused or could not do it, or a cert
  * shown is failed, expired or missing; 2 bad usage; 3 the agent cannot be
  * reached.
  */
 #include "ctl.h"
+#include "ctl_online_int.h"
 #include "cs_proto.h"
 
 #include <errno.h>
@@ -25,15 +27,6 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
-
-#define EX_FAIL 1
-#define EX_USAGE 2
-#define EX_UNREACHABLE 3
-#define EX_BUSY 4 /* renew --wait: the agent was busy with that certificate */
-#define READ_TIMEOUT_MS 30000
-
-/* How long to wait for an answer (renew --wait: --timeout). */
-static int read_timeout_ms = READ_TIMEOUT_MS;
 
 /* Global options, set by certsyncctl.c (or by -s/--json after the command). */
 const char *ctl_socket_path;
@@ -55,168 +48,6 @@ const struct ctl_cmd ctl_online_cmds[] = {
 	{ "metrics", ctl_metrics_main, "metrics", "the Prometheus metrics (text format)" },
 	{ NULL, NULL, NULL, NULL },
 };
-
-/* ---- talking to the agent ------------------------------------------------ */
-
-struct conn {
-	int fd;
-	char *buf;
-	size_t len, cap;
-};
-
-static const char *sock_path(void)
-{
-	return ctl_socket_path != NULL ? ctl_socket_path : CS_PROTO_SOCKET_PATH;
-}
-
-/* Returns 0, or EX_UNREACHABLE with a message on stderr. */
-static int conn_open(struct conn *c)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	const char *path = sock_path();
-
-	memset(c, 0, sizeof(*c));
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "certsyncctl: %s: path too long for a Unix socket\n", path);
-		return EX_UNREACHABLE;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int e = errno;
-		fprintf(stderr, "certsyncctl: cannot reach the agent at %s: %s%s\n", path,
-			strerror(e),
-			e == ENOENT || e == ECONNREFUSED ? " (is certsyncd running? -s SOCKET)"
-			: e == EACCES			 ? " (not in socket_group?)"
-							 : "");
-		if (c->fd >= 0)
-			close(c->fd);
-		c->fd = -1;
-		return EX_UNREACHABLE;
-	}
-	return 0;
-}
-
-static void conn_close(struct conn *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	free(c->buf);
-	c->fd = -1;
-	c->buf = NULL;
-}
-
-/*
- * Sends req (consumed) and reads one answer line into *resp (the raw line in
- * *line, valid until the next call). Returns 0 or EX_UNREACHABLE.
- */
-static int conn_call(struct conn *c, json_t *req, json_t **resp, const char **line)
-{
-	char *text = json_dumps(req, JSON_COMPACT);
-	size_t off = 0, len;
-	json_error_t jerr;
-
-	json_decref(req);
-	*resp = NULL;
-	if (text == NULL) {
-		fprintf(stderr, "certsyncctl: out of memory\n");
-		return EX_FAIL;
-	}
-	len = strlen(text);
-	text[len++] = '\n'; /* json_dumps leaves room: the NUL becomes the newline */
-	while (off < len) {
-		ssize_t n = send(c->fd, text + off, len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "certsyncctl: the agent at %s went away: %s\n", sock_path(),
-				strerror(errno));
-			free(text);
-			return EX_UNREACHABLE;
-		}
-		off += (size_t)n;
-	}
-	free(text);
-	/* Drop the previous answer, keep anything after it. */
-	char *nl = c->buf ? memchr(c->buf, '\0', c->len) : NULL;
-	if (nl != NULL) {
-		size_t used = (size_t)(nl - c->buf) + 1;
-		memmove(c->buf, c->buf + used, c->len - used);
-		c->len -= used;
-	}
-	for (;;) {
-		nl = c->buf ? memchr(c->buf, '\n', c->len) : NULL;
-		if (nl != NULL)
-			break;
-		if (c->cap - c->len < 65536) {
-			size_t cap = c->cap ? c->cap * 2 : 65536;
-			char *p = realloc(c->buf, cap);
-			if (p == NULL) {
-				fprintf(stderr, "certsyncctl: out of memory\n");
-				return EX_FAIL;
-			}
-			c->buf = p;
-			c->cap = cap;
-		}
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-		int pr = poll(&pfd, 1, read_timeout_ms);
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr == 0) {
-			fprintf(stderr, "certsyncctl: no answer from the agent within %d s\n",
-				read_timeout_ms / 1000);
-			return EX_UNREACHABLE;
-		}
-		ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			fprintf(stderr, "certsyncctl: the agent at %s closed the connection%s%s\n",
-				sock_path(), n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
-			return EX_UNREACHABLE;
-		}
-		c->len += (size_t)n;
-	}
-	*nl = '\0';
-	*line = c->buf;
-	*resp = json_loads(c->buf, 0, &jerr);
-	if (*resp == NULL || !json_is_object(*resp)) {
-		fprintf(stderr, "certsyncctl: the agent's answer is not JSON: %s\n", jerr.text);
-		json_decref(*resp);
-		*resp = NULL;
-		return EX_FAIL;
-	}
-	return 0;
-}
-
-/* One request on a new connection; returns 0 or an exit status (message printed). */
-static int call(json_t *req, json_t **resp, char **line)
-{
-	struct conn c;
-	const char *l = NULL;
-	int rc = conn_open(&c);
-
-	*resp = NULL;
-	*line = NULL;
-	if (rc != 0) {
-		json_decref(req);
-		return rc;
-	}
-	rc = conn_call(&c, req, resp, &l);
-	if (rc == 0 && (*line = strdup(l)) == NULL)
-		rc = EX_FAIL;
-	conn_close(&c);
-	return rc;
-}
-
-/* Prints the agent's error; returns EX_FAIL. */
-static int agent_error(const char *cmd, json_t *resp)
-{
-	const char *msg = json_string_value(json_object_get(resp, CS_PROTO_K_ERROR));
-
-	fprintf(stderr, "certsyncctl %s: %s\n", cmd, msg ? msg : "the agent said no");
-	return EX_FAIL;
-}
 
 /* ---- presentation --------------------------------------------------------- */
 
@@ -543,25 +374,6 @@ static int parse(int argc, char **argv, const char *usage, int min_pos, int max_
 	return 0;
 }
 
-/* Sends req; with --json prints the answer line. Returns 0 (ok) or an exit status. */
-static int simple(const char *cmd, json_t *req, json_t **resp)
-{
-	char *line;
-	int rc = call(req, resp, &line);
-
-	if (rc != 0)
-		return rc;
-	if (ctl_json)
-		printf("%s\n", line);
-	free(line);
-	if (!json_is_true(json_object_get(*resp, CS_PROTO_K_OK))) {
-		if (!ctl_json)
-			agent_error(cmd, *resp);
-		return EX_FAIL;
-	}
-	return 0;
-}
-
 /* certsyncctl status; returns the exit status. */
 int ctl_status_main(int argc, char **argv)
 {
@@ -572,7 +384,8 @@ int ctl_status_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = simple("status", json_pack("{s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_STATUS), &resp);
+	rc = ctl_online__simple("status", json_pack("{s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_STATUS),
+				&resp);
 	if (rc == 0) {
 		json_t *states = json_object_get(resp, CS_PROTO_K_STATES);
 		const char *k;
@@ -648,7 +461,8 @@ int ctl_list_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = simple("list", json_pack("{s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_LIST), &resp);
+	rc = ctl_online__simple("list", json_pack("{s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_LIST),
+				&resp);
 	if (rc == 0) {
 		json_t *certs = json_object_get(resp, CS_PROTO_K_CERTS);
 		if (!ctl_json)
@@ -670,7 +484,7 @@ int ctl_show_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = simple("show",
+	rc = ctl_online__simple("show",
 		    json_pack("{s:s,s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_SHOW, CS_PROTO_K_NAME,
 			      a.pos[0]),
 		    &resp);
@@ -747,8 +561,9 @@ int ctl_renew_main(int argc, char **argv)
 	}
 	name = a.all ? CS_PROTO_ALL : a.pos[0];
 	if (a.wait)
-		read_timeout_ms = a.timeout > INT_MAX / 1000 ? INT_MAX : (int)(a.timeout * 1000);
-	rc = simple("renew",
+		ctl_online__read_timeout_ms =
+			a.timeout > INT_MAX / 1000 ? INT_MAX : (int)(a.timeout * 1000);
+	rc = ctl_online__simple("renew",
 		    json_pack("{s:s,s:s,s:b,s:b}", CS_PROTO_K_CMD, CS_PROTO_CMD_RENEW,
 			      CS_PROTO_K_NAME, name, CS_PROTO_K_FORCE, a.force, CS_PROTO_K_WAIT,
 			      a.wait),
@@ -798,7 +613,7 @@ static int named(int argc, char **argv, const char *cmd, const char *usage, int 
 		return rc < 0 ? 0 : rc;
 	req = a.n_pos ? json_pack("{s:s,s:s}", CS_PROTO_K_CMD, cmd, CS_PROTO_K_NAME, a.pos[0])
 		      : json_pack("{s:s}", CS_PROTO_K_CMD, cmd);
-	rc = simple(cmd, req, &resp);
+	rc = ctl_online__simple(cmd, req, &resp);
 	if (rc == 0 && !ctl_json)
 		printf("%s%s%s: requested\n", cmd, a.n_pos ? " " : "", a.n_pos ? a.pos[0] : "");
 	json_decref(resp);
@@ -833,7 +648,7 @@ int ctl_revoke_main(int argc, char **argv)
 					   CS_PROTO_K_NAME, a.pos[0], CS_PROTO_K_REASON, a.reason)
 			       : json_pack("{s:s,s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_REVOKE,
 					   CS_PROTO_K_NAME, a.pos[0]);
-	rc = simple("revoke", req, &resp);
+	rc = ctl_online__simple("revoke", req, &resp);
 	if (rc == 0 && !ctl_json)
 		printf("revoked %s (reason %s); a new certificate is being issued\n",
 		       jstr(resp, CS_PROTO_K_SERIAL, "?"),
@@ -851,7 +666,7 @@ int ctl_adopt_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = simple("adopt",
+	rc = ctl_online__simple("adopt",
 		    json_pack("{s:s,s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_ADOPT, CS_PROTO_K_NAME,
 			      a.pos[0]),
 		    &resp);
@@ -870,7 +685,8 @@ int ctl_metrics_main(int argc, char **argv)
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = simple("metrics", json_pack("{s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_METRICS), &resp);
+	rc = ctl_online__simple("metrics", json_pack("{s:s}", CS_PROTO_K_CMD, CS_PROTO_CMD_METRICS),
+				&resp);
 	if (rc == 0 && !ctl_json)
 		fputs(jstr(resp, CS_PROTO_K_METRICS, ""), stdout);
 	json_decref(resp);

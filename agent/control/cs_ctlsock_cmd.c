@@ -149,15 +149,15 @@ static const struct {
 	int access;
 	cmd_fn *run;
 } commands[] = {
-	{CS_PROTO_CMD_LIST, ACCESS_READ, run_list},
-	{CS_PROTO_CMD_SHOW, ACCESS_READ, run_show},
-	{CS_PROTO_CMD_STATUS, ACCESS_READ, run_status},
-	{CS_PROTO_CMD_RENEW, ACCESS_CHANGE, run_renew},
-	{CS_PROTO_CMD_RELOAD, ACCESS_CHANGE, run_reload},
-	{CS_PROTO_CMD_REHASH, ACCESS_CHANGE, run_rehash},
-	{CS_PROTO_CMD_METRICS, ACCESS_READ, run_metrics},
-	{CS_PROTO_CMD_ADOPT, ACCESS_CHANGE, run_adopt},
-	{CS_PROTO_CMD_REVOKE, ACCESS_CHANGE, run_revoke},
+	{ CS_PROTO_CMD_LIST, ACCESS_READ, run_list },
+	{ CS_PROTO_CMD_SHOW, ACCESS_READ, run_show },
+	{ CS_PROTO_CMD_STATUS, ACCESS_READ, run_status },
+	{ CS_PROTO_CMD_RENEW, ACCESS_CHANGE, run_renew },
+	{ CS_PROTO_CMD_RELOAD, ACCESS_CHANGE, run_reload },
+	{ CS_PROTO_CMD_REHASH, ACCESS_CHANGE, run_rehash },
+	{ CS_PROTO_CMD_METRICS, ACCESS_READ, run_metrics },
+	{ CS_PROTO_CMD_ADOPT, ACCESS_CHANGE, run_adopt },
+	{ CS_PROTO_CMD_REVOKE, ACCESS_CHANGE, run_revoke },
 };
 
 /*

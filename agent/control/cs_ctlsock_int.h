@@ -161,51 +161,77 @@ struct cs_ctlsock {
 };
 
 /* cs_ctlsock_conn.c: clients: closing, answers, reading and fairness */
+/* Drops a reference to a (NULL accepted); the last one frees it. */
 void cs_ctlsock__answer_unref(struct answer *a);
+/* Closes c's handles; c is freed by the last close callback. */
 void cs_ctlsock__close_client(struct client *c);
+/* Closes the listener's pipe; l is freed by its close callback. */
 void cs_ctlsock__close_listener(struct listener *l);
+/* The close callback of the server's own handles (it counts s->handles down). */
 void cs_ctlsock__on_plain_closed(uv_handle_t *h);
+/* True when nothing holds the client's next requests back. */
 bool cs_ctlsock__can_read(const struct client *c);
+/* Sends a to c (written now, or its tail queued with a reference taken). */
 void cs_ctlsock__send_answer(struct client *c, struct answer *a);
+/* Returns the answer for j (consumed), or an "out of memory" one; NULL only on ENOMEM. */
 struct answer *cs_ctlsock__answer_json(json_t *j);
+/* Sends j (consumed) to c as one line. */
 void cs_ctlsock__send_json(struct client *c, json_t *j);
+/* Returns {"ok":false,"error":...,"code":code} (the caller owns it), NULL on ENOMEM. */
 json_t *cs_ctlsock__error_json(const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Answers the complete lines buffered, at most BATCH per loop turn. */
 void cs_ctlsock__process(struct client *c);
+/* The read callbacks of a client's pipe. */
 void cs_ctlsock__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 void cs_ctlsock__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+/* A client's idle timer: drops a client without a complete request within idle_ms. */
 void cs_ctlsock__on_idle(uv_timer_t *t);
 
 /* cs_ctlsock_listen.c: the socket file and accepting clients */
+/* Returns a listener at o->path accepting into s, or NULL with err set. */
 struct listener *cs_ctlsock__listener_new(struct cs_ctlsock *s, const struct cs_ctlsock_opts *o,
-				     char *err, size_t errlen);
+					  char *err, size_t errlen);
 
 /* cs_ctlsock_show.c: list and show */
+/* Returns t as an ISO 8601 UTC string, or null for 0. */
 json_t *cs_ctlsock__time_json(time_t t);
+/* Returns s as a string, or null for NULL. */
 json_t *cs_ctlsock__str_json(const char *s);
+/* True for a state status reports as a problem (failed, expired, missing). */
 bool cs_ctlsock__bad_state(enum cs_cert_state st);
+/* The answers to list and show (the caller owns them), NULL on ENOMEM. */
 json_t *cs_ctlsock__cmd_list(struct cs_ctlsock *s);
 json_t *cs_ctlsock__cmd_show(struct cs_ctlsock *s, const char *name);
 
 /* cs_ctlsock_status.c: status and its cached answer */
+/* Returns the status answer (borrowed from the cache), NULL on ENOMEM. */
 struct answer *cs_ctlsock__status_answer(struct cs_ctlsock *s);
 
 /* cs_ctlsock_renew.c: renew, reload and rehash */
+/* Returns renew's answer, or NULL when it comes later (c->deferred set). */
 json_t *cs_ctlsock__cmd_renew(struct client *c, const char *name, bool force, bool wait);
+/* Returns the answer of a reload or rehash through hook (NULL: not available). */
 json_t *cs_ctlsock__cmd_hook(struct cs_ctlsock *s, const char *cmd, const char *name,
-			int (*hook)(void *, const char *, char *, size_t));
+			     int (*hook)(void *, const char *, char *, size_t));
 
 /* cs_ctlsock_defer.c: answers that come later: adopt and revoke */
+/* Sends the deferred answer resp (taken) to d's client, if it is still there, and frees d. */
 void cs_ctlsock__deferred_answer(struct deferred *d, json_t *resp, bool ok);
+/* Return the answer now, or NULL when it comes later (c->deferred set). */
 json_t *cs_ctlsock__cmd_adopt(struct client *c, const char *name);
 json_t *cs_ctlsock__cmd_revoke(struct client *c, const char *name, json_t *jreason);
 
 /* cs_ctlsock_cmd.c: one request line answered */
+/* Answers one request line of c (now, or later through c->deferred). */
 void cs_ctlsock__handle(struct client *c, const char *line, size_t len);
 
 /* cs_ctlsock_metrics.c: the metrics command and the metrics file */
+/* Returns the metrics answer (the caller owns it), NULL on ENOMEM. */
 json_t *cs_ctlsock__cmd_metrics(struct cs_ctlsock *s);
+/* Writes the metrics file in ms (an earlier write already due stays). */
 void cs_ctlsock__metrics_soon(struct cs_ctlsock *s, uint64_t ms);
+/* Watches state_dir/certs (again): a state change rewrites the metrics file soon. */
 void cs_ctlsock__watch_state(struct cs_ctlsock *s);
 
 #endif /* CS_CTLSOCK_INT_H */

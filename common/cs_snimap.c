@@ -28,9 +28,11 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Text made with stdio into memory (open_memstream); p and n are valid after buf_end. */
 struct buf {
+	FILE *f;
 	char *p;
-	size_t n, cap;
+	size_t n;
 	bool oom;
 };
 
@@ -39,34 +41,35 @@ static void put(struct buf *b, const char *fmt, ...) __attribute__((format(print
 static void put(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
 	if (b->oom)
 		return;
-	va_start(ap, fmt);
-	n = vsnprintf(b->p != NULL ? b->p + b->n : NULL, b->p != NULL ? b->cap - b->n : 0, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
+	if (b->f == NULL && (b->f = open_memstream(&b->p, &b->n)) == NULL) {
 		b->oom = true;
 		return;
 	}
-	if (b->p == NULL || b->n + (size_t)n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *p;
+	va_start(ap, fmt);
+	if (vfprintf(b->f, fmt, ap) < 0)
+		b->oom = true;
+	va_end(ap);
+}
 
-		while (cap < b->n + (size_t)n + 1)
-			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-		va_start(ap, fmt);
-		vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-		va_end(ap);
-	}
-	b->n += (size_t)n;
+/* Ends the text: b->p holds it NUL-terminated (an empty one too); false when out of memory. */
+static bool buf_end(struct buf *b)
+{
+	put(b, "%s", "");
+	if (b->f != NULL && fclose(b->f) != 0)
+		b->oom = true;
+	b->f = NULL;
+	return !b->oom && b->p != NULL;
+}
+
+static void buf_free(struct buf *b)
+{
+	if (b->f != NULL)
+		fclose(b->f);
+	free(b->p);
+	memset(b, 0, sizeof(*b));
 }
 
 void cs_snimap_result_free(struct cs_snimap_result *res)
@@ -290,8 +293,7 @@ static int postfix_sync(const struct cs_snimap_opts *o, struct cs_snimap_result 
 		}
 		res->entries++;
 	}
-	put(&body, "%s", "");
-	if (body.oom) {
+	if (!buf_end(&body)) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -301,7 +303,7 @@ static int postfix_sync(const struct cs_snimap_opts *o, struct cs_snimap_result 
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	put(&text, HEADER "%s\n# NAME  key-first files; postmap -F embeds their contents\n%s",
 	    hex, body.p);
-	if (text.oom || asprintf(&db, "%s%s", o->path, sfx) < 0) {
+	if (!buf_end(&text) || asprintf(&db, "%s%s", o->path, sfx) < 0) {
 		db = NULL;
 		rc = -ENOMEM;
 		goto out;
@@ -377,8 +379,8 @@ out:
 	if (tmp != NULL)
 		remove_tmpdir(tmp);
 	EVP_MD_CTX_free(ctx);
-	free(body.p);
-	free(text.p);
+	buf_free(&body);
+	buf_free(&text);
 	free(old);
 	free(db);
 	free(tmp);
@@ -436,7 +438,7 @@ static int dovecot_sync(const struct cs_snimap_opts *o, struct cs_snimap_result 
 			put(&text, "  ssl_cert = <%s\n  ssl_key = <%s\n}\n", ent->chain, key);
 		res->entries++;
 	}
-	if (text.oom) {
+	if (!buf_end(&text)) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -492,7 +494,7 @@ static int dovecot_sync(const struct cs_snimap_opts *o, struct cs_snimap_result 
 out:
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "%s: out of memory", o->path);
-	free(text.p);
+	buf_free(&text);
 	free(old);
 	free(out);
 	return rc;

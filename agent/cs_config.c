@@ -87,10 +87,10 @@ struct parser {
 
 /* ---- errors ---- */
 
-static void add_error(struct cs_cfg_errors *errs, const char *fmt, ...)
+static void cs_config__add_error(struct cs_cfg_errors *errs, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static void add_error(struct cs_cfg_errors *errs, const char *fmt, ...)
+static void cs_config__add_error(struct cs_cfg_errors *errs, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -121,7 +121,7 @@ void cs_cfg_errors_free(struct cs_cfg_errors *errs)
 }
 
 /* "[cert "mail"]" or "[agent]", for messages. */
-static void section_label(const struct raw_section *s, char *out, size_t len)
+static void cs_config__section_label(const struct raw_section *s, char *out, size_t len)
 {
 	if (s->name != NULL)
 		snprintf(out, len, "[%s \"%s\"]", s->type, s->name);
@@ -135,7 +135,7 @@ static void section_label(const struct raw_section *s, char *out, size_t len)
  * all (a drop-in that is a link to /etc/shadow, a private key) must never have
  * its content echoed into the terminal or the journal.
  */
-static const char *shown(const char *word)
+static const char *cs_config__shown(const char *word)
 {
 	size_t n = 0;
 
@@ -145,19 +145,21 @@ static const char *shown(const char *word)
 	return (n > 0 && n <= 40) ? word : "(not shown)";
 }
 
-static void pair_error(struct parser *p, const struct raw_section *s, const struct raw_pair *kv,
-		       const char *msg)
+static void cs_config__pair_error(struct parser *p, const struct raw_section *s,
+				  const struct raw_pair *kv, const char *msg)
 {
 	char label[300];
 
-	section_label(s, label, sizeof(label));
-	add_error(p->errs, "%s:%d: %s %s: %s", s->file, kv->line, label, shown(kv->key), msg);
+	cs_config__section_label(s, label, sizeof(label));
+	cs_config__add_error(p->errs, "%s:%d: %s %s: %s", s->file, kv->line, label,
+			     cs_config__shown(kv->key), msg);
 }
 
-static void section_error(struct parser *p, const struct raw_section *s, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void cs_config__section_error(struct parser *p, const struct raw_section *s,
+				     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static void section_error(struct parser *p, const struct raw_section *s, const char *fmt, ...)
+static void cs_config__section_error(struct parser *p, const struct raw_section *s,
+				     const char *fmt, ...)
 {
 	char label[300], msg[1024];
 	va_list ap;
@@ -165,8 +167,8 @@ static void section_error(struct parser *p, const struct raw_section *s, const c
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	section_label(s, label, sizeof(label));
-	add_error(p->errs, "%s:%d: %s: %s", s->file, s->line, label, msg);
+	cs_config__section_label(s, label, sizeof(label));
+	cs_config__add_error(p->errs, "%s:%d: %s: %s", s->file, s->line, label, msg);
 }
 
 /* ---- value parsers ---- */
@@ -415,7 +417,7 @@ int cs_cfg_parse_verify_url(const char *s, char *err, size_t errlen)
 	return -1;
 }
 
-static int parse_abs_path(const char *s, char *err, size_t errlen)
+static int cs_config__parse_abs_path(const char *s, char *err, size_t errlen)
 {
 	if (s[0] != '/') {
 		snprintf(err, errlen, "'%s' is not an absolute path", s);
@@ -425,7 +427,7 @@ static int parse_abs_path(const char *s, char *err, size_t errlen)
 }
 
 /* Splits a comma-separated list; empty items are an error. */
-static int parse_list(const char *s, struct cs_cfg_list *out, char *err, size_t errlen)
+static int cs_config__parse_list(const char *s, struct cs_cfg_list *out, char *err, size_t errlen)
 {
 	const char *q = s;
 
@@ -457,7 +459,7 @@ static int parse_list(const char *s, struct cs_cfg_list *out, char *err, size_t 
 	}
 }
 
-static void list_free(struct cs_cfg_list *l)
+static void cs_config__list_free(struct cs_cfg_list *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		free(l->v[i]);
@@ -497,9 +499,9 @@ struct enum_val {
 	int value;
 };
 
-static const struct enum_val e_issuer_type[] = { { "local-ca", CS_ISSUER_LOCAL_CA },
-						 { "acme", CS_ISSUER_ACME },
-						 { NULL, 0 } };
+static const struct enum_val cs_config__e_issuer_type[] = { { "local-ca", CS_ISSUER_LOCAL_CA },
+							    { "acme", CS_ISSUER_ACME },
+							    { NULL, 0 } };
 static const struct enum_val e_challenge[] = { { "http-01", CS_CHALLENGE_HTTP01 },
 					       { "dns-01", CS_CHALLENGE_DNS01 },
 					       { "tls-alpn-01", CS_CHALLENGE_TLSALPN01 },
@@ -514,14 +516,14 @@ static const struct enum_val e_digest[] = { { "sha256", CS_DIGEST_SHA256 },
 					    { "sha1", CS_DIGEST_SHA1 },
 					    { "md5", CS_DIGEST_MD5 },
 					    { NULL, 0 } };
-static const struct enum_val e_reload_type[] = { { "postfix", CS_RELOAD_POSTFIX },
-						 { "dovecot", CS_RELOAD_DOVECOT },
-						 { "exec", CS_RELOAD_EXEC },
-						 { "plugin", CS_RELOAD_PLUGIN },
-						 { NULL, 0 } };
-static const struct enum_val e_sni_type[] = { { "postfix", CS_SNI_POSTFIX },
-					      { "dovecot", CS_SNI_DOVECOT },
-					      { NULL, 0 } };
+static const struct enum_val cs_config__e_reload_type[] = { { "postfix", CS_RELOAD_POSTFIX },
+							    { "dovecot", CS_RELOAD_DOVECOT },
+							    { "exec", CS_RELOAD_EXEC },
+							    { "plugin", CS_RELOAD_PLUGIN },
+							    { NULL, 0 } };
+static const struct enum_val cs_config__e_sni_type[] = { { "postfix", CS_SNI_POSTFIX },
+							 { "dovecot", CS_SNI_DOVECOT },
+							 { NULL, 0 } };
 static const struct enum_val e_sni_map_type[] = { { "hash", 0 },	 { "btree", 1 },
 						  { "lmdb", 2 },	 { "cdb", 3 },
 						  { NULL, 0 } };
@@ -543,7 +545,7 @@ struct keydef {
 };
 
 #define AG(f) offsetof(struct cs_cfg_agent, f)
-static const struct keydef agent_keys[] = {
+static const struct keydef cs_config__agent_keys[] = {
 	{ "state_dir", V_PATH, AG(state_dir), ANY, NULL },
 	{ "socket", V_PATH, AG(socket), ANY, NULL },
 	{ "socket_group", V_GROUP, AG(socket_group), ANY, NULL },
@@ -566,8 +568,8 @@ static const struct keydef agent_keys[] = {
 #define LOCAL T(CS_ISSUER_LOCAL_CA)
 #define ACME T(CS_ISSUER_ACME)
 #define IS(f) offsetof(struct cs_cfg_issuer, f)
-static const struct keydef issuer_keys[] = {
-	{ "type", V_ENUM, IS(type), ANY, e_issuer_type },
+static const struct keydef cs_config__issuer_keys[] = {
+	{ "type", V_ENUM, IS(type), ANY, cs_config__e_issuer_type },
 	{ "dir", V_PATH, IS(dir), LOCAL, NULL },
 	{ "subject", V_STR, IS(subject), LOCAL, NULL },
 	{ "key", V_KEYTYPE, IS(key), LOCAL, NULL },
@@ -593,7 +595,7 @@ static const struct keydef issuer_keys[] = {
 };
 
 #define CE(f) offsetof(struct cs_cfg_cert, f)
-static const struct keydef cert_keys[] = {
+static const struct keydef cs_config__cert_keys[] = {
 	{ "issuer", V_STR, CE(issuer), ANY, NULL },
 	{ "names", V_NAMES, CE(names), ANY, NULL },
 	{ "key", V_KEYTYPE, CE(key), ANY, NULL },
@@ -620,7 +622,7 @@ static const struct keydef cert_keys[] = {
 };
 
 #define CP(f) offsetof(struct cs_cfg_capath, f)
-static const struct keydef capath_keys[] = {
+static const struct keydef cs_config__capath_keys[] = {
 	{ "dir", V_PATH, CP(dir), ANY, NULL },
 	{ "cafile", V_PATH, CP(cafile), ANY, NULL },
 	{ "issuers", V_LIST, CP(issuers), ANY, NULL },
@@ -629,7 +631,7 @@ static const struct keydef capath_keys[] = {
 };
 
 #define CC(f) offsetof(struct cs_cfg_clientcerts, f)
-static const struct keydef clientcerts_keys[] = {
+static const struct keydef cs_config__clientcerts_keys[] = {
 	{ "dir", V_PATH, CC(dir), ANY, NULL },
 	{ "map", V_PATH, CC(map), ANY, NULL },
 	{ "digest", V_ENUM, CC(digest), ANY, e_digest },
@@ -640,8 +642,8 @@ static const struct keydef clientcerts_keys[] = {
 };
 
 #define SN(f) offsetof(struct cs_cfg_sni, f)
-static const struct keydef sni_keys[] = {
-	{ "type", V_ENUM, SN(type), ANY, e_sni_type },
+static const struct keydef cs_config__sni_keys[] = {
+	{ "type", V_ENUM, SN(type), ANY, cs_config__e_sni_type },
 	{ "certs", V_LIST, SN(certs), ANY, NULL },
 	{ "map", V_PATH, SN(map), T(CS_SNI_POSTFIX), NULL },
 	{ "map_type", V_STR, SN(map_type), T(CS_SNI_POSTFIX), e_sni_map_type },
@@ -653,8 +655,8 @@ static const struct keydef sni_keys[] = {
 };
 
 #define RL(f) offsetof(struct cs_cfg_reload, f)
-static const struct keydef reload_keys[] = {
-	{ "type", V_ENUM, RL(type), ANY, e_reload_type },
+static const struct keydef cs_config__reload_keys[] = {
+	{ "type", V_ENUM, RL(type), ANY, cs_config__e_reload_type },
 	{ "config_dir", V_PATH, RL(config_dir), T(CS_RELOAD_POSTFIX), NULL },
 	{ "config", V_PATH, RL(config), T(CS_RELOAD_DOVECOT), NULL },
 	{ "pid_file", V_PATH, RL(pid_file), T(CS_RELOAD_DOVECOT), NULL },
@@ -665,7 +667,7 @@ static const struct keydef reload_keys[] = {
 	{ NULL, 0, 0, 0, NULL },
 };
 
-static const char *enum_names(const struct enum_val *e, char *buf, size_t len)
+static const char *cs_config__enum_names(const struct enum_val *e, char *buf, size_t len)
 {
 	size_t used = 0;
 
@@ -676,7 +678,7 @@ static const char *enum_names(const struct enum_val *e, char *buf, size_t len)
 	return buf;
 }
 
-static int enum_lookup(const struct enum_val *e, const char *s)
+static int cs_config__enum_lookup(const struct enum_val *e, const char *s)
 {
 	for (; e->name; e++)
 		if (strcmp(e->name, s) == 0)
@@ -700,22 +702,22 @@ static int store_value(const struct keydef *d, void *base, const char *value, ch
 			snprintf(err, errlen, "empty value");
 			return -1;
 		}
-		if (d->e != NULL && enum_lookup(d->e, value) < 0) {
+		if (d->e != NULL && cs_config__enum_lookup(d->e, value) < 0) {
 			snprintf(err, errlen, "'%s' is not one of: %s", value,
-				 enum_names(d->e, names, sizeof(names)));
+				 cs_config__enum_names(d->e, names, sizeof(names)));
 			return -1;
 		}
 		free(*(char **)field);
 		*(char **)field = strdup(value);
 		return 0;
 	case V_LIVEDIR:
-		if (strcmp(value, "none") != 0 && parse_abs_path(value, err, errlen) < 0)
+		if (strcmp(value, "none") != 0 && cs_config__parse_abs_path(value, err, errlen) < 0)
 			return -1;
 		free(*(char **)field);
 		*(char **)field = strdup(value);
 		return 0;
 	case V_PATH:
-		if (parse_abs_path(value, err, errlen) < 0)
+		if (cs_config__parse_abs_path(value, err, errlen) < 0)
 			return -1;
 		free(*(char **)field);
 		*(char **)field = strdup(value);
@@ -799,8 +801,8 @@ bad_hostport:
 	case V_CONTACTS: {
 		struct cs_cfg_list l;
 
-		if (parse_list(value, &l, err, errlen) < 0) {
-			list_free(&l);
+		if (cs_config__parse_list(value, &l, err, errlen) < 0) {
+			cs_config__list_free(&l);
 			return -1;
 		}
 		for (size_t i = 0; i < l.n; i++) {
@@ -815,19 +817,19 @@ bad_hostport:
 				rc = -1;
 			}
 			if (rc < 0) {
-				list_free(&l);
+				cs_config__list_free(&l);
 				return -1;
 			}
 		}
-		list_free((struct cs_cfg_list *)field);
+		cs_config__list_free((struct cs_cfg_list *)field);
 		*(struct cs_cfg_list *)field = l;
 		return 0;
 	}
 	case V_ENUM: {
-		int v = enum_lookup(d->e, value);
+		int v = cs_config__enum_lookup(d->e, value);
 		if (v < 0) {
 			snprintf(err, errlen, "'%s' is not one of: %s", value,
-				 enum_names(d->e, names, sizeof(names)));
+				 cs_config__enum_names(d->e, names, sizeof(names)));
 			return -1;
 		}
 		*(int *)field = v;
@@ -889,7 +891,8 @@ static void start_section(struct parser *p, const char *line)
 	snprintf(buf, sizeof(buf), "%s", line + 1);
 	close = strrchr(buf, ']');
 	if (close == NULL) {
-		add_error(p->errs, "%s:%d: section header without ']'", p->file, p->line);
+		cs_config__add_error(p->errs, "%s:%d: section header without ']'", p->file,
+				     p->line);
 		return;
 	}
 	*close = '\0';
@@ -902,9 +905,11 @@ static void start_section(struct parser *p, const char *line)
 		trim(name);
 		size_t nl = strlen(name);
 		if (nl < 2 || name[0] != '"' || name[nl - 1] != '"') {
-			add_error(p->errs, "%s:%d: [%s]: the section name must be in double quotes: "
-					   "[%s \"NAME\"]",
-				  p->file, p->line, shown(type), shown(type));
+			cs_config__add_error(
+				p->errs,
+				"%s:%d: [%s]: the section name must be in double quotes: "
+				"[%s \"NAME\"]",
+				p->file, p->line, cs_config__shown(type), cs_config__shown(type));
 			return;
 		}
 		name[nl - 1] = '\0';
@@ -914,34 +919,38 @@ static void start_section(struct parser *p, const char *line)
 		if (strcmp(type, section_types[i]) == 0)
 			break;
 	if (section_types[i] == NULL) {
-		add_error(p->errs,
-			  "%s:%d: [%s]: unknown section (known: agent, issuer, cert, capath, "
-			  "clientcerts, sni, reload)",
-			  p->file, p->line, shown(type));
+		cs_config__add_error(
+			p->errs,
+			"%s:%d: [%s]: unknown section (known: agent, issuer, cert, capath, "
+			"clientcerts, sni, reload)",
+			p->file, p->line, cs_config__shown(type));
 		return;
 	}
 	if (strcmp(type, "agent") == 0) {
 		if (name != NULL) {
-			add_error(p->errs, "%s:%d: [agent]: this section takes no name", p->file,
-				  p->line);
+			cs_config__add_error(p->errs, "%s:%d: [agent]: this section takes no name",
+					     p->file, p->line);
 			return;
 		}
 		if (p->is_dropin) {
-			add_error(p->errs,
-				  "%s:%d: [agent]: only the main configuration file may hold "
-				  "[agent]",
-				  p->file, p->line);
+			cs_config__add_error(
+				p->errs,
+				"%s:%d: [agent]: only the main configuration file may hold "
+				"[agent]",
+				p->file, p->line);
 			return;
 		}
 	} else if (name == NULL) {
-		add_error(p->errs, "%s:%d: [%s]: this section needs a name: [%s \"NAME\"]",
-			  p->file, p->line, type, type);
+		cs_config__add_error(p->errs,
+				     "%s:%d: [%s]: this section needs a name: [%s \"NAME\"]",
+				     p->file, p->line, type, type);
 		return;
 	} else if (!valid_section_name(name)) {
-		add_error(p->errs,
-			  "%s:%d: [%s \"%s\"]: a name may hold only letters, digits, '-', '_' "
-			  "and '.'",
-			  p->file, p->line, type, name);
+		cs_config__add_error(
+			p->errs,
+			"%s:%d: [%s \"%s\"]: a name may hold only letters, digits, '-', '_' "
+			"and '.'",
+			p->file, p->line, type, name);
 		return;
 	}
 	/* Duplicate section names, in this file or an earlier one. */
@@ -953,9 +962,11 @@ static void start_section(struct parser *p, const char *line)
 			continue;
 		if ((name == NULL && o->name == NULL) ||
 		    (name != NULL && o->name != NULL && strcmp(name, o->name) == 0)) {
-			add_error(p->errs, "%s:%d: [%s%s%s%s]: duplicate section, first defined at %s:%d",
-				  p->file, p->line, type, name ? " \"" : "", name ? name : "",
-				  name ? "\"" : "", o->file, o->line);
+			cs_config__add_error(
+				p->errs,
+				"%s:%d: [%s%s%s%s]: duplicate section, first defined at %s:%d",
+				p->file, p->line, type, name ? " \"" : "", name ? name : "",
+				name ? "\"" : "", o->file, o->line);
 			return;
 		}
 	}
@@ -1001,19 +1012,22 @@ static char *reader(char *str, int num, void *stream)
 		p->line++;
 		p->bytes += (size_t)len;
 		if (p->bytes > MAX_FILE_BYTES) {
-			add_error(p->errs, "%s:%d: the file is larger than %d bytes; not read further",
-				  p->file, p->line, MAX_FILE_BYTES);
+			cs_config__add_error(
+				p->errs,
+				"%s:%d: the file is larger than %d bytes; not read further",
+				p->file, p->line, MAX_FILE_BYTES);
 			return NULL;
 		}
 		char *line = p->linebuf;
 		/* A NUL would silently cut the value short: refuse the line instead. */
 		if (memchr(line, '\0', (size_t)len) != NULL) {
-			add_error(p->errs, "%s:%d: the line holds a NUL byte", p->file, p->line);
+			cs_config__add_error(p->errs, "%s:%d: the line holds a NUL byte", p->file,
+					     p->line);
 			continue;
 		}
 		if (len > MAX_LINE - 2) {
-			add_error(p->errs, "%s:%d: line longer than %d characters", p->file,
-				  p->line, MAX_LINE - 2);
+			cs_config__add_error(p->errs, "%s:%d: line longer than %d characters",
+					     p->file, p->line, MAX_LINE - 2);
 			continue;
 		}
 		char t[MAX_LINE];
@@ -1029,10 +1043,10 @@ static char *reader(char *str, int num, void *stream)
 		}
 		if (strchr(t, '=') == NULL) {
 			/* Never the line itself: it may be a secret from a file that is not ours. */
-			add_error(p->errs,
-				  "%s:%d: expected 'key = value' or a [section] header "
-				  "(the line is not shown)",
-				  p->file, p->line);
+			cs_config__add_error(p->errs,
+					     "%s:%d: expected 'key = value' or a [section] header "
+					     "(the line is not shown)",
+					     p->file, p->line);
 			continue;
 		}
 		/*
@@ -1048,7 +1062,7 @@ static char *reader(char *str, int num, void *stream)
 		}
 		/* Leading white space would make inih treat this as a continuation. */
 		if ((int)strlen(t) + 2 > num) {
-			add_error(p->errs, "%s:%d: line too long", p->file, p->line);
+			cs_config__add_error(p->errs, "%s:%d: line too long", p->file, p->line);
 			continue;
 		}
 		snprintf(str, (size_t)num, "%s\n", t);
@@ -1059,9 +1073,11 @@ static char *reader(char *str, int num, void *stream)
 /* Whether name is a key of any section: only then is it shown out of context. */
 static bool known_key(const char *name)
 {
-	static const struct keydef *const tables[] = { agent_keys,	  issuer_keys, cert_keys,
-						       capath_keys,	  clientcerts_keys,
-						       sni_keys,	  reload_keys };
+	static const struct keydef *const tables[] = {
+		cs_config__agent_keys,	cs_config__issuer_keys,	     cs_config__cert_keys,
+		cs_config__capath_keys, cs_config__clientcerts_keys, cs_config__sni_keys,
+		cs_config__reload_keys
+	};
 
 	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
 		for (const struct keydef *d = tables[t]; d->key; d++)
@@ -1079,21 +1095,24 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 1;
 	if (p->n_secs == 0 || p->secs[p->n_secs - 1].file != p->file) {
 		if (known_key(name))
-			add_error(p->errs, "%s:%d: %s: key outside of any section", p->file,
-				  p->line, name);
+			cs_config__add_error(p->errs, "%s:%d: %s: key outside of any section",
+					     p->file, p->line, name);
 		else
-			add_error(p->errs, "%s:%d: 'key = value' outside of any section (the line "
-					   "is not shown)",
-				  p->file, p->line);
+			cs_config__add_error(
+				p->errs,
+				"%s:%d: 'key = value' outside of any section (the line "
+				"is not shown)",
+				p->file, p->line);
 		return 1;
 	}
 	struct raw_section *s = &p->secs[p->n_secs - 1];
 	for (size_t i = 0; i < s->n_pairs; i++) {
 		if (strcmp(s->pairs[i].key, name) == 0) {
 			char label[300];
-			section_label(s, label, sizeof(label));
-			add_error(p->errs, "%s:%d: %s %s: duplicate key, first set at line %d",
-				  p->file, p->line, label, shown(name), s->pairs[i].line);
+			cs_config__section_label(s, label, sizeof(label));
+			cs_config__add_error(
+				p->errs, "%s:%d: %s %s: duplicate key, first set at line %d",
+				p->file, p->line, label, cs_config__shown(name), s->pairs[i].line);
 			return 1;
 		}
 	}
@@ -1172,7 +1191,7 @@ static void check_writers(struct parser *p, const char *path, const struct stat 
  * in its place) and, for a drop-in, without following a symbolic link: the
  * drop-in directory is where others are most likely to be able to put one.
  */
-static void read_file(struct parser *p, const char *path, bool dropin)
+static void cs_config__read_file(struct parser *p, const char *path, bool dropin)
 {
 	struct stat st;
 	FILE *fp;
@@ -1180,34 +1199,37 @@ static void read_file(struct parser *p, const char *path, bool dropin)
 
 	if (fd < 0) {
 		if (dropin && errno == ELOOP)
-			add_error(p->errs,
-				  "%s: is a symbolic link; a drop-in must be a regular file "
-				  "(copy it here, or add its directory to include)",
-				  path);
+			cs_config__add_error(
+				p->errs,
+				"%s: is a symbolic link; a drop-in must be a regular file "
+				"(copy it here, or add its directory to include)",
+				path);
 		else
-			add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
+			cs_config__add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
 		return;
 	}
 	if (fstat(fd, &st) < 0) {
-		add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
+		cs_config__add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
 		close(fd);
 		return;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		add_error(p->errs,
-			  "%s: not a regular file (a FIFO, device, socket or directory); refused",
-			  path);
+		cs_config__add_error(
+			p->errs,
+			"%s: not a regular file (a FIFO, device, socket or directory); refused",
+			path);
 		close(fd);
 		return;
 	}
 	if (st.st_size > MAX_FILE_BYTES) {
-		add_error(p->errs, "%s: %lld bytes, larger than %d: not a configuration file",
-			  path, (long long)st.st_size, MAX_FILE_BYTES);
+		cs_config__add_error(p->errs,
+				     "%s: %lld bytes, larger than %d: not a configuration file",
+				     path, (long long)st.st_size, MAX_FILE_BYTES);
 		close(fd);
 		return;
 	}
 	if ((fp = fdopen(fd, "r")) == NULL) {
-		add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
+		cs_config__add_error(p->errs, "%s: cannot read: %s", path, strerror(errno));
 		close(fd);
 		return;
 	}
@@ -1227,7 +1249,7 @@ static void read_file(struct parser *p, const char *path, bool dropin)
 
 /* ---- phase 2: typed sections ---- */
 
-static const struct raw_pair *find_pair(struct raw_section *s, const char *key)
+static const struct raw_pair *cs_config__find_pair(struct raw_section *s, const char *key)
 {
 	for (size_t i = 0; i < s->n_pairs; i++)
 		if (strcmp(s->pairs[i].key, key) == 0)
@@ -1240,8 +1262,9 @@ static const struct raw_pair *find_pair(struct raw_section *s, const char *key)
  * apply (-1: all that have ANY). Unknown keys and keys of another sub-type
  * are errors.
  */
-static void apply_keys(struct parser *p, struct raw_section *s, const struct keydef *table,
-		       void *base, int subtype, const char *subtype_name)
+static void cs_config__apply_keys(struct parser *p, struct raw_section *s,
+				  const struct keydef *table, void *base, int subtype,
+				  const char *subtype_name)
 {
 	for (size_t i = 0; i < s->n_pairs; i++) {
 		struct raw_pair *kv = &s->pairs[i];
@@ -1261,16 +1284,16 @@ static void apply_keys(struct parser *p, struct raw_section *s, const struct key
 							 used < sizeof(known) ? sizeof(known) - used : 0,
 							 "%s%s", used ? ", " : "", k->key);
 			snprintf(err, sizeof(err), "unknown key (known here: %s)", known);
-			pair_error(p, s, kv, err);
+			cs_config__pair_error(p, s, kv, err);
 			continue;
 		}
 		if (subtype >= 0 && !(d->applies & T(subtype))) {
 			snprintf(err, sizeof(err), "not a key of type = %s", subtype_name);
-			pair_error(p, s, kv, err);
+			cs_config__pair_error(p, s, kv, err);
 			continue;
 		}
 		if (store_value(d, base, kv->value, err, sizeof(err)) < 0)
-			pair_error(p, s, kv, err);
+			cs_config__pair_error(p, s, kv, err);
 	}
 }
 
@@ -1278,8 +1301,8 @@ static void require(struct parser *p, struct raw_section *s, const void *value, 
 		    const char *why)
 {
 	/* A key that is present but bad has had its own error already. */
-	if (value == NULL && find_pair(s, key) == NULL)
-		section_error(p, s, "'%s' is required%s", key, why ? why : "");
+	if (value == NULL && cs_config__find_pair(s, key) == NULL)
+		cs_config__section_error(p, s, "'%s' is required%s", key, why ? why : "");
 }
 
 static char *dup_default(char *v, const char *def)
@@ -1292,38 +1315,38 @@ static void build_agent(struct parser *p, struct raw_section *s)
 	struct cs_cfg_agent *a = &p->cfg->agent;
 
 	if (s != NULL)
-		apply_keys(p, s, agent_keys, a, -1, NULL);
+		cs_config__apply_keys(p, s, cs_config__agent_keys, a, -1, NULL);
 	a->state_dir = dup_default(a->state_dir, "/var/lib/certsync");
 	a->socket = dup_default(a->socket, "/run/certsync/certsync.sock");
 	a->plugin_dir = dup_default(a->plugin_dir, CS_DEFAULT_PLUGINDIR);
 	if (a->retry_min > a->retry_max && s != NULL)
-		section_error(p, s, "retry_min is longer than retry_max");
+		cs_config__section_error(p, s, "retry_min is longer than retry_max");
 }
 
 /* Looks up the sub-type key ("type") first, so that the right keys apply. */
 static int section_subtype(struct parser *p, struct raw_section *s, const struct enum_val *e)
 {
-	const struct raw_pair *kv = find_pair(s, "type");
+	const struct raw_pair *kv = cs_config__find_pair(s, "type");
 	char names[256], err[400];
 	int v;
 
 	if (kv == NULL) {
-		section_error(p, s, "'type' is required (one of: %s)",
-			      enum_names(e, names, sizeof(names)));
+		cs_config__section_error(p, s, "'type' is required (one of: %s)",
+					 cs_config__enum_names(e, names, sizeof(names)));
 		return -1;
 	}
-	v = enum_lookup(e, kv->value);
+	v = cs_config__enum_lookup(e, kv->value);
 	if (v < 0) {
 		snprintf(err, sizeof(err), "'%s' is not one of: %s", kv->value,
-			 enum_names(e, names, sizeof(names)));
-		pair_error(p, s, kv, err);
+			 cs_config__enum_names(e, names, sizeof(names)));
+		cs_config__pair_error(p, s, kv, err);
 	}
 	return v;
 }
 
 static void build_issuer(struct parser *p, struct raw_section *s, struct cs_cfg_issuer *is)
 {
-	int type = section_subtype(p, s, e_issuer_type);
+	int type = section_subtype(p, s, cs_config__e_issuer_type);
 
 	is->name = strdup(s->name);
 	is->origin = (struct cs_cfg_origin){ s->file, s->line };
@@ -1333,38 +1356,44 @@ static void build_issuer(struct parser *p, struct raw_section *s, struct cs_cfg_
 	is->ca_validity = 10 * 365 * 86400;
 	if (type < 0)
 		return;
-	apply_keys(p, s, issuer_keys, is, type, e_issuer_type[type].name);
+	cs_config__apply_keys(p, s, cs_config__issuer_keys, is, type,
+			      cs_config__e_issuer_type[type].name);
 	if (type == CS_ISSUER_LOCAL_CA) {
 		require(p, s, is->dir, "dir", " for type = local-ca (the CA directory)");
 		is->subject = dup_default(is->subject, "/O=certsync/CN=certsync local CA");
 		if (is->validity > is->ca_validity)
-			section_error(p, s, "validity is longer than ca_validity");
+			cs_config__section_error(p, s, "validity is longer than ca_validity");
 		if (is->crl_renew_before.set &&
 		    (!is->crl_renew_before.is_percent || is->crl_renew_before.percent <= 0 ||
 		     is->crl_renew_before.percent >= 100))
-			pair_error(p, s, find_pair(s, "crl_renew_before"),
-				   "a share of the CRL's lifetime between 1% and 99% (50%), not a "
-				   "duration");
+			cs_config__pair_error(
+				p, s, cs_config__find_pair(s, "crl_renew_before"),
+				"a share of the CRL's lifetime between 1% and 99% (50%), not a "
+				"duration");
 	} else {
 		require(p, s, is->directory, "directory", " for type = acme (the directory URL)");
 		if (is->directory != NULL && strncmp(is->directory, "https://", 8) != 0 &&
 		    strncmp(is->directory, "http://", 7) != 0)
-			pair_error(p, s, find_pair(s, "directory"), "not an http(s) URL");
+			cs_config__pair_error(p, s, cs_config__find_pair(s, "directory"),
+					      "not an http(s) URL");
 		if (is->account_key != CS_KEY_EC_P256 && is->account_key != CS_KEY_RSA_2048 &&
 		    is->account_key != CS_KEY_RSA_3072 && is->account_key != CS_KEY_RSA_4096)
-			pair_error(p, s, find_pair(s, "account_key"),
-				   "ACME account keys are ec:P-256 (ES256) or rsa:* (RS256)");
+			cs_config__pair_error(
+				p, s, cs_config__find_pair(s, "account_key"),
+				"ACME account keys are ec:P-256 (ES256) or rsa:* (RS256)");
 		if (is->challenge == CS_CHALLENGE_HTTP01 && is->webroot == NULL &&
 		    is->http_listen == NULL)
-			section_error(p, s, "challenge = http-01 needs webroot or http_listen");
+			cs_config__section_error(
+				p, s, "challenge = http-01 needs webroot or http_listen");
 		if (is->challenge == CS_CHALLENGE_DNS01 && is->dns_hook == NULL)
-			section_error(p, s, "challenge = dns-01 needs dns_hook");
+			cs_config__section_error(p, s, "challenge = dns-01 needs dns_hook");
 		if (is->challenge == CS_CHALLENGE_TLSALPN01 && is->http_listen == NULL)
-			section_error(p, s,
-				      "challenge = tls-alpn-01 needs http_listen (the address "
-				      "to answer on, port 443)");
+			cs_config__section_error(
+				p, s,
+				"challenge = tls-alpn-01 needs http_listen (the address "
+				"to answer on, port 443)");
 		if ((is->eab_kid == NULL) != (is->eab_hmac_key == NULL))
-			section_error(p, s, "eab_kid and eab_hmac_key go together");
+			cs_config__section_error(p, s, "eab_kid and eab_hmac_key go together");
 	}
 }
 
@@ -1377,7 +1406,7 @@ static void build_issuer(struct parser *p, struct raw_section *s, struct cs_cfg_
  */
 static void check_modes(struct parser *p, struct raw_section *s, const struct cs_cfg_cert *c)
 {
-	const struct raw_pair *kv = find_pair(s, "mode");
+	const struct raw_pair *kv = cs_config__find_pair(s, "mode");
 	const char *why = NULL;
 	char err[400];
 
@@ -1392,14 +1421,14 @@ static void check_modes(struct parser *p, struct raw_section *s, const struct cs
 			why = "files holding the private key must not be group-writable (a member "
 			      "of the group could replace the key)";
 		snprintf(err, sizeof(err), "%04o: %s (use 0600 or 0640)", c->mode & 07777, why);
-		pair_error(p, s, kv, err);
+		cs_config__pair_error(p, s, kv, err);
 	}
-	kv = find_pair(s, "cert_mode");
+	kv = cs_config__find_pair(s, "cert_mode");
 	if (kv != NULL && (c->cert_mode & 07002) != 0) {
 		snprintf(err, sizeof(err), "%04o: certificate files must not be %s (use 0644)",
 			 c->cert_mode & 07777,
 			 (c->cert_mode & 07000) ? "setuid, setgid or sticky" : "world-writable");
-		pair_error(p, s, kv, err);
+		cs_config__pair_error(p, s, kv, err);
 	}
 }
 
@@ -1412,14 +1441,17 @@ static void build_cert(struct parser *p, struct raw_section *s, struct cs_cfg_ce
 	c->group = (gid_t)-1;
 	c->mode = 0600;
 	c->cert_mode = 0644;
-	apply_keys(p, s, cert_keys, c, -1, NULL);
+	cs_config__apply_keys(p, s, cs_config__cert_keys, c, -1, NULL);
 	require(p, s, c->issuer, "issuer", NULL);
-	if (c->names.n == 0 && find_pair(s, "names") == NULL)
-		section_error(p, s, "'names' is required (the DNS names and addresses to certify)");
-	if ((c->fullchain || c->cert) && !find_pair(s, "bundle") && !find_pair(s, "keyfile"))
-		section_error(p, s,
-			      "the certificate is written without its key: set keyfile or "
-			      "bundle too");
+	if (c->names.n == 0 && cs_config__find_pair(s, "names") == NULL)
+		cs_config__section_error(
+			p, s, "'names' is required (the DNS names and addresses to certify)");
+	if ((c->fullchain || c->cert) && !cs_config__find_pair(s, "bundle") &&
+	    !cs_config__find_pair(s, "keyfile"))
+		cs_config__section_error(
+			p, s,
+			"the certificate is written without its key: set keyfile or "
+			"bundle too");
 	check_modes(p, s, c);
 }
 
@@ -1437,7 +1469,7 @@ const char *const cs_cfg_live_files[CS_CFG_LIVE_FILES] = {
 static void resolve_live(struct parser *p, struct raw_section *s, struct cs_cfg_cert *c)
 {
 	const char *live = c->live_dir != NULL ? c->live_dir : p->cfg->agent.live_dir;
-	const struct raw_pair *kv = find_pair(s, "live_dir");
+	const struct raw_pair *kv = cs_config__find_pair(s, "live_dir");
 	const char *paths[5] = { c->bundle, c->fullchain, c->cert, c->chain, c->keyfile };
 	static const char *const keys[5] = { "bundle", "fullchain", "cert", "chain", "keyfile" };
 	char *dir = NULL;
@@ -1447,23 +1479,27 @@ static void resolve_live(struct parser *p, struct raw_section *s, struct cs_cfg_
 			dir[l - 1] = '\0';
 	free(c->live_dir);
 	c->live_dir = dir;
-	if (!find_pair(s, "bundle") && !find_pair(s, "fullchain") && !find_pair(s, "cert") &&
-	    !find_pair(s, "chain") && !find_pair(s, "keyfile") && c->live_dir == NULL)
-		section_error(p, s,
-			      "no output: set at least one of bundle, fullchain, cert, chain, "
-			      "keyfile, live_dir");
+	if (!cs_config__find_pair(s, "bundle") && !cs_config__find_pair(s, "fullchain") &&
+	    !cs_config__find_pair(s, "cert") && !cs_config__find_pair(s, "chain") &&
+	    !cs_config__find_pair(s, "keyfile") && c->live_dir == NULL)
+		cs_config__section_error(
+			p, s,
+			"no output: set at least one of bundle, fullchain, cert, chain, "
+			"keyfile, live_dir");
 	if (c->live_dir == NULL)
 		return;
 	if (c->name[0] == '.') {
 		if (kv != NULL)
-			pair_error(p, s, kv,
-				   "a cert's name must not begin with '.' when live_dir is in use "
-				   "(its link would stand beside the generations in .gen)");
+			cs_config__pair_error(
+				p, s, kv,
+				"a cert's name must not begin with '.' when live_dir is in use "
+				"(its link would stand beside the generations in .gen)");
 		else
-			section_error(p, s,
-				      "the name must not begin with '.' when live_dir is in use "
-				      "([agent] live_dir; its link would stand beside the "
-				      "generations in .gen; or set live_dir = none here)");
+			cs_config__section_error(
+				p, s,
+				"the name must not begin with '.' when live_dir is in use "
+				"([agent] live_dir; its link would stand beside the "
+				"generations in .gen; or set live_dir = none here)");
 		return;
 	}
 	size_t dl = strlen(c->live_dir);
@@ -1476,7 +1512,7 @@ static void resolve_live(struct parser *p, struct raw_section *s, struct cs_cfg_
 			 "%s is inside live_dir %s, where the agent keeps only the links and "
 			 "generations it swaps",
 			 paths[k], c->live_dir);
-		pair_error(p, s, find_pair(s, keys[k]), err);
+		cs_config__pair_error(p, s, cs_config__find_pair(s, keys[k]), err);
 	}
 	for (size_t k = 0; k < CS_CFG_LIVE_FILES; k++)
 		if (asprintf(&c->live_path[k], "%s/%s/%s", dl > 1 ? c->live_dir : "", c->name,
@@ -1488,7 +1524,7 @@ static void build_capath(struct parser *p, struct raw_section *s, struct cs_cfg_
 {
 	c->name = strdup(s->name);
 	c->origin = (struct cs_cfg_origin){ s->file, s->line };
-	apply_keys(p, s, capath_keys, c, -1, NULL);
+	cs_config__apply_keys(p, s, cs_config__capath_keys, c, -1, NULL);
 	require(p, s, c->dir, "dir", " (the hashed CA directory)");
 }
 
@@ -1498,7 +1534,7 @@ static void build_clientcerts(struct parser *p, struct raw_section *s,
 	c->name = strdup(s->name);
 	c->origin = (struct cs_cfg_origin){ s->file, s->line };
 	c->digest = CS_DIGEST_SHA256;
-	apply_keys(p, s, clientcerts_keys, c, -1, NULL);
+	cs_config__apply_keys(p, s, cs_config__clientcerts_keys, c, -1, NULL);
 	require(p, s, c->dir, "dir", " (the directory of client certificates)");
 	require(p, s, c->map, "map", " (the Postfix lookup table to write)");
 	c->map_type = dup_default(c->map_type, "hash");
@@ -1506,7 +1542,7 @@ static void build_clientcerts(struct parser *p, struct raw_section *s,
 
 static void build_sni(struct parser *p, struct raw_section *s, struct cs_cfg_sni *n)
 {
-	int type = section_subtype(p, s, e_sni_type);
+	int type = section_subtype(p, s, cs_config__e_sni_type);
 
 	n->name = strdup(s->name);
 	n->origin = (struct cs_cfg_origin){ s->file, s->line };
@@ -1514,7 +1550,7 @@ static void build_sni(struct parser *p, struct raw_section *s, struct cs_cfg_sni
 	if (type < 0)
 		return;
 	n->mode = type == CS_SNI_POSTFIX ? 0600 : 0644;
-	apply_keys(p, s, sni_keys, n, type, e_sni_type[type].name);
+	cs_config__apply_keys(p, s, cs_config__sni_keys, n, type, cs_config__e_sni_type[type].name);
 	require(p, s, n->certs.n > 0 ? "" : NULL, "certs", " (the [cert] sections it serves)");
 	if (type == CS_SNI_POSTFIX) {
 		require(p, s, n->map, "map",
@@ -1527,14 +1563,15 @@ static void build_sni(struct parser *p, struct raw_section *s, struct cs_cfg_sni
 
 static void build_reload(struct parser *p, struct raw_section *s, struct cs_cfg_reload *r)
 {
-	int type = section_subtype(p, s, e_reload_type);
+	int type = section_subtype(p, s, cs_config__e_reload_type);
 
 	r->name = strdup(s->name);
 	r->origin = (struct cs_cfg_origin){ s->file, s->line };
 	r->timeout = 60;
 	if (type < 0)
 		return;
-	apply_keys(p, s, reload_keys, r, type, e_reload_type[type].name);
+	cs_config__apply_keys(p, s, cs_config__reload_keys, r, type,
+			      cs_config__e_reload_type[type].name);
 	if (type == CS_RELOAD_POSTFIX)
 		r->config_dir = dup_default(r->config_dir, "/etc/postfix");
 	else if (type == CS_RELOAD_DOVECOT)
@@ -1546,11 +1583,11 @@ static void build_reload(struct parser *p, struct raw_section *s, struct cs_cfg_
 }
 
 /* Reports each name in list that has no section of the wanted kind. */
-static void check_refs(struct parser *p, struct raw_section *s, const char *key,
-		       const struct cs_cfg_list *list, const char *kind,
-		       bool (*exists)(const struct cs_config *, const char *))
+static void cs_config__check_refs(struct parser *p, struct raw_section *s, const char *key,
+				  const struct cs_cfg_list *list, const char *kind,
+				  bool (*exists)(const struct cs_config *, const char *))
 {
-	const struct raw_pair *kv = find_pair(s, key);
+	const struct raw_pair *kv = cs_config__find_pair(s, key);
 
 	for (size_t i = 0; i < list->n; i++) {
 		if (exists(p->cfg, list->v[i]))
@@ -1558,24 +1595,24 @@ static void check_refs(struct parser *p, struct raw_section *s, const char *key,
 		char err[400];
 		snprintf(err, sizeof(err), "no [%s \"%s\"] section is defined", kind, list->v[i]);
 		if (kv != NULL)
-			pair_error(p, s, kv, err);
+			cs_config__pair_error(p, s, kv, err);
 		else
-			section_error(p, s, "%s", err);
+			cs_config__section_error(p, s, "%s", err);
 	}
 }
 
-static bool has_issuer(const struct cs_config *c, const char *n)
+static bool cs_config__has_issuer(const struct cs_config *c, const char *n)
 {
 	return cs_config_issuer(c, n) != NULL;
 }
 
-static bool has_local_issuer(const struct cs_config *c, const char *n)
+static bool cs_config__has_local_issuer(const struct cs_config *c, const char *n)
 {
 	const struct cs_cfg_issuer *is = cs_config_issuer(c, n);
 	return is != NULL && is->type == CS_ISSUER_LOCAL_CA;
 }
 
-static bool has_reload(const struct cs_config *c, const char *n)
+static bool cs_config__has_reload(const struct cs_config *c, const char *n)
 {
 	return cs_config_reload(c, n) != NULL;
 }
@@ -1650,7 +1687,7 @@ static int out_id_cmp(const void *a, const void *b)
  * (and repair over each other forever). Sorted by identity: O(N log N) for
  * thousands of certs.
  */
-static void check_output_paths(struct parser *p, struct raw_section **cert_secs)
+static void cs_config__check_output_paths(struct parser *p, struct raw_section **cert_secs)
 {
 	struct out_id *v = calloc(p->cfg->n_certs * 5 + 1, sizeof(*v));
 	char lastdir[PATH_MAX] = "", dirkey[PATH_MAX + 8] = "";
@@ -1688,8 +1725,9 @@ static void check_output_paths(struct parser *p, struct raw_section **cert_secs)
 					 "%s is the same file as %s, written as %s of [cert \"%s\"]",
 					 dup->path, first->path, first->key,
 					 p->cfg->certs[first->cert].name);
-			pair_error(p, cert_secs[dup->cert],
-				   find_pair(cert_secs[dup->cert], dup->key), err);
+			cs_config__pair_error(p, cert_secs[dup->cert],
+					      cs_config__find_pair(cert_secs[dup->cert], dup->key),
+					      err);
 		}
 	}
 	for (size_t i = 0; i < n; i++)
@@ -1744,7 +1782,7 @@ static const char *system_tree(const char *path)
 }
 
 /* Files the agent writes must be ordinary files, never kernel or device nodes. */
-static void check_system_paths(struct parser *p)
+static void cs_config__check_system_paths(struct parser *p)
 {
 	static const struct {
 		const char *type, *key;
@@ -1761,7 +1799,7 @@ static void check_system_paths(struct parser *p)
 		for (size_t k = 0; k < sizeof(outputs) / sizeof(outputs[0]); k++) {
 			if (strcmp(s->type, outputs[k].type) != 0)
 				continue;
-			const struct raw_pair *kv = find_pair(s, outputs[k].key);
+			const struct raw_pair *kv = cs_config__find_pair(s, outputs[k].key);
 			const char *tree;
 			if (kv == NULL || kv->value[0] != '/' || (tree = system_tree(kv->value)) == NULL)
 				continue;
@@ -1770,15 +1808,15 @@ static void check_system_paths(struct parser *p)
 				 "%s is under %s: certsync writes only ordinary files, never under "
 				 "/proc, /sys or /dev",
 				 kv->value, tree);
-			pair_error(p, s, kv, err);
+			cs_config__pair_error(p, s, kv, err);
 		}
 	}
 }
 
-static void add_warning(struct cs_config *cfg, const char *fmt, ...)
+static void cs_config__add_warning(struct cs_config *cfg, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static void add_warning(struct cs_config *cfg, const char *fmt, ...)
+static void cs_config__add_warning(struct cs_config *cfg, const char *fmt, ...)
 {
 	struct cs_cfg_errors w = { cfg->warnings.v, cfg->warnings.n };
 	va_list ap;
@@ -1787,7 +1825,7 @@ static void add_warning(struct cs_config *cfg, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	add_error(&w, "%s", msg);
+	cs_config__add_error(&w, "%s", msg);
 	cfg->warnings.v = w.v;
 	cfg->warnings.n = w.n;
 }
@@ -1798,7 +1836,7 @@ static void add_warning(struct cs_config *cfg, const char *fmt, ...)
  * plugin_dir would hand that person the agent's privileges. Anything else in
  * it is only warned about.
  */
-static void check_unsafe_files(struct parser *p)
+static void cs_config__check_unsafe_files(struct parser *p)
 {
 	static const struct {
 		const char *type, *key, *value; /* value NULL: any */
@@ -1821,8 +1859,9 @@ static void check_unsafe_files(struct parser *p)
 			for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++) {
 				const struct raw_pair *kv;
 				if (strcmp(s->type, runs[k].type) != 0 ||
-				    (kv = find_pair(s, runs[k].key)) == NULL ||
-				    (runs[k].value != NULL && strcmp(kv->value, runs[k].value) != 0))
+				    (kv = cs_config__find_pair(s, runs[k].key)) == NULL ||
+				    (runs[k].value != NULL &&
+				     strcmp(kv->value, runs[k].value) != 0))
 					continue;
 				char err[PATH_MAX + 400];
 				snprintf(err, sizeof(err),
@@ -1830,15 +1869,16 @@ static void check_unsafe_files(struct parser *p)
 					 "%s; only root or the agent's user may be able to change it "
 					 "(chmod go-w, chown root)",
 					 runs[k].what, f->why);
-				pair_error(p, s, kv, err);
+				cs_config__pair_error(p, s, kv, err);
 				refused = true;
 			}
 		}
 		if (!refused)
-			add_warning(p->cfg,
-				    "%s: %s; only root or the agent's user should be able to "
-				    "change the configuration (chmod go-w, chown root)",
-				    f->file, f->why);
+			cs_config__add_warning(
+				p->cfg,
+				"%s: %s; only root or the agent's user should be able to "
+				"change the configuration (chmod go-w, chown root)",
+				f->file, f->why);
 	}
 }
 
@@ -1874,12 +1914,13 @@ static int sni_files(struct parser *p, const struct cs_cfg_sni *n, const struct 
 		k = c->keyfile;
 		ch = full;
 		if (n->type == CS_SNI_DOVECOT)
-			add_warning(p->cfg,
-				    "%s:%d: [sni \"%s\"]: cert %s has separate keyfile and %s: "
-				    "Dovecot may read them mismatched during a renewal; give the "
-				    "cert a bundle or a live_dir",
-				    n->origin.file, n->origin.line, n->name, c->name,
-				    c->fullchain != NULL ? "fullchain" : "cert");
+			cs_config__add_warning(
+				p->cfg,
+				"%s:%d: [sni \"%s\"]: cert %s has separate keyfile and %s: "
+				"Dovecot may read them mismatched during a renewal; give the "
+				"cert a bundle or a live_dir",
+				n->origin.file, n->origin.line, n->name, c->name,
+				c->fullchain != NULL ? "fullchain" : "cert");
 	} else {
 		return -1;
 	}
@@ -1923,7 +1964,7 @@ static void list_add_once(struct cs_cfg_list *l, const char *v)
  * The entries of each [sni]: its certs looked up, their names and files;
  * each cert learns its sections and takes their reload names.
  */
-static void resolve_snis(struct parser *p, struct raw_section **sni_secs)
+static void cs_config__resolve_snis(struct parser *p, struct raw_section **sni_secs)
 {
 	struct cs_config *cfg = p->cfg;
 	struct cs_htab certs = { 0 };
@@ -1941,10 +1982,10 @@ static void resolve_snis(struct parser *p, struct raw_section **sni_secs)
 	for (size_t i = 0; i < cfg->n_snis; i++) {
 		struct cs_cfg_sni *n = &cfg->snis[i];
 		struct raw_section *s = sni_secs[i];
-		const struct raw_pair *kv = find_pair(s, "certs");
+		const struct raw_pair *kv = cs_config__find_pair(s, "certs");
 		size_t cap = 0;
 
-		check_refs(p, s, "reload", &n->reload, "reload", has_reload);
+		cs_config__check_refs(p, s, "reload", &n->reload, "reload", cs_config__has_reload);
 		for (size_t k = 0; k < n->reload.n; k++) {
 			const struct cs_cfg_reload *r = cs_config_reload(cfg, n->reload.v[k]);
 			if (r == NULL)
@@ -1961,12 +2002,12 @@ static void resolve_snis(struct parser *p, struct raw_section **sni_secs)
 			if (c == NULL) {
 				snprintf(err, sizeof(err), "no [cert \"%s\"] section is defined",
 					 n->certs.v[k]);
-				pair_error(p, s, kv, err);
+				cs_config__pair_error(p, s, kv, err);
 				continue;
 			}
 			if (c->n_sni > 0 && c->sni[c->n_sni - 1] == n) {
 				snprintf(err, sizeof(err), "cert %s is listed twice", c->name);
-				pair_error(p, s, kv, err);
+				cs_config__pair_error(p, s, kv, err);
 				continue;
 			}
 			if (sni_files(p, n, c, &key, &chain) < 0) {
@@ -1974,7 +2015,7 @@ static void resolve_snis(struct parser *p, struct raw_section **sni_secs)
 					 "cert %s has no output holding its key and chain (a bundle, "
 					 "a live_dir, or keyfile with fullchain or cert)",
 					 c->name);
-				pair_error(p, s, kv, err);
+				cs_config__pair_error(p, s, kv, err);
 				continue;
 			}
 			const struct cs_cfg_sni **v = realloc((void *)c->sni,
@@ -1995,7 +2036,7 @@ static void resolve_snis(struct parser *p, struct raw_section **sni_secs)
 					snprintf(err, sizeof(err),
 						 "the name %s is in both cert %s and cert %s",
 						 c->names.v[m], n->entries[q].cert->name, c->name);
-					pair_error(p, s, kv, err);
+					cs_config__pair_error(p, s, kv, err);
 					free(tn);
 					tn = NULL;
 				}
@@ -2024,7 +2065,7 @@ static void resolve_snis(struct parser *p, struct raw_section **sni_secs)
 	free(nodes);
 }
 
-static void build_all(struct parser *p)
+static void cs_config__build_all(struct parser *p)
 {
 	struct cs_config *cfg = p->cfg;
 	struct raw_section *agent = NULL;
@@ -2041,7 +2082,7 @@ static void build_all(struct parser *p)
 	cfg->snis = calloc(p->n_secs + 1, sizeof(*cfg->snis));
 	if (!cert_secs || !capath_secs || !cc_secs || !sni_secs || !cfg->issuers || !cfg->certs ||
 	    !cfg->capaths || !cfg->clientcerts || !cfg->reloads || !cfg->snis) {
-		add_error(p->errs, "out of memory");
+		cs_config__add_error(p->errs, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < p->n_secs; i++) {
@@ -2077,31 +2118,33 @@ static void build_all(struct parser *p)
 		struct cs_cfg_cert *c = &cfg->certs[i];
 		if (c->issuer != NULL) {
 			struct cs_cfg_list one = { &c->issuer, 1 };
-			check_refs(p, cert_secs[i], "issuer", &one, "issuer", has_issuer);
+			cs_config__check_refs(p, cert_secs[i], "issuer", &one, "issuer",
+					      cs_config__has_issuer);
 		}
-		check_refs(p, cert_secs[i], "reload", &c->reload, "reload", has_reload);
+		cs_config__check_refs(p, cert_secs[i], "reload", &c->reload, "reload",
+				      cs_config__has_reload);
 	}
 	for (size_t i = 0; i < cfg->n_capaths; i++) {
-		check_refs(p, capath_secs[i], "reload", &cfg->capaths[i].reload, "reload",
-			   has_reload);
-		const struct raw_pair *kv = find_pair(capath_secs[i], "issuers");
+		cs_config__check_refs(p, capath_secs[i], "reload", &cfg->capaths[i].reload,
+				      "reload", cs_config__has_reload);
+		const struct raw_pair *kv = cs_config__find_pair(capath_secs[i], "issuers");
 		for (size_t k = 0; k < cfg->capaths[i].issuers.n; k++) {
 			const char *n = cfg->capaths[i].issuers.v[k];
-			if (has_local_issuer(cfg, n))
+			if (cs_config__has_local_issuer(cfg, n))
 				continue;
 			char err[400];
 			snprintf(err, sizeof(err), "no [issuer \"%s\"] of type local-ca is defined",
 				 n);
-			pair_error(p, capath_secs[i], kv, err);
+			cs_config__pair_error(p, capath_secs[i], kv, err);
 		}
 	}
 	for (size_t i = 0; i < cfg->n_clientcerts; i++)
-		check_refs(p, cc_secs[i], "reload", &cfg->clientcerts[i].reload, "reload",
-			   has_reload);
-	resolve_snis(p, sni_secs);
-	check_output_paths(p, cert_secs);
-	check_system_paths(p);
-	check_unsafe_files(p);
+		cs_config__check_refs(p, cc_secs[i], "reload", &cfg->clientcerts[i].reload,
+				      "reload", cs_config__has_reload);
+	cs_config__resolve_snis(p, sni_secs);
+	cs_config__check_output_paths(p, cert_secs);
+	cs_config__check_system_paths(p);
+	cs_config__check_unsafe_files(p);
 out:
 	free(cert_secs);
 	free(capath_secs);
@@ -2120,7 +2163,7 @@ static int glob_error(const char *path, int e)
 	return 1;
 }
 
-static void read_includes(struct parser *p, const char *main_path)
+static void cs_config__read_includes(struct parser *p, const char *main_path)
 {
 	struct raw_section *agent = NULL;
 
@@ -2129,15 +2172,15 @@ static void read_includes(struct parser *p, const char *main_path)
 			agent = &p->secs[i];
 	if (agent == NULL)
 		return;
-	const struct raw_pair *inc = find_pair(agent, "include");
+	const struct raw_pair *inc = cs_config__find_pair(agent, "include");
 	if (inc == NULL)
 		return;
 
 	struct cs_cfg_list pats;
 	char err[PATH_MAX + 64];
-	if (parse_list(inc->value, &pats, err, sizeof(err)) < 0) {
-		pair_error(p, agent, inc, err);
-		list_free(&pats);
+	if (cs_config__parse_list(inc->value, &pats, err, sizeof(err)) < 0) {
+		cs_config__pair_error(p, agent, inc, err);
+		cs_config__list_free(&pats);
 		return;
 	}
 	char *dircopy = strdup(main_path);
@@ -2163,19 +2206,19 @@ static void read_includes(struct parser *p, const char *main_path)
 				 glob_errno ? strerror(glob_errno) : "out of memory");
 			if (rc == GLOB_ABORTED)
 				globfree(&g);
-			pair_error(p, agent, inc, err);
+			cs_config__pair_error(p, agent, inc, err);
 			continue;
 		}
 		/* glob() sorts, so drop-ins are read in name order. */
 		for (size_t k = 0; k < g.gl_pathc; k++)
-			read_file(p, g.gl_pathv[k], true);
+			cs_config__read_file(p, g.gl_pathv[k], true);
 		globfree(&g);
 	}
 	free(dircopy);
-	list_free(&pats);
+	cs_config__list_free(&pats);
 }
 
-static void free_raw(struct parser *p)
+static void cs_config__free_raw(struct parser *p)
 {
 	for (size_t i = 0; i < p->n_secs; i++) {
 		struct raw_section *s = &p->secs[i];
@@ -2206,7 +2249,7 @@ static long error_rank(const char *e, const struct cs_config *cfg)
 }
 
 /* Puts errors in file and line order (stable: insertion sort, lists are short). */
-static void sort_errors(struct cs_cfg_errors *errs, const struct cs_config *cfg)
+static void cs_config__sort_errors(struct cs_cfg_errors *errs, const struct cs_config *cfg)
 {
 	for (size_t i = 1; i < errs->n; i++) {
 		char *cur = errs->v[i];
@@ -2227,7 +2270,7 @@ struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs)
 
 	memset(errs, 0, sizeof(*errs));
 	if (cfg == NULL) {
-		add_error(errs, "%s: out of memory", path);
+		cs_config__add_error(errs, "%s: out of memory", path);
 		return NULL;
 	}
 	cfg->agent.socket_group = (gid_t)-1;
@@ -2242,12 +2285,12 @@ struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs)
 	memset(&p, 0, sizeof(p));
 	p.cfg = cfg;
 	p.errs = errs;
-	read_file(&p, path, false);
+	cs_config__read_file(&p, path, false);
 	if (errs->n == 0 || cfg->files.n > 0)
-		read_includes(&p, path);
-	build_all(&p);
-	free_raw(&p);
-	sort_errors(errs, cfg);
+		cs_config__read_includes(&p, path);
+	cs_config__build_all(&p);
+	cs_config__free_raw(&p);
+	cs_config__sort_errors(errs, cfg);
 	if (errs->n > 0) {
 		cs_config_free(cfg);
 		return NULL;
@@ -2264,7 +2307,7 @@ static void free_issuer(struct cs_cfg_issuer *is)
 	free(is->dir);
 	free(is->subject);
 	free(is->directory);
-	list_free(&is->contact);
+	cs_config__list_free(&is->contact);
 	free(is->webroot);
 	free(is->http_listen);
 	free(is->dns_hook);
@@ -2280,7 +2323,7 @@ static void free_cert(struct cs_cfg_cert *c)
 {
 	free(c->name);
 	free(c->issuer);
-	list_free(&c->names);
+	cs_config__list_free(&c->names);
 	free(c->bundle);
 	free(c->fullchain);
 	free(c->cert);
@@ -2289,8 +2332,8 @@ static void free_cert(struct cs_cfg_cert *c)
 	free(c->live_dir);
 	for (size_t k = 0; k < CS_CFG_LIVE_FILES; k++)
 		free(c->live_path[k]);
-	list_free(&c->reload);
-	list_free(&c->verify);
+	cs_config__list_free(&c->reload);
+	cs_config__list_free(&c->verify);
 	free((void *)c->sni);
 }
 
@@ -2298,8 +2341,8 @@ void cs_config_free(struct cs_config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	list_free(&cfg->files);
-	list_free(&cfg->warnings);
+	cs_config__list_free(&cfg->files);
+	cs_config__list_free(&cfg->warnings);
 	free(cfg->agent.state_dir);
 	free(cfg->agent.socket);
 	free(cfg->agent.plugin_dir);
@@ -2316,8 +2359,8 @@ void cs_config_free(struct cs_config *cfg)
 		free(c->name);
 		free(c->dir);
 		free(c->cafile);
-		list_free(&c->issuers);
-		list_free(&c->reload);
+		cs_config__list_free(&c->issuers);
+		cs_config__list_free(&c->reload);
 	}
 	free(cfg->capaths);
 	for (size_t i = 0; i < cfg->n_clientcerts; i++) {
@@ -2326,7 +2369,7 @@ void cs_config_free(struct cs_config *cfg)
 		free(c->dir);
 		free(c->map);
 		free(c->map_type);
-		list_free(&c->reload);
+		cs_config__list_free(&c->reload);
 	}
 	free(cfg->clientcerts);
 	for (size_t i = 0; i < cfg->n_reloads; i++) {
@@ -2343,11 +2386,11 @@ void cs_config_free(struct cs_config *cfg)
 	for (size_t i = 0; i < cfg->n_snis; i++) {
 		struct cs_cfg_sni *n = &cfg->snis[i];
 		free(n->name);
-		list_free(&n->certs);
+		cs_config__list_free(&n->certs);
 		free(n->map);
 		free(n->map_type);
 		free(n->conf);
-		list_free(&n->reload);
+		cs_config__list_free(&n->reload);
 		free(n->config_dir);
 		free(n->dovecot_config);
 		for (size_t k = 0; k < n->n_entries; k++) {

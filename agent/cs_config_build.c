@@ -1,0 +1,380 @@
+/*
+ * cs_config_build - phase two: every raw section turned into its typed struct
+ * ([agent], [issuer], [cert] with its live directory, [capath],
+ * [clientcerts], [sni], [reload]): defaults, the keys stored through the
+ * section's table, required keys and the rules within one section. Then
+ * cs_config__build_all runs the checks across sections.
+ */
+#include "cs_config_int.h"
+
+static void require(struct parser *p, struct raw_section *s, const void *value, const char *key,
+		    const char *why)
+{
+	/* A key that is present but bad has had its own error already. */
+	if (value == NULL && cs_config__find_pair(s, key) == NULL)
+		cs_config__section_error(p, s, "'%s' is required%s", key, why ? why : "");
+}
+
+static char *dup_default(char *v, const char *def)
+{
+	return v != NULL ? v : strdup(def);
+}
+
+static void build_agent(struct parser *p, struct raw_section *s)
+{
+	struct cs_cfg_agent *a = &p->cfg->agent;
+
+	if (s != NULL)
+		cs_config__apply_keys(p, s, cs_config__agent_keys, a, -1, NULL);
+	a->state_dir = dup_default(a->state_dir, "/var/lib/certsync");
+	a->socket = dup_default(a->socket, "/run/certsync/certsync.sock");
+	a->plugin_dir = dup_default(a->plugin_dir, CS_DEFAULT_PLUGINDIR);
+	if (a->retry_min > a->retry_max && s != NULL)
+		cs_config__section_error(p, s, "retry_min is longer than retry_max");
+}
+
+/* Looks up the sub-type key ("type") first, so that the right keys apply. */
+static int section_subtype(struct parser *p, struct raw_section *s, const struct enum_val *e)
+{
+	const struct raw_pair *kv = cs_config__find_pair(s, "type");
+	char names[256], err[400];
+	int v;
+
+	if (kv == NULL) {
+		cs_config__section_error(p, s, "'type' is required (one of: %s)",
+					 cs_config__enum_names(e, names, sizeof(names)));
+		return -1;
+	}
+	v = cs_config__enum_lookup(e, kv->value);
+	if (v < 0) {
+		snprintf(err, sizeof(err), "'%s' is not one of: %s", kv->value,
+			 cs_config__enum_names(e, names, sizeof(names)));
+		cs_config__pair_error(p, s, kv, err);
+	}
+	return v;
+}
+
+static void build_issuer(struct parser *p, struct raw_section *s, struct cs_cfg_issuer *is)
+{
+	int type = section_subtype(p, s, cs_config__e_issuer_type);
+
+	is->name = strdup(s->name);
+	is->origin = (struct cs_cfg_origin){ s->file, s->line };
+	is->key = CS_KEY_EC_P256;
+	is->account_key = CS_KEY_EC_P256;
+	is->validity = 90 * 86400;
+	is->ca_validity = 10 * 365 * 86400;
+	if (type < 0)
+		return;
+	cs_config__apply_keys(p, s, cs_config__issuer_keys, is, type,
+			      cs_config__e_issuer_type[type].name);
+	if (type == CS_ISSUER_LOCAL_CA) {
+		require(p, s, is->dir, "dir", " for type = local-ca (the CA directory)");
+		is->subject = dup_default(is->subject, "/O=certsync/CN=certsync local CA");
+		if (is->validity > is->ca_validity)
+			cs_config__section_error(p, s, "validity is longer than ca_validity");
+		if (is->crl_renew_before.set &&
+		    (!is->crl_renew_before.is_percent || is->crl_renew_before.percent <= 0 ||
+		     is->crl_renew_before.percent >= 100))
+			cs_config__pair_error(
+				p, s, cs_config__find_pair(s, "crl_renew_before"),
+				"a share of the CRL's lifetime between 1% and 99% (50%), not a "
+				"duration");
+	} else {
+		require(p, s, is->directory, "directory", " for type = acme (the directory URL)");
+		if (is->directory != NULL && strncmp(is->directory, "https://", 8) != 0 &&
+		    strncmp(is->directory, "http://", 7) != 0)
+			cs_config__pair_error(p, s, cs_config__find_pair(s, "directory"),
+					      "not an http(s) URL");
+		if (is->account_key != CS_KEY_EC_P256 && is->account_key != CS_KEY_RSA_2048 &&
+		    is->account_key != CS_KEY_RSA_3072 && is->account_key != CS_KEY_RSA_4096)
+			cs_config__pair_error(
+				p, s, cs_config__find_pair(s, "account_key"),
+				"ACME account keys are ec:P-256 (ES256) or rsa:* (RS256)");
+		if (is->challenge == CS_CHALLENGE_HTTP01 && is->webroot == NULL &&
+		    is->http_listen == NULL)
+			cs_config__section_error(
+				p, s, "challenge = http-01 needs webroot or http_listen");
+		if (is->challenge == CS_CHALLENGE_DNS01 && is->dns_hook == NULL)
+			cs_config__section_error(p, s, "challenge = dns-01 needs dns_hook");
+		if (is->challenge == CS_CHALLENGE_TLSALPN01 && is->http_listen == NULL)
+			cs_config__section_error(
+				p, s,
+				"challenge = tls-alpn-01 needs http_listen (the address "
+				"to answer on, port 443)");
+		if ((is->eab_kid == NULL) != (is->eab_hmac_key == NULL))
+			cs_config__section_error(p, s, "eab_kid and eab_hmac_key go together");
+	}
+}
+
+/*
+ * mode is that of the files holding the private key (bundle, keyfile): owner
+ * read/write and group read at most (0640), the same rule the deploy applies,
+ * so that no configuration passes --check-config and then fails every deploy.
+ * cert_mode (certificates and chains, public) may be readable by anyone, but
+ * never world-writable nor setuid, setgid or sticky.
+ */
+static void check_modes(struct parser *p, struct raw_section *s, const struct cs_cfg_cert *c)
+{
+	const struct raw_pair *kv = cs_config__find_pair(s, "mode");
+	const char *why = NULL;
+	char err[400];
+
+	if (kv != NULL && (c->mode & ~(mode_t)0640) != 0) {
+		if (c->mode & 0007)
+			why = "files holding the private key must not be readable by others";
+		else if (c->mode & 07000)
+			why = "files holding the private key must not be setuid, setgid or sticky";
+		else if (c->mode & 0111)
+			why = "files holding the private key must not be executable";
+		else
+			why = "files holding the private key must not be group-writable (a member "
+			      "of the group could replace the key)";
+		snprintf(err, sizeof(err), "%04o: %s (use 0600 or 0640)", c->mode & 07777, why);
+		cs_config__pair_error(p, s, kv, err);
+	}
+	kv = cs_config__find_pair(s, "cert_mode");
+	if (kv != NULL && (c->cert_mode & 07002) != 0) {
+		snprintf(err, sizeof(err), "%04o: certificate files must not be %s (use 0644)",
+			 c->cert_mode & 07777,
+			 (c->cert_mode & 07000) ? "setuid, setgid or sticky" : "world-writable");
+		cs_config__pair_error(p, s, kv, err);
+	}
+}
+
+static void build_cert(struct parser *p, struct raw_section *s, struct cs_cfg_cert *c)
+{
+	c->name = strdup(s->name);
+	c->origin = (struct cs_cfg_origin){ s->file, s->line };
+	c->key = CS_KEY_EC_P256;
+	c->owner = (uid_t)-1;
+	c->group = (gid_t)-1;
+	c->mode = 0600;
+	c->cert_mode = 0644;
+	cs_config__apply_keys(p, s, cs_config__cert_keys, c, -1, NULL);
+	require(p, s, c->issuer, "issuer", NULL);
+	if (c->names.n == 0 && cs_config__find_pair(s, "names") == NULL)
+		cs_config__section_error(
+			p, s, "'names' is required (the DNS names and addresses to certify)");
+	if ((c->fullchain || c->cert) && !cs_config__find_pair(s, "bundle") &&
+	    !cs_config__find_pair(s, "keyfile"))
+		cs_config__section_error(
+			p, s,
+			"the certificate is written without its key: set keyfile or "
+			"bundle too");
+	check_modes(p, s, c);
+}
+
+const char *const cs_cfg_live_files[CS_CFG_LIVE_FILES] = {
+	"bundle.pem", "fullchain.pem", "cert.pem", "chain.pem", "privkey.pem",
+};
+
+/*
+ * The cert's live directory: its own live_dir, else [agent]'s; "none" is
+ * none. With one, LIVE/NAME must not begin with '.' (it would stand beside
+ * LIVE/.gen, or be it), and no fixed-path output may be inside LIVE, where
+ * the agent keeps only what it swaps. Also the check that a cert has an
+ * output at all, which needs [agent] read first.
+ */
+static void resolve_live(struct parser *p, struct raw_section *s, struct cs_cfg_cert *c)
+{
+	const char *live = c->live_dir != NULL ? c->live_dir : p->cfg->agent.live_dir;
+	const struct raw_pair *kv = cs_config__find_pair(s, "live_dir");
+	const char *paths[5] = { c->bundle, c->fullchain, c->cert, c->chain, c->keyfile };
+	static const char *const keys[5] = { "bundle", "fullchain", "cert", "chain", "keyfile" };
+	char *dir = NULL;
+
+	if (live != NULL && strcmp(live, "none") != 0 && (dir = strdup(live)) != NULL)
+		for (size_t l = strlen(dir); l > 1 && dir[l - 1] == '/'; l--)
+			dir[l - 1] = '\0';
+	free(c->live_dir);
+	c->live_dir = dir;
+	if (!cs_config__find_pair(s, "bundle") && !cs_config__find_pair(s, "fullchain") &&
+	    !cs_config__find_pair(s, "cert") && !cs_config__find_pair(s, "chain") &&
+	    !cs_config__find_pair(s, "keyfile") && c->live_dir == NULL)
+		cs_config__section_error(
+			p, s,
+			"no output: set at least one of bundle, fullchain, cert, chain, "
+			"keyfile, live_dir");
+	if (c->live_dir == NULL)
+		return;
+	if (c->name[0] == '.') {
+		if (kv != NULL)
+			cs_config__pair_error(
+				p, s, kv,
+				"a cert's name must not begin with '.' when live_dir is in use "
+				"(its link would stand beside the generations in .gen)");
+		else
+			cs_config__section_error(
+				p, s,
+				"the name must not begin with '.' when live_dir is in use "
+				"([agent] live_dir; its link would stand beside the "
+				"generations in .gen; or set live_dir = none here)");
+		return;
+	}
+	size_t dl = strlen(c->live_dir);
+	for (size_t k = 0; k < 5; k++) {
+		if (paths[k] == NULL || strncmp(paths[k], c->live_dir, dl) != 0 ||
+		    (paths[k][dl] != '/' && dl > 1))
+			continue;
+		char err[PATH_MAX + 200];
+		snprintf(err, sizeof(err),
+			 "%s is inside live_dir %s, where the agent keeps only the links and "
+			 "generations it swaps",
+			 paths[k], c->live_dir);
+		cs_config__pair_error(p, s, cs_config__find_pair(s, keys[k]), err);
+	}
+	for (size_t k = 0; k < CS_CFG_LIVE_FILES; k++)
+		if (asprintf(&c->live_path[k], "%s/%s/%s", dl > 1 ? c->live_dir : "", c->name,
+			     cs_cfg_live_files[k]) < 0)
+			c->live_path[k] = NULL;
+}
+
+static void build_capath(struct parser *p, struct raw_section *s, struct cs_cfg_capath *c)
+{
+	c->name = strdup(s->name);
+	c->origin = (struct cs_cfg_origin){ s->file, s->line };
+	cs_config__apply_keys(p, s, cs_config__capath_keys, c, -1, NULL);
+	require(p, s, c->dir, "dir", " (the hashed CA directory)");
+}
+
+static void build_clientcerts(struct parser *p, struct raw_section *s,
+			      struct cs_cfg_clientcerts *c)
+{
+	c->name = strdup(s->name);
+	c->origin = (struct cs_cfg_origin){ s->file, s->line };
+	c->digest = CS_DIGEST_SHA256;
+	cs_config__apply_keys(p, s, cs_config__clientcerts_keys, c, -1, NULL);
+	require(p, s, c->dir, "dir", " (the directory of client certificates)");
+	require(p, s, c->map, "map", " (the Postfix lookup table to write)");
+	c->map_type = dup_default(c->map_type, "hash");
+}
+
+static void build_sni(struct parser *p, struct raw_section *s, struct cs_cfg_sni *n)
+{
+	int type = section_subtype(p, s, cs_config__e_sni_type);
+
+	n->name = strdup(s->name);
+	n->origin = (struct cs_cfg_origin){ s->file, s->line };
+	n->dovecot_version = 23;
+	if (type < 0)
+		return;
+	n->mode = type == CS_SNI_POSTFIX ? 0600 : 0644;
+	cs_config__apply_keys(p, s, cs_config__sni_keys, n, type, cs_config__e_sni_type[type].name);
+	require(p, s, n->certs.n > 0 ? "" : NULL, "certs", " (the [cert] sections it serves)");
+	if (type == CS_SNI_POSTFIX) {
+		require(p, s, n->map, "map",
+			" (the source file of tls_server_sni_maps; postmap -F builds MAP.db)");
+		n->map_type = dup_default(n->map_type, "hash");
+	} else {
+		require(p, s, n->conf, "conf", " (the include file of local_name blocks to write)");
+	}
+}
+
+static void build_reload(struct parser *p, struct raw_section *s, struct cs_cfg_reload *r)
+{
+	int type = section_subtype(p, s, cs_config__e_reload_type);
+
+	r->name = strdup(s->name);
+	r->origin = (struct cs_cfg_origin){ s->file, s->line };
+	r->timeout = 60;
+	if (type < 0)
+		return;
+	cs_config__apply_keys(p, s, cs_config__reload_keys, r, type,
+			      cs_config__e_reload_type[type].name);
+	if (type == CS_RELOAD_POSTFIX)
+		r->config_dir = dup_default(r->config_dir, "/etc/postfix");
+	else if (type == CS_RELOAD_DOVECOT)
+		r->config = dup_default(r->config, "/etc/dovecot/dovecot.conf");
+	else if (type == CS_RELOAD_EXEC)
+		require(p, s, r->command, "command", " for type = exec");
+	else
+		require(p, s, r->plugin, "plugin", " for type = plugin (the shared object name)");
+}
+
+void cs_config__build_all(struct parser *p)
+{
+	struct cs_config *cfg = p->cfg;
+	struct raw_section *agent = NULL;
+	struct raw_section **cert_secs = calloc(p->n_secs + 1, sizeof(*cert_secs));
+	struct raw_section **capath_secs = calloc(p->n_secs + 1, sizeof(*capath_secs));
+	struct raw_section **cc_secs = calloc(p->n_secs + 1, sizeof(*cc_secs));
+	struct raw_section **sni_secs = calloc(p->n_secs + 1, sizeof(*sni_secs));
+
+	cfg->issuers = calloc(p->n_secs + 1, sizeof(*cfg->issuers));
+	cfg->certs = calloc(p->n_secs + 1, sizeof(*cfg->certs));
+	cfg->capaths = calloc(p->n_secs + 1, sizeof(*cfg->capaths));
+	cfg->clientcerts = calloc(p->n_secs + 1, sizeof(*cfg->clientcerts));
+	cfg->reloads = calloc(p->n_secs + 1, sizeof(*cfg->reloads));
+	cfg->snis = calloc(p->n_secs + 1, sizeof(*cfg->snis));
+	if (!cert_secs || !capath_secs || !cc_secs || !sni_secs || !cfg->issuers || !cfg->certs ||
+	    !cfg->capaths || !cfg->clientcerts || !cfg->reloads || !cfg->snis) {
+		cs_config__add_error(p->errs, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < p->n_secs; i++) {
+		struct raw_section *s = &p->secs[i];
+		if (strcmp(s->type, "agent") == 0)
+			agent = s;
+		else if (strcmp(s->type, "issuer") == 0)
+			build_issuer(p, s, &cfg->issuers[cfg->n_issuers++]);
+		else if (strcmp(s->type, "cert") == 0) {
+			cert_secs[cfg->n_certs] = s;
+			build_cert(p, s, &cfg->certs[cfg->n_certs++]);
+		} else if (strcmp(s->type, "capath") == 0) {
+			capath_secs[cfg->n_capaths] = s;
+			build_capath(p, s, &cfg->capaths[cfg->n_capaths++]);
+		} else if (strcmp(s->type, "clientcerts") == 0) {
+			cc_secs[cfg->n_clientcerts] = s;
+			build_clientcerts(p, s, &cfg->clientcerts[cfg->n_clientcerts++]);
+		} else if (strcmp(s->type, "sni") == 0) {
+			sni_secs[cfg->n_snis] = s;
+			build_sni(p, s, &cfg->snis[cfg->n_snis++]);
+		} else if (strcmp(s->type, "reload") == 0)
+			build_reload(p, s, &cfg->reloads[cfg->n_reloads++]);
+	}
+	build_agent(p, agent);
+	for (size_t i = 0; i < cfg->n_certs; i++)
+		resolve_live(p, cert_secs[i], &cfg->certs[i]);
+	if (cfg->agent.live_dir != NULL && strcmp(cfg->agent.live_dir, "none") == 0) {
+		free(cfg->agent.live_dir);
+		cfg->agent.live_dir = NULL;
+	}
+
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		struct cs_cfg_cert *c = &cfg->certs[i];
+		if (c->issuer != NULL) {
+			struct cs_cfg_list one = { &c->issuer, 1 };
+			cs_config__check_refs(p, cert_secs[i], "issuer", &one, "issuer",
+					      cs_config__has_issuer);
+		}
+		cs_config__check_refs(p, cert_secs[i], "reload", &c->reload, "reload",
+				      cs_config__has_reload);
+	}
+	for (size_t i = 0; i < cfg->n_capaths; i++) {
+		cs_config__check_refs(p, capath_secs[i], "reload", &cfg->capaths[i].reload,
+				      "reload", cs_config__has_reload);
+		const struct raw_pair *kv = cs_config__find_pair(capath_secs[i], "issuers");
+		for (size_t k = 0; k < cfg->capaths[i].issuers.n; k++) {
+			const char *n = cfg->capaths[i].issuers.v[k];
+			if (cs_config__has_local_issuer(cfg, n))
+				continue;
+			char err[400];
+			snprintf(err, sizeof(err), "no [issuer \"%s\"] of type local-ca is defined",
+				 n);
+			cs_config__pair_error(p, capath_secs[i], kv, err);
+		}
+	}
+	for (size_t i = 0; i < cfg->n_clientcerts; i++)
+		cs_config__check_refs(p, cc_secs[i], "reload", &cfg->clientcerts[i].reload,
+				      "reload", cs_config__has_reload);
+	cs_config__resolve_snis(p, sni_secs);
+	cs_config__check_output_paths(p, cert_secs);
+	cs_config__check_system_paths(p);
+	cs_config__check_unsafe_files(p);
+out:
+	free(cert_secs);
+	free(capath_secs);
+	free(cc_secs);
+	free(sni_secs);
+}

@@ -1,0 +1,238 @@
+/*
+ * cs_config_check - checks across sections: references to sections that do
+ * not exist, two certs writing the same file (by the identity of its
+ * directory, so that "//", "/./" and links to a directory are seen through),
+ * and outputs under /proc, /sys or /dev.
+ */
+#include "cs_config_int.h"
+
+/* Reports each name in list that has no section of the wanted kind. */
+void cs_config__check_refs(struct parser *p, struct raw_section *s, const char *key,
+			   const struct cs_cfg_list *list, const char *kind,
+			   bool (*exists)(const struct cs_config *, const char *))
+{
+	const struct raw_pair *kv = cs_config__find_pair(s, key);
+
+	for (size_t i = 0; i < list->n; i++) {
+		if (exists(p->cfg, list->v[i]))
+			continue;
+		char err[400];
+		snprintf(err, sizeof(err), "no [%s \"%s\"] section is defined", kind, list->v[i]);
+		if (kv != NULL)
+			cs_config__pair_error(p, s, kv, err);
+		else
+			cs_config__section_error(p, s, "%s", err);
+	}
+}
+
+bool cs_config__has_issuer(const struct cs_config *c, const char *n)
+{
+	return cs_config_issuer(c, n) != NULL;
+}
+
+bool cs_config__has_local_issuer(const struct cs_config *c, const char *n)
+{
+	const struct cs_cfg_issuer *is = cs_config_issuer(c, n);
+	return is != NULL && is->type == CS_ISSUER_LOCAL_CA;
+}
+
+bool cs_config__has_reload(const struct cs_config *c, const char *n)
+{
+	return cs_config_reload(c, n) != NULL;
+}
+
+/* Copies path to buf with "//" and "/./" collapsed (what the kernel ignores). */
+static void lexical_path(const char *path, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (const char *q = path; *q != '\0' && o + 1 < len; q++) {
+		if (*q == '/' && o > 0 && buf[o - 1] == '/')
+			continue;
+		if (*q == '.' && o > 0 && buf[o - 1] == '/' && (q[1] == '/' || q[1] == '\0')) {
+			if (q[1] == '/')
+				q++;
+			continue;
+		}
+		buf[o++] = *q;
+	}
+	buf[o] = '\0';
+}
+
+/*
+ * The identity of an output file: its directory's device and inode and its
+ * name, so that "out//x.pem", "out/./x.pem" and a symbolic link to the
+ * directory are one file; the lexical path ("//" and "/./" collapsed) while
+ * the directory does not exist. dirkey caches the last directory looked up.
+ */
+static char *output_identity(const char *path, char *lastdir, size_t lastlen, char *dirkey,
+			     size_t dirkeylen)
+{
+	char lex[PATH_MAX], *out = NULL;
+	const char *slash;
+	struct stat st;
+
+	lexical_path(path, lex, sizeof(lex));
+	slash = strrchr(lex, '/');
+	if (slash == NULL)
+		return asprintf(&out, "L:%s", lex) < 0 ? NULL : out;
+	char dir[PATH_MAX];
+	size_t dl = slash - lex > 0 ? (size_t)(slash - lex) : 1;
+	memcpy(dir, lex, dl);
+	dir[dl] = '\0';
+	if (strcmp(dir, lastdir) != 0) {
+		snprintf(lastdir, lastlen, "%s", dir);
+		if (stat(dir, &st) == 0)
+			snprintf(dirkey, dirkeylen, "D:%llx:%llx", (unsigned long long)st.st_dev,
+				 (unsigned long long)st.st_ino);
+		else
+			snprintf(dirkey, dirkeylen, "L:%s", dir);
+	}
+	return asprintf(&out, "%s/%s", dirkey, slash + 1) < 0 ? NULL : out;
+}
+
+struct out_id {
+	char *id;
+	const char *path;
+	size_t cert, order;
+	const char *key;
+};
+
+static int out_id_cmp(const void *a, const void *b)
+{
+	const struct out_id *x = a, *y = b;
+	int c = strcmp(x->id, y->id);
+
+	return c != 0 ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/*
+ * Two certs must never write the same file: they would overwrite each other
+ * (and repair over each other forever). Sorted by identity: O(N log N) for
+ * thousands of certs.
+ */
+void cs_config__check_output_paths(struct parser *p, struct raw_section **cert_secs)
+{
+	struct out_id *v = calloc(p->cfg->n_certs * 5 + 1, sizeof(*v));
+	char lastdir[PATH_MAX] = "", dirkey[PATH_MAX + 8] = "";
+	size_t n = 0;
+
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < p->cfg->n_certs; i++) {
+		struct cs_cfg_cert *c = &p->cfg->certs[i];
+		const char *paths[5] = { c->bundle, c->fullchain, c->cert, c->chain, c->keyfile };
+		static const char *const keys[5] = { "bundle", "fullchain", "cert", "chain",
+						     "keyfile" };
+		for (size_t k = 0; k < 5; k++) {
+			if (paths[k] == NULL)
+				continue;
+			char *id = output_identity(paths[k], lastdir, sizeof(lastdir), dirkey,
+						   sizeof(dirkey));
+			if (id == NULL)
+				continue;
+			v[n] = (struct out_id){ id, paths[k], i, n, keys[k] };
+			n++;
+		}
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), out_id_cmp);
+	for (size_t a = 0, b; a < n; a = b) {
+		for (b = a + 1; b < n && strcmp(v[a].id, v[b].id) == 0; b++) {
+			char err[1200];
+			const struct out_id *first = &v[a], *dup = &v[b];
+			if (strcmp(first->path, dup->path) == 0)
+				snprintf(err, sizeof(err), "%s is also written as %s of [cert \"%s\"]",
+					 dup->path, first->key, p->cfg->certs[first->cert].name);
+			else
+				snprintf(err, sizeof(err),
+					 "%s is the same file as %s, written as %s of [cert \"%s\"]",
+					 dup->path, first->path, first->key,
+					 p->cfg->certs[first->cert].name);
+			cs_config__pair_error(p, cert_secs[dup->cert],
+					      cs_config__find_pair(cert_secs[dup->cert], dup->key),
+					      err);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].id);
+	free(v);
+}
+
+/*
+ * "/proc", "/sys" or "/dev" when path is in one of them, lexically or once the
+ * nearest existing parent directory is resolved (symlinks, "..", "//").
+ */
+static const char *system_tree(const char *path)
+{
+	static const char *const trees[] = { "/proc", "/sys", "/dev" };
+	char buf[PATH_MAX], real[PATH_MAX];
+	const char *cand[2] = { buf, NULL };
+	size_t o = 0;
+
+	/* Lexically: collapse "//" and "/./". */
+	for (const char *q = path; *q && o + 1 < sizeof(buf); q++) {
+		if (*q == '/' && o > 0 && buf[o - 1] == '/')
+			continue;
+		if (*q == '.' && o > 0 && buf[o - 1] == '/' && (q[1] == '/' || q[1] == '\0'))
+			continue;
+		buf[o++] = *q;
+	}
+	buf[o] = '\0';
+	/* The nearest ancestor that exists, resolved. */
+	snprintf(real, sizeof(real), "%s", path);
+	for (;;) {
+		char *slash = strrchr(real, '/');
+		if (slash == NULL || slash == real)
+			break;
+		*slash = '\0';
+		char res[PATH_MAX];
+		if (realpath(real, res) != NULL) {
+			size_t rl = strlen(res);
+			snprintf(res + rl, sizeof(res) - rl, "/%s", path + (slash - real) + 1);
+			snprintf(real, sizeof(real), "%s", res);
+			cand[1] = real;
+			break;
+		}
+	}
+	for (size_t c = 0; c < 2 && cand[c] != NULL; c++)
+		for (size_t i = 0; i < 3; i++) {
+			size_t n = strlen(trees[i]);
+			if (strncmp(cand[c], trees[i], n) == 0 &&
+			    (cand[c][n] == '/' || cand[c][n] == '\0'))
+				return trees[i];
+		}
+	return NULL;
+}
+
+/* Files the agent writes must be ordinary files, never kernel or device nodes. */
+void cs_config__check_system_paths(struct parser *p)
+{
+	static const struct {
+		const char *type, *key;
+	} outputs[] = {
+		{ "cert", "bundle" },	 { "cert", "fullchain" },     { "cert", "cert" },
+		{ "cert", "chain" },	 { "cert", "keyfile" },	      { "capath", "dir" },
+		{ "capath", "cafile" },	 { "clientcerts", "map" },    { "agent", "state_dir" },
+		{ "agent", "metrics_file" }, { "agent", "live_dir" },     { "cert", "live_dir" },
+		{ "sni", "map" },	     { "sni", "conf" },
+	};
+
+	for (size_t i = 0; i < p->n_secs; i++) {
+		struct raw_section *s = &p->secs[i];
+		for (size_t k = 0; k < sizeof(outputs) / sizeof(outputs[0]); k++) {
+			if (strcmp(s->type, outputs[k].type) != 0)
+				continue;
+			const struct raw_pair *kv = cs_config__find_pair(s, outputs[k].key);
+			const char *tree;
+			if (kv == NULL || kv->value[0] != '/' || (tree = system_tree(kv->value)) == NULL)
+				continue;
+			char err[PATH_MAX + 200];
+			snprintf(err, sizeof(err),
+				 "%s is under %s: certsync writes only ordinary files, never under "
+				 "/proc, /sys or /dev",
+				 kv->value, tree);
+			cs_config__pair_error(p, s, kv, err);
+		}
+	}
+}

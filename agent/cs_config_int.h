@@ -1,0 +1,186 @@
+/*
+ * cs_config_int.h - what the files of cs_config share, and nothing outside
+ * them may use: the raw sections as read (pairs with their lines), the
+ * parser's state while files are read and sections built, the key tables'
+ * types, and the functions one file calls in another (named cs_config__*).
+ * The interface is cs_config.h.
+ */
+#ifndef CS_CONFIG_INT_H
+#define CS_CONFIG_INT_H
+
+#include "cs_config.h"
+#include "cs_acme.h"
+#include "cs_fp.h"
+#include "cs_htab.h"
+#include "cs_log.h"
+#include "cs_probe.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <grp.h>
+#include <ini.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_LINE 4096
+/* No configuration file comes near this; a larger one is not meant for us. */
+#define MAX_FILE_BYTES (1024 * 1024)
+
+struct raw_pair {
+	char *key;
+	char *value;
+	int line;
+	bool used;
+};
+
+/* A section in the parser's index by (type, name); allocated on its own, since
+   the array of sections moves as it grows. */
+struct sec_node {
+	struct cs_htab_node node;
+	size_t idx; /* in parser.secs */
+};
+
+struct raw_section {
+	char *type; /* "agent", "cert", ... */
+	char *name; /* NULL for [agent] */
+	const char *file;
+	int line;
+	struct raw_pair *pairs;
+	size_t n_pairs;
+	struct sec_node *indexed;
+};
+
+struct parser {
+	struct cs_config *cfg;
+	struct cs_cfg_errors *errs;
+	struct raw_section *secs;
+	size_t n_secs, cap_secs;
+	struct cs_htab sec_index; /* sections by (type, name): duplicates without a scan */
+	/* the file being read */
+	FILE *fp;
+	const char *file;
+	int line;
+	bool bad_section; /* pairs of a malformed header are dropped */
+	bool is_dropin;
+	char *linebuf; /* getline's buffer for the file being read */
+	size_t linecap;
+	size_t bytes; /* read so far from the file */
+	/* files that someone other than root or the agent's user may change */
+	struct unsafe_file {
+		const char *file;
+		char why[PATH_MAX + 128];
+	} *unsafe;
+	size_t n_unsafe;
+};
+
+enum vtype {
+	V_STR,
+	V_PATH,
+	V_LIVEDIR, /* an absolute path, or "none" */
+	V_DURATION,
+	V_DURATION0, /* a duration, or 0 ("0", "0s") */
+	V_INTERVAL,  /* a duration, or 0 / none (struct cs_cfg_interval) */
+	V_SPAN,
+	V_KEYTYPE,
+	V_MODE,
+	V_BOOL,
+	V_USER,
+	V_GROUP,
+	V_LIST,
+	V_NAMES,
+	V_URLS,
+	V_CONTACTS,
+	V_ENUM,
+	V_LOGLEVEL,
+	V_HOSTPORT,
+	V_MAXORDERS, /* 1 to CS_ACME_MAX_ORDERS, an unsigned */
+	V_INCLUDE,
+};
+
+struct enum_val {
+	const char *name;
+	int value;
+};
+
+/* Sub-type masks: which keys a section of a given type accepts. */
+#define ANY 0xffu
+#define T(x) (1u << (x))
+
+struct keydef {
+	const char *key;
+	enum vtype type;
+	size_t off;
+	unsigned applies;	  /* mask of sub-types (issuer or reload type) */
+	const struct enum_val *e; /* for V_ENUM and V_STR enums stored as strings */
+};
+
+/* cs_config_error.c */
+void cs_config__add_error(struct cs_cfg_errors *errs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void cs_config__section_label(const struct raw_section *s, char *out, size_t len);
+const char *cs_config__shown(const char *word);
+void cs_config__pair_error(struct parser *p, const struct raw_section *s,
+			   const struct raw_pair *kv, const char *msg);
+void cs_config__section_error(struct parser *p, const struct raw_section *s, const char *fmt,
+			      ...) __attribute__((format(printf, 3, 4)));
+void cs_config__add_warning(struct cs_config *cfg, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void cs_config__sort_errors(struct cs_cfg_errors *errs, const struct cs_config *cfg);
+
+/* cs_config_value.c */
+int cs_config__parse_abs_path(const char *s, char *err, size_t errlen);
+int cs_config__parse_list(const char *s, struct cs_cfg_list *out, char *err, size_t errlen);
+void cs_config__list_free(struct cs_cfg_list *l);
+
+/* cs_config.c */
+extern const struct enum_val cs_config__e_issuer_type[];
+extern const struct enum_val cs_config__e_reload_type[];
+extern const struct enum_val cs_config__e_sni_type[];
+extern const struct keydef cs_config__agent_keys[];
+extern const struct keydef cs_config__issuer_keys[];
+extern const struct keydef cs_config__cert_keys[];
+extern const struct keydef cs_config__capath_keys[];
+extern const struct keydef cs_config__clientcerts_keys[];
+extern const struct keydef cs_config__sni_keys[];
+extern const struct keydef cs_config__reload_keys[];
+const char *cs_config__enum_names(const struct enum_val *e, char *buf, size_t len);
+int cs_config__enum_lookup(const struct enum_val *e, const char *s);
+void cs_config__apply_keys(struct parser *p, struct raw_section *s, const struct keydef *table,
+			   void *base, int subtype, const char *subtype_name);
+
+/* cs_config_read.c */
+void cs_config__read_file(struct parser *p, const char *path, bool dropin);
+void cs_config__read_includes(struct parser *p, const char *main_path);
+const struct raw_pair *cs_config__find_pair(struct raw_section *s, const char *key);
+void cs_config__check_unsafe_files(struct parser *p);
+void cs_config__free_raw(struct parser *p);
+
+/* cs_config_build.c */
+void cs_config__build_all(struct parser *p);
+
+/* cs_config_check.c */
+void cs_config__check_refs(struct parser *p, struct raw_section *s, const char *key,
+			   const struct cs_cfg_list *list, const char *kind,
+			   bool (*exists)(const struct cs_config *, const char *));
+bool cs_config__has_issuer(const struct cs_config *c, const char *n);
+bool cs_config__has_local_issuer(const struct cs_config *c, const char *n);
+bool cs_config__has_reload(const struct cs_config *c, const char *n);
+void cs_config__check_output_paths(struct parser *p, struct raw_section **cert_secs);
+void cs_config__check_system_paths(struct parser *p);
+
+/* cs_config_sni.c */
+void cs_config__resolve_snis(struct parser *p, struct raw_section **sni_secs);
+
+#endif

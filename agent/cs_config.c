@@ -191,14 +191,27 @@ int cs_config__enum_lookup(const struct enum_val *e, const char *s)
 	return -1;
 }
 
-/*
- * Stores one value into the struct at base. Returns 0, or -1 with err set.
- * V_INCLUDE is handled by the caller.
- */
-static int store_value(const struct keydef *d, void *base, const char *value, char *err,
-		       size_t errlen)
+/* Whether value is ADDRESS:PORT with a port from 1 to 65535. */
+static bool is_hostport(const char *value)
 {
-	char *field = (char *)base + d->off;
+	const char *colon = strrchr(value, ':');
+	char *end;
+	long port;
+
+	if (colon == NULL || colon == value)
+		return false;
+	port = strtol(colon + 1, &end, 10);
+	return *end == '\0' && port >= 1 && port <= 65535;
+}
+
+/*
+ * The string types (V_STR, with the names of its enum when it has one,
+ * V_LIVEDIR, V_PATH, V_HOSTPORT): checked, then a copy replaces what *field
+ * held. Returns 0, or -1 with err set.
+ */
+static int store_string(const struct keydef *d, char **field, const char *value, char *err,
+			size_t errlen)
+{
 	char names[256];
 
 	switch (d->type) {
@@ -212,54 +225,113 @@ static int store_value(const struct keydef *d, void *base, const char *value, ch
 				 cs_config__enum_names(d->e, names, sizeof(names)));
 			return -1;
 		}
-		free(*(char **)field);
-		*(char **)field = strdup(value);
-		return 0;
+		break;
 	case V_LIVEDIR:
 		if (strcmp(value, "none") != 0 && cs_config__parse_abs_path(value, err, errlen) < 0)
 			return -1;
-		free(*(char **)field);
-		*(char **)field = strdup(value);
-		return 0;
+		break;
 	case V_PATH:
 		if (cs_config__parse_abs_path(value, err, errlen) < 0)
 			return -1;
-		free(*(char **)field);
-		*(char **)field = strdup(value);
-		return 0;
-	case V_HOSTPORT: {
-		const char *colon = strrchr(value, ':');
-		char *end;
-		long port;
-
-		if (colon == NULL || colon == value)
-			goto bad_hostport;
-		port = strtol(colon + 1, &end, 10);
-		if (*end != '\0' || port < 1 || port > 65535)
-			goto bad_hostport;
-		free(*(char **)field);
-		*(char **)field = strdup(value);
-		return 0;
-bad_hostport:
-		snprintf(err, errlen, "'%s' is not ADDRESS:PORT (e.g. 0.0.0.0:80 or [::]:80)",
-			 value);
-		return -1;
-	}
-	case V_MAXORDERS: {
-		char *end;
-		unsigned long n;
-
-		errno = 0;
-		n = strtoul(value, &end, 10);
-		if (!isdigit((unsigned char)*value) || *end != '\0' || errno != 0 || n < 1 ||
-		    n > CS_ACME_MAX_ORDERS) {
-			snprintf(err, errlen, "'%s' is not a number from 1 to %d", value,
-				 CS_ACME_MAX_ORDERS);
+		break;
+	default: /* V_HOSTPORT */
+		if (!is_hostport(value)) {
+			snprintf(err, errlen,
+				 "'%s' is not ADDRESS:PORT (e.g. 0.0.0.0:80 or [::]:80)", value);
 			return -1;
 		}
-		*(unsigned *)field = (unsigned)n;
-		return 0;
+		break;
 	}
+	free(*field);
+	*field = strdup(value);
+	return 0;
+}
+
+/* V_MAXORDERS: 1 to CS_ACME_MAX_ORDERS. Returns 0, or -1 with err set. */
+static int store_max_orders(unsigned *field, const char *value, char *err, size_t errlen)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(value, &end, 10);
+	if (!isdigit((unsigned char)*value) || *end != '\0' || errno != 0 || n < 1 ||
+	    n > CS_ACME_MAX_ORDERS) {
+		snprintf(err, errlen, "'%s' is not a number from 1 to %d", value,
+			 CS_ACME_MAX_ORDERS);
+		return -1;
+	}
+	*field = (unsigned)n;
+	return 0;
+}
+
+/* V_INTERVAL: a duration, or 0 / none (off). Returns 0, or -1 with err set. */
+static int store_interval(struct cs_cfg_interval *iv, const char *value, char *err, size_t errlen)
+{
+	bool off = strcmp(value, "0") == 0 || strcmp(value, "0s") == 0 ||
+		   strcmp(value, "none") == 0;
+
+	if (!off && cs_cfg_parse_duration(value, &iv->seconds, err, errlen) < 0)
+		return -1;
+	if (off)
+		iv->seconds = 0;
+	iv->set = true;
+	return 0;
+}
+
+/*
+ * The list types: every item of V_NAMES a DNS name or an address, of V_URLS
+ * a verify URL, of V_CONTACTS a mailto: URL; the list replaces what *field
+ * held. Returns 0, or -1 with err set.
+ */
+static int store_list(enum vtype type, struct cs_cfg_list *field, const char *value, char *err,
+		      size_t errlen)
+{
+	struct cs_cfg_list l;
+
+	if (cs_config__parse_list(value, &l, err, errlen) < 0) {
+		cs_config__list_free(&l);
+		return -1;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		int rc = 0;
+
+		if (type == V_NAMES)
+			rc = cs_cfg_parse_name(l.v[i], err, errlen);
+		else if (type == V_URLS)
+			rc = cs_cfg_parse_verify_url(l.v[i], err, errlen);
+		else if (type == V_CONTACTS && strncmp(l.v[i], "mailto:", 7) != 0) {
+			snprintf(err, errlen, "'%s' is not a mailto: URL", l.v[i]);
+			rc = -1;
+		}
+		if (rc < 0) {
+			cs_config__list_free(&l);
+			return -1;
+		}
+	}
+	cs_config__list_free(field);
+	*field = l;
+	return 0;
+}
+
+/*
+ * Stores one value into the struct at base. Returns 0, or -1 with err set.
+ * V_INCLUDE is handled by the caller.
+ */
+static int store_value(const struct keydef *d, void *base, const char *value, char *err,
+		       size_t errlen)
+{
+	char *field = (char *)base + d->off;
+	char names[256];
+
+	switch (d->type) {
+	case V_STR:
+	case V_LIVEDIR:
+	case V_PATH:
+	case V_HOSTPORT:
+		return store_string(d, (char **)field, value, err, errlen);
+	case V_MAXORDERS:
+		return store_max_orders((unsigned *)field, value, err, errlen);
 	case V_DURATION0:
 		if (strcmp(value, "0") == 0 || strcmp(value, "0s") == 0) {
 			*(int64_t *)field = 0;
@@ -268,18 +340,8 @@ bad_hostport:
 		/* fall through */
 	case V_DURATION:
 		return cs_cfg_parse_duration(value, (int64_t *)field, err, errlen);
-	case V_INTERVAL: {
-		struct cs_cfg_interval *iv = (struct cs_cfg_interval *)field;
-		bool off = strcmp(value, "0") == 0 || strcmp(value, "0s") == 0 ||
-			   strcmp(value, "none") == 0;
-
-		if (!off && cs_cfg_parse_duration(value, &iv->seconds, err, errlen) < 0)
-			return -1;
-		if (off)
-			iv->seconds = 0;
-		iv->set = true;
-		return 0;
-	}
+	case V_INTERVAL:
+		return store_interval((struct cs_cfg_interval *)field, value, err, errlen);
 	case V_SPAN:
 		return cs_cfg_parse_span(value, (struct cs_cfg_span *)field, err, errlen);
 	case V_KEYTYPE: {
@@ -303,33 +365,8 @@ bad_hostport:
 	case V_LIST:
 	case V_NAMES:
 	case V_URLS:
-	case V_CONTACTS: {
-		struct cs_cfg_list l;
-
-		if (cs_config__parse_list(value, &l, err, errlen) < 0) {
-			cs_config__list_free(&l);
-			return -1;
-		}
-		for (size_t i = 0; i < l.n; i++) {
-			int rc = 0;
-
-			if (d->type == V_NAMES)
-				rc = cs_cfg_parse_name(l.v[i], err, errlen);
-			else if (d->type == V_URLS)
-				rc = cs_cfg_parse_verify_url(l.v[i], err, errlen);
-			else if (d->type == V_CONTACTS && strncmp(l.v[i], "mailto:", 7) != 0) {
-				snprintf(err, errlen, "'%s' is not a mailto: URL", l.v[i]);
-				rc = -1;
-			}
-			if (rc < 0) {
-				cs_config__list_free(&l);
-				return -1;
-			}
-		}
-		cs_config__list_free((struct cs_cfg_list *)field);
-		*(struct cs_cfg_list *)field = l;
-		return 0;
-	}
+	case V_CONTACTS:
+		return store_list(d->type, (struct cs_cfg_list *)field, value, err, errlen);
 	case V_ENUM: {
 		int v = cs_config__enum_lookup(d->e, value);
 		if (v < 0) {

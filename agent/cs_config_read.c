@@ -38,24 +38,25 @@ static bool valid_section_name(const char *s)
 static const char *const section_types[] = { "agent",	    "issuer", "cert", "capath",
 					      "clientcerts", "sni",    "reload", NULL };
 
-/* Parses a section header line: [type "name"] or [agent]. */
-static void start_section(struct parser *p, const char *line)
+/*
+ * Splits a section header line, [type "name"] or [agent], copied into buf:
+ * *typep and *namep (NULL without a name) point into buf. Returns 0, or -1
+ * once the error is reported.
+ */
+static int split_header(struct parser *p, const char *line, char *buf, size_t len, char **typep,
+			char **namep)
 {
-	char buf[MAX_LINE];
-	char *close, *type, *name = NULL;
-	size_t i;
+	char *close, *name = NULL;
 
-	p->bad_section = true;
-	snprintf(buf, sizeof(buf), "%s", line + 1);
+	snprintf(buf, len, "%s", line + 1);
 	close = strrchr(buf, ']');
 	if (close == NULL) {
 		cs_config__add_error(p->errs, "%s:%d: section header without ']'", p->file,
 				     p->line);
-		return;
+		return -1;
 	}
 	*close = '\0';
 	trim(buf);
-	type = buf;
 	char *sp = strpbrk(buf, " \t");
 	if (sp != NULL) {
 		*sp = '\0';
@@ -67,12 +68,26 @@ static void start_section(struct parser *p, const char *line)
 				p->errs,
 				"%s:%d: [%s]: the section name must be in double quotes: "
 				"[%s \"NAME\"]",
-				p->file, p->line, cs_config__shown(type), cs_config__shown(type));
-			return;
+				p->file, p->line, cs_config__shown(buf), cs_config__shown(buf));
+			return -1;
 		}
 		name[nl - 1] = '\0';
 		name++;
 	}
+	*typep = buf;
+	*namep = name;
+	return 0;
+}
+
+/*
+ * Whether a section of this type may stand here with this name (or none):
+ * a known type, [agent] without a name and only in the main file, any other
+ * with a name of letters, digits, '-', '_' and '.'. Reports it when not.
+ */
+static bool header_allowed(struct parser *p, const char *type, const char *name)
+{
+	size_t i;
+
 	for (i = 0; section_types[i]; i++)
 		if (strcmp(type, section_types[i]) == 0)
 			break;
@@ -82,13 +97,13 @@ static void start_section(struct parser *p, const char *line)
 			"%s:%d: [%s]: unknown section (known: agent, issuer, cert, capath, "
 			"clientcerts, sni, reload)",
 			p->file, p->line, cs_config__shown(type));
-		return;
+		return false;
 	}
 	if (strcmp(type, "agent") == 0) {
 		if (name != NULL) {
 			cs_config__add_error(p->errs, "%s:%d: [agent]: this section takes no name",
 					     p->file, p->line);
-			return;
+			return false;
 		}
 		if (p->is_dropin) {
 			cs_config__add_error(
@@ -96,61 +111,96 @@ static void start_section(struct parser *p, const char *line)
 				"%s:%d: [agent]: only the main configuration file may hold "
 				"[agent]",
 				p->file, p->line);
-			return;
+			return false;
 		}
 	} else if (name == NULL) {
 		cs_config__add_error(p->errs,
 				     "%s:%d: [%s]: this section needs a name: [%s \"NAME\"]",
 				     p->file, p->line, type, type);
-		return;
+		return false;
 	} else if (!valid_section_name(name)) {
 		cs_config__add_error(
 			p->errs,
 			"%s:%d: [%s \"%s\"]: a name may hold only letters, digits, '-', '_' "
 			"and '.'",
 			p->file, p->line, type, name);
-		return;
+		return false;
 	}
-	/* Duplicate section names, in this file or an earlier one. */
-	uint64_t h = cs_htab_hash(name != NULL ? name : "", cs_htab_hash(type, CS_HTAB_SEED));
+	return true;
+}
+
+/* The section of this type and name (hashed as h) read before, or NULL. */
+static const struct raw_section *find_section(const struct parser *p, const char *type,
+					      const char *name, uint64_t h)
+{
 	for (struct cs_htab_node *n = cs_htab_first(&p->sec_index, h); n != NULL;
 	     n = cs_htab_next(n, h)) {
-		struct raw_section *o = &p->secs[cs_htab_entry(n, struct sec_node, node)->idx];
+		const struct raw_section *o =
+			&p->secs[cs_htab_entry(n, struct sec_node, node)->idx];
 		if (strcmp(o->type, type) != 0)
 			continue;
 		if ((name == NULL && o->name == NULL) ||
-		    (name != NULL && o->name != NULL && strcmp(name, o->name) == 0)) {
-			cs_config__add_error(
-				p->errs,
-				"%s:%d: [%s%s%s%s]: duplicate section, first defined at %s:%d",
-				p->file, p->line, type, name ? " \"" : "", name ? name : "",
-				name ? "\"" : "", o->file, o->line);
-			return;
-		}
+		    (name != NULL && o->name != NULL && strcmp(name, o->name) == 0))
+			return o;
 	}
+	return NULL;
+}
+
+/* A new, zeroed section at the end of p->secs, in the index under h; NULL without memory. */
+static struct raw_section *add_section(struct parser *p, uint64_t h)
+{
 	if (p->n_secs == p->cap_secs) {
 		size_t cap = p->cap_secs ? p->cap_secs * 2 : 16;
 		struct raw_section *secs = realloc(p->secs, cap * sizeof(*secs));
 		if (secs == NULL)
-			return;
+			return NULL;
 		p->secs = secs;
 		p->cap_secs = cap;
 	}
 	struct sec_node *sn = calloc(1, sizeof(*sn));
 	if (sn == NULL)
-		return;
+		return NULL;
 	sn->idx = p->n_secs;
 	if (cs_htab_insert(&p->sec_index, &sn->node, h) < 0) {
 		free(sn);
-		return;
+		return NULL;
 	}
 	struct raw_section *s = &p->secs[p->n_secs++];
 	memset(s, 0, sizeof(*s));
+	s->indexed = sn;
+	return s;
+}
+
+/*
+ * Parses a section header line: [type "name"] or [agent]. Until the next
+ * header, the pairs of a header that is refused are dropped (bad_section).
+ */
+static void start_section(struct parser *p, const char *line)
+{
+	char buf[MAX_LINE];
+	char *type, *name;
+	const struct raw_section *o;
+	struct raw_section *s;
+
+	p->bad_section = true;
+	if (split_header(p, line, buf, sizeof(buf), &type, &name) < 0 ||
+	    !header_allowed(p, type, name))
+		return;
+	/* Duplicate section names, in this file or an earlier one. */
+	uint64_t h = cs_htab_hash(name != NULL ? name : "", cs_htab_hash(type, CS_HTAB_SEED));
+	if ((o = find_section(p, type, name, h)) != NULL) {
+		cs_config__add_error(p->errs,
+				     "%s:%d: [%s%s%s%s]: duplicate section, first defined at %s:%d",
+				     p->file, p->line, type, name ? " \"" : "", name ? name : "",
+				     name ? "\"" : "", o->file, o->line);
+		return;
+	}
+	if ((s = add_section(p, h)) == NULL)
+		return;
 	s->type = strdup(type);
 	s->name = name ? strdup(name) : NULL;
 	s->file = p->file;
 	s->line = p->line;
-	s->indexed = sn;
 	p->bad_section = false;
 }
 

@@ -340,34 +340,7 @@ void cs_config__build_all(struct parser *p)
 		free(cfg->agent.live_dir);
 		cfg->agent.live_dir = NULL;
 	}
-
-	for (size_t i = 0; i < cfg->n_certs; i++) {
-		struct cs_cfg_cert *c = &cfg->certs[i];
-		if (c->issuer != NULL) {
-			struct cs_cfg_list one = { &c->issuer, 1 };
-			cs_config__check_refs(p, cert_secs[i], "issuer", &one, "issuer",
-					      cs_config__has_issuer);
-		}
-		cs_config__check_refs(p, cert_secs[i], "reload", &c->reload, "reload",
-				      cs_config__has_reload);
-	}
-	for (size_t i = 0; i < cfg->n_capaths; i++) {
-		cs_config__check_refs(p, capath_secs[i], "reload", &cfg->capaths[i].reload,
-				      "reload", cs_config__has_reload);
-		const struct raw_pair *kv = cs_config__find_pair(capath_secs[i], "issuers");
-		for (size_t k = 0; k < cfg->capaths[i].issuers.n; k++) {
-			const char *n = cfg->capaths[i].issuers.v[k];
-			if (cs_config__has_local_issuer(cfg, n))
-				continue;
-			char err[400];
-			snprintf(err, sizeof(err), "no [issuer \"%s\"] of type local-ca is defined",
-				 n);
-			cs_config__pair_error(p, capath_secs[i], kv, err);
-		}
-	}
-	for (size_t i = 0; i < cfg->n_clientcerts; i++)
-		cs_config__check_refs(p, cc_secs[i], "reload", &cfg->clientcerts[i].reload,
-				      "reload", cs_config__has_reload);
+	cs_config__check_references(p, cert_secs, capath_secs, cc_secs);
 	cs_config__resolve_snis(p, sni_secs);
 	cs_config__check_output_paths(p, cert_secs);
 	cs_config__check_system_paths(p);

@@ -25,12 +25,12 @@ void cs_config__check_refs(struct parser *p, struct raw_section *s, const char *
 	}
 }
 
-bool cs_config__has_issuer(const struct cs_config *c, const char *n)
+static bool has_issuer(const struct cs_config *c, const char *n)
 {
 	return cs_config_issuer(c, n) != NULL;
 }
 
-bool cs_config__has_local_issuer(const struct cs_config *c, const char *n)
+static bool has_local_issuer(const struct cs_config *c, const char *n)
 {
 	const struct cs_cfg_issuer *is = cs_config_issuer(c, n);
 	return is != NULL && is->type == CS_ISSUER_LOCAL_CA;
@@ -39,6 +39,46 @@ bool cs_config__has_local_issuer(const struct cs_config *c, const char *n)
 bool cs_config__has_reload(const struct cs_config *c, const char *n)
 {
 	return cs_config_reload(c, n) != NULL;
+}
+
+/*
+ * The names a [cert], [capath] or [clientcerts] section gives of other
+ * sections (issuer, reload, a capath's local-ca issuers) are those of
+ * sections that exist. The arrays are the raw sections of cfg's certs,
+ * capaths and clientcerts, in their order.
+ */
+void cs_config__check_references(struct parser *p, struct raw_section **cert_secs,
+				 struct raw_section **capath_secs, struct raw_section **cc_secs)
+{
+	struct cs_config *cfg = p->cfg;
+
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		struct cs_cfg_cert *c = &cfg->certs[i];
+		if (c->issuer != NULL) {
+			struct cs_cfg_list one = { &c->issuer, 1 };
+			cs_config__check_refs(p, cert_secs[i], "issuer", &one, "issuer",
+					      has_issuer);
+		}
+		cs_config__check_refs(p, cert_secs[i], "reload", &c->reload, "reload",
+				      cs_config__has_reload);
+	}
+	for (size_t i = 0; i < cfg->n_capaths; i++) {
+		cs_config__check_refs(p, capath_secs[i], "reload", &cfg->capaths[i].reload,
+				      "reload", cs_config__has_reload);
+		const struct raw_pair *kv = cs_config__find_pair(capath_secs[i], "issuers");
+		for (size_t k = 0; k < cfg->capaths[i].issuers.n; k++) {
+			const char *n = cfg->capaths[i].issuers.v[k];
+			if (has_local_issuer(cfg, n))
+				continue;
+			char err[400];
+			snprintf(err, sizeof(err), "no [issuer \"%s\"] of type local-ca is defined",
+				 n);
+			cs_config__pair_error(p, capath_secs[i], kv, err);
+		}
+	}
+	for (size_t i = 0; i < cfg->n_clientcerts; i++)
+		cs_config__check_refs(p, cc_secs[i], "reload", &cfg->clientcerts[i].reload,
+				      "reload", cs_config__has_reload);
 }
 
 /* Copies path to buf with "//" and "/./" collapsed (what the kernel ignores). */

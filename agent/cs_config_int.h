@@ -174,9 +174,9 @@ void cs_config__build_all(struct parser *p);
 void cs_config__check_refs(struct parser *p, struct raw_section *s, const char *key,
 			   const struct cs_cfg_list *list, const char *kind,
 			   bool (*exists)(const struct cs_config *, const char *));
-bool cs_config__has_issuer(const struct cs_config *c, const char *n);
-bool cs_config__has_local_issuer(const struct cs_config *c, const char *n);
 bool cs_config__has_reload(const struct cs_config *c, const char *n);
+void cs_config__check_references(struct parser *p, struct raw_section **cert_secs,
+				 struct raw_section **capath_secs, struct raw_section **cc_secs);
 void cs_config__check_output_paths(struct parser *p, struct raw_section **cert_secs);
 void cs_config__check_system_paths(struct parser *p);
 

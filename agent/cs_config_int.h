@@ -126,28 +126,40 @@ struct keydef {
 	const struct enum_val *e; /* for V_ENUM and V_STR enums stored as strings */
 };
 
-/* cs_config_error.c */
+/* cs_config_error.c: errors and warnings, their order */
+/* Appends a message to errs (which owns it); nothing on ENOMEM. */
 void cs_config__add_error(struct cs_cfg_errors *errs, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Writes "[type "name"]" or "[agent]" into out. */
 void cs_config__section_label(const struct raw_section *s, char *out, size_t len);
+/* Returns word, or "(not shown)" when it does not look like a type, name or key. */
 const char *cs_config__shown(const char *word);
+/* Adds the error "FILE:LINE: [section] key: msg" at the line of kv. */
 void cs_config__pair_error(struct parser *p, const struct raw_section *s,
 			   const struct raw_pair *kv, const char *msg);
+/* Adds the error "FILE:LINE: [section]: message" at the section's header. */
 void cs_config__section_error(struct parser *p, const struct raw_section *s, const char *fmt,
 			      ...) __attribute__((format(printf, 3, 4)));
+/* Appends a warning to cfg->warnings (which owns it). */
 void cs_config__add_warning(struct cs_config *cfg, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Puts errs in the order of cfg's files, then of lines (stable). */
 void cs_config__sort_errors(struct cs_cfg_errors *errs, const struct cs_config *cfg);
 
-/* cs_config_value.c */
+/* cs_config_value.c: values the public parsers do not cover */
+/* Returns 0 when s is an absolute path, or -1 with err set. */
 int cs_config__parse_abs_path(const char *s, char *err, size_t errlen);
+/* Splits s at commas into out (freed by the caller with cs_config__list_free, also on -1). */
 int cs_config__parse_list(const char *s, struct cs_cfg_list *out, char *err, size_t errlen);
+/* Frees l's items and array and empties it. */
 void cs_config__list_free(struct cs_cfg_list *l);
 
-/* cs_config.c */
+/* cs_config.c: the key tables and storing values */
+/* The names of the sub-types of [issuer], [reload] and [sni] (key "type"). */
 extern const struct enum_val cs_config__e_issuer_type[];
 extern const struct enum_val cs_config__e_reload_type[];
 extern const struct enum_val cs_config__e_sni_type[];
+/* The keys of each section, ended by a NULL key. */
 extern const struct keydef cs_config__agent_keys[];
 extern const struct keydef cs_config__issuer_keys[];
 extern const struct keydef cs_config__cert_keys[];
@@ -155,32 +167,47 @@ extern const struct keydef cs_config__capath_keys[];
 extern const struct keydef cs_config__clientcerts_keys[];
 extern const struct keydef cs_config__sni_keys[];
 extern const struct keydef cs_config__reload_keys[];
+/* Returns buf holding the names of e, comma-separated. */
 const char *cs_config__enum_names(const struct enum_val *e, char *buf, size_t len);
+/* Returns the value named s in e, or -1. */
 int cs_config__enum_lookup(const struct enum_val *e, const char *s);
+/* Stores every pair of s into base through table; each bad pair is an error. */
 void cs_config__apply_keys(struct parser *p, struct raw_section *s, const struct keydef *table,
 			   void *base, int subtype, const char *subtype_name);
 
-/* cs_config_read.c */
+/* cs_config_read.c: phase one */
+/* Reads path (a drop-in when dropin) into p's raw sections; failures are errors. */
 void cs_config__read_file(struct parser *p, const char *path, bool dropin);
+/* Reads the drop-ins that [agent] include names, relative to main_path. */
 void cs_config__read_includes(struct parser *p, const char *main_path);
+/* Returns the pair of s with key (owned by s), or NULL. */
 const struct raw_pair *cs_config__find_pair(struct raw_section *s, const char *key);
+/* Refuses what a file others may change says the agent runs; warns of the rest. */
 void cs_config__check_unsafe_files(struct parser *p);
+/* Frees p's raw sections, their index and the reader's buffers. */
 void cs_config__free_raw(struct parser *p);
 
-/* cs_config_build.c */
+/* cs_config_build.c: phase two */
+/* Builds p->cfg from p's raw sections, then runs the checks across sections. */
 void cs_config__build_all(struct parser *p);
 
-/* cs_config_check.c */
+/* cs_config_check.c: checks across sections */
+/* Reports each name in list for which exists finds no section of kind. */
 void cs_config__check_refs(struct parser *p, struct raw_section *s, const char *key,
 			   const struct cs_cfg_list *list, const char *kind,
 			   bool (*exists)(const struct cs_config *, const char *));
+/* True when cfg has a [reload "n"]. */
 bool cs_config__has_reload(const struct cs_config *c, const char *n);
+/* Reports the issuers and reloaders that certs, capaths and clientcerts name but lack. */
 void cs_config__check_references(struct parser *p, struct raw_section **cert_secs,
 				 struct raw_section **capath_secs, struct raw_section **cc_secs);
+/* Reports each output that two certs write (cert_secs in the order of p->cfg->certs). */
 void cs_config__check_output_paths(struct parser *p, struct raw_section **cert_secs);
+/* Reports each output under /proc, /sys or /dev. */
 void cs_config__check_system_paths(struct parser *p);
 
-/* cs_config_sni.c */
+/* cs_config_sni.c: the entries of [sni] */
+/* Fills each [sni]'s entries and its certs' sni and reload (sni_secs in cfg's order). */
 void cs_config__resolve_snis(struct parser *p, struct raw_section **sni_secs);
 
 #endif

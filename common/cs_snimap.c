@@ -111,8 +111,13 @@ static int read_small(const char *path, bool nofollow, char **data, size_t *len)
 	*len = 0;
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > MAX_READ) {
-		rc = fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : -EFBIG;
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else if (!S_ISREG(st.st_mode))
+		rc = -EINVAL;
+	else if (st.st_size > MAX_READ)
+		rc = -EFBIG;
+	if (rc < 0) {
 		close(fd);
 		return rc;
 	}

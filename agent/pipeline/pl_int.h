@@ -7,7 +7,6 @@
 #define CS_PL_INT_H
 
 #include "cs_pipeline.h"
-#include "cs_acme.h"
 #include "cs_capsync.h"
 #include "cs_deploy.h"
 #include "cs_htab.h"
@@ -276,8 +275,8 @@ struct renew_job {
 	const char *state_dir;
 	EVP_PKEY *reuse;  /* the deployed key, when reuse_key = yes */
 	EVP_PKEY *key;
-	X509_REQ *csr;
-	X509 *replaces;
+	struct cs_der csr;      /* the CSR, DER */
+	struct cs_der replaces; /* the deployed leaf, DER (n = 0: none) */
 	cs_material *m;   /* the new set */
 	cs_material *prev; /* the deployed set, to put back a half-done deploy */
 	/* The deployed set, decoded on the work queue (pl_renew_prev): into prev

@@ -51,7 +51,19 @@ static int parse_mode(const char *s, mode_t *mode)
 	return 0;
 }
 
-int ctl_convert_main(int argc, char **argv)
+/* convert's options. */
+struct convert_args {
+	struct ctl_pw_opts po;
+	struct cs_atomic_opts ao; /* ao.mode: --mode, or the default of the kind */
+	enum cs_output_kind kind; /* --to */
+};
+
+/*
+ * Parses convert's options into a; optind is then the first IN. Returns -1
+ * when convert is to run, else its exit status (0 after --help, 2 after a
+ * message).
+ */
+static int convert_args(int argc, char **argv, struct convert_args *a)
 {
 	static const struct option longopts[] = {
 		{ "to", required_argument, NULL, 't' },
@@ -61,21 +73,14 @@ int ctl_convert_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ctl_pw_opts po = { 0 };
-	struct cs_ingest_opts io = { 0 };
-	struct cs_atomic_opts ao = { .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	enum cs_output_kind kind = CS_OUT_BUNDLE;
 	bool have_kind = false, have_mode = false;
-	cs_material *m = NULL;
-	char *pw = NULL, err[1024], report[32768], subj[256];
-	const char *out;
-	int c, rc, status = 1;
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			if (cs_output_parse(optarg, &kind) != 0) {
+			if (cs_output_parse(optarg, &a->kind) != 0) {
 				fprintf(stderr, "certsyncctl convert: --to %s: expected bundle, "
 						"fullchain, cert, chain or key\n", optarg);
 				return 2;
@@ -83,7 +88,7 @@ int ctl_convert_main(int argc, char **argv)
 			have_kind = true;
 			break;
 		case 'm':
-			if (parse_mode(optarg, &ao.mode) != 0) {
+			if (parse_mode(optarg, &a->ao.mode) != 0) {
 				fprintf(stderr, "certsyncctl convert: --mode %s: expected an octal "
 						"mode such as 0600\n", optarg);
 				return 2;
@@ -91,10 +96,10 @@ int ctl_convert_main(int argc, char **argv)
 			have_mode = true;
 			break;
 		case 'p':
-			po.file = optarg;
+			a->po.file = optarg;
 			break;
 		case 'e':
-			po.env = optarg;
+			a->po.env = optarg;
 			break;
 		case 'h':
 			convert_usage(stdout);
@@ -104,25 +109,36 @@ int ctl_convert_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!have_kind || argc - optind < 2 || (po.file != NULL && po.env != NULL)) {
+	if (!have_kind || argc - optind < 2 || (a->po.file != NULL && a->po.env != NULL)) {
 		if (!have_kind && argc - optind >= 2)
 			fprintf(stderr, "certsyncctl convert: --to is required\n");
 		convert_usage(stderr);
 		return 2;
 	}
-	out = argv[argc - 1];
 	if (!have_mode)
-		ao.mode = cs_output_has_key(kind) ? 0600 : 0644;
-	if (ctl_password("convert", po.file, po.env, &pw) != 0)
-		return 1;
-	io.password = pw;
-	m = cs_material_new();
+		a->ao.mode = cs_output_has_key(a->kind) ? 0600 : 0644;
+	return -1;
+}
+
+/*
+ * Reads the n files in into one set, puts it in order and writes out as
+ * a says; the notes of the ordering go to stderr. Returns 0, or 1 after a
+ * message.
+ */
+static int convert_files(char **in, int n, const char *out, const struct convert_args *a,
+			 const char *pw)
+{
+	struct cs_ingest_opts io = { .password = pw };
+	cs_material *m = cs_material_new();
+	char err[1024], report[32768], subj[256];
+	int rc, status = 1;
+
 	if (m == NULL) {
 		fprintf(stderr, "certsyncctl convert: out of memory\n");
 		goto out;
 	}
-	for (int i = optind; i < argc - 1; i++) {
-		rc = cs_ingest_file(m, argv[i], &io, err, sizeof(err));
+	for (int i = 0; i < n; i++) {
+		rc = cs_ingest_file(m, in[i], &io, err, sizeof(err));
 		if (rc < 0) {
 			fprintf(stderr, "certsyncctl convert: %s\n", err);
 			goto out;
@@ -136,15 +152,15 @@ int ctl_convert_main(int argc, char **argv)
 	for (char *p = strtok(report, "\n"); p != NULL; p = strtok(NULL, "\n"))
 		fprintf(stderr, "certsyncctl convert: note: %s\n", p);
 	/* A bundle whose key is not the leaf's would be refused by Postfix at run time. */
-	if (m->key != NULL && m->leaf != NULL && kind == CS_OUT_BUNDLE &&
+	if (m->key != NULL && m->leaf != NULL && a->kind == CS_OUT_BUNDLE &&
 	    EVP_PKEY_eq(m->key, X509_get0_pubkey(m->leaf)) != 1) {
 		fprintf(stderr, "certsyncctl convert: %s: the private key does not belong to "
 				"the certificate %s\n",
-			argv[optind], cs_x509_subject(m->leaf, subj, sizeof(subj)));
+			in[0], cs_x509_subject(m->leaf, subj, sizeof(subj)));
 		goto out;
 	}
 	ERR_clear_error();
-	rc = cs_output_write(m, kind, out, &ao, err, sizeof(err));
+	rc = cs_output_write(m, a->kind, out, &a->ao, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "certsyncctl convert: %s\n", err);
 		goto out;
@@ -152,6 +168,23 @@ int ctl_convert_main(int argc, char **argv)
 	status = 0;
 out:
 	cs_material_free(m);
+	return status;
+}
+
+int ctl_convert_main(int argc, char **argv)
+{
+	struct convert_args a = {
+		.ao = { .uid = (uid_t)-1, .gid = (gid_t)-1 },
+		.kind = CS_OUT_BUNDLE,
+	};
+	char *pw = NULL;
+	int status;
+
+	if ((status = convert_args(argc, argv, &a)) >= 0)
+		return status;
+	if (ctl_password("convert", a.po.file, a.po.env, &pw) != 0)
+		return 1;
+	status = convert_files(argv + optind, argc - 1 - optind, argv[argc - 1], &a, pw);
 	cs_ingest_password_free(pw);
 	return status;
 }

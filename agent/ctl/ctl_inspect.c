@@ -155,23 +155,139 @@ static STACK_OF(X509) *file_order_of(const cs_material *m)
 	return v;
 }
 
+/* What inspect found in one file, for the text or the JSON report. */
+struct finding {
+	const char *path;
+	cs_material *m;
+	struct cs_ingest_info info;
+	STACK_OF(X509) *want; /* the placed order: leaf, chain */
+	bool ok;              /* the file's order is the placed one, with no strays */
+	bool match;           /* the key belongs to the leaf (both present) */
+	char *report;         /* cs_chain_normalise's notes, one a line; strtok'd */
+};
+
+/* The file's key as inspect --json shows it (null without one). */
+static json_t *key_json(EVP_PKEY *k)
+{
+	char buf[512];
+	enum cs_keytype t;
+	json_t *key;
+
+	if (k == NULL)
+		return json_null();
+	t = cs_key_type_of(k);
+	key = json_object();
+	json_object_set_new(key, "type", json_string(cs_x509_key_desc(k, buf, sizeof(buf))));
+	json_object_set_new(key, "bits", json_integer(EVP_PKEY_get_bits(k)));
+	json_object_set_new(key, "certsync_type",
+			    t != CS_KEY_NONE ? json_string(cs_key_name(t)) : json_null());
+	return key;
+}
+
+/* Fills jf, the file's object of inspect --json, with what f found. */
+static void inspect_json(const struct finding *f, json_t *jf, time_t now)
+{
+	const cs_material *m = f->m;
+	json_t *certs, *notes;
+	char buf[512];
+
+	snprintf(buf, sizeof(buf), "%s%s", cs_ingest_format_name(f->info.format),
+		 f->info.format == CS_FMT_PEM && f->info.pkcs7 > 0 ? " (PKCS#7)" : "");
+	json_object_set_new(jf, "format", json_string(buf));
+	json_object_set_new(jf, "key", key_json(m->key));
+	certs = json_array();
+	for (int i = 0; i < sk_X509_num(f->want); i++)
+		json_array_append_new(certs, cert_json(m, sk_X509_value(f->want, i), i, now));
+	for (int i = 0; i < sk_X509_num(m->strays); i++)
+		json_array_append_new(certs, cert_json(m, sk_X509_value(m->strays, i), -1,
+						       now));
+	json_object_set_new(jf, "certificates", certs);
+	json_object_set_new(jf, "crls", json_integer(sk_X509_CRL_num(m->crls)));
+	json_object_set_new(jf, "chain_order", json_string(sk_X509_num(f->want) == 0 ? "none"
+								  : f->ok ? "ok"
+									  : "wrong"));
+	json_object_set_new(jf, "key_matches_leaf",
+			    m->key != NULL && m->leaf != NULL ? json_boolean(f->match)
+							      : json_null());
+	notes = json_array();
+	for (char *p = strtok(f->report, "\n"); p != NULL; p = strtok(NULL, "\n"))
+		json_array_append_new(notes, json_string(p));
+	json_object_set_new(jf, "notes", notes);
+}
+
+/* The "chain order:" line of inspect's text. */
+static void print_chain_order(const struct finding *f)
+{
+	const cs_material *m = f->m;
+	char buf[512];
+
+	if (sk_X509_num(f->want) == 0) {
+		printf("  chain order: no certificates\n");
+	} else if (f->ok) {
+		printf("  chain order: ok\n");
+	} else if (sk_X509_num(m->strays) > 0) {
+		printf("  chain order: wrong (not part of the leaf's chain: ");
+		for (int i = 0; i < sk_X509_num(m->strays); i++)
+			printf("%s%s", i > 0 ? "; " : "",
+			       cs_x509_subject(sk_X509_value(m->strays, i), buf, sizeof(buf)));
+		printf(")\n");
+	} else {
+		printf("  chain order: wrong (certsync would reorder: ");
+		for (int i = 0; i < sk_X509_num(f->want); i++)
+			printf("%s%s", i > 0 ? " > " : "",
+			       cs_x509_subject(sk_X509_value(f->want, i), buf, sizeof(buf)));
+		printf(")\n");
+	}
+}
+
+/* Prints what f found as inspect's text. */
+static void inspect_text(const struct finding *f, time_t now)
+{
+	const cs_material *m = f->m;
+	const struct cs_ingest_info *info = &f->info;
+	char buf[512];
+	int n = 0;
+
+	printf("%s: %s%s, %d private key%s, %d certificate%s, %d CRL%s\n", f->path,
+	       cs_ingest_format_name(info->format),
+	       info->format == CS_FMT_PEM && info->pkcs7 > 0 ? " (PKCS#7)" : "", info->keys,
+	       info->keys == 1 ? "" : "s",
+	       info->certs, info->certs == 1 ? "" : "s", info->crls, info->crls == 1 ? "" : "s");
+	if (m->key != NULL) {
+		key_text(m->key, buf, sizeof(buf));
+		printf("  private key: %s\n", buf);
+	}
+	for (int i = 0; i < sk_X509_num(f->want); i++)
+		cert_text(m, sk_X509_value(f->want, i), ++n, i, now);
+	for (int i = 0; i < sk_X509_num(m->strays); i++)
+		cert_text(m, sk_X509_value(m->strays, i), ++n, -1, now);
+	for (char *p = strtok(f->report, "\n"); p != NULL; p = strtok(NULL, "\n"))
+		printf("  note: %s\n", p);
+	print_chain_order(f);
+	if (m->key == NULL)
+		printf("  key matches leaf: no key in the file\n");
+	else if (m->leaf == NULL)
+		printf("  key matches leaf: no certificate in the file\n");
+	else
+		printf("  key matches leaf: %s\n", f->match ? "yes" : "no");
+}
+
 /* Inspects one file; returns 0, or 1 when it could not be read. */
 static int inspect_one(const char *path, const struct cs_ingest_opts *io, bool json,
 		       json_t *files, time_t now)
 {
-	cs_material *m = cs_material_new();
-	struct cs_ingest_info info;
-	STACK_OF(X509) *file_order = NULL, *want = NULL;
-	char err[1024], report[32768], buf[512];
-	json_t *jf = NULL, *certs, *notes;
-	int rc, n = 0, status = 0;
-	bool ok, match = false;
+	struct finding f = { .path = path, .m = cs_material_new() };
+	cs_material *m = f.m;
+	STACK_OF(X509) *file_order = NULL;
+	char err[1024], report[32768];
+	json_t *jf = NULL;
+	int rc, status = 0;
 
 	if (m == NULL) {
 		fprintf(stderr, "certsyncctl inspect: out of memory\n");
 		return 1;
 	}
-	rc = cs_ingest_file_info(m, path, io, &info, err, sizeof(err));
+	rc = cs_ingest_file_info(m, path, io, &f.info, err, sizeof(err));
 	if (json) {
 		jf = json_object();
 		json_object_set_new(jf, "file", json_string(path));
@@ -186,100 +302,27 @@ static int inspect_one(const char *path, const struct cs_ingest_opts *io, bool j
 	}
 	file_order = file_order_of(m);
 	rc = cs_chain_normalise(m, report, sizeof(report));
-	want = placed(m);
-	if (rc < 0 || file_order == NULL || want == NULL) {
+	f.want = placed(m);
+	f.report = report;
+	if (rc < 0 || file_order == NULL || f.want == NULL) {
 		fprintf(stderr, "certsyncctl inspect: %s: out of memory\n", path);
 		status = 1;
 		goto out;
 	}
 	/* A certificate in no chain of the leaf would be sent to clients as well. */
-	ok = order_ok(file_order, want) && sk_X509_num(m->strays) == 0;
+	f.ok = order_ok(file_order, f.want) && sk_X509_num(m->strays) == 0;
 	if (m->key != NULL && m->leaf != NULL)
-		match = EVP_PKEY_eq(m->key, X509_get0_pubkey(m->leaf)) == 1;
+		f.match = EVP_PKEY_eq(m->key, X509_get0_pubkey(m->leaf)) == 1;
 	ERR_clear_error();
 	/* Either would make a server refuse or mis-serve the file. */
-	if (!ok || (m->key != NULL && m->leaf != NULL && !match))
+	if (!f.ok || (m->key != NULL && m->leaf != NULL && !f.match))
 		status = 1;
-
-	if (json) {
-		json_t *key = json_null();
-
-		snprintf(buf, sizeof(buf), "%s%s", cs_ingest_format_name(info.format),
-			 info.format == CS_FMT_PEM && info.pkcs7 > 0 ? " (PKCS#7)" : "");
-		json_object_set_new(jf, "format", json_string(buf));
-		if (m->key != NULL) {
-			enum cs_keytype t = cs_key_type_of(m->key);
-
-			key = json_object();
-			json_object_set_new(key, "type", json_string(cs_x509_key_desc(m->key, buf,
-										    sizeof(buf))));
-			json_object_set_new(key, "bits", json_integer(EVP_PKEY_get_bits(m->key)));
-			json_object_set_new(key, "certsync_type",
-					    t != CS_KEY_NONE ? json_string(cs_key_name(t))
-							     : json_null());
-		}
-		json_object_set_new(jf, "key", key);
-		certs = json_array();
-		for (int i = 0; i < sk_X509_num(want); i++)
-			json_array_append_new(certs, cert_json(m, sk_X509_value(want, i), i, now));
-		for (int i = 0; i < sk_X509_num(m->strays); i++)
-			json_array_append_new(certs, cert_json(m, sk_X509_value(m->strays, i), -1,
-							       now));
-		json_object_set_new(jf, "certificates", certs);
-		json_object_set_new(jf, "crls", json_integer(sk_X509_CRL_num(m->crls)));
-		json_object_set_new(jf, "chain_order", json_string(sk_X509_num(want) == 0 ? "none"
-									  : ok ? "ok"
-									       : "wrong"));
-		json_object_set_new(jf, "key_matches_leaf",
-				    m->key != NULL && m->leaf != NULL ? json_boolean(match)
-								      : json_null());
-		notes = json_array();
-		for (char *p = strtok(report, "\n"); p != NULL; p = strtok(NULL, "\n"))
-			json_array_append_new(notes, json_string(p));
-		json_object_set_new(jf, "notes", notes);
-		goto out;
-	}
-
-	printf("%s: %s%s, %d private key%s, %d certificate%s, %d CRL%s\n", path,
-	       cs_ingest_format_name(info.format),
-	       info.format == CS_FMT_PEM && info.pkcs7 > 0 ? " (PKCS#7)" : "", info.keys,
-	       info.keys == 1 ? "" : "s",
-	       info.certs, info.certs == 1 ? "" : "s", info.crls, info.crls == 1 ? "" : "s");
-	if (m->key != NULL) {
-		key_text(m->key, buf, sizeof(buf));
-		printf("  private key: %s\n", buf);
-	}
-	for (int i = 0; i < sk_X509_num(want); i++)
-		cert_text(m, sk_X509_value(want, i), ++n, i, now);
-	for (int i = 0; i < sk_X509_num(m->strays); i++)
-		cert_text(m, sk_X509_value(m->strays, i), ++n, -1, now);
-	for (char *p = strtok(report, "\n"); p != NULL; p = strtok(NULL, "\n"))
-		printf("  note: %s\n", p);
-	if (sk_X509_num(want) == 0) {
-		printf("  chain order: no certificates\n");
-	} else if (ok) {
-		printf("  chain order: ok\n");
-	} else if (sk_X509_num(m->strays) > 0) {
-		printf("  chain order: wrong (not part of the leaf's chain: ");
-		for (int i = 0; i < sk_X509_num(m->strays); i++)
-			printf("%s%s", i > 0 ? "; " : "",
-			       cs_x509_subject(sk_X509_value(m->strays, i), buf, sizeof(buf)));
-		printf(")\n");
-	} else {
-		printf("  chain order: wrong (certsync would reorder: ");
-		for (int i = 0; i < sk_X509_num(want); i++)
-			printf("%s%s", i > 0 ? " > " : "",
-			       cs_x509_subject(sk_X509_value(want, i), buf, sizeof(buf)));
-		printf(")\n");
-	}
-	if (m->key == NULL)
-		printf("  key matches leaf: no key in the file\n");
-	else if (m->leaf == NULL)
-		printf("  key matches leaf: no certificate in the file\n");
+	if (json)
+		inspect_json(&f, jf, now);
 	else
-		printf("  key matches leaf: %s\n", match ? "yes" : "no");
+		inspect_text(&f, now);
 out:
-	sk_X509_free(want);
+	sk_X509_free(f.want);
 	sk_X509_pop_free(file_order, X509_free);
 	cs_material_free(m);
 	return status;

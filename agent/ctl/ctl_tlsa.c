@@ -71,7 +71,19 @@ static bool first_dns_name(X509 *x, char *buf, size_t len)
 	return found;
 }
 
-int ctl_tlsa_main(int argc, char **argv)
+/* tlsa's options. */
+struct tlsa_args {
+	long usage, selector, matching, port;
+	const char *host;  /* NULL: the leaf's first DNS name */
+	const char *proto; /* "tcp" or "udp" */
+	const char *pwfile, *pwenv;
+};
+
+/*
+ * Parses tlsa's options into a; optind is then FILE. Returns -1 when tlsa is
+ * to run, else its exit status (0 after --help, 2 after a message).
+ */
+static int tlsa_args(int argc, char **argv, struct tlsa_args *a)
 {
 	static const struct option longopts[] = {
 		{ "usage", required_argument, NULL, 'u' },
@@ -85,47 +97,42 @@ int ctl_tlsa_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	long usage = 3, selector = 1, matching = 1, port = 25;
-	const char *host = NULL, *proto = "tcp", *pwfile = NULL, *pwenv = NULL;
-	char *pw = NULL, data[EVP_MAX_MD_SIZE * 2 + 1], name[256];
-	cs_material *m = NULL;
-	X509 *x;
-	int c, status = 1;
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'u':
-			if ((usage = small_int(optarg, 2, 3)) < 0)
+			if ((a->usage = small_int(optarg, 2, 3)) < 0)
 				goto bad;
 			break;
 		case 's':
-			if ((selector = small_int(optarg, 0, 1)) < 0)
+			if ((a->selector = small_int(optarg, 0, 1)) < 0)
 				goto bad;
 			break;
 		case 'm':
-			if ((matching = small_int(optarg, 1, 2)) < 0)
+			if ((a->matching = small_int(optarg, 1, 2)) < 0)
 				goto bad;
 			break;
 		case 'P':
-			if ((port = small_int(optarg, 1, 65535)) < 0)
+			if ((a->port = small_int(optarg, 1, 65535)) < 0)
 				goto bad;
 			break;
 		case 'H':
 			if (*optarg == '\0')
 				goto bad;
-			host = optarg;
+			a->host = optarg;
 			break;
 		case 'T':
 			if (strcmp(optarg, "tcp") != 0 && strcmp(optarg, "udp") != 0)
 				goto bad;
-			proto = optarg;
+			a->proto = optarg;
 			break;
 		case 'p':
-			pwfile = optarg;
+			a->pwfile = optarg;
 			break;
 		case 'e':
-			pwenv = optarg;
+			a->pwenv = optarg;
 			break;
 		case 'h':
 			tlsa_usage(stdout);
@@ -135,49 +142,69 @@ int ctl_tlsa_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (argc - optind != 1 || (pwfile != NULL && pwenv != NULL)) {
+	if (argc - optind != 1 || (a->pwfile != NULL && a->pwenv != NULL)) {
 		tlsa_usage(stderr);
 		return 2;
 	}
-	if (ctl_password("tlsa", pwfile, pwenv, &pw) != 0)
-		return 1;
-	m = ctl_load_leaf("tlsa", argv[optind], pw);
-	if (m == NULL)
-		goto out;
-	x = m->leaf;
-	if (usage == 2) {
+	return -1;
+bad:
+	fprintf(stderr, "certsyncctl tlsa: invalid value '%s' (see --help)\n", optarg);
+	return 2;
+}
+
+/* Prints the TLSA record of m (read from file) as a says; returns 0 or 1 after a message. */
+static int tlsa_print(const cs_material *m, const char *file, const struct tlsa_args *a)
+{
+	char data[EVP_MAX_MD_SIZE * 2 + 1], name[256];
+	const char *host = a->host;
+	X509 *x = m->leaf;
+
+	if (a->usage == 2) {
 		int n = sk_X509_num(m->chain);
 
 		if (n == 0) {
 			fprintf(stderr, "certsyncctl tlsa: %s: --usage 2 needs the issuer "
 					"certificates in the file (a fullchain or bundle)\n",
-				argv[optind]);
-			goto out;
+				file);
+			return 1;
 		}
 		x = sk_X509_value(m->chain, n - 1);
 	}
 	if (host == NULL) {
 		if (!first_dns_name(m->leaf, name, sizeof(name))) {
 			fprintf(stderr, "certsyncctl tlsa: %s: the certificate names no host; "
-					"give --host\n", argv[optind]);
-			goto out;
+					"give --host\n", file);
+			return 1;
 		}
 		host = name;
 	}
-	if (cs_tlsa_data(x, (int)selector, (int)matching, data, sizeof(data)) != 0) {
-		fprintf(stderr, "certsyncctl tlsa: %s: cannot encode the certificate\n",
-			argv[optind]);
+	if (cs_tlsa_data(x, (int)a->selector, (int)a->matching, data, sizeof(data)) != 0) {
+		fprintf(stderr, "certsyncctl tlsa: %s: cannot encode the certificate\n", file);
 		ERR_clear_error();
-		goto out;
+		return 1;
 	}
-	printf("_%ld._%s.%s%s IN TLSA %ld %ld %ld %s\n", port, proto, host,
-	       host[strlen(host) - 1] == '.' ? "" : ".", usage, selector, matching, data);
-	status = 0;
-out:
+	printf("_%ld._%s.%s%s IN TLSA %ld %ld %ld %s\n", a->port, a->proto, host,
+	       host[strlen(host) - 1] == '.' ? "" : ".", a->usage, a->selector, a->matching,
+	       data);
+	return 0;
+}
+
+int ctl_tlsa_main(int argc, char **argv)
+{
+	struct tlsa_args a = {
+		.usage = 3, .selector = 1, .matching = 1, .port = 25, .proto = "tcp",
+	};
+	cs_material *m;
+	char *pw = NULL;
+	int status;
+
+	if ((status = tlsa_args(argc, argv, &a)) >= 0)
+		return status;
+	if (ctl_password("tlsa", a.pwfile, a.pwenv, &pw) != 0)
+		return 1;
+	m = ctl_load_leaf("tlsa", argv[optind], pw);
+	status = m != NULL ? tlsa_print(m, argv[optind], &a) : 1;
 	cs_material_free(m);
 	cs_ingest_password_free(pw);
 	return status;
-bad:
-	fprintf(stderr, "certsyncctl tlsa: invalid value '%s' (see --help)\n", optarg);
-	return 2;
 }

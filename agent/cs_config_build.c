@@ -6,6 +6,7 @@
  * cs_config__build_all runs the checks across sections.
  */
 #include "cs_config_int.h"
+#include "cs_proto.h"
 #include "cs_registry.h"
 
 static void require(struct parser *p, struct raw_section *s, const void *value, const char *key,
@@ -28,7 +29,7 @@ static void build_agent(struct parser *p, struct raw_section *s)
 	if (s != NULL)
 		cs_config__apply_keys(p, s, cs_config__agent_keys, a, -1, NULL);
 	a->state_dir = dup_default(a->state_dir, "/var/lib/certsync");
-	a->socket = dup_default(a->socket, "/run/certsync/certsync.sock");
+	a->socket = dup_default(a->socket, CS_PROTO_SOCKET_PATH);
 	a->plugin_dir = dup_default(a->plugin_dir, CS_DEFAULT_PLUGINDIR);
 	if (a->retry_min > a->retry_max && s != NULL)
 		cs_config__section_error(p, s, "retry_min is longer than retry_max");

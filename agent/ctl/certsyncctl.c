@@ -12,8 +12,11 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: certsyncctl [-s SOCKET] [--json] [--help] [--version] COMMAND [ARGS]\n\n"
+	fprintf(out, "usage: certsyncctl [-c CONFIG | -s SOCKET] [--json] [--help] [--version] "
+		     "COMMAND [ARGS]\n\n"
 		     "  -s, --socket SOCKET  the agent's status socket (default %s)\n"
+		     "  -c, --config CONFIG  the socket that [agent] socket names in the agent's\n"
+		     "                       configuration file CONFIG (-s wins)\n"
 		     "      --json           the agent's answer as JSON, for scripts\n\n"
 		     "Agent commands (status socket):\n",
 		CS_PROTO_SOCKET_PATH);
@@ -41,6 +44,16 @@ int main(int argc, char **argv)
 			i += 2;
 		} else if (strncmp(argv[i], "--socket=", 9) == 0) {
 			ctl_socket_path = argv[i] + 9;
+			i++;
+		} else if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "certsyncctl: %s needs a path\n", argv[i]);
+				return 2;
+			}
+			ctl_config_path = argv[i + 1];
+			i += 2;
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			ctl_config_path = argv[i] + 9;
 			i++;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			ctl_json = true;

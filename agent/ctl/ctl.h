@@ -27,9 +27,21 @@ extern const struct ctl_cmd ctl_offline_cmds[];
 /* The commands that talk to the agent's status socket (ctl_online.c). */
 extern const struct ctl_cmd ctl_online_cmds[];
 
-/* Global options of the online commands: -s SOCKET (NULL: the default), --json. */
+/*
+ * Global options of the online commands: -s SOCKET (NULL: the default or
+ * -c's), -c CONFIG (NULL: none), --json.
+ */
 extern const char *ctl_socket_path;
+extern const char *ctl_config_path;
 extern bool ctl_json;
+
+/*
+ * -c CONFIG for an online command (ctl_config.c): unless -s was given, sets
+ * ctl_socket_path from the [agent] socket key of the file (the default
+ * socket when it has none). Returns 0, or 2 (bad usage) after a message
+ * naming the file, and the line when the file does not parse.
+ */
+int ctl_config_socket(void);
 
 int ctl_inspect_main(int argc, char **argv);     /* ctl_inspect.c */
 int ctl_convert_main(int argc, char **argv);     /* ctl_convert.c */

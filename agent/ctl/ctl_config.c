@@ -9,43 +9,50 @@
 #include "cs_inisect.h"
 #include "cs_proto.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *ctl_config_path;
 
-/* The last [agent] socket of the file, as written (NULL: none). */
+/* The last [agent] socket of the file, as written. */
+struct found {
+	char *socket; /* NULL: none */
+	bool oom;
+};
+
 static void on_pair(void *arg, const char *key, const char *value)
 {
-	char **socket = arg;
+	struct found *f = arg;
 
 	if (strcmp(key, "socket") != 0)
 		return;
-	free(*socket);
-	*socket = strdup(value);
+	free(f->socket);
+	if ((f->socket = strdup(value)) == NULL)
+		f->oom = true;
 }
 
 int ctl_config_socket(void)
 {
-	char err[1024], *socket = NULL;
+	struct found f = { 0 };
+	char err[1024];
 	int rc;
 
 	if (ctl_socket_path != NULL || ctl_config_path == NULL)
 		return 0;
-	rc = cs_inisect_read(ctl_config_path, "agent", on_pair, &socket, err, sizeof(err));
-	if (rc != 0) {
-		fprintf(stderr, "certsyncctl: %s\n", err);
-		free(socket);
-		return 2;
+	rc = cs_inisect_read(ctl_config_path, "agent", on_pair, &f, err, sizeof(err));
+	if (rc == 0 && f.oom) {
+		snprintf(err, sizeof(err), "%s: out of memory", ctl_config_path);
+	} else if (rc == 0 && f.socket != NULL && f.socket[0] != '/') {
+		snprintf(err, sizeof(err), "%s: [agent] socket: '%s' is not an absolute path",
+			 ctl_config_path, f.socket);
+	} else if (rc == 0) {
+		/* Kept until the process ends, as the other global options are. */
+		ctl_socket_path = f.socket != NULL ? f.socket : CS_PROTO_SOCKET_PATH;
+		return 0;
 	}
-	if (socket != NULL && socket[0] != '/') {
-		fprintf(stderr, "certsyncctl: %s: [agent] socket: '%s' is not an absolute path\n",
-			ctl_config_path, socket);
-		free(socket);
-		return 2;
-	}
-	/* Kept until the process ends, as the other global options are. */
-	ctl_socket_path = socket != NULL ? socket : CS_PROTO_SOCKET_PATH;
-	return 0;
+	fprintf(stderr, "certsyncctl: %s\n", err);
+	free(f.socket);
+	return 2;
 }

@@ -36,6 +36,7 @@ void pl_set_window(struct cert *c, time_t start, time_t end, time_t now)
 		pl_schedule(c, now);
 		pl_log_schedule(c, now);
 		pl_save_state(c);
+		pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_CHANGED });
 		pl_arm_timer(c->pl);
 	}
 }

@@ -9,6 +9,7 @@
 #include "cs_pipeline.h"
 #include "cs_capsync.h"
 #include "cs_deploy.h"
+#include "cs_events.h"
 #include "cs_htab.h"
 #include "cs_issuer.h"
 #include "cs_log.h"
@@ -242,6 +243,8 @@ struct cs_pipeline {
 
 	void (*close_cb)(void *arg);
 	void *close_arg;
+
+	struct cs_events events; /* the subscribers (cs_pipeline_subscribe) */
 };
 
 /* The work of a renewal's key, CSR and deploy steps (pl_renew, pl_deploy). */
@@ -349,6 +352,12 @@ void pl_inflight_dec(struct cs_pipeline *pl);
 
 /* cs_pipeline.c: starts the renewal queued in c (which is idle). */
 void pl_start_queued(struct cert *c);
+
+/*
+ * Publishes ev about c to the pipeline's subscribers, with the cert's name,
+ * the time and the renewal under way (when ev does not name one) filled in.
+ */
+void pl_event_publish(struct cert *c, struct cs_event ev);
 
 /* Returns the cert called name, or NULL. */
 struct cert *pl_find(const struct cs_pipeline *pl, const char *name);

@@ -100,6 +100,7 @@ static void on_issued(void *arg, const struct cs_issue_result *res)
 		/* A certificate was issued: still put it in place, that is quick. */
 		cs_info("%s: deploying the certificate issued while stopping", c->cfg->name);
 	pl_step(c, PL_EV_ISSUED);
+	pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_ISSUED });
 	pl_deploy_issued(c, j);
 }
 

@@ -56,6 +56,8 @@ static void on_revoked(void *arg, int status, const char *error)
 
 	pl_inflight_dec(pl);
 	pl_step(c, PL_EV_REVOKED);
+	pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_REVOKED, .serial = rj->serial,
+		.result = status < 0 ? CS_EVENT_ERROR : CS_EVENT_OK, .text = error });
 	pl_cert_idle(c); /* before a renewal may start below */
 	if (status < 0) {
 		snprintf(msg, sizeof(msg), "issuer %s: cannot revoke %s: %s", rj->issuer->name,

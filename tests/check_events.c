@@ -1,11 +1,18 @@
 /*
  * check_events - the pipeline's events: the subscriber list (order, limits,
  * unsubscribe), and a real pipeline (local CA, an exec reloader) whose
- * renewals publish each step once, in order, to every subscriber.
+ * renewals publish each step once, in order, to every subscriber. The
+ * metrics counters subscribed to it are exact: two renewals between two
+ * renders count two, and so do their reloads (counting from status
+ * snapshots saw one renewal and no reload). The metrics file is rewritten
+ * after a renewal from the events alone (nothing watches the state
+ * directory).
  */
 #include "cs_config.h"
+#include "cs_ctlsock.h"
 #include "cs_events.h"
 #include "cs_log.h"
+#include "cs_metrics.h"
 #include "cs_pipeline.h"
 #include "testutil.h"
 
@@ -110,6 +117,11 @@ static void record(void *arg, const struct cs_event *ev)
 		s->reload_ok++;
 }
 
+static void count(void *arg, const struct cs_event *ev)
+{
+	cs_metrics_count(arg, ev);
+}
+
 struct run {
 	uv_loop_t loop;
 	struct cs_pipeline *pl;
@@ -173,10 +185,35 @@ static bool ended(struct run *r, const void *arg)
 	return r->ends >= *(const int *)arg && a_valid_idle(r);
 }
 
-START_TEST(test_events_renewal_steps)
+/* The metrics file holds line (a whole line). */
+static bool file_has(struct run *r, const void *arg)
+{
+	char *path, *text;
+	size_t len;
+	bool found;
+
+	(void)r;
+	ck_assert_int_ge(asprintf(&path, "%s/metrics.prom", tmp), 0);
+	text = cs_test_read(path, &len);
+	found = text != NULL && strstr(text, arg) != NULL;
+	free(text);
+	free(path);
+	return found;
+}
+
+static bool has_line(const char *text, const char *line)
+{
+	const char *p = strstr(text, line);
+
+	return p != NULL && (p == text || p[-1] == '\n') && p[strlen(line)] == '\n';
+}
+
+START_TEST(test_events_renewals_exact)
 {
 	struct run r;
 	struct seen seen, late;
+	struct cs_metrics *m = cs_metrics_new();
+	struct cs_metrics_agent ag = { .start_time = time(NULL), .capath_problems = -1 };
 	struct cs_cfg_errors errs;
 	char *text, *p, err[512];
 
@@ -184,12 +221,12 @@ START_TEST(test_events_renewal_steps)
 	memset(&seen, 0, sizeof(seen));
 	memset(&late, 0, sizeof(late));
 	ck_assert_int_ge(asprintf(&text,
-				  "[agent]\nstate_dir = %s/state\n\n"
+				  "[agent]\nstate_dir = %s/state\nmetrics_file = %s/metrics.prom\n\n"
 				  "[issuer \"local\"]\ntype = local-ca\ndir = %s/ca\n\n"
 				  "[reload \"svc\"]\ntype = exec\ncommand = /bin/true\n\n"
 				  "[cert \"a\"]\nissuer = local\nnames = a.example.test\n"
 				  "bundle = %s/a.pem\nreload = svc\n",
-				  tmp, tmp, tmp),
+				  tmp, tmp, tmp, tmp),
 			 0);
 	p = cs_test_write(tmp, "certsync.conf", text, 0644);
 	struct cs_config *cfg = cs_config_load(p, &errs);
@@ -204,6 +241,11 @@ START_TEST(test_events_renewal_steps)
 	ck_assert_msg(r.pl != NULL, "%s", err);
 	ck_assert_int_eq(cs_pipeline_subscribe(r.pl, record, &seen), 0);
 	ck_assert_int_eq(cs_pipeline_subscribe(r.pl, record, &seen), -EEXIST);
+	ck_assert_int_eq(cs_pipeline_subscribe(r.pl, count, m), 0);
+	ck_assert_int_eq(cs_pipeline_subscribe(r.pl, count, m), -EEXIST);
+	/* The status socket's metrics file (no socket), as the agent wires it. */
+	struct cs_ctlsock *sock = cs_ctlsock_for_agent(&r.loop, cfg, r.pl, false);
+	ck_assert_ptr_nonnull(sock);
 	ck_assert_int_eq(cs_pipeline_start(r.pl, false, NULL, NULL), 0);
 
 	/* The first issuance: started, issued, deployed, one reload, renewed; nothing else. */
@@ -213,7 +255,11 @@ START_TEST(test_events_renewal_steps)
 	ck_assert_uint_gt(seen.renewal_started, 0);
 	ck_assert_uint_eq(seen.renewal_ended, seen.renewal_started);
 	ck_assert(!seen.bad);
-	/* Two forced renewals, each to its end. */
+	char *t0 = cs_metrics_render_pipeline(m, r.pl, &ag);
+	ck_assert_msg(has_line(t0, "certsync_renewals_total{result=\"success\"} 1"), "%s", t0);
+	free(t0);
+
+	/* Two forced renewals, each to its end, and no render in between. */
 	int want = 1;
 	ck_assert_int_eq(cs_pipeline_renew(r.pl, "a", true, on_end, &r), 0);
 	ck_assert(spin(&r, ended, &want, 20000));
@@ -223,6 +269,17 @@ START_TEST(test_events_renewal_steps)
 	ck_assert_int_eq(r.o, CS_RENEWAL_DEPLOYED);
 	ck_assert_int_eq(seen.reload_ok, 3);
 	ck_assert_uint_eq(seen.renewal_ended, seen.renewal_started);
+	char *t1 = cs_metrics_render_pipeline(m, r.pl, &ag);
+	ck_assert_msg(has_line(t1, "certsync_renewals_total{result=\"success\"} 3"), "%s", t1);
+	ck_assert_msg(has_line(t1, "certsync_renewals_total{result=\"failure\"} 0"), "%s", t1);
+	ck_assert_msg(has_line(t1, "certsync_reloads_total{reloader=\"svc\",result=\"ok\"} 3"),
+		      "%s", t1);
+	free(t1);
+	/* The metrics file follows (written 200 ms after the last event). */
+	ck_assert_msg(spin(&r, file_has, "certsync_renewals_total{result=\"success\"} 3\n", 3000),
+		      "the metrics file was not rewritten after the renewals");
+	ck_assert(file_has(&r, "certsync_reloads_total{reloader=\"svc\",result=\"ok\"} 3\n"));
+
 	/* A subscriber taken back hears nothing more; one added late hears from then on. */
 	cs_pipeline_unsubscribe(r.pl, record, &seen);
 	ck_assert_int_eq(cs_pipeline_subscribe(r.pl, record, &late), 0);
@@ -233,10 +290,12 @@ START_TEST(test_events_renewal_steps)
 	ck_assert_uint_eq(seen.n, before);
 	ck_assert_msg(strcmp(late.types, "ABCDF") == 0, "%s", late.types);
 
+	cs_ctlsock_close(sock, NULL, NULL);
 	cs_pipeline_close(r.pl, on_closed, &r);
 	uv_run(&r.loop, UV_RUN_DEFAULT);
 	ck_assert_int_eq(r.closed, 1);
 	ck_assert_int_eq(uv_loop_close(&r.loop), 0);
+	cs_metrics_free(m);
 	cs_config_free(cfg);
 }
 END_TEST
@@ -251,7 +310,7 @@ Suite *events_suite(void)
 	tc = tcase_create("pipeline");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, test_events_renewal_steps);
+	tcase_add_test(tc, test_events_renewals_exact);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -32,7 +32,6 @@ static void maybe_freed(struct cs_ctlsock *s)
 	void *arg = s->close_arg;
 	cs_metrics_free(s->metrics);
 	free(s->metrics_file);
-	free(s->state_dir);
 	cs_ctlsock__answer_unref(s->list_cache);
 	cs_ctlsock__answer_unref(s->status_cache);
 	free(s->status_key.p);

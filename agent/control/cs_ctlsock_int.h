@@ -20,8 +20,6 @@
 #define MAX_QUEUED (1024u * 1024) /* answers waiting for one client */
 #define BATCH 16 /* requests of one client answered per loop turn */
 #define METRICS_DEBOUNCE_MS 200
-/* Reloads run up to 10 s after a renewal (debounced): write once more after that. */
-#define METRICS_LATE_MS 11000
 #define METRICS_FIRST_MS 2000
 
 struct listener {
@@ -104,8 +102,6 @@ struct keybuf {
 	bool failed; /* out of memory: the key is unusable */
 };
 
-enum mphase { M_IDLE = 0, M_DEBOUNCE, M_LATE };
-
 struct cs_ctlsock {
 	uv_loop_t *loop;
 	struct cs_ctlsock_backend be;
@@ -115,17 +111,14 @@ struct cs_ctlsock {
 	uint64_t idle_ms;
 	size_t max_clients;
 	char *metrics_file;
-	char *state_dir;
 
 	struct client *clients;
 	unsigned n_clients;
 	struct cs_metrics *metrics;
 	struct cs_metrics_agent ag;
 
-	uv_fs_event_t watch;
-	bool watching;
-	uv_timer_t mtimer;
-	enum mphase mphase;
+	bool subscribed; /* to the backend's events (cs_ctlsock__subscribe) */
+	uv_timer_t mtimer; /* the next write of the metrics file */
 	uv_idle_t idle; /* runs while clients are backlogged */
 	struct client *backlog, *backlog_tail; /* served in this order */
 	/*
@@ -231,7 +224,13 @@ void cs_ctlsock__handle(struct client *c, const char *line, size_t len);
 json_t *cs_ctlsock__cmd_metrics(struct cs_ctlsock *s);
 /* Writes the metrics file in ms (an earlier write already due stays). */
 void cs_ctlsock__metrics_soon(struct cs_ctlsock *s, uint64_t ms);
-/* Watches state_dir/certs (again): a state change rewrites the metrics file soon. */
-void cs_ctlsock__watch_state(struct cs_ctlsock *s);
+/*
+ * Subscribes s to its backend's events (when it has them and s is not
+ * subscribed yet): each one is counted and rewrites the metrics file soon.
+ * A failure is logged.
+ */
+void cs_ctlsock__subscribe(struct cs_ctlsock *s);
+/* Takes that subscription back (before the backend changes or s closes). */
+void cs_ctlsock__unsubscribe(struct cs_ctlsock *s);
 
 #endif /* CS_CTLSOCK_INT_H */

@@ -43,8 +43,7 @@ struct cs_ctlsock_backend {
 	void (*status)(void *arg, size_t i, struct cs_cert_status *out);
 	/*
 	 * NULL, or: the status of the cert called name, found without a scan
-	 * (show, and the metrics counters after a state file changed); false
-	 * when there is no such cert.
+	 * (show); false when there is no such cert.
 	 */
 	bool (*status_of)(void *arg, const char *name, struct cs_cert_status *out);
 	/*

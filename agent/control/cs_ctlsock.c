@@ -81,6 +81,9 @@ struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts 
 	 */
 	signal(SIGPIPE, SIG_IGN);
 	s->loop = loop;
+	LIST_INIT(&s->clients);
+	TAILQ_INIT(&s->backlog);
+	STAILQ_INIT(&s->renew_all);
 	s->be = *be;
 	s->admin_group = o->admin_group;
 	s->max_request = o->max_request ? o->max_request : CS_CTLSOCK_MAX_REQUEST;
@@ -183,16 +186,15 @@ void cs_ctlsock_close(struct cs_ctlsock *s, void (*close_cb)(void *arg), void *a
 	s->closing = true;
 	s->close_cb = close_cb;
 	s->close_arg = arg;
-	while (s->clients != NULL)
-		cs_ctlsock__close_client(s->clients);
+	while (!LIST_EMPTY(&s->clients))
+		cs_ctlsock__close_client(LIST_FIRST(&s->clients));
 	/* A renew all still asking stops here; its client is gone (d->c is NULL). */
-	while (s->renew_all != NULL) {
-		struct deferred *d = s->renew_all;
-		s->renew_all = d->rnext;
+	while (!STAILQ_EMPTY(&s->renew_all)) {
+		struct deferred *d = STAILQ_FIRST(&s->renew_all);
+		STAILQ_REMOVE_HEAD(&s->renew_all, rlink);
 		if (--d->left == 0)
 			cs_ctlsock__deferred_answer(d, NULL, true);
 	}
-	s->renew_all_tail = NULL;
 	cs_ctlsock__close_listener(s->lis);
 	s->lis = NULL;
 	uv_close((uv_handle_t *)&s->mtimer, cs_ctlsock__on_plain_closed);

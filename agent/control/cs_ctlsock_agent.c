@@ -218,8 +218,8 @@ void cs_ctlsock_attach_agent(struct cs_ctlsock *s, const struct cs_config *cfg,
 	if (s->lis != NULL)
 		cs_info("status socket listening on %s (mode %04o)", s->lis->path,
 			(unsigned)s->lis->mode);
-	for (struct client *c = s->clients; c != NULL; c = next) {
-		next = c->next;
+	for (struct client *c = LIST_FIRST(&s->clients); c != NULL; c = next) {
+		next = LIST_NEXT(c, link);
 		if (!c->waiting)
 			continue;
 		c->waiting = false;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -36,7 +37,7 @@ struct client {
 	uv_pipe_t pipe;
 	uv_timer_t timer;
 	struct cs_ctlsock *s;
-	struct client *prev, *next;
+	LIST_ENTRY(client) link; /* in s->clients */
 	int access; /* 0 none, 1 read, 2 change */
 	uid_t uid;
 	char *in;
@@ -48,7 +49,7 @@ struct client {
 	bool closing, paused, eof, close_after_write;
 	bool backlogged; /* more lines buffered than one turn answers */
 	bool waiting;    /* a request that waits for the agent to finish starting */
-	struct client *bprev, *bnext;
+	TAILQ_ENTRY(client) blink; /* in s->backlog while backlogged */
 	struct deferred *deferred; /* a command whose answer comes later, or NULL */
 };
 
@@ -72,7 +73,7 @@ struct deferred {
 	/* renew: its flags; renew all: the next cert to ask for, and the next such request. */
 	bool all, force, wait;
 	size_t next;
-	struct deferred *rnext;
+	STAILQ_ENTRY(deferred) rlink; /* in s->renew_all */
 	/* A backend that answers before it returns: the answer is kept for the caller. */
 	bool in_call, answered;
 	int status;
@@ -112,7 +113,7 @@ struct cs_ctlsock {
 	size_t max_clients;
 	char *metrics_file;
 
-	struct client *clients;
+	LIST_HEAD(, client) clients;
 	unsigned n_clients;
 	struct cs_metrics *metrics;
 	struct cs_metrics_agent ag;
@@ -120,13 +121,13 @@ struct cs_ctlsock {
 	bool subscribed; /* to the backend's events (cs_ctlsock__subscribe) */
 	uv_timer_t mtimer; /* the next write of the metrics file */
 	uv_idle_t idle; /* runs while clients are backlogged */
-	struct client *backlog, *backlog_tail; /* served in this order */
+	TAILQ_HEAD(, client) backlog; /* served in this order */
 	/*
 	 * renew all requests still asking for renewals, oldest first, and the
 	 * timer for the next slice (renew_all_turn): as long after a slice as
 	 * the slice took, so that they get at most half the loop.
 	 */
-	struct deferred *renew_all, *renew_all_tail;
+	STAILQ_HEAD(, deferred) renew_all;
 	uv_timer_t rtimer;
 	uint64_t renew_pause_ms;
 	/* The last `list` answer and the loop time it was made at: clients

@@ -266,6 +266,37 @@ static void inbox_leftovers(struct section *s)
 	free(v);
 }
 
+/*
+ * A section the ended job ran: logged, its leftover inbox requested again,
+ * its own links pruned, the job's names and publications dropped, and the
+ * job's problems made the section's.
+ */
+static void section_job_end(struct cs_capsync *cs, struct section *s)
+{
+	s->j_ran = false;
+	/* One line per job and section: what started it, for whoever wonders why. */
+	cs_debug("%s: job %u ended: %s, %zu name(s), %zu publication(s)%s", s->label, cs->seq,
+		 s->j_pass || s->j_full ? "full pass" : "no full pass", s->j_n, s->j_npub,
+		 s->j_changed ? ", changed" : "");
+	if (s->j_pass)
+		inbox_leftovers(s);
+	s->j_pass = false;
+	if (s->is_capath) {
+		uv_mutex_lock(&cs->lock);
+		own_prune(s, cs->seq);
+		uv_mutex_unlock(&cs->lock);
+	}
+	strv_free(s->j_names, s->j_n);
+	s->j_names = NULL;
+	s->j_n = 0;
+	pubs_free(s->j_pubs, s->j_npub);
+	s->j_pubs = NULL;
+	s->j_npub = 0;
+	plist_free(&s->problems);
+	s->problems = s->j_problems;
+	s->j_problems = (struct plist){ NULL, 0 };
+}
+
 static void after_work_cb(uv_work_t *w, int status)
 {
 	struct cs_capsync *cs = w->data;
@@ -281,28 +312,7 @@ static void after_work_cb(uv_work_t *w, int status)
 
 		if (!s->j_ran)
 			continue;
-		s->j_ran = false;
-		/* One line per job and section: what started it, for whoever wonders why. */
-		cs_debug("%s: job %u ended: %s, %zu name(s), %zu publication(s)%s", s->label, cs->seq,
-			 s->j_pass || s->j_full ? "full pass" : "no full pass", s->j_n, s->j_npub,
-			 s->j_changed ? ", changed" : "");
-		if (s->j_pass)
-			inbox_leftovers(s);
-		s->j_pass = false;
-		if (s->is_capath) {
-			uv_mutex_lock(&cs->lock);
-			own_prune(s, cs->seq);
-			uv_mutex_unlock(&cs->lock);
-		}
-		strv_free(s->j_names, s->j_n);
-		s->j_names = NULL;
-		s->j_n = 0;
-		pubs_free(s->j_pubs, s->j_npub);
-		s->j_pubs = NULL;
-		s->j_npub = 0;
-		plist_free(&s->problems);
-		s->problems = s->j_problems;
-		s->j_problems = (struct plist){ NULL, 0 };
+		section_job_end(cs, s);
 		if (s->j_failed)
 			nf++;
 		if (!s->j_changed)

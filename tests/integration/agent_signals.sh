@@ -5,24 +5,7 @@
 # step (READY=1, RELOADING=1, STOPPING=1) through NOTIFY_SOCKET.
 . "$(dirname "$0")/lib.bash"
 
-good() {
-	cat <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-
-[issuer "local"]
-type = local-ca
-dir  = $T/ca
-
-[cert "mail"]
-issuer = local
-names  = mail.example.test
-bundle = $T/out/mail.pem
-CONF
-}
-
-good >"$T/certsync.conf"
+std_conf >"$T/certsync.conf"
 "$CERTSYNCD" --check-config -c "$T/certsync.conf" >"$T/check.out" 2>&1 ||
 	fail "good configuration rejected: $(cat "$T/check.out")"
 grep -q "configuration OK" "$T/check.out" || fail "no OK line"
@@ -59,9 +42,7 @@ pass "--check-config lists all five mistakes with file:line, exit 2"
 CS_PIDS+=($!)
 wait_for_sock() { for _ in $(seq 100); do [ -S "$T/notify.sock" ] && return; sleep 0.05; done; fail "no notify socket"; }
 wait_for_sock
-NOTIFY_SOCKET=$T/notify.sock "$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+NOTIFY_SOCKET=$T/notify.sock spawn_agent
 wait_for "$T/notify.log" "READY=1"
 wait_for "$T/agent.log" "started"
 pass "agent started and sent READY=1"
@@ -78,7 +59,7 @@ wait_for "$T/notify.log" "RELOADING=1"
 pass "SIGHUP with a broken configuration: errors logged, old configuration kept"
 
 # Still serving the old configuration: a good reload afterwards works.
-good >"$T/certsync.conf"
+std_conf >"$T/certsync.conf"
 cat >>"$T/certsync.conf" <<CONF
 
 [cert "www"]

@@ -8,22 +8,8 @@
 . "$(dirname "$0")/lib.bash"
 
 mkdir -p "$T/out"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-
-[issuer "local"]
-type = local-ca
-dir  = $T/ca
-
-[cert "mail"]
-issuer    = local
-names     = mail.example.test
-bundle    = $T/out/mail.pem
-fullchain = $T/out/mail.crt
-keyfile   = $T/out/mail.key
-CONF
+std_conf "" "" "fullchain = $T/out/mail.crt
+keyfile   = $T/out/mail.key" >"$T/certsync.conf"
 "$CERTSYNCD" --once -c "$T/certsync.conf" 2>"$T/first.log" || fail "first pass: $(cat "$T/first.log")"
 [ -d "$T/state/generations/mail" ] || fail "no generations directory"
 

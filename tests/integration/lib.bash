@@ -33,3 +33,72 @@ wait_for() {
 	echo "--- $f" >&2; cat "$f" >&2 || true
 	fail "timed out waiting for '$pat' in $f"
 }
+
+# The tests' usual configuration, printed on stdout for the caller to
+# redirect: conf_head prints [agent] (state in $T/state, the status socket
+# $T/certsync.sock) and [issuer "local"] (a local CA in $T/ca); conf_mail
+# prints [cert "mail"] (mail.example.test from "local", bundle
+# $T/out/mail.pem). Each optional argument is added, as it is, at the end of
+# its section: one line, several lines, or nothing when empty. The sections
+# are those the tests wrote before, line for line (the line numbers of the
+# configuration are the same).
+# conf_head [AGENT-LINES [ISSUER-LINES]]
+conf_head() {
+	cat <<CONF
+[agent]
+state_dir = $T/state
+socket    = $T/certsync.sock${1:+
+$1}
+
+[issuer "local"]
+type = local-ca
+dir  = $T/ca${2:+
+$2}
+CONF
+}
+# conf_mail [CERT-LINES]
+conf_mail() {
+	cat <<CONF
+[cert "mail"]
+issuer = local
+names  = mail.example.test
+bundle = $T/out/mail.pem${1:+
+$1}
+CONF
+}
+# std_conf [AGENT-LINES [ISSUER-LINES [CERT-LINES]]]: conf_head, a blank
+# line, conf_mail: the whole usual configuration.
+std_conf() {
+	conf_head "${1:-}" "${2:-}"
+	echo
+	conf_mail "${3:-}"
+}
+
+# spawn_agent [LOG [ARG...]]: certsyncd -f -c $T/certsync.conf ARGs in the
+# background, its stderr in LOG ($T/agent.log unless given), killed at the
+# end of the test; sets $agent to its PID. It does not wait for anything.
+spawn_agent() {
+	local log=${1:-$T/agent.log}
+	shift || true
+	"$CERTSYNCD" -f -c "$T/certsync.conf" "$@" 2>"$log" &
+	agent=$!
+	CS_PIDS+=($agent)
+}
+
+# stop_agent: SIGTERM to $agent; fails unless it exits 0.
+stop_agent() {
+	kill -TERM "$agent"
+	wait "$agent" || fail "the agent exited non-zero after SIGTERM"
+}
+
+# wait_until SECONDS COMMAND...: runs COMMAND every 0.05 s until it succeeds
+# (status 0) or SECONDS have passed (status 1; the caller says what failed).
+wait_until() {
+	local secs=$1 i
+	shift
+	for ((i = 0; i < secs * 20; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	return 1
+}

@@ -8,19 +8,8 @@
 . "$(dirname "$0")/lib.bash"
 
 mkdir -p "$T/out" "$T/capath"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-
-[issuer "local"]
-type = local-ca
-dir  = $T/ca
-
-[cert "mail"]
-issuer = local
-names  = mail.example.test
-bundle = $T/out/mail.pem
+std_conf >"$T/certsync.conf"
+cat >>"$T/certsync.conf" <<CONF
 
 [capath "trust"]
 dir     = $T/capath
@@ -33,9 +22,7 @@ type    = exec
 command = /bin/sh -c 'echo "\$CERTSYNC_NAME" >>$T/reloads.log'
 CONF
 
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "mail: renewed: serial" 10
 for _ in $(seq 100); do [ -f "$T/capath/local-ca.pem" ] && break; sleep 0.05; done
 [ -f "$T/capath/local-ca.pem" ] || { cat "$T/agent.log" >&2; fail "the CA was not published"; }
@@ -67,8 +54,7 @@ rm "$T/capath/other.pem"
 for _ in $(seq 20); do [ ! -e "$T/capath/$h2.0" ] && [ ! -L "$T/capath/$h2.0" ] && break; sleep 0.05; done
 [ ! -L "$T/capath/$h2.0" ] || fail "the link of a removed CA stays"
 pass "its link goes when it is removed"
-kill -TERM $agent
-wait $agent || fail "agent exited non-zero after SIGTERM"
+stop_agent
 
 # --once in a fresh capath.
 rm -rf "$T/capath" "$T/CAfile.pem"

@@ -24,9 +24,7 @@ chmod 755 "$T/dns-hook"
 echo "$PEBBLE_PID" >"$T/pebble.pid"
 write_conf "challenge = dns-01" "dns_hook  = $T/dns-hook"
 
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "web: renewal failed" 20
 pass "the order failed when Pebble went away: $(grep -m1 'web: renewal failed' "$T/agent.log" | cut -c 25-)"
 

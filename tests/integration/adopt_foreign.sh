@@ -10,22 +10,7 @@
 
 mkdir -p "$T/out"
 conf() {
-	cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-settle    = 0
-
-[issuer "local"]
-type = local-ca
-dir  = $T/ca
-
-[cert "mail"]
-issuer = local
-names  = mail.example.test
-bundle = $T/out/mail.pem
-$1
-CONF
+	std_conf "settle    = 0" "" "$1" >"$T/certsync.conf"
 }
 ctl() { "$CERTSYNCCTL" -s "$T/certsync.sock" "$@"; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
@@ -42,9 +27,7 @@ other_ca_cert() { # other_ca_cert OUT: a leaf for mail.example.test from another
 }
 
 conf ""
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "mail: renewed: serial" 10
 sleep 0.5
 other_ca_cert "$T/foreign.pem"

@@ -23,8 +23,7 @@ fullchain = $T/out/mail.crt
 keyfile   = $T/out/mail.key
 CONF
 
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-CS_PIDS+=($!)
+spawn_agent
 wait_for "$T/agent.log" "mail: renewed: serial" 10
 sleep 0.5
 

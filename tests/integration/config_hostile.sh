@@ -7,23 +7,7 @@
 . "$(dirname "$0")/lib.bash"
 
 mkdir -p "$T/conf.d"
-main() {
-	cat <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-include   = conf.d/*.conf
-
-[issuer "local"]
-type = local-ca
-dir  = $T/ca
-
-[cert "mail"]
-issuer = local
-names  = mail.example.test
-bundle = $T/out/mail.pem
-CONF
-}
+main() { std_conf "include   = conf.d/*.conf"; }
 check() { # check EXPECTED_STATUS: runs --check-config into $T/out.txt
 	set +e
 	timeout 20 "$CERTSYNCD" --check-config -c "$T/certsync.conf" >"$T/out.txt" 2>&1

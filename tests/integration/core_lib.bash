@@ -8,7 +8,6 @@
 #   $T/reload.sleep  holds N: the reloader sleeps N seconds first
 # Every run of the reloader appends "start"/"end" lines to $T/reloads.log.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
-SOCK=$T/certsync.sock
 PY=/usr/bin/python3
 [ -x "$PY" ] || { echo "SKIP: $PY is needed"; exit 77; }
 CA=$T/ca
@@ -70,19 +69,6 @@ start_agent() {
 	agent=$!
 	CS_PIDS+=($agent)
 	until_count "status socket listening on $SOCK" $((n + 1)) 10
-}
-
-stop_agent() {
-	kill -TERM "$agent"
-	wait "$agent" || fail "the agent exited non-zero after SIGTERM"
-}
-
-# ctl ARGS...: certsyncctl -s $SOCK, output in $T/stdout and $T/stderr, status in $rc.
-ctl() {
-	set +e
-	"$CERTSYNCCTL" -s "$SOCK" "$@" >"$T/stdout" 2>"$T/stderr"
-	rc=$?
-	set -e
 }
 
 # json FILE EXPR: the Python expression EXPR on the JSON in FILE (bound to j).

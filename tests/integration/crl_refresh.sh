@@ -8,21 +8,9 @@
 . "$(dirname "$0")/lib.bash"
 
 mkdir -p "$T/out" "$T/capath"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-
-[issuer "local"]
-type             = local-ca
-dir              = $T/ca
-crl_validity     = 20s
-crl_renew_before = 50%
-
-[cert "mail"]
-issuer = local
-names  = mail.example.test
-bundle = $T/out/mail.pem
+std_conf "" "crl_validity     = 20s
+crl_renew_before = 50%" >"$T/certsync.conf"
+cat >>"$T/certsync.conf" <<CONF
 
 [capath "trust"]
 dir     = $T/capath
@@ -31,8 +19,7 @@ CONF
 lastupdate() { openssl crl -in "$1" -noout -lastupdate 2>/dev/null | cut -d= -f2; }
 epoch() { date -u -d "$1" +%s; }
 
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-CS_PIDS+=($!)
+spawn_agent
 wait_for "$T/agent.log" "mail: renewed: serial" 10
 "$CERTSYNCCTL" -s "$T/certsync.sock" revoke mail >"$T/revoke.out" 2>&1 || { cat "$T/revoke.out" >&2; fail "revoke"; }
 for _ in $(seq 100); do [ -f "$T/capath/local-ca.crl" ] && break; sleep 0.05; done

@@ -2,7 +2,6 @@
 # a local-CA configuration in $T, a real certsyncd -f on it, and a raw
 # client (/usr/bin/python3, so that it also runs as another user).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
-SOCK=$T/certsync.sock
 PY=/usr/bin/python3
 [ -x "$PY" ] || { echo "SKIP: $PY is needed"; exit 77; }
 
@@ -39,25 +38,10 @@ CONF
 # failed). Sets $agent.
 start_agent() {
 	local log=${1:-$T/agent.log}
-	"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$log" &
-	agent=$!
-	CS_PIDS+=($agent)
+	spawn_agent "$log"
 	wait_for "$log" "status socket listening on $SOCK" 10
 	wait_for "$log" "${2:-mail: renewed: serial}" 10
 	wait_for "$log" "web: " 10
-}
-
-stop_agent() {
-	kill -TERM "$agent"
-	wait "$agent" || fail "the agent exited non-zero after SIGTERM"
-}
-
-# ctl ARGS...: runs certsyncctl -s $SOCK, output in $T/stdout and $T/stderr, status in $rc.
-ctl() {
-	set +e
-	"$CERTSYNCCTL" -s "$SOCK" "$@" >"$T/stdout" 2>"$T/stderr"
-	rc=$?
-	set -e
 }
 
 # expect STATUS ARGS...: ctl ARGS and check the exit status.

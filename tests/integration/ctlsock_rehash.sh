@@ -8,28 +8,15 @@
 . "$(dirname "$0")/ctlsock_lib.bash"
 
 mkdir -p "$T/out" "$T/capath"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $SOCK
-
-[issuer "local"]
-type = local-ca
-dir  = $T/ca
-
-[cert "mail"]
-issuer = local
-names  = mail.example.test
-bundle = $T/out/mail.pem
+std_conf >"$T/certsync.conf"
+cat >>"$T/certsync.conf" <<CONF
 
 [capath "trust"]
 dir     = $T/capath
 cafile  = $T/CAfile.pem
 issuers = local
 CONF
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "status socket listening on $SOCK" 10
 wait_for "$T/agent.log" "mail: renewed: serial" 10
 for _ in $(seq 100); do [ -s "$T/CAfile.pem" ] && break; sleep 0.05; done

@@ -87,8 +87,7 @@ deployed=$(sha_of "$T/tls/mail.pem")
 pass "--once issued and verified the certificate (sha256 $deployed), no drift check"
 
 : >"$T/reloads"
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-CS_PIDS+=($!)
+spawn_agent
 
 # show_py EXPR...: asserts on `certsyncctl --json show mail` (c: the cert).
 show_py() {

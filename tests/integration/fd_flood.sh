@@ -12,9 +12,7 @@ chmod 0711 "$T"
 
 write_conf "socket_mode = 0666
 socket_group = adm"
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 prlimit --pid "$agent" --nofile=1024:1024
 wait_for "$T/agent.log" "status socket listening on $SOCK" 10
 wait_for "$T/agent.log" "mail: renewed: serial" 10

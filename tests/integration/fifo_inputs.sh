@@ -9,20 +9,8 @@
 P=$T/pki
 bash "$CS_SOURCE_DIR/tests/mkpki.sh" "$P" ec >/dev/null
 mkdir -p "$T/conf.d" "$T/cc" "$T/out"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-include   = conf.d/*.conf
-
-[issuer "local"]
-type = local-ca
-dir  = $T/ca
-
-[cert "mail"]
-issuer = local
-names  = mail.example.test
-bundle = $T/out/mail.pem
+std_conf "include   = conf.d/*.conf" >"$T/certsync.conf"
+cat >>"$T/certsync.conf" <<CONF
 
 [clientcerts "relay"]
 dir      = $T/cc
@@ -71,9 +59,7 @@ rm "$T/conf.d/20-link.conf"
 pass "--check-config refuses a FIFO drop-in and a symlinked one by name, without blocking"
 
 # 3. The running agent: SIGHUP with a FIFO drop-in keeps the old configuration.
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "started"
 mkfifo "$T/conf.d/10-fifo.conf"
 kill -HUP $agent

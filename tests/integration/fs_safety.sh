@@ -82,17 +82,14 @@ CONF
 watcher=$!
 CS_PIDS+=($watcher)
 wait_for "$T/watch.out" "watching" 5
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 # Several renewals of hard and imap (one a second each), mail failing meanwhile.
 for _ in $(seq 150); do
 	[ "$(grep -c "imap: renewed: serial" "$T/agent.log" 2>/dev/null)" -ge 4 ] 2>/dev/null &&
 		[ "$(grep -c "hard: renewed: serial" "$T/agent.log")" -ge 4 ] && break
 	sleep 0.1
 done
-kill -TERM $agent
-wait $agent || fail "the agent exited non-zero after SIGTERM"
+stop_agent
 renewed=$(grep -c ": renewed: serial" "$T/agent.log" || true)
 failed=$(grep -c "mail: renewal failed" "$T/agent.log" || true)
 

@@ -31,9 +31,7 @@ CONF
 issued_by() { openssl x509 -in "$T/out/mail.pem" -noout -issuer | sed 's/.*CN *= *//'; }
 
 conf old
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "mail: renewed: serial" 10
 [ "$(issued_by)" = "Old CA" ] || fail "first certificate issued by $(issued_by)"
 grep -q '"issuer": "old"' "$T/state/certs/mail.json" || fail "the state does not name the issuer"

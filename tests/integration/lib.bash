@@ -6,6 +6,7 @@ CERTSYNCD=$CS_BUILD_DIR/agent/certsyncd
 CERTSYNCCTL=$CS_BUILD_DIR/agent/certsyncctl
 T=$(mktemp -d /tmp/cs-it.XXXXXX)
 CS_PIDS=()
+SOCK=$T/certsync.sock # the status socket of the usual configuration
 cleanup() {
 	for p in "${CS_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	# A server stopped a moment ago may still be writing its queue: try again.
@@ -101,4 +102,13 @@ wait_until() {
 		sleep 0.05
 	done
 	return 1
+}
+
+# ctl ARGS...: certsyncctl -s $SOCK ARGS, its output in $T/stdout and
+# $T/stderr, its exit status in $rc.
+ctl() {
+	set +e
+	"$CERTSYNCCTL" -s "$SOCK" "$@" >"$T/stdout" 2>"$T/stderr"
+	rc=$?
+	set -e
 }

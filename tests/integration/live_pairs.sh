@@ -46,9 +46,7 @@ live_dir = none
 bundle   = $T/out/other.pem
 CONF
 
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "mail: renewed: serial" 15
 wait_for "$T/agent.log" "other: renewed: serial" 15
 [ "$(readlink "$T/live/mail")" = ".gen/mail/$(ls "$T/live/.gen/mail")" ] ||

@@ -55,9 +55,7 @@ for ((i = 0; i < 100; i++)); do [ "$(served)" = "$(live_sha)" ] && break; sleep 
 [ "$(served)" = "$(live_sha)" ] || fail "Postfix does not serve live/mail/fullchain.pem"
 pass "Postfix serves smtpd_tls_cert_file/smtpd_tls_key_file from live/mail"
 
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "mail: valid" 10
 
 cat >"$T/client.py" <<'PY'

@@ -91,9 +91,7 @@ pass "a new name in the configuration is examined and renewed"
 
 # A renewal of a set taken from the state reads the deployed material from
 # its generation: reuse_key keeps the key.
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "mail: deployed certificate .* is valid (as last examined)" 10
 "$CERTSYNCCTL" -s "$T/sock" renew mail --force --wait >"$T/renew.out" 2>&1 ||
 	{ cat "$T/renew.out" "$T/agent.log" >&2; fail "renew --force --wait failed"; }

@@ -22,9 +22,7 @@ wait_for "$T/fixture.out" listening 10
 ACME_DIR=https://127.0.0.1:$FIX_PORT/dir
 write_conf "http_listen = 127.0.0.1:$HTTP_PORT"
 
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "web: renewed: serial" 30
 check_deployed
 serial1=$(openssl x509 -in "$T/out/web.crt" -noout -serial | cut -d= -f2)
@@ -64,5 +62,4 @@ sleep 2
 	fail "renewed again for a window that was not for the new leaf"
 pass "the window of the new leaf is asked for; a stale window does not renew it again"
 
-kill -TERM $agent
-wait $agent || fail "agent exited non-zero after SIGTERM"
+stop_agent

@@ -7,25 +7,9 @@
 . "$(dirname "$0")/lib.bash"
 
 mkdir -p "$T/out"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-retry_min = 2s
-retry_max = 8s
-
-[issuer "local"]
-type     = local-ca
-dir      = $T/ca
-validity = 2m
-
-[cert "mail"]
-issuer       = local
-names        = mail.example.test
-bundle       = $T/out/mail.pem
-# Due about 6 s after issuance.
-renew_before = 95%
-CONF
+# The cert is due about 6 s after issuance (renew_before = 95%).
+std_conf "retry_min = 2s
+retry_max = 8s" "validity = 2m" "renew_before = 95%" >"$T/certsync.conf"
 
 st=$T/state/certs/mail.json
 json() { sed -n "s/^  \"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" "$st"; }
@@ -33,9 +17,7 @@ json() { sed -n "s/^  \"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" "$st
 break_ca() { mv "$T/ca/newcerts" "$T/ca/newcerts.off" && : >"$T/ca/newcerts"; }
 fix_ca() { rm "$T/ca/newcerts" && mv "$T/ca/newcerts.off" "$T/ca/newcerts"; }
 
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "mail: renewed: serial" 10
 serial1=$(openssl x509 -in "$T/out/mail.pem" -noout -serial | cut -d= -f2)
 break_ca
@@ -84,8 +66,7 @@ grep -q '"last_error": null' "$st" || fail "last_error not cleared: $(cat "$st")
 [ "$(openssl x509 -in "$T/out/mail.pem" -noout -serial | cut -d= -f2)" != "$serial1" ] ||
 	fail "not renewed"
 pass "the agent recovers by itself when the issuer works again"
-kill -TERM $agent
-wait $agent || fail "agent exited non-zero after SIGTERM"
+stop_agent
 
 # --once: exit 1 with a summary when an issuance fails.
 cat >"$T/once.conf" <<CONF

@@ -9,14 +9,8 @@
 
 mkdir -p "$T/out"
 conf() { # conf CERT... : the configuration with these certs
+	conf_head
 	cat <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-
-[issuer "local"]
-type = local-ca
-dir  = $T/ca
 
 [reload "svc"]
 type    = exec
@@ -41,9 +35,7 @@ CONF
 }
 
 conf a b c >"$T/certsync.conf"
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "reload svc: done" 10
 sleep 1.5
 [ "$(wc -l <"$T/reloads.log")" -eq 1 ] || fail "not one reload for the burst: $(cat "$T/reloads.log")"

@@ -8,15 +8,8 @@
 . "$(dirname "$0")/lib.bash"
 
 mkdir -p "$T/out"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-
-[issuer "local"]
-type     = local-ca
-dir      = $T/ca
-validity = 2m
+conf_head "" "validity = 2m" >"$T/certsync.conf"
+cat >>"$T/certsync.conf" <<CONF
 
 [cert "mail"]
 issuer       = local
@@ -30,9 +23,7 @@ CONF
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 enddate_of() { date -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s; }
 
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "mail: renewed: serial" 10
 [ -f "$T/out/mail.pem" ] || fail "no bundle after the first issuance"
 s1=$(serial_of "$T/out/mail.pem")
@@ -96,19 +87,15 @@ grep -A5 '"generations"' "$st" | grep -q "\"serial\": \"$s2\"" ||
 [ "$(stat -c %a "$T/out/mail.pem")" = 600 ] || fail "bundle not 0600"
 pass "state: two generations kept (0600), no failures, next due time in the future"
 
-kill -TERM $agent
-wait $agent || fail "agent exited non-zero after SIGTERM"
+stop_agent
 
 # A restart picks up the schedule: the valid certificate is not issued again.
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent2.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent "$T/agent2.log"
 wait_for "$T/agent2.log" "mail: valid until" 10
 sleep 0.5
 grep -q "renewing" "$T/agent2.log" && fail "the restarted agent renewed a valid certificate"
 [ "$(serial_of "$T/out/mail.pem")" = "$s2" ] || fail "the bundle changed on restart"
-kill -TERM $agent
-wait $agent || fail "agent exited non-zero after SIGTERM"
+stop_agent
 pass "a restart resumes the schedule without issuing again"
 
 set +e

@@ -204,8 +204,7 @@ for _ in $(seq 50); do matching "$T/out/mail.pem" && break; sleep 0.02; done
 matching "$T/out/mail.pem" || fail "not repaired after the overflow"
 pass "an inotify queue overflow rescans every cert and repairs the lost change"
 
-kill -TERM $agent
-wait $agent || fail "agent exited non-zero after SIGTERM"
+stop_agent
 grep -q "renewing" <(grep -v "renewing with issuer local (.*does not exist)" "$T/agent.log") &&
 	fail "the agent renewed something it should have repaired"
 pass "no renewal was needed for any of it"

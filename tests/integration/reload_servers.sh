@@ -146,8 +146,7 @@ pass "reload without effect: probes saw the old certificate within the bound, $s
 # next renewal running ("try again").
 conf dovecot 1h
 sed -i "s|^retry_min = 1s|retry_min = 1s\nsocket = $T/certsync.sock|" "$T/certsync.conf"
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-CS_PIDS+=($!)
+spawn_agent
 wait_for "$T/agent.log" "mail: verified: " 30
 "$CERTSYNCCTL" -s "$T/certsync.sock" reload mail >"$T/out" 2>&1 || { cat "$T/out"; fail "certsyncctl reload"; }
 wait_for "$T/agent.log" "reload of the services of mail requested" 5

@@ -9,9 +9,7 @@
 export PEBBLE_VA_ALWAYS_VALID=1 # not a test of challenges
 start_pebble
 write_conf "http_listen = 127.0.0.1:$HTTP_PORT"
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+spawn_agent
 wait_for "$T/agent.log" "status socket listening on" 10
 wait_for "$T/agent.log" "web: renewed: serial" 30
 check_deployed
@@ -50,6 +48,5 @@ set -e
 [ $rc = 1 ] || fail "revoke with a bad reason exited $rc"
 grep -q 'unknown revocation reason "bogus"' "$T/stderr" || fail "bad reason: $(cat "$T/stderr")"
 [ "$(status "$s2")" = Valid ] || fail "a refused revoke revoked $s2"
-kill -TERM "$agent"
-wait "$agent" || fail "the agent exited non-zero after SIGTERM"
+stop_agent
 pass "a new certificate ($s2, valid at Pebble) was deployed after the revocation"

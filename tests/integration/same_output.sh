@@ -46,8 +46,7 @@ pass "--check-config: out//x, out/./x and a linked directory are the same file a
 
 # Behind the agent's back: web's directory becomes a link to mail's.
 conf "$T/b/mail.pem"
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-CS_PIDS+=($!)
+spawn_agent
 wait_for "$T/agent.log" "web: renewed: serial" 10
 wait_for "$T/agent.log" "mail: renewed: serial" 10
 sleep 1.5 # the first reloads and checks settle

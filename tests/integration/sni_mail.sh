@@ -88,8 +88,7 @@ postfix_start "$T/postfix" "$T/out/a.pem" "$smtp"
 DOVECOT_EXTRA="!include_try $T/dovecot/sni.conf" \
 	dovecot_start "$T/dovecot" "$T/out/a.pem" "$T/out/a.pem" "$imap" "$pop3" "$imaps"
 
-"$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-CS_PIDS+=($!)
+spawn_agent
 wait_for "$T/agent.log" "sni smtp: wrote $T/postfix/sni (3 names)" 20
 wait_for "$T/agent.log" "sni imap: wrote $T/dovecot/sni.conf (3 names)" 20
 [ "$(stat -c %a "$T/postfix/sni.db")" = 600 ] || fail "the map database is not 0600"

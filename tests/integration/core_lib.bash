@@ -95,18 +95,6 @@ key_matches() {
 }
 # issued: how many certificates the local CA has issued.
 issued() { if [ -f "$CA/index.txt" ]; then wc -l <"$CA/index.txt"; else echo 0; fi; }
-count() { grep -c -- "$1" "${2:-$T/agent.log}" || true; }
-log_tail() { echo "--- last lines of the agent's log" >&2; tail -n "${1:-25}" "$T/agent.log" >&2; }
-# until_count PATTERN N SECONDS: waits until PATTERN is in the log N times.
-until_count() {
-	local i
-	for ((i = 0; i < $3 * 20; i++)); do
-		[ "$(count "$1")" -ge "$2" ] && return 0
-		sleep 0.05
-	done
-	log_tail 30
-	fail "'$1' not logged $2 time(s) within $3 s (logged $(count "$1"))"
-}
 # failure_lines: the "renewal failed (K in a row)" lines for mail, in order.
 failure_lines() { grep "mail: renewal failed ([0-9]* in a row)" "$T/agent.log" || true; }
 # The K and the S of each failure line.

@@ -52,19 +52,8 @@ CONF
 }
 
 renewals() { grep -c "mail: renewed: serial" "$T/agent.log" || true; }
-count() { grep -c -- "$1" "$T/agent.log" || true; }
 matching() { "$CERTSYNCCTL" inspect "$1" 2>&1 | grep -q "key matches leaf: yes"; }
 outputs() { cat "$small/out/mail.pem" "$small/out/mail.crt" "$small/out/mail.key"; }
-# until_count PATTERN N SECONDS: waits until PATTERN is in the log N times.
-until_count() {
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[ "$(count "$1")" -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	tail -n 30 "$T/agent.log" >&2
-	fail "'$1' not logged $2 time(s) within $3 s"
-}
 
 # fault WHAT FILE-PREFIX MESSAGE: renewals fail naming a file under
 # FILE-PREFIX with MESSAGE; the outputs stay; the agent keeps retrying.

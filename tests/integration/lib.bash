@@ -75,6 +75,26 @@ std_conf() {
 	conf_mail "${3:-}"
 }
 
+# conf_capath [CAPATH-LINES]: a blank line and [capath "trust"]: the CAs of
+# issuer "local" in $T/capath and in the CAfile $T/CAfile.pem.
+conf_capath() {
+	cat <<CONF
+
+[capath "trust"]
+dir     = $T/capath
+cafile  = $T/CAfile.pem
+issuers = local${1:+
+$1}
+CONF
+}
+
+# [agent] lines (for conf_head) of a test that renews all the time: with the
+# local CA's validity = 1m, a certificate is due a second after it was
+# issued, and a failure is tried again a second later.
+EVERY_SECOND="renew_before = 99%
+jitter       = 0%
+retry_min    = 1s"
+
 # spawn_agent [LOG [ARG...]]: certsyncd -f -c $T/certsync.conf ARGs in the
 # background, its stderr in LOG ($T/agent.log unless given), killed at the
 # end of the test; sets $agent to its PID. It does not wait for anything.
@@ -111,4 +131,19 @@ ctl() {
 	"$CERTSYNCCTL" -s "$SOCK" "$@" >"$T/stdout" 2>"$T/stderr"
 	rc=$?
 	set -e
+}
+
+# count PATTERN [FILE]: how many lines of FILE ($T/agent.log) hold PATTERN.
+count() { grep -c -- "$1" "${2:-$T/agent.log}" || true; }
+# log_tail [N]: the last N (25) lines of the agent's log, on stderr.
+log_tail() { echo "--- last lines of the agent's log" >&2; tail -n "${1:-25}" "$T/agent.log" >&2; }
+# until_count PATTERN N SECONDS: waits until PATTERN is in the log N times.
+until_count() {
+	local i
+	for ((i = 0; i < $3 * 20; i++)); do
+		[ "$(count "$1")" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	log_tail 30
+	fail "'$1' not logged $2 time(s) within $3 s (logged $(count "$1"))"
 }

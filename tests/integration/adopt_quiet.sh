@@ -7,21 +7,8 @@
 . "$(dirname "$0")/lib.bash"
 
 mkdir -p "$T/out"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-
-[issuer "local"]
-type = local-ca
-dir  = $T/ca
-
-[cert "mail"]
-issuer    = local
-names     = mail.example.test
-bundle    = $T/out/mail.pem
-fullchain = $T/out/mail.crt
-keyfile   = $T/out/mail.key
-CONF
+std_conf "" "" "fullchain = $T/out/mail.crt
+keyfile   = $T/out/mail.key" >"$T/certsync.conf"
 
 spawn_agent
 wait_for "$T/agent.log" "mail: renewed: serial" 10

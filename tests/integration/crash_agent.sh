@@ -25,19 +25,8 @@ KILLS=${CRASH_KILLS:-200}
 PY=/usr/bin/python3
 [ -x "$PY" ] || { echo "SKIP: $PY is needed"; exit 77; }
 mkdir -p "$T/out" "$T/dove" "$T/web" "$T/capath"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir    = $T/state
-socket       = $T/certsync.sock
-renew_before = 99%
-jitter       = 0%
-retry_min    = 1s
-live_dir     = $T/live
-
-[issuer "local"]
-type     = local-ca
-dir      = $T/ca
-validity = 1m
+{ conf_head "$EVERY_SECOND
+live_dir     = $T/live" "validity = 1m"; cat <<CONF
 
 [cert "mail"]
 renew_before = 99%
@@ -59,12 +48,8 @@ names     = www.example.test
 bundle    = $T/web/web.pem
 fullchain = $T/web/web.crt
 keyfile   = $T/web/web.key
-
-[capath "trust"]
-dir     = $T/capath
-cafile  = $T/CAfile.pem
-issuers = local
 CONF
+conf_capath; } >"$T/certsync.conf"
 
 "$PY" - "$CERTSYNCD" "$CERTSYNCCTL" "$T" "$KILLS" <<'PY'
 import glob, json, os, random, re, signal, subprocess, sys, time

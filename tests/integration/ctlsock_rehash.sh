@@ -8,14 +8,7 @@
 . "$(dirname "$0")/ctlsock_lib.bash"
 
 mkdir -p "$T/out" "$T/capath"
-std_conf >"$T/certsync.conf"
-cat >>"$T/certsync.conf" <<CONF
-
-[capath "trust"]
-dir     = $T/capath
-cafile  = $T/CAfile.pem
-issuers = local
-CONF
+{ std_conf; conf_capath; } >"$T/certsync.conf"
 spawn_agent
 wait_for "$T/agent.log" "status socket listening on $SOCK" 10
 wait_for "$T/agent.log" "mail: renewed: serial" 10

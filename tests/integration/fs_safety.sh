@@ -43,20 +43,10 @@ for h in 000000000000 0123456789ab ffffffffffff a1b2c3d4e5f6; do
 done
 ln "$T/etc/victim4" "$pub/.imap.crt.0123456789ab"
 
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir    = $T/state
-socket       = $T/certsync.sock
-log_level    = debug
-renew_before = 99%
-jitter       = 0%
-retry_min    = 1s
-retry_max    = 2s
-
-[issuer "local"]
-type     = local-ca
-dir      = $T/ca
-validity = 1m
+conf_head "log_level    = debug
+$EVERY_SECOND
+retry_max    = 2s" "validity = 1m" >"$T/certsync.conf"
+cat >>"$T/certsync.conf" <<CONF
 
 [cert "mail"]
 renew_before = 99%

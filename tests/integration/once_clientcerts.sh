@@ -9,13 +9,8 @@ command -v postmap >/dev/null || { echo "postmap is not installed"; exit 77; }
 
 mkdir -p "$T/clients" "$T/postfix"
 : >"$T/postfix/main.cf" # postmap reads its configuration
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-
-[issuer "local"]
-type = local-ca
-dir  = $T/ca
+conf_head >"$T/certsync.conf"
+cat >>"$T/certsync.conf" <<CONF
 
 [cert "relay-a"]
 issuer = local

@@ -8,19 +8,13 @@
 . "$(dirname "$0")/lib.bash"
 
 mkdir -p "$T/out" "$T/capath"
-std_conf >"$T/certsync.conf"
-cat >>"$T/certsync.conf" <<CONF
-
-[capath "trust"]
-dir     = $T/capath
-cafile  = $T/CAfile.pem
-issuers = local
-reload  = svc
+{ std_conf; conf_capath "reload  = svc"; cat <<CONF
 
 [reload "svc"]
 type    = exec
 command = /bin/sh -c 'echo "\$CERTSYNC_NAME" >>$T/reloads.log'
 CONF
+} >"$T/certsync.conf"
 
 spawn_agent
 wait_for "$T/agent.log" "mail: renewed: serial" 10

@@ -11,15 +11,8 @@
 mkdir -p "$T/a" "$T/b"
 ln -s "$T/a" "$T/alink"
 conf() { # conf PATH-OF-WEB'S-BUNDLE
-	cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-retry_min = 2s
-
-[issuer "local"]
-type = local-ca
-dir  = $T/ca
+	conf_head "retry_min = 2s" >"$T/certsync.conf"
+	cat >>"$T/certsync.conf" <<CONF
 
 [cert "mail"]
 issuer = local

@@ -23,33 +23,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *tmp;
-
-static void tmp_setup(void)
-{
-	tmp = cs_test_mkdtemp();
-	ck_assert_ptr_nonnull(tmp);
-}
-
-static void tmp_teardown(void)
-{
-	cs_test_rmrf(tmp);
-	free(tmp);
-}
-
 static char *in_tmp(const char *name)
 {
 	char *p;
 
-	ck_assert_int_ge(asprintf(&p, "%s/%s", tmp, name), 0);
+	ck_assert_int_ge(asprintf(&p, "%s/%s", cs_test_tmp, name), 0);
 	return p;
 }
 
-/* The names in tmp other than . and .., sorted, joined by spaces. */
+/* The names in cs_test_tmp other than . and .., sorted, joined by spaces. */
 static void listing(char *buf, size_t len)
 {
 	struct dirent **v;
-	int n = scandir(tmp, &v, NULL, alphasort);
+	int n = scandir(cs_test_tmp, &v, NULL, alphasort);
 	size_t off = 0;
 
 	ck_assert_int_ge(n, 0);
@@ -101,7 +87,7 @@ END_TEST
 
 START_TEST(test_atomic_symlink_refused_unless_followed)
 {
-	char *target = cs_test_write(tmp, "real.pem", "old\n", 0644);
+	char *target = cs_test_write(cs_test_tmp, "real.pem", "old\n", 0644);
 	char *link = in_tmp("link.pem"), err[512], buf[256];
 	struct cs_atomic_opts o = plain;
 	struct stat sb;
@@ -137,7 +123,7 @@ END_TEST
 /* A link someone else made (in a directory others may write to) is not followed. */
 START_TEST(test_atomic_foreign_symlink_not_followed)
 {
-	char *target = cs_test_write(tmp, "outside.pem", "precious\n", 0644);
+	char *target = cs_test_write(cs_test_tmp, "outside.pem", "precious\n", 0644);
 	char *link = in_tmp("mail.pem"), err[512], buf[256];
 	struct cs_atomic_opts o = plain;
 	struct stat sb;
@@ -172,7 +158,7 @@ END_TEST
 /* A write that fails half way (file size limit): the old file stays, no temp file. */
 START_TEST(test_atomic_write_error_keeps_old)
 {
-	char *p = cs_test_write(tmp, "bundle.pem", "the old generation\n", 0600);
+	char *p = cs_test_write(cs_test_tmp, "bundle.pem", "the old generation\n", 0600);
 	struct rlimit rl = { .rlim_cur = 4096, .rlim_max = RLIM_INFINITY }, saved;
 	struct cs_atomic_opts o = plain;
 	char err[512], names[256], *big = malloc(65536);
@@ -215,14 +201,14 @@ END_TEST
 
 START_TEST(test_atomic_sweep_removes_only_stale_temps)
 {
-	char *p = cs_test_write(tmp, "mail.pem", "current\n", 0600), err[256], names[512];
+	char *p = cs_test_write(cs_test_tmp, "mail.pem", "current\n", 0600), err[256], names[512];
 	const char *keep[] = { ".mail.pem.0123456789AB", ".mail.pem.0123", ".other.pem.0123456789ab",
 			       "mail.pem.0123456789ab" };
 
-	free(cs_test_write(tmp, ".mail.pem.0123456789ab", "half", 0600));
-	free(cs_test_write(tmp, ".mail.pem.fedcba987654", "half", 0600));
+	free(cs_test_write(cs_test_tmp, ".mail.pem.0123456789ab", "half", 0600));
+	free(cs_test_write(cs_test_tmp, ".mail.pem.fedcba987654", "half", 0600));
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
-		free(cs_test_write(tmp, keep[i], "not ours", 0600));
+		free(cs_test_write(cs_test_tmp, keep[i], "not ours", 0600));
 	ck_assert_int_eq(cs_atomic_sweep(p, err, sizeof(err)), 2);
 	listing(names, sizeof(names));
 	ck_assert_str_eq(names, ".mail.pem.0123 .mail.pem.0123456789AB .other.pem.0123456789ab "
@@ -235,10 +221,10 @@ END_TEST
 /* Only temp files of our own uid, or of the owner the writer gave them. */
 START_TEST(test_atomic_sweep_owned_checks_owner)
 {
-	char *p = cs_test_write(tmp, "mail.pem", "current\n", 0600), err[256], names[512];
-	char *theirs = cs_test_write(tmp, ".mail.pem.0123456789ab", "someone else's", 0600);
+	char *p = cs_test_write(cs_test_tmp, "mail.pem", "current\n", 0600), err[256], names[512];
+	char *theirs = cs_test_write(cs_test_tmp, ".mail.pem.0123456789ab", "someone else's", 0600);
 
-	free(cs_test_write(tmp, ".mail.pem.fedcba987654", "ours", 0600));
+	free(cs_test_write(cs_test_tmp, ".mail.pem.fedcba987654", "ours", 0600));
 	if (chown(theirs, 65534, 65534) < 0) {
 		fprintf(stderr, "skipping: cannot chown (not root)\n");
 		goto out;
@@ -264,17 +250,17 @@ START_TEST(test_atomic_sweep_dir_by_suffix)
 			       "x.pem.0123456789ab", ".pem.0123456789ab" };
 
 	for (size_t i = 0; i < 2; i++)
-		free(cs_test_write(tmp, gone[i], "half a key", 0600));
+		free(cs_test_write(cs_test_tmp, gone[i], "half a key", 0600));
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
-		free(cs_test_write(tmp, keep[i], "not a temp of ours", 0600));
+		free(cs_test_write(cs_test_tmp, keep[i], "not a temp of ours", 0600));
 	char *link = in_tmp(".2.pem.0123456789ab");
 	ck_assert_int_eq(symlink("1.pem", link), 0);
-	ck_assert_int_eq(cs_atomic_sweep_dir(tmp, ".pem", err, sizeof(err)), 2);
+	ck_assert_int_eq(cs_atomic_sweep_dir(cs_test_tmp, ".pem", err, sizeof(err)), 2);
 	listing(names, sizeof(names));
 	ck_assert_str_eq(names, ".1.crt.0123456789ab .1.pem.01234 .1.pem.0123456789AB "
 				".2.pem.0123456789ab .pem.0123456789ab 1.pem x.pem.0123456789ab");
 	/* Any name: the .crt temp and the one of a file named "pem" too. */
-	ck_assert_int_eq(cs_atomic_sweep_dir(tmp, NULL, err, sizeof(err)), 2);
+	ck_assert_int_eq(cs_atomic_sweep_dir(cs_test_tmp, NULL, err, sizeof(err)), 2);
 	free(link);
 }
 END_TEST
@@ -353,7 +339,7 @@ START_TEST(test_output_layouts)
 	ck_assert_int_ge(asprintf(&cmd,
 				  "cd %s && openssl pkey -in %s -pubout >k.pub && "
 				  "openssl x509 -in %s -noout -pubkey >c.pub && cmp -s k.pub c.pub",
-				  tmp, b, b),
+				  cs_test_tmp, b, b),
 			 0);
 	ck_assert_int_eq(cs_test_run(cmd, NULL), 0);
 	free(cmd);
@@ -398,7 +384,7 @@ Suite *atomic_suite(void)
 	Suite *s = suite_create("atomic");
 	TCase *tc = tcase_create("writer");
 
-	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+	tcase_add_checked_fixture(tc, cs_test_tmp_setup, cs_test_tmp_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_atomic_content_and_mode, 0, sizeof(modes) / sizeof(modes[0]));
 	tcase_add_test(tc, test_atomic_symlink_refused_unless_followed);

@@ -23,20 +23,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char *tmp;
-
-static void tmp_setup(void)
-{
-	tmp = cs_test_mkdtemp();
-	ck_assert_ptr_nonnull(tmp);
-}
-
-static void tmp_teardown(void)
-{
-	cs_test_rmrf(tmp);
-	free(tmp);
-}
-
 /* Two generations: a key file and a certificate each, as the deploy writes them. */
 static const struct cs_livedir_file gen_a[] = {
 	{ "privkey.pem", "KEY A\n", 6, 0600 },
@@ -57,7 +43,7 @@ static void swap_ok(const char *id, const struct cs_livedir_file *f,
 		    const struct cs_livedir_opts *o)
 {
 	char err[512] = "";
-	int rc = cs_livedir_swap(tmp, "mail", id, f, N_FILES, o, err, sizeof(err));
+	int rc = cs_livedir_swap(cs_test_tmp, "mail", id, f, N_FILES, o, err, sizeof(err));
 
 	ck_assert_msg(rc == 0, "swap to %s: %d %s", id, rc, err);
 }
@@ -72,7 +58,7 @@ static char live_gen(void)
 		bool all = true;
 		for (size_t i = 0; i < N_FILES && all; i++) {
 			size_t len = 0;
-			snprintf(path, sizeof(path), "%s/mail/%s", tmp, sets[s][i].name);
+			snprintf(path, sizeof(path), "%s/mail/%s", cs_test_tmp, sets[s][i].name);
 			char *got = cs_test_read(path, &len);
 			all = got != NULL && len == sets[s][i].len &&
 			      memcmp(got, sets[s][i].data, len) == 0;
@@ -108,40 +94,40 @@ START_TEST(test_livedir_swap_layout)
 	struct stat sb;
 
 	swap_ok("aaaa", gen_a, &quick);
-	snprintf(path, sizeof(path), "%s/mail", tmp);
+	snprintf(path, sizeof(path), "%s/mail", cs_test_tmp);
 	ssize_t n = readlink(path, link, sizeof(link) - 1);
 	ck_assert_int_gt(n, 0);
 	link[n] = '\0';
 	ck_assert_str_eq(link, ".gen/mail/aaaa"); /* relative: DIR may move */
 	ck_assert_int_eq(live_gen(), 'A');
 	for (size_t i = 0; i < N_FILES; i++) {
-		snprintf(path, sizeof(path), "%s/.gen/mail/aaaa/%s", tmp, gen_a[i].name);
+		snprintf(path, sizeof(path), "%s/.gen/mail/aaaa/%s", cs_test_tmp, gen_a[i].name);
 		ck_assert_int_eq(lstat(path, &sb), 0);
 		ck_assert(S_ISREG(sb.st_mode));
 		ck_assert_int_eq(sb.st_mode & 07777, gen_a[i].mode);
 	}
-	snprintf(path, sizeof(path), "%s/.gen/mail/aaaa", tmp);
+	snprintf(path, sizeof(path), "%s/.gen/mail/aaaa", cs_test_tmp);
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 07777, 0755);
-	ck_assert_int_eq(cs_livedir_current(tmp, "mail", id, sizeof(id)), 0);
+	ck_assert_int_eq(cs_livedir_current(cs_test_tmp, "mail", id, sizeof(id)), 0);
 	ck_assert_str_eq(id, "aaaa");
 
 	swap_ok("bbbb", gen_b, &quick);
 	ck_assert_int_eq(live_gen(), 'B');
-	snprintf(path, sizeof(path), "%s/.gen/mail", tmp);
+	snprintf(path, sizeof(path), "%s/.gen/mail", cs_test_tmp);
 	listing(path, list, sizeof(list));
 	ck_assert_str_eq(list, "aaaa bbbb"); /* the old one kept for rollback */
-	listing(tmp, list, sizeof(list));
+	listing(cs_test_tmp, list, sizeof(list));
 	ck_assert_str_eq(list, ".gen mail");
 
 	/* Prune: what the link leads to stays, even when not named. */
-	ck_assert_int_eq(cs_livedir_prune(tmp, "mail", NULL, 0, err, sizeof(err)), 1);
-	snprintf(path, sizeof(path), "%s/.gen/mail", tmp);
+	ck_assert_int_eq(cs_livedir_prune(cs_test_tmp, "mail", NULL, 0, err, sizeof(err)), 1);
+	snprintf(path, sizeof(path), "%s/.gen/mail", cs_test_tmp);
 	listing(path, list, sizeof(list));
 	ck_assert_str_eq(list, "bbbb");
 	swap_ok("aaaa", gen_a, &quick);
 	const char *keep[] = { "bbbb" };
-	ck_assert_int_eq(cs_livedir_prune(tmp, "mail", keep, 1, err, sizeof(err)), 0);
+	ck_assert_int_eq(cs_livedir_prune(cs_test_tmp, "mail", keep, 1, err, sizeof(err)), 0);
 	listing(path, list, sizeof(list));
 	ck_assert_str_eq(list, "aaaa bbbb");
 	ck_assert_int_eq(live_gen(), 'A');
@@ -222,7 +208,7 @@ START_TEST(test_livedir_crash_leftovers_swept)
 	swap_ok("aaaa", gen_a, &quick);
 	if (repair) {
 		/* Damaged in place: the repair rebuilds the same generation. */
-		snprintf(path, sizeof(path), "%s/.gen/mail/aaaa/privkey.pem", tmp);
+		snprintf(path, sizeof(path), "%s/.gen/mail/aaaa/privkey.pem", cs_test_tmp);
 		ck_assert_int_eq(truncate(path, 2), 0);
 	}
 	pid_t pid = fork();
@@ -230,9 +216,9 @@ START_TEST(test_livedir_crash_leftovers_swept)
 	if (pid == 0) {
 		struct cs_livedir_opts o = { (uid_t)-1, (gid_t)-1, 0, die_at, NULL };
 		char e[256];
-		int rc = repair ? cs_livedir_swap(tmp, "mail", "aaaa", gen_a, N_FILES, &o, e,
+		int rc = repair ? cs_livedir_swap(cs_test_tmp, "mail", "aaaa", gen_a, N_FILES, &o, e,
 						  sizeof(e))
-				: cs_livedir_swap(tmp, "mail", "bbbb", gen_b, N_FILES, &o, e,
+				: cs_livedir_swap(cs_test_tmp, "mail", "bbbb", gen_b, N_FILES, &o, e,
 						  sizeof(e));
 		_exit(rc == 0 ? 0 : 1);
 	}
@@ -242,7 +228,7 @@ START_TEST(test_livedir_crash_leftovers_swept)
 	char g = live_gen();
 	if (repair) {
 		/* Before the new copy is in place the damaged one is still there, whole. */
-		snprintf(path, sizeof(path), "%s/mail/fullchain.pem", tmp);
+		snprintf(path, sizeof(path), "%s/mail/fullchain.pem", cs_test_tmp);
 		ck_assert_int_eq(access(path, F_OK), 0);
 	} else {
 		ck_assert_msg(g == 'A' || g == 'B', "killed at step %d: a mixed generation",
@@ -250,10 +236,10 @@ START_TEST(test_livedir_crash_leftovers_swept)
 		if (stop_at < CS_LIVEDIR_LINK_SWAPPED)
 			ck_assert_int_eq(g, 'A');
 	}
-	ck_assert_int_ge(cs_livedir_sweep(tmp, "mail", err, sizeof(err)), 0);
-	listing(tmp, list, sizeof(list));
+	ck_assert_int_ge(cs_livedir_sweep(cs_test_tmp, "mail", err, sizeof(err)), 0);
+	listing(cs_test_tmp, list, sizeof(list));
 	ck_assert_str_eq(list, ".gen mail");
-	snprintf(path, sizeof(path), "%s/.gen/mail", tmp);
+	snprintf(path, sizeof(path), "%s/.gen/mail", cs_test_tmp);
 	listing(path, list, sizeof(list));
 	ck_assert_msg(strcmp(list, "aaaa") == 0 || strcmp(list, "aaaa bbbb") == 0,
 		      "killed at step %d: left %s", stop_at, list);
@@ -272,23 +258,23 @@ START_TEST(test_livedir_repair_in_place)
 	char path[PATH_MAX], list[512];
 
 	swap_ok("aaaa", gen_a, &quick);
-	snprintf(path, sizeof(path), "%s/.gen/mail/aaaa/privkey.pem", tmp);
+	snprintf(path, sizeof(path), "%s/.gen/mail/aaaa/privkey.pem", cs_test_tmp);
 	ck_assert_int_eq(truncate(path, 0), 0);
 	ck_assert_int_eq(live_gen(), 0);
 	swap_ok("aaaa", gen_a, &quick);
 	ck_assert_int_eq(live_gen(), 'A');
 	/* A mode changed by hand is put back too. */
-	snprintf(path, sizeof(path), "%s/.gen/mail/aaaa/privkey.pem", tmp);
+	snprintf(path, sizeof(path), "%s/.gen/mail/aaaa/privkey.pem", cs_test_tmp);
 	ck_assert_int_eq(chmod(path, 0644), 0);
 	swap_ok("aaaa", gen_a, &quick);
 	struct stat sb;
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 07777, 0600);
-	snprintf(path, sizeof(path), "%s/.gen/mail", tmp);
+	snprintf(path, sizeof(path), "%s/.gen/mail", cs_test_tmp);
 	listing(path, list, sizeof(list));
 	ck_assert_str_eq(list, "aaaa");
 	/* The link deleted: made again. */
-	snprintf(path, sizeof(path), "%s/mail", tmp);
+	snprintf(path, sizeof(path), "%s/mail", cs_test_tmp);
 	ck_assert_int_eq(unlink(path), 0);
 	swap_ok("aaaa", gen_a, &quick);
 	ck_assert_int_eq(live_gen(), 'A');
@@ -301,15 +287,15 @@ START_TEST(test_livedir_foreign_untouched)
 	char path[PATH_MAX], err[512] = "", link[PATH_MAX];
 	struct stat sb;
 
-	snprintf(path, sizeof(path), "%s/mail", tmp);
+	snprintf(path, sizeof(path), "%s/mail", cs_test_tmp);
 	if (_i == 0) {
-		free(cs_test_write(tmp, "mail", "mine\n", 0600));
+		free(cs_test_write(cs_test_tmp, "mail", "mine\n", 0600));
 	} else if (_i == 1) {
 		ck_assert_int_eq(mkdir(path, 0700), 0);
 	} else {
 		ck_assert_int_eq(symlink("/etc/ssl", path), 0);
 	}
-	ck_assert_int_eq(cs_livedir_swap(tmp, "mail", "aaaa", gen_a, N_FILES, &quick, err,
+	ck_assert_int_eq(cs_livedir_swap(cs_test_tmp, "mail", "aaaa", gen_a, N_FILES, &quick, err,
 					 sizeof(err)),
 			 -EEXIST);
 	ck_assert_msg(strstr(err, "refusing to replace it") != NULL, "%s", err);
@@ -325,7 +311,7 @@ START_TEST(test_livedir_foreign_untouched)
 		ck_assert_str_eq(link, "/etc/ssl");
 	}
 	/* A name that could reach .gen is refused. */
-	ck_assert_int_eq(cs_livedir_swap(tmp, ".gen", "aaaa", gen_a, N_FILES, &quick, err,
+	ck_assert_int_eq(cs_livedir_swap(cs_test_tmp, ".gen", "aaaa", gen_a, N_FILES, &quick, err,
 					 sizeof(err)),
 			 -EINVAL);
 }
@@ -336,7 +322,7 @@ Suite *livedir_suite(void)
 	Suite *s = suite_create("livedir");
 	TCase *tc = tcase_create("livedir");
 
-	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+	tcase_add_checked_fixture(tc, cs_test_tmp_setup, cs_test_tmp_teardown);
 	tcase_add_test(tc, test_livedir_swap_layout);
 	tcase_add_test(tc, test_livedir_modes_before_bytes);
 	tcase_add_loop_test(tc, test_livedir_crash_leftovers_swept, 0,

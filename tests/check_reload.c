@@ -17,20 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *tmp;
-
-static void tmp_setup(void)
-{
-	tmp = cs_test_mkdtemp();
-	ck_assert_ptr_nonnull(tmp);
-}
-
-static void tmp_teardown(void)
-{
-	cs_test_rmrf(tmp);
-	free(tmp);
-}
-
 static const struct {
 	const char *cmd;
 	const char *argv; /* words joined by '|', or NULL for an error */
@@ -108,14 +94,14 @@ START_TEST(test_reload_exec_argv_and_env)
 				  "/bin/sh -c 'printf \"[%%s] [%%s] [%%s] [%%s] [%%s]\" \"$1\" \"$2\" "
 				  "\"$CERTSYNC_NAME\" \"$CERTSYNC_FILES\" \"$CERTSYNC_SERIAL\" "
 				  ">%s/out' sh \"first arg\" 'it'\\''s $HOME'",
-				  tmp),
+				  cs_test_tmp),
 			 0);
 	cs_reloader *r = cs_reloader_exec_new(&loop, "hook", cmd, 10, err, sizeof(err));
 	struct cs_reload_result res = run_one(&loop, r, &ctx);
 
 	ck_assert_msg(res.status == 0, "status %d: %s", res.status, res.message);
 	free(cmd);
-	ck_assert_int_ge(asprintf(&cmd, "%s/out", tmp), 0);
+	ck_assert_int_ge(asprintf(&cmd, "%s/out", cs_test_tmp), 0);
 	out = cs_test_read(cmd, &len);
 	ck_assert_ptr_nonnull(out);
 	ck_assert_str_eq(out, "[first arg] [it's $HOME] [mail imap] "
@@ -200,7 +186,7 @@ START_TEST(test_reload_plugin_loaded)
 	size_t len;
 
 	uv_loop_init(&loop);
-	ck_assert_int_ge(asprintf(&args, "write %s/calls", tmp), 0);
+	ck_assert_int_ge(asprintf(&args, "write %s/calls", cs_test_tmp), 0);
 	cs_reloader *r = cs_reloader_plugin_new(&loop, "custom", dir, "test_reloader_good.so",
 						args, 10, err, sizeof(err));
 	ck_assert_msg(r != NULL, "%s", err);
@@ -209,7 +195,7 @@ START_TEST(test_reload_plugin_loaded)
 	res = run_one(&loop, r, &ctx);
 	ck_assert_int_eq(res.status, 0);
 	free(args);
-	ck_assert_int_ge(asprintf(&args, "%s/calls", tmp), 0);
+	ck_assert_int_ge(asprintf(&args, "%s/calls", cs_test_tmp), 0);
 	out = cs_test_read(args, &len);
 	ck_assert_str_eq(out, "names=mail imap files=/etc/postfix/mail.pem /etc/dovecot/imap.pem "
 			      "serial=0A1B 0C2D\n"
@@ -282,7 +268,7 @@ Suite *reload_suite(void)
 	Suite *s = suite_create("reload");
 	TCase *tc = tcase_create("reloaders");
 
-	tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+	tcase_add_checked_fixture(tc, cs_test_tmp_setup, cs_test_tmp_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_reload_argv_split, 0,
 			    sizeof(split_cases) / sizeof(split_cases[0]));

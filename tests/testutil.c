@@ -3,6 +3,7 @@
  */
 #include "testutil.h"
 
+#include <check.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -148,4 +149,18 @@ char *cs_test_build_path(const char *rel)
 	if (asprintf(&p, "%s/%s", b, rel) < 0)
 		return NULL;
 	return p;
+}
+
+char *cs_test_tmp;
+
+void cs_test_tmp_setup(void)
+{
+	cs_test_tmp = cs_test_mkdtemp();
+	ck_assert_ptr_nonnull(cs_test_tmp);
+}
+
+void cs_test_tmp_teardown(void)
+{
+	cs_test_rmrf(cs_test_tmp);
+	free(cs_test_tmp);
 }

@@ -29,4 +29,13 @@ int cs_test_run(const char *cmdline, char **out);
 /* Returns $CS_BUILD_DIR/rel (malloc'd), for locating built programs. */
 char *cs_test_build_path(const char *rel);
 
+/*
+ * A checked fixture (tcase_add_checked_fixture(tc, cs_test_tmp_setup,
+ * cs_test_tmp_teardown)): a new temporary directory in cs_test_tmp before
+ * each test, removed with all it holds after it.
+ */
+extern char *cs_test_tmp;
+void cs_test_tmp_setup(void);
+void cs_test_tmp_teardown(void);
+
 #endif

@@ -31,22 +31,11 @@ static char *in_tmp(const char *name)
 	return p;
 }
 
+
 /* The names in cs_test_tmp other than . and .., sorted, joined by spaces. */
 static void listing(char *buf, size_t len)
 {
-	struct dirent **v;
-	int n = scandir(cs_test_tmp, &v, NULL, alphasort);
-	size_t off = 0;
-
-	ck_assert_int_ge(n, 0);
-	buf[0] = '\0';
-	for (int i = 0; i < n; i++) {
-		if (strcmp(v[i]->d_name, ".") != 0 && strcmp(v[i]->d_name, "..") != 0)
-			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? " " : "",
-						v[i]->d_name);
-		free(v[i]);
-	}
-	free(v);
+	ck_assert_int_ge(cs_test_listing(cs_test_tmp, buf, len), 0);
 }
 
 static const struct cs_atomic_opts plain = { .mode = 0644, .uid = (uid_t)-1, .gid = (gid_t)-1 };
@@ -386,7 +375,7 @@ Suite *atomic_suite(void)
 
 	tcase_add_checked_fixture(tc, cs_test_tmp_setup, cs_test_tmp_teardown);
 	tcase_set_timeout(tc, 60);
-	tcase_add_loop_test(tc, test_atomic_content_and_mode, 0, sizeof(modes) / sizeof(modes[0]));
+	cs_test_add_loop(tc, test_atomic_content_and_mode, modes);
 	tcase_add_test(tc, test_atomic_symlink_refused_unless_followed);
 	tcase_add_test(tc, test_atomic_foreign_symlink_not_followed);
 	tcase_add_test(tc, test_atomic_write_error_keeps_old);

@@ -70,24 +70,6 @@ static char live_gen(void)
 	return 0;
 }
 
-/* The names of dir other than . and .., sorted, joined by spaces. */
-static void listing(const char *dir, char *buf, size_t len)
-{
-	struct dirent **v;
-	int n = scandir(dir, &v, NULL, alphasort);
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (int i = 0; i < n; i++) {
-		if (strcmp(v[i]->d_name, ".") != 0 && strcmp(v[i]->d_name, "..") != 0)
-			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? " " : "",
-						v[i]->d_name);
-		free(v[i]);
-	}
-	if (n >= 0)
-		free(v);
-}
-
 START_TEST(test_livedir_swap_layout)
 {
 	char path[PATH_MAX], link[PATH_MAX], id[64], list[512], err[256];
@@ -115,20 +97,20 @@ START_TEST(test_livedir_swap_layout)
 	swap_ok("bbbb", gen_b, &quick);
 	ck_assert_int_eq(live_gen(), 'B');
 	snprintf(path, sizeof(path), "%s/.gen/mail", cs_test_tmp);
-	listing(path, list, sizeof(list));
+	cs_test_listing(path, list, sizeof(list));
 	ck_assert_str_eq(list, "aaaa bbbb"); /* the old one kept for rollback */
-	listing(cs_test_tmp, list, sizeof(list));
+	cs_test_listing(cs_test_tmp, list, sizeof(list));
 	ck_assert_str_eq(list, ".gen mail");
 
 	/* Prune: what the link leads to stays, even when not named. */
 	ck_assert_int_eq(cs_livedir_prune(cs_test_tmp, "mail", NULL, 0, err, sizeof(err)), 1);
 	snprintf(path, sizeof(path), "%s/.gen/mail", cs_test_tmp);
-	listing(path, list, sizeof(list));
+	cs_test_listing(path, list, sizeof(list));
 	ck_assert_str_eq(list, "bbbb");
 	swap_ok("aaaa", gen_a, &quick);
 	const char *keep[] = { "bbbb" };
 	ck_assert_int_eq(cs_livedir_prune(cs_test_tmp, "mail", keep, 1, err, sizeof(err)), 0);
-	listing(path, list, sizeof(list));
+	cs_test_listing(path, list, sizeof(list));
 	ck_assert_str_eq(list, "aaaa bbbb");
 	ck_assert_int_eq(live_gen(), 'A');
 }
@@ -237,10 +219,10 @@ START_TEST(test_livedir_crash_leftovers_swept)
 			ck_assert_int_eq(g, 'A');
 	}
 	ck_assert_int_ge(cs_livedir_sweep(cs_test_tmp, "mail", err, sizeof(err)), 0);
-	listing(cs_test_tmp, list, sizeof(list));
+	cs_test_listing(cs_test_tmp, list, sizeof(list));
 	ck_assert_str_eq(list, ".gen mail");
 	snprintf(path, sizeof(path), "%s/.gen/mail", cs_test_tmp);
-	listing(path, list, sizeof(list));
+	cs_test_listing(path, list, sizeof(list));
 	ck_assert_msg(strcmp(list, "aaaa") == 0 || strcmp(list, "aaaa bbbb") == 0,
 		      "killed at step %d: left %s", stop_at, list);
 	if (repair) {
@@ -271,7 +253,7 @@ START_TEST(test_livedir_repair_in_place)
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 07777, 0600);
 	snprintf(path, sizeof(path), "%s/.gen/mail", cs_test_tmp);
-	listing(path, list, sizeof(list));
+	cs_test_listing(path, list, sizeof(list));
 	ck_assert_str_eq(list, "aaaa");
 	/* The link deleted: made again. */
 	snprintf(path, sizeof(path), "%s/mail", cs_test_tmp);

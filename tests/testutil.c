@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -163,4 +164,22 @@ void cs_test_tmp_teardown(void)
 {
 	cs_test_rmrf(cs_test_tmp);
 	free(cs_test_tmp);
+}
+
+int cs_test_listing(const char *dir, char *buf, size_t len)
+{
+	struct dirent **v;
+	int n = scandir(dir, &v, NULL, alphasort);
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		if (strcmp(v[i]->d_name, ".") != 0 && strcmp(v[i]->d_name, "..") != 0)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? " " : "",
+						v[i]->d_name);
+		free(v[i]);
+	}
+	if (n >= 0)
+		free(v);
+	return n;
 }

@@ -30,6 +30,17 @@ int cs_test_run(const char *cmdline, char **out);
 char *cs_test_build_path(const char *rel);
 
 /*
+ * Puts the names in dir other than . and .., sorted and joined by spaces,
+ * in buf (len bytes; empty when dir cannot be read); returns scandir's
+ * count (negative when dir cannot be read).
+ */
+int cs_test_listing(const char *dir, char *buf, size_t len);
+
+/* Adds fn to tc as a loop test, one run for each element of the array arr. */
+#define cs_test_add_loop(tc, fn, arr) \
+	tcase_add_loop_test((tc), (fn), 0, (int)(sizeof(arr) / sizeof((arr)[0])))
+
+/*
  * A checked fixture (tcase_add_checked_fixture(tc, cs_test_tmp_setup,
  * cs_test_tmp_teardown)): a new temporary directory in cs_test_tmp before
  * each test, removed with all it holds after it.

@@ -989,8 +989,7 @@ Suite *acme_suite(void)
 	Suite *s = suite_create("acme");
 	TCase *tc = tcase_create("codec");
 
-	tcase_add_loop_test(tc, test_acme_b64url_vectors, 0,
-			    (int)(sizeof(b64_cases) / sizeof(b64_cases[0])));
+	cs_test_add_loop(tc, test_acme_b64url_vectors, b64_cases);
 	tcase_add_test(tc, test_acme_b64url_refuses);
 	tcase_add_test(tc, test_acme_jwk_thumbprint_rfc7638);
 	tcase_add_loop_test(tc, test_acme_jws_signs_and_names_key, 0, 3);
@@ -1002,8 +1001,7 @@ Suite *acme_suite(void)
 	tcase_add_test(tc, test_acme_problem_type);
 	tcase_add_test(tc, test_acme_retry_after);
 	tcase_add_test(tc, test_acme_link_alternates);
-	tcase_add_loop_test(tc, test_acme_rfc3339, 0,
-			    (int)(sizeof(time_cases) / sizeof(time_cases[0])));
+	cs_test_add_loop(tc, test_acme_rfc3339, time_cases);
 	tcase_add_test(tc, test_acme_new_order_payload);
 	tcase_add_test(tc, test_acme_profile_offered);
 	tcase_add_test(tc, test_acme_ari_certid_rfc9773);
@@ -1015,8 +1013,7 @@ Suite *acme_suite(void)
 	tcase_add_test(tc, test_acme_http01_flood);
 	tcase_add_test(tc, test_acme_http_refused_and_closed);
 	tcase_add_test(tc, test_acme_hook_status_env_deadline);
-	tcase_add_loop_test(tc, test_acme_issuer_refuses, 0,
-			    (int)(sizeof(refusals) / sizeof(refusals[0])));
+	cs_test_add_loop(tc, test_acme_issuer_refuses, refusals);
 	tcase_add_test(tc, test_acme_issuer_close_cancels);
 	tcase_add_loop_test(tc, test_acme_issuer_close_many, 0, 3);
 	suite_add_tcase(s, tc);

@@ -989,8 +989,7 @@ Suite *capath_suite(void)
 	tcase_add_test(tc, test_capath_cache);
 	tcase_add_test(tc, test_capath_sweeps_dead_writers_links);
 	tcase_add_test(tc, test_capath_ctl_rehash_dir);
-	tcase_add_loop_test(tc, test_capath_poll_during_full_pass, 0,
-			    (int)(sizeof(drop_cases) / sizeof(drop_cases[0])));
+	cs_test_add_loop(tc, test_capath_poll_during_full_pass, drop_cases);
 	suite_add_tcase(s, tc);
 	return s;
 }

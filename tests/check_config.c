@@ -1057,12 +1057,12 @@ Suite *config_suite(void)
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("values");
 
-	tcase_add_loop_test(tc, test_config_duration, 0, sizeof(durations) / sizeof(durations[0]));
-	tcase_add_loop_test(tc, test_config_span, 0, sizeof(spans) / sizeof(spans[0]));
-	tcase_add_loop_test(tc, test_config_mode, 0, sizeof(modes) / sizeof(modes[0]));
-	tcase_add_loop_test(tc, test_config_bool, 0, sizeof(bools) / sizeof(bools[0]));
-	tcase_add_loop_test(tc, test_config_name, 0, sizeof(names) / sizeof(names[0]));
-	tcase_add_loop_test(tc, test_config_verify_url, 0, sizeof(urls) / sizeof(urls[0]));
+	cs_test_add_loop(tc, test_config_duration, durations);
+	cs_test_add_loop(tc, test_config_span, spans);
+	cs_test_add_loop(tc, test_config_mode, modes);
+	cs_test_add_loop(tc, test_config_bool, bools);
+	cs_test_add_loop(tc, test_config_name, names);
+	cs_test_add_loop(tc, test_config_verify_url, urls);
 	tcase_add_test(tc, test_config_user_group);
 	tcase_add_test(tc, test_config_format_duration);
 	suite_add_tcase(s, tc);
@@ -1073,11 +1073,9 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_config_defaults);
 	tcase_add_test(tc, test_config_live_dir);
 	tcase_add_test(tc, test_config_sni);
-	tcase_add_loop_test(tc, test_config_verify_interval, 0,
-			    sizeof(intervals) / sizeof(intervals[0]));
+	cs_test_add_loop(tc, test_config_verify_interval, intervals);
 	tcase_add_test(tc, test_config_base_is_valid);
-	tcase_add_loop_test(tc, test_config_errors, 0,
-			    sizeof(error_cases) / sizeof(error_cases[0]));
+	cs_test_add_loop(tc, test_config_errors, error_cases);
 	tcase_add_test(tc, test_config_all_errors_reported);
 	tcase_add_test(tc, test_config_includes);
 	tcase_add_test(tc, test_config_include_nothing_yet);
@@ -1085,8 +1083,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_config_key_outside_section);
 	tcase_add_test(tc, test_config_nul_byte);
 	tcase_add_test(tc, test_config_secret_not_echoed);
-	tcase_add_loop_test(tc, test_config_unsafe_file, 0,
-			    sizeof(unsafe_cases) / sizeof(unsafe_cases[0]));
+	cs_test_add_loop(tc, test_config_unsafe_file, unsafe_cases);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -887,8 +887,7 @@ Suite *ctlsock_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_set_timeout(tc, 30);
-	tcase_add_loop_test(tc, test_ctlsock_access, 0,
-			    sizeof(access_cases) / sizeof(access_cases[0]));
+	cs_test_add_loop(tc, test_ctlsock_access, access_cases);
 	tcase_add_test(tc, test_ctlsock_protocol);
 	tcase_add_test(tc, test_ctlsock_pipelined_in_order);
 	tcase_add_test(tc, test_ctlsock_revoke_deferred_in_order);

@@ -1158,8 +1158,7 @@ Suite *localca_suite(void)
 	tcase_add_loop_test(tc, test_localca_creates_ca, 0, N_KEYTYPES);
 	tcase_add_loop_test(tc, test_localca_issues_leaf, 0, N_KEYTYPES);
 	tcase_add_loop_test(tc, test_localca_leaf_keytypes_client, 0, N_KEYTYPES);
-	tcase_add_loop_test(tc, test_localca_parse_subject, 0,
-			    (int)(sizeof(subjects) / sizeof(subjects[0])));
+	cs_test_add_loop(tc, test_localca_parse_subject, subjects);
 	tcase_add_test(tc, test_localca_adopts_existing);
 	tcase_add_test(tc, test_localca_refuses_foreign_dir);
 	tcase_add_test(tc, test_localca_resumes_cut_creation);

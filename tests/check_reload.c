@@ -270,15 +270,13 @@ Suite *reload_suite(void)
 
 	tcase_add_checked_fixture(tc, cs_test_tmp_setup, cs_test_tmp_teardown);
 	tcase_set_timeout(tc, 60);
-	tcase_add_loop_test(tc, test_reload_argv_split, 0,
-			    sizeof(split_cases) / sizeof(split_cases[0]));
+	cs_test_add_loop(tc, test_reload_argv_split, split_cases);
 	tcase_add_test(tc, test_reload_exec_argv_and_env);
 	tcase_add_test(tc, test_reload_exec_failure_reported);
 	tcase_add_test(tc, test_reload_exec_timeout);
 	tcase_add_test(tc, test_reload_exec_bad_command);
 	tcase_add_test(tc, test_reload_plugin_loaded);
-	tcase_add_loop_test(tc, test_reload_plugin_refused, 0,
-			    sizeof(bad_plugins) / sizeof(bad_plugins[0]));
+	cs_test_add_loop(tc, test_reload_plugin_refused, bad_plugins);
 	suite_add_tcase(s, tc);
 	return s;
 }

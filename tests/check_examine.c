@@ -64,16 +64,9 @@ static void teardown(void)
 
 static X509 *cert_of(const char *file)
 {
-	char *p;
-	FILE *f;
-	X509 *x;
+	char *p = cs_test_path("%s/pki/%s", tmp, file);
+	X509 *x = cs_test_read_x509(p);
 
-	ck_assert_int_ge(asprintf(&p, "%s/pki/%s", tmp, file), 0);
-	f = fopen(p, "r");
-	ck_assert_ptr_nonnull(f);
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	ck_assert_ptr_nonnull(x);
-	fclose(f);
 	free(p);
 	return x;
 }

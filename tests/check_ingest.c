@@ -21,16 +21,7 @@ static const char *const algs[] = { "ec", "rsa" };
 
 static void pki_setup(void)
 {
-	const char *src = getenv("CS_SOURCE_DIR");
-	char *cmd;
-
-	pki = cs_test_mkdtemp();
-	ck_assert_ptr_nonnull(pki);
-	ck_assert_ptr_nonnull(src);
-	ck_assert_int_ge(asprintf(&cmd, "bash %s/tests/mkpki.sh %s/ec ec && "
-					"bash %s/tests/mkpki.sh %s/rsa rsa", src, pki, src, pki), 0);
-	ck_assert_int_eq(cs_test_run(cmd, NULL), 0);
-	free(cmd);
+	pki = cs_test_mkpki(NULL);
 }
 
 static void pki_teardown(void)
@@ -41,22 +32,14 @@ static void pki_teardown(void)
 
 static char *path_of(const char *alg, const char *file)
 {
-	char *p;
-
-	ck_assert_int_ge(asprintf(&p, "%s/%s/%s", pki, alg, file), 0);
-	return p;
+	return cs_test_path("%s/%s/%s", pki, alg, file);
 }
 
 static X509 *load_cert(const char *alg, const char *file)
 {
 	char *p = path_of(alg, file);
-	FILE *f = fopen(p, "r");
-	X509 *x;
+	X509 *x = cs_test_read_x509(p);
 
-	ck_assert_ptr_nonnull(f);
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	ck_assert_ptr_nonnull(x);
-	fclose(f);
 	free(p);
 	return x;
 }

@@ -18,42 +18,31 @@ static char *pki;
 
 static void pki_setup(void)
 {
-	const char *src = getenv("CS_SOURCE_DIR");
-	char *cmd;
-
-	pki = cs_test_mkdtemp();
-	ck_assert_ptr_nonnull(pki);
-	ck_assert_ptr_nonnull(src);
-	ck_assert_int_ge(
-		asprintf(&cmd,
-			 "bash %s/tests/mkpki.sh %s/ec ec && bash %s/tests/mkpki.sh %s/rsa rsa && "
-			 "cd %s/ec && mkdir capath && cp root.pem capath/ && openssl rehash capath "
-			 "&& mkdir straypath && cp stray.pem straypath/ && openssl rehash straypath "
-			 "&& for a in ec rsa; do cat ../$a/leaf.key ../$a/leaf.pem ../$a/int.pem "
-			 ">../$a/noroot.pem && cat ../$a/leaf.key ../$a/leaf.pem "
-			 ">../$a/leafonly.pem; done && "
-			 "openssl req -x509 -newkey rsa:1024 -nodes -keyout weak.key -out weak.pem "
-			 "-subj /CN=weak.example.test -days 30 2>/dev/null && "
-			 "cat weak.key weak.pem >weak-bundle.pem && "
-			 /* the root and the intermediate as one store: leafonly is incomplete */
-			 "cat root.pem int.pem >rootint.pem && "
-			 /* a leaf only for TLS clients */
-			 "printf '[c]\\nextendedKeyUsage = clientAuth\\n' >client.cnf && "
-			 "openssl req -new -key leaf.key -subj /CN=leaf.example.test 2>/dev/null | "
-			 "openssl x509 -req -CA int.pem -CAkey int.key -set_serial 7 -days 30 "
-			 "-extfile client.cnf -extensions c -out client.pem 2>/dev/null && "
-			 "cat leaf.key client.pem int.pem root.pem >client-bundle.pem && "
-			 /* the intermediate cross-signed by the stray: two issuers of the leaf */
-			 "openssl req -new -key int.key -subj '/O=certsync tests/CN=certsync Test "
-			 "Intermediate' 2>/dev/null | openssl x509 -req -CA stray.pem -CAkey "
-			 "stray.key -set_serial 8 -days 30 -extfile ext.cnf -extensions ca "
-			 "-out intx.pem 2>/dev/null && "
-			 "cat root.pem int.pem leaf.pem leaf.key >reversed.pem && "
-			 "cat root.pem stray.pem intx.pem int.pem leaf.pem leaf.key >crossed.pem",
-			 src, pki, src, pki, pki),
-		0);
-	ck_assert_int_eq(cs_test_run(cmd, NULL), 0);
-	free(cmd);
+	/* After mkpki.sh for both key types, in pki/ec: the files these tests add. */
+	pki = cs_test_mkpki(
+		"mkdir capath && cp root.pem capath/ && openssl rehash capath "
+		"&& mkdir straypath && cp stray.pem straypath/ && openssl rehash straypath "
+		"&& for a in ec rsa; do cat ../$a/leaf.key ../$a/leaf.pem ../$a/int.pem "
+		">../$a/noroot.pem && cat ../$a/leaf.key ../$a/leaf.pem "
+		">../$a/leafonly.pem; done && "
+		"openssl req -x509 -newkey rsa:1024 -nodes -keyout weak.key -out weak.pem "
+		"-subj /CN=weak.example.test -days 30 2>/dev/null && "
+		"cat weak.key weak.pem >weak-bundle.pem && "
+		/* the root and the intermediate as one store: leafonly is incomplete */
+		"cat root.pem int.pem >rootint.pem && "
+		/* a leaf only for TLS clients */
+		"printf '[c]\\nextendedKeyUsage = clientAuth\\n' >client.cnf && "
+		"openssl req -new -key leaf.key -subj /CN=leaf.example.test 2>/dev/null | "
+		"openssl x509 -req -CA int.pem -CAkey int.key -set_serial 7 -days 30 "
+		"-extfile client.cnf -extensions c -out client.pem 2>/dev/null && "
+		"cat leaf.key client.pem int.pem root.pem >client-bundle.pem && "
+		/* the intermediate cross-signed by the stray: two issuers of the leaf */
+		"openssl req -new -key int.key -subj '/O=certsync tests/CN=certsync Test "
+		"Intermediate' 2>/dev/null | openssl x509 -req -CA stray.pem -CAkey "
+		"stray.key -set_serial 8 -days 30 -extfile ext.cnf -extensions ca "
+		"-out intx.pem 2>/dev/null && "
+		"cat root.pem int.pem leaf.pem leaf.key >reversed.pem && "
+		"cat root.pem stray.pem intx.pem int.pem leaf.pem leaf.key >crossed.pem");
 }
 
 static void pki_teardown(void)
@@ -64,10 +53,7 @@ static void pki_teardown(void)
 
 static char *path_of(const char *alg, const char *file)
 {
-	char *p;
-
-	ck_assert_int_ge(asprintf(&p, "%s/%s/%s", pki, alg, file), 0);
-	return p;
+	return cs_test_path("%s/%s/%s", pki, alg, file);
 }
 
 /* Ingests and normalises alg/file (and a second file when file2 is not NULL). */

@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <openssl/pem.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,4 +184,45 @@ int cs_test_listing(const char *dir, char *buf, size_t len)
 	if (n >= 0)
 		free(v);
 	return n;
+}
+
+char *cs_test_path(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	ck_assert_int_ge(n, 0);
+	return p;
+}
+
+char *cs_test_mkpki(const char *more)
+{
+	const char *src = getenv("CS_SOURCE_DIR");
+	char *dir = cs_test_mkdtemp(), *cmd;
+
+	ck_assert_ptr_nonnull(dir);
+	ck_assert_ptr_nonnull(src);
+	cmd = cs_test_path("bash %s/tests/mkpki.sh %s/ec ec && bash %s/tests/mkpki.sh %s/rsa rsa"
+			   "%s%s%s%s",
+			   src, dir, src, dir, more ? " && cd " : "", more ? dir : "",
+			   more ? "/ec && " : "", more ? more : "");
+	ck_assert_int_eq(cs_test_run(cmd, NULL), 0);
+	free(cmd);
+	return dir;
+}
+
+X509 *cs_test_read_x509(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x;
+
+	ck_assert_ptr_nonnull(f);
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	ck_assert_ptr_nonnull(x);
+	fclose(f);
+	return x;
 }

@@ -6,6 +6,7 @@
 #define CS_TESTUTIL_H
 
 #include <stddef.h>
+#include <openssl/x509.h>
 #include <sys/types.h>
 
 /* Returns a new directory under $TMPDIR (malloc'd path; remove with cs_test_rmrf). */
@@ -39,6 +40,20 @@ int cs_test_listing(const char *dir, char *buf, size_t len);
 /* Adds fn to tc as a loop test, one run for each element of the array arr. */
 #define cs_test_add_loop(tc, fn, arr) \
 	tcase_add_loop_test((tc), (fn), 0, (int)(sizeof(arr) / sizeof((arr)[0])))
+
+/* Returns the malloc'd string that printf would print for fmt (asserts it is made). */
+char *cs_test_path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Returns a new temporary directory (malloc'd; remove with cs_test_rmrf)
+ * holding the PKI of tests/mkpki.sh twice, in DIR/ec for EC keys and in
+ * DIR/rsa for RSA keys; then, when more is not NULL, runs the shell command
+ * line more in DIR/ec. Asserts that each step works.
+ */
+char *cs_test_mkpki(const char *more);
+
+/* Returns the first PEM certificate in path (asserts that it opens and holds one). */
+X509 *cs_test_read_x509(const char *path);
 
 /*
  * A checked fixture (tcase_add_checked_fixture(tc, cs_test_tmp_setup,

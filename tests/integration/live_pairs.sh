@@ -19,17 +19,9 @@ RENEWALS=${LIVE_RENEWALS:-200}
 PY=/usr/bin/python3
 "$PY" -c 'import cryptography' 2>/dev/null || { echo "SKIP: python3-cryptography is needed"; exit 77; }
 mkdir -p "$T/out"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-live_dir  = $T/live
-settle    = 0
-
-[issuer "local"]
-type     = local-ca
-dir      = $T/ca
-validity = 1h
+conf_head "live_dir  = $T/live
+settle    = 0" "validity = 1h" >"$T/certsync.conf"
+cat >>"$T/certsync.conf" <<CONF
 
 [cert "mail"]
 issuer       = local

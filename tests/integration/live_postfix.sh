@@ -12,17 +12,8 @@ RENEWALS=${LIVE_POSTFIX_RENEWALS:-50}
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root to run Postfix"; exit 77; }
 command -v postfix >/dev/null || { echo "SKIP: postfix is not installed"; exit 77; }
 smtp=$(free_port)
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-live_dir  = $T/live
-retry_min = 1s
-
-[issuer "local"]
-type     = local-ca
-dir      = $T/ca
-validity = 1h
+{ conf_head "live_dir  = $T/live
+retry_min = 1s" "validity = 1h"; cat <<CONF
 
 [cert "mail"]
 issuer       = local
@@ -30,11 +21,8 @@ names        = mail.example.test
 renew_before = 10%
 reload       = postfix
 verify       = smtp://127.0.0.1:$smtp?sni=mail.example.test
-
-[reload "postfix"]
-type       = postfix
-config_dir = $T/postfix
 CONF
+conf_reloaders postfix; } >"$T/certsync.conf"
 
 # The first material, while Postfix is not configured yet.
 grep -v -e "^reload " -e "^verify " "$T/certsync.conf" >"$T/first.conf"

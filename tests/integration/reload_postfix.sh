@@ -35,11 +35,8 @@ jitter       = 0%
 bundle       = $T/tls/mail.pem
 reload       = postfix
 verify       = smtp://127.0.0.1:$smtp?sni=mail.example.test
-
-[reload "postfix"]
-type       = postfix
-config_dir = $T/postfix
 CONF
+conf_reloaders postfix >>"$T/certsync.conf"
 
 rc=0
 "$CERTSYNCD" -f --once -c "$T/certsync.conf" 2>"$T/log1" || rc=$?

@@ -46,14 +46,9 @@ keyfile        = $T/tls/imap.key
 reload         = postfix, $1
 verify         = smtp://127.0.0.1:$smtp?sni=mail.example.test, imap://127.0.0.1:$imap, imaps://127.0.0.1:$imaps
 verify_timeout = 8s
-
-[reload "postfix"]
-type       = postfix
-config_dir = $T/postfix
-
-[reload "dovecot"]
-type   = dovecot
-config = $T/dovecot/dovecot.conf
+CONF
+	conf_reloaders postfix dovecot >>"$T/certsync.conf"
+	cat >>"$T/certsync.conf" <<CONF
 
 [reload "inert"]
 type    = exec

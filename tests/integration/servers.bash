@@ -18,6 +18,21 @@ wait_port() {
 	fail "nothing listens on 127.0.0.1:$1"
 }
 
+# conf_reloaders postfix|dovecot...: for each, a blank line and its [reload]
+# section: "postfix" for the Postfix in $T/postfix, "dovecot" for the
+# Dovecot configured in $T/dovecot/dovecot.conf.
+conf_reloaders() {
+	local s
+	for s in "$@"; do
+		echo
+		case $s in
+		postfix) printf '[reload "postfix"]\ntype       = postfix\nconfig_dir = %s\n' "$T/postfix" ;;
+		dovecot) printf '[reload "dovecot"]\ntype   = dovecot\nconfig = %s\n' "$T/dovecot/dovecot.conf" ;;
+		*) fail "conf_reloaders: no server $s" ;;
+		esac
+	done
+}
+
 CS_STOPS=()
 stop_servers() {
 	local s

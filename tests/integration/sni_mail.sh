@@ -38,19 +38,9 @@ $(printf '%s\n' "$@")
 CONF
 }
 {
-	cat <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-live_dir  = $T/live
-retry_min = 1s
-
-[issuer "local"]
-type     = local-ca
-dir      = $T/ca
-validity = 1h
-
-CONF
+	conf_head "live_dir  = $T/live
+retry_min = 1s" "validity = 1h"
+	echo
 	cert_section a "bundle = $T/out/a.pem" "live_dir = none"
 	cert_section b
 	cert_section c
@@ -66,15 +56,8 @@ type   = dovecot
 certs  = a, b, c
 conf   = $T/dovecot/sni.conf
 reload = dovecot
-
-[reload "postfix"]
-type       = postfix
-config_dir = $T/postfix
-
-[reload "dovecot"]
-type   = dovecot
-config = $T/dovecot/dovecot.conf
 CONF
+	conf_reloaders postfix dovecot
 } >"$T/certsync.conf"
 "$CERTSYNCD" --check-config -c "$T/certsync.conf" >"$T/check.out" 2>&1 ||
 	{ cat "$T/check.out"; fail "check-config"; }

@@ -134,3 +134,20 @@ renew_in_reload() {
 		{ log_tail; fail "the renewal did not reach its reload within 15 s"; }
 	inflight=$(tail -n 1 "$CA/index.txt" | cut -f4)
 }
+
+# until_steady SECONDS N COMMAND...: runs COMMAND every 0.05 s until it has
+# succeeded N times in a row (status 0) or SECONDS have passed (status 1).
+until_steady() {
+	local secs=$1 n=$2 i quiet=0
+	shift 2
+	for ((i = 0; i < secs * 20; i++)); do
+		if "$@"; then
+			quiet=$((quiet + 1))
+			[ "$quiet" -ge "$n" ] && return 0
+		else
+			quiet=0
+		fi
+		sleep 0.05
+	done
+	return 1
+}

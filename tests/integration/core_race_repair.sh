@@ -41,17 +41,7 @@ consistent() {
 	[ "$(grep -c "^start" "$T/reloads.log")" = "$(grep -c "^end" "$T/reloads.log")" ] || return 1
 	[ "$(state 'j["generations"][0]["serial"]')" = "$(deployed)" ]
 }
-quiet=0
-for ((i = 0; i < 30 * 20; i++)); do
-	if consistent; then
-		quiet=$((quiet + 1))
-		[ "$quiet" -ge 20 ] && break
-	else
-		quiet=0
-	fi
-	sleep 0.05
-done
-[ "$quiet" -ge 20 ] || {
+until_steady 30 20 consistent || {
 	ls -l "$OUT" >&2
 	log_tail 30
 	fail "the outputs are not whole and consistent, with the state, within 30 s"

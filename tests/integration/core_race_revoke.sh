@@ -50,18 +50,10 @@ settled() {
 	show_json
 	[ "$(json "$T/show.json" 'j["serial"]')" = "$d" ] && [ "$(json "$T/show.json" 'j["state"]')" = valid ]
 }
-quiet=0
-for ((i = 0; i < 30 * 20; i++)); do
-	if settled; then
-		quiet=$((quiet + 1))
-		[ "$quiet" -ge 20 ] && break
-	else
-		quiet=0
-	fi
-	sleep 0.05
-done
+steady=yes
+until_steady 30 20 settled || steady=no
 d=$(deployed)
-if [ "$quiet" -lt 20 ]; then
+if [ "$steady" = no ]; then
 	grep "^R" "$CA/index.txt" >&2 || true
 	cat "$T/reloads.log" >&2
 	log_tail 30

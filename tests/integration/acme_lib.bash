@@ -148,3 +148,19 @@ check_deployed() {
 	openssl pkey -in "$T/state/acme/pebble/account.key" -noout 2>/dev/null ||
 		fail "the account key is not a private key in PEM"
 }
+
+# add_certs NAME...: appends to certsync.conf a [cert "NAME"] for each NAME:
+# NAME.example.test from "pebble", fullchain and key file in $T/out.
+add_certs() {
+	local n
+	for n in "$@"; do
+		cat >>"$T/certsync.conf" <<CONF
+
+[cert "$n"]
+issuer    = pebble
+names     = $n.example.test
+fullchain = $T/out/$n.crt
+keyfile   = $T/out/$n.key
+CONF
+	done
+}

@@ -9,16 +9,7 @@
 
 start_pebble
 write_conf "http_listen = 127.0.0.1:$HTTP_PORT"
-for n in one two three four five; do
-	cat >>"$T/certsync.conf" <<CONF
-
-[cert "$n"]
-issuer    = pebble
-names     = $n.example.test
-fullchain = $T/out/$n.crt
-keyfile   = $T/out/$n.key
-CONF
-done
+add_certs one two three four five
 "$CERTSYNCD" --once -c "$T/certsync.conf" 2>"$T/agent.log" ||
 	{ cat "$T/agent.log" >&2; fail "certsyncd --once failed"; }
 check_deployed

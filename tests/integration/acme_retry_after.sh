@@ -89,16 +89,7 @@ rm -rf "$T/out" "$T/state/generations" "$T/state/certs" "$T/orders.log"
 mkdir -p "$T/out"
 start_fixture 429:7200,429:7200,429:7200,429:7200
 write_conf "http_listen = 127.0.0.1:$HTTP_PORT"
-for n in one two three four five; do
-	cat >>"$T/certsync.conf" <<CONF
-
-[cert "$n"]
-issuer    = pebble
-names     = $n.example.test
-fullchain = $T/out/$n.crt
-keyfile   = $T/out/$n.key
-CONF
-done
+add_certs one two three four five
 t0=$(date +%s%N)
 if "$CERTSYNCD" --once -c "$T/certsync.conf" 2>"$T/agent4.log"; then
 	fail "--once succeeded although the CA said 429 for two hours"

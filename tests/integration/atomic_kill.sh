@@ -7,12 +7,7 @@
 
 DRV=$CS_BUILD_DIR/tests/atomic_drv
 P=$T/pki
-bash "$CS_SOURCE_DIR/tests/mkpki.sh" "$P" ec >/dev/null 2>&1
-# A second generation: a new key and leaf from the same intermediate.
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$P/leaf2.key" \
-	-subj "/CN=leaf.example.test" -out "$P/leaf2.csr" 2>/dev/null
-openssl x509 -req -in "$P/leaf2.csr" -CA "$P/int.pem" -CAkey "$P/int.key" -set_serial 0x2222 \
-	-days 90 -extfile "$P/ext.cnf" -extensions leaf -out "$P/leaf2.pem" 2>/dev/null
+mkpki2 "$P"
 cat "$P/leaf.key" "$P/leaf.pem" "$P/int.pem" "$P/root.pem" >"$T/gen1.pem"
 cat "$P/leaf2.key" "$P/leaf2.pem" "$P/int.pem" "$P/root.pem" >"$T/gen2.pem"
 mkdir "$T/etc"

@@ -10,18 +10,6 @@ P=$T/pki
 bash "$CS_SOURCE_DIR/tests/mkpki.sh" "$P" ec >/dev/null
 mkdir "$T/out"
 O=$T/out
-
-# run EXPECTED_STATUS CMD... : runs CMD, stdout in $T/stdout, stderr in $T/stderr.
-run() {
-	local want=$1 rc=0
-	shift
-	"$@" >"$T/stdout" 2>"$T/stderr" || rc=$?
-	if [ "$rc" -ne "$want" ]; then
-		echo "--- stdout" >&2; cat "$T/stdout" >&2
-		echo "--- stderr" >&2; cat "$T/stderr" >&2
-		fail "$* exited $rc, expected $want"
-	fi
-}
 # subjects FILE: the subject of each certificate in FILE, in file order.
 subjects() {
 	openssl crl2pkcs7 -nocrl -certfile "$1" | openssl pkcs7 -print_certs -noout |

@@ -10,16 +10,6 @@ P=$T/pki
 bash "$CS_SOURCE_DIR/tests/mkpki.sh" "$P" ec >/dev/null
 O=$T/out
 mkdir "$O"
-run() { # run EXPECTED_STATUS CMD...: stdout in $T/stdout, stderr in $T/stderr
-	local want=$1 rc=0
-	shift
-	"$@" >"$T/stdout" 2>"$T/stderr" || rc=$?
-	if [ "$rc" -ne "$want" ]; then
-		echo "--- stdout" >&2; cat "$T/stdout" >&2
-		echo "--- stderr" >&2; cat "$T/stderr" >&2
-		fail "$* exited $rc, expected $want"
-	fi
-}
 expect_in() { grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "\"$2\" not in $1"; }; }
 export_p12() { # export_p12 OUT PASSWORD OPTIONS...
 	local out=$1 pw=$2

@@ -147,3 +147,27 @@ until_count() {
 	log_tail 30
 	fail "'$1' not logged $2 time(s) within $3 s (logged $(count "$1"))"
 }
+
+# run EXPECTED_STATUS CMD...: runs CMD, its stdout in $T/stdout and its
+# stderr in $T/stderr; fails, showing both, unless it exits EXPECTED_STATUS.
+run() {
+	local want=$1 rc=0
+	shift
+	"$@" >"$T/stdout" 2>"$T/stderr" || rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		echo "--- stdout" >&2; cat "$T/stdout" >&2
+		echo "--- stderr" >&2; cat "$T/stderr" >&2
+		fail "$* exited $rc, expected $want"
+	fi
+}
+
+# mkpki2 DIR: tests/mkpki.sh's EC PKI in DIR, and a second generation of its
+# leaf: a new key and leaf from the same intermediate (DIR/leaf2.key,
+# DIR/leaf2.pem, serial 0x2222).
+mkpki2() {
+	bash "$CS_SOURCE_DIR/tests/mkpki.sh" "$1" ec >/dev/null 2>&1
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1/leaf2.key" \
+		-subj "/CN=leaf.example.test" -out "$1/leaf2.csr" 2>/dev/null
+	openssl x509 -req -in "$1/leaf2.csr" -CA "$1/int.pem" -CAkey "$1/int.key" -set_serial 0x2222 \
+		-days 90 -extfile "$1/ext.cnf" -extensions leaf -out "$1/leaf2.pem" 2>/dev/null
+}

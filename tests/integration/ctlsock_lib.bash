@@ -10,16 +10,8 @@ PY=/usr/bin/python3
 write_conf() {
 	mkdir -p "$T/out"
 	: >"$T/notadir"
-	cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $SOCK
-${1:-}
-
-[issuer "local"]
-type     = local-ca
-dir      = $T/ca
-validity = 30d
+	conf_head "${1:-}" "validity = 30d" >"$T/certsync.conf"
+	cat >>"$T/certsync.conf" <<CONF
 
 [cert "mail"]
 issuer = local

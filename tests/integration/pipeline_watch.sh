@@ -15,16 +15,8 @@
 
 mkdir -p "$T/out" "$T/dove" "$T/real/a" "$T/real/b"
 ln -s "$T/real/a/web.pem" "$T/out/web.pem"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-settle    = 0
-
-[issuer "local"]
-type     = local-ca
-dir      = $T/ca
-validity = 30d
+conf_head "settle    = 0" "validity = 30d" >"$T/certsync.conf"
+cat >>"$T/certsync.conf" <<CONF
 
 [cert "mail"]
 issuer = local

@@ -8,23 +8,8 @@
 . "$(dirname "$0")/lib.bash"
 
 mkdir -p "$T/out"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/sock
-
-[issuer "ca"]
-type = local-ca
-dir  = $T/ca
-
-[cert "mail"]
-issuer = ca
-names  = mail.example.test
-bundle = $T/out/mail.pem
-CONF
-UV_THREADPOOL_SIZE=3 "$CERTSYNCD" -f -c "$T/certsync.conf" 2>"$T/agent.log" &
-agent=$!
-CS_PIDS+=($agent)
+std_conf >"$T/certsync.conf"
+UV_THREADPOOL_SIZE=3 spawn_agent
 wait_for "$T/agent.log" "mail: renewed: serial" 15
 base=$(awk '{print $19}' "/proc/$agent/stat")
 lowered=0 others=0

@@ -32,9 +32,7 @@ trap small_cleanup EXIT
 core_conf "retry_min = 1s
 retry_max = 2s" "renew_before = 3580s" "validity = 1h"
 start_agent
-wait_for "$T/agent.log" "mail: renewed: serial" 10
-wait_for "$T/reloads.log" "^end .* ok" 10
-good=$(deployed)
+first_cert
 base=$(issued)
 cp "$OUT/mail.pem" "$T/good.pem"
 pass "first certificate $good deployed on the tmpfs ($base issued)"
@@ -42,8 +40,7 @@ pass "first certificate $good deployed on the tmpfs ($base issued)"
 mount -o remount,ro "$_small"
 rofail() { count "mail: renewal failed ([0-9]* in a row): .*Read-only file system"; }
 f0=$(rofail)
-ctl renew mail --force
-[ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr" >&2; fail "renew mail --force exited $rc"; }
+force_renew
 for ((i = 0; i < 30 * 20; i++)); do
 	n=$(($(issued) - base))
 	[ "$n" -le 1 ] || {

@@ -10,9 +10,7 @@
 core_conf "retry_min = 2s
 retry_max = 60s"
 start_agent
-wait_for "$T/agent.log" "mail: renewed: serial" 10
-wait_for "$T/reloads.log" "^end .* ok" 10
-good=$(deployed)
+first_cert
 show_json
 [ "$(json "$T/show.json" 'j["state"]')" = valid ] || fail "a new 30-day certificate is $(json "$T/show.json" 'j["state"]'), not valid"
 pass "30-day certificate $good deployed, not due"
@@ -20,13 +18,8 @@ pass "30-day certificate $good deployed, not due"
 touch "$T/reload.fail"
 from=$(($(count "mail: renewing with issuer") + 1))
 cmds=$(count "status socket: renew")
-ctl renew mail --force
-[ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr" >&2; fail "renew mail --force exited $rc"; }
-for ((i = 0; i < 10 * 20; i++)); do
-	[ "$(attempts_failed "$from")" -ge 1 ] && break
-	sleep 0.05
-done
-[ "$(attempts_failed "$from")" -ge 1 ] || { log_tail; fail "the forced renewal did not fail within 10 s"; }
+force_renew
+wait_until 10 failed_at_least "$from" 1 || { log_tail; fail "the forced renewal did not fail within 10 s"; }
 wait_for "$T/agent.log" "rolled back to generation" 5
 for ((i = 0; i < 40; i++)); do [ "$(deployed)" = "$good" ] && break; sleep 0.05; done
 [ "$(deployed)" = "$good" ] || fail "not rolled back to $good"

@@ -111,6 +111,15 @@ attempts_failed() {
 		END { print e + 0 }' "$T/agent.log"
 }
 
+# force_renew: `certsyncctl renew mail --force`; fails unless it exits 0.
+force_renew() {
+	ctl renew mail --force
+	[ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr" >&2; fail "renew mail --force exited $rc"; }
+}
+
+# failed_at_least FROM N: attempts_failed FROM is N or more.
+failed_at_least() { [ "$(attempts_failed "$1")" -ge "$2" ]; }
+
 # first_cert: waits for the agent's first certificate and its reload; sets good.
 first_cert() {
 	wait_for "$T/agent.log" "mail: renewed: serial" 10
@@ -124,8 +133,7 @@ first_cert() {
 renew_in_reload() {
 	local i # starts stays set: the caller may count reloads from there
 	starts=$(grep -c "^start" "$T/reloads.log")
-	ctl renew mail --force
-	[ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr" >&2; fail "renew mail --force exited $rc"; }
+	force_renew
 	for ((i = 0; i < 15 * 20; i++)); do
 		[ "$(grep -c "^start" "$T/reloads.log")" -gt "$starts" ] && break
 		sleep 0.05

@@ -80,8 +80,7 @@ restart "$d" "after SIGTERM during the reload"
 # 2: at once after renew --force.
 prev=$(deployed)
 n0=$(issued)
-ctl renew mail --force
-[ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr" >&2; fail "renew mail --force exited $rc"; }
+force_renew
 term "SIGTERM at once after renew --force"
 whole "after SIGTERM at once after renew --force"
 d=$(deployed)

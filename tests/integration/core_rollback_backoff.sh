@@ -13,17 +13,14 @@
 core_conf "retry_min = 2s
 retry_max = 60s" "renew_before = 3590s" "validity = 1h"
 start_agent
-wait_for "$T/agent.log" "mail: renewed: serial" 10
-wait_for "$T/reloads.log" "^end .* ok" 10
-good=$(deployed)
+first_cert
 key_matches "$OUT/mail.pem" || fail "the first bundle's key does not match its certificate"
 pass "first certificate $good issued, deployed and reloaded"
 
 touch "$T/reload.fail"
 base_issued=$(issued)
 base_renewing=$(count "mail: renewing with issuer")
-ctl renew mail --force
-[ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr" >&2; fail "renew mail --force exited $rc"; }
+force_renew
 pass "reloader made to fail; renew mail --force: $(cat "$T/stdout")"
 
 # Until the fourth failure (2 + 4 + 8 s of delays, and a reload each time):

@@ -11,20 +11,13 @@
 core_conf "retry_min = 1s
 retry_max = 4s" "renew_before = 3590s" "validity = 1h"
 start_agent
-wait_for "$T/agent.log" "mail: renewed: serial" 10
-wait_for "$T/reloads.log" "^end .* ok" 10
-good=$(deployed)
+first_cert
 pass "first certificate $good issued, deployed and reloaded"
 
 touch "$T/reload.fail"
 from=$(($(count "mail: renewing with issuer") + 1))
-ctl renew mail --force
-[ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr" >&2; fail "renew mail --force exited $rc"; }
-for ((i = 0; i < 40 * 20; i++)); do
-	[ "$(attempts_failed "$from")" -ge 4 ] && break
-	sleep 0.05
-done
-[ "$(attempts_failed "$from")" -ge 4 ] || { log_tail 30; fail "not four failed attempts within 40 s"; }
+force_renew
+wait_until 40 failed_at_least "$from" 4 || { log_tail 30; fail "not four failed attempts within 40 s"; }
 pass "four renewals refused by the reloader: $(grep -c "^end .* fail" "$T/reloads.log") failed reloads"
 
 # A failure line may come just before the restored files are in place.

@@ -14,9 +14,7 @@
 core_conf "retry_min = 10m
 retry_max = 1h"
 start_agent
-wait_for "$T/agent.log" "mail: renewed: serial" 10
-wait_for "$T/reloads.log" "^end .* ok" 10
-good=$(deployed)
+first_cert
 pass "first certificate $good deployed and reloaded"
 
 # wait_renew OUTFILE: renew mail --force --wait, bounded; its status in $rc.

@@ -1,4 +1,11 @@
-# Shared helpers for the integration scripts (sourced, not a test itself).
+# Shared helpers for the integration scripts (sourced, not a test itself;
+# core_lib and ctlsock_lib source it, acme_lib, localca_lib and
+# servers.bash follow it; all add their own): a temporary directory $T
+# removed at exit, fail/pass, waits (wait_for, wait_until, until_count), the
+# usual configuration (std_conf, conf_head, conf_mail, conf_capath,
+# EVERY_SECOND), the agent in the background (spawn_agent, stop_agent) and
+# certsyncctl on its socket (ctl), commands with an expected exit status
+# (run), a test PKI with two generations of its leaf (mkpki2).
 set -euo pipefail
 : "${CS_BUILD_DIR:?run through ctest}"
 : "${CS_SOURCE_DIR:?run through ctest}"

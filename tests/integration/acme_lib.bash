@@ -8,21 +8,6 @@ command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null || {
 	exit 77
 }
 
-# free_port: a TCP (and UDP) port on 127.0.0.1 that nothing listens on now.
-free_port() {
-	python3 - <<'PY'
-import socket
-while True:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p))
-    except OSError:
-        t.close(); continue
-    u.close(); t.close(); print(p); break
-PY
-}
-
 # The listener certificate: a throwaway CA ($T/pebble-ca.pem, the ca_bundle)
 # and a leaf for 127.0.0.1 and localhost signed by it.
 make_listener_cert() {

@@ -178,3 +178,26 @@ mkpki2() {
 	openssl x509 -req -in "$1/leaf2.csr" -CA "$1/int.pem" -CAkey "$1/int.key" -set_serial 0x2222 \
 		-days 90 -extfile "$1/ext.cnf" -extensions leaf -out "$1/leaf2.pem" 2>/dev/null
 }
+
+# free_port: a TCP (and UDP) port on 127.0.0.1 that nothing uses now, taken
+# below the kernel's ephemeral range (net.ipv4.ip_local_port_range), so that
+# no outgoing connection of a test running beside this one is given the
+# same port between this choice and the server's bind (it_acme_ari once
+# failed so with "address already in use").
+free_port() {
+	python3 - <<'PY'
+import random, socket
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+while True:
+    p = random.randrange(10000, max(lo, 10001))
+    t = socket.socket()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        t.bind(("127.0.0.1", p)); u.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        t.close(); u.close()
+    print(p); break
+PY
+}

@@ -3,11 +3,6 @@
 # state under $T, and is stopped by the EXIT trap. Needs root, as a real
 # mail server does. Facts in ../shared/TESTING.md.
 
-# free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 # wait_port PORT [SECONDS]: until something accepts on 127.0.0.1:PORT.
 wait_port() {
 	local i

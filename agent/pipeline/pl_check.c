@@ -128,6 +128,87 @@ static void check_work(uv_work_t *req)
 		pl_material_encode(j->ex.m, &j->der);
 }
 
+/* Valid outputs not the newest generation: kept as one if they may be (CHECK_ADOPTED). */
+static void adopt_valid(struct check_job *j)
+{
+	const struct cs_cfg_cert *cfg = j->cfg;
+
+	if (j->ex.verdict == CS_EX_OK && j->st.n_gens > 0 &&
+	    strcmp(j->st.gens[0].sha256, j->ex.sha256) == 0)
+		return;
+	/*
+	 * Not from the issuer: kept where it is (never reverted) until
+	 * its renewal, unless the administrator says it is theirs to
+	 * keep (allow_foreign, certsyncctl adopt).
+	 */
+	if (j->ex.verdict == CS_EX_FOREIGN && !cfg->allow_foreign && !j->adopt)
+		return;
+	/* Another valid certificate that fits: keep it as a generation too. */
+	j->gen = j->st.next_gen;
+	if (cs_deploy_save_gen(j->state_dir, cfg->name, j->gen, j->ex.m, j->adopt_err,
+			       sizeof(j->adopt_err)) < 0)
+		j->gen = 0;
+	j->outcome = CHECK_ADOPTED;
+}
+
+/* Deploys generation n again if it is still valid (CHECK_REPAIRED); false if not. */
+static bool repair_from(struct check_job *j, int n)
+{
+	const struct cs_cfg_cert *cfg = j->cfg;
+	cs_material *m = NULL;
+	struct cs_examined gx;
+	char err[512];
+
+	memset(&gx, 0, sizeof(gx));
+	if (cs_deploy_load_gen(j->state_dir, cfg->name, n, &m, err, sizeof(err)) < 0) {
+		snprintf(j->repair_err, sizeof(j->repair_err), "%s", err);
+		return false;
+	}
+	enum cs_verdict gv = cs_examine_material(cfg, m, j->now, &gx);
+	/* A generation of someone else's certificate was adopted on purpose. */
+	if (gv != CS_EX_OK && gv != CS_EX_FOREIGN) {
+		snprintf(j->repair_err, sizeof(j->repair_err), "generation %d: %.900s", n,
+			 gx.reason);
+		cs_material_free(m);
+		return false;
+	}
+	if (cs_deploy(cfg, m, NULL, j->state_dir, 0, j->now, &j->seen, err,
+		      sizeof(err)) < 0) {
+		snprintf(j->repair_err, sizeof(j->repair_err), "%s", err);
+		cs_material_free(m);
+		return false;
+	}
+	char why[1024];
+	snprintf(why, sizeof(why), "%s", j->ex.reason);
+	cs_examined_clear(&j->ex);
+	cs_examine_material(cfg, m, j->now, &j->ex);
+	snprintf(j->ex.reason, sizeof(j->ex.reason), "%s", why);
+	j->ex.m = m;
+	j->gen = n;
+	j->outcome = CHECK_REPAIRED;
+	cs_deploy_fingerprint(cfg, &j->seen, j->fp);
+	return true;
+}
+
+/* Unusable outputs: puts back the newest generation that is still valid. */
+static void repair(struct check_job *j)
+{
+	j->repair_err[0] = '\0';
+	if (j->adopt) {
+		snprintf(j->repair_err, sizeof(j->repair_err),
+			 "not repaired: adopting takes the files as they are");
+		return;
+	}
+	if (j->no_repair) {
+		snprintf(j->repair_err, sizeof(j->repair_err),
+			 "repairs stopped: the outputs kept changing");
+		return;
+	}
+	for (size_t i = 0; i < j->st.n_gens; i++)
+		if (repair_from(j, j->st.gens[i].n))
+			return;
+}
+
 static void check_examine(struct check_job *j)
 {
 	const struct cs_cfg_cert *cfg = j->cfg;
@@ -155,72 +236,10 @@ static void check_examine(struct check_job *j)
 		j->ex.verdict = CS_EX_OK;
 		snprintf(j->ex.reason, sizeof(j->ex.reason), PL_REASON_ADOPTED);
 	}
-	if (j->ex.verdict == CS_EX_OK || j->ex.verdict == CS_EX_FOREIGN) {
-		if (j->ex.verdict == CS_EX_OK && j->st.n_gens > 0 &&
-		    strcmp(j->st.gens[0].sha256, j->ex.sha256) == 0)
-			return;
-		/*
-		 * Not from the issuer: kept where it is (never reverted) until
-		 * its renewal, unless the administrator says it is theirs to
-		 * keep (allow_foreign, certsyncctl adopt).
-		 */
-		if (j->ex.verdict == CS_EX_FOREIGN && !cfg->allow_foreign && !j->adopt)
-			return;
-		/* Another valid certificate that fits: keep it as a generation too. */
-		j->gen = j->st.next_gen;
-		if (cs_deploy_save_gen(j->state_dir, cfg->name, j->gen, j->ex.m, j->adopt_err,
-				       sizeof(j->adopt_err)) < 0)
-			j->gen = 0;
-		j->outcome = CHECK_ADOPTED;
-		return;
-	}
-	/* Unusable: put back the newest generation that is still valid. */
-	j->repair_err[0] = '\0';
-	if (j->adopt) {
-		snprintf(j->repair_err, sizeof(j->repair_err),
-			 "not repaired: adopting takes the files as they are");
-		return;
-	}
-	if (j->no_repair) {
-		snprintf(j->repair_err, sizeof(j->repair_err),
-			 "repairs stopped: the outputs kept changing");
-		return;
-	}
-	for (size_t i = 0; i < j->st.n_gens; i++) {
-		cs_material *m = NULL;
-		struct cs_examined gx;
-		char err[512];
-		int n = j->st.gens[i].n;
-		memset(&gx, 0, sizeof(gx));
-		if (cs_deploy_load_gen(j->state_dir, cfg->name, n, &m, err, sizeof(err)) < 0) {
-			snprintf(j->repair_err, sizeof(j->repair_err), "%s", err);
-			continue;
-		}
-		enum cs_verdict gv = cs_examine_material(cfg, m, j->now, &gx);
-		/* A generation of someone else's certificate was adopted on purpose. */
-		if (gv != CS_EX_OK && gv != CS_EX_FOREIGN) {
-			snprintf(j->repair_err, sizeof(j->repair_err), "generation %d: %.900s", n,
-				 gx.reason);
-			cs_material_free(m);
-			continue;
-		}
-		if (cs_deploy(cfg, m, NULL, j->state_dir, 0, j->now, &j->seen, err,
-			      sizeof(err)) < 0) {
-			snprintf(j->repair_err, sizeof(j->repair_err), "%s", err);
-			cs_material_free(m);
-			continue;
-		}
-		char why[1024];
-		snprintf(why, sizeof(why), "%s", j->ex.reason);
-		cs_examined_clear(&j->ex);
-		cs_examine_material(cfg, m, j->now, &j->ex);
-		snprintf(j->ex.reason, sizeof(j->ex.reason), "%s", why);
-		j->ex.m = m;
-		j->gen = n;
-		j->outcome = CHECK_REPAIRED;
-		cs_deploy_fingerprint(cfg, &j->seen, j->fp);
-		return;
-	}
+	if (j->ex.verdict == CS_EX_OK || j->ex.verdict == CS_EX_FOREIGN)
+		adopt_valid(j);
+	else
+		repair(j);
 }
 
 /*

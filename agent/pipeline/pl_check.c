@@ -327,23 +327,9 @@ void pl_cert_idle(struct cert *c)
 	pl_drift_idle(c);
 }
 
-static void check_done(uv_work_t *req, int status)
+/* Takes over the job's state (loaded, or its copy freed) and what it read. */
+static void take_job_state(struct cert *c, struct check_job *j)
 {
-	struct check_job *j = req->data;
-	struct cert *c = j->c;
-	struct cs_pipeline *pl = c->pl;
-	time_t now = pl_now(pl);
-	char t1[40];
-	bool was_ok = pl_verdict_ok(c);
-
-	(void)status;
-	pl_inflight_dec(pl);
-	assert(c->stage == PL_CHECKING);
-	if (j->first) {
-		assert(pl->first_running > 0);
-		pl->first_running--;
-		pl_feed_checks(pl); /* the next one, while this one is taken in */
-	}
 	if (j->load_state) {
 		if (j->state_rc != 0)
 			cs_warn("%s: %s", c->cfg->name, j->state_err);
@@ -357,6 +343,114 @@ static void check_done(uv_work_t *req, int status)
 	/* Unchanged: the same bytes as the fingerprint already kept. */
 	if (j->outcome != CHECK_UNCHANGED)
 		memcpy(c->known_fp, j->fp, sizeof(c->known_fp));
+}
+
+/* CHECK_EXAMINED: takes what was found and says what it means. */
+static void took_examined(struct cert *c, struct check_job *j)
+{
+	char t1[40];
+
+	pl_take_examined(c, &j->ex, &j->der);
+	if (c->verdict == CS_EX_FOREIGN) {
+		cs_warn("%s: the deployed certificate %s is not from issuer %s (%s); it is "
+			"kept until its renewal on %s; `certsyncctl adopt %s` (or "
+			"allow_foreign = yes) takes it as the agent's own",
+			c->cfg->name, c->serial, c->cfg->issuer, c->reason,
+			pl_fmt_time(c->not_after, t1, sizeof(t1)), c->cfg->name);
+		return;
+	}
+	if (pl_verdict_ok(c)) {
+		cs_info("%s: deployed certificate %s is valid", c->cfg->name, c->serial);
+		return;
+	}
+	if (j->repair_err[0])
+		cs_warn("%s: %s; no generation to repair it from (%s); it needs a new "
+			"certificate",
+			c->cfg->name, c->reason, j->repair_err);
+	else
+		cs_warn("%s: %s; it needs a new certificate", c->cfg->name, c->reason);
+}
+
+/* CHECK_ADOPTED: takes the certificate as a generation, settling earlier failures. */
+static void took_adopted(struct cert *c, struct check_job *j, time_t now)
+{
+	char t1[40];
+
+	pl_take_examined(c, &j->ex, &j->der);
+	if (c->verdict == CS_EX_FOREIGN) {
+		cs_notice("%s: adopting certificate %s although it is not from issuer %s "
+			  "(%s), as %s",
+			  c->cfg->name, c->serial, c->cfg->issuer, c->reason,
+			  j->adopt ? "asked" : "allow_foreign = yes says");
+		c->verdict = CS_EX_OK;
+		pl_text_set(&c->reason, 1024, PL_REASON_ADOPTED);
+	} else if (c->st.n_gens == 0)
+		cs_notice("%s: adopting the deployed certificate %s (valid until %s)",
+			  c->cfg->name, c->serial, pl_fmt_time(c->not_after, t1, sizeof(t1)));
+	else
+		cs_notice("%s: the deployed files now hold another valid certificate "
+			  "(serial %s, valid until %s) that fits the configuration; "
+			  "accepting it",
+			  c->cfg->name, c->serial, pl_fmt_time(c->not_after, t1, sizeof(t1)));
+	if (j->gen > 0)
+		pl_push_gen(c, j->gen, now);
+	else
+		cs_warn("%s: cannot keep the accepted certificate as a generation: %s",
+			c->cfg->name, j->adopt_err);
+	/* The administrator's choice settles earlier failures. */
+	c->st.failures = 0;
+	c->st.next_attempt = 0;
+	c->st.retry_after = 0;
+	cs_state_set_error(&c->st, NULL);
+	pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_ADOPTED, .gen = j->gen,
+					       .serial = c->serial });
+}
+
+/* CHECK_REPAIRED: counts the repair and takes the generation put back. */
+static void took_repaired(struct cert *c, struct check_job *j, time_t now)
+{
+	count_repair(c, now);
+	pl_take_examined(c, &j->ex, &j->der);
+	c->verdict = CS_EX_OK;
+	cs_notice("%s: repaired from generation %d (%s)", c->cfg->name, j->gen, c->reason);
+	pl_text_set(&c->reason, 1024, "valid");
+	pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_REPAIRED, .gen = j->gen,
+					       .serial = c->serial, .text = c->reason });
+	pl_once_finish(c, ONCE_REPAIRED);
+	pl_capsync_outputs_changed(c->pl, c);
+}
+
+/* One pass (pl->once), c idle and examined: renews what is due now, or is done. */
+static void once_checked(struct cert *c, time_t now)
+{
+	/* One pass: what is due now is renewed now, backoff or not. */
+	if (!pl_verdict_ok(c) ||
+	    (pl_verdict_ok(c) && c->due <= now)) {
+		if (!pl_renewal_start(c, false,
+				      pl_verdict_ok(c) ? c->due_reason : c->reason))
+			pl_once_finish(c, ONCE_FAILED);
+	} else {
+		pl_once_finish(c, ONCE_VALID);
+	}
+}
+
+static void check_done(uv_work_t *req, int status)
+{
+	struct check_job *j = req->data;
+	struct cert *c = j->c;
+	struct cs_pipeline *pl = c->pl;
+	time_t now = pl_now(pl);
+	bool was_ok = pl_verdict_ok(c);
+
+	(void)status;
+	pl_inflight_dec(pl);
+	assert(c->stage == PL_CHECKING);
+	if (j->first) {
+		assert(pl->first_running > 0);
+		pl->first_running--;
+		pl_feed_checks(pl); /* the next one, while this one is taken in */
+	}
+	take_job_state(c, j);
 	switch (j->outcome) {
 	case CHECK_UNCHANGED:
 		break;
@@ -364,66 +458,13 @@ static void check_done(uv_work_t *req, int status)
 		take_known(c);
 		break;
 	case CHECK_EXAMINED:
-		pl_take_examined(c, &j->ex, &j->der);
-		if (c->verdict == CS_EX_FOREIGN) {
-			cs_warn("%s: the deployed certificate %s is not from issuer %s (%s); it is "
-				"kept until its renewal on %s; `certsyncctl adopt %s` (or "
-				"allow_foreign = yes) takes it as the agent's own",
-				c->cfg->name, c->serial, c->cfg->issuer, c->reason,
-				pl_fmt_time(c->not_after, t1, sizeof(t1)), c->cfg->name);
-			break;
-		}
-		if (pl_verdict_ok(c)) {
-			cs_info("%s: deployed certificate %s is valid", c->cfg->name, c->serial);
-			break;
-		}
-		if (j->repair_err[0])
-			cs_warn("%s: %s; no generation to repair it from (%s); it needs a new "
-				"certificate",
-				c->cfg->name, c->reason, j->repair_err);
-		else
-			cs_warn("%s: %s; it needs a new certificate", c->cfg->name, c->reason);
+		took_examined(c, j);
 		break;
 	case CHECK_ADOPTED:
-		pl_take_examined(c, &j->ex, &j->der);
-		if (c->verdict == CS_EX_FOREIGN) {
-			cs_notice("%s: adopting certificate %s although it is not from issuer %s "
-				  "(%s), as %s",
-				  c->cfg->name, c->serial, c->cfg->issuer, c->reason,
-				  j->adopt ? "asked" : "allow_foreign = yes says");
-			c->verdict = CS_EX_OK;
-			pl_text_set(&c->reason, 1024, PL_REASON_ADOPTED);
-		} else if (c->st.n_gens == 0)
-			cs_notice("%s: adopting the deployed certificate %s (valid until %s)",
-				  c->cfg->name, c->serial, pl_fmt_time(c->not_after, t1, sizeof(t1)));
-		else
-			cs_notice("%s: the deployed files now hold another valid certificate "
-				  "(serial %s, valid until %s) that fits the configuration; "
-				  "accepting it",
-				  c->cfg->name, c->serial, pl_fmt_time(c->not_after, t1, sizeof(t1)));
-		if (j->gen > 0)
-			pl_push_gen(c, j->gen, now);
-		else
-			cs_warn("%s: cannot keep the accepted certificate as a generation: %s",
-				c->cfg->name, j->adopt_err);
-		/* The administrator's choice settles earlier failures. */
-		c->st.failures = 0;
-		c->st.next_attempt = 0;
-		c->st.retry_after = 0;
-		cs_state_set_error(&c->st, NULL);
-		pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_ADOPTED, .gen = j->gen,
-						       .serial = c->serial });
+		took_adopted(c, j, now);
 		break;
 	case CHECK_REPAIRED:
-		count_repair(c, now);
-		pl_take_examined(c, &j->ex, &j->der);
-		c->verdict = CS_EX_OK;
-		cs_notice("%s: repaired from generation %d (%s)", c->cfg->name, j->gen, c->reason);
-		pl_text_set(&c->reason, 1024, "valid");
-		pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_REPAIRED, .gen = j->gen,
-						       .serial = c->serial, .text = c->reason });
-		pl_once_finish(c, ONCE_REPAIRED);
-		pl_capsync_outputs_changed(pl, c);
+		took_repaired(c, j, now);
 		break;
 	}
 	if (j->adopt)
@@ -457,17 +498,8 @@ static void check_done(uv_work_t *req, int status)
 	pl_cert_idle(c);
 	if (outcome != CHECK_UNCHANGED && pl_verdict_ok(c) && c->stage == PL_IDLE)
 		pl_ari_fetch(c);
-	if (pl->once && c->stage == PL_IDLE) {
-		/* One pass: what is due now is renewed now, backoff or not. */
-		if (!pl_verdict_ok(c) ||
-		    (pl_verdict_ok(c) && c->due <= now)) {
-			if (!pl_renewal_start(c, false,
-					      pl_verdict_ok(c) ? c->due_reason : c->reason))
-				pl_once_finish(c, ONCE_FAILED);
-		} else {
-			pl_once_finish(c, ONCE_VALID);
-		}
-	}
+	if (pl->once && c->stage == PL_IDLE)
+		once_checked(c, now);
 	pl_arm_timer(pl);
 	pl_maybe_quiesced(pl);
 }

@@ -324,8 +324,8 @@ static void mark_reloaded(struct pl_drift *d)
 		d->e[i].reloaded_for = d->served[i].match == 0 ? leaf_key(d->served[i].sha256) : 0;
 }
 
-/* Every probe of the check has answered: judge, then reload once, report, or wait. */
-static void check_over(struct pl_drift *d)
+/* The answers about an idle cert: drift cleared, one reload for it, or a drift that persists. */
+static void judge(struct pl_drift *d)
 {
 	struct cs_pipeline *pl = d->pl;
 	struct cert *c = d->c;
@@ -333,39 +333,6 @@ static void check_over(struct pl_drift *d)
 	size_t drifting = 0, fresh = 0;
 	char msg[1024];
 
-	assert(pl->drift_running > 0);
-	pl->drift_running--;
-	d->running = false;
-	if (pl_stopping(pl)) {
-		pl_maybe_quiesced(pl); /* may tear everything down: d is not touched after it */
-		return;
-	}
-	if (strcmp(c->sha256, d->want) != 0) {
-		/* Another certificate was deployed meanwhile: the answers are about the old one. */
-		for (size_t i = 0; i < d->n; i++)
-			d->served[i].match = -1;
-		d->stale = false;
-		arm(d, PL_DRIFT_RECHECK_MS);
-		return;
-	}
-	if (d->changed) {
-		pl_save_state(c);
-		/* Subscribers hear of the new answers (the metrics file shows them). */
-		pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_CHANGED });
-	}
-	d->changed = false;
-	if (d->stale) {
-		/* A reload ended during the check: what it saw may predate it. */
-		d->stale = false;
-		arm(d, PL_DRIFT_RECHECK_MS);
-		return;
-	}
-	if (d->reloading)
-		return; /* a reload is under way: pl_drift_idle checks again after it */
-	if (c->stage != PL_IDLE || c->queued.set) {
-		arm_busy(d); /* work started meanwhile: judge when it is over */
-		return;
-	}
 	for (size_t i = 0; i < d->n; i++) {
 		if (d->served[i].match != 0)
 			continue;
@@ -409,6 +376,48 @@ static void check_over(struct pl_drift *d)
 		pl_save_state(c);
 	}
 	arm_next(d);
+}
+
+/* Every probe of the check has answered: judge, then reload once, report, or wait. */
+static void check_over(struct pl_drift *d)
+{
+	struct cs_pipeline *pl = d->pl;
+	struct cert *c = d->c;
+
+	assert(pl->drift_running > 0);
+	pl->drift_running--;
+	d->running = false;
+	if (pl_stopping(pl)) {
+		pl_maybe_quiesced(pl); /* may tear everything down: d is not touched after it */
+		return;
+	}
+	if (strcmp(c->sha256, d->want) != 0) {
+		/* Another certificate was deployed meanwhile: the answers are about the old one. */
+		for (size_t i = 0; i < d->n; i++)
+			d->served[i].match = -1;
+		d->stale = false;
+		arm(d, PL_DRIFT_RECHECK_MS);
+		return;
+	}
+	if (d->changed) {
+		pl_save_state(c);
+		/* Subscribers hear of the new answers (the metrics file shows them). */
+		pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_CHANGED });
+	}
+	d->changed = false;
+	if (d->stale) {
+		/* A reload ended during the check: what it saw may predate it. */
+		d->stale = false;
+		arm(d, PL_DRIFT_RECHECK_MS);
+		return;
+	}
+	if (d->reloading)
+		return; /* a reload is under way: pl_drift_idle checks again after it */
+	if (c->stage != PL_IDLE || c->queued.set) {
+		arm_busy(d); /* work started meanwhile: judge when it is over */
+		return;
+	}
+	judge(d);
 }
 
 static void probe_next(struct pl_drift *d);

@@ -192,6 +192,56 @@ static bool same_cert(X509 *a, X509 *b)
 	return a != NULL && b != NULL && X509_cmp(a, b) == 0;
 }
 
+/* Puts the n outputs read (got) together in m; 0, or a verdict with ex set. */
+static enum cs_verdict assemble(cs_material *m, const char *const *paths,
+				const enum cs_output_kind *kinds, cs_material *const *got,
+				size_t n, struct cs_examined *ex)
+{
+	const char *key_from = NULL, *leaf_from = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		cs_material *g = got[i];
+		if (g == NULL || kinds[i] == CS_OUT_CHAIN)
+			continue;
+		if (cs_output_has_key(kinds[i])) {
+			if (g->key == NULL)
+				return set(ex, CS_EX_UNPARSABLE, "%s holds no private key", paths[i]);
+			if (m->key == NULL) {
+				EVP_PKEY_up_ref(g->key);
+				m->key = g->key;
+				key_from = paths[i];
+			} else if (EVP_PKEY_eq(m->key, g->key) != 1) {
+				return set(ex, CS_EX_INCONSISTENT, "%s holds another key than %s",
+					   paths[i], key_from);
+			}
+		}
+		if (kinds[i] == CS_OUT_KEY)
+			continue;
+		/* Certificates in no chain of the leaf stay in the set, to be refused. */
+		for (int k = 0; k < sk_X509_num(g->strays); k++) {
+			X509 *x = sk_X509_value(g->strays, k);
+			X509_up_ref(x);
+			sk_X509_push(m->strays, x);
+		}
+		if (g->leaf == NULL)
+			return set(ex, CS_EX_UNPARSABLE, "%s holds no certificate", paths[i]);
+		if (m->leaf == NULL) {
+			X509_up_ref(g->leaf);
+			m->leaf = g->leaf;
+			leaf_from = paths[i];
+			for (int k = 0; k < sk_X509_num(g->chain); k++) {
+				X509 *x = sk_X509_value(g->chain, k);
+				X509_up_ref(x);
+				sk_X509_push(m->chain, x);
+			}
+		} else if (!same_cert(m->leaf, g->leaf)) {
+			return set(ex, CS_EX_INCONSISTENT, "%s holds another certificate than %s",
+				   paths[i], leaf_from);
+		}
+	}
+	return CS_EX_OK;
+}
+
 enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_examined *ex)
 {
 	/*
@@ -203,7 +253,6 @@ enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_ex
 	const char *paths[10] = { c->bundle, c->fullchain, c->cert, c->keyfile, c->chain };
 	enum cs_output_kind kinds[10] = { CS_OUT_BUNDLE, CS_OUT_FULLCHAIN, CS_OUT_CERT, CS_OUT_KEY,
 					  CS_OUT_CHAIN };
-	const char *key_from = NULL, *leaf_from = NULL;
 	cs_material *got[10] = { NULL };
 	cs_material *m = NULL;
 	enum cs_verdict v = CS_EX_OK;
@@ -227,52 +276,9 @@ enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_ex
 		v = set(ex, CS_EX_UNPARSABLE, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		cs_material *g = got[i];
-		if (g == NULL || kinds[i] == CS_OUT_CHAIN)
-			continue;
-		if (cs_output_has_key(kinds[i])) {
-			if (g->key == NULL) {
-				v = set(ex, CS_EX_UNPARSABLE, "%s holds no private key", paths[i]);
-				goto out;
-			}
-			if (m->key == NULL) {
-				EVP_PKEY_up_ref(g->key);
-				m->key = g->key;
-				key_from = paths[i];
-			} else if (EVP_PKEY_eq(m->key, g->key) != 1) {
-				v = set(ex, CS_EX_INCONSISTENT, "%s holds another key than %s",
-					paths[i], key_from);
-				goto out;
-			}
-		}
-		if (kinds[i] == CS_OUT_KEY)
-			continue;
-		/* Certificates in no chain of the leaf stay in the set, to be refused. */
-		for (int k = 0; k < sk_X509_num(g->strays); k++) {
-			X509 *x = sk_X509_value(g->strays, k);
-			X509_up_ref(x);
-			sk_X509_push(m->strays, x);
-		}
-		if (g->leaf == NULL) {
-			v = set(ex, CS_EX_UNPARSABLE, "%s holds no certificate", paths[i]);
-			goto out;
-		}
-		if (m->leaf == NULL) {
-			X509_up_ref(g->leaf);
-			m->leaf = g->leaf;
-			leaf_from = paths[i];
-			for (int k = 0; k < sk_X509_num(g->chain); k++) {
-				X509 *x = sk_X509_value(g->chain, k);
-				X509_up_ref(x);
-				sk_X509_push(m->chain, x);
-			}
-		} else if (!same_cert(m->leaf, g->leaf)) {
-			v = set(ex, CS_EX_INCONSISTENT, "%s holds another certificate than %s",
-				paths[i], leaf_from);
-			goto out;
-		}
-	}
+	v = assemble(m, paths, kinds, got, n, ex);
+	if (v != CS_EX_OK)
+		goto out;
 	if (m->leaf == NULL && (got[4] != NULL || got[9] != NULL)) {
 		v = set(ex, CS_EX_UNPARSABLE, "only a chain is deployed");
 		goto out;

@@ -128,7 +128,7 @@ static void finish(struct cs_http_req *r, int status, const char *error)
 
 	if (status == 0)
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.code);
-	r->cb(&res, r->arg);
+	r->cb(r->arg, &res);
 	free_req(r);
 }
 

@@ -36,7 +36,7 @@ struct cs_http_response {
 };
 
 /* Called once per request on the loop thread; res and its strings live until it returns. */
-typedef void (*cs_http_cb)(const struct cs_http_response *res, void *arg);
+typedef void (*cs_http_cb)(void *arg, const struct cs_http_response *res);
 
 struct cs_http_request {
 	const char *method;       /* "GET", "HEAD", "POST" */

@@ -491,7 +491,7 @@ struct got {
 	cs_http *http;
 };
 
-static void on_got(const struct cs_http_response *r, void *arg)
+static void on_got(void *arg, const struct cs_http_response *r)
 {
 	struct got *g = arg;
 
@@ -597,7 +597,7 @@ START_TEST(test_acme_http01_flood)
 }
 END_TEST
 
-static void on_refused(const struct cs_http_response *r, void *arg)
+static void on_refused(void *arg, const struct cs_http_response *r)
 {
 	struct got *g = arg;
 
@@ -641,7 +641,7 @@ END_TEST
 
 /* ---- hooks --------------------------------------------------------------- */
 
-static void on_hook(int64_t status, void *arg)
+static void on_hook(void *arg, int64_t status)
 {
 	*(int64_t *)arg = status;
 }

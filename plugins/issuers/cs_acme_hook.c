@@ -23,7 +23,7 @@ static void on_ended(void *arg, const struct cs_run_result *res)
 	struct run r = *(struct run *)arg;
 
 	free(arg);
-	r.cb(res->term_signal != 0 ? 128 + res->term_signal : res->status, r.arg);
+	r.cb(r.arg, res->term_signal != 0 ? 128 + res->term_signal : res->status);
 }
 
 int cs_acme_hook_run(uv_loop_t *loop, char *const *argv, char *const *env, uint64_t timeout_ms,

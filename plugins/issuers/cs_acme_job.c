@@ -348,7 +348,7 @@ void cs_acme__run_work(struct job *j, void (*fn)(struct job *), step_fn next)
 	}
 }
 
-static void on_hook_done(int64_t status, void *arg)
+static void on_hook_done(void *arg, int64_t status)
 {
 	struct job *j = arg;
 

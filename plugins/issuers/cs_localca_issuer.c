@@ -5,6 +5,7 @@
  * together as one group; a CA still to be created is made by the first
  * request. The CA itself, its files and its CRLs are cs_localca.c's.
  */
+#include "cs_crlreason.h"
 #include "cs_localca.h"
 #include "cs_log.h"
 
@@ -141,7 +142,7 @@ static void issue_work(uv_work_t *w)
 	}
 	if (wk->revoke_cb != NULL) {
 		/* The CRL follows at once, so that the revocation is published with it. */
-		wk->res.status = cs_localca_revoke(ca, wk->serial, cs_localca_reason_name(wk->reason),
+		wk->res.status = cs_localca_revoke(ca, wk->serial, cs_crlreason_name(wk->reason),
 						   wk->res.error, sizeof(wk->res.error));
 		if (wk->res.status == 0)
 			wk->res.status = cs_localca_gencrl(ca, crl_validity(wk->li), NULL,
@@ -463,8 +464,8 @@ int cs_localca_issuer_revoke(cs_issuer *is, X509 *cert, int reason, cs_localca_r
 	struct localca_work *wk;
 	char *hex;
 
-	if (!cs_localca_issuer_is(is) || cert == NULL || cb == NULL || reason < 0 ||
-	    cs_localca_reason_name(reason) == NULL || reason == 8)
+	if (!cs_localca_issuer_is(is) || cert == NULL || cb == NULL ||
+	    !cs_crlreason_valid(reason, CS_CRLREASON_REVOKE))
 		return -EINVAL;
 	if (li->closing)
 		return -ECANCELED;

@@ -76,7 +76,6 @@ static void maybe_free(cs_http *h)
 	free(h->ca_bundle);
 	free(h->user_agent);
 	free(h);
-	curl_global_cleanup();
 	if (cb != NULL)
 		cb(arg);
 }
@@ -254,13 +253,9 @@ cs_http *cs_http_new(uv_loop_t *loop, const struct cs_http_opts *o, char *err, s
 {
 	cs_http *h;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		snprintf(err, errlen, "libcurl cannot be initialised");
-		return NULL;
-	}
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)
-		goto fail_global;
+		goto fail;
 	h->loop = loop;
 	h->connect_timeout_s = o->connect_timeout_s > 0 ? o->connect_timeout_s : 30;
 	h->timeout_s = o->timeout_s > 0 ? o->timeout_s : 120;
@@ -288,8 +283,7 @@ fail_h:
 	free(h->ca_bundle);
 	free(h->user_agent);
 	free(h);
-fail_global:
-	curl_global_cleanup();
+fail:
 	snprintf(err, errlen, "out of memory");
 	return NULL;
 }

@@ -47,7 +47,10 @@ struct cs_http_request {
 	size_t len;
 };
 
-/* Returns a client on loop (close with cs_http_close), or NULL with err set. */
+/*
+ * Returns a client on loop (close with cs_http_close), or NULL with err set.
+ * The process has called curl_global_init once, in main(), before.
+ */
 cs_http *cs_http_new(uv_loop_t *loop, const struct cs_http_opts *o, char *err, size_t errlen);
 
 /*

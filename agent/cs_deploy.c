@@ -60,14 +60,6 @@ void cs_deploy_outputs_of(const struct cs_cfg_cert *c, struct cs_deploy_outputs 
 	}
 }
 
-static void digest(const void *data, size_t len, unsigned char out[32])
-{
-	unsigned int n = 32;
-
-	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
-		memset(out, 0, 32);
-}
-
 /* Digest of the file at path; returns 0, or -errno when it cannot be read. */
 static int digest_file(const char *path, unsigned char out[32])
 {
@@ -360,27 +352,8 @@ static int write_output(const struct cs_cfg_cert *c, const cs_material *m,
 		/* An administrator may point an output at a file elsewhere. */
 		.flags = CS_ATOMIC_FOLLOW_SYMLINK,
 	};
-	char *buf = NULL;
-	size_t len = 0;
-	int rc;
 
-	if (cs_output_has_key(k) && (o.mode & 0027)) {
-		snprintf(err, errlen,
-			 "%s: mode %04o would let others read the private key (use 0600 or 0640)",
-			 path, o.mode & 07777);
-		return -EPERM;
-	}
-	rc = cs_output_render(m, k, &buf, &len, err, errlen);
-	if (rc < 0) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", err);
-		snprintf(err, errlen, "%s: %s", path, msg);
-		return rc;
-	}
-	digest(buf, len, sha);
-	rc = cs_atomic_write(path, buf, len, &o, err, errlen);
-	OPENSSL_clear_free(buf, len);
-	return rc;
+	return cs_output_write_digest(m, k, path, &o, sha, err, errlen);
 }
 
 /*
@@ -406,19 +379,16 @@ static int write_live(const struct cs_cfg_cert *c, const cs_material *m,
 			 c->live_dir, c->name);
 		return -EINVAL;
 	}
-	if (c->mode & 0027) {
-		snprintf(err, errlen,
-			 "%s: mode %04o would let others read the private key (use 0600 or 0640)",
-			 c->live_path[CS_OUT_KEY], c->mode & 07777);
-		return -EPERM;
-	}
+	if ((rc = cs_output_check_mode(CS_OUT_KEY, c->mode, c->live_path[CS_OUT_KEY], err,
+				       errlen)) < 0)
+		return rc;
 	for (size_t k = 0; k < CS_CFG_LIVE_FILES; k++) {
 		enum cs_output_kind kind = (enum cs_output_kind)k;
 		if ((rc = cs_output_render(m, kind, &buf[k], &len[k], msg, sizeof(msg))) < 0) {
 			snprintf(err, errlen, "%s: %s", c->live_path[k], msg);
 			goto out;
 		}
-		digest(buf[k], len[k], sha[k]);
+		cs_output_sha256(buf[k], len[k], sha[k]);
 		f[k] = (struct cs_livedir_file){ cs_cfg_live_files[k], buf[k], len[k],
 						 cs_output_has_key(kind) ? c->mode : c->cert_mode };
 	}

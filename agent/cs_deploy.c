@@ -403,13 +403,26 @@ int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *pr
 	      const char *state_dir, int gen, time_t now, struct cs_deploy_digests *written,
 	      char *err, size_t errlen)
 {
-	struct cs_deploy_outputs o;
-	struct cs_deploy_digests d;
 	struct cs_examined ex;
-	char report[1024] = "";
 	int rc;
 
 	memset(&ex, 0, sizeof(ex));
+	rc = cs_deploy_examined(c, m, prev, state_dir, gen, now, &ex, false, written, err,
+				errlen);
+	cs_examined_clear(&ex);
+	return rc;
+}
+
+int cs_deploy_examined(const struct cs_cfg_cert *c, cs_material *m, const cs_material *prev,
+		       const char *state_dir, int gen, time_t now, struct cs_examined *ex,
+		       bool examined, struct cs_deploy_digests *written, char *err,
+		       size_t errlen)
+{
+	struct cs_deploy_outputs o;
+	struct cs_deploy_digests d;
+	char report[1024] = "";
+	int rc;
+
 	/* An issuer's answer in another order is put right, when that can be told. */
 	rc = cs_chain_order(m, report, sizeof(report));
 	if (rc < 0) {
@@ -418,13 +431,16 @@ int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *pr
 			 report[0] != '\0' ? report : "cannot order the chain");
 		return rc == CS_CHAIN_AMBIGUOUS ? -EINVAL : rc;
 	}
+	/* The caller's examination holds unless the order had to change. */
+	if (!examined || rc == 1)
+		cs_examine_material(c, m, now, ex);
 	/*
 	 * New material (gen > 0) must verify to the issuer's trust; a stored
 	 * generation written back may be one an administrator adopted.
 	 */
-	enum cs_verdict v = cs_examine_material(c, m, now, &ex);
+	enum cs_verdict v = ex->verdict;
 	if (v != CS_EX_OK && !(v == CS_EX_FOREIGN && gen == 0)) {
-		snprintf(err, errlen, "refusing to deploy: %s", ex.reason);
+		snprintf(err, errlen, "refusing to deploy: %s", ex->reason);
 		return -EINVAL;
 	}
 	if (gen > 0 && (rc = cs_deploy_save_gen(state_dir, c->name, gen, m, err, errlen)) < 0)

@@ -4,6 +4,7 @@
  */
 #include "cs_agent.h"
 #include "cs_ctlsock.h"
+#include "cs_events.h"
 #include "cs_early.h"
 #include "cs_lock.h"
 #include "cs_log.h"
@@ -222,6 +223,8 @@ static int run(struct cs_agent *a)
 		cs_err("%s", err);
 		return -ENOMEM;
 	}
+	/* One debug line per event; the status socket subscribes next (counters). */
+	cs_pipeline_subscribe(a->pl, cs_events_log, NULL);
 	if (a->sock != NULL)
 		cs_ctlsock_attach_agent(a->sock, a->cfg, a->pl);
 	else

@@ -266,6 +266,37 @@ static void inbox_leftovers(struct section *s)
 	free(v);
 }
 
+/*
+ * A section the ended job ran: logged, its leftover inbox requested again,
+ * its own links pruned, the job's names and publications dropped, and the
+ * job's problems made the section's.
+ */
+static void section_job_end(struct cs_capsync *cs, struct section *s)
+{
+	s->j_ran = false;
+	/* One line per job and section: what started it, for whoever wonders why. */
+	cs_debug("%s: job %u ended: %s, %zu name(s), %zu publication(s)%s", s->label, cs->seq,
+		 s->j_pass || s->j_full ? "full pass" : "no full pass", s->j_n, s->j_npub,
+		 s->j_changed ? ", changed" : "");
+	if (s->j_pass)
+		inbox_leftovers(s);
+	s->j_pass = false;
+	if (s->is_capath) {
+		uv_mutex_lock(&cs->lock);
+		own_prune(s, cs->seq);
+		uv_mutex_unlock(&cs->lock);
+	}
+	strv_free(s->j_names, s->j_n);
+	s->j_names = NULL;
+	s->j_n = 0;
+	pubs_free(s->j_pubs, s->j_npub);
+	s->j_pubs = NULL;
+	s->j_npub = 0;
+	plist_free(&s->problems);
+	s->problems = s->j_problems;
+	s->j_problems = (struct plist){ NULL, 0 };
+}
+
 static void after_work_cb(uv_work_t *w, int status)
 {
 	struct cs_capsync *cs = w->data;
@@ -281,28 +312,7 @@ static void after_work_cb(uv_work_t *w, int status)
 
 		if (!s->j_ran)
 			continue;
-		s->j_ran = false;
-		/* One line per job and section: what started it, for whoever wonders why. */
-		cs_debug("%s: job %u ended: %s, %zu name(s), %zu publication(s)%s", s->label, cs->seq,
-			 s->j_pass || s->j_full ? "full pass" : "no full pass", s->j_n, s->j_npub,
-			 s->j_changed ? ", changed" : "");
-		if (s->j_pass)
-			inbox_leftovers(s);
-		s->j_pass = false;
-		if (s->is_capath) {
-			uv_mutex_lock(&cs->lock);
-			own_prune(s, cs->seq);
-			uv_mutex_unlock(&cs->lock);
-		}
-		strv_free(s->j_names, s->j_n);
-		s->j_names = NULL;
-		s->j_n = 0;
-		pubs_free(s->j_pubs, s->j_npub);
-		s->j_pubs = NULL;
-		s->j_npub = 0;
-		plist_free(&s->problems);
-		s->problems = s->j_problems;
-		s->j_problems = (struct plist){ NULL, 0 };
+		section_job_end(cs, s);
 		if (s->j_failed)
 			nf++;
 		if (!s->j_changed)
@@ -344,6 +354,111 @@ static void after_work_cb(uv_work_t *w, int status)
 		capsync_free(cs);
 }
 
+/* ---- the sections, from the configuration ---- */
+
+/* A [capath] section's own settings into s, its reload list in *rl; 0 or -ENOMEM. */
+static int capath_section(struct section *s, const struct cs_config *cfg,
+			  const struct cs_cfg_capath *c, const struct cs_cfg_list **rl)
+{
+	s->is_capath = true;
+	s->name = strdup(c->name);
+	s->dir = strdup(c->dir);
+	if (c->cafile != NULL && (s->cafile = strdup(c->cafile)) == NULL)
+		return -ENOMEM;
+	/*
+	 * The state directory is the agent's own; a cache next to the
+	 * CA files would be read by anyone with the directory and
+	 * would fire the agent's own inotify watch on every write.
+	 */
+	if (cfg->agent.state_dir != NULL &&
+	    asprintf(&s->cache, "%s/capath-%s.cache", cfg->agent.state_dir, c->name) < 0) {
+		s->cache = NULL;
+		return -ENOMEM;
+	}
+	s->issuers = list_dup(&c->issuers, &s->nissuers);
+	if (s->issuers == NULL || s->nissuers != c->issuers.n)
+		return -ENOMEM;
+	*rl = &c->reload;
+	return 0;
+}
+
+/* An [sni] section into s, label and reload list included; 0 or -ENOMEM. */
+static int sni_section(struct section *s, const struct cs_cfg_sni *c)
+{
+	s->is_sni = true;
+	s->name = strdup(c->name);
+	if (s->name == NULL || cs_sni_opts_dup(c, &s->sni) < 0 ||
+	    asprintf(&s->label, "sni %s", c->name) < 0) {
+		s->label = NULL;
+		return -ENOMEM;
+	}
+	s->sni_certs = list_dup(&c->certs, &s->n_sni_certs);
+	if (s->sni_certs == NULL || s->n_sni_certs != c->certs.n)
+		return -ENOMEM;
+	s->reload = list_dup(&c->reload, &s->nreload);
+	if (s->reload == NULL || s->nreload != c->reload.n)
+		return -ENOMEM;
+	return 0;
+}
+
+/* A [clientcerts] section's own settings into s, its reload list in *rl; 0 or -ENOMEM. */
+static int clientcerts_section(struct section *s, const struct cs_config *cfg,
+			       const struct cs_cfg_clientcerts *c, const struct cs_cfg_list **rl)
+{
+	s->name = strdup(c->name);
+	s->dir = strdup(c->dir);
+	s->map = strdup(c->map);
+	s->map_type = strdup(c->map_type != NULL ? c->map_type : "hash");
+	s->digest = c->digest;
+	s->pubkey = c->fingerprint == CS_FP_OF_PUBKEY;
+	if (s->map == NULL || s->map_type == NULL)
+		return -ENOMEM;
+	*rl = &c->reload;
+	/* postmap reads the main.cf of the Postfix instance it is for. */
+	for (size_t k = 0; k < (*rl)->n && s->config_dir == NULL; k++) {
+		const struct cs_cfg_reload *r = cs_config_reload(cfg, (*rl)->v[k]);
+
+		if (r != NULL && r->type == CS_RELOAD_POSTFIX && r->config_dir != NULL &&
+		    (s->config_dir = strdup(r->config_dir)) == NULL)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Section i of cfg (the capaths, then the clientcerts, then the snis) into s; 0 or -ENOMEM. */
+static int section_init(struct cs_capsync *cs, struct section *s, const struct cs_config *cfg,
+			size_t i)
+{
+	const struct cs_cfg_list *rl;
+	size_t want;
+
+	s->cs = cs;
+	TAILQ_INIT(&s->own_q);
+
+	if (i < cfg->n_capaths) {
+		if (capath_section(s, cfg, &cfg->capaths[i], &rl) < 0)
+			return -ENOMEM;
+	} else if (i >= cfg->n_capaths + cfg->n_clientcerts) {
+		return sni_section(s, &cfg->snis[i - cfg->n_capaths - cfg->n_clientcerts]);
+	} else {
+		if (clientcerts_section(s, cfg, &cfg->clientcerts[i - cfg->n_capaths], &rl) < 0)
+			return -ENOMEM;
+	}
+	/* A capath or clientcerts section: its label, reloads, and its directory watched once. */
+	if (s->name == NULL || s->dir == NULL ||
+	    asprintf(&s->label, "%s %s", s->is_capath ? "capath" : "clientcerts", s->name) < 0) {
+		s->label = NULL;
+		return -ENOMEM;
+	}
+	want = rl->n;
+	s->reload = list_dup(rl, &s->nreload);
+	if (s->reload == NULL || s->nreload != want)
+		return -ENOMEM;
+	if (!in_list((const char *const *)cs->dirs, cs->ndirs, s->dir))
+		cs->dirs[cs->ndirs++] = s->dir;
+	return 0;
+}
+
 /* ---- public ---- */
 
 struct cs_capsync *cs_capsync_new(uv_loop_t *loop, const struct cs_config *cfg,
@@ -366,88 +481,10 @@ struct cs_capsync *cs_capsync_new(uv_loop_t *loop, const struct cs_config *cfg,
 	cs->dirs = calloc(n + 1, sizeof(*cs->dirs));
 	if (cs->s == NULL || cs->dirs == NULL)
 		goto nomem;
-	for (size_t i = 0; i < n; i++) {
-		struct section *s = &cs->s[cs->ns++];
-		const struct cs_cfg_list *rl;
-		size_t want;
-
-		s->cs = cs;
-		TAILQ_INIT(&s->own_q);
-
-		if (i < cfg->n_capaths) {
-			const struct cs_cfg_capath *c = &cfg->capaths[i];
-
-			s->is_capath = true;
-			s->name = strdup(c->name);
-			s->dir = strdup(c->dir);
-			if (c->cafile != NULL && (s->cafile = strdup(c->cafile)) == NULL)
-				goto nomem;
-			/*
-			 * The state directory is the agent's own; a cache next to the
-			 * CA files would be read by anyone with the directory and
-			 * would fire the agent's own inotify watch on every write.
-			 */
-			if (cfg->agent.state_dir != NULL &&
-			    asprintf(&s->cache, "%s/capath-%s.cache", cfg->agent.state_dir,
-				     c->name) < 0) {
-				s->cache = NULL;
-				goto nomem;
-			}
-			s->issuers = list_dup(&c->issuers, &s->nissuers);
-			if (s->issuers == NULL || s->nissuers != c->issuers.n)
-				goto nomem;
-			rl = &c->reload;
-		} else if (i >= cfg->n_capaths + cfg->n_clientcerts) {
-			const struct cs_cfg_sni *c = &cfg->snis[i - cfg->n_capaths - cfg->n_clientcerts];
-
-			s->is_sni = true;
-			s->name = strdup(c->name);
-			if (s->name == NULL || cs_sni_opts_dup(c, &s->sni) < 0 ||
-			    asprintf(&s->label, "sni %s", c->name) < 0) {
-				s->label = NULL;
-				goto nomem;
-			}
-			s->sni_certs = list_dup(&c->certs, &s->n_sni_certs);
-			if (s->sni_certs == NULL || s->n_sni_certs != c->certs.n)
-				goto nomem;
-			s->reload = list_dup(&c->reload, &s->nreload);
-			if (s->reload == NULL || s->nreload != c->reload.n)
-				goto nomem;
-			continue;
-		} else {
-			const struct cs_cfg_clientcerts *c = &cfg->clientcerts[i - cfg->n_capaths];
-
-			s->name = strdup(c->name);
-			s->dir = strdup(c->dir);
-			s->map = strdup(c->map);
-			s->map_type = strdup(c->map_type != NULL ? c->map_type : "hash");
-			s->digest = c->digest;
-			s->pubkey = c->fingerprint == CS_FP_OF_PUBKEY;
-			if (s->map == NULL || s->map_type == NULL)
-				goto nomem;
-			rl = &c->reload;
-			/* postmap reads the main.cf of the Postfix instance it is for. */
-			for (size_t k = 0; k < rl->n && s->config_dir == NULL; k++) {
-				const struct cs_cfg_reload *r = cs_config_reload(cfg, rl->v[k]);
-
-				if (r != NULL && r->type == CS_RELOAD_POSTFIX && r->config_dir != NULL &&
-				    (s->config_dir = strdup(r->config_dir)) == NULL)
-					goto nomem;
-			}
-		}
-		if (s->name == NULL || s->dir == NULL ||
-		    asprintf(&s->label, "%s %s", s->is_capath ? "capath" : "clientcerts",
-			     s->name) < 0) {
-			s->label = NULL;
+	/* cs->ns counts a section before it is filled in: a half-made one is freed too. */
+	for (size_t i = 0; i < n; i++)
+		if (section_init(cs, &cs->s[cs->ns++], cfg, i) < 0)
 			goto nomem;
-		}
-		want = rl->n;
-		s->reload = list_dup(rl, &s->nreload);
-		if (s->reload == NULL || s->nreload != want)
-			goto nomem;
-		if (!in_list((const char *const *)cs->dirs, cs->ndirs, s->dir))
-			cs->dirs[cs->ndirs++] = s->dir;
-	}
 	return cs;
 nomem:
 	snprintf(err, errlen, "capath/clientcerts/sni: out of memory");

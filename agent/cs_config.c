@@ -16,9 +16,6 @@
  */
 #include "cs_config_int.h"
 
-const struct enum_val cs_config__e_issuer_type[] = { { "local-ca", CS_ISSUER_LOCAL_CA },
-						     { "acme", CS_ISSUER_ACME },
-						     { NULL, 0 } };
 static const struct enum_val e_challenge[] = { { "http-01", CS_CHALLENGE_HTTP01 },
 					       { "dns-01", CS_CHALLENGE_DNS01 },
 					       { "tls-alpn-01", CS_CHALLENGE_TLSALPN01 },
@@ -70,32 +67,30 @@ const struct keydef cs_config__agent_keys[] = {
 	{ NULL, 0, 0, 0, NULL },
 };
 
-#define LOCAL T(CS_ISSUER_LOCAL_CA)
-#define ACME T(CS_ISSUER_ACME)
 #define IS(f) offsetof(struct cs_cfg_issuer, f)
 const struct keydef cs_config__issuer_keys[] = {
-	{ "type", V_ENUM, IS(type), ANY, cs_config__e_issuer_type },
-	{ "dir", V_PATH, IS(dir), LOCAL, NULL },
-	{ "subject", V_STR, IS(subject), LOCAL, NULL },
-	{ "key", V_KEYTYPE, IS(key), LOCAL, NULL },
-	{ "validity", V_DURATION, IS(validity), LOCAL, NULL },
-	{ "ca_validity", V_DURATION, IS(ca_validity), LOCAL, NULL },
-	{ "crl_validity", V_DURATION, IS(crl_validity), LOCAL, NULL },
-	{ "crl_renew_before", V_SPAN, IS(crl_renew_before), LOCAL, NULL },
-	{ "directory", V_STR, IS(directory), ACME, NULL },
-	{ "contact", V_CONTACTS, IS(contact), ACME, NULL },
-	{ "challenge", V_ENUM, IS(challenge), ACME, e_challenge },
-	{ "webroot", V_PATH, IS(webroot), ACME, NULL },
-	{ "http_listen", V_HOSTPORT, IS(http_listen), ACME, NULL },
-	{ "dns_hook", V_PATH, IS(dns_hook), ACME, NULL },
-	{ "ca_bundle", V_PATH, IS(ca_bundle), ACME, NULL },
+	{ "type", V_STR, IS(type), ANY, NULL },
+	{ "dir", V_PATH, IS(dir), ANY, NULL },
+	{ "subject", V_STR, IS(subject), ANY, NULL },
+	{ "key", V_KEYTYPE, IS(key), ANY, NULL },
+	{ "validity", V_DURATION, IS(validity), ANY, NULL },
+	{ "ca_validity", V_DURATION, IS(ca_validity), ANY, NULL },
+	{ "crl_validity", V_DURATION, IS(crl_validity), ANY, NULL },
+	{ "crl_renew_before", V_SPAN, IS(crl_renew_before), ANY, NULL },
+	{ "directory", V_STR, IS(directory), ANY, NULL },
+	{ "contact", V_CONTACTS, IS(contact), ANY, NULL },
+	{ "challenge", V_ENUM, IS(challenge), ANY, e_challenge },
+	{ "webroot", V_PATH, IS(webroot), ANY, NULL },
+	{ "http_listen", V_HOSTPORT, IS(http_listen), ANY, NULL },
+	{ "dns_hook", V_PATH, IS(dns_hook), ANY, NULL },
+	{ "ca_bundle", V_PATH, IS(ca_bundle), ANY, NULL },
 	{ "trust", V_PATH, IS(trust), ANY, NULL },
-	{ "eab_kid", V_STR, IS(eab_kid), ACME, NULL },
-	{ "eab_hmac_key", V_STR, IS(eab_hmac_key), ACME, NULL },
-	{ "preferred_chain", V_STR, IS(preferred_chain), ACME, NULL },
-	{ "profile", V_STR, IS(profile), ACME, NULL },
-	{ "account_key", V_KEYTYPE, IS(account_key), ACME, NULL },
-	{ "max_orders", V_MAXORDERS, IS(max_orders), ACME, NULL },
+	{ "eab_kid", V_STR, IS(eab_kid), ANY, NULL },
+	{ "eab_hmac_key", V_STR, IS(eab_hmac_key), ANY, NULL },
+	{ "preferred_chain", V_STR, IS(preferred_chain), ANY, NULL },
+	{ "profile", V_STR, IS(profile), ANY, NULL },
+	{ "account_key", V_KEYTYPE, IS(account_key), ANY, NULL },
+	{ "max_orders", V_MAXORDERS, IS(max_orders), ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },
 };
 
@@ -394,13 +389,38 @@ static int store_value(const struct keydef *d, void *base, const char *value, ch
 	return 0;
 }
 
-/*
- * Stores every pair of s through the key table. subtype selects which keys
- * apply (-1: all that have ANY). Unknown keys and keys of another sub-type
- * are errors.
- */
-void cs_config__apply_keys(struct parser *p, struct raw_section *s, const struct keydef *table,
-			   void *base, int subtype, const char *subtype_name)
+static bool in_list(const char *const *l, const char *key)
+{
+	for (; l != NULL && *l != NULL; l++)
+		if (strcmp(*l, key) == 0)
+			return true;
+	return false;
+}
+
+/* Whether key d applies to a section of this sub-type or driver (see cs_config__keyset). */
+static bool applies(const struct keydef *d, const struct cs_config__keyset *ks)
+{
+	if (ks->allowed != NULL)
+		return in_list(ks->always, d->key) || in_list(ks->allowed, d->key);
+	return ks->subtype < 0 || (d->applies & T(ks->subtype));
+}
+
+/* "key=value" appended to l; -ENOMEM. */
+static int list_push(struct cs_cfg_list *l, const char *key, const char *value)
+{
+	char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
+
+	if (v == NULL)
+		return -ENOMEM;
+	l->v = v;
+	if (asprintf(&v[l->n], "%s=%s", key, value) < 0)
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+void cs_config__apply_keyset(struct parser *p, struct raw_section *s, const struct keydef *table,
+			     void *base, const struct cs_config__keyset *ks)
 {
 	for (size_t i = 0; i < s->n_pairs; i++) {
 		struct raw_pair *kv = &s->pairs[i];
@@ -410,27 +430,59 @@ void cs_config__apply_keys(struct parser *p, struct raw_section *s, const struct
 		for (d = table; d->key; d++)
 			if (strcmp(d->key, kv->key) == 0)
 				break;
+		if (d->key == NULL && ks->extra != NULL && in_list(ks->allowed, kv->key)) {
+			/* A key of the driver's own that the parser has no slot for. */
+			if (list_push(ks->extra, kv->key, kv->value) < 0)
+				cs_config__pair_error(p, s, kv, "out of memory");
+			continue;
+		}
 		if (d->key == NULL) {
 			char known[512];
 			size_t used = 0;
 			known[0] = '\0';
 			for (const struct keydef *k = table; k->key; k++)
-				if (subtype < 0 || (k->applies & T(subtype)))
+				if (applies(k, ks))
 					used += snprintf(known + used,
 							 used < sizeof(known) ? sizeof(known) - used : 0,
 							 "%s%s", used ? ", " : "", k->key);
+			for (const char *const *k = ks->allowed; ks->extra != NULL && k && *k; k++)
+				if (!cs_config__has_key(table, *k))
+					used += snprintf(known + used,
+							 used < sizeof(known) ? sizeof(known) - used : 0,
+							 "%s%s", used ? ", " : "", *k);
 			snprintf(err, sizeof(err), "unknown key (known here: %s)", known);
 			cs_config__pair_error(p, s, kv, err);
 			continue;
 		}
-		if (subtype >= 0 && !(d->applies & T(subtype))) {
-			snprintf(err, sizeof(err), "not a key of type = %s", subtype_name);
+		if (!applies(d, ks)) {
+			snprintf(err, sizeof(err), "not a key of type = %s", ks->type_name);
 			cs_config__pair_error(p, s, kv, err);
 			continue;
 		}
 		if (store_value(d, base, kv->value, err, sizeof(err)) < 0)
 			cs_config__pair_error(p, s, kv, err);
 	}
+}
+
+bool cs_config__has_key(const struct keydef *table, const char *key)
+{
+	for (; table->key; table++)
+		if (strcmp(table->key, key) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Stores every pair of s through the key table. subtype selects which keys
+ * apply (-1: all that have ANY). Unknown keys and keys of another sub-type
+ * are errors.
+ */
+void cs_config__apply_keys(struct parser *p, struct raw_section *s, const struct keydef *table,
+			   void *base, int subtype, const char *subtype_name)
+{
+	struct cs_config__keyset ks = { .subtype = subtype, .type_name = subtype_name };
+
+	cs_config__apply_keyset(p, s, table, base, &ks);
 }
 
 struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs)
@@ -474,6 +526,8 @@ struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs)
 static void free_issuer(struct cs_cfg_issuer *is)
 {
 	free(is->name);
+	free(is->type);
+	cs_config__list_free(&is->params);
 	free(is->dir);
 	free(is->subject);
 	free(is->directory);

@@ -62,21 +62,25 @@ struct cs_cfg_agent {
 	struct cs_cfg_interval verify_interval; /* drift checks (default 6h) */
 };
 
-enum cs_issuer_type {
-	CS_ISSUER_LOCAL_CA = 0,
-	CS_ISSUER_ACME,
-};
-
 enum cs_challenge {
 	CS_CHALLENGE_HTTP01 = 0,
 	CS_CHALLENGE_DNS01,
 	CS_CHALLENGE_TLSALPN01,
 };
 
+struct cs_issuer_driver;
+
+/*
+ * An [issuer]: its driver (from the registry, cs_registry.h, by `type`) and
+ * the values of the keys the parser knows how to read. Which keys a section
+ * may have is the driver's to say; the built-in drivers' keys follow.
+ */
 struct cs_cfg_issuer {
 	char *name;
 	struct cs_cfg_origin origin;
-	enum cs_issuer_type type;
+	char *type;                            /* `type =` as written */
+	const struct cs_issuer_driver *driver; /* its driver; NULL only in a refused configuration */
+	struct cs_cfg_list params;             /* "key=value" of a driver's keys not listed below */
 	/* local-ca */
 	char *dir;
 	char *subject;
@@ -209,6 +213,7 @@ struct cs_cfg_reload {
 	char *name;
 	struct cs_cfg_origin origin;
 	enum cs_reload_type type;
+	const char *type_name; /* `type =`: the name of its driver in the registry */
 	char *config_dir; /* postfix */
 	char *config;     /* dovecot */
 	char *pid_file;   /* dovecot, optional */

@@ -6,6 +6,8 @@
  * cs_config__build_all runs the checks across sections.
  */
 #include "cs_config_int.h"
+#include "cs_proto.h"
+#include "cs_registry.h"
 
 static void require(struct parser *p, struct raw_section *s, const void *value, const char *key,
 		    const char *why)
@@ -27,7 +29,7 @@ static void build_agent(struct parser *p, struct raw_section *s)
 	if (s != NULL)
 		cs_config__apply_keys(p, s, cs_config__agent_keys, a, -1, NULL);
 	a->state_dir = dup_default(a->state_dir, "/var/lib/certsync");
-	a->socket = dup_default(a->socket, "/run/certsync/certsync.sock");
+	a->socket = dup_default(a->socket, CS_PROTO_SOCKET_PATH);
 	a->plugin_dir = dup_default(a->plugin_dir, CS_DEFAULT_PLUGINDIR);
 	if (a->retry_min > a->retry_max && s != NULL)
 		cs_config__section_error(p, s, "retry_min is longer than retry_max");
@@ -54,9 +56,55 @@ static int section_subtype(struct parser *p, struct raw_section *s, const struct
 	return v;
 }
 
+/* A driver's check reports through the parser: the section, and a key of it when given. */
+struct issuer_check {
+	struct parser *p;
+	struct raw_section *s;
+};
+
+static void issuer_check_error(void *ctx, const char *key, const char *msg)
+{
+	struct issuer_check *ic = ctx;
+	const struct raw_pair *kv = key != NULL ? cs_config__find_pair(ic->s, key) : NULL;
+
+	if (kv != NULL)
+		cs_config__pair_error(ic->p, ic->s, kv, msg);
+	else
+		cs_config__section_error(ic->p, ic->s, "%s", msg);
+}
+
+static bool issuer_check_given(void *ctx, const char *key)
+{
+	struct issuer_check *ic = ctx;
+
+	return cs_config__find_pair(ic->s, key) != NULL;
+}
+
+/* The driver named by "type", looked up first so that the right keys apply. */
+static const struct cs_issuer_driver *issuer_driver(struct parser *p, struct raw_section *s)
+{
+	const struct raw_pair *kv = cs_config__find_pair(s, "type");
+	const struct cs_issuer_driver *d;
+	char names[256], err[400];
+
+	cs_registry_issuer_types(names, sizeof(names));
+	if (kv == NULL) {
+		cs_config__section_error(p, s, "'type' is required (one of: %s)", names);
+		return NULL;
+	}
+	if ((d = cs_registry_issuer(kv->value)) == NULL) {
+		snprintf(err, sizeof(err), "'%s' is not one of: %s", kv->value, names);
+		cs_config__pair_error(p, s, kv, err);
+	}
+	return d;
+}
+
 static void build_issuer(struct parser *p, struct raw_section *s, struct cs_cfg_issuer *is)
 {
-	int type = section_subtype(p, s, cs_config__e_issuer_type);
+	static const char *const always[] = { "type", "trust", NULL };
+	const struct cs_issuer_driver *d = issuer_driver(p, s);
+	struct issuer_check ic = { p, s };
+	const struct cs_registry_check ck = { issuer_check_error, issuer_check_given, &ic };
 
 	is->name = strdup(s->name);
 	is->origin = (struct cs_cfg_origin){ s->file, s->line };
@@ -64,47 +112,17 @@ static void build_issuer(struct parser *p, struct raw_section *s, struct cs_cfg_
 	is->account_key = CS_KEY_EC_P256;
 	is->validity = 90 * 86400;
 	is->ca_validity = 10 * 365 * 86400;
-	if (type < 0)
+	if (d == NULL)
 		return;
-	cs_config__apply_keys(p, s, cs_config__issuer_keys, is, type,
-			      cs_config__e_issuer_type[type].name);
-	if (type == CS_ISSUER_LOCAL_CA) {
-		require(p, s, is->dir, "dir", " for type = local-ca (the CA directory)");
-		is->subject = dup_default(is->subject, "/O=certsync/CN=certsync local CA");
-		if (is->validity > is->ca_validity)
-			cs_config__section_error(p, s, "validity is longer than ca_validity");
-		if (is->crl_renew_before.set &&
-		    (!is->crl_renew_before.is_percent || is->crl_renew_before.percent <= 0 ||
-		     is->crl_renew_before.percent >= 100))
-			cs_config__pair_error(
-				p, s, cs_config__find_pair(s, "crl_renew_before"),
-				"a share of the CRL's lifetime between 1% and 99% (50%), not a "
-				"duration");
-	} else {
-		require(p, s, is->directory, "directory", " for type = acme (the directory URL)");
-		if (is->directory != NULL && strncmp(is->directory, "https://", 8) != 0 &&
-		    strncmp(is->directory, "http://", 7) != 0)
-			cs_config__pair_error(p, s, cs_config__find_pair(s, "directory"),
-					      "not an http(s) URL");
-		if (is->account_key != CS_KEY_EC_P256 && is->account_key != CS_KEY_RSA_2048 &&
-		    is->account_key != CS_KEY_RSA_3072 && is->account_key != CS_KEY_RSA_4096)
-			cs_config__pair_error(
-				p, s, cs_config__find_pair(s, "account_key"),
-				"ACME account keys are ec:P-256 (ES256) or rsa:* (RS256)");
-		if (is->challenge == CS_CHALLENGE_HTTP01 && is->webroot == NULL &&
-		    is->http_listen == NULL)
-			cs_config__section_error(
-				p, s, "challenge = http-01 needs webroot or http_listen");
-		if (is->challenge == CS_CHALLENGE_DNS01 && is->dns_hook == NULL)
-			cs_config__section_error(p, s, "challenge = dns-01 needs dns_hook");
-		if (is->challenge == CS_CHALLENGE_TLSALPN01 && is->http_listen == NULL)
-			cs_config__section_error(
-				p, s,
-				"challenge = tls-alpn-01 needs http_listen (the address "
-				"to answer on, port 443)");
-		if ((is->eab_kid == NULL) != (is->eab_hmac_key == NULL))
-			cs_config__section_error(p, s, "eab_kid and eab_hmac_key go together");
-	}
+	is->driver = d;
+	struct cs_config__keyset ks = { .subtype = -1,
+					.type_name = d->type,
+					.always = always,
+					.allowed = d->keys != NULL ? d->keys : always + 2,
+					.extra = &is->params };
+	cs_config__apply_keyset(p, s, cs_config__issuer_keys, is, &ks);
+	if (d->check != NULL)
+		d->check(is, &ck);
 }
 
 /*
@@ -280,8 +298,15 @@ static void build_reload(struct parser *p, struct raw_section *s, struct cs_cfg_
 	r->timeout = 60;
 	if (type < 0)
 		return;
-	cs_config__apply_keys(p, s, cs_config__reload_keys, r, type,
-			      cs_config__e_reload_type[type].name);
+	/* The registry says which keys each type of reloader takes. */
+	static const char *const always[] = { "type", NULL };
+	const struct cs_reloader_driver *d = cs_registry_reloader(cs_config__e_reload_type[type].name);
+	struct cs_config__keyset ks = { .subtype = type,
+					.type_name = cs_config__e_reload_type[type].name,
+					.always = always,
+					.allowed = d != NULL ? d->keys : NULL };
+	r->type_name = cs_config__e_reload_type[type].name;
+	cs_config__apply_keyset(p, s, cs_config__reload_keys, r, &ks);
 	if (type == CS_RELOAD_POSTFIX)
 		r->config_dir = dup_default(r->config_dir, "/etc/postfix");
 	else if (type == CS_RELOAD_DOVECOT)

@@ -5,6 +5,7 @@
  * and outputs under /proc, /sys or /dev.
  */
 #include "cs_config_int.h"
+#include "cs_registry.h"
 
 /* Reports each name in list that has no section of the wanted kind. */
 void cs_config__check_refs(struct parser *p, struct raw_section *s, const char *key,
@@ -33,7 +34,8 @@ static bool has_issuer(const struct cs_config *c, const char *n)
 static bool has_local_issuer(const struct cs_config *c, const char *n)
 {
 	const struct cs_cfg_issuer *is = cs_config_issuer(c, n);
-	return is != NULL && is->type == CS_ISSUER_LOCAL_CA;
+	/* A CA kept on this host: the driver has a CA directory. */
+	return is != NULL && is->driver != NULL && is->driver->ca_dir != NULL;
 }
 
 bool cs_config__has_reload(const struct cs_config *c, const char *n)

@@ -156,7 +156,6 @@ void cs_config__list_free(struct cs_cfg_list *l);
 
 /* cs_config.c: the key tables and storing values */
 /* The names of the sub-types of [issuer], [reload] and [sni] (key "type"). */
-extern const struct enum_val cs_config__e_issuer_type[];
 extern const struct enum_val cs_config__e_reload_type[];
 extern const struct enum_val cs_config__e_sni_type[];
 /* The keys of each section, ended by a NULL key. */
@@ -174,6 +173,25 @@ int cs_config__enum_lookup(const struct enum_val *e, const char *s);
 /* Stores every pair of s into base through table; each bad pair is an error. */
 void cs_config__apply_keys(struct parser *p, struct raw_section *s, const struct keydef *table,
 			   void *base, int subtype, const char *subtype_name);
+
+/*
+ * Which keys of a table a section takes: those whose mask has subtype (-1:
+ * every key), or, when allowed is set (a driver's keys, cs_registry.h), those
+ * in always or allowed. With extra, a key in allowed that the table lacks is
+ * kept there as "key=value". type_name is for "not a key of type = ...".
+ */
+struct cs_config__keyset {
+	int subtype;
+	const char *type_name;
+	const char *const *always;
+	const char *const *allowed;
+	struct cs_cfg_list *extra;
+};
+/* Stores every pair of s through table, as ks says; unknown keys are errors. */
+void cs_config__apply_keyset(struct parser *p, struct raw_section *s, const struct keydef *table,
+			     void *base, const struct cs_config__keyset *ks);
+/* Whether table has key. */
+bool cs_config__has_key(const struct keydef *table, const char *key);
 
 /* cs_config_read.c: phase one */
 /* Reads path (a drop-in when dropin) into p's raw sections; failures are errors. */

@@ -3,6 +3,8 @@
  * failed write. See cs_deploy.h.
  */
 #include "cs_deploy.h"
+#include "cs_registry.h"
+#include "cs_validate.h"
 #include "cs_atomic.h"
 #include "cs_chain.h"
 #include "cs_examine.h"
@@ -170,17 +172,18 @@ void cs_deploy_fingerprint(const struct cs_cfg_cert *c, const struct cs_deploy_d
 	fp_str(ctx, buf);
 	fp_str(ctx, c->issuer);
 	if (is != NULL) {
-		snprintf(buf, sizeof(buf), "type %d", (int)is->type);
-		fp_str(ctx, buf);
+		/* What the examination trusts: a changed file there may change its verdict. */
+		struct cs_validate_opts vo = { .trust = CS_TRUST_NONE };
+		char ca[PATH_MAX];
+		fp_str(ctx, is->type);
 		fp_str(ctx, is->dir);
-		if (is->type == CS_ISSUER_LOCAL_CA && is->dir != NULL) {
-			char ca[PATH_MAX];
-			if (snprintf(ca, sizeof(ca), "%s/cacert.pem", is->dir) < (int)sizeof(ca))
-				fp_stat(ctx, ca);
-		}
+		cs_registry_issuer_trust(is, &vo, ca, sizeof(ca));
+		fp_stat(ctx, vo.cafile);
+		fp_stat(ctx, vo.cafile2);
+		fp_stat(ctx, vo.capath);
 		fp_stat(ctx, is->trust);
 		fp_stat(ctx, is->ca_bundle);
-		if (is->type != CS_ISSUER_LOCAL_CA && is->trust == NULL) {
+		if (vo.system_store) {
 			fp_stat(ctx, X509_get_default_cert_file());
 			fp_stat(ctx, X509_get_default_cert_dir());
 		}

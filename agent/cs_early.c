@@ -1,22 +1,17 @@
 /*
  * cs_early - the [agent] keys read before the configuration (see
- * cs_early.h). The defaults are the configuration's (cs_config.c); the
- * values are parsed by the configuration's own functions.
+ * cs_early.h). The file is read by cs_inisect, as certsyncctl -c reads it;
+ * the defaults are the configuration's (cs_config.c); the values are parsed
+ * by the configuration's own functions.
  */
 #include "cs_early.h"
 #include "cs_config.h"
+#include "cs_inisect.h"
 #include "cs_proto.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <ini.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#define EARLY_MAX_BYTES (1024 * 1024) /* as cs_config: larger is not a configuration */
 
 struct early_parse {
 	struct cs_early *e;
@@ -36,15 +31,15 @@ static int set_path(char **dst, const char *value)
 	return 0;
 }
 
-static int on_pair(void *arg, const char *section, const char *key, const char *value)
+static void on_pair(void *arg, const char *key, const char *value)
 {
 	struct early_parse *ep = arg;
 	struct cs_early *e = ep->e;
 	char err[256];
 	int rc = 0;
 
-	if (strcmp(section, "agent") != 0 || ep->rc < 0)
-		return 1;
+	if (ep->rc < 0)
+		return;
 	if (strcmp(key, "state_dir") == 0)
 		rc = set_path(&e->state_dir, value);
 	else if (strcmp(key, "socket") == 0)
@@ -59,30 +54,18 @@ static int on_pair(void *arg, const char *section, const char *key, const char *
 										      : 0;
 	if (rc < 0)
 		ep->rc = rc;
-	return 1;
 }
 
 int cs_early_read(const char *path, struct cs_early *e)
 {
 	struct early_parse ep = { .e = e, .rc = 0 };
-	struct stat st;
-	FILE *fp;
-	int fd, rc;
+	int rc;
 
 	memset(e, 0, sizeof(*e));
 	e->socket_mode = 0660;
 	e->socket_group = (gid_t)-1;
 	e->admin_group = (gid_t)-1;
-	/* Never block on a FIFO put in its place: the whole read refuses it. */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > EARLY_MAX_BYTES ||
-	    (fp = fdopen(fd, "r")) == NULL) {
-		close(fd);
-		return -EINVAL;
-	}
-	rc = ini_parse_file(fp, on_pair, &ep);
-	fclose(fp);
+	rc = cs_inisect_read(path, "agent", on_pair, &ep, NULL, 0);
 	if (rc == 0)
 		rc = ep.rc;
 	else if (rc > 0)

@@ -2,6 +2,7 @@
  * cs_examine - judge what is deployed for one [cert]. See cs_examine.h.
  */
 #include "cs_examine.h"
+#include "cs_registry.h"
 #include "cs_ingest.h"
 #include "cs_chain.h"
 #include "cs_key.h"
@@ -77,43 +78,15 @@ static enum cs_verdict verdict_of(enum cs_problem_code code)
 }
 
 /*
- * Fills the trust of o for c's issuer: the local CA's own certificate (and
- * its `trust`, when given); for ACME the issuer's `trust`, else its
- * ca_bundle and the system's store. A
+ * What c's chains must end in: its issuer's driver says (cs_registry.h). A
  * hand-made configuration without a resolved issuer checks no trust. buf
  * holds the path o may point to.
  */
 static void trust_of(const struct cs_cfg_cert *c, struct cs_validate_opts *o, char *buf,
 		     size_t len)
 {
-	const struct cs_cfg_issuer *is = c->iss;
-	struct stat st;
-
-	if (is == NULL)
-		return;
-	o->trust = CS_TRUST_STORE;
-	if (is->type == CS_ISSUER_LOCAL_CA) {
-		snprintf(buf, len, "%s/cacert.pem", is->dir);
-		o->cafile = buf;
-		/* Roots given besides: a previous CA, or the CA of certificates migrated. */
-		if (is->trust != NULL && stat(is->trust, &st) == 0 && S_ISDIR(st.st_mode))
-			o->capath = is->trust;
-		else
-			o->cafile2 = is->trust;
-		/* A CA not created yet has issued nothing: only the roots given besides. */
-		if (is->trust != NULL && stat(buf, &st) < 0 && errno == ENOENT) {
-			o->cafile = o->cafile2;
-			o->cafile2 = NULL;
-		}
-	} else if (is->trust != NULL) {
-		if (stat(is->trust, &st) == 0 && S_ISDIR(st.st_mode))
-			o->capath = is->trust;
-		else
-			o->cafile = is->trust;
-	} else {
-		o->cafile = is->ca_bundle;
-		o->system_store = true;
-	}
+	if (c->iss != NULL)
+		cs_registry_issuer_trust(c->iss, o, buf, len);
 }
 
 enum cs_verdict cs_examine_material(const struct cs_cfg_cert *c, const cs_material *m,

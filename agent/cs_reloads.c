@@ -3,6 +3,7 @@
  * See cs_reloads.h.
  */
 #include "cs_reloads.h"
+#include "cs_registry.h"
 #include "cs_log.h"
 
 #include <errno.h>
@@ -40,37 +41,6 @@ struct cs_reloads {
 	void *close_arg;
 };
 
-static cs_reloader *make_reloader(uv_loop_t *loop, const char *plugin_dir,
-				  const struct cs_cfg_reload *cr)
-{
-	char err[1024] = "", msg[1200];
-	cs_reloader *r = NULL;
-
-	switch (cr->type) {
-	case CS_RELOAD_POSTFIX:
-		r = cs_reloader_postfix_new(loop, cr->name, cr->config_dir, cr->timeout, err,
-					    sizeof(err));
-		break;
-	case CS_RELOAD_DOVECOT:
-		r = cs_reloader_dovecot_new(loop, cr->name, cr->config, cr->pid_file, cr->timeout,
-					    err, sizeof(err));
-		break;
-	case CS_RELOAD_EXEC:
-		r = cs_reloader_exec_new(loop, cr->name, cr->command, cr->timeout, err,
-					 sizeof(err));
-		break;
-	case CS_RELOAD_PLUGIN:
-		r = cs_reloader_plugin_new(loop, cr->name, plugin_dir, cr->plugin, cr->args,
-					   cr->timeout, err, sizeof(err));
-		break;
-	}
-	if (r != NULL)
-		return r;
-	snprintf(msg, sizeof(msg), "reload %s cannot be used: %s", cr->name, err);
-	cs_err("%s", msg);
-	return cs_reloader_broken_new(loop, cr->name, msg);
-}
-
 static void free_requests(struct request *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -102,7 +72,7 @@ struct cs_reloads *cs_reloads_new(uv_loop_t *loop, const struct cs_config *cfg,
 		rs->slots[i].rs = rs;
 		rs->slots[i].r = factory != NULL
 					 ? factory(farg, loop, &cfg->reloads[i])
-					 : make_reloader(loop, cfg->agent.plugin_dir, &cfg->reloads[i]);
+					 : cs_registry_reloader_open(loop, &cfg->reloads[i], cfg->agent.plugin_dir);
 		if (rs->slots[i].r == NULL)
 			break;
 		rs->n++;

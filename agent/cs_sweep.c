@@ -7,6 +7,7 @@
  * which the writer sets with fchown before the first byte).
  */
 #include "cs_sweep.h"
+#include "cs_registry.h"
 #include "cs_atomic.h"
 #include "cs_htab.h"
 #include "cs_livedir.h"
@@ -249,17 +250,11 @@ int cs_sweep_all(const struct cs_config *cfg)
 	if (snprintf(p, sizeof(p), "%s/acme", cfg->agent.state_dir) < (int)sizeof(p))
 		n += sweep_subdirs(p, NULL);
 	for (size_t i = 0; i < cfg->n_issuers; i++) {
-		const struct cs_cfg_issuer *is = &cfg->issuers[i];
-		if (is->type == CS_ISSUER_LOCAL_CA && is->dir != NULL) {
-			static const char *const subs[] = { "", "/private", "/newcerts" };
-			for (size_t k = 0; k < 3; k++)
-				if (snprintf(p, sizeof(p), "%s%s", is->dir, subs[k]) < (int)sizeof(p))
-					n += sweep_dir(p, NULL);
-		} else if (is->type == CS_ISSUER_ACME && is->webroot != NULL &&
-			   snprintf(p, sizeof(p), "%s/.well-known/acme-challenge", is->webroot) <
-				   (int)sizeof(p)) {
-			n += sweep_dir(p, NULL);
-		}
+		/* Where each issuer writes through temporary names (its CA, a webroot). */
+		char dirs[4][4096];
+		size_t nd = cs_registry_issuer_work_dirs(&cfg->issuers[i], dirs, 4);
+		for (size_t k = 0; k < nd; k++)
+			n += sweep_dir(dirs[k], NULL);
 	}
 	return n;
 }

@@ -76,19 +76,17 @@ static int resolve_final(const char *path, char *out, size_t outlen)
 	return 0;
 }
 
-int cs_atomic_write(const char *path, const void *data, size_t len,
-		    const struct cs_atomic_opts *opts, char *err, size_t errlen)
+/*
+ * Follows symbolic links at the final component of real (path as given) when
+ * opts allow it, up to 8 of them, each owned by root or this process; real
+ * then names the file to replace. 0, or a negative errno with err set.
+ */
+static int follow_final(const char *path, char *real, const struct cs_atomic_opts *opts,
+			char *err, size_t errlen)
 {
-	char dir[PATH_MAX], base[NAME_MAX + 1], tmp[NAME_MAX + 1], real[PATH_MAX];
 	struct stat sb;
-	int dfd = -1, fd = -1, rc;
 	int depth = 0;
 
-	if (strlen(path) >= PATH_MAX) {
-		snprintf(err, errlen, "%.64s...: path too long", path);
-		return -ENAMETOOLONG;
-	}
-	snprintf(real, sizeof(real), "%s", path);
 	/* A symlink at the final component: refused, or followed when asked to. */
 	while (lstat(real, &sb) == 0 && S_ISLNK(sb.st_mode)) {
 		if (!(opts->flags & CS_ATOMIC_FOLLOW_SYMLINK)) {
@@ -111,12 +109,22 @@ int cs_atomic_write(const char *path, const void *data, size_t len,
 			return -EPERM;
 		}
 		char next[PATH_MAX];
-		if (++depth > 8 || (rc = resolve_final(real, next, sizeof(next))) < 0) {
+		if (++depth > 8 || resolve_final(real, next, sizeof(next)) < 0) {
 			snprintf(err, errlen, "%s: cannot follow the symbolic link", path);
 			return -ELOOP;
 		}
-		snprintf(real, sizeof(real), "%s", next);
+		snprintf(real, PATH_MAX, "%s", next);
 	}
+	return 0;
+}
+
+/* Opens real's directory (dir, base filled in): its descriptor, or a negative errno and err. */
+static int open_dir_of(const char *path, const char *real, char *dir, char *base, char *err,
+		       size_t errlen)
+{
+	struct stat sb;
+	int dfd, rc;
+
 	if ((rc = split_path(real, dir, base)) < 0) {
 		snprintf(err, errlen, "%s: not a file path", path);
 		return rc;
@@ -132,48 +140,88 @@ int cs_atomic_write(const char *path, const void *data, size_t len,
 		close(dfd);
 		return -EISDIR;
 	}
+	return dfd;
+}
+
+/* Creates the temp file tmp in dfd; its descriptor, or a negative errno with err set. */
+static int create_temp(int dfd, const char *path, const char *dir, const char *base, char *tmp,
+		       char *err, size_t errlen)
+{
+	int fd, rc;
+
 	/* A random name, created exclusively, never through a symlink. */
 	for (int attempt = 0;; attempt++) {
 		unsigned char r[6];
 		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
 			for (size_t i = 0; i < sizeof(r); i++)
 				r[i] = (unsigned char)(rand() & 0xff);
-		snprintf(tmp, sizeof(tmp), ".%.200s.%02x%02x%02x%02x%02x%02x", base, r[0], r[1],
+		snprintf(tmp, NAME_MAX + 1, ".%.200s.%02x%02x%02x%02x%02x%02x", base, r[0], r[1],
 			 r[2], r[3], r[4], r[5]);
 		/* 0600 from the start: nothing is ever readable before fchmod. */
 		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd >= 0)
-			break;
+			return fd;
 		if (errno != EEXIST || attempt > 16) {
 			rc = -errno;
 			snprintf(err, errlen, "%s: cannot create a temporary file in %s: %s", path,
 				 dir, strerror(-rc));
-			close(dfd);
 			return rc;
 		}
 	}
+}
+
+/* The temp file's owner, mode and bytes, synced unless told not to; 0 or a negative errno. */
+static int fill_temp(int fd, const char *path, const void *data, size_t len,
+		     const struct cs_atomic_opts *opts, char *err, size_t errlen)
+{
+	int rc;
+
 	if ((opts->uid != (uid_t)-1 || opts->gid != (gid_t)-1) &&
 	    fchown(fd, opts->uid, opts->gid) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: cannot set owner %d:%d: %s", path, (int)opts->uid,
 			 (int)opts->gid, strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	if (fchmod(fd, opts->mode & 07777) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: cannot set mode %04o: %s", path, opts->mode & 07777,
 			 strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	if ((rc = write_all(fd, data, len)) < 0) {
 		snprintf(err, errlen, "%s: cannot write: %s", path, strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	if (!(opts->flags & CS_ATOMIC_NO_FSYNC) && fsync(fd) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: cannot sync to disk: %s", path, strerror(-rc));
-		goto fail;
+		return rc;
 	}
+	return 0;
+}
+
+int cs_atomic_write(const char *path, const void *data, size_t len,
+		    const struct cs_atomic_opts *opts, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], base[NAME_MAX + 1], tmp[NAME_MAX + 1], real[PATH_MAX];
+	int dfd = -1, fd = -1, rc;
+
+	if (strlen(path) >= PATH_MAX) {
+		snprintf(err, errlen, "%.64s...: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	snprintf(real, sizeof(real), "%s", path);
+	if ((rc = follow_final(path, real, opts, err, errlen)) < 0)
+		return rc;
+	if ((dfd = open_dir_of(path, real, dir, base, err, errlen)) < 0)
+		return dfd;
+	if ((fd = create_temp(dfd, path, dir, base, tmp, err, errlen)) < 0) {
+		close(dfd);
+		return fd;
+	}
+	if ((rc = fill_temp(fd, path, data, len, opts, err, errlen)) < 0)
+		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
 		rc = -errno;

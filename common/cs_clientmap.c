@@ -215,6 +215,74 @@ static int db_stale(const char *type, const char *map)
 	return stale;
 }
 
+/*
+ * Reads the files in order into lines (*nlines of them give a line); a file
+ * with the fingerprint of an earlier one is a problem instead. 0, or a
+ * negative errno (ENOMEM); *nlines counts the lines that hold a file even then.
+ */
+static int read_lines(const struct cs_clientmap_opts *o, char **files, size_t nfiles,
+		      time_t now, struct line *lines, size_t *nlines,
+		      struct cs_clientmap_result *res)
+{
+	for (size_t i = 0; i < nfiles; i++) {
+		struct line *ln = &lines[*nlines];
+		int r = read_one(o, files[i], now, ln, res);
+
+		if (r < 0)
+			return r;
+		if (r == 0)
+			continue;
+		for (size_t j = 0; j < *nlines; j++)
+			if (strcmp(lines[j].fp, ln->fp) == 0) {
+				char why[512];
+
+				snprintf(why, sizeof(why), "same fingerprint as %s", lines[j].file);
+				free(ln->file);
+				ln->file = NULL;
+				r = add_problem(res, files[i], why);
+				if (r < 0)
+					return r;
+				break;
+			}
+		if (ln->file != NULL)
+			(*nlines)++;
+	}
+	return 0;
+}
+
+/* The map into *text (*tlen bytes): a header line postmap ignores, one line per certificate. */
+static int make_text(const struct cs_clientmap_opts *o, const struct line *lines, size_t nlines,
+		     char **text, size_t *tlen)
+{
+	size_t tcap = 0;
+
+	for (size_t i = 0; i <= nlines; i++) {
+		char buf[CS_FP_MAX + 600];
+		int k;
+
+		if (i == 0)
+			k = snprintf(buf, sizeof(buf),
+				     "# Written by certsync from %s (%s of the %s); do not edit.\n",
+				     o->dir, cs_digest_name(o->digest),
+				     o->pubkey ? "public key" : "certificate");
+		else
+			k = snprintf(buf, sizeof(buf), "%s %s\n", lines[i - 1].fp,
+				     lines[i - 1].name);
+		if (*tlen + (size_t)k + 1 > tcap) {
+			char *nt;
+
+			tcap = (*tlen + (size_t)k + 1) * 2;
+			nt = realloc(*text, tcap);
+			if (nt == NULL)
+				return -ENOMEM;
+			*text = nt;
+		}
+		memcpy(*text + *tlen, buf, (size_t)k);
+		*tlen += (size_t)k;
+	}
+	return 0;
+}
+
 int cs_clientmap_build(const struct cs_clientmap_opts *o, struct cs_clientmap_result *res,
 		       char *err, size_t errlen)
 {
@@ -223,7 +291,7 @@ int cs_clientmap_build(const struct cs_clientmap_opts *o, struct cs_clientmap_re
 	char **files;
 	struct line *lines = NULL;
 	char *text = NULL;
-	size_t tlen = 0, tcap = 0;
+	size_t tlen = 0;
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -239,60 +307,9 @@ int cs_clientmap_build(const struct cs_clientmap_opts *o, struct cs_clientmap_re
 		rc = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < nfiles; i++) {
-		struct line *ln = &lines[nlines];
-		int r = read_one(o, files[i], now, ln, res);
-
-		if (r < 0) {
-			rc = r;
-			goto out;
-		}
-		if (r == 0)
-			continue;
-		for (size_t j = 0; j < nlines; j++)
-			if (strcmp(lines[j].fp, ln->fp) == 0) {
-				char why[512];
-
-				snprintf(why, sizeof(why), "same fingerprint as %s", lines[j].file);
-				free(ln->file);
-				ln->file = NULL;
-				r = add_problem(res, files[i], why);
-				if (r < 0) {
-					rc = r;
-					goto out;
-				}
-				break;
-			}
-		if (ln->file != NULL)
-			nlines++;
-	}
-	/* The text: a header line postmap ignores, then one line per certificate. */
-	for (size_t i = 0; i <= nlines; i++) {
-		char buf[CS_FP_MAX + 600];
-		int k;
-
-		if (i == 0)
-			k = snprintf(buf, sizeof(buf),
-				     "# Written by certsync from %s (%s of the %s); do not edit.\n",
-				     o->dir, cs_digest_name(o->digest),
-				     o->pubkey ? "public key" : "certificate");
-		else
-			k = snprintf(buf, sizeof(buf), "%s %s\n", lines[i - 1].fp,
-				     lines[i - 1].name);
-		if (tlen + (size_t)k + 1 > tcap) {
-			char *nt;
-
-			tcap = (tlen + (size_t)k + 1) * 2;
-			nt = realloc(text, tcap);
-			if (nt == NULL) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			text = nt;
-		}
-		memcpy(text + tlen, buf, (size_t)k);
-		tlen += (size_t)k;
-	}
+	if ((rc = read_lines(o, files, nfiles, now, lines, &nlines, res)) < 0 ||
+	    (rc = make_text(o, lines, nlines, &text, &tlen)) < 0)
+		goto out;
 	res->entries = nlines;
 	if (!cs_atomic_same(o->map, text, tlen)) {
 		struct cs_atomic_opts ao = { o->mode ? o->mode : 0644, (uid_t)-1, (gid_t)-1,

@@ -256,92 +256,142 @@ static int smtp_reply(int fd, long long deadline, char *last, size_t len, bool *
 	}
 }
 
-/* The plaintext dialogue up to the point where TLS starts; returns 0 or -errno. */
-static int starttls(int fd, const struct cs_probe_url *u, long long deadline, char *err,
-		    size_t errlen)
+/* The message of a dialogue that failed on the wire (rc) before TLS; returns rc. */
+static int fail_io(const struct cs_probe_url *u, int rc, char *err, size_t errlen)
 {
-	char line[1024] = "";
-	bool offered = false;
-	int rc;
-
-	switch (u->proto) {
-	case CS_PROBE_SMTP:
-		if ((rc = smtp_reply(fd, deadline, line, sizeof(line), NULL)) < 0)
-			goto io;
-		if (rc != 220)
-			goto refused;
-		if ((rc = send_all(fd, "EHLO certsync-probe.invalid\r\n", deadline)) < 0 ||
-		    (rc = smtp_reply(fd, deadline, line, sizeof(line), &offered)) < 0)
-			goto io;
-		if (rc != 250)
-			goto refused;
-		if (!offered)
-			goto not_offered;
-		if ((rc = send_all(fd, "STARTTLS\r\n", deadline)) < 0 ||
-		    (rc = smtp_reply(fd, deadline, line, sizeof(line), NULL)) < 0)
-			goto io;
-		if (rc != 220)
-			goto refused;
-		return 0;
-	case CS_PROBE_IMAP:
-		if ((rc = read_line(fd, line, sizeof(line), deadline)) < 0)
-			goto io;
-		if (strncmp(line, "* OK", 4) != 0)
-			goto refused;
-		if ((rc = send_all(fd, "cs1 STARTTLS\r\n", deadline)) < 0)
-			goto io;
-		do {
-			if ((rc = read_line(fd, line, sizeof(line), deadline)) < 0)
-				goto io;
-		} while (strncmp(line, "* ", 2) == 0);
-		if (strncmp(line, "cs1 OK", 6) != 0)
-			goto refused;
-		return 0;
-	case CS_PROBE_POP3:
-		if ((rc = read_line(fd, line, sizeof(line), deadline)) < 0)
-			goto io;
-		if (strncmp(line, "+OK", 3) != 0)
-			goto refused;
-		if ((rc = send_all(fd, "STLS\r\n", deadline)) < 0 ||
-		    (rc = read_line(fd, line, sizeof(line), deadline)) < 0)
-			goto io;
-		if (strncmp(line, "+OK", 3) != 0)
-			goto refused;
-		return 0;
-	case CS_PROBE_SIEVE:
-		/* Capabilities, one quoted string per line, then OK (RFC 5804 1.7). */
-		for (;;) {
-			if ((rc = read_line(fd, line, sizeof(line), deadline)) < 0)
-				goto io;
-			if (strncasecmp(line, "\"STARTTLS\"", 10) == 0)
-				offered = true;
-			if (line[0] != '"')
-				break;
-		}
-		if (strncasecmp(line, "OK", 2) != 0)
-			goto refused;
-		if (!offered)
-			goto not_offered;
-		if ((rc = send_all(fd, "STARTTLS\r\n", deadline)) < 0 ||
-		    (rc = read_line(fd, line, sizeof(line), deadline)) < 0)
-			goto io;
-		if (strncasecmp(line, "OK", 2) != 0)
-			goto refused;
-		return 0;
-	}
-	return -EINVAL;
-io:
 	snprintf(err, errlen, "%s port %s: %s before TLS", u->host, u->port,
 		 rc == -ETIMEDOUT ? "timed out"
 		 : rc == -EPROTO  ? "not a valid reply"
 				  : strerror(-rc));
 	return rc;
-refused:
+}
+
+/* The message of a server that answered line where it should have said yes; -EPROTO. */
+static int fail_refused(const struct cs_probe_url *u, const char *line, char *err, size_t errlen)
+{
 	snprintf(err, errlen, "%s port %s: the server refused: \"%.200s\"", u->host, u->port, line);
 	return -EPROTO;
-not_offered:
+}
+
+/* The message of a server that does not announce STARTTLS; -EPROTONOSUPPORT. */
+static int fail_not_offered(const struct cs_probe_url *u, char *err, size_t errlen)
+{
 	snprintf(err, errlen, "%s port %s: the server does not offer STARTTLS", u->host, u->port);
 	return -EPROTONOSUPPORT;
+}
+
+/* SMTP: a 220 greeting, an EHLO reply 250 that offers STARTTLS, STARTTLS answered 220. */
+static int smtp_starttls(int fd, const struct cs_probe_url *u, long long deadline, char *err,
+			 size_t errlen)
+{
+	char line[1024] = "";
+	bool offered = false;
+	int rc;
+
+	if ((rc = smtp_reply(fd, deadline, line, sizeof(line), NULL)) < 0)
+		return fail_io(u, rc, err, errlen);
+	if (rc != 220)
+		return fail_refused(u, line, err, errlen);
+	if ((rc = send_all(fd, "EHLO certsync-probe.invalid\r\n", deadline)) < 0 ||
+	    (rc = smtp_reply(fd, deadline, line, sizeof(line), &offered)) < 0)
+		return fail_io(u, rc, err, errlen);
+	if (rc != 250)
+		return fail_refused(u, line, err, errlen);
+	if (!offered)
+		return fail_not_offered(u, err, errlen);
+	if ((rc = send_all(fd, "STARTTLS\r\n", deadline)) < 0 ||
+	    (rc = smtp_reply(fd, deadline, line, sizeof(line), NULL)) < 0)
+		return fail_io(u, rc, err, errlen);
+	if (rc != 220)
+		return fail_refused(u, line, err, errlen);
+	return 0;
+}
+
+/* IMAP: a "* OK" greeting, then "cs1 STARTTLS" answered "cs1 OK" after any untagged lines. */
+static int imap_starttls(int fd, const struct cs_probe_url *u, long long deadline, char *err,
+			 size_t errlen)
+{
+	char line[1024] = "";
+	int rc;
+
+	if ((rc = read_line(fd, line, sizeof(line), deadline)) < 0)
+		return fail_io(u, rc, err, errlen);
+	if (strncmp(line, "* OK", 4) != 0)
+		return fail_refused(u, line, err, errlen);
+	if ((rc = send_all(fd, "cs1 STARTTLS\r\n", deadline)) < 0)
+		return fail_io(u, rc, err, errlen);
+	do {
+		if ((rc = read_line(fd, line, sizeof(line), deadline)) < 0)
+			return fail_io(u, rc, err, errlen);
+	} while (strncmp(line, "* ", 2) == 0);
+	if (strncmp(line, "cs1 OK", 6) != 0)
+		return fail_refused(u, line, err, errlen);
+	return 0;
+}
+
+/* POP3: a "+OK" greeting, then STLS answered "+OK". */
+static int pop3_starttls(int fd, const struct cs_probe_url *u, long long deadline, char *err,
+			 size_t errlen)
+{
+	char line[1024] = "";
+	int rc;
+
+	if ((rc = read_line(fd, line, sizeof(line), deadline)) < 0)
+		return fail_io(u, rc, err, errlen);
+	if (strncmp(line, "+OK", 3) != 0)
+		return fail_refused(u, line, err, errlen);
+	if ((rc = send_all(fd, "STLS\r\n", deadline)) < 0 ||
+	    (rc = read_line(fd, line, sizeof(line), deadline)) < 0)
+		return fail_io(u, rc, err, errlen);
+	if (strncmp(line, "+OK", 3) != 0)
+		return fail_refused(u, line, err, errlen);
+	return 0;
+}
+
+/* ManageSieve: capabilities that name STARTTLS ending in OK, then STARTTLS answered OK. */
+static int sieve_starttls(int fd, const struct cs_probe_url *u, long long deadline, char *err,
+			  size_t errlen)
+{
+	char line[1024] = "";
+	bool offered = false;
+	int rc;
+
+	/* Capabilities, one quoted string per line, then OK (RFC 5804 1.7). */
+	for (;;) {
+		if ((rc = read_line(fd, line, sizeof(line), deadline)) < 0)
+			return fail_io(u, rc, err, errlen);
+		if (strncasecmp(line, "\"STARTTLS\"", 10) == 0)
+			offered = true;
+		if (line[0] != '"')
+			break;
+	}
+	if (strncasecmp(line, "OK", 2) != 0)
+		return fail_refused(u, line, err, errlen);
+	if (!offered)
+		return fail_not_offered(u, err, errlen);
+	if ((rc = send_all(fd, "STARTTLS\r\n", deadline)) < 0 ||
+	    (rc = read_line(fd, line, sizeof(line), deadline)) < 0)
+		return fail_io(u, rc, err, errlen);
+	if (strncasecmp(line, "OK", 2) != 0)
+		return fail_refused(u, line, err, errlen);
+	return 0;
+}
+
+/* The plaintext dialogue up to the point where TLS starts; returns 0 or -errno. */
+static int starttls(int fd, const struct cs_probe_url *u, long long deadline, char *err,
+		    size_t errlen)
+{
+	switch (u->proto) {
+	case CS_PROBE_SMTP:
+		return smtp_starttls(fd, u, deadline, err, errlen);
+	case CS_PROBE_IMAP:
+		return imap_starttls(fd, u, deadline, err, errlen);
+	case CS_PROBE_POP3:
+		return pop3_starttls(fd, u, deadline, err, errlen);
+	case CS_PROBE_SIEVE:
+		return sieve_starttls(fd, u, deadline, err, errlen);
+	}
+	return -EINVAL;
 }
 
 /* Drains the OpenSSL error queue into buf after prefix. */

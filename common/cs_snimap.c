@@ -248,29 +248,23 @@ static int write_new(const char *path, const char *data, size_t len, mode_t mode
 
 /* ---- Postfix ---- */
 
-static int postfix_sync(const struct cs_snimap_opts *o, struct cs_snimap_result *res, char *err,
-			size_t errlen)
-{
-	const char *sfx = cs_postmap_db_suffix(o->map_type);
-	bool sync = !(o->flags & CS_SNIMAP_NO_FSYNC);
-	struct buf body = { 0 }, text = { 0 };
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	unsigned char md[32];
-	char hex[65], perr[1024], *old = NULL, *db = NULL, *tmp = NULL, *src = NULL, *tdb = NULL;
-	size_t oldlen = 0;
-	struct stat st;
-	int rc = 0;
+/* What postfix_sync carries from one step to the next; all of it is freed at its end. */
+struct pfx {
+	const struct cs_snimap_opts *o;
+	const char *sfx;	/* the database's suffix for o->map_type */
+	bool sync;		/* fsync the files and the directory */
+	struct buf body, text;	/* the entries' lines; the whole map, header first */
+	EVP_MD_CTX *ctx;	/* sha256 of the entries' files, then of the body */
+	char *old, *db, *tmp, *src, *tdb;
+	size_t oldlen;
+};
 
-	if (sfx == NULL) {
-		snprintf(err, errlen, "%s: map type %s cannot hold certificates (hash, btree, lmdb "
-				      "or cdb)", o->path, o->map_type ? o->map_type : "(none)");
-		EVP_MD_CTX_free(ctx);
-		return -EINVAL;
-	}
-	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-		rc = -ENOMEM;
-		goto out;
-	}
+/* One line per entry whose files are there into p->body, their files' bytes into p->ctx. */
+static int pfx_body(struct pfx *p, struct cs_snimap_result *res, char *err, size_t errlen)
+{
+	const struct cs_snimap_opts *o = p->o;
+	int rc;
+
 	for (size_t i = 0; i < o->n; i++) {
 		const struct cs_snimap_entry *e = &o->e[i];
 
@@ -280,117 +274,163 @@ static int postfix_sync(const struct cs_snimap_opts *o, struct cs_snimap_result 
 			snprintf(err, errlen, "%s: the files of %s cannot be named in a map (an "
 					      "absolute path without spaces, commas or quotes)",
 				 o->path, e->name);
-			rc = -EINVAL;
-			goto out;
+			return -EINVAL;
 		}
 		if (e->key != NULL)
-			put(&body, "%s %s, %s\n", e->name, e->key, e->chain);
+			put(&p->body, "%s %s, %s\n", e->name, e->key, e->chain);
 		else
-			put(&body, "%s %s\n", e->name, e->chain);
+			put(&p->body, "%s %s\n", e->name, e->chain);
 		for (int k = 0; k < 2; k++) {
 			const char *f = k == 0 ? e->key : e->chain;
 
-			if (f != NULL && (rc = digest_file(ctx, f)) < 0) {
+			if (f != NULL && (rc = digest_file(p->ctx, f)) < 0) {
 				snprintf(err, errlen, "%s: cannot read %s for %s: %s", o->path, f,
 					 e->name, strerror(-rc));
-				goto out;
+				return rc;
 			}
 		}
 		res->entries++;
 	}
-	if (!buf_end(&body)) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	EVP_DigestUpdate(ctx, body.p, body.n);
-	EVP_DigestFinal_ex(ctx, md, NULL);
+	return 0;
+}
+
+/* The whole map into p->text (a header with the digest, then the body) and the database's name. */
+static int pfx_text(struct pfx *p)
+{
+	unsigned char md[32];
+	char hex[65];
+
+	if (!buf_end(&p->body))
+		return -ENOMEM;
+	EVP_DigestUpdate(p->ctx, p->body.p, p->body.n);
+	EVP_DigestFinal_ex(p->ctx, md, NULL);
 	for (int i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	put(&text, HEADER "%s\n# NAME  key-first files; postmap -F embeds their contents\n%s",
-	    hex, body.p);
-	if (!buf_end(&text) || asprintf(&db, "%s%s", o->path, sfx) < 0) {
-		db = NULL;
-		rc = -ENOMEM;
-		goto out;
+	put(&p->text, HEADER "%s\n# NAME  key-first files; postmap -F embeds their contents\n%s",
+	    hex, p->body.p);
+	if (!buf_end(&p->text) || asprintf(&p->db, "%s%s", p->o->path, p->sfx) < 0) {
+		p->db = NULL;
+		return -ENOMEM;
 	}
-	/* Current: the same first line, and the database is there. */
-	if (read_small(o->path, true, &old, &oldlen) == 0 && oldlen >= strlen(HEADER) + 65 &&
-	    strncmp(old, text.p, strlen(HEADER) + 65) == 0 && lstat(db, &st) == 0 &&
-	    S_ISREG(st.st_mode))
-		goto out;
+	return 0;
+}
 
-	/* A private directory beside the map: nobody reads the keys while postmap writes. */
-	{
-		const char *slash = strrchr(o->path, '/');
-		const char *base = slash != NULL ? slash + 1 : o->path;
-		int dl = slash != NULL ? (int)(slash - o->path) : 0;
+/* Whether the map in place is current: the same first line, and the database is there. */
+static bool pfx_current(struct pfx *p)
+{
+	struct stat st;
 
-		if (asprintf(&tmp, "%.*s/" TMP_PREFIX "XXXXXX", dl, o->path) < 0) {
-			tmp = NULL;
-			rc = -ENOMEM;
-			goto out;
-		}
-		if (mkdtemp(tmp) == NULL) {
-			rc = -errno;
-			snprintf(err, errlen, "%s: cannot make a temp directory beside it: %s",
-				 o->path, strerror(-rc));
-			free(tmp);
-			tmp = NULL;
-			goto out;
-		}
-		if (asprintf(&src, "%s/%s", tmp, base) < 0 ||
-		    asprintf(&tdb, "%s/%s%s", tmp, base, sfx) < 0) {
-			rc = -ENOMEM;
-			goto out;
-		}
+	return read_small(p->o->path, true, &p->old, &p->oldlen) == 0 &&
+	       p->oldlen >= strlen(HEADER) + 65 &&
+	       strncmp(p->old, p->text.p, strlen(HEADER) + 65) == 0 && lstat(p->db, &st) == 0 &&
+	       S_ISREG(st.st_mode);
+}
+
+/* A private directory beside the map (p->tmp), and the names of the map and database in it. */
+static int pfx_tmpdir(struct pfx *p, char *err, size_t errlen)
+{
+	const char *path = p->o->path;
+	const char *slash = strrchr(path, '/');
+	const char *base = slash != NULL ? slash + 1 : path;
+	int dl = slash != NULL ? (int)(slash - path) : 0;
+	int rc;
+
+	if (asprintf(&p->tmp, "%.*s/" TMP_PREFIX "XXXXXX", dl, path) < 0) {
+		p->tmp = NULL;
+		return -ENOMEM;
 	}
-	if ((rc = write_new(src, text.p, text.n, o->mode, sync)) < 0) {
+	if (mkdtemp(p->tmp) == NULL) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot make a temp directory beside it: %s", path,
+			 strerror(-rc));
+		free(p->tmp);
+		p->tmp = NULL;
+		return rc;
+	}
+	if (asprintf(&p->src, "%s/%s", p->tmp, base) < 0 ||
+	    asprintf(&p->tdb, "%s/%s%s", p->tmp, base, p->sfx) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* The map written and indexed in the temp directory, then both renamed into place. */
+static int pfx_install(struct pfx *p, char *err, size_t errlen)
+{
+	const struct cs_snimap_opts *o = p->o;
+	char perr[1024];
+	int fd, rc;
+
+	if ((rc = write_new(p->src, p->text.p, p->text.n, o->mode, p->sync)) < 0) {
 		snprintf(err, errlen, "%s: cannot write the new map: %s", o->path, strerror(-rc));
-		goto out;
+		return rc;
 	}
-	if ((rc = cs_postmap_run(o->postmap, o->config_dir, true, o->map_type, src, perr,
+	if ((rc = cs_postmap_run(o->postmap, o->config_dir, true, o->map_type, p->src, perr,
 				 sizeof(perr))) < 0) {
 		snprintf(err, errlen, "%s: %s; the map in place is unchanged", o->path, perr);
-		goto out;
+		return rc;
 	}
 	/* postmap made the database with its own idea of the mode. */
-	{
-		int fd = open(tdb, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
-		if (fd < 0 || fchmod(fd, o->mode) < 0 || (sync && fsync(fd) < 0)) {
-			rc = -errno;
-			snprintf(err, errlen, "%s: postmap made no usable %s: %s", o->path, sfx,
-				 strerror(-rc));
-			if (fd >= 0)
-				close(fd);
-			goto out;
-		}
-		close(fd);
+	fd = open(p->tdb, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fchmod(fd, o->mode) < 0 || (p->sync && fsync(fd) < 0)) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: postmap made no usable %s: %s", o->path, p->sfx,
+			 strerror(-rc));
+		if (fd >= 0)
+			close(fd);
+		return rc;
 	}
-	if (rename(tdb, db) < 0 || rename(src, o->path) < 0) {
+	close(fd);
+	if (rename(p->tdb, p->db) < 0 || rename(p->src, o->path) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: cannot put the new map in place: %s", o->path,
 			 strerror(-rc));
-		goto out;
+		return rc;
 	}
-	if (sync && (rc = fsync_dir_of(o->path)) < 0) {
+	if (p->sync && (rc = fsync_dir_of(o->path)) < 0) {
 		snprintf(err, errlen, "%s: fsync of its directory: %s", o->path, strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+/* The Postfix map and its database made current (see cs_snimap_sync). */
+static int postfix_sync(const struct cs_snimap_opts *o, struct cs_snimap_result *res, char *err,
+			size_t errlen)
+{
+	struct pfx p = { .o = o, .sfx = cs_postmap_db_suffix(o->map_type),
+			 .sync = !(o->flags & CS_SNIMAP_NO_FSYNC), .ctx = EVP_MD_CTX_new() };
+	int rc = 0;
+
+	if (p.sfx == NULL) {
+		snprintf(err, errlen, "%s: map type %s cannot hold certificates (hash, btree, lmdb "
+				      "or cdb)", o->path, o->map_type ? o->map_type : "(none)");
+		EVP_MD_CTX_free(p.ctx);
+		return -EINVAL;
+	}
+	if (p.ctx == NULL || EVP_DigestInit_ex(p.ctx, EVP_sha256(), NULL) != 1) {
+		rc = -ENOMEM;
 		goto out;
 	}
+	if ((rc = pfx_body(&p, res, err, errlen)) < 0 || (rc = pfx_text(&p)) < 0)
+		goto out;
+	if (pfx_current(&p))
+		goto out;
+	if ((rc = pfx_tmpdir(&p, err, errlen)) < 0 || (rc = pfx_install(&p, err, errlen)) < 0)
+		goto out;
 	res->written = true;
 out:
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "%s: out of memory", o->path);
-	if (tmp != NULL)
-		remove_tmpdir(tmp);
-	EVP_MD_CTX_free(ctx);
-	buf_free(&body);
-	buf_free(&text);
-	free(old);
-	free(db);
-	free(tmp);
-	free(src);
-	free(tdb);
+	if (p.tmp != NULL)
+		remove_tmpdir(p.tmp);
+	EVP_MD_CTX_free(p.ctx);
+	buf_free(&p.body);
+	buf_free(&p.text);
+	free(p.old);
+	free(p.db);
+	free(p.tmp);
+	free(p.src);
+	free(p.tdb);
 	return rc;
 }
 
@@ -405,19 +445,24 @@ static bool plain_name(const char *s)
 	return true;
 }
 
-static int dovecot_sync(const struct cs_snimap_opts *o, struct cs_snimap_result *res, char *err,
-			size_t errlen)
-{
-	struct cs_atomic_opts ao = { .mode = o->mode, .uid = (uid_t)-1, .gid = (gid_t)-1,
-				     .flags = (o->flags & CS_SNIMAP_NO_FSYNC) ? CS_ATOMIC_NO_FSYNC : 0 };
-	bool v24 = o->kind == CS_SNIMAP_DOVECOT24;
-	struct buf text = { 0 };
-	char *old = NULL, *out = NULL, e[512], e2[512];
-	const char *first = NULL;
-	size_t oldlen = 0, outlen = 256 * 1024;
-	int rc = 0, had_old;
+/* What dovecot_sync carries from one step to the next; all of it is freed at its end. */
+struct dvc {
+	const struct cs_snimap_opts *o;
+	struct cs_atomic_opts ao;	/* how the include is written (and put back) */
+	struct buf text;		/* the include */
+	const char *first;		/* the first name in it, looked for in doveconf's output */
+	char *old, *out;		/* the include that was there; doveconf's output */
+	size_t oldlen;
+	bool had_old;
+};
 
-	put(&text, "# certsync: generated, do not edit; Dovecot %s setting names\n",
+/* The include's text into d->text: a local_name block per entry whose files are there. */
+static int dvc_text(struct dvc *d, struct cs_snimap_result *res, char *err, size_t errlen)
+{
+	const struct cs_snimap_opts *o = d->o;
+	bool v24 = o->kind == CS_SNIMAP_DOVECOT24;
+
+	put(&d->text, "# certsync: generated, do not edit; Dovecot %s setting names\n",
 	    v24 ? "2.4" : "2.3");
 	for (size_t i = 0; i < o->n; i++) {
 		const struct cs_snimap_entry *ent = &o->e[i];
@@ -429,79 +474,110 @@ static int dovecot_sync(const struct cs_snimap_opts *o, struct cs_snimap_result 
 			snprintf(err, errlen, "%s: the files of %s cannot be named in Dovecot's "
 					      "configuration (an absolute path without spaces or quotes)",
 				 o->path, ent->name);
-			rc = -EINVAL;
-			goto out;
+			return -EINVAL;
 		}
-		if (first == NULL)
-			first = ent->name;
-		put(&text, plain_name(ent->name) ? "local_name %s {\n" : "local_name \"%s\" {\n",
+		if (d->first == NULL)
+			d->first = ent->name;
+		put(&d->text, plain_name(ent->name) ? "local_name %s {\n" : "local_name \"%s\" {\n",
 		    ent->name);
 		if (v24)
-			put(&text, "  ssl_server_cert_file = %s\n  ssl_server_key_file = %s\n}\n",
+			put(&d->text, "  ssl_server_cert_file = %s\n  ssl_server_key_file = %s\n}\n",
 			    ent->chain, key);
 		else
-			put(&text, "  ssl_cert = <%s\n  ssl_key = <%s\n}\n", ent->chain, key);
+			put(&d->text, "  ssl_cert = <%s\n  ssl_key = <%s\n}\n", ent->chain, key);
 		res->entries++;
 	}
-	if (!buf_end(&text)) {
+	if (!buf_end(&d->text))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Runs doveconf -n (with -c when configured) into out; cs_run's result, e saying why. */
+static int dvc_doveconf(const struct cs_snimap_opts *o, char *out, size_t outlen, char *e,
+			size_t elen)
+{
+	char *argv[5];
+	int argc = 0;
+
+	argv[argc++] = (char *)(o->doveconf != NULL ? o->doveconf : "doveconf");
+	if (o->dovecot_config != NULL) {
+		argv[argc++] = (char *)"-c";
+		argv[argc++] = (char *)o->dovecot_config;
+	}
+	argv[argc++] = (char *)"-n";
+	argv[argc] = NULL;
+	return cs_run(argv, 0, out, outlen, e, elen);
+}
+
+/* doveconf refused the new include (rc, e): the old one back or the new one gone; the error. */
+static int dvc_refused(struct dvc *d, int rc, const char *e, char *err, size_t errlen)
+{
+	char e2[512];
+	int put_back;
+
+	cs_run_one_line(d->out);
+	put_back = d->had_old
+			   ? cs_atomic_write(d->o->path, d->old, d->oldlen, &d->ao, e2, sizeof(e2))
+			   : (unlink(d->o->path) < 0 ? -errno : 0);
+	snprintf(err, errlen, "%s: doveconf -n refused the new include: %.400s%s%.300s; %s",
+		 d->o->path, rc < 0 ? e : "", rc < 0 && d->out[0] ? ": " : "", d->out,
+		 put_back < 0 ? "and the previous one could not be put back"
+		 : d->had_old ? "the previous one is back in place"
+			      : "it is removed again");
+	return rc < 0 ? rc : -EINVAL;
+}
+
+/* A note in res when doveconf's output does not show the first name: the include is not read. */
+static void dvc_note(const struct dvc *d, struct cs_snimap_result *res)
+{
+	const struct cs_snimap_opts *o = d->o;
+	char want[300];
+
+	if (d->first == NULL)
+		return;
+	snprintf(want, sizeof(want), "local_name %s", d->first);
+	if (strstr(d->out, want) == NULL &&
+	    asprintf(&res->note, "doveconf -n%s%s does not show %s: is %s included "
+			     "(!include) by Dovecot's configuration?",
+		     o->dovecot_config ? " -c " : "",
+		     o->dovecot_config ? o->dovecot_config : "", want, o->path) < 0)
+		res->note = NULL;
+}
+
+/* The Dovecot include made current and checked with doveconf -n (see cs_snimap_sync). */
+static int dovecot_sync(const struct cs_snimap_opts *o, struct cs_snimap_result *res, char *err,
+			size_t errlen)
+{
+	struct dvc d = { .o = o, .ao = { .mode = o->mode, .uid = (uid_t)-1, .gid = (gid_t)-1 } };
+	size_t outlen = 256 * 1024;
+	char e[512];
+	int rc;
+
+	d.ao.flags = (o->flags & CS_SNIMAP_NO_FSYNC) ? CS_ATOMIC_NO_FSYNC : 0;
+	if ((rc = dvc_text(&d, res, err, errlen)) < 0)
+		goto out;
+	if (cs_atomic_same(o->path, d.text.p, d.text.n))
+		goto out;
+	d.had_old = read_small(o->path, true, &d.old, &d.oldlen) == 0;
+	if ((rc = cs_atomic_write(o->path, d.text.p, d.text.n, &d.ao, err, errlen)) < 0)
+		goto out;
+	/* Dovecot reads it at the next reload: it must accept it now. */
+	if ((d.out = malloc(outlen)) == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (cs_atomic_same(o->path, text.p, text.n))
-		goto out;
-	had_old = read_small(o->path, true, &old, &oldlen) == 0;
-	if ((rc = cs_atomic_write(o->path, text.p, text.n, &ao, err, errlen)) < 0)
-		goto out;
-	/* Dovecot reads it at the next reload: it must accept it now. */
-	{
-		char *argv[5];
-		int argc = 0;
-
-		argv[argc++] = (char *)(o->doveconf != NULL ? o->doveconf : "doveconf");
-		if (o->dovecot_config != NULL) {
-			argv[argc++] = (char *)"-c";
-			argv[argc++] = (char *)o->dovecot_config;
-		}
-		argv[argc++] = (char *)"-n";
-		argv[argc] = NULL;
-		if ((out = malloc(outlen)) == NULL) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		rc = cs_run(argv, 0, out, outlen, e, sizeof(e));
-	}
-	if (rc != 0) {
-		int put_back;
-
-		cs_run_one_line(out);
-		put_back = had_old ? cs_atomic_write(o->path, old, oldlen, &ao, e2, sizeof(e2))
-				   : (unlink(o->path) < 0 ? -errno : 0);
-		snprintf(err, errlen, "%s: doveconf -n refused the new include: %.400s%s%.300s; %s",
-			 o->path, rc < 0 ? e : "", rc < 0 && out[0] ? ": " : "", out,
-			 put_back < 0 ? "and the previous one could not be put back"
-			 : had_old    ? "the previous one is back in place"
-				      : "it is removed again");
-		rc = rc < 0 ? rc : -EINVAL;
+	if ((rc = dvc_doveconf(o, d.out, outlen, e, sizeof(e))) != 0) {
+		rc = dvc_refused(&d, rc, e, err, errlen);
 		goto out;
 	}
 	res->written = true;
-	if (first != NULL) {
-		char want[300];
-
-		snprintf(want, sizeof(want), "local_name %s", first);
-		if (strstr(out, want) == NULL &&
-		    asprintf(&res->note, "doveconf -n%s%s does not show %s: is %s included "
-				     "(!include) by Dovecot's configuration?",
-			     o->dovecot_config ? " -c " : "",
-			     o->dovecot_config ? o->dovecot_config : "", want, o->path) < 0)
-			res->note = NULL;
-	}
+	dvc_note(&d, res);
 out:
 	if (rc == -ENOMEM)
 		snprintf(err, errlen, "%s: out of memory", o->path);
-	buf_free(&text);
-	free(old);
-	free(out);
+	buf_free(&d.text);
+	free(d.old);
+	free(d.out);
 	return rc;
 }
 

@@ -459,7 +459,7 @@ START_TEST(test_acme_ari_window)
 			 "    \"start\": \"2025-01-02T04:00:00Z\",\n"
 			 "    \"end\": \"2025-01-03T04:00:00Z\"\n  },\n"
 			 "  \"explanationURL\": \"https://acme.example.com/docs/ari\"\n}";
-	struct cs_acme_window w = { 0 };
+	struct cs_issuer_window w = { 0 };
 	char err[256] = "";
 
 	ck_assert_int_eq(cs_acme_msg_ari(ok, strlen(ok), &w, err, sizeof(err)), 0);
@@ -725,7 +725,7 @@ static void on_closed(void *arg)
 	*(int *)arg = 1;
 }
 
-static void on_issue_cancelled(struct cs_issue_result *res, void *arg)
+static void on_issue_cancelled(void *arg, const struct cs_issue_result *res)
 {
 	int *st = arg;
 
@@ -740,13 +740,18 @@ START_TEST(test_acme_issuer_close_cancels)
 	int closed = 0, st = 1;
 	EVP_PKEY *key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
 	X509_REQ *csr = cs_csr_new(key, names, 1, err, sizeof(err));
-	struct cs_issue_request rq = { .cert_name = "a", .names = names, .n_names = 1, .csr = csr };
+	unsigned char *der = NULL;
+	int n = i2d_X509_REQ(csr, &der);
+	struct cs_issue_request rq = { .cert_name = "a", .names = names, .n_names = 1,
+				       .csr = { der, (size_t)n } };
 	cs_issuer *is;
 
 	uv_loop_init(&loop);
 	is = cs_acme_issuer_new(&loop, "x", &o, "/nonexistent", err, sizeof(err));
 	ck_assert_msg(is != NULL, "%s", err);
-	ck_assert(cs_acme_is(is));
+	ck_assert_str_eq(is->ops->type, "acme");
+	ck_assert_ptr_nonnull(is->ops->revoke);
+	ck_assert_ptr_nonnull(is->ops->renewal_info);
 	ck_assert_int_eq(is->ops->issue(is, &rq, on_issue_cancelled, &st), 0);
 	/* The callback never runs inside issue(). */
 	ck_assert_int_eq(st, 1);
@@ -756,11 +761,12 @@ START_TEST(test_acme_issuer_close_cancels)
 	ck_assert_int_eq(closed, 1);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	X509_REQ_free(csr);
+	OPENSSL_free(der);
 	EVP_PKEY_free(key);
 }
 END_TEST
 
-static void on_issue_count(struct cs_issue_result *res, void *arg)
+static void on_issue_count(void *arg, const struct cs_issue_result *res)
 {
 	int *st = arg;
 
@@ -782,7 +788,10 @@ START_TEST(test_acme_issuer_close_many)
 	int closed = 0, st[6][2] = { { 0 } };
 	EVP_PKEY *key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
 	X509_REQ *csr = cs_csr_new(key, names, 1, err, sizeof(err));
-	struct cs_issue_request rq = { .cert_name = "a", .names = names, .n_names = 1, .csr = csr };
+	unsigned char *der = NULL;
+	int n = i2d_X509_REQ(csr, &der);
+	struct cs_issue_request rq = { .cert_name = "a", .names = names, .n_names = 1,
+				       .csr = { der, (size_t)n } };
 	cs_issuer *is;
 
 	uv_loop_init(&loop);
@@ -803,6 +812,7 @@ START_TEST(test_acme_issuer_close_many)
 	ck_assert_int_eq(closed, 1);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	X509_REQ_free(csr);
+	OPENSSL_free(der);
 	EVP_PKEY_free(key);
 }
 END_TEST
@@ -812,11 +822,11 @@ END_TEST
 struct live {
 	int done, status;
 	char error[1024];
-	struct cs_acme_window w;
+	struct cs_issuer_window w;
 	cs_issuer *is;
 };
 
-static void on_live_done(int status, const char *error, void *arg)
+static void on_live_done(void *arg, int status, const char *error)
 {
 	struct live *l = arg;
 
@@ -825,8 +835,8 @@ static void on_live_done(int status, const char *error, void *arg)
 	snprintf(l->error, sizeof(l->error), "%s", error ? error : "");
 }
 
-static void on_live_ari(int status, const struct cs_acme_window *w, const char *error,
-			void *arg)
+static void on_live_ari(void *arg, int status, const struct cs_issuer_window *w,
+			const char *error)
 {
 	struct live *l = arg;
 
@@ -873,11 +883,13 @@ START_TEST(test_acme_live_revoke)
 
 	uv_loop_init(&loop);
 	l.is = live_issuer(&loop);
-	ck_assert_int_eq(cs_acme_revoke(l.is, x, 4 /* superseded */, on_live_done, &l), 0);
+	struct cs_der d = { 0 };
+	ck_assert_int_eq(cs_der_of_x509(&d, x), 0);
+	ck_assert_int_eq(l.is->ops->revoke(l.is, &d, 4 /* superseded */, on_live_done, &l), 0);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ck_assert_int_eq(l.done, 1);
 	ck_assert_msg(l.status == 0, "%s", l.error);
-	ck_assert_int_eq(cs_acme_revoke(l.is, x, -1, on_live_done, &l), 0);
+	ck_assert_int_eq(l.is->ops->revoke(l.is, &d, -1, on_live_done, &l), 0);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ck_assert_int_eq(l.done, 2);
 	ck_assert_int_lt(l.status, 0);
@@ -888,6 +900,7 @@ START_TEST(test_acme_live_revoke)
 	ck_assert_int_eq(closed, 1);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	X509_free(x);
+	cs_der_clear(&d);
 }
 END_TEST
 
@@ -902,7 +915,10 @@ START_TEST(test_acme_live_ari)
 
 	uv_loop_init(&loop);
 	l.is = live_issuer(&loop);
-	ck_assert_int_eq(cs_acme_renewal_info(l.is, x, on_live_ari, &l), 0);
+	struct cs_der d = { 0 };
+	ck_assert_int_eq(cs_der_of_x509(&d, x), 0);
+	ck_assert_int_eq(l.is->ops->renewal_info(l.is, &d, on_live_ari, &l), 0);
+	cs_der_clear(&d);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ck_assert_int_eq(l.done, 1);
 	if (getenv("CS_ACME_ARI_START") == NULL) {

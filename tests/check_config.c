@@ -4,6 +4,7 @@
  * line and key.
  */
 #include "cs_config.h"
+#include "cs_registry.h"
 #include "cs_fp.h"
 #include "cs_log.h"
 #include "testutil.h"
@@ -328,13 +329,15 @@ START_TEST(test_config_good_file)
 	ck_assert_int_eq(cfg->n_issuers, 2);
 	const struct cs_cfg_issuer *local = cs_config_issuer(cfg, "local");
 	ck_assert_ptr_nonnull(local);
-	ck_assert_int_eq(local->type, CS_ISSUER_LOCAL_CA);
+	ck_assert_str_eq(local->type, "local-ca");
+	ck_assert_str_eq(local->driver->type, "local-ca");
 	ck_assert_int_eq(local->key, CS_KEY_EC_P384);
 	ck_assert_int_eq(local->validity, 90 * 86400);
 	ck_assert_str_eq(local->subject, "/C=US/ST=Minnesota/L=Saint Paul/O=The Milly "
 					 "Server/OU=milly.example.com/CN=Milly CA");
 	const struct cs_cfg_issuer *acme = cs_config_issuer(cfg, "acme");
-	ck_assert_int_eq(acme->type, CS_ISSUER_ACME);
+	ck_assert_str_eq(acme->type, "acme");
+	ck_assert_str_eq(acme->driver->type, "acme");
 	ck_assert_int_eq(acme->contact.n, 1);
 	ck_assert_str_eq(acme->webroot, "/var/www/html");
 	const struct cs_cfg_cert *c = cs_config_cert(cfg, "mail");

@@ -127,7 +127,7 @@ struct fake_req {
 	uv_timer_t timer;
 	cs_issue_cb cb;
 	void *arg;
-	X509_REQ *csr; /* borrowed until the callback */
+	X509_REQ *csr; /* decoded from the request's DER */
 	char *const *names;
 	size_t n_names;
 	struct fake_req *next;
@@ -163,13 +163,17 @@ static void fake_fire(uv_timer_t *t)
 		res.status = -EIO;
 		snprintf(res.error, sizeof(res.error), "the fake CA is down");
 	} else {
-		res.leaf = sign_leaf(r->csr, r->names, r->n_names);
-		res.chain = sk_X509_new_null();
-		X509_up_ref(ca_cert);
-		sk_X509_push(res.chain, ca_cert);
+		X509 *leaf = sign_leaf(r->csr, r->names, r->n_names);
+		STACK_OF(X509) *chain = sk_X509_new_null();
+		sk_X509_push(chain, ca_cert);
+		ck_assert_int_eq(cs_issue_result_set(&res, leaf, chain), 0);
+		X509_free(leaf);
+		sk_X509_free(chain);
 		fk.issued++;
 	}
-	r->cb(&res, r->arg);
+	r->cb(r->arg, &res);
+	cs_issue_result_clear(&res);
+	X509_REQ_free(r->csr);
 	uv_close((uv_handle_t *)t, req_closed);
 }
 
@@ -183,7 +187,8 @@ static int fake_issue(cs_issuer *is, const struct cs_issue_request *req, cs_issu
 	fk.issue_requests++;
 	r->cb = cb;
 	r->arg = arg;
-	r->csr = req->csr;
+	r->csr = cs_issue_request_csr(req, (char[200]){ 0 }, 200);
+	ck_assert_ptr_nonnull(r->csr);
 	r->names = req->names;
 	r->n_names = req->n_names;
 	r->fi = fi;
@@ -205,7 +210,8 @@ static void fake_issuer_close(cs_issuer *is, void (*close_cb)(void *arg), void *
 		struct cs_issue_result res = { .status = -ECANCELED };
 		fi->reqs = r->next;
 		uv_timer_stop(&r->timer);
-		r->cb(&res, r->arg);
+		r->cb(r->arg, &res);
+		X509_REQ_free(r->csr);
 		uv_close((uv_handle_t *)&r->timer, req_closed);
 	}
 	free(fi->base.name);

@@ -3,13 +3,14 @@
  * the access rules, the protocol answers, pipelined requests answered in
  * order, the request size limit, the idle timeout, the socket file (mode,
  * stale one replaced, live one and non-socket left alone, removed at close)
- * and the metrics file written after a state change.
+ * and the metrics file written after an event of the backend.
  *
  * The server runs on a libuv loop in the test's thread; the client runs in a
  * second thread with plain blocking sockets and records what it saw; the
  * assertions run after the loop has finished.
  */
 #include "cs_ctlsock.h"
+#include "cs_events.h"
 #include "testutil.h"
 
 #include <check.h>
@@ -125,8 +126,30 @@ static int fake_revoke(void *arg, const char *name, int reason,
 	return 0;
 }
 
+/* The server's subscription to the fake's events (NULL: none). */
+static void (*sub_fn)(void *, const struct cs_event *);
+static void *sub_arg;
+
+static int fake_subscribe(void *arg, void (*fn)(void *, const struct cs_event *), void *fnarg)
+{
+	(void)arg;
+	ck_assert_ptr_null(sub_fn);
+	sub_fn = fn;
+	sub_arg = fnarg;
+	return 0;
+}
+
+static void fake_unsubscribe(void *arg, void (*fn)(void *, const struct cs_event *), void *fnarg)
+{
+	(void)arg;
+	ck_assert(sub_fn == fn && sub_arg == fnarg);
+	sub_fn = NULL;
+	sub_arg = NULL;
+}
+
 static const struct cs_ctlsock_backend fake = {
 	.count = fake_count, .status = fake_status, .renew = fake_renew, .revoke = fake_revoke,
+	.subscribe = fake_subscribe, .unsubscribe = fake_unsubscribe,
 };
 
 /* ---- loop and client thread -------------------------------------------------- */
@@ -719,27 +742,32 @@ START_TEST(test_ctlsock_live_not_stolen)
 END_TEST
 
 static struct fx *mf;
+static uv_async_t event_async;
 
-static void client_touch_state(struct fx *f)
+/* On the loop: the backend publishes that alpha was renewed, as the pipeline does. */
+static void on_event_async(uv_async_t *h)
 {
-	char *p, *mpath;
+	struct cs_event ev = { .type = CS_EVENT_RENEWED, .cert = "alpha", .time = time(NULL),
+			       .renewal = 1, .outcome = CS_RENEWAL_VERIFIED };
+
+	ck_assert_ptr_nonnull(sub_fn);
+	sub_fn(sub_arg, &ev);
+	uv_close((uv_handle_t *)h, NULL);
+}
+
+static void client_event(struct fx *f)
+{
+	char *mpath;
 	struct stat st;
 
 	(void)f;
 	ck_assert_int_gt(asprintf(&mpath, "%s/m.prom", mf->dir), 0);
 	usleep(100000);
 	unlink(mpath);
-	/* A state file is saved (as the atomic writer does: temp file, rename). */
-	ck_assert_int_gt(asprintf(&p, "%s/state/certs/.alpha.json.x", mf->dir), 0);
-	free(cs_test_write(NULL, p, "{}\n", 0600));
-	char *dst;
-	ck_assert_int_gt(asprintf(&dst, "%s/state/certs/alpha.json", mf->dir), 0);
-	rename(p, dst);
+	uv_async_send(&event_async);
 	for (int i = 0; i < 40 && stat(mpath, &st) < 0; i++)
 		usleep(25000);
 	f->connect_errno = stat(mpath, &st) == 0 ? 0 : ENOENT;
-	free(p);
-	free(dst);
 	free(mpath);
 }
 
@@ -747,23 +775,25 @@ START_TEST(test_ctlsock_metrics_file)
 {
 	struct fx f;
 	struct cs_ctlsock_opts o = { 0 };
-	char *mpath, *sdir, *text;
+	char *mpath, *text;
 	size_t len;
 
 	fx_init(&f);
 	mf = &f;
 	ck_assert_int_gt(asprintf(&mpath, "%s/m.prom", f.dir), 0);
-	ck_assert_int_gt(asprintf(&sdir, "%s/state", f.dir), 0);
 	o.metrics_file = mpath;
-	o.state_dir = sdir;
 	fx_start(&f, &o);
-	fx_run(&f, client_touch_state);
-	ck_assert_msg(f.connect_errno == 0, "no metrics file within 1 s of a state change");
+	ck_assert_ptr_nonnull(sub_fn); /* subscribed to the backend's events */
+	uv_async_init(&f.loop, &event_async, on_event_async);
+	fx_run(&f, client_event);
+	ck_assert_msg(f.connect_errno == 0, "no metrics file within 1 s of an event");
+	ck_assert_ptr_null(sub_fn); /* the subscription was taken back at close */
 	text = cs_test_read(mpath, &len);
 	ck_assert_ptr_nonnull(strstr(text, "certsync_cert_failures{name=\"beta\"} 2\n"));
+	/* The event was counted. */
+	ck_assert_ptr_nonnull(strstr(text, "certsync_renewals_total{result=\"success\"} 1\n"));
 	free(text);
 	free(mpath);
-	free(sdir);
 	fx_free(&f);
 }
 END_TEST

@@ -10,6 +10,7 @@
 #include "cs_key.h"
 #include "cs_localca.h"
 #include "testutil.h"
+#include "testissuer.h"
 
 #include <check.h>
 #include <errno.h>
@@ -528,6 +529,7 @@ START_TEST(test_localca_rejects_bad_requests)
 	EVP_PKEY *k2 = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
 	EVP_PKEY *weak = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
 	X509_REQ *csr = cs_csr_new(k1, names, 1, err, sizeof(err));
+	struct cs_der csr_der = cs_test_csr_der(csr);
 	X509 *leaf = NULL;
 	STACK_OF(X509) *chain = NULL;
 	char *s;
@@ -539,6 +541,7 @@ START_TEST(test_localca_rejects_bad_requests)
 			 -EINVAL);
 	ck_assert_msg(strstr(err, "bad signature") != NULL, "%s", err);
 	X509_REQ_free(csr);
+	cs_der_clear(&csr_der);
 	csr = cs_csr_new(weak, names, 1, err, sizeof(err));
 	ck_assert_int_eq(cs_localca_issue(ca, csr, names, 1, CS_USAGE_SERVER, &leaf, &chain, err,
 					  sizeof(err)),
@@ -552,6 +555,7 @@ START_TEST(test_localca_rejects_bad_requests)
 		char *spaced[] = { "a b.example.test" };
 
 		X509_REQ_free(csr);
+	cs_der_clear(&csr_der);
 		csr = cs_csr_new(k1, names, 1, err, sizeof(err));
 		ck_assert_int_eq(cs_localca_issue(ca, csr, spaced, 1, CS_USAGE_SERVER, &leaf,
 						  &chain, err, sizeof(err)),
@@ -565,6 +569,7 @@ START_TEST(test_localca_rejects_bad_requests)
 	ck_assert_str_eq(s, "");
 	free(s);
 	X509_REQ_free(csr);
+	cs_der_clear(&csr_der);
 	EVP_PKEY_free(k1);
 	EVP_PKEY_free(k2);
 	EVP_PKEY_free(weak);
@@ -583,6 +588,7 @@ START_TEST(test_localca_unique_subject)
 	X509 *x = issue(ca, CS_KEY_EC_P256, a, 1, CS_USAGE_SERVER, NULL, NULL), *y = NULL;
 	EVP_PKEY *k = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
 	X509_REQ *csr = cs_csr_new(k, a, 1, err, sizeof(err));
+	struct cs_der csr_der = cs_test_csr_der(csr);
 	STACK_OF(X509) *chain = NULL;
 
 	X509_free(x);
@@ -607,6 +613,7 @@ START_TEST(test_localca_unique_subject)
 	X509_free(y);
 	sk_X509_pop_free(chain, X509_free);
 	X509_REQ_free(csr);
+	cs_der_clear(&csr_der);
 	EVP_PKEY_free(k);
 	cs_localca_close(ca);
 }
@@ -721,14 +728,16 @@ struct async_state {
 	char last_error[1024];
 };
 
-static void on_issued(struct cs_issue_result *res, void *arg)
+static void on_issued(void *arg, const struct cs_issue_result *res)
 {
 	struct async_state *st = arg;
+	X509 *leaf = NULL;
+	STACK_OF(X509) *chain = NULL;
 
 	st->done++;
 	if (res->status == 0) {
-		if (res->leaf != NULL && sk_X509_num(res->chain) == 1 &&
-		    X509_verify(res->leaf, X509_get0_pubkey(sk_X509_value(res->chain, 0))) == 1)
+		if (cs_test_issued(res, &leaf, &chain) == 0 && sk_X509_num(chain) == 1 &&
+		    X509_verify(leaf, X509_get0_pubkey(sk_X509_value(chain, 0))) == 1)
 			st->ok++;
 		else
 			st->other++;
@@ -738,8 +747,8 @@ static void on_issued(struct cs_issue_result *res, void *arg)
 		st->other++;
 		snprintf(st->last_error, sizeof(st->last_error), "%s", res->error);
 	}
-	X509_free(res->leaf);
-	sk_X509_pop_free(res->chain, X509_free);
+	X509_free(leaf);
+	sk_X509_pop_free(chain, X509_free);
 }
 
 static void on_closed(void *arg)
@@ -757,8 +766,9 @@ START_TEST(test_localca_issuer_async)
 	cs_issuer *is;
 	EVP_PKEY *k = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
 	X509_REQ *csr = cs_csr_new(k, names, 2, err, sizeof(err));
+	struct cs_der csr_der = cs_test_csr_der(csr);
 	struct cs_issue_request req = {
-		.cert_name = "async", .names = names, .n_names = 2, .csr = csr,
+		.cert_name = "async", .names = names, .n_names = 2, .csr = csr_der,
 	};
 	X509 *cacert = NULL;
 	X509_CRL *crl = NULL;
@@ -774,7 +784,7 @@ START_TEST(test_localca_issuer_async)
 		ck_assert_int_ne(access(p, F_OK), 0);
 		free(p);
 	}
-	ck_assert_int_eq(is->ops->ca_material(is, &cacert, &crl), -EAGAIN);
+	ck_assert_int_eq(cs_test_ca_material(is, &cacert, &crl), -EAGAIN);
 	for (int i = 0; i < 5; i++)
 		ck_assert_int_eq(is->ops->issue(is, &req, on_issued, &st), 0);
 	/* Nothing is called back before the loop runs: the work is off the caller's turn. */
@@ -810,7 +820,7 @@ START_TEST(test_localca_issuer_async)
 	}
 
 	/* ca_material: the CA certificate, and the CRL once one was generated. */
-	ck_assert_int_eq(is->ops->ca_material(is, &cacert, &crl), 0);
+	ck_assert_int_eq(cs_test_ca_material(is, &cacert, &crl), 0);
 	ck_assert_ptr_nonnull(cacert);
 	ck_assert_ptr_null(crl);
 	X509_free(cacert);
@@ -835,7 +845,7 @@ START_TEST(test_localca_issuer_async)
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	is = cs_localca_issuer_new(&loop, "local", &o, err, sizeof(err));
 	ck_assert_msg(is != NULL, "%s", err);
-	ck_assert_int_eq(is->ops->ca_material(is, &cacert, &crl), 0);
+	ck_assert_int_eq(cs_test_ca_material(is, &cacert, &crl), 0);
 	ck_assert_ptr_nonnull(crl);
 	ck_assert_int_eq(X509_CRL_verify(crl, X509_get0_pubkey(cacert)), 1);
 	X509_free(cacert);
@@ -846,6 +856,7 @@ START_TEST(test_localca_issuer_async)
 	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	X509_REQ_free(csr);
+	cs_der_clear(&csr_der);
 	EVP_PKEY_free(k);
 }
 END_TEST
@@ -853,11 +864,11 @@ END_TEST
 /* Closing the issuer from within an issuance's callback (as a --once pass that ends there does). */
 static cs_issuer *close_from_cb_is;
 
-static void on_issued_then_close(struct cs_issue_result *res, void *arg)
+static void on_issued_then_close(void *arg, const struct cs_issue_result *res)
 {
 	struct async_state *st = arg;
 
-	on_issued(res, arg);
+	on_issued(arg, res);
 	if (st->done == 1)
 		close_from_cb_is->ops->close(close_from_cb_is, on_closed, st);
 }
@@ -871,7 +882,8 @@ START_TEST(test_localca_issuer_close_in_callback)
 	uv_loop_t loop;
 	EVP_PKEY *k = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
 	X509_REQ *csr = cs_csr_new(k, names, 1, err, sizeof(err));
-	struct cs_issue_request req = { .cert_name = "cb", .names = names, .n_names = 1, .csr = csr };
+	struct cs_der csr_der = cs_test_csr_der(csr);
+	struct cs_issue_request req = { .cert_name = "cb", .names = names, .n_names = 1, .csr = csr_der };
 
 	cs_localca_close(open_ca(CS_KEY_EC_P256)); /* the CA exists: requests are grouped */
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
@@ -888,6 +900,7 @@ START_TEST(test_localca_issuer_close_in_callback)
 	ck_assert_int_eq(st.closed, 1);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	X509_REQ_free(csr);
+	cs_der_clear(&csr_der);
 	EVP_PKEY_free(k);
 }
 END_TEST
@@ -904,14 +917,16 @@ struct group_state {
 	char errors[4][1100];
 };
 
-static void on_issued_durable(struct cs_issue_result *res, void *arg)
+static void on_issued_durable(void *arg, const struct cs_issue_result *res)
 {
 	struct group_state *gs = arg;
+	X509 *leaf = NULL;
 
 	gs->done++;
 	if (res->status == 0) {
-		char *hex = serial_hex(res->leaf), *ix = read_ca_file("index.txt"), *nc, *pem;
-		char *want = pem_string(res->leaf);
+		ck_assert_int_eq(cs_test_issued(res, &leaf, NULL), 0);
+		char *hex = serial_hex(leaf), *ix = read_ca_file("index.txt"), *nc, *pem;
+		char *want = pem_string(leaf);
 
 		ck_assert_msg(strstr(ix, hex) != NULL, "answered before index.txt names %s", hex);
 		ck_assert_int_ge(asprintf(&nc, "newcerts/%s.pem", hex), 0);
@@ -929,8 +944,7 @@ static void on_issued_durable(struct cs_issue_result *res, void *arg)
 				 res->error);
 		gs->failed++;
 	}
-	X509_free(res->leaf);
-	sk_X509_pop_free(res->chain, X509_free);
+	X509_free(leaf);
 }
 
 static int index_lines(void)
@@ -955,8 +969,9 @@ START_TEST(test_localca_issuer_group_commit)
 	cs_issuer *is;
 	EVP_PKEY *k = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
 	X509_REQ *csr = cs_csr_new(k, names, 2, err, sizeof(err));
-	struct cs_issue_request req = { .cert_name = "group", .names = names, .n_names = 2, .csr = csr };
-	struct cs_issue_request badreq = { .cert_name = "bad", .names = bad, .n_names = 1, .csr = csr };
+	struct cs_der csr_der = cs_test_csr_der(csr);
+	struct cs_issue_request req = { .cert_name = "group", .names = names, .n_names = 2, .csr = csr_der };
+	struct cs_issue_request badreq = { .cert_name = "bad", .names = bad, .n_names = 1, .csr = csr_der };
 	char *ixp = ca_path("index.txt"), *aside = ca_path("index.txt.aside");
 
 	cs_localca_close(open_ca(CS_KEY_EC_P256)); /* the CA exists: requests are grouped */
@@ -1006,17 +1021,16 @@ START_TEST(test_localca_issuer_group_commit)
 	free(ixp);
 	free(aside);
 	X509_REQ_free(csr);
+	cs_der_clear(&csr_der);
 	EVP_PKEY_free(k);
 }
 END_TEST
 
-static void on_issued_keep(struct cs_issue_result *res, void *arg)
+static void on_issued_keep(void *arg, const struct cs_issue_result *res)
 {
 	X509 **leaf = arg;
 
-	*leaf = res->leaf;
-	res->leaf = NULL;
-	sk_X509_pop_free(res->chain, X509_free);
+	ck_assert_int_eq(cs_test_issued(res, leaf, NULL), 0);
 }
 
 struct revoke_state {
@@ -1024,13 +1038,25 @@ struct revoke_state {
 	char error[1024];
 };
 
-static void on_revoked(int status, const char *error, void *arg)
+static void on_revoked(void *arg, int status, const char *error)
 {
 	struct revoke_state *rs = arg;
 
 	rs->done++;
 	rs->status = status;
 	snprintf(rs->error, sizeof(rs->error), "%s", error != NULL ? error : "");
+}
+
+/* is->ops->revoke with leaf as DER. */
+static int revoke_leaf(cs_issuer *is, X509 *leaf, int reason, cs_issuer_done_cb cb, void *arg)
+{
+	struct cs_der d = { 0 };
+	int rc;
+
+	ck_assert_int_eq(cs_der_of_x509(&d, leaf), 0);
+	rc = is->ops->revoke(is, &d, reason, cb, arg);
+	cs_der_clear(&d);
+	return rc;
 }
 
 /*
@@ -1048,8 +1074,9 @@ START_TEST(test_localca_issuer_revoke)
 	cs_issuer *is;
 	EVP_PKEY *k = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
 	X509_REQ *csr = cs_csr_new(k, names, 1, err, sizeof(err));
+	struct cs_der csr_der = cs_test_csr_der(csr);
 	struct cs_issue_request req = {
-		.cert_name = "revoke", .names = names, .n_names = 1, .csr = csr,
+		.cert_name = "revoke", .names = names, .n_names = 1, .csr = csr_der,
 	};
 	X509 *leaf = NULL, *cacert = NULL;
 	X509_CRL *crl = NULL;
@@ -1059,17 +1086,18 @@ START_TEST(test_localca_issuer_revoke)
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	is = cs_localca_issuer_new(&loop, "local", &o, err, sizeof(err));
 	ck_assert_msg(is != NULL, "%s", err);
-	ck_assert_int_eq(cs_localca_issuer_is(is), 1);
+	ck_assert_ptr_nonnull(is->ops->revoke);
+	ck_assert_ptr_nonnull(is->ops->crl_refresh);
 	ck_assert_int_eq(is->ops->issue(is, &req, on_issued_keep, &leaf), 0);
 	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
 	ck_assert_ptr_nonnull(leaf);
-	ck_assert_int_eq(cs_localca_issuer_revoke(is, leaf, 8, on_revoked, &rs), -EINVAL);
-	ck_assert_int_eq(cs_localca_issuer_revoke(is, leaf, 1, on_revoked, &rs), 0);
+	ck_assert_int_eq(revoke_leaf(is, leaf, 8, on_revoked, &rs), -EINVAL);
+	ck_assert_int_eq(revoke_leaf(is, leaf, 1, on_revoked, &rs), 0);
 	ck_assert_int_eq(rs.done, 0);
 	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
 	ck_assert_msg(rs.done == 1 && rs.status == 0, "%d: %s", rs.status, rs.error);
 
-	ck_assert_int_eq(is->ops->ca_material(is, &cacert, &crl), 0);
+	ck_assert_int_eq(cs_test_ca_material(is, &cacert, &crl), 0);
 	ck_assert_ptr_nonnull(crl);
 	ck_assert_int_eq(X509_CRL_verify(crl, X509_get0_pubkey(cacert)), 1);
 	ck_assert_int_eq(X509_CRL_get0_by_serial(crl, &rev,
@@ -1082,7 +1110,7 @@ START_TEST(test_localca_issuer_revoke)
 	X509_free(cacert);
 	X509_CRL_free(crl);
 
-	ck_assert_int_eq(cs_localca_issuer_revoke(is, leaf, 4, on_revoked, &rs), 0);
+	ck_assert_int_eq(revoke_leaf(is, leaf, 4, on_revoked, &rs), 0);
 	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
 	ck_assert_int_eq(rs.done, 2);
 	ck_assert_int_eq(rs.status, -ENOENT);
@@ -1094,6 +1122,7 @@ START_TEST(test_localca_issuer_revoke)
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	X509_free(leaf);
 	X509_REQ_free(csr);
+	cs_der_clear(&csr_der);
 	EVP_PKEY_free(k);
 }
 END_TEST

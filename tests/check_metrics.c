@@ -3,7 +3,9 @@
  * the text format (families in one piece, TYPE before samples, label syntax
  * and escaping, numeric values, no duplicate series) run over rendered
  * output, promtool when it is installed, the numbers an operator alerts on,
- * the counters derived from successive snapshots, and the atomic file write.
+ * the counters counted from the pipeline's events (exactly: what happens
+ * between two renders counts as often as it happens), and the atomic file
+ * write.
  */
 #include "cs_metrics.h"
 #include "testutil.h"
@@ -221,7 +223,7 @@ static const struct cs_metrics_agent agent0 = { .start_time = 1700000000, .clien
 START_TEST(test_metrics_format_strict)
 {
 	struct cs_cert_status v[2];
-	struct cs_metrics *m = cs_metrics_new(0);
+	struct cs_metrics *m = cs_metrics_new();
 	char **series;
 	size_t n;
 
@@ -262,7 +264,7 @@ END_TEST
 START_TEST(test_metrics_promtool)
 {
 	struct cs_cert_status v[2];
-	struct cs_metrics *m = cs_metrics_new(0);
+	struct cs_metrics *m = cs_metrics_new();
 	char *dir, *path, *cmd, *out = NULL;
 	int rc;
 
@@ -291,7 +293,7 @@ END_TEST
 START_TEST(test_metrics_values)
 {
 	struct cs_cert_status v[2];
-	struct cs_metrics *m = cs_metrics_new(0);
+	struct cs_metrics *m = cs_metrics_new();
 
 	two_certs(v);
 	char *t = cs_metrics_render(m, v, 2, &agent0, 1700500000);
@@ -329,29 +331,49 @@ START_TEST(test_metrics_values)
 }
 END_TEST
 
-START_TEST(test_metrics_counters_derived)
+/* An event of the pipeline about cert, as cs_metrics_count receives it. */
+static void event(struct cs_metrics *m, enum cs_event_type type, const char *cert,
+		  enum cs_renewal_outcome o, const char *service, enum cs_event_result r)
+{
+	struct cs_event ev = { .type = type, .cert = cert, .time = 1700600000, .renewal = 7,
+			       .outcome = o, .service = service, .result = r };
+
+	cs_metrics_count(m, &ev);
+}
+
+#define RENEWED(m, cert, o) event(m, CS_EVENT_RENEWED, cert, o, NULL, CS_EVENT_OK)
+#define FAILED(m, cert, o) event(m, CS_EVENT_FAILED, cert, o, NULL, CS_EVENT_OK)
+#define RELOADED(m, cert, svc, r) event(m, CS_EVENT_RELOADED, cert, CS_RENEWAL_VERIFIED, svc, r)
+/* An event that carries no outcome, service or result. */
+#define STEP(m, type, cert) event(m, type, cert, CS_RENEWAL_VERIFIED, NULL, CS_EVENT_OK)
+
+START_TEST(test_metrics_counters_from_events)
 {
 	struct cs_cert_status v[2];
-	struct cs_metrics *m = cs_metrics_new(1700000050);
+	struct cs_metrics *m = cs_metrics_new();
 	char *t;
 
 	two_certs(v);
-	/* First sight: mail was renewed after the agent started (counts), failures are history. */
+	/* mail was renewed after the agent started; the failures of the other are history. */
+	const enum cs_event_type steps[] = { CS_EVENT_RENEWAL_STARTED, CS_EVENT_ISSUED,
+					     CS_EVENT_DEPLOYED };
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+		STEP(m, steps[i], "mail");
+	RENEWED(m, "mail", CS_RENEWAL_VERIFIED);
 	t = cs_metrics_render(m, v, 2, &agent0, 1700500000);
 	ck_line(t, "certsync_renewals_total{result=\"success\"} 1");
 	ck_line(t, "certsync_renewals_total{result=\"failure\"} 0");
 	free(t);
-	/* The same snapshot again changes nothing. */
+	/* Rendering again changes nothing. */
 	t = cs_metrics_render(m, v, 2, &agent0, 1700500001);
 	ck_line(t, "certsync_renewals_total{result=\"success\"} 1");
 	free(t);
-	/* A renewal of mail (its reload not done yet), two more failures of the other. */
-	v[0].last_renewal = 1700600000;
-	v[0].last_reload = NULL;
-	v[1].failures = 5;
-	ck_assert_int_eq(cs_metrics_observe(m, v, 2), 0);
-	/* The reload finished. */
-	v[0].last_reload = "postfix: ok; dovecot: not running";
+	/* A renewal of mail and its reloads, two more failures of the other. */
+	RENEWED(m, "mail", CS_RENEWAL_DEPLOYED);
+	FAILED(m, "we\"ird", CS_RENEWAL_FAILED);
+	FAILED(m, "we\"ird", CS_RENEWAL_FAILED);
+	RELOADED(m, "mail", "postfix", CS_EVENT_OK);
+	RELOADED(m, "mail", "dovecot", CS_EVENT_NOT_RUNNING);
 	t = cs_metrics_render(m, v, 2, &agent0, 1700600010);
 	ck_line(t, "certsync_renewals_total{result=\"success\"} 2");
 	ck_line(t, "certsync_renewals_total{result=\"failure\"} 2");
@@ -359,34 +381,82 @@ START_TEST(test_metrics_counters_derived)
 	ck_line(t, "certsync_reloads_total{reloader=\"dovecot\",result=\"not_running\"} 1");
 	ck_line(t, "certsync_reloads_total{reloader=\"dovecot\",result=\"failed\"} 0");
 	free(t);
-	/* Another renewal within the same second: a new serial, the same last_renewal. */
-	v[0].serial = "0C2D";
+	/* Another renewal within the same second. */
+	RENEWED(m, "mail", CS_RENEWAL_VERIFIED);
 	t = cs_metrics_render(m, v, 2, &agent0, 1700600011);
 	ck_line(t, "certsync_renewals_total{result=\"success\"} 3");
 	free(t);
-	v[0].last_reload = NULL; /* reload pending again: no new reload counted yet */
-	cs_metrics_observe(m, v, 2);
-	/* A success resets failures to 0: no failure is counted for the drop. */
-	v[1].failures = 0;
-	v[1].last_renewal = 1700700000;
+	/* A success after failures; a rollback is a failure; an abandoned renewal is neither. */
+	RENEWED(m, "we\"ird", CS_RENEWAL_VERIFIED);
 	t = cs_metrics_render(m, v, 2, &agent0, 1700700010);
 	ck_line(t, "certsync_renewals_total{result=\"success\"} 4");
 	ck_line(t, "certsync_renewals_total{result=\"failure\"} 2");
+	free(t);
+	event(m, CS_EVENT_ROLLED_BACK, "mail", CS_RENEWAL_ROLLED_BACK, NULL, CS_EVENT_OK);
+	FAILED(m, "mail", CS_RENEWAL_ABANDONED);
+	t = cs_metrics_render(m, v, 2, &agent0, 1700700011);
+	ck_line(t, "certsync_renewals_total{result=\"success\"} 4");
+	ck_line(t, "certsync_renewals_total{result=\"failure\"} 3");
 	free(t);
 	cs_metrics_free(m);
 }
 END_TEST
 
-START_TEST(test_metrics_unknown_no_baseline)
+/*
+ * Exact: what happens between two renders is counted as often as it
+ * happens, even when it leaves the status as it was (two renewals, two
+ * reloads with the same results, a failure then a success). Counting from
+ * status snapshots saw one renewal, no reload and no failure here.
+ */
+START_TEST(test_metrics_counters_exact)
+{
+	struct cs_cert_status v[2];
+	struct cs_metrics *m = cs_metrics_new();
+	char *t;
+
+	two_certs(v);
+	t = cs_metrics_render(m, v, 2, &agent0, 1700500000);
+	ck_line(t, "certsync_renewals_total{result=\"success\"} 0");
+	free(t);
+	for (int i = 0; i < 2; i++) {
+		RENEWED(m, "mail", CS_RENEWAL_VERIFIED);
+		RELOADED(m, "mail", "postfix", CS_EVENT_OK);
+		RELOADED(m, "mail", "dovecot", CS_EVENT_ERROR);
+	}
+	FAILED(m, "we\"ird", CS_RENEWAL_FAILED);
+	RENEWED(m, "we\"ird", CS_RENEWAL_DEPLOYED);
+	/* The same snapshot: only the events tell. */
+	t = cs_metrics_render(m, v, 2, &agent0, 1700500100);
+	ck_line(t, "certsync_renewals_total{result=\"success\"} 3");
+	ck_line(t, "certsync_renewals_total{result=\"failure\"} 1");
+	ck_line(t, "certsync_reloads_total{reloader=\"postfix\",result=\"ok\"} 2");
+	ck_line(t, "certsync_reloads_total{reloader=\"dovecot\",result=\"failed\"} 2");
+	ck_line(t, "certsync_reloads_total{reloader=\"dovecot\",result=\"ok\"} 0");
+	/* The gauges still come from the snapshot. */
+	ck_line(t, "certsync_cert_last_reload_ok{name=\"mail\",reloader=\"dovecot\"} 0");
+	/* Counters with samples are still valid exposition text. */
+	char **series;
+	size_t n;
+	const char *err = parse_exposition(t, &series, &n);
+	ck_assert_msg(err == NULL, "%s\n%s", err ? err : "", t);
+	free_series(series, n);
+	free(t);
+	cs_metrics_free(m);
+}
+END_TEST
+
+/* A cert whose state shows past renewals and failures: no event, nothing counted. */
+START_TEST(test_metrics_history_not_counted)
 {
 	struct cs_cert_status v[1];
-	struct cs_metrics *m = cs_metrics_new(1700000050);
+	struct cs_metrics *m = cs_metrics_new();
 	char *t;
 
 	memset(v, 0, sizeof(v));
 	v[0].name = "mail";
 	v[0].state = CS_CERT_UNKNOWN; /* not examined yet: its state is not loaded */
-	cs_metrics_observe(m, v, 1);
+	t = cs_metrics_render(m, v, 1, &agent0, 1700000050);
+	free(t);
 	/* Loaded: renewed long before the start, 4 failures in the past. */
 	v[0].state = CS_CERT_FAILED;
 	v[0].last_renewal = 1600000000;
@@ -394,6 +464,17 @@ START_TEST(test_metrics_unknown_no_baseline)
 	t = cs_metrics_render(m, v, 1, &agent0, 1700000100);
 	ck_line(t, "certsync_renewals_total{result=\"success\"} 0");
 	ck_line(t, "certsync_renewals_total{result=\"failure\"} 0");
+	free(t);
+	/* Events that are no renewal's end and no reload count nothing. */
+	STEP(m, CS_EVENT_REPAIRED, "mail");
+	STEP(m, CS_EVENT_ADOPTED, "mail");
+	event(m, CS_EVENT_VERIFIED, "mail", CS_RENEWAL_VERIFIED, NULL, CS_EVENT_ERROR);
+	STEP(m, CS_EVENT_REVOKED, "mail");
+	STEP(m, CS_EVENT_CHANGED, "mail");
+	t = cs_metrics_render(m, v, 1, &agent0, 1700000200);
+	ck_line(t, "certsync_renewals_total{result=\"success\"} 0");
+	ck_line(t, "certsync_renewals_total{result=\"failure\"} 0");
+	ck_assert_ptr_null(strstr(t, "certsync_reloads_total{"));
 	free(t);
 	cs_metrics_free(m);
 }
@@ -432,8 +513,9 @@ Suite *metrics_suite(void)
 	tcase_add_test(tc, test_metrics_format_strict);
 	tcase_add_test(tc, test_metrics_promtool);
 	tcase_add_test(tc, test_metrics_values);
-	tcase_add_test(tc, test_metrics_counters_derived);
-	tcase_add_test(tc, test_metrics_unknown_no_baseline);
+	tcase_add_test(tc, test_metrics_counters_from_events);
+	tcase_add_test(tc, test_metrics_counters_exact);
+	tcase_add_test(tc, test_metrics_history_not_counted);
 	tcase_add_test(tc, test_metrics_write_file);
 	suite_add_tcase(s, tc);
 	return s;

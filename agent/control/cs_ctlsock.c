@@ -13,8 +13,8 @@
  *   cs_ctlsock_metrics.c  the metrics command and the metrics file
  *   cs_ctlsock_agent.c    the server wired to the agent's pipeline
  *
- * Handles: the listener, the state-dir watch, the metrics timer, the idle
- * handle and two per client (pipe and idle timer). s->handles counts those
+ * Handles: the listener, the metrics timer, the idle handle, the renew all
+ * timer and two per client (pipe and idle timer). s->handles counts those
  * still open; s and each client are freed only from close callbacks.
  */
 #include "cs_ctlsock_int.h"
@@ -69,12 +69,15 @@ struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts 
 {
 	struct cs_ctlsock *s = calloc(1, sizeof(*s));
 
-	if (s == NULL || (s->metrics = cs_metrics_new(time(NULL))) == NULL) {
+	if (s == NULL || (s->metrics = cs_metrics_new()) == NULL) {
 		free(s);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	s->loop = loop;
+	LIST_INIT(&s->clients);
+	TAILQ_INIT(&s->backlog);
+	STAILQ_INIT(&s->renew_all);
 	s->be = *be;
 	s->admin_group = o->admin_group;
 	s->max_request = o->max_request ? o->max_request : CS_CTLSOCK_MAX_REQUEST;
@@ -89,20 +92,17 @@ struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts 
 			s->max_clients = room;
 	}
 	s->ag.start_time = time(NULL);
-	if (set_str(&s->metrics_file, o->metrics_file) < 0 ||
-	    set_str(&s->state_dir, o->state_dir) < 0) {
+	if (set_str(&s->metrics_file, o->metrics_file) < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	uv_timer_init(loop, &s->mtimer);
 	s->mtimer.data = s;
-	uv_fs_event_init(loop, &s->watch);
-	s->watch.data = s;
 	uv_idle_init(loop, &s->idle);
 	s->idle.data = s;
 	uv_timer_init(loop, &s->rtimer);
 	s->rtimer.data = s;
-	s->handles += 4;
+	s->handles += 3;
 	if (o->path != NULL && (s->lis = cs_ctlsock__listener_new(s, o, err, errlen)) == NULL) {
 		/* Handles are open: free through the close callbacks, without a metrics write. */
 		free(s->metrics_file);
@@ -110,13 +110,12 @@ struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts 
 		cs_ctlsock_close(s, NULL, NULL);
 		return NULL;
 	}
-	cs_ctlsock__watch_state(s);
+	cs_ctlsock__subscribe(s);
 	cs_ctlsock__metrics_soon(s, METRICS_FIRST_MS);
 	return s;
 fail:
 	cs_metrics_free(s->metrics);
 	free(s->metrics_file);
-	free(s->state_dir);
 	free(s);
 	return NULL;
 }
@@ -128,12 +127,10 @@ int cs_ctlsock_apply(struct cs_ctlsock *s, const struct cs_ctlsock_opts *o, char
 	int rc = 0;
 
 	s->admin_group = o->admin_group;
-	if (set_str(&s->metrics_file, o->metrics_file) < 0 ||
-	    set_str(&s->state_dir, o->state_dir) < 0) {
+	if (set_str(&s->metrics_file, o->metrics_file) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	cs_ctlsock__watch_state(s);
 	cs_ctlsock__metrics_soon(s, METRICS_DEBOUNCE_MS);
 	bool same = s->lis != NULL && o->path != NULL && strcmp(s->lis->path, o->path) == 0 &&
 		    s->lis->mode == o->mode && s->lis->group == o->group;
@@ -179,23 +176,22 @@ void cs_ctlsock_close(struct cs_ctlsock *s, void (*close_cb)(void *arg), void *a
 	if (s->closing)
 		return;
 	cs_ctlsock_write_metrics(s);
+	cs_ctlsock__unsubscribe(s);
 	s->closing = true;
 	s->close_cb = close_cb;
 	s->close_arg = arg;
-	while (s->clients != NULL)
-		cs_ctlsock__close_client(s->clients);
+	while (!LIST_EMPTY(&s->clients))
+		cs_ctlsock__close_client(LIST_FIRST(&s->clients));
 	/* A renew all still asking stops here; its client is gone (d->c is NULL). */
-	while (s->renew_all != NULL) {
-		struct deferred *d = s->renew_all;
-		s->renew_all = d->rnext;
+	while (!STAILQ_EMPTY(&s->renew_all)) {
+		struct deferred *d = STAILQ_FIRST(&s->renew_all);
+		STAILQ_REMOVE_HEAD(&s->renew_all, rlink);
 		if (--d->left == 0)
 			cs_ctlsock__deferred_answer(d, NULL, true);
 	}
-	s->renew_all_tail = NULL;
 	cs_ctlsock__close_listener(s->lis);
 	s->lis = NULL;
 	uv_close((uv_handle_t *)&s->mtimer, cs_ctlsock__on_plain_closed);
-	uv_close((uv_handle_t *)&s->watch, cs_ctlsock__on_plain_closed);
 	uv_close((uv_handle_t *)&s->idle, cs_ctlsock__on_plain_closed);
 	uv_close((uv_handle_t *)&s->rtimer, cs_ctlsock__on_plain_closed);
 }

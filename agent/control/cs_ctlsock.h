@@ -16,8 +16,9 @@
  * timeout is dropped, and a client that does not read its answers stops
  * being read from (its answers are bounded) without holding anyone else up.
  *
- * The same object keeps the metrics tracker and writes metrics_file after
- * every change of the state files (a renewal, a failure) and at close.
+ * The same object keeps the metrics tracker, fed by the backend's events,
+ * and writes metrics_file soon after every event (a renewal started or
+ * ended, a reload, a repair...) and at close.
  */
 #ifndef CS_CTLSOCK_H
 #define CS_CTLSOCK_H
@@ -42,8 +43,7 @@ struct cs_ctlsock_backend {
 	void (*status)(void *arg, size_t i, struct cs_cert_status *out);
 	/*
 	 * NULL, or: the status of the cert called name, found without a scan
-	 * (show, and the metrics counters after a state file changed); false
-	 * when there is no such cert.
+	 * (show); false when there is no such cert.
 	 */
 	bool (*status_of)(void *arg, const char *name, struct cs_cert_status *out);
 	/*
@@ -82,6 +82,15 @@ struct cs_ctlsock_backend {
 	/* NULL: "not available". Else as cs_pipeline_adopt, answered like revoke. */
 	int (*adopt)(void *arg, const char *name,
 		     void (*done)(void *cbarg, int status, const char *msg), void *cbarg);
+	/*
+	 * NULL, or both: as cs_pipeline_subscribe and cs_pipeline_unsubscribe.
+	 * The server subscribes while it serves the backend: the events feed
+	 * the metrics counters and rewrite the metrics file.
+	 */
+	int (*subscribe)(void *arg, void (*fn)(void *fnarg, const struct cs_event *ev),
+			 void *fnarg);
+	void (*unsubscribe)(void *arg, void (*fn)(void *fnarg, const struct cs_event *ev),
+			    void *fnarg);
 	void *arg;
 };
 
@@ -91,7 +100,6 @@ struct cs_ctlsock_opts {
 	gid_t group;            /* socket_group, (gid_t)-1 when not set */
 	gid_t admin_group;      /* (gid_t)-1 when not set */
 	const char *metrics_file; /* NULL when not set */
-	const char *state_dir;  /* watched for state changes (NULL: not watched) */
 	size_t max_request;     /* 0: CS_CTLSOCK_MAX_REQUEST */
 	uint64_t idle_ms;       /* 0: CS_CTLSOCK_IDLE_MS */
 	size_t max_clients;     /* 0: 4096 */

@@ -1,6 +1,8 @@
 /*
  * cs_ctlsock_agent - the status socket wired to the agent's pipeline
- * (cs_ctlsock_for_agent), so that cs_agent.c needs three calls.
+ * (cs_ctlsock_for_agent), so that cs_agent.c needs three calls. The server
+ * subscribes to the pipeline's events; the pipeline keeps its subscribers
+ * across SIGHUP (it is the same pipeline), and so do the counters.
  */
 #include "cs_ctlsock_int.h"
 #include "cs_capsync.h"
@@ -60,6 +62,16 @@ static int pl_revoke(void *arg, const char *name, int reason,
 	return cs_pipeline_revoke(arg, name, reason, done, cbarg);
 }
 
+static int pl_subscribe(void *arg, void (*fn)(void *, const struct cs_event *), void *fnarg)
+{
+	return cs_pipeline_subscribe(arg, fn, fnarg);
+}
+
+static void pl_unsubscribe(void *arg, void (*fn)(void *, const struct cs_event *), void *fnarg)
+{
+	cs_pipeline_unsubscribe(arg, fn, fnarg);
+}
+
 static int pl_reload(void *arg, const char *name, char *err, size_t errlen)
 {
 	int rc = cs_pipeline_reload(arg, name);
@@ -114,7 +126,6 @@ static void opts_of(const struct cs_config *cfg, bool listen, struct cs_ctlsock_
 	o->group = cfg->agent.socket_group;
 	o->admin_group = cfg->agent.admin_group;
 	o->metrics_file = cfg->agent.metrics_file;
-	o->state_dir = cfg->agent.state_dir;
 }
 
 static const struct cs_ctlsock_backend agent_backend = {
@@ -123,6 +134,7 @@ static const struct cs_ctlsock_backend agent_backend = {
 	.renew = pl_renew,
 	.reload = pl_reload, .rehash = pl_rehash, .capath_problems = pl_capath_problems,
 	.revoke = pl_revoke, .adopt = pl_adopt,
+	.subscribe = pl_subscribe, .unsubscribe = pl_unsubscribe,
 };
 
 /* Returns the agent's socket and metrics writer for cfg and pl, or NULL (logged). */
@@ -197,15 +209,17 @@ void cs_ctlsock_attach_agent(struct cs_ctlsock *s, const struct cs_config *cfg,
 {
 	struct client *next;
 
+	cs_ctlsock__unsubscribe(s);
 	s->be = agent_backend;
 	s->be.arg = pl;
 	s->starting = NULL;
+	cs_ctlsock__subscribe(s);
 	cs_ctlsock_apply_config(s, cfg, true);
 	if (s->lis != NULL)
 		cs_info("status socket listening on %s (mode %04o)", s->lis->path,
 			(unsigned)s->lis->mode);
-	for (struct client *c = s->clients; c != NULL; c = next) {
-		next = c->next;
+	for (struct client *c = LIST_FIRST(&s->clients); c != NULL; c = next) {
+		next = LIST_NEXT(c, link);
 		if (!c->waiting)
 			continue;
 		c->waiting = false;

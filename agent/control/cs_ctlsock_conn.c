@@ -32,7 +32,6 @@ static void maybe_freed(struct cs_ctlsock *s)
 	void *arg = s->close_arg;
 	cs_metrics_free(s->metrics);
 	free(s->metrics_file);
-	free(s->state_dir);
 	cs_ctlsock__answer_unref(s->list_cache);
 	cs_ctlsock__answer_unref(s->status_cache);
 	free(s->status_key.p);
@@ -60,22 +59,12 @@ static void backlog_remove(struct client *c)
 {
 	if (!c->backlogged)
 		return;
-	if (c->bprev != NULL)
-		c->bprev->bnext = c->bnext;
-	else
-		c->s->backlog = c->bnext;
-	if (c->bnext != NULL)
-		c->bnext->bprev = c->bprev;
-	else
-		c->s->backlog_tail = c->bprev;
-	c->bprev = c->bnext = NULL;
+	TAILQ_REMOVE(&c->s->backlog, c, blink);
 	c->backlogged = false;
 }
 
 void cs_ctlsock__close_client(struct client *c)
 {
-	struct cs_ctlsock *s = c->s;
-
 	if (c->closing)
 		return;
 	c->closing = true;
@@ -84,12 +73,7 @@ void cs_ctlsock__close_client(struct client *c)
 		c->deferred = NULL;
 	}
 	backlog_remove(c);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		s->clients = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	uv_close((uv_handle_t *)&c->pipe, on_client_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_client_handle_closed);
 }
@@ -261,20 +245,21 @@ json_t *cs_ctlsock__error_json(const char *code, const char *fmt, ...)
 static void on_idle_turn(uv_idle_t *h)
 {
 	struct cs_ctlsock *s = h->data;
+	struct client *c;
 	size_t n = 0;
 
 	/* Each client waiting now gets one more batch; those it re-queues wait a turn. */
-	for (struct client *c = s->backlog; c != NULL; c = c->bnext)
+	TAILQ_FOREACH(c, &s->backlog, blink)
 		n++;
-	while (n-- > 0 && s->backlog != NULL) {
-		struct client *c = s->backlog;
+	while (n-- > 0 && !TAILQ_EMPTY(&s->backlog)) {
+		c = TAILQ_FIRST(&s->backlog);
 		backlog_remove(c);
 		cs_ctlsock__process(c);
 		if (cs_ctlsock__can_read(c))
 			uv_read_start((uv_stream_t *)&c->pipe, cs_ctlsock__on_alloc,
 				      cs_ctlsock__on_read);
 	}
-	if (s->backlog == NULL)
+	if (TAILQ_EMPTY(&s->backlog))
 		uv_idle_stop(&s->idle);
 }
 
@@ -284,13 +269,7 @@ static void backlog_add(struct client *c)
 
 	uv_read_stop((uv_stream_t *)&c->pipe);
 	c->backlogged = true;
-	c->bnext = NULL;
-	c->bprev = s->backlog_tail;
-	if (s->backlog_tail != NULL)
-		s->backlog_tail->bnext = c;
-	else
-		s->backlog = c;
-	s->backlog_tail = c;
+	TAILQ_INSERT_TAIL(&s->backlog, c, blink);
 	uv_idle_start(&s->idle, on_idle_turn);
 }
 

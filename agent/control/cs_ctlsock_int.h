@@ -14,14 +14,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 #include <uv.h>
 
 #define MAX_QUEUED (1024u * 1024) /* answers waiting for one client */
 #define BATCH 16 /* requests of one client answered per loop turn */
 #define METRICS_DEBOUNCE_MS 200
-/* Reloads run up to 10 s after a renewal (debounced): write once more after that. */
-#define METRICS_LATE_MS 11000
 #define METRICS_FIRST_MS 2000
 
 struct listener {
@@ -38,7 +37,7 @@ struct client {
 	uv_pipe_t pipe;
 	uv_timer_t timer;
 	struct cs_ctlsock *s;
-	struct client *prev, *next;
+	LIST_ENTRY(client) link; /* in s->clients */
 	int access; /* 0 none, 1 read, 2 change */
 	uid_t uid;
 	char *in;
@@ -50,7 +49,7 @@ struct client {
 	bool closing, paused, eof, close_after_write;
 	bool backlogged; /* more lines buffered than one turn answers */
 	bool waiting;    /* a request that waits for the agent to finish starting */
-	struct client *bprev, *bnext;
+	TAILQ_ENTRY(client) blink; /* in s->backlog while backlogged */
 	struct deferred *deferred; /* a command whose answer comes later, or NULL */
 };
 
@@ -74,7 +73,7 @@ struct deferred {
 	/* renew: its flags; renew all: the next cert to ask for, and the next such request. */
 	bool all, force, wait;
 	size_t next;
-	struct deferred *rnext;
+	STAILQ_ENTRY(deferred) rlink; /* in s->renew_all */
 	/* A backend that answers before it returns: the answer is kept for the caller. */
 	bool in_call, answered;
 	int status;
@@ -104,8 +103,6 @@ struct keybuf {
 	bool failed; /* out of memory: the key is unusable */
 };
 
-enum mphase { M_IDLE = 0, M_DEBOUNCE, M_LATE };
-
 struct cs_ctlsock {
 	uv_loop_t *loop;
 	struct cs_ctlsock_backend be;
@@ -115,25 +112,22 @@ struct cs_ctlsock {
 	uint64_t idle_ms;
 	size_t max_clients;
 	char *metrics_file;
-	char *state_dir;
 
-	struct client *clients;
+	LIST_HEAD(, client) clients;
 	unsigned n_clients;
 	struct cs_metrics *metrics;
 	struct cs_metrics_agent ag;
 
-	uv_fs_event_t watch;
-	bool watching;
-	uv_timer_t mtimer;
-	enum mphase mphase;
+	bool subscribed; /* to the backend's events (cs_ctlsock__subscribe) */
+	uv_timer_t mtimer; /* the next write of the metrics file */
 	uv_idle_t idle; /* runs while clients are backlogged */
-	struct client *backlog, *backlog_tail; /* served in this order */
+	TAILQ_HEAD(, client) backlog; /* served in this order */
 	/*
 	 * renew all requests still asking for renewals, oldest first, and the
 	 * timer for the next slice (renew_all_turn): as long after a slice as
 	 * the slice took, so that they get at most half the loop.
 	 */
-	struct deferred *renew_all, *renew_all_tail;
+	STAILQ_HEAD(, deferred) renew_all;
 	uv_timer_t rtimer;
 	uint64_t renew_pause_ms;
 	/* The last `list` answer and the loop time it was made at: clients
@@ -231,7 +225,13 @@ void cs_ctlsock__handle(struct client *c, const char *line, size_t len);
 json_t *cs_ctlsock__cmd_metrics(struct cs_ctlsock *s);
 /* Writes the metrics file in ms (an earlier write already due stays). */
 void cs_ctlsock__metrics_soon(struct cs_ctlsock *s, uint64_t ms);
-/* Watches state_dir/certs (again): a state change rewrites the metrics file soon. */
-void cs_ctlsock__watch_state(struct cs_ctlsock *s);
+/*
+ * Subscribes s to its backend's events (when it has them and s is not
+ * subscribed yet): each one is counted and rewrites the metrics file soon.
+ * A failure is logged.
+ */
+void cs_ctlsock__subscribe(struct cs_ctlsock *s);
+/* Takes that subscription back (before the backend changes or s closes). */
+void cs_ctlsock__unsubscribe(struct cs_ctlsock *s);
 
 #endif /* CS_CTLSOCK_INT_H */

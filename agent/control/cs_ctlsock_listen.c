@@ -31,6 +31,7 @@
  */
 static bool room_for(struct cs_ctlsock *s, const struct client *c)
 {
+	const struct client *o;
 	size_t same = 0;
 
 	if (s->n_clients + CS_CTLSOCK_ADMIN_RESERVE > s->max_clients) {
@@ -39,7 +40,7 @@ static bool room_for(struct cs_ctlsock *s, const struct client *c)
 			s->n_clients, CS_CTLSOCK_ADMIN_RESERVE, (unsigned)c->uid);
 		return false;
 	}
-	for (const struct client *o = s->clients; o != NULL; o = o->next)
+	LIST_FOREACH(o, &s->clients, link)
 		same += o->uid == c->uid && !o->closing;
 	if (same > CS_CTLSOCK_MAX_PER_UID) {
 		cs_warn("status socket: uid %u holds %zu connections (at most %d); refusing one",
@@ -98,10 +99,7 @@ static void on_connection(uv_stream_t *server, int status)
 	c->handles = 2;
 	s->handles++;
 	s->n_clients++;
-	c->next = s->clients;
-	if (s->clients != NULL)
-		s->clients->prev = c;
-	s->clients = c;
+	LIST_INSERT_HEAD(&s->clients, c, link);
 	if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
 		cs_ctlsock__close_client(c);
 		return;

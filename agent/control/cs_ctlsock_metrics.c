@@ -1,11 +1,10 @@
 /*
- * cs_ctlsock_metrics - the metrics command and metrics_file: written after
- * every change of the state files (seen through a watch of the state
- * directory, debounced, and once more after the reloads), and at close.
+ * cs_ctlsock_metrics - the metrics command and metrics_file: written soon
+ * after each of the backend's events (debounced: one write for a burst),
+ * and at close. The events also feed the counters (cs_metrics_count).
  */
 #include "cs_ctlsock_int.h"
 #include "cs_log.h"
-#include "cs_state.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -73,15 +72,7 @@ int cs_ctlsock_write_metrics(struct cs_ctlsock *s)
 
 static void on_mtimer(uv_timer_t *t)
 {
-	struct cs_ctlsock *s = t->data;
-
-	cs_ctlsock_write_metrics(s);
-	if (s->mphase == M_DEBOUNCE) {
-		s->mphase = M_LATE;
-		uv_timer_start(&s->mtimer, on_mtimer, METRICS_LATE_MS, 0);
-	} else {
-		s->mphase = M_IDLE;
-	}
+	cs_ctlsock_write_metrics(t->data);
 }
 
 void cs_ctlsock__metrics_soon(struct cs_ctlsock *s, uint64_t ms)
@@ -89,78 +80,41 @@ void cs_ctlsock__metrics_soon(struct cs_ctlsock *s, uint64_t ms)
 	if (s->metrics_file == NULL || s->closing)
 		return;
 	/* A write already due sooner covers this change too. */
-	if (s->mphase == M_DEBOUNCE && uv_timer_get_due_in(&s->mtimer) <= ms)
+	if (uv_is_active((uv_handle_t *)&s->mtimer) && uv_timer_get_due_in(&s->mtimer) <= ms)
 		return;
-	s->mphase = M_DEBOUNCE;
 	uv_timer_start(&s->mtimer, on_mtimer, ms, 0);
 }
 
-/* Feeds the current status to the counters (they are derived from changes). */
-static void observe(struct cs_ctlsock *s)
-{
-	size_t n = s->be.count(s->be.arg);
-	struct cs_cert_status *v = calloc(n ? n : 1, sizeof(*v));
-
-	if (v == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		s->be.status(s->be.arg, i, &v[i]);
-	cs_metrics_observe(s->metrics, v, n);
-	free(v);
-}
-
 /*
- * A state file changed: a renewal, a failure or a reload failure was
- * recorded. certs/NAME.json is one cert's: only that one is looked at (the
- * others are observed when they change, and by every render), so that a
- * start-up that writes N state files does not cost N x N.
+ * Something happened to a cert (the backend's events): counted when it is a
+ * renewal's end or a reload, and the metrics file is written soon.
  */
-static void on_state_event(uv_fs_event_t *h, const char *name, int events, int status)
+static void on_event(void *arg, const struct cs_event *ev)
 {
-	struct cs_ctlsock *s = h->data;
-	struct cs_cert_status one;
-	char cert[NAME_MAX + 1];
-	size_t len;
+	struct cs_ctlsock *s = arg;
 
-	(void)events;
-	(void)status;
-	if (s->starting != NULL)
-		return; /* observed from the first render on */
-	if (name == NULL || strstr(name, ".json") == NULL || name[0] == '.')
-		return; /* the temp files of the atomic writer */
-	len = strlen(name);
-	if (s->be.status_of != NULL && len > 5 && len - 5 < sizeof(cert) &&
-	    strcmp(name + len - 5, ".json") == 0) {
-		memcpy(cert, name, len - 5);
-		cert[len - 5] = '\0';
-		if (s->be.status_of(s->be.arg, cert, &one))
-			cs_metrics_observe(s->metrics, &one, 1);
-	} else {
-		observe(s);
-	}
+	cs_metrics_count(s->metrics, ev);
 	cs_ctlsock__metrics_soon(s, METRICS_DEBOUNCE_MS);
 }
 
-void cs_ctlsock__watch_state(struct cs_ctlsock *s)
+void cs_ctlsock__subscribe(struct cs_ctlsock *s)
 {
-	char dir[PATH_MAX], err[512];
 	int rc;
 
-	if (s->watching) {
-		uv_fs_event_stop(&s->watch);
-		s->watching = false;
-	}
-	if (s->state_dir == NULL)
+	if (s->subscribed || s->be.subscribe == NULL || s->be.unsubscribe == NULL)
 		return;
-	snprintf(dir, sizeof(dir), "%s/certs", s->state_dir);
-	if (cs_state_mkdirs(dir, 0700, err, sizeof(err)) < 0) {
-		cs_warn("metrics: %s; counters and metrics_file not updated on changes", err);
+	if ((rc = s->be.subscribe(s->be.arg, on_event, s)) < 0) {
+		cs_warn("metrics: cannot follow the pipeline's events (%s); counters and "
+			"metrics_file not updated on changes", strerror(-rc));
 		return;
 	}
-	if ((rc = uv_fs_event_start(&s->watch, on_state_event, dir, 0)) < 0) {
-		cs_warn("metrics: cannot watch %s: %s", dir, uv_strerror(rc));
-		return;
-	}
-	s->watching = true;
+	s->subscribed = true;
 }
 
+void cs_ctlsock__unsubscribe(struct cs_ctlsock *s)
+{
+	if (!s->subscribed)
+		return;
+	s->be.unsubscribe(s->be.arg, on_event, s);
+	s->subscribed = false;
+}

@@ -193,18 +193,16 @@ static void renew_all_logged(const struct deferred *d)
 static void renew_all_turn(uv_timer_t *t)
 {
 	struct cs_ctlsock *s = t->data;
-	struct deferred *d = s->renew_all;
+	struct deferred *d = STAILQ_FIRST(&s->renew_all);
 
 	if (d != NULL && renew_slice(s, d)) {
-		s->renew_all = d->rnext;
-		if (s->renew_all == NULL)
-			s->renew_all_tail = NULL;
+		STAILQ_REMOVE_HEAD(&s->renew_all, rlink);
 		renew_all_logged(d);
 		if (--d->left == 0)
 			cs_ctlsock__deferred_answer(d, d->c != NULL ? renew_wait_answer(d) : NULL,
 						    true);
 	}
-	if (s->renew_all != NULL)
+	if (!STAILQ_EMPTY(&s->renew_all))
 		uv_timer_start(&s->rtimer, renew_all_turn, s->renew_pause_ms, 0);
 }
 
@@ -244,11 +242,7 @@ json_t *cs_ctlsock__cmd_renew(struct client *c, const char *name, bool force, bo
 			/* The rest on the next turns (renew_all_turn). */
 			uv_read_stop((uv_stream_t *)&c->pipe);
 			c->deferred = d;
-			if (s->renew_all_tail != NULL)
-				s->renew_all_tail->rnext = d;
-			else
-				s->renew_all = d;
-			s->renew_all_tail = d;
+			STAILQ_INSERT_TAIL(&s->renew_all, d, rlink);
 			if (!uv_is_active((uv_handle_t *)&s->rtimer))
 				uv_timer_start(&s->rtimer, renew_all_turn, s->renew_pause_ms, 0);
 			return NULL;

@@ -1,6 +1,6 @@
 /*
- * cs_metrics - Prometheus text exposition of the agent's status. See
- * cs_metrics.h for what is derived and how.
+ * cs_metrics - Prometheus text exposition of the agent's status, and the
+ * counters kept from the pipeline's events. See cs_metrics.h.
  *
  * Every family is written in one piece (HELP, TYPE, then all its samples),
  * as the format requires; label values are escaped (backslash, quote,
@@ -9,7 +9,6 @@
  */
 #include "cs_metrics.h"
 #include "cs_atomic.h"
-#include "cs_htab.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -20,25 +19,12 @@
 
 #define MAX_RELOADERS 64
 
-struct seen {
-	struct cs_htab_node node; /* in m->by_name */
-	char *name;
-	time_t last_renewal;
-	char serial[80];
-	int failures;
-	char *last_reload;
-};
-
 struct reload_count {
 	char *reloader;
 	uint64_t ok, not_running, failed;
 };
 
 struct cs_metrics {
-	struct seen **seen; /* in the order first seen */
-	size_t n_seen, cap_seen;
-	struct cs_htab by_name;
-	time_t since; /* renewals after this moment count even at first sight */
 	uint64_t renew_ok, renew_failed;
 	struct reload_count *reloads;
 	size_t n_reloads;
@@ -110,13 +96,9 @@ static void cert_sample(struct buf *b, const char *metric, const char *cert, lon
 }
 
 /* Returns a tracker with zero counters (free with cs_metrics_free), or NULL. */
-struct cs_metrics *cs_metrics_new(time_t since)
+struct cs_metrics *cs_metrics_new(void)
 {
-	struct cs_metrics *m = calloc(1, sizeof(struct cs_metrics));
-
-	if (m != NULL)
-		m->since = since;
-	return m;
+	return calloc(1, sizeof(struct cs_metrics));
 }
 
 /* Frees m; accepts NULL. */
@@ -124,13 +106,6 @@ void cs_metrics_free(struct cs_metrics *m)
 {
 	if (m == NULL)
 		return;
-	for (size_t i = 0; i < m->n_seen; i++) {
-		free(m->seen[i]->name);
-		free(m->seen[i]->last_reload);
-		free(m->seen[i]);
-	}
-	free(m->seen);
-	cs_htab_clear(&m->by_name);
 	for (size_t i = 0; i < m->n_reloads; i++)
 		free(m->reloads[i].reloader);
 	free(m->reloads);
@@ -158,110 +133,37 @@ static struct reload_count *reload_count(struct cs_metrics *m, const char *name,
 	return r;
 }
 
-/* Counts the items of a last_reload text: "postfix: ok; dovecot: failed". */
-static void count_reloads(struct cs_metrics *m, const char *text)
+/* Counts ev: a renewal's end by its result, a service's reload by its result. */
+void cs_metrics_count(struct cs_metrics *m, const struct cs_event *ev)
 {
-	const char *p = text;
+	struct reload_count *r;
 
-	while (p != NULL && *p) {
-		const char *end = strstr(p, "; ");
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		const char *colon = memchr(p, ':', len);
-		if (colon != NULL && colon > p) {
-			struct reload_count *r = reload_count(m, p, (size_t)(colon - p));
-			const char *res = colon + 2;
-			size_t rlen = len - (size_t)(res - p);
-			if (r != NULL && res <= p + len) {
-				if (rlen == 2 && strncmp(res, "ok", 2) == 0)
-					r->ok++;
-				else if (rlen == 11 && strncmp(res, "not running", 11) == 0)
-					r->not_running++;
-				else
-					r->failed++;
-			}
-		}
-		p = end ? end + 2 : NULL;
+	switch (ev->type) {
+	case CS_EVENT_RENEWED:
+		m->renew_ok++;
+		break;
+	case CS_EVENT_ROLLED_BACK:
+		m->renew_failed++;
+		break;
+	case CS_EVENT_FAILED:
+		/* A renewal abandoned because the agent stops is no failure. */
+		if (ev->outcome == CS_RENEWAL_FAILED)
+			m->renew_failed++;
+		break;
+	case CS_EVENT_RELOADED:
+		if (ev->service == NULL ||
+		    (r = reload_count(m, ev->service, strlen(ev->service))) == NULL)
+			break;
+		if (ev->result == CS_EVENT_OK)
+			r->ok++;
+		else if (ev->result == CS_EVENT_NOT_RUNNING)
+			r->not_running++;
+		else
+			r->failed++;
+		break;
+	default:
+		break;
 	}
-}
-
-static struct seen *find_seen(struct cs_metrics *m, const char *name)
-{
-	uint64_t h = cs_htab_hash(name, CS_HTAB_SEED);
-
-	for (struct cs_htab_node *n = cs_htab_first(&m->by_name, h); n != NULL;
-	     n = cs_htab_next(n, h)) {
-		struct seen *s = cs_htab_entry(n, struct seen, node);
-		if (strcmp(s->name, name) == 0)
-			return s;
-	}
-	return NULL;
-}
-
-/* Returns a new record for name (no baseline yet), or NULL on ENOMEM. */
-static struct seen *add_seen(struct cs_metrics *m, const char *name)
-{
-	struct seen *s;
-
-	if (m->n_seen == m->cap_seen) {
-		size_t cap = m->cap_seen ? m->cap_seen * 2 : 16;
-		struct seen **v = realloc(m->seen, cap * sizeof(*v));
-		if (v == NULL)
-			return NULL;
-		m->seen = v;
-		m->cap_seen = cap;
-	}
-	if ((s = calloc(1, sizeof(*s))) == NULL || (s->name = strdup(name)) == NULL ||
-	    cs_htab_insert(&m->by_name, &s->node, cs_htab_hash(name, CS_HTAB_SEED)) < 0) {
-		if (s != NULL)
-			free(s->name);
-		free(s);
-		return NULL;
-	}
-	m->seen[m->n_seen++] = s;
-	return s;
-}
-
-/* Counts what changed since the last snapshot; returns 0 or -ENOMEM. */
-int cs_metrics_observe(struct cs_metrics *m, const struct cs_cert_status *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		const struct cs_cert_status *st = &v[i];
-		struct seen *s = i < m->n_seen && strcmp(m->seen[i]->name, st->name) == 0
-					 ? m->seen[i]
-					 : find_seen(m, st->name);
-		if (s == NULL && st->state == CS_CERT_UNKNOWN)
-			continue; /* its state is not loaded yet: no baseline */
-		if (s == NULL) {
-			if ((s = add_seen(m, st->name)) == NULL)
-				return -ENOMEM;
-			s->last_renewal = st->last_renewal;
-			snprintf(s->serial, sizeof(s->serial), "%s", st->serial ? st->serial : "");
-			s->failures = st->failures;
-			s->last_reload = st->last_reload ? strdup(st->last_reload) : NULL;
-			if (st->last_renewal >= m->since && m->since != 0)
-				m->renew_ok++;
-			continue;
-		}
-		/* Two renewals within one second: the new serial tells them apart. */
-		if (st->last_renewal > s->last_renewal ||
-		    (st->last_renewal != 0 && st->last_renewal == s->last_renewal &&
-		     st->serial != NULL && strcmp(st->serial, s->serial) != 0))
-			m->renew_ok++;
-		snprintf(s->serial, sizeof(s->serial), "%s", st->serial ? st->serial : "");
-		if (st->failures > s->failures)
-			m->renew_failed += (uint64_t)(st->failures - s->failures);
-		s->last_renewal = st->last_renewal;
-		s->failures = st->failures;
-		bool changed = st->last_reload != NULL &&
-			       (s->last_reload == NULL || strcmp(s->last_reload, st->last_reload) != 0);
-		if (changed)
-			count_reloads(m, st->last_reload);
-		if (changed || st->last_reload == NULL) {
-			free(s->last_reload);
-			s->last_reload = st->last_reload ? strdup(st->last_reload) : NULL;
-		}
-	}
-	return 0;
 }
 
 /* The result a last_reload text gives for reloader (1 ok, 0 failed, -1 absent). */
@@ -422,7 +324,7 @@ static void render_cert_gauges(struct buf *b, const struct cs_cert_status *v, si
 		cert_sample(b, "certsync_cert_deployed_ok", v[i].name, v[i].verdict == CS_EX_OK);
 }
 
-/* Renewals and reloads seen since the agent started. */
+/* Renewals and reloads since the agent started, counted from the pipeline's events. */
 static void render_counters(struct buf *b, const struct cs_metrics *m)
 {
 	family(b, "certsync_renewals_total", "counter",
@@ -470,7 +372,7 @@ static void render_agent(struct buf *b, const struct cs_metrics_agent *ag)
 }
 
 /* Returns the exposition text (malloc'd, the caller frees it) or NULL on ENOMEM. */
-char *cs_metrics_render(struct cs_metrics *m, const struct cs_cert_status *v, size_t n,
+char *cs_metrics_render(const struct cs_metrics *m, const struct cs_cert_status *v, size_t n,
 			const struct cs_metrics_agent *ag, time_t now)
 {
 	struct buf b = { 0 };
@@ -480,10 +382,6 @@ char *cs_metrics_render(struct cs_metrics *m, const struct cs_cert_status *v, si
 	if (b.p == NULL)
 		return NULL;
 	b.p[0] = '\0';
-	if (cs_metrics_observe(m, v, n) < 0) {
-		free(b.p);
-		return NULL;
-	}
 
 	render_head(&b, ag, now);
 	render_states(&b, v, n);
@@ -502,7 +400,7 @@ char *cs_metrics_render(struct cs_metrics *m, const struct cs_cert_status *v, si
 }
 
 /* Returns the exposition text of pl's status (malloc'd) or NULL on ENOMEM. */
-char *cs_metrics_render_pipeline(struct cs_metrics *m, const struct cs_pipeline *pl,
+char *cs_metrics_render_pipeline(const struct cs_metrics *m, const struct cs_pipeline *pl,
 				 const struct cs_metrics_agent *ag)
 {
 	size_t n = pl != NULL ? cs_pipeline_count(pl) : 0;

@@ -3,16 +3,18 @@
  * for the status socket's `metrics` command and for node_exporter's textfile
  * collector (metrics_file).
  *
- * Gauges come straight from the pipeline's per-cert status. The pipeline
- * keeps no event counters, so the renewal and reload counters are derived
- * here: cs_metrics_observe compares each snapshot with the previous one (a
- * newer last_renewal is a success, a higher failure count a failure, a new
- * last_reload text one reload per service it names). Events that happen
- * between two observations and leave the same traces are counted once.
+ * Gauges come straight from the pipeline's per-cert status at each render.
+ * Counters come from the pipeline's events (cs_events.h), each counted once
+ * as it happens: a renewal by how it ended (renewed: success; failed or
+ * rolled back: failure; abandoned while stopping: neither), a reload by
+ * service and result. Whoever subscribes hands the events to
+ * cs_metrics_count; the counters live as long as the tracker (across
+ * configuration switches).
  */
 #ifndef CS_METRICS_H
 #define CS_METRICS_H
 
+#include "cs_events.h"
 #include "cs_pipeline.h"
 
 #include <stddef.h>
@@ -32,35 +34,32 @@ struct cs_metrics_agent {
 
 struct cs_metrics;
 
-/*
- * Returns a new tracker with all counters at zero, or NULL on ENOMEM. A
- * renewal at or after since (the agent's start) is counted even when the
- * cert is first seen after it; failures only when seen to increase.
- */
-struct cs_metrics *cs_metrics_new(time_t since);
+/* Returns a new tracker with all counters at zero, or NULL on ENOMEM. */
+struct cs_metrics *cs_metrics_new(void);
 
 /* Frees the tracker; accepts NULL. */
 void cs_metrics_free(struct cs_metrics *m);
 
 /*
- * Counts what changed since the previous snapshot. A cert seen for the first
- * time (in a state other than unknown) sets the baseline. Returns 0 or -ENOMEM.
+ * Counts ev (an event of the pipeline, valid during the call): the end of a
+ * renewal, a service's reload. Other events count nothing. Never fails: a
+ * reloader beyond the 64th is not counted.
  */
-int cs_metrics_observe(struct cs_metrics *m, const struct cs_cert_status *v, size_t n);
+void cs_metrics_count(struct cs_metrics *m, const struct cs_event *ev);
 
 /*
- * Renders the exposition text for the snapshot v[0..n) at now (observing it
- * first). Returns a malloc'd NUL-terminated string (the caller frees it) or
- * NULL on ENOMEM.
+ * Renders the exposition text: gauges from the snapshot v[0..n) at now,
+ * counters from m. Returns a malloc'd NUL-terminated string (the caller
+ * frees it) or NULL on ENOMEM.
  */
-char *cs_metrics_render(struct cs_metrics *m, const struct cs_cert_status *v, size_t n,
+char *cs_metrics_render(const struct cs_metrics *m, const struct cs_cert_status *v, size_t n,
 			const struct cs_metrics_agent *ag, time_t now);
 
 /*
  * Renders like cs_metrics_render from the pipeline's current status. Returns
  * a malloc'd string or NULL on ENOMEM.
  */
-char *cs_metrics_render_pipeline(struct cs_metrics *m, const struct cs_pipeline *pl,
+char *cs_metrics_render_pipeline(const struct cs_metrics *m, const struct cs_pipeline *pl,
 				 const struct cs_metrics_agent *ag);
 
 /*

@@ -1,7 +1,8 @@
 /*
  * cs_pipeline - the interface of the renewal core (see cs_pipeline.h and
- * docs/HACKING.md): start, renew, reload, status and close; the pipeline's
- * clock (a test may give its own) and its count of work in flight.
+ * docs/HACKING.md): start, renew, reload, status, subscribe and close; the
+ * pipeline's clock (a test may give its own), its count of work in flight
+ * and the events it publishes (pl_event_publish).
  */
 #include "pl_int.h"
 
@@ -460,6 +461,27 @@ void pl_status_of(const struct cert *c, struct cs_cert_status *out)
 	else
 		out->rollback_gen = c->st.n_gens > 1 ? c->st.gens[1].n : 0;
 	pl_drift_status(c, out);
+}
+
+int cs_pipeline_subscribe(struct cs_pipeline *pl, void (*fn)(void *arg, const struct cs_event *ev),
+			  void *arg)
+{
+	return cs_events_subscribe(&pl->events, fn, arg);
+}
+
+void cs_pipeline_unsubscribe(struct cs_pipeline *pl,
+			     void (*fn)(void *arg, const struct cs_event *ev), void *arg)
+{
+	cs_events_unsubscribe(&pl->events, fn, arg);
+}
+
+void pl_event_publish(struct cert *c, struct cs_event ev)
+{
+	ev.cert = c->cfg->name;
+	ev.time = pl_now(c->pl);
+	if (ev.renewal == 0 && c->renewal != NULL)
+		ev.renewal = c->renewal->id;
+	cs_events_publish(&c->pl->events, &ev);
 }
 
 void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void *arg)

@@ -263,6 +263,24 @@ size_t cs_pipeline_problems(const struct cs_pipeline *pl,
 int cs_pipeline_status_of(const struct cs_pipeline *pl, const char *name,
 			  struct cs_cert_status *out);
 
+struct cs_event;
+
+/*
+ * Subscribes fn(arg, event) to what happens to the certs (cs_events.h):
+ * renewals started and ended, issuances, deploys, reloads, verifies,
+ * repairs, adoptions, revocations. Events are published on the loop thread
+ * during the pipeline's own work; fn must not call back into the pipeline.
+ * The subscription lasts across configuration switches, until
+ * cs_pipeline_unsubscribe or the pipeline is closed. Returns 0, -EEXIST or
+ * -ENOSPC.
+ */
+int cs_pipeline_subscribe(struct cs_pipeline *pl, void (*fn)(void *arg, const struct cs_event *ev),
+			  void *arg);
+
+/* Takes back a subscription of fn(arg); nothing when there is none. */
+void cs_pipeline_unsubscribe(struct cs_pipeline *pl,
+			     void (*fn)(void *arg, const struct cs_event *ev), void *arg);
+
 /* Stops timers and watches, waits for in-flight work, then calls close_cb. */
 void cs_pipeline_close(struct cs_pipeline *pl, void (*close_cb)(void *arg), void *arg);
 

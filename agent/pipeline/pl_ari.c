@@ -6,7 +6,6 @@
 #include "pl_int.h"
 #include "cs_csr.h"
 #include "cs_key.h"
-#include "cs_localca.h"
 #include "cs_sched.h"
 #include "cs_verify.h"
 #include "cs_x509.h"
@@ -37,6 +36,7 @@ void pl_set_window(struct cert *c, time_t start, time_t end, time_t now)
 		pl_schedule(c, now);
 		pl_log_schedule(c, now);
 		pl_save_state(c);
+		pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_CHANGED });
 		pl_arm_timer(c->pl);
 	}
 }
@@ -54,7 +54,7 @@ static time_t leaf_since(const struct cert *c)
 	return c->not_before;
 }
 
-static void on_ari(int status, const struct cs_acme_window *w, const char *error, void *arg)
+static void on_ari(void *arg, int status, const struct cs_issuer_window *w, const char *error)
 {
 	struct cert *c = arg;
 	struct cs_pipeline *pl = c->pl;
@@ -104,24 +104,27 @@ static void on_ari(int status, const struct cs_acme_window *w, const char *error
 	pl_maybe_quiesced(pl);
 }
 
-/* Asks an ACME issuer for the renewal window of the deployed leaf. */
+/* Asks the issuer (one that gives them: ACME) for the renewal window of the deployed leaf. */
 void pl_ari_fetch(struct cert *c)
 {
 	struct cs_pipeline *pl = c->pl;
+	struct cs_der der = { 0 };
 	cs_material *m;
 	int rc;
 
 	c->ari_next = 0;
 	/* Closing frees the issuers before work in flight ends: test that first. */
 	if (pl->closing || pl->draining || pl->tearing_down || pl->issuers_closing ||
-	    c->issuer->is == NULL || !cs_acme_is(c->issuer->is) || !pl_verdict_ok(c) || c->ari_busy || pl->once)
+	    c->issuer->is == NULL || c->issuer->is->ops->renewal_info == NULL || !pl_verdict_ok(c) || c->ari_busy || pl->once)
 		return;
 	snprintf(c->ari_sha, sizeof(c->ari_sha), "%s", c->sha256);
 	/* Kept as DER between passes: the leaf is decoded for the question (which copies it). */
 	m = pl_material_get(c);
-	rc = m != NULL && m->leaf != NULL ? cs_acme_renewal_info(c->issuer->is, m->leaf, on_ari, c)
-					  : -ENODATA;
+	rc = m != NULL && m->leaf != NULL ? cs_der_of_x509(&der, m->leaf) : -ENODATA;
 	cs_material_free(m);
+	if (rc == 0)
+		rc = c->issuer->is->ops->renewal_info(c->issuer->is, &der, on_ari, c);
+	cs_der_clear(&der);
 	if (rc < 0) {
 		cs_warn("%s: cannot ask issuer %s for the renewal window: %s", c->cfg->name,
 			c->issuer->name, strerror(-rc));

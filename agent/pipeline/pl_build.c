@@ -6,7 +6,7 @@
 #include "pl_int.h"
 #include "cs_csr.h"
 #include "cs_key.h"
-#include "cs_localca.h"
+#include "cs_registry.h"
 #include "cs_sched.h"
 #include "cs_verify.h"
 #include "cs_x509.h"
@@ -27,51 +27,15 @@
 static cs_issuer *make_issuer(const struct cs_pipeline *pl, uv_loop_t *loop,
 			      const struct cs_cfg_issuer *ci, const char *state_dir)
 {
-	char err[1024] = "", msg[1200];
-	cs_issuer *is = NULL;
+	char msg[1200];
+	cs_issuer *is;
 
-	if (pl->drv.issuer_new != NULL) {
-		is = pl->drv.issuer_new(pl->drv.arg, loop, ci, state_dir);
-		snprintf(err, sizeof(err), "the test's issuer factory failed");
-	} else if (ci->type == CS_ISSUER_LOCAL_CA) {
-		struct cs_localca_opts o = {
-			.dir = ci->dir,
-			.subject = ci->subject,
-			.key = ci->key,
-			.validity_s = ci->validity,
-			.ca_validity_s = ci->ca_validity,
-			.crl_validity_s = ci->crl_validity,
-			.crl_renew_pct = ci->crl_renew_before.set && ci->crl_renew_before.is_percent
-						 ? (int)ci->crl_renew_before.percent
-						 : 50,
-		};
-		is = cs_localca_issuer_new(loop, ci->name, &o, err, sizeof(err));
-	} else {
-		struct cs_acme_opts o = {
-			.directory = ci->directory,
-			.contact = ci->contact.v,
-			.n_contact = ci->contact.n,
-			.challenge = ci->challenge == CS_CHALLENGE_DNS01 ? CS_ACME_DNS01
-									: CS_ACME_HTTP01,
-			.webroot = ci->webroot,
-			.http_listen = ci->http_listen,
-			.dns_hook = ci->dns_hook,
-			.ca_bundle = ci->ca_bundle,
-			.eab_kid = ci->eab_kid,
-			.eab_hmac_key = ci->eab_hmac_key,
-			.preferred_chain = ci->preferred_chain,
-			.profile = ci->profile,
-			.account_key = ci->account_key,
-			.max_orders = ci->max_orders,
-		};
-		if (ci->challenge == CS_CHALLENGE_TLSALPN01)
-			snprintf(err, sizeof(err), "challenge tls-alpn-01 is not implemented");
-		else
-			is = cs_acme_issuer_new(loop, ci->name, &o, state_dir, err, sizeof(err));
-	}
-	if (is != NULL)
+	if (pl->drv.issuer_new == NULL)
+		return cs_registry_issuer_open(loop, ci, state_dir);
+	if ((is = pl->drv.issuer_new(pl->drv.arg, loop, ci, state_dir)) != NULL)
 		return is;
-	snprintf(msg, sizeof(msg), "issuer %s cannot be used: %s", ci->name, err);
+	snprintf(msg, sizeof(msg), "issuer %s cannot be used: the test's issuer factory failed",
+		 ci->name);
 	cs_err("%s", msg);
 	return cs_issuer_broken_new(loop, ci->name, msg);
 }

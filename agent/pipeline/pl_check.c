@@ -391,6 +391,8 @@ static void check_done(uv_work_t *req, int status)
 		c->st.next_attempt = 0;
 		c->st.retry_after = 0;
 		cs_state_set_error(&c->st, NULL);
+		pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_ADOPTED, .gen = j->gen,
+						       .serial = c->serial });
 		break;
 	case CHECK_REPAIRED:
 		count_repair(c, now);
@@ -398,6 +400,8 @@ static void check_done(uv_work_t *req, int status)
 		c->verdict = CS_EX_OK;
 		cs_notice("%s: repaired from generation %d (%s)", c->cfg->name, j->gen, c->reason);
 		pl_text_set(&c->reason, 1024, "valid");
+		pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_REPAIRED, .gen = j->gen,
+						       .serial = c->serial, .text = c->reason });
 		pl_once_finish(c, ONCE_REPAIRED);
 		pl_capsync_outputs_changed(pl, c);
 		break;
@@ -417,6 +421,8 @@ static void check_done(uv_work_t *req, int status)
 		pl_save_state(c);
 		if (!pl->once && !pl->closing)
 			pl_log_schedule(c, now);
+		if (outcome != CHECK_ADOPTED && outcome != CHECK_REPAIRED)
+			pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_CHANGED });
 	}
 	pl_watch_cert(c);
 	if (outcome == CHECK_REPAIRED) {

@@ -113,6 +113,8 @@ static void deploy_done(uv_work_t *req, int status)
 	pl_save_state(c);
 	pl_watch_cert(c);
 	pl_step(c, PL_EV_DEPLOYED);
+	pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_DEPLOYED, .gen = r->gen,
+					       .serial = c->serial });
 	pl_reload_start(c);
 	pl_ari_fetch(c);
 }

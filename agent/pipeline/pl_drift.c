@@ -348,8 +348,11 @@ static void check_over(struct pl_drift *d)
 		arm(d, PL_DRIFT_RECHECK_MS);
 		return;
 	}
-	if (d->changed)
-		pl_save_state(c); /* the metrics file follows the state's changes */
+	if (d->changed) {
+		pl_save_state(c);
+		/* Subscribers hear of the new answers (the metrics file shows them). */
+		pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_CHANGED });
+	}
 	d->changed = false;
 	if (d->stale) {
 		/* A reload ended during the check: what it saw may predate it. */

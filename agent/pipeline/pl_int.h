@@ -7,9 +7,9 @@
 #define CS_PL_INT_H
 
 #include "cs_pipeline.h"
-#include "cs_acme.h"
 #include "cs_capsync.h"
 #include "cs_deploy.h"
+#include "cs_events.h"
 #include "cs_htab.h"
 #include "cs_issuer.h"
 #include "cs_log.h"
@@ -243,6 +243,8 @@ struct cs_pipeline {
 
 	void (*close_cb)(void *arg);
 	void *close_arg;
+
+	struct cs_events events; /* the subscribers (cs_pipeline_subscribe) */
 };
 
 /* The work of a renewal's key, CSR and deploy steps (pl_renew, pl_deploy). */
@@ -276,8 +278,8 @@ struct renew_job {
 	const char *state_dir;
 	EVP_PKEY *reuse;  /* the deployed key, when reuse_key = yes */
 	EVP_PKEY *key;
-	X509_REQ *csr;
-	X509 *replaces;
+	struct cs_der csr;      /* the CSR, DER */
+	struct cs_der replaces; /* the deployed leaf, DER (n = 0: none) */
 	cs_material *m;   /* the new set */
 	cs_material *prev; /* the deployed set, to put back a half-done deploy */
 	/* The deployed set, decoded on the work queue (pl_renew_prev): into prev
@@ -350,6 +352,12 @@ void pl_inflight_dec(struct cs_pipeline *pl);
 
 /* cs_pipeline.c: starts the renewal queued in c (which is idle). */
 void pl_start_queued(struct cert *c);
+
+/*
+ * Publishes ev about c to the pipeline's subscribers, with the cert's name,
+ * the time and the renewal under way (when ev does not name one) filled in.
+ */
+void pl_event_publish(struct cert *c, struct cs_event ev);
 
 /* Returns the cert called name, or NULL. */
 struct cert *pl_find(const struct cs_pipeline *pl, const char *name);

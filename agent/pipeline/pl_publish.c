@@ -4,9 +4,9 @@
  * reloads a sync asks for.
  */
 #include "pl_int.h"
+#include "cs_registry.h"
 #include "cs_csr.h"
 #include "cs_key.h"
-#include "cs_localca.h"
 #include "cs_sched.h"
 #include "cs_verify.h"
 #include "cs_x509.h"
@@ -58,6 +58,8 @@ void pl_on_capsync_done(void *arg, const struct cs_capsync_report *r)
  */
 void pl_capsync_publish(struct cs_pipeline *pl, cs_issuer *is)
 {
+	struct cs_der ca_der = { 0 }, crl_der = { 0 };
+	const unsigned char *p;
 	X509 *ca = NULL;
 	X509_CRL *crl = NULL;
 
@@ -65,13 +67,22 @@ void pl_capsync_publish(struct cs_pipeline *pl, cs_issuer *is)
 	if (pl->issuers_closing)
 		return;
 	if (pl->capsync == NULL || is->ops->ca_material == NULL ||
-	    is->ops->ca_material(is, &ca, &crl) < 0 || ca == NULL) {
-		X509_CRL_free(crl);
+	    is->ops->ca_material(is, &ca_der, &crl_der) < 0)
 		return;
-	}
-	cs_capsync_publish_issuer(pl->capsync, is->name, ca, crl);
+	p = ca_der.p;
+	if (ca_der.n > 0 && ca_der.n <= (size_t)INT32_MAX)
+		ca = d2i_X509(NULL, &p, (long)ca_der.n);
+	p = crl_der.p;
+	if (crl_der.n > 0 && crl_der.n <= (size_t)INT32_MAX)
+		crl = d2i_X509_CRL(NULL, &p, (long)crl_der.n);
+	if (ca != NULL)
+		cs_capsync_publish_issuer(pl->capsync, is->name, ca, crl);
+	else
+		cs_warn("issuer %s: its CA certificate cannot be read", is->name);
 	X509_free(ca);
 	X509_CRL_free(crl);
+	cs_der_clear(&ca_der);
+	cs_der_clear(&crl_der);
 }
 
 static void capsync_publish_issuers(struct cs_pipeline *pl)
@@ -123,7 +134,7 @@ struct crl_req {
 
 static void crl_arm(struct cs_pipeline *pl);
 
-static void on_crl_done(int status, const char *error, void *arg)
+static void on_crl_done(void *arg, int status, const char *error)
 {
 	struct crl_req *r = arg;
 	struct cs_pipeline *pl = r->pl;
@@ -146,14 +157,14 @@ static void crl_refresh(struct cs_pipeline *pl, struct pl_issuer *pi)
 {
 	struct crl_req *r;
 
-	if (pi->is == NULL || !cs_localca_issuer_is(pi->is) || pl_stopping(pl))
+	if (pi->is == NULL || pi->is->ops->crl_refresh == NULL || pl_stopping(pl))
 		return;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return;
 	r->pl = pl;
 	r->pi = pl_issuer_ref(pi);
 	pl_inflight_inc(pl);
-	if (cs_localca_issuer_crl(pi->is, on_crl_done, r) < 0) {
+	if (pi->is->ops->crl_refresh(pi->is, on_crl_done, r) < 0) {
 		pl_inflight_dec(pl);
 		pl_issuer_unref(pi);
 		free(r);
@@ -167,8 +178,8 @@ static void on_crl_timer(uv_timer_t *t)
 
 	for (size_t i = 0; i < pl->n_issuers; i++) {
 		struct pl_issuer *pi = pl->issuers[i];
-		time_t due = pi->is != NULL && cs_localca_issuer_is(pi->is)
-				     ? cs_localca_issuer_crl_due(pi->is)
+		time_t due = pi->is != NULL && pi->is->ops->crl_due != NULL
+				     ? pi->is->ops->crl_due(pi->is)
 				     : 0;
 		if (due != 0 && due <= now)
 			crl_refresh(pl, pi);
@@ -186,8 +197,8 @@ static void crl_arm(struct cs_pipeline *pl)
 	for (size_t i = 0; i < pl->n_issuers; i++) {
 		struct pl_issuer *pi = pl->issuers[i];
 		time_t due;
-		if (pi->is == NULL || !cs_localca_issuer_is(pi->is) ||
-		    (due = cs_localca_issuer_crl_due(pi->is)) == 0)
+		if (pi->is == NULL || pi->is->ops->crl_due == NULL ||
+		    (due = pi->is->ops->crl_due(pi->is)) == 0)
 			continue;
 		if (earliest == 0 || due < earliest)
 			earliest = due;
@@ -213,7 +224,7 @@ void pl_crl_start(struct cs_pipeline *pl)
 void pl_crl_changed(struct cs_pipeline *pl, const char *dir)
 {
 	for (size_t i = 0; i < pl->n_issuers && i < pl->cfg->n_issuers; i++)
-		if (pl->cfg->issuers[i].type == CS_ISSUER_LOCAL_CA &&
-		    strcmp(pl->cfg->issuers[i].dir, dir) == 0)
+		if (cs_registry_issuer_ca_dir(&pl->cfg->issuers[i]) != NULL &&
+		    strcmp(cs_registry_issuer_ca_dir(&pl->cfg->issuers[i]), dir) == 0)
 			crl_refresh(pl, pl->issuers[i]);
 }

@@ -77,6 +77,9 @@ static void on_verified(void *arg, bool ok, const char *summary)
 	assert(c->stage == PL_VERIFYING);
 	pl_text_set(&c->last_verify, 2048, "%s", summary);
 	c->verify = ok ? CS_VERIFY_OK : CS_VERIFY_FAILED;
+	pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_VERIFIED,
+					       .result = ok ? CS_EVENT_OK : CS_EVENT_ERROR,
+					       .serial = c->serial, .text = summary });
 	if (ok) {
 		cs_notice("%s: verified: %s", c->cfg->name, summary);
 		settle(c, CS_RENEWAL_VERIFIED, NULL);
@@ -194,6 +197,11 @@ void pl_on_reload_result(void *arg, void *owner, const char *reloader,
 			pl->once_failures++;
 	}
 	add_reload_item(c, item);
+	pl_event_publish(c, (struct cs_event){
+		.type = CS_EVENT_RELOADED, .service = reloader, .serial = c->serial,
+		.result = res->not_running ? CS_EVENT_NOT_RUNNING
+			  : res->status == 0 ? CS_EVENT_OK : CS_EVENT_ERROR,
+		.text = res->status == 0 && !res->not_running ? NULL : res->message });
 	if (--c->round.pending == 0) {
 		pl_inflight_dec(pl);
 		round_over(c);

@@ -20,8 +20,8 @@ void pl_renew_job_free(struct renew_job *j)
 		return;
 	EVP_PKEY_free(j->reuse);
 	EVP_PKEY_free(j->key);
-	X509_REQ_free(j->csr);
-	X509_free(j->replaces);
+	cs_der_clear(&j->csr);
+	cs_der_clear(&j->replaces);
 	cs_material_free(j->m);
 	cs_material_free(j->prev);
 	pl_material_ref_clear(&j->prev_ref);
@@ -39,43 +39,68 @@ static void job_failed(struct renew_job *j, const char *msg, int64_t retry_after
 	pl_renewal_fail(c, msg, retry_after);
 }
 
-static void on_issued(struct cs_issue_result *res, void *arg)
+/* Decodes one DER certificate; NULL when it is not exactly one. */
+static X509 *der_x509(const struct cs_der *d)
+{
+	const unsigned char *p = d->p;
+	X509 *x = p != NULL && d->n <= (size_t)INT32_MAX ? d2i_X509(NULL, &p, (long)d->n) : NULL;
+
+	if (x != NULL && p != d->p + d->n) {
+		X509_free(x);
+		x = NULL;
+	}
+	return x;
+}
+
+/* The issued set: j's key with res's leaf and chain, decoded. Returns 0 or -EINVAL/-ENOMEM. */
+static int take_issued(struct renew_job *j, const struct cs_issue_result *res)
+{
+	if ((j->m = cs_material_new()) == NULL)
+		return -ENOMEM;
+	if ((j->m->leaf = der_x509(&res->leaf)) == NULL)
+		return -EINVAL;
+	for (size_t i = 0; i < res->n_chain; i++) {
+		X509 *x = der_x509(&res->chain[i]);
+		if (x == NULL)
+			return -EINVAL;
+		if (!sk_X509_push(j->m->chain, x)) {
+			X509_free(x);
+			return -ENOMEM;
+		}
+	}
+	j->m->key = j->key;
+	j->key = NULL;
+	return 0;
+}
+
+static void on_issued(void *arg, const struct cs_issue_result *res)
 {
 	struct renew_job *j = arg;
 	struct cert *c = j->c;
 	struct cs_pipeline *pl = c->pl;
 	char msg[1200];
+	int rc;
 
 	pl_inflight_dec(pl);
 	assert(c->stage == PL_ISSUING);
-	if (res->status < 0 || res->leaf == NULL) {
+	if (res->status < 0 || res->leaf.n == 0) {
 		snprintf(msg, sizeof(msg), "issuer %s: %s", c->renewal->issuer->name,
 			 res->error[0] ? res->error : strerror(-res->status));
-		X509_free(res->leaf);
-		sk_X509_pop_free(res->chain, X509_free);
 		job_failed(j, msg, res->retry_after);
 		return;
 	}
-	j->m = cs_material_new();
-	if (j->m == NULL) {
-		X509_free(res->leaf);
-		sk_X509_pop_free(res->chain, X509_free);
-		job_failed(j, "out of memory", 0);
+	if ((rc = take_issued(j, res)) < 0) {
+		snprintf(msg, sizeof(msg), "issuer %s: %s", c->renewal->issuer->name,
+			 rc == -ENOMEM ? "out of memory"
+				       : "what it returned is not a DER certificate chain");
+		job_failed(j, msg, 0);
 		return;
 	}
-	j->m->key = j->key;
-	j->key = NULL;
-	j->m->leaf = res->leaf;
-	for (int i = 0; res->chain != NULL && i < sk_X509_num(res->chain); i++) {
-		X509 *x = sk_X509_value(res->chain, i);
-		X509_up_ref(x);
-		sk_X509_push(j->m->chain, x);
-	}
-	sk_X509_pop_free(res->chain, X509_free);
 	if (pl->closing || pl->tearing_down)
 		/* A certificate was issued: still put it in place, that is quick. */
 		cs_info("%s: deploying the certificate issued while stopping", c->cfg->name);
 	pl_step(c, PL_EV_ISSUED);
+	pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_ISSUED });
 	pl_deploy_issued(c, j);
 }
 
@@ -106,10 +131,9 @@ static void keycsr_work(uv_work_t *req)
 	/* The deployed set: decoded here, off the loop (a key takes milliseconds). */
 	cs_material *m = pl_renew_decode_prev(j);
 
-	if (m != NULL && m->leaf != NULL) {
-		X509_up_ref(m->leaf);
-		j->replaces = m->leaf;
-	}
+	/* The issuer gets plain data: the leaf it replaces and the CSR as DER. */
+	if (m != NULL && m->leaf != NULL && cs_der_of_x509(&j->replaces, m->leaf) < 0)
+		j->replaces = (struct cs_der){ 0 }; /* only a hint to the CA: ordered without it */
 	/* Never someone else's key, nor a revoked one (may_reuse says). */
 	if (j->may_reuse && m != NULL && m->key != NULL && cs_key_type_of(m->key) == j->cfg->key) {
 		EVP_PKEY_up_ref(m->key);
@@ -127,9 +151,22 @@ static void keycsr_work(uv_work_t *req)
 			return;
 		}
 	}
-	j->csr = cs_csr_new(j->key, j->cfg->names.v, j->cfg->names.n, j->err, sizeof(j->err));
-	if (j->csr == NULL)
+	X509_REQ *csr = cs_csr_new(j->key, j->cfg->names.v, j->cfg->names.n, j->err, sizeof(j->err));
+	unsigned char *der = NULL;
+	int n;
+
+	if (csr == NULL) {
 		j->rc = -EINVAL;
+		return;
+	}
+	n = i2d_X509_REQ(csr, &der);
+	X509_REQ_free(csr);
+	if (n <= 0) {
+		j->rc = -ENOMEM;
+		snprintf(j->err, sizeof(j->err), "out of memory");
+		return;
+	}
+	j->csr = (struct cs_der){ der, (size_t)n };
 }
 
 static void keycsr_done(uv_work_t *req, int status)

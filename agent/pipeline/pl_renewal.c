@@ -94,6 +94,7 @@ bool pl_renewal_start(struct cert *c, bool forced, const char *why)
 	c->renewal = r;
 	pl_set_state(c, CS_CERT_RENEWING);
 	c->st.last_attempt = pl_now(pl);
+	pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_RENEWAL_STARTED });
 	if (c->st.pending_gen > 0) {
 		cs_notice("%s: deploying generation %d, issued earlier and not yet in place (%s)",
 			  c->cfg->name, c->st.pending_gen, why);
@@ -129,6 +130,22 @@ static void count_failure(struct cert *c, const char *msg, int64_t retry_after)
 		cs_err("%s: renewal failed (%d in a row): %s; next attempt in %s (%lld s, at %s)",
 		       c->cfg->name, c->st.failures, msg, pl_fmt_delay(delay, d, sizeof(d)),
 		       (long long)delay, pl_fmt_time(c->st.next_attempt, t, sizeof(t)));
+}
+
+/* The event that tells how a renewal ended. */
+static enum cs_event_type end_event(enum cs_renewal_outcome o)
+{
+	switch (o) {
+	case CS_RENEWAL_VERIFIED:
+	case CS_RENEWAL_DEPLOYED:
+		return CS_EVENT_RENEWED;
+	case CS_RENEWAL_ROLLED_BACK:
+		return CS_EVENT_ROLLED_BACK;
+	case CS_RENEWAL_FAILED:
+	case CS_RENEWAL_ABANDONED:
+		break;
+	}
+	return CS_EVENT_FAILED;
 }
 
 void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
@@ -171,6 +188,9 @@ void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
 	    strcmp(r->new_sha, c->sha256) == 0)
 		/* Deployed, then neither verified nor rolled back: say so plainly. */
 		c->verify = CS_VERIFY_FAILED;
+	/* Before anything that may start the next renewal (pl_cert_idle). */
+	pl_event_publish(c, (struct cs_event){ .type = end_event(o), .renewal = r->id,
+					       .outcome = o, .text = msg });
 	pl_schedule(c, now);
 	pl_issuer_unref(r->issuer);
 	pl_save_state(c);

@@ -6,7 +6,6 @@
 #include "cs_crlreason.h"
 #include "cs_csr.h"
 #include "cs_key.h"
-#include "cs_localca.h"
 #include "cs_sched.h"
 #include "cs_verify.h"
 #include "cs_x509.h"
@@ -36,7 +35,7 @@ struct revoke_job {
  * CRL) is published and a forced renewal started (with a new key: see
  * fresh_key), so that the revoked leaf does not stay deployed.
  */
-static void on_revoked(int status, const char *error, void *arg)
+static void on_revoked(void *arg, int status, const char *error)
 {
 	struct revoke_job *rj = arg;
 	struct cert *c = rj->c;
@@ -46,6 +45,8 @@ static void on_revoked(int status, const char *error, void *arg)
 
 	pl_inflight_dec(pl);
 	pl_step(c, PL_EV_REVOKED);
+	pl_event_publish(c, (struct cs_event){ .type = CS_EVENT_REVOKED, .serial = rj->serial,
+		.result = status < 0 ? CS_EVENT_ERROR : CS_EVENT_OK, .text = error });
 	pl_cert_idle(c); /* before a renewal may start below */
 	if (status < 0) {
 		snprintf(msg, sizeof(msg), "issuer %s: cannot revoke %s: %s", rj->issuer->name,
@@ -85,12 +86,17 @@ static int revoke_leaf(struct cert *c, X509 *leaf, int reason,
 {
 	struct cs_pipeline *pl = c->pl;
 	struct revoke_job *rj;
+	struct cs_der der = { 0 };
 	int rc;
 
-	if (!cs_acme_is(c->issuer->is) && !cs_localca_issuer_is(c->issuer->is))
+	if (c->issuer->is->ops->revoke == NULL)
 		return -ENOTSUP;
-	if ((rj = calloc(1, sizeof(*rj))) == NULL)
+	if (cs_der_of_x509(&der, leaf) < 0)
 		return -ENOMEM;
+	if ((rj = calloc(1, sizeof(*rj))) == NULL) {
+		cs_der_clear(&der);
+		return -ENOMEM;
+	}
 	rj->c = c;
 	rj->issuer = pl_issuer_ref(c->issuer);
 	rj->reason = reason;
@@ -104,10 +110,8 @@ static int revoke_leaf(struct cert *c, X509 *leaf, int reason,
 	pl_inflight_inc(pl);
 	/* A renewal starting from now on makes a new key, even before the answer. */
 	c->fresh_key = true;
-	if (cs_acme_is(c->issuer->is))
-		rc = cs_acme_revoke(c->issuer->is, leaf, reason, on_revoked, rj);
-	else
-		rc = cs_localca_issuer_revoke(c->issuer->is, leaf, reason, on_revoked, rj);
+	rc = c->issuer->is->ops->revoke(c->issuer->is, &der, reason, on_revoked, rj);
+	cs_der_clear(&der);
 	if (rc < 0) {
 		pl_step(c, PL_EV_REVOKED);
 		pl_inflight_dec(pl);

@@ -3,6 +3,7 @@
  * symbolic link's target, a linked directory) and the checks a change leads to.
  */
 #include "pl_int.h"
+#include "cs_registry.h"
 #include "cs_csr.h"
 #include "cs_key.h"
 #include "cs_localca.h"
@@ -212,8 +213,9 @@ void pl_rewatch_capsync(struct cs_pipeline *pl)
 	}
 	/* The local CAs' directories: a crl.pem written by `openssl ca -gencrl`. */
 	for (size_t k = 0; pl->cap_dirs != NULL && k < pl->cfg->n_issuers; k++)
-		if (pl->cfg->issuers[k].type == CS_ISSUER_LOCAL_CA &&
-		    (pl->cap_dirs[pl->n_cap_dirs] = wdir_ref(pl, pl->cfg->issuers[k].dir)) != NULL)
+		if (cs_registry_issuer_ca_dir(&pl->cfg->issuers[k]) != NULL &&
+		    (pl->cap_dirs[pl->n_cap_dirs] =
+			     wdir_ref(pl, cs_registry_issuer_ca_dir(&pl->cfg->issuers[k]))) != NULL)
 			pl->n_cap_dirs++;
 	for (size_t i = 0; i < n_old; i++)
 		wdir_unref(pl, old[i]);

@@ -266,11 +266,11 @@ static void cancel_queued(struct job *j)
 	if (j->kind == JOB_ISSUE) {
 		struct cs_issue_result res = { .status = -ECANCELED };
 		snprintf(res.error, sizeof(res.error), "%s", j->error);
-		j->issue_cb(&res, j->arg);
+		j->issue_cb(j->arg, &res);
 	} else if (j->kind == JOB_REVOKE) {
-		j->done_cb(j->status, j->error, j->arg);
+		j->done_cb(j->arg, j->status, j->error);
 	} else {
-		j->ari_cb(j->status, NULL, j->error, j->arg);
+		j->ari_cb(j->arg, j->status, NULL, j->error);
 	}
 	cs_acme__job_free(j);
 }
@@ -329,13 +329,11 @@ static int acme_issue(cs_issuer *is, const struct cs_issue_request *req, cs_issu
 {
 	struct cs_acme *a = (struct cs_acme *)is;
 	struct job *j;
-	unsigned char *der = NULL;
-	int len;
 	char err[256];
 
 	if (a->closing)
 		return -ECANCELED;
-	if (req->n_names == 0 || req->csr == NULL)
+	if (req->n_names == 0 || req->csr.p == NULL || req->csr.n == 0)
 		return -EINVAL;
 	j = job_new(a, JOB_ISSUE);
 	if (j == NULL)
@@ -349,15 +347,12 @@ static int acme_issue(cs_issuer *is, const struct cs_issue_request *req, cs_issu
 	for (size_t i = 0; i < req->n_names; i++, j->n_names++)
 		if ((j->names[i] = strdup(req->names[i])) == NULL)
 			goto nomem;
-	len = i2d_X509_REQ(req->csr, &der);
-	if (len <= 0)
-		goto nomem;
-	j->csr64 = cs_b64url_encode(der, (size_t)len);
-	OPENSSL_free(der);
+	/* The CSR goes to the CA as it is: its DER in base64url. */
+	j->csr64 = cs_b64url_encode(req->csr.p, req->csr.n);
 	if (j->csr64 == NULL)
 		goto nomem;
-	if (req->replaces != NULL) {
-		j->replaces = cs_acme_msg_certid(req->replaces, err, sizeof(err));
+	if (req->replaces.n > 0) {
+		j->replaces = cs_acme_msg_certid_der(&req->replaces, err, sizeof(err));
 		if (j->replaces == NULL)
 			cs_debug("acme %s: %s: no ARI replaces: %s", a->base.name, j->cert_name, err);
 	}
@@ -368,32 +363,19 @@ nomem:
 	return -ENOMEM;
 }
 
-static const struct cs_issuer_ops acme_ops = {
-	.type = "acme",
-	.issue = acme_issue,
-	.ca_material = NULL,
-	.close = acme_close,
-};
-
-int cs_acme_is(const cs_issuer *is)
-{
-	return is != NULL && is->ops == &acme_ops;
-}
-
-int cs_acme_renewal_info(cs_issuer *is, X509 *cert, cs_acme_ari_cb cb, void *arg)
+static int acme_renewal_info(cs_issuer *is, const struct cs_der *cert, cs_issuer_window_cb cb,
+			     void *arg)
 {
 	struct cs_acme *a = (struct cs_acme *)is;
 	struct job *j;
 	char err[256];
 
-	if (!cs_acme_is(is))
-		return -EINVAL;
 	if (a->closing)
 		return -ECANCELED;
 	j = job_new(a, JOB_ARI);
 	if (j == NULL)
 		return -ENOMEM;
-	j->certid = cs_acme_msg_certid(cert, err, sizeof(err));
+	j->certid = cs_acme_msg_certid_der(cert, err, sizeof(err));
 	if (j->certid == NULL) {
 		cs_acme__job_free(j);
 		return -EINVAL;
@@ -404,33 +386,37 @@ int cs_acme_renewal_info(cs_issuer *is, X509 *cert, cs_acme_ari_cb cb, void *arg
 	return 0;
 }
 
-int cs_acme_revoke(cs_issuer *is, X509 *cert, int reason, cs_acme_done_cb cb, void *arg)
+static int acme_revoke(cs_issuer *is, const struct cs_der *cert, int reason,
+		       cs_issuer_done_cb cb, void *arg)
 {
 	struct cs_acme *a = (struct cs_acme *)is;
 	struct job *j;
-	unsigned char *der = NULL;
-	int len;
 
-	if (!cs_acme_is(is) || cert == NULL)
+	if (cert == NULL || cert->p == NULL || cert->n == 0)
 		return -EINVAL;
 	if (a->closing)
 		return -ECANCELED;
 	j = job_new(a, JOB_REVOKE);
 	if (j == NULL)
 		return -ENOMEM;
-	len = i2d_X509(cert, &der);
-	if (len <= 0 || (j->cert64 = cs_b64url_encode(der, (size_t)len)) == NULL) {
-		OPENSSL_free(der);
+	if ((j->cert64 = cs_b64url_encode(cert->p, cert->n)) == NULL) {
 		cs_acme__job_free(j);
 		return -ENOMEM;
 	}
-	OPENSSL_free(der);
 	j->reason = reason;
 	j->done_cb = cb;
 	j->arg = arg;
 	enqueue(a, j);
 	return 0;
 }
+
+static const struct cs_issuer_ops acme_ops = {
+	.type = "acme",
+	.issue = acme_issue,
+	.revoke = acme_revoke,
+	.renewal_info = acme_renewal_info,
+	.close = acme_close,
+};
 
 /* Returns 0 when the options o (account key kind kt) make an issuer, else -EINVAL with err set. */
 static int check_opts(const struct cs_acme_opts *o, enum cs_keytype kt, const char *state_dir,

@@ -59,37 +59,12 @@ struct cs_acme_opts {
 /*
  * Returns the acme issuer NAME (see cs_issuer.h; close through its ops),
  * keeping its account under state_dir, or NULL with err set. Nothing is
- * sent before the first request.
+ * sent before the first request. Besides issue, its table has revoke (RFC
+ * 8555 section 7.6, signed with the account key) and renewal_info (RFC 9773:
+ * -ENOTSUP when the directory has no renewalInfo; a problem document is
+ * reported verbatim).
  */
 cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs_acme_opts *o,
 			      const char *state_dir, char *err, size_t errlen);
-
-/* Returns 1 when is was made by cs_acme_issuer_new, else 0. */
-int cs_acme_is(const cs_issuer *is);
-
-/*
- * Called once with the result of cs_acme_renewal_info: status 0 and the
- * window; -ENOTSUP when the CA has no renewalInfo; another negative code with
- * error (a problem document verbatim where the CA sent one).
- */
-typedef void (*cs_acme_ari_cb)(int status, const struct cs_acme_window *w, const char *error,
-			       void *arg);
-
-/*
- * Asks the CA for the suggested renewal window of cert (RFC 9773). Returns 0
- * when cb will run once, or a negative code (cb never runs). cert is only
- * read during the call.
- */
-int cs_acme_renewal_info(cs_issuer *is, X509 *cert, cs_acme_ari_cb cb, void *arg);
-
-/* Called once with the result of cs_acme_revoke: 0, or a negative code with error. */
-typedef void (*cs_acme_done_cb)(int status, const char *error, void *arg);
-
-/*
- * Revokes cert with the account (RFC 8555 section 7.6), giving reason (an
- * RFC 5280 CRLReason code, or -1 for none). Returns 0 when cb will run once,
- * or a negative code. cert is only read during the call.
- */
-int cs_acme_revoke(cs_issuer *is, X509 *cert, int reason, cs_acme_done_cb cb, void *arg);
 
 #endif

@@ -79,10 +79,10 @@ struct job {
 	/* revoke */
 	char *cert64;
 	int reason;
-	cs_acme_done_cb done_cb;
+	cs_issuer_done_cb done_cb;
 	/* renewal info */
 	char *certid;
-	cs_acme_ari_cb ari_cb;
+	cs_issuer_window_cb ari_cb;
 	void *arg;
 
 	/* order progress */
@@ -96,7 +96,7 @@ struct job {
 	char *chain_pem;
 	char *alts[MAX_ALTS];
 	size_t n_alts, alt_idx;
-	struct cs_acme_window win;
+	struct cs_issuer_window win;
 
 	/* the request in flight */
 	struct {

@@ -176,21 +176,29 @@ static void job_deliver(struct job *j)
 		a->limit++;
 	if (j->kind == JOB_ISSUE) {
 		struct cs_issue_result res = { .status = j->status, .retry_after = j->retry_after };
+		X509 *leaf = NULL;
+		STACK_OF(X509) *chain = NULL;
 		snprintf(res.error, sizeof(res.error), "%s", j->error);
-		if (res.status == 0 && cs_acme__parse_chain(j->chain_pem, &res.leaf, &res.chain) < 0) {
+		if (res.status == 0 && cs_acme__parse_chain(j->chain_pem, &leaf, &chain) < 0) {
 			res.status = -EPROTO;
 			snprintf(res.error, sizeof(res.error),
 				 "the CA sent no certificate chain in PEM");
+		} else if (res.status == 0 && cs_issue_result_set(&res, leaf, chain) < 0) {
+			res.status = -ENOMEM;
+			snprintf(res.error, sizeof(res.error), "out of memory");
 		}
+		X509_free(leaf);
+		sk_X509_pop_free(chain, X509_free);
 		if (res.status == 0)
 			cs_notice("acme %s: %s: certificate issued", a->base.name, j->cert_name);
 		else
 			cs_err("acme %s: %s: %s", a->base.name, j->cert_name, res.error);
-		j->issue_cb(&res, j->arg);
+		j->issue_cb(j->arg, &res);
+		cs_issue_result_clear(&res);
 	} else if (j->kind == JOB_REVOKE) {
-		j->done_cb(j->status, j->error, j->arg);
+		j->done_cb(j->arg, j->status, j->error);
 	} else {
-		j->ari_cb(j->status, j->status == 0 ? &j->win : NULL, j->error, j->arg);
+		j->ari_cb(j->arg, j->status, j->status == 0 ? &j->win : NULL, j->error);
 	}
 	cs_acme__job_free(j);
 	/* The responder stays while orders run or wait, so that a burst binds the port once. */

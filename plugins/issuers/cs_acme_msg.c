@@ -229,7 +229,22 @@ out:
 	return out;
 }
 
-int cs_acme_msg_ari(const char *body, size_t len, struct cs_acme_window *w, char *err,
+char *cs_acme_msg_certid_der(const struct cs_der *cert, char *err, size_t errlen)
+{
+	const unsigned char *p = cert->p;
+	X509 *x = cert->n <= (size_t)INT32_MAX ? d2i_X509(NULL, &p, (long)cert->n) : NULL;
+	char *out;
+
+	if (x == NULL) {
+		snprintf(err, errlen, "not a DER certificate");
+		return NULL;
+	}
+	out = cs_acme_msg_certid(x, err, errlen);
+	X509_free(x);
+	return out;
+}
+
+int cs_acme_msg_ari(const char *body, size_t len, struct cs_issuer_window *w, char *err,
 		    size_t errlen)
 {
 	json_error_t je;

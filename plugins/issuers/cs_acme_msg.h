@@ -8,18 +8,14 @@
 #ifndef CS_ACME_MSG_H
 #define CS_ACME_MSG_H
 
+#include "cs_issuer.h"
+
 #include <jansson.h>
 #include <openssl/x509.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* A suggested renewal window (RFC 9773 section 4.2), in seconds since the epoch. */
-struct cs_acme_window {
-	int64_t start;
-	int64_t end;
-	int64_t retry_after;   /* seconds until the CA wants to be asked again, 0 if not said */
-	char explanation[512]; /* explanationURL, or "" */
-};
 
 /*
  * When body is a problem document (a JSON object with a string "type"),
@@ -61,13 +57,15 @@ int cs_acme_msg_profile_offered(json_t *directory, const char *profile);
  * octets; caller frees), or NULL with err set (no AKI keyIdentifier).
  */
 char *cs_acme_msg_certid(X509 *cert, char *err, size_t errlen);
+/* The same for a certificate given as DER. */
+char *cs_acme_msg_certid_der(const struct cs_der *cert, char *err, size_t errlen);
 
 /*
  * Parses a renewalInfo response body into *w (retry_after left as it is).
  * Returns 0, or -1 with err set when the window is missing, malformed, or
  * ends before it starts.
  */
-int cs_acme_msg_ari(const char *body, size_t len, struct cs_acme_window *w, char *err,
+int cs_acme_msg_ari(const char *body, size_t len, struct cs_issuer_window *w, char *err,
 		    size_t errlen);
 
 #endif

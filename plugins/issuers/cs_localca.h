@@ -122,6 +122,15 @@ X509_NAME *cs_localca_parse_subject(const char *s, char *err, size_t errlen);
  * at once (its faults make this return NULL); a CA still to be created is
  * made by the first request on the work queue, and until then ca_material
  * returns -EAGAIN. NULL with err set.
+ *
+ * Besides issue, its table has revoke (the certificate marked in index.txt,
+ * then a new DIR/crl.pem, valid as long as the certificates it issues, at
+ * least 7 days; in the FIFO after the requests before it; reason 0
+ * unspecified ... 6 certificateHold), crl_refresh (DIR/crl.pem read again,
+ * as `openssl ca -gencrl` may have written it, and the next CRL signed when
+ * less than crl_renew_pct of its lifetime is left, or none can be read while
+ * a crlnumber exists; no CRL at all is left so) and crl_due (lastUpdate +
+ * (100 - crl_renew_pct)% of the current CRL's lifetime, 0: none).
  */
 cs_issuer *cs_localca_issuer_new(uv_loop_t *loop, const char *name,
 				 const struct cs_localca_opts *o, char *err, size_t errlen);
@@ -146,37 +155,5 @@ char *cs_localca_serial_hex(const ASN1_INTEGER *serial);
 
 /* cs_localca_commits of the issuer's CA: 0 before the CA is open. Loop thread. */
 uint64_t cs_localca_issuer_commits(cs_issuer *is);
-
-/* Returns 1 when is was made by cs_localca_issuer_new, else 0. */
-int cs_localca_issuer_is(const cs_issuer *is);
-
-/* Called once with the result of cs_localca_issuer_revoke: 0, or a negative code with error. */
-typedef void (*cs_localca_revoke_cb)(int status, const char *error, void *arg);
-
-/*
- * Revokes cert (issued by this CA) with reason, an RFC 5280 CRLReason code
- * (0 unspecified ... 6 certificateHold), and generates a new DIR/crl.pem
- * (valid as long as the certificates it issues, at least 7 days), on the
- * issuer's work queue after the requests before it. Returns 0 when cb
- * will run once (-ECANCELED there when the issuer closes first), or a
- * negative code (cb never runs). cert is only read during the call.
- */
-/*
- * Reads DIR/crl.pem again (`openssl ca -gencrl` may have written it) and,
- * when there is a CRL with less than crl_renew_pct of its lifetime left (or
- * none that can be read while a crlnumber exists), signs the next one, on
- * the issuer's work queue. No CRL at all (nothing was ever revoked) is left
- * so. cb(status, error, arg) runs once; returns 0, or a negative code.
- */
-int cs_localca_issuer_crl(cs_issuer *is, cs_localca_revoke_cb cb, void *arg);
-
-/*
- * The moment the issuer's current CRL should be signed again
- * (lastUpdate + (100 - crl_renew_pct)% of its lifetime), or 0 when there is none.
- */
-time_t cs_localca_issuer_crl_due(cs_issuer *is);
-
-int cs_localca_issuer_revoke(cs_issuer *is, X509 *cert, int reason, cs_localca_revoke_cb cb,
-			     void *arg);
 
 #endif

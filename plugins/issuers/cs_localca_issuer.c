@@ -42,7 +42,7 @@ struct localca_work {
 	uv_work_t w;
 	struct localca_issuer *li;
 	STAILQ_ENTRY(localca_work) link; /* in the issuer's waiting, then its group */
-	X509_REQ *csr; /* borrowed from the request */
+	X509_REQ *csr; /* decoded from the request's DER */
 	char **names;
 	size_t n;
 	enum cs_usage usage;
@@ -53,7 +53,7 @@ struct localca_work {
 	cs_localca *opened; /* set by the worker when it opened the CA */
 	struct cs_issue_result res;
 	/* A revocation instead of an issuance when revoke_cb is set. */
-	cs_localca_revoke_cb revoke_cb;
+	cs_issuer_done_cb revoke_cb;
 	char *serial;
 	int reason;
 	bool crl_only; /* with revoke_cb: re-read DIR/crl.pem, sign the next one when due */
@@ -79,6 +79,8 @@ static void work_free(struct localca_work *wk)
 	free(wk->names);
 	free(wk->cert_name);
 	free(wk->serial);
+	X509_REQ_free(wk->csr);
+	cs_issue_result_clear(&wk->res);
 	free(wk);
 }
 
@@ -86,9 +88,9 @@ static void work_free(struct localca_work *wk)
 static void work_report(struct localca_work *wk)
 {
 	if (wk->revoke_cb != NULL)
-		wk->revoke_cb(wk->res.status, wk->res.status < 0 ? wk->res.error : NULL, wk->arg);
+		wk->revoke_cb(wk->arg, wk->res.status, wk->res.status < 0 ? wk->res.error : NULL);
 	else
-		wk->cb(&wk->res, wk->arg);
+		wk->cb(wk->arg, &wk->res);
 }
 
 static void issuer_free(struct localca_issuer *li)
@@ -174,10 +176,15 @@ static void issue_work(uv_work_t *w)
 						   .errlen = sizeof(p->res.error) };
 	cs_localca_issue_batch(ca, reqs, n);
 	i = 0;
+	/* Handed back as DER, encoded here rather than on the loop. */
 	for (p = wk; p != NULL; p = STAILQ_NEXT(p, link), i++) {
 		p->res.status = reqs[i].status;
-		p->res.leaf = reqs[i].leaf;
-		p->res.chain = reqs[i].chain;
+		if (p->res.status == 0 && cs_issue_result_set(&p->res, reqs[i].leaf, reqs[i].chain) < 0) {
+			p->res.status = -ENOMEM;
+			snprintf(p->res.error, sizeof(p->res.error), "out of memory");
+		}
+		X509_free(reqs[i].leaf);
+		sk_X509_pop_free(reqs[i].chain, X509_free);
 	}
 	free(reqs);
 }
@@ -301,12 +308,15 @@ static int localca_issue_op(cs_issuer *is, const struct cs_issue_request *req, c
 
 	if (li->closing)
 		return -ECANCELED;
-	if (req->csr == NULL || req->n_names == 0)
+	if (req->csr.p == NULL || req->n_names == 0)
 		return -EINVAL;
 	if ((wk = calloc(1, sizeof(*wk))) == NULL)
 		return -ENOMEM;
 	wk->li = li;
-	wk->csr = req->csr;
+	if ((wk->csr = cs_issue_request_csr(req, wk->res.error, sizeof(wk->res.error))) == NULL) {
+		work_free(wk);
+		return -EINVAL;
+	}
 	wk->usage = req->usage;
 	wk->cb = cb;
 	wk->arg = arg;
@@ -327,15 +337,26 @@ static int localca_issue_op(cs_issuer *is, const struct cs_issue_request *req, c
 }
 
 /* -EAGAIN while the CA is still to be created by the first request. */
-static int localca_material_op(cs_issuer *is, X509 **cacert, X509_CRL **crl)
+static int localca_material_op(cs_issuer *is, struct cs_der *cacert, struct cs_der *crl)
 {
 	struct localca_issuer *li = (struct localca_issuer *)is;
+	X509 *ca = NULL;
+	X509_CRL *cl = NULL;
+	int rc;
 
-	*cacert = NULL;
-	*crl = NULL;
+	*cacert = (struct cs_der){ 0 };
+	*crl = (struct cs_der){ 0 };
 	if (li->ca == NULL)
 		return -EAGAIN;
-	return cs_localca_material(li->ca, cacert, crl);
+	rc = cs_localca_material(li->ca, &ca, &cl);
+	if (rc == 0 && (cs_der_of_x509(cacert, ca) < 0 || (cl != NULL && cs_der_of_crl(crl, cl) < 0))) {
+		cs_der_clear(cacert);
+		cs_der_clear(crl);
+		rc = -ENOMEM;
+	}
+	X509_free(ca);
+	X509_CRL_free(cl);
+	return rc;
 }
 
 static void localca_close_op(cs_issuer *is, void (*close_cb)(void *arg), void *arg)
@@ -357,10 +378,18 @@ static void localca_close_op(cs_issuer *is, void (*close_cb)(void *arg), void *a
 	uv_cancel((uv_req_t *)&STAILQ_FIRST(&li->group)->w);
 }
 
+static int localca_revoke_op(cs_issuer *is, const struct cs_der *leaf, int reason,
+			     cs_issuer_done_cb cb, void *arg);
+static int localca_crl_op(cs_issuer *is, cs_issuer_done_cb cb, void *arg);
+static time_t localca_crl_due_op(cs_issuer *is);
+
 static const struct cs_issuer_ops localca_ops = {
 	.type = "local-ca",
 	.issue = localca_issue_op,
+	.revoke = localca_revoke_op,
 	.ca_material = localca_material_op,
+	.crl_refresh = localca_crl_op,
+	.crl_due = localca_crl_due_op,
 	.close = localca_close_op,
 };
 
@@ -413,17 +442,14 @@ fail:
 
 uint64_t cs_localca_issuer_commits(cs_issuer *is)
 {
-	return cs_localca_issuer_is(is) ? cs_localca_commits(((struct localca_issuer *)is)->ca) : 0;
-}
-
-int cs_localca_issuer_is(const cs_issuer *is)
-{
-	return is != NULL && is->ops == &localca_ops;
+	return is != NULL && is->ops == &localca_ops
+		       ? cs_localca_commits(((struct localca_issuer *)is)->ca)
+		       : 0;
 }
 
 /* Queues wk (a revocation or a CRL refresh), whose callback is cb; returns 0. */
 static int enqueue_revoke(struct localca_issuer *li, struct localca_work *wk,
-			  cs_localca_revoke_cb cb, void *arg)
+			  cs_issuer_done_cb cb, void *arg)
 {
 	wk->li = li;
 	wk->revoke_cb = cb;
@@ -433,12 +459,12 @@ static int enqueue_revoke(struct localca_issuer *li, struct localca_work *wk,
 	return 0;
 }
 
-int cs_localca_issuer_crl(cs_issuer *is, cs_localca_revoke_cb cb, void *arg)
+static int localca_crl_op(cs_issuer *is, cs_issuer_done_cb cb, void *arg)
 {
 	struct localca_issuer *li = (struct localca_issuer *)is;
 	struct localca_work *wk;
 
-	if (!cs_localca_issuer_is(is) || cb == NULL)
+	if (cb == NULL)
 		return -EINVAL;
 	if (li->closing)
 		return -ECANCELED;
@@ -450,31 +476,37 @@ int cs_localca_issuer_crl(cs_issuer *is, cs_localca_revoke_cb cb, void *arg)
 	return enqueue_revoke(li, wk, cb, arg);
 }
 
-time_t cs_localca_issuer_crl_due(cs_issuer *is)
+static time_t localca_crl_due_op(cs_issuer *is)
 {
 	struct localca_issuer *li = (struct localca_issuer *)is;
 
-	if (!cs_localca_issuer_is(is) || li->ca == NULL)
+	if (li->ca == NULL)
 		return 0;
 	return cs_localca_crl_due(li->ca, li->opts.crl_renew_pct);
 }
 
-int cs_localca_issuer_revoke(cs_issuer *is, X509 *cert, int reason, cs_localca_revoke_cb cb,
-			     void *arg)
+static int localca_revoke_op(cs_issuer *is, const struct cs_der *leaf, int reason,
+			     cs_issuer_done_cb cb, void *arg)
 {
 	struct localca_issuer *li = (struct localca_issuer *)is;
 	struct localca_work *wk;
+	const unsigned char *p = leaf != NULL ? leaf->p : NULL;
+	X509 *cert;
 	char *hex;
 
-	if (!cs_localca_issuer_is(is) || cert == NULL || cb == NULL ||
+	if (p == NULL || leaf->n > (size_t)INT32_MAX || cb == NULL ||
 	    !cs_crlreason_valid(reason, CS_CRLREASON_REVOKE))
 		return -EINVAL;
 	if (li->closing)
 		return -ECANCELED;
-	if ((wk = calloc(1, sizeof(*wk))) == NULL)
+	if ((cert = d2i_X509(NULL, &p, (long)leaf->n)) == NULL)
+		return -EINVAL;
+	hex = cs_localca_serial_hex(X509_get0_serialNumber(cert));
+	X509_free(cert);
+	if (hex == NULL)
 		return -ENOMEM;
-	if ((hex = cs_localca_serial_hex(X509_get0_serialNumber(cert))) == NULL) {
-		free(wk);
+	if ((wk = calloc(1, sizeof(*wk))) == NULL) {
+		OPENSSL_free(hex);
 		return -ENOMEM;
 	}
 	wk->serial = strdup(hex);

@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *body = (const char *)data;
 	char type[64], err[256];
-	struct cs_acme_window w;
+	struct cs_issuer_window w;
 	char *s, *line, *save = NULL, *order, *names[16];
 	size_t n = 0;
 	json_t *dir;

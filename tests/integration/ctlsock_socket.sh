@@ -15,6 +15,31 @@ start_agent
 [ "$(stat -c '%a %U %F' "$SOCK")" = "640 root socket" ] || fail "socket: $(stat -c '%a %U %F' "$SOCK")"
 pass "socket made with socket_mode 0640"
 
+# certsyncctl -c CONFIG: the socket that [agent] socket names ($SOCK, not the
+# default path); -s wins over -c; a file that cannot be read is named (and
+# the line that does not parse), exit status 2 as for other bad usage.
+ctl_raw() {
+	set +e
+	"$CERTSYNCCTL" "$@" >"$T/stdout" 2>"$T/stderr"
+	rc=$?
+	set -e
+}
+ctl_raw -c "$T/certsync.conf" --json status
+[ $rc = 1 ] || fail "-c CONFIG status exited $rc: $(cat "$T/stderr")"
+[ "$(json "$T/stdout" 'j["pid"]')" = "$agent" ] || fail "-c CONFIG: status from pid $(json "$T/stdout" 'j["pid"]')"
+ctl_raw list --config="$T/certsync.conf"
+[ $rc = 1 ] && in_out mail || fail "list --config= after the command exited $rc: $(cat "$T/stderr")"
+ctl_raw -c "$T/missing.conf" status
+[ $rc = 2 ] || fail "-c with a missing file exited $rc"
+in_err "certsyncctl: $T/missing.conf: cannot read: No such file or directory"
+ctl_raw -c "$T/missing.conf" -s "$SOCK" --json status
+[ $rc = 1 ] || fail "-s did not win over -c: exited $rc: $(cat "$T/stderr")"
+printf '[agent]\nsocket = %s\nnot a pair\n' "$SOCK" >"$T/bad.conf"
+ctl_raw -c "$T/bad.conf" status
+[ $rc = 2 ] || fail "-c with a line that does not parse exited $rc"
+in_err "certsyncctl: $T/bad.conf:3: "
+pass "certsyncctl -c CONFIG reaches the socket the configuration names; -s wins; an unreadable file is named"
+
 # The file follows the state: it ends up showing mail valid (it may first show
 # it renewing, when written between the two state saves of the first issuance).
 for _ in $(seq 60); do

@@ -17,6 +17,26 @@ for cmd in $(awk '/^(Agent|Offline) commands/ {on=1; next} /^$/ {on=0} on {print
 done
 pass "certsyncctl(8)'s synopsis names every command of --help"
 
+# The global options --help lists (-s, -c, --json): each long one under
+# certsyncctl(8)'s GLOBAL OPTIONS, each short one in its synopsis, and the
+# README's certsyncctl section shows -s SOCKET and -c CONFIG.
+sed -n '/^\.SH GLOBAL OPTIONS/,/^\.SH AGENT COMMANDS/p' "$S/packaging/man/certsyncctl.8" |
+	sed 's/\\-/-/g' >"$T/globals"
+opts=$(sed -n '1,/^Agent commands/p' "$T/help" | grep -oE '^ +(-[a-z], )?--[a-z]+' || true)
+[ -n "$opts" ] || fail "certsyncctl --help lists no global options"
+while read -r line; do
+	long=$(grep -oE -- '--[a-z]+' <<<"$line")
+	grep -qF -- "$long" "$T/globals" || fail "certsyncctl(8) GLOBAL OPTIONS lacks $long"
+	short=$(grep -oE -- '^ *-[a-z],' <<<"$line" | tr -d ' ,' || true)
+	[ -z "$short" ] || sed 's/\\-/-/g' "$T/synopsis" | grep -qE -- "^\.R?B (\[ )?$short\$" ||
+		fail "certsyncctl(8) synopsis lacks $short"
+done <<<"$opts"
+sed -n '/^## certsyncctl/,/^## /p' "$S/README.md" >"$T/readme_ctl"
+for o in '-s SOCKET' '-c CONFIG'; do
+	grep -qF -- "\`$o\`" "$T/readme_ctl" || fail "README's certsyncctl section lacks \`$o\`"
+done
+pass "certsyncctl's global options in certsyncctl(8) and the README"
+
 grep -q "^certsyncctl convert IN\.\.\. OUT" "$S/README.md" || fail "README: convert is shown with one input"
 pass "README: convert IN... OUT"
 

@@ -94,7 +94,8 @@ def prefixes(rel):
         return allowed
     if base.startswith("ctl") and d.startswith("agent"):
         return ["ctl_"]  # the command-line client (ctl.h, ctl_*.c, wherever they live)
-    if d == os.path.join("agent", "pipeline"):
+    if d == os.path.join("agent", "pipeline") and (base == "cs_pipeline" or
+                                                   base.startswith("pl_")):
         return ["cs_pipeline_", "pl_"]  # the module cs_pipeline; pl_ inside it
     allowed = []
     parts = base.split("_")

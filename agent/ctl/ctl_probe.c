@@ -125,6 +125,64 @@ static double seconds(const char *s)
 	return end == s || *end != '\0' || v < 0 || v > 86400 ? -1 : v;
 }
 
+/*
+ * Probes u into r; with want (the expected fingerprint, "" for none) tries
+ * again every 250 ms until the served leaf is that one or wait_s seconds
+ * pass. Returns cs_probe_run's result for the last try; *match says whether
+ * the served leaf is want.
+ */
+static int probe_until(const struct cs_probe_url *u, const char *want, double wait_s,
+		       double timeout_s, struct cs_probe_result *r, bool *match)
+{
+	char served[CS_FP_MAX] = "";
+	struct timespec start, t;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		cs_probe_result_clear(r);
+		rc = cs_probe_run(u, (int)(timeout_s * 1000), r);
+		if (rc == 0) {
+			cs_fp_cert(sk_X509_value(r->chain, 0), CS_DIGEST_SHA256, served,
+				   sizeof(served));
+			*match = strcmp(served, want) == 0;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (want[0] == '\0' || *match ||
+		    (double)(t.tv_sec - start.tv_sec) + (t.tv_nsec - start.tv_nsec) / 1e9 >= wait_s)
+			return rc;
+		nanosleep(&(struct timespec){ .tv_nsec = 250000000 }, NULL);
+	}
+}
+
+/* Prints what the server at url served (r) and, with expect, whether it is want. */
+static void probe_report(const struct cs_probe_url *u, const char *url,
+			 const struct cs_probe_result *r, const char *expect, const char *want,
+			 bool match, bool json)
+{
+	if (json) {
+		json_t *o = result_json(url, r);
+		char *s;
+
+		if (expect != NULL) {
+			json_object_set_new(o, "expect_file", json_string(expect));
+			json_object_set_new(o, "expect_sha256", json_string(want));
+			json_object_set_new(o, "matches", json_boolean(match));
+		}
+		s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		if (s != NULL)
+			printf("%s\n", s);
+		free(s);
+		json_decref(o);
+	} else {
+		print_text(u, url, r, time(NULL));
+		if (expect != NULL && match)
+			printf("  matches %s: yes\n", expect);
+		else if (expect != NULL)
+			printf("  matches %s: NO (it holds sha256 %s)\n", expect, want);
+	}
+}
+
 int ctl_probe_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -138,11 +196,10 @@ int ctl_probe_main(int argc, char **argv)
 	const char *expect = NULL, *url;
 	double wait_s = 0, timeout_s = 10;
 	bool json = false, match = false;
-	char want[CS_FP_MAX] = "", served[CS_FP_MAX] = "", err[512];
+	char want[CS_FP_MAX] = "", err[512];
 	struct cs_probe_url u;
 	struct cs_probe_result r = { 0 };
-	struct timespec start, t;
-	int c, rc;
+	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -181,47 +238,12 @@ int ctl_probe_main(int argc, char **argv)
 	}
 	if (expect != NULL && expected_fp(expect, want, sizeof(want)) != 0)
 		return 1;
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		cs_probe_result_clear(&r);
-		rc = cs_probe_run(&u, (int)(timeout_s * 1000), &r);
-		if (rc == 0) {
-			cs_fp_cert(sk_X509_value(r.chain, 0), CS_DIGEST_SHA256, served,
-				   sizeof(served));
-			match = strcmp(served, want) == 0;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if (expect == NULL || match ||
-		    (double)(t.tv_sec - start.tv_sec) + (t.tv_nsec - start.tv_nsec) / 1e9 >= wait_s)
-			break;
-		nanosleep(&(struct timespec){ .tv_nsec = 250000000 }, NULL);
-	}
-	if (rc < 0) {
+	if (probe_until(&u, want, wait_s, timeout_s, &r, &match) < 0) {
 		fprintf(stderr, "certsyncctl probe: %s: %s\n", url, r.error);
 		cs_probe_result_clear(&r);
 		return 1;
 	}
-	if (json) {
-		json_t *o = result_json(url, &r);
-		char *s;
-
-		if (expect != NULL) {
-			json_object_set_new(o, "expect_file", json_string(expect));
-			json_object_set_new(o, "expect_sha256", json_string(want));
-			json_object_set_new(o, "matches", json_boolean(match));
-		}
-		s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		if (s != NULL)
-			printf("%s\n", s);
-		free(s);
-		json_decref(o);
-	} else {
-		print_text(&u, url, &r, time(NULL));
-		if (expect != NULL && match)
-			printf("  matches %s: yes\n", expect);
-		else if (expect != NULL)
-			printf("  matches %s: NO (it holds sha256 %s)\n", expect, want);
-	}
+	probe_report(&u, url, &r, expect, want, match, json);
 	cs_probe_result_clear(&r);
 	return expect != NULL && !match ? 1 : 0;
 }

@@ -1,7 +1,8 @@
 /*
- * ctl_rehash - `certsyncctl rehash-dir DIR...`: one full pass of the CApath
- * hashing (cs_capath) on each directory, without an agent, printing what it
- * changed (links made and removed) and each file it skipped, with the reason.
+ * ctl_rehash_dir - `certsyncctl rehash-dir DIR...`: one full pass of the
+ * CApath hashing (cs_capath) on each directory, without an agent, printing
+ * what it changed (links made and removed) and each file it skipped, with
+ * the reason.
  * The result is the set of links `openssl rehash` makes (see cs_capath.h for
  * the few cases where openssl would leave a gap or a stale link).
  *

@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Global options, set by certsyncctl.c (or by -s/--json after the command). */
+/* Global options, set by certsyncctl.c (or by -s/-c/--json after the command). */
 const char *ctl_socket_path;
 bool ctl_json;
 
@@ -293,6 +293,7 @@ enum { OPT_JSON = 256, OPT_FORCE, OPT_WAIT, OPT_ALL, OPT_TIMEOUT, OPT_REASON, OP
 static const struct option online_opts[] = {
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "socket", required_argument, NULL, 's' },
+	{ "config", required_argument, NULL, 'c' },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "wait", no_argument, NULL, OPT_WAIT },
 	{ "all", no_argument, NULL, OPT_ALL },
@@ -310,7 +311,11 @@ struct args {
 	int n_pos;
 };
 
-/* Parses the options every online command shares; returns 0, EX_USAGE or -1 (help shown). */
+/*
+ * Parses the options every online command shares and, with -c and no -s,
+ * takes the socket path from the configuration; returns 0, EX_USAGE or -1
+ * (help shown).
+ */
 static int parse(int argc, char **argv, const char *usage, int min_pos, int max_pos, struct args *a)
 {
 	int c;
@@ -318,13 +323,16 @@ static int parse(int argc, char **argv, const char *usage, int min_pos, int max_
 	memset(a, 0, sizeof(*a));
 	a->timeout = 600;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:h", online_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:c:h", online_opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_JSON:
 			ctl_json = true;
 			break;
 		case 's':
 			ctl_socket_path = optarg;
+			break;
+		case 'c':
+			ctl_config_path = optarg;
 			break;
 		case OPT_FORCE:
 			a->force = true;
@@ -350,11 +358,11 @@ static int parse(int argc, char **argv, const char *usage, int min_pos, int max_
 			break;
 		case 'h':
 		case OPT_HELP:
-			printf("usage: certsyncctl [-s SOCKET] [--json] %s\nSee certsyncctl(8).\n",
+			printf("usage: certsyncctl [-c CONFIG | -s SOCKET] [--json] %s\nSee certsyncctl(8).\n",
 			       usage);
 			return -1;
 		default:
-			fprintf(stderr, "usage: certsyncctl [-s SOCKET] [--json] %s\n", usage);
+			fprintf(stderr, "usage: certsyncctl [-c CONFIG | -s SOCKET] [--json] %s\n", usage);
 			return EX_USAGE;
 		}
 	}
@@ -368,10 +376,10 @@ static int parse(int argc, char **argv, const char *usage, int min_pos, int max_
 		a->pos[a->n_pos++] = argv[i];
 	}
 	if (a->n_pos < min_pos) {
-		fprintf(stderr, "usage: certsyncctl [-s SOCKET] [--json] %s\n", usage);
+		fprintf(stderr, "usage: certsyncctl [-c CONFIG | -s SOCKET] [--json] %s\n", usage);
 		return EX_USAGE;
 	}
-	return 0;
+	return ctl_config_socket();
 }
 
 /* certsyncctl status; returns the exit status. */

@@ -47,11 +47,14 @@ static int conn_open(struct conn *c)
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int e = errno;
+		const char *hint = "";
+
+		if (e == ENOENT || e == ECONNREFUSED)
+			hint = " (is certsyncd running? -s SOCKET or -c CONFIG)";
+		else if (e == EACCES)
+			hint = " (not in socket_group?)";
 		fprintf(stderr, "certsyncctl: cannot reach the agent at %s: %s%s\n", path,
-			strerror(e),
-			e == ENOENT || e == ECONNREFUSED ? " (is certsyncd running? -s SOCKET)"
-			: e == EACCES			 ? " (not in socket_group?)"
-							 : "");
+			strerror(e), hint);
 		if (c->fd >= 0)
 			close(c->fd);
 		c->fd = -1;

@@ -1,9 +1,11 @@
 /*
  * cs_proto - the status socket's protocol, spelled once for the server
- * (agent/control/cs_ctlsock*.c) and the client (certsyncctl, ctl_online.c):
- * where the socket is, the commands, the JSON keys of requests and answers,
- * the error codes and what renew answers for a cert. Nothing here needs
- * the daemon's headers; certsyncctl(8) is the contract for people.
+ * (agent/control/cs_ctlsock*.c) and the client (certsyncctl,
+ * agent/ctl/ctl_online*.c): where the socket is, the commands, the JSON keys
+ * of requests and answers, the error codes and what renew answers for a
+ * cert. Nothing here needs the daemon's headers, and it sits alone in
+ * agent/proto/ so that certsyncctl's include path holds none of the
+ * daemon's folders. certsyncctl(8) is the contract for people.
  *
  * One JSON object per line each way:
  *   {"cmd":"list"}                          -> {"ok":true,"certs":[{...}, ...]}

@@ -12,8 +12,11 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: certsyncctl [-s SOCKET] [--json] [--help] [--version] COMMAND [ARGS]\n\n"
+	fprintf(out, "usage: certsyncctl [-c CONFIG | -s SOCKET] [--json] [--help] [--version] "
+		     "COMMAND [ARGS]\n\n"
 		     "  -s, --socket SOCKET  the agent's status socket (default %s)\n"
+		     "  -c, --config CONFIG  the socket that [agent] socket names in the agent's\n"
+		     "                       configuration file CONFIG (-s wins)\n"
 		     "      --json           the agent's answer as JSON, for scripts\n\n"
 		     "Agent commands (status socket):\n",
 		CS_PROTO_SOCKET_PATH);
@@ -26,22 +29,43 @@ static void usage(FILE *out)
 		     "3 the agent cannot be reached. See certsyncctl(8).\n");
 }
 
+/*
+ * Whether argv[*i] is the global option shrt or lng with its path ("-s P",
+ * "--socket P" or "--socket=P"): then *value is the path and *i is past it.
+ * Returns 1 taken, 0 another option, -1 no path (said on stderr).
+ */
+static int path_option(int argc, char **argv, int *i, const char *shrt, const char *lng,
+		       const char **value)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(lng);
+
+	if (strncmp(a, lng, n) == 0 && a[n] == '=') {
+		*value = a + n + 1;
+		*i += 1;
+		return 1;
+	}
+	if (strcmp(a, shrt) != 0 && strcmp(a, lng) != 0)
+		return 0;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "certsyncctl: %s needs a path\n", a);
+		return -1;
+	}
+	*value = argv[*i + 1];
+	*i += 2;
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
-	int i = 1;
+	int i = 1, rc;
 
 	/* Global options, before the command. */
 	while (i < argc && argv[i][0] == '-') {
-		if (strcmp(argv[i], "-s") == 0 || strcmp(argv[i], "--socket") == 0) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "certsyncctl: %s needs a path\n", argv[i]);
+		if ((rc = path_option(argc, argv, &i, "-s", "--socket", &ctl_socket_path)) != 0 ||
+		    (rc = path_option(argc, argv, &i, "-c", "--config", &ctl_config_path)) != 0) {
+			if (rc < 0)
 				return 2;
-			}
-			ctl_socket_path = argv[i + 1];
-			i += 2;
-		} else if (strncmp(argv[i], "--socket=", 9) == 0) {
-			ctl_socket_path = argv[i] + 9;
-			i++;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			ctl_json = true;
 			i++;

@@ -1,0 +1,123 @@
+/*
+ * cs_registry - the drivers the agent knows: one table of issuer types and one
+ * of reloader types, each entry {type, configuration keys, constructor}, as
+ * Postfix's dict_open.c has for its maps. The configuration parser asks the
+ * registry which types exist and which keys each accepts; the pipeline asks it
+ * to make an issuer or a reloader from a section. Neither names a concrete
+ * driver: only this module (cs_registry.c) knows local-ca, acme, postfix,
+ * dovecot, exec and plugin.
+ *
+ * A driver that is unknown, or whose constructor fails, becomes a surrogate
+ * that fails each call with a message saying why, so that the agent runs on
+ * and shows the problem in status, metrics and the log.
+ *
+ * To add a driver: write it behind the cs_issuer_ops (or cs_reloader_ops)
+ * table, then add an entry here (or call cs_registry_add_issuer before the
+ * configuration is read, as a test does). Not thread-safe: the registry is
+ * filled before the loop starts and read on the loop thread.
+ */
+#ifndef CS_REGISTRY_H
+#define CS_REGISTRY_H
+
+#include "cs_issuer.h"
+#include "cs_reloader.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+struct cs_cfg_issuer;
+struct cs_cfg_reload;
+struct cs_validate_opts;
+
+/*
+ * What a driver's check gets from the parser: error reports one problem of
+ * the section, key naming the key it is about (NULL: the section as a whole;
+ * the parser adds the file and line); given says whether the section has the
+ * key at all (a key given with a bad value has had its error already, so a
+ * "required" check asks this rather than whether the value is set).
+ */
+struct cs_registry_check {
+	void (*error)(void *ctx, const char *key, const char *msg);
+	bool (*given)(void *ctx, const char *key);
+	void *ctx;
+};
+
+struct cs_issuer_driver {
+	const char *type; /* the value of `type =` in [issuer] */
+	/*
+	 * The keys of [issuer] this type accepts besides `type` and `trust`,
+	 * NULL-terminated. A key the parser has a typed entry for is stored in
+	 * struct cs_cfg_issuer; any other is kept as "key=value" in its params.
+	 */
+	const char *const *keys;
+	/*
+	 * Optional: defaults and the rules within one section, after its keys were
+	 * stored; problems go to report.
+	 */
+	void (*check)(struct cs_cfg_issuer *ci, const struct cs_registry_check *ck);
+	/* Makes the issuer of ci, or NULL with err set. */
+	cs_issuer *(*open)(uv_loop_t *loop, const struct cs_cfg_issuer *ci,
+			   const char *state_dir, char *err, size_t errlen);
+	/* Optional: the directory of a CA kept on this host (its files are watched). */
+	const char *(*ca_dir)(const struct cs_cfg_issuer *ci);
+	/*
+	 * Optional: what chains of certificates from ci must end in (buf, len:
+	 * room for a path o may point to). Without it, nothing is checked.
+	 */
+	void (*trust)(const struct cs_cfg_issuer *ci, struct cs_validate_opts *o, char *buf,
+		      size_t len);
+	/*
+	 * Optional: the directories where the driver writes through temporary
+	 * names, which the start-up sweep cleans. Fills dirs (room for max),
+	 * returns how many.
+	 */
+	size_t (*work_dirs)(const struct cs_cfg_issuer *ci, char dirs[][4096], size_t max);
+};
+
+struct cs_reloader_driver {
+	const char *type; /* the value of `type =` in [reload] */
+	const char *const *keys; /* accepted besides type, NULL-terminated */
+	cs_reloader *(*open)(uv_loop_t *loop, const struct cs_cfg_reload *cr,
+			     const char *plugin_dir, char *err, size_t errlen);
+};
+
+/* The issuer driver of type, or NULL. */
+const struct cs_issuer_driver *cs_registry_issuer(const char *type);
+
+/*
+ * Adds an issuer driver (d must outlive the registry's use). Returns 0,
+ * -EEXIST when its type is taken, -ENOSPC when the table is full.
+ */
+int cs_registry_add_issuer(const struct cs_issuer_driver *d);
+
+/* The issuer types, "a, b, c", into buf (for messages). */
+const char *cs_registry_issuer_types(char *buf, size_t len);
+
+/*
+ * Makes the issuer of ci with its driver; an unknown driver, or one that
+ * fails, gives the surrogate (logged). NULL only on ENOMEM.
+ */
+cs_issuer *cs_registry_issuer_open(uv_loop_t *loop, const struct cs_cfg_issuer *ci,
+				   const char *state_dir);
+
+/* The CA directory of ci's driver (NULL: none on this host). */
+const char *cs_registry_issuer_ca_dir(const struct cs_cfg_issuer *ci);
+
+/* o's trust for certificates of ci (nothing when its driver says none). */
+void cs_registry_issuer_trust(const struct cs_cfg_issuer *ci, struct cs_validate_opts *o,
+			      char *buf, size_t len);
+
+/* ci's driver's work directories (see work_dirs); 0 when none. */
+size_t cs_registry_issuer_work_dirs(const struct cs_cfg_issuer *ci, char dirs[][4096],
+				    size_t max);
+
+/* The reloader driver of type, or NULL; likewise the list of types. */
+const struct cs_reloader_driver *cs_registry_reloader(const char *type);
+const char *cs_registry_reloader_types(char *buf, size_t len);
+
+/* Makes the reloader of cr (the surrogate when it cannot). NULL only on ENOMEM. */
+cs_reloader *cs_registry_reloader_open(uv_loop_t *loop, const struct cs_cfg_reload *cr,
+				       const char *plugin_dir);
+
+#endif

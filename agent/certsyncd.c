@@ -8,8 +8,10 @@
 #include "cs_lock.h"
 #include "cs_log.h"
 
+#include <curl/curl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/resource.h>
 #include <stdlib.h>
@@ -168,6 +170,20 @@ int main(int argc, char **argv)
 	}
 	if (check)
 		return check_config(config);
+
+	/*
+	 * Process-wide setup, once, before any thread. libuv writes with
+	 * write(): a status socket client that hangs up before its answer would
+	 * otherwise kill the agent with SIGPIPE (children started with uv_spawn
+	 * get the default disposition back). libcurl (the acme issuer's
+	 * cs_http) is initialised here and cleaned up at exit.
+	 */
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "certsyncd: libcurl cannot be initialised\n");
+		return 1;
+	}
+	atexit(curl_global_cleanup);
 
 	/* --once is for scripts and terminals: it always logs to stderr. */
 	if (once)

@@ -62,14 +62,6 @@ void cs_deploy_outputs_of(const struct cs_cfg_cert *c, struct cs_deploy_outputs 
 	}
 }
 
-static void digest(const void *data, size_t len, unsigned char out[32])
-{
-	unsigned int n = 32;
-
-	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
-		memset(out, 0, 32);
-}
-
 /* Digest of the file at path; returns 0, or -errno when it cannot be read. */
 static int digest_file(const char *path, unsigned char out[32])
 {
@@ -363,27 +355,8 @@ static int write_output(const struct cs_cfg_cert *c, const cs_material *m,
 		/* An administrator may point an output at a file elsewhere. */
 		.flags = CS_ATOMIC_FOLLOW_SYMLINK,
 	};
-	char *buf = NULL;
-	size_t len = 0;
-	int rc;
 
-	if (cs_output_has_key(k) && (o.mode & 0027)) {
-		snprintf(err, errlen,
-			 "%s: mode %04o would let others read the private key (use 0600 or 0640)",
-			 path, o.mode & 07777);
-		return -EPERM;
-	}
-	rc = cs_output_render(m, k, &buf, &len, err, errlen);
-	if (rc < 0) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", err);
-		snprintf(err, errlen, "%s: %s", path, msg);
-		return rc;
-	}
-	digest(buf, len, sha);
-	rc = cs_atomic_write(path, buf, len, &o, err, errlen);
-	OPENSSL_clear_free(buf, len);
-	return rc;
+	return cs_output_write_digest(m, k, path, &o, sha, err, errlen);
 }
 
 /*
@@ -409,19 +382,16 @@ static int write_live(const struct cs_cfg_cert *c, const cs_material *m,
 			 c->live_dir, c->name);
 		return -EINVAL;
 	}
-	if (c->mode & 0027) {
-		snprintf(err, errlen,
-			 "%s: mode %04o would let others read the private key (use 0600 or 0640)",
-			 c->live_path[CS_OUT_KEY], c->mode & 07777);
-		return -EPERM;
-	}
+	if ((rc = cs_output_check_mode(CS_OUT_KEY, c->mode, c->live_path[CS_OUT_KEY], err,
+				       errlen)) < 0)
+		return rc;
 	for (size_t k = 0; k < CS_CFG_LIVE_FILES; k++) {
 		enum cs_output_kind kind = (enum cs_output_kind)k;
 		if ((rc = cs_output_render(m, kind, &buf[k], &len[k], msg, sizeof(msg))) < 0) {
 			snprintf(err, errlen, "%s: %s", c->live_path[k], msg);
 			goto out;
 		}
-		digest(buf[k], len[k], sha[k]);
+		cs_output_sha256(buf[k], len[k], sha[k]);
 		f[k] = (struct cs_livedir_file){ cs_cfg_live_files[k], buf[k], len[k],
 						 cs_output_has_key(kind) ? c->mode : c->cert_mode };
 	}
@@ -436,13 +406,26 @@ int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *pr
 	      const char *state_dir, int gen, time_t now, struct cs_deploy_digests *written,
 	      char *err, size_t errlen)
 {
-	struct cs_deploy_outputs o;
-	struct cs_deploy_digests d;
 	struct cs_examined ex;
-	char report[1024] = "";
 	int rc;
 
 	memset(&ex, 0, sizeof(ex));
+	rc = cs_deploy_examined(c, m, prev, state_dir, gen, now, &ex, false, written, err,
+				errlen);
+	cs_examined_clear(&ex);
+	return rc;
+}
+
+int cs_deploy_examined(const struct cs_cfg_cert *c, cs_material *m, const cs_material *prev,
+		       const char *state_dir, int gen, time_t now, struct cs_examined *ex,
+		       bool examined, struct cs_deploy_digests *written, char *err,
+		       size_t errlen)
+{
+	struct cs_deploy_outputs o;
+	struct cs_deploy_digests d;
+	char report[1024] = "";
+	int rc;
+
 	/* An issuer's answer in another order is put right, when that can be told. */
 	rc = cs_chain_order(m, report, sizeof(report));
 	if (rc < 0) {
@@ -451,13 +434,16 @@ int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *pr
 			 report[0] != '\0' ? report : "cannot order the chain");
 		return rc == CS_CHAIN_AMBIGUOUS ? -EINVAL : rc;
 	}
+	/* The caller's examination holds unless the order had to change. */
+	if (!examined || rc == 1)
+		cs_examine_material(c, m, now, ex);
 	/*
 	 * New material (gen > 0) must verify to the issuer's trust; a stored
 	 * generation written back may be one an administrator adopted.
 	 */
-	enum cs_verdict v = cs_examine_material(c, m, now, &ex);
+	enum cs_verdict v = ex->verdict;
 	if (v != CS_EX_OK && !(v == CS_EX_FOREIGN && gen == 0)) {
-		snprintf(err, errlen, "refusing to deploy: %s", ex.reason);
+		snprintf(err, errlen, "refusing to deploy: %s", ex->reason);
 		return -EINVAL;
 	}
 	if (gen > 0 && (rc = cs_deploy_save_gen(state_dir, c->name, gen, m, err, errlen)) < 0)

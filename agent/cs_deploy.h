@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <time.h>
 
+struct cs_examined; /* cs_examine.h */
+
 #define CS_DEPLOY_MAX_OUTPUTS 10
 
 /*
@@ -78,6 +80,19 @@ bool cs_deploy_digests_equal(const struct cs_deploy_digests *a, const struct cs_
 int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *prev,
 	      const char *state_dir, int gen, time_t now, struct cs_deploy_digests *written,
 	      char *err, size_t errlen);
+
+/*
+ * cs_deploy, with m examined once for the whole deploy: ex ends up holding
+ * the examination of m (leaf details, verdict, reason; not m itself) for the
+ * caller to keep, success or not (ex->m is left as it was). When
+ * examined is true, ex already holds the caller's cs_examine_material of m
+ * as cs_deploy_load_gen returned it, and is used as it is unless the chain
+ * had to be put in another order.
+ */
+int cs_deploy_examined(const struct cs_cfg_cert *c, cs_material *m, const cs_material *prev,
+		       const char *state_dir, int gen, time_t now, struct cs_examined *ex,
+		       bool examined, struct cs_deploy_digests *written, char *err,
+		       size_t errlen);
 
 /*
  * Writes into out the name of the live generation directory of the leaf

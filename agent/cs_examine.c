@@ -36,19 +36,6 @@ const char *cs_verdict_name(enum cs_verdict v)
 	return names[v];
 }
 
-int cs_x509_times(const X509 *x, time_t *not_before, time_t *not_after)
-{
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) != 1)
-		return -1;
-	*not_before = timegm(&tm);
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
-		return -1;
-	*not_after = timegm(&tm);
-	return 0;
-}
-
 
 static enum cs_verdict set(struct cs_examined *ex, enum cs_verdict v, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -59,7 +59,4 @@ enum cs_verdict cs_examine_material(const struct cs_cfg_cert *c, const cs_materi
 /* Frees what ex owns. */
 void cs_examined_clear(struct cs_examined *ex);
 
-/* Reads notBefore/notAfter of x as time_t; returns 0 or -1. */
-int cs_x509_times(const X509 *x, time_t *not_before, time_t *not_after);
-
 #endif

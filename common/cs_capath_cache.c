@@ -33,10 +33,10 @@ int cs_capath__key_eq(const struct fkey *a, const struct fkey *b)
 void cs_capath__cache_drop(cs_capath *cp)
 {
 	for (size_t i = 0; i < cp->cached.nb; i++)
-		for (struct cs_htab_node *n = cp->cached.b[i], *next; n != NULL; n = next) {
+		for (struct cs_htab_node *n; (n = SLIST_FIRST(&cp->cached.b[i])) != NULL;) {
 			struct centry *e = cs_htab_entry(n, struct centry, node);
 
-			next = n->next;
+			SLIST_REMOVE_HEAD(&cp->cached.b[i], link);
 			free(e->name);
 			free(e);
 		}

@@ -20,13 +20,13 @@ static struct cs_htab_node *node_after(const struct cs_htab *t, const struct cs_
 	size_t i = 0;
 
 	if (n != NULL) {
-		if (n->next != NULL)
-			return n->next;
+		if (SLIST_NEXT(n, link) != NULL)
+			return SLIST_NEXT(n, link);
 		i = (n->hash & (t->nb - 1)) + 1;
 	}
 	for (; i < t->nb; i++)
-		if (t->b[i] != NULL)
-			return t->b[i];
+		if (!SLIST_EMPTY(&t->b[i]))
+			return SLIST_FIRST(&t->b[i]);
 	return NULL;
 }
 
@@ -201,16 +201,16 @@ void cs_capath__bucket_del_member(struct bucket *b, struct cfile *f)
 
 void cs_capath__state_reset(cs_capath *cp)
 {
-	struct cs_htab_node *n, *next;
+	struct cs_htab_node *n;
 
 	for (size_t i = 0; i < cp->files.nb; i++)
-		for (n = cp->files.b[i]; n != NULL; n = next) {
-			next = n->next;
+		while ((n = SLIST_FIRST(&cp->files.b[i])) != NULL) {
+			SLIST_REMOVE_HEAD(&cp->files.b[i], link);
 			file_free(file_of(n));
 		}
 	for (size_t i = 0; i < cp->buckets.nb; i++)
-		for (n = cp->buckets.b[i]; n != NULL; n = next) {
-			next = n->next;
+		while ((n = SLIST_FIRST(&cp->buckets.b[i])) != NULL) {
+			SLIST_REMOVE_HEAD(&cp->buckets.b[i], link);
 			bucket_free(bucket_of(n));
 		}
 	cs_htab_clear(&cp->files);

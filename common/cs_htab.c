@@ -19,18 +19,16 @@ uint64_t cs_htab_hash(const char *s, uint64_t h)
 static int grow(struct cs_htab *t)
 {
 	size_t nb = t->nb ? t->nb * 2 : 64;
-	struct cs_htab_node **b = calloc(nb, sizeof(*b));
+	struct cs_htab_chain *b = calloc(nb, sizeof(*b));
+	struct cs_htab_node *n;
 
 	if (b == NULL)
 		return -ENOMEM;
-	for (size_t i = 0; i < t->nb; i++) {
-		struct cs_htab_node *n = t->b[i], *next;
-		for (; n != NULL; n = next) {
-			next = n->next;
-			n->next = b[n->hash & (nb - 1)];
-			b[n->hash & (nb - 1)] = n;
+	for (size_t i = 0; i < t->nb; i++)
+		while ((n = SLIST_FIRST(&t->b[i])) != NULL) {
+			SLIST_REMOVE_HEAD(&t->b[i], link);
+			SLIST_INSERT_HEAD(&b[n->hash & (nb - 1)], n, link);
 		}
-	}
 	free(t->b);
 	t->b = b;
 	t->nb = nb;
@@ -43,26 +41,25 @@ int cs_htab_insert(struct cs_htab *t, struct cs_htab_node *node, uint64_t hash)
 	if ((t->nb == 0 || t->n >= t->nb) && grow(t) < 0 && t->nb == 0)
 		return -ENOMEM;
 	node->hash = hash;
-	node->next = t->b[hash & (t->nb - 1)];
-	t->b[hash & (t->nb - 1)] = node;
+	SLIST_INSERT_HEAD(&t->b[hash & (t->nb - 1)], node, link);
 	t->n++;
 	return 0;
 }
 
 void cs_htab_remove(struct cs_htab *t, struct cs_htab_node *node)
 {
-	struct cs_htab_node **p;
+	struct cs_htab_chain *c;
+	struct cs_htab_node *n;
 
 	assert(t->nb > 0);
-	for (p = &t->b[node->hash & (t->nb - 1)]; *p != NULL; p = &(*p)->next) {
-		if (*p == node) {
-			*p = node->next;
-			node->next = NULL;
+	c = &t->b[node->hash & (t->nb - 1)];
+	SLIST_FOREACH(n, c, link)
+		if (n == node) {
+			SLIST_REMOVE(c, node, cs_htab_node, link);
 			assert(t->n > 0);
 			t->n--;
 			return;
 		}
-	}
 	assert(!"cs_htab_remove: node not in the table");
 }
 
@@ -72,7 +69,8 @@ struct cs_htab_node *cs_htab_first(const struct cs_htab *t, uint64_t hash)
 
 	if (t->nb == 0)
 		return NULL;
-	for (n = t->b[hash & (t->nb - 1)]; n != NULL && n->hash != hash; n = n->next)
+	for (n = SLIST_FIRST(&t->b[hash & (t->nb - 1)]); n != NULL && n->hash != hash;
+	     n = SLIST_NEXT(n, link))
 		;
 	return n;
 }
@@ -81,7 +79,7 @@ struct cs_htab_node *cs_htab_next(const struct cs_htab_node *node, uint64_t hash
 {
 	struct cs_htab_node *n;
 
-	for (n = node->next; n != NULL && n->hash != hash; n = n->next)
+	for (n = SLIST_NEXT(node, link); n != NULL && n->hash != hash; n = SLIST_NEXT(n, link))
 		;
 	return n;
 }

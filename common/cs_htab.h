@@ -19,14 +19,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 struct cs_htab_node {
-	struct cs_htab_node *next;
+	SLIST_ENTRY(cs_htab_node) link; /* in its bucket's chain */
 	uint64_t hash;
 };
 
+SLIST_HEAD(cs_htab_chain, cs_htab_node);
+
 struct cs_htab {
-	struct cs_htab_node **b;
+	struct cs_htab_chain *b; /* the chains, all empty when calloc'd */
 	size_t nb; /* a power of two, or 0 before the first insert */
 	size_t n;
 };

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 struct cs_http {
 	uv_loop_t *loop;
@@ -34,7 +35,7 @@ struct cs_http {
 	char *user_agent;
 	long connect_timeout_s, timeout_s;
 	size_t max_body;
-	struct cs_http_req *reqs; /* pending, doubly linked */
+	LIST_HEAD(, cs_http_req) reqs; /* pending */
 	int open_handles;         /* timer and poll handles not yet closed */
 	int depth;                /* > 0 while dispatching callbacks */
 	bool closing;
@@ -45,7 +46,7 @@ struct cs_http {
 
 struct cs_http_req {
 	cs_http *h;
-	struct cs_http_req *prev, *next;
+	LIST_ENTRY(cs_http_req) link; /* in h->reqs */
 	CURL *easy;
 	struct curl_slist *hdrs;
 	cs_http_cb cb;
@@ -75,7 +76,6 @@ static void maybe_free(cs_http *h)
 	free(h->ca_bundle);
 	free(h->user_agent);
 	free(h);
-	curl_global_cleanup();
 	if (cb != NULL)
 		cb(arg);
 }
@@ -104,15 +104,7 @@ static void free_req(struct cs_http_req *r)
 
 static void unlink_req(struct cs_http_req *r)
 {
-	cs_http *h = r->h;
-
-	if (r->prev != NULL)
-		r->prev->next = r->next;
-	else
-		h->reqs = r->next;
-	if (r->next != NULL)
-		r->next->prev = r->prev;
-	r->prev = r->next = NULL;
+	LIST_REMOVE(r, link);
 }
 
 static void finish(struct cs_http_req *r, int status, const char *error)
@@ -128,15 +120,15 @@ static void finish(struct cs_http_req *r, int status, const char *error)
 
 	if (status == 0)
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &res.code);
-	r->cb(&res, r->arg);
+	r->cb(r->arg, &res);
 	free_req(r);
 }
 
 static void teardown(cs_http *h)
 {
 	h->torn_down = true;
-	while (h->reqs != NULL) {
-		struct cs_http_req *r = h->reqs;
+	while (!LIST_EMPTY(&h->reqs)) {
+		struct cs_http_req *r = LIST_FIRST(&h->reqs);
 		unlink_req(r);
 		curl_multi_remove_handle(h->multi, r->easy);
 		finish(r, -ECANCELED, "cancelled");
@@ -261,13 +253,9 @@ cs_http *cs_http_new(uv_loop_t *loop, const struct cs_http_opts *o, char *err, s
 {
 	cs_http *h;
 
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		snprintf(err, errlen, "libcurl cannot be initialised");
-		return NULL;
-	}
 	h = calloc(1, sizeof(*h));
 	if (h == NULL)
-		goto fail_global;
+		goto fail;
 	h->loop = loop;
 	h->connect_timeout_s = o->connect_timeout_s > 0 ? o->connect_timeout_s : 30;
 	h->timeout_s = o->timeout_s > 0 ? o->timeout_s : 120;
@@ -295,8 +283,7 @@ fail_h:
 	free(h->ca_bundle);
 	free(h->user_agent);
 	free(h);
-fail_global:
-	curl_global_cleanup();
+fail:
 	snprintf(err, errlen, "out of memory");
 	return NULL;
 }
@@ -421,10 +408,7 @@ int cs_http_send(cs_http *h, const struct cs_http_request *rq, cs_http_cb cb, vo
 	}
 	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
 		goto fail;
-	r->next = h->reqs;
-	if (h->reqs != NULL)
-		h->reqs->prev = r;
-	h->reqs = r;
+	LIST_INSERT_HEAD(&h->reqs, r, link);
 	if (out != NULL)
 		*out = r;
 	return 0;

@@ -36,7 +36,7 @@ struct cs_http_response {
 };
 
 /* Called once per request on the loop thread; res and its strings live until it returns. */
-typedef void (*cs_http_cb)(const struct cs_http_response *res, void *arg);
+typedef void (*cs_http_cb)(void *arg, const struct cs_http_response *res);
 
 struct cs_http_request {
 	const char *method;       /* "GET", "HEAD", "POST" */
@@ -47,7 +47,10 @@ struct cs_http_request {
 	size_t len;
 };
 
-/* Returns a client on loop (close with cs_http_close), or NULL with err set. */
+/*
+ * Returns a client on loop (close with cs_http_close), or NULL with err set.
+ * The process has called curl_global_init once, in main(), before.
+ */
 cs_http *cs_http_new(uv_loop_t *loop, const struct cs_http_opts *o, char *err, size_t errlen);
 
 /*

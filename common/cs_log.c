@@ -55,7 +55,7 @@ void cs_log_set_level(enum cs_log_level max)
 	log_max = max;
 }
 
-void cs_logv(enum cs_log_level level, const char *fmt, va_list ap)
+void cs_log_v(enum cs_log_level level, const char *fmt, va_list ap)
 {
 	if (level > log_max)
 		return;
@@ -82,7 +82,7 @@ void cs_log(enum cs_log_level level, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	cs_logv(level, fmt, ap);
+	cs_log_v(level, fmt, ap);
 	va_end(ap);
 }
 

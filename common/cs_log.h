@@ -34,7 +34,7 @@ void cs_log_set_level(enum cs_log_level max);
 
 void cs_log(enum cs_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void cs_logv(enum cs_log_level level, const char *fmt, va_list ap);
+void cs_log_v(enum cs_log_level level, const char *fmt, va_list ap);
 
 /* Appends the OpenSSL error queue (drained) to buf as "; reason; reason". */
 void cs_log_ssl_errors(char *buf, unsigned long len);

@@ -5,6 +5,7 @@
 #include "cs_log.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
@@ -96,19 +97,42 @@ int cs_output_render(const cs_material *m, enum cs_output_kind k, char **buf, si
 	return 0;
 }
 
+int cs_output_check_mode(enum cs_output_kind k, unsigned int mode, const char *path, char *err,
+			 size_t errlen)
+{
+	if (cs_output_has_key(k) && (mode & 0027)) {
+		snprintf(err, errlen,
+			 "%s: mode %04o would let others read the private key (use 0600 or 0640)",
+			 path, mode & 07777);
+		return -EPERM;
+	}
+	return 0;
+}
+
+void cs_output_sha256(const void *data, size_t len, unsigned char out[32])
+{
+	unsigned int n = 32;
+
+	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1)
+		memset(out, 0, 32);
+}
+
 int cs_output_write(const cs_material *m, enum cs_output_kind k, const char *path,
 		    const struct cs_atomic_opts *opts, char *err, size_t errlen)
+{
+	return cs_output_write_digest(m, k, path, opts, NULL, err, errlen);
+}
+
+int cs_output_write_digest(const cs_material *m, enum cs_output_kind k, const char *path,
+			   const struct cs_atomic_opts *opts, unsigned char sha256[32],
+			   char *err, size_t errlen)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	int rc;
 
-	if (cs_output_has_key(k) && (opts->mode & 0027)) {
-		snprintf(err, errlen,
-			 "%s: mode %04o would let others read the private key (use 0600 or 0640)",
-			 path, opts->mode & 07777);
-		return -EPERM;
-	}
+	if ((rc = cs_output_check_mode(k, opts->mode, path, err, errlen)) < 0)
+		return rc;
 	rc = cs_output_render(m, k, &buf, &len, err, errlen);
 	if (rc < 0) {
 		char msg[512];
@@ -116,6 +140,8 @@ int cs_output_write(const cs_material *m, enum cs_output_kind k, const char *pat
 		snprintf(err, errlen, "%s: %s", path, msg);
 		return rc;
 	}
+	if (sha256 != NULL)
+		cs_output_sha256(buf, len, sha256);
 	rc = cs_atomic_write(path, buf, len, opts, err, errlen);
 	OPENSSL_clear_free(buf, len);
 	return rc;

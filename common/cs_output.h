@@ -42,11 +42,27 @@ int cs_output_render(const cs_material *m, enum cs_output_kind k, char **buf, si
 		     char *err, size_t errlen);
 
 /*
+ * Refuses (-EPERM, a message naming path in err) a mode that would let
+ * others read a file of kind k that holds the private key (group/other bits
+ * beyond 0640); returns 0 otherwise.
+ */
+int cs_output_check_mode(enum cs_output_kind k, unsigned int mode, const char *path, char *err,
+			 size_t errlen);
+
+/* Writes the SHA-256 of len bytes at data into out. */
+void cs_output_sha256(const void *data, size_t len, unsigned char out[32]);
+
+/*
  * Renders and writes kind k of m to path atomically. For kinds holding a key,
- * group/other bits beyond opts->mode & 0640 are refused (never world-readable).
- * Returns 0 or a negative code with a message naming path in err.
+ * the mode is checked first (cs_output_check_mode). Returns 0 or a negative
+ * code with a message naming path in err.
  */
 int cs_output_write(const cs_material *m, enum cs_output_kind k, const char *path,
 		    const struct cs_atomic_opts *opts, char *err, size_t errlen);
+
+/* As cs_output_write; sha256 (when not NULL) gets the digest of the bytes rendered. */
+int cs_output_write_digest(const cs_material *m, enum cs_output_kind k, const char *path,
+			   const struct cs_atomic_opts *opts, unsigned char sha256[32],
+			   char *err, size_t errlen);
 
 #endif

@@ -22,27 +22,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-struct cs_problems *cs_problems_new(void)
-{
-	return calloc(1, sizeof(struct cs_problems));
-}
-
-void cs_problems_free(struct cs_problems *p)
-{
-	if (p == NULL)
-		return;
-	free(p->v);
-	free(p);
-}
-
-bool cs_problems_has(const struct cs_problems *p, enum cs_problem_code code)
-{
-	for (size_t i = 0; p != NULL && i < p->n; i++)
-		if (p->v[i].code == code)
-			return true;
-	return false;
-}
-
 static int add(struct cs_problems *out, enum cs_problem_code code, int depth, const char *fmt,
 	       ...) __attribute__((format(printf, 4, 5)));
 

@@ -116,6 +116,19 @@ long cs_x509_days_until(const ASN1_TIME *t, time_t now)
 	return (long)(diff / 86400);
 }
 
+int cs_x509_times(const X509 *x, time_t *not_before, time_t *not_after)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) != 1)
+		return -1;
+	*not_before = timegm(&tm);
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		return -1;
+	*not_after = timegm(&tm);
+	return 0;
+}
+
 char *cs_x509_key_desc(const EVP_PKEY *k, char *buf, size_t len)
 {
 	char group[64];

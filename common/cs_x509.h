@@ -36,6 +36,9 @@ char *cs_x509_time(const ASN1_TIME *t, int iso, char *buf, size_t len);
  */
 long cs_x509_days_until(const ASN1_TIME *t, time_t now);
 
+/* Reads notBefore/notAfter of x as time_t; returns 0 or -1. */
+int cs_x509_times(const X509 *x, time_t *not_before, time_t *not_after);
+
 /* Writes a description of the key ("EC P-256", "RSA 2048 bits", "ED25519"); returns buf. */
 char *cs_x509_key_desc(const EVP_PKEY *k, char *buf, size_t len);
 

@@ -10,8 +10,7 @@
  *
  * With CS_ACME_DIRECTORY set (tests/integration/acme_revoke.sh and
  * acme_ari.sh set it after starting Pebble or an ARI fixture), "live" cases
- * also roll the account key over and revoke a certificate at Pebble, or read
- * a renewal window.
+ * also revoke a certificate at Pebble, or read a renewal window.
  */
 #include "cs_acme.h"
 #include "cs_acme_hook.h"
@@ -491,7 +490,7 @@ struct got {
 	cs_http *http;
 };
 
-static void on_got(const struct cs_http_response *r, void *arg)
+static void on_got(void *arg, const struct cs_http_response *r)
 {
 	struct got *g = arg;
 
@@ -597,7 +596,7 @@ START_TEST(test_acme_http01_flood)
 }
 END_TEST
 
-static void on_refused(const struct cs_http_response *r, void *arg)
+static void on_refused(void *arg, const struct cs_http_response *r)
 {
 	struct got *g = arg;
 
@@ -641,7 +640,7 @@ END_TEST
 
 /* ---- hooks --------------------------------------------------------------- */
 
-static void on_hook(int64_t status, void *arg)
+static void on_hook(void *arg, int64_t status)
 {
 	*(int64_t *)arg = status;
 }
@@ -905,49 +904,6 @@ START_TEST(test_acme_live_revoke)
 }
 END_TEST
 
-/*
- * Rolls the account of CS_ACME_STATE_DIR over to a new key: account.key
- * changes (still 0600), no account.key.new is left, and the live revoke case
- * that runs next (a new process, reading the key from disk) is accepted by
- * the CA under the new key.
- */
-START_TEST(test_acme_live_rollover)
-{
-	uv_loop_t loop;
-	struct live l = { 0 };
-	int closed = 0;
-	char *path, *newpath, *before, *after;
-	struct stat sb;
-
-	ck_assert_int_ge(asprintf(&path, "%s/acme/%s/account.key", getenv("CS_ACME_STATE_DIR"),
-				  getenv("CS_ACME_ISSUER")),
-			 0);
-	ck_assert_int_ge(asprintf(&newpath, "%s.new", path), 0);
-	before = cs_test_read(path, NULL);
-	ck_assert_ptr_nonnull(before);
-	uv_loop_init(&loop);
-	l.is = live_issuer(&loop);
-	ck_assert_int_eq(cs_acme_key_rollover(l.is, on_live_done, &l), 0);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(l.done, 1);
-	ck_assert_msg(l.status == 0, "%s", l.error);
-	after = cs_test_read(path, NULL);
-	ck_assert_ptr_nonnull(after);
-	ck_assert_str_ne(before, after);
-	ck_assert_int_eq(stat(path, &sb), 0);
-	ck_assert_int_eq(sb.st_mode & 0777, 0600);
-	ck_assert_int_eq(access(newpath, F_OK), -1);
-	l.is->ops->close(l.is, on_closed, &closed);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(closed, 1);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
-	free(before);
-	free(after);
-	free(path);
-	free(newpath);
-}
-END_TEST
-
 /* Reads the window of CS_ACME_CERT; the fixture answers CS_ACME_ARI_START/END. */
 START_TEST(test_acme_live_ari)
 {
@@ -1022,8 +978,6 @@ Suite *acme_suite(void)
 	if (getenv("CS_ACME_DIRECTORY") != NULL) {
 		tc = tcase_create("live");
 		tcase_set_timeout(tc, 60);
-		if (getenv("CS_ACME_LIVE_ROLLOVER") != NULL)
-			tcase_add_test(tc, test_acme_live_rollover);
 		if (getenv("CS_ACME_LIVE_REVOKE") != NULL)
 			tcase_add_test(tc, test_acme_live_revoke);
 		if (getenv("CS_ACME_LIVE_ARI") != NULL)

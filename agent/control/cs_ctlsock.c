@@ -74,12 +74,6 @@ struct cs_ctlsock *cs_ctlsock_new(uv_loop_t *loop, const struct cs_ctlsock_opts 
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	/*
-	 * libuv writes with write(): a client that hangs up before its answer
-	 * would otherwise kill the agent with SIGPIPE. Children started with
-	 * uv_spawn get the default disposition back.
-	 */
-	signal(SIGPIPE, SIG_IGN);
 	s->loop = loop;
 	LIST_INIT(&s->clients);
 	TAILQ_INIT(&s->backlog);

@@ -4,21 +4,12 @@
  * answers keep the order of the requests.
  */
 #include "cs_ctlsock_int.h"
+#include "cs_crlreason.h"
 #include "cs_log.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-/* The revocation reasons a client may give, with their RFC 5280 CRLReason codes. */
-static const struct {
-	const char *name;
-	int code;
-} revoke_reasons[] = {
-	{ "unspecified", 0 }, { "keyCompromise", 1 },	     { "affiliationChanged", 3 },
-	{ "superseded", 4 },  { "cessationOfOperation", 5 },
-};
 
 /* The answer to a revoke the backend has finished (NULL on ENOMEM). */
 static json_t *revoke_answer(const struct deferred *d, int status, const char *msg)
@@ -156,16 +147,15 @@ json_t *cs_ctlsock__cmd_revoke(struct client *c, const char *name, json_t *jreas
 		return cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST, "\"reason\" is a string");
 	if (jreason != NULL)
 		reason = json_string_value(jreason);
-	for (size_t i = 0; i < sizeof(revoke_reasons) / sizeof(revoke_reasons[0]); i++)
-		if (strcasecmp(reason, revoke_reasons[i].name) == 0) {
-			code = revoke_reasons[i].code;
-			reason = revoke_reasons[i].name;
-		}
-	if (code < 0)
-		return cs_ctlsock__error_json(CS_PROTO_E_BAD_REQUEST,
-				  "unknown revocation reason \"%s\" (unspecified, keyCompromise, "
-				  "affiliationChanged, superseded, cessationOfOperation)",
-				  reason);
+	/* The reasons a client may give (cs_crlreason: CS_CRLREASON_CLIENT). */
+	code = cs_crlreason_code(reason, CS_CRLREASON_CLIENT, &reason);
+	if (code < 0) {
+		char list[256];
+
+		return cs_ctlsock__error_json(
+			CS_PROTO_E_BAD_REQUEST, "unknown revocation reason \"%s\" (%s)", reason,
+			cs_crlreason_list(CS_CRLREASON_CLIENT, list, sizeof(list)));
+	}
 	if (s->be.revoke == NULL)
 		return cs_ctlsock__error_json(CS_PROTO_E_UNAVAILABLE,
 					      "revoke is not available in this agent");
@@ -174,7 +164,7 @@ json_t *cs_ctlsock__cmd_revoke(struct client *c, const char *name, json_t *jreas
 		return NULL;
 	}
 	d->c = c;
-	d->reason = reason; /* static: from revoke_reasons */
+	d->reason = reason; /* static: from cs_crlreason */
 	d->in_call = true;
 	d->answer = revoke_answer;
 	rc = s->be.revoke(s->be.arg, name, code, on_deferred_done, d);

@@ -172,17 +172,16 @@ static bool repair_from(struct check_job *j, int n)
 		cs_material_free(m);
 		return false;
 	}
-	if (cs_deploy(cfg, m, NULL, j->state_dir, 0, j->now, &j->seen, err,
-		      sizeof(err)) < 0) {
+	if (cs_deploy_examined(cfg, m, NULL, j->state_dir, 0, j->now, &gx, true, &j->seen, err,
+			       sizeof(err)) < 0) {
 		snprintf(j->repair_err, sizeof(j->repair_err), "%s", err);
 		cs_material_free(m);
 		return false;
 	}
-	char why[1024];
-	snprintf(why, sizeof(why), "%s", j->ex.reason);
+	/* The generation's examination, with why the outputs needed the repair. */
+	snprintf(gx.reason, sizeof(gx.reason), "%s", j->ex.reason);
 	cs_examined_clear(&j->ex);
-	cs_examine_material(cfg, m, j->now, &j->ex);
-	snprintf(j->ex.reason, sizeof(j->ex.reason), "%s", why);
+	j->ex = gx;
 	j->ex.m = m;
 	j->gen = n;
 	j->outcome = CHECK_REPAIRED;

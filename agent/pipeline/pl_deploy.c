@@ -33,17 +33,16 @@ static void deploy_work(uv_work_t *req)
 				 j->ex.reason);
 			j->rc = -ESTALE;
 		}
-		cs_examined_clear(&j->ex);
 		if (j->rc < 0) {
 			j->unusable = true;
 			return;
 		}
-		/* Stored already: written to the outputs only. */
-		j->rc = cs_deploy(j->cfg, j->m, j->prev, j->state_dir, 0, j->now, &j->written,
-				  j->err, sizeof(j->err));
+		/* Stored already: written to the outputs only; examined above. */
+		j->rc = cs_deploy_examined(j->cfg, j->m, j->prev, j->state_dir, 0, j->now, &j->ex,
+					   true, &j->written, j->err, sizeof(j->err));
 	} else {
-		j->rc = cs_deploy(j->cfg, j->m, j->prev, j->state_dir, j->gen, j->now, &j->written,
-				  j->err, sizeof(j->err));
+		j->rc = cs_deploy_examined(j->cfg, j->m, j->prev, j->state_dir, j->gen, j->now,
+					   &j->ex, false, &j->written, j->err, sizeof(j->err));
 		/* Stored but not in place: the next attempt deploys it instead of ordering. */
 		j->stored = j->rc < 0 &&
 			    cs_deploy_gen_path(j->state_dir, j->cfg->name, j->gen, path,
@@ -51,7 +50,6 @@ static void deploy_work(uv_work_t *req)
 			    access(path, F_OK) == 0;
 	}
 	if (j->rc == 0) {
-		cs_examine_material(j->cfg, j->m, j->now, &j->ex);
 		cs_deploy_fingerprint(j->cfg, &j->written, j->written_fp);
 		pl_material_encode(j->m, &j->der);
 	}

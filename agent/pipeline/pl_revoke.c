@@ -3,6 +3,7 @@
  * forced renewal with a new key so that the revoked leaf does not stay.
  */
 #include "pl_int.h"
+#include "cs_crlreason.h"
 #include "cs_csr.h"
 #include "cs_key.h"
 #include "cs_sched.h"
@@ -28,18 +29,6 @@ struct revoke_job {
 	void (*cb)(void *arg, int status, const char *msg);
 	void *arg;
 };
-
-static const char *const revoke_reasons[] = {
-	"unspecified", "keyCompromise", "CACompromise", "affiliationChanged",
-	"superseded", "cessationOfOperation", "certificateHold",
-};
-
-static const char *revoke_reason_name(int reason)
-{
-	if (reason >= 0 && (size_t)reason < sizeof(revoke_reasons) / sizeof(revoke_reasons[0]))
-		return revoke_reasons[reason];
-	return "unspecified";
-}
 
 /*
  * The issuer has answered: on success the CA's new material (a local CA's
@@ -67,7 +56,7 @@ static void on_revoked(void *arg, int status, const char *error)
 		goto out;
 	}
 	cs_notice("%s: revoked certificate %s with issuer %s (reason %s)", c->cfg->name,
-		  rj->serial, rj->issuer->name, revoke_reason_name(rj->reason));
+		  rj->serial, rj->issuer->name, cs_crlreason_name(rj->reason));
 	if (rj->issuer->is != NULL)
 		pl_capsync_publish(pl, rj->issuer->is);
 	if (pl_stopping(pl)) {
@@ -115,7 +104,7 @@ static int revoke_leaf(struct cert *c, X509 *leaf, int reason,
 	rj->arg = arg;
 	cs_x509_serial(leaf, rj->serial, sizeof(rj->serial));
 	cs_notice("%s: revoking certificate %s with issuer %s (reason %s)", c->cfg->name,
-		  rj->serial, c->issuer->name, revoke_reason_name(reason));
+		  rj->serial, c->issuer->name, cs_crlreason_name(reason));
 	/* Counted before the call, in case the issuer answers before it returns. */
 	pl_step(c, PL_EV_REVOKE);
 	pl_inflight_inc(pl);
@@ -141,7 +130,7 @@ int cs_pipeline_revoke(struct cs_pipeline *pl, const char *name, int reason,
 	cs_material *m;
 	int rc;
 
-	if (reason < 0 || (size_t)reason >= sizeof(revoke_reasons) / sizeof(revoke_reasons[0]))
+	if (!cs_crlreason_valid(reason, CS_CRLREASON_REVOKE))
 		return -EINVAL;
 	if ((c = pl_find(pl, name)) == NULL)
 		return -ENOENT;

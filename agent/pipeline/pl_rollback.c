@@ -38,10 +38,9 @@ static void rollback_work(uv_work_t *req)
 	if (j->rc < 0)
 		return;
 	/* Validated like any deploy: never a key beside the wrong certificate. */
-	j->rc = cs_deploy(j->cfg, m, NULL, j->state_dir, 0, j->now, &j->written, j->err,
-			  sizeof(j->err));
+	j->rc = cs_deploy_examined(j->cfg, m, NULL, j->state_dir, 0, j->now, &j->ex, false,
+				   &j->written, j->err, sizeof(j->err));
 	if (j->rc == 0) {
-		cs_examine_material(j->cfg, m, j->now, &j->ex);
 		cs_deploy_fingerprint(j->cfg, &j->written, j->written_fp);
 		pl_material_encode(m, &j->der);
 		j->ex.m = m;

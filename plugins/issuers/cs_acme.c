@@ -4,12 +4,11 @@
  * One issuer owns: a cs_http client (trust = ca_bundle), the cached
  * directory, the account key and its URL (kid), a pool of fresh nonces, the
  * built-in http-01 responder while orders run or wait, a FIFO of jobs
- * (issue, revoke, renewal info, key rollover) waiting to start and the list
+ * (issue, revoke, renewal info) waiting to start and the list
  * of jobs running. Up to max_orders jobs run at once, each with its own
  * uv_timer_t, but only once the account is known (the directory, for
  * renewal information): until then one job runs, so that the account key is
- * made and the account created once. A key
- * rollover runs alone. When the CA answers 429 or 503, the issuer drops to
+ * made and the account created once. When the CA answers 429 or 503, the issuer drops to
  * one job at a time (climbing back by one per certificate issued) and starts
  * no order before the Retry-After it gave has passed; a longer pause than
  * RETRY_AFTER_WAIT_MAX fails the waiting orders at once with that
@@ -127,10 +126,8 @@ void cs_acme__job_start(struct job *j)
 	}
 	if (j->kind == JOB_ISSUE)
 		cs_acme__new_order(j);
-	else if (j->kind == JOB_REVOKE)
-		revoke_cert(j);
 	else
-		cs_acme__rollover(j);
+		revoke_cert(j);
 }
 
 void cs_acme__job_restart(struct job *j)
@@ -160,16 +157,14 @@ static int may_start(struct cs_acme *a, struct job *j)
 {
 	int64_t wait;
 
-	if (a->exclusive || a->n_running >= a->limit)
+	if (a->n_running >= a->limit)
 		return 0;
 	/*
 	 * One job reads the directory, makes the key and creates the account
-	 * (renewal information needs only the directory); a rollover waits for
-	 * the others.
+	 * (renewal information needs only the directory).
 	 */
 	if (a->n_running > 0 &&
-	    (j->kind == JOB_ROLLOVER || a->dir == NULL ||
-	     (j->kind != JOB_ARI && (a->key == NULL || a->kid == NULL))))
+	    (a->dir == NULL || (j->kind != JOB_ARI && (a->key == NULL || a->kid == NULL))))
 		return 0;
 	wait = a->paused_until - cs_acme__now_s();
 	if (j->kind == JOB_ISSUE && wait > 0 && wait <= RETRY_AFTER_WAIT_MAX) {
@@ -189,8 +184,6 @@ void cs_acme__run_next(struct cs_acme *a)
 		TAILQ_REMOVE(&a->queue, j, link);
 		TAILQ_INSERT_TAIL(&a->running, j, link);
 		a->n_running++;
-		if (j->kind == JOB_ROLLOVER)
-			a->exclusive = true;
 		/* Through the timer, so that a callback never runs inside issue() itself. */
 		cs_acme__wait_then(j, 0, cs_acme__job_start);
 	}
@@ -274,7 +267,7 @@ static void cancel_queued(struct job *j)
 		struct cs_issue_result res = { .status = -ECANCELED };
 		snprintf(res.error, sizeof(res.error), "%s", j->error);
 		j->issue_cb(j->arg, &res);
-	} else if (j->kind == JOB_REVOKE || j->kind == JOB_ROLLOVER) {
+	} else if (j->kind == JOB_REVOKE) {
 		j->done_cb(j->arg, j->status, j->error);
 	} else {
 		j->ari_cb(j->arg, j->status, NULL, j->error);
@@ -424,24 +417,6 @@ static const struct cs_issuer_ops acme_ops = {
 	.renewal_info = acme_renewal_info,
 	.close = acme_close,
 };
-
-int cs_acme_key_rollover(cs_issuer *is, cs_issuer_done_cb cb, void *arg)
-{
-	struct cs_acme *a = (struct cs_acme *)is;
-	struct job *j;
-
-	if (is == NULL || is->ops != &acme_ops)
-		return -EINVAL;
-	if (a->closing)
-		return -ECANCELED;
-	j = job_new(a, JOB_ROLLOVER);
-	if (j == NULL)
-		return -ENOMEM;
-	j->done_cb = cb;
-	j->arg = arg;
-	enqueue(a, j);
-	return 0;
-}
 
 /* Returns 0 when the options o (account key kind kt) make an issuer, else -EINVAL with err set. */
 static int check_opts(const struct cs_acme_opts *o, enum cs_keytype kt, const char *state_dir,

@@ -10,8 +10,7 @@
  * globals, so that it can later run in an unprivileged child process.
  *
  * State kept under STATE_DIR/acme/NAME/ (directory 0700): account.key, the
- * account key in PEM (0600, written mode-first), created on first use, and
- * account.key.new only while a key rollover is under way.
+ * account key in PEM (0600, written mode-first), created on first use.
  */
 #ifndef CS_ACME_H
 #define CS_ACME_H
@@ -67,13 +66,5 @@ struct cs_acme_opts {
  */
 cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs_acme_opts *o,
 			      const char *state_dir, char *err, size_t errlen);
-
-/*
- * Rolls the account over to a new key of the configured type (RFC 8555
- * section 7.3.5): the new key is written to account.key.new (0600), the CA
- * is asked to change the key, and only then does account.key.new replace
- * account.key. Returns 0 when cb will run once, or a negative code.
- */
-int cs_acme_key_rollover(cs_issuer *is, cs_issuer_done_cb cb, void *arg);
 
 #endif

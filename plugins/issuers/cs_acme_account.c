@@ -4,8 +4,6 @@
  * The first job of an issuer reads the directory, loads the account key
  * from STATE_DIR/acme/NAME/account.key (or makes one, mode 0600) and finds
  * or creates the account (with external account binding when configured).
- * A key rollover makes account.key.new, has the CA change the account's key
- * (RFC 8555 7.3.5) and only then renames it into place.
  */
 #include "cs_acme_int.h"
 
@@ -187,7 +185,6 @@ void cs_acme__new_account(struct job *j)
 nomem:
 	cs_acme__job_fail(j, -ENOMEM, "out of memory");
 }
-/* ---- account key rollover ----------------------------------------------- */
 
 /* Writes key as PEM to path with mode 0600 set before any byte; returns 0 or -errno. */
 static int write_key(EVP_PKEY *key, const char *path, char *err, size_t errlen)
@@ -208,114 +205,4 @@ static int write_key(EVP_PKEY *key, const char *path, char *err, size_t errlen)
 	OPENSSL_cleanse(data, (size_t)len);
 	BIO_free(b);
 	return rc;
-}
-
-static void work_new_key(struct job *j)
-{
-	j->work_key = cs_key_generate(j->a->account_keytype, j->work_err, sizeof(j->work_err));
-	if (j->work_key == NULL) {
-		j->work_rc = -EINVAL;
-		return;
-	}
-	j->work_rc = write_key(j->work_key, j->new_key_path, j->work_err, sizeof(j->work_err));
-}
-
-static void work_install_key(struct job *j)
-{
-	if (rename(j->new_key_path, j->a->key_path) < 0) {
-		j->work_rc = -errno;
-		snprintf(j->work_err, sizeof(j->work_err), "%s: cannot rename to %s: %s",
-			 j->new_key_path, j->a->key_path, strerror(errno));
-	}
-}
-
-static void work_drop_key(struct job *j)
-{
-	unlink(j->new_key_path);
-}
-
-static void after_drop_key(struct job *j)
-{
-	/* The CA refused: the old key stays; the error was set by job_fail's caller. */
-	cs_acme__job_end(j);
-}
-
-static void after_install_key(struct job *j)
-{
-	struct cs_acme *a = j->a;
-
-	if (j->work_rc < 0) {
-		/* The CA has the new key: keep it in memory and say where it is on disk. */
-		cs_err("acme %s: the CA now knows the account by the key in %s, but %s", a->base.name,
-		       j->new_key_path, j->work_err);
-	}
-	EVP_PKEY_free(a->key);
-	a->key = j->work_key;
-	j->work_key = NULL;
-	free(a->thumb);
-	a->thumb = cs_acme_jws_thumbprint(a->key);
-	if (j->work_rc < 0) {
-		cs_acme__job_fail(j, j->work_rc, "key rollover: %s", j->work_err);
-		return;
-	}
-	cs_notice("acme %s: account %s rolled over to a new %s key", a->base.name, a->kid,
-		  cs_acme_jws_alg(a->key));
-	cs_acme__job_end(j);
-}
-
-static void on_key_changed(struct job *j)
-{
-	if (j->resp.code >= 400) {
-		j->status = -EPROTO;
-		snprintf(j->error, sizeof(j->error), "POST %s: HTTP %ld: %s", j->rq.url, j->resp.code,
-			 cs_acme__body_text(&j->resp));
-		j->cleaning = true; /* from here on only the temp key is removed */
-		cs_acme__run_work(j, work_drop_key, after_drop_key);
-		return;
-	}
-	cs_acme__run_work(j, work_install_key, after_install_key);
-}
-
-static void after_new_key(struct job *j)
-{
-	struct cs_acme *a = j->a;
-	const char *url = cs_acme__dir_url(a, "keyChange");
-	char err[512] = "", *inner;
-	json_t *old = NULL, *p = NULL;
-
-	if (j->work_rc < 0) {
-		cs_acme__job_fail(j, j->work_rc, "key rollover: %s", j->work_err);
-		return;
-	}
-	if (url == NULL) {
-		cs_acme__job_fail(j, -ENOTSUP, "the CA has no keyChange");
-		return;
-	}
-	old = cs_acme_jws_jwk(a->key);
-	p = old != NULL ? json_pack("{s:s, s:O}", "account", a->kid, "oldKey", old) : NULL;
-	char *ptext = p != NULL ? json_dumps(p, JSON_COMPACT) : NULL;
-	json_decref(old);
-	json_decref(p);
-	if (ptext == NULL) {
-		cs_acme__job_fail(j, -ENOMEM, "out of memory");
-		return;
-	}
-	/* The inner JWS: signed by the new key, named by its JWK, without a nonce. */
-	inner = cs_acme_jws_sign(j->work_key, NULL, NULL, url, ptext, err, sizeof(err));
-	free(ptext);
-	if (inner == NULL) {
-		cs_acme__job_fail(j, -EINVAL, "key rollover: %s", err);
-		return;
-	}
-	cs_acme__request(j, NULL, url, inner, RQ_ACCEPT_ERRORS, on_key_changed);
-}
-
-void cs_acme__rollover(struct job *j)
-{
-	if (asprintf(&j->new_key_path, "%s.new", j->a->key_path) < 0) {
-		j->new_key_path = NULL;
-		cs_acme__job_fail(j, -ENOMEM, "out of memory");
-		return;
-	}
-	cs_acme__run_work(j, work_new_key, after_new_key);
 }

@@ -1,14 +1,12 @@
 /*
- * cs_acme_hook - helper programs on the loop.
- *
- * One run owns a uv_process_t and a uv_timer_t (the deadline). The exit
- * callback stops the timer, reports, and closes both handles; the memory is
- * freed when the second close callback has run, so the caller never has to
- * wait for the handles after its callback.
+ * cs_acme_hook - helper programs on the loop, started with cs_run_start
+ * (which owns the process, the deadline and the reaping); this file turns
+ * its outcome into an exit status and builds the environment.
  */
 #include "cs_acme_hook.h"
+#include "cs_run.h"
 
-#include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,76 +14,34 @@
 extern char **environ;
 
 struct run {
-	uv_process_t proc; /* first: the handles' memory is the run's */
-	uv_timer_t timer;
 	cs_acme_hook_cb cb;
 	void *arg;
-	int open;
 };
 
-static void on_closed(uv_handle_t *h)
+static void on_ended(void *arg, const struct cs_run_result *res)
 {
-	struct run *r = h->data;
+	struct run r = *(struct run *)arg;
 
-	if (--r->open == 0)
-		free(r);
-}
-
-static void on_deadline(uv_timer_t *t)
-{
-	struct run *r = t->data;
-
-	uv_process_kill(&r->proc, SIGKILL);
-}
-
-static void on_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
-{
-	struct run *r = p->data;
-
-	uv_timer_stop(&r->timer);
-	r->cb(term_signal != 0 ? 128 + term_signal : exit_status, r->arg);
-	uv_close((uv_handle_t *)&r->proc, on_closed);
-	uv_close((uv_handle_t *)&r->timer, on_closed);
+	free(arg);
+	r.cb(r.arg, res->term_signal != 0 ? 128 + res->term_signal : res->status);
 }
 
 int cs_acme_hook_run(uv_loop_t *loop, char *const *argv, char *const *env, uint64_t timeout_ms,
 		     cs_acme_hook_cb cb, void *arg)
 {
-	struct run *r = calloc(1, sizeof(*r));
-	uv_process_options_t po;
-	uv_stdio_container_t stdio[3];
+	struct run *r = malloc(sizeof(*r));
+	/* Its output goes to our log stream (stderr), never to our stdout. */
+	struct cs_run_opts o = { .argv = argv, .env = env, .timeout_ms = (int)timeout_ms };
 	int rc;
 
 	if (r == NULL)
 		return UV_ENOMEM;
 	r->cb = cb;
 	r->arg = arg;
-	r->proc.data = r;
-	r->timer.data = r;
-	uv_timer_init(loop, &r->timer);
-	memset(&po, 0, sizeof(po));
-	stdio[0].flags = UV_IGNORE;
-	/* Its output goes to our log stream (stderr), never to our stdout. */
-	stdio[1].flags = UV_INHERIT_FD;
-	stdio[1].data.fd = 2;
-	stdio[2].flags = UV_INHERIT_FD;
-	stdio[2].data.fd = 2;
-	po.file = argv[0];
-	po.args = (char **)argv;
-	po.env = (char **)env;
-	po.stdio = stdio;
-	po.stdio_count = 3;
-	po.exit_cb = on_exit_cb;
-	rc = uv_spawn(loop, &r->proc, &po);
-	r->open = 2;
-	if (rc < 0) {
-		/* A failed spawn still initialised the handle: it must be closed too. */
-		uv_close((uv_handle_t *)&r->proc, on_closed);
-		uv_close((uv_handle_t *)&r->timer, on_closed);
-		return rc;
-	}
-	uv_timer_start(&r->timer, on_deadline, timeout_ms, 0);
-	return 0;
+	rc = cs_run_start(loop, &o, on_ended, r, NULL);
+	if (rc < 0)
+		free(r);
+	return rc;
 }
 
 char **cs_acme_hook_env(const char *const (*vars)[2], size_t n)

@@ -13,7 +13,7 @@
 #include <uv.h>
 
 /* Called once: the exit status, or 128 + N when signal N ended the program. */
-typedef void (*cs_acme_hook_cb)(int64_t status, void *arg);
+typedef void (*cs_acme_hook_cb)(void *arg, int64_t status);
 
 /*
  * Runs argv[0] with argv and env (NULL: ours), SIGKILLed after timeout_ms.

@@ -16,12 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #define PREFIX "/.well-known/acme-challenge/"
 #define REQ_MAX 2048
 
 struct token {
-	struct token *next;
+	LIST_ENTRY(token) link; /* in tokens */
 	char *token, *keyauth;
 };
 
@@ -29,7 +30,7 @@ struct conn {
 	uv_tcp_t tcp; /* first: the handle's memory is the connection's */
 	uv_timer_t timer;
 	cs_acme_http01 *s;
-	struct conn *prev, *next;
+	TAILQ_ENTRY(conn) link; /* in conns */
 	char buf[REQ_MAX];
 	size_t used;
 	int closing; /* handles still to close */
@@ -41,8 +42,8 @@ struct conn {
 struct cs_acme_http01 {
 	uv_tcp_t listener;
 	uv_loop_t *loop;
-	struct token *tokens;
-	struct conn *conns; /* newest first */
+	LIST_HEAD(, token) tokens;
+	TAILQ_HEAD(conn_list, conn) conns; /* newest first */
 	int n_conns;        /* in conns */
 	int open_handles;
 	bool closing;
@@ -56,9 +57,9 @@ static void maybe_free(cs_acme_http01 *s)
 		return;
 	void (*cb)(void *) = s->close_cb;
 	void *arg = s->close_arg;
-	while (s->tokens != NULL) {
-		struct token *t = s->tokens;
-		s->tokens = t->next;
+	while (!LIST_EMPTY(&s->tokens)) {
+		struct token *t = LIST_FIRST(&s->tokens);
+		LIST_REMOVE(t, link);
 		free(t->token);
 		free(t->keyauth);
 		free(t);
@@ -95,12 +96,7 @@ static void conn_close(struct conn *c)
 
 	if (c->closing > 0)
 		return;
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
+	TAILQ_REMOVE(&s->conns, c, link);
 	c->closing = 2;
 	s->n_conns--;
 	uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
@@ -119,7 +115,9 @@ static void on_written(uv_write_t *w, int status)
 
 static const char *lookup(cs_acme_http01 *s, const char *token)
 {
-	for (struct token *t = s->tokens; t != NULL; t = t->next)
+	struct token *t;
+
+	LIST_FOREACH(t, &s->tokens, link)
 		if (strcmp(t->token, token) == 0)
 			return t->keyauth;
 	return NULL;
@@ -186,10 +184,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	if (s->n_conns >= CS_ACME_HTTP01_MAX_CONNS) {
 		/* The oldest goes: a validator's request comes on a new connection. */
-		struct conn *old = s->conns;
-		while (old->next != NULL)
-			old = old->next;
-		conn_close(old);
+		conn_close(TAILQ_LAST(&s->conns, conn_list));
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
@@ -200,10 +195,7 @@ static void on_connection(uv_stream_t *server, int status)
 	c->tcp.data = c;
 	c->timer.data = c;
 	s->open_handles++;
-	c->next = s->conns;
-	if (s->conns != NULL)
-		s->conns->prev = c;
-	s->conns = c;
+	TAILQ_INSERT_HEAD(&s->conns, c, link);
 	s->n_conns++;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 ||
 	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
@@ -267,6 +259,8 @@ cs_acme_http01 *cs_acme_http01_new(uv_loop_t *loop, const char *listen, char *er
 		return NULL;
 	}
 	s->loop = loop;
+	LIST_INIT(&s->tokens);
+	TAILQ_INIT(&s->conns);
 	uv_tcp_init(loop, &s->listener);
 	s->listener.data = s;
 	s->open_handles = 1;
@@ -305,18 +299,18 @@ int cs_acme_http01_add(cs_acme_http01 *s, const char *token, const char *keyauth
 		free(t);
 		return -ENOMEM;
 	}
-	t->next = s->tokens;
-	s->tokens = t;
+	LIST_INSERT_HEAD(&s->tokens, t, link);
 	return 0;
 }
 
 void cs_acme_http01_remove(cs_acme_http01 *s, const char *token)
 {
-	for (struct token **pp = &s->tokens; *pp != NULL; pp = &(*pp)->next) {
-		if (strcmp((*pp)->token, token) != 0)
+	struct token *t;
+
+	LIST_FOREACH(t, &s->tokens, link) {
+		if (strcmp(t->token, token) != 0)
 			continue;
-		struct token *t = *pp;
-		*pp = t->next;
+		LIST_REMOVE(t, link);
 		free(t->token);
 		free(t->keyauth);
 		free(t);
@@ -331,7 +325,7 @@ void cs_acme_http01_close(cs_acme_http01 *s, void (*close_cb)(void *arg), void *
 	s->closing = true;
 	s->close_cb = close_cb;
 	s->close_arg = arg;
-	while (s->conns != NULL)
-		conn_close(s->conns);
+	while (!TAILQ_EMPTY(&s->conns))
+		conn_close(TAILQ_FIRST(&s->conns));
 	uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 }

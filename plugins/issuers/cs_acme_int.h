@@ -43,7 +43,7 @@
 #define MAX_ORDERS_DEFAULT 4
 #define PB "urn:ietf:params:acme:error:"
 
-enum job_kind { JOB_ISSUE, JOB_REVOKE, JOB_ARI, JOB_ROLLOVER };
+enum job_kind { JOB_ISSUE, JOB_REVOKE, JOB_ARI };
 
 struct chall {
 	enum cs_acme_challenge type;
@@ -122,7 +122,6 @@ struct job {
 	EVP_PKEY *work_key;
 	bool work_key_existed;
 	struct chall *work_ch;
-	char *new_key_path; /* key rollover: account.key.new */
 
 	/* hook */
 	void (*hook_next)(struct job *j, int64_t exit_status);
@@ -159,7 +158,6 @@ struct cs_acme {
 	unsigned max_orders; /* jobs that may run at once */
 	unsigned limit;      /* as many now: 1 after a 429 or 503, climbing back to max_orders */
 	int64_t paused_until; /* no order starts before (a CA's Retry-After), in s */
-	bool exclusive;      /* a key rollover runs: nothing else starts */
 	unsigned dying;      /* job timers being closed */
 	bool closing, torn;
 	int open; /* timer, http client, responder not yet closed */
@@ -207,7 +205,6 @@ void cs_acme__on_directory(struct job *j);
 void cs_acme__work_key(struct job *j);
 void cs_acme__after_key(struct job *j);
 void cs_acme__new_account(struct job *j);
-void cs_acme__rollover(struct job *j);
 
 /* cs_acme_order.c */
 void cs_acme__new_order(struct job *j);

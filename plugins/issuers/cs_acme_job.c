@@ -72,7 +72,7 @@ const char *cs_acme__body_text(struct resp *r)
 
 static const char *job_label(struct job *j)
 {
-	static const char *const kinds[] = { "issue", "revoke", "ari", "key rollover" };
+	static const char *const kinds[] = { "issue", "revoke", "ari" };
 
 	return j->cert_name != NULL ? j->cert_name : kinds[j->kind];
 }
@@ -126,7 +126,6 @@ void cs_acme__job_free(struct job *j)
 	free(j->rq.payload);
 	cs_acme__resp_reset(&j->resp);
 	EVP_PKEY_free(j->work_key);
-	free(j->new_key_path);
 	j->a->dying++;
 	uv_close((uv_handle_t *)&j->timer, on_job_closed);
 }
@@ -173,8 +172,6 @@ static void job_deliver(struct job *j)
 	assert(a->n_running > 0);
 	TAILQ_REMOVE(&a->running, j, link);
 	a->n_running--;
-	if (j->kind == JOB_ROLLOVER)
-		a->exclusive = false;
 	if (j->kind == JOB_ISSUE && j->status == 0 && a->limit < a->max_orders)
 		a->limit++;
 	if (j->kind == JOB_ISSUE) {
@@ -198,7 +195,7 @@ static void job_deliver(struct job *j)
 			cs_err("acme %s: %s: %s", a->base.name, j->cert_name, res.error);
 		j->issue_cb(j->arg, &res);
 		cs_issue_result_clear(&res);
-	} else if (j->kind == JOB_REVOKE || j->kind == JOB_ROLLOVER) {
+	} else if (j->kind == JOB_REVOKE) {
 		j->done_cb(j->arg, j->status, j->error);
 	} else {
 		j->ari_cb(j->arg, j->status, j->status == 0 ? &j->win : NULL, j->error);
@@ -356,7 +353,7 @@ void cs_acme__run_work(struct job *j, void (*fn)(struct job *), step_fn next)
 	}
 }
 
-static void on_hook_done(int64_t status, void *arg)
+static void on_hook_done(void *arg, int64_t status)
 {
 	struct job *j = arg;
 

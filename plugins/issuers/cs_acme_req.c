@@ -57,7 +57,7 @@ static int keep_response(struct job *j, const struct cs_http_response *r)
 	return 0;
 }
 
-static void on_http(const struct cs_http_response *r, void *arg)
+static void on_http(void *arg, const struct cs_http_response *r)
 {
 	struct job *j = arg;
 	struct cs_acme *a = j->a;
@@ -120,7 +120,7 @@ static void on_http(const struct cs_http_response *r, void *arg)
 			  "POST %s: HTTP %ld: %s", j->rq.url, rs->code, cs_acme__body_text(rs));
 }
 
-static void on_nonce(const struct cs_http_response *r, void *arg)
+static void on_nonce(void *arg, const struct cs_http_response *r)
 {
 	struct job *j = arg;
 	struct cs_acme *a = j->a;

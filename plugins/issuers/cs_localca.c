@@ -21,14 +21,8 @@
  * the lock in cs_localca_file.c; what they share is in cs_localca_int.h.
  */
 #include "cs_localca_int.h"
+#include "cs_crlreason.h"
 
-/* The CRL reasons as `openssl ca` spells them in index.txt, by code. */
-static const char *const crl_reasons[] = {
-	"unspecified",	      "keyCompromise", "CACompromise",	 "affiliationChanged",
-	"superseded",	      "cessationOfOperation", "certificateHold", NULL,
-	"removeFromCRL",
-};
-#define N_REASONS (sizeof(crl_reasons) / sizeof(crl_reasons[0]))
 /* ---- subject names ---- */
 
 X509_NAME *cs_localca_parse_subject(const char *s, char *err, size_t errlen)
@@ -130,15 +124,6 @@ uint64_t cs_localca_commits(cs_localca *ca)
 
 /* ---- revocation and CRLs ---- */
 
-/* Returns the index of reason in crl_reasons (case-insensitive), or -1. */
-static int reason_code(const char *reason)
-{
-	for (size_t i = 0; i < N_REASONS; i++)
-		if (crl_reasons[i] != NULL && strcasecmp(reason, crl_reasons[i]) == 0)
-			return (int)i;
-	return -1;
-}
-
 /* Returns serial_hex as index.txt spells serials (OPENSSL_free), or NULL when not hexadecimal. */
 static char *canonical_serial(const char *serial_hex)
 {
@@ -186,12 +171,11 @@ int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason
 
 	if (errlen > 0)
 		err[0] = '\0';
-	if (reason != NULL && ((code = reason_code(reason)) < 0 || code == 8)) {
-		snprintf(err, errlen,
-			 "unknown revocation reason \"%s\" (unspecified, keyCompromise, "
-			 "CACompromise, affiliationChanged, superseded, cessationOfOperation, "
-			 "certificateHold)",
-			 reason);
+	if (reason != NULL && (code = cs_crlreason_code(reason, CS_CRLREASON_REVOKE, NULL)) < 0) {
+		char list[256];
+
+		snprintf(err, errlen, "unknown revocation reason \"%s\" (%s)", reason,
+			 cs_crlreason_list(CS_CRLREASON_REVOKE, list, sizeof(list)));
 		goto out;
 	}
 	if ((rc = cs_localca__lock_ca(ca, err, errlen)) < 0)
@@ -218,7 +202,7 @@ int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason
 		goto out;
 	rlen = asprintf(&rline, "R\t%s\t%.*s%s%s\t%s\t%s\t%s\n", l->f[1],
 			ASN1_STRING_length(now), (const char *)ASN1_STRING_get0_data(now),
-			code >= 0 ? "," : "", code >= 0 ? crl_reasons[code] : "", l->f[3], l->f[4],
+			code >= 0 ? "," : "", code >= 0 ? cs_crlreason_name(code) : "", l->f[3], l->f[4],
 			l->f[5]);
 	if (rlen < 0) {
 		rline = NULL;
@@ -227,7 +211,7 @@ int cs_localca_revoke(cs_localca *ca, const char *serial_hex, const char *reason
 	if ((rc = replace_line(ca, &ix, l, rline, (size_t)rlen, err, errlen)) < 0)
 		goto out;
 	cs_notice("%s: revoked serial %s (%s)", ca->dir, l->f[3],
-		  code >= 0 ? crl_reasons[code] : "no reason given");
+		  code >= 0 ? cs_crlreason_name(code) : "no reason given");
 	rc = 0;
 out:
 	if (rc == -ENOMEM && err[0] == '\0')
@@ -268,7 +252,7 @@ static int crl_add(cs_localca *ca, X509_CRL *crl, const struct index_line *l, ch
 		else if (strcasecmp(w, "holdInstruction") == 0)
 			code = 6;
 		else
-			code = reason_code(w);
+			code = cs_crlreason_code(w, CS_CRLREASON_ANY, NULL);
 	}
 	if (r == NULL || t == NULL || !ASN1_TIME_set_string(t, date)) {
 		snprintf(err, errlen, "%s/index.txt: serial %s: bad revocation date \"%s\"", ca->dir,
@@ -524,11 +508,6 @@ time_t cs_localca_crl_due(cs_localca *ca, int renew_pct)
 		due = crl_due(renew_pct, ca->crl);
 	pthread_mutex_unlock(&ca->crl_mu);
 	return due;
-}
-
-const char *cs_localca_reason_name(int code)
-{
-	return code >= 0 && (size_t)code < N_REASONS ? crl_reasons[code] : NULL;
 }
 
 cs_localca *cs_localca_open_ex(const struct cs_localca_opts *o, bool may_create, int *rc,

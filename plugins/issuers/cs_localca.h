@@ -149,7 +149,6 @@ int cs_localca_material(cs_localca *ca, X509 **cacert, X509_CRL **crl);
 int cs_localca_crl_refresh(cs_localca *ca, int64_t validity_s, int renew_pct, char *err,
 			   size_t errlen);
 time_t cs_localca_crl_due(cs_localca *ca, int renew_pct);
-const char *cs_localca_reason_name(int code);
 cs_localca *cs_localca_open_ex(const struct cs_localca_opts *o, bool may_create, int *rc,
 			       char *err, size_t errlen);
 char *cs_localca_serial_hex(const ASN1_INTEGER *serial);

@@ -133,9 +133,11 @@ static size_t sset_hash(const char *s)
 
 void cs_localca__sset_clear(struct sset *ss)
 {
+	struct sset_ent *e;
+
 	for (size_t i = 0; i < ss->size; i++)
-		for (struct sset_ent *e = ss->t[i], *n; e != NULL; e = n) {
-			n = e->next;
+		while ((e = SLIST_FIRST(&ss->t[i])) != NULL) {
+			SLIST_REMOVE_HEAD(&ss->t[i], link);
 			free(e);
 		}
 	free(ss->t);
@@ -145,9 +147,11 @@ void cs_localca__sset_clear(struct sset *ss)
 /* Serials compare without case, as index_find does; subjects exactly. */
 bool cs_localca__sset_has(const struct sset *ss, const char *s, bool nocase)
 {
+	struct sset_ent *e;
+
 	if (ss->size == 0)
 		return false;
-	for (struct sset_ent *e = ss->t[sset_hash(s) & (ss->size - 1)]; e != NULL; e = e->next)
+	SLIST_FOREACH(e, &ss->t[sset_hash(s) & (ss->size - 1)], link)
 		if ((nocase ? strcasecmp(e->s, s) : strcmp(e->s, s)) == 0)
 			return true;
 	return false;
@@ -160,15 +164,14 @@ int cs_localca__sset_add(struct sset *ss, const char *s)
 
 	if (ss->n + 1 > ss->size) {
 		size_t ns = ss->size ? ss->size * 2 : 1024;
-		struct sset_ent **t = calloc(ns, sizeof(*t));
+		struct sset_bucket *t = calloc(ns, sizeof(*t)); /* all empty */
 
 		if (t == NULL)
 			return -ENOMEM;
 		for (size_t i = 0; i < ss->size; i++)
-			for (struct sset_ent *c = ss->t[i], *n; c != NULL; c = n) {
-				n = c->next;
-				c->next = t[sset_hash(c->s) & (ns - 1)];
-				t[sset_hash(c->s) & (ns - 1)] = c;
+			while ((e = SLIST_FIRST(&ss->t[i])) != NULL) {
+				SLIST_REMOVE_HEAD(&ss->t[i], link);
+				SLIST_INSERT_HEAD(&t[sset_hash(e->s) & (ns - 1)], e, link);
 			}
 		free(ss->t);
 		ss->t = t;
@@ -177,8 +180,7 @@ int cs_localca__sset_add(struct sset *ss, const char *s)
 	if ((e = malloc(sizeof(*e) + len + 1)) == NULL)
 		return -ENOMEM;
 	memcpy(e->s, s, len + 1);
-	e->next = ss->t[sset_hash(s) & (ss->size - 1)];
-	ss->t[sset_hash(s) & (ss->size - 1)] = e;
+	SLIST_INSERT_HEAD(&ss->t[sset_hash(s) & (ss->size - 1)], e, link);
 	ss->n++;
 	return 0;
 }

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,12 +42,14 @@
 
 /* A set of strings: see index_sync. */
 struct sset_ent {
-	struct sset_ent *next;
+	SLIST_ENTRY(sset_ent) link; /* in its bucket */
 	char s[];
 };
 
+SLIST_HEAD(sset_bucket, sset_ent);
+
 struct sset {
-	struct sset_ent **t;
+	struct sset_bucket *t; /* size buckets, a power of two */
 	size_t size, n;
 };
 

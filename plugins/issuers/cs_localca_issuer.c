@@ -5,6 +5,7 @@
  * together as one group; a CA still to be created is made by the first
  * request. The CA itself, its files and its CRLs are cs_localca.c's.
  */
+#include "cs_crlreason.h"
 #include "cs_localca.h"
 #include "cs_log.h"
 
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 /* ---- the asynchronous issuer ---- */
@@ -39,7 +41,7 @@ struct localca_issuer;
 struct localca_work {
 	uv_work_t w;
 	struct localca_issuer *li;
-	struct localca_work *next;
+	STAILQ_ENTRY(localca_work) link; /* in the issuer's waiting, then its group */
 	X509_REQ *csr; /* decoded from the request's DER */
 	char **names;
 	size_t n;
@@ -61,8 +63,9 @@ struct localca_issuer {
 	struct cs_issuer base;
 	cs_localca *ca; /* NULL until the CA exists; written on the loop thread only */
 	struct cs_localca_opts opts; /* for the deferred creation (strings owned) */
-	struct localca_work *head, *tail; /* waiting */
-	struct localca_work *running;	  /* on the work queue, with those of its group */
+	STAILQ_HEAD(work_list, localca_work) waiting; /* first in, first out */
+	/* On the work queue: its first is the uv_work_t, the others commit with it. */
+	struct work_list group;
 	bool reporting; /* issue_done is calling back: a close there waits for it to end */
 	bool closing;
 	void (*close_cb)(void *arg);
@@ -143,7 +146,7 @@ static void issue_work(uv_work_t *w)
 	}
 	if (wk->revoke_cb != NULL) {
 		/* The CRL follows at once, so that the revocation is published with it. */
-		wk->res.status = cs_localca_revoke(ca, wk->serial, cs_localca_reason_name(wk->reason),
+		wk->res.status = cs_localca_revoke(ca, wk->serial, cs_crlreason_name(wk->reason),
 						   wk->res.error, sizeof(wk->res.error));
 		if (wk->res.status == 0)
 			wk->res.status = cs_localca_gencrl(ca, crl_validity(wk->li), NULL,
@@ -155,24 +158,26 @@ static void issue_work(uv_work_t *w)
 	 * Each request keeps its own outcome; a failed commit fails them all.
 	 */
 	size_t n = 0, i = 0;
-	for (struct localca_work *p = wk; p != NULL; p = p->next)
+	struct localca_work *p;
+
+	for (p = wk; p != NULL; p = STAILQ_NEXT(p, link))
 		n++;
 	struct cs_localca_req *reqs = calloc(n, sizeof(*reqs));
 	if (reqs == NULL) {
-		for (struct localca_work *p = wk; p != NULL; p = p->next) {
+		for (p = wk; p != NULL; p = STAILQ_NEXT(p, link)) {
 			p->res.status = -ENOMEM;
 			snprintf(p->res.error, sizeof(p->res.error), "out of memory");
 		}
 		return;
 	}
-	for (struct localca_work *p = wk; p != NULL; p = p->next, i++)
+	for (p = wk; p != NULL; p = STAILQ_NEXT(p, link), i++)
 		reqs[i] = (struct cs_localca_req){ .csr = p->csr, .names = p->names, .n = p->n,
 						   .usage = p->usage, .err = p->res.error,
 						   .errlen = sizeof(p->res.error) };
 	cs_localca_issue_batch(ca, reqs, n);
 	i = 0;
 	/* Handed back as DER, encoded here rather than on the loop. */
-	for (struct localca_work *p = wk; p != NULL; p = p->next, i++) {
+	for (p = wk; p != NULL; p = STAILQ_NEXT(p, link), i++) {
 		p->res.status = reqs[i].status;
 		if (p->res.status == 0 && cs_issue_result_set(&p->res, reqs[i].leaf, reqs[i].chain) < 0) {
 			p->res.status = -ENOMEM;
@@ -195,35 +200,35 @@ static void issue_done(uv_work_t *w, int status);
 /* Hands the first waiting request to the work queue. */
 static void start_next(struct localca_issuer *li)
 {
-	struct localca_work *wk = li->head;
+	struct localca_work *wk = STAILQ_FIRST(&li->waiting), *p;
 	int rc;
 
-	if (wk == NULL || li->running != NULL)
+	if (wk == NULL || !STAILQ_EMPTY(&li->group))
 		return;
-	li->head = wk->next;
-	wk->next = NULL;
+	STAILQ_REMOVE_HEAD(&li->waiting, link);
+	STAILQ_INSERT_TAIL(&li->group, wk, link);
 	/* Issuances waiting behind an issuance go with it, as one commit (an open CA only). */
-	struct localca_work *last = wk;
-	for (size_t n = 1; li->ca != NULL && is_issuance(wk) && li->head != NULL &&
-			   is_issuance(li->head) && n < LOCALCA_BATCH_MAX;
+	for (size_t n = 1; li->ca != NULL && is_issuance(wk) &&
+			   (p = STAILQ_FIRST(&li->waiting)) != NULL && is_issuance(p) &&
+			   n < LOCALCA_BATCH_MAX;
 	     n++) {
-		last->next = li->head;
-		last = li->head;
-		li->head = li->head->next;
-		last->next = NULL;
+		STAILQ_REMOVE_HEAD(&li->waiting, link);
+		STAILQ_INSERT_TAIL(&li->group, p, link);
 	}
-	if (li->head == NULL)
-		li->tail = NULL;
 	wk->ca = li->ca;
-	li->running = wk;
 	if ((rc = uv_queue_work(li->base.loop, &wk->w, issue_work, issue_done)) < 0) {
 		/* Only for a bad argument; reported like any failure, from the loop. */
-		li->running = NULL;
-		wk->res.status = rc;
-		snprintf(wk->res.error, sizeof(wk->res.error), "issuer %s: cannot queue work: %s",
-			 li->base.name, uv_strerror(rc));
-		work_report(wk);
-		work_free(wk);
+		struct work_list group = STAILQ_HEAD_INITIALIZER(group);
+
+		STAILQ_CONCAT(&group, &li->group);
+		while ((p = STAILQ_FIRST(&group)) != NULL) {
+			STAILQ_REMOVE_HEAD(&group, link);
+			p->res.status = rc;
+			snprintf(p->res.error, sizeof(p->res.error),
+				 "issuer %s: cannot queue work: %s", li->base.name, uv_strerror(rc));
+			work_report(p);
+			work_free(p);
+		}
 	}
 }
 
@@ -232,8 +237,8 @@ static void cancel_waiting(struct localca_issuer *li)
 {
 	struct localca_work *wk;
 
-	while ((wk = li->head) != NULL) {
-		li->head = wk->next;
+	while ((wk = STAILQ_FIRST(&li->waiting)) != NULL) {
+		STAILQ_REMOVE_HEAD(&li->waiting, link);
 		wk->res.status = -ECANCELED;
 		snprintf(wk->res.error, sizeof(wk->res.error),
 			 "issuer %s closed before the request for %s ran", li->base.name,
@@ -241,7 +246,6 @@ static void cancel_waiting(struct localca_issuer *li)
 		work_report(wk);
 		work_free(wk);
 	}
-	li->tail = NULL;
 }
 
 /* On the loop thread: hands the result over, then starts the next or finishes closing. */
@@ -249,8 +253,10 @@ static void issue_done(uv_work_t *w, int status)
 {
 	struct localca_work *wk = w->data;
 	struct localca_issuer *li = wk->li;
+	/* The group leaves li->group: a callback below may start the next one. */
+	struct work_list group = STAILQ_HEAD_INITIALIZER(group);
 
-	li->running = NULL;
+	STAILQ_CONCAT(&group, &li->group);
 	if (wk->opened != NULL) {
 		if (li->ca == NULL)
 			li->ca = wk->opened;
@@ -259,8 +265,8 @@ static void issue_done(uv_work_t *w, int status)
 	}
 	/* Each request of the group is reported (and freed) on its own. */
 	li->reporting = true;
-	while (wk != NULL) {
-		struct localca_work *next = wk->next;
+	while ((wk = STAILQ_FIRST(&group)) != NULL) {
+		STAILQ_REMOVE_HEAD(&group, link);
 		if (status == UV_ECANCELED) {
 			wk->res.status = -ECANCELED;
 			snprintf(wk->res.error, sizeof(wk->res.error),
@@ -271,14 +277,13 @@ static void issue_done(uv_work_t *w, int status)
 		}
 		work_report(wk);
 		work_free(wk);
-		wk = next;
 	}
 	li->reporting = false;
 	if (li->closing) {
 		cancel_waiting(li);
 		/* A callback above may have started the next request: its end finishes the close. */
-		if (li->running != NULL) {
-			uv_cancel((uv_req_t *)&li->running->w);
+		if (!STAILQ_EMPTY(&li->group)) {
+			uv_cancel((uv_req_t *)&STAILQ_FIRST(&li->group)->w);
 			return;
 		}
 		issuer_finish_close(li);
@@ -290,11 +295,7 @@ static void issue_done(uv_work_t *w, int status)
 /* Puts wk at the end of the FIFO and starts it when nothing runs. */
 static void enqueue(struct localca_issuer *li, struct localca_work *wk)
 {
-	if (li->tail != NULL)
-		li->tail->next = wk;
-	else
-		li->head = wk;
-	li->tail = wk;
+	STAILQ_INSERT_TAIL(&li->waiting, wk, link);
 	/* A new request only waits when one is running: then issue_done starts it. */
 	start_next(li);
 }
@@ -369,12 +370,12 @@ static void localca_close_op(cs_issuer *is, void (*close_cb)(void *arg), void *a
 	if (li->reporting)
 		return;
 	/* Nothing runs, so nothing waits (start_next leaves no request idle). */
-	if (li->running == NULL) {
+	if (STAILQ_EMPTY(&li->group)) {
 		issuer_finish_close(li);
 		return;
 	}
 	/* A request the pool has not picked up yet is cancelled; else it finishes. */
-	uv_cancel((uv_req_t *)&li->running->w);
+	uv_cancel((uv_req_t *)&STAILQ_FIRST(&li->group)->w);
 }
 
 static int localca_revoke_op(cs_issuer *is, const struct cs_der *leaf, int reason,
@@ -409,6 +410,8 @@ cs_issuer *cs_localca_issuer_new(uv_loop_t *loop, const char *name,
 	}
 	li->base.ops = &localca_ops;
 	li->base.loop = loop;
+	STAILQ_INIT(&li->waiting);
+	STAILQ_INIT(&li->group);
 	li->opts.key = o->key;
 	li->opts.validity_s = o->validity_s;
 	li->opts.ca_validity_s = o->ca_validity_s;
@@ -491,8 +494,8 @@ static int localca_revoke_op(cs_issuer *is, const struct cs_der *leaf, int reaso
 	X509 *cert;
 	char *hex;
 
-	if (p == NULL || leaf->n > (size_t)INT32_MAX || cb == NULL || reason < 0 ||
-	    cs_localca_reason_name(reason) == NULL || reason == 8)
+	if (p == NULL || leaf->n > (size_t)INT32_MAX || cb == NULL ||
+	    !cs_crlreason_valid(reason, CS_CRLREASON_REVOKE))
 		return -EINVAL;
 	if (li->closing)
 		return -ECANCELED;

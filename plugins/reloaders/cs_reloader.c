@@ -1,6 +1,6 @@
 /*
  * cs_reloader - the built-in reloaders, each a short sequence of commands
- * run with uv_spawn (no shell) under a time limit:
+ * run with cs_run_start (no shell) under a time limit:
  *   postfix  postfix -c DIR check; postfix -c DIR status (a Postfix that is
  *            not running is reported as such, not reloaded); postfix -c DIR
  *            reload. Postfix writes its fatal messages to syslog or
@@ -14,16 +14,14 @@
 #include "cs_reloader.h"
 #include "cs_argv.h"
 #include "cs_log.h"
+#include "cs_run.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <pty.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_STEPS 3
 #define OUT_MAX 2048
@@ -42,16 +40,6 @@ struct cmd_reloader {
 	/* the run in flight */
 	bool busy;
 	int step;
-	uv_process_t proc;
-	uv_pipe_t out, err;
-	bool err_is_pty;         /* err reads the master side of the child's stderr */
-	uv_timer_t timer;
-	int open_handles;
-	bool timed_out;
-	int64_t exit_status;
-	int term_signal;
-	char output[OUT_MAX];
-	size_t out_len;
 	bool has_ctx; /* env_* hold the caller's context, copied at reload() */
 	char env_name[1024], env_files[4096], env_serial[1024];
 	cs_reload_cb cb;
@@ -77,40 +65,39 @@ static void finish(struct cmd_reloader *r, int status, int not_running, const ch
 
 static void start_step(struct cmd_reloader *r);
 
-static void step_done(struct cmd_reloader *r)
+static void step_done(void *arg, const struct cs_run_result *res)
 {
+	struct cmd_reloader *r = arg;
 	char **argv = r->steps[r->step];
+	const char *out = res->out;
+	int has_out = res->out_len > 0;
 
-	/* Drop the trailing newline so that messages read as one line. */
-	while (r->out_len > 0 && (r->output[r->out_len - 1] == '\n'))
-		r->out_len--;
-	r->output[r->out_len] = '\0';
-	if (r->timed_out) {
+	if (res->status == -ETIMEDOUT) {
 		finish(r, -ETIMEDOUT, 0, "%s timed out after %lld s and was killed", argv[0],
 		       (long long)(r->timeout_ms / 1000));
 		return;
 	}
-	if (r->term_signal != 0) {
-		finish(r, -EINTR, 0, "%s was killed by signal %d%s%s", argv[0], r->term_signal,
-		       r->out_len ? ": " : "", r->output);
+	if (res->status == -EINTR) {
+		finish(r, -EINTR, 0, "%s was killed by signal %d%s%s", argv[0], res->term_signal,
+		       has_out ? ": " : "", out);
 		return;
 	}
-	if (r->exit_status != 0 && r->step == r->status_step) {
+	if (res->status != 0 && r->step == r->status_step) {
 		/* `postfix status` fails only when no master runs: nothing to reload. */
-		finish(r, 0, 1, "%s", r->out_len ? r->output : "postfix status: no master process");
+		finish(r, 0, 1, "%s", has_out ? out : "postfix status: no master process");
 		return;
 	}
-	if (r->exit_status != 0) {
-		int not_running = (r->kind == K_POSTFIX && strstr(r->output, "not running")) ||
-				  (r->kind == K_DOVECOT && (strstr(r->output, "not running") ||
-							    strstr(r->output, "connect(")));
+	if (res->status != 0) {
+		int not_running = (r->kind == K_POSTFIX && strstr(out, "not running")) ||
+				  (r->kind == K_DOVECOT &&
+				   (strstr(out, "not running") || strstr(out, "connect(")));
 		/* Postfix's steps are named by their verb: "postfix check". */
 		const char *what = argv[1] ? argv[1] : "";
 		if (r->kind == K_POSTFIX)
 			for (char **a = argv; *a != NULL; a++)
 				what = *a;
-		finish(r, -EIO, not_running, "%s %s exited with status %lld%s%s", argv[0], what,
-		       (long long)r->exit_status, r->out_len ? ": " : "", r->output);
+		finish(r, -EIO, not_running, "%s %s exited with status %d%s%s", argv[0], what,
+		       res->status, has_out ? ": " : "", out);
 		return;
 	}
 	r->step++;
@@ -118,90 +105,15 @@ static void step_done(struct cmd_reloader *r)
 		start_step(r);
 		return;
 	}
-	finish(r, 0, 0, "%s%s%s", argv[0], r->out_len ? ": " : " ok", r->output);
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
-
-static void on_handle_closed(uv_handle_t *h)
-{
-	struct cmd_reloader *r = h->data;
-
-	if (--r->open_handles == 0)
-		step_done(r);
-}
-
-static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
-{
-	struct cmd_reloader *r = p->data;
-
-	r->exit_status = status;
-	r->term_signal = sig;
-	if (r->err_is_pty && !uv_is_closing((uv_handle_t *)&r->err)) {
-		/*
-		 * What the child wrote is in the terminal's buffer; a process it left
-		 * behind could keep the terminal open for ever, so read what is there
-		 * now and close it instead of waiting for the end of file.
-		 */
-		uv_os_fd_t fd;
-		char buf[512];
-		ssize_t n;
-
-		if (uv_fileno((uv_handle_t *)&r->err, &fd) == 0)
-			while ((n = read(fd, buf, sizeof(buf))) > 0) {
-				uv_buf_t b = uv_buf_init(buf, (unsigned)n);
-				on_read((uv_stream_t *)&r->err, n, &b);
-			}
-		uv_close((uv_handle_t *)&r->err, on_handle_closed);
-	}
-	uv_timer_stop(&r->timer);
-	uv_close((uv_handle_t *)&r->timer, on_handle_closed);
-	uv_close((uv_handle_t *)p, on_handle_closed);
-}
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	static char scratch[512];
-	(void)h;
-	(void)hint;
-	*buf = uv_buf_init(scratch, sizeof(scratch));
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-	struct cmd_reloader *r = s->data;
-
-	if (n > 0) {
-		for (ssize_t i = 0; i < n && r->out_len < OUT_MAX - 1; i++)
-			/* A terminal ends lines with CR LF: keep the LF only. */
-			if (buf->base[i] != '\r')
-				r->output[r->out_len++] = buf->base[i];
-		return;
-	}
-	/* EIO on a terminal's master: the child side is closed (its end of file). */
-	if (n < 0 && !uv_is_closing((uv_handle_t *)s))
-		uv_close((uv_handle_t *)s, on_handle_closed);
-}
-
-static void on_timeout(uv_timer_t *t)
-{
-	struct cmd_reloader *r = t->data;
-
-	r->timed_out = true;
-	uv_process_kill(&r->proc, SIGKILL);
+	finish(r, 0, 0, "%s%s%s", argv[0], has_out ? ": " : " ok", out);
 }
 
 static void start_step(struct cmd_reloader *r)
 {
-	char **argv = r->steps[r->step];
 	char *env[8];
 	int n = 0;
 	int rc;
 
-	r->out_len = 0;
-	r->timed_out = false;
-	r->exit_status = 0;
-	r->term_signal = 0;
 	env[n++] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 	env[n++] = "LC_ALL=C";
 	if (r->has_ctx) {
@@ -210,66 +122,26 @@ static void start_step(struct cmd_reloader *r)
 		env[n++] = r->env_serial;
 	}
 	env[n] = NULL;
-
-	uv_pipe_init(r->base.loop, &r->out, 0);
-	uv_pipe_init(r->base.loop, &r->err, 0);
-	r->out.data = r;
-	r->err.data = r;
-	/* stdout and stderr both end up in the result message. */
-	uv_stdio_container_t stdio[3] = {
-		{ .flags = UV_IGNORE },
-		{ .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&r->out },
-		{ .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&r->err },
-	};
-	int pty_child = -1;
-	r->err_is_pty = false;
-	if (r->kind == K_POSTFIX) {
-		int master;
-
-		/* Without a terminal Postfix's fatal messages would be lost: fall back to a pipe. */
-		if (openpty(&master, &pty_child, NULL, NULL, NULL) == 0) {
-			fcntl(master, F_SETFD, FD_CLOEXEC);
-			fcntl(pty_child, F_SETFD, FD_CLOEXEC);
-			if (uv_pipe_open(&r->err, master) == 0) {
-				r->err_is_pty = true;
-				stdio[2].flags = UV_INHERIT_FD;
-				stdio[2].data.fd = pty_child;
-			} else {
-				close(master);
-				close(pty_child);
-				pty_child = -1;
-			}
-		}
-	}
-	uv_process_options_t o = {
-		.exit_cb = on_proc_exit,
-		.file = argv[0],
-		.args = argv,
+	/*
+	 * stdout and stderr both end up in the result message. Without a
+	 * terminal Postfix's fatal messages would be lost (cs_run falls back to
+	 * the pipe when it has none).
+	 */
+	struct cs_run_opts o = {
+		.argv = r->steps[r->step],
 		.env = env,
-		.stdio_count = 3,
-		.stdio = stdio,
+		.timeout_ms = (int)r->timeout_ms,
+		.out_max = OUT_MAX,
+		.stderr_tty = r->kind == K_POSTFIX,
 	};
-	r->proc.data = r;
-	rc = uv_spawn(r->base.loop, &r->proc, &o);
-	if (pty_child >= 0)
-		close(pty_child); /* the child has its copy; ours would hide its end of file */
+	rc = cs_run_start(r->base.loop, &o, step_done, r, NULL);
 	if (rc < 0) {
-		r->open_handles = 3;
-		r->exit_status = 127;
-		snprintf(r->output, OUT_MAX, "cannot run: %s", uv_strerror(rc));
-		r->out_len = strlen(r->output);
-		uv_close((uv_handle_t *)&r->out, on_handle_closed);
-		uv_close((uv_handle_t *)&r->err, on_handle_closed);
-		uv_close((uv_handle_t *)&r->proc, on_handle_closed);
-		return;
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "cannot run: %s", uv_strerror(rc));
+		struct cs_run_result res = { .status = 127, .out = msg, .out_len = strlen(msg) };
+		step_done(r, &res);
 	}
-	/* process, two pipes and the timer must all close before the step is done */
-	r->open_handles = 4;
-	uv_read_start((uv_stream_t *)&r->out, on_alloc, on_read);
-	uv_read_start((uv_stream_t *)&r->err, on_alloc, on_read);
-	uv_timer_init(r->base.loop, &r->timer);
-	r->timer.data = r;
-	uv_timer_start(&r->timer, on_timeout, (uint64_t)r->timeout_ms, 0);
 }
 
 static int cmd_reload(cs_reloader *base, const struct cs_reload_ctx *ctx, cs_reload_cb cb,

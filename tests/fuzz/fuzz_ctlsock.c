@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,8 @@ static void setup(void)
 		/* Small, so that over-long requests are cheap to reach. */
 		.max_request = 4096,
 	};
+	/* As certsyncd's main() does: a client that hangs up must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 	uv_loop_init(&loop);
 	srv = cs_ctlsock_new(&loop, &o, &be, err, sizeof(err));
 	if (srv == NULL) {

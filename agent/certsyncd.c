@@ -62,7 +62,7 @@ static int check_config(const char *path)
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.v[i]);
 		fprintf(stderr, "%s: %zu error(s)\n", path, errs.n);
-		cs_cfg_errors_free(&errs);
+		cs_config_errors_free(&errs);
 		return 2;
 	}
 	for (size_t i = 0; i < cfg->warnings.n; i++)
@@ -205,7 +205,7 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < errs.n; i++)
 			cs_err("%s", errs.v[i]);
 		cs_err("%s: %zu error(s); not starting", config, errs.n);
-		cs_cfg_errors_free(&errs);
+		cs_config_errors_free(&errs);
 		return 2;
 	}
 	if (log_level < 0)

@@ -276,7 +276,7 @@ static void read_done(uv_work_t *req, int status)
 		for (size_t i = 0; i < a->read_errs.n; i++)
 			cs_err("%s", a->read_errs.v[i]);
 		cs_err("%s: %zu error(s); not starting", a->config_path, a->read_errs.n);
-		cs_cfg_errors_free(&a->read_errs);
+		cs_config_errors_free(&a->read_errs);
 		a->exit_status = 2;
 		cs_agent_stop(a);
 		return;
@@ -346,7 +346,7 @@ int cs_agent_reload(struct cs_agent *a)
 			cs_err("%s", errs.v[i]);
 		cs_err("%zu error(s) in the new configuration; keeping the previous one",
 		       errs.n);
-		cs_cfg_errors_free(&errs);
+		cs_config_errors_free(&errs);
 		cs_agent_notify("READY=1\nSTATUS=running (configuration reload failed)");
 		return -EINVAL;
 	}

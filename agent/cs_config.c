@@ -266,7 +266,7 @@ static int store_interval(struct cs_cfg_interval *iv, const char *value, char *e
 	bool off = strcmp(value, "0") == 0 || strcmp(value, "0s") == 0 ||
 		   strcmp(value, "none") == 0;
 
-	if (!off && cs_cfg_parse_duration(value, &iv->seconds, err, errlen) < 0)
+	if (!off && cs_config_parse_duration(value, &iv->seconds, err, errlen) < 0)
 		return -1;
 	if (off)
 		iv->seconds = 0;
@@ -292,9 +292,9 @@ static int store_list(enum vtype type, struct cs_cfg_list *field, const char *va
 		int rc = 0;
 
 		if (type == V_NAMES)
-			rc = cs_cfg_parse_name(l.v[i], err, errlen);
+			rc = cs_config_parse_name(l.v[i], err, errlen);
 		else if (type == V_URLS)
-			rc = cs_cfg_parse_verify_url(l.v[i], err, errlen);
+			rc = cs_config_parse_verify_url(l.v[i], err, errlen);
 		else if (type == V_CONTACTS && strncmp(l.v[i], "mailto:", 7) != 0) {
 			snprintf(err, errlen, "'%s' is not a mailto: URL", l.v[i]);
 			rc = -1;
@@ -334,11 +334,11 @@ static int store_value(const struct keydef *d, void *base, const char *value, ch
 		}
 		/* fall through */
 	case V_DURATION:
-		return cs_cfg_parse_duration(value, (int64_t *)field, err, errlen);
+		return cs_config_parse_duration(value, (int64_t *)field, err, errlen);
 	case V_INTERVAL:
 		return store_interval((struct cs_cfg_interval *)field, value, err, errlen);
 	case V_SPAN:
-		return cs_cfg_parse_span(value, (struct cs_cfg_span *)field, err, errlen);
+		return cs_config_parse_span(value, (struct cs_cfg_span *)field, err, errlen);
 	case V_KEYTYPE: {
 		enum cs_keytype t = cs_key_parse(value);
 		if (t == CS_KEY_NONE) {
@@ -350,13 +350,13 @@ static int store_value(const struct keydef *d, void *base, const char *value, ch
 		return 0;
 	}
 	case V_MODE:
-		return cs_cfg_parse_mode(value, (mode_t *)field, err, errlen);
+		return cs_config_parse_mode(value, (mode_t *)field, err, errlen);
 	case V_BOOL:
-		return cs_cfg_parse_bool(value, (bool *)field, err, errlen);
+		return cs_config_parse_bool(value, (bool *)field, err, errlen);
 	case V_USER:
-		return cs_cfg_parse_user(value, (uid_t *)field, err, errlen);
+		return cs_config_parse_user(value, (uid_t *)field, err, errlen);
 	case V_GROUP:
-		return cs_cfg_parse_group(value, (gid_t *)field, err, errlen);
+		return cs_config_parse_group(value, (gid_t *)field, err, errlen);
 	case V_LIST:
 	case V_NAMES:
 	case V_URLS:

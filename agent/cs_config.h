@@ -251,7 +251,7 @@ struct cs_cfg_errors {
 /*
  * Parses the file at path and everything it includes. Returns the
  * configuration (free with cs_config_free) when there were no errors, else
- * NULL with all errors in *errs (free with cs_cfg_errors_free).
+ * NULL with all errors in *errs (free with cs_config_errors_free).
  */
 struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs);
 
@@ -259,7 +259,7 @@ struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs);
 void cs_config_free(struct cs_config *cfg);
 
 /* Frees the strings in errs and empties it. */
-void cs_cfg_errors_free(struct cs_cfg_errors *errs);
+void cs_config_errors_free(struct cs_cfg_errors *errs);
 
 /* Lookups by name; return NULL when there is no such section. */
 const struct cs_cfg_issuer *cs_config_issuer(const struct cs_config *cfg, const char *name);
@@ -270,16 +270,16 @@ const struct cs_cfg_cert *cs_config_cert(const struct cs_config *cfg, const char
  * Value parsers, shared with the tests and the command line. Each returns 0,
  * or -1 with a message for a person in err.
  */
-int cs_cfg_parse_duration(const char *s, int64_t *out, char *err, size_t errlen);
-int cs_cfg_parse_span(const char *s, struct cs_cfg_span *out, char *err, size_t errlen);
-int cs_cfg_parse_mode(const char *s, mode_t *out, char *err, size_t errlen);
-int cs_cfg_parse_bool(const char *s, bool *out, char *err, size_t errlen);
-int cs_cfg_parse_user(const char *s, uid_t *out, char *err, size_t errlen);
-int cs_cfg_parse_group(const char *s, gid_t *out, char *err, size_t errlen);
-int cs_cfg_parse_name(const char *s, char *err, size_t errlen);
-int cs_cfg_parse_verify_url(const char *s, char *err, size_t errlen);
+int cs_config_parse_duration(const char *s, int64_t *out, char *err, size_t errlen);
+int cs_config_parse_span(const char *s, struct cs_cfg_span *out, char *err, size_t errlen);
+int cs_config_parse_mode(const char *s, mode_t *out, char *err, size_t errlen);
+int cs_config_parse_bool(const char *s, bool *out, char *err, size_t errlen);
+int cs_config_parse_user(const char *s, uid_t *out, char *err, size_t errlen);
+int cs_config_parse_group(const char *s, gid_t *out, char *err, size_t errlen);
+int cs_config_parse_name(const char *s, char *err, size_t errlen);
+int cs_config_parse_verify_url(const char *s, char *err, size_t errlen);
 
 /* Formats a duration for people: "90d", "12h", "1d 6h". */
-void cs_cfg_format_duration(int64_t seconds, char *out, size_t outlen);
+void cs_config_format_duration(int64_t seconds, char *out, size_t outlen);
 
 #endif

@@ -28,7 +28,7 @@ void cs_config__add_error(struct cs_cfg_errors *errs, const char *fmt, ...)
 	errs->v[errs->n++] = msg;
 }
 
-void cs_cfg_errors_free(struct cs_cfg_errors *errs)
+void cs_config_errors_free(struct cs_cfg_errors *errs)
 {
 	for (size_t i = 0; i < errs->n; i++)
 		free(errs->v[i]);

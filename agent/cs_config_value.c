@@ -1,13 +1,13 @@
 /*
  * cs_config_value - the parsers of single values, public (cs_cfg_parse_*:
  * durations, percentages or durations, file modes, yes or no, users and
- * groups, DNS names and addresses, verify URLs; and cs_cfg_format_duration)
+ * groups, DNS names and addresses, verify URLs; and cs_config_format_duration)
  * and internal (absolute paths, comma-separated lists). Each writes its
  * message into err, which the caller puts after "FILE:LINE: [section] key: ".
  */
 #include "cs_config_int.h"
 
-int cs_cfg_parse_duration(const char *s, int64_t *out, char *err, size_t errlen)
+int cs_config_parse_duration(const char *s, int64_t *out, char *err, size_t errlen)
 {
 	static const struct {
 		char unit;
@@ -54,7 +54,7 @@ bad:
 	return -1;
 }
 
-void cs_cfg_format_duration(int64_t seconds, char *out, size_t outlen)
+void cs_config_format_duration(int64_t seconds, char *out, size_t outlen)
 {
 	static const struct {
 		const char *unit;
@@ -79,7 +79,7 @@ void cs_cfg_format_duration(int64_t seconds, char *out, size_t outlen)
 	}
 }
 
-int cs_cfg_parse_span(const char *s, struct cs_cfg_span *out, char *err, size_t errlen)
+int cs_config_parse_span(const char *s, struct cs_cfg_span *out, char *err, size_t errlen)
 {
 	size_t len = strlen(s);
 
@@ -100,7 +100,7 @@ int cs_cfg_parse_span(const char *s, struct cs_cfg_span *out, char *err, size_t 
 		out->set = true;
 		return 0;
 	}
-	if (cs_cfg_parse_duration(s, &out->seconds, err, errlen) < 0) {
+	if (cs_config_parse_duration(s, &out->seconds, err, errlen) < 0) {
 		snprintf(err, errlen,
 			 "'%s' is neither a percentage of the lifetime (33%%) nor a duration "
 			 "(30d, 12h)",
@@ -111,7 +111,7 @@ int cs_cfg_parse_span(const char *s, struct cs_cfg_span *out, char *err, size_t 
 	return 0;
 }
 
-int cs_cfg_parse_mode(const char *s, mode_t *out, char *err, size_t errlen)
+int cs_config_parse_mode(const char *s, mode_t *out, char *err, size_t errlen)
 {
 	char *end;
 	unsigned long v;
@@ -129,7 +129,7 @@ bad:
 	return -1;
 }
 
-int cs_cfg_parse_bool(const char *s, bool *out, char *err, size_t errlen)
+int cs_config_parse_bool(const char *s, bool *out, char *err, size_t errlen)
 {
 	static const char *const yes[] = { "yes", "true", "on", "1" };
 	static const char *const no[] = { "no", "false", "off", "0" };
@@ -158,7 +158,7 @@ static bool all_digits(const char *s)
 	return true;
 }
 
-int cs_cfg_parse_user(const char *s, uid_t *out, char *err, size_t errlen)
+int cs_config_parse_user(const char *s, uid_t *out, char *err, size_t errlen)
 {
 	struct passwd pw, *res = NULL;
 	char buf[4096];
@@ -175,7 +175,7 @@ int cs_cfg_parse_user(const char *s, uid_t *out, char *err, size_t errlen)
 	return 0;
 }
 
-int cs_cfg_parse_group(const char *s, gid_t *out, char *err, size_t errlen)
+int cs_config_parse_group(const char *s, gid_t *out, char *err, size_t errlen)
 {
 	struct group gr, *res = NULL;
 	char buf[8192];
@@ -199,7 +199,7 @@ static bool is_ip(const char *s)
 	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-int cs_cfg_parse_name(const char *s, char *err, size_t errlen)
+int cs_config_parse_name(const char *s, char *err, size_t errlen)
 {
 	size_t len = strlen(s);
 	const char *label = s;
@@ -237,7 +237,7 @@ bad:
  * what the configuration accepts is exactly what can be probed, and the
  * schemes are listed in one place.
  */
-int cs_cfg_parse_verify_url(const char *s, char *err, size_t errlen)
+int cs_config_parse_verify_url(const char *s, char *err, size_t errlen)
 {
 	struct cs_probe_url u;
 	char why[600];

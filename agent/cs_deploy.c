@@ -412,7 +412,7 @@ int cs_deploy(const struct cs_cfg_cert *c, cs_material *m, const cs_material *pr
 	memset(&ex, 0, sizeof(ex));
 	rc = cs_deploy_examined(c, m, prev, state_dir, gen, now, &ex, false, written, err,
 				errlen);
-	cs_examined_clear(&ex);
+	cs_examine_clear(&ex);
 	return rc;
 }
 

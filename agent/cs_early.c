@@ -45,12 +45,12 @@ static void on_pair(void *arg, const char *key, const char *value)
 	else if (strcmp(key, "socket") == 0)
 		rc = set_path(&e->socket, value);
 	else if (strcmp(key, "socket_mode") == 0)
-		rc = cs_cfg_parse_mode(value, &e->socket_mode, err, sizeof(err)) < 0 ? -EINVAL : 0;
+		rc = cs_config_parse_mode(value, &e->socket_mode, err, sizeof(err)) < 0 ? -EINVAL : 0;
 	else if (strcmp(key, "socket_group") == 0)
-		rc = cs_cfg_parse_group(value, &e->socket_group, err, sizeof(err)) < 0 ? -EINVAL
+		rc = cs_config_parse_group(value, &e->socket_group, err, sizeof(err)) < 0 ? -EINVAL
 										       : 0;
 	else if (strcmp(key, "admin_group") == 0)
-		rc = cs_cfg_parse_group(value, &e->admin_group, err, sizeof(err)) < 0 ? -EINVAL
+		rc = cs_config_parse_group(value, &e->admin_group, err, sizeof(err)) < 0 ? -EINVAL
 										      : 0;
 	if (rc < 0)
 		ep->rc = rc;

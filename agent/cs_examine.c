@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-const char *cs_verdict_name(enum cs_verdict v)
+const char *cs_examine_verdict_name(enum cs_verdict v)
 {
 	static const char *const names[] = {
 		[CS_EX_OK] = "ok",
@@ -286,7 +286,7 @@ out:
 	return v;
 }
 
-void cs_examined_clear(struct cs_examined *ex)
+void cs_examine_clear(struct cs_examined *ex)
 {
 	cs_material_free(ex->m);
 	ex->m = NULL;

@@ -40,11 +40,11 @@ struct cs_examined {
 };
 
 /* Returns a short name for v ("ok", "missing", ...). */
-const char *cs_verdict_name(enum cs_verdict v);
+const char *cs_examine_verdict_name(enum cs_verdict v);
 
 /*
  * Examines the outputs of c at time now into *ex (release with
- * cs_examined_clear). Returns ex->verdict.
+ * cs_examine_clear). Returns ex->verdict.
  */
 enum cs_verdict cs_examine(const struct cs_cfg_cert *c, time_t now, struct cs_examined *ex);
 
@@ -57,6 +57,6 @@ enum cs_verdict cs_examine_material(const struct cs_cfg_cert *c, const cs_materi
 				    time_t now, struct cs_examined *ex);
 
 /* Frees what ex owns. */
-void cs_examined_clear(struct cs_examined *ex);
+void cs_examine_clear(struct cs_examined *ex);
 
 #endif

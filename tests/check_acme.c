@@ -884,7 +884,7 @@ START_TEST(test_acme_live_revoke)
 	uv_loop_init(&loop);
 	l.is = live_issuer(&loop);
 	struct cs_der d = { 0 };
-	ck_assert_int_eq(cs_der_of_x509(&d, x), 0);
+	ck_assert_int_eq(cs_issuer_der_of_x509(&d, x), 0);
 	ck_assert_int_eq(l.is->ops->revoke(l.is, &d, 4 /* superseded */, on_live_done, &l), 0);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ck_assert_int_eq(l.done, 1);
@@ -900,7 +900,7 @@ START_TEST(test_acme_live_revoke)
 	ck_assert_int_eq(closed, 1);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	X509_free(x);
-	cs_der_clear(&d);
+	cs_issuer_der_clear(&d);
 }
 END_TEST
 
@@ -916,9 +916,9 @@ START_TEST(test_acme_live_ari)
 	uv_loop_init(&loop);
 	l.is = live_issuer(&loop);
 	struct cs_der d = { 0 };
-	ck_assert_int_eq(cs_der_of_x509(&d, x), 0);
+	ck_assert_int_eq(cs_issuer_der_of_x509(&d, x), 0);
 	ck_assert_int_eq(l.is->ops->renewal_info(l.is, &d, on_live_ari, &l), 0);
-	cs_der_clear(&d);
+	cs_issuer_der_clear(&d);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ck_assert_int_eq(l.done, 1);
 	if (getenv("CS_ACME_ARI_START") == NULL) {

@@ -49,7 +49,7 @@ START_TEST(test_config_duration)
 {
 	int64_t v = -1;
 	char err[256] = "";
-	int rc = cs_cfg_parse_duration(durations[_i].in, &v, err, sizeof(err));
+	int rc = cs_config_parse_duration(durations[_i].in, &v, err, sizeof(err));
 
 	if (durations[_i].ok) {
 		ck_assert_int_eq(rc, 0);
@@ -78,7 +78,7 @@ START_TEST(test_config_span)
 {
 	struct cs_cfg_span s;
 	char err[256] = "";
-	int rc = cs_cfg_parse_span(spans[_i].in, &s, err, sizeof(err));
+	int rc = cs_config_parse_span(spans[_i].in, &s, err, sizeof(err));
 
 	if (!spans[_i].ok) {
 		ck_assert_int_eq(rc, -1);
@@ -109,7 +109,7 @@ START_TEST(test_config_mode)
 {
 	mode_t m = 0;
 	char err[256] = "";
-	int rc = cs_cfg_parse_mode(modes[_i].in, &m, err, sizeof(err));
+	int rc = cs_config_parse_mode(modes[_i].in, &m, err, sizeof(err));
 
 	if (modes[_i].ok) {
 		ck_assert_int_eq(rc, 0);
@@ -135,7 +135,7 @@ START_TEST(test_config_bool)
 {
 	bool b = false;
 	char err[256] = "";
-	int rc = cs_cfg_parse_bool(bools[_i].in, &b, err, sizeof(err));
+	int rc = cs_config_parse_bool(bools[_i].in, &b, err, sizeof(err));
 
 	if (bools[_i].ok) {
 		ck_assert_int_eq(rc, 0);
@@ -153,15 +153,15 @@ START_TEST(test_config_user_group)
 	gid_t g = 99;
 	char err[256] = "";
 
-	ck_assert_int_eq(cs_cfg_parse_user("root", &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(cs_config_parse_user("root", &u, err, sizeof(err)), 0);
 	ck_assert_uint_eq(u, 0);
-	ck_assert_int_eq(cs_cfg_parse_user("1234", &u, err, sizeof(err)), 0);
+	ck_assert_int_eq(cs_config_parse_user("1234", &u, err, sizeof(err)), 0);
 	ck_assert_uint_eq(u, 1234);
-	ck_assert_int_eq(cs_cfg_parse_user("no-such-user-cs", &u, err, sizeof(err)), -1);
+	ck_assert_int_eq(cs_config_parse_user("no-such-user-cs", &u, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "unknown user 'no-such-user-cs'");
-	ck_assert_int_eq(cs_cfg_parse_group("root", &g, err, sizeof(err)), 0);
+	ck_assert_int_eq(cs_config_parse_group("root", &g, err, sizeof(err)), 0);
 	ck_assert_uint_eq(g, 0);
-	ck_assert_int_eq(cs_cfg_parse_group("no-such-group-cs", &g, err, sizeof(err)), -1);
+	ck_assert_int_eq(cs_config_parse_group("no-such-group-cs", &g, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "unknown group 'no-such-group-cs'");
 }
 END_TEST
@@ -180,7 +180,7 @@ static const struct {
 START_TEST(test_config_name)
 {
 	char err[256] = "";
-	int rc = cs_cfg_parse_name(names[_i].in, err, sizeof(err));
+	int rc = cs_config_parse_name(names[_i].in, err, sizeof(err));
 
 	ck_assert_int_eq(rc, names[_i].ok ? 0 : -1);
 	if (!names[_i].ok)
@@ -215,7 +215,7 @@ static const struct {
 START_TEST(test_config_verify_url)
 {
 	char err[256] = "";
-	int rc = cs_cfg_parse_verify_url(urls[_i].in, err, sizeof(err));
+	int rc = cs_config_parse_verify_url(urls[_i].in, err, sizeof(err));
 
 	ck_assert_msg(rc == (urls[_i].ok ? 0 : -1), "%s: rc %d", urls[_i].in, rc);
 	if (!urls[_i].ok)
@@ -227,11 +227,11 @@ START_TEST(test_config_format_duration)
 {
 	char buf[64];
 
-	cs_cfg_format_duration(90 * 86400, buf, sizeof(buf));
+	cs_config_format_duration(90 * 86400, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "90d");
-	cs_cfg_format_duration(86400 + 6 * 3600 + 5, buf, sizeof(buf));
+	cs_config_format_duration(86400 + 6 * 3600 + 5, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "1d 6h");
-	cs_cfg_format_duration(59, buf, sizeof(buf));
+	cs_config_format_duration(59, buf, sizeof(buf));
 	ck_assert_str_eq(buf, "59s");
 }
 END_TEST
@@ -741,7 +741,7 @@ START_TEST(test_config_errors)
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "case %d got: %s\n", _i, errs.v[i]);
 	ck_assert_msg(found, "case %d: no error '%s...%s'", _i, want, error_cases[_i].fragment);
-	cs_cfg_errors_free(&errs);
+	cs_config_errors_free(&errs);
 	free(conf);
 	free(path);
 }
@@ -787,7 +787,7 @@ START_TEST(test_config_all_errors_reported)
 		ck_assert_msg(strncmp(errs.v[i], want, strlen(want)) == 0, "error %zu: %s", i,
 			      errs.v[i]);
 	}
-	cs_cfg_errors_free(&errs);
+	cs_config_errors_free(&errs);
 	free(path);
 }
 END_TEST
@@ -830,7 +830,7 @@ START_TEST(test_config_includes)
 	char want[600];
 	snprintf(want, sizeof(want), "%s:5: [cert \"c\"] key: 'rsa:512' is not a key type", bad);
 	ck_assert_msg(strncmp(errs.v[0], want, strlen(want)) == 0, "got %s", errs.v[0]);
-	cs_cfg_errors_free(&errs);
+	cs_config_errors_free(&errs);
 	unlink(bad);
 	free(bad);
 
@@ -839,7 +839,7 @@ START_TEST(test_config_includes)
 	cfg = cs_config_load(main_path, &errs);
 	ck_assert_ptr_null(cfg);
 	ck_assert_ptr_nonnull(strstr(errs.v[0], "only the main configuration file may hold"));
-	cs_cfg_errors_free(&errs);
+	cs_config_errors_free(&errs);
 	free(bad);
 	free(dir);
 	free(main_path);
@@ -878,7 +878,7 @@ START_TEST(test_config_missing_file)
 	ck_assert_ptr_null(cs_config_load(path, &errs));
 	ck_assert_int_eq(errs.n, 1);
 	ck_assert_ptr_nonnull(strstr(errs.v[0], "nope.conf: cannot read: No such file"));
-	cs_cfg_errors_free(&errs);
+	cs_config_errors_free(&errs);
 	free(path);
 }
 END_TEST
@@ -891,7 +891,7 @@ START_TEST(test_config_key_outside_section)
 	ck_assert_ptr_null(cs_config_load(path, &errs));
 	ck_assert_int_eq(errs.n, 1);
 	ck_assert_ptr_nonnull(strstr(errs.v[0], ":1: state_dir: key outside of any section"));
-	cs_cfg_errors_free(&errs);
+	cs_config_errors_free(&errs);
 	free(path);
 }
 END_TEST
@@ -918,7 +918,7 @@ START_TEST(test_config_nul_byte)
 	for (size_t i = 0; i < errs.n; i++)
 		found |= strcmp(errs.v[i], want) == 0;
 	ck_assert_msg(found, "no '%s' (first: %s)", want, errs.n ? errs.v[0] : "none");
-	cs_cfg_errors_free(&errs);
+	cs_config_errors_free(&errs);
 	free(path);
 }
 END_TEST
@@ -970,7 +970,7 @@ START_TEST(test_config_secret_not_echoed)
 					      errs.v[i][strlen(p)] == ':',
 				      "error does not start with %s: %s", p, errs.v[i]);
 		}
-		cs_cfg_errors_free(&errs);
+		cs_config_errors_free(&errs);
 	}
 	free(target);
 	free(link_path);
@@ -1031,7 +1031,7 @@ START_TEST(test_config_unsafe_file)
 		ck_assert_msg(strncmp(errs.v[0], want, strlen(want)) == 0 &&
 				      strstr(errs.v[0], unsafe_cases[_i].fragment) != NULL,
 			      "got %s", errs.v[0]);
-		cs_cfg_errors_free(&errs);
+		cs_config_errors_free(&errs);
 	} else {
 		ck_assert_msg(cfg != NULL, "%s", errs.n ? errs.v[0] : "");
 		if (unsafe_cases[_i].line == 0) {

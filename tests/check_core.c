@@ -166,13 +166,13 @@ static void fake_fire(uv_timer_t *t)
 		X509 *leaf = sign_leaf(r->csr, r->names, r->n_names);
 		STACK_OF(X509) *chain = sk_X509_new_null();
 		sk_X509_push(chain, ca_cert);
-		ck_assert_int_eq(cs_issue_result_set(&res, leaf, chain), 0);
+		ck_assert_int_eq(cs_issuer_result_set(&res, leaf, chain), 0);
 		X509_free(leaf);
 		sk_X509_free(chain);
 		fk.issued++;
 	}
 	r->cb(r->arg, &res);
-	cs_issue_result_clear(&res);
+	cs_issuer_result_clear(&res);
 	X509_REQ_free(r->csr);
 	uv_close((uv_handle_t *)t, req_closed);
 }
@@ -187,7 +187,7 @@ static int fake_issue(cs_issuer *is, const struct cs_issue_request *req, cs_issu
 	fk.issue_requests++;
 	r->cb = cb;
 	r->arg = arg;
-	r->csr = cs_issue_request_csr(req, (char[200]){ 0 }, 200);
+	r->csr = cs_issuer_request_csr(req, (char[200]){ 0 }, 200);
 	ck_assert_ptr_nonnull(r->csr);
 	r->names = req->names;
 	r->n_names = req->n_names;

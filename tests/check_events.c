@@ -64,13 +64,13 @@ START_TEST(test_events_subscribers)
 
 	/* Every type has a name of its own, for the log. */
 	for (int t = 0; t < CS_EVENT_N; t++) {
-		ck_assert_str_ne(cs_event_type_name(t), "?");
+		ck_assert_str_ne(cs_events_type_name(t), "?");
 		for (int u = 0; u < t; u++)
-			ck_assert_str_ne(cs_event_type_name(t), cs_event_type_name(u));
+			ck_assert_str_ne(cs_events_type_name(t), cs_events_type_name(u));
 	}
-	ck_assert_str_eq(cs_event_type_name(CS_EVENT_N), "?");
-	ck_assert_str_eq(cs_event_type_name(CS_EVENT_RENEWAL_STARTED), "renewal_started");
-	ck_assert_str_eq(cs_event_result_name(CS_EVENT_NOT_RUNNING), "not_running");
+	ck_assert_str_eq(cs_events_type_name(CS_EVENT_N), "?");
+	ck_assert_str_eq(cs_events_type_name(CS_EVENT_RENEWAL_STARTED), "renewal_started");
+	ck_assert_str_eq(cs_events_result_name(CS_EVENT_NOT_RUNNING), "not_running");
 }
 END_TEST
 

@@ -208,9 +208,9 @@ START_TEST(test_examine_adopts_only_a_sound_chain)
 	else
 		ck_assert_msg(ex.verdict != CS_EX_OK &&
 				      strstr(ex.reason, placed[_i].reason) != NULL,
-			      "%s: %s: %s", placed[_i].fullchain, cs_verdict_name(ex.verdict),
+			      "%s: %s: %s", placed[_i].fullchain, cs_examine_verdict_name(ex.verdict),
 			      ex.reason);
-	cs_examined_clear(&ex);
+	cs_examine_clear(&ex);
 }
 END_TEST
 

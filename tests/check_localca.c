@@ -541,7 +541,7 @@ START_TEST(test_localca_rejects_bad_requests)
 			 -EINVAL);
 	ck_assert_msg(strstr(err, "bad signature") != NULL, "%s", err);
 	X509_REQ_free(csr);
-	cs_der_clear(&csr_der);
+	cs_issuer_der_clear(&csr_der);
 	csr = cs_csr_new(weak, names, 1, err, sizeof(err));
 	ck_assert_int_eq(cs_localca_issue(ca, csr, names, 1, CS_USAGE_SERVER, &leaf, &chain, err,
 					  sizeof(err)),
@@ -555,7 +555,7 @@ START_TEST(test_localca_rejects_bad_requests)
 		char *spaced[] = { "a b.example.test" };
 
 		X509_REQ_free(csr);
-	cs_der_clear(&csr_der);
+	cs_issuer_der_clear(&csr_der);
 		csr = cs_csr_new(k1, names, 1, err, sizeof(err));
 		ck_assert_int_eq(cs_localca_issue(ca, csr, spaced, 1, CS_USAGE_SERVER, &leaf,
 						  &chain, err, sizeof(err)),
@@ -569,7 +569,7 @@ START_TEST(test_localca_rejects_bad_requests)
 	ck_assert_str_eq(s, "");
 	free(s);
 	X509_REQ_free(csr);
-	cs_der_clear(&csr_der);
+	cs_issuer_der_clear(&csr_der);
 	EVP_PKEY_free(k1);
 	EVP_PKEY_free(k2);
 	EVP_PKEY_free(weak);
@@ -613,7 +613,7 @@ START_TEST(test_localca_unique_subject)
 	X509_free(y);
 	sk_X509_pop_free(chain, X509_free);
 	X509_REQ_free(csr);
-	cs_der_clear(&csr_der);
+	cs_issuer_der_clear(&csr_der);
 	EVP_PKEY_free(k);
 	cs_localca_close(ca);
 }
@@ -856,7 +856,7 @@ START_TEST(test_localca_issuer_async)
 	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	X509_REQ_free(csr);
-	cs_der_clear(&csr_der);
+	cs_issuer_der_clear(&csr_der);
 	EVP_PKEY_free(k);
 }
 END_TEST
@@ -900,7 +900,7 @@ START_TEST(test_localca_issuer_close_in_callback)
 	ck_assert_int_eq(st.closed, 1);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	X509_REQ_free(csr);
-	cs_der_clear(&csr_der);
+	cs_issuer_der_clear(&csr_der);
 	EVP_PKEY_free(k);
 }
 END_TEST
@@ -1021,7 +1021,7 @@ START_TEST(test_localca_issuer_group_commit)
 	free(ixp);
 	free(aside);
 	X509_REQ_free(csr);
-	cs_der_clear(&csr_der);
+	cs_issuer_der_clear(&csr_der);
 	EVP_PKEY_free(k);
 }
 END_TEST
@@ -1053,9 +1053,9 @@ static int revoke_leaf(cs_issuer *is, X509 *leaf, int reason, cs_issuer_done_cb 
 	struct cs_der d = { 0 };
 	int rc;
 
-	ck_assert_int_eq(cs_der_of_x509(&d, leaf), 0);
+	ck_assert_int_eq(cs_issuer_der_of_x509(&d, leaf), 0);
 	rc = is->ops->revoke(is, &d, reason, cb, arg);
-	cs_der_clear(&d);
+	cs_issuer_der_clear(&d);
 	return rc;
 }
 
@@ -1122,7 +1122,7 @@ START_TEST(test_localca_issuer_revoke)
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 	X509_free(leaf);
 	X509_REQ_free(csr);
-	cs_der_clear(&csr_der);
+	cs_issuer_der_clear(&csr_der);
 	EVP_PKEY_free(k);
 }
 END_TEST

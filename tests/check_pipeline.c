@@ -150,7 +150,7 @@ START_TEST(test_pipeline_deploy_keeps_generations)
 		      "%s", err);
 	ck_assert_int_eq(cs_examine(&c, time(NULL), &ex), CS_EX_OK);
 	ck_assert_int_eq(X509_cmp(ex.m->leaf, m2->leaf), 0);
-	cs_examined_clear(&ex);
+	cs_examine_clear(&ex);
 
 	/* The previous generation is there to roll back to, and only readable by us. */
 	ck_assert_int_eq(cs_deploy_load_gen(state, "mail", 1, &back, err, sizeof(err)), 0);
@@ -264,7 +264,7 @@ START_TEST(test_pipeline_deploy_rolls_back)
 	ck_assert(memcmp(before.sha256[0], after.sha256[0], 32) == 0);
 	ck_assert(memcmp(before.sha256[1], after.sha256[1], 32) == 0);
 	ck_assert_int_eq(cs_examine(&c, time(NULL), &ex), CS_EX_MISSING);
-	cs_examined_clear(&ex);
+	cs_examine_clear(&ex);
 
 	cs_material_free(m1);
 	cs_material_free(m2);
@@ -577,7 +577,7 @@ START_TEST(test_pipeline_once_issues_and_debounces)
 	for (int i = 0; i < 3; i++) {
 		struct cs_examined ex;
 		ck_assert_int_eq(cs_examine(&cfg->certs[i], time(NULL), &ex), CS_EX_OK);
-		cs_examined_clear(&ex);
+		cs_examine_clear(&ex);
 	}
 
 	/* A second pass: all valid, nothing renewed, nothing reloaded, no state written. */

@@ -87,11 +87,11 @@ static void fake_fire(uv_timer_t *t)
 	res.status = cs_localca_issue(r->fi->ca, r->csr, r->names, r->n, r->usage, &leaf, &chain,
 				      res.error, sizeof(res.error));
 	if (res.status == 0) {
-		ck_assert_int_eq(cs_issue_result_set(&res, leaf, chain), 0);
+		ck_assert_int_eq(cs_issuer_result_set(&res, leaf, chain), 0);
 		fk.issued++;
 	}
 	r->cb(r->arg, &res);
-	cs_issue_result_clear(&res);
+	cs_issuer_result_clear(&res);
 	X509_free(leaf);
 	sk_X509_pop_free(chain, X509_free);
 	uv_close((uv_handle_t *)t, req_closed);
@@ -110,7 +110,7 @@ static int fake_issue(cs_issuer *is, const struct cs_issue_request *req, cs_issu
 	r->cb = cb;
 	r->arg = arg;
 	r->usage = req->usage;
-	r->csr = cs_issue_request_csr(req, err, sizeof(err));
+	r->csr = cs_issuer_request_csr(req, err, sizeof(err));
 	ck_assert_msg(r->csr != NULL, "%s", err);
 	/* The request's strings are only borrowed: copied for the next turn. */
 	r->names = calloc(req->n_names, sizeof(*r->names));
@@ -343,7 +343,7 @@ START_TEST(test_registry_fake_issuer_renews)
 		;
 	ck_assert_int_eq(r.outcome_n, 1);
 	ck_assert_msg(r.outcome == CS_RENEWAL_DEPLOYED, "%s: %s",
-		      cs_renewal_outcome_name(r.outcome), r.msg);
+		      cs_pipeline_outcome_name(r.outcome), r.msg);
 	ck_assert_int_eq(fk.issued, 2);
 	second = serial_of(pl);
 	ck_assert_str_ne(first, second);
@@ -417,7 +417,7 @@ START_TEST(test_registry_types_and_keys)
 	ck_assert_msg(strstr(errs.v[0], "'nope' is not one of: local-ca, acme, fake, refusing") !=
 			      NULL,
 		      "%s", errs.v[0]);
-	cs_cfg_errors_free(&errs);
+	cs_config_errors_free(&errs);
 	free(text);
 	/* A key of another driver, and the driver's own check. */
 	ck_assert_int_ge(asprintf(&text,
@@ -434,7 +434,7 @@ START_TEST(test_registry_types_and_keys)
 	ck_assert_msg(strstr(errs.v[0], "'ca_dir' is required for type = fake") != NULL ||
 			      strstr(errs.v[1], "'ca_dir' is required for type = fake") != NULL,
 		      "%s | %s", errs.v[0], errs.v[1]);
-	cs_cfg_errors_free(&errs);
+	cs_config_errors_free(&errs);
 	free(text);
 }
 END_TEST

@@ -63,7 +63,7 @@ int cs_test_ca_material(cs_issuer *is, X509 **cacert, X509_CRL **crl)
 		if (cl.n > 0)
 			*crl = d2i_X509_CRL(NULL, &p, (long)cl.n);
 	}
-	cs_der_clear(&ca);
-	cs_der_clear(&cl);
+	cs_issuer_der_clear(&ca);
+	cs_issuer_der_clear(&cl);
 	return rc;
 }

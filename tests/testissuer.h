@@ -10,7 +10,7 @@
 
 #include <openssl/x509.h>
 
-/* The DER of csr (cs_der_clear frees it); aborts the test on failure. */
+/* The DER of csr (cs_issuer_der_clear frees it); aborts the test on failure. */
 struct cs_der cs_test_csr_der(X509_REQ *csr);
 
 /*

@@ -67,9 +67,9 @@ static void on_renewal_end(void *arg, enum cs_renewal_outcome o, const char *msg
 	struct renew_waiter *w = arg;
 	struct deferred *d = w->d;
 
-	cs_notice("status socket: renew %s: %s%s%s", w->name, cs_renewal_outcome_name(o),
+	cs_notice("status socket: renew %s: %s%s%s", w->name, cs_pipeline_outcome_name(o),
 		  msg ? ": " : "", msg ? msg : "");
-	renew_add_result(d->results, w->name, cs_renewal_outcome_name(o), msg);
+	renew_add_result(d->results, w->name, cs_pipeline_outcome_name(o), msg);
 	free(w->name);
 	free(w);
 	if (--d->left == 0)

@@ -62,7 +62,7 @@ static json_t *cert_json(const struct cs_cert_status *st, time_t now, bool full)
 	for (size_t i = 0; i < st->n_names; i++)
 		json_array_append_new(names, json_string(st->names[i]));
 	json_object_set_new(o, CS_PROTO_K_NAME, json_string(st->name));
-	json_object_set_new(o, CS_PROTO_K_STATE, json_string(cs_cert_state_name(st->state)));
+	json_object_set_new(o, CS_PROTO_K_STATE, json_string(cs_pipeline_state_name(st->state)));
 	json_object_set_new(o, CS_PROTO_K_NAMES, names);
 	json_object_set_new(o, CS_PROTO_K_ISSUER, cs_ctlsock__str_json(st->issuer));
 	json_object_set_new(o, CS_PROTO_K_SERIAL, cs_ctlsock__str_json(st->serial));
@@ -93,14 +93,14 @@ static json_t *cert_json(const struct cs_cert_status *st, time_t now, bool full)
 	json_object_set_new(o, CS_PROTO_K_RETRY_REASON, cs_ctlsock__str_json(st->retry_reason));
 	json_object_set_new(o, CS_PROTO_K_SERVED, served_json(st));
 	json_object_set_new(o, CS_PROTO_K_DRIFT,
-			    st->n_served > 0 ? json_string(cs_drift_name(st->drift)) : json_null());
+			    st->n_served > 0 ? json_string(cs_pipeline_drift_name(st->drift)) : json_null());
 	json_object_set_new(o, CS_PROTO_K_PENDING_GENERATION,
 			    st->pending_gen > 0 ? json_integer(st->pending_gen) : json_null());
 	json_object_set_new(o, CS_PROTO_K_ROLLBACK_GENERATION,
 			    st->rollback_gen > 0 ? json_integer(st->rollback_gen) : json_null());
 	if (full) {
 		json_object_set_new(o, CS_PROTO_K_DEPLOYED,
-				    json_string(cs_verdict_name(st->verdict)));
+				    json_string(cs_examine_verdict_name(st->verdict)));
 		json_object_set_new(o, CS_PROTO_K_DEPLOYED_REASON,
 				    st->verdict != CS_EX_OK
 					    ? cs_ctlsock__str_json(st->verdict_reason)

@@ -22,7 +22,7 @@ static void add_cert_problem(void *arg, const struct cs_cert_status *st)
 {
 	json_array_append_new(arg,
 			      json_pack("{s:s,s:s,s:o,s:i}", CS_PROTO_K_NAME, st->name,
-					CS_PROTO_K_STATE, cs_cert_state_name(st->state),
+					CS_PROTO_K_STATE, cs_pipeline_state_name(st->state),
 					CS_PROTO_K_LAST_ERROR, cs_ctlsock__str_json(st->last_error),
 					CS_PROTO_K_FAILURES, st->failures));
 }
@@ -73,7 +73,7 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 
 	summarize(s, &sum, add_cert_problem, problems);
 	for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++)
-		json_object_set_new(by, cs_cert_state_name(states[k]),
+		json_object_set_new(by, cs_pipeline_state_name(states[k]),
 				    json_integer((json_int_t)sum.per_state[states[k]]));
 	json_t *cap = json_array();
 	if (s->be.capath_problems != NULL && s->starting == NULL)

@@ -272,7 +272,7 @@ static void render_states(struct buf *b, const struct cs_cert_status *v, size_t 
 				per_state[k]++;
 	family(b, "certsync_certs", "gauge", "Number of configured certs in each state.");
 	for (size_t k = 0; k < N_STATES; k++)
-		put(b, "certsync_certs{state=\"%s\"} %zu\n", cs_cert_state_name(all_states[k]),
+		put(b, "certsync_certs{state=\"%s\"} %zu\n", cs_pipeline_state_name(all_states[k]),
 		    per_state[k]);
 
 	family(b, "certsync_cert_state", "gauge",
@@ -281,7 +281,7 @@ static void render_states(struct buf *b, const struct cs_cert_status *v, size_t 
 		for (size_t k = 0; k < N_STATES; k++) {
 			put(b, "certsync_cert_state{name=\"");
 			put_label(b, v[i].name);
-			put(b, "\",state=\"%s\"} %d\n", cs_cert_state_name(all_states[k]),
+			put(b, "\",state=\"%s\"} %d\n", cs_pipeline_state_name(all_states[k]),
 			    v[i].state == all_states[k]);
 		}
 }

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *cs_event_type_name(enum cs_event_type t)
+const char *cs_events_type_name(enum cs_event_type t)
 {
 	static const char *const names[CS_EVENT_N] = {
 		[CS_EVENT_RENEWAL_STARTED] = "renewal_started",
@@ -30,7 +30,7 @@ const char *cs_event_type_name(enum cs_event_type t)
 	return (unsigned)t < CS_EVENT_N ? names[t] : "?";
 }
 
-const char *cs_event_result_name(enum cs_event_result r)
+const char *cs_events_result_name(enum cs_event_result r)
 {
 	switch (r) {
 	case CS_EVENT_OK:
@@ -100,16 +100,16 @@ void cs_events_log(void *arg, const struct cs_event *ev)
 	switch (ev->type) {
 	case CS_EVENT_RELOADED:
 		ADD("service %s %s", ev->service ? ev->service : "?",
-		    cs_event_result_name(ev->result));
+		    cs_events_result_name(ev->result));
 		break;
 	case CS_EVENT_VERIFIED:
 	case CS_EVENT_REVOKED:
-		ADD("%s", cs_event_result_name(ev->result));
+		ADD("%s", cs_events_result_name(ev->result));
 		break;
 	case CS_EVENT_RENEWED:
 	case CS_EVENT_FAILED:
 	case CS_EVENT_ROLLED_BACK:
-		ADD("outcome %s", cs_renewal_outcome_name(ev->outcome));
+		ADD("outcome %s", cs_pipeline_outcome_name(ev->outcome));
 		break;
 	default:
 		break;
@@ -117,6 +117,6 @@ void cs_events_log(void *arg, const struct cs_event *ev)
 	if (ev->gen > 0)
 		ADD("generation %d", ev->gen);
 #undef ADD
-	cs_debug("%s: event %s%s%s%s", ev->cert ? ev->cert : "?", cs_event_type_name(ev->type),
+	cs_debug("%s: event %s%s%s%s", ev->cert ? ev->cert : "?", cs_events_type_name(ev->type),
 		 d[0] ? " (" : "", d, d[0] ? ")" : "");
 }

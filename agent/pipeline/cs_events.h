@@ -79,10 +79,10 @@ struct cs_events {
 };
 
 /* Returns "renewal_started", "issued", ..., "changed", or "?". */
-const char *cs_event_type_name(enum cs_event_type t);
+const char *cs_events_type_name(enum cs_event_type t);
 
 /* Returns "ok", "not_running" or "failed" (or "?"). */
-const char *cs_event_result_name(enum cs_event_result r);
+const char *cs_events_result_name(enum cs_event_result r);
 
 /*
  * Adds fn(arg) after the subscribers already there. Returns 0, -EEXIST when

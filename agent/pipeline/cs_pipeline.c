@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-const char *cs_cert_state_name(enum cs_cert_state s)
+const char *cs_pipeline_state_name(enum cs_cert_state s)
 {
 	static const char *const names[] = {
 		[CS_CERT_UNKNOWN] = "unknown",   [CS_CERT_VALID] = "valid",

@@ -53,7 +53,7 @@ enum cs_renewal_outcome {
 };
 
 /* Returns "verified", "deployed", "rolled_back", "failed" or "abandoned". */
-const char *cs_renewal_outcome_name(enum cs_renewal_outcome o);
+const char *cs_pipeline_outcome_name(enum cs_renewal_outcome o);
 
 /* Called once when a renewal ends: its outcome and, unless it succeeded, why. */
 typedef void (*cs_renewal_cb)(void *arg, enum cs_renewal_outcome o, const char *msg);
@@ -83,7 +83,7 @@ enum cs_drift {
 };
 
 /* Returns "none", "found" or "persists". */
-const char *cs_drift_name(enum cs_drift d);
+const char *cs_pipeline_drift_name(enum cs_drift d);
 
 struct cs_cert_status {
 	const char *name;
@@ -136,7 +136,7 @@ struct cs_pipeline_drivers {
 struct cs_pipeline;
 
 /* Returns the name of s ("valid", "due", ...). */
-const char *cs_cert_state_name(enum cs_cert_state s);
+const char *cs_pipeline_state_name(enum cs_cert_state s);
 
 /*
  * Creates the pipeline for cfg on loop (cfg stays owned by the caller and

@@ -120,11 +120,11 @@ void pl_ari_fetch(struct cert *c)
 	snprintf(c->ari_sha, sizeof(c->ari_sha), "%s", c->sha256);
 	/* Kept as DER between passes: the leaf is decoded for the question (which copies it). */
 	m = pl_material_get(c);
-	rc = m != NULL && m->leaf != NULL ? cs_der_of_x509(&der, m->leaf) : -ENODATA;
+	rc = m != NULL && m->leaf != NULL ? cs_issuer_der_of_x509(&der, m->leaf) : -ENODATA;
 	cs_material_free(m);
 	if (rc == 0)
 		rc = c->issuer->is->ops->renewal_info(c->issuer->is, &der, on_ari, c);
-	cs_der_clear(&der);
+	cs_issuer_der_clear(&der);
 	if (rc < 0) {
 		cs_warn("%s: cannot ask issuer %s for the renewal window: %s", c->cfg->name,
 			c->issuer->name, strerror(-rc));

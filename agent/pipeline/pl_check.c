@@ -180,7 +180,7 @@ static bool repair_from(struct check_job *j, int n)
 	}
 	/* The generation's examination, with why the outputs needed the repair. */
 	snprintf(gx.reason, sizeof(gx.reason), "%s", j->ex.reason);
-	cs_examined_clear(&j->ex);
+	cs_examine_clear(&j->ex);
 	j->ex = gx;
 	j->ex.m = m;
 	j->gen = n;
@@ -473,7 +473,7 @@ static void check_done(uv_work_t *req, int status)
 	    (j->outcome == CHECK_EXAMINED || j->outcome == CHECK_ADOPTED))
 		snprintf(c->st.issuer, sizeof(c->st.issuer), "%s", c->cfg->issuer);
 	enum check_outcome outcome = j->outcome;
-	cs_examined_clear(&j->ex);
+	cs_examine_clear(&j->ex);
 	pl_der_clear(&j->der);
 	free(j);
 	if (outcome != CHECK_UNCHANGED || !was_ok) {

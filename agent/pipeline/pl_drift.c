@@ -71,7 +71,7 @@ struct pl_drift {
 
 #define DRIFT_ERROR_PREFIX "drift: "
 
-const char *cs_drift_name(enum cs_drift d)
+const char *cs_pipeline_drift_name(enum cs_drift d)
 {
 	switch (d) {
 	case CS_DRIFT_NONE:

@@ -81,8 +81,8 @@ void pl_capsync_publish(struct cs_pipeline *pl, cs_issuer *is)
 		cs_warn("issuer %s: its CA certificate cannot be read", is->name);
 	X509_free(ca);
 	X509_CRL_free(crl);
-	cs_der_clear(&ca_der);
-	cs_der_clear(&crl_der);
+	cs_issuer_der_clear(&ca_der);
+	cs_issuer_der_clear(&crl_der);
 }
 
 static void capsync_publish_issuers(struct cs_pipeline *pl)

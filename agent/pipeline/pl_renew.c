@@ -20,13 +20,13 @@ void pl_renew_job_free(struct renew_job *j)
 		return;
 	EVP_PKEY_free(j->reuse);
 	EVP_PKEY_free(j->key);
-	cs_der_clear(&j->csr);
-	cs_der_clear(&j->replaces);
+	cs_issuer_der_clear(&j->csr);
+	cs_issuer_der_clear(&j->replaces);
 	cs_material_free(j->m);
 	cs_material_free(j->prev);
 	pl_material_ref_clear(&j->prev_ref);
 	pl_der_clear(&j->der);
-	cs_examined_clear(&j->ex);
+	cs_examine_clear(&j->ex);
 	free(j);
 }
 
@@ -132,7 +132,7 @@ static void keycsr_work(uv_work_t *req)
 	cs_material *m = pl_renew_decode_prev(j);
 
 	/* The issuer gets plain data: the leaf it replaces and the CSR as DER. */
-	if (m != NULL && m->leaf != NULL && cs_der_of_x509(&j->replaces, m->leaf) < 0)
+	if (m != NULL && m->leaf != NULL && cs_issuer_der_of_x509(&j->replaces, m->leaf) < 0)
 		j->replaces = (struct cs_der){ 0 }; /* only a hint to the CA: ordered without it */
 	/* Never someone else's key, nor a revoked one (may_reuse says). */
 	if (j->may_reuse && m != NULL && m->key != NULL && cs_key_type_of(m->key) == j->cfg->key) {

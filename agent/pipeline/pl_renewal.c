@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *cs_renewal_outcome_name(enum cs_renewal_outcome o)
+const char *cs_pipeline_outcome_name(enum cs_renewal_outcome o)
 {
 	switch (o) {
 	case CS_RENEWAL_VERIFIED:

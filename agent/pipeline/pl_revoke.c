@@ -91,10 +91,10 @@ static int revoke_leaf(struct cert *c, X509 *leaf, int reason,
 
 	if (c->issuer->is->ops->revoke == NULL)
 		return -ENOTSUP;
-	if (cs_der_of_x509(&der, leaf) < 0)
+	if (cs_issuer_der_of_x509(&der, leaf) < 0)
 		return -ENOMEM;
 	if ((rj = calloc(1, sizeof(*rj))) == NULL) {
-		cs_der_clear(&der);
+		cs_issuer_der_clear(&der);
 		return -ENOMEM;
 	}
 	rj->c = c;
@@ -111,7 +111,7 @@ static int revoke_leaf(struct cert *c, X509 *leaf, int reason,
 	/* A renewal starting from now on makes a new key, even before the answer. */
 	c->fresh_key = true;
 	rc = c->issuer->is->ops->revoke(c->issuer->is, &der, reason, on_revoked, rj);
-	cs_der_clear(&der);
+	cs_issuer_der_clear(&der);
 	if (rc < 0) {
 		pl_step(c, PL_EV_REVOKED);
 		pl_inflight_dec(pl);

@@ -66,7 +66,7 @@ static void rollback_done(uv_work_t *req, int status)
 			 "%.1500s; rolling back to generation %d failed (%.900s): the new "
 			 "certificate serial %s stays deployed, unverified",
 			 r->error, j->gen, j->err, r->new_serial);
-		cs_examined_clear(&j->ex);
+		cs_examine_clear(&j->ex);
 		pl_der_clear(&j->der);
 		free(j);
 		pl_renewal_fail(c, msg, 0);
@@ -84,7 +84,7 @@ static void rollback_done(uv_work_t *req, int status)
 	snprintf(r->error, sizeof(r->error), "%s", msg);
 	r->rolled_back = true;
 	cs_warn("%s: %s", c->cfg->name, msg);
-	cs_examined_clear(&j->ex);
+	cs_examine_clear(&j->ex);
 	pl_der_clear(&j->der);
 	free(j);
 	pl_save_state(c);

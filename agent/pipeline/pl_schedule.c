@@ -40,7 +40,7 @@ char *pl_fmt_delay(int64_t s, char *buf, size_t len)
 	if (s <= 0)
 		snprintf(buf, len, "now");
 	else
-		cs_cfg_format_duration(s, buf, len);
+		cs_config_format_duration(s, buf, len);
 	return buf;
 }
 

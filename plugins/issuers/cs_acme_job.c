@@ -183,7 +183,7 @@ static void job_deliver(struct job *j)
 			res.status = -EPROTO;
 			snprintf(res.error, sizeof(res.error),
 				 "the CA sent no certificate chain in PEM");
-		} else if (res.status == 0 && cs_issue_result_set(&res, leaf, chain) < 0) {
+		} else if (res.status == 0 && cs_issuer_result_set(&res, leaf, chain) < 0) {
 			res.status = -ENOMEM;
 			snprintf(res.error, sizeof(res.error), "out of memory");
 		}
@@ -194,7 +194,7 @@ static void job_deliver(struct job *j)
 		else
 			cs_err("acme %s: %s: %s", a->base.name, j->cert_name, res.error);
 		j->issue_cb(j->arg, &res);
-		cs_issue_result_clear(&res);
+		cs_issuer_result_clear(&res);
 	} else if (j->kind == JOB_REVOKE) {
 		j->done_cb(j->arg, j->status, j->error);
 	} else {

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cs_der_clear(struct cs_der *d)
+void cs_issuer_der_clear(struct cs_der *d)
 {
 	if (d == NULL)
 		return;
@@ -22,7 +22,7 @@ void cs_der_clear(struct cs_der *d)
 	d->n = 0;
 }
 
-int cs_der_of_x509(struct cs_der *d, X509 *x)
+int cs_issuer_der_of_x509(struct cs_der *d, X509 *x)
 {
 	unsigned char *p = NULL;
 	int n = i2d_X509(x, &p);
@@ -34,7 +34,7 @@ int cs_der_of_x509(struct cs_der *d, X509 *x)
 	return 0;
 }
 
-int cs_der_of_crl(struct cs_der *d, X509_CRL *crl)
+int cs_issuer_der_of_crl(struct cs_der *d, X509_CRL *crl)
 {
 	unsigned char *p = NULL;
 	int n = i2d_X509_CRL(crl, &p);
@@ -46,19 +46,19 @@ int cs_der_of_crl(struct cs_der *d, X509_CRL *crl)
 	return 0;
 }
 
-int cs_issue_result_set(struct cs_issue_result *res, X509 *leaf, STACK_OF(X509) *chain)
+int cs_issuer_result_set(struct cs_issue_result *res, X509 *leaf, STACK_OF(X509) *chain)
 {
 	int n = chain != NULL ? sk_X509_num(chain) : 0;
 
-	if (cs_der_of_x509(&res->leaf, leaf) < 0)
+	if (cs_issuer_der_of_x509(&res->leaf, leaf) < 0)
 		return -ENOMEM;
 	if (n > 0 && (res->chain = calloc((size_t)n, sizeof(*res->chain))) == NULL) {
-		cs_issue_result_clear(res);
+		cs_issuer_result_clear(res);
 		return -ENOMEM;
 	}
 	for (int i = 0; i < n; i++) {
-		if (cs_der_of_x509(&res->chain[i], sk_X509_value(chain, i)) < 0) {
-			cs_issue_result_clear(res);
+		if (cs_issuer_der_of_x509(&res->chain[i], sk_X509_value(chain, i)) < 0) {
+			cs_issuer_result_clear(res);
 			return -ENOMEM;
 		}
 		res->n_chain++;
@@ -66,17 +66,17 @@ int cs_issue_result_set(struct cs_issue_result *res, X509 *leaf, STACK_OF(X509) 
 	return 0;
 }
 
-void cs_issue_result_clear(struct cs_issue_result *res)
+void cs_issuer_result_clear(struct cs_issue_result *res)
 {
-	cs_der_clear(&res->leaf);
+	cs_issuer_der_clear(&res->leaf);
 	for (size_t i = 0; i < res->n_chain; i++)
-		cs_der_clear(&res->chain[i]);
+		cs_issuer_der_clear(&res->chain[i]);
 	free(res->chain);
 	res->chain = NULL;
 	res->n_chain = 0;
 }
 
-X509_REQ *cs_issue_request_csr(const struct cs_issue_request *req, char *err, size_t errlen)
+X509_REQ *cs_issuer_request_csr(const struct cs_issue_request *req, char *err, size_t errlen)
 {
 	const unsigned char *p = req->csr.p;
 	X509_REQ *csr = p != NULL && req->csr.n <= (size_t)INT32_MAX

@@ -113,19 +113,19 @@ struct cs_issuer {
 cs_issuer *cs_issuer_broken_new(uv_loop_t *loop, const char *name, const char *msg);
 
 /* Frees what cs_der holds and zeroes it; accepts a zeroed one. */
-void cs_der_clear(struct cs_der *d);
+void cs_issuer_der_clear(struct cs_der *d);
 
 /*
  * Helpers for implementations, which do use OpenSSL inside: res's leaf and
  * chain set to the DER of leaf and chain (chain may be NULL); 0 or -ENOMEM.
- * cs_issue_result_clear frees them. cs_der_of_x509 (and _crl) encode one
- * object into d (0 or -ENOMEM); cs_issue_request_csr decodes the CSR (NULL
+ * cs_issuer_result_clear frees them. cs_issuer_der_of_x509 (and _crl) encode one
+ * object into d (0 or -ENOMEM); cs_issuer_request_csr decodes the CSR (NULL
  * with err set).
  */
-int cs_issue_result_set(struct cs_issue_result *res, X509 *leaf, STACK_OF(X509) *chain);
-void cs_issue_result_clear(struct cs_issue_result *res);
-int cs_der_of_x509(struct cs_der *d, X509 *x);
-int cs_der_of_crl(struct cs_der *d, X509_CRL *crl);
-X509_REQ *cs_issue_request_csr(const struct cs_issue_request *req, char *err, size_t errlen);
+int cs_issuer_result_set(struct cs_issue_result *res, X509 *leaf, STACK_OF(X509) *chain);
+void cs_issuer_result_clear(struct cs_issue_result *res);
+int cs_issuer_der_of_x509(struct cs_der *d, X509 *x);
+int cs_issuer_der_of_crl(struct cs_der *d, X509_CRL *crl);
+X509_REQ *cs_issuer_request_csr(const struct cs_issue_request *req, char *err, size_t errlen);
 
 #endif

@@ -80,7 +80,7 @@ static void work_free(struct localca_work *wk)
 	free(wk->cert_name);
 	free(wk->serial);
 	X509_REQ_free(wk->csr);
-	cs_issue_result_clear(&wk->res);
+	cs_issuer_result_clear(&wk->res);
 	free(wk);
 }
 
@@ -179,7 +179,7 @@ static void issue_work(uv_work_t *w)
 	/* Handed back as DER, encoded here rather than on the loop. */
 	for (p = wk; p != NULL; p = STAILQ_NEXT(p, link), i++) {
 		p->res.status = reqs[i].status;
-		if (p->res.status == 0 && cs_issue_result_set(&p->res, reqs[i].leaf, reqs[i].chain) < 0) {
+		if (p->res.status == 0 && cs_issuer_result_set(&p->res, reqs[i].leaf, reqs[i].chain) < 0) {
 			p->res.status = -ENOMEM;
 			snprintf(p->res.error, sizeof(p->res.error), "out of memory");
 		}
@@ -313,7 +313,7 @@ static int localca_issue_op(cs_issuer *is, const struct cs_issue_request *req, c
 	if ((wk = calloc(1, sizeof(*wk))) == NULL)
 		return -ENOMEM;
 	wk->li = li;
-	if ((wk->csr = cs_issue_request_csr(req, wk->res.error, sizeof(wk->res.error))) == NULL) {
+	if ((wk->csr = cs_issuer_request_csr(req, wk->res.error, sizeof(wk->res.error))) == NULL) {
 		work_free(wk);
 		return -EINVAL;
 	}
@@ -349,9 +349,9 @@ static int localca_material_op(cs_issuer *is, struct cs_der *cacert, struct cs_d
 	if (li->ca == NULL)
 		return -EAGAIN;
 	rc = cs_localca_material(li->ca, &ca, &cl);
-	if (rc == 0 && (cs_der_of_x509(cacert, ca) < 0 || (cl != NULL && cs_der_of_crl(crl, cl) < 0))) {
-		cs_der_clear(cacert);
-		cs_der_clear(crl);
+	if (rc == 0 && (cs_issuer_der_of_x509(cacert, ca) < 0 || (cl != NULL && cs_issuer_der_of_crl(crl, cl) < 0))) {
+		cs_issuer_der_clear(cacert);
+		cs_issuer_der_clear(crl);
 		rc = -ENOMEM;
 	}
 	X509_free(ca);

@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < errs.n; i++)
 			if (strncmp(errs.v[i], path, strlen(path)) != 0)
 				abort();
-		cs_cfg_errors_free(&errs);
+		cs_config_errors_free(&errs);
 	}
 	cs_config_free(cfg);
 	close(fd);

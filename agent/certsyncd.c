@@ -122,30 +122,36 @@ static int run_reading(const char *config, struct cs_early *e, bool keep_log_lev
 	return status;
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+struct args {
+	const char *config;
+	bool foreground, once, check;
+	int log_level; /* -1: not given */
+};
+
+/* Reads argv into a; returns -1 to go on, else the exit status (help, version, bad usage). */
+static int parse_args(int argc, char **argv, struct args *a)
 {
-	const char *config = CS_DEFAULT_CONFIG;
-	bool foreground = false, once = false, check = false;
-	int log_level = -1;
 	int c;
 
+	*a = (struct args){ .config = CS_DEFAULT_CONFIG, .log_level = -1 };
 	while ((c = getopt_long(argc, argv, "c:fh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			config = optarg;
+			a->config = optarg;
 			break;
 		case 'f':
-			foreground = true;
+			a->foreground = true;
 			break;
 		case OPT_ONCE:
-			once = true;
+			a->once = true;
 			break;
 		case OPT_CHECK:
-			check = true;
+			a->check = true;
 			break;
 		case OPT_LOGLEVEL:
-			log_level = cs_log_level_parse(optarg);
-			if (log_level < 0) {
+			a->log_level = cs_log_level_parse(optarg);
+			if (a->log_level < 0) {
 				fprintf(stderr, "certsyncd: --log-level: '%s' is not one of error, "
 						"warning, notice, info, debug\n",
 					optarg);
@@ -168,51 +174,53 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (check)
-		return check_config(config);
+	return -1;
+}
 
-	/*
-	 * Process-wide setup, once, before any thread. libuv writes with
-	 * write(): a status socket client that hangs up before its answer would
-	 * otherwise kill the agent with SIGPIPE (children started with uv_spawn
-	 * get the default disposition back). libcurl (the acme issuer's
-	 * cs_http) is initialised here and cleaned up at exit.
-	 */
+/*
+ * Process-wide setup, once, before any thread. libuv writes with write(): a
+ * status socket client that hangs up before its answer would otherwise kill
+ * the agent with SIGPIPE (children started with uv_spawn get the default
+ * disposition back). libcurl (the acme issuer's cs_http) is initialised here
+ * and cleaned up at exit. Returns 0 or -1 (said on stderr).
+ */
+static int process_setup(void)
+{
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "certsyncd: libcurl cannot be initialised\n");
-		return 1;
+		return -1;
 	}
 	atexit(curl_global_cleanup);
+	return 0;
+}
 
-	/* --once is for scripts and terminals: it always logs to stderr. */
-	if (once)
-		foreground = true;
-	cs_log_open("certsyncd", foreground ? CS_LOG_STDERR : CS_LOG_SYSLOG,
-		    log_level >= 0 ? (enum cs_log_level)log_level : CS_LOG_INFO);
-
-	/*
-	 * In the foreground (as under systemd) the status socket comes first:
-	 * it answers "starting" while thousands of drop-ins are read.
-	 */
-	struct cs_early early;
-	if (foreground && !once && cs_early_read(config, &early) == 0)
-		return run_reading(config, &early, log_level >= 0);
-
+/* The whole configuration, its errors and warnings logged; NULL when it has errors. */
+static struct cs_config *load_config(const struct args *a)
+{
 	struct cs_cfg_errors errs;
-	struct cs_config *cfg = cs_config_load(config, &errs);
+	struct cs_config *cfg = cs_config_load(a->config, &errs);
+
 	if (cfg == NULL) {
 		for (size_t i = 0; i < errs.n; i++)
 			cs_err("%s", errs.v[i]);
-		cs_err("%s: %zu error(s); not starting", config, errs.n);
+		cs_err("%s: %zu error(s); not starting", a->config, errs.n);
 		cs_config_errors_free(&errs);
-		return 2;
+		return NULL;
 	}
-	if (log_level < 0)
+	if (a->log_level < 0)
 		cs_log_set_level((enum cs_log_level)cfg->agent.log_level);
 	for (size_t i = 0; i < cfg->warnings.n; i++)
 		cs_warn("%s", cfg->warnings.v[i]);
+	return cfg;
+}
 
+/*
+ * What comes before the loop: the state_dir lock, the descriptor limit, and
+ * detaching. Returns 0, or -1 (logged).
+ */
+static int prepare(const struct args *a, const struct cs_config *cfg)
+{
 	/*
 	 * One agent per state_dir, taken before detaching so that a refusal
 	 * reaches the terminal; the descriptor stays open (and locked) until
@@ -222,8 +230,7 @@ int main(int argc, char **argv)
 	int lock_fd = cs_lock_state_dir(cfg->agent.state_dir, lock_err, sizeof(lock_err));
 	if (lock_fd < 0) {
 		cs_err("%s", lock_err);
-		cs_config_free(cfg);
-		return 1;
+		return -1;
 	}
 
 	/*
@@ -239,15 +246,19 @@ int main(int argc, char **argv)
 				(unsigned long long)want);
 	}
 
-	if (!foreground && daemon(0, 0) < 0) {
+	if (!a->foreground && daemon(0, 0) < 0) {
 		cs_err("cannot detach from the terminal: %m");
-		cs_config_free(cfg);
-		return 1;
+		return -1;
 	}
-	if (!foreground && cs_lock_write_pid(cfg->agent.state_dir) < 0)
+	if (!a->foreground && cs_lock_write_pid(cfg->agent.state_dir) < 0)
 		cs_warn("cannot write PID %ld into %s/%s: %m", (long)getpid(),
 			cfg->agent.state_dir, CS_LOCK_FILE);
+	return 0;
+}
 
+/* Runs the agent over cfg (which it takes) until it stops; returns the exit status. */
+static int run_agent(const struct args *a, struct cs_config *cfg)
+{
 	uv_loop_t loop;
 	int rc = uv_loop_init(&loop);
 	if (rc < 0) {
@@ -255,21 +266,21 @@ int main(int argc, char **argv)
 		cs_config_free(cfg);
 		return 1;
 	}
-	struct cs_agent *agent = cs_agent_new(&loop, config, cfg);
+	struct cs_agent *agent = cs_agent_new(&loop, a->config, cfg);
 	if (agent == NULL) {
 		cs_err("out of memory");
 		cs_config_free(cfg);
 		uv_loop_close(&loop);
 		return 1;
 	}
-	if (cs_agent_start(agent, once) < 0) {
+	if (cs_agent_start(agent, a->once) < 0) {
 		cs_agent_stop(agent);
 		uv_run(&loop, UV_RUN_DEFAULT);
 		cs_agent_free(agent);
 		uv_loop_close(&loop);
 		return 1;
 	}
-	cs_notice("certsyncd %s started%s", CS_VERSION, once ? " (one pass)" : "");
+	cs_notice("certsyncd %s started%s", CS_VERSION, a->once ? " (one pass)" : "");
 	uv_run(&loop, UV_RUN_DEFAULT);
 	int status = cs_agent_exit_status(agent);
 	cs_agent_free(agent);
@@ -277,4 +288,40 @@ int main(int argc, char **argv)
 		cs_warn("event loop closed with handles still open");
 	cs_notice("certsyncd stopped");
 	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a;
+	int rc = parse_args(argc, argv, &a);
+
+	if (rc >= 0)
+		return rc;
+	if (a.check)
+		return check_config(a.config);
+	if (process_setup() < 0)
+		return 1;
+
+	/* --once is for scripts and terminals: it always logs to stderr. */
+	if (a.once)
+		a.foreground = true;
+	cs_log_open("certsyncd", a.foreground ? CS_LOG_STDERR : CS_LOG_SYSLOG,
+		    a.log_level >= 0 ? (enum cs_log_level)a.log_level : CS_LOG_INFO);
+
+	/*
+	 * In the foreground (as under systemd) the status socket comes first:
+	 * it answers "starting" while thousands of drop-ins are read.
+	 */
+	struct cs_early early;
+	if (a.foreground && !a.once && cs_early_read(a.config, &early) == 0)
+		return run_reading(a.config, &early, a.log_level >= 0);
+
+	struct cs_config *cfg = load_config(&a);
+	if (cfg == NULL)
+		return 2;
+	if (prepare(&a, cfg) < 0) {
+		cs_config_free(cfg);
+		return 1;
+	}
+	return run_agent(&a, cfg);
 }

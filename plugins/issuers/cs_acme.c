@@ -324,22 +324,35 @@ static struct job *job_new(struct cs_acme *a, enum job_kind kind)
 	return j;
 }
 
+/*
+ * A new job of kind for a call of the issuer's table with arg, or NULL with
+ * *rc: -ECANCELED once the issuer is closing, -ENOMEM.
+ */
+static struct job *job_for(cs_issuer *is, enum job_kind kind, void *arg, int *rc)
+{
+	struct cs_acme *a = (struct cs_acme *)is;
+	struct job *j;
+
+	*rc = a->closing ? -ECANCELED : -ENOMEM;
+	if (a->closing || (j = job_new(a, kind)) == NULL)
+		return NULL;
+	j->arg = arg;
+	return j;
+}
+
 static int acme_issue(cs_issuer *is, const struct cs_issue_request *req, cs_issue_cb cb,
 		      void *arg)
 {
 	struct cs_acme *a = (struct cs_acme *)is;
 	struct job *j;
 	char err[256];
+	int rc;
 
-	if (a->closing)
-		return -ECANCELED;
 	if (req->n_names == 0 || req->csr.p == NULL || req->csr.n == 0)
-		return -EINVAL;
-	j = job_new(a, JOB_ISSUE);
-	if (j == NULL)
-		return -ENOMEM;
+		return a->closing ? -ECANCELED : -EINVAL;
+	if ((j = job_for(is, JOB_ISSUE, arg, &rc)) == NULL)
+		return rc;
 	j->issue_cb = cb;
-	j->arg = arg;
 	j->cert_name = strdup(req->cert_name != NULL ? req->cert_name : req->names[0]);
 	j->names = calloc(req->n_names, sizeof(char *));
 	if (j->cert_name == NULL || j->names == NULL)
@@ -366,47 +379,39 @@ nomem:
 static int acme_renewal_info(cs_issuer *is, const struct cs_der *cert, cs_issuer_window_cb cb,
 			     void *arg)
 {
-	struct cs_acme *a = (struct cs_acme *)is;
 	struct job *j;
 	char err[256];
+	int rc;
 
-	if (a->closing)
-		return -ECANCELED;
-	j = job_new(a, JOB_ARI);
-	if (j == NULL)
-		return -ENOMEM;
+	if ((j = job_for(is, JOB_ARI, arg, &rc)) == NULL)
+		return rc;
 	j->certid = cs_acme_msg_certid_der(cert, err, sizeof(err));
 	if (j->certid == NULL) {
 		cs_acme__job_free(j);
 		return -EINVAL;
 	}
 	j->ari_cb = cb;
-	j->arg = arg;
-	enqueue(a, j);
+	enqueue((struct cs_acme *)is, j);
 	return 0;
 }
 
 static int acme_revoke(cs_issuer *is, const struct cs_der *cert, int reason,
 		       cs_issuer_done_cb cb, void *arg)
 {
-	struct cs_acme *a = (struct cs_acme *)is;
 	struct job *j;
+	int rc;
 
 	if (cert == NULL || cert->p == NULL || cert->n == 0)
 		return -EINVAL;
-	if (a->closing)
-		return -ECANCELED;
-	j = job_new(a, JOB_REVOKE);
-	if (j == NULL)
-		return -ENOMEM;
+	if ((j = job_for(is, JOB_REVOKE, arg, &rc)) == NULL)
+		return rc;
 	if ((j->cert64 = cs_b64url_encode(cert->p, cert->n)) == NULL) {
 		cs_acme__job_free(j);
 		return -ENOMEM;
 	}
 	j->reason = reason;
 	j->done_cb = cb;
-	j->arg = arg;
-	enqueue(a, j);
+	enqueue((struct cs_acme *)is, j);
 	return 0;
 }
 

@@ -15,11 +15,8 @@
  * load that runs both phases; freeing and lookups.
  */
 #include "cs_config_int.h"
+#include "cs_registry.h"
 
-static const struct enum_val e_challenge[] = { { "http-01", CS_CHALLENGE_HTTP01 },
-					       { "dns-01", CS_CHALLENGE_DNS01 },
-					       { "tls-alpn-01", CS_CHALLENGE_TLSALPN01 },
-					       { NULL, 0 } };
 static const struct enum_val e_usage[] = { { "server", CS_USAGE_SERVER },
 					   { "client", CS_USAGE_CLIENT },
 					   { NULL, 0 } };
@@ -69,28 +66,9 @@ const struct keydef cs_config__agent_keys[] = {
 
 #define IS(f) offsetof(struct cs_cfg_issuer, f)
 const struct keydef cs_config__issuer_keys[] = {
+	/* Every type's keys; the driver's own are in its table (cs_registry.c). */
 	{ "type", V_STR, IS(type), ANY, NULL },
-	{ "dir", V_PATH, IS(dir), ANY, NULL },
-	{ "subject", V_STR, IS(subject), ANY, NULL },
-	{ "key", V_KEYTYPE, IS(key), ANY, NULL },
-	{ "validity", V_DURATION, IS(validity), ANY, NULL },
-	{ "ca_validity", V_DURATION, IS(ca_validity), ANY, NULL },
-	{ "crl_validity", V_DURATION, IS(crl_validity), ANY, NULL },
-	{ "crl_renew_before", V_SPAN, IS(crl_renew_before), ANY, NULL },
-	{ "directory", V_STR, IS(directory), ANY, NULL },
-	{ "contact", V_CONTACTS, IS(contact), ANY, NULL },
-	{ "challenge", V_ENUM, IS(challenge), ANY, e_challenge },
-	{ "webroot", V_PATH, IS(webroot), ANY, NULL },
-	{ "http_listen", V_HOSTPORT, IS(http_listen), ANY, NULL },
-	{ "dns_hook", V_PATH, IS(dns_hook), ANY, NULL },
-	{ "ca_bundle", V_PATH, IS(ca_bundle), ANY, NULL },
 	{ "trust", V_PATH, IS(trust), ANY, NULL },
-	{ "eab_kid", V_STR, IS(eab_kid), ANY, NULL },
-	{ "eab_hmac_key", V_STR, IS(eab_hmac_key), ANY, NULL },
-	{ "preferred_chain", V_STR, IS(preferred_chain), ANY, NULL },
-	{ "profile", V_STR, IS(profile), ANY, NULL },
-	{ "account_key", V_KEYTYPE, IS(account_key), ANY, NULL },
-	{ "max_orders", V_MAXORDERS, IS(max_orders), ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },
 };
 
@@ -313,7 +291,7 @@ static int store_list(enum vtype type, struct cs_cfg_list *field, const char *va
  * Stores one value into the struct at base. Returns 0, or -1 with err set.
  * V_INCLUDE is handled by the caller.
  */
-static int store_value(const struct keydef *d, void *base, const char *value, char *err,
+int cs_config__store_value(const struct keydef *d, void *base, const char *value, char *err,
 		       size_t errlen)
 {
 	char *field = (char *)base + d->off;
@@ -389,7 +367,7 @@ static int store_value(const struct keydef *d, void *base, const char *value, ch
 	return 0;
 }
 
-static bool in_list(const char *const *l, const char *key)
+bool cs_config__in_list(const char *const *l, const char *key)
 {
 	for (; l != NULL && *l != NULL; l++)
 		if (strcmp(*l, key) == 0)
@@ -401,12 +379,11 @@ static bool in_list(const char *const *l, const char *key)
 static bool applies(const struct keydef *d, const struct cs_config__keyset *ks)
 {
 	if (ks->allowed != NULL)
-		return in_list(ks->always, d->key) || in_list(ks->allowed, d->key);
+		return cs_config__in_list(ks->always, d->key) || cs_config__in_list(ks->allowed, d->key);
 	return ks->subtype < 0 || (d->applies & T(ks->subtype));
 }
 
-/* "key=value" appended to l; -ENOMEM. */
-static int list_push(struct cs_cfg_list *l, const char *key, const char *value)
+int cs_config__list_push(struct cs_cfg_list *l, const char *key, const char *value)
 {
 	char **v = realloc(l->v, (l->n + 1) * sizeof(*v));
 
@@ -430,12 +407,6 @@ void cs_config__apply_keyset(struct parser *p, struct raw_section *s, const stru
 		for (d = table; d->key; d++)
 			if (strcmp(d->key, kv->key) == 0)
 				break;
-		if (d->key == NULL && ks->extra != NULL && in_list(ks->allowed, kv->key)) {
-			/* A key of the driver's own that the parser has no slot for. */
-			if (list_push(ks->extra, kv->key, kv->value) < 0)
-				cs_config__pair_error(p, s, kv, "out of memory");
-			continue;
-		}
 		if (d->key == NULL) {
 			char known[512];
 			size_t used = 0;
@@ -445,11 +416,6 @@ void cs_config__apply_keyset(struct parser *p, struct raw_section *s, const stru
 					used += snprintf(known + used,
 							 used < sizeof(known) ? sizeof(known) - used : 0,
 							 "%s%s", used ? ", " : "", k->key);
-			for (const char *const *k = ks->allowed; ks->extra != NULL && k && *k; k++)
-				if (!cs_config__has_key(table, *k))
-					used += snprintf(known + used,
-							 used < sizeof(known) ? sizeof(known) - used : 0,
-							 "%s%s", used ? ", " : "", *k);
 			snprintf(err, sizeof(err), "unknown key (known here: %s)", known);
 			cs_config__pair_error(p, s, kv, err);
 			continue;
@@ -459,8 +425,32 @@ void cs_config__apply_keyset(struct parser *p, struct raw_section *s, const stru
 			cs_config__pair_error(p, s, kv, err);
 			continue;
 		}
-		if (store_value(d, base, kv->value, err, sizeof(err)) < 0)
+		if (cs_config__store_value(d, base, kv->value, err, sizeof(err)) < 0)
 			cs_config__pair_error(p, s, kv, err);
+	}
+}
+
+void cs_config__free_values(const struct keydef *table, void *base)
+{
+	for (const struct keydef *d = table; d != NULL && d->key; d++) {
+		void *field = (char *)base + d->off;
+		switch (d->type) {
+		case V_STR:
+		case V_LIVEDIR:
+		case V_PATH:
+		case V_HOSTPORT:
+			free(*(char **)field);
+			*(char **)field = NULL;
+			break;
+		case V_LIST:
+		case V_NAMES:
+		case V_URLS:
+		case V_CONTACTS:
+			cs_config__list_free((struct cs_cfg_list *)field);
+			break;
+		default:
+			break; /* a number, an enum, a span: nothing held */
+		}
 	}
 }
 
@@ -527,22 +517,12 @@ static void free_issuer(struct cs_cfg_issuer *is)
 {
 	free(is->name);
 	free(is->type);
-	cs_config__list_free(&is->params);
-	free(is->dir);
-	free(is->subject);
-	free(is->directory);
-	cs_config__list_free(&is->contact);
-	free(is->webroot);
-	free(is->http_listen);
-	free(is->dns_hook);
-	free(is->ca_bundle);
 	free(is->trust);
-	free(is->eab_kid);
-	free(is->eab_hmac_key);
-	free(is->preferred_chain);
-	free(is->profile);
+	if (is->cfg != NULL && is->driver != NULL)
+		cs_config__free_values(is->driver->cfg_keys, is->cfg);
+	free(is->cfg);
+	cs_config__list_free(&is->params);
 }
-
 static void free_cert(struct cs_cfg_cert *c)
 {
 	free(c->name);

@@ -62,50 +62,24 @@ struct cs_cfg_agent {
 	struct cs_cfg_interval verify_interval; /* drift checks (default 6h) */
 };
 
-enum cs_challenge {
-	CS_CHALLENGE_HTTP01 = 0,
-	CS_CHALLENGE_DNS01,
-	CS_CHALLENGE_TLSALPN01,
-};
-
 struct cs_issuer_driver;
 
 /*
- * An [issuer]: its driver (from the registry, cs_registry.h, by `type`) and
- * the values of the keys the parser knows how to read. Which keys a section
- * may have is the driver's to say; the built-in drivers' keys follow.
+ * An [issuer]: its driver (from the registry, cs_registry.h, by `type`),
+ * the key every type has (trust), and the driver's own values: the typed
+ * keys it declares are stored in its configuration struct (cfg; for the
+ * built-in drivers struct cs_cfg_localca and struct cs_cfg_acme, in
+ * cs_registry.h), any other key it declares as "key=value" in params.
  */
 struct cs_cfg_issuer {
 	char *name;
 	struct cs_cfg_origin origin;
 	char *type;                            /* `type =` as written */
 	const struct cs_issuer_driver *driver; /* its driver; NULL only in a refused configuration */
-	struct cs_cfg_list params;             /* "key=value" of a driver's keys not listed below */
-	/* local-ca */
-	char *dir;
-	char *subject;
-	enum cs_keytype key;
-	int64_t validity;    /* seconds */
-	int64_t ca_validity; /* seconds */
-	int64_t crl_validity; /* seconds; 0: validity (at least 7 days) */
-	struct cs_cfg_span crl_renew_before; /* a share of the CRL's lifetime; !set: 50% */
-	/* acme */
-	char *directory;
-	struct cs_cfg_list contact;
-	enum cs_challenge challenge;
-	char *webroot;
-	char *http_listen;
-	char *dns_hook;
-	char *ca_bundle;
-	char *trust;         /* CA file or hashed directory the chains end in (ACME;
-				NULL: ca_bundle and the system's store), or that
-				the local CA accepts besides its own certificate */
-	char *eab_kid;
-	char *eab_hmac_key;
-	char *preferred_chain;
-	char *profile;
-	enum cs_keytype account_key;
-	unsigned max_orders; /* orders in flight at once; 0: the issuer's default (4) */
+	char *trust;      /* CA file or hashed directory the chains end in, or that a
+			     local CA accepts besides its own certificate (the driver says) */
+	void *cfg;        /* the driver's values (its cfg_size bytes), NULL when it has none */
+	struct cs_cfg_list params; /* "key=value" of the driver's untyped keys */
 };
 
 /*

@@ -99,28 +99,73 @@ static const struct cs_issuer_driver *issuer_driver(struct parser *p, struct raw
 	return d;
 }
 
+/*
+ * One pair of an [issuer] of driver d: type and trust are every type's,
+ * the driver's typed keys go to its cfg, its untyped ones to params.
+ */
+static void issuer_pair(struct parser *p, struct raw_section *s, struct cs_cfg_issuer *is,
+			const struct raw_pair *kv)
+{
+	const struct cs_issuer_driver *d = is->driver;
+	const struct keydef *k = NULL;
+	void *base = is;
+	char err[1024];
+
+	if (strcmp(kv->key, "type") == 0)
+		return;
+	if (cs_config__has_key(cs_config__issuer_keys, kv->key)) {
+		for (k = cs_config__issuer_keys; strcmp(k->key, kv->key) != 0; k++)
+			;
+	} else {
+		for (k = d->cfg_keys; k != NULL && k->key && strcmp(k->key, kv->key) != 0; k++)
+			;
+		base = is->cfg;
+	}
+	if (k != NULL && k->key != NULL) {
+		if (cs_config__store_value(k, base, kv->value, err, sizeof(err)) < 0)
+			cs_config__pair_error(p, s, kv, err);
+		return;
+	}
+	if (cs_config__in_list(d->keys, kv->key)) {
+		if (cs_config__list_push(&is->params, kv->key, kv->value) < 0)
+			cs_config__pair_error(p, s, kv, "out of memory");
+		return;
+	}
+	if (cs_registry_issuer_key_known(kv->key)) {
+		snprintf(err, sizeof(err), "not a key of type = %s", d->type);
+	} else {
+		/* What this type takes: type and trust, then the driver's keys. */
+		size_t used = snprintf(err, sizeof(err), "unknown key (known here: type, trust");
+		for (k = d->cfg_keys; k != NULL && k->key && used < sizeof(err); k++)
+			used += snprintf(err + used, sizeof(err) - used, ", %s", k->key);
+		for (const char *const *u = d->keys; u != NULL && *u && used < sizeof(err); u++)
+			used += snprintf(err + used, sizeof(err) - used, ", %s", *u);
+		if (used < sizeof(err))
+			snprintf(err + used, sizeof(err) - used, ")");
+	}
+	cs_config__pair_error(p, s, kv, err);
+}
+
 static void build_issuer(struct parser *p, struct raw_section *s, struct cs_cfg_issuer *is)
 {
-	static const char *const always[] = { "type", "trust", NULL };
 	const struct cs_issuer_driver *d = issuer_driver(p, s);
 	struct issuer_check ic = { p, s };
 	const struct cs_registry_check ck = { issuer_check_error, issuer_check_given, &ic };
 
 	is->name = strdup(s->name);
 	is->origin = (struct cs_cfg_origin){ s->file, s->line };
-	is->key = CS_KEY_EC_P256;
-	is->account_key = CS_KEY_EC_P256;
-	is->validity = 90 * 86400;
-	is->ca_validity = 10 * 365 * 86400;
 	if (d == NULL)
 		return;
 	is->driver = d;
-	struct cs_config__keyset ks = { .subtype = -1,
-					.type_name = d->type,
-					.always = always,
-					.allowed = d->keys != NULL ? d->keys : always + 2,
-					.extra = &is->params };
-	cs_config__apply_keyset(p, s, cs_config__issuer_keys, is, &ks);
+	if ((is->type = strdup(d->type)) == NULL ||
+	    (d->cfg_size > 0 && (is->cfg = calloc(1, d->cfg_size)) == NULL)) {
+		cs_config__section_error(p, s, "out of memory");
+		return;
+	}
+	if (d->cfg_defaults != NULL)
+		d->cfg_defaults(is->cfg);
+	for (size_t i = 0; i < s->n_pairs; i++)
+		issuer_pair(p, s, is, &s->pairs[i]);
 	if (d->check != NULL)
 		d->check(is, &ck);
 }

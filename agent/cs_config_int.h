@@ -177,21 +177,28 @@ void cs_config__apply_keys(struct parser *p, struct raw_section *s, const struct
 /*
  * Which keys of a table a section takes: those whose mask has subtype (-1:
  * every key), or, when allowed is set (a driver's keys, cs_registry.h), those
- * in always or allowed. With extra, a key in allowed that the table lacks is
- * kept there as "key=value". type_name is for "not a key of type = ...".
+ * in always or allowed. type_name is for "not a key of type = ...".
  */
 struct cs_config__keyset {
 	int subtype;
 	const char *type_name;
 	const char *const *always;
 	const char *const *allowed;
-	struct cs_cfg_list *extra;
 };
 /* Stores every pair of s through table, as ks says; unknown keys are errors. */
 void cs_config__apply_keyset(struct parser *p, struct raw_section *s, const struct keydef *table,
 			     void *base, const struct cs_config__keyset *ks);
+/* Whether the NULL-terminated list l (NULL: empty) holds key. */
+bool cs_config__in_list(const char *const *l, const char *key);
+/* "key=value" appended to l: 0 or -ENOMEM. */
+int cs_config__list_push(struct cs_cfg_list *l, const char *key, const char *value);
 /* Whether table has key. */
 bool cs_config__has_key(const struct keydef *table, const char *key);
+/* Stores value through d into base (0), or -1 with err set. */
+int cs_config__store_value(const struct keydef *d, void *base, const char *value, char *err,
+			   size_t errlen);
+/* Frees what the values of table's keys hold in base (strings, lists). */
+void cs_config__free_values(const struct keydef *table, void *base);
 
 /* cs_config_read.c: phase one */
 /* Reads path (a drop-in when dropin) into p's raw sections; failures are errors. */

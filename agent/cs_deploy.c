@@ -176,13 +176,12 @@ void cs_deploy_fingerprint(const struct cs_cfg_cert *c, const struct cs_deploy_d
 		struct cs_validate_opts vo = { .trust = CS_TRUST_NONE };
 		char ca[PATH_MAX];
 		fp_str(ctx, is->type);
-		fp_str(ctx, is->dir);
+		fp_str(ctx, cs_registry_issuer_ca_dir(is));
 		cs_registry_issuer_trust(is, &vo, ca, sizeof(ca));
 		fp_stat(ctx, vo.cafile);
 		fp_stat(ctx, vo.cafile2);
 		fp_stat(ctx, vo.capath);
 		fp_stat(ctx, is->trust);
-		fp_stat(ctx, is->ca_bundle);
 		if (vo.system_store) {
 			fp_stat(ctx, X509_get_default_cert_file());
 			fp_stat(ctx, X509_get_default_cert_dir());

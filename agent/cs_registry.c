@@ -5,7 +5,7 @@
  */
 #include "cs_registry.h"
 #include "cs_acme.h"
-#include "cs_config.h"
+#include "cs_config_int.h"
 #include "cs_localca.h"
 #include "cs_log.h"
 #include "cs_validate.h"
@@ -17,21 +17,40 @@
 
 /* ---- local-ca -------------------------------------------------------------- */
 
-static const char *const localca_keys[] = { "dir",	    "subject",	    "key",
-					     "validity",    "ca_validity",  "crl_validity",
-					     "crl_renew_before", NULL };
+#define LC(f) offsetof(struct cs_cfg_localca, f)
+static const struct keydef localca_keys[] = {
+	{ "dir", V_PATH, LC(dir), ANY, NULL },
+	{ "subject", V_STR, LC(subject), ANY, NULL },
+	{ "key", V_KEYTYPE, LC(key), ANY, NULL },
+	{ "validity", V_DURATION, LC(validity), ANY, NULL },
+	{ "ca_validity", V_DURATION, LC(ca_validity), ANY, NULL },
+	{ "crl_validity", V_DURATION, LC(crl_validity), ANY, NULL },
+	{ "crl_renew_before", V_SPAN, LC(crl_renew_before), ANY, NULL },
+	{ NULL, 0, 0, 0, NULL },
+};
+
+static void localca_defaults(void *cfg)
+{
+	struct cs_cfg_localca *lc = cfg;
+
+	lc->key = CS_KEY_EC_P256;
+	lc->validity = 90 * 86400;
+	lc->ca_validity = 10 * 365 * 86400;
+}
 
 static void localca_check(struct cs_cfg_issuer *ci, const struct cs_registry_check *ck)
 {
-	if (ci->dir == NULL && !ck->given(ck->ctx, "dir"))
+	struct cs_cfg_localca *lc = ci->cfg;
+
+	if (lc->dir == NULL && !ck->given(ck->ctx, "dir"))
 		ck->error(ck->ctx, NULL, "'dir' is required for type = local-ca (the CA directory)");
-	if (ci->subject == NULL)
-		ci->subject = strdup("/O=certsync/CN=certsync local CA");
-	if (ci->validity > ci->ca_validity)
+	if (lc->subject == NULL)
+		lc->subject = strdup("/O=certsync/CN=certsync local CA");
+	if (lc->validity > lc->ca_validity)
 		ck->error(ck->ctx, NULL, "validity is longer than ca_validity");
-	if (ci->crl_renew_before.set &&
-	    (!ci->crl_renew_before.is_percent || ci->crl_renew_before.percent <= 0 ||
-	     ci->crl_renew_before.percent >= 100))
+	if (lc->crl_renew_before.set &&
+	    (!lc->crl_renew_before.is_percent || lc->crl_renew_before.percent <= 0 ||
+	     lc->crl_renew_before.percent >= 100))
 		ck->error(ck->ctx, "crl_renew_before",
 			  "a share of the CRL's lifetime between 1% and 99% (50%), not a duration");
 }
@@ -39,15 +58,16 @@ static void localca_check(struct cs_cfg_issuer *ci, const struct cs_registry_che
 static cs_issuer *localca_open(uv_loop_t *loop, const struct cs_cfg_issuer *ci,
 			       const char *state_dir, char *err, size_t errlen)
 {
+	const struct cs_cfg_localca *lc = ci->cfg;
 	struct cs_localca_opts o = {
-		.dir = ci->dir,
-		.subject = ci->subject,
-		.key = ci->key,
-		.validity_s = ci->validity,
-		.ca_validity_s = ci->ca_validity,
-		.crl_validity_s = ci->crl_validity,
-		.crl_renew_pct = ci->crl_renew_before.set && ci->crl_renew_before.is_percent
-					 ? (int)ci->crl_renew_before.percent
+		.dir = lc->dir,
+		.subject = lc->subject,
+		.key = lc->key,
+		.validity_s = lc->validity,
+		.ca_validity_s = lc->ca_validity,
+		.crl_validity_s = lc->crl_validity,
+		.crl_renew_pct = lc->crl_renew_before.set && lc->crl_renew_before.is_percent
+					 ? (int)lc->crl_renew_before.percent
 					 : 50,
 	};
 
@@ -57,7 +77,7 @@ static cs_issuer *localca_open(uv_loop_t *loop, const struct cs_cfg_issuer *ci,
 
 static const char *localca_ca_dir(const struct cs_cfg_issuer *ci)
 {
-	return ci->dir;
+	return ((const struct cs_cfg_localca *)ci->cfg)->dir;
 }
 
 /*
@@ -71,7 +91,7 @@ static void localca_trust(const struct cs_cfg_issuer *ci, struct cs_validate_opt
 	struct stat st;
 
 	o->trust = CS_TRUST_STORE;
-	snprintf(buf, len, "%s/cacert.pem", ci->dir);
+	snprintf(buf, len, "%s/cacert.pem", localca_ca_dir(ci));
 	o->cafile = buf;
 	if (ci->trust != NULL && stat(ci->trust, &st) == 0 && S_ISDIR(st.st_mode))
 		o->capath = ci->trust;
@@ -86,24 +106,48 @@ static void localca_trust(const struct cs_cfg_issuer *ci, struct cs_validate_opt
 static size_t localca_work_dirs(const struct cs_cfg_issuer *ci, char dirs[][4096], size_t max)
 {
 	static const char *const subs[] = { "", "/private", "/newcerts" };
+	const char *dir = localca_ca_dir(ci);
 	size_t n = 0;
 
-	for (size_t k = 0; ci->dir != NULL && k < 3 && n < max; k++)
-		if (snprintf(dirs[n], 4096, "%s%s", ci->dir, subs[k]) < 4096)
+	for (size_t k = 0; dir != NULL && k < 3 && n < max; k++)
+		if (snprintf(dirs[n], 4096, "%s%s", dir, subs[k]) < 4096)
 			n++;
 	return n;
 }
 
 /* ---- acme ------------------------------------------------------------------- */
 
-static const char *const acme_keys[] = {
-	"directory", "contact",	     "challenge",	"webroot", "http_listen",
-	"dns_hook",  "ca_bundle",    "eab_kid",		"eab_hmac_key", "preferred_chain",
-	"profile",   "account_key", "max_orders",	NULL
+static const struct enum_val e_challenge[] = { { "http-01", CS_CHALLENGE_HTTP01 },
+					       { "dns-01", CS_CHALLENGE_DNS01 },
+					       { "tls-alpn-01", CS_CHALLENGE_TLSALPN01 },
+					       { NULL, 0 } };
+
+#define AC(f) offsetof(struct cs_cfg_acme, f)
+static const struct keydef acme_keys[] = {
+	{ "directory", V_STR, AC(directory), ANY, NULL },
+	{ "contact", V_CONTACTS, AC(contact), ANY, NULL },
+	{ "challenge", V_ENUM, AC(challenge), ANY, e_challenge },
+	{ "webroot", V_PATH, AC(webroot), ANY, NULL },
+	{ "http_listen", V_HOSTPORT, AC(http_listen), ANY, NULL },
+	{ "dns_hook", V_PATH, AC(dns_hook), ANY, NULL },
+	{ "ca_bundle", V_PATH, AC(ca_bundle), ANY, NULL },
+	{ "eab_kid", V_STR, AC(eab_kid), ANY, NULL },
+	{ "eab_hmac_key", V_STR, AC(eab_hmac_key), ANY, NULL },
+	{ "preferred_chain", V_STR, AC(preferred_chain), ANY, NULL },
+	{ "profile", V_STR, AC(profile), ANY, NULL },
+	{ "account_key", V_KEYTYPE, AC(account_key), ANY, NULL },
+	{ "max_orders", V_MAXORDERS, AC(max_orders), ANY, NULL },
+	{ NULL, 0, 0, 0, NULL },
 };
 
-static void acme_check(struct cs_cfg_issuer *ci, const struct cs_registry_check *ck)
+static void acme_defaults(void *cfg)
 {
+	((struct cs_cfg_acme *)cfg)->account_key = CS_KEY_EC_P256;
+}
+
+static void acme_check(struct cs_cfg_issuer *issuer, const struct cs_registry_check *ck)
+{
+	const struct cs_cfg_acme *ci = issuer->cfg;
 	void (*report)(void *ctx, const char *key, const char *msg) = ck->error;
 	void *ctx = ck->ctx;
 
@@ -127,9 +171,10 @@ static void acme_check(struct cs_cfg_issuer *ci, const struct cs_registry_check 
 		report(ctx, NULL, "eab_kid and eab_hmac_key go together");
 }
 
-static cs_issuer *acme_open(uv_loop_t *loop, const struct cs_cfg_issuer *ci,
+static cs_issuer *acme_open(uv_loop_t *loop, const struct cs_cfg_issuer *issuer,
 			    const char *state_dir, char *err, size_t errlen)
 {
+	const struct cs_cfg_acme *ci = issuer->cfg;
 	struct cs_acme_opts o = {
 		.directory = ci->directory,
 		.contact = ci->contact.v,
@@ -151,7 +196,7 @@ static cs_issuer *acme_open(uv_loop_t *loop, const struct cs_cfg_issuer *ci,
 		snprintf(err, errlen, "challenge tls-alpn-01 is not implemented");
 		return NULL;
 	}
-	return cs_acme_issuer_new(loop, ci->name, &o, state_dir, err, errlen);
+	return cs_acme_issuer_new(loop, issuer->name, &o, state_dir, err, errlen);
 }
 
 /* The roots in trust when given, else ca_bundle and the system's store. */
@@ -169,15 +214,17 @@ static void acme_trust(const struct cs_cfg_issuer *ci, struct cs_validate_opts *
 		else
 			o->cafile = ci->trust;
 	} else {
-		o->cafile = ci->ca_bundle;
+		o->cafile = ((const struct cs_cfg_acme *)ci->cfg)->ca_bundle;
 		o->system_store = true;
 	}
 }
 
 static size_t acme_work_dirs(const struct cs_cfg_issuer *ci, char dirs[][4096], size_t max)
 {
-	if (ci->webroot == NULL || max == 0 ||
-	    snprintf(dirs[0], 4096, "%s/.well-known/acme-challenge", ci->webroot) >= 4096)
+	const char *webroot = ((const struct cs_cfg_acme *)ci->cfg)->webroot;
+
+	if (webroot == NULL || max == 0 ||
+	    snprintf(dirs[0], 4096, "%s/.well-known/acme-challenge", webroot) >= 4096)
 		return 0;
 	return 1;
 }
@@ -188,14 +235,18 @@ static size_t acme_work_dirs(const struct cs_cfg_issuer *ci, char dirs[][4096], 
 
 static const struct cs_issuer_driver builtin_issuers[] = {
 	{ .type = "local-ca",
-	  .keys = localca_keys,
+	  .cfg_keys = localca_keys,
+	  .cfg_size = sizeof(struct cs_cfg_localca),
+	  .cfg_defaults = localca_defaults,
 	  .check = localca_check,
 	  .open = localca_open,
 	  .ca_dir = localca_ca_dir,
 	  .trust = localca_trust,
 	  .work_dirs = localca_work_dirs },
 	{ .type = "acme",
-	  .keys = acme_keys,
+	  .cfg_keys = acme_keys,
+	  .cfg_size = sizeof(struct cs_cfg_acme),
+	  .cfg_defaults = acme_defaults,
 	  .check = acme_check,
 	  .open = acme_open,
 	  .trust = acme_trust,
@@ -222,6 +273,18 @@ int cs_registry_add_issuer(const struct cs_issuer_driver *d)
 		return -ENOSPC;
 	issuers[n_issuers++] = d;
 	return 0;
+}
+
+bool cs_registry_issuer_key_known(const char *key)
+{
+	for (size_t i = 0; i < n_issuers; i++) {
+		if (cs_config__in_list(issuers[i]->keys, key))
+			return true;
+		for (const struct keydef *k = issuers[i]->cfg_keys; k != NULL && k->key; k++)
+			if (strcmp(k->key, key) == 0)
+				return true;
+	}
+	return false;
 }
 
 const char *cs_registry_issuer_types(char *buf, size_t len)

@@ -26,9 +26,45 @@
 #include <stddef.h>
 #include <uv.h>
 
-struct cs_cfg_issuer;
+#include "cs_config.h"
+
 struct cs_cfg_reload;
 struct cs_validate_opts;
+struct keydef; /* cs_config_int.h: a typed key of the configuration */
+
+/* The values of a local-ca [issuer] (its cfg). */
+struct cs_cfg_localca {
+	char *dir;
+	char *subject;
+	enum cs_keytype key;
+	int64_t validity;     /* seconds */
+	int64_t ca_validity;  /* seconds */
+	int64_t crl_validity; /* seconds; 0: validity (at least 7 days) */
+	struct cs_cfg_span crl_renew_before; /* a share of the CRL's lifetime; !set: 50% */
+};
+
+enum cs_challenge {
+	CS_CHALLENGE_HTTP01 = 0,
+	CS_CHALLENGE_DNS01,
+	CS_CHALLENGE_TLSALPN01,
+};
+
+/* The values of an acme [issuer] (its cfg). */
+struct cs_cfg_acme {
+	char *directory;
+	struct cs_cfg_list contact;
+	enum cs_challenge challenge;
+	char *webroot;
+	char *http_listen;
+	char *dns_hook;
+	char *ca_bundle; /* trust for the ACME server, and for chains without trust */
+	char *eab_kid;
+	char *eab_hmac_key;
+	char *preferred_chain;
+	char *profile;
+	enum cs_keytype account_key;
+	unsigned max_orders; /* orders in flight at once; 0: the issuer's default (4) */
+};
 
 /*
  * What a driver's check gets from the parser: error reports one problem of
@@ -46,10 +82,16 @@ struct cs_registry_check {
 struct cs_issuer_driver {
 	const char *type; /* the value of `type =` in [issuer] */
 	/*
-	 * The keys of [issuer] this type accepts besides `type` and `trust`,
-	 * NULL-terminated. A key the parser has a typed entry for is stored in
-	 * struct cs_cfg_issuer; any other is kept as "key=value" in its params.
+	 * The keys of [issuer] this type accepts besides `type` and `trust`:
+	 * typed ones (cfg_keys, a table of struct keydef ending with a NULL key,
+	 * whose offsets are into a struct of cfg_size bytes that the parser
+	 * allocates as ci->cfg, cfg_defaults fills first and the parser frees
+	 * with what its values hold), and untyped ones (keys, NULL-terminated),
+	 * kept as "key=value" in ci->params for the driver to read.
 	 */
+	const struct keydef *cfg_keys;
+	size_t cfg_size;
+	void (*cfg_defaults)(void *cfg);
 	const char *const *keys;
 	/*
 	 * Optional: defaults and the rules within one section, after its keys were
@@ -90,6 +132,9 @@ const struct cs_issuer_driver *cs_registry_issuer(const char *type);
  * -EEXIST when its type is taken, -ENOSPC when the table is full.
  */
 int cs_registry_add_issuer(const struct cs_issuer_driver *d);
+
+/* Whether some issuer driver has a key of that name (typed or not). */
+bool cs_registry_issuer_key_known(const char *key);
 
 /* The issuer types, "a, b, c", into buf (for messages). */
 const char *cs_registry_issuer_types(char *buf, size_t len);

@@ -331,15 +331,17 @@ START_TEST(test_config_good_file)
 	ck_assert_ptr_nonnull(local);
 	ck_assert_str_eq(local->type, "local-ca");
 	ck_assert_str_eq(local->driver->type, "local-ca");
-	ck_assert_int_eq(local->key, CS_KEY_EC_P384);
-	ck_assert_int_eq(local->validity, 90 * 86400);
-	ck_assert_str_eq(local->subject, "/C=US/ST=Minnesota/L=Saint Paul/O=The Milly "
+	const struct cs_cfg_localca *lc = local->cfg;
+	ck_assert_int_eq(lc->key, CS_KEY_EC_P384);
+	ck_assert_int_eq(lc->validity, 90 * 86400);
+	ck_assert_str_eq(lc->subject, "/C=US/ST=Minnesota/L=Saint Paul/O=The Milly "
 					 "Server/OU=milly.example.com/CN=Milly CA");
 	const struct cs_cfg_issuer *acme = cs_config_issuer(cfg, "acme");
 	ck_assert_str_eq(acme->type, "acme");
 	ck_assert_str_eq(acme->driver->type, "acme");
-	ck_assert_int_eq(acme->contact.n, 1);
-	ck_assert_str_eq(acme->webroot, "/var/www/html");
+	const struct cs_cfg_acme *ac = acme->cfg;
+	ck_assert_int_eq(ac->contact.n, 1);
+	ck_assert_str_eq(ac->webroot, "/var/www/html");
 	const struct cs_cfg_cert *c = cs_config_cert(cfg, "mail");
 	ck_assert_ptr_nonnull(c);
 	ck_assert_int_eq(c->names.n, 3);
@@ -381,10 +383,11 @@ START_TEST(test_config_defaults)
 	ck_assert_str_eq(cfg->agent.state_dir, "/var/lib/certsync");
 	ck_assert_str_eq(cfg->agent.socket, "/run/certsync/certsync.sock");
 	ck_assert(!cfg->agent.renew_before.set);
-	ck_assert_int_eq(cfg->issuers[0].key, CS_KEY_EC_P256);
-	ck_assert_int_eq(cfg->issuers[0].validity, 90 * 86400);
-	ck_assert_int_eq(cfg->issuers[0].ca_validity, 3650 * 86400);
-	ck_assert_ptr_nonnull(cfg->issuers[0].subject);
+	const struct cs_cfg_localca *lc = cfg->issuers[0].cfg;
+	ck_assert_int_eq(lc->key, CS_KEY_EC_P256);
+	ck_assert_int_eq(lc->validity, 90 * 86400);
+	ck_assert_int_eq(lc->ca_validity, 3650 * 86400);
+	ck_assert_ptr_nonnull(lc->subject);
 	ck_assert_int_eq(cfg->certs[0].key, CS_KEY_EC_P256);
 	ck_assert_int_eq(cfg->certs[0].usage, CS_USAGE_SERVER);
 	ck_assert_uint_eq(cfg->certs[0].mode, 0600);

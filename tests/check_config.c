@@ -17,19 +17,6 @@
 #include <unistd.h>
 #include <limits.h>
 
-static char *tmp;
-
-static void setup(void)
-{
-	tmp = cs_test_mkdtemp();
-	ck_assert_ptr_nonnull(tmp);
-}
-
-static void teardown(void)
-{
-	cs_test_rmrf(tmp);
-	free(tmp);
-}
 
 /* ---- value parsers, table-driven ---- */
 
@@ -313,7 +300,7 @@ static const char good_conf[] =
 START_TEST(test_config_good_file)
 {
 	struct cs_cfg_errors errs;
-	char *path = cs_test_write(tmp, "good.conf", good_conf, 0644);
+	char *path = cs_test_write(cs_test_tmp, "good.conf", good_conf, 0644);
 	struct cs_config *cfg = cs_config_load(path, &errs);
 
 	for (size_t i = 0; i < errs.n; i++)
@@ -372,7 +359,7 @@ END_TEST
 START_TEST(test_config_defaults)
 {
 	struct cs_cfg_errors errs;
-	char *path = cs_test_write(tmp, "min.conf",
+	char *path = cs_test_write(cs_test_tmp, "min.conf",
 				   "[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n"
 				   "[cert \"www\"]\nissuer = ca\nnames = www.example\n"
 				   "bundle = /srv/www.pem\n",
@@ -431,7 +418,7 @@ START_TEST(test_config_verify_interval)
 				  intervals[_i].cert ? "verify_interval = " : "",
 				  intervals[_i].cert ? intervals[_i].cert : ""),
 			 0);
-	path = cs_test_write(tmp, "interval.conf", conf, 0644);
+	path = cs_test_write(cs_test_tmp, "interval.conf", conf, 0644);
 	struct cs_config *cfg = cs_config_load(path, &errs);
 
 	for (size_t i = 0; i < errs.n; i++)
@@ -450,7 +437,7 @@ END_TEST
 START_TEST(test_config_live_dir)
 {
 	struct cs_cfg_errors errs;
-	char *path = cs_test_write(tmp, "live.conf",
+	char *path = cs_test_write(cs_test_tmp, "live.conf",
 				   "[agent]\nlive_dir = /srv/live/\n"
 				   "[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n"
 				   "[cert \"www\"]\nissuer = ca\nnames = www.example\n"
@@ -481,7 +468,7 @@ END_TEST
 START_TEST(test_config_sni)
 {
 	struct cs_cfg_errors errs;
-	char *path = cs_test_write(tmp, "sni.conf",
+	char *path = cs_test_write(cs_test_tmp, "sni.conf",
 				   "[agent]\nlive_dir = /srv/live\n"
 				   "[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n"
 				   "[cert \"a\"]\nissuer = ca\nnames = a.example, *.a.example\n"
@@ -731,7 +718,7 @@ START_TEST(test_config_errors)
 	bool found = false;
 
 	ck_assert_int_ge(asprintf(&conf, "%s%s", err_base, error_cases[_i].conf), 0);
-	path = cs_test_write(tmp, "bad.conf", conf, 0644);
+	path = cs_test_write(cs_test_tmp, "bad.conf", conf, 0644);
 	struct cs_config *cfg = cs_config_load(path, &errs);
 	ck_assert_ptr_null(cfg);
 	ck_assert_int_ge(errs.n, 1);
@@ -753,7 +740,7 @@ END_TEST
 START_TEST(test_config_base_is_valid)
 {
 	struct cs_cfg_errors errs;
-	char *path = cs_test_write(tmp, "base.conf", err_base, 0644);
+	char *path = cs_test_write(cs_test_tmp, "base.conf", err_base, 0644);
 	struct cs_config *cfg = cs_config_load(path, &errs);
 
 	ck_assert_ptr_nonnull(cfg);
@@ -778,7 +765,7 @@ START_TEST(test_config_all_errors_reported)
 				   "reload = missing\n"		  /* 11 */
 				   "[frobnicate]\n";		  /* 12 */
 	struct cs_cfg_errors errs;
-	char *path = cs_test_write(tmp, "five.conf", five, 0644);
+	char *path = cs_test_write(cs_test_tmp, "five.conf", five, 0644);
 	struct cs_config *cfg = cs_config_load(path, &errs);
 	static const int lines[] = { 2, 5, 10, 11, 12 };
 
@@ -800,9 +787,9 @@ START_TEST(test_config_includes)
 	struct cs_cfg_errors errs;
 	char *dir;
 
-	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", tmp), 0);
+	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", cs_test_tmp), 0);
 	ck_assert_int_eq(mkdir(dir, 0755), 0);
-	char *main_path = cs_test_write(tmp, "certsync.conf",
+	char *main_path = cs_test_write(cs_test_tmp, "certsync.conf",
 					"[agent]\ninclude = conf.d/*.conf\n"
 					"[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n",
 					0644);
@@ -853,7 +840,7 @@ END_TEST
 START_TEST(test_config_include_nothing_yet)
 {
 	struct cs_cfg_errors errs;
-	char *main_path = cs_test_write(tmp, "certsync.conf",
+	char *main_path = cs_test_write(cs_test_tmp, "certsync.conf",
 					"[agent]\ninclude = conf.d/*.conf\n", 0644);
 	struct cs_config *cfg = cs_config_load(main_path, &errs);
 
@@ -862,7 +849,7 @@ START_TEST(test_config_include_nothing_yet)
 	cs_config_free(cfg);
 
 	char *dir;
-	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", tmp), 0);
+	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", cs_test_tmp), 0);
 	ck_assert_int_eq(mkdir(dir, 0755), 0);
 	cfg = cs_config_load(main_path, &errs);
 	ck_assert_ptr_nonnull(cfg);
@@ -877,7 +864,7 @@ START_TEST(test_config_missing_file)
 	struct cs_cfg_errors errs;
 	char *path;
 
-	ck_assert_int_ge(asprintf(&path, "%s/nope.conf", tmp), 0);
+	ck_assert_int_ge(asprintf(&path, "%s/nope.conf", cs_test_tmp), 0);
 	ck_assert_ptr_null(cs_config_load(path, &errs));
 	ck_assert_int_eq(errs.n, 1);
 	ck_assert_ptr_nonnull(strstr(errs.v[0], "nope.conf: cannot read: No such file"));
@@ -889,7 +876,7 @@ END_TEST
 START_TEST(test_config_key_outside_section)
 {
 	struct cs_cfg_errors errs;
-	char *path = cs_test_write(tmp, "k.conf", "state_dir = /x\n[agent]\n", 0644);
+	char *path = cs_test_write(cs_test_tmp, "k.conf", "state_dir = /x\n[agent]\n", 0644);
 
 	ck_assert_ptr_null(cs_config_load(path, &errs));
 	ck_assert_int_eq(errs.n, 1);
@@ -909,7 +896,7 @@ START_TEST(test_config_nul_byte)
 	char *path;
 	FILE *f;
 
-	ck_assert_int_ge(asprintf(&path, "%s/nul.conf", tmp), 0);
+	ck_assert_int_ge(asprintf(&path, "%s/nul.conf", cs_test_tmp), 0);
 	f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
 	ck_assert_uint_eq(fwrite(conf, 1, sizeof(conf) - 1, f), sizeof(conf) - 1);
@@ -944,21 +931,21 @@ START_TEST(test_config_secret_not_echoed)
 	struct cs_cfg_errors errs;
 	char *dir, *link_path, *target;
 
-	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", tmp), 0);
+	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", cs_test_tmp), 0);
 	ck_assert_int_eq(mkdir(dir, 0755), 0);
-	char *main_path = cs_test_write(tmp, "certsync.conf", "[agent]\ninclude = conf.d/*.conf\n",
+	char *main_path = cs_test_write(cs_test_tmp, "certsync.conf", "[agent]\ninclude = conf.d/*.conf\n",
 					0644);
-	target = cs_test_write(tmp, "shadow", secret, 0600);
+	target = cs_test_write(cs_test_tmp, "shadow", secret, 0600);
 	ck_assert_int_ge(asprintf(&link_path, "%s/50-evil.conf", dir), 0);
 	ck_assert_int_eq(symlink(target, link_path), 0);
-	free(cs_test_write(tmp, "plain.conf", secret, 0644));
+	free(cs_test_write(cs_test_tmp, "plain.conf", secret, 0644));
 
 	for (int round = 0; round < 2; round++) {
 		const char *p = round == 0 ? link_path : main_path;
 		if (round == 1) {
 			unlink(link_path);
 			free(main_path);
-			main_path = cs_test_write(tmp, "plain.conf", secret, 0644);
+			main_path = cs_test_write(cs_test_tmp, "plain.conf", secret, 0644);
 			p = main_path;
 		}
 		ck_assert_ptr_null(cs_config_load(main_path, &errs));
@@ -1013,9 +1000,9 @@ START_TEST(test_config_unsafe_file)
 	struct cs_cfg_errors errs;
 	char *dir, want[PATH_MAX + 600];
 
-	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", tmp), 0);
+	ck_assert_int_ge(asprintf(&dir, "%s/conf.d", cs_test_tmp), 0);
 	ck_assert_int_eq(mkdir(dir, 0755), 0);
-	char *main_path = cs_test_write(tmp, "certsync.conf",
+	char *main_path = cs_test_write(cs_test_tmp, "certsync.conf",
 					"[agent]\ninclude = conf.d/*.conf\n"
 					"[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n",
 					0644);
@@ -1071,7 +1058,7 @@ Suite *config_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("files");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, cs_test_tmp_setup, cs_test_tmp_teardown);
 	tcase_add_test(tc, test_config_good_file);
 	tcase_add_test(tc, test_config_defaults);
 	tcase_add_test(tc, test_config_live_dir);

@@ -16,19 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *tmp;
-
-static void setup(void)
-{
-	tmp = cs_test_mkdtemp();
-	ck_assert_ptr_nonnull(tmp);
-}
-
-static void teardown(void)
-{
-	cs_test_rmrf(tmp);
-	free(tmp);
-}
 
 /* The pairs seen, as "key=value;" one after the other. */
 static void collect(void *arg, const char *key, const char *value)
@@ -41,7 +28,7 @@ static void collect(void *arg, const char *key, const char *value)
 
 START_TEST(test_inisect_pairs)
 {
-	char *path = cs_test_write(tmp, "certsync.conf",
+	char *path = cs_test_write(cs_test_tmp, "certsync.conf",
 				   "# certsync\n"
 				   "[agent]\n"
 				   "state_dir = /var/lib/x   # where the state is\n"
@@ -68,7 +55,7 @@ END_TEST
 
 START_TEST(test_inisect_bad_line)
 {
-	char *path = cs_test_write(tmp, "bad.conf",
+	char *path = cs_test_write(cs_test_tmp, "bad.conf",
 				   "[agent]\nsocket = /run/a.sock\nsecret-looking line\n"
 				   "state_dir = /var/lib/a\n",
 				   0644);
@@ -88,21 +75,21 @@ START_TEST(test_inisect_refused)
 	char seen[1024] = "", err[256] = "", *path, *big;
 	FILE *fp;
 
-	ck_assert_int_ge(asprintf(&path, "%s/missing.conf", tmp), 0);
+	ck_assert_int_ge(asprintf(&path, "%s/missing.conf", cs_test_tmp), 0);
 	ck_assert_int_eq(cs_inisect_read(path, "agent", collect, seen, err, sizeof(err)),
 			 -ENOENT);
 	ck_assert_msg(strstr(err, path) == err && strstr(err, "cannot read"), "%s", err);
 	free(path);
 
-	ck_assert_int_ge(asprintf(&path, "%s/fifo.conf", tmp), 0);
+	ck_assert_int_ge(asprintf(&path, "%s/fifo.conf", cs_test_tmp), 0);
 	ck_assert_int_eq(mkfifo(path, 0600), 0);
 	ck_assert_int_eq(cs_inisect_read(path, "agent", collect, seen, err, sizeof(err)),
 			 -EINVAL);
 	ck_assert_msg(strstr(err, path) == err && strstr(err, "not a regular file"), "%s", err);
-	ck_assert_int_eq(cs_inisect_read(tmp, "agent", collect, seen, NULL, 0), -EINVAL);
+	ck_assert_int_eq(cs_inisect_read(cs_test_tmp, "agent", collect, seen, NULL, 0), -EINVAL);
 	free(path);
 
-	big = cs_test_write(tmp, "big.conf", "[agent]\n", 0644);
+	big = cs_test_write(cs_test_tmp, "big.conf", "[agent]\n", 0644);
 	ck_assert_ptr_nonnull(fp = fopen(big, "a"));
 	for (int i = 0; i < CS_INISECT_MAX_BYTES / 16 + 1; i++)
 		fputs("# padding......\n", fp);
@@ -119,7 +106,7 @@ Suite *inisect_suite(void)
 	Suite *s = suite_create("inisect");
 	TCase *tc = tcase_create("inisect");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, cs_test_tmp_setup, cs_test_tmp_teardown);
 	tcase_add_test(tc, test_inisect_pairs);
 	tcase_add_test(tc, test_inisect_bad_line);
 	tcase_add_test(tc, test_inisect_refused);

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *tmp;
 
 /* What the fake driver saw. */
 static struct {
@@ -210,25 +209,18 @@ static const struct cs_issuer_driver refusing_driver = {
 
 static void setup(void)
 {
-	tmp = cs_test_mkdtemp();
-	ck_assert_ptr_nonnull(tmp);
+	cs_test_tmp_setup();
 	cs_log_open("check_registry", CS_LOG_STDERR, CS_LOG_ERR);
 	memset(&fk, 0, sizeof(fk));
 	ck_assert_int_eq(cs_registry_add_issuer(&fake_driver), 0);
 	ck_assert_int_eq(cs_registry_add_issuer(&refusing_driver), 0);
 }
 
-static void teardown(void)
-{
-	cs_test_rmrf(tmp);
-	free(tmp);
-	tmp = NULL;
-}
 
 /* Loads text as tmp/certsync.conf; errors go to errs (the caller frees them). */
 static struct cs_config *load(const char *text, struct cs_cfg_errors *errs)
 {
-	char *p = cs_test_write(tmp, "certsync.conf", text, 0644);
+	char *p = cs_test_write(cs_test_tmp, "certsync.conf", text, 0644);
 	struct cs_config *cfg = cs_config_load(p, errs);
 
 	free(p);
@@ -244,16 +236,16 @@ static char *conf_for(const char *type)
 				  "[issuer \"f\"]\ntype = %s\n%s\n"
 				  "[cert \"c\"]\nissuer = f\nnames = c.example.test\n"
 				  "bundle = %s/c.pem\n",
-				  tmp, type,
+				  cs_test_tmp, type,
 				  strcmp(type, "fake") == 0 ? "ca_dir = CA\ngreeting = hello\n" : "",
-				  tmp),
+				  cs_test_tmp),
 			 0);
 	/* The CA directory under tmp. */
 	char *at = strstr(s, "CA\n");
 	if (at != NULL) {
 		char *t;
 		*at = '\0';
-		ck_assert_int_ge(asprintf(&t, "%s%s/ca\n%s", s, tmp, at + 3), 0);
+		ck_assert_int_ge(asprintf(&t, "%s%s/ca\n%s", s, cs_test_tmp, at + 3), 0);
 		free(s);
 		s = t;
 	}
@@ -409,7 +401,7 @@ START_TEST(test_registry_types_and_keys)
 			 "local-ca, acme, fake, refusing");
 	/* An unknown type is refused with the list. */
 	ck_assert_int_ge(asprintf(&text, "[agent]\nstate_dir = %s/s\n[issuer \"x\"]\ntype = nope\n",
-				  tmp),
+				  cs_test_tmp),
 			 0);
 	cfg = load(text, &errs);
 	ck_assert_ptr_null(cfg);
@@ -423,7 +415,7 @@ START_TEST(test_registry_types_and_keys)
 	ck_assert_int_ge(asprintf(&text,
 				  "[agent]\nstate_dir = %s/s\n[issuer \"x\"]\ntype = fake\n"
 				  "directory = https://ca.example/dir\n",
-				  tmp),
+				  cs_test_tmp),
 			 0);
 	cfg = load(text, &errs);
 	ck_assert_ptr_null(cfg);
@@ -444,7 +436,7 @@ Suite *registry_suite(void)
 	Suite *s = suite_create("registry");
 	TCase *tc = tcase_create("registry");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup, cs_test_tmp_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_registry_fake_issuer_renews);
 	tcase_add_test(tc, test_registry_surrogate_fails_with_reason);

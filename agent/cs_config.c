@@ -133,15 +133,16 @@ const struct keydef cs_config__sni_keys[] = {
 };
 
 #define RL(f) offsetof(struct cs_cfg_reload, f)
+/* Which type takes which key is the registry's reloader table (cs_registry.c). */
 const struct keydef cs_config__reload_keys[] = {
 	{ "type", V_ENUM, RL(type), ANY, cs_config__e_reload_type },
-	{ "config_dir", V_PATH, RL(config_dir), T(CS_RELOAD_POSTFIX), NULL },
-	{ "config", V_PATH, RL(config), T(CS_RELOAD_DOVECOT), NULL },
-	{ "pid_file", V_PATH, RL(pid_file), T(CS_RELOAD_DOVECOT), NULL },
-	{ "command", V_STR, RL(command), T(CS_RELOAD_EXEC), NULL },
+	{ "config_dir", V_PATH, RL(config_dir), ANY, NULL },
+	{ "config", V_PATH, RL(config), ANY, NULL },
+	{ "pid_file", V_PATH, RL(pid_file), ANY, NULL },
+	{ "command", V_STR, RL(command), ANY, NULL },
 	{ "timeout", V_DURATION, RL(timeout), ANY, NULL },
-	{ "plugin", V_STR, RL(plugin), T(CS_RELOAD_PLUGIN), NULL },
-	{ "args", V_STR, RL(args), T(CS_RELOAD_PLUGIN), NULL },
+	{ "plugin", V_STR, RL(plugin), ANY, NULL },
+	{ "args", V_STR, RL(args), ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },
 };
 

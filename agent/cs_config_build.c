@@ -349,7 +349,7 @@ static void build_reload(struct parser *p, struct raw_section *s, struct cs_cfg_
 	struct cs_config__keyset ks = { .subtype = type,
 					.type_name = cs_config__e_reload_type[type].name,
 					.always = always,
-					.allowed = d != NULL ? d->keys : NULL };
+					.allowed = d != NULL ? d->keys : always };
 	r->type_name = cs_config__e_reload_type[type].name;
 	cs_config__apply_keyset(p, s, cs_config__reload_keys, r, &ks);
 	if (type == CS_RELOAD_POSTFIX)

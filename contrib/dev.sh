@@ -16,7 +16,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 build_pkgs=(build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev libuv1-dev
-	libjansson-dev libinih-dev libsystemd-dev check openssl ca-certificates)
+	libjansson-dev libinih-dev libseccomp-dev libsystemd-dev check openssl ca-certificates)
 test_pkgs=(postfix dovecot-imapd dovecot-pop3d pebble clang libclang-rt-14-dev procps
 	iproute2 util-linux psmisc python3 python3-cryptography debhelper lintian man-db prometheus socat valgrind faketime
 	dovecot-managesieved)

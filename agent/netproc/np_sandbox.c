@@ -357,10 +357,12 @@ static int lookup_user(const struct np_sandbox_opts *o, uid_t *uid, gid_t *gid, 
 /* No capability left in any set, bounding and ambient included. */
 static int drop_caps(char *err, size_t errlen)
 {
-	int cap;
+	int cap, in;
 
-	for (cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
+	/* Dropping needs CAP_SETPCAP (certsyncd.service keeps it in its
+	   bounding set for this); one already out is left alone. */
+	for (cap = 0; (in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0)) >= 0; cap++)
+		if (in == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
 			return fail(err, errlen, -errno, "dropping capability %d from the bounding set: %s",
 				    cap, strerror(errno));
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)

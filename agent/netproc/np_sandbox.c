@@ -23,7 +23,6 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,20 +71,14 @@ static const char *const host_files[] = {
 	"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf",
 };
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
+/* err (of the function using it) formatted, and rc, read before: the value. */
+#define FAIL(rc, ...)                                                                         \
+	({                                                                                    \
+		int rc_ = (rc);                                                               \
+		if (err != NULL && errlen > 0)                                                \
+			snprintf(err, errlen, __VA_ARGS__);                                   \
+		rc_;                                                                          \
+	})
 
 /* ---- the root, parent side ---- */
 
@@ -116,24 +109,24 @@ static int safe_dir(const char *path, int create, char *err, size_t errlen)
 
 	if (lstat(path, &st) != 0) {
 		if (errno != ENOENT || !create)
-			return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+			return FAIL(-errno, "%s: %s", path, strerror(errno));
 		if (mkdir(path, 0755) != 0 && errno != EEXIST)
-			return fail(err, errlen, -errno, "mkdir %s: %s", path, strerror(errno));
+			return FAIL(-errno, "mkdir %s: %s", path, strerror(errno));
 		if (lstat(path, &st) != 0)
-			return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+			return FAIL(-errno, "%s: %s", path, strerror(errno));
 		if (S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode) && chmod(path, 0755) != 0)
-			return fail(err, errlen, -errno, "chmod %s: %s", path, strerror(errno));
+			return FAIL(-errno, "chmod %s: %s", path, strerror(errno));
 		st.st_mode = (st.st_mode & ~07777u) | 0755;
 	}
 	if (S_ISLNK(st.st_mode))
-		return fail(err, errlen, -ELOOP, "%s: a symlink, not a directory", path);
+		return FAIL(-ELOOP, "%s: a symlink, not a directory", path);
 	if (!S_ISDIR(st.st_mode))
-		return fail(err, errlen, -ENOTDIR, "%s: not a directory", path);
+		return FAIL(-ENOTDIR, "%s: not a directory", path);
 	if (st.st_uid != geteuid())
-		return fail(err, errlen, -EPERM, "%s: owned by uid %u, not by root", path,
+		return FAIL(-EPERM, "%s: owned by uid %u, not by root", path,
 			    (unsigned)st.st_uid);
 	if (st.st_mode & 022)
-		return fail(err, errlen, -EPERM, "%s: writable by others (mode %03o)", path,
+		return FAIL(-EPERM, "%s: writable by others (mode %03o)", path,
 			    (unsigned)(st.st_mode & 0777));
 	return 0;
 }
@@ -166,7 +159,7 @@ static int make_parents(const char *root, const char *dst, char *err, size_t err
 	while ((p = strchr(p + 1, '/')) != NULL) {
 		if ((size_t)snprintf(path, sizeof(path), "%s%.*s", root, (int)(p - dst), dst) >=
 		    sizeof(path))
-			return fail(err, errlen, -ENAMETOOLONG, "%s%s: path too long", root, dst);
+			return FAIL(-ENAMETOOLONG, "%s%s: path too long", root, dst);
 		if ((rc = safe_dir(path, 1, err, errlen)) < 0)
 			return rc;
 	}
@@ -182,21 +175,21 @@ static int slurp(const char *src, char **out, size_t *len, char *err, size_t err
 	int fd = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc;
 
 	if (fd < 0)
-		return fail(err, errlen, -errno, "%s: %s", src, strerror(errno));
+		return FAIL(-errno, "%s: %s", src, strerror(errno));
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
 		close(fd);
-		return fail(err, errlen, rc, "%s: %s", src, strerror(-rc));
+		return FAIL(rc, "%s: %s", src, strerror(-rc));
 	}
 	if (!S_ISREG(st.st_mode) || (size_t)st.st_size > NP_MAX_FILE) {
 		close(fd);
-		return fail(err, errlen, S_ISREG(st.st_mode) ? -EFBIG : -EINVAL,
+		return FAIL(S_ISREG(st.st_mode) ? -EFBIG : -EINVAL,
 			    "%s: not a regular file of at most %u bytes", src, NP_MAX_FILE);
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (buf == NULL) {
 		close(fd);
-		return fail(err, errlen, -ENOMEM, "%s: out of memory", src);
+		return FAIL(-ENOMEM, "%s: out of memory", src);
 	}
 	while (got < (size_t)st.st_size) {
 		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
@@ -207,7 +200,7 @@ static int slurp(const char *src, char **out, size_t *len, char *err, size_t err
 			rc = n < 0 ? -errno : -EIO;
 			free(buf);
 			close(fd);
-			return fail(err, errlen, rc, "%s: read: %s", src,
+			return FAIL(rc, "%s: read: %s", src,
 				    n < 0 ? strerror(-rc) : "file shrank");
 		}
 		got += (size_t)n;
@@ -228,7 +221,7 @@ static int copy_in(const char *root, const char *src, const char *dst, char *err
 	int rc;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s%s", root, dst) >= sizeof(path))
-		return fail(err, errlen, -ENAMETOOLONG, "%s%s: path too long", root, dst);
+		return FAIL(-ENAMETOOLONG, "%s%s: path too long", root, dst);
 	if ((rc = make_parents(root, dst, err, errlen)) < 0)
 		return rc;
 	if ((rc = slurp(src, &data, &len, err, errlen)) < 0)
@@ -274,7 +267,7 @@ static int prune_extra(const char *root, const struct np_root_file *extra, size_
 
 	snprintf(path, sizeof(path), "%s/extra", root);
 	if (lstat(path, &st) != 0)
-		return errno == ENOENT ? 0 : fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? 0 : FAIL(-errno, "%s: %s", path, strerror(errno));
 	if ((rc = safe_dir(path, 0, err, errlen)) < 0)
 		return rc;
 	walk_extra = extra;
@@ -283,7 +276,7 @@ static int prune_extra(const char *root, const struct np_root_file *extra, size_
 	rc = nftw(path, prune_one, 16, FTW_PHYS | FTW_DEPTH | FTW_MOUNT);
 	walk_extra = NULL;
 	if (rc != 0)
-		return fail(err, errlen, rc < 0 ? rc : -EIO, "pruning %s: %s", path,
+		return FAIL(rc < 0 ? rc : -EIO, "pruning %s: %s", path,
 			    strerror(rc < 0 ? -rc : EIO));
 	return 0;
 }
@@ -296,12 +289,12 @@ int np_sandbox_prepare(const char *root, const struct np_root_file *extra, size_
 	int rc;
 
 	if (root == NULL || root[0] != '/' || strlen(root) > PATH_MAX / 2)
-		return fail(err, errlen, -EINVAL, "root %s: not an absolute path",
+		return FAIL(-EINVAL, "root %s: not an absolute path",
 			    root != NULL ? root : "(null)");
 	for (i = 0; i < n_extra; i++)
 		if (extra[i].src == NULL || extra[i].dst == NULL ||
 		    strncmp(extra[i].dst, "/extra/", 7) != 0 || !clean_dst(extra[i].dst))
-			return fail(err, errlen, -EINVAL, "%s: not a path under /extra/",
+			return FAIL(-EINVAL, "%s: not a path under /extra/",
 				    extra[i].dst != NULL ? extra[i].dst : "(null)");
 	if ((rc = safe_dir(root, 1, err, errlen)) < 0)
 		return rc;
@@ -309,7 +302,7 @@ int np_sandbox_prepare(const char *root, const struct np_root_file *extra, size_
 		if (access(host_files[i], F_OK) != 0 && errno == ENOENT) {
 			snprintf(path, sizeof(path), "%s%s", root, host_files[i]);
 			if (unlink(path) != 0 && errno != ENOENT)
-				return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+				return FAIL(-errno, "%s: %s", path, strerror(errno));
 			continue;
 		}
 		if ((rc = copy_in(root, host_files[i], host_files[i], err, errlen)) < 0)
@@ -317,7 +310,7 @@ int np_sandbox_prepare(const char *root, const struct np_root_file *extra, size_
 	}
 	default_ca(ca, sizeof(ca));
 	if (!clean_dst(ca))
-		return fail(err, errlen, -EINVAL, "%s: not a clean absolute path", ca);
+		return FAIL(-EINVAL, "%s: not a clean absolute path", ca);
 	if ((rc = copy_in(root, ca, ca, err, errlen)) < 0)
 		return rc;
 	if ((rc = prune_extra(root, extra, n_extra, err, errlen)) < 0)
@@ -345,10 +338,10 @@ static int lookup_user(const struct np_sandbox_opts *o, uid_t *uid, gid_t *gid, 
 			break;
 	}
 	if (res == NULL)
-		return fail(err, errlen, rc > 0 ? -rc : -ENOENT, "user %s%s: not found", names[0],
+		return FAIL(rc > 0 ? -rc : -ENOENT, "user %s%s: not found", names[0],
 			    names[1] != NULL ? " (nor nobody)" : "");
 	if (pw.pw_uid == 0 || pw.pw_gid == 0)
-		return fail(err, errlen, -EPERM, "user %s: uid or gid 0", pw.pw_name);
+		return FAIL(-EPERM, "user %s: uid or gid 0", pw.pw_name);
 	*uid = pw.pw_uid;
 	*gid = pw.pw_gid;
 	return 0;
@@ -363,12 +356,12 @@ static int drop_caps(char *err, size_t errlen)
 	   bounding set for this); one already out is left alone. */
 	for (cap = 0; (in = prctl(PR_CAPBSET_READ, cap, 0, 0, 0)) >= 0; cap++)
 		if (in == 1 && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
-			return fail(err, errlen, -errno, "dropping capability %d from the bounding set: %s",
+			return FAIL(-errno, "dropping capability %d from the bounding set: %s",
 				    cap, strerror(errno));
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
-		return fail(err, errlen, -errno, "clearing ambient capabilities: %s", strerror(errno));
+		return FAIL(-errno, "clearing ambient capabilities: %s", strerror(errno));
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0)
-		return fail(err, errlen, -errno, "PR_SET_KEEPCAPS: %s", strerror(errno));
+		return FAIL(-errno, "PR_SET_KEEPCAPS: %s", strerror(errno));
 	return 0;
 }
 
@@ -381,12 +374,12 @@ static int caps_empty(char *err, size_t errlen)
 
 	memset(d, 0, sizeof(d));
 	if (syscall(SYS_capset, &h, d) != 0)
-		return fail(err, errlen, -errno, "capset: %s", strerror(errno));
+		return FAIL(-errno, "capset: %s", strerror(errno));
 	if (syscall(SYS_capget, &h, d) != 0)
-		return fail(err, errlen, -errno, "capget: %s", strerror(errno));
+		return FAIL(-errno, "capget: %s", strerror(errno));
 	for (i = 0; i < 2; i++)
 		if (d[i].effective != 0 || d[i].permitted != 0 || d[i].inheritable != 0)
-			return fail(err, errlen, -EPERM, "capabilities left after the uid change");
+			return FAIL(-EPERM, "capabilities left after the uid change");
 	return 0;
 }
 
@@ -395,15 +388,15 @@ static int become(uid_t uid, gid_t gid, char *err, size_t errlen)
 	uid_t r, e, s;
 
 	if (setgroups(0, NULL) != 0)
-		return fail(err, errlen, -errno, "setgroups: %s", strerror(errno));
+		return FAIL(-errno, "setgroups: %s", strerror(errno));
 	if (setresgid(gid, gid, gid) != 0)
-		return fail(err, errlen, -errno, "setresgid(%u): %s", (unsigned)gid, strerror(errno));
+		return FAIL(-errno, "setresgid(%u): %s", (unsigned)gid, strerror(errno));
 	if (setresuid(uid, uid, uid) != 0)
-		return fail(err, errlen, -errno, "setresuid(%u): %s", (unsigned)uid, strerror(errno));
+		return FAIL(-errno, "setresuid(%u): %s", (unsigned)uid, strerror(errno));
 	if (setuid(0) != -1 || setgid(0) != -1)
-		return fail(err, errlen, -EPERM, "could become root again after the uid change");
+		return FAIL(-EPERM, "could become root again after the uid change");
 	if (getresuid(&r, &e, &s) != 0 || r != uid || e != uid || s != uid)
-		return fail(err, errlen, -EPERM, "uids not all %u after setresuid", (unsigned)uid);
+		return FAIL(-EPERM, "uids not all %u after setresuid", (unsigned)uid);
 	return caps_empty(err, errlen);
 }
 
@@ -415,7 +408,7 @@ static int limit(int res, rlim_t v, const char *name, char *err, size_t errlen)
 		v = rl.rlim_max; /* only ever lowered */
 	rl.rlim_cur = rl.rlim_max = v;
 	if (setrlimit(res, &rl) != 0)
-		return fail(err, errlen, -errno, "setrlimit(%s): %s", name, strerror(errno));
+		return FAIL(-errno, "setrlimit(%s): %s", name, strerror(errno));
 	return 0;
 }
 
@@ -495,7 +488,7 @@ static int rule(scmp_filter_ctx ctx, uint32_t act, const char *name, unsigned n,
 		return 0; /* not a syscall of this architecture */
 	rc = seccomp_rule_add_array(ctx, act, nr, n, cmp);
 	if (rc < 0)
-		return fail(err, errlen, rc, "seccomp rule for %s: %s", name, strerror(-rc));
+		return FAIL(rc, "seccomp rule for %s: %s", name, strerror(-rc));
 	return 0;
 }
 
@@ -521,7 +514,7 @@ static int add_filtered(scmp_filter_ctx ctx, char *err, size_t errlen)
 	   posix_spawn) kills. */
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) < 0 &&
 	    rc != -EDOM)
-		return fail(err, errlen, rc, "seccomp rule for clone3: %s", strerror(-rc));
+		return FAIL(rc, "seccomp rule for clone3: %s", strerror(-rc));
 	RULE(SCMP_ACT_ALLOW, "clone", SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
 	/* Files: read only. Opening for writing fails as on a read-only file
 	   system (the root holds nothing netproc may write anyway). */
@@ -569,7 +562,7 @@ static int load_filter(char *err, size_t errlen)
 	int rc = 0;
 
 	if (ctx == NULL)
-		return fail(err, errlen, -ENOMEM, "seccomp_init failed");
+		return FAIL(-ENOMEM, "seccomp_init failed");
 	for (i = 0; rc == 0 && i < sizeof(allowed) / sizeof(allowed[0]); i++)
 		rc = rule(ctx, SCMP_ACT_ALLOW, allowed[i], 0, NULL, err, errlen);
 #ifdef NP_SANITIZER
@@ -579,7 +572,7 @@ static int load_filter(char *err, size_t errlen)
 	if (rc == 0)
 		rc = add_filtered(ctx, err, errlen);
 	if (rc == 0 && (rc = seccomp_load(ctx)) < 0)
-		fail(err, errlen, rc, "loading the seccomp filter: %s", strerror(-rc));
+		(void)FAIL(rc, "loading the seccomp filter: %s", strerror(-rc));
 	seccomp_release(ctx);
 	return rc;
 }
@@ -591,9 +584,9 @@ int np_sandbox_enter(const struct np_sandbox_opts *o, char *err, size_t errlen)
 	int rc;
 
 	if (o == NULL || o->root == NULL || o->root[0] != '/')
-		return fail(err, errlen, -EINVAL, "no absolute root directory");
+		return FAIL(-EINVAL, "no absolute root directory");
 	if (geteuid() != 0)
-		return fail(err, errlen, -EPERM, "not running as root");
+		return FAIL(-EPERM, "not running as root");
 	if ((rc = lookup_user(o, &uid, &gid, err, errlen)) < 0)
 		return rc;
 	if ((rc = safe_dir(o->root, 0, err, errlen)) < 0)
@@ -605,15 +598,15 @@ int np_sandbox_enter(const struct np_sandbox_opts *o, char *err, size_t errlen)
 	__lsan_do_leak_check();
 #endif
 	if (chroot(o->root) != 0)
-		return fail(err, errlen, -errno, "chroot %s: %s", o->root, strerror(errno));
+		return FAIL(-errno, "chroot %s: %s", o->root, strerror(errno));
 	if (chdir("/") != 0)
-		return fail(err, errlen, -errno, "chdir / in %s: %s", o->root, strerror(errno));
+		return FAIL(-errno, "chdir / in %s: %s", o->root, strerror(errno));
 	if ((rc = drop_caps(err, errlen)) < 0 || (rc = become(uid, gid, err, errlen)) < 0 ||
 	    (rc = limits(err, errlen)) < 0)
 		return rc;
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-		return fail(err, errlen, -errno, "PR_SET_DUMPABLE: %s", strerror(errno));
+		return FAIL(-errno, "PR_SET_DUMPABLE: %s", strerror(errno));
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-		return fail(err, errlen, -errno, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+		return FAIL(-errno, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 	return load_filter(err, errlen);
 }

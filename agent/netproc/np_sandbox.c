@@ -451,7 +451,7 @@ static const char *const allowed[] = {
 	   getsockname), the netlink query for local addresses, the http-01
 	   responder's accept on the socket the parent listens on. */
 	"connect", "accept4", "getsockname", "getpeername", "setsockopt", "getsockopt", "sendto",
-	"recvfrom", "sendmsg", "recvmsg", "sendmmsg", "shutdown", "bind",
+	"recvfrom", "sendmsg", "recvmsg", "sendmmsg", "shutdown",
 	/* Threads (libuv's pool, curl's resolver threads) and their locks:
 	   glibc's pthread_create (clone is filtered, clone3 fails with ENOSYS),
 	   futexes, robust lists, rseq, thread exit, affinity (libuv counts the

@@ -246,8 +246,13 @@ static void do_read(cs_chan *c)
 			.msg_control = ctl.buf,
 			.msg_controllen = sizeof(ctl.buf),
 		};
-		ssize_t r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		ssize_t r;
 
+		if (iov.iov_len == 0) {         /* dispatch always leaves room: never here */
+			fail(c, -ENOBUFS, "read buffer full");
+			return;
+		}
+		r = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -367,7 +372,9 @@ int cs_chan_send(cs_chan *c, const unsigned char *frame, size_t n, int fd)
 
 	if (c->closed || c->dead || c->werr != 0)
 		return -EPIPE;
-	if (n == 0)
+	/* A frame whose prefix is not its length would garble the stream for good. */
+	if (n < 4 || ((uint64_t)frame[0] << 24 | (uint64_t)frame[1] << 16 |
+		      (uint64_t)frame[2] << 8 | frame[3]) != n - 4)
 		return -EINVAL;
 	if (n > CS_CHAN_QUEUE_MAX || c->queued + n > CS_CHAN_QUEUE_MAX)
 		return -ENOBUFS;

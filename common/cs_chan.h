@@ -53,7 +53,8 @@ cs_chan *cs_chan_open(uv_loop_t *loop, int fd, size_t max_frame, cs_chan_frame_c
  * with the frame's first byte (the caller keeps its fd; the channel dup()s
  * it if it has to wait). Returns 0 when the frame is sent or queued; or
  * -ENOBUFS when it would make more than CS_CHAN_QUEUE_MAX bytes queued,
- * -EPIPE once the channel is dead, -EINVAL for an empty frame, another
+ * -EPIPE once the channel is dead, -EINVAL for bytes whose length prefix
+ * is not n - 4 (they would garble the stream), another
  * -errno for a write that failed (the error callback follows later).
  */
 int cs_chan_send(cs_chan *c, const unsigned char *frame, size_t n, int fd);

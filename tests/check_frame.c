@@ -828,14 +828,15 @@ START_TEST(test_chan_close_in_cb)
 	ck_assert_int_eq(read(s, all, sizeof(all)), 0);
 	close(s);
 
-	/* Sending on a dead channel. */
+	/* Bytes whose prefix is not their length; sending on a dead channel. */
 	{
 		struct side a, c;
-
 		unsigned char f[CS_FRAME_HDR] = { 0, 0, 0, 10 };
 
 		pair(&a, &c, CS_FRAME_MAX, CS_FRAME_MAX);
 		a.open_on_error = true;
+		ck_assert_int_eq(cs_chan_send(c.c, f, sizeof(f) - 1, -1), -EINVAL);
+		ck_assert_int_eq(cs_chan_send(c.c, f, 3, -1), -EINVAL);
 		cs_chan_close(c.c);
 		c.c = NULL;
 		uv_run(&loop, UV_RUN_ONCE);    /* a sees EOF */

@@ -3,12 +3,13 @@
 # BUILD_DIR (default build-fuzz at the top of the tree) and run each for
 # SECONDS (default 20) on a scratch copy of its seed corpus. Exits non-zero
 # when a target does not build or the fuzzer finds a crash, leak or timeout.
-# CI calls it; so can you.
+# CI calls it; so can you. CS_FUZZ_ONLY="frame chain" runs only those targets.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$top/build-fuzz}
 secs=${2:-20}
 jobs=${CS_FUZZ_JOBS:-2}
+only=${CS_FUZZ_ONLY:-}
 
 CC=clang cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCS_FUZZ=ON \
 	-DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
@@ -18,6 +19,9 @@ rc=0
 for src in "$top"/tests/fuzz/fuzz_*.c; do
 	name=$(basename "$src" .c)
 	target=${name#fuzz_}
+	if [ -n "$only" ] && [[ " $only " != *" $target "* ]]; then
+		continue
+	fi
 	make -C "$build" -j"$jobs" "$name" >/dev/null
 	work=$(mktemp -d)
 	mkdir "$work/corpus" "$work/artifacts"

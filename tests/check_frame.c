@@ -184,6 +184,13 @@ static void set_prefix(unsigned char *p, uint32_t v)
 	p[3] = (unsigned char)v;
 }
 
+/* Starts a hello (id 1) with its required tag. */
+static void hello_begin(struct cs_frame_buf *b)
+{
+	cs_frame_begin(b, T_HELLO, 1);
+	cs_frame_u64(b, 1, 5);
+}
+
 START_TEST(test_strict)
 {
 	struct cs_frame_buf b = { 0 };
@@ -191,8 +198,7 @@ START_TEST(test_strict)
 	unsigned char raw[64];
 
 	/* The length prefix must be n - 4. */
-	cs_frame_begin(&b, T_HELLO, 1);
-	cs_frame_u64(&b, 1, 5);
+	hello_begin(&b);
 	ck_assert_int_eq(cs_frame_end(&b), 0);
 	memcpy(raw, b.p, b.n);
 	set_prefix(raw, (uint32_t)b.n - 3);
@@ -206,8 +212,7 @@ START_TEST(test_strict)
 	/* Unknown type, unknown tag. */
 	cs_frame_begin(&b, 99, 1);
 	end_refused(&b, "frame: unknown type 99");
-	cs_frame_begin(&b, T_HELLO, 1);
-	cs_frame_u64(&b, 1, 5);
+	hello_begin(&b);
 	cs_frame_u64(&b, 9, 5);
 	end_refused(&b, "hello: unknown tag 9");
 
@@ -223,16 +228,13 @@ START_TEST(test_strict)
 	end_refused(&b, "hello: tag 1 (U64) is 1001, above its max 1000");
 
 	/* STR: no NUL, UTF-8, not over max. */
-	cs_frame_begin(&b, T_HELLO, 1);
-	cs_frame_u64(&b, 1, 5);
+	hello_begin(&b);
 	cs_frame_bytes(&b, 2, "a\0b", 3);
 	end_refused(&b, "hello: tag 2 (STR) holds a NUL at byte 1");
-	cs_frame_begin(&b, T_HELLO, 1);
-	cs_frame_u64(&b, 1, 5);
+	hello_begin(&b);
 	cs_frame_str(&b, 2, "0123456789abcdefg");
 	end_refused(&b, "hello: tag 2 (STR) is 17 bytes long, over its max 16");
-	cs_frame_begin(&b, T_HELLO, 1);
-	cs_frame_u64(&b, 1, 5);
+	hello_begin(&b);
 	cs_frame_str(&b, 2, "0123456789abcdef");
 	end_parsed(&b, &m);
 	cs_frame_msg_free(&m);
@@ -241,21 +243,18 @@ START_TEST(test_strict)
 	{
 		unsigned char z[65] = { 0 };
 
-		cs_frame_begin(&b, T_HELLO, 1);
-		cs_frame_u64(&b, 1, 5);
+		hello_begin(&b);
 		cs_frame_bytes(&b, 3, z, 64);
 		cs_frame_bytes(&b, 3, z, 65);
 		end_refused(&b, "hello: tag 3 (BYTES) is 65 bytes long, over its max 64");
 	}
 
 	/* A tag that is not repeated, twice; a required tag missing. */
-	cs_frame_begin(&b, T_HELLO, 1);
-	cs_frame_u64(&b, 1, 5);
+	hello_begin(&b);
 	cs_frame_str(&b, 2, "a");
 	cs_frame_str(&b, 2, "b");
 	end_refused(&b, "hello: tag 2 twice");
-	cs_frame_begin(&b, T_HELLO, 1);
-	cs_frame_u64(&b, 1, 5);
+	hello_begin(&b);
 	cs_frame_u64(&b, 1, 5);
 	end_refused(&b, "hello: tag 1 twice");
 	cs_frame_begin(&b, T_HELLO, 1);
@@ -275,8 +274,7 @@ START_TEST(test_strict)
 	end_refused(&b, "many: more than 128 fields");
 
 	/* Truncated field header, truncated field data. */
-	cs_frame_begin(&b, T_HELLO, 1);
-	cs_frame_u64(&b, 1, 5);
+	hello_begin(&b);
 	ck_assert_int_eq(cs_frame_end(&b), 0);
 	memcpy(raw, b.p, b.n);
 	memcpy(raw + b.n, "\0\3\0", 3);
@@ -308,8 +306,7 @@ START_TEST(test_utf8_bad)
 {
 	struct cs_frame_buf b = { 0 };
 
-	cs_frame_begin(&b, T_HELLO, 1);
-	cs_frame_u64(&b, 1, 5);
+	hello_begin(&b);
 	cs_frame_str(&b, 5, bad_utf8[_i]);
 	end_refused(&b, "hello: tag 5 (STR) is not UTF-8 at byte");
 	cs_frame_buf_free(&b);
@@ -321,8 +318,7 @@ START_TEST(test_utf8_good)
 	struct cs_frame_buf b = { 0 };
 	struct cs_frame_msg m;
 
-	cs_frame_begin(&b, T_HELLO, 1);
-	cs_frame_u64(&b, 1, 5);
+	hello_begin(&b);
 	cs_frame_str(&b, 5, good_utf8[_i]);
 	end_parsed(&b, &m);
 	ck_assert_str_eq(cs_frame_str_of(&m, 5), good_utf8[_i]);
@@ -401,7 +397,7 @@ struct side {
 	bool close_on_frame;    /* closes itself in its first frame callback */
 	bool keep_fds;          /* does not take descriptors */
 	bool open_on_error;     /* the error callback does not close the channel */
-	int fd;                 /* taken from the last frame, or -1 */
+	uint64_t fd_ids;        /* frames (id < 64) that came with a descriptor */
 	int errors;
 	int status;
 	char why[160];
@@ -443,9 +439,17 @@ static void side_frame(void *arg, const unsigned char *p, size_t n)
 	s->bytes += n;
 	cs_frame_msg_free(&m);
 	if (!s->keep_fds) {
-		if (s->fd >= 0)
-			close(s->fd);
-		s->fd = cs_chan_take_fd(s->c);
+		/* A descriptor with this frame: a pipe's write end, to be used. */
+		int fd = cs_chan_take_fd(s->c);
+		char c = (char)('0' + (m.id & 0x3f));
+
+		if (fd >= 0) {
+			ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+			ck_assert_int_eq(write(fd, &c, 1), 1);
+			close(fd);
+			s->fd_ids |= 1ull << (m.id & 0x3f);
+		}
+		ck_assert_int_eq(cs_chan_take_fd(s->c), -1);
 	}
 	if (s->close_on_frame) {
 		cs_chan_close(s->c);
@@ -481,13 +485,16 @@ static void side_error(void *arg, int status, const char *why)
 /* Two channels over a socketpair, a and b, on the test's loop. */
 static void pair(struct side *a, struct side *b, size_t max_a, size_t max_b)
 {
-	int sv[2];
+	int sv[2], sndbuf = 0;
+	socklen_t len = sizeof(sndbuf);
 
 	memset(a, 0, sizeof(*a));
 	memset(b, 0, sizeof(*b));
-	a->fd = b->fd = -1;
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* A frame of CS_FRAME_MAX bytes is more than one write takes. */
+	ck_assert_int_eq(getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, &len), 0);
+	ck_assert_int_lt(sndbuf, CS_FRAME_MAX);
 	a->c = cs_chan_open(&loop, sv[0], max_a, side_frame, side_error, a);
 	b->c = cs_chan_open(&loop, sv[1], max_b, side_frame, side_error, b);
 	ck_assert_ptr_nonnull(a->c);
@@ -511,7 +518,6 @@ static int half(struct side *b, size_t max)
 	int sv[2];
 
 	memset(b, 0, sizeof(*b));
-	b->fd = -1;
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	b->c = cs_chan_open(&loop, sv[1], max, side_frame, side_error, b);
@@ -592,104 +598,58 @@ START_TEST(test_chan_queue_limit)
 }
 END_TEST
 
-/* Descriptors sent at once and behind a queued 1 MiB frame, not taken: closed with the channel. */
+/*
+ * Over c: frame 0 with p1's write end (sent at once), frame 1 of 1 MiB (the
+ * rest of it queued), frame 2 with p2's write end (queued: dup'ed). The
+ * write ends are closed here.
+ */
+static void send_fds(cs_chan *c, int p1[2], int p2[2])
+{
+	struct cs_frame_buf fb = { 0 };
+
+	ck_assert_int_eq(pipe(p1), 0);
+	ck_assert_int_eq(pipe(p2), 0);
+	big_frame(&fb, 0, 5);
+	ck_assert_int_eq(cs_chan_send(c, fb.p, fb.n, p1[1]), 0);
+	close(p1[1]);
+	big_frame(&fb, 1, CS_FRAME_MAX - CS_FRAME_HDR - 6);
+	ck_assert_int_eq(cs_chan_send(c, fb.p, fb.n, -1), 0);
+	big_frame(&fb, 2, 5);
+	ck_assert_int_eq(cs_chan_send(c, fb.p, fb.n, p2[1]), 0);
+	close(p2[1]);
+	cs_frame_buf_free(&fb);
+}
+
+/*
+ * Descriptors sent at once and behind a queued 1 MiB frame. Taken (_i 0):
+ * they come with their frames, close-on-exec, and work. Not taken (_i 1):
+ * they are closed with the channel.
+ */
 START_TEST(test_chan_fd)
 {
 	struct side a, b;
-	struct cs_frame_buf fb = { 0 };
 	int p1[2], p2[2];
 	char c;
 
 	pair(&a, &b, CS_FRAME_MAX, CS_FRAME_MAX);
-	ck_assert_int_eq(pipe(p1), 0);
-	ck_assert_int_eq(pipe(p2), 0);
-	big_frame(&fb, 0, 5);
-	ck_assert_int_eq(cs_chan_send(a.c, fb.p, fb.n, p1[1]), 0);
-	close(p1[1]);
-	big_frame(&fb, 1, CS_FRAME_MAX - CS_FRAME_HDR - 6);
-	ck_assert_int_eq(cs_chan_send(a.c, fb.p, fb.n, -1), 0);
-	big_frame(&fb, 2, 5);
-	ck_assert_int_eq(cs_chan_send(a.c, fb.p, fb.n, p2[1]), 0);  /* queued: dup'ed */
-	close(p2[1]);
-	cs_frame_buf_free(&fb);
-	b.keep_fds = true;
+	send_fds(a.c, p1, p2);
+	b.keep_fds = _i == 1;
 	b.expect = 3;
 	b.peer = NULL;          /* b closes only itself */
-	/* Run until b has them; its channel then closes, and a sees EOF. */
 	run_out();
 	ck_assert_uint_eq(b.got, 3);
-	ck_assert_int_eq(a.errors, 1);
-	ck_assert_int_eq(a.status, 0);
-	/* Untaken, they were closed with b's channel: no write end is left. */
-	ck_assert_int_eq(read(p1[0], &c, 1), 0);
-	ck_assert_int_eq(read(p2[0], &c, 1), 0);
-	close(p1[0]);
-	close(p2[0]);
-}
-END_TEST
-
-/* The descriptors arrive with their frames, close-on-exec, and work. */
-static void fd_frame(void *arg, const unsigned char *p, size_t n)
-{
-	struct side *s = arg;
-	int fd = cs_chan_take_fd(s->c);
-	char c = (char)('0' + s->got);
-
-	(void)p;
-	(void)n;
-	/* Frames 0 and 2 carry one; frame 1 none. */
-	if (s->got == 1) {
-		ck_assert_int_eq(fd, -1);
-	} else {
-		ck_assert_int_ge(fd, 0);
-		ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
-		ck_assert_int_eq(write(fd, &c, 1), 1);
-		close(fd);
-	}
-	ck_assert_int_eq(cs_chan_take_fd(s->c), -1);
-	if (++s->got == 3) {
-		cs_chan_close(s->c);
-		s->c = NULL;
-	}
-}
-
-START_TEST(test_chan_fd_use)
-{
-	struct side a, b;
-	struct cs_frame_buf fb = { 0 };
-	int p1[2], p2[2], sv[2];
-	char c;
-
-	memset(&a, 0, sizeof(a));
-	memset(&b, 0, sizeof(b));
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	a.c = cs_chan_open(&loop, sv[0], CS_FRAME_MAX, side_frame, side_error, &a);
-	b.c = cs_chan_open(&loop, sv[1], CS_FRAME_MAX, fd_frame, side_error, &b);
-	ck_assert_ptr_nonnull(a.c);
-	ck_assert_ptr_nonnull(b.c);
-	ck_assert_int_eq(pipe(p1), 0);
-	ck_assert_int_eq(pipe(p2), 0);
-	big_frame(&fb, 0, 5);
-	ck_assert_int_eq(cs_chan_send(a.c, fb.p, fb.n, p1[1]), 0);
-	close(p1[1]);
-	big_frame(&fb, 1, CS_FRAME_MAX - CS_FRAME_HDR - 6);
-	ck_assert_int_eq(cs_chan_send(a.c, fb.p, fb.n, -1), 0);
-	big_frame(&fb, 2, 5);
-	ck_assert_int_eq(cs_chan_send(a.c, fb.p, fb.n, p2[1]), 0);
-	close(p2[1]);
-	cs_frame_buf_free(&fb);
-	run_out();
-	ck_assert_uint_eq(b.got, 3);
-	/* b wrote into both pipes; every write end is closed now. */
-	ck_assert_int_eq(read(p1[0], &c, 1), 1);
-	ck_assert_int_eq(c, '0');
-	ck_assert_int_eq(read(p1[0], &c, 1), 0);
-	ck_assert_int_eq(read(p2[0], &c, 1), 1);
-	ck_assert_int_eq(c, '2');
-	ck_assert_int_eq(read(p2[0], &c, 1), 0);
 	ck_assert_int_eq(a.errors, 1);  /* EOF when b closed */
 	ck_assert_int_eq(a.status, 0);
+	if (_i == 0) {
+		ck_assert_uint_eq(b.fd_ids, 1u << 0 | 1u << 2);        /* frame 1 had none */
+		ck_assert_int_eq(read(p1[0], &c, 1), 1);
+		ck_assert_int_eq(c, '0');
+		ck_assert_int_eq(read(p2[0], &c, 1), 1);
+		ck_assert_int_eq(c, '2');
+	}
+	/* Every write end is closed now. */
+	ck_assert_int_eq(read(p1[0], &c, 1), 0);
+	ck_assert_int_eq(read(p2[0], &c, 1), 0);
 	close(p1[0]);
 	close(p2[0]);
 }
@@ -865,8 +825,7 @@ Suite *frame_suite(void)
 	suite_add_tcase(s, tc);
 	tcase_add_test(ch, test_chan_many);
 	tcase_add_test(ch, test_chan_queue_limit);
-	tcase_add_test(ch, test_chan_fd);
-	tcase_add_test(ch, test_chan_fd_use);
+	tcase_add_loop_test(ch, test_chan_fd, 0, 2);
 	tcase_add_test(ch, test_chan_too_many_fds);
 	tcase_add_test(ch, test_chan_eof);
 	tcase_add_test(ch, test_chan_oversize);

@@ -727,6 +727,72 @@ START_TEST(test_chan_eof)
 }
 END_TEST
 
+/* Frames written a byte at a time, the loop turned between: each handed over once whole. */
+START_TEST(test_chan_bytewise)
+{
+	struct side b;
+	struct cs_frame_buf fb = { 0 };
+	int s = half(&b, CS_FRAME_MAX);
+
+	b.expect = 100;
+	for (uint64_t id = 0; id < 3; id++) {
+		big_frame(&fb, id, (size_t)id * 5);
+		for (size_t i = 0; i < fb.n; i++) {
+			ck_assert_uint_eq(b.got, id);
+			ck_assert_int_eq(write(s, fb.p + i, 1), 1);
+			uv_run(&loop, UV_RUN_NOWAIT);
+		}
+		ck_assert_uint_eq(b.got, id + 1);
+	}
+	cs_frame_buf_free(&fb);
+	close(s);
+	run_out();
+	ck_assert_int_eq(b.status, 0);
+}
+END_TEST
+
+/* More descriptors in one message than the channel keeps: -EBADMSG, none left open. */
+START_TEST(test_chan_fd_flood)
+{
+	struct side b;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 6)];
+	} ctl;
+	struct cs_frame_buf fb = { 0 };
+	struct iovec iov;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	int p[2], fds[6], s = half(&b, CS_FRAME_MAX);
+	char c;
+
+	ck_assert_int_eq(pipe(p), 0);
+	for (int i = 0; i < 6; i++)
+		fds[i] = p[1];
+	big_frame(&fb, 0, 1);
+	iov.iov_base = fb.p;
+	iov.iov_len = fb.n;
+	memset(&ctl, 0, sizeof(ctl));
+	mh.msg_control = ctl.buf;
+	mh.msg_controllen = sizeof(ctl.buf);
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+	ck_assert_int_eq(sendmsg(s, &mh, 0), (ssize_t)fb.n);
+	close(p[1]);
+	cs_frame_buf_free(&fb);
+	b.expect = 100;
+	run_out();
+	ck_assert_uint_eq(b.got, 0);
+	ck_assert_int_eq(b.status, -EBADMSG);
+	ck_assert_int_eq(read(p[0], &c, 1), 0);
+	close(p[0]);
+	close(s);
+}
+END_TEST
+
 /* A length prefix over the limit: -EMSGSIZE at once, the body never sent. */
 START_TEST(test_chan_oversize)
 {
@@ -828,6 +894,8 @@ Suite *frame_suite(void)
 	tcase_add_loop_test(ch, test_chan_fd, 0, 2);
 	tcase_add_test(ch, test_chan_too_many_fds);
 	tcase_add_test(ch, test_chan_eof);
+	tcase_add_test(ch, test_chan_bytewise);
+	tcase_add_test(ch, test_chan_fd_flood);
 	tcase_add_test(ch, test_chan_oversize);
 	tcase_add_test(ch, test_chan_close_in_cb);
 	tcase_set_timeout(ch, 60);

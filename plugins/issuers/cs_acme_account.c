@@ -9,8 +9,6 @@
 
 /* ---- directory, account key, account ----------------------------------- */
 
-static int write_key(EVP_PKEY *key, const char *path, char *err, size_t errlen);
-
 void cs_acme__on_directory(struct job *j)
 {
 	struct cs_acme *a = j->a;
@@ -33,57 +31,6 @@ void cs_acme__on_directory(struct job *j)
 	cs_acme__job_start(j);
 }
 
-void cs_acme__work_key(struct job *j)
-{
-	struct cs_acme *a = j->a;
-	FILE *f;
-	struct stat sb;
-
-	if (mkdir(a->acct_dir, 0700) < 0 && errno != EEXIST) {
-		/* STATE_DIR/acme first, then STATE_DIR/acme/NAME. */
-		char *parent = strdup(a->acct_dir), *slash;
-		if (parent != NULL && (slash = strrchr(parent, '/')) != NULL) {
-			*slash = '\0';
-			mkdir(parent, 0700);
-		}
-		free(parent);
-		if (mkdir(a->acct_dir, 0700) < 0 && errno != EEXIST) {
-			j->work_rc = -errno;
-			snprintf(j->work_err, sizeof(j->work_err), "%s: cannot create: %s",
-				 a->acct_dir, strerror(errno));
-			return;
-		}
-	}
-	f = fopen(a->key_path, "re");
-	if (f != NULL) {
-		if (fstat(fileno(f), &sb) == 0 && (sb.st_mode & 077) != 0)
-			cs_warn("acme %s: %s is readable by others (mode %o)", a->base.name,
-				a->key_path, (unsigned)(sb.st_mode & 0777));
-		j->work_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-		fclose(f);
-		if (j->work_key == NULL || cs_acme_jws_alg(j->work_key) == NULL) {
-			j->work_rc = -EINVAL;
-			snprintf(j->work_err, sizeof(j->work_err),
-				 "%s: not a P-256, P-384 or RSA private key in PEM", a->key_path);
-			cs_log_ssl_errors(j->work_err, sizeof(j->work_err));
-			return;
-		}
-		j->work_key_existed = true;
-		return;
-	}
-	if (errno != ENOENT) {
-		j->work_rc = -errno;
-		snprintf(j->work_err, sizeof(j->work_err), "%s: cannot open: %s", a->key_path,
-			 strerror(errno));
-		return;
-	}
-	j->work_key = cs_key_generate(a->account_keytype, j->work_err, sizeof(j->work_err));
-	if (j->work_key == NULL) {
-		j->work_rc = -EINVAL;
-		return;
-	}
-	j->work_rc = write_key(j->work_key, a->key_path, j->work_err, sizeof(j->work_err));
-}
 
 void cs_acme__after_key(struct job *j)
 {
@@ -186,23 +133,3 @@ nomem:
 	cs_acme__job_fail(j, -ENOMEM, "out of memory");
 }
 
-/* Writes key as PEM to path with mode 0600 set before any byte; returns 0 or -errno. */
-static int write_key(EVP_PKEY *key, const char *path, char *err, size_t errlen)
-{
-	struct cs_atomic_opts ao = { .mode = 0600, .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	BIO *b = BIO_new(BIO_s_mem());
-	char *data = NULL;
-	long len;
-	int rc;
-
-	if (b == NULL || !PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL)) {
-		BIO_free(b);
-		snprintf(err, errlen, "cannot encode the account key");
-		return -ENOMEM;
-	}
-	len = BIO_get_mem_data(b, &data);
-	rc = cs_atomic_write(path, data, (size_t)len, &ao, err, errlen);
-	OPENSSL_cleanse(data, (size_t)len);
-	BIO_free(b);
-	return rc;
-}

@@ -183,6 +183,7 @@ void cs_acme__nonce_push(struct cs_acme *a, const char *n);
 char *cs_acme__nonce_pop(struct cs_acme *a);
 void cs_acme__nonces_clear(struct cs_acme *a);
 const char *cs_acme__body_text(struct resp *r);
+const char *cs_acme__job_label(struct job *j);
 void cs_acme__job_free(struct job *j);
 int cs_acme__parse_chain(const char *pem, X509 **leaf, STACK_OF(X509) **chain);
 void cs_acme__job_end(struct job *j);
@@ -191,8 +192,6 @@ void cs_acme__job_fail(struct job *j, int status, const char *fmt, ...)
 void cs_acme__step(struct job *j, step_fn next);
 void cs_acme__wait_then(struct job *j, int64_t ms, step_fn next);
 void cs_acme__run_work(struct job *j, void (*fn)(struct job *), step_fn next);
-void cs_acme__run_hook(struct job *j, const char *verb, struct chall *c,
-		       void (*next)(struct job *, int64_t));
 
 /* cs_acme_req.c */
 void cs_acme__send_rq(struct job *j);
@@ -202,11 +201,17 @@ json_t *cs_acme__resp_json(struct job *j);
 
 /* cs_acme_account.c */
 void cs_acme__on_directory(struct job *j);
-void cs_acme__work_key(struct job *j);
 void cs_acme__after_key(struct job *j);
 void cs_acme__new_account(struct job *j);
 
 /* cs_acme_order.c */
 void cs_acme__new_order(struct job *j);
+
+/* cs_acme_host_local.c */
+void cs_acme__work_key(struct job *j);
+void cs_acme__work_token_file(struct job *j);
+void cs_acme__work_unlink(struct job *j);
+void cs_acme__run_hook(struct job *j, const char *verb, struct chall *c,
+		       void (*next)(struct job *, int64_t));
 
 #endif

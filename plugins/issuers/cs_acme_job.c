@@ -70,7 +70,7 @@ const char *cs_acme__body_text(struct resp *r)
 	return r->body;
 }
 
-static const char *job_label(struct job *j)
+const char *cs_acme__job_label(struct job *j)
 {
 	static const char *const kinds[] = { "issue", "revoke", "ari" };
 
@@ -217,18 +217,12 @@ static void after_cleanup_hook(struct job *j, int64_t st)
 
 	if (st != 0)
 		cs_warn("acme %s: %s: dns_hook del %s failed (%lld)", j->a->base.name,
-			job_label(j), c->ident, (long long)st);
+			cs_acme__job_label(j), c->ident, (long long)st);
 	c->set_up = false;
 	j->idx++;
 	cleanup_next(j);
 }
 
-static void work_unlink(struct job *j)
-{
-	if (unlink(j->work_ch->file) < 0 && errno != ENOENT)
-		snprintf(j->work_err, sizeof(j->work_err), "%s: cannot remove: %s",
-			 j->work_ch->file, strerror(errno));
-}
 
 static void after_unlink(struct job *j)
 {
@@ -255,7 +249,7 @@ static void cleanup_next(struct job *j)
 		cs_acme__run_hook(j, "del", c, after_cleanup_hook);
 	} else if (c->file != NULL) {
 		j->work_ch = c;
-		cs_acme__run_work(j, work_unlink, after_unlink);
+		cs_acme__run_work(j, cs_acme__work_unlink, after_unlink);
 	} else {
 		if (a->responder != NULL)
 			cs_acme_http01_remove(a->responder, c->token);
@@ -353,50 +347,4 @@ void cs_acme__run_work(struct job *j, void (*fn)(struct job *), step_fn next)
 	}
 }
 
-static void on_hook_done(void *arg, int64_t status)
-{
-	struct job *j = arg;
 
-	j->hook_next(j, status);
-}
-
-/* Runs dns_hook VERB NAME VALUE; next gets its exit status (-errno when it did not start). */
-void cs_acme__run_hook(struct job *j, const char *verb, struct chall *c,
-		       void (*next)(struct job *, int64_t))
-{
-	struct cs_acme *a = j->a;
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	char *value, *name = NULL, **env = NULL;
-	int rc = UV_ENOMEM;
-
-	SHA256((const unsigned char *)c->keyauth, strlen(c->keyauth), md);
-	value = cs_b64url_encode(md, sizeof(md));
-	if (value == NULL || asprintf(&name, "_acme-challenge.%s", c->ident) < 0) {
-		name = NULL;
-		goto fail;
-	}
-	const char *vars[][2] = {
-		{ "METHOD", verb },	 { "RECORD", name },
-		{ "VALUE", value },	 { "IDENTIFIER", c->ident },
-		{ "CERT", j->cert_name ? j->cert_name : "" }, { "ISSUER", a->base.name },
-	};
-	env = cs_acme_hook_env(vars, sizeof(vars) / sizeof(vars[0]));
-	if (env == NULL)
-		goto fail;
-	char *const args[] = { a->dns_hook, (char *)verb, name, value, NULL };
-	j->hook_next = next;
-	rc = cs_acme_hook_run(a->base.loop, args, env, HOOK_TIMEOUT_MS, on_hook_done, j);
-	if (rc < 0)
-		goto fail;
-	cs_info("acme %s: %s: dns_hook %s %s", a->base.name, job_label(j), verb, name);
-	cs_acme_hook_env_free(env);
-	free(value);
-	free(name);
-	return;
-fail:
-	cs_acme_hook_env_free(env);
-	free(value);
-	free(name);
-	cs_err("acme %s: dns_hook %s cannot run: %s", a->base.name, a->dns_hook, uv_strerror(rc));
-	next(j, rc);
-}

@@ -11,18 +11,9 @@
  * Retry-After says. The chain is downloaded, and with preferred_chain the
  * alternates are tried for one whose top issuer has that name.
  */
+#include "cs_acme_host.h"
 #include "cs_acme_int.h"
 
-static bool token_ok(const char *t)
-{
-	if (t == NULL || *t == '\0' || strlen(t) > 256)
-		return false;
-	for (; *t; t++)
-		if (!((*t >= 'A' && *t <= 'Z') || (*t >= 'a' && *t <= 'z') ||
-		      (*t >= '0' && *t <= '9') || *t == '-' || *t == '_'))
-			return false;
-	return true;
-}
 /* ---- orders ------------------------------------------------------------- */
 
 static void authz_next(struct job *j);
@@ -168,33 +159,6 @@ void cs_acme__new_order(struct job *j)
 
 /* ---- authorizations and challenges -------------------------------------- */
 
-static void work_token_file(struct job *j)
-{
-	struct cs_acme *a = j->a;
-	struct chall *c = j->work_ch;
-	char *d1 = NULL, *d2 = NULL;
-	struct cs_atomic_opts ao = {
-		.mode = 0644, .uid = (uid_t)-1, .gid = (gid_t)-1, .flags = CS_ATOMIC_NO_FSYNC
-	};
-
-	if (asprintf(&d1, "%s/.well-known", a->webroot) < 0 ||
-	    asprintf(&d2, "%s/.well-known/acme-challenge", a->webroot) < 0) {
-		j->work_rc = -ENOMEM;
-		goto out;
-	}
-	if ((mkdir(d1, 0755) < 0 && errno != EEXIST) || (mkdir(d2, 0755) < 0 && errno != EEXIST)) {
-		j->work_rc = -errno;
-		snprintf(j->work_err, sizeof(j->work_err), "%s: cannot create: %s", d2,
-			 strerror(errno));
-		goto out;
-	}
-	/* Token files are public and short-lived: no fsync, but still never half-written. */
-	j->work_rc = cs_atomic_write(c->file, c->keyauth, strlen(c->keyauth), &ao, j->work_err,
-				     sizeof(j->work_err));
-out:
-	free(d1);
-	free(d2);
-}
 
 static void after_token_file(struct job *j)
 {
@@ -254,7 +218,7 @@ static void set_up(struct job *j, struct chall *c)
 			return;
 		}
 		j->work_ch = c;
-		cs_acme__run_work(j, work_token_file, after_token_file);
+		cs_acme__run_work(j, cs_acme__work_token_file, after_token_file);
 	} else {
 		char err[512] = "";
 		if (a->responder == NULL) {
@@ -306,7 +270,7 @@ static void on_authz(struct job *j)
 	}
 	const char *token = json_string_value(json_object_get(ch, "token"));
 	const char *url = json_string_value(json_object_get(ch, "url"));
-	if (!token_ok(token) || url == NULL) {
+	if (!cs_acme_host_token_ok(token) || url == NULL) {
 		cs_acme__job_fail(j, -EPROTO, "authorization %s: a %s challenge without a usable token or url",
 				  j->rq.url, want);
 		json_decref(az);

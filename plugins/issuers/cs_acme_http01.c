@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define PREFIX "/.well-known/acme-challenge/"
 #define REQ_MAX 2048
@@ -241,20 +243,39 @@ int cs_acme_http01_parse_addr(const char *s, struct sockaddr_storage *ss)
 	return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss);
 }
 
-cs_acme_http01 *cs_acme_http01_new(uv_loop_t *loop, const char *listen, char *err,
-				   size_t errlen)
+int cs_acme_http01_listen_fd(const char *addr, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, rc, on = 1;
+
+	rc = cs_acme_http01_parse_addr(addr, &ss);
+	if (rc < 0) {
+		snprintf(err, errlen, "http_listen %s: not ADDR:PORT", addr);
+		return rc;
+	}
+	len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* SO_REUSEADDR as libuv sets it: a port in TIME_WAIT can be bound again. */
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 64) < 0) {
+		rc = uv_translate_sys_error(errno);
+		if (fd >= 0)
+			close(fd);
+		snprintf(err, errlen, "http_listen %s: cannot listen: %s", addr, uv_strerror(rc));
+		return rc;
+	}
+	return fd;
+}
+
+cs_acme_http01 *cs_acme_http01_open_fd(uv_loop_t *loop, int fd, char *err, size_t errlen)
+{
 	cs_acme_http01 *s;
 	int rc;
 
-	rc = cs_acme_http01_parse_addr(listen, &ss);
-	if (rc < 0) {
-		snprintf(err, errlen, "http_listen %s: not ADDR:PORT", listen);
-		return NULL;
-	}
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
+		close(fd);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
@@ -264,16 +285,26 @@ cs_acme_http01 *cs_acme_http01_new(uv_loop_t *loop, const char *listen, char *er
 	uv_tcp_init(loop, &s->listener);
 	s->listener.data = s;
 	s->open_handles = 1;
-	rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
-	if (rc == 0)
+	rc = uv_tcp_open(&s->listener, fd);
+	if (rc < 0)
+		close(fd); /* not the handle's yet */
+	else
 		rc = uv_listen((uv_stream_t *)&s->listener, 64, on_connection);
 	if (rc < 0) {
-		snprintf(err, errlen, "http_listen %s: cannot listen: %s", listen, uv_strerror(rc));
+		snprintf(err, errlen, "listening socket %d: %s", fd, uv_strerror(rc));
 		s->closing = true;
 		uv_close((uv_handle_t *)&s->listener, on_listener_closed);
 		return NULL;
 	}
 	return s;
+}
+
+cs_acme_http01 *cs_acme_http01_new(uv_loop_t *loop, const char *listen, char *err,
+				   size_t errlen)
+{
+	int fd = cs_acme_http01_listen_fd(listen, err, errlen);
+
+	return fd >= 0 ? cs_acme_http01_open_fd(loop, fd, err, errlen) : NULL;
 }
 
 int cs_acme_http01_port(cs_acme_http01 *s)

@@ -15,10 +15,26 @@ typedef struct cs_acme_http01 cs_acme_http01;
 
 /*
  * Listens on listen ("ADDR:PORT", "[V6ADDR]:PORT"). Returns the responder
- * (close with cs_acme_http01_close), or NULL with err set.
+ * (close with cs_acme_http01_close), or NULL with err set. The same as
+ * cs_acme_http01_open_fd on the socket of cs_acme_http01_listen_fd.
  */
 cs_acme_http01 *cs_acme_http01_new(uv_loop_t *loop, const char *listen, char *err,
 				   size_t errlen);
+
+/*
+ * Returns a TCP socket (close-on-exec, non-blocking; the caller owns it)
+ * bound to listen ("ADDR:PORT", "[V6ADDR]:PORT") and listening, or a negative
+ * libuv code with err set: "http_listen ADDR:PORT: not ADDR:PORT", or
+ * "http_listen ADDR:PORT: cannot listen: REASON". It does no I/O on a loop:
+ * the side that may bind the port makes it, the responder may run elsewhere.
+ */
+int cs_acme_http01_listen_fd(const char *listen, char *err, size_t errlen);
+
+/*
+ * Answers on fd, a listening TCP socket, which the responder takes in every
+ * case (closed on failure). Returns the responder, or NULL with err set.
+ */
+cs_acme_http01 *cs_acme_http01_open_fd(uv_loop_t *loop, int fd, char *err, size_t errlen);
 
 /* Returns the port it listens on (useful after listening on port 0). */
 int cs_acme_http01_port(cs_acme_http01 *s);

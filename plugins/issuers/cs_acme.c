@@ -1,8 +1,10 @@
 /*
  * cs_acme - the acme issuer. See cs_acme.h for what it offers.
  *
- * One issuer owns: a cs_http client (trust = ca_bundle), the cached
- * directory, the account key and its URL (kid), a pool of fresh nonces, the
+ * One issuer owns: its host (cs_acme_host.h: the account key, signatures,
+ * challenge files, dns_hook, the responder's socket), a cs_http client
+ * (trust = ca_bundle), the cached directory, the account key's public half
+ * and the account's URL (kid), a pool of fresh nonces, the
  * built-in http-01 responder while orders run or wait, a FIFO of jobs
  * (issue, revoke, renewal info) waiting to start and the list
  * of jobs running. Up to max_orders jobs run at once, each with its own
@@ -21,9 +23,9 @@
  * cs_acme_order.c; what they share is in cs_acme_int.h.
  *
  * Closing cancels queued jobs at once and the running ones at their next
- * step (a hook process or work on the pool is let finish first); the memory
- * goes when every job's timer, the issuer's timer, the HTTP client and the
- * responder have been closed.
+ * step (a call to the host is let finish first); the memory goes when every
+ * job's timer, the issuer's timer, the HTTP client, the responder and the
+ * host have been closed.
  */
 #include "cs_acme_int.h"
 
@@ -109,7 +111,7 @@ void cs_acme__job_start(struct job *j)
 		return;
 	}
 	if (a->key == NULL) {
-		cs_acme__run_work(j, cs_acme__work_key, cs_acme__after_key);
+		cs_acme__host_key(j, cs_acme__after_key);
 		return;
 	}
 	if (a->kid == NULL) {
@@ -217,10 +219,14 @@ void cs_acme__maybe_free(struct cs_acme *a)
 	if (!a->closing || !TAILQ_EMPTY(&a->running) || !TAILQ_EMPTY(&a->queue) || a->dying > 0)
 		return;
 	if (!a->torn) {
+		/* No job is left, so no call to the host is waiting: it goes too. */
+		assert(!a->listen_pending);
 		a->torn = true;
-		a->open += 2;
+		a->open += 3;
 		uv_close((uv_handle_t *)&a->timer, on_timer_closed);
 		cs_http_close(a->http, on_part_closed, a);
+		a->host_ops->close(a->host, on_part_closed, a);
+		a->host = NULL;
 		if (a->responder != NULL) {
 			a->open++;
 			cs_acme_http01_close(a->responder, on_part_closed, a);
@@ -245,13 +251,8 @@ void cs_acme__maybe_free(struct cs_acme *a)
 	free(a->dns_hook);
 	free(a->ca_bundle);
 	free(a->eab_kid);
-	if (a->eab_hmac_key != NULL)
-		OPENSSL_cleanse(a->eab_hmac_key, strlen(a->eab_hmac_key));
-	free(a->eab_hmac_key);
 	free(a->preferred_chain);
 	free(a->profile);
-	free(a->acct_dir);
-	free(a->key_path);
 	free(a->base.name);
 	free(a);
 	if (cb != NULL)
@@ -423,16 +424,13 @@ static const struct cs_issuer_ops acme_ops = {
 	.close = acme_close,
 };
 
-/* Returns 0 when the options o (account key kind kt) make an issuer, else -EINVAL with err set. */
-static int check_opts(const struct cs_acme_opts *o, enum cs_keytype kt, const char *state_dir,
-		      char *err, size_t errlen)
+/* Returns 0 when the options o make an issuer, else -EINVAL with err set. */
+static int check_opts(const struct cs_acme_opts *o, char *err, size_t errlen)
 {
+	enum cs_keytype kt = o->account_key != CS_KEY_NONE ? o->account_key : CS_KEY_EC_P256;
+
 	if (o->directory == NULL || strncmp(o->directory, "https://", 8) != 0) {
 		snprintf(err, errlen, "directory must be an https:// URL");
-		return -EINVAL;
-	}
-	if (state_dir == NULL) {
-		snprintf(err, errlen, "no state_dir for the account key");
 		return -EINVAL;
 	}
 	if (o->challenge == CS_ACME_HTTP01 && o->webroot == NULL && o->http_listen == NULL) {
@@ -459,27 +457,32 @@ static int check_opts(const struct cs_acme_opts *o, enum cs_keytype kt, const ch
 	return 0;
 }
 
-cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs_acme_opts *o,
-			      const char *state_dir, char *err, size_t errlen)
+cs_issuer *cs_acme_issuer_new_hosted(uv_loop_t *loop, const char *name,
+				     const struct cs_acme_opts *o,
+				     const struct cs_acme_host_ops *host_ops, void *host, char *err,
+				     size_t errlen)
 {
 	struct cs_acme *a;
 	struct cs_http_opts ho = { .ca_bundle = o->ca_bundle };
-	enum cs_keytype kt = o->account_key != CS_KEY_NONE ? o->account_key : CS_KEY_EC_P256;
 
-	if (check_opts(o, kt, state_dir, err, errlen) < 0)
-		return NULL;
+	if (check_opts(o, err, errlen) < 0)
+		goto fail_host;
 	a = calloc(1, sizeof(*a));
-	if (a == NULL)
-		goto nomem;
+	if (a == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail_host;
+	}
 	a->base.ops = &acme_ops;
 	a->base.loop = loop;
+	a->host_ops = host_ops;
+	a->host = host;
 	a->challenge = o->challenge;
-	a->account_keytype = kt;
 	a->poll_timeout_s = o->poll_timeout_s > 0 ? o->poll_timeout_s : 600;
 	a->max_orders = o->max_orders > 0 ? o->max_orders : MAX_ORDERS_DEFAULT;
 	a->limit = a->max_orders;
 	TAILQ_INIT(&a->queue);
 	TAILQ_INIT(&a->running);
+	TAILQ_INIT(&a->listen_waiters);
 	a->base.name = strdup(name);
 	a->directory = strdup(o->directory);
 	a->webroot = xstrdup(o->webroot);
@@ -487,14 +490,12 @@ cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs
 	a->dns_hook = xstrdup(o->dns_hook);
 	a->ca_bundle = xstrdup(o->ca_bundle);
 	a->eab_kid = xstrdup(o->eab_kid);
-	a->eab_hmac_key = xstrdup(o->eab_hmac_key);
 	a->preferred_chain = xstrdup(o->preferred_chain);
 	a->profile = xstrdup(o->profile);
 	if (a->base.name == NULL || a->directory == NULL || (o->webroot && !a->webroot) ||
 	    (o->http_listen && !a->http_listen) || (o->dns_hook && !a->dns_hook) ||
 	    (o->ca_bundle && !a->ca_bundle) || (o->eab_kid && !a->eab_kid) ||
-	    (o->eab_hmac_key && !a->eab_hmac_key) || (o->preferred_chain && !a->preferred_chain) ||
-	    (o->profile && !a->profile))
+	    (o->preferred_chain && !a->preferred_chain) || (o->profile && !a->profile))
 		goto fail;
 	if (o->n_contact > 0) {
 		a->contact = calloc(o->n_contact, sizeof(char *));
@@ -503,18 +504,6 @@ cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs
 		for (; a->n_contact < o->n_contact; a->n_contact++)
 			if ((a->contact[a->n_contact] = strdup(o->contact[a->n_contact])) == NULL)
 				goto fail;
-	}
-	/* One account directory per issuer; '/' in a name must not climb out of it. */
-	if (asprintf(&a->acct_dir, "%s/acme/%s", state_dir, name) < 0) {
-		a->acct_dir = NULL;
-		goto fail;
-	}
-	for (char *p = a->acct_dir + strlen(state_dir) + 6; *p; p++)
-		if (*p == '/')
-			*p = '_';
-	if (asprintf(&a->key_path, "%s/account.key", a->acct_dir) < 0) {
-		a->key_path = NULL;
-		goto fail;
 	}
 	a->http = cs_http_new(loop, &ho, err, errlen);
 	if (a->http == NULL)
@@ -525,15 +514,26 @@ cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs
 fail:
 	snprintf(err, errlen, "out of memory");
 fail_err:
-	if (a != NULL) {
-		/* Nothing was opened on the loop yet: free by hand. */
-		a->closing = a->torn = true;
-		a->open = 0;
-		a->close_cb = NULL;
-		cs_acme__maybe_free(a);
-	}
+	/* Nothing was opened on the loop yet: free by hand. */
+	a->closing = a->torn = true;
+	a->open = 0;
+	a->close_cb = NULL;
+	cs_acme__maybe_free(a);
+fail_host:
+	host_ops->close(host, NULL, NULL);
 	return NULL;
-nomem:
-	snprintf(err, errlen, "out of memory");
-	return NULL;
+}
+
+cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs_acme_opts *o,
+			      const char *state_dir, char *err, size_t errlen)
+{
+	void *host;
+
+	if (check_opts(o, err, errlen) < 0)
+		return NULL;
+	host = cs_acme_host_local_new(loop, name, o, state_dir, err, errlen);
+	if (host == NULL)
+		return NULL;
+	return cs_acme_issuer_new_hosted(loop, name, o, &cs_acme_host_local_ops, host, err,
+					 errlen);
 }

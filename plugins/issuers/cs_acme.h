@@ -2,8 +2,10 @@
  * cs_acme - the acme issuer: certificates from any ACME CA (RFC 8555), on
  * libcurl multi driven by the libuv loop (cs_http). It never blocks the loop
  * and never sleeps: polling, Retry-After and badNonce retries run on uv
- * timers; key generation and challenge files on the work queue; DNS hooks
- * through uv_spawn.
+ * timers; what needs privileges (the account key, signatures, challenge
+ * files, DNS hooks, binding http_listen) is asked of a host (cs_acme_host.h),
+ * in-process the local host (key generation and challenge files on the work
+ * queue, DNS hooks through uv_spawn).
  *
  * The interface is deliberately narrow (names and a CSR in, a chain out; a
  * certificate in, a window or a revocation out), and the issuer holds no
@@ -66,5 +68,22 @@ struct cs_acme_opts {
  */
 cs_issuer *cs_acme_issuer_new(uv_loop_t *loop, const char *name, const struct cs_acme_opts *o,
 			      const char *state_dir, char *err, size_t errlen);
+
+struct cs_acme_host_ops;
+
+/*
+ * The same, but everything privileged goes through host (cs_acme_host.h):
+ * the issuer holds no private key, opens no file, runs no program and binds
+ * no port itself. o->webroot, o->http_listen, o->dns_hook and o->eab_kid only
+ * choose how challenges and the account are made and name things in
+ * messages (o->eab_hmac_key may be ""; the host has the secrets). The issuer
+ * takes host in every case: it closes it (host_ops->close) once every call
+ * has called back, before its own close callback; on failure at once.
+ * cs_acme_issuer_new is this with the local host (cs_acme_host_local_new).
+ */
+cs_issuer *cs_acme_issuer_new_hosted(uv_loop_t *loop, const char *name,
+				     const struct cs_acme_opts *o,
+				     const struct cs_acme_host_ops *host_ops, void *host, char *err,
+				     size_t errlen);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * cs_acme_account - the directory, the account key and the account.
  *
- * The first job of an issuer reads the directory, loads the account key
- * from STATE_DIR/acme/NAME/account.key (or makes one, mode 0600) and finds
- * or creates the account (with external account binding when configured).
+ * The first job of an issuer reads the directory, asks the host for the
+ * account key (which it loads or makes; the issuer keeps only its public
+ * half, for the JWK and the thumbprint) and finds or creates the account
+ * (with the host's external account binding when configured).
  */
 #include "cs_acme_int.h"
 
@@ -36,21 +37,23 @@ void cs_acme__after_key(struct job *j)
 {
 	struct cs_acme *a = j->a;
 
-	if (j->work_rc < 0) {
-		cs_acme__job_fail(j, j->work_rc, "account key: %s", j->work_err);
+	if (j->host_rc < 0) {
+		cs_acme__job_fail(j, j->host_rc, "account key: %s", j->host_err);
 		return;
 	}
-	a->key = j->work_key;
-	j->work_key = NULL;
-	a->key_existed = j->work_key_existed;
-	a->thumb = cs_acme_jws_thumbprint(a->key);
+	if (cs_acme_jws_alg(j->host_key) == NULL) {
+		cs_acme__job_fail(j, -EINVAL, "account key: neither P-256, P-384 nor RSA");
+		return;
+	}
+	free(a->thumb);
+	a->thumb = cs_acme_jws_thumbprint(j->host_key);
 	if (a->thumb == NULL) {
 		cs_acme__job_fail(j, -ENOMEM, "cannot compute the account key's thumbprint");
 		return;
 	}
-	if (!a->key_existed)
-		cs_notice("acme %s: new account key %s (%s)", a->base.name, a->key_path,
-			  cs_acme_jws_alg(a->key));
+	a->key = j->host_key;
+	j->host_key = NULL;
+	a->key_existed = j->host_existed;
 	cs_acme__job_start(j);
 }
 
@@ -86,12 +89,28 @@ static void on_account(struct job *j)
 	cs_acme__job_start(j);
 }
 
+static void account_request(struct job *j);
+
 void cs_acme__new_account(struct job *j)
 {
 	struct cs_acme *a = j->a;
 	const char *url = cs_acme__dir_url(a, "newAccount");
+
+	/* A new account with EAB: the host MACs the key's JWK for url first. */
+	if (!a->key_existed && a->eab_kid != NULL && url != NULL) {
+		cs_acme__host_eab(j, url, account_request);
+		return;
+	}
+	account_request(j);
+}
+
+/* Sends newAccount (with j->host_text as the externalAccountBinding when there is one). */
+static void account_request(struct job *j)
+{
+	struct cs_acme *a = j->a;
+	const char *url = cs_acme__dir_url(a, "newAccount");
 	json_t *p = json_object();
-	char err[512] = "", *payload;
+	char *payload;
 
 	if (p == NULL)
 		goto nomem;
@@ -106,12 +125,16 @@ void cs_acme__new_account(struct job *j)
 		json_decref(contact);
 		if (json_object_get(meta, "termsOfService") != NULL)
 			json_object_set_new(p, "termsOfServiceAgreed", json_true());
-		if (a->eab_kid != NULL) {
-			json_t *eab = cs_acme_jws_eab(a->eab_kid, a->eab_hmac_key, a->key, url, err,
-						      sizeof(err));
-			if (eab == NULL) {
+		if (a->eab_kid != NULL && url != NULL) {
+			json_t *eab = j->host_rc == 0 && j->host_text != NULL
+					      ? json_loads(j->host_text, 0, NULL)
+					      : NULL;
+			if (!json_is_object(eab)) {
+				json_decref(eab);
 				json_decref(p);
-				cs_acme__job_fail(j, -EINVAL, "external account binding: %s", err);
+				cs_acme__job_fail(j, j->host_rc < 0 ? j->host_rc : -EPROTO,
+						  "external account binding: %s",
+						  j->host_rc < 0 ? j->host_err : "not a JSON object");
 				return;
 			}
 			json_object_set_new(p, "externalAccountBinding", eab);
@@ -132,4 +155,3 @@ void cs_acme__new_account(struct job *j)
 nomem:
 	cs_acme__job_fail(j, -ENOMEM, "out of memory");
 }
-

@@ -27,7 +27,10 @@
 #include <stdbool.h>
 #include <uv.h>
 
-/* A challenge as the client sees it; the host derives the key authorization itself. */
+/*
+ * A challenge as the client sees it (borrowed for the call only); the host
+ * derives the key authorization itself.
+ */
 struct cs_acme_host_chall {
 	enum cs_acme_challenge type; /* http-01 (webroot token file) or dns-01 (dns_hook) */
 	const char *ident;           /* the identifier being validated */
@@ -35,7 +38,10 @@ struct cs_acme_host_chall {
 	const char *cert_name;       /* for the hook's environment and the log; may be "" */
 };
 
-/* A request to sign: the protected header names the key by kid, or by its JWK when kid is NULL. */
+/*
+ * A request to sign: the protected header names the key by kid, or by its JWK
+ * when kid is NULL. Borrowed for the call only (the host copies what it keeps).
+ */
 struct cs_acme_host_sign {
 	const char *kid;
 	const char *nonce;
@@ -71,15 +77,18 @@ struct cs_acme_host_ops {
 	int (*listen)(void *host, void *call, cs_acme_host_fd_cb cb, void *arg);
 	/*
 	 * Frees the host once its calls have called back (the client closes it
-	 * when none is pending).
+	 * when none is pending; a call still running then is answered with
+	 * -ECANCELED), then calls close_cb (may be NULL).
 	 */
-	void (*close)(void *host);
+	void (*close)(void *host, void (*close_cb)(void *arg), void *arg);
 };
 
 /*
  * The local host of acme issuer name: account key at
- * STATE_DIR/acme/NAME/account.key, webroot / dns_hook / http_listen / EAB
- * from o. NULL with err set.
+ * STATE_DIR/acme/NAME/account.key (a new one of kind o->account_key),
+ * webroot / dns_hook / http_listen / EAB from o (copied). NULL with err set.
+ * It runs file work on the work queue and dns_hook on the loop, and calls
+ * back from a timer for what it answers at once (sign, eab).
  */
 void *cs_acme_host_local_new(uv_loop_t *loop, const char *name, const struct cs_acme_opts *o,
 			     const char *state_dir, char *err, size_t errlen);

@@ -8,7 +8,7 @@
 #define CS_ACME_INT_H
 
 #include "cs_acme.h"
-#include "cs_acme_hook.h"
+#include "cs_acme_host.h"
 #include "cs_acme_http01.h"
 #include "cs_acme_jws.h"
 #include "cs_atomic.h"
@@ -36,7 +36,6 @@
 #define NONCE_POOL 8
 #define BAD_NONCE_MAX 20 /* at 50% rejection (Pebble's test mode), 10 failed one request in 2000 */
 #define RETRY_AFTER_WAIT_MAX 60 /* longer waits are handed back to the scheduler */
-#define HOOK_TIMEOUT_MS (300 * 1000)
 #define MAX_ALTS 8
 #define POLL_FIRST_MS 20
 #define POLL_MAX_MS 8000
@@ -47,8 +46,9 @@ enum job_kind { JOB_ISSUE, JOB_REVOKE, JOB_ARI };
 
 struct chall {
 	enum cs_acme_challenge type;
-	char *url, *token, *keyauth, *ident, *file;
+	char *url, *token, *keyauth, *ident;
 	bool set_up;
+	bool by_host; /* a webroot token file or a DNS record (else the responder's entry) */
 };
 
 struct resp {
@@ -111,20 +111,16 @@ struct job {
 	struct resp resp;
 	cs_http_req *inflight;
 	step_fn timer_next;
-	bool on_timer, in_work, cancelled, cleaning;
+	bool on_timer, in_host, cancelled, cleaning;
 
-	/* work queue */
-	uv_work_t work;
-	void (*work_fn)(struct job *j);
-	step_fn work_next;
-	int work_rc;
-	char work_err[512];
-	EVP_PKEY *work_key;
-	bool work_key_existed;
-	struct chall *work_ch;
-
-	/* hook */
-	void (*hook_next)(struct job *j, int64_t exit_status);
+	/* a call to the host (in_host until it calls back): its answer for host_next */
+	step_fn host_next;
+	int host_rc;
+	char host_err[512];
+	char *host_text;    /* a JWS, or the EAB object */
+	EVP_PKEY *host_key; /* the account key's public half */
+	bool host_existed;
+	TAILQ_ENTRY(job) listen_link; /* in a->listen_waiters: waiting for the responder */
 
 	int status;
 	int64_t retry_after;
@@ -133,25 +129,30 @@ struct job {
 
 struct cs_acme {
 	cs_issuer base;
-	char *directory, *webroot, *http_listen, *dns_hook, *ca_bundle, *eab_kid, *eab_hmac_key,
+	/* webroot, http_listen, dns_hook and eab_kid: which way, and for messages only */
+	char *directory, *webroot, *http_listen, *dns_hook, *ca_bundle, *eab_kid,
 		*preferred_chain, *profile;
 	char **contact;
 	size_t n_contact;
 	enum cs_acme_challenge challenge;
-	enum cs_keytype account_keytype;
 	int64_t poll_timeout_s;
-	char *acct_dir, *key_path;
+	const struct cs_acme_host_ops *host_ops;
+	void *host; /* the issuer's: closed last */
 
 	cs_http *http;
 	uv_timer_t timer;
 	json_t *dir;
-	EVP_PKEY *key;
+	EVP_PKEY *key; /* the account key's public half only */
 	bool key_existed;
 	char *thumb;
 	char *kid;
 	char *nonces[NONCE_POOL];
 	size_t n_nonces;
 	cs_acme_http01 *responder;
+	bool listen_pending; /* the host is asked for the responder's socket */
+	int listen_rc;
+	char listen_err[512];
+	TAILQ_HEAD(, job) listen_waiters;
 
 	TAILQ_HEAD(job_list, job) queue, running;
 	unsigned n_running;  /* jobs in running */
@@ -160,7 +161,7 @@ struct cs_acme {
 	int64_t paused_until; /* no order starts before (a CA's Retry-After), in s */
 	unsigned dying;      /* job timers being closed */
 	bool closing, torn;
-	int open; /* timer, http client, responder not yet closed */
+	int open; /* timer, http client, responder, host not yet closed */
 	void (*close_cb)(void *);
 	void *close_arg;
 };
@@ -183,7 +184,6 @@ void cs_acme__nonce_push(struct cs_acme *a, const char *n);
 char *cs_acme__nonce_pop(struct cs_acme *a);
 void cs_acme__nonces_clear(struct cs_acme *a);
 const char *cs_acme__body_text(struct resp *r);
-const char *cs_acme__job_label(struct job *j);
 void cs_acme__job_free(struct job *j);
 int cs_acme__parse_chain(const char *pem, X509 **leaf, STACK_OF(X509) **chain);
 void cs_acme__job_end(struct job *j);
@@ -191,7 +191,10 @@ void cs_acme__job_fail(struct job *j, int status, const char *fmt, ...)
 		       __attribute__((format(printf, 3, 4)));
 void cs_acme__step(struct job *j, step_fn next);
 void cs_acme__wait_then(struct job *j, int64_t ms, step_fn next);
-void cs_acme__run_work(struct job *j, void (*fn)(struct job *), step_fn next);
+void cs_acme__host_key(struct job *j, step_fn next);
+void cs_acme__host_sign(struct job *j, const struct cs_acme_host_sign *r, step_fn next);
+void cs_acme__host_eab(struct job *j, const char *url, step_fn next);
+void cs_acme__host_chall(struct job *j, struct chall *c, bool set, step_fn next);
 
 /* cs_acme_req.c */
 void cs_acme__send_rq(struct job *j);
@@ -206,12 +209,5 @@ void cs_acme__new_account(struct job *j);
 
 /* cs_acme_order.c */
 void cs_acme__new_order(struct job *j);
-
-/* cs_acme_host_local.c */
-void cs_acme__work_key(struct job *j);
-void cs_acme__work_token_file(struct job *j);
-void cs_acme__work_unlink(struct job *j);
-void cs_acme__run_hook(struct job *j, const char *verb, struct chall *c,
-		       void (*next)(struct job *, int64_t));
 
 #endif

@@ -2,9 +2,10 @@
  * cs_acme_job - one job of the acme issuer from its first step to its end.
  *
  * A job is a chain of steps: each asynchronous operation (an HTTP request, a
- * timer, work on the thread pool, a hook process) is started with the step
- * to continue with, and cs_acme__step() goes on unless the issuer is
- * closing. This file owns the timer, work-queue and dns_hook plumbing and
+ * timer, a call to the host: the account key, a signature, a challenge set
+ * up or taken down) is started with the step to continue with, and
+ * cs_acme__step() goes on unless the issuer is closing. This file owns the
+ * timer and the plumbing of calls to the host (cs_acme_host.h) and
  * the end of a job: a failed job still undoes its challenges (token files,
  * responder entries, DNS records) before its callback runs, then the job is
  * freed and the next one started. It also holds the small helpers every
@@ -70,7 +71,7 @@ const char *cs_acme__body_text(struct resp *r)
 	return r->body;
 }
 
-const char *cs_acme__job_label(struct job *j)
+static const char *job_label(struct job *j)
 {
 	static const char *const kinds[] = { "issue", "revoke", "ari" };
 
@@ -85,7 +86,6 @@ static void chall_free(struct chall *c)
 	free(c->token);
 	free(c->keyauth);
 	free(c->ident);
-	free(c->file);
 }
 
 static void on_job_closed(uv_handle_t *h)
@@ -125,7 +125,8 @@ void cs_acme__job_free(struct job *j)
 	free(j->rq.url);
 	free(j->rq.payload);
 	cs_acme__resp_reset(&j->resp);
-	EVP_PKEY_free(j->work_key);
+	free(j->host_text);
+	EVP_PKEY_free(j->host_key);
 	j->a->dying++;
 	uv_close((uv_handle_t *)&j->timer, on_job_closed);
 }
@@ -211,24 +212,16 @@ static void job_deliver(struct job *j)
 
 static void cleanup_next(struct job *j);
 
-static void after_cleanup_hook(struct job *j, int64_t st)
+static void after_host_cleanup(struct job *j)
 {
 	struct chall *c = &j->ch[j->idx];
 
-	if (st != 0)
-		cs_warn("acme %s: %s: dns_hook del %s failed (%lld)", j->a->base.name,
-			cs_acme__job_label(j), c->ident, (long long)st);
+	if (j->host_rc != 0 && c->type == CS_ACME_DNS01)
+		cs_warn("acme %s: %s: dns_hook del %s failed (%d)", j->a->base.name, job_label(j),
+			c->ident, j->host_rc);
+	else if (j->host_rc != 0)
+		cs_warn("acme %s: %s", j->a->base.name, j->host_err);
 	c->set_up = false;
-	j->idx++;
-	cleanup_next(j);
-}
-
-
-static void after_unlink(struct job *j)
-{
-	if (j->work_err[0] != '\0')
-		cs_warn("acme %s: %s", j->a->base.name, j->work_err);
-	j->ch[j->idx].set_up = false;
 	j->idx++;
 	cleanup_next(j);
 }
@@ -245,11 +238,8 @@ static void cleanup_next(struct job *j)
 		return;
 	}
 	struct chall *c = &j->ch[j->idx];
-	if (c->type == CS_ACME_DNS01) {
-		cs_acme__run_hook(j, "del", c, after_cleanup_hook);
-	} else if (c->file != NULL) {
-		j->work_ch = c;
-		cs_acme__run_work(j, cs_acme__work_unlink, after_unlink);
+	if (c->by_host) {
+		cs_acme__host_chall(j, c, false, after_host_cleanup);
 	} else {
 		if (a->responder != NULL)
 			cs_acme_http01_remove(a->responder, c->token);
@@ -289,7 +279,7 @@ void cs_acme__step(struct job *j, step_fn next)
 	next(j);
 }
 
-/* ---- timer, work queue, hooks ----------------------------------------- */
+/* ---- the job's timer ------------------------------------------------ */
 
 static void on_job_timer(uv_timer_t *t)
 {
@@ -308,43 +298,116 @@ void cs_acme__wait_then(struct job *j, int64_t ms, step_fn next)
 	uv_timer_start(&j->timer, on_job_timer, (uint64_t)(ms > 0 ? ms : 0), 0);
 }
 
-static void work_cb(uv_work_t *w)
+/* ---- calls to the host ------------------------------------------------- */
+
+/* The host called back: goes on with host_next (even when cancelled, while cleaning up). */
+static void host_done(struct job *j, int status, const char *error)
 {
-	struct job *j = w->data;
-
-	j->work_fn(j);
-}
-
-static void after_work_cb(uv_work_t *w, int status)
-{
-	struct job *j = w->data;
-
-	j->in_work = false;
+	assert(j->in_host);
+	j->in_host = false;
+	j->host_rc = status;
+	snprintf(j->host_err, sizeof(j->host_err), "%s", error != NULL ? error : "");
 	if (j->cleaning) {
-		j->work_next(j);
+		j->host_next(j);
 		return;
 	}
-	cs_acme__step(j, j->work_next);
+	cs_acme__step(j, j->host_next);
 }
 
-void cs_acme__run_work(struct job *j, void (*fn)(struct job *), step_fn next)
+/* Marks j waiting for the host, which answers next. */
+static void host_begin(struct job *j, step_fn next)
 {
-	int rc;
-
-	j->work_fn = fn;
-	j->work_next = next;
-	j->work_err[0] = '\0';
-	j->work_rc = 0;
-	j->work.data = j;
-	j->in_work = true;
-	rc = uv_queue_work(j->a->base.loop, &j->work, work_cb, after_work_cb);
-	if (rc < 0) {
-		j->in_work = false;
-		snprintf(j->work_err, sizeof(j->work_err), "cannot queue work: %s",
-			 uv_strerror(rc));
-		j->work_rc = rc;
-		next(j);
-	}
+	j->in_host = true;
+	j->host_next = next;
+	j->host_rc = 0;
+	j->host_err[0] = '\0';
+	free(j->host_text);
+	j->host_text = NULL;
 }
 
+/* The call returned rc: when it failed (no callback then), next runs at once with rc. */
+static void host_started(struct job *j, int rc)
+{
+	if (rc >= 0)
+		return;
+	j->in_host = false;
+	j->host_rc = rc;
+	snprintf(j->host_err, sizeof(j->host_err), "the host refused the call: %s", strerror(-rc));
+	j->host_next(j);
+}
 
+static void on_host_key(void *arg, int status, const struct cs_der *pub, bool existed,
+			const char *error)
+{
+	struct job *j = arg;
+	const unsigned char *p = pub != NULL ? pub->p : NULL;
+
+	EVP_PKEY_free(j->host_key);
+	j->host_key = NULL;
+	if (status == 0 && (p == NULL ||
+			    (j->host_key = d2i_PUBKEY(NULL, &p, (long)pub->n)) == NULL)) {
+		ERR_clear_error();
+		status = -EPROTO;
+		error = "the host's answer is not a public key in DER";
+	}
+	j->host_existed = existed;
+	host_done(j, status, error);
+}
+
+static void on_host_text(void *arg, int status, const char *text, const char *error)
+{
+	struct job *j = arg;
+
+	if (status == 0 && (text == NULL || (j->host_text = strdup(text)) == NULL)) {
+		status = -ENOMEM;
+		error = "out of memory";
+	}
+	host_done(j, status, error);
+}
+
+static void on_host_done(void *arg, int status, const char *error)
+{
+	host_done(arg, status, error);
+}
+
+/* Asks the host for the account key's public half: j->host_key, j->host_existed. */
+void cs_acme__host_key(struct job *j, step_fn next)
+{
+	struct cs_acme *a = j->a;
+
+	host_begin(j, next);
+	host_started(j, a->host_ops->account_key(a->host, j->arg, on_host_key, j));
+}
+
+/* Asks the host to sign r: the JWS in j->host_text. */
+void cs_acme__host_sign(struct job *j, const struct cs_acme_host_sign *r, step_fn next)
+{
+	struct cs_acme *a = j->a;
+
+	host_begin(j, next);
+	host_started(j, a->host_ops->sign(a->host, j->arg, r, on_host_text, j));
+}
+
+/* Asks the host for the externalAccountBinding object for url: in j->host_text. */
+void cs_acme__host_eab(struct job *j, const char *url, step_fn next)
+{
+	struct cs_acme *a = j->a;
+
+	host_begin(j, next);
+	host_started(j, a->host_ops->eab(a->host, j->arg, url, on_host_text, j));
+}
+
+/* Asks the host to set c up (a token file, a DNS record) or to take it down. */
+void cs_acme__host_chall(struct job *j, struct chall *c, bool set, step_fn next)
+{
+	struct cs_acme *a = j->a;
+	struct cs_acme_host_chall hc = {
+		.type = c->type,
+		.ident = c->ident,
+		.token = c->token,
+		.cert_name = j->cert_name != NULL ? j->cert_name : "",
+	};
+
+	host_begin(j, next);
+	host_started(j, a->host_ops->challenge(a->host, j->arg, &hc, set, on_host_done, j));
+}

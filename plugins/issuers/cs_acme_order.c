@@ -11,7 +11,6 @@
  * Retry-After says. The chain is downloaded, and with preferred_chain the
  * alternates are tried for one whose top issuer has that name.
  */
-#include "cs_acme_host.h"
 #include "cs_acme_int.h"
 
 /* ---- orders ------------------------------------------------------------- */
@@ -162,28 +161,75 @@ void cs_acme__new_order(struct job *j)
 
 static void after_token_file(struct job *j)
 {
-	if (j->work_rc < 0) {
-		cs_acme__job_fail(j, j->work_rc, "http-01 webroot: %s", j->work_err);
+	if (j->host_rc < 0) {
+		cs_acme__job_fail(j, j->host_rc, "http-01 webroot: %s", j->host_err);
 		return;
 	}
-	j->work_ch->set_up = true;
+	j->ch[j->n_ch - 1].set_up = true;
 	j->idx++;
 	authz_next(j);
 }
 
-static void after_add_hook(struct job *j, int64_t st)
+static void after_add_hook(struct job *j)
 {
 	struct chall *c = &j->ch[j->n_ch - 1];
 
-	if (st != 0) {
+	if (j->host_rc != 0) {
 		/* Nothing to take back: a failed add is not set up (the hook says so). */
-		cs_acme__job_fail(j, -EIO, "dns_hook %s add _acme-challenge.%s failed with status %lld",
-				  j->a->dns_hook, c->ident, (long long)st);
+		cs_acme__job_fail(j, -EIO, "dns_hook %s add _acme-challenge.%s failed with status %d%s%s",
+				  j->a->dns_hook, c->ident, j->host_rc, j->host_rc < 0 ? ": " : "",
+				  j->host_rc < 0 ? j->host_err : "");
 		return;
 	}
 	c->set_up = true;
 	j->idx++;
-	cs_acme__step(j, authz_next);
+	authz_next(j);
+}
+
+/* Answers the newest challenge of j on the responder, which is there now, or fails j. */
+static void responder_ready(struct job *j)
+{
+	struct cs_acme *a = j->a;
+	struct chall *c = &j->ch[j->n_ch - 1];
+
+	if (a->responder == NULL) {
+		cs_acme__job_fail(j, -EADDRINUSE, "http-01 responder: %s", a->listen_err);
+		return;
+	}
+	if (cs_acme_http01_add(a->responder, c->token, c->keyauth) < 0) {
+		cs_acme__job_fail(j, -ENOMEM, "out of memory");
+		return;
+	}
+	c->set_up = true;
+	j->idx++;
+	authz_next(j);
+}
+
+/* The host's listening socket (or why there is none): the responder, then every job waiting for it. */
+static void on_listen(void *arg, int status, int fd, const char *error)
+{
+	struct cs_acme *a = arg;
+	struct job *j;
+	TAILQ_HEAD(, job) waiting = TAILQ_HEAD_INITIALIZER(waiting);
+
+	a->listen_pending = false;
+	a->listen_rc = status;
+	snprintf(a->listen_err, sizeof(a->listen_err), "%s", error != NULL ? error : "");
+	if (status == 0 && (a->closing || a->responder != NULL)) {
+		close(fd);
+	} else if (status == 0) {
+		a->responder = cs_acme_http01_open_fd(a->base.loop, fd, a->listen_err,
+						      sizeof(a->listen_err));
+	} else if (a->listen_err[0] == '\0') {
+		snprintf(a->listen_err, sizeof(a->listen_err), "%s", strerror(-status));
+	}
+	/* A job that fails now may make another ask again: it waits for that answer. */
+	TAILQ_CONCAT(&waiting, &a->listen_waiters, listen_link);
+	while ((j = TAILQ_FIRST(&waiting)) != NULL) {
+		TAILQ_REMOVE(&waiting, j, listen_link);
+		j->in_host = false;
+		cs_acme__step(j, responder_ready);
+	}
 }
 
 /* Returns the challenge of type want in chs, or NULL with the types offered listed in offered. */
@@ -208,33 +254,26 @@ static json_t *find_challenge(json_t *chs, const char *want, char *offered, size
 static void set_up(struct job *j, struct chall *c)
 {
 	struct cs_acme *a = j->a;
+	int rc;
 
 	if (c->type == CS_ACME_DNS01) {
-		cs_acme__run_hook(j, "add", c, after_add_hook);
+		c->by_host = true;
+		cs_acme__host_chall(j, c, true, after_add_hook);
 	} else if (a->webroot != NULL) {
-		if (asprintf(&c->file, "%s/.well-known/acme-challenge/%s", a->webroot, c->token) < 0) {
-			c->file = NULL;
-			cs_acme__job_fail(j, -ENOMEM, "out of memory");
-			return;
-		}
-		j->work_ch = c;
-		cs_acme__run_work(j, cs_acme__work_token_file, after_token_file);
+		c->by_host = true;
+		cs_acme__host_chall(j, c, true, after_token_file);
+	} else if (a->responder != NULL) {
+		responder_ready(j);
 	} else {
-		char err[512] = "";
-		if (a->responder == NULL) {
-			a->responder = cs_acme_http01_new(a->base.loop, a->http_listen, err, sizeof(err));
-			if (a->responder == NULL) {
-				cs_acme__job_fail(j, -EADDRINUSE, "http-01 responder: %s", err);
-				return;
-			}
-		}
-		if (cs_acme_http01_add(a->responder, c->token, c->keyauth) < 0) {
-			cs_acme__job_fail(j, -ENOMEM, "out of memory");
+		/* The host binds http_listen once for all the jobs that wait. */
+		j->in_host = true;
+		TAILQ_INSERT_TAIL(&a->listen_waiters, j, listen_link);
+		if (a->listen_pending)
 			return;
-		}
-		c->set_up = true;
-		j->idx++;
-		authz_next(j);
+		a->listen_pending = true;
+		rc = a->host_ops->listen(a->host, j->arg, on_listen, a);
+		if (rc < 0)
+			on_listen(a, rc, -1, NULL);
 	}
 }
 
@@ -289,6 +328,7 @@ static void on_authz(struct job *j)
 	c->url = strdup(url);
 	c->token = strdup(token);
 	c->ident = strdup(ident);
+	/* The responder's answer; the host makes its own for token files and DNS records. */
 	if (asprintf(&c->keyauth, "%s.%s", token, a->thumb) < 0)
 		c->keyauth = NULL;
 	json_decref(az);

@@ -142,12 +142,14 @@ static void on_nonce(void *arg, const struct cs_http_response *r)
 	cs_acme__step(j, cs_acme__send_rq);
 }
 
-/* Sends j->rq: a plain GET/HEAD, or a JWS POST with a nonce from the pool. */
+static void send_signed(struct job *j);
+
+/* Sends j->rq: a plain GET/HEAD, or a JWS POST with a nonce from the pool, signed by the host. */
 void cs_acme__send_rq(struct job *j)
 {
 	struct cs_acme *a = j->a;
 	struct cs_http_request hr = { .url = j->rq.url, .accept = j->rq.accept };
-	char err[512] = "", *nonce = NULL, *jws = NULL;
+	char *nonce = NULL;
 	int rc;
 
 	if (j->rq.method != NULL) {
@@ -165,20 +167,37 @@ void cs_acme__send_rq(struct job *j)
 		rc = cs_http_send(a->http, &nr, on_nonce, j, &j->inflight);
 		goto sent;
 	}
-	jws = cs_acme_jws_sign(a->key, j->rq.jwk ? NULL : a->kid, nonce, j->rq.url, j->rq.payload,
-			       err, sizeof(err));
+	struct cs_acme_host_sign sr = {
+		.kid = j->rq.jwk ? NULL : a->kid,
+		.nonce = nonce,
+		.url = j->rq.url,
+		.payload = j->rq.payload,
+	};
+	cs_acme__host_sign(j, &sr, send_signed);
 	free(nonce);
-	if (jws == NULL) {
-		cs_acme__job_fail(j, -EINVAL, "%s", err);
+	return;
+sent:
+	if (rc < 0)
+		cs_acme__job_fail(j, rc, "%s: cannot send: %s", j->rq.url, strerror(-rc));
+}
+
+/* Posts the JWS the host signed (j->host_text). */
+static void send_signed(struct job *j)
+{
+	struct cs_http_request hr = { .url = j->rq.url, .accept = j->rq.accept };
+	int rc;
+
+	if (j->host_rc < 0) {
+		cs_acme__job_fail(j, j->host_rc, "%s", j->host_err);
 		return;
 	}
 	hr.method = "POST";
 	hr.content_type = "application/jose+json";
-	hr.body = jws;
-	hr.len = strlen(jws);
-	rc = cs_http_send(a->http, &hr, on_http, j, &j->inflight);
-	free(jws);
-sent:
+	hr.body = j->host_text;
+	hr.len = strlen(j->host_text);
+	rc = cs_http_send(j->a->http, &hr, on_http, j, &j->inflight);
+	free(j->host_text);
+	j->host_text = NULL;
 	if (rc < 0)
 		cs_acme__job_fail(j, rc, "%s: cannot send: %s", j->rq.url, strerror(-rc));
 }

@@ -6,13 +6,18 @@
  * payloads (identifiers, replaces, profile), ARI certificate identifiers and
  * renewalInfo parsing (the RFC 9773 examples: Debian's Pebble serves no ARI),
  * cs_http against the built-in http-01 responder on the loop, hooks (exit
- * status, environment, deadline), and the constructor's refusals.
+ * status, environment, deadline), and the constructor's refusals. The
+ * local host (cs_acme_host.h): a token that is not base64url never becomes
+ * a file, every answer comes later; and an issuer on a host whose signatures
+ * fail (against a small TLS server in a thread that serves the directory and
+ * a nonce) fails with that host's words: the client signs nothing itself.
  *
  * With CS_ACME_DIRECTORY set (tests/integration/acme_revoke.sh and
  * acme_ari.sh set it after starting Pebble or an ARI fixture), "live" cases
  * also revoke a certificate at Pebble, or read a renewal window.
  */
 #include "cs_acme.h"
+#include "cs_acme_host.h"
 #include "cs_acme_hook.h"
 #include "cs_acme_http01.h"
 #include "cs_acme_jws.h"
@@ -25,6 +30,9 @@
 
 #include <check.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <errno.h>
 #include <jansson.h>
@@ -249,6 +257,37 @@ START_TEST(test_acme_jws_refuses_ed25519)
 
 	ck_assert_ptr_null(cs_acme_jws_sign(key, NULL, "n", "u", "{}", err, sizeof(err)));
 	ck_assert_str_eq(err, "the account key is neither P-256, P-384 nor RSA");
+	EVP_PKEY_free(key);
+}
+END_TEST
+
+/* The client holds only the public half (d2i_PUBKEY): the JWK and thumbprint are the same. */
+START_TEST(test_acme_jwk_public_only)
+{
+	char err[256] = "";
+	EVP_PKEY *key = cs_key_generate(jws_keys[_i], err, sizeof(err)), *pub;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int n;
+	char *t1, *t2;
+
+	ck_assert_msg(key != NULL, "%s", err);
+	n = i2d_PUBKEY(key, &der);
+	ck_assert_int_gt(n, 0);
+	p = der;
+	pub = d2i_PUBKEY(NULL, &p, n);
+	ck_assert_ptr_nonnull(pub);
+	ck_assert_str_eq(cs_acme_jws_alg(pub), jws_algs[_i]);
+	t1 = cs_acme_jws_thumbprint(key);
+	t2 = cs_acme_jws_thumbprint(pub);
+	ck_assert_ptr_nonnull(t2);
+	ck_assert_str_eq(t1, t2);
+	/* And it cannot sign. */
+	ck_assert_ptr_null(cs_acme_jws_sign(pub, NULL, "n", "u", "{}", err, sizeof(err)));
+	free(t1);
+	free(t2);
+	OPENSSL_free(der);
+	EVP_PKEY_free(pub);
 	EVP_PKEY_free(key);
 }
 END_TEST
@@ -817,6 +856,553 @@ START_TEST(test_acme_issuer_close_many)
 }
 END_TEST
 
+/* ---- the local host ------------------------------------------------------ */
+
+START_TEST(test_acme_host_token_ok)
+{
+	char long_tok[258];
+
+	ck_assert(cs_acme_host_token_ok("AZaz09-_"));
+	ck_assert(!cs_acme_host_token_ok(NULL));
+	ck_assert(!cs_acme_host_token_ok(""));
+	ck_assert(!cs_acme_host_token_ok(".."));
+	ck_assert(!cs_acme_host_token_ok("a/b"));
+	ck_assert(!cs_acme_host_token_ok("a.b"));
+	ck_assert(!cs_acme_host_token_ok("a=="));
+	memset(long_tok, 'a', 256);
+	long_tok[256] = '\0';
+	ck_assert(cs_acme_host_token_ok(long_tok));
+	long_tok[256] = 'a';
+	long_tok[257] = '\0';
+	ck_assert(!cs_acme_host_token_ok(long_tok));
+}
+END_TEST
+
+/* What one call to a host answered, and whether it answered inside the call. */
+struct answer {
+	int n, status;
+	bool existed;
+	char error[512];
+	char *text;
+	EVP_PKEY *pub;
+	int fd;
+};
+
+static void on_key_answer(void *arg, int status, const struct cs_der *pub, bool existed,
+			  const char *error)
+{
+	struct answer *a = arg;
+	const unsigned char *p = pub != NULL ? pub->p : NULL;
+
+	a->n++;
+	a->status = status;
+	a->existed = existed;
+	snprintf(a->error, sizeof(a->error), "%s", error != NULL ? error : "");
+	if (status == 0)
+		a->pub = d2i_PUBKEY(NULL, &p, (long)pub->n);
+}
+
+static void on_text_answer(void *arg, int status, const char *text, const char *error)
+{
+	struct answer *a = arg;
+
+	a->n++;
+	a->status = status;
+	snprintf(a->error, sizeof(a->error), "%s", error != NULL ? error : "");
+	free(a->text);
+	a->text = status == 0 ? strdup(text) : NULL;
+}
+
+static void on_done_answer(void *arg, int status, const char *error)
+{
+	struct answer *a = arg;
+
+	a->n++;
+	a->status = status;
+	snprintf(a->error, sizeof(a->error), "%s", error != NULL ? error : "");
+}
+
+static void on_fd_answer(void *arg, int status, int fd, const char *error)
+{
+	struct answer *a = arg;
+
+	a->n++;
+	a->status = status;
+	a->fd = fd;
+	snprintf(a->error, sizeof(a->error), "%s", error != NULL ? error : "");
+}
+
+/* Tokens a CA (or whoever speaks for it) might send to climb out of the webroot. */
+static const char *const bad_tokens[] = { "../../evil", "a/b", "..", "", "tok.en", "tok en",
+					  "%2e%2e", "tok\\en" };
+
+/*
+ * The local host of an issuer with a webroot: the account key made (0600)
+ * and its public half returned; a signature that verifies with it; token
+ * files only for base64url tokens, holding TOKEN.THUMBPRINT, and removed
+ * again; http_listen refused when there is none. Every answer comes after
+ * the call has returned.
+ */
+START_TEST(test_acme_host_local)
+{
+	uv_loop_t loop;
+	char err[256] = "", *web = cs_test_path("%s/web", cs_test_tmp),
+	     *state = cs_test_path("%s/state", cs_test_tmp), listing[256];
+	struct cs_acme_opts o = { .directory = "https://ca/dir", .webroot = web };
+	const struct cs_acme_host_ops *ops = &cs_acme_host_local_ops;
+	struct answer key = { 0 }, sig = { 0 }, ch = { 0 }, lis = { 0 };
+	struct stat sb;
+	int closed = 0;
+	void *h;
+
+	ck_assert_int_eq(mkdir(web, 0755), 0);
+	ck_assert_int_eq(mkdir(state, 0700), 0);
+	uv_loop_init(&loop);
+	h = cs_acme_host_local_new(&loop, "x/y", &o, state, err, sizeof(err));
+	ck_assert_msg(h != NULL, "%s", err);
+
+	/* Nothing signs before the key is there. */
+	struct cs_acme_host_sign sr = { .kid = NULL, .nonce = "n-1", .url = "https://ca/new-acct",
+					.payload = "{\"a\":1}" };
+	ck_assert_int_eq(ops->sign(h, NULL, &sr, on_text_answer, &sig), 0);
+	ck_assert_int_eq(sig.n, 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(sig.n, 1);
+	ck_assert_int_lt(sig.status, 0);
+
+	ck_assert_int_eq(ops->account_key(h, NULL, on_key_answer, &key), 0);
+	ck_assert_int_eq(key.n, 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(key.n, 1);
+	ck_assert_msg(key.status == 0, "%s", key.error);
+	ck_assert(!key.existed);
+	ck_assert_ptr_nonnull(key.pub);
+	ck_assert_str_eq(cs_acme_jws_alg(key.pub), "ES256");
+	/* '/' in the issuer's name does not climb out of STATE_DIR/acme. */
+	char *kp = cs_test_path("%s/acme/x_y/account.key", state);
+	ck_assert_int_eq(stat(kp, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	free(kp);
+
+	ck_assert_int_eq(ops->sign(h, NULL, &sr, on_text_answer, &sig), 0);
+	ck_assert_int_eq(sig.n, 1);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(sig.n, 2);
+	ck_assert_msg(sig.status == 0, "%s", sig.error);
+	json_t *jws = json_loads(sig.text, 0, NULL);
+	ck_assert_ptr_nonnull(jws);
+	ck_assert(jws_verifies(jws, key.pub));
+	json_decref(jws);
+
+	for (size_t i = 0; i < sizeof(bad_tokens) / sizeof(bad_tokens[0]); i++) {
+		struct cs_acme_host_chall c = { .type = CS_ACME_HTTP01, .ident = "a.example.test",
+						.token = bad_tokens[i], .cert_name = "a" };
+		int n = ch.n;
+		ck_assert_int_eq(ops->challenge(h, NULL, &c, true, on_done_answer, &ch), 0);
+		ck_assert_int_eq(ch.n, n);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		ck_assert_int_eq(ch.n, n + 1);
+		ck_assert_int_eq(ch.status, -EINVAL);
+		ck_assert_msg(strstr(ch.error, "not base64url") != NULL, "%s", ch.error);
+	}
+	/* No file anywhere: not in the webroot, not beside it. */
+	cs_test_listing(web, listing, sizeof(listing));
+	ck_assert_str_eq(listing, "");
+	cs_test_listing(cs_test_tmp, listing, sizeof(listing));
+	ck_assert_str_eq(listing, "state web");
+
+	struct cs_acme_host_chall good = { .type = CS_ACME_HTTP01, .ident = "a.example.test",
+					   .token = "Tok_en-1", .cert_name = "a" };
+	char *file = cs_test_path("%s/.well-known/acme-challenge/Tok_en-1", web);
+	char *thumb = cs_acme_jws_thumbprint(key.pub), *want = cs_test_path("Tok_en-1.%s", thumb);
+	ck_assert_int_eq(ops->challenge(h, NULL, &good, true, on_done_answer, &ch), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_msg(ch.status == 0, "%s", ch.error);
+	char *got = cs_test_read(file, NULL);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(got, want);
+	ck_assert_int_eq(ops->challenge(h, NULL, &good, false, on_done_answer, &ch), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_msg(ch.status == 0, "%s", ch.error);
+	ck_assert_int_eq(access(file, F_OK), -1);
+
+	/* No http_listen, no dns_hook: refused, later. */
+	ck_assert_int_eq(ops->listen(h, NULL, on_fd_answer, &lis), 0);
+	ck_assert_int_eq(lis.n, 0);
+	good.type = CS_ACME_DNS01;
+	ck_assert_int_eq(ops->challenge(h, NULL, &good, true, on_done_answer, &ch), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(lis.n, 1);
+	ck_assert_int_eq(lis.status, -EINVAL);
+	ck_assert_int_eq(ch.status, -EINVAL);
+
+	/* Asked again, the key is the same one, now found. */
+	EVP_PKEY *first = key.pub;
+	key.pub = NULL;
+	ck_assert_int_eq(ops->account_key(h, NULL, on_key_answer, &key), 0);
+	ck_assert_int_eq(key.n, 1);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(key.n, 2);
+	ck_assert_int_eq(EVP_PKEY_eq(first, key.pub), 1);
+
+	ops->close(h, on_closed, &closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(closed, 1);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	EVP_PKEY_free(first);
+	EVP_PKEY_free(key.pub);
+	free(sig.text);
+	free(got);
+	free(want);
+	free(thumb);
+	free(file);
+	free(web);
+	free(state);
+}
+END_TEST
+
+/* The local host binds http_listen and hands over the socket; a busy port is refused in words. */
+START_TEST(test_acme_host_local_listen)
+{
+	uv_loop_t loop;
+	char err[256] = "", addr[64], want[128];
+	struct cs_acme_opts o = { .directory = "https://ca/dir", .http_listen = addr };
+	struct answer lis = { 0 };
+	cs_acme_http01 *busy;
+	int closed = 0;
+	void *h;
+
+	uv_loop_init(&loop);
+	busy = cs_acme_http01_new(&loop, "127.0.0.1:0", err, sizeof(err));
+	ck_assert_msg(busy != NULL, "%s", err);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", cs_acme_http01_port(busy));
+	h = cs_acme_host_local_new(&loop, "x", &o, cs_test_tmp, err, sizeof(err));
+	ck_assert_msg(h != NULL, "%s", err);
+	ck_assert_int_eq(cs_acme_host_local_ops.listen(h, NULL, on_fd_answer, &lis), 0);
+	ck_assert_int_eq(lis.n, 0);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	ck_assert_int_eq(lis.n, 1);
+	ck_assert_int_lt(lis.status, 0);
+	snprintf(want, sizeof(want), "http_listen %s: cannot listen: address already in use", addr);
+	ck_assert_str_eq(lis.error, want);
+	cs_acme_http01_close(busy, NULL, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	/* Free now: a socket that listens, which the responder takes. */
+	ck_assert_int_eq(cs_acme_host_local_ops.listen(h, NULL, on_fd_answer, &lis), 0);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	ck_assert_int_eq(lis.n, 2);
+	ck_assert_msg(lis.status == 0, "%s", lis.error);
+	busy = cs_acme_http01_open_fd(&loop, lis.fd, err, sizeof(err));
+	ck_assert_msg(busy != NULL, "%s", err);
+	ck_assert_str_eq(strchr(addr, ':') + 1, (snprintf(want, sizeof(want), "%d",
+							   cs_acme_http01_port(busy)), want));
+	cs_acme_http01_close(busy, NULL, NULL);
+	cs_acme_host_local_ops.close(h, on_closed, &closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(closed, 1);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+/* ---- an issuer on a host of our own ----------------------------------------- */
+
+/*
+ * A TLS server on 127.0.0.1 in a thread, one request per connection, for
+ * the few requests an issuer makes before its first signature: the
+ * directory (GET /dir) and a nonce (HEAD /nonce).
+ */
+struct tls_srv {
+	int lfd, port, requests;
+	SSL_CTX *ctx;
+	pthread_t th;
+};
+
+static void *tls_serve(void *arg)
+{
+	struct tls_srv *s = arg;
+	int fd;
+
+	while ((fd = accept(s->lfd, NULL, NULL)) >= 0) {
+		SSL *ssl = SSL_new(s->ctx);
+		char req[4096], resp[1024], body[512];
+		int len = 0, n;
+
+		SSL_set_fd(ssl, fd);
+		if (SSL_accept(ssl) == 1) {
+			while (len < (int)sizeof(req) - 1 &&
+			       (n = SSL_read(ssl, req + len, (int)sizeof(req) - 1 - len)) > 0) {
+				len += n;
+				req[len] = '\0';
+				if (strstr(req, "\r\n\r\n") != NULL)
+					break;
+			}
+			req[len] = '\0';
+			snprintf(body, sizeof(body),
+				 "{\"newNonce\": \"https://127.0.0.1:%d/nonce\", "
+				 "\"newAccount\": \"https://127.0.0.1:%d/new-acct\", "
+				 "\"newOrder\": \"https://127.0.0.1:%d/new-order\"}",
+				 s->port, s->port, s->port);
+			if (strncmp(req, "HEAD /nonce ", 12) == 0)
+				snprintf(resp, sizeof(resp),
+					 "HTTP/1.1 200 OK\r\nReplay-Nonce: nonce-1\r\n"
+					 "Content-Length: 0\r\nConnection: close\r\n\r\n");
+			else if (strncmp(req, "GET /dir ", 9) == 0)
+				snprintf(resp, sizeof(resp),
+					 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+					 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+					 strlen(body), body);
+			else
+				snprintf(resp, sizeof(resp), "HTTP/1.1 404 Not Found\r\n"
+							     "Content-Length: 0\r\nConnection: close\r\n\r\n");
+			SSL_write(ssl, resp, (int)strlen(resp));
+			SSL_shutdown(ssl);
+			s->requests++;
+		}
+		SSL_free(ssl);
+		close(fd);
+	}
+	return NULL;
+}
+
+/* Starts the server with the PKI of cs_test_mkpki in pki (leaf for IP:127.0.0.1). */
+static void tls_start(struct tls_srv *s, const char *pki)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	char *leaf = cs_test_path("%s/ec/leaf.pem", pki), *key = cs_test_path("%s/ec/leaf.key", pki),
+	     *inter = cs_test_path("%s/ec/int.pem", pki);
+	X509 *ix = cs_test_read_x509(inter);
+
+	s->ctx = SSL_CTX_new(TLS_server_method());
+	ck_assert_ptr_nonnull(s->ctx);
+	ck_assert_int_eq(SSL_CTX_use_certificate_file(s->ctx, leaf, SSL_FILETYPE_PEM), 1);
+	ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(s->ctx, key, SSL_FILETYPE_PEM), 1);
+	ck_assert_int_eq(SSL_CTX_add_extra_chain_cert(s->ctx, ix), 1); /* the context takes ix */
+	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(s->lfd, 0);
+	ck_assert_int_eq(bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(s->lfd, 8), 0);
+	ck_assert_int_eq(getsockname(s->lfd, (struct sockaddr *)&sa, &len), 0);
+	s->port = ntohs(sa.sin_port);
+	ck_assert_int_eq(pthread_create(&s->th, NULL, tls_serve, s), 0);
+	free(leaf);
+	free(key);
+	free(inter);
+}
+
+static void tls_stop(struct tls_srv *s)
+{
+	/* accept() returns at once on a socket shut down. */
+	shutdown(s->lfd, SHUT_RDWR);
+	pthread_join(s->th, NULL);
+	close(s->lfd);
+	SSL_CTX_free(s->ctx);
+}
+
+/*
+ * A host that has an account key (a public half it made up) but will not
+ * sign: it answers later, from its timer, like every host must.
+ */
+struct test_host {
+	uv_timer_t timer;
+	EVP_PKEY *key;
+	cs_acme_host_key_cb key_cb;
+	cs_acme_host_text_cb sign_cb;
+	void *arg, *call;
+	int signs, closes;
+	char url[256], nonce[64];
+	bool jwk;
+	void (*close_cb)(void *);
+	void *close_arg;
+};
+
+static void test_host_answer(uv_timer_t *t)
+{
+	struct test_host *th = t->data;
+
+	if (th->key_cb != NULL) {
+		unsigned char *der = NULL;
+		int n = i2d_PUBKEY(th->key, &der);
+		struct cs_der pub = { der, (size_t)n };
+		cs_acme_host_key_cb cb = th->key_cb;
+		th->key_cb = NULL;
+		cb(th->arg, 0, &pub, false, NULL);
+		OPENSSL_free(der);
+	} else if (th->sign_cb != NULL) {
+		cs_acme_host_text_cb cb = th->sign_cb;
+		th->sign_cb = NULL;
+		cb(th->arg, -EPERM, NULL, "test host: no signature today");
+	}
+}
+
+static int test_host_key(void *host, void *call, cs_acme_host_key_cb cb, void *arg)
+{
+	struct test_host *th = host;
+
+	th->key_cb = cb;
+	th->arg = arg;
+	th->call = call;
+	uv_timer_start(&th->timer, test_host_answer, 0, 0);
+	return 0;
+}
+
+static int test_host_sign(void *host, void *call, const struct cs_acme_host_sign *r,
+			  cs_acme_host_text_cb cb, void *arg)
+{
+	struct test_host *th = host;
+
+	th->signs++;
+	th->sign_cb = cb;
+	th->arg = arg;
+	th->call = call;
+	th->jwk = r->kid == NULL;
+	snprintf(th->url, sizeof(th->url), "%s", r->url);
+	snprintf(th->nonce, sizeof(th->nonce), "%s", r->nonce);
+	uv_timer_start(&th->timer, test_host_answer, 0, 0);
+	return 0;
+}
+
+static int test_host_eab(void *host, void *call, const char *url, cs_acme_host_text_cb cb,
+			 void *arg)
+{
+	return -ENOTSUP;
+}
+
+static int test_host_challenge(void *host, void *call, const struct cs_acme_host_chall *c,
+			       bool set, cs_acme_host_done_cb cb, void *arg)
+{
+	return -ENOTSUP;
+}
+
+static int test_host_listen(void *host, void *call, cs_acme_host_fd_cb cb, void *arg)
+{
+	return -ENOTSUP;
+}
+
+static void test_host_closed(uv_handle_t *h)
+{
+	struct test_host *th = h->data;
+
+	if (th->close_cb != NULL)
+		th->close_cb(th->close_arg);
+}
+
+static void test_host_close(void *host, void (*close_cb)(void *arg), void *arg)
+{
+	struct test_host *th = host;
+
+	th->closes++;
+	th->close_cb = close_cb;
+	th->close_arg = arg;
+	uv_close((uv_handle_t *)&th->timer, test_host_closed);
+}
+
+static const struct cs_acme_host_ops test_host_ops = {
+	.account_key = test_host_key,
+	.sign = test_host_sign,
+	.eab = test_host_eab,
+	.challenge = test_host_challenge,
+	.listen = test_host_listen,
+	.close = test_host_close,
+};
+
+struct issued {
+	int n, status;
+	char error[1024];
+};
+
+static void on_issued(void *arg, const struct cs_issue_result *res)
+{
+	struct issued *is = arg;
+
+	is->n++;
+	is->status = res->status;
+	snprintf(is->error, sizeof(is->error), "%s", res->error);
+}
+
+/*
+ * An issuer on a host whose signatures fail: it reads the directory, takes a
+ * nonce, asks the host to sign newAccount (by JWK, with that nonce, for the
+ * CA's URL and for this issue call), and the order fails with the host's
+ * words. The issuer has no key to sign with itself; closing it closes the
+ * host once, before the issuer's own close callback.
+ */
+START_TEST(test_acme_hosted_sign_fails)
+{
+	uv_loop_t loop;
+	char err[256] = "", dir[128], url[128], *names[] = { "a.example.test" };
+	char *pki = cs_test_mkpki(NULL), *root = cs_test_path("%s/ec/root.pem", pki);
+	struct tls_srv srv = { 0 };
+	struct test_host th = { 0 };
+	struct issued got = { 0 };
+	int closed = 0;
+	EVP_PKEY *key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
+	X509_REQ *csr = cs_csr_new(key, names, 1, err, sizeof(err));
+	unsigned char *der = NULL;
+	int n = i2d_X509_REQ(csr, &der);
+	struct cs_issue_request rq = { .cert_name = "a", .names = names, .n_names = 1,
+				       .csr = { der, (size_t)n } };
+	cs_issuer *is;
+
+	tls_start(&srv, pki);
+	snprintf(dir, sizeof(dir), "https://127.0.0.1:%d/dir", srv.port);
+	struct cs_acme_opts o = { .directory = dir, .ca_bundle = root, .webroot = "/nonexistent" };
+	uv_loop_init(&loop);
+	uv_timer_init(&loop, &th.timer);
+	th.timer.data = &th;
+	th.key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
+	is = cs_acme_issuer_new_hosted(&loop, "x", &o, &test_host_ops, &th, err, sizeof(err));
+	ck_assert_msg(is != NULL, "%s", err);
+	ck_assert_int_eq(is->ops->issue(is, &rq, on_issued, &got), 0);
+	while (got.n == 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
+		;
+	ck_assert_int_eq(got.n, 1);
+	ck_assert_int_eq(got.status, -EPERM);
+	ck_assert_str_eq(got.error, "test host: no signature today");
+	ck_assert_int_eq(th.signs, 1);
+	ck_assert(th.jwk);
+	ck_assert_ptr_eq(th.call, &got);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/new-acct", srv.port);
+	ck_assert_str_eq(th.url, url);
+	ck_assert_str_eq(th.nonce, "nonce-1");
+	ck_assert_int_eq(th.closes, 0);
+	is->ops->close(is, on_closed, &closed);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(closed, 1);
+	ck_assert_int_eq(th.closes, 1);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	tls_stop(&srv);
+	ck_assert_int_eq(srv.requests, 2);
+	EVP_PKEY_free(th.key);
+	X509_REQ_free(csr);
+	OPENSSL_free(der);
+	EVP_PKEY_free(key);
+	cs_test_rmrf(pki);
+	free(pki);
+	free(root);
+}
+END_TEST
+
+/* A hosted issuer that cannot be made closes the host it was given. */
+START_TEST(test_acme_hosted_refused_closes_host)
+{
+	uv_loop_t loop;
+	char err[256] = "";
+	struct test_host th = { 0 };
+	struct cs_acme_opts o = { .directory = "http://ca/dir", .webroot = "/w" };
+
+	uv_loop_init(&loop);
+	uv_timer_init(&loop, &th.timer);
+	th.timer.data = &th;
+	ck_assert_ptr_null(cs_acme_issuer_new_hosted(&loop, "x", &o, &test_host_ops, &th, err,
+						     sizeof(err)));
+	ck_assert_str_eq(err, "directory must be an https:// URL");
+	ck_assert_int_eq(th.closes, 1);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 /* ---- live: against Pebble or the ARI fixture (set up by a shell test) ------ */
 
 struct live {
@@ -951,6 +1537,7 @@ Suite *acme_suite(void)
 	tcase_add_loop_test(tc, test_acme_jws_signs_and_names_key, 0, 3);
 	tcase_add_test(tc, test_acme_jws_refuses_ed25519);
 	tcase_add_test(tc, test_acme_eab_mac);
+	tcase_add_loop_test(tc, test_acme_jwk_public_only, 0, 3);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("messages");
@@ -972,6 +1559,15 @@ Suite *acme_suite(void)
 	cs_test_add_loop(tc, test_acme_issuer_refuses, refusals);
 	tcase_add_test(tc, test_acme_issuer_close_cancels);
 	tcase_add_loop_test(tc, test_acme_issuer_close_many, 0, 3);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("host");
+	tcase_add_checked_fixture(tc, cs_test_tmp_setup, cs_test_tmp_teardown);
+	tcase_add_test(tc, test_acme_host_token_ok);
+	tcase_add_test(tc, test_acme_host_local);
+	tcase_add_test(tc, test_acme_host_local_listen);
+	tcase_add_test(tc, test_acme_hosted_sign_fails);
+	tcase_add_test(tc, test_acme_hosted_refused_closes_host);
 	suite_add_tcase(s, tc);
 
 	/* Only when a shell test has started a CA for us (see the header comment). */

@@ -764,6 +764,22 @@ static void on_closed(void *arg)
 	*(int *)arg = 1;
 }
 
+/* A request for cert "a", names[0], with the CSR (in *der: OPENSSL_free it) of a new P-256 key. */
+static struct cs_issue_request issue_request(char **names, unsigned char **der)
+{
+	char err[256] = "";
+	EVP_PKEY *key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
+	X509_REQ *csr = cs_csr_new(key, names, 1, err, sizeof(err));
+	int n = i2d_X509_REQ(csr, der);
+	struct cs_issue_request rq = { .cert_name = "a", .names = names, .n_names = 1,
+				       .csr = { *der, (size_t)n } };
+
+	ck_assert_int_gt(n, 0);
+	X509_REQ_free(csr);
+	EVP_PKEY_free(key);
+	return rq;
+}
+
 static void on_issue_cancelled(void *arg, const struct cs_issue_result *res)
 {
 	int *st = arg;
@@ -777,12 +793,8 @@ START_TEST(test_acme_issuer_close_cancels)
 	char err[256] = "", *names[] = { "a.example.test" };
 	struct cs_acme_opts o = { .directory = "https://127.0.0.1:1/dir", .webroot = "/nonexistent" };
 	int closed = 0, st = 1;
-	EVP_PKEY *key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
-	X509_REQ *csr = cs_csr_new(key, names, 1, err, sizeof(err));
 	unsigned char *der = NULL;
-	int n = i2d_X509_REQ(csr, &der);
-	struct cs_issue_request rq = { .cert_name = "a", .names = names, .n_names = 1,
-				       .csr = { der, (size_t)n } };
+	struct cs_issue_request rq = issue_request(names, &der);
 	cs_issuer *is;
 
 	uv_loop_init(&loop);
@@ -799,9 +811,7 @@ START_TEST(test_acme_issuer_close_cancels)
 	ck_assert_int_eq(st, -ECANCELED);
 	ck_assert_int_eq(closed, 1);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
-	X509_REQ_free(csr);
 	OPENSSL_free(der);
-	EVP_PKEY_free(key);
 }
 END_TEST
 
@@ -825,12 +835,8 @@ START_TEST(test_acme_issuer_close_many)
 	struct cs_acme_opts o = { .directory = "https://127.0.0.1:1/dir", .webroot = "/nonexistent",
 				  .max_orders = 2 };
 	int closed = 0, st[6][2] = { { 0 } };
-	EVP_PKEY *key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
-	X509_REQ *csr = cs_csr_new(key, names, 1, err, sizeof(err));
 	unsigned char *der = NULL;
-	int n = i2d_X509_REQ(csr, &der);
-	struct cs_issue_request rq = { .cert_name = "a", .names = names, .n_names = 1,
-				       .csr = { der, (size_t)n } };
+	struct cs_issue_request rq = issue_request(names, &der);
 	cs_issuer *is;
 
 	uv_loop_init(&loop);
@@ -850,9 +856,7 @@ START_TEST(test_acme_issuer_close_many)
 	ck_assert_int_eq(st[5][1], -ECANCELED);
 	ck_assert_int_eq(closed, 1);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
-	X509_REQ_free(csr);
 	OPENSSL_free(der);
-	EVP_PKEY_free(key);
 }
 END_TEST
 
@@ -1336,12 +1340,8 @@ START_TEST(test_acme_hosted_sign_fails)
 	struct test_host th = { 0 };
 	struct issued got = { 0 };
 	int closed = 0;
-	EVP_PKEY *key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
-	X509_REQ *csr = cs_csr_new(key, names, 1, err, sizeof(err));
 	unsigned char *der = NULL;
-	int n = i2d_X509_REQ(csr, &der);
-	struct cs_issue_request rq = { .cert_name = "a", .names = names, .n_names = 1,
-				       .csr = { der, (size_t)n } };
+	struct cs_issue_request rq = issue_request(names, &der);
 	cs_issuer *is;
 
 	tls_start(&srv, pki);
@@ -1374,9 +1374,7 @@ START_TEST(test_acme_hosted_sign_fails)
 	tls_stop(&srv);
 	ck_assert_int_eq(srv.requests, 2);
 	EVP_PKEY_free(th.key);
-	X509_REQ_free(csr);
 	OPENSSL_free(der);
-	EVP_PKEY_free(key);
 	cs_test_rmrf(pki);
 	free(pki);
 	free(root);

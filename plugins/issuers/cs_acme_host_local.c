@@ -99,11 +99,14 @@ bool cs_acme_host_token_ok(const char *t)
 
 /* ---- calls and answers ---------------------------------------------------- */
 
-static struct req *req_new(struct lhost *h, enum req_kind kind, void *arg)
+/* A new call of kind on host, or NULL with *rc: -ECANCELED once the host is closing, -ENOMEM. */
+static struct req *req_new(void *host, enum req_kind kind, void *arg, int *rc)
 {
-	struct req *r = calloc(1, sizeof(*r));
+	struct lhost *h = host;
+	struct req *r;
 
-	if (r == NULL)
+	*rc = h->closing ? -ECANCELED : -ENOMEM;
+	if (h->closing || (r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
 	r->h = h;
 	r->kind = kind;
@@ -367,12 +370,11 @@ static int host_account_key(void *host, void *call, cs_acme_host_key_cb cb, void
 {
 	struct lhost *h = host;
 	struct req *r;
+	int rc;
 
 	(void)call;
-	if (h->closing)
-		return -ECANCELED;
-	if ((r = req_new(h, REQ_KEY, arg)) == NULL)
-		return -ENOMEM;
+	if ((r = req_new(h, REQ_KEY, arg, &rc)) == NULL)
+		return rc;
 	r->cb.key = cb;
 	if (h->key != NULL) {
 		r->existed = h->key_existed;
@@ -388,12 +390,11 @@ static int host_sign(void *host, void *call, const struct cs_acme_host_sign *s,
 {
 	struct lhost *h = host;
 	struct req *r;
+	int rc;
 
 	(void)call;
-	if (h->closing)
-		return -ECANCELED;
-	if ((r = req_new(h, REQ_TEXT, arg)) == NULL)
-		return -ENOMEM;
+	if ((r = req_new(h, REQ_TEXT, arg, &rc)) == NULL)
+		return rc;
 	r->cb.text = cb;
 	if (h->key == NULL)
 		return fail(r, -EINVAL, "no account key loaded yet");
@@ -409,12 +410,11 @@ static int host_eab(void *host, void *call, const char *url, cs_acme_host_text_c
 	struct lhost *h = host;
 	struct req *r;
 	json_t *eab;
+	int rc;
 
 	(void)call;
-	if (h->closing)
-		return -ECANCELED;
-	if ((r = req_new(h, REQ_TEXT, arg)) == NULL)
-		return -ENOMEM;
+	if ((r = req_new(h, REQ_TEXT, arg, &rc)) == NULL)
+		return rc;
 	r->cb.text = cb;
 	if (h->eab_kid == NULL || h->eab_hmac_key == NULL)
 		return fail(r, -EINVAL, "no eab_kid and eab_hmac_key configured");
@@ -529,12 +529,11 @@ static int host_challenge(void *host, void *call, const struct cs_acme_host_chal
 {
 	struct lhost *h = host;
 	struct req *r;
+	int rc;
 
 	(void)call;
-	if (h->closing)
-		return -ECANCELED;
-	if ((r = req_new(h, REQ_DONE, arg)) == NULL)
-		return -ENOMEM;
+	if ((r = req_new(h, REQ_DONE, arg, &rc)) == NULL)
+		return rc;
 	r->cb.done = cb;
 	/* The token becomes a file name: never a path, never "..". */
 	if (!cs_acme_host_token_ok(c->token))
@@ -568,12 +567,11 @@ static int host_listen(void *host, void *call, cs_acme_host_fd_cb cb, void *arg)
 {
 	struct lhost *h = host;
 	struct req *r;
+	int rc;
 
 	(void)call;
-	if (h->closing)
-		return -ECANCELED;
-	if ((r = req_new(h, REQ_FD, arg)) == NULL)
-		return -ENOMEM;
+	if ((r = req_new(h, REQ_FD, arg, &rc)) == NULL)
+		return rc;
 	r->cb.fd = cb;
 	if (h->http_listen == NULL)
 		return fail(r, -EINVAL, "refused: no http_listen");

@@ -1215,7 +1215,7 @@ struct test_host {
 	void *arg, *call;
 	int signs, closes;
 	char url[256], nonce[64];
-	bool jwk;
+	bool jwk, hold; /* hold: the test says when a signature is answered */
 	void (*close_cb)(void *);
 	void *close_arg;
 };
@@ -1262,7 +1262,8 @@ static int test_host_sign(void *host, void *call, const struct cs_acme_host_sign
 	th->jwk = r->kid == NULL;
 	snprintf(th->url, sizeof(th->url), "%s", r->url);
 	snprintf(th->nonce, sizeof(th->nonce), "%s", r->nonce);
-	uv_timer_start(&th->timer, test_host_answer, 0, 0);
+	if (!th->hold)
+		uv_timer_start(&th->timer, test_host_answer, 0, 0);
 	return 0;
 }
 
@@ -1329,7 +1330,9 @@ static void on_issued(void *arg, const struct cs_issue_result *res)
  * nonce, asks the host to sign newAccount (by JWK, with that nonce, for the
  * CA's URL and for this issue call), and the order fails with the host's
  * words. The issuer has no key to sign with itself; closing it closes the
- * host once, before the issuer's own close callback.
+ * host once, before the issuer's own close callback. Run 1 closes the
+ * issuer while the host has the signature to answer: the host is closed only
+ * after it has answered, and the order ends cancelled.
  */
 START_TEST(test_acme_hosted_sign_fails)
 {
@@ -1353,21 +1356,42 @@ START_TEST(test_acme_hosted_sign_fails)
 	th.key = cs_key_generate(CS_KEY_EC_P256, err, sizeof(err));
 	is = cs_acme_issuer_new_hosted(&loop, "x", &o, &test_host_ops, &th, err, sizeof(err));
 	ck_assert_msg(is != NULL, "%s", err);
+	th.hold = _i == 1;
 	ck_assert_int_eq(is->ops->issue(is, &rq, on_issued, &got), 0);
-	while (got.n == 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
+	while (got.n == 0 && th.signs == 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
 		;
-	ck_assert_int_eq(got.n, 1);
-	ck_assert_int_eq(got.status, -EPERM);
-	ck_assert_str_eq(got.error, "test host: no signature today");
+	if (_i == 1) {
+		ck_assert_msg(got.n == 0, "%s", got.error);
+		ck_assert_ptr_nonnull(th.sign_cb);
+		is->ops->close(is, on_closed, &closed);
+		uv_run(&loop, UV_RUN_NOWAIT);
+		/* The job waits for the host, and the host stays until it has answered. */
+		ck_assert_int_eq(got.n, 0);
+		ck_assert_int_eq(closed, 0);
+		ck_assert_int_eq(th.closes, 0);
+		uv_timer_start(&th.timer, test_host_answer, 0, 0);
+		uv_run(&loop, UV_RUN_DEFAULT);
+		ck_assert_int_eq(got.n, 1);
+		ck_assert_int_eq(got.status, -ECANCELED);
+		ck_assert_str_eq(got.error, "cancelled: the issuer is closing");
+	} else {
+		while (got.n == 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
+			;
+		ck_assert_int_eq(got.n, 1);
+		ck_assert_int_eq(got.status, -EPERM);
+		ck_assert_str_eq(got.error, "test host: no signature today");
+	}
 	ck_assert_int_eq(th.signs, 1);
 	ck_assert(th.jwk);
 	ck_assert_ptr_eq(th.call, &got);
 	snprintf(url, sizeof(url), "https://127.0.0.1:%d/new-acct", srv.port);
 	ck_assert_str_eq(th.url, url);
 	ck_assert_str_eq(th.nonce, "nonce-1");
-	ck_assert_int_eq(th.closes, 0);
-	is->ops->close(is, on_closed, &closed);
-	uv_run(&loop, UV_RUN_DEFAULT);
+	if (_i == 0) {
+		ck_assert_int_eq(th.closes, 0);
+		is->ops->close(is, on_closed, &closed);
+		uv_run(&loop, UV_RUN_DEFAULT);
+	}
 	ck_assert_int_eq(closed, 1);
 	ck_assert_int_eq(th.closes, 1);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
@@ -1564,7 +1588,7 @@ Suite *acme_suite(void)
 	tcase_add_test(tc, test_acme_host_token_ok);
 	tcase_add_test(tc, test_acme_host_local);
 	tcase_add_test(tc, test_acme_host_local_listen);
-	tcase_add_test(tc, test_acme_hosted_sign_fails);
+	tcase_add_loop_test(tc, test_acme_hosted_sign_fails, 0, 2);
 	tcase_add_test(tc, test_acme_hosted_refused_closes_host);
 	suite_add_tcase(s, tc);
 

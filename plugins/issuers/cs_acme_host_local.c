@@ -167,7 +167,8 @@ static void answer(struct req *r)
 		int n = r->status == 0 ? i2d_PUBKEY(h->key, &der) : 0;
 		struct cs_der pub = { der, n > 0 ? (size_t)n : 0 };
 		if (r->status == 0 && n <= 0)
-			r->cb.key(r->arg, -ENOMEM, NULL, false, "cannot encode the account key's public key");
+			r->cb.key(r->arg, -ENOMEM, NULL, false,
+				  "cannot encode the account key's public key");
 		else if (r->status == 0)
 			r->cb.key(r->arg, 0, &pub, r->existed, NULL);
 		else
@@ -511,7 +512,8 @@ static void run_hook(struct req *r, const char *verb, const struct cs_acme_host_
 	rc = cs_acme_hook_run(h->loop, args, env, HOOK_TIMEOUT_MS, on_hook_done, r);
 	if (rc < 0)
 		goto fail;
-	cs_info("acme %s: %s: dns_hook %s %s", h->name, c->cert_name != NULL && c->cert_name[0] != '\0' ? c->cert_name : c->ident, verb, name);
+	cs_info("acme %s: %s: dns_hook %s %s", h->name,
+		c->cert_name != NULL && c->cert_name[0] != '\0' ? c->cert_name : c->ident, verb, name);
 	cs_acme_hook_env_free(env);
 	free(value);
 	free(name);

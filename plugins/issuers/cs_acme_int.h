@@ -150,7 +150,6 @@ struct cs_acme {
 	size_t n_nonces;
 	cs_acme_http01 *responder;
 	bool listen_pending; /* the host is asked for the responder's socket */
-	int listen_rc;
 	char listen_err[512];
 	TAILQ_HEAD(, job) listen_waiters;
 

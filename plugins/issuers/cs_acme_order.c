@@ -158,7 +158,6 @@ void cs_acme__new_order(struct job *j)
 
 /* ---- authorizations and challenges -------------------------------------- */
 
-
 static void after_token_file(struct job *j)
 {
 	if (j->host_rc < 0) {
@@ -213,10 +212,10 @@ static void on_listen(void *arg, int status, int fd, const char *error)
 	TAILQ_HEAD(, job) waiting = TAILQ_HEAD_INITIALIZER(waiting);
 
 	a->listen_pending = false;
-	a->listen_rc = status;
 	snprintf(a->listen_err, sizeof(a->listen_err), "%s", error != NULL ? error : "");
 	if (status == 0 && (a->closing || a->responder != NULL)) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 	} else if (status == 0) {
 		a->responder = cs_acme_http01_open_fd(a->base.loop, fd, a->listen_err,
 						      sizeof(a->listen_err));

@@ -424,8 +424,10 @@ static int host_eab(void *host, void *call, const char *url, cs_acme_host_text_c
 	if (url == NULL)
 		return fail(r, -EINVAL, "no newAccount URL");
 	eab = cs_acme_jws_eab(h->eab_kid, h->eab_hmac_key, h->key, url, r->err, sizeof(r->err));
-	if (eab == NULL)
-		return fail(r, -EINVAL, "%s", r->err);
+	if (eab == NULL) {
+		r->status = -EINVAL; /* with r->err set */
+		return ready(r);
+	}
 	r->text = json_dumps(eab, JSON_COMPACT);
 	json_decref(eab);
 	if (r->text == NULL)
@@ -446,6 +448,7 @@ static void work_token_file(struct req *r)
 	if (asprintf(&d1, "%s/.well-known", h->webroot) < 0 ||
 	    asprintf(&d2, "%s/.well-known/acme-challenge", h->webroot) < 0) {
 		r->status = -ENOMEM;
+		snprintf(r->err, sizeof(r->err), "out of memory");
 		goto out;
 	}
 	if ((mkdir(d1, 0755) < 0 && errno != EEXIST) || (mkdir(d2, 0755) < 0 && errno != EEXIST)) {

@@ -257,19 +257,13 @@ static int check_field(const struct cs_frame_msgdef *d, const struct cs_frame_fi
 		   d->name, fd->tag, fd->kind);
 }
 
-int cs_frame_parse(const struct cs_frame_schema *s, const unsigned char *p, size_t n,
-		   struct cs_frame_msg *m, char *err, size_t errlen)
+/* The length prefix, the type and the id of frame p (n bytes): m->type, m->id, m->def set. */
+static int parse_header(const struct cs_frame_schema *s, const unsigned char *p, size_t n,
+			struct cs_frame_msg *m, char *err, size_t errlen)
 {
 	const struct cs_frame_msgdef *d;
-	size_t off = CS_FRAME_HDR, used = 0;
 	uint64_t len;
-	int rc;
 
-	m->own = NULL;
-	m->n = 0;
-	m->def = NULL;
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
 	if (n < 4)
 		return bad(err, errlen, "frame: %zu bytes, too short for its length prefix", n);
 	if (n > CS_FRAME_MAX)
@@ -290,6 +284,25 @@ int cs_frame_parse(const struct cs_frame_schema *s, const unsigned char *p, size
 	if (d == NULL)
 		return bad(err, errlen, "frame: unknown type %u", m->type);
 	m->def = d;
+	return 0;
+}
+
+int cs_frame_parse(const struct cs_frame_schema *s, const unsigned char *p, size_t n,
+		   struct cs_frame_msg *m, char *err, size_t errlen)
+{
+	const struct cs_frame_msgdef *d;
+	size_t off = CS_FRAME_HDR, used = 0;
+	int rc;
+
+	m->own = NULL;
+	m->n = 0;
+	m->def = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	rc = parse_header(s, p, n, m, err, errlen);
+	if (rc < 0)
+		return rc;
+	d = m->def;
 	/* Each field's bytes and a NUL: fewer than the frame's own bytes. */
 	m->own = malloc(n);
 	if (m->own == NULL)

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,8 @@ struct conn {
 };
 
 struct cs_acme_http01 {
-	uv_tcp_t listener;
+	uv_poll_t listener; /* on fd: accept4 by hand (netproc's seccomp filter has no listen) */
+	int fd;             /* the listening socket, closed after the poll handle */
 	uv_loop_t *loop;
 	LIST_HEAD(, token) tokens;
 	TAILQ_HEAD(conn_list, conn) conns; /* newest first */
@@ -75,6 +77,7 @@ static void on_listener_closed(uv_handle_t *h)
 {
 	cs_acme_http01 *s = h->data;
 
+	close(s->fd);
 	s->open_handles--;
 	maybe_free(s);
 }
@@ -177,20 +180,20 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		answer(c);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+/* One connection accepted (cfd, non-blocking): read its request. */
+static void on_connection(cs_acme_http01 *s, int cfd)
 {
-	cs_acme_http01 *s = server->data;
 	struct conn *c;
 
-	if (status < 0 || s->closing)
-		return;
 	if (s->n_conns >= CS_ACME_HTTP01_MAX_CONNS) {
 		/* The oldest goes: a validator's request comes on a new connection. */
 		conn_close(TAILQ_LAST(&s->conns, conn_list));
 	}
 	c = calloc(1, sizeof(*c));
-	if (c == NULL)
+	if (c == NULL) {
+		close(cfd);
 		return;
+	}
 	c->s = s;
 	uv_tcp_init(s->loop, &c->tcp);
 	uv_timer_init(s->loop, &c->timer);
@@ -199,13 +202,33 @@ static void on_connection(uv_stream_t *server, int status)
 	s->open_handles++;
 	TAILQ_INSERT_HEAD(&s->conns, c, link);
 	s->n_conns++;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 ||
-	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+	if (uv_tcp_open(&c->tcp, cfd) < 0) {
+		close(cfd); /* not the handle's */
+		conn_close(c);
+		return;
+	}
+	if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
 		conn_close(c);
 		return;
 	}
 	/* A validator sends its request at once; an idle connection is not kept long. */
 	uv_timer_start(&c->timer, on_conn_timeout, 5000, 0);
+}
+
+/* The listening socket is readable: every connection waiting is accepted. */
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+	cs_acme_http01 *s = h->data;
+	int cfd;
+
+	(void)events;
+	if (status < 0 || s->closing)
+		return;
+	while ((cfd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		on_connection(s, cfd);
+		if (s->closing)
+			return;
+	}
 }
 
 int cs_acme_http01_conns(const cs_acme_http01 *s)
@@ -282,14 +305,19 @@ cs_acme_http01 *cs_acme_http01_open_fd(uv_loop_t *loop, int fd, char *err, size_
 	s->loop = loop;
 	LIST_INIT(&s->tokens);
 	TAILQ_INIT(&s->conns);
-	uv_tcp_init(loop, &s->listener);
+	s->fd = fd;
+	rc = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ? -errno : 0;
+	if (rc == 0)
+		rc = uv_poll_init(loop, &s->listener, fd);
+	if (rc < 0) {
+		snprintf(err, errlen, "listening socket %d: %s", fd, strerror(-rc));
+		close(fd);
+		free(s);
+		return NULL;
+	}
 	s->listener.data = s;
 	s->open_handles = 1;
-	rc = uv_tcp_open(&s->listener, fd);
-	if (rc < 0)
-		close(fd); /* not the handle's yet */
-	else
-		rc = uv_listen((uv_stream_t *)&s->listener, 64, on_connection);
+	rc = uv_poll_start(&s->listener, UV_READABLE, on_readable);
 	if (rc < 0) {
 		snprintf(err, errlen, "listening socket %d: %s", fd, uv_strerror(rc));
 		s->closing = true;
@@ -310,9 +338,9 @@ cs_acme_http01 *cs_acme_http01_new(uv_loop_t *loop, const char *listen, char *er
 int cs_acme_http01_port(cs_acme_http01 *s)
 {
 	struct sockaddr_storage ss;
-	int len = sizeof(ss);
+	socklen_t len = sizeof(ss);
 
-	if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len) < 0)
+	if (getsockname(s->fd, (struct sockaddr *)&ss, &len) < 0)
 		return -1;
 	if (ss.ss_family == AF_INET)
 		return ntohs(((struct sockaddr_in *)&ss)->sin_port);

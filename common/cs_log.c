@@ -12,6 +12,7 @@
 static enum cs_log_sink log_sink = CS_LOG_STDERR;
 static enum cs_log_level log_max = CS_LOG_INFO;
 static const char *log_ident = "certsync";
+static void (*log_hook)(enum cs_log_level level, const char *msg);
 
 static const char *const level_names[] = {
 	[CS_LOG_ERR] = "error",
@@ -50,6 +51,11 @@ int cs_log_level_parse(const char *s)
 	return -1;
 }
 
+void cs_log_set_hook(void (*fn)(enum cs_log_level level, const char *msg))
+{
+	log_hook = fn;
+}
+
 void cs_log_set_level(enum cs_log_level max)
 {
 	log_max = max;
@@ -59,6 +65,13 @@ void cs_log_v(enum cs_log_level level, const char *fmt, va_list ap)
 {
 	if (level > log_max)
 		return;
+	if (log_hook != NULL) {
+		char line[4096];
+
+		vsnprintf(line, sizeof(line), fmt, ap);
+		log_hook(level, line);
+		return;
+	}
 	if (log_sink == CS_LOG_SYSLOG) {
 		vsyslog(syslog_prio[level], fmt, ap);
 		return;

@@ -29,6 +29,13 @@ void cs_log_open(const char *ident, enum cs_log_sink sink, enum cs_log_level max
 /* Parses "error|warning|notice|info|debug"; returns the level or -1. */
 int cs_log_level_parse(const char *s);
 
+/*
+ * Sends every message written (after the level filter) to fn instead of the
+ * sink, as one formatted line without time stamp; NULL restores the sink.
+ * The network process forwards its log to the parent this way.
+ */
+void cs_log_set_hook(void (*fn)(enum cs_log_level level, const char *msg));
+
 /* Changes the most verbose level written. */
 void cs_log_set_level(enum cs_log_level max);
 

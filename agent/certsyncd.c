@@ -7,6 +7,8 @@
 #include "cs_early.h"
 #include "cs_lock.h"
 #include "cs_log.h"
+#include "cs_netproc.h"
+#include "np_child.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -76,6 +78,16 @@ static int check_config(const char *path)
 }
 
 /*
+ * Privilege separation: the acme issuers' network side and the verify probes
+ * run in netproc, this binary run again (cs_netproc.h), rooted in
+ * STATE_DIR/netproc.
+ */
+static void enable_netproc(const char *state_dir)
+{
+	cs_netproc_enable("/proc/self/exe", NULL, state_dir);
+}
+
+/*
  * certsyncd -f with the socket up before the configuration is read (see
  * cs_agent_start_reading). Returns the exit status; frees e.
  */
@@ -92,6 +104,7 @@ static int run_reading(const char *config, struct cs_early *e, bool keep_log_lev
 		cs_early_clear(e);
 		return 1;
 	}
+	enable_netproc(e->state_dir);
 	if ((rc = uv_loop_init(&loop)) < 0) {
 		cs_err("cannot create the event loop: %s", uv_strerror(rc));
 		cs_early_clear(e);
@@ -232,6 +245,7 @@ static int prepare(const struct args *a, const struct cs_config *cfg)
 		cs_err("%s", lock_err);
 		return -1;
 	}
+	enable_netproc(cfg->agent.state_dir);
 
 	/*
 	 * Descriptors: the soft limit up to the hard one (the default soft 1024
@@ -293,8 +307,12 @@ static int run_agent(const struct args *a, struct cs_config *cfg)
 int main(int argc, char **argv)
 {
 	struct args a;
-	int rc = parse_args(argc, argv, &a);
+	int rc;
 
+	/* The network process: certsyncd started by itself (cs_netproc.c), nothing else. */
+	if (argc > 1 && strcmp(argv[1], "--netproc") == 0)
+		return np_child_main(argc, argv);
+	rc = parse_args(argc, argv, &a);
 	if (rc >= 0)
 		return rc;
 	if (a.check)

@@ -5,6 +5,7 @@
  */
 #include "cs_registry.h"
 #include "cs_acme.h"
+#include "cs_netproc.h"
 #include "cs_config_int.h"
 #include "cs_localca.h"
 #include "cs_log.h"
@@ -196,6 +197,8 @@ static cs_issuer *acme_open(uv_loop_t *loop, const struct cs_cfg_issuer *issuer,
 		snprintf(err, errlen, "challenge tls-alpn-01 is not implemented");
 		return NULL;
 	}
+	if (cs_netproc_enabled()) /* the daemon: the client runs in netproc */
+		return cs_netproc_acme_new(loop, issuer->name, &o, state_dir, err, errlen);
 	return cs_acme_issuer_new(loop, issuer->name, &o, state_dir, err, errlen);
 }
 

@@ -1,6 +1,6 @@
 /*
  * cs_verify - after a reload, the proof that the services serve what was
- * deployed: every verify URL of a [cert] is probed (cs_probe) until its
+ * deployed: every verify URL of a [cert] is probed (cs_probe, in netproc) until its
  * leaf's SHA-256 equals the deployed one or a bound passes (reloads are
  * asynchronous: doveadm reload only signals the master), all URLs at once.
  * One callback with the verdict and a line per URL for the status.

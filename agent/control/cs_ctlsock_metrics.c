@@ -5,21 +5,35 @@
  */
 #include "cs_ctlsock_int.h"
 #include "cs_log.h"
+#include "cs_netproc.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-json_t *cs_ctlsock__cmd_metrics(struct cs_ctlsock *s)
+/* The agent's own numbers, taken now. */
+static void fill_agent(struct cs_ctlsock *s)
 {
-	char *text;
-	json_t *j;
+	struct cs_netproc_stats np;
 
 	s->ag.clients = s->n_clients;
 	s->ag.capath_problems = s->be.capath_problems != NULL
 					? (long)s->be.capath_problems(s->be.arg, NULL, NULL)
 					: -1;
+	cs_netproc_stats(&np);
+	s->ag.netproc = cs_netproc_enabled();
+	s->ag.netproc_up = np.pid > 0;
+	s->ag.netproc_restarts = np.restarts;
+	s->ag.netproc_violations = np.violations;
+}
+
+json_t *cs_ctlsock__cmd_metrics(struct cs_ctlsock *s)
+{
+	char *text;
+	json_t *j;
+
+	fill_agent(s);
 	size_t n = s->be.count(s->be.arg);
 	struct cs_cert_status *v = calloc(n ? n : 1, sizeof(*v));
 	if (v == NULL)
@@ -53,10 +67,7 @@ int cs_ctlsock_write_metrics(struct cs_ctlsock *s)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		s->be.status(s->be.arg, i, &v[i]);
-	s->ag.clients = s->n_clients;
-	s->ag.capath_problems = s->be.capath_problems != NULL
-					? (long)s->be.capath_problems(s->be.arg, NULL, NULL)
-					: -1;
+	fill_agent(s);
 	text = cs_metrics_render(s->metrics, v, n, &s->ag, time(NULL));
 	free(v);
 	if (text == NULL)

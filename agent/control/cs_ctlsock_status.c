@@ -5,6 +5,7 @@
  * comparisons and a write.
  */
 #include "cs_ctlsock_int.h"
+#include "cs_netproc.h"
 #include "cs_capsync.h"
 
 #include <stdlib.h>
@@ -89,7 +90,7 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 			CS_PROTO_K_NEXT_RENEWAL_CERT, json_null(), CS_PROTO_K_CAPATH_PROBLEMS, cap,
 			CS_PROTO_K_DRIFTED, (json_int_t)0, CS_PROTO_K_DRIFTED_CERT, json_null(),
 			CS_PROTO_K_STARTING, s->starting);
-	return json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:o}", CS_PROTO_K_OK, 1,
+	json_t *st = json_pack("{s:b,s:s,s:I,s:o,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:I,s:o}", CS_PROTO_K_OK, 1,
 			 CS_PROTO_K_VERSION, CS_VERSION, CS_PROTO_K_PID, (json_int_t)getpid(),
 			 CS_PROTO_K_STARTED, cs_ctlsock__time_json(s->ag.start_time),
 			 CS_PROTO_K_UPTIME, (json_int_t)(time(NULL) - s->ag.start_time),
@@ -99,6 +100,16 @@ static json_t *cmd_status(struct cs_ctlsock *s)
 			 cs_ctlsock__str_json(sum.next_renewal_cert), CS_PROTO_K_CAPATH_PROBLEMS,
 			 cap, CS_PROTO_K_DRIFTED, (json_int_t)sum.n_drifted,
 			 CS_PROTO_K_DRIFTED_CERT, cs_ctlsock__str_json(sum.drifted_cert));
+	if (st != NULL && cs_netproc_enabled()) {
+		struct cs_netproc_stats np;
+		cs_netproc_stats(&np);
+		json_object_set_new(st, CS_PROTO_K_NETPROC,
+				    json_pack("{s:I,s:I,s:I,s:I}", CS_PROTO_K_PID, (json_int_t)np.pid,
+					      CS_PROTO_K_RESTARTS, (json_int_t)np.restarts,
+					      CS_PROTO_K_VIOLATIONS, (json_int_t)np.violations,
+					      CS_PROTO_K_IN_FLIGHT, (json_int_t)np.requests));
+	}
+	return st;
 }
 
 static void key_put(struct keybuf *k, const void *data, size_t n)

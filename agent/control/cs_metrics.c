@@ -365,6 +365,19 @@ static void render_agent(struct buf *b, const struct cs_metrics_agent *ag)
 	    (unsigned long long)ag->requests_error);
 	put(b, "certsync_ctlsock_requests_total{result=\"refused\"} %llu\n",
 	    (unsigned long long)ag->requests_refused);
+	if (ag->netproc) {
+		family(b, "certsync_netproc_up", "gauge",
+		       "Whether the unprivileged network process runs now (1) or not (0).");
+		put(b, "certsync_netproc_up %d\n", ag->netproc_up);
+		family(b, "certsync_netproc_restarts_total", "counter",
+		       "Times the network process was started again after it died or was killed.");
+		put(b, "certsync_netproc_restarts_total %llu\n",
+		    (unsigned long long)ag->netproc_restarts);
+		family(b, "certsync_netproc_violations_total", "counter",
+		       "Protocol violations the network process was killed for.");
+		put(b, "certsync_netproc_violations_total %llu\n",
+		    (unsigned long long)ag->netproc_violations);
+	}
 	family(b, "certsync_metrics_file_write_failures_total", "counter",
 	       "Failed writes of the metrics_file since the agent started.");
 	put(b, "certsync_metrics_file_write_failures_total %llu\n",

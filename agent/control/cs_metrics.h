@@ -18,6 +18,7 @@
 #include "cs_pipeline.h"
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -30,6 +31,10 @@ struct cs_metrics_agent {
 	uint64_t requests_refused;  /* refused for lack of permission */
 	uint64_t metrics_writes_failed;
 	long capath_problems;       /* -1: no [capath]/[clientcerts] sync to ask */
+	bool netproc;               /* privilege separation is on */
+	bool netproc_up;            /* the network process runs now */
+	uint64_t netproc_restarts;  /* times it was started again after it died or was killed */
+	uint64_t netproc_violations; /* protocol violations it was killed for */
 };
 
 struct cs_metrics;

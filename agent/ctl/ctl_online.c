@@ -382,6 +382,17 @@ static int parse(int argc, char **argv, const char *usage, int min_pos, int max_
 	return ctl_config_socket();
 }
 
+/* The network process's line of status: running or not, restarts, violations (absent: none). */
+static void print_netproc(json_t *np)
+{
+	if (!json_is_object(np))
+		return;
+	printf("netproc: %s, restarted %lld times, %lld protocol violations\n",
+	       json_integer_value(json_object_get(np, CS_PROTO_K_PID)) > 0 ? "running" : "not running",
+	       (long long)json_integer_value(json_object_get(np, CS_PROTO_K_RESTARTS)),
+	       (long long)json_integer_value(json_object_get(np, CS_PROTO_K_VIOLATIONS)));
+}
+
 /* certsyncctl status; returns the exit status. */
 int ctl_status_main(int argc, char **argv)
 {
@@ -414,6 +425,7 @@ int ctl_status_main(int argc, char **argv)
 			       up / 86400, up % 86400 / 3600, up % 3600 / 60);
 			if (json_is_string(json_object_get(resp, CS_PROTO_K_STARTING)))
 				printf("starting: %s\n", jstr(resp, CS_PROTO_K_STARTING, "?"));
+			print_netproc(json_object_get(resp, CS_PROTO_K_NETPROC));
 			printf("certs: %lld%s%s%s\n",
 			       (long long)json_integer_value(
 				       json_object_get(resp, CS_PROTO_K_CERTS)),

@@ -14,14 +14,16 @@
  * rolls nothing back.
  *
  * Owns: struct pl_drift (one per cert with verify URLs and an interval),
- * its timer and what status shows (struct cs_served). The probes run on the
- * work queue (cs_probe_verify_start), one at a time per cert and for at most
+ * its timer and what status shows (struct cs_served). The probes run in
+ * netproc (cs_netproc_probe_start; in-process, on the work queue, without
+ * privilege separation), one at a time per cert and for at most
  * PL_DRIFT_RUNNING certs at a time, each counted in pl->inflight. Nothing of
  * it is kept across restarts: a start checks within about a minute.
  */
 #include "pl_int.h"
 #include "pl_drift.h"
 #include "cs_probe.h"
+#include "cs_netproc.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -445,8 +447,8 @@ static void probe_next(struct pl_drift *d)
 
 		pl_inflight_inc(pl);
 		/* A bound equal to the retry time: one attempt, not a wait for a change. */
-		rc = cs_probe_verify_start(pl->loop, d->e[d->at].probe, d->want, bound, bound,
-					   on_probe, d);
+		rc = cs_netproc_probe_start(pl->loop, d->e[d->at].probe, d->want, bound, bound,
+					    on_probe, d);
 		if (rc == 0)
 			return;
 		pl_inflight_dec(pl);

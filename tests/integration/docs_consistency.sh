@@ -4,8 +4,8 @@
 # README's convert takes several inputs, as the program does; the README does
 # not promise in `show` what only `show --json` gives; contrib/MIGRATION.md
 # does not say outputs are never written through a symbolic link (they are:
-# the link's target is replaced); and the packages create no `certsync` user,
-# which nothing runs as (the agent runs as root; the groups are used).
+# the link's target is replaced); and the packages create the `certsync` user
+# the network process runs as.
 . "$(dirname "$0")/lib.bash"
 
 S=$CS_SOURCE_DIR
@@ -48,9 +48,16 @@ grep -qi "refuses to write through a symbolic link" "$S/contrib/MIGRATION.md" &&
 	fail "MIGRATION.md: says outputs are never written through a symbolic link"
 pass "MIGRATION.md: outputs behind symbolic links as the agent treats them"
 
-grep -qE "adduser|useradd" "$S/packaging/debian/certsync.postinst" "$S/packaging/rpm/certsync.spec" &&
-	fail "the packages create a certsync user that nothing runs as"
-pass "no unused certsync system user"
+# The network process runs as the system user certsync (issue 18): both
+# packages create it, without a shell or a home, outside the status socket's
+# group.
+grep -q "adduser --system .*--no-create-home --home /nonexistent" "$S/packaging/debian/certsync.postinst" ||
+	fail "the Debian package does not create the system user certsync without a home"
+grep -q -- "--shell /usr/sbin/nologin certsync" "$S/packaging/debian/certsync.postinst" ||
+	fail "the Debian package's certsync user has a shell"
+grep -q "useradd -r -M -d /nonexistent -s /sbin/nologin -g nobody certsync" "$S/packaging/rpm/certsync.spec" ||
+	fail "the RPM does not create the system user certsync"
+pass "both packages create the system user netproc runs as, without shell, home or the socket's group"
 
 # Drift checks (issue 19): the key in both sections of certsync.conf(5) that
 # accept it, and the metrics of the verify probes in certsyncctl(8)'s METRICS

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian package, as an administrator meets it: `dpkg-buildpackage -us
 # -uc -b` on a clean copy of the source builds it, lintian reports no error,
-# `apt-get install ./certsync_*.deb` installs it (the groups created),
+# `apt-get install ./certsync_*.deb` installs it (the groups and the system
+# user netproc runs as created),
 # `certsyncd --check-config` passes on the installed configuration and every
 # installed example, `man certsync.conf` renders, `systemd-analyze verify`
 # accepts the unit, and `apt-get purge` leaves nothing behind.
@@ -47,6 +48,10 @@ DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y -qq
 	{ cat "$T/install.log"; fail "apt-get install ./$(basename "$deb")"; }
 getent group certsync >/dev/null &&
 	getent group certsync-admin >/dev/null || fail "groups not created"
+# The user the network process runs as: a system user without a login shell.
+pw=$(getent passwd certsync) || fail "the system user certsync was not created"
+[ "$(echo "$pw" | cut -d: -f3)" -lt 1000 ] && [ "$(echo "$pw" | cut -d: -f7)" = /usr/sbin/nologin ] ||
+	fail "certsync is not a system user without a shell: $pw"
 /usr/sbin/certsyncd --check-config || fail "check-config on /etc/certsync/certsync.conf"
 for f in /usr/share/doc/certsync/examples/*.conf; do
 	/usr/sbin/certsyncd --check-config -c "$f" || fail "check-config on $f"

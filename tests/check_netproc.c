@@ -1,0 +1,226 @@
+/*
+ * check_netproc - the parent's table of what netproc may send (np_permit):
+ * each request a renewal makes is accepted, and each thing a compromised
+ * netproc could try instead is refused with its reason: a signature for an
+ * account deactivation, a newOrder for other names or another profile, a
+ * finalize with another CSR, a revokeCert of another certificate or for an
+ * issue request, a newAccount with another contact, a challenge for a name
+ * not asked for or with a token that would climb out of the webroot, more
+ * challenges than the names need, a socket for a revoke, a result for a
+ * request of another kind or none, a host call for a verify probe, a message that travels the other way, a
+ * test message in a release build, and malformed frames.
+ */
+#include "cs_b64url.h"
+#include "netproc_fixture.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char why[512];
+
+/* Checks the finished frame b; returns np_permit_check's code, why set. */
+static int check_buf(struct cs_frame_buf *b, bool test_build)
+{
+	struct np_permit_ctx ctx = { fx_find_issuer, fx_find_req, NULL, test_build };
+	struct cs_frame_msg m;
+	int rc;
+
+	ck_assert_int_eq(cs_frame_end(b), 0);
+	why[0] = '\0';
+	rc = np_permit_check(&ctx, b->p, b->n, &m, why, sizeof(why));
+	if (rc == 0)
+		cs_frame_msg_free(&m);
+	cs_frame_buf_free(b);
+	return rc;
+}
+
+/* A sign request for request req: kid NULL signs with the JWK; payload NULL is a POST-as-GET. */
+static int sign(uint64_t req, const char *kid, const char *payload)
+{
+	struct cs_frame_buf b = { 0 };
+
+	cs_frame_begin(&b, NP_N_SIGN, 7);
+	cs_frame_u64(&b, NP_T_ISSUER, 1);
+	cs_frame_u64(&b, NP_T_REQ, req);
+	cs_frame_str(&b, NP_T_KID, kid);
+	cs_frame_str(&b, NP_T_NONCE, "nonce");
+	cs_frame_str(&b, NP_T_URL, "https://ca.test/x");
+	cs_frame_str(&b, NP_T_PAYLOAD, payload);
+	return check_buf(&b, false);
+}
+
+#define OK(expr) ck_assert_msg((expr) == 0, "refused: %s", why)
+#define REFUSED(expr, text)                                                                \
+	do {                                                                               \
+		ck_assert_int_eq((expr), -EPERM);                                          \
+		ck_assert_msg(strstr(why, (text)) != NULL, "why: %s", why);                \
+	} while (0)
+
+START_TEST(test_netproc_signatures)
+{
+	char *b64csr = cs_b64url_encode(fx_csr, sizeof(fx_csr));
+	char *b64leaf = cs_b64url_encode(fx_leaf, sizeof(fx_leaf));
+	char p[512];
+	const char *kid = "https://ca.test/acct/1";
+
+	OK(sign(1, kid, NULL));
+	OK(sign(2, kid, NULL));
+	REFUSED(sign(3, kid, NULL), "for a renewal-info request");
+	OK(sign(1, kid, "{}"));
+	REFUSED(sign(2, kid, "{}"), "a challenge answer outside an order");
+	/* newAccount */
+	OK(sign(1, NULL, "{\"contact\":[\"mailto:hostmaster@example.test\"],"
+			 "\"termsOfServiceAgreed\":true}"));
+	OK(sign(1, NULL, "{\"onlyReturnExisting\":true}"));
+	REFUSED(sign(1, NULL, "{\"contact\":[\"mailto:evil@example.test\"]}"), "another contact");
+	REFUSED(sign(1, NULL, "{\"externalAccountBinding\":{}}"), "external account binding");
+	REFUSED(sign(1, NULL, "{\"status\":\"deactivated\"}"), "keys no renewal sends");
+	/* newOrder */
+	OK(sign(1, kid, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"b.example.test\"},"
+			"{\"type\":\"dns\",\"value\":\"A.example.test\"}],\"profile\":\"tlsserver\"}"));
+	REFUSED(sign(1, kid, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example.test\"},"
+			     "{\"type\":\"dns\",\"value\":\"evil.example.test\"}]}"),
+		"other names");
+	REFUSED(sign(1, kid, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example.test\"},"
+			     "{\"type\":\"dns\",\"value\":\"a.example.test\"}]}"),
+		"other names");
+	REFUSED(sign(1, kid, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example.test\"}]}"),
+		"other names");
+	REFUSED(sign(1, kid, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example.test\"},"
+			     "{\"type\":\"dns\",\"value\":\"b.example.test\"}],\"profile\":\"x\"}"),
+		"another profile");
+	REFUSED(sign(2, kid, "{\"identifiers\":[]}"), "outside an issue request");
+	/* finalize */
+	snprintf(p, sizeof(p), "{\"csr\":\"%s\"}", b64csr);
+	OK(sign(1, kid, p));
+	REFUSED(sign(1, kid, "{\"csr\":\"MAMCAQM\"}"), "another CSR");
+	REFUSED(sign(2, kid, p), "outside an issue request");
+	/* revokeCert */
+	snprintf(p, sizeof(p), "{\"certificate\":\"%s\",\"reason\":4}", b64leaf);
+	OK(sign(2, kid, p));
+	REFUSED(sign(1, kid, p), "outside a revoke request");
+	snprintf(p, sizeof(p), "{\"certificate\":\"%s\",\"reason\":1}", b64leaf);
+	REFUSED(sign(2, kid, p), "another reason");
+	REFUSED(sign(2, kid, "{\"certificate\":\"MAMCAQM\",\"reason\":4}"), "another certificate");
+	/* anything else */
+	REFUSED(sign(1, kid, "{\"status\":\"deactivated\"}"), "no renewal makes");
+	REFUSED(sign(1, kid, "{\"contact\":[\"mailto:evil@example.test\"]}"), "no renewal makes");
+	REFUSED(sign(1, kid, "[1]"), "not a JSON object");
+	REFUSED(sign(1, kid, "{\"csr\":1,\"csr\":2}"), "not a JSON object");
+	REFUSED(sign(9, kid, NULL), "no request of that issuer");
+	free(b64csr);
+	free(b64leaf);
+}
+END_TEST
+
+static int chall(uint64_t req, enum cs_acme_challenge type, const char *ident, const char *token)
+{
+	struct cs_frame_buf b = { 0 };
+
+	cs_frame_begin(&b, NP_N_CHALL, 8);
+	cs_frame_u64(&b, NP_T_ISSUER, 1);
+	cs_frame_u64(&b, NP_T_REQ, req);
+	cs_frame_u64(&b, NP_T_SET, 1);
+	cs_frame_u64(&b, NP_T_CHALLENGE, (uint64_t)type);
+	cs_frame_str(&b, NP_T_IDENT, ident);
+	cs_frame_str(&b, NP_T_TOKEN, token);
+	return check_buf(&b, false);
+}
+
+static int simple(uint16_t type, uint64_t id, uint64_t req)
+{
+	struct cs_frame_buf b = { 0 };
+
+	cs_frame_begin(&b, type, id);
+	if (type == NP_N_KEY || type == NP_N_LISTEN) {
+		cs_frame_u64(&b, NP_T_ISSUER, 1);
+		cs_frame_u64(&b, NP_T_REQ, req);
+	} else if (type == NP_N_ISSUED || type == NP_N_DONE || type == NP_N_WINDOW) {
+		cs_frame_u64(&b, NP_T_STATUS, 0);
+	} else if (type == NP_N_PROBED) {
+		cs_frame_u64(&b, NP_T_OK, 1);
+	} else if (type == NP_N_TEST) {
+		cs_frame_str(&b, NP_T_WHAT, "x");
+	}
+	return check_buf(&b, false);
+}
+
+START_TEST(test_netproc_challenges_and_calls)
+{
+	OK(chall(1, CS_ACME_HTTP01, "a.example.test", "tok-EN_1"));
+	REFUSED(chall(1, CS_ACME_HTTP01, "evil.example.test", "tok"), "a name the request");
+	REFUSED(chall(1, CS_ACME_HTTP01, "a.example.test", "../../etc/x"), "not base64url");
+	REFUSED(chall(1, CS_ACME_HTTP01, "a.example.test", ""), "not base64url");
+	REFUSED(chall(1, CS_ACME_DNS01, "a.example.test", "tok"), "another type");
+	REFUSED(chall(2, CS_ACME_HTTP01, "a.example.test", "tok"), "outside an issue request");
+	/* Four per name at most: 2 names, one taken above, seven more, then refused. */
+	for (int i = 0; i < 7; i++)
+		OK(chall(1, CS_ACME_HTTP01, "b.example.test", "tok"));
+	REFUSED(chall(1, CS_ACME_HTTP01, "b.example.test", "tok"), "more challenges");
+
+	OK(simple(NP_N_KEY, 3, 1));
+	OK(simple(NP_N_KEY, 3, 2));
+	REFUSED(simple(NP_N_KEY, 3, 3), "renewal-info");
+	OK(simple(NP_N_LISTEN, 4, 1));
+	REFUSED(simple(NP_N_LISTEN, 4, 2), "without http_listen");
+	OK(simple(NP_N_ISSUED, 1, 0));
+	OK(simple(NP_N_DONE, 2, 0));
+	OK(simple(NP_N_WINDOW, 3, 0));
+	REFUSED(simple(NP_N_ISSUED, 2, 0), "another kind");
+	REFUSED(simple(NP_N_WINDOW, 1, 0), "another kind");
+	REFUSED(simple(NP_N_ISSUED, 9, 0), "not in flight");
+	/* A probe: its result only, no host call (it names no issuer). */
+	OK(simple(NP_N_PROBED, 4, 0));
+	REFUSED(simple(NP_N_PROBED, 1, 0), "another kind");
+	REFUSED(simple(NP_N_ISSUED, 4, 0), "another kind");
+	REFUSED(simple(NP_N_KEY, 3, 4), "no request of that issuer");
+	OK(simple(NP_N_READY, 0, 0));
+	REFUSED(simple(NP_P_CLOSE, 1, 0), "travels the other way");
+	REFUSED(simple(NP_N_TEST, 0, 0), "release build");
+}
+END_TEST
+
+START_TEST(test_netproc_malformed)
+{
+	struct np_permit_ctx ctx = { fx_find_issuer, fx_find_req, NULL, false };
+	struct cs_frame_msg m;
+	struct cs_frame_buf b = { 0 };
+	static const unsigned char junk[] = { 0, 0, 0, 10, 0, 35, 0, 0, 0, 0, 0, 0, 0, 1 };
+
+	ck_assert_int_eq(np_permit_check(&ctx, junk, sizeof(junk), &m, why, sizeof(why)),
+			 -EBADMSG);
+	ck_assert_int_eq(np_permit_check(&ctx, junk, 3, &m, why, sizeof(why)), -EBADMSG);
+	/* A sign request without its required nonce. */
+	cs_frame_begin(&b, NP_N_SIGN, 1);
+	cs_frame_u64(&b, NP_T_ISSUER, 1);
+	cs_frame_u64(&b, NP_T_REQ, 1);
+	cs_frame_str(&b, NP_T_URL, "https://ca.test/x");
+	ck_assert_int_eq(check_buf(&b, false), -EBADMSG);
+	/* A challenge with two tokens. */
+	cs_frame_begin(&b, NP_N_CHALL, 1);
+	cs_frame_u64(&b, NP_T_ISSUER, 1);
+	cs_frame_u64(&b, NP_T_REQ, 1);
+	cs_frame_u64(&b, NP_T_SET, 1);
+	cs_frame_u64(&b, NP_T_CHALLENGE, 0);
+	cs_frame_str(&b, NP_T_IDENT, "a.example.test");
+	cs_frame_str(&b, NP_T_TOKEN, "a");
+	cs_frame_str(&b, NP_T_TOKEN, "b");
+	ck_assert_int_eq(check_buf(&b, false), -EBADMSG);
+}
+END_TEST
+
+Suite *netproc_suite(void)
+{
+	Suite *s = suite_create("netproc");
+	TCase *tc = tcase_create("permit");
+
+	tcase_add_checked_fixture(tc, fx_reset, NULL);
+	tcase_add_test(tc, test_netproc_signatures);
+	tcase_add_test(tc, test_netproc_challenges_and_calls);
+	tcase_add_test(tc, test_netproc_malformed);
+	suite_add_tcase(s, tc);
+	return s;
+}

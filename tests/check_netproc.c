@@ -1,7 +1,8 @@
 /*
  * check_netproc - the parent's table of what netproc may send (np_permit):
- * each request a renewal makes is accepted, and each thing a compromised
- * netproc could try instead is refused with its reason: a signature for an
+ * each request a renewal makes is accepted, in its order, and each thing a
+ * compromised netproc could try instead is refused with its reason: a
+ * challenge, its answer, a socket or a finalize before the request's newOrder, a signature for an
  * account deactivation, a newOrder for other names or another profile, a
  * finalize with another CSR, a revokeCert of another certificate or for an
  * issue request, a newAccount with another contact, a challenge for a name
@@ -69,7 +70,10 @@ START_TEST(test_netproc_signatures)
 	OK(sign(1, kid, NULL));
 	OK(sign(2, kid, NULL));
 	REFUSED(sign(3, kid, NULL), "for a renewal-info request");
-	OK(sign(1, kid, "{}"));
+	/* Before a newOrder of the request: no challenge answer, no finalize. */
+	REFUSED(sign(1, kid, "{}"), "a challenge answer outside an order");
+	snprintf(p, sizeof(p), "{\"csr\":\"%s\"}", b64csr);
+	REFUSED(sign(1, kid, p), "a finalize before any newOrder");
 	REFUSED(sign(2, kid, "{}"), "a challenge answer outside an order");
 	/* newAccount */
 	OK(sign(1, NULL, "{\"contact\":[\"mailto:hostmaster@example.test\"],"
@@ -81,6 +85,7 @@ START_TEST(test_netproc_signatures)
 	/* newOrder */
 	OK(sign(1, kid, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"b.example.test\"},"
 			"{\"type\":\"dns\",\"value\":\"A.example.test\"}],\"profile\":\"tlsserver\"}"));
+	OK(sign(1, kid, "{}"));
 	REFUSED(sign(1, kid, "{\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example.test\"},"
 			     "{\"type\":\"dns\",\"value\":\"evil.example.test\"}]}"),
 		"other names");
@@ -142,6 +147,8 @@ static int simple(uint16_t type, uint64_t id, uint64_t req)
 		cs_frame_u64(&b, NP_T_STATUS, 0);
 	} else if (type == NP_N_PROBED) {
 		cs_frame_u64(&b, NP_T_OK, 1);
+	} else if (type == NP_N_ORDER) {
+		cs_frame_str(&b, NP_T_ORDER_URL, "https://ca.test/order/1");
 	} else if (type == NP_N_TEST) {
 		cs_frame_str(&b, NP_T_WHAT, "x");
 	}
@@ -150,6 +157,15 @@ static int simple(uint16_t type, uint64_t id, uint64_t req)
 
 START_TEST(test_netproc_challenges_and_calls)
 {
+	/* Not before the request's newOrder was signed. */
+	REFUSED(chall(1, CS_ACME_HTTP01, "a.example.test", "tok-EN_1"), "before any newOrder");
+	REFUSED(simple(NP_N_LISTEN, 4, 1), "a socket before any newOrder");
+	REFUSED(simple(NP_N_ORDER, 1, 0), "did not sign one");
+	OK(sign(1, "https://ca.test/acct/1",
+		"{\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.example.test\"},"
+		"{\"type\":\"dns\",\"value\":\"b.example.test\"}]}"));
+	OK(simple(NP_N_ORDER, 1, 0));
+	REFUSED(simple(NP_N_ORDER, 2, 0), "did not sign one");
 	OK(chall(1, CS_ACME_HTTP01, "a.example.test", "tok-EN_1"));
 	REFUSED(chall(1, CS_ACME_HTTP01, "evil.example.test", "tok"), "a name the request");
 	REFUSED(chall(1, CS_ACME_HTTP01, "a.example.test", "../../etc/x"), "not base64url");

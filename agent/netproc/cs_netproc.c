@@ -139,6 +139,11 @@ static void on_frame(void *arg, const unsigned char *frame, size_t n)
 	case NP_N_TEST:
 		cs_notice("netproc test: %s", cs_frame_str_of(&m, NP_T_WHAT));
 		break;
+	case NP_N_ORDER: /* kept for a netproc that would take the request over */
+		r = cs_netproc__req_find(m.id);
+		free(r->order_url);
+		r->order_url = strdup(cs_frame_str_of(&m, NP_T_ORDER_URL));
+		break;
 	default: /* NP_N_KEY, _SIGN, _EAB, _CHALL, _LISTEN: np_permit found its request */
 		cs_netproc__host_call(&m);
 	}

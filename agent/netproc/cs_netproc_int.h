@@ -49,6 +49,7 @@ struct preq {
 	enum cs_usage usage;
 	struct cs_der replaces;
 	char *url, *want; /* NP_PROBE */
+	char *order_url;  /* NP_ISSUE: the order netproc created, for the next one to resume */
 	int bound_ms, retry_ms;
 	union {
 		cs_issue_cb issue;

@@ -49,6 +49,8 @@ void cs_netproc__send_req(struct preq *r)
 	r->gen = S.gen;
 	r->sends++;
 	r->pr.n_chall = 0;
+	/* A new netproc goes on with the order there is (its newOrder was signed), or orders. */
+	r->pr.ordered = r->order_url != NULL;
 	cs_frame_begin(&b, types[r->pr.kind], r->id);
 	if (r->pr.kind == NP_PROBE) {
 		cs_frame_str(&b, NP_T_URL, r->url);
@@ -67,6 +69,7 @@ void cs_netproc__send_req(struct preq *r)
 		cs_frame_bytes(&b, NP_T_CSR, r->pr.csr.p, r->pr.csr.n);
 		if (r->replaces.n > 0)
 			cs_frame_bytes(&b, NP_T_REPLACES, r->replaces.p, r->replaces.n);
+		cs_frame_str(&b, NP_T_ORDER_URL, r->order_url);
 	} else {
 		cs_frame_bytes(&b, NP_T_LEAF, r->pr.leaf.p, r->pr.leaf.n);
 		if (r->pr.kind == NP_REVOKE && r->pr.reason >= 0)
@@ -142,6 +145,7 @@ void cs_netproc__req_free(struct preq *r)
 	cs_issuer_der_clear(&r->replaces);
 	free(r->url);
 	free(r->want);
+	free(r->order_url);
 	free(r);
 	if (p != NULL)
 		cs_netproc__px_unref(p);

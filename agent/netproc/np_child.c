@@ -376,6 +376,17 @@ static void on_issued(void *arg, const struct cs_issue_result *res)
 	creq_free(r);
 }
 
+/* The order an issue created: the parent keeps it for the next netproc, should this one die. */
+static void on_order_created(void *arg, const char *url)
+{
+	struct creq *r = arg;
+	struct cs_frame_buf b = { 0 };
+
+	cs_frame_begin(&b, NP_N_ORDER, r->id);
+	cs_frame_str(&b, NP_T_ORDER_URL, url);
+	send_frame(r->c, &b, -1);
+}
+
 static void on_done(void *arg, int status, const char *error)
 {
 	struct creq *r = arg;
@@ -510,6 +521,8 @@ static void do_issue(struct child *c, struct ci *ci, const struct cs_frame_msg *
 		.usage = (enum cs_usage)cs_frame_u64_of(m, NP_T_USAGE, 0),
 		.csr = { (unsigned char *)csr->p, csr->n },
 		.replaces = { rep ? (unsigned char *)rep->p : NULL, rep ? rep->n : 0 },
+		.resume_order = cs_frame_str_of(m, NP_T_ORDER_URL),
+		.order_created = on_order_created,
 	};
 	struct cs_issue_result res = { .status = -ENOMEM };
 

@@ -123,7 +123,9 @@ static int check_kid_payload(const struct np_permit_issuer *is, struct np_permit
 	static const char *const revoke_keys[] = { "certificate", "reason", NULL };
 
 	if (json_object_size(p) == 0)
-		return r->kind == NP_ISSUE ? 0 : refuse(why, len, "a challenge answer outside an order");
+		return r->kind == NP_ISSUE && r->ordered
+			       ? 0
+			       : refuse(why, len, "a challenge answer outside an order");
 	if (json_object_get(p, "identifiers") != NULL) {
 		json_t *prof = json_object_get(p, "profile"), *rep = json_object_get(p, "replaces");
 		if (r->kind != NP_ISSUE || !only_keys(p, order_keys))
@@ -138,11 +140,14 @@ static int check_kid_payload(const struct np_permit_issuer *is, struct np_permit
 								   "klmnopqrstuvwxyz0123456789-_.") !=
 					    strlen(json_string_value(rep))))
 			return refuse(why, len, "a newOrder with a malformed replaces");
+		r->ordered = true;
 		return 0;
 	}
 	if (json_object_get(p, "csr") != NULL) {
 		if (r->kind != NP_ISSUE || json_object_size(p) != 1)
 			return refuse(why, len, "a finalize outside an issue request");
+		if (!r->ordered)
+			return refuse(why, len, "a finalize before any newOrder");
 		if (!b64_is(json_object_get(p, "csr"), &r->csr))
 			return refuse(why, len, "a finalize with another CSR than the parent's");
 		return 0;
@@ -187,6 +192,8 @@ static int check_chall(const struct np_permit_issuer *is, struct np_permit_req *
 {
 	if (r->kind != NP_ISSUE)
 		return refuse(why, len, "a challenge outside an issue request");
+	if (!r->ordered)
+		return refuse(why, len, "a challenge before any newOrder");
 	if (cs_frame_u64_of(m, NP_T_CHALLENGE, 99) != (uint64_t)is->challenge)
 		return refuse(why, len, "a challenge of another type than configured");
 	if (!has_name(r, cs_frame_str_of(m, NP_T_IDENT)))
@@ -217,6 +224,8 @@ static int check_call(const struct np_permit_issuer *is, struct np_permit_req *r
 	default: /* NP_N_LISTEN */
 		if (r->kind != NP_ISSUE || !is->listen)
 			return refuse(why, len, "a socket for an issuer without http_listen");
+		if (!r->ordered)
+			return refuse(why, len, "a socket before any newOrder");
 		return 0;
 	}
 }
@@ -235,6 +244,12 @@ static int check(const struct np_permit_ctx *ctx, const struct cs_frame_msg *m, 
 		return 0;
 	case NP_N_TEST:
 		return ctx->test_build ? 0 : refuse(why, len, "NP_N_TEST in a release build");
+	case NP_N_ORDER:
+		r = ctx->req(ctx->arg, m->id);
+		if (r == NULL || r->kind != NP_ISSUE || !r->ordered)
+			return refuse(why, len, "an order for request %llu, which did not sign one",
+				      (unsigned long long)m->id);
+		return 0;
 	case NP_N_ISSUED:
 	case NP_N_DONE:
 	case NP_N_WINDOW:

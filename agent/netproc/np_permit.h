@@ -8,7 +8,8 @@
  *
  * What is checked, beyond the schema: the direction of the type; that a
  * host call names an issuer the parent opened and a request in flight of the
- * right kind; that every JWS the parent is asked to sign is one a renewal of
+ * right kind, at the right stage (no challenge, challenge answer, socket or
+ * finalize before a newOrder of that request was signed); that every JWS the parent is asked to sign is one a renewal of
  * that request needs (a newAccount with the configured contact, a
  * POST-as-GET, a challenge's "{}", a newOrder for exactly the request's
  * names, a finalize with exactly the parent's CSR, a revokeCert of exactly
@@ -49,7 +50,9 @@ struct np_permit_req {
 	struct cs_der csr;  /* NP_ISSUE */
 	struct cs_der leaf; /* NP_REVOKE */
 	int reason;         /* NP_REVOKE: the CRLReason, -1 none */
-	unsigned n_chall;   /* challenge calls so far (counted by np_permit_check) */
+	/* Where the request stands, as np_permit_check saw it (zeroed when it is sent again): */
+	bool ordered;       /* a newOrder for it was signed: challenges and a finalize may follow */
+	unsigned n_chall;   /* challenge calls so far */
 };
 
 struct np_permit_ctx {

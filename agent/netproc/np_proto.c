@@ -33,7 +33,9 @@ static const struct cs_frame_fielddef f_issue[] = {
 	U(NP_T_ISSUER, 0, REQ),		     S(NP_T_CERT_NAME, NAME_MAX_, REQ),
 	S(NP_T_DNSNAME, NAME_MAX_, REQ | REP), U(NP_T_USAGE, 255, 0),
 	B(NP_T_CSR, DER_MAX, REQ),	     B(NP_T_REPLACES, DER_MAX, 0),
+	S(NP_T_ORDER_URL, URL_MAX, 0),
 };
+static const struct cs_frame_fielddef f_order[] = { S(NP_T_ORDER_URL, URL_MAX, REQ) };
 static const struct cs_frame_fielddef f_revoke[] = {
 	U(NP_T_ISSUER, 0, REQ), B(NP_T_LEAF, DER_MAX, REQ), U(NP_T_REASON, 11, 0),
 };
@@ -96,7 +98,7 @@ static const struct cs_frame_msgdef msgs[] = {
 	M(NP_N_SIGN, f_sign),	  M(NP_N_EAB, f_eab),	 M(NP_N_CHALL, f_chall),
 	M(NP_N_LISTEN, f_hostkey), M(NP_N_ISSUED, f_issued), M(NP_N_DONE, f_status),
 	M(NP_N_WINDOW, f_window), M(NP_N_TEST, f_test),	 M(NP_P_PROBE, f_probe),
-	M(NP_N_PROBED, f_probed),
+	M(NP_N_PROBED, f_probed), M(NP_N_ORDER, f_order),
 };
 
 const struct cs_frame_schema np_proto_schema = { msgs, sizeof(msgs) / sizeof(msgs[0]) };

@@ -47,6 +47,7 @@ enum np_type {
 	NP_N_WINDOW,     /* id = request: the renewal-info call's result */
 	NP_N_TEST,       /* test builds only: the answer to NP_P_TEST */
 	NP_N_PROBED,     /* id = request: the probe's result */
+	NP_N_ORDER,      /* id = request: the order it created (resumed by the next netproc) */
 };
 
 enum np_tag {
@@ -96,6 +97,7 @@ enum np_tag {
 	NP_T_RETRY,        /* u64: ms */
 	NP_T_OK,           /* u64: 0/1 */
 	NP_T_SERVED,       /* str: the SHA-256 served */
+	NP_T_ORDER_URL,    /* str: an order to resume (NP_P_ISSUE) or created (NP_N_ORDER) */
 };
 
 /* The schema of every message, for cs_frame_parse. */

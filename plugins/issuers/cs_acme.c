@@ -126,7 +126,9 @@ void cs_acme__job_start(struct job *j)
 				  (long long)j->retry_after);
 		return;
 	}
-	if (j->kind == JOB_ISSUE)
+	if (j->kind == JOB_ISSUE && j->resume != NULL)
+		cs_acme__resume_order(j);
+	else if (j->kind == JOB_ISSUE)
 		cs_acme__new_order(j);
 	else
 		revoke_cert(j);
@@ -364,6 +366,9 @@ static int acme_issue(cs_issuer *is, const struct cs_issue_request *req, cs_issu
 	/* The CSR goes to the CA as it is: its DER in base64url. */
 	j->csr64 = cs_b64url_encode(req->csr.p, req->csr.n);
 	if (j->csr64 == NULL)
+		goto nomem;
+	j->order_created = req->order_created;
+	if (req->resume_order != NULL && (j->resume = strdup(req->resume_order)) == NULL)
 		goto nomem;
 	if (req->replaces.n > 0) {
 		j->replaces = cs_acme_msg_certid_der(&req->replaces, err, sizeof(err));

@@ -75,6 +75,8 @@ struct job {
 	size_t n_names;
 	char *csr64;
 	char *replaces; /* ARI certID of req->replaces */
+	char *resume;   /* req->resume_order: go on with it, not a new order */
+	void (*order_created)(void *arg, const char *url);
 	cs_issue_cb issue_cb;
 	/* revoke */
 	char *cert64;
@@ -208,5 +210,6 @@ void cs_acme__new_account(struct job *j);
 
 /* cs_acme_order.c */
 void cs_acme__new_order(struct job *j);
+void cs_acme__resume_order(struct job *j);
 
 #endif

@@ -110,6 +110,7 @@ void cs_acme__job_free(struct job *j)
 	free(j->cert_name);
 	free(j->csr64);
 	free(j->replaces);
+	free(j->resume);
 	free(j->cert64);
 	free(j->certid);
 	free(j->order_url);

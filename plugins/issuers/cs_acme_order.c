@@ -111,6 +111,8 @@ static void on_order(struct job *j)
 		return;
 	}
 	j->order_url = strdup(j->resp.location);
+	if (j->order_url != NULL && j->order_created != NULL)
+		j->order_created(j->arg, j->order_url);
 	o = cs_acme__resp_json(j);
 	if (o == NULL)
 		return;
@@ -129,6 +131,56 @@ static void on_order(struct job *j)
 	}
 	order_status(j, o);
 	json_decref(o);
+}
+
+/* The answer to the POST-as-GET of an order to resume: on from its status, or a new order. */
+static void on_resumed(struct job *j)
+{
+	const char *st;
+	json_t *o;
+
+	if (j->resp.code >= 400) {
+		cs_notice("acme %s: %s: cannot resume order %s (HTTP %ld); ordering anew",
+			  j->a->base.name, j->cert_name, j->resume, j->resp.code);
+		cs_acme__new_order(j);
+		return;
+	}
+	o = cs_acme__resp_json(j);
+	if (o == NULL)
+		return;
+	st = json_string_value(json_object_get(o, "status"));
+	if (st == NULL || strcmp(st, "invalid") == 0) {
+		json_decref(o);
+		cs_notice("acme %s: %s: order %s is %s; ordering anew", j->a->base.name, j->cert_name,
+			  j->resume, st ? st : "without a status");
+		cs_acme__new_order(j);
+		return;
+	}
+	j->order_url = strdup(j->resume);
+	if (j->order_url == NULL || take_order(j, o) < 0) {
+		json_decref(o);
+		if (j->order_url == NULL)
+			cs_acme__job_fail(j, -ENOMEM, "out of memory");
+		return;
+	}
+	cs_notice("acme %s: %s: resuming order %s (%s)", j->a->base.name, j->cert_name, j->resume,
+		  st);
+	if (strcmp(st, "pending") == 0) {
+		json_decref(o);
+		j->idx = 0;
+		authz_next(j);
+		return;
+	}
+	order_status(j, o);
+	json_decref(o);
+}
+
+/* Goes on with the order an earlier attempt of this request created (req->resume_order). */
+void cs_acme__resume_order(struct job *j)
+{
+	j->poll_started = cs_acme__now_s();
+	j->poll_delay_ms = POLL_FIRST_MS;
+	cs_acme__request(j, NULL, j->resume, NULL, RQ_ACCEPT_ERRORS, on_resumed);
 }
 
 void cs_acme__new_order(struct job *j)

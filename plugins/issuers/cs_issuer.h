@@ -37,6 +37,14 @@ struct cs_issue_request {
 	enum cs_usage usage;
 	struct cs_der csr;         /* the CSR; borrowed, valid until the callback has run */
 	struct cs_der replaces;    /* the deployed leaf being renewed (ACME ARI); n = 0: none */
+	/*
+	 * Optional (ACME): the order an earlier attempt of this same request
+	 * created, to go on with rather than order again (NULL: none); and
+	 * order_created, called (with the issue's arg) when this attempt has
+	 * one, so that a caller can pass it back after a crash.
+	 */
+	const char *resume_order;
+	void (*order_created)(void *arg, const char *url);
 };
 
 struct cs_issue_result {

@@ -2,7 +2,8 @@
 # The network process killed (SIGKILL) in the middle of orders, 20 times (as
 # soon as an order is pending at the CA, or a few ms later): the
 # agent keeps running, starts netproc again each time and sends it the
-# requests that were in flight; in the end every certificate is issued anew
+# requests that were in flight, which go on with the orders the dead one
+# created (not new ones); in the end every certificate is issued anew
 # (a new serial for each, after the last kill), no output is ever torn (each
 # round every fullchain verifies and matches its key), and the restarts are
 # counted in the metrics and the status. Every record a dns_hook added is
@@ -74,7 +75,9 @@ done
 [ "$kills" = 20 ] || fail "only $kills kills hit a running netproc"
 hit=$(grep -c "killed by signal 9; starting it again ([1-9][0-9]* requests in flight" "$T/agent.log" || true)
 [ "$hit" -ge 15 ] || fail "only $hit of the 20 kills came with requests in flight"
-pass "20 SIGKILLs of netproc ($hit with orders in flight): the agent runs on, no output torn"
+resumed=$(count "resuming order")
+[ "$resumed" -ge 5 ] || fail "only $resumed orders were resumed by the next netproc (not ordered anew)"
+pass "20 SIGKILLs of netproc ($hit with orders in flight, $resumed orders resumed): the agent runs on, no output torn"
 
 # Once nothing renews any more (a renewal failed by the kills backs off and is tried again):
 wait_until 120 idle || { log_tail 40; fail "renewals still running 120 s after the last kill: $(cat "$T/stdout")"; }

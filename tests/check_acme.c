@@ -1334,11 +1334,29 @@ static void on_issued(void *arg, const struct cs_issue_result *res)
  * issuer while the host has the signature to answer: the host is closed only
  * after it has answered, and the order ends cancelled.
  */
+/*
+ * The PKI of the hosted cases, made once for the test case outside any one
+ * test's time limit (it makes RSA keys too, seconds on a loaded machine).
+ */
+static char *host_pki;
+
+static void host_pki_setup(void)
+{
+	host_pki = cs_test_mkpki(NULL);
+}
+
+static void host_pki_teardown(void)
+{
+	cs_test_rmrf(host_pki);
+	free(host_pki);
+	host_pki = NULL;
+}
+
 START_TEST(test_acme_hosted_sign_fails)
 {
 	uv_loop_t loop;
 	char err[256] = "", dir[128], url[128], *names[] = { "a.example.test" };
-	char *pki = cs_test_mkpki(NULL), *root = cs_test_path("%s/ec/root.pem", pki);
+	char *pki = host_pki, *root = cs_test_path("%s/ec/root.pem", pki);
 	struct tls_srv srv = { 0 };
 	struct test_host th = { 0 };
 	struct issued got = { 0 };
@@ -1399,8 +1417,6 @@ START_TEST(test_acme_hosted_sign_fails)
 	ck_assert_int_eq(srv.requests, 2);
 	EVP_PKEY_free(th.key);
 	OPENSSL_free(der);
-	cs_test_rmrf(pki);
-	free(pki);
 	free(root);
 }
 END_TEST
@@ -1584,6 +1600,7 @@ Suite *acme_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("host");
+	tcase_add_unchecked_fixture(tc, host_pki_setup, host_pki_teardown);
 	tcase_add_checked_fixture(tc, cs_test_tmp_setup, cs_test_tmp_teardown);
 	tcase_add_test(tc, test_acme_host_token_ok);
 	tcase_add_test(tc, test_acme_host_local);

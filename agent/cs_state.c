@@ -134,6 +134,19 @@ int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, 
 		if (strlen(sn->fp) != 64 || sn->sha256[0] == '\0')
 			memset(sn, 0, sizeof(*sn));
 	}
+	json_t *ari = json_object_get(root, "ari");
+	if (json_is_object(ari)) {
+		struct cs_state_ari *a = &st->ari;
+		copy_str(a->sha256, sizeof(a->sha256), json_object_get(ari, "sha256"));
+		a->start = (time_t)json_integer_value(json_object_get(ari, "start"));
+		a->end = (time_t)json_integer_value(json_object_get(ari, "end"));
+		copy_str(a->explanation, sizeof(a->explanation),
+			 json_object_get(ari, "explanation"));
+		a->asked = (time_t)json_integer_value(json_object_get(ari, "asked"));
+		a->next = (time_t)json_integer_value(json_object_get(ari, "next"));
+		if (a->sha256[0] == '\0' || a->end < a->start)
+			memset(a, 0, sizeof(*a));
+	}
 	json_t *gens = json_object_get(root, "generations");
 	size_t i;
 	json_t *g;
@@ -192,6 +205,14 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 					      "not_before", (json_int_t)st->seen.not_before,
 					      "not_after", (json_int_t)st->seen.not_after, "adopted",
 					      st->seen.adopted));
+	if (st->ari.sha256[0] != '\0')
+		json_object_set_new(root, "ari",
+				    json_pack("{s:s, s:I, s:I, s:s, s:I, s:I}", "sha256",
+					      st->ari.sha256, "start", (json_int_t)st->ari.start,
+					      "end", (json_int_t)st->ari.end, "explanation",
+					      st->ari.explanation, "asked",
+					      (json_int_t)st->ari.asked, "next",
+					      (json_int_t)st->ari.next));
 	char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);
 	if (text == NULL) {

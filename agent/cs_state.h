@@ -39,6 +39,19 @@ struct cs_state_seen {
 	bool adopted;        /* "valid (adopted)": someone else's, taken on purpose */
 };
 
+/*
+ * The issuer's last answer about the renewal window (ACME ARI, RFC 9773) of
+ * the leaf with digest sha256: kept so that a restart takes the window into
+ * the schedule and asks again only at `next`. sha256[0] == '\0': none.
+ */
+struct cs_state_ari {
+	char sha256[200];       /* of the leaf asked about, Postfix format (CS_FP_MAX) */
+	time_t start, end;      /* the suggested window */
+	char explanation[512];  /* the CA's explanation URL, or "" */
+	time_t asked;           /* when this window (start, end) was first given */
+	time_t next;            /* when to ask again (Retry-After, bounded) */
+};
+
 struct cs_state {
 	time_t last_attempt;   /* 0: never */
 	time_t last_success;   /* 0: never */
@@ -54,6 +67,7 @@ struct cs_state {
 	struct cs_state_gen gens[CS_STATE_GENERATIONS]; /* newest first */
 	size_t n_gens;
 	struct cs_state_seen seen;
+	struct cs_state_ari ari;  /* absent from older state files: none */
 };
 
 /*

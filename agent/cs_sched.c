@@ -40,6 +40,12 @@ time_t cs_sched_due(const struct cs_sched_in *in, const char **reason)
 		*reason = "the certificate has no valid lifetime";
 		return in->now;
 	}
+	if (in->has_window && in->window_end >= in->window_start &&
+	    cs_sched_window_begun(in->window_start, in->window_asked)) {
+		/* RFC 9773: a window in the past means renew now. */
+		*reason = "the CA asked for it (ARI window already open when given)";
+		return in->window_start < in->now ? in->window_start : in->now;
+	}
 	if (in->has_window && in->window_end > in->window_start) {
 		/* RFC 9773: pick a uniform random moment inside the window. */
 		double f = seeded_fraction(in->seed, 1);
@@ -86,6 +92,23 @@ time_t cs_sched_due(const struct cs_sched_in *in, const char **reason)
 	due = in->not_after - (time_t)before -
 	      (time_t)(seeded_fraction(in->seed, 2) * (double)jitter);
 	return due;
+}
+
+bool cs_sched_window_begun(time_t window_start, time_t asked)
+{
+	return asked != 0 && window_start <= asked;
+}
+
+int64_t cs_sched_ari_again(int64_t retry_after, int64_t interval)
+{
+	int64_t again = retry_after > 0 ? retry_after : interval;
+	int64_t floor = interval > 0 && interval < CS_SCHED_ARI_MIN ? interval : CS_SCHED_ARI_MIN;
+
+	if (again < floor)
+		again = floor;
+	if (again > CS_SCHED_ARI_MAX)
+		again = CS_SCHED_ARI_MAX;
+	return again;
 }
 
 int64_t cs_sched_backoff(const struct cs_backoff *b, int failures, time_t now, time_t not_after,

@@ -27,6 +27,9 @@ struct cs_sched_in {
 	uint64_t seed;                   /* stable per leaf: spreads a fleet */
 	bool has_window;                 /* issuer's suggested renewal window */
 	time_t window_start, window_end;
+	time_t window_asked;             /* when the issuer first gave that window
+					    (0: unknown); one that had begun by then
+					    is the CA asking for a renewal now */
 };
 
 /*
@@ -34,6 +37,24 @@ struct cs_sched_in {
  * *reason to a static string saying why ("33% of lifetime left", "ARI window").
  */
 time_t cs_sched_due(const struct cs_sched_in *in, const char **reason);
+
+#define CS_SCHED_ARI_MAX (12 * 3600) /* ask for the ARI window at least twice a day */
+#define CS_SCHED_ARI_MIN 60          /* never sooner than this after an answer, unless
+					ari_interval is shorter */
+
+/*
+ * Returns the seconds until the issuer is asked for the renewal window again
+ * after an answer: its Retry-After (retry_after > 0), else interval ([agent]
+ * ari_interval), bounded to at least the shorter of CS_SCHED_ARI_MIN and
+ * interval and at most CS_SCHED_ARI_MAX.
+ */
+int64_t cs_sched_ari_again(int64_t retry_after, int64_t interval);
+
+/*
+ * True when the window given at `asked` had already begun then: the CA asks
+ * for a renewal now (a revocation), not at a moment of the client's choice.
+ */
+bool cs_sched_window_begun(time_t window_start, time_t asked);
 
 struct cs_backoff {
 	int64_t min, max; /* seconds: [agent] retry_min, retry_max */

@@ -59,6 +59,7 @@ const struct keydef cs_config__agent_keys[] = {
 	{ "retry_max", V_DURATION, AG(retry_max), ANY, NULL },
 	{ "settle", V_DURATION0, AG(settle), ANY, NULL },
 	{ "verify_interval", V_INTERVAL, AG(verify_interval), ANY, NULL },
+	{ "ari_interval", V_DURATION, AG(ari_interval), ANY, NULL },
 	{ "live_dir", V_LIVEDIR, AG(live_dir), ANY, NULL },
 	{ "include", V_INCLUDE, 0, ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },
@@ -494,6 +495,7 @@ struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs)
 	cfg->agent.retry_max = 6 * 3600;
 	cfg->agent.settle = 3;
 	cfg->agent.verify_interval.seconds = 6 * 3600;
+	cfg->agent.ari_interval = 6 * 3600;
 
 	memset(&p, 0, sizeof(p));
 	p.cfg = cfg;

@@ -60,6 +60,8 @@ struct cs_cfg_agent {
 	int64_t settle;    /* quiet time before judging outputs others changed, s (default 3; 0: 100 ms) */
 	char *live_dir;    /* default live directory of every cert; NULL: none */
 	struct cs_cfg_interval verify_interval; /* drift checks (default 6h) */
+	int64_t ari_interval; /* asking an ACME CA for the renewal window when it
+				 says no Retry-After, s (default 6h, at most 12h) */
 };
 
 struct cs_issuer_driver;

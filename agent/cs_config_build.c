@@ -33,6 +33,9 @@ static void build_agent(struct parser *p, struct raw_section *s)
 	a->plugin_dir = dup_default(a->plugin_dir, CS_DEFAULT_PLUGINDIR);
 	if (a->retry_min > a->retry_max && s != NULL)
 		cs_config__section_error(p, s, "retry_min is longer than retry_max");
+	if (a->ari_interval > 12 * 3600 && s != NULL)
+		cs_config__section_error(p, s, "ari_interval is longer than 12h (the renewal "
+					 "window is asked for at least twice a day)");
 }
 
 /* Looks up the sub-type key ("type") first, so that the right keys apply. */

@@ -419,8 +419,11 @@ static void took_repaired(struct cert *c, struct check_job *j, time_t now)
 	pl_capsync_outputs_changed(c->pl, c);
 }
 
-/* One pass (pl->once), c idle and examined: renews what is due now, or is done. */
-static void once_checked(struct cert *c, time_t now)
+/*
+ * One pass (pl->once), c idle and examined (and its ARI question answered):
+ * renews what is due now, or is done.
+ */
+void pl_once_checked(struct cert *c, time_t now)
 {
 	/* One pass: what is due now is renewed now, backoff or not. */
 	if (!pl_verdict_ok(c) ||
@@ -496,9 +499,10 @@ static void check_done(uv_work_t *req, int status)
 	pl_step(c, PL_EV_CHECKED);
 	pl_cert_idle(c);
 	if (outcome != CHECK_UNCHANGED && pl_verdict_ok(c) && c->stage == PL_IDLE)
-		pl_ari_fetch(c);
-	if (pl->once && c->stage == PL_IDLE)
-		once_checked(c, now);
+		pl_ari_checked(c);
+	/* A pass decides once the issuer has said whether the window has begun (on_ari). */
+	if (pl->once && c->stage == PL_IDLE && !c->ari_busy)
+		pl_once_checked(c, now);
 	pl_arm_timer(pl);
 	pl_maybe_quiesced(pl);
 }

@@ -131,6 +131,7 @@ struct cert {
 	bool has_window;
 	time_t win_start, win_end;
 	char win_sha[CS_FP_MAX];
+	time_t win_asked; /* when the issuer first gave that window (cs_sched_in) */
 	/* Asking an ACME issuer for that window: in flight, next time (0: not). */
 	bool ari_busy;
 	time_t ari_next;
@@ -391,6 +392,7 @@ void pl_once_summary(struct cs_pipeline *pl);
 
 /* pl_ari.c */
 void pl_ari_fetch(struct cert *c);
+void pl_ari_checked(struct cert *c);
 void pl_set_window(struct cert *c, time_t start, time_t end, time_t now);
 
 /* pl_build.c */
@@ -401,6 +403,7 @@ void pl_teardown(struct cs_pipeline *pl);
 
 /* pl_check.c */
 void pl_cert_idle(struct cert *c);
+void pl_once_checked(struct cert *c, time_t now);
 void pl_examine_all(struct cs_pipeline *pl);
 void pl_feed_checks(struct cs_pipeline *pl);
 void pl_on_check_timer(uv_timer_t *t);

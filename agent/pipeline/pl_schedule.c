@@ -72,6 +72,7 @@ void pl_schedule(struct cert *c, time_t now)
 			.has_window = c->has_window && strcmp(c->win_sha, c->sha256) == 0,
 			.window_start = c->win_start,
 			.window_end = c->win_end,
+			.window_asked = c->win_asked,
 		};
 		due = cs_sched_due(&in, &c->due_reason);
 		state = due <= now ? CS_CERT_DUE : CS_CERT_VALID;

@@ -14,6 +14,13 @@ forwarded (tests/integration/acme_retry_after.sh). With
 FIXTURE_POLL_RETRY_AFTER=SECONDS, answers that carry an order or an
 authorization still "pending" or "processing" get Retry-After: SECONDS.
 
+The window can change while it runs: when LOGDIR/window.json exists, each
+renewalInfo answer is read from it ({"start": ..., "end": ..., "retry_after":
+SECONDS or null for no header}) instead of the command line
+(tests/integration/acme_ari_window.sh). Every renewalInfo request and every
+newOrder is also written, in the order they came, to LOGDIR/seq.log ("ari
+CERTID", "order PAYLOAD"), so that a test can tell which came first.
+
 usage: acme_ari_fixture.py PORT CERT KEY PEBBLE_PORT PEBBLE_CA START END LOGDIR
 """
 import base64
@@ -27,6 +34,21 @@ import sys
 port, cert, key, pebble_port, pebble_ca, start, end, logdir = sys.argv[1:9]
 pebble_ctx = ssl.create_default_context(cafile=pebble_ca)
 order_fails = [f.split(":") for f in os.environ.get("FIXTURE_ORDER_FAILS", "").split(",") if f]
+
+
+def window():
+    """The window to answer with, and the Retry-After (None: no header)."""
+    try:
+        with open(os.path.join(logdir, "window.json")) as f:
+            w = json.load(f)
+        return w["start"], w["end"], w.get("retry_after")
+    except FileNotFoundError:
+        return start, end, 21600
+
+
+def seq(line):
+    with open(os.path.join(logdir, "seq.log"), "a") as f:
+        f.write(line + "\n")
 
 
 def b64url_decode(s):
@@ -67,12 +89,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path.startswith("/renewalInfo/"):
+            certid = self.path[len("/renewalInfo/"):]
             with open(os.path.join(logdir, "certids.log"), "a") as f:
-                f.write(self.path[len("/renewalInfo/"):] + "\n")
-            body = json.dumps({"suggestedWindow": {"start": start, "end": end},
+                f.write(certid + "\n")
+            seq("ari " + certid)
+            w_start, w_end, retry = window()
+            body = json.dumps({"suggestedWindow": {"start": w_start, "end": w_end},
                                "explanationURL": "https://ca.example/ari"}).encode()
-            self.send(200, body, [("Content-Type", "application/json"),
-                                  ("Retry-After", "21600")])
+            hdrs = [("Content-Type", "application/json")]
+            if retry is not None:
+                hdrs.append(("Retry-After", str(retry)))
+            self.send(200, body, hdrs)
             return
         status, data, hdrs = self.forward()
         if self.path == "/dir" and status == 200:
@@ -89,6 +116,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             payload = b64url_decode(json.loads(body)["payload"]).decode()
             with open(os.path.join(logdir, "orders.log"), "a") as f:
                 f.write(payload + "\n")
+            seq("order " + payload)
             if order_fails:
                 code, secs = order_fails.pop(0)
                 problem = json.dumps({"type": "urn:ietf:params:acme:error:rateLimited",

@@ -394,6 +394,7 @@ int cs_pipeline_set_window(struct cs_pipeline *pl, const char *name, time_t star
 		return -EINVAL;
 	if ((c = pl_find(pl, name)) == NULL)
 		return -ENOENT;
+	c->win_asked = 0; /* not the issuer's answer: a moment of our choice inside it */
 	pl_set_window(c, start, end, now);
 	return 0;
 }

@@ -160,6 +160,41 @@ START_TEST(test_ari_old_state_loads)
 }
 END_TEST
 
+/* [agent] ari_interval: a duration, default 6h, at most 12h. */
+START_TEST(test_ari_interval_key)
+{
+	static const struct {
+		const char *line;
+		int64_t want; /* -1: refused */
+	} cases[] = {
+		{ "", 6 * HOUR },
+		{ "ari_interval = 1s\n", 1 },
+		{ "ari_interval = 12h\n", 12 * HOUR },
+		{ "ari_interval = 13h\n", -1 },
+		{ "ari_interval = soon\n", -1 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cs_cfg_errors errs;
+		char *text = cs_test_path("[agent]\nstate_dir = %s/state\n%s", tmp, cases[i].line);
+		char *p = cs_test_write(tmp, "certsync.conf", text, 0644);
+		struct cs_config *cfg = cs_config_load(p, &errs);
+		if (cases[i].want < 0) {
+			ck_assert_msg(cfg == NULL, "accepted: %s", cases[i].line);
+			ck_assert_uint_gt(errs.n, 0);
+			ck_assert_msg(strstr(errs.v[0], "ari_interval") != NULL, "%s", errs.v[0]);
+		} else {
+			ck_assert_msg(cfg != NULL, "refused: %s: %s", cases[i].line,
+				      errs.n ? errs.v[0] : "");
+			ck_assert_int_eq(cfg->agent.ari_interval, cases[i].want);
+			cs_config_free(cfg);
+		}
+		cs_config_errors_free(&errs);
+		free(p);
+		free(text);
+	}
+}
+END_TEST
+
 /* ---- --once passes with a fake clock and a local CA that gives windows ---- */
 
 static time_t clock_now(void *arg)
@@ -397,6 +432,7 @@ Suite *ari_suite(void)
 	tcase_add_test(tc, test_ari_begun_window_due_now);
 	tcase_add_test(tc, test_ari_state_round_trip);
 	tcase_add_test(tc, test_ari_old_state_loads);
+	tcase_add_test(tc, test_ari_interval_key);
 	tcase_add_test(tc, test_ari_kept_across_passes);
 	tcase_add_test(tc, test_ari_once_future_window);
 	suite_add_tcase(s, tc);

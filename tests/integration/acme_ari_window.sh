@@ -5,8 +5,9 @@
 # request and every newOrder in order to $T/seq.log. [agent] ari_interval =
 # 1s: the agent asks again 1 s after an answer without Retry-After (or with
 # a short one). Checked:
-# - --once asks for the window: a window in the future renews nothing, one
-#   that has begun renews (with replaces, and a line saying the CA asked);
+# - --once asks for the window: a window in the future renews nothing, a CA
+#   that cannot be reached delays nothing, a window that has begun renews
+#   (with replaces, and a line saying the CA asked);
 # - the answer is kept in the state (window, explanation, next question)
 #   and a restart takes it without asking again: the renewal when the window
 #   opens comes with no renewalInfo request between the restart and its order;
@@ -81,6 +82,21 @@ once once2
 [ "$(n_ari)" -gt "$a0" ] || fail "--once did not ask for the renewal window"
 [ "$(n_orders)" = 1 ] || fail "--once renewed for a window in the future"
 pass "--once asks for the window, and a window in the future renews nothing"
+
+# 2b. A CA that cannot be reached: --once warns, decides without the window, quickly.
+sleep 2
+cp "$T/certsync.conf" "$T/certsync.conf.good"
+sed -i "s|^directory = .*|directory = https://127.0.0.1:$(free_port)/dir|" "$T/certsync.conf"
+s0=$(date +%s)
+timeout 60 "$CERTSYNCD" --once -c "$T/certsync.conf" 2>"$T/once2b.log" ||
+	{ cat "$T/once2b.log" >&2; fail "certsyncd --once failed (or hung) when the CA could not be reached for ARI"; }
+s1=$(date +%s)
+mv "$T/certsync.conf.good" "$T/certsync.conf"
+grep -q "web: cannot get the renewal window from issuer pebble" "$T/once2b.log" ||
+	{ cat "$T/once2b.log" >&2; fail "no warning about the renewal window"; }
+[ $((s1 - s0)) -le 10 ] || fail "--once took $((s1 - s0)) s with the CA unreachable"
+[ "$(n_orders)" = 1 ] || fail "--once renewed when the CA could not be reached"
+pass "--once with the CA unreachable warns and ends in $((s1 - s0)) s, renewing nothing"
 
 # 3. A window that has begun: --once renews, with replaces, and says the CA asked.
 cp "$T/out/leaf.pem" "$T/leaf1.pem"

@@ -95,12 +95,12 @@ static void took_answer(struct cert *c, const struct cs_issuer_window *w, time_t
 	}
 	snprintf(a->explanation, sizeof(a->explanation), "%s", w->explanation);
 	a->next = c->ari_next;
-	cs_log(same ? CS_LOG_DEBUG : CS_LOG_INFO, "%s: the issuer suggests renewing between %s and %s%s%s; "
-				    "asking again at %s",
-				    c->cfg->name, pl_fmt_time(a->start, t1, sizeof(t1)),
-				    pl_fmt_time(a->end, t2, sizeof(t2)),
-				    w->explanation[0] ? "; see " : "", w->explanation,
-				    pl_fmt_time(c->ari_next, t3, sizeof(t3)));
+	/* Every answer would fill the log at info: a new window only. */
+	cs_log(same ? CS_LOG_DEBUG : CS_LOG_INFO,
+	       "%s: the issuer suggests renewing between %s and %s%s%s; asking again at %s",
+	       c->cfg->name, pl_fmt_time(a->start, t1, sizeof(t1)),
+	       pl_fmt_time(a->end, t2, sizeof(t2)), w->explanation[0] ? "; see " : "",
+	       w->explanation, pl_fmt_time(c->ari_next, t3, sizeof(t3)));
 	/* Nothing new: the window is in the schedule already, or was not for this leaf. */
 	if (same && ((c->has_window && strcmp(c->win_sha, c->sha256) == 0) ||
 		     a->start <= leaf_since(c))) {

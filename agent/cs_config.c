@@ -75,7 +75,8 @@ const struct keydef cs_config__issuer_keys[] = {
 
 #define CE(f) offsetof(struct cs_cfg_cert, f)
 const struct keydef cs_config__cert_keys[] = {
-	{ "issuer", V_STR, CE(issuer), ANY, NULL },
+	{ "issuer", V_LIST, CE(issuers), ANY, NULL },
+	{ "failover_after", V_COUNT, CE(failover_after), ANY, NULL },
 	{ "names", V_NAMES, CE(names), ANY, NULL },
 	{ "key", V_KEYTYPE, CE(key), ANY, NULL },
 	{ "usage", V_ENUM, CE(usage), ANY, e_usage },
@@ -222,8 +223,8 @@ static int store_string(const struct keydef *d, char **field, const char *value,
 	return 0;
 }
 
-/* V_MAXORDERS: 1 to CS_ACME_MAX_ORDERS. Returns 0, or -1 with err set. */
-static int store_max_orders(unsigned *field, const char *value, char *err, size_t errlen)
+/* V_MAXORDERS, V_COUNT: 1 to max. Returns 0, or -1 with err set. */
+static int store_count(unsigned *field, const char *value, unsigned max, char *err, size_t errlen)
 {
 	char *end;
 	unsigned long n;
@@ -231,9 +232,8 @@ static int store_max_orders(unsigned *field, const char *value, char *err, size_
 	errno = 0;
 	n = strtoul(value, &end, 10);
 	if (!isdigit((unsigned char)*value) || *end != '\0' || errno != 0 || n < 1 ||
-	    n > CS_ACME_MAX_ORDERS) {
-		snprintf(err, errlen, "'%s' is not a number from 1 to %d", value,
-			 CS_ACME_MAX_ORDERS);
+	    n > max) {
+		snprintf(err, errlen, "'%s' is not a number from 1 to %u", value, max);
 		return -1;
 	}
 	*field = (unsigned)n;
@@ -306,7 +306,9 @@ int cs_config__store_value(const struct keydef *d, void *base, const char *value
 	case V_HOSTPORT:
 		return store_string(d, (char **)field, value, err, errlen);
 	case V_MAXORDERS:
-		return store_max_orders((unsigned *)field, value, err, errlen);
+		return store_count((unsigned *)field, value, CS_ACME_MAX_ORDERS, err, errlen);
+	case V_COUNT:
+		return store_count((unsigned *)field, value, CS_CFG_MAX_COUNT, err, errlen);
 	case V_DURATION0:
 		if (strcmp(value, "0") == 0 || strcmp(value, "0s") == 0) {
 			*(int64_t *)field = 0;
@@ -510,9 +512,13 @@ struct cs_config *cs_config_load(const char *path, struct cs_cfg_errors *errs)
 		cs_config_free(cfg);
 		return NULL;
 	}
-	/* The arrays are complete: a cert may now point at its issuer. */
-	for (size_t i = 0; i < cfg->n_certs; i++)
-		cfg->certs[i].iss = cs_config_issuer(cfg, cfg->certs[i].issuer);
+	/* The arrays are complete: a cert may now point at its issuers. */
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		struct cs_cfg_cert *c = &cfg->certs[i];
+		for (size_t k = 0; k < c->issuers.n && k < CS_CFG_MAX_ISSUERS; k++)
+			c->iss_all[c->n_iss++] = cs_config_issuer(cfg, c->issuers.v[k]);
+		c->iss = c->n_iss > 0 ? c->iss_all[0] : NULL;
+	}
 	return cfg;
 }
 
@@ -530,6 +536,7 @@ static void free_cert(struct cs_cfg_cert *c)
 {
 	free(c->name);
 	free(c->issuer);
+	cs_config__list_free(&c->issuers);
 	cs_config__list_free(&c->names);
 	free(c->bundle);
 	free(c->fullchain);

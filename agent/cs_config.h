@@ -92,13 +92,27 @@ struct cs_cfg_issuer {
 #define CS_CFG_LIVE_FILES 5
 extern const char *const cs_cfg_live_files[CS_CFG_LIVE_FILES];
 
+/* At most this many issuers in a [cert]'s `issuer` list. */
+#define CS_CFG_MAX_ISSUERS 8
+/* The largest value of a count (`failover_after`). */
+#define CS_CFG_MAX_COUNT 100
+/* failover_after when not set. */
+#define CS_CFG_FAILOVER_AFTER 3
+
 struct cs_cfg_cert {
 	char *name;
 	struct cs_cfg_origin origin;
-	char *issuer;          /* name of a [issuer] */
+	char *issuer;          /* name of the first [issuer] of the list (the primary) */
 	const struct cs_cfg_issuer *iss; /* that issuer, set once the configuration is
 					    loaded; NULL in hand-made configurations
 					    (then chains are not checked for trust) */
+	struct cs_cfg_list issuers; /* `issuer = a, b, ...`: every [issuer], in the order
+				       tried (issuers.v[0] equals issuer) */
+	const struct cs_cfg_issuer *iss_all[CS_CFG_MAX_ISSUERS]; /* those issuers, set
+					    with iss (iss_all[0] == iss) */
+	size_t n_iss;          /* entries of iss_all; 0 in hand-made configurations */
+	unsigned failover_after; /* failures in a row on one issuer before the next is
+				    tried (cs_sched_failover); default CS_CFG_FAILOVER_AFTER */
 	struct cs_cfg_list names;
 	enum cs_keytype key;
 	enum cs_usage usage;

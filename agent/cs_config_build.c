@@ -208,6 +208,34 @@ static void check_modes(struct parser *p, struct raw_section *s, const struct cs
 	}
 }
 
+/*
+ * `issuer = a, b, ...`: the issuers in the order they are tried, each named
+ * once, at most CS_CFG_MAX_ISSUERS; issuer is the first (the primary).
+ */
+static void build_issuer_list(struct parser *p, struct raw_section *s, struct cs_cfg_cert *c)
+{
+	const struct raw_pair *kv = cs_config__find_pair(s, "issuer");
+	char err[300];
+
+	if (kv == NULL || c->issuers.n == 0)
+		return;
+	if (c->issuers.n > CS_CFG_MAX_ISSUERS) {
+		snprintf(err, sizeof(err), "%zu issuers: at most %d may be listed", c->issuers.n,
+			 CS_CFG_MAX_ISSUERS);
+		cs_config__pair_error(p, s, kv, err);
+		return;
+	}
+	for (size_t i = 1; i < c->issuers.n; i++)
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(c->issuers.v[i], c->issuers.v[k]) == 0) {
+				snprintf(err, sizeof(err), "issuer \"%s\" is listed twice",
+					 c->issuers.v[i]);
+				cs_config__pair_error(p, s, kv, err);
+				return;
+			}
+	c->issuer = strdup(c->issuers.v[0]);
+}
+
 static void build_cert(struct parser *p, struct raw_section *s, struct cs_cfg_cert *c)
 {
 	c->name = strdup(s->name);
@@ -217,7 +245,9 @@ static void build_cert(struct parser *p, struct raw_section *s, struct cs_cfg_ce
 	c->group = (gid_t)-1;
 	c->mode = 0600;
 	c->cert_mode = 0644;
+	c->failover_after = CS_CFG_FAILOVER_AFTER;
 	cs_config__apply_keys(p, s, cs_config__cert_keys, c, -1, NULL);
+	build_issuer_list(p, s, c);
 	require(p, s, c->issuer, "issuer", NULL);
 	if (c->names.n == 0 && cs_config__find_pair(s, "names") == NULL)
 		cs_config__section_error(

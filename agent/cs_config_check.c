@@ -56,11 +56,8 @@ void cs_config__check_references(struct parser *p, struct raw_section **cert_sec
 
 	for (size_t i = 0; i < cfg->n_certs; i++) {
 		struct cs_cfg_cert *c = &cfg->certs[i];
-		if (c->issuer != NULL) {
-			struct cs_cfg_list one = { &c->issuer, 1 };
-			cs_config__check_refs(p, cert_secs[i], "issuer", &one, "issuer",
-					      has_issuer);
-		}
+		cs_config__check_refs(p, cert_secs[i], "issuer", &c->issuers, "issuer",
+				      has_issuer);
 		cs_config__check_refs(p, cert_secs[i], "reload", &c->reload, "reload",
 				      cs_config__has_reload);
 	}

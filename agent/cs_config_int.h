@@ -106,6 +106,7 @@ enum vtype {
 	V_LOGLEVEL,
 	V_HOSTPORT,
 	V_MAXORDERS, /* 1 to CS_ACME_MAX_ORDERS, an unsigned */
+	V_COUNT,     /* 1 to CS_CFG_MAX_COUNT, an unsigned */
 	V_INCLUDE,
 };
 

@@ -136,3 +136,36 @@ int64_t cs_sched_backoff(const struct cs_backoff *b, int failures, time_t now, t
 		delay = (double)retry_after;
 	return (int64_t)delay;
 }
+
+enum cs_failover cs_sched_failover(const struct cs_failover_in *in)
+{
+	if (in->not_after <= in->now)
+		return CS_FAILOVER_NOTHING_VALID;
+	if (in->after > 0 && in->failures >= (int)in->after)
+		return CS_FAILOVER_FAILURES;
+	/* The point where a third of the renewal's time is left. */
+	time_t from = in->renew_at > 0 && in->renew_at < in->not_after ? in->renew_at : in->now;
+	time_t third = in->not_after - (in->not_after - from) / 3;
+	if (in->now >= third)
+		return CS_FAILOVER_TIME_LEFT;
+	if (in->retry_after > 0 && in->retry_after > (int64_t)(third - in->now))
+		return CS_FAILOVER_RETRY_AFTER;
+	return CS_FAILOVER_STAY;
+}
+
+const char *cs_sched_failover_name(enum cs_failover r)
+{
+	switch (r) {
+	case CS_FAILOVER_STAY:
+		break;
+	case CS_FAILOVER_NOTHING_VALID:
+		return "nothing valid is deployed";
+	case CS_FAILOVER_FAILURES:
+		return "failures in a row";
+	case CS_FAILOVER_TIME_LEFT:
+		return "less than a third of the renewal's time left";
+	case CS_FAILOVER_RETRY_AFTER:
+		return "its Retry-After ends past a third of the renewal's time";
+	}
+	return "";
+}

@@ -72,6 +72,40 @@ struct cs_backoff {
 int64_t cs_sched_backoff(const struct cs_backoff *b, int failures, time_t now, time_t not_after,
 			 int64_t retry_after, uint64_t seed);
 
+/* One failed renewal on an issuer, for cs_sched_failover. */
+struct cs_failover_in {
+	int failures;        /* failures in a row on the current issuer, this one included */
+	unsigned after;      /* [cert] failover_after: that many move on (0: never by count) */
+	time_t now;
+	time_t renew_at;     /* when this renewal began: its first attempt after the
+				last success */
+	time_t not_after;    /* of the deployed leaf; 0: nothing valid is deployed */
+	int64_t retry_after; /* the issuer asked to wait this long, seconds; 0: nothing */
+};
+
+/* Why cs_sched_failover moves on; CS_FAILOVER_STAY: it does not. */
+enum cs_failover {
+	CS_FAILOVER_STAY = 0,
+	CS_FAILOVER_NOTHING_VALID, /* nothing valid is deployed: no time to wait */
+	CS_FAILOVER_FAILURES,      /* `after` failures in a row */
+	CS_FAILOVER_TIME_LEFT,     /* less than a third of renew_at..not_after is left */
+	CS_FAILOVER_RETRY_AFTER,   /* the wait asked for ends past that point */
+};
+
+/*
+ * The failover rule (certsync.conf(5), failover_after): after a failed
+ * renewal on one of a cert's issuers, whether the next attempt goes to the
+ * next issuer of the list. It does, whichever comes first, when nothing
+ * valid is deployed (or it has expired); after `after` failures in a row on
+ * the issuer; when less than a third of the time between renew_at and
+ * not_after is left; or when the issuer's Retry-After would end past that
+ * point. Pure: the caller passes the clock.
+ */
+enum cs_failover cs_sched_failover(const struct cs_failover_in *in);
+
+/* A short text for r ("3 failures in a row"); "" for CS_FAILOVER_STAY. */
+const char *cs_sched_failover_name(enum cs_failover r);
+
 /* Returns a 64-bit seed from bytes (FNV-1a), for cs_sched_in.seed. */
 uint64_t cs_sched_seed(const void *data, size_t len);
 

@@ -1,0 +1,137 @@
+/*
+ * check_failover - the failover rule (cs_sched_failover, certsync.conf(5)
+ * failover_after): from the failures in a row on one issuer, the time left
+ * and the lifetime to "stay" or "move on to the next issuer", at chosen
+ * moments (the function reads no clock).
+ */
+#include "cs_sched.h"
+
+#include <check.h>
+
+#define DAY 86400
+
+/* A 90-day certificate due at 60 days (a third left), failing since then. */
+static const time_t nb = 1700000000;
+#define NA (nb + 90 * DAY)
+#define DUE (nb + 60 * DAY)
+
+static struct cs_failover_in at(time_t now, int failures, int64_t retry_after)
+{
+	return (struct cs_failover_in){
+		.failures = failures,
+		.after = 3,
+		.now = now,
+		.renew_at = DUE,
+		.not_after = NA,
+		.retry_after = retry_after,
+	};
+}
+
+START_TEST(test_failover_count)
+{
+	struct cs_failover_in in = at(DUE + 3600, 1, 0);
+
+	/* Time enough: one and two failures stay, the third moves on. */
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_STAY);
+	in.failures = 2;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_STAY);
+	in.failures = 3;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_FAILURES);
+	in.failures = 7;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_FAILURES);
+	/* failover_after = 1: the first failure moves on. */
+	in.failures = 1;
+	in.after = 1;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_FAILURES);
+	/* 0 (a hand-made configuration): never by count. */
+	in.failures = 50;
+	in.after = 0;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_STAY);
+}
+END_TEST
+
+START_TEST(test_failover_time_left)
+{
+	/* 30 days from the due moment to expiry: a third is 10 days. */
+	struct cs_failover_in in = at(NA - 10 * DAY - 60, 1, 0);
+
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_STAY);
+	in.now = NA - 10 * DAY;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_TIME_LEFT);
+	in.now = NA - 3600;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_TIME_LEFT);
+	/* Whichever comes first: the count before the time. */
+	in.now = DUE + 60;
+	in.failures = 3;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_FAILURES);
+	/* A 6-day certificate due at half its life: a third of 3 days is 1 day. */
+	in = (struct cs_failover_in){ .failures = 1, .after = 3, .renew_at = nb + 3 * DAY,
+				      .not_after = nb + 6 * DAY, .now = nb + 5 * DAY - 60 };
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_STAY);
+	in.now = nb + 5 * DAY;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_TIME_LEFT);
+}
+END_TEST
+
+START_TEST(test_failover_nothing_valid)
+{
+	struct cs_failover_in in = at(NA, 1, 0);
+
+	/* Expired, or nothing deployed at all: no reason to wait. */
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_NOTHING_VALID);
+	in.now = NA + DAY;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_NOTHING_VALID);
+	in = at(DUE + 60, 1, 0);
+	in.not_after = 0;
+	in.renew_at = 0;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_NOTHING_VALID);
+}
+END_TEST
+
+START_TEST(test_failover_retry_after)
+{
+	/* Ten days to the point where a third is left. */
+	struct cs_failover_in in = at(DUE + 10 * DAY, 1, 3600);
+
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_STAY);
+	in.retry_after = 10 * DAY;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_STAY);
+	in.retry_after = 10 * DAY + 1;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_RETRY_AFTER);
+	/* An hour before that point, a Retry-After of one hour and a second. */
+	in.now = NA - 10 * DAY - 3600;
+	in.retry_after = 3601;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_RETRY_AFTER);
+	in.retry_after = 3600;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_STAY);
+}
+END_TEST
+
+START_TEST(test_failover_renew_at_unknown)
+{
+	/* No renewal moment recorded (or a later one): the span starts now. */
+	struct cs_failover_in in = at(DUE, 1, 0);
+
+	in.renew_at = 0;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_STAY);
+	in.renew_at = NA + DAY;
+	ck_assert_int_eq(cs_sched_failover(&in), CS_FAILOVER_STAY);
+	ck_assert_str_eq(cs_sched_failover_name(CS_FAILOVER_STAY), "");
+	ck_assert_str_eq(cs_sched_failover_name(CS_FAILOVER_NOTHING_VALID),
+			 "nothing valid is deployed");
+}
+END_TEST
+
+Suite *failover_suite(void)
+{
+	Suite *s = suite_create("failover");
+	TCase *tc = tcase_create("failover");
+
+	tcase_add_test(tc, test_failover_count);
+	tcase_add_test(tc, test_failover_time_left);
+	tcase_add_test(tc, test_failover_nothing_valid);
+	tcase_add_test(tc, test_failover_retry_after);
+	tcase_add_test(tc, test_failover_renew_at_unknown);
+	suite_add_tcase(s, tc);
+	return s;
+}

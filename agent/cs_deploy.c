@@ -171,10 +171,13 @@ void cs_deploy_fingerprint(const struct cs_cfg_cert *c, const struct cs_deploy_d
 		 (int)c->key, (int)c->usage, c->allow_foreign);
 	fp_str(ctx, buf);
 	fp_str(ctx, c->issuer);
-	if (is != NULL) {
+	/* Every issuer of the list: the chain may end in the trust of any. */
+	for (size_t k = 0; is != NULL; is = ++k < c->n_iss ? c->iss_all[k] : NULL) {
 		/* What the examination trusts: a changed file there may change its verdict. */
 		struct cs_validate_opts vo = { .trust = CS_TRUST_NONE };
 		char ca[PATH_MAX];
+		if (k > 0)
+			fp_str(ctx, is->name);
 		fp_str(ctx, is->type);
 		fp_str(ctx, cs_registry_issuer_ca_dir(is));
 		cs_registry_issuer_trust(is, &vo, ca, sizeof(ca));

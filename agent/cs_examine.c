@@ -78,22 +78,35 @@ static enum cs_verdict verdict_of(enum cs_problem_code code)
 }
 
 /*
- * What c's chains must end in: its issuer's driver says (cs_registry.h). A
- * hand-made configuration without a resolved issuer checks no trust. buf
- * holds the path o may point to.
+ * What c's chains must end in: the trust of c's issuer number k, as its
+ * driver says (cs_registry.h). A hand-made configuration without a resolved
+ * issuer checks no trust. buf holds the path o may point to.
  */
-static void trust_of(const struct cs_cfg_cert *c, struct cs_validate_opts *o, char *buf,
-		     size_t len)
+static void trust_of(const struct cs_cfg_cert *c, size_t k, struct cs_validate_opts *o,
+		     char *buf, size_t len)
 {
-	if (c->iss != NULL)
+	o->trust = CS_TRUST_NONE;
+	if (k < c->n_iss && c->iss_all[k] != NULL)
+		cs_registry_issuer_trust(c->iss_all[k], o, buf, len);
+	else if (k == 0 && c->iss != NULL)
 		cs_registry_issuer_trust(c->iss, o, buf, len);
+}
+
+/* Whether every problem of probs is one of trust (the chain ends elsewhere). */
+static bool only_trust(const struct cs_problems *probs)
+{
+	bool only = probs->n > 0;
+
+	for (size_t i = 0; i < probs->n; i++)
+		only &= probs->v[i].code == CS_PROB_TRUST;
+	return only;
 }
 
 enum cs_verdict cs_examine_material(const struct cs_cfg_cert *c, const cs_material *m,
 				    time_t now, struct cs_examined *ex)
 {
 	const char *names[c->names.n + 1];
-	struct cs_validate_opts o = {
+	const struct cs_validate_opts base = {
 		.require_key = true,
 		.trust = CS_TRUST_NONE,
 		.names = names,
@@ -101,33 +114,44 @@ enum cs_verdict cs_examine_material(const struct cs_cfg_cert *c, const cs_materi
 		.keytype = c->key,
 		.eku = c->usage == CS_USAGE_CLIENT ? XKU_SSL_CLIENT : XKU_SSL_SERVER,
 	};
-	struct cs_problems *probs = cs_problems_new();
+	struct cs_validate_opts o;
+	struct cs_problems *probs = NULL;
 	char err[512] = "", anchor[4096];
 	enum cs_verdict v;
+	size_t n_trust = c->n_iss > 1 ? c->n_iss : 1;
 
 	for (size_t i = 0; i < c->names.n; i++)
 		names[i] = c->names.v[i];
 	names[c->names.n] = NULL;
-	trust_of(c, &o, anchor, sizeof(anchor));
+	ex->trusted_by = NULL;
 	if (m->leaf != NULL) {
 		cs_x509_serial(m->leaf, ex->serial, sizeof(ex->serial));
 		cs_fp_cert(m->leaf, CS_DIGEST_SHA256, ex->sha256, sizeof(ex->sha256));
-		if (cs_x509_times(m->leaf, &ex->not_before, &ex->not_after) < 0) {
-			cs_problems_free(probs);
+		if (cs_x509_times(m->leaf, &ex->not_before, &ex->not_after) < 0)
 			return set(ex, CS_EX_UNPARSABLE,
 				   "the certificate's validity dates are unreadable");
-		}
 	}
-	if (probs == NULL || cs_validate(m, &o, probs, err, sizeof(err)) < 0) {
+	/*
+	 * Each issuer of the list in turn, while the chain fails on trust
+	 * alone: a certificate from any of them is the cert's own.
+	 */
+	for (size_t k = 0; k < n_trust; k++) {
+		o = base;
+		trust_of(c, k, &o, anchor, sizeof(anchor));
 		cs_problems_free(probs);
-		return set(ex, CS_EX_UNPARSABLE, "%s", err[0] ? err : "out of memory");
+		probs = cs_problems_new();
+		if (probs == NULL || cs_validate(m, &o, probs, err, sizeof(err)) < 0) {
+			cs_problems_free(probs);
+			return set(ex, CS_EX_UNPARSABLE, "%s", err[0] ? err : "out of memory");
+		}
+		if (probs->n == 0 && k < c->n_iss && c->iss_all[k] != NULL)
+			ex->trusted_by = c->iss_all[k]->name;
+		if (!only_trust(probs))
+			break;
 	}
-	bool only_trust = probs->n > 0;
-	for (size_t i = 0; i < probs->n; i++)
-		only_trust &= probs->v[i].code == CS_PROB_TRUST;
 	if (probs->n == 0)
 		v = set(ex, CS_EX_OK, "valid");
-	else if (only_trust)
+	else if (only_trust(probs))
 		/* Whole, matching, current, but not from this issuer. */
 		v = set(ex, CS_EX_FOREIGN, "%s", probs->v[0].msg);
 	else

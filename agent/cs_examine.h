@@ -37,6 +37,8 @@ struct cs_examined {
 	time_t not_before, not_after;
 	char serial[80];
 	char sha256[CS_FP_MAX];
+	const char *trusted_by; /* the [issuer] of c's list whose trust the chain ends
+				   in (borrowed from the configuration); NULL: none */
 };
 
 /* Returns a short name for v ("ok", "missing", ...). */

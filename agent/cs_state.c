@@ -119,6 +119,17 @@ int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, 
 	if (st->next_gen < 1)
 		st->next_gen = 1;
 	copy_str(st->issuer, sizeof(st->issuer), json_object_get(root, "issuer"));
+	copy_str(st->fallback, sizeof(st->fallback), json_object_get(root, "fallback"));
+	st->fallbacks = (uint64_t)json_integer_value(json_object_get(root, "fallbacks"));
+	json_t *fo = json_object_get(root, "failover");
+	if (json_is_object(fo)) {
+		st->issuer_idx = (int)json_integer_value(json_object_get(fo, "issuer_index"));
+		st->issuer_failures = (int)json_integer_value(json_object_get(fo, "failures"));
+		st->renew_at = (time_t)json_integer_value(json_object_get(fo, "renew_at"));
+		copy_str(st->failover_why, sizeof(st->failover_why), json_object_get(fo, "why"));
+		if (st->issuer_idx < 0 || st->issuer_failures < 0)
+			st->issuer_idx = st->issuer_failures = 0;
+	}
 	st->pending_gen = (int)json_integer_value(json_object_get(root, "pending_generation"));
 	if (st->pending_gen < 0 || st->pending_gen >= st->next_gen)
 		st->pending_gen = 0;
@@ -190,6 +201,15 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 		json_object_set_new(root, "pending_generation", json_integer(st->pending_gen));
 	if (st->issuer[0] != '\0')
 		json_object_set_new(root, "issuer", json_string(st->issuer));
+	if (st->fallback[0] != '\0')
+		json_object_set_new(root, "fallback", json_string(st->fallback));
+	if (st->fallbacks > 0)
+		json_object_set_new(root, "fallbacks", json_integer((json_int_t)st->fallbacks));
+	if (st->renew_at > 0)
+		json_object_set_new(root, "failover",
+				    json_pack("{s:i, s:i, s:I, s:s}", "issuer_index", st->issuer_idx,
+					      "failures", st->issuer_failures, "renew_at",
+					      (json_int_t)st->renew_at, "why", st->failover_why));
 	for (size_t i = 0; i < st->n_gens; i++) {
 		const struct cs_state_gen *g = &st->gens[i];
 		json_array_append_new(gens, json_pack("{s:i, s:s, s:s, s:I, s:I}", "n", g->n,

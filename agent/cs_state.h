@@ -62,6 +62,14 @@ struct cs_state {
 	int64_t retry_after;   /* the issuer asked to wait this long, seconds */
 	int next_gen;          /* number of the next generation */
 	char issuer[128];      /* the [issuer] of the deployed generation ("": unknown) */
+	char fallback[512];    /* why that issuer, not the cert's first, issued it ("": it
+				  is the first, or unknown) */
+	uint64_t fallbacks;    /* times a renewal moved on to the next issuer of the list */
+	/* The renewal under way, failing (failover, cs_sched_failover): */
+	int issuer_idx;        /* the issuer of the cert's list it tries now (0: the first) */
+	int issuer_failures;   /* failures in a row on that issuer */
+	time_t renew_at;       /* its first attempt; 0: no renewal failing */
+	char failover_why[512]; /* why it moved to issuer_idx ("": it did not) */
 	int pending_gen;       /* issued and kept, not yet deployed (0: none): the
 				  next attempt deploys it instead of ordering again */
 	struct cs_state_gen gens[CS_STATE_GENERATIONS]; /* newest first */

@@ -83,7 +83,13 @@ int pl_build(struct cs_pipeline *pl)
 		for (size_t k = 0; k < pl->n_issuers; k++)
 			if (strcmp(pl->issuers[k]->name, c->cfg->issuer) == 0)
 				c->issuer = pl->issuers[k];
-		if (c->issuer == NULL) {
+		c->issuers[c->n_issuers++] = c->issuer;
+		/* The rest of the list (a hand-made configuration has only issuer). */
+		for (size_t n = 1; n < c->cfg->issuers.n && n < CS_CFG_MAX_ISSUERS; n++)
+			for (size_t k = 0; k < pl->n_issuers; k++)
+				if (strcmp(pl->issuers[k]->name, c->cfg->issuers.v[n]) == 0)
+					c->issuers[c->n_issuers++] = pl->issuers[k];
+		if (c->issuer == NULL || c->n_issuers < c->cfg->issuers.n) {
 			/* The parser refuses dangling issuers; this is a safety net. */
 			free(c);
 			return -EINVAL;

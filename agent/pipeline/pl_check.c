@@ -471,10 +471,11 @@ static void check_done(uv_work_t *req, int status)
 	}
 	if (j->adopt)
 		adopt_answer(c, j);
-	/* A certificate that verifies to the issuer's trust is that issuer's. */
+	/* A certificate that verifies to an issuer's trust is that issuer's. */
 	if (c->verdict == CS_EX_OK && c->st.issuer[0] == '\0' &&
 	    (j->outcome == CHECK_EXAMINED || j->outcome == CHECK_ADOPTED))
-		snprintf(c->st.issuer, sizeof(c->st.issuer), "%s", c->cfg->issuer);
+		snprintf(c->st.issuer, sizeof(c->st.issuer), "%s",
+			 j->ex.trusted_by ? j->ex.trusted_by : c->cfg->issuer);
 	enum check_outcome outcome = j->outcome;
 	cs_examine_clear(&j->ex);
 	pl_der_clear(&j->der);

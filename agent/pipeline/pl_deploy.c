@@ -98,7 +98,7 @@ static void deploy_done(uv_work_t *req, int status)
 	snprintf(r->new_sha, sizeof(r->new_sha), "%s", c->sha256);
 	pl_push_gen(c, j->gen, now);
 	c->st.pending_gen = 0;
-	snprintf(c->st.issuer, sizeof(c->st.issuer), "%s", c->cfg->issuer);
+	pl_renewal_note_issuer(c);
 	c->st.last_success = now;
 	c->fresh_key = false; /* a revoked key is no longer deployed */
 	pl_schedule(c, now);

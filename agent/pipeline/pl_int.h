@@ -106,7 +106,11 @@ struct cert {
 	unsigned watch_mark;          /* pl_on_watch's: already picked for this event */
 	size_t hpos;                  /* in pl->heap: index + 1; 0 when not there */
 	time_t hkey;                  /* the wake-up moment it is filed under there */
-	struct pl_issuer *issuer; /* borrowed from pl->issuers */
+	struct pl_issuer *issuer; /* borrowed from pl->issuers: the first of the list */
+	/* Every issuer of the cert's list, in order (issuers[0] == issuer): the
+	   failover rule (pl_renewal.c) moves a failing renewal along it. */
+	struct pl_issuer *issuers[CS_CFG_MAX_ISSUERS];
+	size_t n_issuers;
 	uint64_t seed;
 
 	struct cs_state st;
@@ -371,6 +375,11 @@ bool pl_renewal_start(struct cert *c, bool forced, const char *why);
 void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
 		    int64_t retry_after);
 void pl_renewal_fail(struct cert *c, const char *msg, int64_t retry_after);
+/*
+ * The renewal under way has deployed what its issuer issued: the state
+ * names that issuer, and why it was not the first of the list (fallback).
+ */
+void pl_renewal_note_issuer(struct cert *c);
 struct pl_issuer *pl_issuer_ref(struct pl_issuer *pi);
 void pl_issuer_unref(struct pl_issuer *pi);
 

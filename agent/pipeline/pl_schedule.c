@@ -22,6 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Whether the deployed certificate's issuer is one of the cert's list. */
+static bool issuer_listed(const struct cert *c)
+{
+	for (size_t k = 0; k < c->n_issuers; k++)
+		if (strcmp(c->st.issuer, c->issuers[k]->name) == 0)
+			return true;
+	return false;
+}
+
 char *pl_fmt_time(time_t t, char *buf, size_t len)
 {
 	struct tm tm;
@@ -83,9 +92,8 @@ void pl_schedule(struct cert *c, time_t now)
 			: c->verdict == CS_EX_EXPIRED ? CS_CERT_EXPIRED
 						      : CS_CERT_DUE;
 	}
-	/* The [cert] names another issuer than the deployed certificate's: renew now. */
-	if (pl_verdict_ok(c) && c->st.issuer[0] != '\0' &&
-	    strcmp(c->st.issuer, c->cfg->issuer) != 0 && due > now) {
+	/* The [cert]'s list no longer names the deployed certificate's issuer: renew now. */
+	if (pl_verdict_ok(c) && c->st.issuer[0] != '\0' && !issuer_listed(c) && due > now) {
 		due = now;
 		c->due_reason = "the [cert]'s issuer changed";
 		state = CS_CERT_DUE;

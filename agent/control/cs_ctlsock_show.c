@@ -49,6 +49,21 @@ static json_t *served_json(const struct cs_cert_status *st)
 	return a;
 }
 
+/* show's issuers: the list, who issued the deployed cert, the fallbacks. */
+static void issuers_json(json_t *o, const struct cs_cert_status *st)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < st->n_issuers; i++)
+		json_array_append_new(a, json_string(st->issuers[i]));
+	json_object_set_new(o, CS_PROTO_K_ISSUERS, a != NULL ? a : json_null());
+	json_object_set_new(o, CS_PROTO_K_ISSUED_BY, cs_ctlsock__str_json(st->issued_by));
+	json_object_set_new(o, CS_PROTO_K_FALLBACK, cs_ctlsock__str_json(st->fallback));
+	json_object_set_new(o, CS_PROTO_K_FALLBACKS, json_integer((json_int_t)st->fallbacks));
+	json_object_set_new(o, CS_PROTO_K_TRYING, cs_ctlsock__str_json(st->trying));
+	json_object_set_new(o, CS_PROTO_K_TRYING_WHY, cs_ctlsock__str_json(st->trying_why));
+}
+
 static json_t *cert_json(const struct cs_cert_status *st, time_t now, bool full)
 {
 	json_t *o = json_object();
@@ -99,6 +114,7 @@ static json_t *cert_json(const struct cs_cert_status *st, time_t now, bool full)
 	json_object_set_new(o, CS_PROTO_K_ROLLBACK_GENERATION,
 			    st->rollback_gen > 0 ? json_integer(st->rollback_gen) : json_null());
 	if (full) {
+		issuers_json(o, st);
 		json_object_set_new(o, CS_PROTO_K_DEPLOYED,
 				    json_string(cs_examine_verdict_name(st->verdict)));
 		json_object_set_new(o, CS_PROTO_K_DEPLOYED_REASON,

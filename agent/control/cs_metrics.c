@@ -286,6 +286,30 @@ static void render_states(struct buf *b, const struct cs_cert_status *v, size_t 
 		}
 }
 
+/* Which issuer issued each deployed cert, and how often renewals fell back. */
+static void render_cert_issuers(struct buf *b, const struct cs_cert_status *v, size_t n)
+{
+	family(b, "certsync_cert_issuer_info", "gauge",
+	       "The issuer of the deployed certificate (always 1); fallback=\"1\" when it is "
+	       "not the first of the cert's list.");
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].issued_by == NULL)
+			continue;
+		put(b, "certsync_cert_issuer_info{name=\"");
+		put_label(b, v[i].name);
+		put(b, "\",issuer=\"");
+		put_label(b, v[i].issued_by);
+		put(b, "\",fallback=\"%d\"} 1\n",
+		    v[i].n_issuers > 0 && strcmp(v[i].issued_by, v[i].issuers[0]) != 0);
+	}
+	family(b, "certsync_issuer_fallbacks_total", "counter",
+	       "Times a failing renewal of the cert moved on to the next issuer of its list "
+	       "(kept in the state across restarts).");
+	for (size_t i = 0; i < n; i++)
+		cert_sample(b, "certsync_issuer_fallbacks_total", v[i].name,
+			    (long long)v[i].fallbacks);
+}
+
 /* Each cert's times, failures and deployed files. */
 static void render_cert_gauges(struct buf *b, const struct cs_cert_status *v, size_t n)
 {
@@ -322,6 +346,7 @@ static void render_cert_gauges(struct buf *b, const struct cs_cert_status *v, si
 	       "(1) or not (0).");
 	for (size_t i = 0; i < n; i++)
 		cert_sample(b, "certsync_cert_deployed_ok", v[i].name, v[i].verdict == CS_EX_OK);
+	render_cert_issuers(b, v, n);
 }
 
 /* Renewals and reloads since the agent started, counted from the pipeline's events. */

@@ -184,6 +184,39 @@ static void print_field(const char *label, const char *value)
 	printf("  %-20s %s\n", label, value != NULL ? value : "-");
 }
 
+/*
+ * show's issuer lines: the list when there are several, who issued the
+ * deployed certificate and why not the first, the issuer a failing renewal
+ * moved on to.
+ */
+static void print_issuers(json_t *c)
+{
+	json_t *a = json_object_get(c, CS_PROTO_K_ISSUERS);
+	char buf[2048];
+	size_t len = 0;
+
+	if (json_array_size(a) > 1) {
+		buf[0] = '\0';
+		for (size_t i = 0; i < json_array_size(a) && len < sizeof(buf); i++)
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s",
+						i ? ", " : "",
+						json_string_value(json_array_get(a, i)) ?: "?");
+		print_field("issuers", buf);
+	}
+	print_field("issued by", jstr(c, CS_PROTO_K_ISSUED_BY, NULL));
+	print_field("fallback", jstr(c, CS_PROTO_K_FALLBACK, NULL));
+	if (json_integer_value(json_object_get(c, CS_PROTO_K_FALLBACKS)) > 0) {
+		snprintf(buf, sizeof(buf), "%lld",
+			 (long long)json_integer_value(json_object_get(c, CS_PROTO_K_FALLBACKS)));
+		print_field("fallbacks", buf);
+	}
+	if (jstr(c, CS_PROTO_K_TRYING, NULL) != NULL) {
+		snprintf(buf, sizeof(buf), "%s (%s)", jstr(c, CS_PROTO_K_TRYING, "?"),
+			 jstr(c, CS_PROTO_K_TRYING_WHY, "no reason given"));
+		print_field("next issuer", buf);
+	}
+}
+
 /* The drift checks: the verdict, then one line per verify URL and name. */
 static void print_served(json_t *c)
 {
@@ -259,6 +292,7 @@ static void print_cert(json_t *c)
 		print_field("rollback generation", buf);
 	}
 	print_field("issuer", jstr(c, CS_PROTO_K_ISSUER, NULL));
+	print_issuers(c);
 	print_field("serial", jstr(c, CS_PROTO_K_SERIAL, NULL));
 	print_field("sha256", jstr(c, CS_PROTO_K_SHA256, NULL));
 	print_field("not before", jstr(c, CS_PROTO_K_NOT_BEFORE, NULL));

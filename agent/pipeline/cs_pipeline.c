@@ -462,6 +462,15 @@ void pl_status_of(const struct cert *c, struct cs_cert_status *out)
 	else
 		out->rollback_gen = c->st.n_gens > 1 ? c->st.gens[1].n : 0;
 	pl_drift_status(c, out);
+	out->issuers = c->cfg->issuers.v;
+	out->n_issuers = c->cfg->issuers.n;
+	out->issued_by = c->st.issuer[0] ? c->st.issuer : NULL;
+	out->fallback = c->st.fallback[0] ? c->st.fallback : NULL;
+	out->fallbacks = c->st.fallbacks;
+	if (c->st.issuer_idx > 0 && (size_t)c->st.issuer_idx < c->n_issuers) {
+		out->trying = c->issuers[c->st.issuer_idx]->name;
+		out->trying_why = c->st.failover_why[0] ? c->st.failover_why : NULL;
+	}
 }
 
 int cs_pipeline_subscribe(struct cs_pipeline *pl, void (*fn)(void *arg, const struct cs_event *ev),

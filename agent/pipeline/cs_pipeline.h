@@ -113,6 +113,13 @@ struct cs_cert_status {
 	const struct cs_served *served; /* the drift checks, one per URL and name */
 	size_t n_served;                /* 0: no drift checks */
 	enum cs_drift drift;
+	char *const *issuers;    /* the configured issuers, in the order tried */
+	size_t n_issuers;
+	const char *issued_by;   /* the issuer of the deployed certificate, NULL: unknown */
+	const char *fallback;    /* why that is not the first issuer, NULL: it is */
+	uint64_t fallbacks;      /* times a renewal moved on to the next issuer */
+	const char *trying;      /* a failing renewal's next issuer when not the first, else NULL */
+	const char *trying_why;  /* why it moved there */
 };
 
 /*

@@ -38,15 +38,19 @@ start_challtestsrv() {
 # on PEBBLE_MGMT, validating http-01 on HTTP_PORT; resolving through
 # challtestsrv. With EAB=1, external account binding is required with key
 # kid-1 = $EAB_KEY. Extra environment (PEBBLE_WFE_NONCEREJECT, ...) passes through.
+# PEBBLE_NAME (default pebble) names its files: $T/NAME.json, $T/NAME.log and
+# its root $T/NAME-root.pem; a second instance takes another name and, with
+# PEBBLE_PORT, PEBBLE_MGMT, HTTP_PORT and TLS_PORT unset, ports of its own
+# (the listener certificate and challtestsrv are shared).
 EAB_KEY=zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W
 start_pebble() {
-	local eab=${1:-0} required=false
+	local eab=${1:-0} required=false name=${PEBBLE_NAME:-pebble}
 	[ -f "$T/pebble.pem" ] || make_listener_cert
 	[ -n "${CTS_DNS:-}" ] || start_challtestsrv
 	: "${PEBBLE_PORT:=$(free_port)}" "${PEBBLE_MGMT:=$(free_port)}" "${HTTP_PORT:=$(free_port)}"
 	: "${TLS_PORT:=$(free_port)}"
 	[ "$eab" = 1 ] && required=true
-	cat >"$T/pebble.json" <<JSON
+	cat >"$T/$name.json" <<JSON
 {
   "pebble": {
     "listenAddress": "127.0.0.1:$PEBBLE_PORT",
@@ -62,17 +66,17 @@ start_pebble() {
 }
 JSON
 	ACME_DIR=https://127.0.0.1:$PEBBLE_PORT/dir
-	: >"$T/pebble.log"
+	: >"$T/$name.log"
 	# No reuse of valid authorizations between orders unless a test asks:
 	# a second order must do its challenges again.
-	PEBBLE_AUTHZREUSE=${PEBBLE_AUTHZREUSE:-0} PEBBLE_VA_NOSLEEP=1 pebble -config "$T/pebble.json" -dnsserver "127.0.0.1:$CTS_DNS" \
-		>>"$T/pebble.log" 2>&1 &
+	PEBBLE_AUTHZREUSE=${PEBBLE_AUTHZREUSE:-0} PEBBLE_VA_NOSLEEP=1 pebble -config "$T/$name.json" -dnsserver "127.0.0.1:$CTS_DNS" \
+		>>"$T/$name.log" 2>&1 &
 	PEBBLE_PID=$!
 	CS_PIDS+=($PEBBLE_PID)
-	wait_for "$T/pebble.log" "ACME directory available" 15
+	wait_for "$T/$name.log" "ACME directory available" 15
 	# The root that signs what Pebble issues (a new one at every start).
 	curl -sf --cacert "$T/pebble-ca.pem" "https://127.0.0.1:$PEBBLE_MGMT/roots/0" \
-		>"$T/pebble-root.pem" || fail "cannot fetch Pebble's root"
+		>"$T/$name-root.pem" || fail "cannot fetch Pebble's root"
 }
 
 stop_pebble() {

@@ -356,6 +356,39 @@ START_TEST(test_config_good_file)
 }
 END_TEST
 
+/* `issuer = a, b`: the list in order, the first as issuer/iss, failover_after. */
+START_TEST(test_config_issuer_list)
+{
+	struct cs_cfg_errors errs;
+	char *path = cs_test_write(cs_test_tmp, "list.conf",
+				   "[issuer \"one\"]\ntype = local-ca\ndir = /srv/one\n"
+				   "[issuer \"two\"]\ntype = local-ca\ndir = /srv/two\n"
+				   "[cert \"www\"]\nissuer = two, one\nnames = www.example\n"
+				   "bundle = /srv/www.pem\n"
+				   "[cert \"mx\"]\nissuer = one\nnames = mx.example\n"
+				   "bundle = /srv/mx.pem\nfailover_after = 1\n",
+				   0644);
+	struct cs_config *cfg = cs_config_load(path, &errs);
+
+	ck_assert_ptr_nonnull(cfg);
+	const struct cs_cfg_cert *www = &cfg->certs[0], *mx = &cfg->certs[1];
+	ck_assert_str_eq(www->issuer, "two");
+	ck_assert_uint_eq(www->issuers.n, 2);
+	ck_assert_str_eq(www->issuers.v[1], "one");
+	ck_assert_uint_eq(www->n_iss, 2);
+	ck_assert_ptr_eq(www->iss, cs_config_issuer(cfg, "two"));
+	ck_assert_ptr_eq(www->iss_all[0], www->iss);
+	ck_assert_ptr_eq(www->iss_all[1], cs_config_issuer(cfg, "one"));
+	ck_assert_uint_eq(www->failover_after, CS_CFG_FAILOVER_AFTER);
+	ck_assert_str_eq(mx->issuer, "one");
+	ck_assert_uint_eq(mx->n_iss, 1);
+	ck_assert_uint_eq(mx->failover_after, 1);
+	cs_config_free(cfg);
+	cs_config_errors_free(&errs);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_config_defaults)
 {
 	struct cs_cfg_errors errs;
@@ -568,6 +601,12 @@ static const struct {
 	  "bundle: duplicate key, first set at line 15" },
 	{ "[cert \"m\"]\nissuer = nope\nnames = m.example\nbundle = /srv/m.pem\n", 13,
 	  "issuer: no [issuer \"nope\"] section is defined" },
+	{ "[cert \"m\"]\nissuer = ca, nope\nnames = m.example\nbundle = /srv/m.pem\n", 13,
+	  "[cert \"m\"] issuer: no [issuer \"nope\"] section is defined" },
+	{ "[cert \"m\"]\nissuer = ca, ca\nnames = m.example\nbundle = /srv/m.pem\n", 13,
+	  "[cert \"m\"] issuer: issuer \"ca\" is listed twice" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nfailover_after = 0\n",
+	  16, "[cert \"m\"] failover_after: '0' is not a number from 1 to 100" },
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nreload = pf, dc\n",
 	  16, "reload: no [reload \"dc\"] section is defined" },
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = srv/m.pem\n", 15,
@@ -1066,6 +1105,7 @@ Suite *config_suite(void)
 	cs_test_add_loop(tc, test_config_verify_interval, intervals);
 	tcase_add_test(tc, test_config_base_is_valid);
 	cs_test_add_loop(tc, test_config_errors, error_cases);
+	tcase_add_test(tc, test_config_issuer_list);
 	tcase_add_test(tc, test_config_all_errors_reported);
 	tcase_add_test(tc, test_config_includes);
 	tcase_add_test(tc, test_config_include_nothing_yet);

@@ -380,6 +380,12 @@ void pl_renewal_fail(struct cert *c, const char *msg, int64_t retry_after);
  * names that issuer, and why it was not the first of the list (fallback).
  */
 void pl_renewal_note_issuer(struct cert *c);
+/*
+ * The issuer of c's list that issued the deployed certificate (the state
+ * says), for a revocation or a renewal-information question; the first of
+ * the list when unknown. Borrowed from the pipeline.
+ */
+struct pl_issuer *pl_deployed_issuer(const struct cert *c);
 struct pl_issuer *pl_issuer_ref(struct pl_issuer *pi);
 void pl_issuer_unref(struct pl_issuer *pi);
 

@@ -303,3 +303,11 @@ void pl_renewal_note_issuer(struct cert *c)
 			 c->st.failover_why[0] ? c->st.failover_why
 					       : "an earlier issuer of the list failed");
 }
+
+struct pl_issuer *pl_deployed_issuer(const struct cert *c)
+{
+	for (size_t k = 0; c->st.issuer[0] != '\0' && k < c->n_issuers; k++)
+		if (strcmp(c->issuers[k]->name, c->st.issuer) == 0)
+			return c->issuers[k];
+	return c->issuer;
+}

@@ -87,9 +87,12 @@ static int revoke_leaf(struct cert *c, X509 *leaf, int reason,
 	struct cs_pipeline *pl = c->pl;
 	struct revoke_job *rj;
 	struct cs_der der = { 0 };
+	struct pl_issuer *pi = pl_deployed_issuer(c);
 	int rc;
 
-	if (c->issuer->is->ops->revoke == NULL)
+	if (pi->is == NULL)
+		return -EBUSY;
+	if (pi->is->ops->revoke == NULL)
 		return -ENOTSUP;
 	if (cs_issuer_der_of_x509(&der, leaf) < 0)
 		return -ENOMEM;
@@ -98,19 +101,19 @@ static int revoke_leaf(struct cert *c, X509 *leaf, int reason,
 		return -ENOMEM;
 	}
 	rj->c = c;
-	rj->issuer = pl_issuer_ref(c->issuer);
+	rj->issuer = pl_issuer_ref(pi);
 	rj->reason = reason;
 	rj->cb = cb;
 	rj->arg = arg;
 	cs_x509_serial(leaf, rj->serial, sizeof(rj->serial));
 	cs_notice("%s: revoking certificate %s with issuer %s (reason %s)", c->cfg->name,
-		  rj->serial, c->issuer->name, cs_crlreason_name(reason));
+		  rj->serial, pi->name, cs_crlreason_name(reason));
 	/* Counted before the call, in case the issuer answers before it returns. */
 	pl_step(c, PL_EV_REVOKE);
 	pl_inflight_inc(pl);
 	/* A renewal starting from now on makes a new key, even before the answer. */
 	c->fresh_key = true;
-	rc = c->issuer->is->ops->revoke(c->issuer->is, &der, reason, on_revoked, rj);
+	rc = pi->is->ops->revoke(pi->is, &der, reason, on_revoked, rj);
 	cs_issuer_der_clear(&der);
 	if (rc < 0) {
 		pl_step(c, PL_EV_REVOKED);

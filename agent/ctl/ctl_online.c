@@ -204,7 +204,8 @@ static void print_issuers(json_t *c)
 		print_field("issuers", buf);
 	}
 	print_field("issued by", jstr(c, CS_PROTO_K_ISSUED_BY, NULL));
-	print_field("fallback", jstr(c, CS_PROTO_K_FALLBACK, NULL));
+	if (json_array_size(a) > 1)
+		print_field("fallback", jstr(c, CS_PROTO_K_FALLBACK, NULL));
 	if (json_integer_value(json_object_get(c, CS_PROTO_K_FALLBACKS)) > 0) {
 		snprintf(buf, sizeof(buf), "%lld",
 			 (long long)json_integer_value(json_object_get(c, CS_PROTO_K_FALLBACKS)));

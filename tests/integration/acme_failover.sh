@@ -35,35 +35,24 @@ exit 0
 HOOK
 chmod 755 "$T/dns-hook"
 
+# issuer_conf NAME DIR ROOT: an [issuer "NAME"] of type acme at DIR trusting ROOT.
+issuer_conf() {
+	printf '\n[issuer "%s"]\ntype = acme\ndirectory = %s\nca_bundle = %s\ntrust = %s\n' \
+		"$1" "$2" "$T/pebble-ca.pem" "$3"
+	printf 'contact = %s\nchallenge = dns-01\ndns_hook = %s\n' \
+		mailto:hostmaster@example.test "$T/dns-hook"
+}
+
 # conf DIR1 CERT...: ca1 at DIR1, ca2 at the second Pebble; each CERT from ca1, then ca2.
 conf() {
 	local dir1=$1 n
 	shift
-	cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir = $T/state
-socket    = $T/certsync.sock
-retry_min = 2s
-retry_max = 4s
-
-[issuer "ca1"]
-type      = acme
-directory = $dir1
-ca_bundle = $T/pebble-ca.pem
-trust     = $T/pebble-root.pem
-contact   = mailto:hostmaster@example.test
-challenge = dns-01
-dns_hook  = $T/dns-hook
-
-[issuer "ca2"]
-type      = acme
-directory = $ACME2
-ca_bundle = $T/pebble-ca.pem
-trust     = $T/pebble2-root.pem
-contact   = mailto:hostmaster@example.test
-challenge = dns-01
-dns_hook  = $T/dns-hook
-CONF
+	{
+		printf '[agent]\nstate_dir = %s\nsocket = %s\nretry_min = 2s\nretry_max = 4s\n' \
+			"$T/state" "$T/certsync.sock"
+		issuer_conf ca1 "$dir1" "$T/pebble-root.pem"
+		issuer_conf ca2 "$ACME2" "$T/pebble2-root.pem"
+	} >"$T/certsync.conf"
 	for n in "$@"; do
 		cat >>"$T/certsync.conf" <<CONF
 
@@ -104,16 +93,20 @@ pass "ca1 stopped: ca2 issued web within $((t1 - t0)) s (retry_min 2 s after ca1
 # The examination after the deploy found it valid (ca2's trust), not foreign.
 shown_ok() { ctl show "$1" && grep -q "deployed files  *ok" "$T/stdout"; }
 wait_until 10 shown_ok web || { cat "$T/stdout"; fail "show does not say web's deployed files are ok"; }
-ctl show web
-grep -q "^ *issuers  *ca1, ca2$" "$T/stdout" || { cat "$T/stdout"; fail "show lacks the issuer list"; }
-grep -q "^ *issued by  *ca2$" "$T/stdout" || { cat "$T/stdout"; fail "show does not say ca2 issued it"; }
-grep -q "^ *fallback  *issuer ca1 failed (nothing valid is deployed): " "$T/stdout" ||
-	{ cat "$T/stdout"; fail "show does not say why ca2"; }
-ctl metrics
-grep -q '^certsync_cert_issuer_info{name="web",issuer="ca2",fallback="1"} 1$' "$T/stdout" ||
-	{ grep issuer "$T/stdout"; fail "the metrics do not say ca2 issued web"; }
-grep -q '^certsync_issuer_fallbacks_total{name="web"} 1$' "$T/stdout" ||
-	{ grep fallback "$T/stdout"; fail "the metrics do not count the fallback"; }
+# says NAME ISSUER FALLBACK_PATTERN FALLBACK01 COUNT: show and the metrics
+# say that ISSUER issued NAME, why (FALLBACK_PATTERN), and the fallback count.
+says() {
+	ctl show "$1"
+	grep -q "^ *issuers  *ca1, ca2$" "$T/stdout" || { cat "$T/stdout"; fail "show lacks $1's issuer list"; }
+	grep -q "^ *issued by  *$2$" "$T/stdout" || { cat "$T/stdout"; fail "show does not say $2 issued $1"; }
+	grep -q "^ *fallback  *$3" "$T/stdout" || { cat "$T/stdout"; fail "show's fallback of $1 is not '$3'"; }
+	ctl metrics
+	grep -qxF "certsync_cert_issuer_info{name=\"$1\",issuer=\"$2\",fallback=\"$4\"} 1" "$T/stdout" ||
+		{ grep issuer "$T/stdout"; fail "the metrics do not say $2 issued $1"; }
+	grep -qxF "certsync_issuer_fallbacks_total{name=\"$1\"} $5" "$T/stdout" ||
+		{ grep fallback "$T/stdout"; fail "the metrics do not count $5 fallback(s) of $1"; }
+}
+says web ca2 "issuer ca1 failed (nothing valid is deployed): " 1 1
 pass "show and the metrics say ca2 issued web, and why"
 
 # ---- ca1 back: the next renewal goes to ca1 -------------------------------------
@@ -123,14 +116,7 @@ ctl renew web --force --wait
 [ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr"; log_tail; fail "the forced renewal failed"; }
 grep -q "web: renewing with issuer ca1 (" "$T/agent.log" || { log_tail; fail "the renewal did not start with ca1"; }
 verifies web "$T/pebble-root.pem" || fail "web's chain does not end in ca1's root"
-ctl show web
-grep -q "^ *issued by  *ca1$" "$T/stdout" || { cat "$T/stdout"; fail "show does not say ca1 issued it"; }
-grep -q "^ *fallback  *-$" "$T/stdout" || { cat "$T/stdout"; fail "show still names a fallback"; }
-ctl metrics
-grep -q '^certsync_cert_issuer_info{name="web",issuer="ca1",fallback="0"} 1$' "$T/stdout" ||
-	{ grep issuer "$T/stdout"; fail "the metrics do not say ca1 issued web"; }
-grep -q '^certsync_issuer_fallbacks_total{name="web"} 1$' "$T/stdout" ||
-	{ grep fallback "$T/stdout"; fail "the fallback count changed"; }
+says web ca1 "-$" 0 1
 pass "ca1 back: the next renewal went to ca1; show and the metrics say so"
 stop_agent
 
@@ -172,9 +158,7 @@ grep -q "mail: falling back from issuer ca1 to issuer ca2: nothing valid is depl
 	{ tail -30 "$T/agent2.log" >&2; fail "no fallback line for mail"; }
 [ -s "$T/busy.log" ] || fail "the 503 fixture was never asked"
 verifies mail "$T/pebble2-root.pem" || fail "mail's chain does not end in ca2's root"
-ctl show mail
-grep -q "^ *issued by  *ca2$" "$T/stdout" || { cat "$T/stdout"; fail "show does not say ca2 issued mail"; }
-grep -q "^ *fallback  *issuer ca1 failed .*503" "$T/stdout" || { cat "$T/stdout"; fail "show does not give ca1's 503"; }
+says mail ca2 "issuer ca1 failed .*HTTP 503" 1 1
 pass "ca1 answering 503 (Retry-After 3600): ca2 issued mail within $((t1 - t0)) s"
 # web, valid from ca1, was left alone (not due).
 [ "$(grep -c "web: renewing" "$T/agent2.log")" = 0 ] || fail "web was renewed again"

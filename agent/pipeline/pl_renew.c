@@ -196,7 +196,8 @@ static void keycsr_done(uv_work_t *req, int status)
 		.n_names = c->cfg->names.n,
 		.usage = c->cfg->usage,
 		.csr = j->csr,
-		.replaces = j->replaces,
+		/* ARI's `replaces` names a certificate of the same CA only. */
+		.replaces = pi == pl_deployed_issuer(c) ? j->replaces : (struct cs_der){ 0 },
 	};
 	pl_step(c, PL_EV_KEY_READY);
 	/* Counted before the call, in case the issuer answers before it returns. */

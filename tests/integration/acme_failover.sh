@@ -7,12 +7,15 @@
 #   chain ends in ca2's root (the examination takes the trust of either
 #   issuer); `show` says "issued by: ca2" and why, the metrics have
 #   certsync_cert_issuer_info{issuer="ca2",fallback="1"} and one fallback;
-# - ca1 back: `certsyncctl renew web --force --wait` goes to ca1, the first,
-#   and show and the metrics say so;
+# - ca1 back (now issuing 20-minute certificates): `certsyncctl renew web
+#   --force --wait` goes to ca1, the first, and show and the metrics say so;
 # - ca1 answering every request 503 with Retry-After: 3600: Pebble has no
 #   switch for that, so a tiny python3 HTTPS fixture on loopback stands in
 #   for ca1 (every request: 503, Retry-After: 3600). A new cert is issued by
-#   ca2 within seconds, not after the hour ca1 asked for.
+#   ca2 within seconds, not after the hour ca1 asked for; and a forced
+#   renewal of web, valid for 20 minutes, moves on to ca2 after its first
+#   failure because the hour ends past the point where a third of its
+#   renewal's time is left (the rule's Retry-After case).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/acme_lib.bash"
 
@@ -110,12 +113,15 @@ says web ca2 "issuer ca1 failed (nothing valid is deployed): " 1 1
 pass "show and the metrics say ca2 issued web, and why"
 
 # ---- ca1 back: the next renewal goes to ca1 -------------------------------------
-PEBBLE_PORT=${P1[0]} PEBBLE_MGMT=${P1[1]} HTTP_PORT=${P1[2]} TLS_PORT=${P1[3]} start_pebble
+PEBBLE_VALIDITY=1200 PEBBLE_PORT=${P1[0]} PEBBLE_MGMT=${P1[1]} HTTP_PORT=${P1[2]} TLS_PORT=${P1[3]} \
+	start_pebble
 # Pebble makes a new root at every start: the file ca1's trust names changes.
 ctl renew web --force --wait
 [ "$rc" = 0 ] || { cat "$T/stdout" "$T/stderr"; log_tail; fail "the forced renewal failed"; }
 grep -q "web: renewing with issuer ca1 (" "$T/agent.log" || { log_tail; fail "the renewal did not start with ca1"; }
 verifies web "$T/pebble-root.pem" || fail "web's chain does not end in ca1's root"
+left=$(($(date -d "$(openssl x509 -in "$T/out/web.crt" -noout -enddate | cut -d= -f2)" +%s) - $(date +%s)))
+[ "$left" -le 1200 ] || fail "ca1's certificate is valid for $left s, not 20 minutes"
 says web ca1 "-$" 0 1
 pass "ca1 back: the next renewal went to ca1; show and the metrics say so"
 stop_agent
@@ -162,4 +168,16 @@ says mail ca2 "issuer ca1 failed .*HTTP 503" 1 1
 pass "ca1 answering 503 (Retry-After 3600): ca2 issued mail within $((t1 - t0)) s"
 # web, valid from ca1, was left alone (not due).
 [ "$(grep -c "web: renewing" "$T/agent2.log")" = 0 ] || fail "web was renewed again"
+
+# Retry-After: 3600 on a certificate valid for 20 minutes: waiting is unwise.
+ctl renew web --force --wait
+[ "$rc" != 0 ] || fail "the forced renewal with ca1 answering 503 succeeded"
+wait_until 30 grep -q "web: renewed: serial" "$T/agent2.log" ||
+	{ tail -30 "$T/agent2.log" >&2; fail "web was not issued by ca2 within 30 s"; }
+grep -q "web: falling back from issuer ca1 to issuer ca2: its Retry-After ends past a third of the renewal's time" \
+	"$T/agent2.log" || { tail -30 "$T/agent2.log" >&2; fail "no Retry-After fallback line for web"; }
+[ "$(grep -c "web: renewing with issuer ca1" "$T/agent2.log")" = 1 ] || fail "web tried ca1 more than once"
+verifies web "$T/pebble2-root.pem" || fail "web's chain does not end in ca2's root"
+says web ca2 "issuer ca1 failed (its Retry-After ends past a third of the renewal's time): .*HTTP 503" 1 2
+pass "a 20-minute certificate: ca1's Retry-After of an hour moved the renewal to ca2 after one failure"
 kill "$P2_PID"

@@ -41,7 +41,8 @@ start_challtestsrv() {
 # PEBBLE_NAME (default pebble) names its files: $T/NAME.json, $T/NAME.log and
 # its root $T/NAME-root.pem; a second instance takes another name and, with
 # PEBBLE_PORT, PEBBLE_MGMT, HTTP_PORT and TLS_PORT unset, ports of its own
-# (the listener certificate and challtestsrv are shared).
+# (the listener certificate and challtestsrv are shared). PEBBLE_VALIDITY
+# (seconds): the lifetime of the certificates it issues (default Pebble's).
 EAB_KEY=zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W
 start_pebble() {
 	local eab=${1:-0} required=false name=${PEBBLE_NAME:-pebble}
@@ -61,7 +62,8 @@ start_pebble() {
     "tlsPort": $TLS_PORT,
     "ocspResponderURL": "",
     "externalAccountBindingRequired": $required,
-    "externalAccountMACKeys": { "kid-1": "$EAB_KEY" }
+    "externalAccountMACKeys": { "kid-1": "$EAB_KEY" }${PEBBLE_VALIDITY:+,
+    \"certificateValidityPeriod\": $PEBBLE_VALIDITY}
   }
 }
 JSON

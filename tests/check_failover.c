@@ -2,11 +2,17 @@
  * check_failover - the failover rule (cs_sched_failover, certsync.conf(5)
  * failover_after): from the failures in a row on one issuer, the time left
  * and the lifetime to "stay" or "move on to the next issuer", at chosen
- * moments (the function reads no clock).
+ * moments (the function reads no clock); and the state keeping a failing
+ * renewal's place in the list and the deployed certificate's fallback
+ * across restarts, a state written before failover reading as none.
  */
 #include "cs_sched.h"
+#include "cs_state.h"
+#include "testutil.h"
 
 #include <check.h>
+#include <stdio.h>
+#include <string.h>
 
 #define DAY 86400
 
@@ -122,6 +128,45 @@ START_TEST(test_failover_renew_at_unknown)
 }
 END_TEST
 
+START_TEST(test_failover_state)
+{
+	struct cs_state st = { .next_gen = 1 }, back = { 0 };
+	char err[512];
+
+	snprintf(st.issuer, sizeof(st.issuer), "ca2");
+	snprintf(st.fallback, sizeof(st.fallback), "issuer ca1 failed (3 failures in a row): refused");
+	st.fallbacks = 4;
+	st.issuer_idx = 1;
+	st.issuer_failures = 2;
+	st.renew_at = nb;
+	snprintf(st.failover_why, sizeof(st.failover_why), "issuer ca1 failed");
+	ck_assert_int_eq(cs_state_save(cs_test_tmp, "web", &st, err, sizeof(err)), 0);
+	ck_assert_int_eq(cs_state_load(cs_test_tmp, "web", &back, err, sizeof(err)), 0);
+	ck_assert_str_eq(back.issuer, "ca2");
+	ck_assert_str_eq(back.fallback, st.fallback);
+	ck_assert_uint_eq(back.fallbacks, 4);
+	ck_assert_int_eq(back.issuer_idx, 1);
+	ck_assert_int_eq(back.issuer_failures, 2);
+	ck_assert_int_eq(back.renew_at, nb);
+	ck_assert_str_eq(back.failover_why, "issuer ca1 failed");
+	cs_state_clear(&back);
+
+	/* A state of an agent without failover: the first issuer, nothing failing. */
+	free(cs_test_write(cs_test_tmp, "certs/old.json",
+			   "{\"last_attempt\": 1, \"failures\": 0, \"next_generation\": 2, "
+			   "\"issuer\": \"ca1\"}\n",
+			   0600));
+	ck_assert_int_eq(cs_state_load(cs_test_tmp, "old", &back, err, sizeof(err)), 0);
+	ck_assert_str_eq(back.issuer, "ca1");
+	ck_assert_str_eq(back.fallback, "");
+	ck_assert_uint_eq(back.fallbacks, 0);
+	ck_assert_int_eq(back.issuer_idx, 0);
+	ck_assert_int_eq(back.issuer_failures, 0);
+	ck_assert_int_eq(back.renew_at, 0);
+	cs_state_clear(&back);
+}
+END_TEST
+
 Suite *failover_suite(void)
 {
 	Suite *s = suite_create("failover");
@@ -132,6 +177,8 @@ Suite *failover_suite(void)
 	tcase_add_test(tc, test_failover_nothing_valid);
 	tcase_add_test(tc, test_failover_retry_after);
 	tcase_add_test(tc, test_failover_renew_at_unknown);
+	tcase_add_checked_fixture(tc, cs_test_tmp_setup, cs_test_tmp_teardown);
+	tcase_add_test(tc, test_failover_state);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -150,7 +150,9 @@ static bool failover(struct cert *c, struct pl_issuer *pi, const char *msg, int6
 	enum cs_failover why;
 	char reason[120];
 
-	if (c->n_issuers < 2 || (why = cs_sched_failover(&in)) == CS_FAILOVER_STAY)
+	/* A generation issued and not yet deployed goes in place next: no order. */
+	if (c->n_issuers < 2 || c->st.pending_gen > 0 ||
+	    (why = cs_sched_failover(&in)) == CS_FAILOVER_STAY)
 		return false;
 	if (why == CS_FAILOVER_FAILURES)
 		snprintf(reason, sizeof(reason), "%d failures in a row", in.failures);

@@ -133,11 +133,12 @@ static void on_ari(void *arg, int status, const struct cs_issuer_window *w, cons
 	} else if (status == 0) {
 		took_answer(c, w, now);
 	} else if (status == -ENOTSUP) {
-		cs_debug("%s: issuer %s gives no renewal windows", c->cfg->name, c->issuer->name);
+		cs_debug("%s: issuer %s gives no renewal windows", c->cfg->name,
+			 pl_deployed_issuer(c)->name);
 		c->ari_next = 0;
 	} else {
 		cs_warn("%s: cannot get the renewal window from issuer %s: %s", c->cfg->name,
-			c->issuer->name, error ? error : strerror(-status));
+			pl_deployed_issuer(c)->name, error ? error : strerror(-status));
 		c->ari_next = now + ARI_RETRY_S;
 	}
 	pl_timer_touch(c);
@@ -180,13 +181,17 @@ void pl_ari_fetch(struct cert *c)
 {
 	struct cs_pipeline *pl = c->pl;
 	struct cs_der der = { 0 };
+	struct pl_issuer *pi;
 	cs_material *m;
 	int rc;
 
 	c->ari_next = 0;
 	/* Closing frees the issuers before work in flight ends: test that first. */
-	if (pl->closing || pl->draining || pl->tearing_down || pl->issuers_closing ||
-	    c->issuer->is == NULL || c->issuer->is->ops->renewal_info == NULL || !pl_verdict_ok(c) || c->ari_busy)
+	if (pl->closing || pl->draining || pl->tearing_down || pl->issuers_closing)
+		return;
+	/* The CA that issued the deployed certificate (of several, with failover) is asked. */
+	pi = pl_deployed_issuer(c);
+	if (pi->is == NULL || pi->is->ops->renewal_info == NULL || !pl_verdict_ok(c) || c->ari_busy)
 		return;
 	snprintf(c->ari_sha, sizeof(c->ari_sha), "%s", c->sha256);
 	/* Kept as DER between passes: the leaf is decoded for the question (which copies it). */
@@ -194,11 +199,11 @@ void pl_ari_fetch(struct cert *c)
 	rc = m != NULL && m->leaf != NULL ? cs_issuer_der_of_x509(&der, m->leaf) : -ENODATA;
 	cs_material_free(m);
 	if (rc == 0)
-		rc = c->issuer->is->ops->renewal_info(c->issuer->is, &der, on_ari, c);
+		rc = pi->is->ops->renewal_info(pi->is, &der, on_ari, c);
 	cs_issuer_der_clear(&der);
 	if (rc < 0) {
 		cs_warn("%s: cannot ask issuer %s for the renewal window: %s", c->cfg->name,
-			c->issuer->name, strerror(-rc));
+			pi->name, strerror(-rc));
 		c->ari_next = pl_now(pl) + ARI_RETRY_S;
 		pl_timer_touch(c);
 		return;

@@ -98,6 +98,9 @@ const struct keydef cs_config__cert_keys[] = {
 	{ "verify_interval", V_INTERVAL, CE(verify_interval), ANY, NULL },
 	{ "renew_before", V_SPAN, CE(renew_before), ANY, NULL },
 	{ "jitter", V_SPAN, CE(jitter), ANY, NULL },
+	/* Refused (refusal()): known so that the message says why. */
+	{ "must_staple", V_REFUSED, 0, ANY, NULL },
+	{ "ocsp_must_staple", V_REFUSED, 0, ANY, NULL },
 	{ NULL, 0, 0, 0, NULL },
 };
 
@@ -290,6 +293,28 @@ static int store_list(enum vtype type, struct cs_cfg_list *field, const char *va
 }
 
 /*
+ * Why a V_REFUSED key is refused, into err. Returns 0 when its value asks
+ * for nothing (a no), -1 otherwise.
+ */
+static int refusal(const struct keydef *d, const char *value, char *err, size_t errlen)
+{
+	bool on;
+
+	if (cs_config_parse_bool(value, &on, err, errlen) == 0 && !on)
+		return 0;
+	if (strstr(d->key, "must_staple") != NULL) {
+		snprintf(err, errlen,
+			 "refused: OCSP must-staple is no longer possible: the CAs stopped "
+			 "OCSP (Let's Encrypt ended its OCSP service in 2025), so a "
+			 "certificate that demands a stapled OCSP answer could not be served; "
+			 "remove the key");
+		return -1;
+	}
+	snprintf(err, errlen, "refused");
+	return -1;
+}
+
+/*
  * Stores one value into the struct at base. Returns 0, or -1 with err set.
  * V_INCLUDE is handled by the caller.
  */
@@ -367,6 +392,8 @@ int cs_config__store_value(const struct keydef *d, void *base, const char *value
 	}
 	case V_INCLUDE:
 		return 0;
+	case V_REFUSED:
+		return refusal(d, value, err, errlen);
 	}
 	return 0;
 }
@@ -416,7 +443,7 @@ void cs_config__apply_keyset(struct parser *p, struct raw_section *s, const stru
 			size_t used = 0;
 			known[0] = '\0';
 			for (const struct keydef *k = table; k->key; k++)
-				if (applies(k, ks))
+				if (applies(k, ks) && k->type != V_REFUSED)
 					used += snprintf(known + used,
 							 used < sizeof(known) ? sizeof(known) - used : 0,
 							 "%s%s", used ? ", " : "", k->key);
@@ -549,6 +576,7 @@ static void free_cert(struct cs_cfg_cert *c)
 	cs_config__list_free(&c->reload);
 	cs_config__list_free(&c->verify);
 	free((void *)c->sni);
+	free(c->client_warning);
 }
 
 void cs_config_free(struct cs_config *cfg)

@@ -136,6 +136,8 @@ struct cs_cfg_cert {
 	struct cs_cfg_span jitter;
 	const struct cs_cfg_sni *const *sni; /* the [sni] sections that name this cert */
 	size_t n_sni;
+	char *client_warning; /* a client certificate asked of an ACME CA, which may
+				 leave out clientAuth (`show`); NULL: none */
 };
 
 struct cs_cfg_capath {

@@ -199,6 +199,85 @@ void cs_config__check_output_paths(struct parser *p, struct raw_section **cert_s
 }
 
 /*
+ * Whether path's directory is dir: the same inode once both exist, else the
+ * same lexical path.
+ */
+static bool in_dir(const char *path, const char *dir)
+{
+	char lex[PATH_MAX], dlex[PATH_MAX];
+	struct stat a, b;
+	char *slash;
+
+	lexical_path(path, lex, sizeof(lex));
+	lexical_path(dir, dlex, sizeof(dlex));
+	if ((slash = strrchr(lex, '/')) == NULL)
+		return false;
+	*slash = '\0';
+	if (lex[0] == '\0')
+		snprintf(lex, sizeof(lex), "/");
+	size_t dl = strlen(dlex);
+	while (dl > 1 && dlex[dl - 1] == '/')
+		dlex[--dl] = '\0';
+	if (stat(lex, &a) == 0 && stat(dlex, &b) == 0)
+		return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+	return strcmp(lex, dlex) == 0;
+}
+
+/* The [clientcerts] whose dir one of c's outputs with the leaf is in, or NULL. */
+static const struct cs_cfg_clientcerts *feeds_clientcerts(const struct cs_config *cfg,
+							  const struct cs_cfg_cert *c)
+{
+	const char *paths[3] = { c->bundle, c->fullchain, c->cert };
+
+	for (size_t i = 0; i < cfg->n_clientcerts; i++)
+		for (size_t k = 0; k < 3; k++)
+			if (paths[k] != NULL && cfg->clientcerts[i].dir != NULL &&
+			    in_dir(paths[k], cfg->clientcerts[i].dir))
+				return &cfg->clientcerts[i];
+	return NULL;
+}
+
+/*
+ * Let's Encrypt stopped putting the clientAuth extended key usage in its
+ * certificates (2026) and other public CAs follow the root programs: a
+ * client certificate asked of an ACME CA may come without it, and then TLS
+ * servers refuse it as a client certificate. A warning, not an error: a
+ * private ACME CA may still issue it.
+ */
+void cs_config__check_client_usage(struct parser *p, struct raw_section **cert_secs)
+{
+	struct cs_config *cfg = p->cfg;
+
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		struct cs_cfg_cert *c = &cfg->certs[i];
+		const struct cs_cfg_clientcerts *cc;
+		char why[600], msg[1024];
+
+		if (c->issuer == NULL || !cs_registry_issuer_is_acme(cs_config_issuer(cfg, c->issuer)))
+			continue;
+		cc = feeds_clientcerts(cfg, c);
+		if (c->usage == CS_USAGE_CLIENT)
+			snprintf(why, sizeof(why), "usage = client");
+		else if (cc != NULL)
+			snprintf(why, sizeof(why), "its certificate is in the dir of [clientcerts \"%s\"]",
+				 cc->name);
+		else
+			continue;
+		snprintf(msg, sizeof(msg),
+			 "%s, but issuer %s is an ACME CA: Let's Encrypt no longer puts the "
+			 "clientAuth extended key usage in its certificates (and other public CAs "
+			 "follow), so servers may refuse this certificate as a client "
+			 "certificate; use a local-ca issuer (or a private CA) for client "
+			 "certificates",
+			 why, c->issuer);
+		free(c->client_warning);
+		c->client_warning = strdup(msg);
+		cs_config__add_warning(cfg, "%s:%d: [cert \"%s\"]: %s", cert_secs[i]->file,
+				       cert_secs[i]->line, c->name, msg);
+	}
+}
+
+/*
  * "/proc", "/sys" or "/dev" when path is in one of them, lexically or once the
  * nearest existing parent directory is resolved (symlinks, "..", "//").
  */

@@ -108,6 +108,7 @@ enum vtype {
 	V_MAXORDERS, /* 1 to CS_ACME_MAX_ORDERS, an unsigned */
 	V_COUNT,     /* 1 to CS_CFG_MAX_COUNT, an unsigned */
 	V_INCLUDE,
+	V_REFUSED, /* recognised only to be refused: err says why (refused_keys) */
 };
 
 struct enum_val {
@@ -231,6 +232,12 @@ void cs_config__check_references(struct parser *p, struct raw_section **cert_sec
 void cs_config__check_output_paths(struct parser *p, struct raw_section **cert_secs);
 /* Reports each output under /proc, /sys or /dev. */
 void cs_config__check_system_paths(struct parser *p);
+/*
+ * Warns about each cert that wants a client certificate (usage = client, or
+ * an output in a [clientcerts] dir) from an ACME issuer, and keeps the
+ * warning in its client_warning (cert_secs as for check_output_paths).
+ */
+void cs_config__check_client_usage(struct parser *p, struct raw_section **cert_secs);
 
 /* cs_config_sni.c: the entries of [sni] */
 /* Fills each [sni]'s entries and its certs' sni and reload (sni_secs in cfg's order). */

@@ -260,6 +260,21 @@ static const struct cs_issuer_driver *issuers[MAX_ISSUER_DRIVERS] = { &builtin_i
 								       &builtin_issuers[1] };
 static size_t n_issuers = 2;
 
+bool cs_registry_issuer_is_acme(const struct cs_cfg_issuer *ci)
+{
+	return ci != NULL && ci->driver == &builtin_issuers[1];
+}
+
+const char *cs_registry_issuer_profile(const struct cs_cfg_issuer *ci)
+{
+	const struct cs_cfg_acme *a;
+
+	if (!cs_registry_issuer_is_acme(ci) || ci->cfg == NULL)
+		return NULL;
+	a = ci->cfg;
+	return a->profile != NULL && a->profile[0] != '\0' ? a->profile : NULL;
+}
+
 const struct cs_issuer_driver *cs_registry_issuer(const char *type)
 {
 	for (size_t i = 0; type != NULL && i < n_issuers; i++)

@@ -136,6 +136,15 @@ int cs_registry_add_issuer(const struct cs_issuer_driver *d);
 /* Whether some issuer driver has a key of that name (typed or not). */
 bool cs_registry_issuer_key_known(const char *key);
 
+/* Whether ci is of the built-in type acme (an ACME CA). */
+bool cs_registry_issuer_is_acme(const struct cs_cfg_issuer *ci);
+
+/*
+ * The profile ci asks its CA for (acme's `profile`), borrowed from ci;
+ * NULL when it asks for none or its type has no profiles.
+ */
+const char *cs_registry_issuer_profile(const struct cs_cfg_issuer *ci);
+
 /* The issuer types, "a, b, c", into buf (for messages). */
 const char *cs_registry_issuer_types(char *buf, size_t len);
 

@@ -597,6 +597,13 @@ static const struct {
 	{ "[agent]\n", 12, "duplicate section" },
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ncolour = blue\n",
 	  16, "[cert \"m\"] colour: unknown key" },
+	/* Must-staple: refused with its reason, not as an unknown key. */
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nmust_staple = yes\n",
+	  16, "[cert \"m\"] must_staple: refused: OCSP must-staple is no longer possible: the CAs "
+	      "stopped OCSP" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\n"
+	  "ocsp_must_staple = true\n",
+	  16, "[cert \"m\"] ocsp_must_staple: refused: OCSP must-staple is no longer possible" },
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nbundle = /x\n", 16,
 	  "bundle: duplicate key, first set at line 15" },
 	{ "[cert \"m\"]\nissuer = nope\nnames = m.example\nbundle = /srv/m.pem\n", 13,
@@ -783,6 +790,102 @@ START_TEST(test_config_base_is_valid)
 	struct cs_config *cfg = cs_config_load(path, &errs);
 
 	ck_assert_ptr_nonnull(cfg);
+	cs_config_free(cfg);
+	free(path);
+}
+END_TEST
+
+/*
+ * must_staple = no asks for nothing and is accepted; the list of known keys
+ * in an unknown-key error does not offer must_staple.
+ */
+START_TEST(test_config_must_staple_no)
+{
+	struct cs_cfg_errors errs;
+	char *conf, *path;
+	struct cs_config *cfg;
+
+	ck_assert_int_ge(asprintf(&conf, "%smust_staple = no\n", err_base), 0);
+	path = cs_test_write(cs_test_tmp, "ms.conf", conf, 0644);
+	cfg = cs_config_load(path, &errs);
+	ck_assert_ptr_nonnull(cfg);
+	cs_config_free(cfg);
+	free(path);
+	free(conf);
+	ck_assert_int_ge(asprintf(&conf, "%scolour = blue\n", err_base), 0);
+	path = cs_test_write(cs_test_tmp, "ms.conf", conf, 0644);
+	cfg = cs_config_load(path, &errs);
+	ck_assert_ptr_null(cfg);
+	ck_assert_uint_eq(errs.n, 1);
+	ck_assert_msg(strstr(errs.v[0], "unknown key (known here: ") != NULL &&
+			      strstr(errs.v[0], "staple") == NULL,
+		      "%s", errs.v[0]);
+	cs_config_errors_free(&errs);
+	free(path);
+	free(conf);
+}
+END_TEST
+
+/*
+ * A client certificate (usage = client, or its certificate in the dir of a
+ * [clientcerts]) from an ACME issuer: a warning with file, line and cert, and
+ * the same text kept for `show`. From a local CA, or a server certificate
+ * elsewhere: nothing.
+ */
+START_TEST(test_config_client_from_acme)
+{
+	static const char conf[] = "[agent]\n"
+				   "state_dir = /tmp/cs\n"
+				   "[issuer \"le\"]\n"
+				   "type = acme\n"
+				   "directory = https://acme.example/dir\n"
+				   "webroot = /var/www\n"
+				   "[issuer \"ca\"]\n"
+				   "type = local-ca\n"
+				   "dir = /srv/ca\n"
+				   "[clientcerts \"relay\"]\n"
+				   "dir = /srv/relay//\n"
+				   "map = /srv/relay.map\n"
+				   "[cert \"cl\"]\n" /* 13 */
+				   "issuer = le\n"
+				   "names = cl.example\n"
+				   "usage = client\n"
+				   "bundle = /srv/cl.pem\n"
+				   "[cert \"fed\"]\n" /* 18 */
+				   "issuer = le\n"
+				   "names = fed.example\n"
+				   "keyfile = /srv/fed.key\n"
+				   "cert = /srv/./relay/fed.pem\n"
+				   "[cert \"local\"]\n"
+				   "issuer = ca\n"
+				   "names = local.example\n"
+				   "usage = client\n"
+				   "bundle = /srv/relay/local.pem\n"
+				   "[cert \"web\"]\n"
+				   "issuer = le\n"
+				   "names = web.example\n"
+				   "bundle = /srv/web.pem\n";
+	struct cs_cfg_errors errs;
+	char *path = cs_test_write(cs_test_tmp, "client.conf", conf, 0644);
+	struct cs_config *cfg = cs_config_load(path, &errs);
+	char want[600];
+
+	for (size_t i = 0; cfg == NULL && i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.v[i]);
+	ck_assert_ptr_nonnull(cfg);
+	ck_assert_uint_eq(cfg->warnings.n, 2);
+	snprintf(want, sizeof(want), "%s:13: [cert \"cl\"]: usage = client, but issuer le is an ACME "
+		 "CA: Let's Encrypt no longer puts the clientAuth extended key usage", path);
+	ck_assert_msg(strncmp(cfg->warnings.v[0], want, strlen(want)) == 0, "%s",
+		      cfg->warnings.v[0]);
+	snprintf(want, sizeof(want), "%s:18: [cert \"fed\"]: its certificate is in the dir of "
+		 "[clientcerts \"relay\"], but issuer le is an ACME CA", path);
+	ck_assert_msg(strncmp(cfg->warnings.v[1], want, strlen(want)) == 0, "%s",
+		      cfg->warnings.v[1]);
+	ck_assert_ptr_nonnull(strstr(cfg->certs[0].client_warning, "clientAuth"));
+	ck_assert_ptr_nonnull(strstr(cfg->certs[1].client_warning, "clientAuth"));
+	ck_assert_ptr_null(cfg->certs[2].client_warning);
+	ck_assert_ptr_null(cfg->certs[3].client_warning);
 	cs_config_free(cfg);
 	free(path);
 }
@@ -1107,6 +1210,8 @@ Suite *config_suite(void)
 	cs_test_add_loop(tc, test_config_errors, error_cases);
 	tcase_add_test(tc, test_config_issuer_list);
 	tcase_add_test(tc, test_config_all_errors_reported);
+	tcase_add_test(tc, test_config_must_staple_no);
+	tcase_add_test(tc, test_config_client_from_acme);
 	tcase_add_test(tc, test_config_includes);
 	tcase_add_test(tc, test_config_include_nothing_yet);
 	tcase_add_test(tc, test_config_missing_file);

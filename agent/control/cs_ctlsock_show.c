@@ -113,6 +113,7 @@ static json_t *cert_json(const struct cs_cert_status *st, time_t now, bool full)
 			    st->pending_gen > 0 ? json_integer(st->pending_gen) : json_null());
 	json_object_set_new(o, CS_PROTO_K_ROLLBACK_GENERATION,
 			    st->rollback_gen > 0 ? json_integer(st->rollback_gen) : json_null());
+	json_object_set_new(o, CS_PROTO_K_WARNING, cs_ctlsock__str_json(st->warning));
 	if (full) {
 		issuers_json(o, st);
 		json_object_set_new(o, CS_PROTO_K_DEPLOYED,

@@ -294,6 +294,8 @@ static void print_cert(json_t *c)
 	}
 	print_field("issuer", jstr(c, CS_PROTO_K_ISSUER, NULL));
 	print_issuers(c);
+	if (jstr(c, CS_PROTO_K_WARNING, NULL) != NULL)
+		print_field("warning", jstr(c, CS_PROTO_K_WARNING, NULL));
 	print_field("serial", jstr(c, CS_PROTO_K_SERIAL, NULL));
 	print_field("sha256", jstr(c, CS_PROTO_K_SHA256, NULL));
 	print_field("not before", jstr(c, CS_PROTO_K_NOT_BEFORE, NULL));

@@ -457,6 +457,7 @@ void pl_status_of(const struct cert *c, struct cs_cert_status *out)
 	out->retry_at = c->st.failures > 0 ? c->st.next_attempt : 0;
 	out->retry_reason = c->st.failures > 0 ? c->st.last_error : NULL;
 	out->pending_gen = c->st.pending_gen;
+	out->warning = c->cfg->client_warning;
 	if (c->renewal != NULL)
 		out->rollback_gen = c->renewal->rollback_gen;
 	else

@@ -120,6 +120,8 @@ struct cs_cert_status {
 	uint64_t fallbacks;      /* times a renewal moved on to the next issuer */
 	const char *trying;      /* a failing renewal's next issuer when not the first, else NULL */
 	const char *trying_why;  /* why it moved there */
+	const char *warning;     /* about the configuration (a client certificate
+				    from an ACME CA), NULL: none */
 };
 
 /*

@@ -110,6 +110,7 @@
 #define CS_PROTO_K_VERIFY_OK            "verify_ok"
 #define CS_PROTO_K_VERSION              "version"
 #define CS_PROTO_K_WAIT                 "wait"
+#define CS_PROTO_K_WARNING              "warning"
 
 /* The error codes ("code" of an answer with "ok" false). */
 #define CS_PROTO_E_REFUSED     "refused"     /* the peer may not do this */

@@ -130,6 +130,8 @@ int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, 
 		if (st->issuer_idx < 0 || st->issuer_failures < 0)
 			st->issuer_idx = st->issuer_failures = 0;
 	}
+	st->profile_known = json_is_string(json_object_get(root, "profile"));
+	copy_str(st->profile, sizeof(st->profile), json_object_get(root, "profile"));
 	st->pending_gen = (int)json_integer_value(json_object_get(root, "pending_generation"));
 	if (st->pending_gen < 0 || st->pending_gen >= st->next_gen)
 		st->pending_gen = 0;
@@ -210,6 +212,8 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 				    json_pack("{s:i, s:i, s:I, s:s}", "issuer_index", st->issuer_idx,
 					      "failures", st->issuer_failures, "renew_at",
 					      (json_int_t)st->renew_at, "why", st->failover_why));
+	if (st->profile_known)
+		json_object_set_new(root, "profile", json_string(st->profile));
 	for (size_t i = 0; i < st->n_gens; i++) {
 		const struct cs_state_gen *g = &st->gens[i];
 		json_array_append_new(gens, json_pack("{s:i, s:s, s:s, s:I, s:I}", "n", g->n,

@@ -70,6 +70,10 @@ struct cs_state {
 	int issuer_failures;   /* failures in a row on that issuer */
 	time_t renew_at;       /* its first attempt; 0: no renewal failing */
 	char failover_why[512]; /* why it moved to issuer_idx ("": it did not) */
+	bool profile_known;    /* profile says what the deployed generation was
+				  ordered with (false: from before it was kept, or
+				  adopted) */
+	char profile[128];     /* the issuer's profile it was ordered with ("": none) */
 	int pending_gen;       /* issued and kept, not yet deployed (0: none): the
 				  next attempt deploys it instead of ordering again */
 	struct cs_state_gen gens[CS_STATE_GENERATIONS]; /* newest first */

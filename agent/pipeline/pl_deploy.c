@@ -99,6 +99,8 @@ static void deploy_done(uv_work_t *req, int status)
 	pl_push_gen(c, j->gen, now);
 	c->st.pending_gen = 0;
 	pl_renewal_note_issuer(c);
+	snprintf(c->st.profile, sizeof(c->st.profile), "%s", pl_profile_of(c));
+	c->st.profile_known = true;
 	c->st.last_success = now;
 	c->fresh_key = false; /* a revoked key is no longer deployed */
 	pl_schedule(c, now);

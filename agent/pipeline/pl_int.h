@@ -152,6 +152,7 @@ struct cert {
 	size_t dpos;              /* in pl->dheap: index + 1; 0 when not there */
 	LIST_ENTRY(cert) in_bad;  /* in pl->bad while failed, expired or missing */
 	const char *due_reason;
+	char due_why[400];        /* due_reason when it is made up here (a profile) */
 	/* Allocated when there is something to say (pl_text_set), else NULL. */
 	char *last_reload;
 	char *last_verify;
@@ -464,6 +465,14 @@ char *pl_fmt_time(time_t t, char *buf, size_t len);
 void pl_arm_timer(struct cs_pipeline *pl);
 void pl_log_schedule(const struct cert *c, time_t now);
 void pl_schedule(struct cert *c, time_t now);
+/*
+ * When the deployed leaf is due by the schedule's own rule (renew_before,
+ * jitter, ARI for this leaf), with the rule in *reason; nothing else
+ * (failures, a changed issuer) counted.
+ */
+time_t pl_due_by_rule(const struct cert *c, time_t now, const char **reason);
+/* The profile c's issuer orders with ("": none), borrowed from the configuration. */
+const char *pl_profile_of(const struct cert *c);
 void pl_timer_forget_all(struct cs_pipeline *pl);
 void pl_timer_touch(struct cert *c);
 

@@ -8,6 +8,7 @@
 #include "cs_csr.h"
 #include "cs_key.h"
 #include "cs_localca.h"
+#include "cs_registry.h"
 #include "cs_sched.h"
 #include "cs_verify.h"
 #include "cs_x509.h"
@@ -61,29 +62,66 @@ bool pl_verdict_ok(const struct cert *c)
 	return (c->verdict == CS_EX_OK || c->verdict == CS_EX_FOREIGN) && pl_material_has(c);
 }
 
+time_t pl_due_by_rule(const struct cert *c, time_t now, const char **reason)
+{
+	const struct cs_config *cfg = c->pl->cfg;
+	struct cs_sched_in in = {
+		.now = now,
+		.not_before = c->not_before,
+		.not_after = c->not_after,
+		.renew_before = c->cfg->renew_before.set ? c->cfg->renew_before
+							 : cfg->agent.renew_before,
+		.renew_before_own = c->cfg->renew_before.set,
+		.jitter = c->cfg->jitter.set ? c->cfg->jitter : cfg->agent.jitter,
+		.seed = c->seed,
+		.has_window = c->has_window && strcmp(c->win_sha, c->sha256) == 0,
+		.window_start = c->win_start,
+		.window_end = c->win_end,
+		.window_asked = c->win_asked,
+	};
+
+	return cs_sched_due(&in, reason);
+}
+
+const char *pl_profile_of(const struct cert *c)
+{
+	const char *name = pl_deployed_issuer(c)->name, *p = NULL;
+
+	/* The profile of the issuer that issued the deployed certificate (of the cert's list). */
+	for (size_t k = 0; k < c->cfg->n_iss; k++)
+		if (c->cfg->iss_all[k] != NULL && strcmp(c->cfg->iss_all[k]->name, name) == 0)
+			p = cs_registry_issuer_profile(c->cfg->iss_all[k]);
+	return p != NULL ? p : "";
+}
+
+/*
+ * Whether the issuer's profile differs from the one the deployed certificate
+ * was ordered with (a state from before profiles were kept says nothing),
+ * with the reason in c->due_why.
+ */
+static bool profile_changed(struct cert *c)
+{
+	const char *want = pl_profile_of(c);
+
+	if (!c->st.profile_known || strcmp(c->st.issuer, c->cfg->issuer) != 0 ||
+	    strcmp(c->st.profile, want) == 0)
+		return false;
+	snprintf(c->due_why, sizeof(c->due_why),
+		 "the issuer's profile changed: the certificate was ordered with %s%s, "
+		 "the configuration asks for %s%s",
+		 c->st.profile[0] ? "profile " : "no profile", c->st.profile,
+		 want[0] ? "profile " : "no profile", want);
+	return true;
+}
+
 /* Sets c->due and c->state from what is deployed and the failure history. */
 void pl_schedule(struct cert *c, time_t now)
 {
-	const struct cs_config *cfg = c->pl->cfg;
 	enum cs_cert_state state;
 	time_t due;
 
 	if (pl_verdict_ok(c)) {
-		struct cs_sched_in in = {
-			.now = now,
-			.not_before = c->not_before,
-			.not_after = c->not_after,
-			.renew_before = c->cfg->renew_before.set ? c->cfg->renew_before
-								 : cfg->agent.renew_before,
-			.renew_before_own = c->cfg->renew_before.set,
-			.jitter = c->cfg->jitter.set ? c->cfg->jitter : cfg->agent.jitter,
-			.seed = c->seed,
-			.has_window = c->has_window && strcmp(c->win_sha, c->sha256) == 0,
-			.window_start = c->win_start,
-			.window_end = c->win_end,
-			.window_asked = c->win_asked,
-		};
-		due = cs_sched_due(&in, &c->due_reason);
+		due = pl_due_by_rule(c, now, &c->due_reason);
 		state = due <= now ? CS_CERT_DUE : CS_CERT_VALID;
 	} else {
 		due = now;
@@ -96,6 +134,12 @@ void pl_schedule(struct cert *c, time_t now)
 	if (pl_verdict_ok(c) && c->st.issuer[0] != '\0' && !issuer_listed(c) && due > now) {
 		due = now;
 		c->due_reason = "the [cert]'s issuer changed";
+		state = CS_CERT_DUE;
+	}
+	/* Ordered with another profile than the issuer's now (lego #3205): renew now. */
+	if (pl_verdict_ok(c) && due > now && profile_changed(c)) {
+		due = now;
+		c->due_reason = c->due_why;
 		state = CS_CERT_DUE;
 	}
 	/*

@@ -1,37 +1,74 @@
 #!/usr/bin/env bash
-# Short-lived certificates with the shipped [agent] renew_before = 33%: a
-# certificate of less than 10 days is renewed at half its lifetime all the
-# same, unless its own [cert] section sets renew_before.
+# Short-lived certificates (issue 20). A certificate of a few seconds renews
+# at half its lifetime, several times in a row, with exactly one issuance per
+# renewal. A certificate that is already due for renewal when it arrives
+# (the local CA's validity shorter than renew_before allows) never loops:
+# each such renewal counts as a failure, with a clear error, and the next
+# attempt waits for the backoff (retry_min) instead of renewing at once.
 . "$(dirname "$0")/lib.bash"
 
 mkdir -p "$T/out"
-cat >"$T/certsync.conf" <<CONF
-[agent]
-state_dir    = $T/state
-renew_before = 33%
-jitter       = 0%
+issued() { ls "$T/ca/newcerts" 2>/dev/null | wc -l; }
+stamp() { date -d "$(cut -c1-23 <<<"$1")" +%s%3N; } # log line -> ms since the epoch
 
-[issuer "ca"]
-type     = local-ca
-dir      = $T/ca
-validity = 6d
+# --- a 20-second certificate: renewed at about 10 s, four times in a row ----
+conf_head "retry_min = 5s
+retry_max = 1m" "validity = 20s" >"$T/certsync.conf"
+cat >>"$T/certsync.conf" <<CONF
 
-[cert "short"]
-issuer = ca
-names  = short.example.test
-bundle = $T/out/short.pem
-
-[cert "own"]
-issuer       = ca
-names        = own.example.test
-bundle       = $T/out/own.pem
-renew_before = 33%
+[cert "mail"]
+issuer = local
+names  = mail.example.test
+bundle = $T/out/mail.pem
 CONF
-"$CERTSYNCD" -f --once -c "$T/certsync.conf" 2>"$T/log1" || { cat "$T/log1"; fail "--once"; }
-# Issued for 6 days now: half of it is 3 days; 33% before the end, 4 days.
-grep -qE "short: renewed: .*; next renewal .* \(in (3d|2d 23h)" "$T/log1" ||
-	{ cat "$T/log1"; fail "a 6-day certificate is not renewed at half its lifetime under [agent] renew_before = 33%"; }
-pass "[agent] renew_before = 33%: a 6-day certificate is renewed at half its lifetime"
-grep -qE "own: renewed: .*; next renewal .* \(in 4d" "$T/log1" ||
-	{ cat "$T/log1"; fail "the certificate's own renew_before = 33% was not used"; }
-pass "a [cert] renew_before = 33% of its own is used as it is"
+spawn_agent
+wait_until 60 sh -c "[ \$(grep -c 'mail: renewed: serial' '$T/agent.log') -ge 5 ]" ||
+	{ cat "$T/agent.log" >&2; fail "fewer than five issuances of a 20 s certificate in 60 s"; }
+stop_agent
+grep -q "renewal failed" "$T/agent.log" && fail "a renewal failed: $(grep 'renewal failed' "$T/agent.log")"
+n=$(grep -c "mail: renewed: serial" "$T/agent.log")
+[ "$(issued)" = "$n" ] || fail "$(issued) certificates issued for $n renewals"
+grep "mail: renewed: serial" "$T/agent.log" | grep -q "next renewal .* (in 9s\|next renewal .* (in 10s" ||
+	fail "the next renewal is not at half of the 20 s: $(grep 'mail: renewed' "$T/agent.log")"
+prev=
+while read -r line; do
+	t=$(stamp "$line")
+	if [ -n "$prev" ]; then
+		gap=$((t - prev))
+		# Half of 20 s, less up to 1 s of jitter; slack for a loaded machine.
+		[ "$gap" -ge 8500 ] && [ "$gap" -le 14000 ] ||
+			fail "renewals $gap ms apart, not about 10 s: $(grep 'mail: renewed' "$T/agent.log")"
+	fi
+	prev=$t
+done < <(grep "mail: renewed: serial" "$T/agent.log")
+pass "a 20 s certificate renewed $n times at half its lifetime, one issuance each"
+
+# --- born due: renew_before = 99% of a 20 s certificate ----------------------
+rm -rf "$T/ca" "$T/state" "$T/out"/*
+cat >>"$T/certsync.conf" <<CONF
+renew_before = 99%
+CONF
+spawn_agent
+sleep 25
+stop_agent
+n=$(grep -c "mail: renewed: serial" "$T/agent.log")
+fails=$(grep -c "mail: renewal failed .*the issuer returned a certificate already due for renewal" "$T/agent.log")
+[ "$(issued)" = "$n" ] || fail "$(issued) certificates issued, $n deployed"
+[ "$n" -ge 2 ] || { cat "$T/agent.log" >&2; fail "only $n attempt(s) in 25 s: the backoff is too long"; }
+# At least retry_min (5 s) between attempts: at most 25 / 5 + 1 in 25 s.
+[ "$n" -le 6 ] || fail "$n issuances in 25 s: a renewal storm"
+[ "$fails" = "$n" ] || fail "$n issuances but $fails failures counted: $(grep 'mail:' "$T/agent.log")"
+grep -q "mail: renewal failed (1 in a row): the issuer returned a certificate already due for renewal .*: it is deployed, but the renewal counts as failed" "$T/agent.log" ||
+	fail "no clear error: $(grep 'renewal failed' "$T/agent.log" | head -1)"
+prev=
+while read -r line; do
+	t=$(stamp "$line")
+	if [ -n "$prev" ]; then
+		gap=$((t - prev))
+		# retry_min = 5s, counted from the whole second the failure ended in.
+		[ "$gap" -ge 4000 ] || fail "attempts $gap ms apart, less than retry_min = 5s"
+	fi
+	prev=$t
+done < <(grep "mail: renewed: serial" "$T/agent.log")
+openssl x509 -in "$T/out/mail.pem" -noout >/dev/null 2>&1 || fail "the born-due certificate is not deployed"
+pass "a certificate born due: $n issuances in 25 s, each a failure with backoff, no storm"

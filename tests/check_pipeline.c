@@ -369,6 +369,40 @@ START_TEST(test_pipeline_state_round_trip)
 }
 END_TEST
 
+/*
+ * The profile a deployed certificate was ordered with: kept when known, also
+ * when it is none (""); a state without it (written before profiles were
+ * kept) says nothing, so that an upgrade renews nothing for it.
+ */
+START_TEST(test_pipeline_state_profile)
+{
+	struct cs_state st, back;
+	char err[512] = "";
+
+	memset(&st, 0, sizeof(st));
+	st.next_gen = 1;
+	snprintf(st.issuer, sizeof(st.issuer), "le");
+	ck_assert_int_eq(cs_state_save(tmp, "p", &st, err, sizeof(err)), 0);
+	ck_assert_int_eq(cs_state_load(tmp, "p", &back, err, sizeof(err)), 0);
+	ck_assert(!back.profile_known);
+	ck_assert_str_eq(back.profile, "");
+	cs_state_clear(&back);
+	st.profile_known = true;
+	ck_assert_int_eq(cs_state_save(tmp, "p", &st, err, sizeof(err)), 0);
+	ck_assert_int_eq(cs_state_load(tmp, "p", &back, err, sizeof(err)), 0);
+	ck_assert(back.profile_known);
+	ck_assert_str_eq(back.profile, "");
+	cs_state_clear(&back);
+	snprintf(st.profile, sizeof(st.profile), "shortlived");
+	ck_assert_int_eq(cs_state_save(tmp, "p", &st, err, sizeof(err)), 0);
+	ck_assert_int_eq(cs_state_load(tmp, "p", &back, err, sizeof(err)), 0);
+	ck_assert(back.profile_known);
+	ck_assert_str_eq(back.profile, "shortlived");
+	cs_state_clear(&back);
+	cs_state_clear(&st);
+}
+END_TEST
+
 /* ---- the watcher ---- */
 
 struct watch_seen {
@@ -709,6 +743,7 @@ Suite *pipeline_suite(void)
 	tcase_add_test(tc, test_pipeline_deploy_rolls_back);
 	tcase_add_test(tc, test_pipeline_digests_tell_own_writes);
 	tcase_add_test(tc, test_pipeline_state_round_trip);
+	tcase_add_test(tc, test_pipeline_state_profile);
 	tcase_add_test(tc, test_pipeline_watch_close_write_and_symlink_swap);
 	tcase_add_test(tc, test_pipeline_once_issues_and_debounces);
 	tcase_add_test(tc, test_pipeline_once_failure_in_state);

@@ -88,6 +88,8 @@ const char *pl_profile_of(const struct cert *c)
 	const char *name = pl_deployed_issuer(c)->name, *p = NULL;
 
 	/* The profile of the issuer that issued the deployed certificate (of the cert's list). */
+	if (c->cfg->n_iss == 0) /* a configuration made by hand (the test suites) */
+		p = cs_registry_issuer_profile(c->cfg->iss);
 	for (size_t k = 0; k < c->cfg->n_iss; k++)
 		if (c->cfg->iss_all[k] != NULL && strcmp(c->cfg->iss_all[k]->name, name) == 0)
 			p = cs_registry_issuer_profile(c->cfg->iss_all[k]);

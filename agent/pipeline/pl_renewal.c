@@ -168,7 +168,7 @@ static bool failover(struct cert *c, struct pl_issuer *pi, const char *msg, int6
 		return false;
 	}
 	c->st.fallbacks++;
-	snprintf(c->st.failover_why, sizeof(c->st.failover_why), "issuer %s failed (%s): %s",
+	snprintf(c->st.failover_why, sizeof(c->st.failover_why), "issuer %s failed (%s): %.300s",
 		 pi->name, reason, msg ? msg : "no reason given");
 	cs_warn("%s: falling back from issuer %s to issuer %s: %s", c->cfg->name, pi->name,
 		c->issuers[next]->name, reason);

@@ -82,6 +82,65 @@ static void copy_str(char *dst, size_t len, json_t *v)
 	snprintf(dst, len, "%s", s ? s : "");
 }
 
+/*
+ * Which issuer of the cert's list issued the deployed generation, why not the
+ * first, the failing renewal's place in the list (failover), and the profile
+ * the generation was ordered with.
+ */
+static void load_issuer_facts(struct cs_state *st, json_t *root)
+{
+	copy_str(st->fallback, sizeof(st->fallback), json_object_get(root, "fallback"));
+	st->fallbacks = (uint64_t)json_integer_value(json_object_get(root, "fallbacks"));
+	json_t *fo = json_object_get(root, "failover");
+	if (json_is_object(fo)) {
+		st->issuer_idx = (int)json_integer_value(json_object_get(fo, "issuer_index"));
+		st->issuer_failures = (int)json_integer_value(json_object_get(fo, "failures"));
+		st->renew_at = (time_t)json_integer_value(json_object_get(fo, "renew_at"));
+		copy_str(st->failover_why, sizeof(st->failover_why), json_object_get(fo, "why"));
+		if (st->issuer_idx < 0 || st->issuer_failures < 0)
+			st->issuer_idx = st->issuer_failures = 0;
+	}
+	st->profile_known = json_is_string(json_object_get(root, "profile"));
+	copy_str(st->profile, sizeof(st->profile), json_object_get(root, "profile"));
+}
+
+/* The CA's last renewal-information answer, dropped when it does not hold together. */
+static void load_ari(struct cs_state_ari *a, json_t *ari)
+{
+	if (!json_is_object(ari))
+		return;
+	copy_str(a->sha256, sizeof(a->sha256), json_object_get(ari, "sha256"));
+	a->start = (time_t)json_integer_value(json_object_get(ari, "start"));
+	a->end = (time_t)json_integer_value(json_object_get(ari, "end"));
+	copy_str(a->explanation, sizeof(a->explanation), json_object_get(ari, "explanation"));
+	a->asked = (time_t)json_integer_value(json_object_get(ari, "asked"));
+	a->next = (time_t)json_integer_value(json_object_get(ari, "next"));
+	if (a->sha256[0] == '\0' || a->end < a->start)
+		memset(a, 0, sizeof(*a));
+}
+
+static void save_issuer_facts(json_t *root, const struct cs_state *st)
+{
+	if (st->fallback[0] != '\0')
+		json_object_set_new(root, "fallback", json_string(st->fallback));
+	if (st->fallbacks > 0)
+		json_object_set_new(root, "fallbacks", json_integer((json_int_t)st->fallbacks));
+	if (st->renew_at > 0)
+		json_object_set_new(root, "failover",
+				    json_pack("{s:i, s:i, s:I, s:s}", "issuer_index", st->issuer_idx,
+					      "failures", st->issuer_failures, "renew_at",
+					      (json_int_t)st->renew_at, "why", st->failover_why));
+	if (st->profile_known)
+		json_object_set_new(root, "profile", json_string(st->profile));
+}
+
+static json_t *ari_json(const struct cs_state_ari *a)
+{
+	return json_pack("{s:s, s:I, s:I, s:s, s:I, s:I}", "sha256", a->sha256, "start",
+			 (json_int_t)a->start, "end", (json_int_t)a->end, "explanation",
+			 a->explanation, "asked", (json_int_t)a->asked, "next", (json_int_t)a->next);
+}
+
 int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, char *err,
 		  size_t errlen)
 {
@@ -119,19 +178,7 @@ int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, 
 	if (st->next_gen < 1)
 		st->next_gen = 1;
 	copy_str(st->issuer, sizeof(st->issuer), json_object_get(root, "issuer"));
-	copy_str(st->fallback, sizeof(st->fallback), json_object_get(root, "fallback"));
-	st->fallbacks = (uint64_t)json_integer_value(json_object_get(root, "fallbacks"));
-	json_t *fo = json_object_get(root, "failover");
-	if (json_is_object(fo)) {
-		st->issuer_idx = (int)json_integer_value(json_object_get(fo, "issuer_index"));
-		st->issuer_failures = (int)json_integer_value(json_object_get(fo, "failures"));
-		st->renew_at = (time_t)json_integer_value(json_object_get(fo, "renew_at"));
-		copy_str(st->failover_why, sizeof(st->failover_why), json_object_get(fo, "why"));
-		if (st->issuer_idx < 0 || st->issuer_failures < 0)
-			st->issuer_idx = st->issuer_failures = 0;
-	}
-	st->profile_known = json_is_string(json_object_get(root, "profile"));
-	copy_str(st->profile, sizeof(st->profile), json_object_get(root, "profile"));
+	load_issuer_facts(st, root);
 	st->pending_gen = (int)json_integer_value(json_object_get(root, "pending_generation"));
 	if (st->pending_gen < 0 || st->pending_gen >= st->next_gen)
 		st->pending_gen = 0;
@@ -147,19 +194,7 @@ int cs_state_load(const char *state_dir, const char *name, struct cs_state *st, 
 		if (strlen(sn->fp) != 64 || sn->sha256[0] == '\0')
 			memset(sn, 0, sizeof(*sn));
 	}
-	json_t *ari = json_object_get(root, "ari");
-	if (json_is_object(ari)) {
-		struct cs_state_ari *a = &st->ari;
-		copy_str(a->sha256, sizeof(a->sha256), json_object_get(ari, "sha256"));
-		a->start = (time_t)json_integer_value(json_object_get(ari, "start"));
-		a->end = (time_t)json_integer_value(json_object_get(ari, "end"));
-		copy_str(a->explanation, sizeof(a->explanation),
-			 json_object_get(ari, "explanation"));
-		a->asked = (time_t)json_integer_value(json_object_get(ari, "asked"));
-		a->next = (time_t)json_integer_value(json_object_get(ari, "next"));
-		if (a->sha256[0] == '\0' || a->end < a->start)
-			memset(a, 0, sizeof(*a));
-	}
+	load_ari(&st->ari, json_object_get(root, "ari"));
 	json_t *gens = json_object_get(root, "generations");
 	size_t i;
 	json_t *g;
@@ -203,17 +238,7 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 		json_object_set_new(root, "pending_generation", json_integer(st->pending_gen));
 	if (st->issuer[0] != '\0')
 		json_object_set_new(root, "issuer", json_string(st->issuer));
-	if (st->fallback[0] != '\0')
-		json_object_set_new(root, "fallback", json_string(st->fallback));
-	if (st->fallbacks > 0)
-		json_object_set_new(root, "fallbacks", json_integer((json_int_t)st->fallbacks));
-	if (st->renew_at > 0)
-		json_object_set_new(root, "failover",
-				    json_pack("{s:i, s:i, s:I, s:s}", "issuer_index", st->issuer_idx,
-					      "failures", st->issuer_failures, "renew_at",
-					      (json_int_t)st->renew_at, "why", st->failover_why));
-	if (st->profile_known)
-		json_object_set_new(root, "profile", json_string(st->profile));
+	save_issuer_facts(root, st);
 	for (size_t i = 0; i < st->n_gens; i++) {
 		const struct cs_state_gen *g = &st->gens[i];
 		json_array_append_new(gens, json_pack("{s:i, s:s, s:s, s:I, s:I}", "n", g->n,
@@ -230,13 +255,7 @@ int cs_state_save(const char *state_dir, const char *name, const struct cs_state
 					      "not_after", (json_int_t)st->seen.not_after, "adopted",
 					      st->seen.adopted));
 	if (st->ari.sha256[0] != '\0')
-		json_object_set_new(root, "ari",
-				    json_pack("{s:s, s:I, s:I, s:s, s:I, s:I}", "sha256",
-					      st->ari.sha256, "start", (json_int_t)st->ari.start,
-					      "end", (json_int_t)st->ari.end, "explanation",
-					      st->ari.explanation, "asked",
-					      (json_int_t)st->ari.asked, "next",
-					      (json_int_t)st->ari.next));
+		json_object_set_new(root, "ari", ari_json(&st->ari));
 	char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);
 	if (text == NULL) {

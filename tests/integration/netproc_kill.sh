@@ -58,6 +58,9 @@ intact match
 kills=0
 more_pending() { [ "$(count "is pending")" -gt "$pending" ]; }
 for round in $(seq 1 20); do
+	# Each round on idle certs, so that the forced renewal starts three orders
+	# (a slow round's renewals, resumed by the new netproc, may still run).
+	wait_until 60 idle || { log_tail 40; fail "round $round: renewals still running after 60 s"; }
 	issued=$(count "certificate issued")
 	pending=$(count "is pending")
 	ctl renew all --force # a cert still renewing from the round before answers "busy"

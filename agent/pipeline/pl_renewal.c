@@ -217,35 +217,6 @@ static enum cs_event_type end_event(enum cs_renewal_outcome o)
 	return CS_EVENT_FAILED;
 }
 
-/*
- * Whether the certificate this renewal put in place is already due by the
- * schedule's own rule: ending it as a success would start the next renewal
- * at once, and that one would return the same, forever (a CA whose
- * certificates are shorter than renew_before asks for). Then msg says so.
- */
-static bool born_due(const struct cert *c, const struct renewal *r, time_t now, char *msg,
-		     size_t len)
-{
-	const char *rule;
-	char nb[40], na[40], d[40], at[40];
-	time_t due;
-
-	if (r->gen <= 0 || strcmp(r->new_sha, c->sha256) != 0 || !pl_verdict_ok(c))
-		return false;
-	due = pl_due_by_rule(c, now, &rule);
-	if (due > now)
-		return false;
-	snprintf(msg, len,
-		 "the issuer returned a certificate already due for renewal (valid from %s to "
-		 "%s, %s of lifetime; due at %s by the rule: %s): it is deployed, but the renewal "
-		 "counts as failed so that it is not renewed again at once; give the cert a "
-		 "smaller renew_before or the issuer a longer validity",
-		 pl_fmt_time(c->not_before, nb, sizeof(nb)), pl_fmt_time(c->not_after, na, sizeof(na)),
-		 pl_fmt_delay(c->not_after - c->not_before, d, sizeof(d)),
-		 pl_fmt_time(due, at, sizeof(at)), rule);
-	return true;
-}
-
 void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
 		    int64_t retry_after)
 {
@@ -253,19 +224,10 @@ void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
 	struct renewal *r = c->renewal;
 	struct pl_waiter *w;
 	time_t now = pl_now(pl);
-	char due_msg[700];
-	bool deployed_due = false;
 
 	assert(r != NULL);
 	assert(c->stage == PL_IDLE);
 	c->renewal = NULL;
-	if ((o == CS_RENEWAL_VERIFIED || o == CS_RENEWAL_DEPLOYED) &&
-	    born_due(c, r, now, due_msg, sizeof(due_msg))) {
-		o = CS_RENEWAL_FAILED;
-		msg = due_msg;
-		retry_after = 0;
-		deployed_due = true;
-	}
 	switch (o) {
 	case CS_RENEWAL_VERIFIED:
 	case CS_RENEWAL_DEPLOYED:
@@ -298,8 +260,8 @@ void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
 		}
 		break;
 	}
-	if (o == CS_RENEWAL_FAILED && !deployed_due && r->gen > 0 &&
-	    c->st.pending_gen != r->gen && strcmp(r->new_sha, c->sha256) == 0)
+	if (o == CS_RENEWAL_FAILED && r->gen > 0 && c->st.pending_gen != r->gen &&
+	    strcmp(r->new_sha, c->sha256) == 0)
 		/* Deployed, then neither verified nor rolled back: say so plainly. */
 		c->verify = CS_VERIFY_FAILED;
 	/* Before anything that may start the next renewal (pl_cert_idle). */

@@ -32,6 +32,7 @@ start_challtestsrv() {
 	CTS_PID=$!
 	CS_PIDS+=($CTS_PID)
 	wait_for "$T/challtestsrv.log" "Starting management server" 10
+	wait_port "$CTS_MGMT"
 }
 
 # start_pebble [EAB]: Pebble on PEBBLE_PORT (directory $ACME_DIR), management
@@ -76,6 +77,9 @@ JSON
 	PEBBLE_PID=$!
 	CS_PIDS+=($PEBBLE_PID)
 	wait_for "$T/$name.log" "ACME directory available" 15
+	# Pebble logs each listener's address before it listens: wait for both.
+	wait_port "$PEBBLE_MGMT"
+	wait_port "$PEBBLE_PORT"
 	# The root that signs what Pebble issues (a new one at every start).
 	curl -sf --cacert "$T/pebble-ca.pem" "https://127.0.0.1:$PEBBLE_MGMT/roots/0" \
 		>"$T/$name-root.pem" || fail "cannot fetch Pebble's root"

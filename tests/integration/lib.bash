@@ -131,6 +131,16 @@ wait_until() {
 	return 1
 }
 
+# wait_port PORT [SECONDS]: until something accepts on 127.0.0.1:PORT.
+wait_port() {
+	local i
+	for ((i = 0; i < ${2:-10} * 20; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	fail "nothing listens on 127.0.0.1:$1"
+}
+
 # ctl ARGS...: certsyncctl -s $SOCK ARGS, its output in $T/stdout and
 # $T/stderr, its exit status in $rc.
 ctl() {

@@ -3,16 +3,6 @@
 # state under $T, and is stopped by the EXIT trap. Needs root, as a real
 # mail server does. Facts in ../shared/TESTING.md.
 
-# wait_port PORT [SECONDS]: until something accepts on 127.0.0.1:PORT.
-wait_port() {
-	local i
-	for ((i = 0; i < ${2:-10} * 20; i++)); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		sleep 0.05
-	done
-	fail "nothing listens on 127.0.0.1:$1"
-}
-
 # conf_reloaders postfix|dovecot...: for each, a blank line and its [reload]
 # section: "postfix" for the Postfix in $T/postfix, "dovecot" for the
 # Dovecot configured in $T/dovecot/dovecot.conf.

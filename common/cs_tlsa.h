@@ -7,6 +7,19 @@
 #include <openssl/x509.h>
 #include <stddef.h>
 
+/* The largest association data: a SHA-512 digest (matching type 2). Full
+   certificates or keys (matching type 0) are not kept. */
+#define CS_TLSA_DATA_MAX 64
+
+/* One TLSA record (RFC 6698 section 2.1), as published or as a resolver answered it. */
+struct cs_tlsa_rec {
+	unsigned char usage;    /* 2 DANE-TA, 3 DANE-EE (RFC 7672: the two SMTP uses) */
+	unsigned char selector; /* 0 full certificate, 1 SubjectPublicKeyInfo */
+	unsigned char mtype;    /* 1 SHA-256, 2 SHA-512 */
+	unsigned char data[CS_TLSA_DATA_MAX];
+	size_t len;
+};
+
 /*
  * TLSA certificate association data as lowercase hex without separators:
  * selector 0 (full certificate) or 1 (SubjectPublicKeyInfo), matching type

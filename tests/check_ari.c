@@ -41,7 +41,10 @@ static void setup(void)
 	ck_assert_ptr_nonnull(tmp);
 	cs_log_open("check_ari", CS_LOG_STDERR, CS_LOG_ERR);
 	memset(&fa, 0, sizeof(fa));
-	fake_now = time(NULL);
+	/* A minute ahead of the wall clock: the local CA stamps notBefore with the
+	   real time, and a certificate issued a second after this (a tick of the
+	   real clock) would otherwise be "not valid yet" at fake_now. */
+	fake_now = time(NULL) + 60;
 }
 
 static void teardown(void)

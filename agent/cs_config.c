@@ -43,6 +43,11 @@ static const struct enum_val e_map_type[] = { { "hash", 0 },	 { "lmdb", 1 }, { "
 					      { "btree", 3 },	 { "texthash", 4 },
 					      { NULL, 0 } };
 
+static const struct enum_val e_dane_update[] = { { "none", CS_DANE_UPDATE_NONE },
+						 { "rfc2136", CS_DANE_UPDATE_RFC2136 },
+						 { "hook", CS_DANE_UPDATE_HOOK },
+						 { NULL, 0 } };
+
 #define AG(f) offsetof(struct cs_cfg_agent, f)
 const struct keydef cs_config__agent_keys[] = {
 	{ "state_dir", V_PATH, AG(state_dir), ANY, NULL },
@@ -98,6 +103,16 @@ const struct keydef cs_config__cert_keys[] = {
 	{ "verify_interval", V_INTERVAL, CE(verify_interval), ANY, NULL },
 	{ "renew_before", V_SPAN, CE(renew_before), ANY, NULL },
 	{ "jitter", V_SPAN, CE(jitter), ANY, NULL },
+	{ "dane", V_DANE, CE(dane.usage), ANY, NULL },
+	{ "dane_ports", V_PORTS, CE(dane.ports), ANY, NULL },
+	{ "dane_names", V_NAMES, CE(dane.names), ANY, NULL },
+	{ "dane_update", V_ENUM, CE(dane.update), ANY, e_dane_update },
+	{ "dane_server", V_HOSTPORT, CE(dane.server), ANY, NULL },
+	{ "dane_tsig_key", V_PATH, CE(dane.tsig_key), ANY, NULL },
+	{ "dane_zone", V_STR, CE(dane.zone), ANY, NULL },
+	{ "dane_hook", V_PATH, CE(dane.hook), ANY, NULL },
+	{ "dane_resolver", V_HOSTPORT, CE(dane.resolver), ANY, NULL },
+	{ "dane_ttl", V_DURATION, CE(dane.ttl), ANY, NULL },
 	/* Refused (refusal()): known so that the message says why. */
 	{ "must_staple", V_REFUSED, 0, ANY, NULL },
 	{ "ocsp_must_staple", V_REFUSED, 0, ANY, NULL },
@@ -181,6 +196,37 @@ static bool is_hostport(const char *value)
 		return false;
 	port = strtol(colon + 1, &end, 10);
 	return *end == '\0' && port >= 1 && port <= 65535;
+}
+
+/* A decimal TCP port, 1 to 65535. */
+static bool is_port(const char *s)
+{
+	char *end;
+	long n = strtol(s, &end, 10);
+
+	return isdigit((unsigned char)*s) && *end == '\0' && n >= 1 && n <= 65535;
+}
+
+/* V_DANE: "U S M" with U 2 or 3, S 1, M 1 (the records certsync publishes), or "none". */
+static int store_dane(int *usage, const char *value, char *err, size_t errlen)
+{
+	unsigned u, sel, m;
+	char tail;
+
+	if (strcmp(value, "none") == 0 || strcmp(value, "no") == 0) {
+		*usage = 0;
+		return 0;
+	}
+	if (sscanf(value, "%u %u %u%c", &u, &sel, &m, &tail) != 3 || (u != 2 && u != 3) ||
+	    sel != 1 || m != 1) {
+		snprintf(err, errlen,
+			 "'%s' is not a record type certsync publishes: \"3 1 1\" (the "
+			 "server's key) or \"2 1 1\" (the issuer's key), or none",
+			 value);
+		return -1;
+	}
+	*usage = (int)u;
+	return 0;
 }
 
 /*
@@ -278,7 +324,10 @@ static int store_list(enum vtype type, struct cs_cfg_list *field, const char *va
 			rc = cs_config_parse_name(l.v[i], err, errlen);
 		else if (type == V_URLS)
 			rc = cs_config_parse_verify_url(l.v[i], err, errlen);
-		else if (type == V_CONTACTS && strncmp(l.v[i], "mailto:", 7) != 0) {
+		else if (type == V_PORTS && !is_port(l.v[i])) {
+			snprintf(err, errlen, "'%s' is not a TCP port (1 to 65535)", l.v[i]);
+			rc = -1;
+		} else if (type == V_CONTACTS && strncmp(l.v[i], "mailto:", 7) != 0) {
 			snprintf(err, errlen, "'%s' is not a mailto: URL", l.v[i]);
 			rc = -1;
 		}
@@ -368,7 +417,10 @@ int cs_config__store_value(const struct keydef *d, void *base, const char *value
 	case V_NAMES:
 	case V_URLS:
 	case V_CONTACTS:
+	case V_PORTS:
 		return store_list(d->type, (struct cs_cfg_list *)field, value, err, errlen);
+	case V_DANE:
+		return store_dane((int *)field, value, err, errlen);
 	case V_ENUM: {
 		int v = cs_config__enum_lookup(d->e, value);
 		if (v < 0) {
@@ -477,6 +529,7 @@ void cs_config__free_values(const struct keydef *table, void *base)
 		case V_NAMES:
 		case V_URLS:
 		case V_CONTACTS:
+		case V_PORTS:
 			cs_config__list_free((struct cs_cfg_list *)field);
 			break;
 		default:
@@ -577,6 +630,13 @@ static void free_cert(struct cs_cfg_cert *c)
 	cs_config__list_free(&c->verify);
 	free((void *)c->sni);
 	free(c->client_warning);
+	cs_config__list_free(&c->dane.ports);
+	cs_config__list_free(&c->dane.names);
+	free(c->dane.server);
+	free(c->dane.tsig_key);
+	free(c->dane.zone);
+	free(c->dane.hook);
+	free(c->dane.resolver);
 }
 
 void cs_config_free(struct cs_config *cfg)

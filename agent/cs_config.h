@@ -99,6 +99,30 @@ extern const char *const cs_cfg_live_files[CS_CFG_LIVE_FILES];
 /* failover_after when not set. */
 #define CS_CFG_FAILOVER_AFTER 3
 
+/* dane_update: how a cert's TLSA records are published (0: not said). */
+enum cs_dane_update {
+	CS_DANE_UPDATE_UNSET = 0,
+	CS_DANE_UPDATE_NONE,    /* by hand: certsyncctl dane NAME says what */
+	CS_DANE_UPDATE_RFC2136, /* nsupdate -k dane_tsig_key to dane_server */
+	CS_DANE_UPDATE_HOOK,    /* dane_hook add|del OWNER RECORD */
+};
+
+/* A [cert]'s DANE keys (certsync.conf(5), "DANE"). */
+struct cs_cfg_dane {
+	int usage;                /* `dane = U 1 1`: 3 (DANE-EE) or 2 (DANE-TA); 0: off */
+	struct cs_cfg_list ports; /* dane_ports: TCP ports (default 25) */
+	struct cs_cfg_list names; /* dane_names: the hosts (default: the cert's names
+				     that are not wildcards or addresses) */
+	int update;               /* enum cs_dane_update */
+	char *server;             /* dane_server: the zone's primary, ADDRESS:PORT */
+	char *tsig_key;           /* dane_tsig_key: a key file nsupdate -k reads */
+	char *zone;               /* dane_zone: NULL: nsupdate finds it */
+	char *hook;               /* dane_hook: PROGRAM */
+	char *resolver;           /* dane_resolver: a validating resolver (default
+				     127.0.0.1:53) */
+	int64_t ttl;              /* dane_ttl: of the records published, s (default 1h) */
+};
+
 struct cs_cfg_cert {
 	char *name;
 	struct cs_cfg_origin origin;
@@ -138,6 +162,7 @@ struct cs_cfg_cert {
 	size_t n_sni;
 	char *client_warning; /* a client certificate asked of an ACME CA, which may
 				 leave out clientAuth (`show`); NULL: none */
+	struct cs_cfg_dane dane;
 };
 
 struct cs_cfg_capath {

@@ -447,6 +447,7 @@ void cs_config__build_all(struct parser *p)
 	cs_config__resolve_snis(p, sni_secs);
 	cs_config__check_output_paths(p, cert_secs);
 	cs_config__check_client_usage(p, cert_secs);
+	cs_config__check_dane(p, cert_secs);
 	cs_config__check_system_paths(p);
 	cs_config__check_unsafe_files(p);
 out:

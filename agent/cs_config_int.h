@@ -107,6 +107,8 @@ enum vtype {
 	V_HOSTPORT,
 	V_MAXORDERS, /* 1 to CS_ACME_MAX_ORDERS, an unsigned */
 	V_COUNT,     /* 1 to CS_CFG_MAX_COUNT, an unsigned */
+	V_DANE,      /* "3 1 1", "2 1 1" or "none": the usage, an int (0: none) */
+	V_PORTS,     /* a list of TCP ports, 1 to 65535 */
 	V_INCLUDE,
 	V_REFUSED, /* recognised only to be refused: err says why (refused_keys) */
 };
@@ -238,6 +240,13 @@ void cs_config__check_system_paths(struct parser *p);
  * warning in its client_warning (cert_secs as for check_output_paths).
  */
 void cs_config__check_client_usage(struct parser *p, struct raw_section **cert_secs);
+
+/*
+ * The DANE keys of each cert hang together (cs_config_dane.c): defaults set,
+ * what is missing or set without `dane` reported (cert_secs as for
+ * check_output_paths).
+ */
+void cs_config__check_dane(struct parser *p, struct raw_section **cert_secs);
 
 /* cs_config_sni.c: the entries of [sni] */
 /* Fills each [sni]'s entries and its certs' sni and reload (sni_secs in cfg's order). */

@@ -49,6 +49,12 @@ void cs_run_one_line(char *out)
 int cs_run(char *const argv[], int timeout_ms, char *out, size_t outlen, char *err,
 	   size_t errlen)
 {
+	return cs_run_env(argv, NULL, timeout_ms, out, outlen, err, errlen);
+}
+
+int cs_run_env(char *const argv[], char *const env[], int timeout_ms, char *out, size_t outlen,
+	       char *err, size_t errlen)
+{
 	posix_spawn_file_actions_t fa;
 	int p[2] = { -1, -1 }, devnull, rc, status = 0;
 	size_t off = 0;
@@ -70,7 +76,7 @@ int cs_run(char *const argv[], int timeout_ms, char *out, size_t outlen, char *e
 		posix_spawn_file_actions_adddup2(&fa, devnull, 0);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-	rc = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	rc = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, env != NULL ? env : environ);
 	posix_spawn_file_actions_destroy(&fa);
 	if (devnull >= 0)
 		close(devnull);

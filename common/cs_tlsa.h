@@ -4,6 +4,7 @@
 #ifndef CS_TLSA_H
 #define CS_TLSA_H
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stddef.h>
 
@@ -26,5 +27,14 @@ struct cs_tlsa_rec {
  * 1 (SHA-256) or 2 (SHA-512). Returns 0, or -1 on a bad selector/matching type.
  */
 int cs_tlsa_data(X509 *x, int selector, int matching, char *out, size_t outlen);
+
+/*
+ * The data of a "x 1 m" record for key: the digest (m = 1 SHA-256, 2 SHA-512)
+ * of its SubjectPublicKeyInfo, lowercase hex. Returns 0, or -1.
+ */
+int cs_tlsa_key_data(EVP_PKEY *key, int matching, char *out, size_t outlen);
+
+/* r's association data as lowercase hex into out. Returns 0, or -1 when out is too small. */
+int cs_tlsa_rec_hex(const struct cs_tlsa_rec *r, char *out, size_t outlen);
 
 #endif

@@ -192,6 +192,8 @@ struct listener *cs_ctlsock__listener_new(struct cs_ctlsock *s, const struct cs_
 json_t *cs_ctlsock__time_json(time_t t);
 /* Returns s as a string, or null for NULL. */
 json_t *cs_ctlsock__str_json(const char *s);
+/* show's "dane" object for st (cs_ctlsock_dane.c); JSON null without dane. */
+json_t *cs_ctlsock__dane_json(const struct cs_cert_status *st);
 /* True for a state status reports as a problem (failed, expired, missing). */
 bool cs_ctlsock__bad_state(enum cs_cert_state st);
 /* The answers to list and show (the caller owns them), NULL on ENOMEM. */

@@ -116,6 +116,7 @@ static json_t *cert_json(const struct cs_cert_status *st, time_t now, bool full)
 	json_object_set_new(o, CS_PROTO_K_WARNING, cs_ctlsock__str_json(st->warning));
 	if (full) {
 		issuers_json(o, st);
+		json_object_set_new(o, CS_PROTO_K_DANE, cs_ctlsock__dane_json(st));
 		json_object_set_new(o, CS_PROTO_K_DEPLOYED,
 				    json_string(cs_examine_verdict_name(st->verdict)));
 		json_object_set_new(o, CS_PROTO_K_DEPLOYED_REASON,

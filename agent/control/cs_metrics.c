@@ -310,6 +310,39 @@ static void render_cert_issuers(struct buf *b, const struct cs_cert_status *v, s
 			    (long long)v[i].fallbacks);
 }
 
+/* The DANE rollovers: well or not, the next key usable, failed updates, kept keys. */
+static void render_dane(struct buf *b, const struct cs_cert_status *v, size_t n)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} f[] = {
+		{ "certsync_dane_ok", "gauge",
+		  "1 when the cert's TLSA records are as they should be: the validating resolver "
+		  "answers with AD and shows the current key's record, and the last update "
+		  "worked; 0 otherwise (certsyncctl dane NAME says why)." },
+		{ "certsync_dane_next_ready", "gauge",
+		  "1 when the staged next key's TLSA record has been visible for 2 x TTL, so that "
+		  "the next renewal takes that key." },
+		{ "certsync_dane_update_failures_total", "counter",
+		  "TLSA record updates (nsupdate or dane_hook) that failed." },
+		{ "certsync_dane_current_key_kept_total", "counter",
+		  "Renewals that kept the current key because the next key's record was not yet "
+		  "visible for 2 x TTL (since the agent started)." },
+	};
+
+	for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
+		family(b, f[k].name, f[k].type, f[k].help);
+		for (size_t i = 0; i < n; i++) {
+			const struct cs_dane_state *d = v[i].dane;
+			long long x[] = { d != NULL && cs_dane_ok(d), v[i].dane_next_ready,
+					  d != NULL ? (long long)d->update_failures : 0,
+					  (long long)v[i].dane_kept };
+			if (v[i].dane_cfg != NULL)
+				cert_sample(b, f[k].name, v[i].name, x[k]);
+		}
+	}
+}
+
 /* Each cert's times, failures and deployed files. */
 static void render_cert_gauges(struct buf *b, const struct cs_cert_status *v, size_t n)
 {
@@ -347,6 +380,7 @@ static void render_cert_gauges(struct buf *b, const struct cs_cert_status *v, si
 	for (size_t i = 0; i < n; i++)
 		cert_sample(b, "certsync_cert_deployed_ok", v[i].name, v[i].verdict == CS_EX_OK);
 	render_cert_issuers(b, v, n);
+	render_dane(b, v, n);
 }
 
 /* Renewals and reloads since the agent started, counted from the pipeline's events. */

@@ -51,6 +51,7 @@ int ctl_probe_main(int argc, char **argv);       /* ctl_probe.c */
 int ctl_status_main(int argc, char **argv);      /* ctl_online.c */
 int ctl_list_main(int argc, char **argv);        /* ctl_online.c */
 int ctl_show_main(int argc, char **argv);        /* ctl_online.c */
+int ctl_dane_main(int argc, char **argv);        /* ctl_dane.c */
 int ctl_renew_main(int argc, char **argv);       /* ctl_online.c */
 int ctl_rehash_main(int argc, char **argv);      /* ctl_online.c */
 int ctl_reload_main(int argc, char **argv);      /* ctl_online.c */

@@ -45,6 +45,8 @@ const struct ctl_cmd ctl_online_cmds[] = {
 	  "revoke the deployed certificate of a cert and issue a new one" },
 	{ "adopt", ctl_adopt_main, "adopt NAME",
 	  "take the files deployed for a cert as they are (someone else's certificate too)" },
+	{ "dane", ctl_dane_main, "dane NAME",
+	  "DANE: the TLSA records published and wanted, the resolver's view, what comes next" },
 	{ "metrics", ctl_metrics_main, "metrics", "the Prometheus metrics (text format)" },
 	{ NULL, NULL, NULL, NULL },
 };
@@ -314,6 +316,7 @@ static void print_cert(json_t *c)
 	print_field("last error", jstr(c, CS_PROTO_K_LAST_ERROR, NULL));
 	print_field("last reload", jstr(c, CS_PROTO_K_LAST_RELOAD, NULL));
 	print_field("last verify", jstr(c, CS_PROTO_K_LAST_VERIFY, NULL));
+	ctl_dane_line(c);
 	print_served(c);
 	if (json_object_get(c, CS_PROTO_K_DEPLOYED) != NULL) {
 		const char *why = jstr(c, CS_PROTO_K_DEPLOYED_REASON, NULL);
@@ -529,6 +532,15 @@ int ctl_list_main(int argc, char **argv)
 				rc = EX_FAIL;
 	}
 	json_decref(resp);
+	return rc;
+}
+
+int ctl_online__name_arg(int argc, char **argv, const char *usage, const char **name)
+{
+	struct args a;
+	int rc = parse(argc, argv, usage, 1, 1, &a);
+
+	*name = rc == 0 ? a.pos[0] : NULL;
 	return rc;
 }
 

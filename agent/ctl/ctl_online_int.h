@@ -24,4 +24,13 @@ extern int ctl_online__read_timeout_ms;
  */
 int ctl_online__simple(const char *cmd, json_t *req, json_t **resp);
 
+/*
+ * Parses an online command's options and its one argument (NAME) into
+ * *name. Returns 0, EX_USAGE or -1 (help shown).
+ */
+int ctl_online__name_arg(int argc, char **argv, const char *usage, const char **name);
+
+/* show's "dane" line for cert object c (ctl_dane.c); nothing without DANE. */
+void ctl_dane_line(json_t *c);
+
 #endif

@@ -472,6 +472,7 @@ void pl_status_of(const struct cert *c, struct cs_cert_status *out)
 		out->trying = c->issuers[c->st.issuer_idx]->name;
 		out->trying_why = c->st.failover_why[0] ? c->st.failover_why : NULL;
 	}
+	pl_dane_status(c, out);
 }
 
 int cs_pipeline_subscribe(struct cs_pipeline *pl, void (*fn)(void *arg, const struct cs_event *ev),

@@ -12,6 +12,7 @@
 #define CS_PIPELINE_H
 
 #include "cs_config.h"
+#include "cs_dane.h"
 #include "cs_examine.h"
 #include "cs_state.h"
 
@@ -122,6 +123,16 @@ struct cs_cert_status {
 	const char *trying_why;  /* why it moved there */
 	const char *warning;     /* about the configuration (a client certificate
 				    from an ACME CA), NULL: none */
+	/* DANE (cs_dane.h): dane NULL when the cert has no `dane`. */
+	const struct cs_cfg_dane *dane_cfg;
+	const struct cs_dane_state *dane;
+	bool dane_seen;          /* the resolver's view below is there (a look ended) */
+	size_t dane_n_owners;
+	const char (*dane_owners)[CS_DANE_OWNER_MAX];
+	const struct cs_dnsq_answer *dane_answers; /* one per owner */
+	uint64_t dane_kept;      /* renewals that kept the current key */
+	bool dane_next_ready;    /* the next renewal takes the next key */
+	char dane_next[1024];    /* what happens next, for a person */
 };
 
 /*

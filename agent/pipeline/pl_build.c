@@ -121,6 +121,7 @@ static void free_cert(struct cert *c)
 	pl_clear_interest(c);
 	pl_material_keep(c, NULL);
 	free(c->reason);
+	free(c->dane);
 	free(c->last_reload);
 	free(c->last_verify);
 	free(c->round.err);

@@ -501,6 +501,7 @@ static void check_done(uv_work_t *req, int status)
 	pl_cert_idle(c);
 	if (outcome != CHECK_UNCHANGED && pl_verdict_ok(c) && c->stage == PL_IDLE)
 		pl_ari_checked(c);
+	pl_dane_checked(c);
 	/* A pass decides once the issuer has said whether the window has begun (on_ari). */
 	if (pl->once && c->stage == PL_IDLE && !c->ari_busy)
 		pl_once_checked(c, now);

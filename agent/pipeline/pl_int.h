@@ -7,6 +7,7 @@
 #define CS_PL_INT_H
 
 #include "cs_pipeline.h"
+#include "cs_dane.h"
 #include "cs_capsync.h"
 #include "cs_deploy.h"
 #include "cs_events.h"
@@ -140,6 +141,10 @@ struct cert {
 	bool ari_busy;
 	time_t ari_next;
 	char ari_sha[CS_FP_MAX];
+	/* DANE (pl_dane.c): the rollover's state, the next look (0: none), one in flight. */
+	struct pl_dane *dane;
+	time_t dane_next;
+	bool dane_busy;
 
 	/* The state machine (pl_fsm.h): where it is, since when, what for. */
 	enum pl_stage stage;
@@ -277,6 +282,15 @@ struct pl_material_ref {
 	const char *state_dir, *name; /* borrowed from the configuration */
 };
 
+/* The key a DANE renewal took (pl_dane_key_pick). */
+enum pl_dane_key {
+	PL_DANE_KEY_NONE = 0, /* not a DANE renewal */
+	PL_DANE_KEY_CURRENT,  /* the deployed one: the next one's record is not ready */
+	PL_DANE_KEY_NEXT,     /* the staged one, whose record has been visible for 2 x TTL */
+	PL_DANE_KEY_FIRST,    /* the staged one, for a first certificate */
+	PL_DANE_KEY_NEW,      /* neither could be read: a new one */
+};
+
 struct renew_job {
 	uv_work_t req;
 	struct cert *c;
@@ -292,6 +306,12 @@ struct renew_job {
 	   when usable, and for the leaf it replaces and the key it may reuse. */
 	struct pl_material_ref prev_ref;
 	bool prev_usable, may_reuse;
+	/* DANE (3 1 1): take the staged key whose record is dane_hex (dane_next),
+	   else keep the current one; dane_note says why, dane_used what was taken. */
+	bool dane, dane_next;
+	char dane_hex[CS_DANE_HEX];
+	char dane_note[300];
+	enum pl_dane_key dane_used;
 	char prev_err[600]; /* why it could not be decoded ("": it could) */
 	struct pl_der der;  /* the deployed set encoded on the work queue */
 	int gen;
@@ -408,6 +428,35 @@ void pl_once_summary(struct cs_pipeline *pl);
 
 /* pl_ari.c */
 void pl_ari_fetch(struct cert *c);
+
+/* ---- pl_dane.c: the DANE rollover ----------------------------------------- */
+
+/* A cert's rollover: its state, and what the last look saw. */
+struct pl_dane {
+	struct cs_dane_state st;
+	size_t n_owners;
+	char owners[CS_DANE_MAX_OWNERS][CS_DANE_OWNER_MAX];
+	struct cs_dnsq_answer ans[CS_DANE_MAX_OWNERS]; /* each owner's answer */
+	bool have_view;
+	uint64_t kept;          /* renewals that kept the current key (not ready) */
+	bool ready_logged;
+	char logged_update[300], logged_check[300]; /* problems logged, to log changes only */
+};
+
+/* c's rollover, loaded from state_dir on first use; NULL without dane (or ENOMEM). */
+struct pl_dane *pl_dane_get(struct cert *c);
+/* Starts a look (stage, publish, ask the resolver) unless one is in flight. */
+void pl_dane_look(struct cert *c);
+/* c was examined: its first look is due now. */
+void pl_dane_checked(struct cert *c);
+/* Loop: which key the renewal j of c takes (j->dane...). */
+void pl_dane_key_plan(struct cert *c, struct renew_job *j);
+/* Work queue: that key (a reference for j), or NULL for a new one; m: the deployed set. */
+EVP_PKEY *pl_dane_key_pick(struct renew_job *j, const cs_material *m);
+/* Loop: logs (and counts) the key j took. */
+void pl_dane_key_report(struct cert *c, const struct renew_job *j);
+/* The DANE part of c's status (nothing without dane). */
+void pl_dane_status(const struct cert *c, struct cs_cert_status *out);
 void pl_ari_checked(struct cert *c);
 void pl_set_window(struct cert *c, time_t start, time_t end, time_t now);
 

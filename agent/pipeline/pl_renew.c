@@ -134,8 +134,12 @@ static void keycsr_work(uv_work_t *req)
 	/* The issuer gets plain data: the leaf it replaces and the CSR as DER. */
 	if (m != NULL && m->leaf != NULL && cs_issuer_der_of_x509(&j->replaces, m->leaf) < 0)
 		j->replaces = (struct cs_der){ 0 }; /* only a hint to the CA: ordered without it */
+	/* DANE: a key whose TLSA record is published (pl_dane.c). */
+	if (j->dane)
+		j->reuse = pl_dane_key_pick(j, m);
 	/* Never someone else's key, nor a revoked one (may_reuse says). */
-	if (j->may_reuse && m != NULL && m->key != NULL && cs_key_type_of(m->key) == j->cfg->key) {
+	else if (j->may_reuse && m != NULL && m->key != NULL &&
+		 cs_key_type_of(m->key) == j->cfg->key) {
 		EVP_PKEY_up_ref(m->key);
 		j->reuse = m->key;
 	}
@@ -181,6 +185,7 @@ static void keycsr_done(uv_work_t *req, int status)
 	(void)status;
 	pl_inflight_dec(pl);
 	pl_renew_prev_report(j);
+	pl_dane_key_report(c, j);
 	if (j->rc < 0) {
 		snprintf(msg, sizeof(msg), "key or CSR: %s", j->err);
 		job_failed(j, msg, 0);
@@ -224,6 +229,7 @@ struct renew_job *pl_renew_job_new(struct cert *c)
 	/* Usable: put back when a deploy stops half-way. */
 	j->prev_usable = pl_verdict_ok(c);
 	j->may_reuse = c->cfg->reuse_key && !c->fresh_key && c->verdict == CS_EX_OK;
+	pl_dane_key_plan(c, j);
 	if (pl_material_ref(c, &j->prev_ref) < 0) {
 		pl_renew_job_free(j);
 		return NULL;

@@ -173,6 +173,8 @@ static time_t wake_of(const struct cert *c)
 
 	if (c->ari_next != 0 && !c->ari_busy && c->ari_next < k)
 		k = c->ari_next;
+	if (c->dane_next != 0 && !c->dane_busy && c->dane_next < k)
+		k = c->dane_next;
 	return k;
 }
 
@@ -328,6 +330,9 @@ static void on_timer(uv_timer_t *t)
 		struct cert *c = due[i];
 		if (c->stage != PL_IDLE)
 			continue;
+		/* The DANE look first: a renewal due now takes the key it says. */
+		if (c->dane_next != 0 && c->dane_next <= now && !c->dane_busy)
+			pl_dane_look(c);
 		if (c->due <= now &&
 		    !pl_renewal_start(c, false, pl_verdict_ok(c) ? c->due_reason : c->reason)) {
 			pl_set_due(c, now + (time_t)pl->cfg->agent.retry_min); /* no busy loop */

@@ -76,8 +76,8 @@ int cs_verify_start(uv_loop_t *loop, const struct cs_cfg_list *urls, const char 
 		if (o != NULL) {
 			o->run = r;
 			snprintf(o->url, sizeof(o->url), "%s", urls->v[i]);
-			rc = cs_netproc_probe_start(loop, urls->v[i], want_sha256, bound_ms, 500,
-						    on_probe, o);
+			rc = cs_netproc_probe_start(loop, urls->v[i], want_sha256, NULL, bound_ms,
+						    500, on_probe, o);
 		}
 		if (rc < 0) {
 			size_t used = strlen(r->summary);

@@ -406,52 +406,122 @@ static void ssl_error(char *buf, size_t len, const char *prefix)
 	ERR_clear_error();
 }
 
-/* The TLS handshake on the connected fd; fills r. Returns 0 or -errno. */
-static int handshake(int fd, const struct cs_probe_url *u, long long deadline,
-		     struct cs_probe_result *r)
+int cs_probe_dane_check(const struct cs_probe_dane *d, char *err, size_t errlen)
+{
+	if (d == NULL || d->n == 0)
+		return 0;
+	if (d->n > CS_PROBE_DANE_MAX || d->recs == NULL) {
+		snprintf(err, errlen, "%zu TLSA records: at most %d are checked", d->n,
+			 CS_PROBE_DANE_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		const struct cs_tlsa_rec *t = &d->recs[i];
+		size_t want = t->mtype == 1 ? 32 : t->mtype == 2 ? 64 : 0;
+
+		if (want == 0) {
+			snprintf(err, errlen,
+				 "TLSA record %zu: matching type %u (1 SHA-256 or 2 SHA-512 only)",
+				 i + 1, t->mtype);
+			return -EINVAL;
+		}
+		if (t->len != want) {
+			snprintf(err, errlen,
+				 "TLSA record %zu: %zu bytes of data for matching type %u, not %zu",
+				 i + 1, t->len, t->mtype, want);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A client context, with DANE turned on when d has records. Returns it, or
+ * NULL with why in r->error.
+ */
+static SSL_CTX *client_ctx(const struct cs_probe_dane *d, const char *where,
+			   struct cs_probe_result *r)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	SSL *ssl = NULL;
-	char where[300];
-	int rc = -EPROTO;
 
-	snprintf(where, sizeof(where), "%s port %s: TLS handshake failed", u->host, u->port);
-	if (ctx == NULL || (ssl = SSL_new(ctx)) == NULL || !SSL_set_fd(ssl, fd)) {
+	if (ctx == NULL || (d != NULL && d->n > 0 && SSL_CTX_dane_enable(ctx) <= 0)) {
 		ssl_error(r->error, sizeof(r->error), where);
-		rc = -ENOMEM;
-		goto out;
+		SSL_CTX_free(ctx);
+		return NULL;
 	}
-	/* We report and compare what is served; trust is not this probe's question. */
-	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-	if (u->sni[0] != '\0' && !SSL_set_tlsext_host_name(ssl, u->sni)) {
-		ssl_error(r->error, sizeof(r->error), where);
-		goto out;
-	}
-	for (;;) {
-		int ret = SSL_connect(ssl);
+	return ctx;
+}
 
-		if (ret == 1)
-			break;
-		int e = SSL_get_error(ssl, ret), w;
-		if (e == SSL_ERROR_WANT_READ)
-			w = wait_fd(fd, POLLIN, deadline);
-		else if (e == SSL_ERROR_WANT_WRITE)
-			w = wait_fd(fd, POLLOUT, deadline);
-		else {
-			ssl_error(r->error, sizeof(r->error), where);
-			goto out;
-		}
-		if (w < 0) {
-			snprintf(r->error, sizeof(r->error), "%s: %s", where,
-				 w == -ETIMEDOUT ? "timed out" : strerror(-w));
-			rc = w;
-			goto out;
-		}
+/*
+ * DANE on ssl (its context DANE-enabled) for the base domain of u, with the
+ * records of d that an SMTP client uses (RFC 7672: DANE-TA and DANE-EE, no
+ * name checks for DANE-EE). Returns how many were taken, or -1 (OpenSSL's
+ * error queue says why).
+ */
+static int dane_setup(SSL *ssl, const struct cs_probe_url *u, const struct cs_probe_dane *d)
+{
+	int added = 0;
+
+	if (SSL_dane_enable(ssl, u->sni[0] != '\0' ? u->sni : u->host) <= 0)
+		return -1;
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	for (size_t i = 0; i < d->n; i++) {
+		const struct cs_tlsa_rec *t = &d->recs[i];
+		int rc;
+
+		if ((t->usage != 2 && t->usage != 3) || t->selector > 1)
+			continue;
+		rc = SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype, t->data, t->len);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			added++;
 	}
+	ERR_clear_error();
+	return added;
+}
+
+/* What DANE said of the completed handshake on ssl, added records having been given, into r. */
+static void dane_outcome(SSL *ssl, int added, struct cs_probe_result *r)
+{
+	struct cs_probe_dane_result *dr = &r->dane;
+	long vr = SSL_get_verify_result(ssl);
+	uint8_t usage, selector, mtype;
+	const unsigned char *data;
+	size_t dlen;
+	int depth = -1;
+
+	dr->checked = true;
+	if (added > 0 && vr == X509_V_OK)
+		depth = SSL_get0_dane_tlsa(ssl, &usage, &selector, &mtype, &data, &dlen);
+	if (depth >= 0) {
+		dr->ok = true;
+		dr->depth = depth;
+		dr->usage = usage;
+		dr->selector = selector;
+		dr->mtype = mtype;
+		snprintf(dr->text, sizeof(dr->text), "TLSA %u %u %u matches at depth %d", usage,
+			 selector, mtype, depth);
+		return;
+	}
+	if (added == 0)
+		snprintf(dr->text, sizeof(dr->text),
+			 "no usable TLSA record (an SMTP client uses only 2 and 3, selector 0 or 1)");
+	else
+		snprintf(dr->text, sizeof(dr->text),
+			 "no TLSA record matches the served chain (%s)",
+			 X509_verify_cert_error_string(vr));
+	snprintf(r->error, sizeof(r->error), "DANE: %s", dr->text);
+}
+
+/* Copies the chain ssl's peer served into r->chain; returns 0 or -errno with r->error set. */
+static int take_chain(SSL *ssl, const char *where, struct cs_probe_result *r)
+{
 	STACK_OF(X509) *served = SSL_get_peer_cert_chain(ssl);
+
 	if (served == NULL || sk_X509_num(served) == 0) {
 		snprintf(r->error, sizeof(r->error), "%s: the server sent no certificate", where);
-		goto out;
+		return -EPROTO;
 	}
 	r->chain = sk_X509_new_null();
 	for (int i = 0; r->chain != NULL && i < sk_X509_num(served); i++) {
@@ -460,14 +530,75 @@ static int handshake(int fd, const struct cs_probe_url *u, long long deadline,
 			sk_X509_push(r->chain, x);
 	}
 	if (r->chain == NULL) {
+		snprintf(r->error, sizeof(r->error), "%s: out of memory", where);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* SSL_connect on ssl over fd until done or the deadline; returns 0 or -errno with r->error set. */
+static int connect_tls(SSL *ssl, int fd, long long deadline, const char *where,
+		       struct cs_probe_result *r)
+{
+	for (;;) {
+		int ret = SSL_connect(ssl);
+
+		if (ret == 1)
+			return 0;
+		int e = SSL_get_error(ssl, ret), w;
+		if (e == SSL_ERROR_WANT_READ)
+			w = wait_fd(fd, POLLIN, deadline);
+		else if (e == SSL_ERROR_WANT_WRITE)
+			w = wait_fd(fd, POLLOUT, deadline);
+		else {
+			ssl_error(r->error, sizeof(r->error), where);
+			return -EPROTO;
+		}
+		if (w < 0) {
+			snprintf(r->error, sizeof(r->error), "%s: %s", where,
+				 w == -ETIMEDOUT ? "timed out" : strerror(-w));
+			return w;
+		}
+	}
+}
+
+/* The TLS handshake on the connected fd, with DANE when d has records; fills r. 0 or -errno. */
+static int handshake(int fd, const struct cs_probe_url *u, const struct cs_probe_dane *d,
+		     long long deadline, struct cs_probe_result *r)
+{
+	SSL_CTX *ctx;
+	SSL *ssl = NULL;
+	char where[300];
+	int rc = -EPROTO, added = 0;
+
+	snprintf(where, sizeof(where), "%s port %s: TLS handshake failed", u->host, u->port);
+	if ((ctx = client_ctx(d, where, r)) == NULL)
+		return -ENOMEM;
+	if ((ssl = SSL_new(ctx)) == NULL || !SSL_set_fd(ssl, fd)) {
+		ssl_error(r->error, sizeof(r->error), where);
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* We report and compare what is served; trust is not this probe's question
+	   (DANE's answer is read after the handshake, which it does not stop). */
+	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	if (u->sni[0] != '\0' && !SSL_set_tlsext_host_name(ssl, u->sni)) {
+		ssl_error(r->error, sizeof(r->error), where);
+		goto out;
+	}
+	if (d != NULL && d->n > 0 && (added = dane_setup(ssl, u, d)) < 0) {
+		ssl_error(r->error, sizeof(r->error), "DANE: cannot set up");
+		goto out;
+	}
+	if ((rc = connect_tls(ssl, fd, deadline, where, r)) < 0 ||
+	    (rc = take_chain(ssl, where, r)) < 0)
+		goto out;
 	snprintf(r->tls_version, sizeof(r->tls_version), "%s", SSL_get_version(ssl));
 	snprintf(r->cipher, sizeof(r->cipher), "%s", SSL_get_cipher_name(ssl));
+	if (d != NULL && d->n > 0)
+		dane_outcome(ssl, added, r);
 	/* A polite close; the server's answer does not matter. */
 	SSL_shutdown(ssl);
-	rc = 0;
 out:
 	SSL_free(ssl);
 	SSL_CTX_free(ctx);
@@ -476,16 +607,24 @@ out:
 
 int cs_probe_run(const struct cs_probe_url *u, int timeout_ms, struct cs_probe_result *r)
 {
+	return cs_probe_run_dane(u, NULL, timeout_ms, r);
+}
+
+int cs_probe_run_dane(const struct cs_probe_url *u, const struct cs_probe_dane *dane,
+		      int timeout_ms, struct cs_probe_result *r)
+{
 	long long deadline = now_ms() + timeout_ms;
 	int fd, rc;
 
 	memset(r, 0, sizeof(*r));
+	if ((rc = cs_probe_dane_check(dane, r->error, sizeof(r->error))) < 0)
+		return rc;
 	fd = dial(u, deadline, r->error, sizeof(r->error));
 	if (fd < 0)
 		return fd;
 	if (!u->implicit_tls && (rc = starttls(fd, u, deadline, r->error, sizeof(r->error))) < 0)
 		goto out;
-	rc = handshake(fd, u, deadline, r);
+	rc = handshake(fd, u, dane, deadline, r);
 out:
 	close(fd);
 	return rc;
@@ -503,6 +642,8 @@ struct verify {
 	uv_work_t work;
 	uv_timer_t timer;
 	struct cs_probe_url url;
+	struct cs_tlsa_rec tlsa[CS_PROBE_DANE_MAX]; /* a copy of the caller's records */
+	size_t n_tlsa;
 	char want[CS_FP_MAX];
 	char served[CS_FP_MAX];
 	char msg[768];
@@ -513,16 +654,33 @@ struct verify {
 	void *arg;
 };
 
+/* The message of an attempt that got the chain of r, served[] and ok set. */
+static void verify_message(struct verify *v, const struct cs_probe_result *r)
+{
+	char dane[300] = "";
+
+	if (r->dane.checked)
+		snprintf(dane, sizeof(dane), "; DANE: %s", r->dane.text);
+	if (strcmp(v->served, v->want) == 0)
+		snprintf(v->msg, sizeof(v->msg), "%s://%s:%s serves the deployed certificate%s",
+			 v->url.scheme, v->url.host, v->url.port, dane);
+	else
+		snprintf(v->msg, sizeof(v->msg),
+			 "%s://%s:%s serves sha256 %s, not the deployed %s%s", v->url.scheme,
+			 v->url.host, v->url.port, v->served, v->want, dane);
+}
+
 static void verify_attempt(uv_work_t *w)
 {
 	struct verify *v = w->data;
+	struct cs_probe_dane dane = { v->tlsa, v->n_tlsa };
 	struct cs_probe_result r;
 	int per = left(v->deadline);
 
 	/* One attempt never runs past the bound, but gets at least a second. */
 	if (per < 1000)
 		per = 1000;
-	if (cs_probe_run(&v->url, per, &r) < 0) {
+	if (cs_probe_run_dane(&v->url, &dane, per, &r) < 0) {
 		snprintf(v->msg, sizeof(v->msg), "%s", r.error);
 		v->served[0] = '\0';
 		return;
@@ -530,14 +688,8 @@ static void verify_attempt(uv_work_t *w)
 	if (cs_fp_cert(sk_X509_value(r.chain, 0), CS_DIGEST_SHA256, v->served,
 		       sizeof(v->served)) != 0)
 		v->served[0] = '\0';
-	v->ok = strcmp(v->served, v->want) == 0;
-	if (v->ok)
-		snprintf(v->msg, sizeof(v->msg), "%s://%s:%s serves the deployed certificate",
-			 v->url.scheme, v->url.host, v->url.port);
-	else
-		snprintf(v->msg, sizeof(v->msg),
-			 "%s://%s:%s serves sha256 %s, not the deployed %s", v->url.scheme,
-			 v->url.host, v->url.port, v->served, v->want);
+	v->ok = strcmp(v->served, v->want) == 0 && (!r.dane.checked || r.dane.ok);
+	verify_message(v, &r);
 	cs_probe_result_clear(&r);
 }
 
@@ -573,7 +725,8 @@ static void verify_after(uv_work_t *w, int status)
 }
 
 int cs_probe_verify_start(uv_loop_t *loop, const char *url, const char *want_sha256,
-			  int bound_ms, int retry_ms, cs_probe_cb cb, void *arg)
+			  const struct cs_probe_dane *dane, int bound_ms, int retry_ms,
+			  cs_probe_cb cb, void *arg)
 {
 	struct verify *v = calloc(1, sizeof(*v));
 	char err[512];
@@ -581,9 +734,14 @@ int cs_probe_verify_start(uv_loop_t *loop, const char *url, const char *want_sha
 
 	if (v == NULL)
 		return -ENOMEM;
-	if ((rc = cs_probe_url_parse(url, &v->url, err, sizeof(err))) < 0) {
+	if ((rc = cs_probe_url_parse(url, &v->url, err, sizeof(err))) < 0 ||
+	    (rc = cs_probe_dane_check(dane, err, sizeof(err))) < 0) {
 		free(v);
 		return rc;
+	}
+	if (dane != NULL && dane->n > 0) {
+		memcpy(v->tlsa, dane->recs, dane->n * sizeof(dane->recs[0]));
+		v->n_tlsa = dane->n;
 	}
 	snprintf(v->want, sizeof(v->want), "%s", want_sha256);
 	v->deadline = now_ms() + bound_ms;

@@ -38,12 +38,14 @@ cs_issuer *cs_netproc_acme_new(uv_loop_t *loop, const char *name, const struct c
 			       const char *state_dir, char *err, size_t errlen);
 
 /*
- * The verify probe of cs_probe_verify_start (cs_probe.h), same contract: run
- * in netproc when privilege separation is on (started for it if no acme
- * issuer keeps it running), in this process otherwise.
+ * The verify probe of cs_probe_verify_start (cs_probe.h), same contract
+ * (dane NULL or empty: no DANE; its records copied): run in netproc when
+ * privilege separation is on (started for it if no acme issuer keeps it
+ * running), in this process otherwise.
  */
-int cs_netproc_probe_start(uv_loop_t *loop, const char *url, const char *want_sha256, int bound_ms,
-			   int retry_ms, cs_probe_cb cb, void *arg);
+int cs_netproc_probe_start(uv_loop_t *loop, const char *url, const char *want_sha256,
+			   const struct cs_probe_dane *dane, int bound_ms, int retry_ms,
+			   cs_probe_cb cb, void *arg);
 
 struct cs_netproc_stats {
 	int pid;             /* netproc's pid, 0 when not running */

@@ -49,6 +49,8 @@ struct preq {
 	enum cs_usage usage;
 	struct cs_der replaces;
 	char *url, *want; /* NP_PROBE */
+	struct cs_tlsa_rec *tlsa; /* NP_PROBE: the records DANE checks, n_tlsa of them */
+	size_t n_tlsa;
 	char *order_url;  /* NP_ISSUE: the order netproc created, for the next one to resume */
 	int bound_ms, retry_ms;
 	union {

@@ -57,6 +57,7 @@ void cs_netproc__send_req(struct preq *r)
 		cs_frame_str(&b, NP_T_WANT, r->want);
 		cs_frame_u64(&b, NP_T_BOUND, (uint64_t)r->bound_ms);
 		cs_frame_u64(&b, NP_T_RETRY, (uint64_t)r->retry_ms);
+		np_proto_put_tlsa(&b, &(struct cs_probe_dane){ r->tlsa, r->n_tlsa });
 		cs_netproc__send_buf(&b, -1);
 		return;
 	}
@@ -145,6 +146,7 @@ void cs_netproc__req_free(struct preq *r)
 	cs_issuer_der_clear(&r->replaces);
 	free(r->url);
 	free(r->want);
+	free(r->tlsa);
 	free(r->order_url);
 	free(r);
 	if (p != NULL)
@@ -522,13 +524,31 @@ cs_issuer *cs_netproc_acme_new(uv_loop_t *loop, const char *name, const struct c
 	return &p->base;
 }
 
-int cs_netproc_probe_start(uv_loop_t *loop, const char *url, const char *want_sha256, int bound_ms,
-			   int retry_ms, cs_probe_cb cb, void *arg)
+/* r's copy of the records of dane; 0 or -ENOMEM. */
+static int copy_tlsa(struct preq *r, const struct cs_probe_dane *dane)
+{
+	if (dane == NULL || dane->n == 0)
+		return 0;
+	r->tlsa = calloc(dane->n, sizeof(*r->tlsa));
+	if (r->tlsa == NULL)
+		return -ENOMEM;
+	memcpy(r->tlsa, dane->recs, dane->n * sizeof(*r->tlsa));
+	r->n_tlsa = dane->n;
+	return 0;
+}
+
+int cs_netproc_probe_start(uv_loop_t *loop, const char *url, const char *want_sha256,
+			   const struct cs_probe_dane *dane, int bound_ms, int retry_ms,
+			   cs_probe_cb cb, void *arg)
 {
 	struct preq *r;
+	char err[256];
 
 	if (!S.enabled)
-		return cs_probe_verify_start(loop, url, want_sha256, bound_ms, retry_ms, cb, arg);
+		return cs_probe_verify_start(loop, url, want_sha256, dane, bound_ms, retry_ms, cb,
+					     arg);
+	if (cs_probe_dane_check(dane, err, sizeof(err)) < 0)
+		return -EINVAL;
 	S.loop = loop;
 	r = req_new(NULL, NP_PROBE, arg);
 	if (r == NULL)
@@ -538,7 +558,7 @@ int cs_netproc_probe_start(uv_loop_t *loop, const char *url, const char *want_sh
 	r->want = strdup(want_sha256);
 	r->bound_ms = bound_ms > 0 ? bound_ms : 0;
 	r->retry_ms = retry_ms > 0 ? retry_ms : 0;
-	if (r->url == NULL || r->want == NULL) {
+	if (r->url == NULL || r->want == NULL || copy_tlsa(r, dane) < 0) {
 		r->answered = true;
 		cs_netproc__req_free(r);
 		return -ENOMEM;

@@ -434,16 +434,23 @@ static void on_probed(void *arg, bool ok, const char *served, const char *msg)
 static void do_probe(struct child *c, const struct cs_frame_msg *m)
 {
 	struct creq *r = creq_new(c, m->id);
+	struct cs_tlsa_rec tlsa[CS_PROBE_DANE_MAX];
+	struct cs_probe_dane dane;
+	char err[256], msg[300];
 	int rc;
 
 	if (r == NULL)
 		return;
+	if (np_proto_get_tlsa(m, tlsa, &dane, err, sizeof(err)) < 0) {
+		snprintf(msg, sizeof(msg), "cannot probe: %s", err);
+		on_probed(r, false, "", msg);
+		return;
+	}
 	rc = cs_probe_verify_start(&c->loop, cs_frame_str_of(m, NP_T_URL),
-				   cs_frame_str_of(m, NP_T_WANT),
+				   cs_frame_str_of(m, NP_T_WANT), &dane,
 				   (int)cs_frame_u64_of(m, NP_T_BOUND, 0),
 				   (int)cs_frame_u64_of(m, NP_T_RETRY, 0), on_probed, r);
 	if (rc < 0) {
-		char msg[128];
 		snprintf(msg, sizeof(msg), "cannot probe: %s", strerror(-rc));
 		on_probed(r, false, "", msg);
 	}

@@ -5,7 +5,10 @@
  */
 #include "np_proto.h"
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #define U(tag, max, fl) { (tag), CS_FK_U64, (fl), (max) }
 #define S(tag, max, fl) { (tag), CS_FK_STR, (fl), (max) }
@@ -52,7 +55,7 @@ static const struct cs_frame_fielddef f_status[] = {
 static const struct cs_frame_fielddef f_test[] = { S(NP_T_WHAT, URL_MAX, REQ) };
 static const struct cs_frame_fielddef f_probe[] = {
 	S(NP_T_URL, 512, REQ), S(NP_T_WANT, 256, REQ), U(NP_T_BOUND, 3600000, REQ),
-	U(NP_T_RETRY, 3600000, REQ),
+	U(NP_T_RETRY, 3600000, REQ), B(NP_T_TLSA, 3 + CS_TLSA_DATA_MAX, REP),
 };
 static const struct cs_frame_fielddef f_probed[] = {
 	U(NP_T_OK, 1, REQ), S(NP_T_SERVED, 256, 0), S(NP_T_TEXT, ERR_MAX, 0),
@@ -120,4 +123,49 @@ int np_proto_get_status(const struct cs_frame_msg *m)
 	int st = (int)cs_frame_u64_of(m, NP_T_STATUS, 0);
 
 	return cs_frame_u64_of(m, NP_T_NEGATIVE, 0) ? -st : st;
+}
+
+void np_proto_put_tlsa(struct cs_frame_buf *b, const struct cs_probe_dane *d)
+{
+	unsigned char rec[3 + CS_TLSA_DATA_MAX];
+
+	for (size_t i = 0; d != NULL && i < d->n; i++) {
+		const struct cs_tlsa_rec *t = &d->recs[i];
+		size_t len = t->len < CS_TLSA_DATA_MAX ? t->len : CS_TLSA_DATA_MAX;
+
+		rec[0] = t->usage;
+		rec[1] = t->selector;
+		rec[2] = t->mtype;
+		memcpy(rec + 3, t->data, len);
+		cs_frame_bytes(b, NP_T_TLSA, rec, 3 + len);
+	}
+}
+
+int np_proto_get_tlsa(const struct cs_frame_msg *m, struct cs_tlsa_rec *out,
+		      struct cs_probe_dane *d, char *err, size_t errlen)
+{
+	size_t n = cs_frame_count(m, NP_T_TLSA);
+
+	*d = (struct cs_probe_dane){ out, 0 };
+	if (n > CS_PROBE_DANE_MAX) {
+		snprintf(err, errlen, "%zu TLSA records: at most %d are checked", n,
+			 CS_PROBE_DANE_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct cs_frame_field *f = cs_frame_get(m, NP_T_TLSA, i);
+
+		if (f->n < 4 || f->n > 3 + CS_TLSA_DATA_MAX) {
+			snprintf(err, errlen, "TLSA record %zu: %zu bytes", i + 1, f->n);
+			return -EINVAL;
+		}
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].usage = f->p[0];
+		out[i].selector = f->p[1];
+		out[i].mtype = f->p[2];
+		out[i].len = f->n - 3;
+		memcpy(out[i].data, f->p + 3, out[i].len);
+	}
+	d->n = n;
+	return cs_probe_dane_check(d, err, errlen);
 }

@@ -15,6 +15,7 @@
 #define NP_PROTO_H
 
 #include "cs_frame.h"
+#include "cs_probe.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -98,6 +99,7 @@ enum np_tag {
 	NP_T_OK,           /* u64: 0/1 */
 	NP_T_SERVED,       /* str: the SHA-256 served */
 	NP_T_ORDER_URL,    /* str: an order to resume (NP_P_ISSUE) or created (NP_N_ORDER) */
+	NP_T_TLSA,         /* bytes, repeated: a TLSA record a probe checks (np_proto_put_tlsa) */
 };
 
 /* The schema of every message, for cs_frame_parse. */
@@ -109,5 +111,21 @@ bool np_proto_from_parent(uint16_t t);
 /* A status field pair (NP_T_STATUS, NP_T_NEGATIVE) written and read back. */
 void np_proto_put_status(struct cs_frame_buf *b, int status);
 int np_proto_get_status(const struct cs_frame_msg *m);
+
+/*
+ * A probe's TLSA records, each an NP_T_TLSA field: usage, selector, matching
+ * type, then the association data.
+ */
+void np_proto_put_tlsa(struct cs_frame_buf *b, const struct cs_probe_dane *d);
+
+/*
+ * The NP_T_TLSA fields of m into out (room for CS_PROBE_DANE_MAX records)
+ * and d (pointing at out). Returns 0, or -EINVAL with why in err: more than
+ * CS_PROBE_DANE_MAX, a field shorter than 4 bytes, data of another length
+ * than its matching type's (32 for SHA-256, 64 for SHA-512) or another
+ * matching type.
+ */
+int np_proto_get_tlsa(const struct cs_frame_msg *m, struct cs_tlsa_rec *out,
+		      struct cs_probe_dane *d, char *err, size_t errlen);
 
 #endif

@@ -447,8 +447,8 @@ static void probe_next(struct pl_drift *d)
 
 		pl_inflight_inc(pl);
 		/* A bound equal to the retry time: one attempt, not a wait for a change. */
-		rc = cs_netproc_probe_start(pl->loop, d->e[d->at].probe, d->want, bound, bound,
-					    on_probe, d);
+		rc = cs_netproc_probe_start(pl->loop, d->e[d->at].probe, d->want, NULL, bound,
+					    bound, on_probe, d);
 		if (rc == 0)
 			return;
 		pl_inflight_dec(pl);

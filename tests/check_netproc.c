@@ -9,7 +9,10 @@
  * not asked for or with a token that would climb out of the webroot, more
  * challenges than the names need, a socket for a revoke, a result for a
  * request of another kind or none, a host call for a verify probe, a message that travels the other way, a
- * test message in a release build, and malformed frames.
+ * test message in a release build, and malformed frames. And what netproc
+ * takes of a probe's TLSA records (NP_T_TLSA in NP_P_PROBE): as many as were
+ * sent, byte for byte, at most CS_PROBE_DANE_MAX, each with the data length
+ * of its matching type.
  */
 #include "cs_b64url.h"
 #include "netproc_fixture.h"
@@ -228,6 +231,104 @@ START_TEST(test_netproc_malformed)
 }
 END_TEST
 
+/* A probe request with n TLSA records as written by np_proto_put_tlsa, parsed into m. */
+static int probe_frame(const struct cs_tlsa_rec *recs, size_t n, struct cs_frame_msg *m)
+{
+	struct cs_frame_buf b = { 0 };
+	int rc;
+
+	cs_frame_begin(&b, NP_P_PROBE, 4);
+	cs_frame_str(&b, NP_T_URL, "smtp://mx.example.test");
+	cs_frame_str(&b, NP_T_WANT, "AB:CD");
+	cs_frame_u64(&b, NP_T_BOUND, 1000);
+	cs_frame_u64(&b, NP_T_RETRY, 250);
+	np_proto_put_tlsa(&b, &(struct cs_probe_dane){ recs, n });
+	ck_assert_int_eq(cs_frame_end(&b), 0);
+	rc = cs_frame_parse(&np_proto_schema, b.p, b.n, m, why, sizeof(why));
+	cs_frame_buf_free(&b);
+	return rc;
+}
+
+START_TEST(test_netproc_probe_tlsa)
+{
+	struct cs_tlsa_rec recs[CS_PROBE_DANE_MAX + 1], got[CS_PROBE_DANE_MAX];
+	struct cs_probe_dane d;
+	struct cs_frame_msg m;
+
+	for (size_t i = 0; i < CS_PROBE_DANE_MAX + 1; i++) {
+		recs[i] = (struct cs_tlsa_rec){ .usage = 3, .selector = 1, .mtype = 1, .len = 32 };
+		memset(recs[i].data, (int)i + 1, 32);
+	}
+	recs[1] = (struct cs_tlsa_rec){ .usage = 2, .selector = 0, .mtype = 2, .len = 64 };
+	memset(recs[1].data, 0xee, 64);
+	/* None: no DANE. */
+	ck_assert_int_eq(probe_frame(recs, 0, &m), 0);
+	ck_assert_int_eq(np_proto_get_tlsa(&m, got, &d, why, sizeof(why)), 0);
+	ck_assert_uint_eq(d.n, 0);
+	cs_frame_msg_free(&m);
+	/* As many as may be, each as it was sent. */
+	ck_assert_int_eq(probe_frame(recs, CS_PROBE_DANE_MAX, &m), 0);
+	ck_assert_msg(np_proto_get_tlsa(&m, got, &d, why, sizeof(why)) == 0, "%s", why);
+	ck_assert_uint_eq(d.n, CS_PROBE_DANE_MAX);
+	ck_assert_ptr_eq(d.recs, got);
+	for (size_t i = 0; i < CS_PROBE_DANE_MAX; i++) {
+		ck_assert_int_eq(got[i].usage, recs[i].usage);
+		ck_assert_int_eq(got[i].selector, recs[i].selector);
+		ck_assert_int_eq(got[i].mtype, recs[i].mtype);
+		ck_assert_uint_eq(got[i].len, recs[i].len);
+		ck_assert_int_eq(memcmp(got[i].data, recs[i].data, recs[i].len), 0);
+	}
+	cs_frame_msg_free(&m);
+	/* One too many. */
+	ck_assert_int_eq(probe_frame(recs, CS_PROBE_DANE_MAX + 1, &m), 0);
+	ck_assert_int_eq(np_proto_get_tlsa(&m, got, &d, why, sizeof(why)), -EINVAL);
+	ck_assert_str_eq(why, "33 TLSA records: at most 32 are checked");
+	cs_frame_msg_free(&m);
+	/* SHA-256 data 31 bytes long, SHA-512 data 32 bytes long, no data, matching type 0. */
+	recs[0].len = 31;
+	ck_assert_int_eq(probe_frame(recs, 1, &m), 0);
+	ck_assert_int_eq(np_proto_get_tlsa(&m, got, &d, why, sizeof(why)), -EINVAL);
+	ck_assert_str_eq(why, "TLSA record 1: 31 bytes of data for matching type 1, not 32");
+	cs_frame_msg_free(&m);
+	recs[0].len = 32;
+	recs[1].len = 32;
+	ck_assert_int_eq(probe_frame(recs, 2, &m), 0);
+	ck_assert_int_eq(np_proto_get_tlsa(&m, got, &d, why, sizeof(why)), -EINVAL);
+	ck_assert_str_eq(why, "TLSA record 2: 32 bytes of data for matching type 2, not 64");
+	cs_frame_msg_free(&m);
+	recs[0].len = 0;
+	ck_assert_int_eq(probe_frame(recs, 1, &m), 0);
+	ck_assert_int_eq(np_proto_get_tlsa(&m, got, &d, why, sizeof(why)), -EINVAL);
+	ck_assert_str_eq(why, "TLSA record 1: 3 bytes");
+	cs_frame_msg_free(&m);
+	recs[0] = (struct cs_tlsa_rec){ .usage = 3, .selector = 1, .mtype = 0, .len = 32 };
+	ck_assert_int_eq(probe_frame(recs, 1, &m), 0);
+	ck_assert_int_eq(np_proto_get_tlsa(&m, got, &d, why, sizeof(why)), -EINVAL);
+	ck_assert_msg(strstr(why, "matching type 0") != NULL, "%s", why);
+	cs_frame_msg_free(&m);
+}
+END_TEST
+
+START_TEST(test_netproc_probe_tlsa_too_long)
+{
+	struct cs_frame_buf b = { 0 };
+	struct cs_frame_msg m;
+	unsigned char rec[3 + CS_TLSA_DATA_MAX + 1] = { 3, 1, 2 };
+
+	/* A field longer than any record: the schema refuses the whole frame. */
+	cs_frame_begin(&b, NP_P_PROBE, 4);
+	cs_frame_str(&b, NP_T_URL, "smtp://mx.example.test");
+	cs_frame_str(&b, NP_T_WANT, "AB:CD");
+	cs_frame_u64(&b, NP_T_BOUND, 1000);
+	cs_frame_u64(&b, NP_T_RETRY, 250);
+	cs_frame_bytes(&b, NP_T_TLSA, rec, sizeof(rec));
+	ck_assert_int_eq(cs_frame_end(&b), 0);
+	ck_assert_int_eq(cs_frame_parse(&np_proto_schema, b.p, b.n, &m, why, sizeof(why)),
+			 -EBADMSG);
+	cs_frame_buf_free(&b);
+}
+END_TEST
+
 Suite *netproc_suite(void)
 {
 	Suite *s = suite_create("netproc");
@@ -237,6 +338,10 @@ Suite *netproc_suite(void)
 	tcase_add_test(tc, test_netproc_signatures);
 	tcase_add_test(tc, test_netproc_challenges_and_calls);
 	tcase_add_test(tc, test_netproc_malformed);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("probe");
+	tcase_add_test(tc, test_netproc_probe_tlsa);
+	tcase_add_test(tc, test_netproc_probe_tlsa_too_long);
 	suite_add_tcase(s, tc);
 	return s;
 }

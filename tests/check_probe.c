@@ -10,9 +10,11 @@
  * length or too many are refused before any connection. The asynchronous
  * verify: ok only when the served leaf is the wanted one and DANE
  * authenticates it, the message naming the record that matched, the
- * caller's records copied at the call.
+ * caller's records copied at the call; and the same through netproc (the
+ * records carried in NP_P_PROBE to the sandboxed certsyncd --netproc).
  */
 #include "cs_fp.h"
+#include "cs_netproc.h"
 #include "cs_probe.h"
 #include "cs_tlsa.h"
 #include "testutil.h"
@@ -234,7 +236,10 @@ static void on_verified(void *arg, bool ok, const char *served, const char *msg)
 	snprintf(a->msg, sizeof(a->msg), "%s", msg);
 }
 
-/* cs_probe_verify_start for the leaf with one record, the caller's copy wiped after the call. */
+/*
+ * cs_probe_verify_start (cs_netproc_probe_start with netproc enabled) for
+ * the leaf with one record, the caller's copy wiped after the call.
+ */
 static void verify(struct cs_tlsa_rec rec, int bound_ms, struct answer *a)
 {
 	uv_loop_t loop;
@@ -245,8 +250,8 @@ static void verify(struct cs_tlsa_rec rec, int bound_ms, struct answer *a)
 	ck_assert_int_eq(cs_fp_cert(leaf, CS_DIGEST_SHA256, want, sizeof(want)), 0);
 	memset(a, 0, sizeof(*a));
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	ck_assert_int_eq(cs_probe_verify_start(&loop, url, want, &d, bound_ms, 200, on_verified,
-					       a),
+	ck_assert_int_eq(cs_netproc_probe_start(&loop, url, want, &d, bound_ms, 200, on_verified,
+						a),
 			 0);
 	memset(&rec, 0, sizeof(rec));
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -282,6 +287,33 @@ START_TEST(test_probe_verify_dane)
 }
 END_TEST
 
+START_TEST(test_probe_verify_dane_netproc)
+{
+	char *program = cs_test_build_path("agent/certsyncd"), *state = cs_test_mkdtemp();
+	struct cs_netproc_stats st;
+	struct answer a;
+
+	cs_netproc_enable(program, NULL, state);
+	verify(rec_of("int.pem", 2, 1, 1), 10000, &a);
+	ck_assert_msg(a.ok, "%s", a.msg);
+	ck_assert_msg(strstr(a.msg, "; DANE: TLSA 2 1 1 matches at depth 1") != NULL, "msg: %s",
+		      a.msg);
+	cs_netproc_stats(&st);
+	ck_assert_uint_eq(st.starts, 1);
+	ck_assert_uint_eq(st.violations, 0);
+
+	verify(rec_of("stray.pem", 3, 1, 1), 1000, &a);
+	ck_assert(!a.ok);
+	ck_assert_msg(strstr(a.msg, "; DANE: no TLSA record matches the served chain") != NULL,
+		      "msg: %s", a.msg);
+	cs_netproc_stats(&st);
+	ck_assert_uint_eq(st.violations, 0);
+	cs_test_rmrf(state);
+	free(state);
+	free(program);
+}
+END_TEST
+
 Suite *probe_suite(void)
 {
 	Suite *s = suite_create("probe");
@@ -294,6 +326,7 @@ Suite *probe_suite(void)
 	tcase_add_test(tc, test_probe_dane_no_match);
 	tcase_add_test(tc, test_probe_dane_refused);
 	tcase_add_test(tc, test_probe_verify_dane);
+	tcase_add_test(tc, test_probe_verify_dane_netproc);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,13 +4,37 @@
  * parent sees them: the issuer and the four requests in flight of
  * tests/netproc_fixture.h (an issue, a revoke, a renewal-info, a probe).
  * The input is cut into frames at each length prefix, so that one run checks
- * a sequence (the challenge counter carries over between frames).
+ * a sequence (the challenge counter carries over between frames). Each frame
+ * is also read the way netproc reads the parent's: against the schema, and
+ * a probe's TLSA records through np_proto_get_tlsa (at most
+ * CS_PROBE_DANE_MAX, each of its matching type's length). Seeds in
+ * corpus/netproc: probe_tlsa (a 3 1 1 and a 2 0 2 record), probed, both.
  */
 #include "../netproc_fixture.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Frame p as netproc takes one from the parent; a probe's records must hold to their rules. */
+static void as_netproc(const uint8_t *p, size_t n)
+{
+	struct cs_tlsa_rec recs[CS_PROBE_DANE_MAX];
+	struct cs_probe_dane d;
+	struct cs_frame_msg m;
+	char why[256];
+
+	if (cs_frame_parse(&np_proto_schema, p, n, &m, why, sizeof(why)) < 0)
+		return;
+	if (m.type == NP_P_PROBE && np_proto_get_tlsa(&m, recs, &d, why, sizeof(why)) == 0) {
+		if (d.n > CS_PROBE_DANE_MAX)
+			abort();
+		for (size_t i = 0; i < d.n; i++)
+			if (d.recs[i].len != (d.recs[i].mtype == 1 ? 32u : 64u))
+				abort();
+	}
+	cs_frame_msg_free(&m);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -26,6 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			n = size;
 		if (np_permit_check(&ctx, data, n, &m, why, sizeof(why)) == 0)
 			cs_frame_msg_free(&m);
+		as_netproc(data, n);
 		data += n;
 		size -= n;
 	}

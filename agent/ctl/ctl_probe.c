@@ -183,7 +183,15 @@ static void probe_report(const struct cs_probe_url *u, const char *url,
 	}
 }
 
-int ctl_probe_main(int argc, char **argv)
+/* What the command line asks for. */
+struct probe_args {
+	const char *expect, *url;
+	double wait_s, timeout_s;
+	bool json;
+};
+
+/* Parses the command line into a; returns -1 to go on, or the exit status. */
+static int probe_args(int argc, char **argv, struct probe_args *a)
 {
 	static const struct option longopts[] = {
 		{ "expect", required_argument, NULL, 'e' },
@@ -193,19 +201,13 @@ int ctl_probe_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *expect = NULL, *url;
-	double wait_s = 0, timeout_s = 10;
-	bool json = false, match = false;
-	char want[CS_FP_MAX] = "", err[512];
-	struct cs_probe_url u;
-	struct cs_probe_result r = { 0 };
 	int c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
-			expect = optarg;
+			a->expect = optarg;
 			break;
 		case 'w':
 		case 't':
@@ -214,10 +216,10 @@ int ctl_probe_main(int argc, char **argv)
 					c == 'w' ? "wait" : "timeout", optarg);
 				return 2;
 			}
-			*(c == 'w' ? &wait_s : &timeout_s) = seconds(optarg);
+			*(c == 'w' ? &a->wait_s : &a->timeout_s) = seconds(optarg);
 			break;
 		case 'j':
-			json = true;
+			a->json = true;
 			break;
 		case 'h':
 			probe_usage(stdout);
@@ -231,19 +233,33 @@ int ctl_probe_main(int argc, char **argv)
 		probe_usage(stderr);
 		return 2;
 	}
-	url = argv[optind];
-	if (cs_probe_url_parse(url, &u, err, sizeof(err)) < 0) {
+	a->url = argv[optind];
+	return -1;
+}
+
+int ctl_probe_main(int argc, char **argv)
+{
+	struct probe_args a = { .timeout_s = 10 };
+	bool match = false;
+	char want[CS_FP_MAX] = "", err[512];
+	struct cs_probe_url u;
+	struct cs_probe_result r = { 0 };
+	int rc = probe_args(argc, argv, &a);
+
+	if (rc >= 0)
+		return rc;
+	if (cs_probe_url_parse(a.url, &u, err, sizeof(err)) < 0) {
 		fprintf(stderr, "certsyncctl probe: %s\n", err);
 		return 2;
 	}
-	if (expect != NULL && expected_fp(expect, want, sizeof(want)) != 0)
+	if (a.expect != NULL && expected_fp(a.expect, want, sizeof(want)) != 0)
 		return 1;
-	if (probe_until(&u, want, wait_s, timeout_s, &r, &match) < 0) {
-		fprintf(stderr, "certsyncctl probe: %s: %s\n", url, r.error);
+	if (probe_until(&u, want, a.wait_s, a.timeout_s, &r, &match) < 0) {
+		fprintf(stderr, "certsyncctl probe: %s: %s\n", a.url, r.error);
 		cs_probe_result_clear(&r);
 		return 1;
 	}
-	probe_report(&u, url, &r, expect, want, match, json);
+	probe_report(&u, a.url, &r, a.expect, want, match, a.json);
 	cs_probe_result_clear(&r);
-	return expect != NULL && !match ? 1 : 0;
+	return a.expect != NULL && !match ? 1 : 0;
 }

@@ -3,7 +3,8 @@
 # Dovecot (IMAP STARTTLS, POP3 STLS, IMAPS), each on a free loopback port:
 # what it reports served is what `openssl s_client` sees; after a new bundle
 # and a reload, --expect/--wait sees the new certificate, and an old or
-# wrong expectation exits 1. Needs root (the servers run as root).
+# wrong expectation exits 1; --tlsa checks the served chain with DANE.
+# Needs root (the servers run as root).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/servers.bash"
 
@@ -58,6 +59,25 @@ assert d["certificates"][0]["sha256"] == sys.argv[2] and d["certificates"][0]["s
 assert len(d["certificates"]) == 2
 PY
 pass "probe --json"
+
+# DANE as a validating SMTP client sees it: the records certsyncctl tlsa
+# prints (3 1 1 of the served leaf, 2 1 1 of the intermediate the chain
+# carries) authenticate it; the first leaf's record, which Postfix no longer
+# serves, does not, and exits 1 with the reason.
+tlsa() { "$CERTSYNCCTL" tlsa "$@" | awk '{print $4, $5, $6, $7}'; }
+cat "$P/leaf2.pem" "$P/int.pem" >"$T/chain2.pem"
+probe "smtp://127.0.0.1:$smtp?sni=leaf.example.test" --tlsa "$(tlsa "$P/leaf.pem")" \
+	--tlsa "$(tlsa "$P/leaf2.pem")" || { cat "$T/stdout" "$T/stderr"; fail "probe --tlsa 3 1 1"; }
+grep -q "^  DANE: yes, TLSA 3 1 1 matches at depth 0$" "$T/stdout" || fail "DANE line: $(tail -1 "$T/stdout")"
+probe "smtp://127.0.0.1:$smtp?sni=leaf.example.test" --tlsa "$(tlsa --usage 2 "$T/chain2.pem")" ||
+	{ cat "$T/stdout" "$T/stderr"; fail "probe --tlsa 2 1 1"; }
+grep -q "^  DANE: yes, TLSA 2 1 1 matches at depth 1$" "$T/stdout" || fail "DANE line: $(tail -1 "$T/stdout")"
+rc=0
+probe "smtp://127.0.0.1:$smtp?sni=leaf.example.test" --tlsa "$(tlsa "$P/leaf.pem")" || rc=$?
+[ $rc = 1 ] || fail "a TLSA record of another key exited $rc"
+grep -q "^  DANE: NO, no TLSA record matches the served chain" "$T/stdout" ||
+	fail "DANE mismatch line: $(tail -1 "$T/stdout")"
+pass "smtp: probe --tlsa authenticates the served chain with DANE (3 1 1, 2 1 1) or says why not"
 
 # --- Dovecot: IMAP STARTTLS, POP3 STLS, IMAPS implicit TLS, ManageSieve STARTTLS.
 imap=$(free_port) pop3=$(free_port) imaps=$(free_port) sieve=$(free_port)

@@ -36,11 +36,11 @@ postfix_stop() {
 	done
 }
 
-# postfix_start DIR BUNDLE PORT: a private Postfix with smtpd on 127.0.0.1:PORT
-# serving BUNDLE (smtpd_tls_chain_files) over STARTTLS. Lines in
-# $POSTFIX_EXTRA are added to main.cf.
-postfix_start() {
-	local d=$1 bundle=$2 port=$3
+# postfix_conf DIR MYHOSTNAME: the main.cf and master.cf of a private
+# Postfix in DIR (queue, data and log maillog in DIR), without its smtpd
+# service and without any inet_interfaces: its callers add theirs.
+postfix_conf() {
+	local d=$1
 	mkdir -p "$d/queue" "$d/data"
 	# The postfix user must reach its data directory; keys stay in 0700 dirs.
 	chmod 755 "$T" "$d"
@@ -51,21 +51,38 @@ queue_directory = $d/queue
 data_directory = $d/data
 mail_owner = postfix
 setgid_group = postdrop
-inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
-myhostname = mail.example.test
-mydestination =
-smtpd_tls_chain_files = $bundle
-smtpd_tls_security_level = may
+myhostname = $2
 maillog_file = $d/maillog
 maillog_file_prefixes = /var, $d
-${POSTFIX_EXTRA:-}
 CF
 	sed -e 's/^smtp \{1,\}inet.*/#&/' /etc/postfix/master.cf >"$d/master.cf"
-	echo "127.0.0.1:$port inet n - n - - smtpd" >>"$d/master.cf"
+}
+
+# postfix_run DIR: checks the Postfix configured in DIR and starts it; it is
+# stopped at the end of the test.
+postfix_run() {
+	local d=$1
 	postfix -c "$d" check || fail "postfix check: $(cat "$d/maillog" 2>/dev/null)"
 	postfix -c "$d" start >/dev/null 2>&1 || fail "postfix start: $(cat "$d/maillog" 2>/dev/null)"
 	CS_STOPS+=("postfix_stop '$d'")
+}
+
+# postfix_start DIR BUNDLE PORT: a private Postfix with smtpd on 127.0.0.1:PORT
+# serving BUNDLE (smtpd_tls_chain_files) over STARTTLS. Lines in
+# $POSTFIX_EXTRA are added to main.cf.
+postfix_start() {
+	local d=$1 bundle=$2 port=$3
+	postfix_conf "$d" mail.example.test
+	cat >>"$d/main.cf" <<CF
+inet_interfaces = 127.0.0.1
+mydestination =
+smtpd_tls_chain_files = $bundle
+smtpd_tls_security_level = may
+${POSTFIX_EXTRA:-}
+CF
+	echo "127.0.0.1:$port inet n - n - - smtpd" >>"$d/master.cf"
+	postfix_run "$d"
 	wait_port "$port"
 }
 

@@ -1,7 +1,10 @@
 # Private Postfix and Dovecot instances for the integration tests (sourced
-# after lib.bash). Each listens on 127.0.0.1 on a free port, keeps all its
-# state under $T, and is stopped by the EXIT trap. Needs root, as a real
-# mail server does. Facts in ../shared/TESTING.md.
+# after lib.bash). Each listens on 127.0.0.1 on a free port (the DANE
+# receiver on its own loopback address, port 25), keeps all its state under
+# $T, and is stopped by the EXIT trap. For the DANE tests (dns.bash sourced
+# too): start_receiver, start_sender (a DANE-validating Postfix), send_mail
+# and sender_stats. Needs root, as a real mail server does. Facts in
+# ../shared/TESTING.md.
 
 # conf_reloaders postfix|dovecot...: for each, a blank line and its [reload]
 # section: "postfix" for the Postfix in $T/postfix, "dovecot" for the
@@ -59,31 +62,113 @@ CF
 	sed -e 's/^smtp \{1,\}inet.*/#&/' /etc/postfix/master.cf >"$d/master.cf"
 }
 
-# postfix_run DIR: checks the Postfix configured in DIR and starts it; it is
-# stopped at the end of the test.
+# postfix_run DIR [WRAPPER...]: checks the Postfix configured in DIR and
+# starts it (the command "postfix -c DIR start" run through WRAPPER when
+# given); it is stopped at the end of the test.
 postfix_run() {
 	local d=$1
+	shift
 	postfix -c "$d" check || fail "postfix check: $(cat "$d/maillog" 2>/dev/null)"
-	postfix -c "$d" start >/dev/null 2>&1 || fail "postfix start: $(cat "$d/maillog" 2>/dev/null)"
+	"$@" postfix -c "$d" start >/dev/null 2>&1 || fail "postfix start: $(cat "$d/maillog" 2>/dev/null)"
 	CS_STOPS+=("postfix_stop '$d'")
 }
 
-# postfix_start DIR BUNDLE PORT: a private Postfix with smtpd on 127.0.0.1:PORT
-# serving BUNDLE (smtpd_tls_chain_files) over STARTTLS. Lines in
-# $POSTFIX_EXTRA are added to main.cf.
+# tcp_accepts ADDR PORT: whether something accepts on ADDR:PORT now.
+tcp_accepts() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# postfix_start DIR BUNDLE [ADDR:]PORT: a private Postfix with smtpd on
+# ADDR:PORT (127.0.0.1 unless given) serving BUNDLE (smtpd_tls_chain_files)
+# over STARTTLS. It takes mail for example.test (any recipient) and drops it.
+# Lines in $POSTFIX_EXTRA are added to main.cf.
 postfix_start() {
-	local d=$1 bundle=$2 port=$3
+	local d=$1 bundle=$2 addr=127.0.0.1 port=$3 ifaces=127.0.0.1
+	# Another loopback address is not an interface address: "all" takes it.
+	case $port in *:*) addr=${port%:*} port=${port##*:} ifaces=all ;; esac
 	postfix_conf "$d" mail.example.test
 	cat >>"$d/main.cf" <<CF
-inet_interfaces = 127.0.0.1
-mydestination =
+inet_interfaces = $ifaces
+mydestination = example.test
+local_recipient_maps =
+local_transport = discard:
 smtpd_tls_chain_files = $bundle
 smtpd_tls_security_level = may
 ${POSTFIX_EXTRA:-}
 CF
-	echo "127.0.0.1:$port inet n - n - - smtpd" >>"$d/master.cf"
+	echo "$addr:$port inet n - n - - smtpd" >>"$d/master.cf"
 	postfix_run "$d"
-	wait_port "$port"
+	wait_until 10 tcp_accepts "$addr" "$port" || fail "nothing listens on $addr:$port"
+}
+
+# start_receiver BUNDLE [DIR]: the receiving Postfix of the DANE tests:
+# postfix_start in DIR ($T/postfix, the one conf_reloaders names, unless
+# given) on $RECV_ADDR:25 (mail.example.test in dns.bash's zone), serving
+# BUNDLE. Its log: DIR/maillog.
+start_receiver() {
+	postfix_start "${2:-$T/postfix}" "$1" "${RECV_ADDR:?source dns.bash first}:25"
+}
+
+# start_sender [DIR]: a sending Postfix in DIR ($T/sender unless given)
+# that delivers with DANE (smtp_tls_security_level = dane,
+# smtp_dns_support_level = dnssec) and resolves through start_unbound's
+# resolver: it runs in a mount namespace of its own where DIR/resolv.conf
+# (nameserver $RESOLVER, options trust-ad) is bound over /etc/resolv.conf,
+# its smtp client not chrooted. It tries deferred mail again after 1 s to
+# 2 s and caches no connection; each of its smtp processes keeps a TLSA
+# RRset it fetched for the TTL the resolver gave plus 1 s (Postfix's own
+# cache; its clock counts whole seconds). Sets SENDER_DIR; its log is
+# $SENDER_DIR/maillog.
+start_sender() {
+	local d=${1:-$T/sender}
+	: "${RESOLVER:?start_unbound first}"
+	postfix_conf "$d" sender.example.test
+	cat >>"$d/main.cf" <<CF
+inet_interfaces = 127.0.0.1
+mydestination =
+smtp_tls_security_level = dane
+smtp_dns_support_level = dnssec
+smtp_tls_loglevel = 1
+smtp_connection_cache_on_demand = no
+smtp_connect_timeout = 5s
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+CF
+	# The smtp client must read the namespace's /etc/resolv.conf, not one in
+	# its chroot (glibc would ask 127.0.0.1:53 when that is missing).
+	awk '($1 == "smtp" || $1 == "relay") && $2 == "unix" { $5 = "n" } 1' \
+		"$d/master.cf" >"$d/master.cf.new"
+	mv "$d/master.cf.new" "$d/master.cf"
+	# glibc clears the AD bit of answers unless told to trust the server.
+	printf 'nameserver %s\noptions trust-ad\n' "$RESOLVER" >"$d/resolv.conf"
+	postfix_run "$d" unshare --mount --propagation private -- \
+		sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$d/resolv.conf"
+	SENDER_DIR=$d
+	wait_until 10 postfix -c "$d" status 2>/dev/null || fail "the sending Postfix did not start"
+}
+
+# send_mail ID: queues one message from sender@sender.example.test to
+# someone@example.test at the sending Postfix, ID in its subject and body.
+send_mail() {
+	printf 'Subject: certsync DANE test %s\n\nmessage %s\n' "$1" "$1" |
+		sendmail -C "$SENDER_DIR" -f sender@sender.example.test someone@example.test
+}
+
+# sender_stats: "SENT VERIFIED DEFERRED" from the sending Postfix's log:
+# deliveries with status=sent, "Verified TLS connection established" lines,
+# and delivery attempts with status=deferred or status=bounced.
+sender_stats() {
+	local pat n out=""
+	for pat in 'status=sent' 'Verified TLS connection established' 'status=(deferred|bounced)'; do
+		n=$(grep -cE -- "$pat" "$SENDER_DIR/maillog" 2>/dev/null) || true
+		out="$out${out:+ }${n:-0}"
+	done
+	echo "$out"
+}
+
+# sender_queued: how many messages wait in the sending Postfix's queue
+# (not yet delivered: new, active or deferred).
+sender_queued() {
+	postqueue -c "$SENDER_DIR" -j | grep -c . || true
 }
 
 # dovecot_start DIR CERT KEY IMAP_PORT POP3_PORT IMAPS_PORT [SIEVE_PORT]: a

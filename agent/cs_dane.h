@@ -49,6 +49,9 @@ struct cs_dane_state {
 	bool update_failed;     /* the last update failed */
 	char update_err[300];
 	uint64_t update_failures; /* updates that failed, ever (a counter) */
+	uint64_t kept;          /* renewals that kept the current key because the next
+				   one was not ready (a counter; the pipeline's loop
+				   thread owns it) */
 };
 
 /* The changes an update makes: records to add and to delete. */

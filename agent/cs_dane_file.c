@@ -121,6 +121,7 @@ int cs_dane_load(const char *state_dir, const char *name, struct cs_dane_state *
 	st->updated_at = json_integer_value(json_object_get(root, "updated_at"));
 	st->update_failed = json_is_true(json_object_get(root, "update_failed"));
 	st->update_failures = (uint64_t)json_integer_value(json_object_get(root, "update_failures"));
+	st->kept = (uint64_t)json_integer_value(json_object_get(root, "kept_current_key"));
 	snprintf(st->update_err, sizeof(st->update_err), "%s",
 		 json_string_value(json_object_get(root, "update_error")) ?: "");
 	json_decref(root);
@@ -154,6 +155,7 @@ int cs_dane_save(const char *state_dir, const char *name, const struct cs_dane_s
 	json_object_set_new(root, "update_failed", json_boolean(st->update_failed));
 	json_object_set_new(root, "update_failures", json_integer((json_int_t)st->update_failures));
 	json_object_set_new(root, "update_error", json_string(st->update_err));
+	json_object_set_new(root, "kept_current_key", json_integer((json_int_t)st->kept));
 	text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(root);
 	if (text == NULL) {

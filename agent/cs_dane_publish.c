@@ -29,6 +29,15 @@ size_t cs_dane_owners(const struct cs_cfg_cert *c, char (*out)[CS_DANE_OWNER_MAX
 	return n;
 }
 
+/* A program's output on one line: line ends and other controls become spaces. */
+static const char *one_line(char *s)
+{
+	for (char *q = s; *q != '\0'; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			*q = ' ';
+	return s[0] ? s : "(no output)";
+}
+
 /* "server ADDR PORT" for dane_server "ADDR:PORT" or "[V6]:PORT". */
 static void server_line(const char *hostport, char *out, size_t len)
 {
@@ -98,7 +107,7 @@ static int by_nsupdate(const struct cs_cfg_cert *c, const char *state_dir,
 		snprintf(err, errlen, "%s", why);
 	else
 		snprintf(err, errlen, "nsupdate to %s exited with status %d: %s", c->dane.server, rc,
-			 out[0] ? out : "(no output)");
+			 one_line(out));
 	return -1;
 }
 
@@ -129,7 +138,7 @@ static int hook_one(const struct cs_cfg_cert *c, const char *action, const char 
 		snprintf(err, errlen, "%s", why);
 	else
 		snprintf(err, errlen, "%s %s %s: exit status %d: %s", c->dane.hook, action, owner, rc,
-			 out[0] ? out : "(no output)");
+			 one_line(out));
 	return -1;
 }
 

@@ -9,6 +9,7 @@
 #define CS_VERIFY_H
 
 #include "cs_config.h"
+#include "cs_dane.h"
 
 #include <stdbool.h>
 #include <uv.h>
@@ -26,5 +27,25 @@ typedef void (*cs_verify_cb)(void *arg, bool ok, const char *summary);
  */
 int cs_verify_start(uv_loop_t *loop, const struct cs_cfg_list *urls, const char *want_sha256,
 		    int bound_ms, cs_verify_cb cb, void *arg);
+
+/*
+ * The TLSA RRsets a validating resolver gave for a cert's DANE owners
+ * ("_25._tcp.mail.example.com"), one answer per owner.
+ */
+struct cs_verify_dane {
+	const char (*owners)[CS_DANE_OWNER_MAX];
+	const struct cs_dnsq_answer *answers;
+	size_t n;
+};
+
+/*
+ * cs_verify_start, and each URL whose "_PORT._tcp.NAME" (NAME: its SNI
+ * name, else its host) is one of dane's owners with a validated answer must
+ * also be authenticated by that TLSA RRset (the probe's DANE check, as a
+ * DANE-validating sender would do). dane NULL: cs_verify_start.
+ */
+int cs_verify_start_dane(uv_loop_t *loop, const struct cs_cfg_list *urls, const char *want_sha256,
+			 const struct cs_verify_dane *dane, int bound_ms, cs_verify_cb cb,
+			 void *arg);
 
 #endif

@@ -226,10 +226,12 @@ START_TEST(test_dane_files)
 		if (st.r[i].role == CS_DANE_NEXT)
 			st.r[i].visible_since = T0 + 5;
 	st.ttl = 77;
+	st.kept = 4;
 	ck_assert_int_eq(cs_dane_save(cs_test_tmp, "mail", &st, err, sizeof(err)), 0);
 	ck_assert_int_eq(cs_dane_load(cs_test_tmp, "mail", &back, err, sizeof(err)), 0);
 	ck_assert_uint_eq(back.n, 2);
 	ck_assert_int_eq(back.ttl, 77);
+	ck_assert_uint_eq(back.kept, 4);
 	ck_assert_str_eq(cs_dane_role(&back, CS_DANE_NEXT)->hex, B);
 	ck_assert_int_eq(cs_dane_role(&back, CS_DANE_NEXT)->visible_since, T0 + 5);
 	ck_assert(cs_dane_role(&back, CS_DANE_CURRENT)->published);

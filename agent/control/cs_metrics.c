@@ -327,7 +327,7 @@ static void render_dane(struct buf *b, const struct cs_cert_status *v, size_t n)
 		  "TLSA record updates (nsupdate or dane_hook) that failed." },
 		{ "certsync_dane_current_key_kept_total", "counter",
 		  "Renewals that kept the current key because the next key's record was not yet "
-		  "visible for 2 x TTL (since the agent started)." },
+		  "visible for 2 x TTL (kept in state_dir/dane)." },
 	};
 
 	for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {

@@ -26,10 +26,11 @@ void ctl_dane_line(json_t *c)
 
 	if (!json_is_object(d))
 		return;
-	printf("  %-20s %lld 1 1, %s: %s\n", "dane",
+	printf("  %-20s %lld 1 1, %s: %s (renewals that kept the current key: %lld)\n", "dane",
 	       (long long)json_integer_value(json_object_get(d, CS_PROTO_K_DANE_USAGE)),
 	       json_is_true(json_object_get(d, CS_PROTO_K_OK)) ? "ok" : "NOT OK",
-	       jstr(d, CS_PROTO_K_DANE_NEXT, "no look through the resolver yet"));
+	       jstr(d, CS_PROTO_K_DANE_NEXT, "no look through the resolver yet"),
+	       (long long)json_integer_value(json_object_get(d, CS_PROTO_K_DANE_KEPT)));
 }
 
 static void print_records(json_t *d, long long usage)

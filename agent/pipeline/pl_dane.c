@@ -160,6 +160,8 @@ static void dane_done(uv_work_t *req, int status)
 		return;
 	}
 	dane_log(c, d, j);
+	/* The loop counts kept keys: a renewal may have counted one during the look. */
+	j->st.kept = d->st.kept;
 	d->st = j->st;
 	d->n_owners = j->n_owners;
 	memcpy(d->owners, j->owners, sizeof(d->owners));
@@ -225,6 +227,44 @@ void pl_dane_checked(struct cert *c)
 	}
 }
 
+/* The records j may deploy: the deployed one's and those the resolver shows. */
+static void gate_plan(struct cert *c, const struct pl_dane *d, struct renew_job *j)
+{
+	char cur[CS_DANE_HEX];
+
+	deployed_record(c, cur, sizeof(cur));
+	/* Nothing deployed yet: no record can match anything; nothing to break. */
+	if (cur[0] == '\0')
+		return;
+	j->dane_gate = true;
+	j->dane_usage = c->cfg->dane.usage;
+	snprintf(j->dane_allow[j->dane_n_allow++], CS_DANE_HEX, "%s", cur);
+	for (size_t i = 0; i < d->st.n && d->st.validated; i++)
+		if (d->st.r[i].visible_since != 0)
+			snprintf(j->dane_allow[j->dane_n_allow++], CS_DANE_HEX, "%s", d->st.r[i].hex);
+}
+
+int pl_dane_gate(struct renew_job *j, const cs_material *m)
+{
+	char hex[CS_DANE_HEX] = "";
+
+	if (!j->dane_gate)
+		return 0;
+	if (j->dane_usage == 3 && m->key != NULL)
+		(void)cs_tlsa_key_data(m->key, 1, hex, sizeof(hex));
+	else if (j->dane_usage == 2 && sk_X509_num(m->chain) > 0)
+		(void)cs_tlsa_data(sk_X509_value(m->chain, 0), 1, 1, hex, sizeof(hex));
+	for (size_t i = 0; hex[0] && i < j->dane_n_allow; i++)
+		if (strcmp(hex, j->dane_allow[i]) == 0)
+			return 0;
+	snprintf(j->err, sizeof(j->err),
+		 "DANE: refusing to deploy: no published, validated TLSA record matches the new "
+		 "certificate's %s (%d 1 1 %s); `certsyncctl dane %s` shows what is published",
+		 j->dane_usage == 3 ? "key" : "issuer", j->dane_usage, hex[0] ? hex : "?",
+		 j->cfg->name);
+	return -EPERM;
+}
+
 void pl_dane_key_plan(struct cert *c, struct renew_job *j)
 {
 	struct pl_dane *d = pl_dane_get(c);
@@ -232,7 +272,10 @@ void pl_dane_key_plan(struct cert *c, struct renew_job *j)
 	int64_t left;
 	time_t now = pl_now(c->pl);
 
-	if (d == NULL || c->cfg->dane.usage != 3)
+	if (d == NULL)
+		return;
+	gate_plan(c, d, j);
+	if (c->cfg->dane.usage != 3)
 		return;
 	j->dane = true;
 	next = cs_dane_role(&d->st, CS_DANE_NEXT);
@@ -287,7 +330,8 @@ EVP_PKEY *pl_dane_key_pick(struct renew_job *j, const cs_material *m)
 		j->dane_used = PL_DANE_KEY_CURRENT;
 		return m->key;
 	}
-	j->dane_used = PL_DANE_KEY_NEW;
+	/* Nothing deployed: no record can match anything yet; the first look publishes it. */
+	j->dane_used = m == NULL || m->key == NULL ? PL_DANE_KEY_FIRST_NEW : PL_DANE_KEY_NEW;
 	return NULL;
 }
 
@@ -302,16 +346,19 @@ void pl_dane_key_report(struct cert *c, const struct renew_job *j)
 		break;
 	case PL_DANE_KEY_CURRENT:
 		if (d != NULL)
-			d->kept++;
+			d->st.kept++;
 		cs_notice("%s: DANE: renewing with the current key: %s", c->cfg->name, j->dane_note);
 		break;
 	case PL_DANE_KEY_FIRST:
-		cs_notice("%s: DANE: no current key: the first certificate takes the staged key",
-			  c->cfg->name);
+	case PL_DANE_KEY_FIRST_NEW:
+		cs_notice("%s: DANE: no certificate deployed yet: the first one takes %s key; its "
+			  "TLSA record is published at the agent's first look",
+			  c->cfg->name, j->dane_used == PL_DANE_KEY_FIRST ? "the staged" : "a new");
 		break;
 	case PL_DANE_KEY_NEW:
-		cs_warn("%s: DANE: no current or staged key: a new key whose TLSA record is not "
-			"published yet",
+		cs_warn("%s: DANE: neither the current key (of another type than key =) nor a "
+			"staged one can be used: a new key, which is deployed only once its TLSA "
+			"record has been published",
 			c->cfg->name);
 		break;
 	default:
@@ -380,7 +427,7 @@ void pl_dane_status(const struct cert *c, struct cs_cert_status *out)
 	out->dane_n_owners = d->n_owners;
 	out->dane_owners = (const char(*)[CS_DANE_OWNER_MAX])d->owners;
 	out->dane_answers = d->ans;
-	out->dane_kept = d->kept;
+	out->dane_kept = d->st.kept;
 	out->dane_next_ready = c->cfg->dane.usage == 3 &&
 			       cs_dane_next_ready(&d->st, now, c->cfg->dane.ttl, &left);
 	dane_next_text(c, d, now, out->dane_next, sizeof(out->dane_next));

@@ -37,9 +37,16 @@ static void deploy_work(uv_work_t *req)
 			j->unusable = true;
 			return;
 		}
+		if ((j->rc = pl_dane_gate(j, j->m)) < 0)
+			return;
 		/* Stored already: written to the outputs only; examined above. */
 		j->rc = cs_deploy_examined(j->cfg, j->m, j->prev, j->state_dir, 0, j->now, &j->ex,
 					   true, &j->written, j->err, sizeof(j->err));
+	} else if ((j->rc = pl_dane_gate(j, j->m)) < 0) {
+		/* Kept: deployed without a new order once its record is published. */
+		char why[300];
+		j->stored = cs_deploy_save_gen(j->state_dir, j->cfg->name, j->gen, j->m, why,
+					       sizeof(why)) == 0;
 	} else {
 		j->rc = cs_deploy_examined(j->cfg, j->m, j->prev, j->state_dir, j->gen, j->now,
 					   &j->ex, false, &j->written, j->err, sizeof(j->err));

@@ -288,6 +288,7 @@ enum pl_dane_key {
 	PL_DANE_KEY_CURRENT,  /* the deployed one: the next one's record is not ready */
 	PL_DANE_KEY_NEXT,     /* the staged one, whose record has been visible for 2 x TTL */
 	PL_DANE_KEY_FIRST,    /* the staged one, for a first certificate */
+	PL_DANE_KEY_FIRST_NEW, /* a new one, for a first certificate (nothing staged) */
 	PL_DANE_KEY_NEW,      /* neither could be read: a new one */
 };
 
@@ -312,6 +313,11 @@ struct renew_job {
 	char dane_hex[CS_DANE_HEX];
 	char dane_note[300];
 	enum pl_dane_key dane_used;
+	/* DANE: only material whose record is one of these is deployed (dane_gate). */
+	bool dane_gate;
+	int dane_usage;
+	size_t dane_n_allow;
+	char dane_allow[CS_DANE_MAX + 1][CS_DANE_HEX];
 	char prev_err[600]; /* why it could not be decoded ("": it could) */
 	struct pl_der der;  /* the deployed set encoded on the work queue */
 	int gen;
@@ -438,7 +444,6 @@ struct pl_dane {
 	char owners[CS_DANE_MAX_OWNERS][CS_DANE_OWNER_MAX];
 	struct cs_dnsq_answer ans[CS_DANE_MAX_OWNERS]; /* each owner's answer */
 	bool have_view;
-	uint64_t kept;          /* renewals that kept the current key (not ready) */
 	bool ready_logged;
 	char logged_update[300], logged_check[300]; /* problems logged, to log changes only */
 };
@@ -453,6 +458,12 @@ void pl_dane_checked(struct cert *c);
 void pl_dane_key_plan(struct cert *c, struct renew_job *j);
 /* Work queue: that key (a reference for j), or NULL for a new one; m: the deployed set. */
 EVP_PKEY *pl_dane_key_pick(struct renew_job *j, const cs_material *m);
+/*
+ * Work queue: 0 when m may be deployed under DANE (its key's, or issuer's,
+ * record is published and validated, or it is the one deployed now), else
+ * -EPERM with j->err saying why.
+ */
+int pl_dane_gate(struct renew_job *j, const cs_material *m);
 /* Loop: logs (and counts) the key j took. */
 void pl_dane_key_report(struct cert *c, const struct renew_job *j);
 /* The DANE part of c's status (nothing without dane). */

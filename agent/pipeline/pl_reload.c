@@ -132,11 +132,15 @@ static void round_over(struct cert *c)
 	}
 	pl_step(c, PL_EV_RELOADED);
 	pl_inflight_inc(pl);
+	struct cs_verify_dane vd = { 0 };
+	if (c->dane != NULL && c->dane->have_view)
+		vd = (struct cs_verify_dane){ (const char(*)[CS_DANE_OWNER_MAX])c->dane->owners,
+					      c->dane->ans, c->dane->n_owners };
 	rc = pl->drv.verify_start != NULL
 		     ? pl->drv.verify_start(pl->drv.arg, pl->loop, &c->cfg->verify, c->sha256,
 					    bound, on_verified, c)
-		     : cs_verify_start(pl->loop, &c->cfg->verify, c->sha256, bound, on_verified,
-				       c);
+		     : cs_verify_start_dane(pl->loop, &c->cfg->verify, c->sha256,
+					    vd.n > 0 ? &vd : NULL, bound, on_verified, c);
 	if (rc < 0) {
 		pl_inflight_dec(pl);
 		cs_err("%s: cannot start the verify probes", c->cfg->name);

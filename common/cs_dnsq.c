@@ -251,7 +251,6 @@ int cs_dnsq_tlsa(const char *server, const char *owner, int timeout_ms, struct c
 	uint16_t id;
 	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 5000);
 	int qlen, n;
-	ns_msg msg;
 
 	memset(a, 0, sizeof(*a));
 	if (cs_dnsq_parse_server(server, &ss, &sslen, err, errlen) < 0)
@@ -275,15 +274,25 @@ int cs_dnsq_tlsa(const char *server, const char *owner, int timeout_ms, struct c
 		free(resp);
 		return n;
 	}
-	if (ns_initparse(resp, n, &msg) < 0) {
+	if (cs_dnsq_parse(resp, (size_t)n, a) < 0) {
 		snprintf(err, errlen, "resolver %s: malformed answer for %s TLSA", server, owner);
 		free(resp);
 		return -EPROTO;
 	}
+	free(resp);
+	return 0;
+}
+
+int cs_dnsq_parse(const unsigned char *msg_buf, size_t len, struct cs_dnsq_answer *a)
+{
+	ns_msg msg;
+
+	memset(a, 0, sizeof(*a));
+	if (len > MAX_MSG || ns_initparse(msg_buf, (int)len, &msg) < 0)
+		return -EPROTO;
 	a->rcode = ns_msg_getflag(msg, ns_f_rcode);
 	a->ad = ns_msg_getflag(msg, ns_f_ad) != 0;
 	if (a->rcode == ns_r_noerror)
 		take_records(&msg, a);
-	free(resp);
 	return 0;
 }

@@ -38,6 +38,13 @@ int cs_dnsq_parse_server(const char *s, void *sockaddr_storage, unsigned *len, c
 			 size_t errlen);
 
 /*
+ * Reads a DNS answer (len bytes, as a resolver sent it) into *a: its rcode,
+ * the AD bit and the TLSA records of its answer section. Returns 0, or
+ * -EPROTO when it is not a well-formed DNS message.
+ */
+int cs_dnsq_parse(const unsigned char *msg, size_t len, struct cs_dnsq_answer *a);
+
+/*
  * Asks server ("ADDR:PORT") for the TLSA records of owner within timeout_ms.
  * Returns 0 with *a filled (an NXDOMAIN or an empty answer is a success with
  * n = 0; a looks at a->rcode and a->ad), or a negative errno with err saying

@@ -14,7 +14,9 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -255,6 +257,53 @@ START_TEST(test_dane_files)
 }
 END_TEST
 
+/* The fuzz seed NAME (tests/fuzz/corpus/dnsq) parsed into *a; returns cs_dnsq_parse's code. */
+static int parse_seed(const char *name, struct cs_dnsq_answer *a)
+{
+	char path[4096];
+	unsigned char buf[4096];
+	const char *src = getenv("CS_SOURCE_DIR");
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/dnsq/%s", src ? src : ".", name);
+	f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "%s", path);
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	return cs_dnsq_parse(buf, n, a);
+}
+
+/* What the parser takes from an answer: rcode, AD, the TLSA records and the smallest TTL. */
+START_TEST(test_dane_parse_answer)
+{
+	struct cs_dnsq_answer a;
+	char hex[CS_DANE_HEX + 64];
+
+	ck_assert_int_eq(parse_seed("two_records_ad", &a), 0);
+	ck_assert_int_eq(a.rcode, 0);
+	ck_assert(a.ad);
+	ck_assert_uint_eq(a.n, 2);
+	ck_assert_uint_eq(a.ttl, 60);
+	ck_assert_int_eq(a.recs[0].usage, 3);
+	ck_assert_int_eq(cs_tlsa_rec_hex(&a.recs[0], hex, sizeof(hex)), 0);
+	/* SHA-256 of "a" */
+	ck_assert_str_eq(hex, "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb");
+	ck_assert_int_eq(a.recs[1].mtype, 2);
+	ck_assert_uint_eq(a.recs[1].len, 64);
+	/* Data whose length is not its matching type's is counted, not kept. */
+	ck_assert_int_eq(parse_seed("odd_lengths", &a), 0);
+	ck_assert(!a.ad);
+	ck_assert_uint_eq(a.n, 0);
+	ck_assert_uint_eq(a.n_other, 2);
+	ck_assert_int_eq(parse_seed("nxdomain_ad", &a), 0);
+	ck_assert_int_eq(a.rcode, 3);
+	ck_assert(a.ad);
+	ck_assert_uint_eq(a.n, 0);
+	ck_assert_int_eq(cs_dnsq_parse((const unsigned char *)"\x12\x34\x81", 3, &a), -EPROTO);
+}
+END_TEST
+
 Suite *dane_suite(void)
 {
 	Suite *s = suite_create("dane");
@@ -267,6 +316,7 @@ Suite *dane_suite(void)
 	tcase_add_test(tc, test_dane_rollover_retires_old_current);
 	tcase_add_test(tc, test_dane_rollback_keeps_record);
 	tcase_add_test(tc, test_dane_failed_update);
+	tcase_add_test(tc, test_dane_parse_answer);
 	tcase_add_checked_fixture(tc, cs_test_tmp_setup, cs_test_tmp_teardown);
 	tcase_add_test(tc, test_dane_files);
 	suite_add_tcase(s, tc);

@@ -9,8 +9,9 @@ DANE_TTL=4 # of the TLSA records the agent publishes (s)
 
 # dane_setup right|wrong: DNS, resolver, the first certificate (certsyncd
 # --once, before Postfix is configured), the receiver serving it and the
-# sender; $T/certsync.conf publishes with the zone's TSIG key (right) or
-# another secret under the same name (wrong: every update is refused).
+# sender; $T/certsync.conf publishes "3 1 1" records with the zone's TSIG
+# key (right) or another secret under the same name (wrong: every update is
+# refused). $DANE_CONF, when set, replaces those dane* lines.
 dane_setup() {
 	local key
 	dns_need
@@ -28,10 +29,10 @@ names         = mail.example.test
 bundle        = $T/out/mail.pem
 reload        = postfix
 verify        = smtp://$RECV_ADDR:25?sni=mail.example.test
-dane          = 3 1 1
+${DANE_CONF:-dane          = 3 1 1
 dane_update   = rfc2136
 dane_server   = 127.0.0.1:$DNS_PORT
-dane_tsig_key = $key
+dane_tsig_key = $key}
 dane_resolver = $RESOLVER:53
 dane_ttl      = ${DANE_TTL}s
 CONF

@@ -38,6 +38,22 @@ static const char *one_line(char *s)
 	return s[0] ? s : "(no output)";
 }
 
+/*
+ * A program's outcome (cs_run's rc) into 0, or -1 with err: cs_run's own
+ * words (why) when it did not run to its end, else "WHAT exited with status
+ * N: its output".
+ */
+static int outcome(int rc, const char *why, char *out, const char *what, char *err, size_t errlen)
+{
+	if (rc == 0)
+		return 0;
+	if (rc < 0)
+		snprintf(err, errlen, "%s", why);
+	else
+		snprintf(err, errlen, "%s exited with status %d: %s", what, rc, one_line(out));
+	return -1;
+}
+
 /* "server ADDR PORT" for dane_server "ADDR:PORT" or "[V6]:PORT". */
 static void server_line(const char *hostport, char *out, size_t len)
 {
@@ -84,7 +100,7 @@ static int by_nsupdate(const struct cs_cfg_cert *c, const char *state_dir,
 		       const struct cs_dane_changes *ch, char *err, size_t errlen)
 {
 	struct cs_atomic_opts ao = { .mode = 0600, .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	char path[4200], out[1024], why[600], tsecs[16];
+	char path[4200], out[1024], why[600], tsecs[16], what[300];
 	char *text = nsupdate_script(c, ch);
 	int rc;
 
@@ -101,21 +117,15 @@ static int by_nsupdate(const struct cs_cfg_cert *c, const char *state_dir,
 	char *argv[] = { "nsupdate", "-k", c->dane.tsig_key, "-t", tsecs, path, NULL };
 	rc = cs_run(argv, UPDATE_TIMEOUT_MS, out, sizeof(out), why, sizeof(why));
 	unlink(path);
-	if (rc == 0)
-		return 0;
-	if (rc < 0)
-		snprintf(err, errlen, "%s", why);
-	else
-		snprintf(err, errlen, "nsupdate to %s exited with status %d: %s", c->dane.server, rc,
-			 one_line(out));
-	return -1;
+	snprintf(what, sizeof(what), "nsupdate to %s", c->dane.server);
+	return outcome(rc, why, out, what, err, errlen);
 }
 
 /* dane_hook ACTION OWNER "U 1 1 HEX", with CERTSYNC_* details. Returns 0 or -1 with err. */
 static int hook_one(const struct cs_cfg_cert *c, const char *action, const char *owner,
 		    const char *hex, char *err, size_t errlen)
 {
-	char rec[200], ttl[24], out[1024], why[600];
+	char rec[200], ttl[24], out[1024], why[600], what[700];
 	int rc;
 
 	snprintf(rec, sizeof(rec), "%d 1 1 %s", c->dane.usage, hex);
@@ -132,14 +142,8 @@ static int hook_one(const struct cs_cfg_cert *c, const char *action, const char 
 	}
 	rc = cs_run_env(argv, env, UPDATE_TIMEOUT_MS, out, sizeof(out), why, sizeof(why));
 	cs_acme_hook_env_free(env);
-	if (rc == 0)
-		return 0;
-	if (rc < 0)
-		snprintf(err, errlen, "%s", why);
-	else
-		snprintf(err, errlen, "%s %s %s: exit status %d: %s", c->dane.hook, action, owner, rc,
-			 one_line(out));
-	return -1;
+	snprintf(what, sizeof(what), "%s %s %s", c->dane.hook, action, owner);
+	return outcome(rc, why, out, what, err, errlen);
 }
 
 static int by_hook(const struct cs_cfg_cert *c, const struct cs_dane_changes *ch, char *err,

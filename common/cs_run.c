@@ -56,10 +56,9 @@ int cs_run_env(char *const argv[], char *const env[], int timeout_ms, char *out,
 	       char *err, size_t errlen)
 {
 	posix_spawn_file_actions_t fa;
-	int p[2] = { -1, -1 }, devnull, rc, status = 0;
+	int p[2] = { -1, -1 }, devnull, rc, status = 0, timed_out = 0;
 	size_t off = 0;
 	long long deadline;
-	int timed_out = 0;
 	pid_t pid;
 
 	out[0] = '\0';

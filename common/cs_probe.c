@@ -646,7 +646,7 @@ struct verify {
 	size_t n_tlsa;
 	char want[CS_FP_MAX];
 	char served[CS_FP_MAX];
-	char msg[768];
+	char msg[1200];
 	long long deadline;
 	int retry_ms;
 	bool ok;

@@ -282,7 +282,13 @@ void pl_dane_key_plan(struct cert *c, struct renew_job *j)
 	if (next != NULL)
 		snprintf(j->dane_hex, sizeof(j->dane_hex), "%s", next->hex);
 	j->dane_next = cs_dane_next_ready(&d->st, now, c->cfg->dane.ttl, &left) || c->fresh_key;
-	if (j->dane_next)
+	/* A pass does not look at DNS: what the state says may be stale. */
+	if (c->pl->once && !c->fresh_key) {
+		j->dane_next = false;
+		snprintf(j->dane_note, sizeof(j->dane_note),
+			 "certsyncd --once does not look at DNS (a rollover needs the running "
+			 "agent)");
+	} else if (j->dane_next)
 		snprintf(j->dane_note, sizeof(j->dane_note), "%s",
 			 c->fresh_key ? "the old key was revoked" :
 				       "its TLSA record has been visible for 2 x TTL");

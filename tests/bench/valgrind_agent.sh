@@ -8,6 +8,9 @@
 #      the capath hashed;
 #   2. certsyncd -f on the same state with one-minute certificates and
 #      renew_before = 99%: it starts, renews on its timer, then SIGTERM.
+# The cert "mail" has dane = 3 1 1 (a hook that does nothing, a resolver
+# that does not answer): its next key is staged, its records "published",
+# the resolver asked in vain, and its renewals keep the current key.
 # Each under --leak-check=full --errors-for-leak-kinds=definite
 # --error-exitcode=1; suppressions (tests/bench/valgrind.supp) name only
 # libraries, never certsync code. Prints each run's leak and error summary
@@ -48,6 +51,10 @@ renew_before = $2
 issuer = local
 names  = mail.example.test, smtp.example.test, 192.0.2.25
 bundle = $T/out/mail.pem
+dane          = 3 1 1
+dane_hook     = /bin/true
+dane_resolver = 127.0.0.1:9
+dane_ttl      = 2s
 
 [cert "imap"]
 renew_before = $2
@@ -109,6 +116,8 @@ for _ in $(seq 1200); do
 done
 renewals=$(grep -c "renewed: serial" "$T/run.log" || true)
 [ "$renewals" -ge 6 ] || { tail "$T/run.log"; echo "FAIL: no renewal on the timer"; rc=1; }
+grep -q "mail: DANE: renewing with the current key" "$T/run.log" ||
+	{ tail "$T/run.log"; echo "FAIL: the DANE cert did not keep its key"; rc=1; }
 kill -TERM "$agent"
 st=0
 wait "$agent" || st=$?

@@ -19,7 +19,7 @@ build_pkgs=(build-essential cmake pkg-config libssl-dev libcurl4-openssl-dev lib
 	libjansson-dev libinih-dev libseccomp-dev libsystemd-dev check openssl ca-certificates)
 test_pkgs=(postfix dovecot-imapd dovecot-pop3d pebble clang libclang-rt-14-dev procps
 	iproute2 util-linux psmisc python3 python3-cryptography debhelper lintian man-db prometheus socat valgrind faketime
-	dovecot-managesieved bind9 bind9-utils bind9-dnsutils unbound)
+	dovecot-managesieved bind9 bind9-utils bind9-dnsutils unbound bash-completion)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -39,10 +39,11 @@ dpkg -c "$deb" >"$T/contents"
 for f in usr/sbin/certsyncd usr/bin/certsyncctl usr/include/certsync/reloader_plugin.h \
 	usr/share/man/man8/certsyncd.8.gz usr/share/man/man8/certsyncctl.8.gz usr/share/man/man5/certsync.conf.5.gz \
 	lib/systemd/system/certsyncd.service etc/certsync/certsync.conf \
-	usr/share/doc/certsync/MIGRATION.md.gz; do
+	usr/share/doc/certsync/MIGRATION.md.gz \
+	usr/share/bash-completion/completions/certsyncctl usr/share/bash-completion/completions/certsyncd; do
 	grep -q " ./$f\$" "$T/contents" || fail "the package lacks /$f"
 done
-pass "binaries, plugin header, man pages, unit, configuration and guide are in the package"
+pass "binaries, plugin header, man pages, unit, configuration, guide and shell completion are in the package"
 
 DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y -qq "$deb" >"$T/install.log" 2>&1 ||
 	{ cat "$T/install.log"; fail "apt-get install ./$(basename "$deb")"; }
@@ -70,7 +71,7 @@ pass "man pages render; systemd-analyze verify accepts the unit"
 
 apt-get purge -o DPkg::Lock::Timeout=300 -y -qq certsync >/dev/null 2>&1 || fail "apt-get purge"
 for p in /etc/certsync /var/lib/certsync /usr/sbin/certsyncd /usr/bin/certsyncctl \
-	/lib/systemd/system/certsyncd.service /usr/include/certsync \
+	/lib/systemd/system/certsyncd.service /usr/include/certsync /usr/share/bash-completion/completions/certsyncctl \
 	/etc/systemd/system/multi-user.target.wants/certsyncd.service; do
 	[ ! -e "$p" ] || fail "$p is left after purge"
 done

@@ -685,6 +685,9 @@ void cs_config_free(struct cs_config *cfg)
 		free(r->args);
 	}
 	free(cfg->reloads);
+	for (size_t i = 0; cfg->notifies != NULL && i < cfg->n_notifies; i++)
+		cs_config__free_notify(&cfg->notifies[i]);
+	free(cfg->notifies);
 	for (size_t i = 0; i < cfg->n_snis; i++) {
 		struct cs_cfg_sni *n = &cfg->snis[i];
 		free(n->name);

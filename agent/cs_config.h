@@ -240,6 +240,31 @@ struct cs_cfg_reload {
 	char *args;       /* plugin: free-form string handed to the plugin */
 };
 
+/* What a [notify] section tells about (`on =`), as bits. */
+enum cs_notify_on {
+	CS_NOTIFY_FAILURE = 1,  /* a renewal failed (once, until it recovers) */
+	CS_NOTIFY_RECOVERY = 2, /* a renewal succeeded after a failure was told */
+	CS_NOTIFY_RENEWAL = 4,  /* a renewal succeeded */
+	CS_NOTIFY_EXPIRY = 8,   /* a failing cert has less than a third of its lifetime left */
+};
+
+/* [notify "NAME"]: who is told what, and how (certsync.conf(5), [notify]). */
+struct cs_cfg_notify {
+	char *name;
+	struct cs_cfg_origin origin;
+	unsigned on;              /* enum cs_notify_on bits (default failure, recovery,
+				     expiry_warning) */
+	struct cs_cfg_list on_list; /* `on =` as written */
+	char *command;            /* argv with shell-like quoting, no shell; NULL: none */
+	struct cs_cfg_list mail_to; /* addresses; empty: no mail */
+	char *mail_from;          /* the envelope sender, NULL: sendmail's default */
+	char *sendmail;           /* default /usr/sbin/sendmail */
+	struct cs_cfg_list certs; /* the [cert]s it covers; empty: all */
+	int64_t interval;         /* one message per cert and kind at most this often, s
+				     (default 1h) */
+	int64_t timeout;          /* the command's and sendmail's deadline, s (default 30) */
+};
+
 struct cs_config {
 	struct cs_cfg_list files; /* every file read, main file first */
 	struct cs_cfg_agent agent;
@@ -255,6 +280,8 @@ struct cs_config {
 	size_t n_reloads;
 	struct cs_cfg_sni *snis;
 	size_t n_snis;
+	struct cs_cfg_notify *notifies;
+	size_t n_notifies;
 	/* Complaints that do not stop the configuration from being used ("FILE: ..."). */
 	struct cs_cfg_list warnings;
 };

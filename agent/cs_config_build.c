@@ -410,8 +410,9 @@ void cs_config__build_all(struct parser *p)
 	cfg->clientcerts = calloc(p->n_secs + 1, sizeof(*cfg->clientcerts));
 	cfg->reloads = calloc(p->n_secs + 1, sizeof(*cfg->reloads));
 	cfg->snis = calloc(p->n_secs + 1, sizeof(*cfg->snis));
+	cfg->notifies = calloc(p->n_secs + 1, sizeof(*cfg->notifies));
 	if (!cert_secs || !capath_secs || !cc_secs || !sni_secs || !cfg->issuers || !cfg->certs ||
-	    !cfg->capaths || !cfg->clientcerts || !cfg->reloads || !cfg->snis) {
+	    !cfg->capaths || !cfg->clientcerts || !cfg->reloads || !cfg->snis || !cfg->notifies) {
 		cs_config__add_error(p->errs, "out of memory");
 		goto out;
 	}
@@ -435,6 +436,8 @@ void cs_config__build_all(struct parser *p)
 			build_sni(p, s, &cfg->snis[cfg->n_snis++]);
 		} else if (strcmp(s->type, "reload") == 0)
 			build_reload(p, s, &cfg->reloads[cfg->n_reloads++]);
+		else if (strcmp(s->type, "notify") == 0)
+			cs_config__build_notify(p, s, &cfg->notifies[cfg->n_notifies++]);
 	}
 	build_agent(p, agent);
 	for (size_t i = 0; i < cfg->n_certs; i++)
@@ -448,6 +451,7 @@ void cs_config__build_all(struct parser *p)
 	cs_config__check_output_paths(p, cert_secs);
 	cs_config__check_client_usage(p, cert_secs);
 	cs_config__check_dane(p, cert_secs);
+	cs_config__check_notify(p);
 	cs_config__check_system_paths(p);
 	cs_config__check_unsafe_files(p);
 out:

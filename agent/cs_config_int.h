@@ -248,6 +248,13 @@ void cs_config__check_client_usage(struct parser *p, struct raw_section **cert_s
  */
 void cs_config__check_dane(struct parser *p, struct raw_section **cert_secs);
 
+/* A [notify] section (cs_config_notify.c): its keys, defaults and checks. */
+void cs_config__build_notify(struct parser *p, struct raw_section *s, struct cs_cfg_notify *n);
+/* The [cert]s the [notify] sections name exist. */
+void cs_config__check_notify(struct parser *p);
+/* Frees what a [notify] section holds. */
+void cs_config__free_notify(struct cs_cfg_notify *n);
+
 /* cs_config_sni.c: the entries of [sni] */
 /* Fills each [sni]'s entries and its certs' sni and reload (sni_secs in cfg's order). */
 void cs_config__resolve_snis(struct parser *p, struct raw_section **sni_secs);

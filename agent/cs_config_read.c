@@ -35,8 +35,8 @@ static bool valid_section_name(const char *s)
 	return true;
 }
 
-static const char *const section_types[] = { "agent",	    "issuer", "cert", "capath",
-					      "clientcerts", "sni",    "reload", NULL };
+static const char *const section_types[] = { "agent", "issuer", "cert",	 "capath", "clientcerts",
+					      "sni",   "reload", "notify", NULL };
 
 /*
  * Splits a section header line, [type "name"] or [agent], copied into buf:

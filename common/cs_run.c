@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,42 +53,17 @@ int cs_run(char *const argv[], int timeout_ms, char *out, size_t outlen, char *e
 	return cs_run_env(argv, NULL, timeout_ms, out, outlen, err, errlen);
 }
 
-int cs_run_env(char *const argv[], char *const env[], int timeout_ms, char *out, size_t outlen,
-	       char *err, size_t errlen)
+/*
+ * Reads the child's output from fd into out until it closes or the deadline
+ * passes (then the child is killed). Returns 1 when it was killed, else 0.
+ */
+static int read_output(int fd, pid_t pid, long long deadline, char *out, size_t outlen)
 {
-	posix_spawn_file_actions_t fa;
-	int p[2] = { -1, -1 }, devnull, rc, status = 0, timed_out = 0;
 	size_t off = 0;
-	long long deadline;
-	pid_t pid;
+	int timed_out = 0;
 
-	out[0] = '\0';
-	if (timeout_ms <= 0)
-		timeout_ms = 60000;
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: cannot make a pipe: %s", argv[0], strerror(-rc));
-		return rc;
-	}
-	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	posix_spawn_file_actions_init(&fa);
-	if (devnull >= 0)
-		posix_spawn_file_actions_adddup2(&fa, devnull, 0);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-	rc = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, env != NULL ? env : environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (devnull >= 0)
-		close(devnull);
-	close(p[1]);
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(-rc));
-		close(p[0]);
-		return rc;
-	}
-	deadline = now_ms() + timeout_ms;
 	for (;;) {
-		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		long long left = deadline - now_ms();
 		char sink[512];
 		ssize_t n;
@@ -105,9 +81,9 @@ int cs_run_env(char *const argv[], char *const env[], int timeout_ms, char *out,
 		if (n == 0)
 			continue; /* the deadline is checked above */
 		if (off + 1 < outlen)
-			n = read(p[0], out + off, outlen - 1 - off);
+			n = read(fd, out + off, outlen - 1 - off);
 		else
-			n = read(p[0], sink, sizeof(sink));
+			n = read(fd, sink, sizeof(sink));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -115,9 +91,45 @@ int cs_run_env(char *const argv[], char *const env[], int timeout_ms, char *out,
 		if (off + 1 < outlen)
 			off += (size_t)n;
 	}
-	close(p[0]);
 	out[off] = '\0';
 	trim(out, off);
+	return timed_out;
+}
+
+/* cs_run_env with in_fd (-1: /dev/null) as the child's standard input. */
+static int run_fd(char *const argv[], char *const env[], int in_fd, int timeout_ms, char *out,
+		  size_t outlen, char *err, size_t errlen)
+{
+	posix_spawn_file_actions_t fa;
+	int p[2] = { -1, -1 }, in, rc, status = 0, timed_out;
+	pid_t pid;
+
+	out[0] = '\0';
+	if (timeout_ms <= 0)
+		timeout_ms = 60000;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot make a pipe: %s", argv[0], strerror(-rc));
+		return rc;
+	}
+	in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
+	posix_spawn_file_actions_init(&fa);
+	if (in >= 0)
+		posix_spawn_file_actions_adddup2(&fa, in, 0);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+	rc = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, env != NULL ? env : environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (in >= 0 && in != in_fd)
+		close(in);
+	close(p[1]);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(-rc));
+		close(p[0]);
+		return rc;
+	}
+	timed_out = read_output(p[0], pid, now_ms() + timeout_ms, out, outlen);
+	close(p[0]);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
 			snprintf(err, errlen, "%s: cannot wait for it: %s", argv[0], strerror(errno));
@@ -133,6 +145,30 @@ int cs_run_env(char *const argv[], char *const env[], int timeout_ms, char *out,
 		return -EINTR;
 	}
 	return WEXITSTATUS(status);
+}
+
+int cs_run_env(char *const argv[], char *const env[], int timeout_ms, char *out, size_t outlen,
+	       char *err, size_t errlen)
+{
+	return run_fd(argv, env, -1, timeout_ms, out, outlen, err, errlen);
+}
+
+int cs_run_input(char *const argv[], char *const env[], const void *input, size_t inlen,
+		 int timeout_ms, char *out, size_t outlen, char *err, size_t errlen)
+{
+	/* A memory file, not a pipe: the child reads it at its pace, nobody blocks. */
+	int fd = memfd_create("certsync-input", MFD_CLOEXEC), rc;
+
+	if (fd < 0 || write(fd, input, inlen) != (ssize_t)inlen || lseek(fd, 0, SEEK_SET) != 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot hold its input: %s", argv[0], strerror(-rc));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	rc = run_fd(argv, env, fd, timeout_ms, out, outlen, err, errlen);
+	close(fd);
+	return rc;
 }
 
 /* ---- on the loop ---------------------------------------------------------- */

@@ -32,6 +32,10 @@ int cs_run(char *const argv[], int timeout_ms, char *out, size_t outlen, char *e
 int cs_run_env(char *const argv[], char *const env[], int timeout_ms, char *out, size_t outlen,
 	       char *err, size_t errlen);
 
+/* cs_run_env with the inlen bytes of input as the child's standard input. */
+int cs_run_input(char *const argv[], char *const env[], const void *input, size_t inlen,
+		 int timeout_ms, char *out, size_t outlen, char *err, size_t errlen);
+
 /* How cs_run_start runs a program. */
 struct cs_run_opts {
 	char *const *argv; /* argv[0] looked up in PATH; needed until cs_run_start returns */

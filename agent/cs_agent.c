@@ -3,6 +3,7 @@
  * manager notifications around the work of the pipeline. See cs_agent.h.
  */
 #include "cs_agent.h"
+#include "cs_notify.h"
 #include "cs_ctlsock.h"
 #include "cs_events.h"
 #include "cs_early.h"
@@ -32,6 +33,7 @@ struct cs_agent {
 	struct cs_config *cfg; /* the newest configuration handed to the pipeline */
 	struct cs_pipeline *pl;
 	struct cs_ctlsock *sock; /* status socket and metrics file */
+	struct cs_notify *notify; /* the [notify] sections */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	bool started;
 	bool stopping;
@@ -225,6 +227,9 @@ static int run(struct cs_agent *a)
 	}
 	/* One debug line per event; the status socket subscribes next (counters). */
 	cs_pipeline_subscribe(a->pl, cs_events_log, NULL);
+	/* Messages for people ([notify]): not for a pass, whose summary is its own message. */
+	if (!a->once && a->notify == NULL && (a->notify = cs_notify_new(a->loop, a->cfg)) != NULL)
+		cs_notify_attach(a->notify, a->pl);
 	if (a->sock != NULL)
 		cs_ctlsock_attach_agent(a->sock, a->cfg, a->pl);
 	else
@@ -356,6 +361,7 @@ int cs_agent_reload(struct cs_agent *a)
 		a->cfg = cfg;
 		cs_pipeline_apply(a->pl, cfg, release_config, a);
 		cs_ctlsock_apply_config(a->sock, cfg, !a->once);
+		cs_notify_apply(a->notify, cfg);
 	} else {
 		cs_config_free(a->cfg);
 		a->cfg = cfg;
@@ -391,6 +397,8 @@ void cs_agent_stop(struct cs_agent *a)
 	}
 	cs_ctlsock_close(a->sock, NULL, NULL);
 	a->sock = NULL;
+	cs_notify_close(a->notify);
+	a->notify = NULL;
 	if (a->pl != NULL)
 		cs_pipeline_close(a->pl, on_pipeline_closed, a);
 }

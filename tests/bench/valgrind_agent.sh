@@ -10,7 +10,8 @@
 #      renew_before = 99%: it starts, renews on its timer, then SIGTERM.
 # The cert "mail" has dane = 3 1 1 (a hook that does nothing, a resolver
 # that does not answer): its next key is staged, its records "published",
-# the resolver asked in vain, and its renewals keep the current key.
+# the resolver asked in vain, and its renewals keep the current key. A
+# [notify] section runs a command for every renewal.
 # Each under --leak-check=full --errors-for-leak-kinds=definite
 # --error-exitcode=1; suppressions (tests/bench/valgrind.supp) name only
 # libraries, never certsync code. Prints each run's leak and error summary
@@ -78,6 +79,11 @@ keyfile   = $T/web/web.key
 dir     = $T/capath
 cafile  = $T/CAfile.pem
 issuers = local
+
+[notify "all"]
+on       = renewal, failure
+command  = /bin/true
+interval = 1s
 CONF
 }
 
@@ -118,6 +124,8 @@ renewals=$(grep -c "renewed: serial" "$T/run.log" || true)
 [ "$renewals" -ge 6 ] || { tail "$T/run.log"; echo "FAIL: no renewal on the timer"; rc=1; }
 grep -q "mail: DANE: renewing with the current key" "$T/run.log" ||
 	{ tail "$T/run.log"; echo "FAIL: the DANE cert did not keep its key"; rc=1; }
+grep -q "notify all: renewal of mail by /bin/true: told" "$T/run.log" ||
+	{ tail "$T/run.log"; echo "FAIL: no renewal was told"; rc=1; }
 kill -TERM "$agent"
 st=0
 wait "$agent" || st=$?

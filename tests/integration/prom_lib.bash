@@ -159,11 +159,6 @@ CONF
 	fi
 }
 
-# exposition_metric_names FILE: the metric names of FILE's samples, one a line.
-exposition_metric_names() {
-	sed -n 's/^\(certsync_[a-zA-Z0-9_:]*\).*/\1/p' "$1" | sort -u
-}
-
 # check_series_shapes EXPOSITION TESTFILE...: every input series of the
 # promtool test files is a certsync_* series whose labels, but for the
 # instance and job Prometheus adds, are those of a sample of EXPOSITION: the
@@ -217,14 +212,30 @@ print(n)
 PY
 }
 
-# check_metric_names EXPOSITION WHAT NAME...: every NAME (certsync_*
-# identifiers a query uses) is a metric family of EXPOSITION; WHAT says
-# whose queries, in the failure.
-check_metric_names() {
-	local exp=$1 what=$2 m
-	shift 2
-	exposition_metric_names "$exp" >"$T/real-names"
-	for m in "$@"; do
-		grep -qxF -- "$m" "$T/real-names" || fail "$what uses $m, which the agent does not export"
-	done
+# check_queries EXPOSITION WHAT FILE: every certsync_* identifier in the
+# PromQL of FILE (queries, one or more a line) is a metric of EXPOSITION,
+# and every label a selector of it matches on (but instance and job) is a
+# label of that metric there; WHAT says whose queries, in the failure.
+# Prints how many metrics the queries use.
+check_queries() {
+	python3 - "$@" <<'PY' || fail "$2 queries what the agent does not export"
+import re, sys
+exp, what, queries = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
+labels = {}
+for line in open(exp):
+    m = re.match(r'(certsync_\w+)(?:\{(.*)\})? ', line)
+    if m:
+        labels.setdefault(m.group(1), set()).update(re.findall(r'(\w+)="', m.group(2) or ""))
+used = set(re.findall(r'certsync_\w+', queries))
+if not used:
+    sys.exit(f"{what}: no certsync metric queried")
+for name in sorted(used):
+    if name not in labels:
+        sys.exit(f"{what} uses {name}, which the agent does not export")
+for name, sel in re.findall(r'(certsync_\w+)\{([^}]*)\}', queries):
+    for lab in re.findall(r'(\w+)\s*(?:=~|!~|!=|=)', sel):
+        if lab not in ("instance", "job") and lab not in labels[name]:
+            sys.exit(f"{what}: {name}{{{sel}}}: the agent's {name} has no label {lab}")
+print(len(used))
+PY
 }

@@ -4,6 +4,16 @@
 # captured, and the checks that what contrib/prometheus and contrib/grafana
 # query is shaped like that output.
 #
+# cert_conf NAME ISSUERS BUNDLE [LINES]: a blank line and [cert "NAME"] for
+# NAME.example.test (mail.example.test, www for web, mx for dane), LINES
+# added at its end.
+cert_conf() {
+	local host=$1
+	case $1 in web) host=www ;; dane) host=mx ;; esac
+	printf '\n[cert "%s"]\nissuer = %s\nnames  = %s.example.test\nbundle = %s\n' "$1" "$2" "$host" "$3"
+	[ -z "${4:-}" ] || printf '%s\n' "$4"
+}
+
 # capture_metrics OUT: one agent, one configuration, certificates from a
 # local CA (validity 1d) each in a situation of its own:
 #   mail  healthy, reloaded by an exec reloader that works;
@@ -36,10 +46,8 @@ capture_metrics() {
 
 	# d1 and d2 deployed before the agent runs, so that s_server can serve d1's.
 	conf_head "" "validity = 1d" >"$T/once.conf"
-	for n in d1 d2; do
-		printf '\n[cert "%s"]\nissuer = local\nnames  = %s.example.test\nbundle = %s\n' \
-			"$n" "$n" "$T/out/$n.pem" >>"$T/once.conf"
-	done
+	cert_conf d1 local "$T/out/d1.pem" >>"$T/once.conf"
+	cert_conf d2 local "$T/out/d2.pem" >>"$T/once.conf"
 	timeout 60 "$CERTSYNCD" -f --once -c "$T/once.conf" 2>"$T/once.log" ||
 		{ cat "$T/once.log" >&2; fail "certsyncd --once did not deploy d1 and d2"; }
 	openssl s_server -quiet -www -accept "127.0.0.1:$p1" -cert "$T/out/d1.pem" \
@@ -51,65 +59,25 @@ capture_metrics() {
 	wait_port "$p1"
 	wait_port "$p2"
 
-	conf_head "metrics_file = $T/metrics.prom
+	{
+		conf_head "metrics_file = $T/metrics.prom
 retry_min = 1s
 retry_max = 2s
-verify_interval = 1s" "validity = 1d" >"$T/certsync.conf"
-	cat >>"$T/certsync.conf" <<CONF
-
-[issuer "broken"]
-type = local-ca
-dir  = $T/notadir/ca
-
-[cert "mail"]
-issuer = local
-names  = mail.example.test
-bundle = $T/out/mail.pem
-reload = good
-
-[cert "web"]
-issuer = local
-names  = www.example.test
-bundle = $T/notadir/web.pem
-
-[cert "fb"]
-issuer = broken, local
-names  = fb.example.test
-bundle = $T/out/fb.pem
-
-[cert "rl"]
-issuer = local
-names  = rl.example.test
-bundle = $T/out/rl.pem
-reload = bad
-
-[cert "smtp"]
-issuer = local
-names  = smtp.example.test
-bundle = $T/out/smtp.pem
-verify = smtps://127.0.0.1:$(free_port)
-verify_timeout = 1s
-
-[cert "dane"]
-issuer = local
-names  = mx.example.test
-bundle = $T/out/dane.pem
-dane = 3 1 1
+verify_interval = 1s" "validity = 1d"
+		printf '\n[issuer "broken"]\ntype = local-ca\ndir  = %s\n' "$T/notadir/ca"
+		cert_conf mail local "$T/out/mail.pem" "reload = good"
+		cert_conf web local "$T/notadir/web.pem"
+		cert_conf fb "broken, local" "$T/out/fb.pem"
+		cert_conf rl local "$T/out/rl.pem" "reload = bad"
+		cert_conf smtp local "$T/out/smtp.pem" "verify = smtps://127.0.0.1:$(free_port)
+verify_timeout = 1s"
+		cert_conf dane local "$T/out/dane.pem" "dane = 3 1 1
 dane_hook = $T/dane-hook
 dane_resolver = 127.0.0.1:$(free_port)
-dane_ttl = 1s
-
-[cert "d1"]
-issuer = local
-names  = d1.example.test
-bundle = $T/out/d1.pem
-verify = smtps://127.0.0.1:$p1
-
-[cert "d2"]
-issuer = local
-names  = d2.example.test
-bundle = $T/out/d2.pem
-verify = smtps://127.0.0.1:$p2
+dane_ttl = 1s"
+		cert_conf d1 local "$T/out/d1.pem" "verify = smtps://127.0.0.1:$p1"
+		cert_conf d2 local "$T/out/d2.pem" "verify = smtps://127.0.0.1:$p2"
+		cat <<CONF
 
 [capath "trust"]
 dir     = $T/capath
@@ -123,6 +91,7 @@ command = /bin/true
 type    = exec
 command = /bin/sh -c 'echo cannot reload >&2; exit 3'
 CONF
+	} >"$T/certsync.conf"
 	spawn_agent
 	wait_for "$T/agent.log" "status socket listening on $SOCK" 10
 	# Every situation shows in the exposition (series that are only there once

@@ -29,8 +29,8 @@ cert_conf() {
 #   d2    the same against an s_server serving another certificate
 #         (served_match 0);
 # and a [capath] holding a file that is no certificate (capath_problems 1).
-# The exposition (one pass of `certsyncctl metrics` once every situation
-# shows) goes to OUT; the agent keeps running until the test exits.
+# The exposition (the first `certsyncctl metrics` that shows every
+# situation at once) goes to OUT; the agent keeps running until the test exits.
 capture_metrics() {
 	local out=$1 p1 p2
 	mkdir -p "$T/out" "$T/capath"
@@ -119,8 +119,7 @@ CONF
 		sleep 0.1
 	done
 	[ $ok = 1 ] || { log_tail 40; cat "$T/stdout" >&2; fail "no '$w' in the metrics within 30 s"; }
-	ctl metrics
-	[ "$rc" = 0 ] || fail "certsyncctl metrics exited $rc"
+	# That very output: a later one may miss a series a renewal in flight resets.
 	cp "$T/stdout" "$out"
 	if command -v promtool >/dev/null; then
 		promtool check metrics <"$out" >/dev/null 2>"$T/promtool.err" ||

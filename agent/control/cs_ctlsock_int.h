@@ -21,6 +21,7 @@
 #define MAX_QUEUED (1024u * 1024) /* answers waiting for one client */
 #define BATCH 16 /* requests of one client answered per loop turn */
 #define METRICS_DEBOUNCE_MS 200
+#define METRICS_HEARTBEAT_MS (5 * 60 * 1000) /* metrics_file rewritten at least this often */
 #define METRICS_FIRST_MS 2000
 
 struct listener {

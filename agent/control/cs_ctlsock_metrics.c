@@ -1,7 +1,7 @@
 /*
  * cs_ctlsock_metrics - the metrics command and metrics_file: written soon
  * after each of the backend's events (debounced: one write for a burst),
- * and at close. The events also feed the counters (cs_metrics_count).
+ * at least every 5 minutes (a heartbeat), and at close. The events also feed the counters (cs_metrics_count).
  */
 #include "cs_ctlsock_int.h"
 #include "cs_log.h"
@@ -84,6 +84,10 @@ int cs_ctlsock_write_metrics(struct cs_ctlsock *s)
 static void on_mtimer(uv_timer_t *t)
 {
 	cs_ctlsock_write_metrics(t->data);
+	/* A heartbeat: metrics of a quiet agent are fresh too, so that their age
+	   (node_textfile_mtime_seconds, certsync_metrics_generated_timestamp_seconds)
+	   says whether the agent lives. */
+	cs_ctlsock__metrics_soon(t->data, METRICS_HEARTBEAT_MS);
 }
 
 void cs_ctlsock__metrics_soon(struct cs_ctlsock *s, uint64_t ms)

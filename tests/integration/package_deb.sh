@@ -40,10 +40,11 @@ for f in usr/sbin/certsyncd usr/bin/certsyncctl usr/include/certsync/reloader_pl
 	usr/share/man/man8/certsyncd.8.gz usr/share/man/man8/certsyncctl.8.gz usr/share/man/man5/certsync.conf.5.gz \
 	lib/systemd/system/certsyncd.service etc/certsync/certsync.conf \
 	usr/share/doc/certsync/MIGRATION.md.gz \
-	usr/share/bash-completion/completions/certsyncctl usr/share/bash-completion/completions/certsyncd; do
+	usr/share/bash-completion/completions/certsyncctl usr/share/bash-completion/completions/certsyncd \
+	usr/share/certsync/prometheus/certsync.rules.yml usr/share/certsync/grafana/certsync.json; do
 	grep -q " ./$f\$" "$T/contents" || fail "the package lacks /$f"
 done
-pass "binaries, plugin header, man pages, unit, configuration, guide and shell completion are in the package"
+pass "binaries, plugin header, man pages, unit, configuration, guide, shell completion, alerting rules and dashboard are in the package"
 
 DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y -qq "$deb" >"$T/install.log" 2>&1 ||
 	{ cat "$T/install.log"; fail "apt-get install ./$(basename "$deb")"; }

@@ -80,20 +80,21 @@ void cs_events_publish(struct cs_events *e, const struct cs_event *ev)
 	e->publishing = false;
 }
 
-/* One debug line: the type and the numbers; the texts are logged by the pipeline already. */
-void cs_events_log(void *arg, const struct cs_event *ev)
+/* The details of ev, as cs_events_log writes them between parentheses. */
+size_t cs_events_describe(const struct cs_event *ev, char *d, size_t len)
 {
-	char d[400] = "";
 	size_t used = 0;
 
-	(void)arg;
+	if (len == 0)
+		return 0;
+	d[0] = '\0';
 #define ADD(...)                                                                          \
 	do {                                                                              \
-		if (used < sizeof(d))                                                     \
-			used += (size_t)snprintf(d + used, sizeof(d) - used, "%s",        \
+		if (used < len)                                                           \
+			used += (size_t)snprintf(d + used, len - used, "%s",              \
 						 used ? ", " : "");                       \
-		if (used < sizeof(d))                                                     \
-			used += (size_t)snprintf(d + used, sizeof(d) - used, __VA_ARGS__); \
+		if (used < len)                                                           \
+			used += (size_t)snprintf(d + used, len - used, __VA_ARGS__);      \
 	} while (0)
 	if (ev->renewal != 0)
 		ADD("renewal %u", ev->renewal);
@@ -117,6 +118,16 @@ void cs_events_log(void *arg, const struct cs_event *ev)
 	if (ev->gen > 0)
 		ADD("generation %d", ev->gen);
 #undef ADD
+	return used < len ? used : len - 1;
+}
+
+/* One debug line: the type and the numbers; the texts are logged by the pipeline already. */
+void cs_events_log(void *arg, const struct cs_event *ev)
+{
+	char d[400];
+
+	(void)arg;
+	cs_events_describe(ev, d, sizeof(d));
 	cs_debug("%s: event %s%s%s%s", ev->cert ? ev->cert : "?", cs_events_type_name(ev->type),
 		 d[0] ? " (" : "", d, d[0] ? ")" : "");
 }

@@ -20,6 +20,7 @@
 #include "cs_pipeline.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <time.h>
 
 enum cs_event_type {
@@ -95,6 +96,13 @@ void cs_events_unsubscribe(struct cs_events *e, cs_event_fn fn, void *arg);
 
 /* Calls every subscriber with ev, in the order they subscribed. */
 void cs_events_publish(struct cs_events *e, const struct cs_event *ev);
+
+/*
+ * Writes the details of ev into d (len bytes, NUL-terminated, cut when
+ * longer): "renewal N, outcome O, generation G", what applies; "" when
+ * nothing does. Returns the length written.
+ */
+size_t cs_events_describe(const struct cs_event *ev, char *d, size_t len);
 
 /*
  * A subscriber that logs one debug line per event ("NAME: event TYPE (...)"),

@@ -108,6 +108,9 @@ static void record(void *arg, const struct cs_event *ev)
 		s->types[s->n++] = (char)('A' + ev->type);
 	if (ev->cert == NULL || strcmp(ev->cert, "a") != 0 || ev->time == 0)
 		s->bad = true;
+	/* Every event names the cert's issuer (the journal's CERTSYNC_ISSUER). */
+	if (ev->issuer == NULL || strcmp(ev->issuer, "local") != 0)
+		s->bad = true;
 	if (ev->type == CS_EVENT_RENEWAL_STARTED)
 		s->renewal_started = ev->renewal;
 	if (ev->type == CS_EVENT_RENEWED)

@@ -52,6 +52,10 @@ enum cs_event_result {
 struct cs_event {
 	enum cs_event_type type;
 	const char *cert;  /* the [cert] name */
+	/* The issuer's name: the renewal's (the one ordering, after a failover
+	   too), else the one that issued the deployed certificate, else the
+	   first of the cert's list; NULL: none. */
+	const char *issuer;
 	time_t time;       /* when, by the pipeline's clock */
 	unsigned renewal;  /* the renewal it is part of (its number), 0: none */
 	/* RENEWED, FAILED, ROLLED_BACK: how the renewal ended. */

@@ -489,7 +489,10 @@ void cs_pipeline_unsubscribe(struct cs_pipeline *pl,
 
 void pl_event_publish(struct cert *c, struct cs_event ev)
 {
+	const struct pl_issuer *pi = c->renewal != NULL ? c->renewal->issuer : pl_deployed_issuer(c);
+
 	ev.cert = c->cfg->name;
+	ev.issuer = pi != NULL ? pi->name : NULL;
 	ev.time = pl_now(c->pl);
 	if (ev.renewal == 0 && c->renewal != NULL)
 		ev.renewal = c->renewal->id;

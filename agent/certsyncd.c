@@ -5,6 +5,7 @@
 #include "cs_agent.h"
 #include "cs_config.h"
 #include "cs_early.h"
+#include "cs_journal.h"
 #include "cs_lock.h"
 #include "cs_log.h"
 #include "cs_netproc.h"
@@ -323,8 +324,9 @@ int main(int argc, char **argv)
 	/* --once is for scripts and terminals: it always logs to stderr. */
 	if (a.once)
 		a.foreground = true;
-	cs_log_open("certsyncd", a.foreground ? CS_LOG_STDERR : CS_LOG_SYSLOG,
-		    a.log_level >= 0 ? (enum cs_log_level)a.log_level : CS_LOG_INFO);
+	/* The journal when systemd runs us (cs_journal.h), else stderr or syslog. */
+	cs_journal_log_open("certsyncd", a.foreground,
+			    a.log_level >= 0 ? (enum cs_log_level)a.log_level : CS_LOG_INFO);
 
 	/*
 	 * In the foreground (as under systemd) the status socket comes first:

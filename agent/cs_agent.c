@@ -7,6 +7,7 @@
 #include "cs_ctlsock.h"
 #include "cs_events.h"
 #include "cs_early.h"
+#include "cs_journal.h"
 #include "cs_lock.h"
 #include "cs_log.h"
 #include "cs_pipeline.h"
@@ -225,8 +226,14 @@ static int run(struct cs_agent *a)
 		cs_err("%s", err);
 		return -ENOMEM;
 	}
-	/* One debug line per event; the status socket subscribes next (counters). */
-	cs_pipeline_subscribe(a->pl, cs_events_log, NULL);
+	/*
+	 * One debug line per event, or with the journal one structured entry
+	 * (cs_journal.h); the status socket subscribes next (counters).
+	 */
+	cs_journal_names(a->cfg);
+	cs_pipeline_subscribe(a->pl,
+			      cs_log_get_sink() == CS_LOG_JOURNAL ? cs_journal_event : cs_events_log,
+			      NULL);
 	/* Messages for people ([notify]): not for a pass, whose summary is its own message. */
 	if (!a->once && a->notify == NULL && (a->notify = cs_notify_new(a->loop, a->cfg)) != NULL)
 		cs_notify_attach(a->notify, a->pl);
@@ -359,6 +366,7 @@ int cs_agent_reload(struct cs_agent *a)
 		cs_warn("%s", cfg->warnings.v[i]);
 	if (a->pl != NULL && !a->stopping) {
 		a->cfg = cfg;
+		cs_journal_names(cfg);
 		cs_pipeline_apply(a->pl, cfg, release_config, a);
 		cs_ctlsock_apply_config(a->sock, cfg, !a->once);
 		cs_notify_apply(a->notify, cfg);

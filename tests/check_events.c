@@ -113,8 +113,12 @@ static void record(void *arg, const struct cs_event *ev)
 		s->bad = true;
 	if (ev->type == CS_EVENT_RENEWAL_STARTED)
 		s->renewal_started = ev->renewal;
-	if (ev->type == CS_EVENT_RENEWED)
+	if (ev->type == CS_EVENT_RENEWED) {
 		s->renewal_ended = ev->renewal;
+		/* The end names the new leaf (the journal's CERTSYNC_SERIAL). */
+		if (ev->serial == NULL || ev->serial[0] == '\0')
+			s->bad = true;
+	}
 	if (ev->type == CS_EVENT_RELOADED && ev->result == CS_EVENT_OK &&
 	    strcmp(ev->service, "svc") == 0)
 		s->reload_ok++;

@@ -53,8 +53,9 @@ struct cs_event {
 	enum cs_event_type type;
 	const char *cert;  /* the [cert] name */
 	/* The issuer's name: the renewal's (the one ordering, after a failover
-	   too), else the one that issued the deployed certificate, else the
-	   first of the cert's list; NULL: none. */
+	   too; the end of a renewal names it too), else the one that issued
+	   the deployed certificate, else the first of the cert's list; NULL:
+	   none. */
 	const char *issuer;
 	time_t time;       /* when, by the pipeline's clock */
 	unsigned renewal;  /* the renewal it is part of (its number), 0: none */
@@ -63,7 +64,9 @@ struct cs_event {
 	/* RELOADED, VERIFIED, REVOKED: how it went. */
 	enum cs_event_result result;
 	int gen;             /* DEPLOYED, REPAIRED, ADOPTED: the generation, 0: none */
-	const char *serial;  /* the leaf concerned, NULL: not known */
+	const char *serial;  /* the leaf concerned, NULL: not known (RENEWED,
+				FAILED, ROLLED_BACK: the renewal's new leaf once
+				deployed) */
 	const char *service; /* RELOADED: the reloader's name, else NULL */
 	const char *text;    /* why it failed, or what the probes said; NULL: nothing */
 };

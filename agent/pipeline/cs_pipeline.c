@@ -492,7 +492,8 @@ void pl_event_publish(struct cert *c, struct cs_event ev)
 	const struct pl_issuer *pi = c->renewal != NULL ? c->renewal->issuer : pl_deployed_issuer(c);
 
 	ev.cert = c->cfg->name;
-	ev.issuer = pi != NULL ? pi->name : NULL;
+	if (ev.issuer == NULL && pi != NULL)
+		ev.issuer = pi->name;
 	ev.time = pl_now(c->pl);
 	if (ev.renewal == 0 && c->renewal != NULL)
 		ev.renewal = c->renewal->id;

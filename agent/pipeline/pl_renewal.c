@@ -266,7 +266,8 @@ void pl_renewal_end(struct cert *c, enum cs_renewal_outcome o, const char *msg,
 		c->verify = CS_VERIFY_FAILED;
 	/* Before anything that may start the next renewal (pl_cert_idle). */
 	pl_event_publish(c, (struct cs_event){ .type = end_event(o), .renewal = r->id,
-					       .outcome = o, .text = msg });
+					       .outcome = o, .text = msg, .issuer = r->issuer->name,
+					       .serial = r->new_serial[0] ? r->new_serial : NULL });
 	pl_schedule(c, now);
 	pl_issuer_unref(r->issuer);
 	pl_save_state(c);

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Native journald logging, as an operator queries it: the agent run by
+# systemd (systemd-run, as the packaged unit runs it: -f, Type=notify; and
+# without -f, Type=forking) writes structured entries, and
+# `journalctl -u UNIT CERTSYNC_CERT=mail` finds the cert's lines: the
+# "renewed" event with CERTSYNC_EVENT, CERTSYNC_ISSUER, CERTSYNC_SERIAL (the
+# serial of the bundle deployed) and its MESSAGE_ID; an ordinary "mail: ..."
+# line with CERTSYNC_CERT and no MESSAGE_ID; a line about no cert without
+# CERTSYNC_CERT. Skipped (77) where systemd is not PID 1 (containers, CI):
+# there check_journal checks the same fields through a stubbed
+# sd_journal_sendv.
+. "$(dirname "$0")/lib.bash"
+
+pid1=$(ps -p 1 -o comm= 2>/dev/null || echo "?")
+if [ ! -d /run/systemd/system ] || [ "$pid1" != systemd ]; then
+	echo "SKIP: no systemd (PID 1 is $pid1)"
+	exit 77
+fi
+[ "$(id -u)" = 0 ] || { echo "SKIP: systemd-run of a system unit needs root"; exit 77; }
+command -v systemd-run >/dev/null && command -v journalctl >/dev/null ||
+	{ echo "SKIP: systemd-run or journalctl missing"; exit 77; }
+
+RENEWED_ID=e44168237c754367aafb3e838f6f81e3 # agent/cs_journal.c
+UNITS=()
+stop_units() {
+	local u
+	for u in "${UNITS[@]}"; do
+		systemctl stop "$u" >/dev/null 2>&1 || true
+		systemctl reset-failed "$u" >/dev/null 2>&1 || true
+	done
+	cleanup
+}
+trap stop_units EXIT
+
+mkdir -p "$T/out"
+std_conf >"$T/certsync.conf"
+
+# entries UNIT MATCH...: the unit's journal entries matching, as JSON lines.
+entries() {
+	local u=$1
+	shift
+	journalctl --sync 2>/dev/null || true
+	journalctl -q -u "$u" -o json "$@" 2>/dev/null || true
+}
+has_renewed() { [ -n "$(entries "$1" CERTSYNC_CERT=mail MESSAGE_ID=$RENEWED_ID)" ]; }
+
+# check UNIT: the fields of the unit's entries.
+check() {
+	local u=$1 serial
+	wait_until 60 has_renewed "$u" || {
+		journalctl -u "$u" --no-pager | tail -30 >&2
+		fail "$u: no renewed entry with CERTSYNC_CERT=mail in the journal"
+	}
+	serial=$(openssl x509 -in "$T/out/mail.pem" -noout -serial | cut -d= -f2)
+	entries "$u" CERTSYNC_CERT=mail >"$T/$u.json"
+	python3 - "$T/$u.json" "$RENEWED_ID" "$serial" <<'PY' || fail "$u: fields (above)"
+import json, sys
+path, renewed_id, serial = sys.argv[1:]
+es = [json.loads(l) for l in open(path) if l.strip()]
+assert es, "no entry for CERTSYNC_CERT=mail"
+assert all(e.get("CERTSYNC_CERT") == "mail" for e in es)
+ev = [e for e in es if e.get("MESSAGE_ID") == renewed_id]
+assert ev, "no renewed event"
+e = ev[-1]
+for k, want in (("CERTSYNC_EVENT", "renewed"), ("CERTSYNC_ISSUER", "local"),
+                ("SYSLOG_IDENTIFIER", "certsyncd"), ("PRIORITY", "6")):
+    assert e.get(k) == want, f"{k}={e.get(k)!r}, expected {want!r}: {e}"
+assert e.get("CERTSYNC_SERIAL", "").lower().lstrip("0") == serial.lower().lstrip("0"), \
+    f"CERTSYNC_SERIAL={e.get('CERTSYNC_SERIAL')!r}, the bundle's serial is {serial}"
+plain = [e for e in es if "MESSAGE_ID" not in e and e["MESSAGE"].startswith("mail: ")]
+assert plain, "no ordinary 'mail: ...' line carries CERTSYNC_CERT=mail"
+print(f"{len(es)} entries for mail, {len(plain)} ordinary lines")
+PY
+	entries "$u" >"$T/$u.all.json"
+	python3 - "$T/$u.all.json" <<'PY' || fail "$u: a line about no cert carries CERTSYNC_CERT"
+import json, sys
+es = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+started = [e for e in es if e.get("MESSAGE", "").startswith("certsyncd ") and "started" in e["MESSAGE"]]
+assert started, "no 'certsyncd ... started' entry"
+assert all("CERTSYNC_CERT" not in e for e in started), started
+PY
+}
+
+# 1. As the packaged unit: -f, Type=notify; stderr is the journal's stream.
+U1=certsync-it-journald-$$-f
+UNITS+=("$U1")
+systemd-run --quiet --unit="$U1" -p Type=notify -p NotifyAccess=main \
+	"$CERTSYNCD" -f -c "$T/certsync.conf" || fail "systemd-run $U1"
+check "$U1"
+pass "-f under systemd: journalctl -u $U1 CERTSYNC_CERT=mail shows the fields"
+systemctl stop "$U1"
+
+# 2. Without -f: certsyncd detaches (daemon(); stderr is /dev/null) and logs
+# to the journal all the same.
+rm -rf "$T/state" "$T/out" && mkdir -p "$T/out"
+U2=certsync-it-journald-$$-d
+UNITS+=("$U2")
+systemd-run --quiet --unit="$U2" -p Type=forking -p "PIDFile=$T/state/certsyncd.lock" \
+	"$CERTSYNCD" -c "$T/certsync.conf" || fail "systemd-run $U2"
+check "$U2"
+pass "without -f under systemd: journalctl -u $U2 CERTSYNC_CERT=mail shows the fields"
+systemctl stop "$U2"

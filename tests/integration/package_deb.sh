@@ -41,10 +41,11 @@ for f in usr/sbin/certsyncd usr/bin/certsyncctl usr/include/certsync/reloader_pl
 	lib/systemd/system/certsyncd.service etc/certsync/certsync.conf \
 	usr/share/doc/certsync/MIGRATION.md.gz \
 	usr/share/bash-completion/completions/certsyncctl usr/share/bash-completion/completions/certsyncd \
-	usr/share/certsync/prometheus/certsync.rules.yml usr/share/certsync/grafana/certsync.json; do
+	usr/share/certsync/prometheus/certsync.rules.yml usr/share/certsync/grafana/certsync.json \
+	usr/lib/systemd/catalog/certsync.catalog; do
 	grep -q " ./$f\$" "$T/contents" || fail "the package lacks /$f"
 done
-pass "binaries, plugin header, man pages, unit, configuration, guide, shell completion, alerting rules and dashboard are in the package"
+pass "binaries, plugin header, man pages, unit, configuration, guide, shell completion, alerting rules, dashboard and journal catalog are in the package"
 
 DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=300 -y -qq "$deb" >"$T/install.log" 2>&1 ||
 	{ cat "$T/install.log"; fail "apt-get install ./$(basename "$deb")"; }
@@ -70,9 +71,18 @@ systemd-analyze verify /lib/systemd/system/certsyncd.service 2>"$T/verify.log" |
 	{ cat "$T/verify.log"; fail "systemd-analyze verify"; }
 pass "man pages render; systemd-analyze verify accepts the unit"
 
+# The journal's catalog: systemd's trigger on /usr/lib/systemd/catalog ran
+# journalctl --update-catalog at install.
+if command -v journalctl >/dev/null; then
+	journalctl --list-catalog 2>/dev/null | grep -q '^f93cacfa9f0a4e94af0b8729bf0fcb49 certsync: ' ||
+		fail "the installed catalog is not in the journal's catalog database"
+	pass "journalctl --list-catalog has certsync's MESSAGE_IDs"
+fi
+
 apt-get purge -o DPkg::Lock::Timeout=300 -y -qq certsync >/dev/null 2>&1 || fail "apt-get purge"
 for p in /etc/certsync /var/lib/certsync /usr/sbin/certsyncd /usr/bin/certsyncctl \
 	/lib/systemd/system/certsyncd.service /usr/include/certsync /usr/share/bash-completion/completions/certsyncctl \
+	/usr/lib/systemd/catalog/certsync.catalog \
 	/etc/systemd/system/multi-user.target.wants/certsyncd.service; do
 	[ ! -e "$p" ] || fail "$p is left after purge"
 done

@@ -9,6 +9,9 @@ journal (journalctl -o json, one entry per line), checked.
       CERTSYNC_SERIAL (SERIAL, hex as openssl prints it), PRIORITY info and
       SYSLOG_IDENTIFIER certsyncd; an ordinary "CERT: ..." line (no
       MESSAGE_ID) is there too.
+  journald_check.py failed JSON CERT ISSUER TEXT
+      a "failed" event of CERT: priority warning, CERTSYNC_EVENT,
+      CERTSYNC_ISSUER, its MESSAGE_ID, and TEXT (the reason) in MESSAGE.
   journald_check.py nocert JSON
       the agent's "certsyncd ... started" line is there, without CERTSYNC_CERT.
 """
@@ -16,6 +19,7 @@ import json
 import sys
 
 RENEWED_ID = "e44168237c754367aafb3e838f6f81e3"
+FAILED_ID = "f93cacfa9f0a4e94af0b8729bf0fcb49"
 
 
 def entries(path):
@@ -40,6 +44,17 @@ def check_cert(path, cert, serial, issuer):
     print(f"{len(es)} entries for {cert}: {len(ev)} renewed, {len(plain)} ordinary lines")
 
 
+def check_failed(path, cert, issuer, text):
+    es = [e for e in entries(path) if e.get("MESSAGE_ID") == FAILED_ID]
+    assert es, f"no failed event of {cert}"
+    e = es[-1]
+    for k, want in (("CERTSYNC_CERT", cert), ("CERTSYNC_EVENT", "failed"),
+                    ("CERTSYNC_ISSUER", issuer), ("PRIORITY", "4")):
+        assert e.get(k) == want, f"{k}={e.get(k)!r}, expected {want!r}: {e}"
+    assert text in e["MESSAGE"], f"the reason ({text}) is not in {e['MESSAGE']!r}"
+    print(f"failed: {e['MESSAGE']}")
+
+
 def check_nocert(path):
     es = entries(path)
     started = [e for e in es
@@ -52,6 +67,8 @@ if __name__ == "__main__":
     try:
         if sys.argv[1] == "cert":
             check_cert(*sys.argv[2:6])
+        elif sys.argv[1] == "failed":
+            check_failed(*sys.argv[2:6])
         else:
             check_nocert(sys.argv[2])
     except AssertionError as e:

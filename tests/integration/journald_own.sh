@@ -8,7 +8,8 @@
 # ($JOURNAL_STREAM set as systemd sets it): journalctl CERTSYNC_CERT=mail
 # has the renewed event's fields and MESSAGE_ID and the cert's ordinary
 # lines, a line about no cert has no CERTSYNC_CERT, nothing comes through
-# the stderr stream; after SIGHUP a new cert's lines carry its name. Then
+# the stderr stream; after SIGHUP a new cert's lines carry its name; a
+# failed renewal is a warning with its own MESSAGE_ID and the reason. Then
 # without -f, started as by systemd ($INVOCATION_ID): detached, the same
 # fields. Skipped (77) without root, unshare or systemd-journald.
 if [ -z "${CS_JOURNALD_NS:-}" ]; then
@@ -81,6 +82,20 @@ CONF
 kill -HUP "$agent"
 check "$agent" web
 pass "after SIGHUP a new cert's lines carry CERTSYNC_CERT=web"
+
+# A renewal that fails (the CA cannot store what it issues while newcerts/
+# is a file): a warning with the failed event's MESSAGE_ID and the reason.
+mv "$T/ca/newcerts" "$T/ca/newcerts.off" && : >"$T/ca/newcerts"
+ctl renew web --force
+has_failed() { [ -n "$(entries "$agent" CERTSYNC_CERT=web CERTSYNC_EVENT=failed)" ]; }
+wait_until 30 has_failed || {
+	journalctl -D "$JD" --no-pager _PID="$agent" | tail -20 >&2
+	fail "no failed event for web in the journal"
+}
+entries "$agent" CERTSYNC_CERT=web CERTSYNC_EVENT=failed >"$T/failed.json"
+python3 "$CHECK" failed "$T/failed.json" web local newcerts || fail "the failed event's fields"
+rm "$T/ca/newcerts" && mv "$T/ca/newcerts.off" "$T/ca/newcerts"
+pass "a failed renewal: journalctl CERTSYNC_EVENT=failed has it, at warning, with its MESSAGE_ID"
 kill -TERM "$agent"
 wait "$agent" || fail "the agent exited non-zero after SIGTERM"
 journalctl --sync 2>/dev/null || true

@@ -31,6 +31,20 @@ for d in /run/systemd /run/log /var/log/journal; do
 	mkdir -p "$d"
 	mount -t tmpfs tmpfs "$d" || fail "mount tmpfs on $d (namespace)"
 done
+# Its own settings too: in memory, not reading the kernel's log nor the
+# audit stream, forwarding nothing.
+cat >"$T/journald.conf" <<'CONF'
+[Journal]
+Storage=volatile
+ReadKMsg=no
+Audit=no
+ForwardToSyslog=no
+ForwardToWall=no
+CONF
+if [ -f /etc/systemd/journald.conf ]; then
+	mount --bind "$T/journald.conf" /etc/systemd/journald.conf ||
+		fail "bind-mount journald.conf (namespace)"
+fi
 /usr/lib/systemd/systemd-journald >"$T/journald.log" 2>&1 &
 CS_PIDS+=($!)
 wait_until 10 test -S /run/systemd/journal/socket -a -S /run/systemd/journal/stdout ||

@@ -8,7 +8,7 @@
 # line with CERTSYNC_CERT and no MESSAGE_ID; a line about no cert without
 # CERTSYNC_CERT. Skipped (77) where systemd is not PID 1 (containers, CI):
 # there check_journal checks the same fields through a stubbed
-# sd_journal_sendv.
+# sd_journal_sendv, and it_journald_own through a real journald of its own.
 . "$(dirname "$0")/lib.bash"
 
 pid1=$(ps -p 1 -o comm= 2>/dev/null || echo "?")

@@ -5,8 +5,10 @@
  * is complete; a dane_* key without `dane` is an error, not a silent no-op.
  */
 #include "cs_config_int.h"
+#include "cs_dnsq.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 /* The dane_* keys other than dane itself, for the "set without dane" check. */
 static const char *const dane_keys[] = { "dane_ports",	  "dane_names",	   "dane_update",
@@ -27,11 +29,12 @@ static bool host_name(const char *name)
 static int dane_defaults(struct cs_cfg_cert *c)
 {
 	struct cs_cfg_dane *d = &c->dane;
+	bool names_given = d->names.n > 0;
 	char err[64];
 
 	if (d->ports.n == 0 && cs_config__parse_list("25", &d->ports, err, sizeof(err)) < 0)
 		return -ENOMEM;
-	for (size_t i = 0; d->names.n == 0 && i < c->names.n; i++) {
+	for (size_t i = 0; !names_given && i < c->names.n; i++) {
 		if (!host_name(c->names.v[i]))
 			continue;
 		char **v = realloc(d->names.v, (d->names.n + 1) * sizeof(*v));
@@ -57,6 +60,13 @@ static void dane_complete(struct parser *p, struct raw_section *s, struct cs_cfg
 	struct cs_cfg_dane *d = &c->dane;
 
 	const struct raw_pair *names = cs_config__find_pair(s, "dane_names");
+	const struct raw_pair *res = cs_config__find_pair(s, "dane_resolver");
+	struct sockaddr_storage ss;
+	unsigned sslen;
+	char err[300];
+
+	if (res != NULL && cs_dnsq_parse_server(d->resolver, &ss, &sslen, err, sizeof(err)) < 0)
+		cs_config__pair_error(p, s, res, err);
 
 	for (size_t i = 0; names != NULL && i < d->names.n; i++)
 		if (!host_name(d->names.v[i]))

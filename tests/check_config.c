@@ -389,6 +389,54 @@ START_TEST(test_config_issuer_list)
 }
 END_TEST
 
+/* DANE and [notify]: what is not said takes its documented default. */
+START_TEST(test_config_dane_notify_defaults)
+{
+	struct cs_cfg_errors errs;
+	char *path = cs_test_write(cs_test_tmp, "dane.conf",
+				   "[issuer \"ca\"]\ntype = local-ca\ndir = /srv/ca\n"
+				   "[cert \"mx\"]\nissuer = ca\n"
+				   "names = *.example, mx.example, 192.0.2.1, mx2.example\n"
+				   "bundle = /srv/mx.pem\ndane = 3 1 1\ndane_hook = /usr/bin/h\n"
+				   "[cert \"web\"]\nissuer = ca\nnames = www.example\n"
+				   "bundle = /srv/www.pem\n"
+				   "[notify \"ops\"]\nmail_to = ops@example, pm@example\n"
+				   "[notify \"pager\"]\non = renewal\ncommand = /usr/bin/page \"a b\"\n"
+				   "certs = web\ninterval = 10m\n",
+				   0644);
+	struct cs_config *cfg = cs_config_load(path, &errs);
+
+	ck_assert_msg(cfg != NULL, "%s", errs.n ? errs.v[0] : "?");
+	const struct cs_cfg_dane *d = &cfg->certs[0].dane;
+	ck_assert_int_eq(d->usage, 3);
+	ck_assert_int_eq(d->update, CS_DANE_UPDATE_HOOK);
+	ck_assert_uint_eq(d->ports.n, 1);
+	ck_assert_str_eq(d->ports.v[0], "25");
+	/* The cert's names without the wildcard and the address. */
+	ck_assert_uint_eq(d->names.n, 2);
+	ck_assert_str_eq(d->names.v[0], "mx.example");
+	ck_assert_str_eq(d->names.v[1], "mx2.example");
+	ck_assert_str_eq(d->resolver, "127.0.0.1:53");
+	ck_assert_int_eq(d->ttl, 3600);
+	ck_assert_int_eq(cfg->certs[1].dane.usage, 0);
+	ck_assert_uint_eq(cfg->n_notifies, 2);
+	const struct cs_cfg_notify *ops = &cfg->notifies[0], *pager = &cfg->notifies[1];
+	ck_assert_uint_eq(ops->on, CS_NOTIFY_FAILURE | CS_NOTIFY_RECOVERY | CS_NOTIFY_EXPIRY);
+	ck_assert_uint_eq(ops->mail_to.n, 2);
+	ck_assert_str_eq(ops->sendmail, "/usr/sbin/sendmail");
+	ck_assert_int_eq(ops->interval, 3600);
+	ck_assert_int_eq(ops->timeout, 30);
+	ck_assert_uint_eq(ops->certs.n, 0);
+	ck_assert_uint_eq(pager->on, CS_NOTIFY_RENEWAL);
+	ck_assert_str_eq(pager->command, "/usr/bin/page \"a b\"");
+	ck_assert_int_eq(pager->interval, 600);
+	ck_assert_str_eq(pager->certs.v[0], "web");
+	cs_config_free(cfg);
+	cs_config_errors_free(&errs);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_config_defaults)
 {
 	struct cs_cfg_errors errs;
@@ -597,6 +645,33 @@ static const struct {
 	{ "[agent]\n", 12, "duplicate section" },
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ncolour = blue\n",
 	  16, "[cert \"m\"] colour: unknown key" },
+	/* DANE: each key checked, and how records are published is complete. */
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ndane = 3 2 1\n",
+	  16, "[cert \"m\"] dane: '3 2 1' is not a record type certsync publishes" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ndane = 3 1 1\n",
+	  12, "[cert \"m\"]: dane is set but not how records are published" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ndane = 3 1 1\n"
+	  "dane_update = rfc2136\n",
+	  12, "dane_update = rfc2136 needs dane_server" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ndane = 3 1 1\n"
+	  "dane_update = none\ndane_ports = 25, 99999\n",
+	  18, "[cert \"m\"] dane_ports: '99999' is not a TCP port" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ndane = 3 1 1\n"
+	  "dane_update = none\ndane_resolver = ::1:53\n",
+	  18, "[cert \"m\"] dane_resolver: '::1:53' is not a resolver address" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\ndane_ttl = 5m\n",
+	  16, "[cert \"m\"] dane_ttl: set, but dane is not" },
+	{ "[cert \"m\"]\nissuer = ca\nnames = *.example\nbundle = /srv/m.pem\ndane = 3 1 1\n"
+	  "dane_update = none\n",
+	  12, "no host name to publish TLSA records for" },
+	/* [notify]: a way to tell, known events, addresses, existing certs. */
+	{ "[notify \"n\"]\non = failure\n", 12, "[notify \"n\"]: nothing to tell with" },
+	{ "[notify \"n\"]\ncommand = /bin/true\non = failure, typo\n", 14,
+	  "[notify \"n\"] on: 'typo' is not one of" },
+	{ "[notify \"n\"]\nmail_to = postmaster\n", 13,
+	  "[notify \"n\"] mail_to: not a mail address" },
+	{ "[notify \"n\"]\ncommand = /bin/true\ncerts = nosuch\n", 14,
+	  "no [cert \"nosuch\"] section is defined" },
 	/* Must-staple: refused with its reason, not as an unknown key. */
 	{ "[cert \"m\"]\nissuer = ca\nnames = m.example\nbundle = /srv/m.pem\nmust_staple = yes\n",
 	  16, "[cert \"m\"] must_staple: refused: OCSP must-staple is no longer possible: the CAs "
@@ -1209,6 +1284,7 @@ Suite *config_suite(void)
 	tcase_add_test(tc, test_config_base_is_valid);
 	cs_test_add_loop(tc, test_config_errors, error_cases);
 	tcase_add_test(tc, test_config_issuer_list);
+	tcase_add_test(tc, test_config_dane_notify_defaults);
 	tcase_add_test(tc, test_config_all_errors_reported);
 	tcase_add_test(tc, test_config_must_staple_no);
 	tcase_add_test(tc, test_config_client_from_acme);

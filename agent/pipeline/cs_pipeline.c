@@ -489,11 +489,13 @@ void cs_pipeline_unsubscribe(struct cs_pipeline *pl,
 
 void pl_event_publish(struct cert *c, struct cs_event ev)
 {
-	const struct pl_issuer *pi = c->renewal != NULL ? c->renewal->issuer : pl_deployed_issuer(c);
-
+	/* A renewal holds its issuer; otherwise names only: the issuers may be
+	   gone already (an examination that ends while the pipeline is torn down). */
 	ev.cert = c->cfg->name;
-	if (ev.issuer == NULL && pi != NULL)
-		ev.issuer = pi->name;
+	if (ev.issuer == NULL && c->renewal != NULL && c->renewal->issuer != NULL)
+		ev.issuer = c->renewal->issuer->name;
+	if (ev.issuer == NULL)
+		ev.issuer = c->st.issuer[0] != '\0' ? c->st.issuer : c->cfg->issuer;
 	ev.time = pl_now(c->pl);
 	if (ev.renewal == 0 && c->renewal != NULL)
 		ev.renewal = c->renewal->id;

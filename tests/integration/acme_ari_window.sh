@@ -17,6 +17,9 @@
 . "$(dirname "$0")/acme_lib.bash"
 
 export PEBBLE_VA_ALWAYS_VALID=1 # not a test of challenges
+# The orders are counted: a badNonce rejection (Pebble refuses 5% of good
+# nonces by default) would make one order two newOrder requests.
+export PEBBLE_WFE_NONCEREJECT=0
 start_pebble
 FIX_PORT=$(free_port)
 python3 "$(dirname "$0")/acme_ari_fixture.py" "$FIX_PORT" "$T/pebble.pem" "$T/pebble.key" \

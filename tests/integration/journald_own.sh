@@ -126,7 +126,15 @@ rm -rf "$T/state" "$T/out" && mkdir -p "$T/out" /run/systemd/system # sd_booted(
 std_conf >"$T/certsync.conf"
 INVOCATION_ID=0123456789abcdef0123456789abcdef "$CERTSYNCD" -c "$T/certsync.conf" \
 	2>"$T/detached.stderr" || fail "certsyncd (detaching) exited non-zero"
-wait_until 10 test -s "$T/state/certsyncd.lock" || fail "no PID in the lock file"
+# The lock file holds the PID of the process that locked it, the one that
+# forked and exited, until the detached child writes its own: wait for a
+# PID that is alive.
+lock_pid_alive() {
+	local p
+	p=$(tr -dc 0-9 <"$T/state/certsyncd.lock" 2>/dev/null)
+	[ -n "$p" ] && kill -0 "$p" 2>/dev/null
+}
+wait_until 10 lock_pid_alive || fail "no running agent's PID in the lock file"
 pid=$(tr -dc 0-9 <"$T/state/certsyncd.lock")
 CS_PIDS+=($pid)
 check "$pid" mail

@@ -92,7 +92,10 @@ sleep 2
 [ "$(n_mails)" = 2 ] || fail "$(n_mails) mails, not 2"
 pass "a recovery mail after the renewal succeeded, once ($((SECONDS - started)) s)"
 
-# The command notifier: the events in CERTSYNC_* variables.
+# The command notifier: the events in CERTSYNC_* variables (it runs beside
+# the mail notifier, which may finish first).
+told() { grep -q "^$1 cert=mail" "$NOTIFY_LOG"; }
+wait_until 10 told recovery && wait_until 10 told renewal || { cat "$NOTIFY_LOG" >&2; fail "the command was not run for the recovery"; }
 grep -q "^failure cert=mail notify=script state=missing failures=1 error=.*cannot open directory" "$NOTIFY_LOG" ||
 	{ cat "$NOTIFY_LOG" >&2; fail "the command did not get the failure"; }
 grep -q "^recovery cert=mail notify=script state=valid" "$NOTIFY_LOG" || { cat "$NOTIFY_LOG" >&2; fail "the command did not get the recovery"; }

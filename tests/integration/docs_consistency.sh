@@ -5,7 +5,7 @@
 # not promise in `show` what only `show --json` gives; contrib/MIGRATION.md
 # does not say outputs are never written through a symbolic link (they are:
 # the link's target is replaced); and the packages create the `certsync` user
-# the network process runs as.
+# the network process runs as; every example passes check-config.
 . "$(dirname "$0")/lib.bash"
 
 S=$CS_SOURCE_DIR
@@ -78,3 +78,10 @@ for m in certsync_verify_ok certsync_served_match; do
 	grep -q "\`$m" "$S/README.md" || fail "README: $m is not named"
 done
 pass "certsync_verify_ok and certsync_served_match in certsyncctl(8) and the README"
+
+# Every example the package installs passes check-config as shipped.
+for f in "$S"/contrib/examples/*.conf; do
+	"$CERTSYNCD" --check-config -c "$f" >"$T/example.log" 2>&1 ||
+		{ cat "$T/example.log" >&2; fail "check-config refuses $f"; }
+done
+pass "certsyncd --check-config accepts each of contrib/examples/*.conf"

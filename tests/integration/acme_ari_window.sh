@@ -134,7 +134,7 @@ wait_for "$T/agent2.log" "web: renewed: serial" 60
 # Nothing asked between the restart and the renewal's order.
 between=$(sed -n '/^restart$/,/^order /p' "$T/seq.log" | grep -c '^ari ' || true)
 [ "$between" = 0 ] || { cat "$T/seq.log" >&2; fail "$between renewalInfo request(s) between the restart and the order"; }
-sed -n '/^restart$/,$p' "$T/seq.log" | grep -q '^order ' || fail "no order after the restart"
+sed -n '/^restart$/,$p' "$T/seq.log" | has '^order ' || fail "no order after the restart"
 last_order_replaces "$T/leaf2.pem"
 pass "a restart keeps the window: renewed when it opened, no renewalInfo request before the order"
 

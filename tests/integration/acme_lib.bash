@@ -133,7 +133,7 @@ check_deployed() {
 	[ -s "$chain" ] || fail "the fullchain has no intermediate"
 	openssl verify -CAfile "$T/pebble-root.pem" -untrusted "$chain" "$leaf" >"$T/verify.out" 2>&1 ||
 		fail "the chain does not verify against Pebble's root: $(cat "$T/verify.out")"
-	openssl x509 -in "$leaf" -noout -ext subjectAltName | grep -q "DNS:a.example.test, DNS:b.example.test" ||
+	openssl x509 -in "$leaf" -noout -ext subjectAltName | has "DNS:a.example.test, DNS:b.example.test" ||
 		fail "the leaf does not name a.example.test and b.example.test"
 	[ "$(openssl x509 -in "$leaf" -noout -pubkey | openssl sha256)" = \
 		"$(openssl pkey -in "$T/out/web.key" -pubout | openssl sha256)" ] ||

@@ -18,7 +18,7 @@ for n in one two three four five; do
 	awk 'n>0 {print} /END CERTIFICATE/ {n++}' "$T/out/$n.crt" >"$T/out/$n.chain"
 	openssl verify -CAfile "$T/pebble-root.pem" -untrusted "$T/out/$n.chain" "$T/out/$n.leaf" \
 		>/dev/null 2>&1 || fail "the chain of $n does not verify"
-	openssl x509 -in "$T/out/$n.leaf" -noout -ext subjectAltName | grep -q "DNS:$n.example.test" ||
+	openssl x509 -in "$T/out/$n.leaf" -noout -ext subjectAltName | has "DNS:$n.example.test" ||
 		fail "the leaf of $n does not name $n.example.test"
 done
 [ "$(grep -c "account .* (created)" "$T/agent.log")" = 1 ] || fail "not exactly one account created"

@@ -49,7 +49,7 @@ pass "a certificate of another CA copied over is kept, shown as foreign, renewed
 
 ctl adopt mail >"$T/adopt.out" 2>&1 || { cat "$T/adopt.out" >&2; fail "adopt exited non-zero"; }
 grep -q "^mail: adopted $fserial as generation [0-9]*" "$T/adopt.out" || { cat "$T/adopt.out" >&2; fail "adopt output"; }
-ctl --json show mail | grep -q '"deployed": *"ok"' || fail "show does not say ok after adopt"
+ctl --json show mail | has '"deployed": *"ok"' || fail "show does not say ok after adopt"
 # It is the agent's own now: a deleted output is repaired from it.
 rm "$T/out/mail.pem"
 for _ in $(seq 100); do [ -f "$T/out/mail.pem" ] && break; sleep 0.05; done

@@ -42,9 +42,9 @@ fi
 pass "clock set to the current time"
 
 examined() { # examined CERT: logged about after the clock line, or stage_since moved on
-	tail -n +$((lines + 1)) "$T/agent.log" | grep -q "wall clock was set" || return 1
+	tail -n +$((lines + 1)) "$T/agent.log" | has "wall clock was set" || return 1
 	tail -n +$((lines + 1)) "$T/agent.log" | sed -n '/wall clock was set/,$p' | tail -n +2 |
-		grep -q " $1: " && return 0
+		has " $1: " && return 0
 	show_json "$1"
 	local s
 	s=$(json "$T/show.json" 'j.get("stage_since")')
@@ -52,7 +52,7 @@ examined() { # examined CERT: logged about after the clock line, or stage_since 
 }
 seen=
 for ((;;)); do
-	if [ -z "$seen" ] && tail -n +$((lines + 1)) "$T/agent.log" | grep -q "wall clock was set"; then
+	if [ -z "$seen" ] && tail -n +$((lines + 1)) "$T/agent.log" | has "wall clock was set"; then
 		seen=$((($(date +%s%N) - t0) / 1000000))
 	fi
 	all=1

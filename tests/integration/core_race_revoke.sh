@@ -45,7 +45,7 @@ settled() {
 	d=$(deployed)
 	[ -n "$d" ] && ! is_revoked "$d" || return 1
 	[ "$(grep -c "^start" "$T/reloads.log")" = "$(grep -c "^end" "$T/reloads.log")" ] || return 1
-	tail -n 1 "$T/reloads.log" | grep -q "^end .* ok" || return 1
+	tail -n 1 "$T/reloads.log" | has "^end .* ok" || return 1
 	[ "$(state 'j["generations"][0]["serial"]')" = "$d" ] || return 1
 	show_json
 	[ "$(json "$T/show.json" 'j["serial"]')" = "$d" ] && [ "$(json "$T/show.json" 'j["state"]')" = valid ]

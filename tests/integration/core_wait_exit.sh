@@ -45,7 +45,7 @@ new=$(deployed)
 key_matches "$OUT/mail.pem" || fail "exit 0 but the deployed key does not match"
 [ $(($(issued) - n0)) = 1 ] || fail "$(($(issued) - n0)) certificates issued for one forced renewal"
 [ "$(tail -n 1 "$CA/index.txt" | cut -f4)" = "$new" ] || fail "deployed $new is not the certificate just issued"
-grep -q "^start .*serial=$new " "$T/reloads.log" && tail -n 1 "$T/reloads.log" | grep -q "^end .* ok" ||
+grep -q "^start .*serial=$new " "$T/reloads.log" && tail -n 1 "$T/reloads.log" | has "^end .* ok" ||
 	{ cat "$T/reloads.log" >&2; fail "exit 0 before the service was reloaded with $new"; }
 show_json
 [ "$(json "$T/show.json" 'j["failures"]')" = 0 ] || fail "exit 0 but show counts failures: $(cat "$T/show.json")"

@@ -62,7 +62,7 @@ pass "PKCS#12 with --password-env; --mode 0640 honoured"
 # --- A shuffled bundle (leaf, root, intermediate, key) comes out in order.
 run 0 "$CERTSYNCCTL" convert "$P/shuffled.pem" "$O/fixed.pem" --to bundle
 [ "$(subjects "$O/fixed.pem")" = "$want_order" ] || fail "reordered bundle: $(subjects "$O/fixed.pem")"
-head -n 1 "$O/fixed.pem" | grep -q 'BEGIN PRIVATE KEY' || fail "key not first"
+head -n 1 "$O/fixed.pem" | has 'BEGIN PRIVATE KEY' || fail "key not first"
 pass "wrongly ordered bundle rewritten leaf, intermediate, root"
 
 # --- Encrypted key: decrypted with the password, same key as openssl pkey gives.

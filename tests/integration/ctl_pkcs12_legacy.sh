@@ -22,7 +22,7 @@ if ! export_p12 "$T/legacy.p12" s3cret -legacy 2>"$T/ossl.err"; then
 	exit 77
 fi
 openssl pkcs12 -in "$T/legacy.p12" -info -noout -passin pass:s3cret -legacy 2>&1 |
-	grep -q "pbeWithSHA1And40BitRC2-CBC" || fail "the -legacy file is not RC2-40 encrypted"
+	has "pbeWithSHA1And40BitRC2-CBC" || fail "the -legacy file is not RC2-40 encrypted"
 export_p12 "$T/nomac.p12" s3cret -nomac
 export_p12 "$T/nomac-empty.p12" "" -nomac
 export_p12 "$T/legacy-nomac.p12" s3cret -legacy -nomac

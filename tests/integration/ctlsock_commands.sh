@@ -28,11 +28,11 @@ if command -v script >/dev/null; then
 fi
 
 expect 1 --json list
-json "$T/stdout" 'j["ok"], len(j["certs"])' | grep -qx "True 2" || fail "list --json: $(cat "$T/stdout")"
+json "$T/stdout" 'j["ok"], len(j["certs"])' | has -x "True 2" || fail "list --json: $(cat "$T/stdout")"
 [ "$(json "$T/stdout" '[c for c in j["certs"] if c["name"]=="mail"][0]["serial"]')" = "$s1" ] ||
 	fail "list --json: serial is not the one on disk ($s1)"
 json "$T/stdout" '[c for c in j["certs"] if c["name"]=="web"][0]["failures"] >= 1 and
-	[c for c in j["certs"] if c["name"]=="web"][0]["last_error"] is not None' | grep -qx True ||
+	[c for c in j["certs"] if c["name"]=="web"][0]["last_error"] is not None' | has -x True ||
 	fail "web has no failures or last_error: $(cat "$T/stdout")"
 pass "list --json: one JSON object, the serial on disk, web's failures and last error"
 
@@ -85,9 +85,9 @@ pass "renew: not due without --force; --force --wait follows to valid ($s1 -> $s
 
 # renew all lists only the certs that were not simply not due, and counts them.
 expect 0 --json renew all
-json "$T/stdout" 'sorted((r["name"], r["result"]) for r in j["results"])' | grep -q "('mail'" &&
+json "$T/stdout" 'sorted((r["name"], r["result"]) for r in j["results"])' | has "('mail'" &&
 	fail "renew all lists a cert that is not due: $(cat "$T/stdout")"
-json "$T/stdout" 'j["counts"]["not_due"]' | grep -qx "[1-9][0-9]*" ||
+json "$T/stdout" 'j["counts"]["not_due"]' | has -x "[1-9][0-9]*" ||
 	fail "renew all: no count of the certs not due: $(cat "$T/stdout")"
 expect 0 renew all
 in_out "certificate(s): not due (use --force to renew anyway)"

@@ -40,7 +40,7 @@ spawn_agent
 wait_until 30 dane_ok || { cat "$T/stdout" "$T/agent.log" >&2; fail "DANE not ok 30 s after the start"; }
 grep -q "^add _25._tcp.mail.example.test 2 1 1 $ca_key cert=mail ttl=$DANE_TTL$" "$HOOK_LOG" ||
 	{ cat "$HOOK_LOG" >&2; fail "the hook was not run with the CA's record"; }
-tlsa_view _25._tcp.mail.example.test | grep -qx "2 1 1 $ca_key" || fail "the resolver does not show the CA's record"
+tlsa_view _25._tcp.mail.example.test | has -x "2 1 1 $ca_key" || fail "the resolver does not show the CA's record"
 pass "dane_hook published the local CA's key (2 1 1) ($((SECONDS - started)) s)"
 
 mail_loop_start

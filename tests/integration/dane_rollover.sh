@@ -52,7 +52,7 @@ pass "the verify after the reload checks DANE: $(grep 'last verify' "$T/stdout" 
 # one record still retiring), not every key ever served.
 n=$(tlsa_view _25._tcp.mail.example.test | sed 1d | wc -l)
 [ "$n" -le 3 ] || { tlsa_view _25._tcp.mail.example.test >&2; fail "$n TLSA records published after $(sort -u "$T/keys" | wc -l) keys: the old ones are not deleted"; }
-tlsa_view _25._tcp.mail.example.test | grep -q "$first_key" && fail "the first key's record is still published"
+tlsa_view _25._tcp.mail.example.test | has "$first_key" && fail "the first key's record is still published"
 pass "$n records published at the end; the first key's record was deleted"
 
 ctl dane mail

@@ -52,7 +52,7 @@ CONF
 }
 
 renewals() { grep -c "mail: renewed: serial" "$T/agent.log" || true; }
-matching() { "$CERTSYNCCTL" inspect "$1" 2>&1 | grep -q "key matches leaf: yes"; }
+matching() { "$CERTSYNCCTL" inspect "$1" 2>&1 | has "key matches leaf: yes"; }
 outputs() { cat "$small/out/mail.pem" "$small/out/mail.crt" "$small/out/mail.key"; }
 
 # fault WHAT FILE-PREFIX MESSAGE: renewals fail naming a file under

@@ -136,7 +136,7 @@ dns_signed() {
 	local a
 	a=$(dig @127.0.0.1 -p "$DNS_PORT" +dnssec +noall +answer +time=1 +tries=1 example.test SOA 2>/dev/null) || return 1
 	grep -qw RRSIG <<<"$a" || return 1
-	dig @127.0.0.1 -p "$DNS_PORT" +noall +answer +time=1 +tries=1 example.test DNSKEY 2>/dev/null | grep -qw DNSKEY
+	dig @127.0.0.1 -p "$DNS_PORT" +noall +answer +time=1 +tries=1 example.test DNSKEY 2>/dev/null | has -w DNSKEY
 }
 
 # start_unbound [ADDR]: Unbound on ADDR:53 (default $RESOLVER_ADDR),
@@ -196,7 +196,7 @@ CONF
 # resolver_validates: whether $RESOLVER answers mail.example.test A with AD.
 resolver_validates() {
 	dig @"$RESOLVER" +dnssec +time=1 +tries=1 mail.example.test A 2>/dev/null |
-		grep -q '^;; flags:.* ad[ ;]'
+		has '^;; flags:.* ad[ ;]'
 }
 
 # dns_update add|del|set OWNER TTL RECORD [KEYFILE]: one RFC 2136 update of

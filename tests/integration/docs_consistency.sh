@@ -12,7 +12,7 @@ S=$CS_SOURCE_DIR
 "$CERTSYNCCTL" --help >"$T/help" 2>&1 || true
 sed -n '/^\.SH SYNOPSIS/,/^\.SH DESCRIPTION/p' "$S/packaging/man/certsyncctl.8" >"$T/synopsis"
 for cmd in $(awk '/^(Agent|Offline) commands/ {on=1; next} /^$/ {on=0} on {print $1}' "$T/help"); do
-	sed 's/\\-/-/g' "$T/synopsis" | grep -qwF -- "$cmd" ||
+	sed 's/\\-/-/g' "$T/synopsis" | has -wF -- "$cmd" ||
 		fail "certsyncctl(8) synopsis lacks '$cmd'"
 done
 pass "certsyncctl(8)'s synopsis names every command of --help"
@@ -28,7 +28,7 @@ while read -r line; do
 	long=$(grep -oE -- '--[a-z]+' <<<"$line")
 	grep -qF -- "$long" "$T/globals" || fail "certsyncctl(8) GLOBAL OPTIONS lacks $long"
 	short=$(grep -oE -- '^ *-[a-z],' <<<"$line" | tr -d ' ,' || true)
-	[ -z "$short" ] || sed 's/\\-/-/g' "$T/synopsis" | grep -qE -- "^\.R?B (\[ )?$short\$" ||
+	[ -z "$short" ] || sed 's/\\-/-/g' "$T/synopsis" | has -E -- "^\.R?B (\[ )?$short\$" ||
 		fail "certsyncctl(8) synopsis lacks $short"
 done <<<"$opts"
 sed -n '/^## certsyncctl/,/^## /p' "$S/README.md" >"$T/readme_ctl"
@@ -40,7 +40,7 @@ pass "certsyncctl's global options in certsyncctl(8) and the README"
 grep -q "^certsyncctl convert IN\.\.\. OUT" "$S/README.md" || fail "README: convert is shown with one input"
 pass "README: convert IN... OUT"
 
-tr '\n' ' ' <"$S/README.md" | grep -q '`show` gives `last_verify` and `verify_ok`' &&
+tr '\n' ' ' <"$S/README.md" | has '`show` gives `last_verify` and `verify_ok`' &&
 	fail "README: show is said to give last_verify and verify_ok (only --json has verify_ok)"
 pass "README: what show gives and what only --json gives"
 
@@ -64,7 +64,7 @@ pass "both packages create the system user netproc runs as, without shell, home 
 # and in the README.
 for sect in '\[agent\]' '\[cert '; do
 	awk -v s="$sect" '/^\.SH / {on = ($0 ~ s)} on' "$S/packaging/man/certsync.conf.5" |
-		grep -q '^\.BI verify_interval ' || fail "certsync.conf(5): no verify_interval under $sect"
+		has '^\.BI verify_interval ' || fail "certsync.conf(5): no verify_interval under $sect"
 done
 grep -q "V_INTERVAL, AG(verify_interval)" "$S/agent/cs_config.c" &&
 	grep -q "V_INTERVAL, CE(verify_interval)" "$S/agent/cs_config.c" ||
@@ -73,7 +73,7 @@ pass "certsync.conf(5): verify_interval under [agent] and [cert]"
 
 for m in certsync_verify_ok certsync_served_match; do
 	grep -q "family(b, \"$m\"" "$S/agent/control/cs_metrics.c" || fail "cs_metrics.c no longer renders $m"
-	sed -n '/^\.SH METRICS/,/^\.SH LIMITS/p' "$S/packaging/man/certsyncctl.8" | grep -q "^\.B $m{" ||
+	sed -n '/^\.SH METRICS/,/^\.SH LIMITS/p' "$S/packaging/man/certsyncctl.8" | has "^\.B $m{" ||
 		fail "certsyncctl(8): $m is not under METRICS"
 	grep -q "\`$m" "$S/README.md" || fail "README: $m is not named"
 done

@@ -97,14 +97,14 @@ pass "files outside (symlink, hard link and temp-name targets) kept their bytes 
 # The symbolic link: refused with a clear error, left as it was.
 [ -L "$pub/mail.pem" ] && [ "$(readlink "$pub/mail.pem")" = "$T/etc/victim1" ] ||
 	fail "the attacker's link was changed"
-line=$(grep "mail: renewal failed" "$T/agent.log" | head -n 1)
+line=$(grep -m1 "mail: renewal failed" "$T/agent.log")
 grep -q "$pub/mail.pem is a symbolic link owned by uid 65534" <<<"$line" ||
 	fail "the refusal does not say why: $line"
 pass "the symlink at the output is refused: '${line#* certsyncd }'"
 
 # The hard link: the name was replaced, the outside file still has its two names.
 [ "$(stat -c %h "$pub/hard.pem")" = 1 ] || fail "hard.pem still has $(stat -c %h "$pub/hard.pem") links"
-"$CERTSYNCCTL" inspect "$pub/hard.pem" | grep -q "key matches leaf: yes" || fail "hard.pem is not a bundle"
+"$CERTSYNCCTL" inspect "$pub/hard.pem" | has "key matches leaf: yes" || fail "hard.pem is not a bundle"
 [ "$(stat -c '%a %u' "$pub/hard.pem")" = "600 0" ] || fail "hard.pem: $(stat -c '%a %u' "$pub/hard.pem")"
 pass "the hard link is replaced by the agent's own file (rename); the outside file is untouched"
 
@@ -114,7 +114,7 @@ for h in 000000000000 0123456789ab ffffffffffff a1b2c3d4e5f6; do
 done
 "$CERTSYNCCTL" inspect "$pub/imap.key" "$pub/imap.crt" >/dev/null || fail "imap outputs do not parse"
 cat "$pub/imap.key" "$pub/imap.crt" >"$T/imap.both"
-"$CERTSYNCCTL" inspect "$T/imap.both" | grep -q "key matches leaf: yes" || fail "imap key and fullchain differ"
+"$CERTSYNCCTL" inspect "$T/imap.both" | has "key matches leaf: yes" || fail "imap key and fullchain differ"
 # A hard link named like a temp file may be swept as a stale temp file (its
 # name goes) or left; either way the file it names keeps its data and mode.
 if [ -e "$pub/.imap.crt.0123456789ab" ]; then swept=left; else swept=swept; fi

@@ -1,7 +1,8 @@
 # Shared helpers for the integration scripts (sourced, not a test itself;
 # core_lib and ctlsock_lib source it, acme_lib, localca_lib and
 # servers.bash follow it; all add their own): a temporary directory $T
-# removed at exit, fail/pass, waits (wait_for, wait_until, until_count), the
+# removed at exit, fail/pass, waits (wait_for, wait_until, until_count), has
+# (grep -q at the end of a pipe), the
 # usual configuration (std_conf, conf_head, conf_mail, conf_capath,
 # EVERY_SECOND), the agent in the background (spawn_agent, stop_agent) and
 # certsyncctl on its socket (ctl), commands with an expected exit status
@@ -117,6 +118,18 @@ spawn_agent() {
 stop_agent() {
 	kill -TERM "$agent"
 	wait "$agent" || fail "the agent exited non-zero after SIGTERM"
+}
+
+# PRODUCER | has [GREP-OPTION...] PATTERN: grep -q that reads all of its
+# input first. grep -q leaves at the first match, and a producer still
+# writing then dies of SIGPIPE, which pipefail makes the pipeline's status:
+# a test that fails now and then, when the output is long (a man page
+# section, a log). Redirecting grep to /dev/null does not help: GNU grep
+# then leaves at the first match too.
+has() {
+	local in
+	in=$(cat)
+	grep -q "$@" <<<"$in"
 }
 
 # wait_until SECONDS COMMAND...: runs COMMAND every 0.05 s until it succeeds

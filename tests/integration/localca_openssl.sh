@@ -45,9 +45,9 @@ osslca "$d" -revoke "$d/newcerts/$s1.pem" -crl_reason keyCompromise || fail "ope
 grep -qP "^R\t[0-9]{12}Z\t[0-9]{12}Z,keyCompromise\t$s1\tunknown\t/CN=www.example.test$" "$d/index.txt" ||
 	fail "openssl ca -revoke did not mark $s1: $(cat "$d/index.txt")"
 osslca "$d" -gencrl -out "$T/ossl-crl.pem" || fail "openssl ca -gencrl failed"
-openssl crl -in "$T/ossl-crl.pem" -CAfile "$d/cacert.pem" -noout 2>&1 | grep -q "verify OK" ||
+openssl crl -in "$T/ossl-crl.pem" -CAfile "$d/cacert.pem" -noout 2>&1 | has "verify OK" ||
 	fail "the CRL of openssl ca does not verify"
-openssl crl -in "$T/ossl-crl.pem" -noout -text | grep -q "Serial Number: $s1" || fail "$s1 not in openssl's CRL"
+openssl crl -in "$T/ossl-crl.pem" -noout -text | has "Serial Number: $s1" || fail "$s1 not in openssl's CRL"
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/o.key" \
 	-subj /CN=ossl.example.test -out "$T/o.csr" 2>/dev/null
 osslca "$d" -in "$T/o.csr" -out "$T/o.pem" || fail "openssl ca could not issue on certsync's CA"
@@ -66,7 +66,7 @@ grep -q "already revoked" "$T/err" || fail "second revoke said: $(cat "$T/err")"
 n0=$(cat "$d/crlnumber")
 "$DRV" -d "$d" gencrl 3 || fail "certsync gencrl failed"
 [ "$(cat "$d/crlnumber")" = "$(printf '%02X\n' $((16#$n0 + 1)))" ] || fail "crlnumber $(cat "$d/crlnumber") after $n0"
-openssl crl -in "$d/crl.pem" -CAfile "$d/cacert.pem" -noout 2>&1 | grep -q "verify OK" ||
+openssl crl -in "$d/crl.pem" -CAfile "$d/cacert.pem" -noout 2>&1 | has "verify OK" ||
 	fail "certsync's CRL does not verify"
 openssl crl -in "$d/crl.pem" -noout -text >"$T/crl.txt"
 grep -q "Serial Number: $s1" "$T/crl.txt" && grep -q "Serial Number: $s2" "$T/crl.txt" ||
@@ -76,7 +76,7 @@ openssl verify -crl_check -CAfile "$T/trust.pem" "$T/after.pem" >/dev/null 2>&1 
 	fail "openssl verify -crl_check accepts the revoked leaf"
 openssl verify -crl_check -CAfile "$T/trust.pem" "$T/o.pem" >/dev/null || fail "-crl_check rejects a valid leaf"
 osslca "$d" -gencrl -out "$T/ossl-crl2.pem" || fail "openssl ca -gencrl after certsync's revoke failed"
-openssl crl -in "$T/ossl-crl2.pem" -noout -text | grep -q "Serial Number: $s2" || fail "$s2 not in openssl's CRL"
+openssl crl -in "$T/ossl-crl2.pem" -noout -text | has "Serial Number: $s2" || fail "$s2 not in openssl's CRL"
 index_ok "$d"
 pass "certsync revokes and generates CRLs openssl verifies, after and before openssl ca"
 

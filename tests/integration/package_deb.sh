@@ -15,7 +15,7 @@ if grep -q '^CS_ASAN:BOOL=ON' "$CS_BUILD_DIR/CMakeCache.txt" 2>/dev/null; then
 	echo "SKIP: the package is built and installed in the plain run"
 	exit 77
 fi
-if dpkg-query -W -f='${Status}' certsync 2>/dev/null | grep -q 'ok installed'; then
+if dpkg-query -W -f='${Status}' certsync 2>/dev/null | has 'ok installed'; then
 	fail "a certsync package is already installed here; not touching it"
 fi
 purge() { apt-get purge -y -qq certsync >/dev/null 2>&1 || true; cleanup; }
@@ -74,7 +74,7 @@ pass "man pages render; systemd-analyze verify accepts the unit"
 # The journal's catalog: systemd's trigger on /usr/lib/systemd/catalog ran
 # journalctl --update-catalog at install.
 if command -v journalctl >/dev/null; then
-	journalctl --list-catalog 2>/dev/null | grep -q '^f93cacfa9f0a4e94af0b8729bf0fcb49 certsync: ' ||
+	journalctl --list-catalog 2>/dev/null | has '^f93cacfa9f0a4e94af0b8729bf0fcb49 certsync: ' ||
 		fail "the installed catalog is not in the journal's catalog database"
 	pass "journalctl --list-catalog has certsync's MESSAGE_IDs"
 fi

@@ -78,7 +78,7 @@ json() { sed -n "s/^  \"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" "$st
 [ "$(json failures)" = 0 ] || fail "failures in the state: $(cat "$st")"
 [ "$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["generations"]))' "$st")" = 2 ] ||
 	fail "not two generations: $(cat "$st")"
-grep -A5 '"generations"' "$st" | grep -q "\"serial\": \"$s2\"" ||
+grep -A5 '"generations"' "$st" | has "\"serial\": \"$s2\"" ||
 	fail "newest generation is not $s2: $(cat "$st")"
 [ "$(json next_due)" -gt "$(date +%s)" ] || fail "next_due is not in the future: $(cat "$st")"
 [ -f "$T/state/generations/mail/1.pem" ] && [ -f "$T/state/generations/mail/2.pem" ] ||

@@ -36,7 +36,7 @@ bundle = $T/out/web.pem
 CONF
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }
-matching() { "$CERTSYNCCTL" inspect "$@" 2>&1 | grep -q "key matches leaf: yes"; }
+matching() { "$CERTSYNCCTL" inspect "$@" 2>&1 | has "key matches leaf: yes"; }
 # repaired FILE STARTNS: waits up to 1 s after STARTNS for FILE to hold a matching key and leaf.
 repaired_within_1s() {
 	local f=$1 start=$2 now
@@ -120,7 +120,7 @@ grep -q "mail: repaired from generation 1 (the chain" "$T/agent.log" && fail "th
 grep -q '"deployed": *"foreign"' "$T/show.json" || { cat "$T/show.json" >&2; fail "show does not say foreign"; }
 cp "$T/good-mail.pem" "$T/out/mail.pem"
 for _ in $(seq 50); do
-	"$CERTSYNCCTL" -s "$T/certsync.sock" --json show mail 2>/dev/null | grep -q '"deployed": *"ok"' && break
+	"$CERTSYNCCTL" -s "$T/certsync.sock" --json show mail 2>/dev/null | has '"deployed": *"ok"' && break
 	sleep 0.02
 done
 pass "a self-signed certificate copied over is kept but not adopted (shown foreign); the issued one is taken back when put back"
@@ -142,7 +142,7 @@ sleep 1
 [ "$(sha "$T/out/mail.pem")" = "$(sha "$T/admin1.pem")" ] || fail "the administrator's certificate was overwritten"
 admin_end=$(openssl x509 -in "$T/admin1.pem" -noout -enddate | cut -d= -f2)
 admin_end=$(date -u -d "$admin_end" +%Y-%m-%d)
-grep "mail: valid until $admin_end" "$T/agent.log" | grep -q "next renewal" ||
+grep "mail: valid until $admin_end" "$T/agent.log" | has "next renewal" ||
 	fail "not rescheduled for the new certificate (until $admin_end)"
 grep -q '"serial": "'"$(openssl x509 -in "$T/admin1.pem" -noout -serial | cut -d= -f2)"'"' \
 	"$T/state/certs/mail.json" || fail "the accepted certificate is not a generation in the state"

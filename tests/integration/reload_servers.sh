@@ -74,7 +74,7 @@ once "$T/log1"
 [ $rc = 0 ] || { cat "$T/log1"; fail "first pass exited $rc"; }
 s1=$(serial_of "$T/tls/mail.pem")
 for u in "smtp://127.0.0.1:$smtp?sni=mail.example.test" "imap://127.0.0.1:$imap" "imaps://127.0.0.1:$imaps"; do
-	grep "mail: verified: " "$T/log1" | grep -qF "$u: ok" || { cat "$T/log1"; fail "$u not verified"; }
+	grep "mail: verified: " "$T/log1" | has -F "$u: ok" || { cat "$T/log1"; fail "$u not verified"; }
 done
 [ "$(served smtp "$smtp")" = "$s1" ] || fail "s_client -starttls smtp does not see $s1"
 [ "$(served imap "$imap")" = "$s1" ] || fail "s_client -starttls imap does not see $s1"

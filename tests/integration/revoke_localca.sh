@@ -53,9 +53,9 @@ awk -F'\t' -v s="$s1" '$1 == "R" && $4 == s && $3 ~ /^[0-9]+Z,keyCompromise$/ {f
 	"$T/ca/index.txt" || fail "index.txt has no R line for $s1 with keyCompromise: $(cat "$T/ca/index.txt")"
 openssl crl -in "$T/ca/crl.pem" -noout -text >"$T/crl.txt" || fail "crl.pem is not a CRL"
 grep -q "Serial Number: $s1\$" "$T/crl.txt" || { cat "$T/crl.txt" >&2; fail "the CRL does not list $s1"; }
-grep -A4 "Serial Number: $s1\$" "$T/crl.txt" | grep -q "Key Compromise" ||
+grep -A4 "Serial Number: $s1\$" "$T/crl.txt" | has "Key Compromise" ||
 	{ cat "$T/crl.txt" >&2; fail "the CRL entry for $s1 has no keyCompromise reason"; }
-openssl crl -in "$T/ca/crl.pem" -noout -CAfile "$T/ca/cacert.pem" 2>&1 | grep -q "verify OK" ||
+openssl crl -in "$T/ca/crl.pem" -noout -CAfile "$T/ca/cacert.pem" 2>&1 | has "verify OK" ||
 	fail "the CRL does not verify with the CA certificate"
 grep -q "mail: revoked certificate $s1 with issuer local (reason keyCompromise)" "$T/agent.log" ||
 	fail "the revocation is not logged"

@@ -35,7 +35,7 @@ stop_agent
 grep -q "renewal failed" "$T/agent.log" && fail "a renewal failed: $(grep 'renewal failed' "$T/agent.log")"
 n=$(grep -c "mail: renewed: serial" "$T/agent.log")
 [ "$(issued)" = "$n" ] || fail "$(issued) certificates issued for $n renewals"
-grep "mail: renewed: serial" "$T/agent.log" | grep -q "next renewal .* (in 9s\|next renewal .* (in 10s" ||
+grep "mail: renewed: serial" "$T/agent.log" | has "next renewal .* (in 9s\|next renewal .* (in 10s" ||
 	fail "the next renewal is not at half of the 20 s: $(grep 'mail: renewed' "$T/agent.log")"
 for gap in $(gaps); do
 	# Half of 20 s, less up to 1 s of jitter; slack for a loaded machine.

@@ -145,7 +145,7 @@ echo "# $((EACH * 3)) renewals: $queries postmap -q lookups, $misses unanswered"
 [ "$queries" -ge 30 ] || fail "only $queries lookups during the renewals"
 verified=$(grep " [abc]: verified: " "$T/agent.log" | grep "smtp://" | grep "imap://" | grep -c "imaps://")
 [ "$verified" -ge $((EACH * 3)) ] || fail "only $verified renewals verified through SNI"
-ls -a "$T/postfix" | grep -q '^\.certsync-sni-' && fail "a temp directory is left beside the map"
+ls -a "$T/postfix" | has '^\.certsync-sni-' && fail "a temp directory is left beside the map"
 grep -q "warning: .*\(sni\|key\|certificate\)" "$T/postfix/maillog" &&
 	{ grep warning "$T/postfix/maillog" | tail -5; fail "Postfix warned about the map or a certificate"; }
 pass "$((EACH * 3)) renewals, each verified through SNI on SMTP, IMAP and IMAPS; $queries map lookups, none unanswered"

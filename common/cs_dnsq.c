@@ -296,3 +296,61 @@ int cs_dnsq_parse(const unsigned char *msg_buf, size_t len, struct cs_dnsq_answe
 		take_records(&msg, a);
 	return 0;
 }
+
+/* A question on the thread pool. */
+struct dnsq_job {
+	uv_work_t req;
+	char *server, *owner;
+	int timeout_ms, status;
+	struct cs_dnsq_answer a;
+	char err[600];
+	cs_dnsq_cb cb;
+	void *arg;
+};
+
+static void dnsq_work(uv_work_t *req)
+{
+	struct dnsq_job *j = req->data;
+
+	j->status = cs_dnsq_tlsa(j->server, j->owner, j->timeout_ms, &j->a, j->err, sizeof(j->err));
+}
+
+static void dnsq_done(uv_work_t *req, int status)
+{
+	struct dnsq_job *j = req->data;
+
+	if (status < 0 && j->status == 0) {
+		j->status = status;
+		snprintf(j->err, sizeof(j->err), "resolver %s: the question for %s was cancelled",
+			 j->server, j->owner);
+	}
+	j->cb(j->arg, j->status, j->status == 0 ? &j->a : NULL, j->err);
+	free(j->server);
+	free(j->owner);
+	free(j);
+}
+
+int cs_dnsq_tlsa_start(uv_loop_t *loop, const char *server, const char *owner, int timeout_ms,
+		       cs_dnsq_cb cb, void *arg)
+{
+	struct dnsq_job *j = calloc(1, sizeof(*j));
+	int rc;
+
+	if (j == NULL || (j->server = strdup(server)) == NULL || (j->owner = strdup(owner)) == NULL) {
+		if (j != NULL)
+			free(j->server);
+		free(j);
+		return -ENOMEM;
+	}
+	j->req.data = j;
+	j->timeout_ms = timeout_ms;
+	j->cb = cb;
+	j->arg = arg;
+	if ((rc = uv_queue_work(loop, &j->req, dnsq_work, dnsq_done)) < 0) {
+		free(j->server);
+		free(j->owner);
+		free(j);
+		return rc;
+	}
+	return 0;
+}

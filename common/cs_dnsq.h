@@ -7,7 +7,10 @@
  * The question goes over UDP (EDNS0, 1232 bytes, DO set so that a
  * validating resolver returns AD) and again over TCP when the answer is
  * truncated. The answer is parsed with libresolv's ns_parserr. Blocking,
- * bounded by a timeout: call it from a work-queue thread.
+ * bounded by a timeout: call it from a work-queue thread, or through
+ * cs_dnsq_tlsa_start. The agent asks through its network process
+ * (cs_netproc_dnsq_start), so that the privileged parent never reads a
+ * byte a resolver sent.
  */
 #ifndef CS_DNSQ_H
 #define CS_DNSQ_H
@@ -17,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 /* At most this many TLSA records of one RRset are kept (the rest are counted). */
 #define CS_DNSQ_MAX_RECS 16
@@ -52,5 +56,19 @@ int cs_dnsq_parse(const unsigned char *msg, size_t len, struct cs_dnsq_answer *a
  */
 int cs_dnsq_tlsa(const char *server, const char *owner, int timeout_ms, struct cs_dnsq_answer *a,
 		 char *err, size_t errlen);
+
+/*
+ * What cs_dnsq_tlsa_start calls on the loop: status 0 with the answer a, or
+ * a negative errno with err saying what failed (a NULL).
+ */
+typedef void (*cs_dnsq_cb)(void *arg, int status, const struct cs_dnsq_answer *a,
+			   const char *err);
+
+/*
+ * cs_dnsq_tlsa on loop's thread pool, cb called on the loop when it ends.
+ * Returns 0, or a negative errno (cb is then not called).
+ */
+int cs_dnsq_tlsa_start(uv_loop_t *loop, const char *server, const char *owner, int timeout_ms,
+		       cs_dnsq_cb cb, void *arg);
 
 #endif

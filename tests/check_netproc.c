@@ -12,7 +12,10 @@
  * test message in a release build, and malformed frames. And what netproc
  * takes of a probe's TLSA records (NP_T_TLSA in NP_P_PROBE): as many as were
  * sent, byte for byte, at most CS_PROBE_DANE_MAX, each with the data length
- * of its matching type.
+ * of its matching type. And the resolver's answers netproc sends for the
+ * DANE looks (NP_N_DNSA): taken field for field, refused for another
+ * request's id, with more records than an answer keeps, or a record no
+ * parse of a DNS message gives.
  */
 #include "cs_b64url.h"
 #include "netproc_fixture.h"
@@ -331,6 +334,91 @@ START_TEST(test_netproc_probe_tlsa_too_long)
 }
 END_TEST
 
+/* Records for answers: i-th one "3 1 1" with data bytes i + 1, the second "2 1 2". */
+static void dns_recs(struct cs_dnsq_answer *a, size_t n)
+{
+	for (size_t i = 0; i < n && i < CS_DNSQ_MAX_RECS; i++) {
+		a->recs[i] = (struct cs_tlsa_rec){ .usage = 3, .selector = 1, .mtype = 1, .len = 32 };
+		memset(a->recs[i].data, (int)i + 1, 32);
+	}
+	if (n > 1) {
+		a->recs[1] = (struct cs_tlsa_rec){ .usage = 2, .selector = 1, .mtype = 2, .len = 64 };
+		memset(a->recs[1].data, 0xee, 64);
+	}
+	a->n = n;
+}
+
+/* NP_N_DNSA for request id: status, and the answer a when status is 0. */
+static void dnsa_frame(struct cs_frame_buf *b, uint64_t id, int status, const struct cs_dnsq_answer *a)
+{
+	cs_frame_begin(b, NP_N_DNSA, id);
+	np_proto_put_status(b, status);
+	if (status != 0)
+		cs_frame_str(b, NP_T_ERROR, "resolver 127.0.0.1:53: no answer for x TLSA: timed out");
+	else
+		np_proto_put_answer(b, a);
+}
+
+START_TEST(test_netproc_dns_answer)
+{
+	struct np_permit_ctx ctx = { fx_find_issuer, fx_find_req, NULL, false };
+	struct cs_dnsq_answer a = { .rcode = 0, .ad = true, .ttl = 4, .n_other = 1 }, got;
+	struct cs_frame_buf b = { 0 };
+	struct cs_frame_msg m;
+	unsigned char rec[3 + 31] = { 3, 1, 1 };
+
+	dns_recs(&a, 2);
+	/* An answer, field for field. */
+	dnsa_frame(&b, 5, 0, &a);
+	ck_assert_int_eq(cs_frame_end(&b), 0);
+	ck_assert_msg(np_permit_check(&ctx, b.p, b.n, &m, why, sizeof(why)) == 0, "%s", why);
+	cs_frame_buf_free(&b);
+	ck_assert_int_eq(np_proto_get_status(&m), 0);
+	ck_assert_int_eq(np_proto_get_answer(&m, &got, why, sizeof(why)), 0);
+	cs_frame_msg_free(&m);
+	ck_assert_int_eq(got.rcode, 0);
+	ck_assert(got.ad);
+	ck_assert_uint_eq(got.ttl, 4);
+	ck_assert_uint_eq(got.n_other, 1);
+	ck_assert_uint_eq(got.n, 2);
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_int_eq(got.recs[i].usage, a.recs[i].usage);
+		ck_assert_int_eq(got.recs[i].mtype, a.recs[i].mtype);
+		ck_assert_uint_eq(got.recs[i].len, a.recs[i].len);
+		ck_assert_int_eq(memcmp(got.recs[i].data, a.recs[i].data, a.recs[i].len), 0);
+	}
+	/* NXDOMAIN without AD, no records; a failure with its reason. */
+	a = (struct cs_dnsq_answer){ .rcode = 3 };
+	dnsa_frame(&b, 5, 0, &a);
+	OK(check_buf(&b, false));
+	dnsa_frame(&b, 5, -ETIMEDOUT, NULL);
+	OK(check_buf(&b, false));
+	/* The answer of another request, or of none; a probe's result for the question. */
+	dnsa_frame(&b, 4, 0, &a);
+	REFUSED(check_buf(&b, false), "another kind");
+	dnsa_frame(&b, 9, 0, &a);
+	REFUSED(check_buf(&b, false), "not in flight");
+	REFUSED(simple(NP_N_PROBED, 5, 0), "another kind");
+	/* No host call for a question: it names no issuer. */
+	REFUSED(simple(NP_N_KEY, 3, 5), "no request of that issuer");
+	/* More records than an answer keeps. */
+	dns_recs(&a, CS_DNSQ_MAX_RECS);
+	dnsa_frame(&b, 5, 0, &a);
+	np_proto_put_tlsa(&b, &(struct cs_probe_dane){ a.recs, 1 });
+	REFUSED(check_buf(&b, false), "17 TLSA records: at most 16 are kept");
+	/* A SHA-256 record of 31 bytes: no parse of a DNS message keeps it. */
+	a = (struct cs_dnsq_answer){ .ad = true, .ttl = 4 };
+	dnsa_frame(&b, 5, 0, &a);
+	cs_frame_bytes(&b, NP_T_TLSA, rec, sizeof(rec));
+	REFUSED(check_buf(&b, false), "31 bytes of data for matching type 1");
+	/* An AD bit of 2: the schema refuses the frame. */
+	cs_frame_begin(&b, NP_N_DNSA, 5);
+	np_proto_put_status(&b, 0);
+	cs_frame_u64(&b, NP_T_AD, 2);
+	ck_assert_int_eq(check_buf(&b, false), -EBADMSG);
+}
+END_TEST
+
 Suite *netproc_suite(void)
 {
 	Suite *s = suite_create("netproc");
@@ -344,6 +432,10 @@ Suite *netproc_suite(void)
 	tc = tcase_create("probe");
 	tcase_add_test(tc, test_netproc_probe_tlsa);
 	tcase_add_test(tc, test_netproc_probe_tlsa_too_long);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("dns");
+	tcase_add_checked_fixture(tc, fx_reset, NULL);
+	tcase_add_test(tc, test_netproc_dns_answer);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -133,6 +133,7 @@ static void on_frame(void *arg, const unsigned char *frame, size_t n)
 	case NP_N_DONE:
 	case NP_N_WINDOW:
 	case NP_N_PROBED:
+	case NP_N_DNSA:
 		r = cs_netproc__req_find(m.id);
 		cs_netproc__answer_req(r, &m);
 		break;

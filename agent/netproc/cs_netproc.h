@@ -16,6 +16,7 @@
 #define CS_NETPROC_H
 
 #include "cs_acme.h"
+#include "cs_dnsq.h"
 #include "cs_issuer.h"
 #include "cs_probe.h"
 
@@ -46,6 +47,17 @@ cs_issuer *cs_netproc_acme_new(uv_loop_t *loop, const char *name, const struct c
 int cs_netproc_probe_start(uv_loop_t *loop, const char *url, const char *want_sha256,
 			   const struct cs_probe_dane *dane, int bound_ms, int retry_ms,
 			   cs_probe_cb cb, void *arg);
+
+/*
+ * A TLSA question to the DANE resolver server ("ADDR:PORT"), as
+ * cs_dnsq_tlsa_start (cs_dnsq.h) asks it: in netproc when privilege
+ * separation is on (started for it if needed), so that the parent never
+ * parses what a resolver sent; on this process's thread pool otherwise. The
+ * answer comes back parsed and checked (np_permit). Returns 0, or a negative
+ * errno (cb is then not called).
+ */
+int cs_netproc_dnsq_start(uv_loop_t *loop, const char *server, const char *owner, int timeout_ms,
+			  cs_dnsq_cb cb, void *arg);
 
 struct cs_netproc_stats {
 	int pid;             /* netproc's pid, 0 when not running */

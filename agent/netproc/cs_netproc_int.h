@@ -38,7 +38,7 @@ struct chall_rec {
 
 struct px;
 
-/* A request of the pipeline's (issue, revoke, renewal info) in flight. */
+/* A request of the pipeline's (issue, revoke, renewal info, probe, DNS) in flight. */
 struct preq {
 	TAILQ_ENTRY(preq) link;
 	uint64_t id;
@@ -48,7 +48,7 @@ struct preq {
 	char **names;
 	enum cs_usage usage;
 	struct cs_der replaces;
-	char *url, *want; /* NP_PROBE */
+	char *url, *want; /* NP_PROBE; NP_DNSQ: the resolver, the owner name */
 	struct cs_tlsa_rec *tlsa; /* NP_PROBE: the records DANE checks, n_tlsa of them */
 	size_t n_tlsa;
 	char *order_url;  /* NP_ISSUE: the order netproc created, for the next one to resume */
@@ -58,6 +58,7 @@ struct preq {
 		cs_issuer_done_cb done;
 		cs_issuer_window_cb window;
 		cs_probe_cb probe;
+		cs_dnsq_cb dnsq;
 	} cb;
 	void *arg;
 	unsigned gen;   /* the netproc it was sent to, 0: not sent */

@@ -44,7 +44,8 @@ void cs_netproc__send_open(struct px *p)
 void cs_netproc__send_req(struct preq *r)
 {
 	struct cs_frame_buf b = { 0 };
-	static const uint16_t types[] = { NP_P_ISSUE, NP_P_REVOKE, NP_P_ARI, NP_P_PROBE };
+	static const uint16_t types[] = { NP_P_ISSUE, NP_P_REVOKE, NP_P_ARI, NP_P_PROBE,
+					  NP_P_DNSQ };
 
 	r->gen = S.gen;
 	r->sends++;
@@ -58,6 +59,13 @@ void cs_netproc__send_req(struct preq *r)
 		cs_frame_u64(&b, NP_T_BOUND, (uint64_t)r->bound_ms);
 		cs_frame_u64(&b, NP_T_RETRY, (uint64_t)r->retry_ms);
 		np_proto_put_tlsa(&b, &(struct cs_probe_dane){ r->tlsa, r->n_tlsa });
+		cs_netproc__send_buf(&b, -1);
+		return;
+	}
+	if (r->pr.kind == NP_DNSQ) {
+		cs_frame_str(&b, NP_T_RESOLVER, r->url);
+		cs_frame_str(&b, NP_T_OWNER, r->want);
+		cs_frame_u64(&b, NP_T_BOUND, (uint64_t)r->bound_ms);
 		cs_netproc__send_buf(&b, -1);
 		return;
 	}
@@ -175,6 +183,9 @@ void cs_netproc__req_fail(struct preq *r, int status, const char *error)
 	case NP_PROBE:
 		r->cb.probe(r->arg, false, "", error);
 		break;
+	case NP_DNSQ:
+		r->cb.dnsq(r->arg, status < 0 ? status : -EIO, NULL, error);
+		break;
 	}
 }
 
@@ -224,6 +235,16 @@ void cs_netproc__answer_req(struct preq *r, const struct cs_frame_msg *m)
 			const char *text = cs_frame_str_of(m, NP_T_TEXT);
 			r->cb.probe(r->arg, cs_frame_u64_of(m, NP_T_OK, 0) != 0, served ? served : "",
 				    text ? text : "");
+		} else if (m->type == NP_N_DNSA) {
+			struct cs_dnsq_answer a;
+			char err[200];
+			/* np_permit checked it: a failure here is an answer without records. */
+			if (st == 0 && np_proto_get_answer(m, &a, err, sizeof(err)) < 0) {
+				st = -EPROTO;
+				error = err;
+			}
+			r->cb.dnsq(r->arg, st < 0 ? st : st > 0 ? -st : 0, st == 0 ? &a : NULL,
+				   error ? error : "");
 		} else if (m->type == NP_N_DONE) {
 			r->cb.done(r->arg, st, error);
 		} else {
@@ -559,6 +580,30 @@ int cs_netproc_probe_start(uv_loop_t *loop, const char *url, const char *want_sh
 	r->bound_ms = bound_ms > 0 ? bound_ms : 0;
 	r->retry_ms = retry_ms > 0 ? retry_ms : 0;
 	if (r->url == NULL || r->want == NULL || copy_tlsa(r, dane) < 0) {
+		r->answered = true;
+		cs_netproc__req_free(r);
+		return -ENOMEM;
+	}
+	req_go(r);
+	return 0;
+}
+
+int cs_netproc_dnsq_start(uv_loop_t *loop, const char *server, const char *owner, int timeout_ms,
+			  cs_dnsq_cb cb, void *arg)
+{
+	struct preq *r;
+
+	if (!S.enabled)
+		return cs_dnsq_tlsa_start(loop, server, owner, timeout_ms, cb, arg);
+	S.loop = loop;
+	r = req_new(NULL, NP_DNSQ, arg);
+	if (r == NULL)
+		return -ENOMEM;
+	r->cb.dnsq = cb;
+	r->url = strdup(server);
+	r->want = strdup(owner);
+	r->bound_ms = timeout_ms > 0 && timeout_ms <= 60000 ? timeout_ms : 5000;
+	if (r->url == NULL || r->want == NULL) {
 		r->answered = true;
 		cs_netproc__req_free(r);
 		return -ENOMEM;

@@ -7,7 +7,8 @@
  * acme issuers the parent opens in it, on a libuv loop: the ACME client
  * parses everything the CA sends, and answers the CA's http-01 requests on a
  * socket the parent binds. It also runs the verify probes (cs_probe): the
- * TLS handshakes of the services after a reload. Everything that needs a key or the file system it
+ * TLS handshakes of the services after a reload, and asks the DANE
+ * resolver for TLSA records (cs_dnsq). Everything that needs a key or the file system it
  * asks of the parent through the acme host interface (cs_acme_host.h),
  * forwarded here as host calls (NP_N_KEY, _SIGN, _EAB, _CHALL, _LISTEN). Its
  * log lines go to the parent too (NP_N_LOG). When the parent goes away it
@@ -456,6 +457,40 @@ static void do_probe(struct child *c, const struct cs_frame_msg *m)
 	}
 }
 
+static void on_dnsa(void *arg, int status, const struct cs_dnsq_answer *a, const char *err)
+{
+	struct creq *r = arg;
+	struct cs_frame_buf b = { 0 };
+
+	cs_frame_begin(&b, NP_N_DNSA, r->id);
+	np_proto_put_status(&b, status);
+	if (status != 0)
+		cs_frame_str(&b, NP_T_ERROR, err);
+	else
+		np_proto_put_answer(&b, a);
+	send_frame(r->c, &b, -1);
+	creq_free(r);
+}
+
+/* A TLSA question to the DANE resolver: asked and parsed here, the answer's fields sent back. */
+static void do_dnsq(struct child *c, const struct cs_frame_msg *m)
+{
+	struct creq *r = creq_new(c, m->id);
+	const char *owner = cs_frame_str_of(m, NP_T_OWNER);
+	char msg[300];
+	int rc;
+
+	if (r == NULL)
+		return;
+	cs_debug("TLSA question for %s to %s", owner, cs_frame_str_of(m, NP_T_RESOLVER));
+	rc = cs_dnsq_tlsa_start(&c->loop, cs_frame_str_of(m, NP_T_RESOLVER), owner,
+				(int)cs_frame_u64_of(m, NP_T_BOUND, 0), on_dnsa, r);
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "cannot ask for %s TLSA: %s", owner, strerror(-rc));
+		on_dnsa(r, rc, NULL, msg);
+	}
+}
+
 /* Opens the acme issuer of m; a failure leaves the surrogate that fails its calls with why. */
 static void do_open(struct child *c, const struct cs_frame_msg *m)
 {
@@ -667,6 +702,9 @@ static void on_frame(void *arg, const unsigned char *frame, size_t n)
 		break;
 	case NP_P_PROBE:
 		do_probe(c, &m);
+		break;
+	case NP_P_DNSQ:
+		do_dnsq(c, &m);
 		break;
 #ifdef CS_NETPROC_TEST
 	case NP_P_TEST:

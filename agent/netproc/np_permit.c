@@ -205,13 +205,25 @@ static int check_chall(const struct np_permit_issuer *is, struct np_permit_req *
 	return 0;
 }
 
+/* A resolver's answer: records of the kinds and sizes an answer may hold, and not too many. */
+static int check_answer(const struct cs_frame_msg *m, char *why, size_t len)
+{
+	struct cs_dnsq_answer a;
+	char err[200];
+
+	if (np_proto_get_answer(m, &a, err, sizeof(err)) < 0)
+		return refuse(why, len, "a DNS answer that no parse gives: %s", err);
+	return 0;
+}
+
 /* A host call (NP_N_KEY .. NP_N_LISTEN) for request r of issuer is. */
 static int check_call(const struct np_permit_issuer *is, struct np_permit_req *r,
 		      const struct cs_frame_msg *m, char *why, size_t len)
 {
-	if (r->kind == NP_ARI || r->kind == NP_PROBE)
+	if (r->kind == NP_ARI || r->kind == NP_PROBE || r->kind == NP_DNSQ)
 		return refuse(why, len, "%s for a %s request", m->def->name,
-			      r->kind == NP_ARI ? "renewal-info" : "probe");
+			      r->kind == NP_ARI ? "renewal-info" : r->kind == NP_PROBE ? "probe" :
+										 "DNS");
 	switch (m->type) {
 	case NP_N_KEY:
 		return 0;
@@ -254,15 +266,17 @@ static int check(const struct np_permit_ctx *ctx, const struct cs_frame_msg *m, 
 	case NP_N_DONE:
 	case NP_N_WINDOW:
 	case NP_N_PROBED:
+	case NP_N_DNSA:
 		r = ctx->req(ctx->arg, m->id);
 		if (r == NULL)
 			return refuse(why, len, "%s for request %llu, which is not in flight",
 				      m->def->name, (unsigned long long)m->id);
 		if ((m->type == NP_N_ISSUED) != (r->kind == NP_ISSUE) ||
 		    (m->type == NP_N_DONE) != (r->kind == NP_REVOKE) ||
-		    (m->type == NP_N_PROBED) != (r->kind == NP_PROBE))
+		    (m->type == NP_N_PROBED) != (r->kind == NP_PROBE) ||
+		    (m->type == NP_N_DNSA) != (r->kind == NP_DNSQ))
 			return refuse(why, len, "%s answers a request of another kind", m->def->name);
-		return 0;
+		return m->type == NP_N_DNSA ? check_answer(m, why, len) : 0;
 	}
 	is = ctx->issuer(ctx->arg, cs_frame_u64_of(m, NP_T_ISSUER, 0));
 	if (is == NULL)

@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum np_kind { NP_ISSUE, NP_REVOKE, NP_ARI, NP_PROBE };
+enum np_kind { NP_ISSUE, NP_REVOKE, NP_ARI, NP_PROBE, NP_DNSQ };
 
 /* What the table knows of an issuer. */
 struct np_permit_issuer {

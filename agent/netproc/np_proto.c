@@ -61,6 +61,15 @@ static const struct cs_frame_fielddef f_probed[] = {
 	U(NP_T_OK, 1, REQ), S(NP_T_SERVED, 256, 0), S(NP_T_TEXT, ERR_MAX, 0),
 };
 
+static const struct cs_frame_fielddef f_dnsq[] = {
+	S(NP_T_RESOLVER, NAME_MAX_, REQ), S(NP_T_OWNER, NAME_MAX_, REQ), U(NP_T_BOUND, 60000, REQ),
+};
+static const struct cs_frame_fielddef f_dnsa[] = {
+	U(NP_T_STATUS, 0xffff, REQ), U(NP_T_NEGATIVE, 1, 0),	 S(NP_T_ERROR, ERR_MAX, 0),
+	U(NP_T_RCODE, 0xfff, 0),     U(NP_T_AD, 1, 0),		 U(NP_T_TTL, 0xffffffff, 0),
+	U(NP_T_OTHER, 0xffff, 0),    B(NP_T_TLSA, 3 + CS_TLSA_DATA_MAX, REP),
+};
+
 static const struct cs_frame_fielddef f_log[] = {
 	U(NP_T_LEVEL, 4, REQ), S(NP_T_TEXT, 4096, REQ),
 };
@@ -101,7 +110,8 @@ static const struct cs_frame_msgdef msgs[] = {
 	M(NP_N_SIGN, f_sign),	  M(NP_N_EAB, f_eab),	 M(NP_N_CHALL, f_chall),
 	M(NP_N_LISTEN, f_hostkey), M(NP_N_ISSUED, f_issued), M(NP_N_DONE, f_status),
 	M(NP_N_WINDOW, f_window), M(NP_N_TEST, f_test),	 M(NP_P_PROBE, f_probe),
-	M(NP_N_PROBED, f_probed), M(NP_N_ORDER, f_order),
+	M(NP_N_PROBED, f_probed), M(NP_N_ORDER, f_order),	 M(NP_P_DNSQ, f_dnsq),
+	M(NP_N_DNSA, f_dnsa),
 };
 
 const struct cs_frame_schema np_proto_schema = { msgs, sizeof(msgs) / sizeof(msgs[0]) };
@@ -168,4 +178,36 @@ int np_proto_get_tlsa(const struct cs_frame_msg *m, struct cs_tlsa_rec *out,
 	}
 	d->n = n;
 	return cs_probe_dane_check(d, err, errlen);
+}
+
+void np_proto_put_answer(struct cs_frame_buf *b, const struct cs_dnsq_answer *a)
+{
+	cs_frame_u64(b, NP_T_RCODE, (uint64_t)a->rcode & 0xfff);
+	cs_frame_u64(b, NP_T_AD, a->ad ? 1 : 0);
+	cs_frame_u64(b, NP_T_TTL, a->ttl);
+	cs_frame_u64(b, NP_T_OTHER, a->n_other > 0xffff ? 0xffff : a->n_other);
+	np_proto_put_tlsa(b, &(struct cs_probe_dane){ (struct cs_tlsa_rec *)a->recs, a->n });
+}
+
+int np_proto_get_answer(const struct cs_frame_msg *m, struct cs_dnsq_answer *a, char *err,
+			size_t errlen)
+{
+	struct cs_tlsa_rec recs[CS_PROBE_DANE_MAX];
+	struct cs_probe_dane d;
+	size_t n = cs_frame_count(m, NP_T_TLSA);
+
+	memset(a, 0, sizeof(*a));
+	if (n > CS_DNSQ_MAX_RECS) {
+		snprintf(err, errlen, "%zu TLSA records: at most %d are kept", n, CS_DNSQ_MAX_RECS);
+		return -EINVAL;
+	}
+	if (np_proto_get_tlsa(m, recs, &d, err, errlen) < 0)
+		return -EINVAL;
+	a->rcode = (int)cs_frame_u64_of(m, NP_T_RCODE, 0);
+	a->ad = cs_frame_u64_of(m, NP_T_AD, 0) != 0;
+	a->ttl = (uint32_t)cs_frame_u64_of(m, NP_T_TTL, 0);
+	a->n_other = (size_t)cs_frame_u64_of(m, NP_T_OTHER, 0);
+	a->n = d.n;
+	memcpy(a->recs, recs, d.n * sizeof(recs[0]));
+	return 0;
 }

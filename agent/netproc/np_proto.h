@@ -14,6 +14,7 @@
 #ifndef NP_PROTO_H
 #define NP_PROTO_H
 
+#include "cs_dnsq.h"
 #include "cs_frame.h"
 #include "cs_probe.h"
 
@@ -34,6 +35,7 @@ enum np_type {
 	NP_P_FAIL,       /* a host call refused or failed */
 	NP_P_TEST,       /* test builds only: do a forbidden thing, say what happened */
 	NP_P_PROBE,      /* id = request: a verify probe */
+	NP_P_DNSQ,       /* id = request: a TLSA question to the DANE resolver */
 
 	/* netproc -> parent */
 	NP_N_READY = 32, /* sandboxed; ready for work */
@@ -49,6 +51,7 @@ enum np_type {
 	NP_N_TEST,       /* test builds only: the answer to NP_P_TEST */
 	NP_N_PROBED,     /* id = request: the probe's result */
 	NP_N_ORDER,      /* id = request: the order it created (resumed by the next netproc) */
+	NP_N_DNSA,       /* id = request: the resolver's answer, parsed (np_proto_put_answer) */
 };
 
 enum np_tag {
@@ -100,6 +103,12 @@ enum np_tag {
 	NP_T_SERVED,       /* str: the SHA-256 served */
 	NP_T_ORDER_URL,    /* str: an order to resume (NP_P_ISSUE) or created (NP_N_ORDER) */
 	NP_T_TLSA,         /* bytes, repeated: a TLSA record a probe checks (np_proto_put_tlsa) */
+	NP_T_RESOLVER,     /* str: "ADDR:PORT" of the validating resolver */
+	NP_T_OWNER,        /* str: the TLSA owner name asked for */
+	NP_T_RCODE,        /* u64: the answer's rcode */
+	NP_T_AD,           /* u64: 0/1, the answer's AD bit */
+	NP_T_TTL,          /* u64: the smallest TTL of the TLSA records */
+	NP_T_OTHER,        /* u64: TLSA records of the answer not kept */
 };
 
 /* The schema of every message, for cs_frame_parse. */
@@ -127,5 +136,15 @@ void np_proto_put_tlsa(struct cs_frame_buf *b, const struct cs_probe_dane *d);
  */
 int np_proto_get_tlsa(const struct cs_frame_msg *m, struct cs_tlsa_rec *out,
 		      struct cs_probe_dane *d, char *err, size_t errlen);
+
+/* A resolver's answer (cs_dnsq.h) as fields of b: rcode, AD, TTL, the records as NP_T_TLSA. */
+void np_proto_put_answer(struct cs_frame_buf *b, const struct cs_dnsq_answer *a);
+
+/*
+ * The answer in m into *a. Returns 0, or -EINVAL with why in err: more than
+ * CS_DNSQ_MAX_RECS records, or one np_proto_get_tlsa refuses.
+ */
+int np_proto_get_answer(const struct cs_frame_msg *m, struct cs_dnsq_answer *a, char *err,
+			size_t errlen);
 
 #endif

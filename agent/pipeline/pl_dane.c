@@ -1,13 +1,14 @@
 /*
  * pl_dane - a cert's DANE rollover in the pipeline (the rules are
- * cs_dane.c's): a periodic look, on the work queue, that stages the next
- * key, publishes "current + next" (and deletes what has retired), and asks
- * the validating resolver what it sees; the key a renewal takes (the next
- * one only once its record has been visible for 2 x TTL, else the current
- * one); what show, `certsyncctl dane` and the metrics say.
+ * cs_dane.c's): a periodic look that stages the next key and publishes
+ * "current + next" (deleting what has retired) on the work queue, then asks
+ * the validating resolver what it sees, through netproc; the key a renewal
+ * takes (the next one only once its record has been visible for 2 x TTL,
+ * else the current one); what show, `certsyncctl dane` and the metrics say.
  */
 #include "pl_int.h"
 #include "cs_key.h"
+#include "cs_netproc.h"
 #include "cs_tlsa.h"
 
 #include <errno.h>
@@ -17,7 +18,20 @@
 
 #define DANE_QUERY_MS 5000
 
-/* One look: a copy of the state in, the new state and the resolver's view out. */
+struct dane_job;
+
+/* One owner's question: its answer goes to j->ans[i]. */
+struct dane_q {
+	struct dane_job *j;
+	size_t i;
+};
+
+/*
+ * One look: a copy of the state in, the new state and the resolver's view
+ * out. On the work queue: the next key staged and the records published;
+ * then the questions, through netproc (cs_netproc_dnsq_start); then, on the
+ * work queue again, the state saved.
+ */
 struct dane_job {
 	uv_work_t req;
 	struct cert *c;
@@ -29,6 +43,9 @@ struct dane_job {
 	size_t n_owners;
 	char owners[CS_DANE_MAX_OWNERS][CS_DANE_OWNER_MAX];
 	struct cs_dnsq_answer ans[CS_DANE_MAX_OWNERS];
+	struct dane_q q[CS_DANE_MAX_OWNERS];
+	size_t pending;         /* questions not answered yet, and 1 while they are asked */
+	char qerr[600];         /* the first question that failed, "": none */
 	char next[CS_DANE_HEX];
 	bool staged, updated;   /* a new next key was made; an update ran */
 	struct cs_dane_changes ch;
@@ -86,11 +103,12 @@ static void stage_next(struct dane_job *j)
 	EVP_PKEY_free(k);
 }
 
+/* Work queue: the next key staged, the records planned and published. */
 static void dane_work(uv_work_t *req)
 {
 	struct dane_job *j = req->data;
 	const struct cs_cfg_dane *d = &j->cfg->dane;
-	char err[600] = "", qerr[600] = "";
+	char err[600] = "";
 
 	if (d->usage == 3)
 		stage_next(j);
@@ -102,15 +120,71 @@ static void dane_work(uv_work_t *req)
 		j->updated = true;
 	}
 	j->n_owners = cs_dane_owners(j->cfg, j->owners, CS_DANE_MAX_OWNERS);
-	for (size_t i = 0; i < j->n_owners; i++)
-		if (cs_dnsq_tlsa(d->resolver, j->owners[i], DANE_QUERY_MS, &j->ans[i], err,
-				 sizeof(err)) < 0 &&
-		    qerr[0] == '\0')
-			snprintf(qerr, sizeof(qerr), "%s", err);
-	cs_dane_observe(&j->st, d->usage, j->ans, j->n_owners, qerr[0] ? qerr : NULL, j->now);
+}
+
+/* Work queue: the state saved. */
+static void dane_save(uv_work_t *req)
+{
+	struct dane_job *j = req->data;
+
 	if (cs_dane_save(j->state_dir, j->cfg->name, &j->st, j->save_err, sizeof(j->save_err)) < 0)
 		return;
 	j->save_err[0] = '\0';
+}
+
+static void dane_done(uv_work_t *req, int status);
+
+/* One answer (or failure) less to wait for; after the last, the view observed and saved. */
+static void dane_answered(struct dane_job *j)
+{
+	struct cs_pipeline *pl = j->c->pl;
+
+	if (--j->pending > 0)
+		return;
+	cs_dane_observe(&j->st, j->cfg->dane.usage, j->ans, j->n_owners,
+			j->qerr[0] ? j->qerr : NULL, j->now);
+	if (pl->closing || pl->tearing_down || pl->draining ||
+	    uv_queue_work(pl->loop, &j->req, dane_save, dane_done) < 0) {
+		snprintf(j->save_err, sizeof(j->save_err), "the state was not saved this time");
+		dane_done(&j->req, UV_ECANCELED);
+	}
+}
+
+static void on_answer(void *arg, int status, const struct cs_dnsq_answer *a, const char *err)
+{
+	struct dane_q *q = arg;
+	struct dane_job *j = q->j;
+
+	if (status == 0 && a != NULL)
+		j->ans[q->i] = *a;
+	else if (j->qerr[0] == '\0')
+		snprintf(j->qerr, sizeof(j->qerr), "%s", err && err[0] ? err : strerror(-status));
+	dane_answered(j);
+}
+
+/* After the publishing: a question for each owner, asked by netproc. */
+static void dane_published(uv_work_t *req, int status)
+{
+	struct dane_job *j = req->data;
+	struct cs_pipeline *pl = j->c->pl;
+	int rc;
+
+	(void)status;
+	j->pending = 1;
+	for (size_t i = 0; i < j->n_owners && !pl->closing && !pl->tearing_down && !pl->draining;
+	     i++) {
+		j->q[i] = (struct dane_q){ j, i };
+		j->pending++;
+		rc = cs_netproc_dnsq_start(pl->loop, j->cfg->dane.resolver, j->owners[i],
+					   DANE_QUERY_MS, on_answer, &j->q[i]);
+		if (rc < 0) {
+			j->pending--;
+			if (j->qerr[0] == '\0')
+				snprintf(j->qerr, sizeof(j->qerr), "resolver %s: cannot ask for %s TLSA: %s",
+					 j->cfg->dane.resolver, j->owners[i], strerror(-rc));
+		}
+	}
+	dane_answered(j);
 }
 
 /* The log lines of a look: what changed, and problems when they change. */
@@ -210,7 +284,7 @@ void pl_dane_look(struct cert *c)
 	j->now = pl_now(pl);
 	j->st = d->st;
 	deployed_record(c, j->cur, sizeof(j->cur));
-	if (uv_queue_work(pl->loop, &j->req, dane_work, dane_done) < 0) {
+	if (uv_queue_work(pl->loop, &j->req, dane_work, dane_published) < 0) {
 		free(j);
 		c->dane_next = pl_now(pl) + 60;
 		return;

@@ -60,6 +60,7 @@ static void on_ready(void)
 	struct preq *r, *next;
 
 	S.state = SUP_READY;
+	S.ready = true;
 	uv_timer_stop(&S.timer);
 	cs_info("netproc: ready (pid %d)", S.proc.pid);
 	TAILQ_FOREACH(p, &S.issuers, link)
@@ -216,6 +217,16 @@ static void on_timer_closed(uv_handle_t *h)
 	S.timer_open = false;
 }
 
+/* Nothing can reach the network now: every request that waits fails with why. */
+static void fail_waiting(const char *why)
+{
+	while (!TAILQ_EMPTY(&S.reqs)) {
+		struct preq *r = TAILQ_FIRST(&S.reqs);
+		cs_netproc__req_fail(r, -EIO, why);
+		cs_netproc__req_free(r);
+	}
+}
+
 /* What is left of a netproc that is gone: requests are sent again or failed. */
 static void after_death(bool violation, const char *why)
 {
@@ -275,6 +286,17 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int sig)
 		       "again)", proc->pid, why, n);
 	}
 	after_death(was_killed, was_killed ? "it broke the protocol" : why);
+	/*
+	 * One that never said it was ready cannot start (a missing user, a
+	 * sandbox the kernel refuses): what waits fails now, as when it cannot
+	 * be spawned, rather than wait through restart after restart.
+	 */
+	if (!S.ready) {
+		char msg[256];
+		snprintf(msg, sizeof(msg),
+			 "the network process %s before it was ready (see the log)", why);
+		fail_waiting(msg);
+	}
 	S.state = SUP_IDLE;
 	S.young_deaths = age < YOUNG_MS && !S.proven ? S.young_deaths + 1 : 0;
 	if (S.young_deaths > 1) {
@@ -438,6 +460,7 @@ void cs_netproc__start(void)
 	S.gen++;
 	S.starts++;
 	S.proven = false;
+	S.ready = false;
 	S.started_ms = uv_now(S.loop);
 	S.state = SUP_STARTING;
 	cs_info("netproc: started (pid %d)", S.proc.pid);
@@ -446,11 +469,7 @@ void cs_netproc__start(void)
 failed:
 	/* Nothing can reach the CA: fail what waits, try again later. */
 	after_death(false, err[0] ? err : "it cannot start");
-	while (!TAILQ_EMPTY(&S.reqs)) {
-		struct preq *r = TAILQ_FIRST(&S.reqs);
-		cs_netproc__req_fail(r, -EIO, "the network process cannot start (see the log)");
-		cs_netproc__req_free(r);
-	}
+	fail_waiting("the network process cannot start (see the log)");
 	S.restarts++;
 	timer_start(BACKOFF_MAX_MS);
 }
@@ -500,6 +519,11 @@ void cs_netproc__stop(void)
 
 void cs_netproc_enable(const char *program, const char *user, const char *state_dir)
 {
+#ifdef CS_NETPROC_TEST
+	/* Test builds: under valgrind /proc/self/exe is valgrind; a test may name another. */
+	if (getenv("CERTSYNC_TEST_NETPROC_PROGRAM") != NULL)
+		program = getenv("CERTSYNC_TEST_NETPROC_PROGRAM");
+#endif
 	free(S.program);
 	free(S.user);
 	free(S.root);

@@ -109,6 +109,7 @@ struct cs_netproc__sup {
 	uint64_t starts, restarts, violations;
 	unsigned young_deaths;
 	bool proven; /* this netproc answered a request with success */
+	bool ready;  /* this netproc said NP_N_READY */
 	uint64_t started_ms;
 	TAILQ_HEAD(, px) issuers;
 	TAILQ_HEAD(, preq) reqs;

@@ -10,7 +10,8 @@
 #      renew_before = 99%: it starts, renews on its timer, then SIGTERM.
 # The cert "mail" has dane = 3 1 1 (a hook that does nothing, a resolver
 # that does not answer): its next key is staged, its records "published",
-# the resolver asked in vain, and its renewals keep the current key. A
+# the resolver asked in vain (through netproc), and its renewals keep the
+# current key. A
 # [notify] section runs a command for every renewal.
 # Each under --leak-check=full --errors-for-leak-kinds=definite
 # --error-exitcode=1; suppressions (tests/bench/valgrind.supp) name only
@@ -23,6 +24,11 @@ D=$build/agent/certsyncd
 command -v valgrind >/dev/null || { echo "SKIP: valgrind is not installed"; exit 77; }
 [ -x "$D" ] || { echo "no $D: build first (cmake --build $build)"; exit 2; }
 T=$(mktemp -d /tmp/cs-valgrind.XXXXXX)
+# netproc (which asks the DANE resolver) is the parent's binary run again as
+# /proc/self/exe, which is valgrind under valgrind: a test build takes the
+# binary's path instead. netproc itself runs outside valgrind (its seccomp
+# filter would not let valgrind run).
+export CERTSYNC_TEST_NETPROC_PROGRAM=$D
 agent=
 finish() {
 	[ -n "$agent" ] && kill -9 "$agent" 2>/dev/null || true

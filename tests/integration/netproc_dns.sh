@@ -6,8 +6,9 @@
 # answer is parsed (and refused) in netproc: the parent logs netproc's
 # reason, DANE is not ok (certsyncctl dane, exit 1) and netproc is neither
 # killed nor restarted (it runs while a question waits, and stops between
-# the looks when no acme issuer needs it). Renewals go on with the current key. Needs root (netproc's
-# user).
+# the looks when no acme issuer needs it). Renewals go on with the current
+# key. And a netproc that cannot start fails the question at once instead of
+# leaving it (and the agent's SIGTERM) waiting. Needs root (netproc's user).
 . "$(dirname "$0")/lib.bash"
 
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root for netproc"; exit 77; }
@@ -63,3 +64,19 @@ wait_until 20 renewed || { log_tail; fail "the cert was not issued"; }
 [ "$(count 'mail: renewal failed')" = 0 ] || { log_tail; fail "a renewal failed"; }
 stop_agent
 pass "the cert was issued all the same"
+
+# A netproc that cannot start (here: a test build's CERTSYNC_TEST_NETPROC_PROGRAM
+# makes it /bin/false, as a missing user or a refused sandbox would): the
+# look's question fails at once with the reason, rather than wait through
+# restart after restart, and SIGTERM stops the agent.
+mv "$T/agent.log" "$T/agent1.log"
+CERTSYNC_TEST_NETPROC_PROGRAM=/bin/false spawn_agent
+cannot() { grep -q "DANE: the network process exited with status 1 before it was ready" "$T/agent.log"; }
+wait_until 20 cannot || { log_tail; fail "the question does not fail when netproc cannot start"; }
+ctl dane mail
+[ "$rc" = 1 ] && grep -q "before it was ready" "$T/stdout" || { cat "$T/stdout" >&2; fail "certsyncctl dane does not say netproc cannot start"; }
+kill -TERM "$agent"
+gone() { ! kill -0 "$agent" 2>/dev/null; }
+wait_until 15 gone || { log_tail; fail "the agent did not stop within 15 s of SIGTERM"; }
+wait "$agent" || fail "the agent exited non-zero after SIGTERM"
+pass "a netproc that cannot start fails the question at once ($(grep -m1 'before it was ready' "$T/agent.log" | cut -c25-)); SIGTERM stops the agent"

@@ -202,6 +202,17 @@ static void timer_start(uint64_t ms)
 	uv_timer_start(&S.timer, on_timer, ms, 0);
 }
 
+static void on_timer_closed(uv_handle_t *h);
+
+/* No timer any more: nothing waits for a start, a ready or a stop. */
+static void timer_close(void)
+{
+	if (S.timer_open && !uv_is_closing((uv_handle_t *)&S.timer)) {
+		uv_timer_stop(&S.timer);
+		uv_close((uv_handle_t *)&S.timer, on_timer_closed);
+	}
+}
+
 static void on_proc_closed(uv_handle_t *h)
 {
 	(void)h;
@@ -273,8 +284,8 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int sig)
 		after_death(false, why);
 		if (cs_netproc__needed()) /* asked for again while it stopped */
 			timer_start(0);
-		else if (S.timer_open)
-			uv_close((uv_handle_t *)&S.timer, on_timer_closed);
+		else
+			timer_close();
 		return;
 	}
 	if (!was_killed) {
@@ -305,7 +316,11 @@ static void on_proc_exit(uv_process_t *proc, int64_t status, int sig)
 			delay = BACKOFF_MAX_MS;
 	}
 	S.restarts++;
-	timer_start(delay);
+	/* Started again after the pause when something still needs it, else when asked. */
+	if (cs_netproc__needed())
+		timer_start(delay);
+	else
+		timer_close();
 }
 
 /* A protocol violation (or a hang): log it, kill netproc; its death fails the requests. */
@@ -471,7 +486,10 @@ failed:
 	after_death(false, err[0] ? err : "it cannot start");
 	fail_waiting("the network process cannot start (see the log)");
 	S.restarts++;
-	timer_start(BACKOFF_MAX_MS);
+	if (cs_netproc__needed())
+		timer_start(BACKOFF_MAX_MS);
+	else
+		timer_close();
 }
 
 /* True while the netproc of generation gen runs and talks to us. */
@@ -503,10 +521,7 @@ void cs_netproc__maybe_stop(void)
 void cs_netproc__stop(void)
 {
 	if (S.state == SUP_IDLE) {
-		if (S.timer_open) {
-			uv_timer_stop(&S.timer);
-			uv_close((uv_handle_t *)&S.timer, on_timer_closed);
-		}
+		timer_close();
 		return;
 	}
 	S.state = SUP_STOPPING;

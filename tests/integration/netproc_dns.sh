@@ -69,7 +69,7 @@ pass "the cert was issued all the same"
 # makes it /bin/false, as a missing user or a refused sandbox would): the
 # look's question fails at once with the reason, rather than wait through
 # restart after restart, and SIGTERM stops the agent.
-mv "$T/agent.log" "$T/agent1.log"
+cp "$T/agent.log" "$T/agent1.log"
 CERTSYNC_TEST_NETPROC_PROGRAM=/bin/false spawn_agent
 cannot() { grep -q "DANE: the network process exited with status 1 before it was ready" "$T/agent.log"; }
 wait_until 20 cannot || { log_tail; fail "the question does not fail when netproc cannot start"; }

@@ -143,8 +143,7 @@ static void dane_answered(struct dane_job *j)
 		return;
 	cs_dane_observe(&j->st, j->cfg->dane.usage, j->ans, j->n_owners,
 			j->qerr[0] ? j->qerr : NULL, j->now);
-	if (pl->closing || pl->tearing_down || pl->draining ||
-	    uv_queue_work(pl->loop, &j->req, dane_save, dane_done) < 0) {
+	if (pl_stopping(pl) || uv_queue_work(pl->loop, &j->req, dane_save, dane_done) < 0) {
 		snprintf(j->save_err, sizeof(j->save_err), "the state was not saved this time");
 		dane_done(&j->req, UV_ECANCELED);
 	}
@@ -171,8 +170,7 @@ static void dane_published(uv_work_t *req, int status)
 
 	(void)status;
 	j->pending = 1;
-	for (size_t i = 0; i < j->n_owners && !pl->closing && !pl->tearing_down && !pl->draining;
-	     i++) {
+	for (size_t i = 0; i < j->n_owners && !pl_stopping(pl); i++) {
 		j->q[i] = (struct dane_q){ j, i };
 		j->pending++;
 		rc = cs_netproc_dnsq_start(pl->loop, j->cfg->dane.resolver, j->owners[i],
@@ -228,7 +226,7 @@ static void dane_done(uv_work_t *req, int status)
 	(void)status;
 	pl_inflight_dec(pl);
 	c->dane_busy = false;
-	if (pl->closing || pl->tearing_down || pl->draining || d == NULL) {
+	if (pl_stopping(pl) || d == NULL) {
 		free(j);
 		pl_maybe_quiesced(pl);
 		return;
@@ -271,7 +269,7 @@ void pl_dane_look(struct cert *c)
 	struct dane_job *j;
 
 	c->dane_next = 0;
-	if (pl->once || pl->closing || pl->draining || pl->tearing_down || c->dane_busy)
+	if (pl->once || pl_stopping(pl) || c->dane_busy)
 		return;
 	if ((d = pl_dane_get(c)) == NULL || (j = calloc(1, sizeof(*j))) == NULL) {
 		c->dane_next = pl_now(pl) + 60;
